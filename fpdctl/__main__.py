@@ -1,0 +1,6 @@
+"""``python -m fpdctl``."""
+
+from fpdctl.cli.app import run
+
+if __name__ == "__main__":
+    run()

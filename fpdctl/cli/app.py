@@ -1,0 +1,104 @@
+"""The ``fpdctl`` Typer application and the ``main()`` entry point.
+
+``main()`` runs Click in non-standalone mode so that every failure becomes exactly one
+``error: ...`` line with exit code 2 (usage or input) or 1 (runtime), and a traceback only with
+``FPDCTL_DEBUG=1``.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+import sys
+
+import click
+import typer
+
+from fpdctl import __version__
+from fpdctl.errors import FpdError
+
+# Each module defines ``register(app)``; the order is the order of ``fpdctl --help``.
+COMMAND_MODULES: tuple[str, ...] = (
+    "profile",
+)
+
+app = typer.Typer(
+    name="fpdctl",
+    help=(
+        "Fast Pose Distillation toolkit: profile, prune, train, distill, evaluate, export and "
+        "benchmark Stacked Hourglass pose models."
+    ),
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+
+
+def _version_callback(value: bool) -> None:
+    if value:
+        typer.echo(f"fpdctl {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: bool = typer.Option(
+        False, "--version", callback=_version_callback, is_eager=True, help="Show the version and exit."
+    ),
+) -> None:
+    """Fast Pose Distillation toolkit."""
+
+
+for _name in COMMAND_MODULES:
+    importlib.import_module(f"fpdctl.cli.{_name}").register(app)
+
+
+def _debug() -> bool:
+    return os.environ.get("FPDCTL_DEBUG", "") not in ("", "0")
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the CLI and return its exit code (0 ok, 1 runtime failure, 2 usage or input error)."""
+    args = sys.argv[1:] if argv is None else argv
+    try:
+        result = app(args=args, prog_name="fpdctl", standalone_mode=False)
+        return int(result) if isinstance(result, int) else 0
+    except click.exceptions.Exit as exc:
+        return exc.exit_code
+    except click.exceptions.UsageError as exc:
+        if _debug():
+            raise
+        typer.echo(f"error: {exc.format_message()}", err=True)
+        return 2
+    except (click.exceptions.Abort, KeyboardInterrupt):
+        typer.echo("error: interrupted", err=True)
+        return 130
+    except FpdError as exc:
+        if _debug():
+            raise
+        typer.echo(f"error: {exc}", err=True)
+        return exc.exit_code
+    except click.exceptions.ClickException as exc:
+        if _debug():
+            raise
+        typer.echo(f"error: {exc.format_message()}", err=True)
+        return 2
+    except MemoryError:
+        if _debug():
+            raise
+        typer.echo("error: out of memory", err=True)
+        return 1
+    except Exception as exc:  # a bug: one line unless debugging
+        if _debug():
+            raise
+        typer.echo(
+            f"error: unexpected {type(exc).__name__}: {exc} (set FPDCTL_DEBUG=1 for the traceback)",
+            err=True,
+        )
+        return 1
+
+
+def run() -> None:
+    """Console-script entry point."""
+    sys.exit(main())

@@ -1,0 +1,86 @@
+"""Joint sets: MPII's 16 joints, LSP's 14, and the mapping between them.
+
+The MPII order is the one of the official release, pytorch-pose and the FPD code, so heatmap
+channel ``j`` of every model is joint ``j`` below.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class JointSet:
+    """A named, ordered set of body joints.
+
+    Attributes:
+        name: short identifier, e.g. ``"mpii"``.
+        names: joint names in heatmap-channel order.
+        flip_pairs: (left, right) index pairs swapped by a horizontal flip.
+        skeleton: (a, b) index pairs joined by a limb when drawing.
+    """
+
+    name: str
+    names: tuple[str, ...]
+    flip_pairs: tuple[tuple[int, int], ...]
+    skeleton: tuple[tuple[int, int], ...]
+
+    @property
+    def num_joints(self) -> int:
+        return len(self.names)
+
+    def index(self, joint_name: str) -> int:
+        return self.names.index(joint_name)
+
+    def flip_permutation(self) -> list[int]:
+        """The channel order of a horizontally flipped image: ``perm[j]`` is j's mirror joint."""
+        perm = list(range(self.num_joints))
+        for a, b in self.flip_pairs:
+            perm[a], perm[b] = b, a
+        return perm
+
+
+MPII = JointSet(
+    name="mpii",
+    names=(
+        "r_ankle", "r_knee", "r_hip", "l_hip", "l_knee", "l_ankle",
+        "pelvis", "thorax", "upper_neck", "head_top",
+        "r_wrist", "r_elbow", "r_shoulder", "l_shoulder", "l_elbow", "l_wrist",
+    ),
+    flip_pairs=((0, 5), (1, 4), (2, 3), (10, 15), (11, 14), (12, 13)),
+    skeleton=(
+        (0, 1), (1, 2), (2, 6), (6, 3), (3, 4), (4, 5),
+        (6, 7), (7, 8), (8, 9),
+        (10, 11), (11, 12), (12, 7), (7, 13), (13, 14), (14, 15),
+    ),
+)
+
+LSP = JointSet(
+    name="lsp",
+    names=(
+        "r_ankle", "r_knee", "r_hip", "l_hip", "l_knee", "l_ankle",
+        "r_wrist", "r_elbow", "r_shoulder", "l_shoulder", "l_elbow", "l_wrist",
+        "neck", "head_top",
+    ),
+    flip_pairs=((0, 5), (1, 4), (2, 3), (6, 11), (7, 10), (8, 9)),
+    skeleton=(
+        (0, 1), (1, 2), (2, 3), (3, 4), (4, 5),
+        (6, 7), (7, 8), (8, 12), (12, 9), (9, 10), (10, 11),
+        (12, 13), (2, 8), (3, 9),
+    ),
+)
+
+# LSP joint i is MPII joint LSP_TO_MPII[i]. LSP's "neck" is MPII's "upper_neck"; MPII's pelvis
+# and thorax have no LSP counterpart. A model trained on LSP data uses 16 MPII channels and the
+# loader leaves pelvis and thorax unannotated (weight 0), so one model family serves both sets.
+LSP_TO_MPII: tuple[int, ...] = (0, 1, 2, 3, 4, 5, 10, 11, 12, 13, 14, 15, 8, 9)
+
+JOINT_SETS: dict[str, JointSet] = {"mpii": MPII, "lsp": LSP}
+
+
+def joint_set_for(num_joints: int) -> JointSet:
+    """The joint set with ``num_joints`` joints (16: MPII, 14: LSP)."""
+    for joint_set in JOINT_SETS.values():
+        if joint_set.num_joints == num_joints:
+            return joint_set
+    raise KeyError(f"no joint set has {num_joints} joints")

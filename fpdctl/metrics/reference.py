@@ -1,0 +1,34 @@
+"""The ground truth a metric needs, independent of where it came from.
+
+A dataset (MPII, LSP, synthetic) or an official ``.mat`` file produces an :class:`EvalReference`;
+the metric functions take it together with predicted joint coordinates.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class EvalReference:
+    """Ground truth for N persons with J joints.
+
+    Attributes:
+        joints: float64 [N, J, 2], x and y in original image pixels (0-based).
+        visible: bool [N, J], True where the joint is annotated and counts in the metric.
+        headboxes: float64 [N, 2, 2] head rectangles ((x1, y1), (x2, y2)) for PCKh, else None.
+        metric: "pckh" (MPII protocol, head-normalised) or "pck" (LSP, torso-normalised).
+        joint_set: name of the joint set ("mpii" or "lsp").
+    """
+
+    joints: np.ndarray
+    visible: np.ndarray
+    headboxes: np.ndarray | None
+    metric: Literal["pckh", "pck"]
+    joint_set: str = "mpii"
+
+    def __len__(self) -> int:
+        return int(self.joints.shape[0])

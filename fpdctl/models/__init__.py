@@ -1,0 +1,1 @@
+"""The Stacked Hourglass model family: specs, the network, and checkpoint formats."""
