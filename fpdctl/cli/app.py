@@ -11,8 +11,8 @@ import importlib
 import os
 import sys
 
-import click
 import typer
+from typer.exceptions import Abort, Exit, TyperException
 
 from fpdctl import __version__
 from fpdctl.errors import FpdError
@@ -20,6 +20,7 @@ from fpdctl.errors import FpdError
 # Each module defines ``register(app)``; the order is the order of ``fpdctl --help``.
 COMMAND_MODULES: tuple[str, ...] = (
     "profile",
+    "eval",
 )
 
 app = typer.Typer(
@@ -64,14 +65,9 @@ def main(argv: list[str] | None = None) -> int:
     try:
         result = app(args=args, prog_name="fpdctl", standalone_mode=False)
         return int(result) if isinstance(result, int) else 0
-    except click.exceptions.Exit as exc:
+    except Exit as exc:
         return exc.exit_code
-    except click.exceptions.UsageError as exc:
-        if _debug():
-            raise
-        typer.echo(f"error: {exc.format_message()}", err=True)
-        return 2
-    except (click.exceptions.Abort, KeyboardInterrupt):
+    except (Abort, KeyboardInterrupt):
         typer.echo("error: interrupted", err=True)
         return 130
     except FpdError as exc:
@@ -79,11 +75,14 @@ def main(argv: list[str] | None = None) -> int:
             raise
         typer.echo(f"error: {exc}", err=True)
         return exc.exit_code
-    except click.exceptions.ClickException as exc:
+    except TyperException as exc:  # Click-style usage errors: unknown option, bad value...
+        if type(exc).__name__ == "NoArgsIsHelpError":
+            typer.echo(exc.format_message())
+            return 0
         if _debug():
             raise
         typer.echo(f"error: {exc.format_message()}", err=True)
-        return 2
+        return 2 if getattr(exc, "exit_code", 2) == 2 else 1
     except MemoryError:
         if _debug():
             raise

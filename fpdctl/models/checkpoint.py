@@ -31,7 +31,7 @@ from fpdctl import __version__
 from fpdctl.errors import CheckpointError, UsageError
 from fpdctl.models.hourglass import HourglassNet
 from fpdctl.models.spec import HourglassSpec, resolve_spec
-from fpdctl.utils.io import atomic_save, require_file
+from fpdctl.utils.io import atomic_save
 
 SPEC_KEY = "fpdctl.spec"
 VERSION_KEY = "fpdctl.version"
@@ -52,7 +52,9 @@ def read_checkpoint(path: str | os.PathLike[str]) -> tuple[dict[str, Tensor], di
     Raises:
         CheckpointError: missing, unreadable, unsafe or not a pose checkpoint.
     """
-    file = require_file(path, "checkpoint")
+    file = Path(path)
+    if not file.is_file():
+        raise CheckpointError(f"checkpoint {'is not a file' if file.exists() else 'not found'}: {file}")
     if file.stat().st_size == 0:
         raise CheckpointError(f"checkpoint is empty (0 bytes): {file}")
     if _is_safetensors(file):
@@ -90,11 +92,18 @@ def _torch_load_safely(file: Path) -> Any:
     try:
         return torch.load(file, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:
-        found = re.search(r"GLOBAL ([\w.]+)", str(exc))
-        what = f" (it references {found.group(1)})" if found else ""
+        text = str(exc)
+        found = re.search(r"GLOBAL ([\w.]+)", text)
+        if found:
+            raise CheckpointError(
+                f"refusing to load {file}: it references {found.group(1)}, which would run code; "
+                "checkpoints are loaded as data only (torch.load weights_only=True)"
+            ) from exc
+        detail = re.search(r"WeightsUnpickler error:\s*(.+)", text)
         raise CheckpointError(
-            f"refusing to load {file}: it is not plain data{what}; checkpoints are loaded with "
-            "torch.load(weights_only=True) and nothing in them is ever run"
+            f"cannot read {file}: corrupt, or not a plain-data PyTorch checkpoint "
+            f"({detail.group(1).strip() if detail else _first_line(exc)}); fpdctl loads checkpoints "
+            "as data only and never runs code in them"
         ) from exc
     except (RuntimeError, EOFError, OSError, ValueError, zipfile.BadZipFile, UnicodeDecodeError,
             AttributeError, IndexError, KeyError, TypeError) as exc:

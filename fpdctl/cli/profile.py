@@ -1,0 +1,109 @@
+"""``fpdctl profile``: params, MACs, weights and activation memory of hourglass sizes."""
+
+from __future__ import annotations
+
+import os
+from typing import List, Optional
+
+import typer
+
+from fpdctl.cli.options import parse_int_list
+from fpdctl.cli.render import Column, check_format, emit, render_rows
+
+HELP = """Cost of each stack/channel setting: params, MACs, weights and activation memory.
+
+With no MODEL it profiles the paper's grid, stacks {1,2,4,8} x channels {64,128,256}, against
+hg8x256. MODEL is a name (hg4x128, hg2x64b2) or a checkpoint file (its spec is inferred).
+
+Conventions: MACs count convolutions (and linear layers), per image, bias adds excluded;
+FLOPs = 2 x MACs. Element-wise work (BN, ReLU, add, pool, upsample) is its own column, one op per
+output element. Weights are the parameters at fp32/fp16/int8. Activations (MB) is the peak size
+of the activation tensors alive at once during one eager fp32 inference forward at --batch
+(input included, weights and allocator overhead excluded). Nothing runs the real network: counts
+are closed-form (default), or from a meta-device run (--counter meta). --measure adds a real
+CPU latency (eager fp32, random weights), labelled as measured.
+"""
+
+
+def profile_command(
+    models: Optional[List[str]] = typer.Argument(None, metavar="[MODEL]...", help="Model names or checkpoint files."),
+    stacks: str = typer.Option("1,2,4,8", help="Grid stacks, comma-separated."),
+    channels: str = typer.Option("64,128,256", help="Grid channels, comma-separated (multiples of 4)."),
+    blocks: str = typer.Option("1", help="Grid residual blocks per stage, comma-separated."),
+    input_size: int = typer.Option(256, help="Square input side in pixels (a multiple of 64)."),
+    batch: int = typer.Option(1, help="Batch size for the activation memory (and --measure)."),
+    reference: str = typer.Option("hg8x256", help="Model the x-fewer columns compare against."),
+    fmt: str = typer.Option("table", "--format", help="table, json, csv or markdown."),
+    output: Optional[str] = typer.Option(None, "--output", "-o", help="Write the output here instead of stdout."),
+    plot: Optional[str] = typer.Option(None, "--plot", help="Also write a log-log PNG of MACs against params."),
+    measure: bool = typer.Option(False, "--measure", help="Add measured CPU latency (median, p90)."),
+    counter: str = typer.Option("analytic", help="analytic (default), meta, or thop (optional extra)."),
+) -> None:
+    from fpdctl.errors import UsageError
+    from fpdctl.models.spec import resolve_spec
+    from fpdctl.profiling.profile import paper_grid, profile_specs
+
+    check_format(fmt)
+    if counter not in ("analytic", "meta", "thop"):
+        raise UsageError(f"--counter must be analytic, meta or thop, got '{counter}'")
+    if models:
+        specs = [_spec_of(m) for m in models]
+    else:
+        specs = paper_grid(
+            parse_int_list(stacks, "--stacks", minimum=1),
+            parse_int_list(channels, "--channels", minimum=4),
+            parse_int_list(blocks, "--blocks", minimum=1),
+        )
+    ref = _spec_of(reference)
+    if ref not in specs and not models:
+        specs = [*specs, ref] if ref not in specs else specs
+    rows = profile_specs(specs, input_size=input_size, batch=batch, reference=ref,
+                         counter=counter, measure=measure)  # type: ignore[arg-type]
+    if plot:
+        from fpdctl.profiling.plot import plot_cost
+
+        plot_cost(rows, plot)
+    dicts = [r.to_dict() for r in rows]
+    columns = [
+        Column("model", "model", justify="left"),
+        Column("stacks", "stacks"),
+        Column("channels", "channels"),
+        Column("blocks", "blocks"),
+        Column("params", "params", lambda v: f"{v / 1e6:.2f}M"),
+        Column("macs", "GMACs", lambda v: f"{v / 1e9:.2f}"),
+        Column("flops", "GFLOPs", lambda v: f"{v / 1e9:.2f}"),
+        Column("elementwise_ops", "G elem-ops", lambda v: f"{v / 1e9:.3f}"),
+        Column("weights_mb", "MB fp32", lambda v: f"{v:.1f}"),
+        Column("weights_mb_fp16", "MB fp16", lambda v: f"{v:.1f}"),
+        Column("weights_mb_int8", "MB int8", lambda v: f"{v:.1f}"),
+        Column("activations_mb", f"act MB (b{batch})", lambda v: f"{v:.1f}"),
+        Column("params_reduction", "x fewer params", lambda v: f"{v:.1f}x"),
+        Column("macs_reduction", "x fewer MACs", lambda v: f"{v:.1f}x"),
+    ]
+    if measure:
+        columns += [
+            Column("latency_ms_median", "measured ms p50", lambda v: f"{v:.1f}"),
+            Column("latency_ms_p90", "measured ms p90", lambda v: f"{v:.1f}"),
+        ]
+    caption = (
+        f"{input_size}x{input_size} input; MACs per image (convolutions); reference {ref.name}; "
+        f"counter: {counter}"
+        + ("; latency measured on this CPU, eager fp32 NCHW, random weights" if measure else "")
+    )
+    emit(render_rows(dicts, columns, fmt, title="fpdctl profile", caption=caption), output)
+    if plot:
+        typer.echo(f"wrote {plot}", err=True)
+
+
+def _spec_of(model: str):  # type: ignore[no-untyped-def]
+    from fpdctl.models.spec import resolve_spec
+
+    if os.path.isfile(model):
+        from fpdctl.models.checkpoint import describe_checkpoint
+
+        return describe_checkpoint(model)["spec"]
+    return resolve_spec(model)
+
+
+def register(app: typer.Typer) -> None:
+    app.command("profile", help=HELP)(profile_command)

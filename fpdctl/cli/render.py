@@ -1,0 +1,100 @@
+"""Render result rows as a Rich table, JSON, CSV or Markdown. Only the CLI prints."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+from dataclasses import dataclass
+from typing import Any, Callable, Sequence
+
+from fpdctl.errors import UsageError
+
+FORMATS = ("table", "json", "csv", "markdown")
+
+
+@dataclass(frozen=True)
+class Column:
+    """One output column: the row key, its header, and how to format it for humans."""
+
+    key: str
+    header: str
+    fmt: Callable[[Any], str] = str
+    justify: str = "right"
+
+
+def check_format(fmt: str) -> str:
+    if fmt not in FORMATS:
+        raise UsageError(f"--format must be one of {', '.join(FORMATS)}, got '{fmt}'")
+    return fmt
+
+
+def _json_safe(value: Any) -> Any:
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: _json_safe(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_json_safe(v) for v in value]
+    return value
+
+
+def to_json(data: Any) -> str:
+    return json.dumps(_json_safe(data), indent=2)
+
+
+def render_rows(rows: Sequence[dict[str, Any]], columns: Sequence[Column], fmt: str,
+                title: str | None = None, caption: str | None = None) -> str:
+    """Rows (dicts) as text in ``fmt``. JSON and CSV keep every key, raw; table/markdown use ``columns``."""
+    check_format(fmt)
+    if fmt == "json":
+        return to_json(list(rows))
+    if fmt == "csv":
+        buffer = io.StringIO()
+        keys = list(rows[0].keys()) if rows else [c.key for c in columns]
+        writer = csv.DictWriter(buffer, fieldnames=keys, lineterminator="\n")
+        writer.writeheader()
+        for row in rows:
+            writer.writerow({k: ("" if row.get(k) is None else row.get(k)) for k in keys})
+        return buffer.getvalue().rstrip("\n")
+
+    def cell(column: Column, row: dict[str, Any]) -> str:
+        value = row.get(column.key)
+        return "-" if value is None else column.fmt(value)
+
+    if fmt == "markdown":
+        lines = []
+        if title:
+            lines += [f"**{title}**", ""]
+        lines.append("| " + " | ".join(c.header for c in columns) + " |")
+        lines.append("|" + "|".join("---:" if c.justify == "right" else "---" for c in columns) + "|")
+        for row in rows:
+            lines.append("| " + " | ".join(cell(c, row) for c in columns) + " |")
+        if caption:
+            lines += ["", caption]
+        return "\n".join(lines)
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=title, caption=caption, caption_justify="left")
+    for column in columns:
+        table.add_column(column.header, justify=column.justify)  # type: ignore[arg-type]
+    for row in rows:
+        table.add_row(*(cell(c, row) for c in columns))
+    console = Console(file=io.StringIO(), width=200, force_terminal=False, color_system=None)
+    console.print(table)
+    return console.file.getvalue().rstrip("\n")  # type: ignore[attr-defined]
+
+
+def emit(text: str, output: str | None = None) -> None:
+    """Print ``text``, or write it atomically to ``output`` and say so on stderr."""
+    import typer
+
+    if output:
+        from fpdctl.utils.io import atomic_write_text
+
+        atomic_write_text(output, text + "\n")
+        typer.echo(f"wrote {output}", err=True)
+    else:
+        typer.echo(text)

@@ -1,0 +1,1 @@
+"""Cost accounting: parameters, MACs, element-wise work and activation memory."""
