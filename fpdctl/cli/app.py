@@ -21,6 +21,12 @@ from fpdctl.errors import FpdError
 COMMAND_MODULES: tuple[str, ...] = (
     "profile",
     "eval",
+    "data",
+    "train",
+    "prune",
+    "export",
+    "bench",
+    "predict",
 )
 
 app = typer.Typer(
@@ -59,6 +65,22 @@ def _debug() -> bool:
     return os.environ.get("FPDCTL_DEBUG", "") not in ("", "0")
 
 
+def _one_line(exc: BaseException) -> str:
+    """The user-facing line of an error, also when a DataLoader worker re-raised it.
+
+    PyTorch re-raises a worker's exception with the worker's whole traceback as the message
+    ("Caught DataError in DataLoader worker process 0. Original Traceback ..."); the original
+    message is its last line, after the exception's class name.
+    """
+    text = str(exc).strip()
+    if text.startswith("Caught ") and "Original Traceback" in text:
+        last = text.splitlines()[-1]
+        name = type(exc).__name__
+        marker = f"{name}: "
+        text = last.split(marker, 1)[1] if marker in last else last
+    return " ".join(text.split("\n")[0:1]) if text else type(exc).__name__
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the CLI and return its exit code (0 ok, 1 runtime failure, 2 usage or input error)."""
     args = sys.argv[1:] if argv is None else argv
@@ -73,7 +95,7 @@ def main(argv: list[str] | None = None) -> int:
     except FpdError as exc:
         if _debug():
             raise
-        typer.echo(f"error: {exc}", err=True)
+        typer.echo(f"error: {_one_line(exc)}", err=True)
         return exc.exit_code
     except TyperException as exc:  # Click-style usage errors: unknown option, bad value...
         if type(exc).__name__ == "NoArgsIsHelpError":
@@ -92,7 +114,8 @@ def main(argv: list[str] | None = None) -> int:
         if _debug():
             raise
         typer.echo(
-            f"error: unexpected {type(exc).__name__}: {exc} (set FPDCTL_DEBUG=1 for the traceback)",
+            f"error: unexpected {type(exc).__name__}: {_one_line(exc)} "
+            "(set FPDCTL_DEBUG=1 for the traceback)",
             err=True,
         )
         return 1

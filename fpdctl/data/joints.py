@@ -84,3 +84,30 @@ def joint_set_for(num_joints: int) -> JointSet:
         if joint_set.num_joints == num_joints:
             return joint_set
     raise KeyError(f"no joint set has {num_joints} joints")
+
+
+def to_mpii_order(values, joint_set: JointSet):
+    """Place per-joint values of ``joint_set`` into the 16 MPII channels.
+
+    Args:
+        values: numpy array [..., J, C] in ``joint_set`` order.
+        joint_set: MPII (returned as a copy) or LSP (mapped with LSP_TO_MPII).
+
+    Returns:
+        numpy array [..., 16, C] of the same dtype; MPII joints the set lacks (LSP: pelvis and
+        thorax) are all zeros, i.e. unannotated when C holds (x, y, vis).
+    """
+    import numpy as np
+
+    values = np.asarray(values)
+    if values.shape[-2] != joint_set.num_joints:
+        raise ValueError(
+            f"expected {joint_set.num_joints} {joint_set.name} joints, got shape {values.shape}"
+        )
+    if joint_set.name == MPII.name:
+        return values.copy()
+    if joint_set.name != LSP.name:
+        raise ValueError(f"no mapping from joint set {joint_set.name!r} to MPII")
+    out = np.zeros(values.shape[:-2] + (MPII.num_joints, values.shape[-1]), dtype=values.dtype)
+    out[..., list(LSP_TO_MPII), :] = values
+    return out

@@ -96,3 +96,15 @@ def test_help_does_not_import_torch():
     code = "import sys; from fpdctl.cli.app import main; main(['--help']); print('torch' in sys.modules)"
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert proc.stdout.strip().endswith("False")
+
+
+def test_worker_errors_become_one_line():
+    from fpdctl.cli.app import _one_line
+    from fpdctl.errors import DataError
+
+    wrapped = DataError(
+        "Caught DataError in DataLoader worker process 0.\nOriginal Traceback (most recent call last):\n"
+        '  File "x.py", line 1, in f\nfpdctl.errors.DataError: 5 of 9 images are unreadable'
+    )
+    assert _one_line(wrapped) == "5 of 9 images are unreadable"
+    assert _one_line(DataError("plain message")) == "plain message"

@@ -1,0 +1,531 @@
+"""The dataset contract every pose data source follows, and the shared sample pipeline.
+
+A data source (MPII, LSP, synthetic) only says how to get one person as a :class:`Record`;
+:class:`PoseDataset` turns Records into training / evaluation samples the same way for all of
+them: one ``cv2.warpAffine`` crop, the same affine applied to the joints, augmentation, and
+Gaussian targets in the 16 MPII channels.
+
+Bad images: a source raises :class:`UnreadableImage` for an image that cannot be decoded. The
+sample then becomes a mean-grey image (all zeros after normalisation) with every target weight 0,
+so it teaches nothing and keeps its index (evaluation stays aligned with the ground truth). Bad
+images are counted in :attr:`PoseDataset.bad_images` (shared across DataLoader workers); once more
+than :data:`BAD_IMAGE_GRACE` images are bad *and* they exceed ``max_bad_fraction`` of the images
+seen, the next bad image raises :class:`~fpdctl.errors.DataError`.
+"""
+
+from __future__ import annotations
+
+import itertools
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+
+from fpdctl.data.codec import HeatmapCodec
+from fpdctl.data.joints import MPII, JointSet, to_mpii_order
+from fpdctl.data.transforms import (
+    PIXEL_STD,
+    AugmentConfig,
+    Augmentation,
+    compose_affine,
+    crop_affine,
+    hflip_affine,
+    normalize_image,
+    sample_augmentation,
+    transform_points,
+)
+from fpdctl.errors import DataError
+from fpdctl.metrics.reference import EvalReference
+
+# The first few bad images never stop a run, whatever the fraction: a shuffled epoch can meet a
+# corrupt file among its first samples, where any fraction would look huge.
+BAD_IMAGE_GRACE: int = 3
+
+# Per-process counter slots (main process + DataLoader workers, modulo this many).
+_COUNTER_SLOTS: int = 64
+
+# Decode-time reductions cv2 offers for JPEG (libjpeg DCT scaling); tried largest first.
+_REDUCTIONS: tuple[int, ...] = (8, 4, 2)
+
+
+# Datasets share one shared-memory tensor (one file descriptor per process, not one per dataset);
+# each takes the next block, reused after this many datasets.
+_COUNTER_BLOCKS: int = 1024
+_counter_pool: torch.Tensor | None = None
+_counter_next = itertools.count()
+
+
+def _counter_block() -> torch.Tensor:
+    """A zeroed int64 [_COUNTER_SLOTS, 2] view into the shared counter pool."""
+    global _counter_pool
+    if _counter_pool is None:
+        _counter_pool = torch.zeros(_COUNTER_BLOCKS, _COUNTER_SLOTS, 2, dtype=torch.int64).share_memory_()
+    block = _counter_pool[next(_counter_next) % _COUNTER_BLOCKS]
+    block.zero_()
+    return block
+
+
+class UnreadableImage(DataError):
+    """An image file that is missing, empty or cannot be decoded."""
+
+
+@dataclass
+class Record:
+    """One annotated person.
+
+    Attributes:
+        image: uint8 [H, W, 3] BGR (OpenCV order); None when only the annotation was loaded.
+        joints: float32 [J, 3]: x, y (0-based px in ``image``), vis (1 annotated, 0 not).
+        center: float32 [2], person centre in image px.
+        scale: person size in units of 200 px (MPII convention).
+        headbox: float32 [2, 2] ((x1, y1), (x2, y2)) or None.
+        image_id: file name or synthetic id, for reports.
+    """
+
+    image: np.ndarray | None
+    joints: np.ndarray
+    center: np.ndarray
+    scale: float
+    headbox: np.ndarray | None
+    image_id: str = ""
+
+
+def read_image(path: str | Path, reduction: int = 1) -> np.ndarray:
+    """Decode an image file as uint8 BGR [H, W, 3], optionally at 1/2, 1/4 or 1/8 size.
+
+    Reduced decoding uses libjpeg's DCT scaling (``cv2.IMREAD_REDUCED_COLOR_*``), several times
+    faster than a full decode for JPEGs. Reduced pixel ``i`` covers original pixels
+    ``[r*i, r*i + r - 1]`` (see :func:`reduction_affine`).
+
+    Raises:
+        UnreadableImage: the file is missing or cannot be decoded.
+    """
+    import cv2
+
+    flags = {
+        1: cv2.IMREAD_COLOR,
+        2: cv2.IMREAD_REDUCED_COLOR_2,
+        4: cv2.IMREAD_REDUCED_COLOR_4,
+        8: cv2.IMREAD_REDUCED_COLOR_8,
+    }
+    if reduction not in flags:
+        raise ValueError(f"reduction must be 1, 2, 4 or 8, got {reduction}")
+    path = Path(path)
+    if not path.is_file():
+        raise UnreadableImage(f"image not found: {path}")
+    image = cv2.imread(str(path), flags[reduction])
+    if image is None or image.size == 0:
+        raise UnreadableImage(f"cannot decode image: {path}")
+    return image
+
+
+def reduction_affine(reduction: int) -> np.ndarray:
+    """Affine from a 1/``reduction`` decoded image's px to the full image's px; float32 [2, 3].
+
+    A reduced pixel ``i`` averages full pixels ``r*i .. r*i + r - 1``, so its centre is at
+    ``r * (i + 0.5) - 0.5`` in full-image px.
+    """
+    r = float(reduction)
+    offset = (r - 1.0) / 2.0
+    return np.array([[r, 0.0, offset], [0.0, r, offset]], dtype=np.float32)
+
+
+def choose_reduction(zoom: float) -> int:
+    """Largest decode reduction that keeps at least one source px per output px.
+
+    Args:
+        zoom: output px per original image px of the crop (``input_size / (scale * 200)``).
+    """
+    for r in _REDUCTIONS:
+        if r * zoom <= 1.0:
+            return r
+    return 1
+
+
+class PoseDataset(Dataset):
+    """Base class of every pose dataset: Records in, network samples out.
+
+    Subclasses implement ``__len__`` and :meth:`load_record` (and may override
+    :meth:`load_annotation` to skip image decoding, and :meth:`load_record_reduced` to decode at
+    reduced size).
+
+    Args:
+        input_size: network input side in px.
+        heatmap_size: heatmap side in px (default ``input_size // 4``).
+        sigma: Gaussian sigma in heatmap px.
+        augment: training augmentation, or None for none (evaluation).
+        max_bad_fraction: the largest tolerated fraction of undecodable images.
+
+    Attributes:
+        joint_set: the joint set of the Records (MPII or LSP).
+        metric: "pckh" or "pck".
+    """
+
+    joint_set: JointSet = MPII
+    metric: str = "pckh"
+
+    def __init__(
+        self,
+        *,
+        input_size: int = 256,
+        heatmap_size: int | None = None,
+        sigma: float = 2.0,
+        augment: AugmentConfig | None = None,
+        max_bad_fraction: float = 0.01,
+    ) -> None:
+        if input_size <= 0:
+            raise ValueError(f"input_size must be positive, got {input_size}")
+        self.input_size = int(input_size)
+        self.heatmap_size = int(heatmap_size) if heatmap_size is not None else self.input_size // 4
+        self.sigma = float(sigma)
+        self.codec = HeatmapCodec(self.input_size, self.heatmap_size, self.sigma)
+        self.augment = augment
+        if not 0.0 <= max_bad_fraction <= 1.0:
+            raise ValueError(f"max_bad_fraction must be in [0, 1], got {max_bad_fraction}")
+        self.max_bad_fraction = float(max_bad_fraction)
+        # [slot, (seen, bad)] in shared memory so DataLoader workers' counts reach the parent;
+        # one slot per process avoids lost updates between workers.
+        self._image_counts = _counter_block()
+
+    # ------------------------------------------------------------------ subclass interface
+    def __len__(self) -> int:
+        raise NotImplementedError
+
+    def load_record(self, index: int) -> Record:
+        """The person at ``index`` with its image decoded.
+
+        Raises:
+            UnreadableImage: the image cannot be read.
+        """
+        raise NotImplementedError
+
+    def load_annotation(self, index: int) -> Record:
+        """The person at ``index``; the image may be None. Default: :meth:`load_record`."""
+        return self.load_record(index)
+
+    def load_record_reduced(self, index: int, scale_factor: float) -> tuple[Record, int]:
+        """The Record with its image, possibly decoded at 1/r size, and r.
+
+        ``scale_factor`` is the augmentation's scale multiplier, so a source can pick the largest
+        reduction the final crop allows. Default: full size (r = 1).
+        """
+        return self.load_record(index), 1
+
+    # ------------------------------------------------------------------ bad-image accounting
+    @property
+    def images_seen(self) -> int:
+        """Images this dataset tried to decode for samples (all processes)."""
+        return int(self._image_counts[:, 0].sum())
+
+    @property
+    def bad_images(self) -> int:
+        """Images that could not be decoded (all processes)."""
+        return int(self._image_counts[:, 1].sum())
+
+    def reset_counters(self) -> None:
+        self._image_counts.zero_()
+
+    def _count_image(self, bad: bool, error: UnreadableImage | None = None) -> None:
+        info = torch.utils.data.get_worker_info()
+        slot = 0 if info is None else (info.id + 1) % _COUNTER_SLOTS
+        counts = self._image_counts.numpy()  # a view of the shared memory, cheaper to update
+        counts[slot, 0] += 1
+        if bad:
+            counts[slot, 1] += 1
+            seen, num_bad = self.images_seen, self.bad_images
+            if num_bad > BAD_IMAGE_GRACE and num_bad > self.max_bad_fraction * seen:
+                raise DataError(
+                    f"{num_bad} of {seen} images could not be read (more than "
+                    f"max_bad_fraction={self.max_bad_fraction:g}); last: {error}"
+                )
+
+    # ------------------------------------------------------------------ samples
+    # Reproducible augmentation (set by the trainer through set_epoch): when ``augment_seed`` is
+    # not None, sample ``index`` of epoch ``epoch`` draws its augmentation from
+    # ``default_rng([augment_seed, epoch, index])``, independent of workers and of what ran
+    # before, which is what lets a resumed run repeat the uninterrupted one exactly.
+    augment_seed: int | None = None
+    epoch: int = 0
+
+    def set_epoch(self, epoch: int, seed: int | None = None) -> None:
+        """Make augmentation a function of (seed, epoch, index) for the coming epoch.
+
+        Call before creating the DataLoader iterator of each epoch (workers copy the dataset
+        when they start). ``seed`` None keeps the current ``augment_seed``.
+        """
+        self.epoch = int(epoch)
+        if seed is not None:
+            self.augment_seed = int(seed)
+
+    def _augmentation(self, index: int | None = None) -> Augmentation:
+        if self.augment is None:
+            return sample_augmentation(None, np.random.default_rng(0))
+        if self.augment_seed is not None and index is not None:
+            rng = np.random.default_rng([self.augment_seed, self.epoch, int(index)])
+            return sample_augmentation(self.augment, rng)
+        # Seeded from torch's RNG so torch.manual_seed and DataLoader worker seeding both apply.
+        seed = int(torch.randint(0, 2**62, (1,)).item())
+        return sample_augmentation(self.augment, np.random.default_rng(seed))
+
+    def sample_affine(self, record: Record, augmentation: Augmentation) -> np.ndarray:
+        """The original-image px -> input px affine of a sample, flip included; float32 [2, 3]."""
+        scale = float(record.scale) * augmentation.scale_factor
+        affine = crop_affine(record.center, scale, augmentation.rotation, self.input_size)
+        if augmentation.flip:
+            affine = compose_affine(hflip_affine(self.input_size), affine)
+        return affine
+
+    def __getitem__(self, index: int) -> dict[str, Any]:
+        """One network sample.
+
+        Returns:
+            dict with "image" float32 tensor [3, S, S] (RGB, normalised), "target" float32 tensor
+            [16, h, h], "target_weight" float32 tensor [16] and "meta": "index", "center" float32
+            [2], "scale" (after augmentation), "rotation", "affine" float32 [2, 3] (original px ->
+            input px, flip included), "joints" float32 [16, 3] (original px, MPII order,
+            unflipped), "flipped".
+        """
+        import cv2
+
+        n = len(self)
+        index = int(index)
+        if index < 0:
+            index += n
+        if not 0 <= index < n:
+            raise IndexError(f"index {index} out of range for a dataset of {n}")
+        aug = self._augmentation(index)
+        try:
+            record, reduction = self.load_record_reduced(index, aug.scale_factor)
+        except UnreadableImage as exc:
+            self._count_image(bad=True, error=exc)
+            record, reduction = self.load_annotation(index), 0
+        else:
+            self._count_image(bad=False)
+
+        affine = self.sample_affine(record, aug)
+        size = self.input_size
+        if reduction:
+            warp = affine if reduction == 1 else compose_affine(affine, reduction_affine(reduction))
+            crop = cv2.warpAffine(
+                record.image, warp, (size, size), flags=cv2.INTER_LINEAR,
+                borderMode=cv2.BORDER_CONSTANT, borderValue=(0, 0, 0),
+            )
+            image = normalize_image(crop, aug.color_gain)
+        else:  # unreadable image: mean grey, which normalises to zeros
+            image = np.zeros((3, size, size), dtype=np.float32)
+
+        joints = to_mpii_order(np.asarray(record.joints, np.float32)[:, :3], self.joint_set)
+        joints[:, 2] = (joints[:, 2] > 0) & np.isfinite(joints[:, :2]).all(axis=1)
+        crop_joints = joints.copy()
+        crop_joints[:, :2] = transform_points(joints[:, :2], affine)
+        if aug.flip:
+            crop_joints = crop_joints[MPII.flip_permutation()]
+        target, weight = self.codec.encode(crop_joints)
+        if not reduction:
+            target[:] = 0.0
+            weight[:] = 0.0
+
+        meta = {
+            "index": index,
+            "center": np.asarray(record.center, np.float32).reshape(2),
+            "scale": float(record.scale) * aug.scale_factor,
+            "rotation": float(aug.rotation),
+            "affine": affine.astype(np.float32),
+            "joints": joints.astype(np.float32),
+            "flipped": bool(aug.flip),
+        }
+        return {
+            "image": torch.from_numpy(image),
+            "target": torch.from_numpy(target),
+            "target_weight": torch.from_numpy(weight),
+            "meta": meta,
+        }
+
+    # ------------------------------------------------------------------ evaluation
+    def headbox_hint(self) -> str:
+        """What a user must provide when PCKh head boxes are missing (for the error message)."""
+        return "this dataset has no head boxes, which PCKh needs"
+
+    def eval_reference(self) -> EvalReference:
+        """The ground truth of the whole split, in original image px and the Records' joint set.
+
+        Raises:
+            DataError: the metric is PCKh and some person has no head box.
+        """
+        n = len(self)
+        records = [self.load_annotation(i) for i in range(n)]
+        j = self.joint_set.num_joints
+        joints = np.zeros((n, j, 2), dtype=np.float64)
+        visible = np.zeros((n, j), dtype=bool)
+        for i, rec in enumerate(records):
+            joints[i] = rec.joints[:, :2]
+            visible[i] = (rec.joints[:, 2] > 0) & np.isfinite(rec.joints[:, :2]).all(axis=1)
+        headboxes = _stack_headboxes([rec.headbox for rec in records])
+        return self._make_reference(joints, visible, headboxes)
+
+    def _make_reference(
+        self, joints: np.ndarray, visible: np.ndarray, headboxes: np.ndarray | None
+    ) -> EvalReference:
+        if self.metric == "pckh" and headboxes is None:
+            raise DataError(self.headbox_hint())
+        return EvalReference(
+            joints=np.nan_to_num(joints.astype(np.float64)),
+            visible=visible.astype(bool),
+            headboxes=None if headboxes is None else headboxes.astype(np.float64),
+            metric=self.metric,  # type: ignore[arg-type]
+            joint_set=self.joint_set.name,
+        )
+
+
+def _stack_headboxes(boxes: Sequence[np.ndarray | None]) -> np.ndarray | None:
+    if not boxes or any(box is None for box in boxes):
+        return None
+    return np.stack([np.asarray(box, np.float64).reshape(2, 2) for box in boxes])
+
+
+@dataclass
+class AnnotationTable:
+    """Annotations of N persons in one split, as arrays (what the file loaders produce).
+
+    Attributes:
+        image_files: N image paths relative to the dataset's image folder.
+        joints: float32 [N, J, 3], 0-based x, y and vis.
+        centers: float32 [N, 2] person centres (0-based px).
+        scales: float32 [N] person scales in units of 200 px.
+        headboxes: float32 [N, 2, 2] or None.
+    """
+
+    image_files: list[str]
+    joints: np.ndarray
+    centers: np.ndarray
+    scales: np.ndarray
+    headboxes: np.ndarray | None = None
+
+    def __post_init__(self) -> None:
+        n = len(self.image_files)
+        self.joints = np.asarray(self.joints, np.float32)
+        self.centers = np.asarray(self.centers, np.float32).reshape(n, 2)
+        self.scales = np.asarray(self.scales, np.float32).reshape(n)
+        if self.joints.ndim != 3 or self.joints.shape[0] != n or self.joints.shape[2] != 3:
+            raise ValueError(f"joints must be [{n}, J, 3], got {self.joints.shape}")
+        if self.headboxes is not None:
+            self.headboxes = np.asarray(self.headboxes, np.float32).reshape(n, 2, 2)
+
+    def __len__(self) -> int:
+        return len(self.image_files)
+
+    def subset(self, indices: Sequence[int] | np.ndarray) -> "AnnotationTable":
+        idx = np.asarray(indices, dtype=np.int64)
+        return AnnotationTable(
+            image_files=[self.image_files[i] for i in idx],
+            joints=self.joints[idx],
+            centers=self.centers[idx],
+            scales=self.scales[idx],
+            headboxes=None if self.headboxes is None else self.headboxes[idx],
+        )
+
+
+class FilePoseDataset(PoseDataset):
+    """A dataset of image files described by an :class:`AnnotationTable`.
+
+    Images are decoded at 1/2, 1/4 or 1/8 size when the crop would shrink them at least that
+    much anyway (see :func:`choose_reduction`), which is what makes the loader fast on large
+    photos.
+
+    Args:
+        table: the split's annotations.
+        image_dir: folder the table's image paths are relative to.
+        joint_set: joint set of ``table.joints``.
+        metric: "pckh" or "pck".
+        **kwargs: :class:`PoseDataset` options.
+    """
+
+    def __init__(
+        self,
+        table: AnnotationTable,
+        image_dir: str | Path,
+        *,
+        joint_set: JointSet = MPII,
+        metric: str = "pckh",
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        if table.joints.shape[1] != joint_set.num_joints:
+            raise DataError(
+                f"annotations have {table.joints.shape[1]} joints but the {joint_set.name} "
+                f"joint set has {joint_set.num_joints}"
+            )
+        usable = np.isfinite(table.scales) & (table.scales > 0) & np.isfinite(table.centers).all(axis=1)
+        if not usable.all():
+            k = int(np.argmin(usable))
+            raise DataError(
+                f"person {k} ({table.image_files[k]}) has no usable box: centre "
+                f"{table.centers[k].tolist()}, scale {float(table.scales[k])} (must be positive)"
+            )
+        self.table = table
+        self.image_dir = Path(image_dir)
+        self.joint_set = joint_set
+        self.metric = metric
+
+    def __len__(self) -> int:
+        return len(self.table)
+
+    def image_path(self, index: int) -> Path:
+        return self.image_dir / self.table.image_files[index]
+
+    def load_annotation(self, index: int) -> Record:
+        t = self.table
+        return Record(
+            image=None,
+            joints=t.joints[index].copy(),
+            center=t.centers[index].copy(),
+            scale=float(t.scales[index]),
+            headbox=None if t.headboxes is None else t.headboxes[index].copy(),
+            image_id=t.image_files[index],
+        )
+
+    def load_record(self, index: int) -> Record:
+        record = self.load_annotation(index)
+        record.image = read_image(self.image_path(index))
+        return record
+
+    def load_record_reduced(self, index: int, scale_factor: float) -> tuple[Record, int]:
+        record = self.load_annotation(index)
+        zoom = self.input_size / (record.scale * scale_factor * PIXEL_STD)
+        reduction = choose_reduction(zoom)
+        record.image = read_image(self.image_path(index), reduction)
+        return record, reduction
+
+    def eval_reference(self) -> EvalReference:
+        t = self.table
+        visible = (t.joints[:, :, 2] > 0) & np.isfinite(t.joints[:, :, :2]).all(axis=2)
+        return self._make_reference(
+            t.joints[:, :, :2].astype(np.float64), visible, t.headboxes
+        )
+
+
+def load_mat(path: str | Path, what: str = "annotation file", **kwargs: Any) -> dict[str, Any]:
+    """Read a MATLAB .mat file with scipy, turning any failure into one InputError line.
+
+    Args:
+        path: the file.
+        what: how to name the file in error messages.
+        **kwargs: passed to ``scipy.io.loadmat`` (e.g. ``struct_as_record=False``).
+
+    Raises:
+        InputError: missing file; DataError: not a readable .mat file (v7.3 / HDF5 included).
+    """
+    from scipy.io import loadmat
+
+    from fpdctl.utils.io import require_file
+
+    path = require_file(path, what)
+    try:
+        return loadmat(str(path), **kwargs)
+    except NotImplementedError as exc:  # MATLAB v7.3 files are HDF5
+        raise DataError(f"{path} is a MATLAB v7.3 (HDF5) file; save it with -v7 or older") from exc
+    except Exception as exc:  # scipy raises ValueError, TypeError, OSError... for junk
+        raise DataError(f"cannot read {path} as a MATLAB .mat file: {exc}") from exc

@@ -1,0 +1,167 @@
+"""``--data`` specs: ``synthetic``, ``synthetic:KEY=VAL,...``, ``mpii:PATH`` and ``lsp:PATH``.
+
+:func:`parse_data_spec` checks the syntax (and that PATH exists) without importing anything heavy;
+:func:`build_dataset` turns a spec into a :class:`~fpdctl.data.dataset.PoseDataset`.
+
+Synthetic options are passed to ``SyntheticPose`` as keyword arguments, each value converted to
+int, then float, else left a string (``synthetic:size=64,seed=3`` -> ``length=64, seed=3``;
+``size`` is an alias of ``length``, the number of samples).
+"""
+
+from __future__ import annotations
+
+import inspect
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal
+
+from fpdctl.errors import InputError, UsageError
+
+if TYPE_CHECKING:
+    from fpdctl.data.dataset import PoseDataset
+    from fpdctl.data.transforms import AugmentConfig
+
+DATA_KINDS: tuple[str, ...] = ("synthetic", "mpii", "lsp")
+SPLITS: tuple[str, ...] = ("train", "val")
+# ``synthetic:size=N`` is the number of samples, SyntheticPose's ``length``.
+SYNTHETIC_ALIASES: dict[str, str] = {"size": "length"}
+
+
+@dataclass(frozen=True)
+class DataSpec:
+    """A parsed ``--data`` value.
+
+    Attributes:
+        kind: "synthetic", "mpii" or "lsp".
+        path: the dataset folder or annotation file (mpii / lsp), else None.
+        options: synthetic options, values converted to int / float where they parse.
+    """
+
+    kind: Literal["synthetic", "mpii", "lsp"]
+    path: Path | None = None
+    options: dict[str, Any] = field(default_factory=dict)
+
+    def __str__(self) -> str:
+        if self.kind == "synthetic":
+            opts = ",".join(f"{k}={v}" for k, v in self.options.items())
+            return f"synthetic:{opts}" if opts else "synthetic"
+        return f"{self.kind}:{self.path}"
+
+
+def _bad_spec(data: str) -> UsageError:
+    return UsageError(f"--data must be synthetic, mpii:PATH or lsp:PATH, got {data!r}")
+
+
+def _convert(value: str) -> Any:
+    for kind in (int, float):
+        try:
+            return kind(value)
+        except ValueError:
+            pass
+    return value
+
+
+def parse_data_spec(data: str) -> DataSpec:
+    """Parse a ``--data`` value.
+
+    Raises:
+        UsageError: the value is not ``synthetic[:KEY=VAL,...]``, ``mpii:PATH`` or ``lsp:PATH``.
+        InputError: PATH does not exist.
+    """
+    text = str(data).strip()
+    kind, sep, rest = text.partition(":")
+    if kind == "synthetic":
+        options: dict[str, Any] = {}
+        if sep and rest.strip():
+            for item in rest.split(","):
+                key, eq, value = item.partition("=")
+                key, value = key.strip(), value.strip()
+                if not eq or not key.isidentifier() or not value or key in options:
+                    raise _bad_spec(data)
+                options[key] = _convert(value)
+        return DataSpec(kind="synthetic", options=options)
+    if kind in ("mpii", "lsp") and sep and rest.strip():
+        path = Path(rest.strip()).expanduser()
+        if not path.exists():
+            raise InputError(f"{kind} data not found: {path}")
+        return DataSpec(kind=kind, path=path)  # type: ignore[arg-type]
+    raise _bad_spec(data)
+
+
+def _accepted_options(cls: type) -> set[str]:
+    """Keyword names ``cls(...)`` accepts, following ``**kwargs`` up to the base classes."""
+    names: set[str] = set()
+    for klass in cls.__mro__:
+        init = klass.__dict__.get("__init__")
+        if init is None:
+            continue
+        params = inspect.signature(init).parameters.values()
+        names |= {
+            p.name for p in params if p.kind in (p.KEYWORD_ONLY, p.POSITIONAL_OR_KEYWORD)
+        }
+        if not any(p.kind is p.VAR_KEYWORD for p in params):
+            break
+    return names
+
+
+def _check_options(cls: type, options: dict[str, Any], exclude: set[str]) -> None:
+    """Refuse ``synthetic:KEY=VAL`` keys the dataset class does not take, naming the valid ones."""
+    valid = sorted(_accepted_options(cls) - exclude)
+    unknown = sorted(set(options) - set(valid))
+    if unknown:
+        raise UsageError(
+            f"unknown synthetic option(s) {', '.join(unknown)}; valid: {', '.join(valid) or 'none'}"
+        )
+
+
+def build_dataset(
+    data: str | DataSpec,
+    split: Literal["train", "val"],
+    *,
+    input_size: int = 256,
+    heatmap_size: int | None = None,
+    sigma: float = 2.0,
+    augment: "AugmentConfig | None" = None,
+    **kw: Any,
+) -> "PoseDataset":
+    """Build the dataset named by a ``--data`` spec.
+
+    Args:
+        data: the spec string (or a parsed :class:`DataSpec`).
+        split: "train" or "val".
+        input_size: network input side in px.
+        heatmap_size: heatmap side (default ``input_size // 4``).
+        sigma: target Gaussian sigma in heatmap px.
+        augment: augmentation, or None for none.
+        **kw: passed on to the dataset class (e.g. ``max_bad_fraction``).
+
+    Returns:
+        ``SyntheticPose``, ``MPIIDataset`` or ``LSPDataset``.
+
+    Raises:
+        UsageError: a bad spec or split; InputError / DataError: missing or malformed files.
+    """
+    spec = data if isinstance(data, DataSpec) else parse_data_spec(data)
+    if split not in SPLITS:
+        raise UsageError(f"split must be 'train' or 'val', got {split!r}")
+    common: dict[str, Any] = dict(
+        input_size=input_size, heatmap_size=heatmap_size, sigma=sigma, augment=augment, **kw
+    )
+    if spec.kind == "synthetic":
+        from fpdctl.data.synthetic import SyntheticPose
+
+        options = {SYNTHETIC_ALIASES.get(k, k): v for k, v in spec.options.items()}
+        overlap = set(options) & set(common)
+        if overlap:
+            raise UsageError(
+                f"synthetic option(s) {', '.join(sorted(overlap))} clash with the command's own options"
+            )
+        _check_options(SyntheticPose, options, exclude=set(common) | {"split", "self"})
+        return SyntheticPose(split=split, **common, **options)
+    if spec.kind == "mpii":
+        from fpdctl.data.mpii import MPIIDataset
+
+        return MPIIDataset(spec.path, split, **common)
+    from fpdctl.data.lsp import LSPDataset
+
+    return LSPDataset(spec.path, split, **common)
