@@ -1,0 +1,92 @@
+"""``fpdctl data``: the built-in synthetic dataset on disk, and a preview of any dataset."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from fpdctl.errors import UsageError
+
+data_app = typer.Typer(
+    help="Datasets: export the built-in synthetic data, preview samples.",
+    no_args_is_help=True,
+)
+
+SYNTH_HELP = """Write synthetic persons as an MPII dataset (HRNet / official FPD layout).
+
+DIR gets images/*.jpg and annot/valid.json (annot/train.json with --split
+train): a list of {image, center, scale, joints [16][2], joints_vis [16]} in
+MATLAB 1-based pixels. A val export also gets annot/gt_valid.mat (pos_gt_src,
+jnt_missing, headboxes_src), the MPII evaluation ground truth with the head
+boxes PCKh needs. Read it back with --data mpii:DIR. The same --seed and
+--split give the same persons as --data synthetic:seed=N.
+"""
+
+PREVIEW_HELP = """Draw dataset samples, as the network sees them, in a PNG grid.
+
+Each tile is one sample after the standard crop, with its skeleton: left
+limbs orange, right limbs blue, spine and head green; visible joints are dots,
+invisible ones rings. The head box used by PCKh is outlined.
+"""
+
+
+@data_app.command("synth", help=SYNTH_HELP)
+def synth_command(
+    out: Path = typer.Option(..., "--out", "-o", help="Output folder (new or empty).", file_okay=False),
+    count: int = typer.Option(..., "--count", "-n", help="Number of persons (one image each)."),
+    size: int = typer.Option(256, "--size", help="Image side in pixels."),
+    seed: int = typer.Option(0, "--seed", help="Dataset seed."),
+    split: str = typer.Option("val", "--split", help="Synthetic split to export: train or val."),
+) -> None:
+    from fpdctl.data.synthetic import export_mpii
+
+    if split not in ("train", "val"):
+        raise UsageError(f"--split must be train or val, got '{split}'")
+    result = export_mpii(out, count, image_size=size, seed=seed, split=split)  # type: ignore[arg-type]
+    files = result.annotation.relative_to(result.out_dir).as_posix()
+    if result.ground_truth is not None:
+        files += ", " + result.ground_truth.relative_to(result.out_dir).as_posix()
+    typer.echo(
+        f"wrote {result.count} {result.split} persons ({result.image_size} px, seed {result.seed}) "
+        f"to {result.out_dir}: images/, {files}; "
+        f"{result.visible_joints} of {result.total_joints} joints visible"
+    )
+
+
+@data_app.command("preview", help=PREVIEW_HELP)
+def preview_command(
+    out: Path = typer.Option(..., "--out", "-o", help="PNG file to write.", dir_okay=False),
+    count: int = typer.Option(16, "--count", "-n", help="Number of samples."),
+    data: str = typer.Option(
+        "synthetic", "--data", help="synthetic[:KEY=VAL,...], mpii:PATH or lsp:PATH."
+    ),
+    split: str = typer.Option("val", "--split", help="train or val."),
+    input_size: int = typer.Option(256, "--input-size", help="Network input side in pixels."),
+    start: int = typer.Option(0, "--start", help="Index of the first sample."),
+    augment: bool = typer.Option(False, "--augment/--no-augment", help="Show training augmentation."),
+) -> None:
+    from fpdctl.data.preview import save_preview
+    from fpdctl.data.registry import build_dataset
+    from fpdctl.data.transforms import AugmentConfig
+
+    if split not in ("train", "val"):
+        raise UsageError(f"--split must be train or val, got '{split}'")
+    if input_size <= 0:
+        raise UsageError(f"--input-size must be positive, got {input_size}")
+    dataset = build_dataset(
+        data,
+        split,  # type: ignore[arg-type]
+        input_size=input_size,
+        augment=AugmentConfig() if augment else None,
+    )
+    result = save_preview(out, dataset, count, start=start)
+    typer.echo(
+        f"wrote {result.path}: {result.count} samples ({result.columns} per row, "
+        f"{result.tile_size} px); {result.visible_joints} of {result.total_joints} joints visible"
+    )
+
+
+def register(app: typer.Typer) -> None:
+    """Add ``fpdctl data`` to the application."""
+    app.add_typer(data_app, name="data")
