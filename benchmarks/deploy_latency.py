@@ -1,0 +1,326 @@
+"""Deployment latency on this CPU: the student against its compute floor and against the teacher.
+
+Prints a table and writes JSON (default benchmarks/results/deploy_latency.json).
+
+    python benchmarks/deploy_latency.py [--rounds 15] [--student CKPT --student-input-size 128]
+
+Every case runs at batch 1, 256 px, with the same number of threads (default 2), and the cases
+are interleaved: each round runs every case for a block of iterations (after one untimed run, so
+the previous runtime's spinning threads have gone idle), and ratios are taken round by round
+between blocks of the same round. On a machine shared with other jobs this keeps the ratios
+meaningful even while absolute times drift; the JSON keeps every block so the spread can be
+checked.
+
+Cases:
+- fp32 GEMM peaks: a 2048^3 ``torch.matmul`` (PyTorch's BLAS) and a 1024^3 ONNX Runtime MatMul
+  (MLAS, the library ORT's convolutions run on). The compute floor of a model is
+  FLOPs (2 x MACs, convolutions only) / peak, given for both peaks.
+- the teacher hg8x256: eager fp32 PyTorch (NCHW) and ONNX Runtime fp32;
+- the student hg4x128: eager fp32 (NCHW, channels_last), bf16 autocast; ONNX Runtime fp32 from
+  the dynamo exporter (fpdctl's default) and from the TorchScript exporter, with fpdctl's session
+  options (worker threads do not spin), with ORT's default spinning threads, and without the
+  NCHWc layout pass (ORT_ENABLE_EXTENDED); ONNX Runtime fp16 and int8 (static QDQ, calibrated
+  on synthetic images).
+
+Accuracy (with ``--student``, a trained checkpoint): PCKh@0.5 on the synthetic validation split of
+ONNX Runtime fp32, int8 and fp16 exports and of PyTorch under bf16 autocast, at the input size
+the student was trained at. Latency does not depend on the weights, so random weights are used
+for the teacher (and for the student without ``--student``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import json
+import platform
+import statistics
+import tempfile
+import time
+from dataclasses import dataclass, field
+from datetime import date
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+
+@dataclass
+class Case:
+    name: str
+    run: Callable[[], object]
+    flops: float  # per call
+    block: int = 5  # timed iterations per round
+    times: list[float] = field(default_factory=list)
+    blocks: list[float] = field(default_factory=list)  # median of each round's block
+
+
+def _median(values: list[float]) -> float:
+    return float(statistics.median(values))
+
+
+def _pct(values: list[float], q: float) -> float:
+    return float(np.percentile(np.asarray(values), q))
+
+
+def gemm_cases(threads: int) -> list[Case]:
+    import onnxruntime as ort
+    import torch
+    from onnx import TensorProto, helper, numpy_helper
+
+    n = 2048
+    a, b, c = torch.randn(n, n), torch.randn(n, n), torch.empty(n, n)
+    torch_case = Case("gemm torch.matmul 2048", lambda: torch.matmul(a, b, out=c), 2.0 * n**3, block=3)
+
+    m = 1024
+    weight = numpy_helper.from_array(np.random.default_rng(0).standard_normal((m, m)).astype(np.float32), "B")
+    graph = helper.make_graph(
+        [helper.make_node("MatMul", ["A", "B"], ["C"])], "gemm",
+        [helper.make_tensor_value_info("A", TensorProto.FLOAT, [m, m])],
+        [helper.make_tensor_value_info("C", TensorProto.FLOAT, [m, m])], [weight],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)])
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = threads
+    session = ort.InferenceSession(model.SerializeToString(), options, providers=["CPUExecutionProvider"])
+    x = np.random.default_rng(1).standard_normal((m, m)).astype(np.float32)
+    ort_case = Case("gemm onnxruntime MatMul 1024", lambda: session.run(None, {"A": x}), 2.0 * m**3, block=10)
+    return [torch_case, ort_case]
+
+
+def _ort_session(path: Path, threads: int, *, spinning: bool = False, level: str = "all"):
+    import onnxruntime as ort
+
+    from fpdctl.deploy.runtime import session_options
+
+    options = session_options(threads, spinning=spinning)
+    if level == "extended":
+        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED
+    return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+
+
+def model_cases(student_net, teacher_net, threads: int, work: Path, size: int, log) -> list[Case]:
+    import torch
+
+    from fpdctl.deploy.backends import get_backend
+    from fpdctl.deploy.export import export_onnx, torch_to_onnx
+    from fpdctl.deploy.runtime import TorchRunner
+    from fpdctl.profiling.analytic import analytic_cost
+
+    rng = np.random.default_rng(0)
+    image = rng.standard_normal((1, 3, size, size)).astype(np.float32)
+    cases: list[Case] = []
+
+    def torch_case(name: str, net, backend: str, flops: float, block: int) -> Case:
+        runner = TorchRunner(copy.deepcopy(net), get_backend(backend), "cpu")
+        prepared = runner.prepare(image)
+        return Case(name, lambda: runner.forward(prepared), flops, block=block)
+
+    def ort_case(name: str, session, flops: float, block: int = 5) -> Case:
+        feed = {session.get_inputs()[0].name: image}
+        return Case(name, lambda: session.run(None, feed), flops, block=block)
+
+    t_flops = 2.0 * analytic_cost(teacher_net.spec, size).macs
+    s_flops = 2.0 * analytic_cost(student_net.spec, size).macs
+    log("exporting the teacher (fp32)")
+    teacher_onnx = work / "teacher.onnx"
+    export_onnx(teacher_net, teacher_onnx, input_size=size, verify=False)
+    cases.append(torch_case("hg8x256 torch eager fp32 nchw", teacher_net, "torch", t_flops, 2))
+    cases.append(ort_case("hg8x256 onnxruntime fp32", _ort_session(teacher_onnx, threads), t_flops, 2))
+
+    log("exporting the student (fp32 dynamo, fp32 torchscript, fp16, int8)")
+    dynamo, script = work / "student.onnx", work / "student_ts.onnx"
+    export_onnx(student_net, dynamo, input_size=size, verify=False)
+    torch_to_onnx(student_net, script, input_size=size, exporter="torchscript")
+    fp16, int8 = work / "student_fp16.onnx", work / "student_int8.onnx"
+    export_onnx(student_net, fp16, input_size=size, precision="fp16", verify=False)
+    export_onnx(student_net, int8, input_size=size, precision="int8", calibration_samples=64, verify=False)
+
+    cases.append(torch_case("hg4x128 torch eager fp32 nchw", student_net, "torch", s_flops, 3))
+    cases.append(torch_case("hg4x128 torch eager fp32 channels_last", student_net, "torch-cl", s_flops, 3))
+    cases.append(torch_case("hg4x128 torch eager bf16 channels_last", student_net, "torch-bf16", s_flops, 3))
+    cases.append(ort_case("hg4x128 onnxruntime fp32", _ort_session(dynamo, threads), s_flops))
+    cases.append(ort_case("hg4x128 onnxruntime fp32 (torchscript export)", _ort_session(script, threads), s_flops))
+    cases.append(ort_case("hg4x128 onnxruntime fp32 (spinning threads)", _ort_session(dynamo, threads, spinning=True), s_flops))
+    cases.append(ort_case("hg4x128 onnxruntime fp32 (no NCHWc)", _ort_session(dynamo, threads, level="extended"), s_flops))
+    cases.append(ort_case("hg4x128 onnxruntime fp16", _ort_session(fp16, threads), s_flops, 2))
+    cases.append(ort_case("hg4x128 onnxruntime int8", _ort_session(int8, threads), s_flops))
+    torch.set_num_threads(threads)
+    return cases
+
+
+def run_rounds(cases: list[Case], rounds: int, log) -> None:
+    for case in cases:  # warm-up: first calls allocate and plan
+        for _ in range(2):
+            case.run()
+    for r in range(rounds):
+        log(f"round {r + 1}/{rounds}")
+        for case in cases:
+            case.run()  # untimed: let the previous runtime's threads go idle
+            block = []
+            for _ in range(case.block):
+                start = time.perf_counter()
+                case.run()
+                block.append(time.perf_counter() - start)
+            case.times.extend(block)
+            case.blocks.append(_median(block))
+
+
+def ratio(a: Case, b: Case) -> dict[str, float]:
+    """a's time over b's, round by round (> 1: b is faster)."""
+    values = [x / y for x, y in zip(a.blocks, b.blocks)]
+    return {"median": _median(values), "p10": _pct(values, 10), "p90": _pct(values, 90)}
+
+
+def accuracy(checkpoint: str, size: int, samples: int, threads: int, work: Path, log) -> dict:
+    from fpdctl.deploy.backends import get_backend
+    from fpdctl.deploy.export import export_onnx
+    from fpdctl.deploy.runtime import OrtRunner, TorchRunner
+    from fpdctl.deploy.verify import compare_accuracy
+    from fpdctl.models.checkpoint import load_model
+
+    net = load_model(checkpoint)
+    paths = {}
+    for precision in ("fp32", "int8", "fp16"):
+        log(f"exporting the trained student ({precision}, {size} px)")
+        paths[precision] = work / f"trained_{precision}.onnx"
+        export_onnx(net, paths[precision], input_size=size, precision=precision, calibration_samples=256, verify=False)
+    fp32 = OrtRunner(paths["fp32"], threads=threads)
+    out = {"checkpoint": checkpoint, "input_size": size, "samples": samples}
+    for precision in ("int8", "fp16"):
+        log(f"scoring fp32 and {precision} on {samples} synthetic validation persons")
+        result = compare_accuracy(
+            fp32, OrtRunner(paths[precision], threads=threads), data="synthetic", input_size=size,
+            samples=samples, candidate_precision=precision,
+        )
+        out["fp32"] = result.reference_mean
+        out[precision] = result.candidate_mean
+        out[f"{precision}_drop"] = result.drop
+    log("scoring PyTorch bf16 autocast")
+    bf16 = TorchRunner(copy.deepcopy(net), get_backend("torch-bf16"), "cpu")
+    result = compare_accuracy(fp32, bf16, data="synthetic", input_size=size, samples=samples, candidate_precision="bf16")
+    out["bf16"] = result.candidate_mean
+    out["bf16_drop"] = result.drop
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rounds", type=int, default=15)
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--input-size", type=int, default=256)
+    parser.add_argument("--student", help="trained student checkpoint for the accuracy check")
+    parser.add_argument("--student-input-size", type=int, default=256, help="the size it was trained at")
+    parser.add_argument("--validation-samples", type=int, default=500)
+    parser.add_argument("--json", default="benchmarks/results/deploy_latency.json")
+    opts = parser.parse_args()
+
+    import onnxruntime
+    import torch
+
+    from fpdctl.models.checkpoint import load_model
+    from fpdctl.models.hourglass import create_model
+
+    torch.set_num_threads(opts.threads)
+    log = lambda message: print(f"[{time.strftime('%H:%M:%S')}] {message}", flush=True)  # noqa: E731
+    torch.manual_seed(0)
+    teacher = create_model("hg8x256").eval()
+    student = load_model(opts.student) if opts.student else create_model("hg4x128").eval()
+
+    with tempfile.TemporaryDirectory(prefix="deploy-latency-") as tmp:
+        work = Path(tmp)
+        cases = gemm_cases(opts.threads) + model_cases(student, teacher, opts.threads, work, opts.input_size, log)
+        run_rounds(cases, opts.rounds, log)
+        acc = (
+            accuracy(opts.student, opts.student_input_size, opts.validation_samples, opts.threads, work, log)
+            if opts.student else None
+        )
+
+    by_name = {c.name: c for c in cases}
+    def peak(name: str) -> float:
+        case = by_name[name]
+        return _median([case.flops / t for t in case.times]) / 1e9
+
+    peaks = {"torch.matmul": peak("gemm torch.matmul 2048"), "onnxruntime MatMul": peak("gemm onnxruntime MatMul 1024")}
+    best_peak = max(peaks.values())
+    rows = []
+    for case in cases:
+        med = _median(case.times) * 1e3
+        row = {
+            "case": case.name,
+            "median_ms": med,
+            "p10_ms": _pct(case.times, 10) * 1e3,
+            "p90_ms": _pct(case.times, 90) * 1e3,
+            "iters": len(case.times),
+            "gflops_per_s": case.flops / (med / 1e3) / 1e9,
+        }
+        if not case.name.startswith("gemm"):
+            row["floor_ms"] = case.flops / (best_peak * 1e9) * 1e3
+            row["x_floor"] = med / row["floor_ms"]
+            row["floor_torch_matmul_ms"] = case.flops / (peaks["torch.matmul"] * 1e9) * 1e3
+        rows.append(row)
+
+    s_ort = by_name["hg4x128 onnxruntime fp32"]
+    ratios = {
+        "teacher eager / student ort fp32": ratio(by_name["hg8x256 torch eager fp32 nchw"], s_ort),
+        "teacher eager / student ort int8": ratio(by_name["hg8x256 torch eager fp32 nchw"], by_name["hg4x128 onnxruntime int8"]),
+        "teacher ort fp32 / student ort fp32": ratio(by_name["hg8x256 onnxruntime fp32"], s_ort),
+        "teacher ort fp32 / student ort int8": ratio(by_name["hg8x256 onnxruntime fp32"], by_name["hg4x128 onnxruntime int8"]),
+        "student ort fp32 / student ort int8": ratio(s_ort, by_name["hg4x128 onnxruntime int8"]),
+        "student eager fp32 / student eager bf16": ratio(by_name["hg4x128 torch eager fp32 nchw"], by_name["hg4x128 torch eager bf16 channels_last"]),
+        "student ort fp32 / student eager bf16": ratio(s_ort, by_name["hg4x128 torch eager bf16 channels_last"]),
+        "student ort fp32 x floor (MLAS peak)": {
+            k: v * best_peak * 1e9 / s_ort.flops for k, v in
+            {"median": _median(s_ort.blocks), "p10": _pct(s_ort.blocks, 10), "p90": _pct(s_ort.blocks, 90)}.items()
+        },
+        "dynamo / torchscript export (ort fp32)": ratio(s_ort, by_name["hg4x128 onnxruntime fp32 (torchscript export)"]),
+    }
+    # The floor ratio above uses the whole run's peak; per round, the same with that round's GEMM.
+    gemm = by_name["gemm onnxruntime MatMul 1024"]
+    per_round = [(s / s_ort.flops) / (g / gemm.flops) for s, g in zip(s_ort.blocks, gemm.blocks)]
+    ratios["student ort fp32 x floor (MLAS peak, per round)"] = {
+        "median": _median(per_round), "p10": _pct(per_round, 10), "p90": _pct(per_round, 90),
+    }
+
+    print(f"\nbatch 1, {opts.input_size} px, {opts.threads} threads, {opts.rounds} interleaved rounds; "
+          f"fp32 GEMM peak: torch.matmul {peaks['torch.matmul']:.0f} GFLOP/s, "
+          f"ORT MatMul {peaks['onnxruntime MatMul']:.0f} GFLOP/s")
+    print(f"{'case':48s} {'median ms':>10s} {'p10':>8s} {'p90':>8s} {'GFLOP/s':>8s} {'x floor':>8s}")
+    for row in rows:
+        floor = f"{row['x_floor']:8.2f}" if "x_floor" in row else " " * 8
+        print(f"{row['case']:48s} {row['median_ms']:10.2f} {row['p10_ms']:8.2f} {row['p90_ms']:8.2f} "
+              f"{row['gflops_per_s']:8.0f} {floor}")
+    print("\nratios (round by round: median [p10, p90])")
+    for name, r in ratios.items():
+        print(f"  {name:48s} {r['median']:6.2f} [{r['p10']:.2f}, {r['p90']:.2f}]")
+    if acc:
+        print(f"\nPCKh@0.5 on {acc['samples']} synthetic val persons at {acc['input_size']} px ({acc['checkpoint']}): "
+              f"fp32 {acc['fp32']:.2f}, int8 {acc['int8']:.2f} ({-acc['int8_drop']:+.2f}), "
+              f"fp16 {acc['fp16']:.2f} ({-acc['fp16_drop']:+.2f}), bf16 {acc['bf16']:.2f} ({-acc['bf16_drop']:+.2f})")
+
+    cpu = platform.processor() or platform.machine()
+    try:
+        cpu = next(l.split(":", 1)[1].strip() for l in Path("/proc/cpuinfo").read_text().splitlines()
+                   if l.startswith("model name"))
+    except (OSError, StopIteration):
+        pass
+    report = {
+        "date": date.today().isoformat(),
+        "command": "python benchmarks/deploy_latency.py " + " ".join(
+            f"--{k.replace('_', '-')} {v}" for k, v in vars(opts).items() if v is not None and k != "json"),
+        "machine": {"cpu": cpu, "python": platform.python_version(), "torch": torch.__version__,
+                    "onnxruntime": onnxruntime.__version__, "threads": opts.threads},
+        "gemm_peak_gflops": peaks,
+        "rows": rows,
+        "ratios": ratios,
+        "accuracy": acc,
+        "blocks_ms": {c.name: [b * 1e3 for b in c.blocks] for c in cases},
+    }
+    out = Path(opts.json)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(report, indent=2) + "\n")
+    print(f"\nwrote {out}")
+
+
+if __name__ == "__main__":
+    main()

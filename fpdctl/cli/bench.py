@@ -1,0 +1,123 @@
+"""``fpdctl bench``: latency, throughput and memory per model x backend x batch."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, List, Optional
+
+import typer
+
+from fpdctl.cli.render import Column, check_format, emit, render_rows
+from fpdctl.deploy.backends import BACKENDS
+
+if TYPE_CHECKING:
+    from fpdctl.deploy.bench import BenchResult
+
+_BACKEND_LINES = "\n".join(
+    f"  {b.name:<11} {'PyTorch eager' if b.runtime == 'torch' else 'ONNX Runtime'} {b.precision}"
+    + (f" {b.memory_format}" if b.runtime == "torch" else "")
+    + (" (CUDA only)" if b.devices == ("cuda",) else "")
+    + (" (calibrated)" if b.calibration else "")
+    + (" - the reference" if b.reference else "")
+    for b in BACKENDS
+)
+
+HELP = f"""Latency, throughput and peak memory of models on PyTorch and ONNX Runtime.
+
+MODEL is a checkpoint, an .onnx file from `fpdctl export`, or a model name
+such as hg8x256 (random weights). With two or more models, "speed-up" is
+the first model's median latency over each row's (same backend and batch).
+"x eager" compares each row with the same model in eager fp32 NCHW PyTorch.
+
+--backend auto runs checkpoints and names in PyTorch and .onnx files in ONNX
+Runtime; torch / onnxruntime pick a runtime (a checkpoint is exported to a
+temporary ONNX file for ONNX Runtime); all runs every backend that can load
+the model; or name backends, comma-separated:
+
+{_BACKEND_LINES}
+
+Whenever PyTorch rows run, plain eager fp32 NCHW (torch) runs beside them.
+--precision filters (e.g. fp32,int8; default fp32 for the runtime groups).
+
+Timed: the network alone, from an input already on the device and in the
+backend's layout to the returned heatmaps. --end-to-end also times, apart,
+pre-processing (crop a 640x480 frame, normalise, batch) and post-processing
+(decode, map to frame pixels); latency columns are then their sum. Cases
+run round-robin, one iteration of each in turn, so machine noise hits all
+alike. Peak memory: the process's peak RSS over each case's warm-up on CPU
+(reset per case), CUDA max allocated on GPU.
+"""
+
+_COLUMNS = [
+    Column("model", "model", justify="left"),
+    Column("backend", "backend", justify="left"),
+    Column("batch", "batch"),
+    Column("p50_ms", "p50 ms", lambda v: f"{v:.2f}"),
+    Column("p90_ms", "p90 ms", lambda v: f"{v:.2f}"),
+    Column("p99_ms", "p99 ms", lambda v: f"{v:.2f}"),
+    Column("mean_ms", "mean ms", lambda v: f"{v:.2f}"),
+    Column("std_ms", "std ms", lambda v: f"{v:.2f}"),
+    Column("min_ms", "min ms", lambda v: f"{v:.2f}"),
+    Column("img_per_s", "img/s", lambda v: f"{v:.1f}"),
+    Column("peak_mem_mb", "peak MB", lambda v: f"{v:.0f}"),
+    Column("speedup", "speed-up", lambda v: f"{v:.2f}x"),
+    Column("vs_reference", "x eager", lambda v: f"{v:.2f}x"),
+]
+_END_TO_END_COLUMNS = [
+    Column("pre_ms", "pre ms", lambda v: f"{v:.2f}"),
+    Column("model_ms", "model ms", lambda v: f"{v:.2f}"),
+    Column("post_ms", "post ms", lambda v: f"{v:.2f}"),
+]
+
+
+def bench_command(
+    models: List[str] = typer.Argument(..., metavar="MODEL...", help="Checkpoints, .onnx files or model names."),
+    backend: str = typer.Option("auto", "--backend", help="auto, torch, onnxruntime, all, or backend names."),
+    batch: str = typer.Option("1", "--batch", help="Batch sizes, comma-separated (e.g. 1,8)."),
+    threads: Optional[int] = typer.Option(None, "--threads", help="Intra-op threads for both runtimes."),
+    warmup: int = typer.Option(5, "--warmup", help="Untimed iterations per case."),
+    iters: Optional[int] = typer.Option(None, "--iters", help="Timed iterations per case (default 30)."),
+    duration: Optional[float] = typer.Option(None, "--duration", help="Seconds per case instead of --iters."),
+    device: str = typer.Option("cpu", "--device", help="cpu, cuda, cuda:N or auto."),
+    precision: Optional[str] = typer.Option(None, "--precision", help="Keep these precisions: fp32,fp16,bf16,int8."),
+    fmt: str = typer.Option("table", "--format", help="table, json, csv or markdown."),
+    end_to_end: bool = typer.Option(False, "--end-to-end", help="Also time pre- and post-processing."),
+    input_size: Optional[int] = typer.Option(None, "--input-size", help="Input side for checkpoints and names (default 256)."),
+    output: Optional[str] = typer.Option(None, "--output", "-o", help="Write the output here instead of stdout."),
+) -> None:
+    from fpdctl.cli.options import parse_int_list
+    from fpdctl.deploy.backends import parse_precisions
+    from fpdctl.deploy.bench import benchmark
+
+    check_format(fmt)
+    batches = parse_int_list(batch, "--batch", minimum=1)
+    result = benchmark(
+        models, backend=backend, batches=batches, threads=threads, warmup=warmup, iters=iters,
+        duration=duration, device=device, precisions=parse_precisions(precision),
+        end_to_end=end_to_end, input_size=input_size,
+        progress=lambda message: typer.echo(f"{message} ...", err=True),
+    )
+    emit(_render(result, fmt), output)
+
+
+def _render(result: "BenchResult", fmt: str) -> str:
+    rows: list[dict[str, Any]] = [r.to_dict() for r in result.rows]
+    if fmt == "json":
+        return render_rows(rows, _COLUMNS, fmt)
+    columns = list(_COLUMNS)
+    if result.timed != "model":
+        columns[3:3] = _END_TO_END_COLUMNS
+    env = result.environment
+    caption = (
+        f"timed: {'pre + model + post (end-to-end)' if result.timed != 'model' else 'the model alone'}; "
+        f"{result.device}, {result.threads} thread(s); {env.get('cpu', '')}; torch {env.get('torch', '')}, "
+        f"onnxruntime {env.get('onnxruntime', '')}"
+    )
+    if result.skipped:
+        caption += "\nskipped: " + "; ".join(result.skipped)
+    return render_rows(rows, columns, fmt, title="fpdctl bench", caption=caption)
+
+
+def register(app: typer.Typer) -> None:
+    app.command("bench", help=HELP, short_help="Latency, throughput and memory on PyTorch and ONNX Runtime.")(
+        bench_command
+    )

@@ -1,0 +1,65 @@
+"""``fpdctl predict``: keypoints (JSON) and skeleton drawings for images, folders and videos."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+HELP = """Predict one person's keypoints per image or video frame.
+
+MODEL is a checkpoint, an .onnx file from `fpdctl export` or a model name
+(random weights). INPUT is an image, a folder of images, or a video
+(anything OpenCV reads: .mp4, .avi, .mov ...).
+
+The person: --bbox x,y,w,h (image pixels) crops around that box, enlarged
+by the datasets' 1.25 margin; without it the whole frame is the person
+(centre at the image centre, crop side = the longer image side).
+
+Writes, in --out: keypoints.json (per image or frame: box, crop centre and
+scale, and for each joint its name, x, y in 0-based image pixels and the
+heatmap peak score), and the input with the skeleton drawn: one image per
+input image, or STEM_pose.mp4 (mp4v) for a video.
+"""
+
+
+def predict_command(
+    model: str = typer.Argument(..., metavar="MODEL", help="Checkpoint, .onnx file or model name."),
+    input_path: Path = typer.Argument(..., metavar="INPUT", help="Image, folder of images, or video."),
+    out: Path = typer.Option(Path("predictions"), "--out", help="Output folder."),
+    bbox: Optional[str] = typer.Option(None, "--bbox", help="Person box x,y,w,h in image pixels."),
+    device: str = typer.Option("cpu", "--device", help="cpu, cuda, cuda:N or auto."),
+    threads: Optional[int] = typer.Option(None, "--threads", help="Intra-op threads."),
+    input_size: Optional[int] = typer.Option(None, "--input-size", help="Input side for checkpoints (default 256)."),
+    draw: bool = typer.Option(True, "--draw/--no-draw", help="Write the drawn images or video."),
+    min_score: float = typer.Option(0.0, "--min-score", help="Do not draw joints scoring below this."),
+    max_frames: Optional[int] = typer.Option(None, "--max-frames", help="Stop a video after this many frames."),
+) -> None:
+    from fpdctl.deploy.predict import parse_bbox, predict
+    from fpdctl.errors import UsageError
+
+    box = parse_bbox(bbox)
+    if threads is not None and threads < 1:
+        raise UsageError(f"--threads must be at least 1, got {threads}")
+    result = predict(
+        model, input_path, out_dir=out, bbox=box, device=device, threads=threads,
+        input_size=input_size, draw=draw, min_score=min_score, max_frames=max_frames,
+    )
+    what = "frames" if result.kind == "video" else "images"
+    typer.echo(
+        f"{len(result.predictions)} {what} in {result.seconds:.1f} s "
+        f"({result.arch}, {result.input_size} px input)"
+    )
+    for skipped in result.skipped:
+        typer.echo(f"skipped {skipped}", err=True)
+    typer.echo(f"wrote {result.json_path}")
+    if result.drawn:
+        where = result.drawn[0] if len(result.drawn) == 1 else f"{len(result.drawn)} files in {out}"
+        typer.echo(f"wrote {where}")
+
+
+def register(app: typer.Typer) -> None:
+    app.command("predict", help=HELP, short_help="Keypoints and drawings for images, folders and videos.")(
+        predict_command
+    )

@@ -1,0 +1,246 @@
+"""``fpdctl prune`` (slice one student out of a teacher) and ``fpdctl prune-sweep``."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, Optional
+
+import typer
+
+from fpdctl.cli.options import parse_int_list
+from fpdctl.cli.render import Column, check_format, emit, render_rows
+
+if TYPE_CHECKING:
+    from fpdctl.prune.sweep import SweepResult
+
+PRUNE_HELP = """Slice a trained teacher into a smaller hourglass of the same family.
+
+Keeps --to's stacks (the first k; with --stack-strategy first-last the first
+k-1 and the teacher's last), the first blocks of every stage, and the most
+important channels: one index set for the C-wide residual stream (stem
+output, every hourglass and head bottleneck, the feedback adds), one per stack
+head, one per bottleneck inner width and per stem width, scored by BN |gamma|
+(--importance bn) or by the L1 norm of the filters writing the channel (l1).
+Joints are never pruned. --recalibrate-bn N re-estimates the BN statistics
+over N training batches (channel slicing changes what every BN sees). The
+output is a native checkpoint that distill, export and bench accept.
+"""
+
+SWEEP_HELP = """Find the student to distil: slice or initialise each size, fine-tune it briefly with FPD, measure it.
+
+For every STACKS x CHANNELS x BLOCKS and every --init (scratch, sliced from
+the teacher, or both): zero-shot PCKh, a short FPD fine-tune from the teacher
+(--max-steps or --epochs), PCKh again, params, MACs and ONNX Runtime latency
+at batch 1 (fp32, CPU).
+
+One JSON per config lands in OUT/configs as soon as it finishes; rerunning the
+command skips finished configs. --shard K/N runs every N-th config of the
+sorted grid, starting at the K-th, so N processes (a Slurm job array) can
+share OUT. OUT/summary.json and OUT/sweep.png are rebuilt from every result in OUT:
+all rows, the Pareto front of PCKh against MACs and against latency, and the
+recommendation: the cheapest config within --max-drop PCKh of the teacher, or
+the most accurate under --budget-macs / --budget-latency.
+"""
+
+
+def _gmacs(value: float) -> str:
+    # Three significant figures: paper-sized models are whole GMACs, test models millionths.
+    return f"{value / 1e9:.3g}"
+
+
+def prune_command(
+    teacher: str = typer.Option(..., "--teacher", help="Teacher checkpoint (native, pytorch-pose or FPD)."),
+    to: str = typer.Option(..., "--to", help="Target model, e.g. hg4x128 or hg2x64b1."),
+    output: str = typer.Option(..., "--output", "-o", help="Student checkpoint to write (.safetensors)."),
+    importance: str = typer.Option("bn", "--importance", help="Channel criterion: bn (|gamma|) or l1."),
+    stack_strategy: str = typer.Option("first", "--stack-strategy", help="first or first-last."),
+    input_size: int = typer.Option(256, "--input-size", help="Input side (MACs, BN re-estimation images)."),
+    recalibrate_bn: int = typer.Option(
+        0, "--recalibrate-bn", help="Re-estimate BN statistics over N training batches of --data (0: off)."),
+    data: str = typer.Option("synthetic", "--data", help="Images for --recalibrate-bn: synthetic, mpii:PATH, lsp:PATH."),
+    batch_size: int = typer.Option(16, "--batch-size", help="Images per --recalibrate-bn batch."),
+    device: str = typer.Option("cpu", "--device", help="Where --recalibrate-bn runs: auto, cpu, cuda, cuda:N or mps."),
+    fmt: str = typer.Option("table", "--format", help="table, json, csv or markdown."),
+) -> None:
+    from fpdctl.models.spec import resolve_spec
+    from fpdctl.prune.importance import check_importance
+    from fpdctl.prune.slicing import check_stack_strategy, prune_checkpoint
+    from fpdctl.utils.io import require_file
+
+    check_format(fmt)
+    target = resolve_spec(to)
+    check_importance(importance)
+    check_stack_strategy(stack_strategy)
+    require_file(teacher, "teacher checkpoint")
+    result = prune_checkpoint(teacher, target, output, importance=importance,
+                              stack_strategy=stack_strategy, input_size=input_size,
+                              recalibrate_bn=recalibrate_bn, data=data, batch_size=batch_size,
+                              device=device)
+    row = result.to_dict()
+    row["stacks"] = ",".join(str(s) for s in result.stacks)
+    columns = [
+        Column("teacher", "teacher", justify="left"),
+        Column("student", "student", justify="left"),
+        Column("stacks", "kept stacks"),
+        Column("importance", "importance"),
+        Column("teacher_params", "teacher params", lambda v: f"{v / 1e6:.3f}M"),
+        Column("student_params", "student params", lambda v: f"{v / 1e6:.3f}M"),
+        Column("teacher_macs", "teacher GMACs", _gmacs),
+        Column("student_macs", "student GMACs", _gmacs),
+    ]
+    emit(render_rows([row], columns, fmt, title="fpdctl prune",
+                     caption=f"MACs at {input_size}x{input_size}; wrote {result.output}"))
+
+
+class _Progress:
+    """Prints the sweep's events on stderr (stdout keeps the table)."""
+
+    def on_teacher(self, teacher: Any, cached: bool) -> None:
+        typer.echo(
+            f"teacher {teacher.model}: PCKh {teacher.pckh:.2f}{' (cached)' if cached else ''}", err=True
+        )
+
+    def on_skip(self, item: Any) -> None:
+        typer.echo(f"skip {item.key}: already finished", err=True)
+
+    def on_config_start(self, item: Any, position: int, total: int) -> None:
+        typer.echo(f"[{position}/{total}] {item.key}", err=True)
+
+    def on_zero_shot(self, item: Any, pckh: float) -> None:
+        typer.echo(f"  zero-shot PCKh {pckh:.2f}; fine-tuning...", err=True)
+
+    def on_train_step(self, item: Any, log: Any) -> None:
+        typer.echo(f"  step {log.step}/{log.total_steps} loss {log.loss:.5f} ({log.img_per_s:.1f} img/s)", err=True)
+
+    def on_config_end(self, result: Any) -> None:
+        typer.echo(
+            f"  PCKh {result.pckh:.2f} after {result.steps} steps ({result.train_seconds:.0f} s)", err=True
+        )
+
+
+def _render_sweep(summary: "SweepResult", fmt: str) -> str:
+    front = set(summary.pareto.get("macs", [])) | set(summary.pareto.get("latency_ms", []))
+    rows = []
+    for r in summary.results:
+        row = r.to_dict()
+        row.pop("settings", None)
+        row["pareto"] = "yes" if r.key in front else ""
+        row["recommended"] = "yes" if r.key == summary.recommendation.key else ""
+        rows.append(row)
+    if summary.teacher is not None and fmt in ("table", "markdown"):
+        t = summary.teacher
+        rows.insert(0, {"key": f"{t.model} (teacher)", "params": t.params, "macs": t.macs,
+                        "latency_ms": t.latency_ms, "pckh": t.pckh})
+    columns = [
+        Column("key", "config", justify="left"),
+        Column("params", "params", lambda v: f"{v / 1e6:.3f}M"),
+        Column("macs", "GMACs", _gmacs),
+        Column("latency_ms", "ORT ms (b1)", lambda v: f"{v:.2f}"),
+        Column("pckh_zero_shot", "PCKh zero-shot", lambda v: f"{v:.2f}"),
+        Column("pckh", "PCKh", lambda v: f"{v:.2f}"),
+        Column("steps", "steps"),
+        Column("pareto", "Pareto", justify="left"),
+        Column("recommended", "pick", justify="left"),
+    ]
+    caption = f"recommendation: {summary.recommendation.reason}"
+    if summary.plot is not None:
+        caption += f"\nplot: {summary.plot}"
+    return render_rows(rows, columns, fmt, title=f"fpdctl prune-sweep ({summary.out})", caption=caption)
+
+
+def prune_sweep_command(
+    teacher: Optional[str] = typer.Option(None, "--teacher", help="Teacher checkpoint (required unless --summary-only)."),
+    stacks: str = typer.Option("1,2,4", "--stacks", help="Grid stacks, comma-separated."),
+    channels: str = typer.Option("64,128", "--channels", help="Grid channels, comma-separated."),
+    blocks: str = typer.Option("1", "--blocks", help="Grid residual blocks per stage, comma-separated."),
+    init: str = typer.Option("both", "--init", help="scratch, teacher (sliced) or both."),
+    max_steps: Optional[int] = typer.Option(None, "--max-steps", help="Fine-tune steps per config (default 200)."),
+    epochs: Optional[int] = typer.Option(None, "--epochs", help="Fine-tune epochs per config (instead of --max-steps)."),
+    alpha: float = typer.Option(0.5, "--alpha", help="Weight of the distillation term."),
+    data: str = typer.Option("synthetic", "--data", help="synthetic[:KEY=VAL,...], mpii:PATH or lsp:PATH."),
+    input_size: int = typer.Option(256, "--input-size", help="Network input side in pixels."),
+    batch_size: int = typer.Option(16, "--batch-size", help="Fine-tune images per step."),
+    lr: float = typer.Option(1e-3, "--lr", help="Fine-tune learning rate (cosine decay)."),
+    seed: int = typer.Option(0, "--seed", help="Seeds scratch weights and the fine-tune."),
+    val_limit: Optional[int] = typer.Option(None, "--val-limit", help="Evaluate on the first N validation persons."),
+    importance: str = typer.Option("bn", "--importance", help="Slicing channel criterion: bn or l1."),
+    stack_strategy: str = typer.Option("first", "--stack-strategy", help="Slicing stacks: first or first-last."),
+    recalibrate_bn: int = typer.Option(
+        0, "--recalibrate-bn", help="Re-estimate a sliced student's BN statistics over N training batches first."),
+    max_drop: float = typer.Option(1.0, "--max-drop", help="Acceptable PCKh loss against the teacher (points)."),
+    budget_macs: Optional[float] = typer.Option(None, "--budget-macs", help="Recommend the best config under G GMACs."),
+    budget_latency: Optional[float] = typer.Option(None, "--budget-latency", help="Recommend the best config under MS ms."),
+    latency: bool = typer.Option(True, "--latency/--no-latency", help="Measure ONNX Runtime latency (batch 1)."),
+    out: str = typer.Option("prune-sweep", "--out", help="Sweep directory (results, summary, plot)."),
+    shard: Optional[str] = typer.Option(None, "--shard", help="K/N: run every N-th config starting at the K-th."),
+    summary_only: bool = typer.Option(False, "--summary-only", help="Only rebuild the summary of --out."),
+    device: str = typer.Option("auto", "--device", help="auto, cpu, cuda, cuda:N or mps."),
+    workers: int = typer.Option(2, "--workers", help="DataLoader worker processes."),
+    fmt: str = typer.Option("table", "--format", help="table, json, csv or markdown."),
+) -> None:
+    from fpdctl.errors import UsageError
+    from fpdctl.prune.sweep import (
+        SweepSettings,
+        build_grid,
+        parse_inits,
+        parse_shard,
+        run_sweep,
+        summarize,
+    )
+
+    check_format(fmt)
+    if budget_macs is not None and budget_latency is not None:
+        raise UsageError("give --budget-macs or --budget-latency, not both")
+    for name, value in (("--budget-macs", budget_macs), ("--budget-latency", budget_latency)):
+        if value is not None and not value > 0:
+            raise UsageError(f"{name} must be positive, got {value:g}")
+    if budget_latency is not None and not latency:
+        raise UsageError("--budget-latency needs latency measurements; drop --no-latency")
+    if max_drop < 0:
+        raise UsageError(f"--max-drop must be a non-negative number, got {max_drop:g}")
+    budget = None if budget_macs is None else budget_macs * 1e9
+    if summary_only:
+        from fpdctl.utils.io import require_dir
+
+        require_dir(out, "sweep directory")
+        summary = summarize(out, max_drop=max_drop, budget_macs=budget, budget_latency_ms=budget_latency)
+        if not summary.results:
+            raise UsageError(f"{out} holds no finished configs")
+        emit(_render_sweep(summary, fmt))
+        return
+    if teacher is None:
+        raise UsageError("--teacher CKPT is required (or --summary-only)")
+    if max_steps is not None and epochs is not None:
+        raise UsageError("give --max-steps or --epochs, not both")
+    shard_index, shard_count = parse_shard(shard)
+    from fpdctl.models.checkpoint import describe_checkpoint
+    from fpdctl.utils.io import require_file
+
+    require_file(teacher, "teacher checkpoint")
+    teacher_spec = describe_checkpoint(teacher)["spec"]
+    items = build_grid(
+        teacher_spec,
+        parse_int_list(stacks, "--stacks", minimum=1),
+        parse_int_list(channels, "--channels", minimum=4),
+        parse_int_list(blocks, "--blocks", minimum=1),
+        parse_inits(init),
+    )
+    settings = SweepSettings(
+        teacher=teacher, data=data, input_size=input_size,
+        max_steps=max_steps if max_steps is not None or epochs is not None else 200,
+        epochs=epochs, alpha=alpha, batch_size=batch_size, lr=lr, seed=seed,
+        importance=importance, stack_strategy=stack_strategy, recalibrate_bn=recalibrate_bn,
+        val_limit=val_limit,
+        latency=latency, device=device, workers=workers,
+    )
+    summary = run_sweep(settings, items, out, shard=(shard_index, shard_count), max_drop=max_drop,
+                        budget_macs=budget, budget_latency_ms=budget_latency, callbacks=_Progress())  # type: ignore[arg-type]
+    emit(_render_sweep(summary, fmt))
+    if summary.pending:
+        typer.echo(f"interrupted: {len(summary.pending)} config(s) left; rerun the same command to resume",
+                   err=True)
+        raise typer.Exit(130)
+
+
+def register(app: typer.Typer) -> None:
+    app.command("prune", help=PRUNE_HELP)(prune_command)
+    app.command("prune-sweep", help=SWEEP_HELP)(prune_sweep_command)

@@ -1,0 +1,337 @@
+"""``fpdctl train`` and ``fpdctl distill``: parse options, run the trainer, render its events.
+
+Everything heavy (torch, the trainer, the data) is imported inside the commands so that
+``fpdctl --help`` stays fast.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Optional
+
+import typer
+
+from fpdctl.errors import UsageError
+
+if TYPE_CHECKING:
+    from fpdctl.train.trainer import EvalLog, RunInfo, StepLog, TrainResult
+
+
+# --------------------------------------------------------------------------- shared options
+_DATA = typer.Option(None, "--data", help="synthetic[:K=V,...], mpii:PATH or lsp:PATH (default: synthetic).")
+_INPUT = typer.Option(None, "--input-size", help="Input side in px; heatmaps are a quarter (default: 256).")
+_EPOCHS = typer.Option(None, "--epochs", help="Run length in epochs (default: 140).")
+_MAX_STEPS = typer.Option(None, "--max-steps", help="Run length in optimizer steps (instead of --epochs).")
+_BATCH = typer.Option(None, "--batch-size", help="Images per step per process (default: 16).")
+_LR = typer.Option(None, "--lr", help="Base learning rate (default: 2.5e-4).")
+_OPT = typer.Option(None, "--optimizer", help="adam, rmsprop or sgd (default: adam).")
+_SCHEDULE = typer.Option(
+    None, "--schedule", help="step:E1,E2 (x0.1 at those epochs), cosine or constant (default: step:90,120)."
+)
+_DEVICE = typer.Option(None, "--device", help="auto, cpu, cuda, cuda:N or mps (default: auto).")
+_PRECISION = typer.Option(
+    None, "--precision", help="auto (bf16 where supported), bf16, fp16 or fp32 (default: auto)."
+)
+_WORKERS = typer.Option(None, "--workers", help="DataLoader workers per process (default: 2).")
+_SEED = typer.Option(None, "--seed", help="Seed of weights, data order and augmentation (default: 0).")
+_OUT = typer.Option(None, "--out", help="Run directory (created; must not exist unless --overwrite).")
+_RESUME = typer.Option(None, "--resume", help="Continue the run in RUN_DIR exactly where it stopped.")
+_OVERWRITE = typer.Option(False, "--overwrite", help="Replace the files of an existing run directory.")
+_CONFIG = typer.Option(None, "--config", help="YAML or TOML file of options; flags override it.")
+_PRESET = typer.Option(None, "--preset", help="A bundle of defaults: quick (small, fast demo).")
+_EVAL_EVERY = typer.Option(
+    None, "--eval-every", help="Validate every N steps; 0 only at the end (default: once per epoch)."
+)
+_LOG_EVERY = typer.Option(None, "--log-every", help="Log a metrics row every N steps (default: 50).")
+_SAVE_EVERY = typer.Option(
+    None, "--save-every", help="Checkpoint every N steps; 0 only at the end (default: at each validation, else once per epoch)."
+)
+_VAL_LIMIT = typer.Option(None, "--val-limit", help="Validate on the first N persons only.")
+_COMPILE = typer.Option(None, "--compile/--no-compile", help="torch.compile the model (default: off).")
+_CHANNELS_LAST = typer.Option(
+    None, "--channels-last/--no-channels-last", help="Channels-last memory format (default: on)."
+)
+_FLIP = typer.Option(None, "--flip-test/--no-flip-test", help="Flip-test evaluation (default: on).")
+_AUGMENT = typer.Option(None, "--augment/--no-augment", help="Training augmentation (default: on).")
+_WD = typer.Option(None, "--weight-decay", help="L2 weight decay (default: 0).")
+_SIGMA = typer.Option(None, "--sigma", help="Target Gaussian sigma in heatmap px (default: 2).")
+
+
+def _given(**options: Any) -> dict[str, Any]:
+    """The options actually given on the command line (Typer passes None for the others)."""
+    return {k: v for k, v in options.items() if v is not None}
+
+
+def _is_rank0() -> bool:
+    return os.environ.get("RANK", "0") == "0"
+
+
+# --------------------------------------------------------------------------- rendering
+def _fmt_seconds(seconds: float) -> str:
+    if not seconds or seconds != seconds or seconds < 0:
+        return "-"
+    seconds = int(round(seconds))
+    hours, rest = divmod(seconds, 3600)
+    minutes, secs = divmod(rest, 60)
+    return f"{hours}h{minutes:02d}m{secs:02d}s" if hours else f"{minutes}m{secs:02d}s"
+
+
+def _step_text(log: "StepLog") -> str:
+    kd = f" kd {log.kd_loss:.5f}" if log.kd_loss is not None else ""
+    return (
+        f"step {log.step}/{log.total_steps} epoch {log.epoch:.2f} loss {log.loss:.5f} "
+        f"(gt {log.gt_loss:.5f}{kd}) lr {log.lr:.2e} {log.img_per_s:.1f} img/s eta {_fmt_seconds(log.eta_s)}"
+    )
+
+
+class _PlainReporter:
+    """One line per event, for logs and pipes."""
+
+    def __init__(self) -> None:
+        from rich.console import Console
+
+        self.console = Console(highlight=False, soft_wrap=True)
+
+    def on_start(self, info: "RunInfo") -> None:
+        who = f"distill {info.teacher} -> {info.model}" if info.teacher else f"train {info.model}"
+        start = f", resuming at step {info.start_step}" if info.start_step else ""
+        self.console.print(
+            f"{who} ({info.parameters:,} parameters) on {info.device} {info.precision}, "
+            f"{info.world_size} process(es): {info.total_steps} steps "
+            f"({info.steps_per_epoch} per epoch, {info.train_size} train / {info.val_size} val persons)"
+            f"{start} -> {info.run_dir}"
+        )
+
+    def on_step(self, log: "StepLog") -> None:
+        self.console.print(_step_text(log))
+
+    def on_eval(self, log: "EvalLog") -> None:
+        best = " (best)" if log.best else ""
+        self.console.print(
+            f"eval step {log.step}: {log.metric.upper()} {log.value:.2f}{best} [{log.seconds:.1f}s]"
+        )
+
+    def on_checkpoint(self, step: int, path: Path) -> None:
+        pass
+
+    def on_end(self, result: "TrainResult") -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+
+class _ProgressReporter(_PlainReporter):
+    """A Rich progress bar with loss, img/s and ETA; evaluations print above it."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+        self.progress = Progress(
+            TextColumn("[bold]{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("loss {task.fields[loss]}"),
+            TextColumn("{task.fields[speed]} img/s"),
+            TextColumn("ETA"),
+            TimeRemainingColumn(),
+            console=self.console,
+            transient=False,
+        )
+        self.task: Any = None
+
+    def on_start(self, info: "RunInfo") -> None:
+        super().on_start(info)
+        self.progress.start()
+        self.task = self.progress.add_task(
+            info.teacher and "distill" or "train", total=info.total_steps, completed=info.start_step,
+            loss="-", speed="-",
+        )
+
+    def on_step(self, log: "StepLog") -> None:
+        if self.task is not None:
+            self.progress.update(
+                self.task, completed=log.step, loss=f"{log.loss:.5f}", speed=f"{log.img_per_s:.1f}"
+            )
+
+    def on_eval(self, log: "EvalLog") -> None:
+        best = " (best)" if log.best else ""
+        self.progress.console.print(f"eval step {log.step}: {log.metric.upper()} {log.value:.2f}{best}")
+
+    def close(self) -> None:
+        self.progress.stop()
+
+
+def _make_reporter() -> _PlainReporter:
+    """A progress bar on a terminal, plain lines otherwise. Both implement every method of
+    ``TrainCallbacks`` (duck-typed, so this module does not import torch to subclass it)."""
+    return _ProgressReporter() if sys.stdout.isatty() else _PlainReporter()
+
+
+def _render_result(result: "TrainResult") -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    console = Console(highlight=False, soft_wrap=True)
+    if result.final_eval:
+        metric = result.metric
+        table = Table(title=f"final evaluation ({metric.upper()}, validation, {result.steps} steps)")
+        groups = result.final_eval.get(metric, {})
+        for name in groups:
+            table.add_column(name.replace("_", " ").title(), justify="right")
+        table.add_row(*[("-" if v is None else f"{v:.2f}") for v in groups.values()])
+        console.print(table)
+    if result.best_metric is not None:
+        console.print(
+            f"best {result.metric.upper()} {result.best_metric:.2f} at step {result.best_step} "
+            f"-> {result.run_dir / 'best.safetensors'}"
+        )
+    console.print(
+        f"done in {_fmt_seconds(result.seconds)} ({result.img_per_s:.1f} img/s); run directory: {result.run_dir}"
+    )
+
+
+# --------------------------------------------------------------------------- the commands
+def _run(command: str, given: dict[str, Any], *, out: Optional[Path], resume: Optional[Path],
+         overwrite: bool, config_file: Optional[Path]) -> None:
+    from fpdctl.train.config import check_resume_changes, resolve_config
+    from fpdctl.train.trainer import Trainer, load_run_config
+
+    if resume is not None:
+        if overwrite:
+            raise UsageError("--resume and --overwrite cannot be used together")
+        if config_file is not None:
+            raise UsageError("--config cannot be used with --resume (the run keeps its options)")
+        if out is not None and Path(out).resolve() != Path(resume).resolve():
+            raise UsageError(f"--out {out} differs from --resume {resume}; give only --resume")
+        saved = load_run_config(resume)
+        if saved.command != command:
+            raise UsageError(f"{resume} is a `fpdctl {saved.command}` run; resume it with that command")
+        config = check_resume_changes(saved, {**given, "out": str(resume)})
+    else:
+        if out is None:
+            raise UsageError("--out RUN_DIR is required (or --resume RUN_DIR)")
+        config = resolve_config(command, {**given, "out": str(out)}, config_file=config_file)
+
+    rank0 = _is_rank0()
+    reporter = _make_reporter() if rank0 else None
+    # Construction validates the teacher, the data and the run directory and creates nothing.
+    trainer = Trainer(config, resume=resume is not None, overwrite=overwrite, callbacks=reporter)
+    try:
+        result = trainer.run()
+    finally:
+        if reporter is not None:
+            reporter.close()
+    if rank0:
+        if result.status != "completed":
+            typer.echo(
+                f"interrupted at step {result.steps}/{result.total_steps}; checkpoint saved; "
+                f"continue with: fpdctl {command} --resume {result.run_dir}",
+                err=True,
+            )
+        else:
+            _render_result(result)
+    if result.exit_code:
+        raise typer.Exit(result.exit_code)
+
+
+def train_command(
+    model: Optional[str] = typer.Option(None, "--model", help="Model to train, e.g. hg8x256 (default: hg8x256)."),
+    init: Optional[str] = typer.Option(None, "--init", help="Checkpoint to initialise the model from."),
+    data: Optional[str] = _DATA,
+    input_size: Optional[int] = _INPUT,
+    epochs: Optional[int] = _EPOCHS,
+    max_steps: Optional[int] = _MAX_STEPS,
+    batch_size: Optional[int] = _BATCH,
+    lr: Optional[float] = _LR,
+    optimizer: Optional[str] = _OPT,
+    schedule: Optional[str] = _SCHEDULE,
+    weight_decay: Optional[float] = _WD,
+    sigma: Optional[float] = _SIGMA,
+    device: Optional[str] = _DEVICE,
+    precision: Optional[str] = _PRECISION,
+    workers: Optional[int] = _WORKERS,
+    seed: Optional[int] = _SEED,
+    out: Optional[Path] = _OUT,
+    resume: Optional[Path] = _RESUME,
+    overwrite: bool = _OVERWRITE,
+    config: Optional[Path] = _CONFIG,
+    preset: Optional[str] = _PRESET,
+    eval_every: Optional[int] = _EVAL_EVERY,
+    log_every: Optional[int] = _LOG_EVERY,
+    save_every: Optional[int] = _SAVE_EVERY,
+    val_limit: Optional[int] = _VAL_LIMIT,
+    compile: Optional[bool] = _COMPILE,
+    channels_last: Optional[bool] = _CHANNELS_LAST,
+    flip_test: Optional[bool] = _FLIP,
+    augment: Optional[bool] = _AUGMENT,
+) -> None:
+    """Train a Stacked Hourglass on the ground truth (the official FPD MPII recipe by default)."""
+    given = _given(
+        model=model, init=init, data=data, input_size=input_size, epochs=epochs, max_steps=max_steps,
+        batch_size=batch_size, lr=lr, optimizer=optimizer, schedule=schedule, weight_decay=weight_decay,
+        sigma=sigma, device=device, precision=precision, workers=workers, seed=seed, preset=preset,
+        eval_every=eval_every, log_every=log_every, save_every=save_every, val_limit=val_limit,
+        compile=compile, channels_last=channels_last, flip_test=flip_test, augment=augment,
+    )
+    _run("train", given, out=out, resume=resume, overwrite=overwrite, config_file=config)
+
+
+def distill_command(
+    teacher: Optional[str] = typer.Option(None, "--teacher", help="Teacher checkpoint (any format load_model reads)."),
+    student: Optional[str] = typer.Option(None, "--student", help="Student model, e.g. hg4x128 (default: hg4x128)."),
+    alpha: Optional[float] = typer.Option(
+        None, "--alpha", help="Weight of the distillation term in [0, 1] (default: 0.5)."
+    ),
+    student_init: Optional[str] = typer.Option(None, "--student-init", help="Checkpoint to initialise the student from."),
+    mask_teacher: Optional[bool] = typer.Option(
+        None, "--mask-teacher/--no-mask-teacher",
+        help="Mask the distillation term with the target weights, as the official code (default: on).",
+    ),
+    data: Optional[str] = _DATA,
+    input_size: Optional[int] = _INPUT,
+    epochs: Optional[int] = _EPOCHS,
+    max_steps: Optional[int] = _MAX_STEPS,
+    batch_size: Optional[int] = _BATCH,
+    lr: Optional[float] = _LR,
+    optimizer: Optional[str] = _OPT,
+    schedule: Optional[str] = _SCHEDULE,
+    weight_decay: Optional[float] = _WD,
+    sigma: Optional[float] = _SIGMA,
+    device: Optional[str] = _DEVICE,
+    precision: Optional[str] = _PRECISION,
+    workers: Optional[int] = _WORKERS,
+    seed: Optional[int] = _SEED,
+    out: Optional[Path] = _OUT,
+    resume: Optional[Path] = _RESUME,
+    overwrite: bool = _OVERWRITE,
+    config: Optional[Path] = _CONFIG,
+    preset: Optional[str] = _PRESET,
+    eval_every: Optional[int] = _EVAL_EVERY,
+    log_every: Optional[int] = _LOG_EVERY,
+    save_every: Optional[int] = _SAVE_EVERY,
+    val_limit: Optional[int] = _VAL_LIMIT,
+    compile: Optional[bool] = _COMPILE,
+    channels_last: Optional[bool] = _CHANNELS_LAST,
+    flip_test: Optional[bool] = _FLIP,
+    augment: Optional[bool] = _AUGMENT,
+) -> None:
+    """Fast Pose Distillation: train a small student with a frozen teacher's heatmaps."""
+    given = _given(
+        teacher=teacher, model=student, alpha=alpha, init=student_init, mask_teacher=mask_teacher,
+        data=data, input_size=input_size, epochs=epochs, max_steps=max_steps, batch_size=batch_size,
+        lr=lr, optimizer=optimizer, schedule=schedule, weight_decay=weight_decay, sigma=sigma,
+        device=device, precision=precision, workers=workers, seed=seed, preset=preset,
+        eval_every=eval_every, log_every=log_every, save_every=save_every, val_limit=val_limit,
+        compile=compile, channels_last=channels_last, flip_test=flip_test, augment=augment,
+    )
+    _run("distill", given, out=out, resume=resume, overwrite=overwrite, config_file=config)
+
+
+def register(app: typer.Typer) -> None:
+    """Add ``train`` and ``distill`` to the fpdctl app."""
+    app.command("train")(train_command)
+    app.command("distill")(distill_command)

@@ -1,0 +1,47 @@
+"""Deployment: ONNX export (fp32 / fp16 / int8, verified), benchmarking and prediction.
+
+Modules:
+    backends: the one table of runtimes and precisions that drives export and bench.
+    metadata: the fpdctl facts stored in every exported ONNX file.
+    runtime: runners (eager PyTorch, ONNX Runtime) shared by everything below.
+    export: checkpoint -> ONNX, with verification.
+    verify: export vs PyTorch, and fp32 vs reduced-precision accuracy.
+    quantize: fp16 conversion and static int8 quantisation.
+    bench: latency, throughput and memory per model x backend x batch.
+    predict: keypoints (and drawings) for images, folders and videos.
+    draw: skeleton drawing.
+
+The public names are imported lazily so that ``import fpdctl.deploy`` (and the CLI's help) does
+not load torch or onnxruntime.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+_LAZY = {
+    "BACKENDS": "fpdctl.deploy.backends",
+    "Backend": "fpdctl.deploy.backends",
+    "select_backends": "fpdctl.deploy.backends",
+    "OnnxModelInfo": "fpdctl.deploy.metadata",
+    "read_info": "fpdctl.deploy.metadata",
+    "ExportResult": "fpdctl.deploy.export",
+    "export_onnx": "fpdctl.deploy.export",
+    "VerificationReport": "fpdctl.deploy.verify",
+    "AccuracyComparison": "fpdctl.deploy.verify",
+    "BenchRow": "fpdctl.deploy.bench",
+    "BenchResult": "fpdctl.deploy.bench",
+    "benchmark": "fpdctl.deploy.bench",
+    "PredictResult": "fpdctl.deploy.predict",
+    "predict": "fpdctl.deploy.predict",
+}
+
+__all__ = sorted(_LAZY)
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'fpdctl.deploy' has no attribute {name!r}")
+    return getattr(importlib.import_module(module), name)

@@ -1,0 +1,265 @@
+"""The one table of deployment backends: what ``fpdctl export`` writes and ``fpdctl bench`` runs.
+
+Each :class:`Backend` row names a runtime (eager PyTorch or ONNX Runtime), a numeric precision and
+a memory layout, says what it needs (Python modules, a device, calibration data) and how strictly
+an export in that precision is verified. Export takes its ``--precision`` choices from the
+ONNX Runtime rows; bench picks rows by runtime, precision or name. Nothing else in the package
+lists backends, so adding a row here is all it takes to offer a new variant in both commands.
+
+This module imports nothing heavy: the CLI reads it to build its help text.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+from dataclasses import dataclass
+from typing import Literal
+
+from fpdctl.errors import UsageError
+
+Runtime = Literal["torch", "onnxruntime"]
+Precision = Literal["fp32", "fp16", "bf16", "int8"]
+
+RUNTIMES: tuple[str, ...] = ("torch", "onnxruntime")
+# What `--backend` accepts besides a row name: a runtime, every row, or the model's natural one.
+BACKEND_GROUPS: tuple[str, ...] = ("auto", "torch", "onnxruntime", "all")
+
+# An fp32 export must decode the same heatmap argmax pixel as PyTorch for this share of the
+# (sample, joint) pairs: fp32 kernels differ only in summation order (~1e-6 relative), so a
+# disagreement means a wrong graph, not rounding. Reduced precisions are reported, not gated:
+# their argmax legitimately moves where two heatmap peaks are within the rounding error.
+FP32_MIN_AGREEMENT: float = 0.999
+
+
+@dataclass(frozen=True)
+class Backend:
+    """One way to run a hourglass model.
+
+    Attributes:
+        name: the row's name, accepted by ``fpdctl bench --backend``.
+        runtime: "torch" (eager PyTorch) or "onnxruntime".
+        precision: "fp32", "fp16", "bf16" or "int8".
+        channels_last: run with NHWC (channels_last) tensors; torch rows only.
+        exportable: ``fpdctl export --precision`` can write this row's ONNX file.
+        calibration: producing the model needs calibration images (static int8).
+        devices: device types the row runs on ("cpu", "cuda").
+        needs: Python modules the row imports.
+        min_agreement: the export fails below this keypoint agreement with PyTorch; None reports
+            the agreement without failing.
+        reference: the row every other row is compared against (eager fp32 NCHW).
+        description: one line for help texts and docs.
+    """
+
+    name: str
+    runtime: Runtime
+    precision: Precision
+    channels_last: bool = False
+    exportable: bool = False
+    calibration: bool = False
+    devices: tuple[str, ...] = ("cpu", "cuda")
+    needs: tuple[str, ...] = ()
+    min_agreement: float | None = None
+    reference: bool = False
+    description: str = ""
+
+    @property
+    def memory_format(self) -> str:
+        return "channels_last" if self.channels_last else "nchw"
+
+    def missing(self) -> list[str]:
+        """The modules in :attr:`needs` that are not installed."""
+        return [m for m in self.needs if importlib.util.find_spec(m) is None]
+
+
+BACKENDS: tuple[Backend, ...] = (
+    Backend(
+        "torch", "torch", "fp32", needs=("torch",), reference=True,
+        description="eager PyTorch, fp32, NCHW: the reference every other row is compared with",
+    ),
+    Backend(
+        "torch-cl", "torch", "fp32", channels_last=True, needs=("torch",),
+        description="eager PyTorch, fp32, channels_last (NHWC) tensors",
+    ),
+    Backend(
+        "torch-bf16", "torch", "bf16", channels_last=True, needs=("torch",),
+        description="eager PyTorch under bf16 autocast, channels_last (fast where the CPU has "
+        "AVX512-BF16 or AMX, and on recent GPUs)",
+    ),
+    Backend(
+        "torch-fp16", "torch", "fp16", channels_last=True, devices=("cuda",), needs=("torch",),
+        description="eager PyTorch under fp16 autocast, channels_last (CUDA only)",
+    ),
+    Backend(
+        "ort", "onnxruntime", "fp32", exportable=True, needs=("onnx", "onnxruntime"),
+        min_agreement=FP32_MIN_AGREEMENT,
+        description="ONNX Runtime, fp32, all graph optimisations (NCHWc convolutions on x86)",
+    ),
+    Backend(
+        "ort-fp16", "onnxruntime", "fp16", exportable=True, needs=("onnx", "onnxruntime"),
+        description="ONNX Runtime, fp16 weights and activations, fp32 inputs and outputs",
+    ),
+    Backend(
+        "ort-int8", "onnxruntime", "int8", exportable=True, calibration=True,
+        needs=("onnx", "onnxruntime"),
+        description="ONNX Runtime, static int8 (QDQ, per-channel weights, uint8 activations "
+        "calibrated on images)",
+    ),
+)
+
+EXPORT_PRECISIONS: tuple[str, ...] = tuple(b.precision for b in BACKENDS if b.exportable)
+PRECISIONS: tuple[str, ...] = ("fp32", "fp16", "bf16", "int8")
+
+
+def get_backend(name: str) -> Backend:
+    """The row called ``name``.
+
+    Raises:
+        UsageError: no such row (the message lists them).
+    """
+    for backend in BACKENDS:
+        if backend.name == name:
+            return backend
+    raise UsageError(
+        f"unknown backend '{name}'; expected {', '.join(BACKEND_GROUPS)} or one of "
+        f"{', '.join(b.name for b in BACKENDS)}"
+    )
+
+
+def export_backend(precision: str) -> Backend:
+    """The ONNX Runtime row ``fpdctl export --precision`` writes.
+
+    Raises:
+        UsageError: a precision export cannot write.
+    """
+    for backend in BACKENDS:
+        if backend.exportable and backend.precision == precision:
+            return backend
+    raise UsageError(f"--precision must be one of {', '.join(EXPORT_PRECISIONS)}, got '{precision}'")
+
+
+def parse_precisions(text: str | None) -> tuple[str, ...] | None:
+    """``"fp32,int8"`` -> ("fp32", "int8"); None or "" -> None (no filter).
+
+    Raises:
+        UsageError: an unknown precision.
+    """
+    if text is None or not text.strip():
+        return None
+    values = tuple(p.strip().lower() for p in text.split(",") if p.strip())
+    bad = [p for p in values if p not in PRECISIONS]
+    if bad or not values:
+        raise UsageError(f"--precision must be a comma-separated list of {', '.join(PRECISIONS)}, got '{text}'")
+    return values
+
+
+def select_backends(
+    model_kind: Literal["torch", "onnx"],
+    backend: str = "auto",
+    *,
+    precisions: tuple[str, ...] | None = None,
+    device_type: str = "cpu",
+    onnx_precision: str | None = None,
+) -> list[Backend]:
+    """The rows ``fpdctl bench`` runs for one model.
+
+    Args:
+        model_kind: "torch" for a checkpoint or a model name, "onnx" for an .onnx file.
+        backend: "auto" (checkpoints and names in torch, .onnx files in ONNX Runtime), "torch",
+            "onnxruntime", "all", or comma-separated row names.
+        precisions: keep only rows in these precisions (None: fp32 for the groups, anything
+            for "all" and explicit names). The eager fp32 NCHW reference row is always kept for
+            torch-runnable models when another torch row is selected, so every torch figure
+            has its baseline beside it.
+        device_type: "cpu" or "cuda"; rows that cannot run there are dropped.
+        onnx_precision: the precision an .onnx file was exported in (its metadata).
+
+    Returns:
+        The rows in table order; empty when nothing fits (the caller says why).
+
+    Raises:
+        UsageError: an unknown backend name, or a row an .onnx file cannot run.
+    """
+    names = [n.strip() for n in backend.split(",") if n.strip()]
+    if not names:
+        raise UsageError("--backend must not be empty")
+    explicit: list[Backend] = []
+    groups: list[str] = []
+    for name in names:
+        if name in BACKEND_GROUPS:
+            groups.append(name)
+        else:
+            explicit.append(get_backend(name))
+
+    rows: list[Backend] = []
+    for group in groups:
+        if group == "all":
+            rows += list(BACKENDS)
+            continue
+        runtime = group
+        if group == "auto":
+            runtime = "torch" if model_kind == "torch" else "onnxruntime"
+        # Default: fp32, except that an ONNX file's natural precision is the one it was exported in.
+        wanted = precisions or ((onnx_precision or "fp32") if model_kind == "onnx" else "fp32",)
+        rows += [
+            b for b in BACKENDS
+            if b.runtime == runtime and b.precision in wanted
+            # The plain groups mean the plain layout; channels_last rows are asked for by name
+            # or come with a reduced precision (bf16/fp16 autocast always runs channels_last).
+            and (not b.channels_last or b.precision != "fp32")
+        ]
+    rows += explicit
+    if precisions is not None:
+        rows = [b for b in rows if b.precision in precisions or b.reference]
+
+    if model_kind == "onnx":
+        torch_rows = [b.name for b in explicit if b.runtime == "torch"] + [g for g in groups if g == "torch"]
+        if torch_rows:
+            raise UsageError(
+                f"backend {torch_rows[0]} runs a checkpoint; an .onnx file runs in onnxruntime"
+            )
+        # An ONNX file has one precision: the one it was exported in.
+        rows = [b for b in rows if b.runtime == "onnxruntime" and b.precision == (onnx_precision or "fp32")]
+    rows = [b for b in rows if device_type in b.devices]
+    if model_kind == "torch" and any(b.runtime == "torch" for b in rows):
+        rows.append(BACKENDS[0])  # the reference: eager fp32 NCHW
+    seen: set[str] = set()
+    ordered = []
+    for b in BACKENDS:
+        if b in rows and b.name not in seen:
+            seen.add(b.name)
+            ordered.append(b)
+    return ordered
+
+
+def backend_table() -> list[dict[str, object]]:
+    """The table as rows of plain values (for ``--help``, docs and JSON)."""
+    return [
+        {
+            "name": b.name,
+            "runtime": b.runtime,
+            "precision": b.precision,
+            "memory_format": b.memory_format,
+            "exportable": b.exportable,
+            "calibration": b.calibration,
+            "devices": ",".join(b.devices),
+            "min_agreement": b.min_agreement,
+            "description": b.description,
+        }
+        for b in BACKENDS
+    ]
+
+
+__all__ = [
+    "BACKENDS",
+    "BACKEND_GROUPS",
+    "EXPORT_PRECISIONS",
+    "FP32_MIN_AGREEMENT",
+    "PRECISIONS",
+    "RUNTIMES",
+    "Backend",
+    "backend_table",
+    "export_backend",
+    "get_backend",
+    "parse_precisions",
+    "select_backends",
+]

@@ -1,0 +1,568 @@
+"""``fpdctl bench``: latency, throughput and peak memory per model x backend x batch size.
+
+What is timed (:data:`TIMED_MODEL`): by default the network alone, from an input already in the
+runtime's memory and layout (a torch tensor on the device, channels_last where the row says so;
+a numpy array for ONNX Runtime, which reads it in place) to the heatmaps the runtime returns,
+synchronised on CUDA. With ``end_to_end`` each iteration also times, separately, pre-processing
+(crop and resize a 640x480 BGR frame with ``cv2.warpAffine``, normalise, batch, hand to the
+runtime) and post-processing (heatmaps to host numpy, decode, map back to frame pixels).
+
+Cases are measured round-robin: each (model, backend, batch) runs :data:`ROUND_ITERS` timed
+iterations in turn (after one untimed iteration that lets the previous runtime's spinning worker
+threads go idle), so a slow spell on a shared machine slows all of them alike and their ratios
+hold, while each runtime still runs back to back as it would in a deployed process.
+
+Peak memory: on CPU the process's peak resident set (``VmHWM`` from ``/proc/self/status``, reset
+before each case through ``/proc/self/clear_refs`` where Linux allows it), measured over the case's
+warm-up, which runs alone; on CUDA ``torch.cuda.max_memory_allocated`` for PyTorch rows.
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+import tempfile
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+import numpy as np
+
+from fpdctl.deploy.backends import Backend, select_backends
+from fpdctl.errors import UsageError
+
+TIMED_MODEL = "model"
+TIMED_END_TO_END = "end-to-end"
+# The frame end-to-end pre-processing crops from (a VGA camera frame).
+FRAME_WIDTH, FRAME_HEIGHT = 640, 480
+DEFAULT_ITERS = 30
+# Cases take turns in rounds of this many consecutive timed iterations each.
+ROUND_ITERS = 5
+# Calibration images for an int8 export made on the fly by `bench --backend all` (a bench needs a
+# representative speed, not the best accuracy: range estimates settle within a few dozen images).
+BENCH_CALIBRATION_SAMPLES = 32
+
+Progress = Callable[[str], None]
+
+
+@dataclass(frozen=True)
+class BenchRow:
+    """Measurements of one model on one backend at one batch size (times in milliseconds).
+
+    Attributes:
+        model: the MODEL argument.
+        arch: the architecture name (e.g. hg4x128).
+        backend, runtime, precision, memory_format: the backend row.
+        device: where it ran.
+        batch: images per forward.
+        threads: intra-op threads.
+        input_size: square input side in px.
+        iters: timed iterations.
+        mean_ms, std_ms, min_ms, p50_ms, p90_ms, p99_ms: latency statistics of the timed part
+            (the model alone, or pre + model + post with end-to-end).
+        img_per_s: ``batch / p50`` in images per second.
+        model_ms: median of the model alone (equal to p50_ms unless end-to-end).
+        pre_ms, post_ms: medians of pre- and post-processing (end-to-end only).
+        peak_mem_mb: peak memory in MB (see ``mem_kind``), None where it cannot be measured.
+        mem_kind: "rss" (process peak resident set), "rss-lifetime" (the peak could not be reset,
+            so it covers the whole process), "cuda" (max allocated) or "" (none).
+        gmacs: multiply-accumulates per image, in billions.
+        gflops_per_s: ``2 * gmacs * batch / model_ms`` achieved by the network.
+        speedup: the first model's p50 divided by this row's, at the same batch, on the same
+            backend (or on the first model's first backend when it did not run this one); None
+            with one model.
+        vs_reference: this model's eager fp32 NCHW PyTorch p50 divided by this row's (None when
+            that row was not measured).
+        timed: "model" or "end-to-end".
+    """
+
+    model: str
+    arch: str
+    backend: str
+    runtime: str
+    precision: str
+    memory_format: str
+    device: str
+    batch: int
+    threads: int
+    input_size: int
+    iters: int
+    mean_ms: float
+    std_ms: float
+    min_ms: float
+    p50_ms: float
+    p90_ms: float
+    p99_ms: float
+    img_per_s: float
+    model_ms: float
+    pre_ms: float | None
+    post_ms: float | None
+    peak_mem_mb: float | None
+    mem_kind: str
+    gmacs: float
+    gflops_per_s: float
+    speedup: float | None = None
+    vs_reference: float | None = None
+    timed: str = TIMED_MODEL
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class BenchResult:
+    """A benchmark run: its rows and the conditions they were measured in.
+
+    Attributes:
+        rows: one per model x backend x batch, in that order.
+        skipped: "model backend: reason" for each combination that could not run.
+        device, threads, timed: as in the rows.
+        environment: versions, CPU and OS, for reproducing the figures.
+    """
+
+    rows: list[BenchRow]
+    skipped: list[str] = field(default_factory=list)
+    device: str = "cpu"
+    threads: int = 1
+    timed: str = TIMED_MODEL
+    environment: dict[str, str] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "rows": [r.to_dict() for r in self.rows],
+            "skipped": list(self.skipped),
+            "device": self.device,
+            "threads": self.threads,
+            "timed": self.timed,
+            "environment": dict(self.environment),
+        }
+
+
+# ---------------------------------------------------------------------------------- memory
+_CLEAR_REFS = Path("/proc/self/clear_refs")
+_STATUS = Path("/proc/self/status")
+
+
+def _status_kb(field_name: str) -> int | None:
+    try:
+        for line in _STATUS.read_text().splitlines():
+            if line.startswith(field_name + ":"):
+                return int(line.split()[1])
+    except (OSError, ValueError, IndexError):
+        return None
+    return None
+
+
+def reset_peak_rss() -> bool:
+    """Reset the kernel's peak-RSS counter to the current RSS; False where that is not allowed."""
+    try:
+        _CLEAR_REFS.write_text("5")
+        return True
+    except OSError:
+        return False
+
+
+def peak_rss_mb() -> float | None:
+    """Peak resident set size of this process (``VmHWM``) in MB, or None off Linux."""
+    kb = _status_kb("VmHWM")
+    return None if kb is None else kb * 1024 / 1e6
+
+
+# ---------------------------------------------------------------------------------- cases
+@dataclass
+class _Case:
+    source: Any  # ModelSource
+    backend: Backend
+    runner: Any  # Runner
+    batch: int
+    input_size: int
+    prepared: Any = None
+    frames: Any = None
+    times: list[float] = field(default_factory=list)
+    pre: list[float] = field(default_factory=list)
+    post: list[float] = field(default_factory=list)
+    peak_mb: float | None = None
+    mem_kind: str = ""
+
+
+def _percentile(values: np.ndarray, q: float) -> float:
+    return float(np.percentile(values, q))
+
+
+def _environment(threads: int) -> dict[str, str]:
+    import onnxruntime
+    import torch
+
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    from fpdctl import __version__
+
+    return {
+        "fpdctl": __version__,
+        "torch": torch.__version__,
+        "onnxruntime": onnxruntime.__version__,
+        "python": platform.python_version(),
+        "cpu": cpu,
+        "cpu_count": str(os.cpu_count()),
+        "threads": str(threads),
+        "torch_cpu_capability": str(getattr(torch.backends.cpu, "get_cpu_capability", lambda: "")()),
+        "platform": platform.platform(),
+    }
+
+
+def benchmark(
+    models: Sequence[str],
+    *,
+    backend: str = "auto",
+    batches: Sequence[int] = (1,),
+    threads: int | None = None,
+    warmup: int = 5,
+    iters: int | None = None,
+    duration: float | None = None,
+    device: str = "cpu",
+    precisions: Sequence[str] | None = None,
+    end_to_end: bool = False,
+    input_size: int | None = None,
+    calibration_samples: int = BENCH_CALIBRATION_SAMPLES,
+    progress: Progress | None = None,
+) -> BenchResult:
+    """Measure every model on every selected backend at every batch size.
+
+    Args:
+        models: checkpoints, .onnx files or model names (random weights).
+        backend: "auto", "torch", "onnxruntime", "all" or comma-separated backend names (see
+            :func:`~fpdctl.deploy.backends.select_backends`).
+        batches: batch sizes.
+        threads: intra-op threads for PyTorch and ONNX Runtime (None: PyTorch's default, used
+            for both so they compete on equal terms).
+        warmup: untimed iterations per case (they also measure peak memory).
+        iters: timed iterations per case (default :data:`DEFAULT_ITERS` without ``duration``).
+        duration: instead of ``iters``, time each case for about this many seconds.
+        device: "auto", "cpu", "cuda" or "cuda:N".
+        precisions: keep backends of these precisions (None: fp32, or all with "all").
+        end_to_end: also time pre- and post-processing, separately.
+        input_size: input side for checkpoints and names (default 256); an .onnx file runs at its
+            own size.
+        calibration_samples: synthetic calibration images for an int8 export made on the fly.
+        progress: called with a short description before each slow step.
+
+    Raises:
+        UsageError: bad options, or no model/backend combination that can run.
+    """
+    import torch
+
+    from fpdctl.utils.device import resolve_device
+
+    say = progress or (lambda _m: None)
+    if not models:
+        raise UsageError("give at least one MODEL")
+    if not batches or any(int(b) < 1 for b in batches):
+        raise UsageError(f"--batch values must be positive integers, got {list(batches)}")
+    if warmup < 0:
+        raise UsageError(f"--warmup must be 0 or more, got {warmup}")
+    if iters is not None and duration is not None:
+        raise UsageError("give --iters or --duration, not both")
+    if iters is not None and iters < 1:
+        raise UsageError(f"--iters must be at least 1, got {iters}")
+    if duration is not None and not duration > 0:
+        raise UsageError(f"--duration must be positive, got {duration}")
+    if threads is not None and threads < 1:
+        raise UsageError(f"--threads must be at least 1, got {threads}")
+    if iters is None and duration is None:
+        iters = DEFAULT_ITERS
+    target = resolve_device(device)
+    if target.type not in ("cpu", "cuda"):
+        raise UsageError(f"bench runs on cpu or cuda, not {target.type}")
+    previous_threads = torch.get_num_threads()
+    if threads is not None:
+        torch.set_num_threads(int(threads))
+    try:
+        return _benchmark(
+            models, backend=backend, batches=batches, warmup=warmup, iters=iters, duration=duration,
+            target=target, precisions=precisions, end_to_end=end_to_end, input_size=input_size,
+            calibration_samples=calibration_samples, say=say,
+        )
+    finally:
+        torch.set_num_threads(previous_threads)  # a library call must not leave torch changed
+
+
+def _benchmark(
+    models: Sequence[str], *, backend: str, batches: Sequence[int], warmup: int, iters: int | None,
+    duration: float | None, target: Any, precisions: Sequence[str] | None, end_to_end: bool,
+    input_size: int | None, calibration_samples: int, say: Progress,
+) -> BenchResult:
+    import torch
+
+    from fpdctl.deploy.runtime import open_model
+
+    thread_count = torch.get_num_threads()
+    size = 256 if input_size is None else int(input_size)
+
+    sources = []
+    for name in models:
+        say(f"loading {name}")
+        sources.append(open_model(name))
+
+    with tempfile.TemporaryDirectory(prefix="fpdctl-bench-") as work_dir:
+        cases, skipped = _build_cases(
+            sources, backend, batches, precisions, target, thread_count, size, input_size,
+            Path(work_dir), calibration_samples, say,
+        )
+        if not cases:
+            reasons = "; ".join(skipped) if skipped else "no backend selected"
+            raise UsageError(f"nothing to benchmark: {reasons}")
+        _run_cases(cases, warmup, iters, duration, end_to_end, target, say)
+    rows = _rows(cases, target, thread_count, end_to_end)
+    return BenchResult(
+        rows=rows, skipped=skipped, device=str(target), threads=thread_count,
+        timed=TIMED_END_TO_END if end_to_end else TIMED_MODEL,
+        environment=_environment(thread_count),
+    )
+
+
+def _build_cases(
+    sources: list, backend: str, batches: Sequence[int], precisions: Sequence[str] | None,
+    target: Any, threads: int, size: int, requested_size: int | None, work: Path,
+    calibration_samples: int, say: Progress,
+) -> tuple[list[_Case], list[str]]:
+    import copy
+
+    from fpdctl.deploy.export import export_onnx
+    from fpdctl.deploy.runtime import OrtRunner, TorchRunner
+
+    cases: list[_Case] = []
+    skipped: list[str] = []
+    wanted = tuple(precisions) if precisions else None
+    for index, source in enumerate(sources):
+        rows = select_backends(
+            "onnx" if source.kind == "onnx" else "torch", backend, precisions=wanted,
+            device_type=target.type, onnx_precision=source.precision,
+        )
+        if not rows:
+            skipped.append(f"{source.label}: no selected backend runs it on {target.type}")
+        for row in rows:
+            missing = row.missing()
+            if missing:
+                skipped.append(f"{source.label} {row.name}: needs {', '.join(missing)}")
+                continue
+            model_size = size
+            if source.kind == "onnx":
+                model_size = source.info.input_size
+                if requested_size is not None and requested_size != model_size:
+                    raise UsageError(
+                        f"{source.label} was exported for {model_size} px inputs; "
+                        f"--input-size {requested_size} does not apply to it"
+                    )
+                runner = OrtRunner(source.path, row, device=str(target), threads=threads)
+            elif row.runtime == "torch":
+                source.spec.check_input_size(model_size)
+                # Each torch row gets its own copy: channels_last converts the weights in place.
+                runner = TorchRunner(copy.deepcopy(source.net), row, target)
+            else:
+                source.spec.check_input_size(model_size)
+                path = work / f"model{index}-{row.name}.onnx"
+                say(f"exporting {source.label} for {row.name}")
+                export_onnx(
+                    source.net, path, input_size=model_size, precision=row.precision,
+                    calibration_samples=calibration_samples, verify=False, threads=threads,
+                )
+                runner = OrtRunner(path, row, device=str(target), threads=threads)
+            for batch in batches:
+                if runner.batch is not None and runner.batch != batch:
+                    skipped.append(
+                        f"{source.label} {row.name}: batch {batch} (the model has a fixed batch of {runner.batch})"
+                    )
+                    continue
+                cases.append(_Case(source=source, backend=row, runner=runner, batch=int(batch), input_size=model_size))
+    return cases, skipped
+
+
+def _frames(batch: int) -> list[np.ndarray]:
+    rng = np.random.default_rng(0)
+    return [rng.integers(0, 256, (FRAME_HEIGHT, FRAME_WIDTH, 3), dtype=np.uint8) for _ in range(batch)]
+
+
+def _preprocess(frames: list[np.ndarray], input_size: int) -> tuple[np.ndarray, list[np.ndarray]]:
+    """Crop each frame around its centre to the network input, normalise and batch."""
+    import cv2
+
+    from fpdctl.data.transforms import PIXEL_STD, crop_affine, normalize_image
+
+    images, affines = [], []
+    for frame in frames:
+        h, w = frame.shape[:2]
+        affine = crop_affine(((w - 1) / 2.0, (h - 1) / 2.0), max(h, w) / PIXEL_STD, 0.0, input_size)
+        crop = cv2.warpAffine(frame, affine, (input_size, input_size), flags=cv2.INTER_LINEAR)
+        images.append(normalize_image(crop))
+        affines.append(affine)
+    return np.stack(images), affines
+
+
+def _postprocess(heatmaps: np.ndarray, affines: list[np.ndarray], input_size: int) -> np.ndarray:
+    from fpdctl.data.codec import HeatmapCodec
+    from fpdctl.data.transforms import invert_affine, transform_points
+
+    final = heatmaps[:, -1] if heatmaps.ndim == 5 else heatmaps
+    coords, _scores = HeatmapCodec(input_size, final.shape[-1]).decode(final)
+    inverse = np.stack([invert_affine(a) for a in affines])
+    return transform_points(coords, inverse)
+
+
+def _run_cases(
+    cases: list[_Case], warmup: int, iters: int | None, duration: float | None, end_to_end: bool,
+    target: Any, say: Progress,
+) -> None:
+    import torch
+
+    rng = np.random.default_rng(0)
+    cuda = target.type == "cuda"
+    for case in cases:
+        say(f"warming up {case.source.label} {case.backend.name} batch {case.batch}")
+        images = rng.standard_normal((case.batch, 3, case.input_size, case.input_size)).astype(np.float32)
+        if end_to_end:
+            case.frames = _frames(case.batch)
+        case.prepared = case.runner.prepare(images)
+        if cuda and case.backend.runtime == "torch":
+            torch.cuda.reset_peak_memory_stats(target)
+            case.mem_kind = "cuda"
+        elif not cuda:
+            case.mem_kind = "rss" if reset_peak_rss() else "rss-lifetime"
+        for _ in range(max(warmup, 1)):  # one untimed run at least: first calls allocate and plan
+            case.runner.forward(case.prepared)
+        if case.mem_kind == "cuda":
+            case.peak_mb = torch.cuda.max_memory_allocated(target) / 1e6
+        elif case.mem_kind.startswith("rss"):
+            case.peak_mb = peak_rss_mb()
+
+    say(f"timing {len(cases)} case(s) round-robin")
+    budget = None if duration is None else float(duration)
+    elapsed = [0.0] * len(cases)
+    while True:
+        pending = [
+            i for i, case in enumerate(cases)
+            if (iters is not None and len(case.times) < iters)
+            or (budget is not None and (elapsed[i] < budget or not case.times))
+        ]
+        if not pending:
+            break
+        for i in pending:
+            case = cases[i]
+            block = ROUND_ITERS if iters is None else min(ROUND_ITERS, iters - len(case.times))
+            # One untimed run first: the previous case's runtime may still hold the cores (ORT
+            # and OpenMP worker threads spin for a while after their last task).
+            case.runner.forward(case.prepared)
+            t_block = time.perf_counter()
+            for _ in range(block):
+                _time_once(case, end_to_end, cuda, target)
+            elapsed[i] += time.perf_counter() - t_block
+
+
+def _time_once(case: _Case, end_to_end: bool, cuda: bool, target: Any) -> None:
+    import torch
+
+    if end_to_end:
+        t0 = time.perf_counter()
+        batch, affines = _preprocess(case.frames, case.input_size)
+        prepared = case.runner.prepare(batch)
+        if cuda:
+            torch.cuda.synchronize(target)
+        t1 = time.perf_counter()
+        output = case.runner.forward(prepared)
+        t2 = time.perf_counter()
+        _postprocess(case.runner.to_numpy(output), affines, case.input_size)
+        t3 = time.perf_counter()
+        case.pre.append(t1 - t0)
+        case.times.append(t2 - t1)
+        case.post.append(t3 - t2)
+    else:
+        t0 = time.perf_counter()
+        case.runner.forward(case.prepared)
+        case.times.append(time.perf_counter() - t0)
+
+
+def _rows(cases: list[_Case], target: Any, threads: int, end_to_end: bool) -> list[BenchRow]:
+    from fpdctl.profiling.analytic import analytic_cost
+
+    rows: list[BenchRow] = []
+    for case in cases:
+        model_s = np.asarray(case.times)
+        if end_to_end:
+            timed = model_s + np.asarray(case.pre) + np.asarray(case.post)
+        else:
+            timed = model_s
+        ms = timed * 1e3
+        p50 = _percentile(ms, 50)
+        model_ms = float(np.median(model_s) * 1e3)
+        macs = analytic_cost(case.source.spec, case.input_size, batch=1).macs
+        rows.append(
+            BenchRow(
+                model=case.source.label,
+                arch=case.source.spec.name,
+                backend=case.backend.name,
+                runtime=case.backend.runtime,
+                precision=case.backend.precision,
+                memory_format=case.backend.memory_format,
+                device=str(target),
+                batch=case.batch,
+                threads=threads,
+                input_size=case.input_size,
+                iters=int(ms.size),
+                mean_ms=float(ms.mean()),
+                std_ms=float(ms.std(ddof=1)) if ms.size > 1 else 0.0,
+                min_ms=float(ms.min()),
+                p50_ms=p50,
+                p90_ms=_percentile(ms, 90),
+                p99_ms=_percentile(ms, 99),
+                img_per_s=case.batch / (p50 / 1e3),
+                model_ms=model_ms,
+                pre_ms=float(np.median(case.pre) * 1e3) if end_to_end else None,
+                post_ms=float(np.median(case.post) * 1e3) if end_to_end else None,
+                peak_mem_mb=case.peak_mb,
+                mem_kind=case.mem_kind,
+                gmacs=macs / 1e9,
+                gflops_per_s=2.0 * macs * case.batch / (model_ms / 1e3) / 1e9,
+                timed=TIMED_END_TO_END if end_to_end else TIMED_MODEL,
+            )
+        )
+    return _with_ratios(rows)
+
+
+def _with_ratios(rows: list[BenchRow]) -> list[BenchRow]:
+    """Fill ``speedup`` (against the first model) and ``vs_reference`` (against eager fp32)."""
+    from dataclasses import replace
+
+    models = list(dict.fromkeys(r.model for r in rows))
+    by_key = {(r.model, r.backend, r.batch): r for r in rows}
+    out = []
+    for row in rows:
+        speedup = None
+        if len(models) > 1:
+            first = by_key.get((models[0], row.backend, row.batch)) or next(
+                (r for r in rows if r.model == models[0] and r.batch == row.batch), None
+            )
+            speedup = first.p50_ms / row.p50_ms if first is not None else None
+        ref = by_key.get((row.model, "torch", row.batch))
+        vs_reference = ref.p50_ms / row.p50_ms if ref is not None else None
+        out.append(replace(row, speedup=speedup, vs_reference=vs_reference))
+    return out
+
+
+__all__ = [
+    "BENCH_CALIBRATION_SAMPLES",
+    "DEFAULT_ITERS",
+    "ROUND_ITERS",
+    "TIMED_END_TO_END",
+    "TIMED_MODEL",
+    "BenchResult",
+    "BenchRow",
+    "benchmark",
+    "peak_rss_mb",
+    "reset_peak_rss",
+]

@@ -1,0 +1,500 @@
+"""``fpdctl predict``: keypoints for an image, a folder of images or a video.
+
+Each image (or video frame) is cropped around one person the way the validation pipeline crops a
+dataset sample (``crop_affine`` + ``cv2.warpAffine``, bilinear, black outside the image), run
+through the model's final stack, decoded by the heatmap codec and mapped back to image pixels.
+
+The person: with a box ``(x, y, w, h)`` the crop is centred on the box and its side is the box's
+longer side times the datasets' 1.25 margin (a tight box would otherwise cut off hands and feet);
+without one, the whole frame is one person: centre at the image centre, side the longer image
+side.
+
+Outputs (in the output folder): ``keypoints.json`` with every prediction (image px, heatmap peak
+scores, joint names), and the input drawn with the skeleton: ``NAME`` for each image,
+``STEM_pose.mp4`` (mp4v) for a video. Every file is written to a temporary name and renamed.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Callable, Iterator, Sequence
+
+import numpy as np
+
+from fpdctl.errors import DataError, InputError, RuntimeFailure, UsageError
+
+if TYPE_CHECKING:
+    from fpdctl.deploy.runtime import Runner
+
+IMAGE_SUFFIXES: tuple[str, ...] = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff")
+VIDEO_SUFFIXES: tuple[str, ...] = (".mp4", ".avi", ".mov", ".mkv", ".m4v", ".webm", ".mpg", ".mpeg")
+JSON_NAME = "keypoints.json"
+VIDEO_FOURCC = "mp4v"
+# Frames per second written when a video does not report its own.
+FALLBACK_FPS: float = 25.0
+# Images per forward pass for folders (video frames run one at a time, in order).
+FOLDER_BATCH: int = 8
+
+Progress = Callable[[int, int], None]
+
+
+def parse_bbox(text: str | None) -> tuple[float, float, float, float] | None:
+    """``"x,y,w,h"`` (image px, top-left corner and size) -> a tuple; None -> None.
+
+    Raises:
+        UsageError: not four numbers, or a width or height that is not positive.
+    """
+    if text is None:
+        return None
+    parts = [p.strip() for p in str(text).split(",")]
+    try:
+        values = [float(p) for p in parts]
+    except ValueError:
+        values = []
+    if len(values) != 4 or not all(np.isfinite(values)):
+        raise UsageError(f"--bbox must be x,y,w,h (four numbers, image pixels), got '{text}'")
+    if values[2] <= 0 or values[3] <= 0:
+        raise UsageError(f"--bbox width and height must be positive, got '{text}'")
+    return values[0], values[1], values[2], values[3]
+
+
+def person_box(
+    width: int, height: int, bbox: tuple[float, float, float, float] | None
+) -> tuple[np.ndarray, float, tuple[float, float, float, float]]:
+    """The crop centre, scale (units of 200 px) and the (x, y, w, h) box it came from.
+
+    Pixel centres are integers (pixel (0, 0) covers [-0.5, 0.5]^2), so a box covering pixels
+    ``x .. x + w - 1`` is centred at ``x + (w - 1) / 2``.
+    """
+    from fpdctl.data.mpii import SCALE_MARGIN
+    from fpdctl.data.transforms import PIXEL_STD
+
+    if bbox is None:
+        box = (0.0, 0.0, float(width), float(height))
+        side = float(max(width, height))
+    else:
+        box = bbox
+        side = max(bbox[2], bbox[3]) * SCALE_MARGIN
+    center = np.array([box[0] + (box[2] - 1) / 2.0, box[1] + (box[3] - 1) / 2.0], dtype=np.float32)
+    return center, side / PIXEL_STD, box
+
+
+@dataclass(frozen=True)
+class Prediction:
+    """One person in one image or frame.
+
+    Attributes:
+        source: the image's file name, or the video's.
+        frame: the frame index in a video, else None.
+        width, height: image size in px.
+        box: (x, y, w, h) the crop was built from (the whole image without --bbox).
+        center: float32 [2] crop centre in image px.
+        scale: crop side / 200 px.
+        keypoints: float32 [J, 2] (x, y) in image px, 0-based.
+        scores: float32 [J] heatmap peak values.
+    """
+
+    source: str
+    frame: int | None
+    width: int
+    height: int
+    box: tuple[float, float, float, float]
+    center: np.ndarray
+    scale: float
+    keypoints: np.ndarray
+    scores: np.ndarray
+
+    def to_dict(self, joint_names: Sequence[str]) -> dict[str, Any]:
+        return {
+            "file": self.source,
+            "frame": self.frame,
+            "width": self.width,
+            "height": self.height,
+            "box": [round(float(v), 3) for v in self.box],
+            "center": [round(float(v), 3) for v in self.center],
+            "scale": round(float(self.scale), 6),
+            "keypoints": [
+                {"name": name, "x": round(float(x), 3), "y": round(float(y), 3), "score": round(float(s), 5)}
+                for name, (x, y), s in zip(joint_names, self.keypoints, self.scores)
+            ],
+        }
+
+
+@dataclass(frozen=True)
+class PredictResult:
+    """What ``fpdctl predict`` did.
+
+    Attributes:
+        model: the MODEL argument; arch: its architecture name.
+        input: the INPUT argument; kind: "image", "folder" or "video".
+        joint_names, skeleton: of the model's channels.
+        predictions: one per image or frame.
+        json_path: the keypoints file written.
+        drawn: the drawn images or video written.
+        skipped: "file: reason" for folder images that could not be read.
+        seconds: wall time.
+    """
+
+    model: str
+    arch: str
+    input: str
+    kind: str
+    input_size: int
+    joint_names: tuple[str, ...]
+    skeleton: tuple[tuple[int, int], ...]
+    predictions: list[Prediction]
+    json_path: Path
+    drawn: list[Path] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)
+    seconds: float = 0.0
+
+    def to_dict(self) -> dict[str, Any]:
+        from fpdctl import __version__
+
+        return {
+            "fpdctl": __version__,
+            "model": self.model,
+            "arch": self.arch,
+            "input": self.input,
+            "kind": self.kind,
+            "input_size": self.input_size,
+            "coordinates": "image pixels, 0-based, x right, y down",
+            "score": "heatmap peak value of the joint",
+            "joint_names": list(self.joint_names),
+            "skeleton": [list(p) for p in self.skeleton],
+            "results": [p.to_dict(self.joint_names) for p in self.predictions],
+            "skipped": list(self.skipped),
+        }
+
+
+class _Model:
+    """A runner plus what is needed to feed it: input size, normalisation, joint names."""
+
+    def __init__(self, model: str, device: str, threads: int | None, input_size: int | None) -> None:
+        from fpdctl.data.joints import joint_set_for
+        from fpdctl.data.transforms import MEAN, STD
+        from fpdctl.deploy.backends import get_backend
+        from fpdctl.deploy.runtime import OrtRunner, TorchRunner, open_model
+
+        source = open_model(model)
+        self.source = source
+        if source.kind == "onnx":
+            info = source.info
+            if input_size is not None and input_size != info.input_size:
+                raise UsageError(
+                    f"{model} was exported for {info.input_size} px inputs; --input-size {input_size} "
+                    "does not apply to it"
+                )
+            self.runner: Runner = OrtRunner(source.path, device=device, threads=threads)
+            self.input_size = info.input_size
+            self.mean, self.std = np.asarray(info.mean, np.float32), np.asarray(info.std, np.float32)
+            self.joint_names, self.skeleton = info.joint_names, info.skeleton
+        else:
+            from fpdctl.utils.device import resolve_device
+
+            self.input_size = 256 if input_size is None else int(input_size)
+            source.spec.check_input_size(self.input_size)
+            self.runner = TorchRunner(source.net, get_backend("torch"), resolve_device(device))
+            self.mean, self.std = np.asarray(MEAN, np.float32), np.asarray(STD, np.float32)
+            try:
+                joints = joint_set_for(source.spec.joints)
+                self.joint_names, self.skeleton = joints.names, joints.skeleton
+            except KeyError:
+                self.joint_names = tuple(f"joint_{i}" for i in range(source.spec.joints))
+                self.skeleton = ()
+
+    def crop(self, image: np.ndarray, center: np.ndarray, scale: float) -> tuple[np.ndarray, np.ndarray]:
+        """float32 [3, S, S] normalised RGB crop and its affine (image px -> input px)."""
+        import cv2
+
+        from fpdctl.data.transforms import crop_affine
+
+        size = self.input_size
+        affine = crop_affine(center, scale, 0.0, size)
+        patch = cv2.warpAffine(
+            image, affine, (size, size), flags=cv2.INTER_LINEAR,
+            borderMode=cv2.BORDER_CONSTANT, borderValue=(0, 0, 0),
+        )
+        # The model's own normalisation (an ONNX file records it), not a module default.
+        rgb = patch[:, :, ::-1].astype(np.float32) / 255.0
+        normalised = (rgb - self.mean) / self.std
+        return np.ascontiguousarray(normalised.transpose(2, 0, 1)), affine
+
+    def keypoints(self, crops: np.ndarray, affines: Sequence[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+        """Image-px keypoints [N, J, 2] and scores [N, J] for a batch of crops."""
+        from fpdctl.data.codec import HeatmapCodec
+        from fpdctl.data.transforms import invert_affine, transform_points
+
+        heatmaps = self.runner(crops)
+        if heatmaps.ndim == 5:
+            heatmaps = heatmaps[:, -1]
+        coords, scores = HeatmapCodec(self.input_size, heatmaps.shape[-1]).decode(heatmaps)
+        inverse = np.stack([invert_affine(a) for a in affines])
+        return transform_points(coords, inverse), scores
+
+
+def input_kind(path: Path) -> str:
+    """"image", "folder" or "video" from the path; InputError for anything else."""
+    if not path.exists():
+        raise InputError(f"input not found: {path}")
+    if path.is_dir():
+        return "folder"
+    suffix = path.suffix.lower()
+    if suffix in IMAGE_SUFFIXES:
+        return "image"
+    if suffix in VIDEO_SUFFIXES:
+        return "video"
+    raise InputError(
+        f"cannot tell what {path} is: expected an image ({', '.join(IMAGE_SUFFIXES)}), a video "
+        f"({', '.join(VIDEO_SUFFIXES)}) or a folder of images"
+    )
+
+
+def predict(
+    model: str,
+    input_path: str | os.PathLike[str],
+    *,
+    out_dir: str | os.PathLike[str] = "predictions",
+    bbox: tuple[float, float, float, float] | None = None,
+    device: str = "cpu",
+    threads: int | None = None,
+    input_size: int | None = None,
+    draw: bool = True,
+    min_score: float = 0.0,
+    max_frames: int | None = None,
+    progress: Progress | None = None,
+) -> PredictResult:
+    """Predict keypoints for one person per image or frame and write them (and drawings).
+
+    Args:
+        model: a checkpoint, an .onnx file from ``fpdctl export``, or a model name.
+        input_path: an image, a folder of images, or a video.
+        out_dir: output folder (created; must not be the input folder).
+        bbox: (x, y, w, h) of the person in image px, for every image; None: the whole image.
+        device: "cpu", "cuda", ... (PyTorch models; ONNX models use the matching provider).
+        threads: intra-op threads.
+        input_size: network input side for checkpoints and names (default 256).
+        draw: write the drawn images / video.
+        min_score: joints below this heatmap peak are not drawn (they are still in the JSON).
+        max_frames: stop a video after this many frames.
+        progress: called as ``progress(done, total)`` (total 0 when unknown).
+
+    Raises:
+        InputError / DataError: missing or unreadable input; UsageError: bad options;
+        RuntimeFailure: an output could not be written.
+    """
+    start = time.perf_counter()
+    source_path = Path(input_path)
+    kind = input_kind(source_path)
+    out = Path(out_dir)
+    if max_frames is not None and max_frames < 1:
+        raise UsageError(f"--max-frames must be at least 1, got {max_frames}")
+    if kind == "folder" and draw and out.resolve() == source_path.resolve():
+        raise UsageError("--out must not be the input folder (the drawn images would replace the inputs)")
+    if draw and kind != "video":
+        for image_file in _image_files(source_path, kind):
+            if (out / image_file.name).resolve() == image_file.resolve():
+                raise UsageError(f"--out would overwrite the input image {image_file}")
+    import torch
+
+    previous_threads = torch.get_num_threads()
+    if threads is not None:
+        torch.set_num_threads(threads)
+    try:
+        return _predict(
+            model, source_path, kind, out, bbox=bbox, device=device, threads=threads,
+            input_size=input_size, draw=draw, min_score=min_score, max_frames=max_frames,
+            progress=progress, start=start,
+        )
+    finally:
+        torch.set_num_threads(previous_threads)  # a library call must not leave torch changed
+
+
+def _predict(
+    model: str, source_path: Path, kind: str, out: Path, *, bbox: tuple[float, float, float, float] | None,
+    device: str, threads: int | None, input_size: int | None, draw: bool, min_score: float,
+    max_frames: int | None, progress: Progress | None, start: float,
+) -> PredictResult:
+    from fpdctl.utils.io import atomic_write_text, ensure_parent_writable
+
+    net = _Model(model, device, threads, input_size)
+    json_path = ensure_parent_writable(out / JSON_NAME)
+    report = progress or (lambda _done, _total: None)
+
+    predictions: list[Prediction] = []
+    drawn: list[Path] = []
+    skipped: list[str] = []
+    if kind == "video":
+        predictions, video_out = _predict_video(net, source_path, out, bbox, draw, min_score, max_frames, report)
+        if video_out is not None:
+            drawn.append(video_out)
+    else:
+        predictions, drawn, skipped = _predict_images(net, source_path, kind, out, bbox, draw, min_score, report)
+    result = PredictResult(
+        model=model, arch=net.source.spec.name, input=str(source_path), kind=kind,
+        input_size=net.input_size, joint_names=tuple(net.joint_names), skeleton=tuple(net.skeleton),
+        predictions=predictions, json_path=json_path, drawn=drawn, skipped=skipped,
+        seconds=time.perf_counter() - start,
+    )
+    atomic_write_text(json_path, keypoints_json(result.to_dict()))
+    return result
+
+
+def keypoints_json(data: dict[str, Any]) -> str:
+    """The JSON text of :meth:`PredictResult.to_dict`: one line per field, one line per image
+    or frame in ``results`` (greppable, and a long video stays readable)."""
+    fields = [f" {json.dumps(k)}: {json.dumps(v)}" for k, v in data.items() if k != "results"]
+    results = [f"  {json.dumps(r)}" for r in data.get("results", [])]
+    body = ",\n".join(fields + [' "results": [\n' + ",\n".join(results) + "\n ]"])
+    return "{\n" + body + "\n}\n"
+
+
+def _image_files(path: Path, kind: str) -> list[Path]:
+    if kind == "image":
+        return [path]
+    files = sorted(p for p in path.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+    if not files:
+        raise InputError(f"no images ({', '.join(IMAGE_SUFFIXES)}) in {path}")
+    return files
+
+
+def _predict_images(
+    net: _Model, path: Path, kind: str, out: Path, bbox: tuple[float, float, float, float] | None,
+    draw: bool, min_score: float, report: Progress,
+) -> tuple[list[Prediction], list[Path], list[str]]:
+    import cv2
+
+    from fpdctl.data.dataset import read_image
+    from fpdctl.deploy.draw import draw_skeleton
+    from fpdctl.utils.io import atomic_write_bytes
+
+    files = _image_files(path, kind)
+    predictions: list[Prediction] = []
+    drawn: list[Path] = []
+    skipped: list[str] = []
+
+    def loaded() -> Iterator[tuple[Path, np.ndarray]]:
+        for file in files:
+            try:
+                yield file, read_image(file)
+            except DataError as exc:
+                if kind == "image":
+                    raise
+                skipped.append(f"{file.name}: {exc}")
+
+    batch: list[tuple[Path, np.ndarray, np.ndarray, float, tuple, np.ndarray, np.ndarray]] = []
+
+    def flush() -> None:
+        if not batch:
+            return
+        crops = np.stack([item[5] for item in batch])
+        coords, scores = net.keypoints(crops, [item[6] for item in batch])
+        for (file, image, center, scale, box, _crop, _affine), xy, sc in zip(batch, coords, scores):
+            h, w = image.shape[:2]
+            predictions.append(Prediction(file.name, None, w, h, box, center, scale, xy, sc))
+            if draw:
+                canvas = draw_skeleton(
+                    image, xy, sc, joint_names=net.joint_names, skeleton=net.skeleton,
+                    min_score=min_score, box=box if bbox is not None else None,
+                )
+                target = out / file.name
+                ok, encoded = cv2.imencode(file.suffix.lower() if file.suffix.lower() in IMAGE_SUFFIXES else ".png", canvas)
+                if not ok:
+                    raise RuntimeFailure(f"could not encode {target}")
+                atomic_write_bytes(target, encoded.tobytes())
+                drawn.append(target)
+        report(len(predictions), len(files))
+        batch.clear()
+
+    for file, image in loaded():
+        h, w = image.shape[:2]
+        center, scale, box = person_box(w, h, bbox)
+        crop, affine = net.crop(image, center, scale)
+        batch.append((file, image, center, scale, box, crop, affine))
+        if len(batch) == FOLDER_BATCH:
+            flush()
+    flush()
+    if not predictions:
+        raise InputError(f"no readable images in {path}: {skipped[0] if skipped else ''}")
+    return predictions, drawn, skipped
+
+
+def _predict_video(
+    net: _Model, path: Path, out: Path, bbox: tuple[float, float, float, float] | None, draw: bool,
+    min_score: float, max_frames: int | None, report: Progress,
+) -> tuple[list[Prediction], Path | None]:
+    import cv2
+
+    from fpdctl.deploy.draw import draw_skeleton
+
+    capture = cv2.VideoCapture(str(path))
+    if not capture.isOpened():
+        raise InputError(f"cannot open video {path} (unsupported codec or not a video)")
+    fps = capture.get(cv2.CAP_PROP_FPS)
+    fps = fps if fps and np.isfinite(fps) and fps > 0 else FALLBACK_FPS
+    total = int(capture.get(cv2.CAP_PROP_FRAME_COUNT) or 0)
+    target = out / f"{path.stem}_pose.mp4"
+    writer = None
+    tmp_dir = None
+    tmp_file = None
+    predictions: list[Prediction] = []
+    try:
+        index = 0
+        while max_frames is None or index < max_frames:
+            ok, frame = capture.read()
+            if not ok or frame is None:
+                break
+            h, w = frame.shape[:2]
+            center, scale, box = person_box(w, h, bbox)
+            crop, affine = net.crop(frame, center, scale)
+            coords, scores = net.keypoints(crop[None], [affine])
+            predictions.append(Prediction(path.name, index, w, h, box, center, scale, coords[0], scores[0]))
+            if draw:
+                if writer is None:
+                    # The container is chosen from the file name, so the temporary file keeps .mp4.
+                    tmp_dir = tempfile.mkdtemp(prefix=f".{path.stem}.", dir=out)
+                    tmp_file = Path(tmp_dir) / target.name
+                    writer = cv2.VideoWriter(str(tmp_file), cv2.VideoWriter_fourcc(*VIDEO_FOURCC), fps, (w, h))
+                    if not writer.isOpened():
+                        raise RuntimeFailure(f"OpenCV cannot write {VIDEO_FOURCC} video to {target}")
+                writer.write(draw_skeleton(
+                    frame, coords[0], scores[0], joint_names=net.joint_names, skeleton=net.skeleton,
+                    min_score=min_score, box=box if bbox is not None else None,
+                ))
+            index += 1
+            report(index, total)
+        if not predictions:
+            raise DataError(f"no frames could be read from {path}")
+        if writer is not None:
+            writer.release()
+            writer = None
+            os.replace(tmp_file, target)  # type: ignore[arg-type]
+            return predictions, target
+        return predictions, None
+    finally:
+        capture.release()
+        if writer is not None:
+            writer.release()
+        if tmp_dir is not None:
+            for leftover in Path(tmp_dir).iterdir():
+                leftover.unlink(missing_ok=True)
+            os.rmdir(tmp_dir)
+
+
+__all__ = [
+    "IMAGE_SUFFIXES",
+    "JSON_NAME",
+    "VIDEO_SUFFIXES",
+    "PredictResult",
+    "Prediction",
+    "input_kind",
+    "keypoints_json",
+    "parse_bbox",
+    "person_box",
+    "predict",
+]

@@ -1,0 +1,323 @@
+"""Does an exported model compute what the PyTorch model computes?
+
+Two checks, both on fixed inputs so a result can be reproduced:
+
+* :func:`verify_runner` runs the export and eager fp32 PyTorch on the same inputs (random normal
+  tensors, which exercise every value range, and synthetic validation images, which give
+  realistic peaked heatmaps) and reports the largest absolute and relative heatmap error and how
+  often both put a joint at the same heatmap pixel (argmax) - the decoded keypoint is a function
+  of that pixel and its neighbours.
+* :func:`compare_accuracy` scores two runners (fp32 and reduced precision) with the evaluation
+  pipeline of ``fpdctl eval`` on the first persons of a validation split, for the accuracy cost
+  of fp16 / int8 in the metric users quote (PCKh or PCK).
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+if TYPE_CHECKING:
+    from fpdctl.deploy.runtime import Runner
+    from fpdctl.metrics import AccuracyResult
+    from fpdctl.models.hourglass import HourglassNet
+
+# Inputs are drawn from this seed so that two verifications of one export compare the same data.
+VERIFY_SEED: int = 0
+# Where the reference output is this close to zero, a relative error says nothing; the relative
+# error is therefore taken against the largest reference magnitude (the heatmap's dynamic range).
+_TINY: float = 1e-12
+
+
+@dataclass(frozen=True)
+class VerificationReport:
+    """How closely an export matches eager fp32 PyTorch.
+
+    Attributes:
+        precision: the export's precision.
+        random_samples: random-normal input images compared.
+        image_samples: synthetic validation images compared.
+        batch_sizes: batch sizes the export was run at.
+        max_abs_error: largest |export - torch| over all heatmap values.
+        mean_abs_error: mean |export - torch|.
+        max_rel_error: ``max_abs_error / max |torch|``: the error relative to the heatmaps' range.
+        keypoint_agreement: share of (image, joint) pairs whose final-stack heatmap argmax pixel
+            is the same in both, over all images.
+        image_keypoint_agreement: the same over the validation images only.
+        joints_compared: (image, joint) pairs compared.
+        finite: every output value is finite (fp16 can overflow to inf).
+        min_agreement: the agreement this precision must reach, or None (reported only).
+    """
+
+    precision: str
+    random_samples: int
+    image_samples: int
+    batch_sizes: tuple[int, ...]
+    max_abs_error: float
+    mean_abs_error: float
+    max_rel_error: float
+    keypoint_agreement: float
+    image_keypoint_agreement: float
+    joints_compared: int
+    finite: bool
+    min_agreement: float | None
+
+    @property
+    def passed(self) -> bool:
+        if not self.finite:
+            return False
+        return self.min_agreement is None or self.keypoint_agreement >= self.min_agreement
+
+    def failure_message(self) -> str:
+        """One line saying why the check failed (empty when it passed)."""
+        if self.passed:
+            return ""
+        if not self.finite:
+            return f"{self.precision} export produces non-finite heatmaps (NaN or inf)"
+        disagree = round((1.0 - self.keypoint_agreement) * self.joints_compared)
+        return (
+            f"{self.precision} export disagrees with PyTorch: heatmap argmax differs for {disagree} "
+            f"of {self.joints_compared} joints (agreement {100 * self.keypoint_agreement:.2f}% < "
+            f"{100 * (self.min_agreement or 0):.2f}%), max abs error {self.max_abs_error:.3g}"
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        out = asdict(self)
+        out["batch_sizes"] = list(self.batch_sizes)
+        out["passed"] = self.passed
+        return out
+
+
+def argmax_pixels(heatmaps: np.ndarray) -> np.ndarray:
+    """The flat argmax pixel of each map: [N, J, h, w] -> int [N, J]."""
+    n, j = heatmaps.shape[:2]
+    return heatmaps.reshape(n, j, -1).argmax(axis=2)
+
+
+def final_stack(heatmaps: np.ndarray) -> np.ndarray:
+    """[N, S, J, h, w] -> [N, J, h, w] (the last stack); [N, J, h, w] unchanged."""
+    return heatmaps[:, -1] if heatmaps.ndim == 5 else heatmaps
+
+
+def verification_inputs(
+    input_size: int, random_samples: int, image_samples: int, seed: int = VERIFY_SEED
+) -> tuple[np.ndarray, np.ndarray]:
+    """The fixed verification inputs.
+
+    Returns:
+        random: float32 [random_samples, 3, S, S], standard normal.
+        images: float32 [image_samples, 3, S, S], synthetic validation crops, normalised.
+    """
+    rng = np.random.default_rng(seed)
+    random = rng.standard_normal((random_samples, 3, input_size, input_size)).astype(np.float32)
+    if image_samples > 0:
+        from fpdctl.data.registry import build_dataset
+
+        dataset = build_dataset("synthetic", "val", input_size=input_size)
+        count = min(image_samples, len(dataset))
+        images = np.stack([dataset[i]["image"].numpy() for i in range(count)]).astype(np.float32)
+    else:
+        images = np.zeros((0, 3, input_size, input_size), dtype=np.float32)
+    return random, images
+
+
+def verify_runner(
+    runner: "Runner",
+    net: "HourglassNet",
+    *,
+    input_size: int,
+    precision: str,
+    min_agreement: float | None,
+    random_samples: int = 4,
+    image_samples: int = 8,
+    seed: int = VERIFY_SEED,
+) -> VerificationReport:
+    """Compare ``runner`` with eager fp32 PyTorch on fixed inputs.
+
+    Random and image inputs run as two separate batches (two batch sizes for a dynamic-batch
+    export; fixed-batch runners split and pad them).
+
+    Args:
+        runner: the export under test.
+        net: the PyTorch model it was exported from.
+        input_size: square input side in px.
+        precision: the export's precision (for the report).
+        min_agreement: the keypoint agreement required, or None.
+        random_samples, image_samples: how many inputs of each kind.
+        seed: seed of the random inputs.
+    """
+    from fpdctl.deploy.backends import get_backend
+    from fpdctl.deploy.runtime import TorchRunner
+
+    reference = TorchRunner(net, get_backend("torch"), "cpu", all_stacks=runner.all_stacks)
+    random, images = verification_inputs(input_size, random_samples, image_samples, seed)
+    batches = [b for b in (random, images) if b.shape[0] > 0]
+    if not batches:
+        raise ValueError("verification needs at least one input")
+    expected = [reference(b) for b in batches]
+    actual = [runner(b) for b in batches]
+
+    finite = all(bool(np.isfinite(a).all()) for a in actual)
+    diffs = [np.abs(a.astype(np.float64) - e) for a, e in zip(actual, expected)]
+    max_abs = max(float(d.max()) for d in diffs) if finite else float("inf")
+    mean_abs = float(np.concatenate([d.ravel() for d in diffs]).mean()) if finite else float("inf")
+    scale = max(float(np.abs(e).max()) for e in expected)
+    agree = [argmax_pixels(final_stack(a)) == argmax_pixels(final_stack(e)) for a, e in zip(actual, expected)]
+    all_agree = np.concatenate([m.ravel() for m in agree])
+    image_agree = agree[-1].ravel() if images.shape[0] > 0 else np.zeros(0, dtype=bool)
+    return VerificationReport(
+        precision=precision,
+        random_samples=int(random.shape[0]),
+        image_samples=int(images.shape[0]),
+        batch_sizes=tuple(sorted({runner.batch or b.shape[0] for b in batches})),
+        max_abs_error=max_abs,
+        mean_abs_error=mean_abs,
+        max_rel_error=max_abs / max(scale, _TINY),
+        keypoint_agreement=float(all_agree.mean()),
+        image_keypoint_agreement=float(image_agree.mean()) if image_agree.size else float("nan"),
+        joints_compared=int(all_agree.size),
+        finite=finite,
+        min_agreement=min_agreement,
+    )
+
+
+@dataclass(frozen=True)
+class AccuracyComparison:
+    """The accuracy of an fp32 model and of its reduced-precision export on the same persons.
+
+    Attributes:
+        data: the ``--data`` spec of the split.
+        split: "val".
+        samples: persons scored (the first ones of the split).
+        metric: "pckh" or "pck".
+        reference_precision, candidate_precision: e.g. "fp32" and "int8".
+        reference, candidate: the full results (per joint, per part, both means).
+    """
+
+    data: str
+    split: str
+    samples: int
+    metric: str
+    reference_precision: str
+    candidate_precision: str
+    reference: "AccuracyResult"
+    candidate: "AccuracyResult"
+
+    @property
+    def reference_mean(self) -> float:
+        return float(self.reference.mean)
+
+    @property
+    def candidate_mean(self) -> float:
+        return float(self.candidate.mean)
+
+    @property
+    def drop(self) -> float:
+        """Points lost by the reduced precision (positive: worse)."""
+        return self.reference_mean - self.candidate_mean
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "data": self.data,
+            "split": self.split,
+            "samples": self.samples,
+            "metric": self.metric,
+            "reference_precision": self.reference_precision,
+            "candidate_precision": self.candidate_precision,
+            "reference_mean": self.reference_mean,
+            "candidate_mean": self.candidate_mean,
+            "drop": self.drop,
+            "reference": self.reference.to_dict(),
+            "candidate": self.candidate.to_dict(),
+        }
+
+
+class FirstPersons:
+    """The first ``count`` persons of a pose dataset, as a dataset with its own ground truth.
+
+    Sample ``i`` is the parent's sample ``i`` (its meta index too), so predictions and the
+    sliced :class:`~fpdctl.metrics.reference.EvalReference` stay aligned.
+    """
+
+    def __init__(self, dataset: Any, count: int) -> None:
+        self.dataset = dataset
+        self.count = min(int(count), len(dataset))
+        self.codec = getattr(dataset, "codec", None)
+        self.metric = getattr(dataset, "metric", "pckh")
+
+    def __len__(self) -> int:
+        return self.count
+
+    def __getitem__(self, index: int) -> Any:
+        if not 0 <= index < self.count:
+            raise IndexError(index)
+        return self.dataset[index]
+
+    def eval_reference(self) -> Any:
+        from fpdctl.metrics.reference import EvalReference
+
+        full = self.dataset.eval_reference()
+        n = self.count
+        return EvalReference(
+            joints=full.joints[:n],
+            visible=full.visible[:n],
+            headboxes=None if full.headboxes is None else full.headboxes[:n],
+            metric=full.metric,
+            joint_set=full.joint_set,
+        )
+
+
+def compare_accuracy(
+    reference: "Runner",
+    candidate: "Runner",
+    *,
+    data: str,
+    input_size: int,
+    samples: int,
+    reference_precision: str = "fp32",
+    candidate_precision: str = "int8",
+    batch_size: int = 16,
+) -> AccuracyComparison:
+    """Score two runners on the first ``samples`` persons of ``data``'s validation split.
+
+    Both go through :func:`fpdctl.evaluate.evaluate_model` (crop, final stack, decode, inverse
+    affine, the dataset's metric) without the flip test: a deployed model runs one forward.
+
+    Raises:
+        UsageError / InputError / DataError: a bad data spec or an unscorable split.
+    """
+    from fpdctl.data.registry import build_dataset
+    from fpdctl.deploy.runtime import runner_module
+    from fpdctl.evaluate import evaluate_model
+
+    dataset = FirstPersons(build_dataset(data, "val", input_size=input_size), samples)
+    results = []
+    for runner in (reference, candidate):
+        batch = runner.batch or batch_size
+        results.append(
+            evaluate_model(runner_module(runner), dataset, flip=False, batch_size=batch, device="cpu")  # type: ignore[arg-type]
+        )
+    return AccuracyComparison(
+        data=str(data),
+        split="val",
+        samples=len(dataset),
+        metric=str(dataset.metric),
+        reference_precision=reference_precision,
+        candidate_precision=candidate_precision,
+        reference=results[0].metric,
+        candidate=results[1].metric,
+    )
+
+
+__all__ = [
+    "AccuracyComparison",
+    "FirstPersons",
+    "VerificationReport",
+    "argmax_pixels",
+    "compare_accuracy",
+    "final_stack",
+    "verification_inputs",
+    "verify_runner",
+]

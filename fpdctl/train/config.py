@@ -1,0 +1,476 @@
+"""Training options: one frozen dataclass, presets, config files and the learning-rate schedule.
+
+Where a value comes from, lowest priority first: the dataclass defaults (the official FPD MPII
+recipe), a preset (``--preset quick``), a config file (``--config FILE``, YAML or TOML), then the
+command-line flags. :func:`resolve_config` merges the layers and validates the result, so every
+bad option is a :class:`~fpdctl.errors.UsageError` before anything is created on disk.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Mapping
+
+from fpdctl.errors import InputError, UsageError
+from fpdctl.models.spec import resolve_spec
+from fpdctl.utils.io import require_file
+
+OPTIMIZERS: tuple[str, ...] = ("adam", "rmsprop", "sgd")
+PRECISIONS: tuple[str, ...] = ("auto", "bf16", "fp16", "fp32")
+SCHEDULE_KINDS: tuple[str, ...] = ("step", "cosine", "constant")
+COMMANDS: tuple[str, ...] = ("train", "distill")
+
+# Options a resumed run may change: they affect speed, logging and length, never the arithmetic
+# of a step, so the resumed run still continues the same trajectory.
+RESUMABLE_CHANGES: frozenset[str] = frozenset(
+    {"max_steps", "epochs", "device", "workers", "log_every", "eval_every", "save_every",
+     "compile", "eval_batch_size", "out"}
+)
+
+# Config-file spellings that mean another field.
+_ALIASES: dict[str, str] = {"student": "model", "student_init": "init"}
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Every option of ``fpdctl train`` and ``fpdctl distill``, fully resolved.
+
+    The defaults reproduce the official FPD MPII recipe: 256 px input (64 px heatmaps, sigma 2),
+    Adam at 2.5e-4, 140 epochs with the learning rate x0.1 at epochs 90 and 120, scale / rotation
+    / flip / colour augmentation, flip-test evaluation. The batch size is the reference
+    configuration's 4 per GPU on 4 GPUs.
+
+    Attributes:
+        command: "train" (ground truth only) or "distill" (FPD with a teacher).
+        model: the model (student) to train, a registered name such as ``hg4x128``.
+        teacher: teacher checkpoint (distill only), any format ``load_model`` reads.
+        alpha: weight of the distillation term, in [0, 1].
+        mask_teacher: mask the distillation term with the target weights (official code).
+        init: optional checkpoint to initialise the trained model from.
+        data: ``synthetic[:K=V,...]``, ``mpii:PATH`` or ``lsp:PATH``.
+        input_size: network input side in px (heatmaps are a quarter of it).
+        sigma: Gaussian sigma of the targets, heatmap px.
+        augment: training augmentation on (the data module's defaults).
+        epochs: length of the run in epochs, unless ``max_steps`` is set.
+        max_steps: length of the run in optimizer steps (wins over ``epochs``).
+        batch_size: images per step per process.
+        lr: base learning rate.
+        optimizer: "adam", "rmsprop" or "sgd".
+        momentum: momentum for sgd and rmsprop.
+        weight_decay: L2 weight decay.
+        schedule: "step:E1,E2,..." (x ``lr_factor`` at those epochs), "cosine" or "constant".
+        lr_factor: the step schedule's multiplier.
+        device: "auto", "cpu", "cuda", "cuda:N" or "mps".
+        precision: "auto" (bf16 where supported, else fp32), "bf16", "fp16" or "fp32".
+        workers: DataLoader worker processes per training process.
+        seed: seeds weights, data order and augmentation.
+        eval_every: validate every this many steps; None once per epoch; 0 only at the end.
+        log_every: write a metrics row every this many steps.
+        save_every: write last.safetensors + state.pt every this many steps; None at each
+            validation, or once per epoch when validation is off (and always at the end and on
+            interruption); 0 only at the end and on interruption.
+        val_limit: validate on the first this many validation persons only (None: all).
+        flip_test: average with the horizontally flipped input when evaluating.
+        eval_batch_size: images per evaluation batch.
+        compile: wrap the model in ``torch.compile``.
+        channels_last: use the channels-last memory format.
+        preset: the preset these options started from, if any.
+        out: the run directory.
+    """
+
+    command: str = "train"
+    model: str = "hg8x256"
+    teacher: str | None = None
+    alpha: float = 0.5
+    mask_teacher: bool = True
+    init: str | None = None
+    data: str = "synthetic"
+    input_size: int = 256
+    sigma: float = 2.0
+    augment: bool = True
+    epochs: int = 140
+    max_steps: int | None = None
+    batch_size: int = 16
+    lr: float = 2.5e-4
+    optimizer: str = "adam"
+    momentum: float = 0.9
+    weight_decay: float = 0.0
+    schedule: str = "step:90,120"
+    lr_factor: float = 0.1
+    device: str = "auto"
+    precision: str = "auto"
+    workers: int = 2
+    seed: int = 0
+    eval_every: int | None = None
+    log_every: int = 50
+    save_every: int | None = None
+    val_limit: int | None = None
+    flip_test: bool = True
+    eval_batch_size: int = 32
+    compile: bool = False
+    channels_last: bool = True
+    preset: str | None = None
+    out: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    def replace(self, **changes: Any) -> TrainConfig:
+        return dataclasses.replace(self, **changes)
+
+    @property
+    def distill(self) -> bool:
+        return self.command == "distill"
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any], *, source: str = "options") -> TrainConfig:
+        """Build and validate a config from a mapping of field values (e.g. config.json)."""
+        values = coerce_options(data, source=source)
+        config = cls(**values)
+        validate_config(config)
+        return config
+
+
+# Presets are bundles of defaults; the config file and flags still override them.
+PRESETS: dict[str, dict[str, Any]] = {
+    # The synthetic demo: small input, a few hundred steps, a small validation set, cosine decay
+    # from a higher rate so a short run gets somewhere. Minutes on a laptop CPU for hg2x64.
+    "quick": {
+        "input_size": 128,
+        "max_steps": 300,
+        "batch_size": 16,
+        "lr": 1e-3,
+        "schedule": "cosine",
+        "eval_every": 100,
+        "log_every": 10,
+        "val_limit": 128,
+        "eval_batch_size": 32,
+    },
+}
+
+# Default model per command when nothing sets it.
+DEFAULT_MODEL: dict[str, str] = {"train": "hg8x256", "distill": "hg4x128"}
+
+_FIELDS: dict[str, dataclasses.Field] = {f.name: f for f in dataclasses.fields(TrainConfig)}
+_OPTIONAL_INT = {"max_steps", "eval_every", "save_every", "val_limit"}
+_OPTIONAL_STR = {"teacher", "init", "preset", "out"}
+_INT = {"input_size", "epochs", "batch_size", "workers", "seed", "log_every", "eval_batch_size"}
+_FLOAT = {"alpha", "sigma", "lr", "momentum", "weight_decay", "lr_factor"}
+_BOOL = {"mask_teacher", "augment", "flip_test", "compile", "channels_last"}
+_STR = {"command", "model", "data", "optimizer", "schedule", "device", "precision"}
+
+
+def _flag(name: str) -> str:
+    return "--" + name.replace("_", "-")
+
+
+def _coerce(name: str, value: Any, source: str) -> Any:
+    def bad(kind: str) -> UsageError:
+        return UsageError(f"{_flag(name)} must be {kind}, got {value!r} (in {source})")
+
+    if value is None:
+        if name in _OPTIONAL_INT or name in _OPTIONAL_STR:
+            return None
+        raise bad("set")
+    if name in _INT or name in _OPTIONAL_INT:
+        if isinstance(value, bool):
+            raise bad("an integer")
+        if isinstance(value, float) and value.is_integer():
+            return int(value)
+        if isinstance(value, int):
+            return value
+        if isinstance(value, str):
+            try:
+                return int(value.strip())
+            except ValueError:
+                pass
+        raise bad("an integer")
+    if name in _FLOAT:
+        if isinstance(value, bool):
+            raise bad("a number")
+        try:
+            return float(value)
+        except (TypeError, ValueError):
+            raise bad("a number") from None
+    if name in _BOOL:
+        if isinstance(value, bool):
+            return value
+        if isinstance(value, str) and value.strip().lower() in ("true", "yes", "on", "1", "false", "no", "off", "0"):
+            return value.strip().lower() in ("true", "yes", "on", "1")
+        raise bad("true or false")
+    if name in _STR or name in _OPTIONAL_STR:
+        if isinstance(value, (str, int, float)) and not isinstance(value, bool):
+            return str(value)
+        raise bad("a string")
+    raise UsageError(f"unknown option '{name}' in {source}")  # pragma: no cover - guarded above
+
+
+def coerce_options(data: Mapping[str, Any], *, source: str) -> dict[str, Any]:
+    """Normalise option names (dashes or underscores, aliases) and convert the values.
+
+    Raises:
+        UsageError: an unknown option name (named) or a value of the wrong type.
+    """
+    out: dict[str, Any] = {}
+    for raw_key, value in data.items():
+        key = str(raw_key).strip().replace("-", "_")
+        key = _ALIASES.get(key, key)
+        if key not in _FIELDS:
+            raise UsageError(
+                f"unknown option '{raw_key}' in {source}; valid options: "
+                f"{', '.join(sorted(k for k in _FIELDS if k != 'command'))}"
+            )
+        out[key] = _coerce(key, value, source)
+    return out
+
+
+def load_config_file(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """Read a YAML (``.yaml``/``.yml``) or TOML (``.toml``) file of options.
+
+    The file is a flat mapping of option names (as on the command line, with dashes or
+    underscores) to values; TOML may also put them under a ``[train]`` or ``[distill]`` table.
+
+    Raises:
+        InputError: missing or unparsable file, or not a mapping.
+        UsageError: an unknown option (named) or a wrong value type.
+    """
+    file = require_file(path, "config file")
+    text = file.read_text(encoding="utf-8")
+    suffix = file.suffix.lower()
+    try:
+        if suffix == ".toml":
+            import tomllib
+
+            data: Any = tomllib.loads(text)
+        elif suffix in (".yaml", ".yml", ".json"):
+            import yaml
+
+            data = yaml.safe_load(text)
+        else:
+            raise InputError(f"config file must be .yaml, .yml or .toml, got {file.name}")
+    except InputError:
+        raise
+    except Exception as exc:  # yaml.YAMLError, tomllib.TOMLDecodeError
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise InputError(f"cannot parse config file {file}: {first}") from exc
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise InputError(f"config file {file} must hold a mapping of option names to values")
+    # One level of nesting ([train] / [distill] tables) is accepted and flattened.
+    flat: dict[str, Any] = {}
+    for key, value in data.items():
+        if key in COMMANDS and isinstance(value, dict):
+            flat.update(value)
+        else:
+            flat[key] = value
+    return coerce_options(flat, source=str(file))
+
+
+def resolve_config(
+    command: str,
+    cli: Mapping[str, Any],
+    *,
+    config_file: str | os.PathLike[str] | None = None,
+) -> TrainConfig:
+    """Merge defaults, preset, config file and flags into a validated :class:`TrainConfig`.
+
+    Args:
+        command: "train" or "distill".
+        cli: the options given on the command line (only those explicitly given).
+        config_file: optional YAML / TOML file of options.
+
+    Raises:
+        UsageError: unknown option, bad value or bad combination (nothing is created).
+    """
+    if command not in COMMANDS:
+        raise UsageError(f"command must be train or distill, got {command!r}")
+    cli_values = coerce_options({k: v for k, v in cli.items() if v is not None}, source="the command line")
+    if "epochs" in cli_values and "max_steps" in cli_values:
+        raise UsageError("give --epochs or --max-steps, not both")
+    file_values = load_config_file(config_file) if config_file is not None else {}
+    if "command" in file_values:
+        raise UsageError(f"unknown option 'command' in {config_file}")
+    preset_name = cli_values.get("preset", file_values.get("preset"))
+    preset_values: dict[str, Any] = {}
+    if preset_name is not None:
+        if preset_name not in PRESETS:
+            raise UsageError(f"unknown preset '{preset_name}'; available: {', '.join(sorted(PRESETS))}")
+        preset_values = dict(PRESETS[preset_name])
+
+    merged: dict[str, Any] = {"command": command, "model": DEFAULT_MODEL[command]}
+    for layer in (preset_values, file_values, cli_values):
+        # --epochs and --max-steps are one setting (the run's length): a higher layer that
+        # gives either replaces both.
+        if "epochs" in layer or "max_steps" in layer:
+            merged.pop("epochs", None)
+            merged["max_steps"] = None
+        merged.update(layer)
+    if command == "train":
+        for name in ("teacher",):
+            if merged.get(name) is not None:
+                raise UsageError(f"{_flag(name)} is a distill option; use `fpdctl distill`")
+    # Absolute paths, so a run resumed from another working directory finds the same files.
+    for name in ("teacher", "init", "out"):
+        if merged.get(name):
+            merged[name] = os.path.abspath(os.path.expanduser(str(merged[name])))
+    config = TrainConfig(**merged)
+    validate_config(config)
+    return config
+
+
+def check_alpha(alpha: float) -> float:
+    """Return ``alpha`` as a float if it lies in [0, 1], else raise UsageError."""
+    value = float(alpha)
+    if not 0.0 <= value <= 1.0:  # also rejects NaN
+        raise UsageError(f"alpha must be in [0, 1], got {alpha:g}")
+    return value
+
+
+def validate_config(config: TrainConfig) -> None:
+    """Check every option on its own and in combination.
+
+    Raises:
+        UsageError: the first problem, in one line.
+    """
+    if config.command not in COMMANDS:
+        raise UsageError(f"command must be train or distill, got {config.command!r}")
+    check_alpha(config.alpha)
+    if config.command == "distill" and not config.teacher:
+        raise UsageError("distill needs --teacher CKPT")
+    if not (config.lr > 0 and math.isfinite(config.lr)):
+        raise UsageError(f"lr must be positive, got {config.lr:g}")
+    if config.batch_size <= 0:
+        raise UsageError(f"batch size must be positive, got {config.batch_size}")
+    if config.eval_batch_size <= 0:
+        raise UsageError(f"eval batch size must be positive, got {config.eval_batch_size}")
+    if config.max_steps is not None and config.max_steps <= 0:
+        raise UsageError(f"max steps must be positive, got {config.max_steps}")
+    if config.epochs <= 0:
+        raise UsageError(f"epochs must be positive, got {config.epochs}")
+    if config.optimizer not in OPTIMIZERS:
+        raise UsageError(f"optimizer must be one of {', '.join(OPTIMIZERS)}, got '{config.optimizer}'")
+    if config.precision not in PRECISIONS:
+        raise UsageError(f"precision must be one of {', '.join(PRECISIONS)}, got '{config.precision}'")
+    if config.momentum < 0 or config.weight_decay < 0:
+        raise UsageError("momentum and weight decay must be >= 0")
+    if not 0 < config.lr_factor <= 1:
+        raise UsageError(f"lr factor must be in (0, 1], got {config.lr_factor:g}")
+    if not config.sigma > 0:
+        raise UsageError(f"sigma must be positive, got {config.sigma:g}")
+    if config.seed < 0:
+        raise UsageError(f"seed must be >= 0, got {config.seed}")
+    if config.workers < 0:
+        raise UsageError(f"workers must be >= 0, got {config.workers}")
+    if config.log_every <= 0:
+        raise UsageError(f"log every must be positive, got {config.log_every}")
+    for name in ("eval_every", "save_every"):
+        value = getattr(config, name)
+        if value is not None and value < 0:
+            raise UsageError(f"{name.replace('_', ' ')} must be >= 0, got {value}")
+    if config.val_limit is not None and config.val_limit <= 0:
+        raise UsageError(f"val limit must be positive, got {config.val_limit}")
+    parse_schedule(config.schedule)
+    spec = resolve_spec(config.model)
+    spec.check_input_size(config.input_size)
+    if config.preset is not None and config.preset not in PRESETS:
+        raise UsageError(f"unknown preset '{config.preset}'; available: {', '.join(sorted(PRESETS))}")
+
+
+@dataclass(frozen=True)
+class Schedule:
+    """A learning-rate schedule as a multiplier of the base rate.
+
+    Attributes:
+        kind: "step", "cosine" or "constant".
+        milestones: epochs at which "step" multiplies the rate by ``factor`` (sorted).
+        factor: the step multiplier.
+    """
+
+    kind: str
+    milestones: tuple[float, ...] = field(default_factory=tuple)
+    factor: float = 0.1
+
+    def multiplier(self, step: int, steps_per_epoch: int, total_steps: int) -> float:
+        """The learning-rate multiplier for optimizer step ``step`` (0-based).
+
+        "step" counts epochs as ``step / steps_per_epoch`` so a milestone at epoch 90 applies from
+        the first step of epoch 90; "cosine" decays from 1 to 0 over ``total_steps``.
+        """
+        if self.kind == "constant":
+            return 1.0
+        if self.kind == "cosine":
+            progress = min(max(step / max(total_steps, 1), 0.0), 1.0)
+            return 0.5 * (1.0 + math.cos(math.pi * progress))
+        epoch = step / max(steps_per_epoch, 1)
+        passed = sum(1 for m in self.milestones if epoch >= m)
+        return self.factor**passed
+
+
+def parse_schedule(text: str, factor: float = 0.1) -> Schedule:
+    """Parse ``step:90,120``, ``cosine`` or ``constant``.
+
+    Raises:
+        UsageError: any other form.
+    """
+    value = str(text).strip().lower()
+    if value in ("cosine", "constant"):
+        return Schedule(kind=value, factor=factor)
+    kind, sep, rest = value.partition(":")
+    if kind == "step" and sep:
+        try:
+            milestones = tuple(float(x) for x in rest.split(",") if x.strip())
+        except ValueError:
+            milestones = ()
+        if milestones and all(m > 0 for m in milestones):
+            return Schedule(kind="step", milestones=tuple(sorted(milestones)), factor=factor)
+    raise UsageError(f"--schedule must be step:E1,E2,... (epochs), cosine or constant, got {text!r}")
+
+
+def check_resume_changes(saved: TrainConfig, cli: Mapping[str, Any]) -> TrainConfig:
+    """The saved config with the flags a resumed run may change applied.
+
+    Raises:
+        UsageError: a flag that would change the arithmetic of the run (model, lr, data, seed...).
+    """
+    given = coerce_options({k: v for k, v in cli.items() if v is not None}, source="the command line")
+    changes: dict[str, Any] = {}
+    for name, value in given.items():
+        old = getattr(saved, name)
+        if value == old:
+            continue
+        if name not in RESUMABLE_CHANGES:
+            raise UsageError(
+                f"{_flag(name)} cannot change when resuming (the run used {old!r}); "
+                "start a new run with --out instead"
+            )
+        changes[name] = value
+    if "epochs" in changes and "max_steps" not in given:
+        changes["max_steps"] = None
+    if "max_steps" in changes and changes["max_steps"] is None and "epochs" not in given:
+        changes.pop("max_steps")
+    config = saved.replace(**changes)
+    validate_config(config)
+    return config
+
+
+__all__ = [
+    "COMMANDS",
+    "OPTIMIZERS",
+    "PRECISIONS",
+    "PRESETS",
+    "RESUMABLE_CHANGES",
+    "Schedule",
+    "TrainConfig",
+    "check_alpha",
+    "check_resume_changes",
+    "coerce_options",
+    "load_config_file",
+    "parse_schedule",
+    "resolve_config",
+    "validate_config",
+]

@@ -1,0 +1,119 @@
+"""The FPD loss against hand-computed values and the official per-joint formulation."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from torch import nn
+
+from fpdctl.errors import UsageError
+from fpdctl.train.loss import fpd_loss, joints_mse
+
+
+def _tiny() -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """N=1, S=2 stacks, J=2 joints, 2x2 maps; values chosen so every term is a small fraction."""
+    student = torch.zeros(1, 2, 2, 2, 2)
+    student[0, 1] = 1.0  # stack 0 all zeros, stack 1 all ones
+    target = torch.zeros(1, 2, 2, 2)
+    target[0, 0, 0, 0] = 1.0  # joint 0 has one hot pixel, joint 1 is empty
+    weight = torch.tensor([[1.0, 0.0]])  # joint 1 unannotated
+    teacher = torch.empty(1, 2, 2, 2)
+    teacher[0, 0] = 0.5
+    teacher[0, 1] = 0.25
+    return student, target, weight, teacher
+
+
+def test_hand_computed_values() -> None:
+    student, target, weight, teacher = _tiny()
+    # Each stack's term is 0.5 * sum(w * diff)^2 / (N*J*H*W = 8).
+    # gt: stack 0, joint 0 misses the hot pixel: 1 -> 1/16; stack 1, joint 0 is off on the 3
+    # cold pixels: 3 -> 3/16; joint 1 is masked. Sum 4/16.
+    # kd (masked): joint 0 is 0.5 away from the teacher on 4 pixels in both stacks: 1 -> 1/16
+    # each. Sum 2/16.
+    terms = fpd_loss(student, target, weight, teacher, alpha=0.5, mask_teacher=True)
+    assert terms.gt.item() == pytest.approx(0.25, abs=1e-7)
+    assert terms.kd is not None and terms.kd.item() == pytest.approx(0.125, abs=1e-7)
+    assert terms.total.item() == pytest.approx(0.5 * 0.125 + 0.5 * 0.25, abs=1e-7)
+    # Unmasked, joint 1 adds 4 * 0.25^2 = 0.25 (stack 0) and 4 * 0.75^2 = 2.25 (stack 1):
+    # 0.5 * (1 + 0.25) / 8 + 0.5 * (1 + 2.25) / 8 = 0.28125.
+    unmasked = fpd_loss(student, target, weight, teacher, alpha=0.25, mask_teacher=False)
+    assert unmasked.kd is not None and unmasked.kd.item() == pytest.approx(0.28125, abs=1e-7)
+    assert unmasked.total.item() == pytest.approx(0.25 * 0.28125 + 0.75 * 0.25, abs=1e-7)
+
+
+def _official_joints_mse(output: torch.Tensor, target: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
+    """The reference JointsMSELoss(use_target_weight=True), written out per joint as it does."""
+    criterion = nn.MSELoss(reduction="mean")
+    n, j = output.shape[:2]
+    pred = output.reshape(n, j, -1)
+    gt = target.reshape(n, j, -1)
+    loss = torch.zeros(())
+    for idx in range(j):
+        w = weight[:, idx : idx + 1]
+        loss = loss + 0.5 * criterion(pred[:, idx] * w, gt[:, idx] * w)
+    return loss / j
+
+
+def test_matches_the_official_per_joint_formulation() -> None:
+    gen = torch.Generator().manual_seed(3)
+    student = torch.randn(3, 4, 16, 8, 8, generator=gen)
+    target = torch.rand(3, 16, 8, 8, generator=gen)
+    teacher = torch.rand(3, 16, 8, 8, generator=gen)
+    weight = (torch.rand(3, 16, generator=gen) > 0.3).float()
+    alpha = 0.3
+    gt = sum(_official_joints_mse(student[:, s], target, weight) for s in range(4))
+    kd = sum(_official_joints_mse(student[:, s], teacher, weight) for s in range(4))
+    terms = fpd_loss(student, target, weight, teacher, alpha=alpha)
+    torch.testing.assert_close(terms.gt, gt, rtol=1e-6, atol=1e-7)
+    torch.testing.assert_close(terms.kd, kd, rtol=1e-6, atol=1e-7)
+    torch.testing.assert_close(terms.total, alpha * kd + (1 - alpha) * gt, rtol=1e-6, atol=1e-7)
+    # Unmasked distillation is the same formula with all weights 1.
+    ones = torch.ones_like(weight)
+    kd_all = sum(_official_joints_mse(student[:, s], teacher, ones) for s in range(4))
+    torch.testing.assert_close(fpd_loss(student, target, weight, teacher, mask_teacher=False).kd, kd_all)
+
+
+def test_alpha_zero_and_one_reduce_to_each_term() -> None:
+    student, target, weight, teacher = _tiny()
+    zero = fpd_loss(student, target, weight, teacher, alpha=0.0)
+    one = fpd_loss(student, target, weight, teacher, alpha=1.0)
+    assert zero.total.item() == zero.gt.item() == pytest.approx(0.25)
+    assert one.total.item() == one.kd.item() == pytest.approx(0.125)
+    # Without a teacher the loss is the ground-truth term and there is no kd term.
+    plain = fpd_loss(student, target, weight, None, alpha=0.7)
+    assert plain.kd is None and plain.total.item() == pytest.approx(0.25)
+
+
+def test_gradient_reaches_only_the_student() -> None:
+    student, target, weight, teacher = _tiny()
+    student.requires_grad_(True)
+    terms = fpd_loss(student, target, weight, teacher, alpha=1.0)
+    terms.total.backward()
+    # d/ds of 0.5 * mean((s - t)^2) over 8 elements is (s - t) / 8, joint 0 only (masked).
+    expected = torch.zeros_like(student)
+    expected[0, 0, 0] = (0.0 - 0.5) / 8
+    expected[0, 1, 0] = (1.0 - 0.5) / 8
+    torch.testing.assert_close(student.grad, expected)
+
+
+def test_joints_mse_accepts_one_stack_and_bf16() -> None:
+    student, target, weight, _ = _tiny()
+    one_stack = joints_mse(student[:, 0], target, weight)
+    assert one_stack.item() == pytest.approx(1 / 16)
+    low = joints_mse(student.bfloat16(), target, weight)
+    assert low.dtype == torch.float32 and low.item() == pytest.approx(0.25)
+
+
+@pytest.mark.parametrize("alpha", [-0.1, 1.5, float("nan")])
+def test_alpha_outside_unit_interval_is_refused(alpha: float) -> None:
+    student, target, weight, teacher = _tiny()
+    with pytest.raises(UsageError, match=r"alpha must be in \[0, 1\]"):
+        fpd_loss(student, target, weight, teacher, alpha=alpha)
+
+
+def test_shape_mismatch_is_a_clear_error() -> None:
+    student, target, weight, teacher = _tiny()
+    with pytest.raises(ValueError, match="do not match"):
+        fpd_loss(student, target, weight, teacher[:, :, :1])
+    with pytest.raises(ValueError, match="weight must be"):
+        joints_mse(student, target, weight[:, :1])
