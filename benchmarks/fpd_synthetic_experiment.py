@@ -129,6 +129,74 @@ def summarize(results: list[dict]) -> dict[str, dict]:
     return table
 
 
+def diagnose(args: argparse.Namespace, seed: int) -> dict:
+    """Split one seed's validation joints by whether the teacher is right, and compare students.
+
+    A joint counts as right when its PCKh@0.5 test passes (pelvis and thorax excluded, as in the
+    mean). Also reports how often a student's prediction lands within the PCKh radius of the
+    teacher's WRONG answer (copying the teacher's mistakes) and the mean heatmap peak.
+    """
+    import numpy as np
+    import torch
+
+    from fpdctl.data.registry import build_dataset
+    from fpdctl.evaluate import predict_dataset
+    from fpdctl.metrics.pckh import PCKH_THRESHOLD, head_sizes
+    from fpdctl.models.checkpoint import load_model
+
+    root = Path(args.out)
+    val = build_dataset(args.data, "val", input_size=args.input_size)
+    n = min(args.val_limit, len(val))
+    ref = val.eval_reference()
+    joints, visible = ref.joints[:n], ref.visible[:n].copy()
+    visible[:, [6, 7]] = False  # pelvis, thorax: not in the PCKh mean
+    size = head_sizes(ref.headboxes[:n])[:, None]
+    subset = torch.utils.data.Subset(val, range(n))
+
+    def predict(run_dir: Path) -> tuple[np.ndarray, np.ndarray]:
+        coords, scores = predict_dataset(load_model(run_dir / "last.safetensors"), subset, flip=True, batch_size=50)
+        return coords, scores
+
+    runs = {spec.role: spec.out for spec in plan(args) if spec.seed == seed}
+    (tc, ts), (sc, ss), (fc, fs) = predict(runs["teacher"]), predict(runs["student"]), predict(runs["fpd"])
+
+    def hit(coords: np.ndarray, target: np.ndarray) -> np.ndarray:
+        return np.linalg.norm(coords - target, axis=2) / size <= PCKH_THRESHOLD
+
+    right, s_hit, f_hit = hit(tc, joints), hit(sc, joints), hit(fc, joints)
+    out: dict = {"seed": seed}
+    for name, mask in (("teacher_right", right & visible), ("teacher_wrong", ~right & visible)):
+        out[name] = {
+            "share": float(100 * mask.sum() / visible.sum()),
+            "student": float(100 * s_hit[mask].mean()),
+            "fpd": float(100 * f_hit[mask].mean()),
+        }
+    wrong = ~right & visible
+    out["near_teacher_mistake"] = {
+        "student": float(100 * hit(sc, tc)[wrong].mean()),
+        "fpd": float(100 * hit(fc, tc)[wrong].mean()),
+    }
+    out["mean_peak"] = {k: float(v[visible].mean()) for k, v in (("teacher", ts), ("student", ss), ("fpd", fs))}
+    return out
+
+
+def render_diagnosis(rows: list[dict]) -> str:
+    lines = [
+        "| seed | teacher right: share, student, FPD | teacher wrong: share, student, FPD "
+        "| near the teacher's mistake: student, FPD | mean peak: teacher, student, FPD |",
+        "|---|---|---|---|---|",
+    ]
+    for r in rows:
+        a, b, c, p = r["teacher_right"], r["teacher_wrong"], r["near_teacher_mistake"], r["mean_peak"]
+        lines.append(
+            f"| {r['seed']} | {a['share']:.1f}%: {a['student']:.1f}, {a['fpd']:.1f} "
+            f"| {b['share']:.1f}%: {b['student']:.1f}, {b['fpd']:.1f} "
+            f"| {c['student']:.1f}, {c['fpd']:.1f} "
+            f"| {p['teacher']:.3f}, {p['student']:.3f}, {p['fpd']:.3f} |"
+        )
+    return "\n".join(lines)
+
+
 def render(table: dict[str, dict]) -> str:
     names = {"teacher": "teacher", "student": "student alone", "fpd": "FPD student"}
     lines = ["| run | model | PCKh@0.5 (mean +- std) | seeds | per seed |", "|---|---|---|---|---|"]
@@ -165,6 +233,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--workers", type=int, default=1)
     parser.add_argument("--precision", default="auto")
     parser.add_argument("--json", default=None, help="results file (default: OUT/results.json)")
+    parser.add_argument("--no-diagnose", dest="diagnose", action="store_false",
+                        help="skip the per-joint comparison split by the teacher's hits")
     args = parser.parse_args(argv)
 
     root = Path(args.out)
@@ -191,6 +261,12 @@ def main(argv: list[str] | None = None) -> int:
         results_file.write_text(json.dumps(payload, indent=2) + "\n")
     print()
     print(render(summarize(results)))
+    if args.diagnose:
+        diagnosis = [diagnose(args, seed) for seed in args.seeds]
+        payload["diagnosis"] = diagnosis
+        results_file.write_text(json.dumps(payload, indent=2) + "\n")
+        print()
+        print(render_diagnosis(diagnosis))
     print(f"\nresults: {results_file}")
     return 0
 

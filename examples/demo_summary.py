@@ -28,10 +28,13 @@ def main(report: Path) -> None:
         run = "teacher" if role == "teacher" else "student"
         spec = describe_checkpoint(report / run / "best.safetensors")["spec"]
         cost = analytic_cost(spec, size)
-        pckh = json.loads((report / f"eval_{run}.json").read_text())["pckh"]["mean"]
+        if role == "student int8":
+            pckh = json.loads((report / "export_int8.json").read_text())["accuracy"]["candidate_mean"]
+        else:
+            pckh = json.loads((report / f"eval_{run}.json").read_text())["pckh"]["mean"]
         rows.append({
             "role": role, "model": spec.name, "params": cost.params, "macs": cost.macs,
-            "pckh": pckh if role != "student int8" else None,
+            "pckh": pckh,
             "latency_ms": latency.get(onnx), "runtime": "ONNX Runtime " + onnx.split("_")[1],
         })
     teacher_ms = rows[0]["latency_ms"]

@@ -44,7 +44,13 @@ pre-processing (crop a 640x480 frame, normalise, batch) and post-processing
 (decode, map to frame pixels); latency columns are then their sum. Cases
 run round-robin, one iteration of each in turn, so machine noise hits all
 alike. Peak memory: the process's peak RSS over each case's warm-up on CPU
-(reset per case), CUDA max allocated on GPU.
+(reset per case), CUDA max allocated on GPU; +MB is the rise during the
+warm-up (the case's own activations and workspaces).
+
+ONNX Runtime's worker threads do not spin between operators (fpdctl's
+session default); PyTorch's OpenMP threads do unless OMP_WAIT_POLICY=PASSIVE
+is set, which on a machine shared with other jobs can make eager PyTorch
+several times slower than its own best.
 """
 
 _COLUMNS = [
@@ -59,6 +65,7 @@ _COLUMNS = [
     Column("min_ms", "min ms", lambda v: f"{v:.2f}"),
     Column("img_per_s", "img/s", lambda v: f"{v:.1f}"),
     Column("peak_mem_mb", "peak MB", lambda v: f"{v:.0f}"),
+    Column("mem_delta_mb", "+MB", lambda v: f"{v:.1f}"),
     Column("speedup", "speed-up", lambda v: f"{v:.2f}x"),
     Column("vs_reference", "x eager", lambda v: f"{v:.2f}x"),
 ]

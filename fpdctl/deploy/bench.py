@@ -14,7 +14,9 @@ hold, while each runtime still runs back to back as it would in a deployed proce
 
 Peak memory: on CPU the process's peak resident set (``VmHWM`` from ``/proc/self/status``, reset
 before each case through ``/proc/self/clear_refs`` where Linux allows it), measured over the case's
-warm-up, which runs alone; on CUDA ``torch.cuda.max_memory_allocated`` for PyTorch rows.
+warm-up, which runs alone; on CUDA ``torch.cuda.max_memory_allocated`` for PyTorch rows. The
+process figure includes the libraries and every loaded model; ``mem_delta_mb`` is the rise over
+the warm-up alone.
 """
 
 from __future__ import annotations
@@ -65,6 +67,9 @@ class BenchRow:
         model_ms: median of the model alone (equal to p50_ms unless end-to-end).
         pre_ms, post_ms: medians of pre- and post-processing (end-to-end only).
         peak_mem_mb: peak memory in MB (see ``mem_kind``), None where it cannot be measured.
+        mem_delta_mb: how far the peak rose above the memory in use when the case's warm-up
+            started: the case's own working memory (activations, workspaces, first-run
+            allocations), without the libraries and other models the process holds.
         mem_kind: "rss" (process peak resident set), "rss-lifetime" (the peak could not be reset,
             so it covers the whole process), "cuda" (max allocated) or "" (none).
         gmacs: multiply-accumulates per image, in billions.
@@ -99,6 +104,7 @@ class BenchRow:
     pre_ms: float | None
     post_ms: float | None
     peak_mem_mb: float | None
+    mem_delta_mb: float | None
     mem_kind: str
     gmacs: float
     gflops_per_s: float
@@ -163,6 +169,12 @@ def reset_peak_rss() -> bool:
         return False
 
 
+def rss_mb() -> float | None:
+    """Current resident set size of this process (``VmRSS``) in MB, or None off Linux."""
+    kb = _status_kb("VmRSS")
+    return None if kb is None else kb * 1024 / 1e6
+
+
 def peak_rss_mb() -> float | None:
     """Peak resident set size of this process (``VmHWM``) in MB, or None off Linux."""
     kb = _status_kb("VmHWM")
@@ -183,6 +195,7 @@ class _Case:
     pre: list[float] = field(default_factory=list)
     post: list[float] = field(default_factory=list)
     peak_mb: float | None = None
+    base_mb: float | None = None
     mem_kind: str = ""
 
 
@@ -432,8 +445,10 @@ def _run_cases(
         if cuda and case.backend.runtime == "torch":
             torch.cuda.reset_peak_memory_stats(target)
             case.mem_kind = "cuda"
+            case.base_mb = torch.cuda.memory_allocated(target) / 1e6
         elif not cuda:
             case.mem_kind = "rss" if reset_peak_rss() else "rss-lifetime"
+            case.base_mb = rss_mb() if case.mem_kind == "rss" else None
         for _ in range(max(warmup, 1)):  # one untimed run at least: first calls allocate and plan
             case.runner.forward(case.prepared)
         if case.mem_kind == "cuda":
@@ -525,6 +540,9 @@ def _rows(cases: list[_Case], target: Any, threads: int, end_to_end: bool) -> li
                 pre_ms=float(np.median(case.pre) * 1e3) if end_to_end else None,
                 post_ms=float(np.median(case.post) * 1e3) if end_to_end else None,
                 peak_mem_mb=case.peak_mb,
+                mem_delta_mb=(
+                    case.peak_mb - case.base_mb if case.peak_mb is not None and case.base_mb is not None else None
+                ),
                 mem_kind=case.mem_kind,
                 gmacs=macs / 1e9,
                 gflops_per_s=2.0 * macs * case.batch / (model_ms / 1e3) / 1e9,
@@ -564,5 +582,6 @@ __all__ = [
     "BenchRow",
     "benchmark",
     "peak_rss_mb",
+    "rss_mb",
     "reset_peak_rss",
 ]

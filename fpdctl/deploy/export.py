@@ -490,8 +490,9 @@ def _quantize(
     if len(dataset) == 0:
         raise UsageError(f"--calibration-data {calibration_data} has no training images")
     indices = calibration_indices(len(dataset), calibration_samples)
-    # Calibration only records min/max per tensor, so batching changes nothing but the speed.
-    batch = net_batch or 8
+    # Ranges are averaged over calibration batches: one image per batch averages per-image
+    # ranges (a fixed-batch graph can only take its own batch size).
+    batch = net_batch or 1
     say(f"calibrating int8 on {len(indices)} {calibration_data} images")
     out_path = work / "int8.onnx"
     report = quantize_int8(

@@ -12,7 +12,13 @@ int8 recipe (ONNX Runtime, QDQ format):
    As convolutions they quantise like the others and the following ReLU fuses into them, so the
    whole network runs as NHWC QLinearConv / QLinearAdd kernels.
 2. ``quant_pre_process``: ORT's shape inference and graph clean-up, as its docs prescribe.
-3. Calibration: activations' min/max over calibration images (MinMax).
+3. Calibration: each activation's range is the mean over calibration images of its per-image
+   min and max (ORT's MinMax calibrator with moving average, fed one image at a time). The plain
+   MinMax range over all images is set by the rarest extreme pixel and spends most of the 256
+   levels on values that almost never occur. Measured on a trained hg4x128 (128 px, 500
+   synthetic validation persons of seed 1, a split kept apart from the reported one): PCKh drop
+   1.29 with MinMax, 0.12 with 99.999th-percentile histograms (which hold every activation of
+   every calibration image in memory: 5 GB for 64 images), -0.71 with per-image averages.
 4. ``quantize_static`` in QDQ form, weights int8 per output channel (depthwise BN scales vary by
    orders of magnitude between channels, a single per-tensor scale would crush most of them),
    activations uint8 (asymmetric: post-ReLU tensors are non-negative, and u8 x s8 is the fast
@@ -162,7 +168,7 @@ class QuantizationReport:
         calibration_data: the ``--calibration-data`` spec.
         calibration_samples: images the activation ranges were measured on.
         per_channel: per-output-channel weight scales.
-        method: the calibration method ("minmax").
+        method: the calibration method ("minmax-average": the per-image min / max, averaged).
         bn_converted: BatchNormalization nodes turned into depthwise convolutions first.
         fp32_nodes: nodes left in fp32 (the heatmap heads).
     """
@@ -189,8 +195,8 @@ def quantize_int8(
     Args:
         fp32_model: the fp32 export (not modified).
         output_path: where the int8 model is written (a temporary path: the caller renames it).
-        calibration: batches float32 [B, 3, H, W] of normalised images (B fitting the model's
-            batch dimension).
+        calibration: batches float32 [B, 3, H, W] of normalised images; ranges are averaged over
+            batches, so B = 1 (possible with a dynamic batch) averages per-image ranges.
         work_dir: a scratch folder for the intermediate models.
         calibration_data: the spec the batches came from (for the report).
         per_channel: per-output-channel weight scales.
@@ -246,7 +252,11 @@ def quantize_int8(
             weight_type=QuantType.QInt8,
             calibrate_method=CalibrationMethod.MinMax,
             nodes_to_exclude=head,
-            extra_options={"WeightSymmetric": True, "ActivationSymmetric": False},
+            extra_options={
+                "WeightSymmetric": True,
+                "ActivationSymmetric": False,
+                "CalibMovingAverage": True,  # mean of the per-batch ranges, not their union
+            },
         )
     except ValueError as exc:
         if counted["images"] == 0:
@@ -260,7 +270,7 @@ def quantize_int8(
         calibration_data=calibration_data,
         calibration_samples=counted["images"],
         per_channel=per_channel,
-        method="minmax",
+        method="minmax-average",
         bn_converted=converted,
         fp32_nodes=tuple(head),
     )

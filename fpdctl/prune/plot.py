@@ -55,6 +55,7 @@ def plot_sweep(summary: "SweepResult", path: str | os.PathLike[str]) -> Path:
         ax.scatter([pick.macs / 1e9], [pick.pckh], marker="*", s=260, color="gold", edgecolors="black",
                    zorder=4, label=f"recommended: {pick.key}")
     ax.set_xscale("log")
+    ax.margins(x=0.12)  # room for the labels of the cheapest and dearest points
     plain = matplotlib.ticker.FuncFormatter(lambda v, _pos: f"{v:g}")
     ax.xaxis.set_major_formatter(plain)
     ax.xaxis.set_minor_formatter(plain)

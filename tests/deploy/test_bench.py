@@ -23,7 +23,7 @@ def _check_row(row):
         assert row[key] > 0, key
     assert row["min_ms"] <= row["p50_ms"] <= row["p90_ms"] <= row["p99_ms"]
     assert row["img_per_s"] == pytest.approx(row["batch"] * 1000.0 / row["p50_ms"])
-    assert row["mem_kind"] == "rss"
+    assert row["mem_kind"] == "rss" and 0 <= row["mem_delta_mb"] <= row["peak_mem_mb"]
 
 
 def test_bench_json_rows(capsys, tiny_checkpoint):

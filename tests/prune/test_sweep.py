@@ -248,3 +248,17 @@ def test_latency_is_measured_with_onnx_runtime(teacher_file: Path, tmp_path: Pat
     assert result.teacher is not None and result.teacher.latency_ms is not None
     assert row.latency_ms is not None and 0 < row.latency_ms < 1000
     assert result.pareto["latency_ms"] == [row.key]
+
+
+def test_fine_tune_options_reach_the_trainer(teacher_file: Path, tmp_path: Path) -> None:
+    from fpdctl.prune.sweep import SweepItem, _train_config
+
+    item = SweepItem(1, 8, 1, "teacher", depth=2)
+    by_epochs = _train_config(_settings(teacher_file, max_steps=None, epochs=3, alpha=0.3), item,
+                              tmp_path / "init.safetensors", tmp_path / "run")
+    assert (by_epochs.max_steps, by_epochs.epochs) == (None, 3)
+    assert by_epochs.command == "distill" and by_epochs.model == "hg1x8d2"
+    assert by_epochs.teacher == str(teacher_file) and by_epochs.alpha == 0.3
+    assert by_epochs.init == str(tmp_path / "init.safetensors") and by_epochs.eval_every == 0
+    by_steps = _train_config(_settings(teacher_file), item, None, tmp_path / "run")
+    assert (by_steps.max_steps, by_steps.init, by_steps.val_limit) == (1, None, 4)
