@@ -29,9 +29,9 @@ $FPDCTL train --preset quick --model $TEACHER --input-size $SIZE --max-steps "$T
 
 step "3. prune-sweep: which student? (sliced from the teacher vs from scratch)"
 $FPDCTL prune-sweep --teacher "$OUT/teacher/best.safetensors" --stacks 1,2 --channels 32 \
-  --init both --max-steps "$SWEEP_STEPS" --input-size $SIZE --max-drop 5 --out "$OUT/sweep"
-STUDENT=$($PY -c "import json,sys; r=json.load(open(sys.argv[1]))['recommendation']; print(r['model'] if r else 'hg1x32')" "$OUT/sweep/summary.json")
-INIT=$($PY -c "import json,sys; r=json.load(open(sys.argv[1]))['recommendation']; print(r.get('checkpoint') or '' if r else '')" "$OUT/sweep/summary.json")
+  --init both --max-steps "$SWEEP_STEPS" --input-size $SIZE --val-limit 200 --max-drop 5 --out "$OUT/sweep"
+STUDENT=$($PY -c "import json,sys; r=json.load(open(sys.argv[1]))['recommendation']; print(r.get('model') or 'hg1x32')" "$OUT/sweep/summary.json")
+INIT=$($PY -c "import json,sys; r=json.load(open(sys.argv[1]))['recommendation']; print(r.get('checkpoint') or '')" "$OUT/sweep/summary.json")
 echo "recommended student: $STUDENT ${INIT:+(init from $INIT)}"
 
 step "4. distill the recommended student ($STUDENT, alpha 0.5, $DISTILL_STEPS steps)"

@@ -47,10 +47,10 @@ alike. Peak memory: the process's peak RSS over each case's warm-up on CPU
 (reset per case), CUDA max allocated on GPU; +MB is the rise during the
 warm-up (the case's own activations and workspaces).
 
-ONNX Runtime's worker threads do not spin between operators (fpdctl's
-session default); PyTorch's OpenMP threads do unless OMP_WAIT_POLICY=PASSIVE
-is set, which on a machine shared with other jobs can make eager PyTorch
-several times slower than its own best.
+Idle threads: ONNX Runtime's workers sleep between operators unless --spin
+(ORT's own default, about 10% faster on dedicated cores, several times
+slower when other jobs share them); PyTorch's OpenMP threads spin unless
+OMP_WAIT_POLICY=PASSIVE is set, with the same trade-off.
 """
 
 _COLUMNS = [
@@ -90,6 +90,10 @@ def bench_command(
     end_to_end: bool = typer.Option(False, "--end-to-end", help="Also time pre- and post-processing."),
     input_size: Optional[int] = typer.Option(None, "--input-size", help="Input side for checkpoints and names (default 256)."),
     output: Optional[str] = typer.Option(None, "--output", "-o", help="Write the output here instead of stdout."),
+    spin: bool = typer.Option(
+        False, "--spin/--no-spin",
+        help="Let ONNX Runtime's threads busy-wait between operators (faster on dedicated cores only).",
+    ),
 ) -> None:
     from fpdctl.cli.options import parse_int_list
     from fpdctl.deploy.backends import parse_precisions
@@ -100,7 +104,7 @@ def bench_command(
     result = benchmark(
         models, backend=backend, batches=batches, threads=threads, warmup=warmup, iters=iters,
         duration=duration, device=device, precisions=parse_precisions(precision),
-        end_to_end=end_to_end, input_size=input_size,
+        end_to_end=end_to_end, input_size=input_size, spinning=spin,
         progress=lambda message: typer.echo(f"{message} ...", err=True),
     )
     emit(_render(result, fmt), output)

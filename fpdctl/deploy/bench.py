@@ -244,6 +244,7 @@ def benchmark(
     end_to_end: bool = False,
     input_size: int | None = None,
     calibration_samples: int = BENCH_CALIBRATION_SAMPLES,
+    spinning: bool = False,
     progress: Progress | None = None,
 ) -> BenchResult:
     """Measure every model on every selected backend at every batch size.
@@ -264,6 +265,9 @@ def benchmark(
         input_size: input side for checkpoints and names (default 256); an .onnx file runs at its
             own size.
         calibration_samples: synthetic calibration images for an int8 export made on the fly.
+        spinning: let ONNX Runtime's worker threads busy-wait between operators (faster on
+            dedicated cores, much slower on shared ones; see
+            :func:`~fpdctl.deploy.runtime.session_options`).
         progress: called with a short description before each slow step.
 
     Raises:
@@ -300,7 +304,7 @@ def benchmark(
         return _benchmark(
             models, backend=backend, batches=batches, warmup=warmup, iters=iters, duration=duration,
             target=target, precisions=precisions, end_to_end=end_to_end, input_size=input_size,
-            calibration_samples=calibration_samples, say=say,
+            calibration_samples=calibration_samples, spinning=spinning, say=say,
         )
     finally:
         torch.set_num_threads(previous_threads)  # a library call must not leave torch changed
@@ -309,7 +313,7 @@ def benchmark(
 def _benchmark(
     models: Sequence[str], *, backend: str, batches: Sequence[int], warmup: int, iters: int | None,
     duration: float | None, target: Any, precisions: Sequence[str] | None, end_to_end: bool,
-    input_size: int | None, calibration_samples: int, say: Progress,
+    input_size: int | None, calibration_samples: int, spinning: bool, say: Progress,
 ) -> BenchResult:
     import torch
 
@@ -326,7 +330,7 @@ def _benchmark(
     with tempfile.TemporaryDirectory(prefix="fpdctl-bench-") as work_dir:
         cases, skipped = _build_cases(
             sources, backend, batches, precisions, target, thread_count, size, input_size,
-            Path(work_dir), calibration_samples, say,
+            Path(work_dir), calibration_samples, spinning, say,
         )
         if not cases:
             reasons = "; ".join(skipped) if skipped else "no backend selected"
@@ -343,7 +347,7 @@ def _benchmark(
 def _build_cases(
     sources: list, backend: str, batches: Sequence[int], precisions: Sequence[str] | None,
     target: Any, threads: int, size: int, requested_size: int | None, work: Path,
-    calibration_samples: int, say: Progress,
+    calibration_samples: int, spinning: bool, say: Progress,
 ) -> tuple[list[_Case], list[str]]:
     import copy
 
@@ -373,7 +377,7 @@ def _build_cases(
                         f"{source.label} was exported for {model_size} px inputs; "
                         f"--input-size {requested_size} does not apply to it"
                     )
-                runner = OrtRunner(source.path, row, device=str(target), threads=threads)
+                runner = OrtRunner(source.path, row, device=str(target), threads=threads, spinning=spinning)
             elif row.runtime == "torch":
                 source.spec.check_input_size(model_size)
                 # Each torch row gets its own copy: channels_last converts the weights in place.
@@ -386,7 +390,7 @@ def _build_cases(
                     source.net, path, input_size=model_size, precision=row.precision,
                     calibration_samples=calibration_samples, verify=False, threads=threads,
                 )
-                runner = OrtRunner(path, row, device=str(target), threads=threads)
+                runner = OrtRunner(path, row, device=str(target), threads=threads, spinning=spinning)
             for batch in batches:
                 if runner.batch is not None and runner.batch != batch:
                     skipped.append(

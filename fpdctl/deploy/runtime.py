@@ -184,10 +184,10 @@ def session_options(threads: int | None = None, *, spinning: bool = False) -> An
     (buffers are reused across runs of the same shape).
 
     Worker threads do not spin by default. ORT's own default lets idle workers busy-wait for the
-    next task, which saves microseconds per operator on dedicated cores but is ruinous when the
-    cores are shared: measured on this project's 2-core machine under load from other jobs,
-    hg4x128 took 210 ms per image with spinning and 67 ms without (interleaved, same process).
-    ``spinning=True`` restores ORT's behaviour for dedicated machines.
+    next task: on dedicated cores that saves time at every operator (hg4x128, batch 1, 2
+    threads: 18.0 ms instead of 20.5 ms), but when other jobs share the cores the spinning
+    threads take the time slices the working ones need (the same model under load: 210 ms with
+    spinning, 67 ms without). ``spinning=True`` restores ORT's behaviour for dedicated machines.
     """
     import onnxruntime as ort
 
@@ -231,13 +231,15 @@ class OrtRunner(Runner):
         *,
         device: str = "cpu",
         threads: int | None = None,
+        spinning: bool = False,
     ) -> None:
         import onnxruntime as ort
 
         self.device = device
         data = model if isinstance(model, bytes) else str(model)
+        options = session_options(threads, spinning=spinning)
         try:
-            self.session = ort.InferenceSession(data, session_options(threads), providers=ort_providers(device))
+            self.session = ort.InferenceSession(data, options, providers=ort_providers(device))
         except UsageError:
             raise
         except Exception as exc:  # ORT raises its own Fail/InvalidGraph/NoSuchFile classes

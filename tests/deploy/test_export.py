@@ -76,6 +76,9 @@ def test_one_self_contained_file(fp32_export):
     assert all(i.data_location == onnx.TensorProto.DEFAULT for i in model.graph.initializer)
     # The exporter's per-node stack traces (paths of this machine) are stripped.
     assert not any(n.metadata_props or n.doc_string for n in model.graph.node)
+    # The last score convolution writes the output: no stacking of all stacks to keep one.
+    assert model.graph.node[-1].op_type == "Conv" and model.graph.node[-1].output[0] == "heatmaps"
+    assert not {"Gather", "Concat", "Unsqueeze"} & {n.op_type for n in model.graph.node}
 
 
 def test_dynamic_batch_runs_batch_1_and_3(fp32_export, tiny_net):
