@@ -18,12 +18,13 @@ Cases:
   compute floor of a model is FLOPs (2 x MACs, convolutions only) / peak; the table's "x floor"
   uses the higher peak, the JSON has both. Per-round ratios to the same round's GEMM are given
   too, as a check that does not depend on picking the best round.
-- the teacher hg8x256: eager fp32 PyTorch (NCHW) and ONNX Runtime fp32;
+- the teacher hg8x256: eager fp32 PyTorch (NCHW), ONNX Runtime fp32 and int8;
 - the student hg4x128: eager fp32 (NCHW, channels_last), bf16 autocast; ONNX Runtime fp32 from
   the dynamo exporter (fpdctl's default) and from the TorchScript exporter, with fpdctl's session
-  options (worker threads do not spin), with ORT's default spinning threads, and without the
-  NCHWc layout pass (ORT_ENABLE_EXTENDED); ONNX Runtime fp16 and int8 (static QDQ, calibrated
-  on synthetic images).
+  options (idle threads spin 100 us), without spinning, with ORT's unbounded spinning, without
+  the NCHWc layout pass (ORT_ENABLE_EXTENDED), and with the exported stacked output (all stacks
+  concatenated, the last gathered) instead of fpdctl's last-stack-only graph; ONNX Runtime fp16
+  and int8 (static QDQ, calibrated on synthetic images).
 
 Accuracy (with ``--student``, a trained checkpoint): PCKh@0.5 on the synthetic validation split of
 ONNX Runtime fp32, int8 and fp16 exports and of PyTorch under bf16 autocast, at the input size
@@ -35,11 +36,12 @@ from __future__ import annotations
 
 import os
 
-# Neither runtime busy-waits: ORT sessions are made with allow_spinning=0 (fpdctl's default) and
-# OpenMP threads (PyTorch's) sleep at barriers. On a machine shared with other jobs, spinning
-# threads steal the cores the other thread of the same op is waiting for: measured here under
-# load, hg4x128 eager took 480-690 ms with OMP_WAIT_POLICY=ACTIVE and 170 ms with PASSIVE.
-# libgomp reads this once, when torch is first imported; set it in the environment to override.
+# OpenMP threads (PyTorch's) sleep at barriers instead of spinning without bound, as ORT's
+# threads do with fpdctl's session options (100 us of spinning, then sleep). On a machine shared
+# with other jobs, spinning threads steal the cores the other thread of the same op is waiting
+# for: measured here under load, hg4x128 eager took 480-690 ms with OMP_WAIT_POLICY=ACTIVE and
+# 170 ms with PASSIVE. libgomp reads this once, when torch is first imported; set it in the
+# environment to override.
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 import argparse  # noqa: E402
@@ -56,6 +58,9 @@ from pathlib import Path  # noqa: E402
 from typing import Callable  # noqa: E402
 
 import numpy as np  # noqa: E402
+
+
+DEFAULT = object()  # "fpdctl's default session options"
 
 
 @dataclass
@@ -101,12 +106,12 @@ def gemm_cases(threads: int) -> list[Case]:
     return [torch_case, ort_case]
 
 
-def _ort_session(path: Path, threads: int, *, spinning: bool = False, level: str = "all"):
+def _ort_session(path: Path, threads: int, *, spin_us: int | None = DEFAULT, level: str = "all"):
     import onnxruntime as ort
 
     from fpdctl.deploy.runtime import session_options
 
-    options = session_options(threads, spinning=spinning)
+    options = session_options(threads, **({} if spin_us is DEFAULT else {"spin_us": spin_us}))
     if level == "extended":
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED
     return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
@@ -117,7 +122,9 @@ def model_cases(student_net, teacher_net, threads: int, work: Path, size: int, w
     import functools
 
     from fpdctl.deploy.backends import get_backend
-    from fpdctl.deploy.export import export_onnx, torch_to_onnx
+    import onnx
+
+    from fpdctl.deploy.export import export_onnx, take_last_stack_directly, torch_to_onnx
     from fpdctl.deploy.runtime import TorchRunner
     from fpdctl.profiling.analytic import analytic_cost
 
@@ -129,10 +136,18 @@ def model_cases(student_net, teacher_net, threads: int, work: Path, size: int, w
     def exported(which: str) -> Path:
         path = work / f"{which}.onnx"
         log(f"exporting {which}")
-        if which == "teacher":
-            export_onnx(teacher_net, path, input_size=size, verify=False)
-        elif which == "student_ts":
-            torch_to_onnx(student_net, path, input_size=size, exporter="torchscript")
+        if which in ("teacher", "teacher_int8"):
+            precision = "fp32" if which == "teacher" else "int8"
+            export_onnx(teacher_net, path, input_size=size, precision=precision, calibration_samples=64, verify=False)
+        elif which in ("student_ts", "student_stacked"):
+            # TorchScript: the same graph clean-up as `fpdctl export`, so only the exporter differs;
+            # stacked: the dynamo graph as exported, all stacks concatenated and the last gathered.
+            exporter = "torchscript" if which == "student_ts" else "dynamo"
+            torch_to_onnx(student_net, path, input_size=size, exporter=exporter)
+            if which == "student_ts":
+                model = onnx.load(str(path))
+                take_last_stack_directly(model)
+                onnx.save(model, str(path))
         else:
             precision = {"student": "fp32", "student_fp16": "fp16", "student_int8": "int8"}[which]
             export_onnx(student_net, path, input_size=size, precision=precision, calibration_samples=64, verify=False)
@@ -155,12 +170,15 @@ def model_cases(student_net, teacher_net, threads: int, work: Path, size: int, w
     plan = {
         "hg8x256 torch eager fp32 nchw": torch_case(teacher_net, "torch", t_flops, 2),
         "hg8x256 onnxruntime fp32": ort_case("teacher", t_flops, 2),
+        "hg8x256 onnxruntime int8": ort_case("teacher_int8", t_flops, 2),
         "hg4x128 torch eager fp32 nchw": torch_case(student_net, "torch", s_flops, 3),
         "hg4x128 torch eager fp32 channels_last": torch_case(student_net, "torch-cl", s_flops, 3),
         "hg4x128 torch eager bf16 channels_last": torch_case(student_net, "torch-bf16", s_flops, 3),
         "hg4x128 onnxruntime fp32": ort_case("student", s_flops),
         "hg4x128 onnxruntime fp32 (torchscript export)": ort_case("student_ts", s_flops),
-        "hg4x128 onnxruntime fp32 (spinning threads)": ort_case("student", s_flops, spinning=True),
+        "hg4x128 onnxruntime fp32 (stacked output)": ort_case("student_stacked", s_flops),
+        "hg4x128 onnxruntime fp32 (no spinning)": ort_case("student", s_flops, spin_us=0),
+        "hg4x128 onnxruntime fp32 (unbounded spinning)": ort_case("student", s_flops, spin_us=None),
         "hg4x128 onnxruntime fp32 (no NCHWc)": ort_case("student", s_flops, level="extended"),
         "hg4x128 onnxruntime fp16": ort_case("student_fp16", s_flops, 2),
         "hg4x128 onnxruntime int8": ort_case("student_int8", s_flops),
@@ -294,22 +312,27 @@ def main() -> None:
         "teacher eager / student ort int8": ("hg8x256 torch eager fp32 nchw", "hg4x128 onnxruntime int8"),
         "teacher ort fp32 / student ort fp32": ("hg8x256 onnxruntime fp32", "hg4x128 onnxruntime fp32"),
         "teacher ort fp32 / student ort int8": ("hg8x256 onnxruntime fp32", "hg4x128 onnxruntime int8"),
+        "teacher ort int8 / student ort int8": ("hg8x256 onnxruntime int8", "hg4x128 onnxruntime int8"),
         "student ort fp32 / student ort int8": ("hg4x128 onnxruntime fp32", "hg4x128 onnxruntime int8"),
         "student eager fp32 / student eager bf16": ("hg4x128 torch eager fp32 nchw", "hg4x128 torch eager bf16 channels_last"),
         "student ort fp32 / student eager bf16": ("hg4x128 onnxruntime fp32", "hg4x128 torch eager bf16 channels_last"),
         "dynamo / torchscript export (ort fp32)": ("hg4x128 onnxruntime fp32", "hg4x128 onnxruntime fp32 (torchscript export)"),
-        "spinning / no spinning (ort fp32)": ("hg4x128 onnxruntime fp32 (spinning threads)", "hg4x128 onnxruntime fp32"),
+        "no spinning / 100 us (ort fp32)": ("hg4x128 onnxruntime fp32 (no spinning)", "hg4x128 onnxruntime fp32"),
+        "unbounded spinning / 100 us (ort fp32)": ("hg4x128 onnxruntime fp32 (unbounded spinning)", "hg4x128 onnxruntime fp32"),
         "no NCHWc / NCHWc (ort fp32)": ("hg4x128 onnxruntime fp32 (no NCHWc)", "hg4x128 onnxruntime fp32"),
+        "stacked output / last stack only (ort fp32)": ("hg4x128 onnxruntime fp32 (stacked output)", "hg4x128 onnxruntime fp32"),
     }
     ratios = {k: ratio(by_name[a], by_name[b]) for k, (a, b) in pairs.items() if a in by_name and b in by_name}
     # The student against its floor, round by round: its time over the time the same round's MLAS
     # GEMM would take for the same FLOPs (a check that does not depend on picking the best round).
-    gemm, s_ort = by_name.get("gemm onnxruntime MatMul 1024"), by_name.get("hg4x128 onnxruntime fp32")
-    if gemm is not None and s_ort is not None:
-        per_round = [(s / s_ort.flops) / (g / gemm.flops) for s, g in zip(s_ort.blocks, gemm.blocks)]
-        ratios["student ort fp32 x floor (same-round MLAS GEMM)"] = {
-            "median": _median(per_round), "p10": _pct(per_round, 10), "p90": _pct(per_round, 90),
-        }
+    gemm = by_name.get("gemm onnxruntime MatMul 1024")
+    for label, name in (("", "hg4x128 onnxruntime fp32"), (", no spinning", "hg4x128 onnxruntime fp32 (no spinning)")):
+        s_ort = by_name.get(name)
+        if gemm is not None and s_ort is not None:
+            per_round = [(s / s_ort.flops) / (g / gemm.flops) for s, g in zip(s_ort.blocks, gemm.blocks)]
+            ratios[f"student ort fp32{label} x floor (same-round MLAS GEMM)"] = {
+                "median": _median(per_round), "p10": _pct(per_round, 10), "p90": _pct(per_round, 90),
+            }
 
     peak_text = ", ".join(f"{k} {v:.0f} GFLOP/s" for k, v in peaks.items() if v is not None)
     print(f"\nbatch 1, {opts.input_size} px, {opts.threads} threads, {opts.rounds} interleaved rounds; "

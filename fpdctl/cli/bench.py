@@ -47,10 +47,11 @@ alike. Peak memory: the process's peak RSS over each case's warm-up on CPU
 (reset per case), CUDA max allocated on GPU; +MB is the rise during the
 warm-up (the case's own activations and workspaces).
 
-Idle threads: ONNX Runtime's workers sleep between operators unless --spin
-(ORT's own default, about 10% faster on dedicated cores, several times
-slower when other jobs share them); PyTorch's OpenMP threads spin unless
-OMP_WAIT_POLICY=PASSIVE is set, with the same trade-off.
+Idle threads: ONNX Runtime's workers busy-wait --spin-us (100) for the next
+operator, then sleep: as fast as ORT's unbounded spinning on idle cores and
+nearly as fast as no spinning when other jobs share them. PyTorch's OpenMP
+threads spin at will unless OMP_WAIT_POLICY=PASSIVE is set; on shared cores
+that can make eager PyTorch several times slower than its best.
 """
 
 _COLUMNS = [
@@ -90,9 +91,8 @@ def bench_command(
     end_to_end: bool = typer.Option(False, "--end-to-end", help="Also time pre- and post-processing."),
     input_size: Optional[int] = typer.Option(None, "--input-size", help="Input side for checkpoints and names (default 256)."),
     output: Optional[str] = typer.Option(None, "--output", "-o", help="Write the output here instead of stdout."),
-    spin: bool = typer.Option(
-        False, "--spin/--no-spin",
-        help="Let ONNX Runtime's threads busy-wait between operators (faster on dedicated cores only).",
+    spin_us: int = typer.Option(
+        100, "--spin-us", help="Microseconds ONNX Runtime's idle threads busy-wait for the next operator (0: never).",
     ),
 ) -> None:
     from fpdctl.cli.options import parse_int_list
@@ -104,7 +104,7 @@ def bench_command(
     result = benchmark(
         models, backend=backend, batches=batches, threads=threads, warmup=warmup, iters=iters,
         duration=duration, device=device, precisions=parse_precisions(precision),
-        end_to_end=end_to_end, input_size=input_size, spinning=spin,
+        end_to_end=end_to_end, input_size=input_size, spin_us=spin_us,
         progress=lambda message: typer.echo(f"{message} ...", err=True),
     )
     emit(_render(result, fmt), output)
@@ -122,6 +122,7 @@ def _render(result: "BenchResult", fmt: str) -> str:
         f"timed: {'pre + model + post (end-to-end)' if result.timed != 'model' else 'the model alone'}; "
         f"{result.device}, {result.threads} thread(s); {env.get('cpu', '')}; torch {env.get('torch', '')}, "
         f"onnxruntime {env.get('onnxruntime', '')}"
+        f" (threads spin {env.get('onnxruntime_spin_us', '')} us)"
     )
     if result.skipped:
         caption += "\nskipped: " + "; ".join(result.skipped)

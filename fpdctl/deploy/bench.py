@@ -244,7 +244,7 @@ def benchmark(
     end_to_end: bool = False,
     input_size: int | None = None,
     calibration_samples: int = BENCH_CALIBRATION_SAMPLES,
-    spinning: bool = False,
+    spin_us: int | None = None,
     progress: Progress | None = None,
 ) -> BenchResult:
     """Measure every model on every selected backend at every batch size.
@@ -265,8 +265,8 @@ def benchmark(
         input_size: input side for checkpoints and names (default 256); an .onnx file runs at its
             own size.
         calibration_samples: synthetic calibration images for an int8 export made on the fly.
-        spinning: let ONNX Runtime's worker threads busy-wait between operators (faster on
-            dedicated cores, much slower on shared ones; see
+        spin_us: how long ONNX Runtime's idle worker threads busy-wait for the next operator
+            (None: fpdctl's default, 100 us; 0: never; see
             :func:`~fpdctl.deploy.runtime.session_options`).
         progress: called with a short description before each slow step.
 
@@ -294,6 +294,12 @@ def benchmark(
         raise UsageError(f"--threads must be at least 1, got {threads}")
     if iters is None and duration is None:
         iters = DEFAULT_ITERS
+    if spin_us is None:
+        from fpdctl.deploy.runtime import DEFAULT_SPIN_US
+
+        spin_us = DEFAULT_SPIN_US
+    if spin_us < 0:
+        raise UsageError(f"--spin-us must be 0 or more, got {spin_us}")
     target = resolve_device(device)
     if target.type not in ("cpu", "cuda"):
         raise UsageError(f"bench runs on cpu or cuda, not {target.type}")
@@ -304,7 +310,7 @@ def benchmark(
         return _benchmark(
             models, backend=backend, batches=batches, warmup=warmup, iters=iters, duration=duration,
             target=target, precisions=precisions, end_to_end=end_to_end, input_size=input_size,
-            calibration_samples=calibration_samples, spinning=spinning, say=say,
+            calibration_samples=calibration_samples, spin_us=spin_us, say=say,
         )
     finally:
         torch.set_num_threads(previous_threads)  # a library call must not leave torch changed
@@ -313,7 +319,7 @@ def benchmark(
 def _benchmark(
     models: Sequence[str], *, backend: str, batches: Sequence[int], warmup: int, iters: int | None,
     duration: float | None, target: Any, precisions: Sequence[str] | None, end_to_end: bool,
-    input_size: int | None, calibration_samples: int, spinning: bool, say: Progress,
+    input_size: int | None, calibration_samples: int, spin_us: int, say: Progress,
 ) -> BenchResult:
     import torch
 
@@ -330,7 +336,7 @@ def _benchmark(
     with tempfile.TemporaryDirectory(prefix="fpdctl-bench-") as work_dir:
         cases, skipped = _build_cases(
             sources, backend, batches, precisions, target, thread_count, size, input_size,
-            Path(work_dir), calibration_samples, spinning, say,
+            Path(work_dir), calibration_samples, spin_us, say,
         )
         if not cases:
             reasons = "; ".join(skipped) if skipped else "no backend selected"
@@ -340,14 +346,18 @@ def _benchmark(
     return BenchResult(
         rows=rows, skipped=skipped, device=str(target), threads=thread_count,
         timed=TIMED_END_TO_END if end_to_end else TIMED_MODEL,
-        environment=_environment(thread_count),
+        environment={
+            **_environment(thread_count),
+            "onnxruntime_spin_us": str(spin_us),
+            "OMP_WAIT_POLICY": os.environ.get("OMP_WAIT_POLICY", ""),
+        },
     )
 
 
 def _build_cases(
     sources: list, backend: str, batches: Sequence[int], precisions: Sequence[str] | None,
     target: Any, threads: int, size: int, requested_size: int | None, work: Path,
-    calibration_samples: int, spinning: bool, say: Progress,
+    calibration_samples: int, spin_us: int, say: Progress,
 ) -> tuple[list[_Case], list[str]]:
     import copy
 
@@ -377,7 +387,7 @@ def _build_cases(
                         f"{source.label} was exported for {model_size} px inputs; "
                         f"--input-size {requested_size} does not apply to it"
                     )
-                runner = OrtRunner(source.path, row, device=str(target), threads=threads, spinning=spinning)
+                runner = OrtRunner(source.path, row, device=str(target), threads=threads, spin_us=spin_us)
             elif row.runtime == "torch":
                 source.spec.check_input_size(model_size)
                 # Each torch row gets its own copy: channels_last converts the weights in place.
@@ -390,7 +400,7 @@ def _build_cases(
                     source.net, path, input_size=model_size, precision=row.precision,
                     calibration_samples=calibration_samples, verify=False, threads=threads,
                 )
-                runner = OrtRunner(path, row, device=str(target), threads=threads, spinning=spinning)
+                runner = OrtRunner(path, row, device=str(target), threads=threads, spin_us=spin_us)
             for batch in batches:
                 if runner.batch is not None and runner.batch != batch:
                     skipped.append(

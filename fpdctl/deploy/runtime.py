@@ -174,7 +174,16 @@ class TorchRunner(Runner):
         return output.float().cpu().numpy()
 
 
-def session_options(threads: int | None = None, *, spinning: bool = False) -> Any:
+# How long an idle ONNX Runtime worker thread busy-waits for the next operator before it sleeps.
+# Consecutive operators start microseconds apart, so a short spin catches nearly all of them;
+# ORT's own default spins far longer, which on shared cores steals the time slices the working
+# threads need. hg4x128, batch 1, 2 threads, interleaved (benchmarks/deploy_latency.py): on idle
+# cores no spinning 22.1 ms, 100 us 19.3 ms, unbounded 19.5 ms; with two busy processes on the
+# same cores 61.6, 64.2 and 85.4 ms.
+DEFAULT_SPIN_US: int = 100
+
+
+def session_options(threads: int | None = None, *, spin_us: int | None = DEFAULT_SPIN_US) -> Any:
     """ONNX Runtime session options for low-latency inference.
 
     All graph optimisations (on x86 this includes the NCHWc layout transformer, which fuses
@@ -183,14 +192,15 @@ def session_options(threads: int | None = None, *, spinning: bool = False) -> An
     inter-op thread and ``threads`` intra-op threads, and the default memory-pattern planning
     (buffers are reused across runs of the same shape).
 
-    Worker threads do not spin by default. ORT's own default lets idle workers busy-wait for the
-    next task: on dedicated cores that saves time at every operator (hg4x128, batch 1, 2
-    threads: 18.0 ms instead of 20.5 ms), but when other jobs share the cores the spinning
-    threads take the time slices the working ones need (the same model under load: 210 ms with
-    spinning, 67 ms without). ``spinning=True`` restores ORT's behaviour for dedicated machines.
+    Args:
+        threads: intra-op threads (None: ORT's default, one per physical core).
+        spin_us: microseconds an idle worker spins before sleeping (:data:`DEFAULT_SPIN_US`);
+            0 never spins, None keeps ORT's unbounded default.
     """
     import onnxruntime as ort
 
+    if spin_us is not None and spin_us < 0:
+        raise UsageError(f"--spin-us must be 0 or more, got {spin_us}")
     options = ort.SessionOptions()
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
     options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
@@ -198,7 +208,10 @@ def session_options(threads: int | None = None, *, spinning: bool = False) -> An
     if threads:
         options.intra_op_num_threads = int(threads)
     options.enable_mem_pattern = True
-    options.add_session_config_entry("session.intra_op.allow_spinning", "1" if spinning else "0")
+    if spin_us is not None:
+        options.add_session_config_entry("session.intra_op.allow_spinning", "1" if spin_us > 0 else "0")
+        if spin_us > 0:
+            options.add_session_config_entry("session.intra_op.spin_duration_us", str(int(spin_us)))
     options.log_severity_level = 3  # errors only: ORT's warnings about unused initialisers are noise here
     return options
 
@@ -231,13 +244,13 @@ class OrtRunner(Runner):
         *,
         device: str = "cpu",
         threads: int | None = None,
-        spinning: bool = False,
+        spin_us: int | None = DEFAULT_SPIN_US,
     ) -> None:
         import onnxruntime as ort
 
         self.device = device
         data = model if isinstance(model, bytes) else str(model)
-        options = session_options(threads, spinning=spinning)
+        options = session_options(threads, spin_us=spin_us)
         try:
             self.session = ort.InferenceSession(data, options, providers=ort_providers(device))
         except UsageError:
@@ -297,6 +310,7 @@ def runner_module(runner: Runner) -> "torch.nn.Module":
 
 
 __all__ = [
+    "DEFAULT_SPIN_US",
     "ModelSource",
     "OrtRunner",
     "Runner",

@@ -59,6 +59,7 @@ def test_checkpoint_on_both_runtimes(tiny_net):
     torch_row, ort_row = result.rows
     assert ort_row.runtime == "onnxruntime" and ort_row.vs_reference == pytest.approx(torch_row.p50_ms / ort_row.p50_ms)
     assert result.environment["onnxruntime"] and result.threads >= 1 and result.skipped == []
+    assert result.environment["onnxruntime_spin_us"] == "100"
 
 
 def test_duration_mode():
@@ -76,6 +77,7 @@ def test_duration_mode():
         (["hg1x16", "--backend", "tensorrt"], "error: unknown backend 'tensorrt'"),
         (["missing.onnx"], "error: ONNX model not found: missing.onnx"),
         (["missing.pth"], "error: checkpoint not found: missing.pth"),
+        (["hg1x16", "--spin-us", "-1"], "error: --spin-us must be 0 or more, got -1"),
         (["hg1x16", "--format", "xml"], "error: --format must be one of table, json, csv, markdown, got 'xml'"),
     ],
 )
