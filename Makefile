@@ -7,7 +7,7 @@ TORCH_SPEC ?= torch==2.13.0
 STAMP := $(VENV)/.fpdctl-installed
 DEMO_DIR ?= demo-output
 
-.PHONY: install test test-all demo bench clean
+.PHONY: install test test-all reliability demo bench clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -23,6 +23,13 @@ test: $(STAMP)
 
 test-all: $(STAMP)
 	$(BIN)/python -m pytest -q -m ''
+
+# The fault and bad-input suite alone (it also runs in `make test`), with its table refreshed in
+# docs/RELIABILITY.md.
+reliability: $(STAMP)
+	$(BIN)/python -m pytest -q tests/reliability --reliability-report build/reliability.json; \
+	  status=$$?; $(BIN)/python scripts/reliability_report.py build/reliability.json docs/RELIABILITY.md; \
+	  exit $$status
 
 demo: $(STAMP)
 	bash examples/demo.sh $(DEMO_DIR)

@@ -33,3 +33,10 @@ def lspet400(shared_data: Path) -> Path:
     if not (path / "joints.mat").is_file():
         pytest.skip(f"{path} is not present")
     return path
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--reliability-report", default=None, metavar="PATH",
+        help="write every tests/reliability case (what was tried, what happened) as JSON to PATH",
+    )
