@@ -81,8 +81,19 @@ def _one_line(exc: BaseException) -> str:
     return " ".join(text.split("\n")[0:1]) if text else type(exc).__name__
 
 
+# PyTorch's OpenMP threads (libgomp) busy-wait at every barrier by default. On a machine whose
+# cores other jobs share, a spinning thread holds the core that its partner thread needs to reach
+# the same barrier, and every operator waits for the scheduler: distilling hg1x32 at 128 px on
+# the 2-core VM under load ran at 3.6 img/s with the default policy and at 46-53 img/s with
+# PASSIVE (docs/BENCHMARKS.md, "Training under CPU contention"). libgomp reads the variable once,
+# when torch is first imported, so it is set before any command imports torch; a user's own
+# setting wins.
+OPENMP_WAIT_POLICY: str = "PASSIVE"
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the CLI and return its exit code (0 ok, 1 runtime failure, 2 usage or input error)."""
+    os.environ.setdefault("OMP_WAIT_POLICY", OPENMP_WAIT_POLICY)
     args = sys.argv[1:] if argv is None else argv
     try:
         result = app(args=args, prog_name="fpdctl", standalone_mode=False)

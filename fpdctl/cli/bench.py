@@ -49,9 +49,10 @@ warm-up (the case's own activations and workspaces).
 
 Idle threads: ONNX Runtime's workers busy-wait --spin-us (100) for the next
 operator, then sleep: as fast as ORT's unbounded spinning on idle cores and
-nearly as fast as no spinning when other jobs share them. PyTorch's OpenMP
-threads spin at will unless OMP_WAIT_POLICY=PASSIVE is set; on shared cores
-that can make eager PyTorch several times slower than its best.
+nearly as fast as no spinning when other jobs share them. fpdctl sets
+OMP_WAIT_POLICY=PASSIVE for PyTorch's OpenMP threads unless the environment
+already sets it: spinning OpenMP threads can make eager PyTorch several times
+slower on shared cores.
 """
 
 _COLUMNS = [
