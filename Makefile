@@ -27,7 +27,7 @@ test-all: $(STAMP)
 # The fault and bad-input suite alone (it also runs in `make test`), with its table refreshed in
 # docs/RELIABILITY.md.
 reliability: $(STAMP)
-	$(BIN)/python -m pytest -q tests/reliability --reliability-report build/reliability.json; \
+	$(BIN)/python -m pytest -q -m 'not gpu' tests/reliability --reliability-report=build/reliability.json; \
 	  status=$$?; $(BIN)/python scripts/reliability_report.py build/reliability.json docs/RELIABILITY.md; \
 	  exit $$status
 

@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING, Any, List, Optional
 
 import typer
 
-from fpdctl.cli.render import Column, check_format, emit, render_rows
+from fpdctl.cli.render import Column, check_format, check_outputs, emit, render_rows
 from fpdctl.deploy.backends import BACKENDS
 
 if TYPE_CHECKING:
@@ -101,6 +101,7 @@ def bench_command(
     from fpdctl.deploy.bench import benchmark
 
     check_format(fmt)
+    check_outputs(output)
     batches = parse_int_list(batch, "--batch", minimum=1)
     result = benchmark(
         models, backend=backend, batches=batches, threads=threads, warmup=warmup, iters=iters,

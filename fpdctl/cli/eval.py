@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any, Optional
 
 import typer
 
-from fpdctl.cli.render import Column, check_format, emit, render_rows, to_json
+from fpdctl.cli.render import Column, check_format, check_outputs, emit, render_rows, to_json
 from fpdctl.errors import UsageError
 
 if TYPE_CHECKING:
@@ -91,6 +91,7 @@ def eval_command(
     output: Optional[str] = typer.Option(None, "--output", "-o", help="Write the report here instead of stdout."),
 ) -> None:
     check_format(fmt)
+    check_outputs(output)
     if threshold is not None and not (threshold > 0 and threshold < float("inf")):
         raise UsageError(f"--threshold must be a positive number, got {threshold}")
     if predictions is not None or ground_truth is not None:

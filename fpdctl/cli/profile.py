@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import os
 from typing import List, Optional
 
 import typer
 
 from fpdctl.cli.options import parse_int_list
-from fpdctl.cli.render import Column, check_format, emit, render_rows
+from fpdctl.cli.render import Column, check_format, check_outputs, emit, render_rows
 
 HELP = """Cost of each stack/channel setting: params, MACs, weights and activation memory.
 
@@ -44,6 +43,7 @@ def profile_command(
     from fpdctl.profiling.profile import paper_grid, profile_specs
 
     check_format(fmt)
+    check_outputs(output, plot)
     if counter not in ("analytic", "meta", "thop"):
         raise UsageError(f"--counter must be analytic, meta or thop, got '{counter}'")
     if models:
@@ -96,9 +96,9 @@ def profile_command(
 
 
 def _spec_of(model: str):  # type: ignore[no-untyped-def]
-    from fpdctl.models.spec import resolve_spec
+    from fpdctl.models.spec import is_checkpoint_path, resolve_spec
 
-    if os.path.isfile(model):
+    if is_checkpoint_path(model):
         from fpdctl.models.checkpoint import describe_checkpoint
 
         return describe_checkpoint(model)["spec"]

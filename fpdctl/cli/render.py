@@ -87,6 +87,15 @@ def render_rows(rows: Sequence[dict[str, Any]], columns: Sequence[Column], fmt: 
     return console.file.getvalue().rstrip("\n")  # type: ignore[attr-defined]
 
 
+def check_outputs(*paths: str | None) -> None:
+    """Fail before the command's work when an output file cannot be written (creates nothing)."""
+    from fpdctl.utils.io import check_output_file
+
+    for path in paths:
+        if path:
+            check_output_file(path)
+
+
 def emit(text: str, output: str | None = None) -> None:
     """Print ``text``, or write it atomically to ``output`` and say so on stderr."""
     import typer

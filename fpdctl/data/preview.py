@@ -117,6 +117,13 @@ def draw_skeleton(
     return out
 
 
+def check_count(count: int) -> int:
+    """Return ``count`` if a preview can show that many samples, else raise UsageError."""
+    if count <= 0 or count > MAX_PREVIEW:
+        raise UsageError(f"--count must be between 1 and {MAX_PREVIEW}, got {count}")
+    return count
+
+
 def preview_grid(
     dataset: PoseDataset, count: int = 16, *, start: int = 0, columns: int | None = None
 ) -> tuple[np.ndarray, int]:
@@ -128,8 +135,7 @@ def preview_grid(
     Raises:
         UsageError: count out of range for the dataset.
     """
-    if count <= 0 or count > MAX_PREVIEW:
-        raise UsageError(f"--count must be between 1 and {MAX_PREVIEW}, got {count}")
+    check_count(count)
     if start < 0 or start + count > len(dataset):
         raise UsageError(
             f"the dataset has {len(dataset)} samples, cannot show {start}..{start + count - 1}"
@@ -178,7 +184,7 @@ def save_preview(
     out = Path(path)
     if out.suffix.lower() != ".png":
         raise UsageError(f"--out must be a .png file, got {out}")
-    columns = math.ceil(math.sqrt(count))
+    columns = math.ceil(math.sqrt(check_count(count)))
     grid, visible = preview_grid(dataset, count, start=start, columns=columns)
     ok, encoded = cv2.imencode(".png", grid)
     if not ok:

@@ -1061,6 +1061,9 @@ def _check_out_dir(out_dir: Path) -> None:
             raise InputError(f"output path exists and is not a folder: {out_dir}")
         if any(out_dir.iterdir()):
             raise InputError(f"output folder is not empty: {out_dir}")
+    from fpdctl.utils.io import check_folder_creatable
+
+    check_folder_creatable(out_dir)  # a file in the path: one clear line, nothing created
     try:
         out_dir.parent.mkdir(parents=True, exist_ok=True)
     except OSError as exc:

@@ -21,6 +21,7 @@ the warm-up alone.
 
 from __future__ import annotations
 
+import math
 import os
 import platform
 import tempfile
@@ -288,8 +289,8 @@ def benchmark(
         raise UsageError("give --iters or --duration, not both")
     if iters is not None and iters < 1:
         raise UsageError(f"--iters must be at least 1, got {iters}")
-    if duration is not None and not duration > 0:
-        raise UsageError(f"--duration must be positive, got {duration}")
+    if duration is not None and not (duration > 0 and math.isfinite(duration)):
+        raise UsageError(f"--duration must be a positive number of seconds, got {duration}")
     if threads is not None and threads < 1:
         raise UsageError(f"--threads must be at least 1, got {threads}")
     if iters is None and duration is None:
@@ -300,6 +301,7 @@ def benchmark(
         spin_us = DEFAULT_SPIN_US
     if spin_us < 0:
         raise UsageError(f"--spin-us must be 0 or more, got {spin_us}")
+    _check_models(models, input_size)
     target = resolve_device(device)
     if target.type not in ("cpu", "cuda"):
         raise UsageError(f"bench runs on cpu or cuda, not {target.type}")
@@ -314,6 +316,29 @@ def benchmark(
         )
     finally:
         torch.set_num_threads(previous_threads)  # a library call must not leave torch changed
+
+
+def _check_models(models: Sequence[str], input_size: int | None) -> None:
+    """Fail before the first progress line on what needs no loading: a missing file, an unknown
+    model name, an input size the named network cannot take (a checkpoint's own spec is checked
+    once it is loaded).
+
+    Raises:
+        InputError: a missing file; UsageError: an unknown name or a bad input size.
+    """
+    from fpdctl.deploy.runtime import is_onnx_path
+    from fpdctl.models.spec import is_checkpoint_path, resolve_spec
+    from fpdctl.utils.io import require_file
+
+    if input_size is not None and input_size <= 0:
+        raise UsageError(f"--input-size must be positive, got {input_size}")
+    for name in models:
+        if is_onnx_path(name):
+            require_file(name, "ONNX model")
+        elif is_checkpoint_path(name):
+            require_file(name, "checkpoint")
+        else:
+            resolve_spec(name).check_input_size(256 if input_size is None else int(input_size))
 
 
 def _benchmark(

@@ -214,6 +214,11 @@ def torch_to_onnx(
         with _quiet_exporter(), torch.inference_mode(False), torch.no_grad():
             torch.onnx.export(module, (dummy,), str(path), **kwargs)
     except Exception as exc:  # the exporter raises many unrelated types; each is one failed export
+        from fpdctl.utils.io import DISK_FULL_ERRNOS, write_error
+
+        cause = write_error(exc)
+        if cause is not None and cause.errno in DISK_FULL_ERRNOS:
+            raise RuntimeFailure(f"ONNX export failed: could not write {path}: {cause.strerror}") from exc
         lines = str(exc).strip().splitlines()
         raise RuntimeFailure(f"ONNX export failed: {lines[0][:300] if lines else type(exc).__name__}") from exc
 

@@ -17,6 +17,7 @@ scores, joint names), and the input drawn with the skeleton: ``NAME`` for each i
 from __future__ import annotations
 
 import json
+import math
 import os
 import tempfile
 import time
@@ -294,12 +295,17 @@ def predict(
     out = Path(out_dir)
     if max_frames is not None and max_frames < 1:
         raise UsageError(f"--max-frames must be at least 1, got {max_frames}")
+    if not math.isfinite(min_score):  # NaN would silently draw nothing
+        raise UsageError(f"--min-score must be a finite number, got {min_score}")
     if kind == "folder" and draw and out.resolve() == source_path.resolve():
         raise UsageError("--out must not be the input folder (the drawn images would replace the inputs)")
     if draw and kind != "video":
         for image_file in _image_files(source_path, kind):
             if (out / image_file.name).resolve() == image_file.resolve():
                 raise UsageError(f"--out would overwrite the input image {image_file}")
+    from fpdctl.utils.io import check_folder_creatable
+
+    check_folder_creatable(out)  # before the model loads
     import torch
 
     previous_threads = torch.get_num_threads()

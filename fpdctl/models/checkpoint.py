@@ -12,6 +12,11 @@ Formats read (all with ``torch.load(weights_only=True)``; nothing in a file ever
 
 The spec (stacks, channels, blocks, joints, depth) is inferred from the tensors, so
 ``load_model(path)`` needs no flags.
+
+Damage is caught before any weight is used: every member of a zip checkpoint is checked against
+its CRC-32, and native files against the ``fpdctl.crc32`` of their tensors (written by
+:func:`save_model`). The legacy (pre-1.6) serialization has no checksum: bytes damaged inside
+one of its tensors cannot be detected.
 """
 
 from __future__ import annotations
@@ -21,6 +26,7 @@ import os
 import pickle
 import re
 import zipfile
+import zlib
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -30,11 +36,14 @@ from torch import Tensor, nn
 from fpdctl import __version__
 from fpdctl.errors import CheckpointError, UsageError
 from fpdctl.models.hourglass import HourglassNet
-from fpdctl.models.spec import HourglassSpec, resolve_spec
+from fpdctl.models.spec import HourglassSpec, is_checkpoint_path, resolve_spec
 from fpdctl.utils.io import atomic_save
 
 SPEC_KEY = "fpdctl.spec"
 VERSION_KEY = "fpdctl.version"
+# CRC-32 of the tensors (names, dtypes, shapes and bytes), written by save_model and checked on
+# read: safetensors itself has no checksum, so bytes damaged on disk would load silently.
+CHECKSUM_KEY = "fpdctl.crc32"
 NATIVE_SUFFIX = ".safetensors"
 
 # Where the weights sit inside the dict-shaped checkpoints users have, in order of preference.
@@ -59,7 +68,7 @@ def read_checkpoint(path: str | os.PathLike[str]) -> tuple[dict[str, Tensor], di
         raise CheckpointError(f"checkpoint is empty (0 bytes): {file}")
     if _is_safetensors(file):
         return _read_safetensors(file)
-    payload = _torch_load_safely(file)
+    payload = torch_load_safely(file)
     state_dict, meta = _extract_state_dict(payload, file)
     return state_dict, meta
 
@@ -83,12 +92,74 @@ def _read_safetensors(file: Path) -> tuple[dict[str, Tensor], dict[str, str]]:
             for key in handle.keys():
                 tensors[key] = handle.get_tensor(key)
     except (SafetensorError, OSError, ValueError, RuntimeError) as exc:
-        raise CheckpointError(f"cannot read {file}: not a valid safetensors file ({_first_line(exc)})") from exc
+        raise CheckpointError(
+            f"cannot read {file}: not a valid safetensors file: corrupt, truncated or another "
+            f"format ({_first_line(exc)})"
+        ) from exc
+    stored = metadata.get(CHECKSUM_KEY)
+    if stored is not None and stored != tensors_crc32(tensors):
+        raise CheckpointError(
+            f"cannot read {file}: corrupt: its tensors do not match the {CHECKSUM_KEY} checksum "
+            "written when it was saved"
+        )
     metadata.setdefault("format", "fpdctl-safetensors")
     return _strip_prefixes(tensors), metadata
 
 
-def _torch_load_safely(file: Path) -> Any:
+def tensors_crc32(tensors: Mapping[str, Tensor]) -> str:
+    """CRC-32 (8 hex digits) of every tensor's name, dtype, shape and bytes, in name order."""
+    crc = 0
+    for key in sorted(tensors):
+        tensor = tensors[key].detach().to("cpu").contiguous()
+        crc = zlib.crc32(f"{key}|{tensor.dtype}|{tuple(tensor.shape)}".encode(), crc)
+        crc = zlib.crc32(tensor.reshape(-1).view(torch.uint8).numpy(), crc)
+    return f"{crc:08x}"
+
+
+def _check_zip_crcs(file: Path, label: str) -> None:
+    """Read every member of a zip checkpoint, checking its CRC-32: torch.load does not, so bytes
+    damaged inside a tensor would load silently. Members stored with CRC 0 are skipped
+    (``torch.serialization.set_crc32_options(False)`` writes no checksum)."""
+    errors = (zipfile.BadZipFile, zlib.error, EOFError, OSError, ValueError, NotImplementedError)
+    try:
+        archive = zipfile.ZipFile(file)
+    except errors as exc:  # no central directory: cut short, or damaged at its end
+        raise CheckpointError(
+            f"cannot read {label}: truncated or corrupt: not a complete zip archive ({_first_line(exc)})"
+        ) from exc
+    with archive:
+        try:
+            for info in archive.infolist():
+                if info.CRC == 0 and info.file_size > 0:
+                    continue
+                with archive.open(info) as member:  # raises BadZipFile on a CRC mismatch
+                    while member.read(1 << 20):
+                        pass
+        except errors as exc:
+            raise CheckpointError(
+                f"cannot read {label}: corrupt: the zip archive fails its integrity check "
+                f"({_first_line(exc)})"
+            ) from exc
+
+
+def torch_load_safely(file: Path, what: str = "") -> Any:
+    """``torch.load(weights_only=True)`` with one clear CheckpointError for every bad file.
+
+    Args:
+        file: an existing file.
+        what: how the errors name the file ("training state"); default just the path.
+
+    Raises:
+        CheckpointError: empty, corrupt (a zip member fails its CRC), truncated, not a PyTorch
+            file, or a pickle that would run code (which never runs).
+    """
+    label = f"{what} {file}" if what else str(file)
+    if file.stat().st_size == 0:
+        raise CheckpointError(f"{what or 'checkpoint'} is empty (0 bytes): {file}")
+    with open(file, "rb") as handle:
+        is_zip = handle.read(4) == b"PK\x03\x04"  # torch.load's own test for the zip format
+    if is_zip:
+        _check_zip_crcs(file, label)
     try:
         return torch.load(file, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:
@@ -96,24 +167,26 @@ def _torch_load_safely(file: Path) -> Any:
         found = re.search(r"GLOBAL ([\w.]+)", text)
         if found:
             raise CheckpointError(
-                f"refusing to load {file}: it references {found.group(1)}, which would run code; "
+                f"refusing to load {label}: it references {found.group(1)}, which would run code; "
                 "checkpoints are loaded as data only (torch.load weights_only=True)"
             ) from exc
         detail = re.search(r"WeightsUnpickler error:\s*(.+)", text)
         raise CheckpointError(
-            f"cannot read {file}: corrupt, or not a plain-data PyTorch checkpoint "
+            f"cannot read {label}: corrupt, or not a plain-data PyTorch checkpoint "
             f"({detail.group(1).strip() if detail else _first_line(exc)}); fpdctl loads checkpoints "
             "as data only and never runs code in them"
         ) from exc
     except (RuntimeError, EOFError, OSError, ValueError, zipfile.BadZipFile, UnicodeDecodeError,
             AttributeError, IndexError, KeyError, TypeError) as exc:
         raise CheckpointError(
-            f"cannot read {file}: corrupt, truncated or not a PyTorch checkpoint ({_first_line(exc)})"
+            f"cannot read {label}: corrupt, truncated or not a PyTorch checkpoint ({_first_line(exc)})"
         ) from exc
 
 
 def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
+    # PyTorch's zip reader appends advice to every error ("This is an internal miniz error. If
+    # you are seeing this error, ..."): keep the diagnosis, not the boilerplate.
+    text = str(exc).split(" This is an internal miniz error")[0].strip().splitlines()
     return text[0][:200] if text else type(exc).__name__
 
 
@@ -155,21 +228,24 @@ def _strip_prefixes(state_dict: dict[str, Tensor]) -> dict[str, Tensor]:
     return state_dict
 
 
-def infer_spec(state_dict: Mapping[str, Tensor]) -> HourglassSpec:
+def infer_spec(state_dict: Mapping[str, Tensor], source: str | None = None) -> HourglassSpec:
     """Infer the architecture from a hourglass state_dict.
 
     Stacks from the largest ``score.{s}`` index, channels and joints from ``score.0.weight``,
     blocks from the ``res.0.{b}`` indices, depth from the ``hg.0.hg.{level}`` indices.
 
+    Args:
+        state_dict: the tensors.
+        source: the file they came from, named in the error.
+
     Raises:
         CheckpointError: the tensors are not those of a Stacked Hourglass.
     """
+    what = f"not a Stacked Hourglass checkpoint{f' ({source})' if source else ''}"
     score0 = state_dict.get("score.0.weight")
     if score0 is None or score0.ndim != 4:
         some = ", ".join(list(state_dict)[:3])
-        raise CheckpointError(
-            f"not a Stacked Hourglass checkpoint: no 'score.0.weight' tensor (first keys: {some})"
-        )
+        raise CheckpointError(f"{what}: no 'score.0.weight' tensor (first keys: {some})")
 
     def indices(pattern: str) -> set[int]:
         regex = re.compile(pattern)
@@ -179,7 +255,7 @@ def infer_spec(state_dict: Mapping[str, Tensor]) -> HourglassSpec:
     blocks = len(indices(r"^res\.0\.(\d+)\."))
     depth = len(indices(r"^hg\.0\.hg\.(\d+)\."))
     if blocks == 0 or depth == 0:
-        raise CheckpointError("not a Stacked Hourglass checkpoint: no 'res.0.*' or 'hg.0.hg.*' tensors")
+        raise CheckpointError(f"{what}: no 'res.0.*' or 'hg.0.hg.*' tensors")
     try:
         return HourglassSpec(
             stacks=stacks,
@@ -189,7 +265,7 @@ def infer_spec(state_dict: Mapping[str, Tensor]) -> HourglassSpec:
             depth=depth,
         )
     except UsageError as exc:
-        raise CheckpointError(f"checkpoint has an invalid hourglass shape: {exc}") from exc
+        raise CheckpointError(f"{source or 'checkpoint'} has an invalid hourglass shape: {exc}") from exc
 
 
 def load_state_dict_strict(model: nn.Module, state_dict: Mapping[str, Tensor], source: str = "checkpoint") -> None:
@@ -236,13 +312,11 @@ def load_model(
     state_dict, metadata = read_checkpoint(path)
     if spec is not None:
         wanted = resolve_spec(spec)
+        infer_spec(state_dict, source=str(path))  # foreign weights: say so, not "shape mismatch"
     elif SPEC_KEY in metadata:
-        try:
-            wanted = HourglassSpec.from_json(metadata[SPEC_KEY])
-        except (ValueError, TypeError, UsageError) as exc:
-            raise CheckpointError(f"{path}: invalid '{SPEC_KEY}' metadata ({exc})") from exc
+        wanted = _metadata_spec(metadata, path)
     else:
-        wanted = infer_spec(state_dict)
+        wanted = infer_spec(state_dict, source=str(path))
     model = HourglassNet(wanted)
     load_state_dict_strict(model, state_dict, source=str(path))
     model.eval()
@@ -269,6 +343,7 @@ def save_model(
     if metadata:
         header.update({str(k): str(v) for k, v in metadata.items()})
     tensors = {k: v.detach().to("cpu").contiguous() for k, v in net.state_dict().items()}
+    header[CHECKSUM_KEY] = tensors_crc32(tensors)
     atomic_save(path, lambda tmp: save_file(tensors, str(tmp), metadata=header))
     return Path(path)
 
@@ -293,18 +368,34 @@ def file_sha256(path: str | os.PathLike[str], chunk: int = 1 << 20) -> str:
     return digest.hexdigest()
 
 
+def _metadata_spec(metadata: Mapping[str, str], path: str | os.PathLike[str]) -> HourglassSpec:
+    try:
+        return HourglassSpec.from_json(metadata[SPEC_KEY])
+    except (ValueError, TypeError, KeyError, UsageError) as exc:
+        raise CheckpointError(f"{path}: invalid '{SPEC_KEY}' metadata ({exc})") from exc
+
+
 def describe_checkpoint(path: str | os.PathLike[str]) -> dict[str, Any]:
-    """Spec and metadata of a checkpoint without building the model (for reports)."""
+    """Spec and metadata of a checkpoint without building the model (for reports).
+
+    Raises:
+        CheckpointError: unreadable, not a hourglass, or a spec header its tensors contradict.
+    """
     state_dict, metadata = read_checkpoint(path)
-    spec = (
-        HourglassSpec.from_json(metadata[SPEC_KEY]) if SPEC_KEY in metadata else infer_spec(state_dict)
-    )
+    spec = infer_spec(state_dict, source=str(path))
+    if SPEC_KEY in metadata:
+        stored = _metadata_spec(metadata, path)
+        if stored != spec:
+            raise CheckpointError(
+                f"{path} does not fit {stored.name}, the spec in its '{SPEC_KEY}' header: its "
+                f"tensors are those of {spec.name}"
+            )
     return {"spec": spec, "metadata": metadata, "tensors": len(state_dict)}
 
 
 def model_from_name_or_path(model: str) -> HourglassNet:
     """A checkpoint path if it exists (or looks like one), else a registered name (random weights)."""
-    if os.path.exists(model) or model.endswith((".safetensors", ".pth", ".tar", ".pt", ".bin")):
+    if is_checkpoint_path(model):
         return load_model(model)
     from fpdctl.models.hourglass import create_model
 
@@ -322,5 +413,7 @@ __all__ = [
     "model_from_name_or_path",
     "read_checkpoint",
     "save_model",
+    "tensors_crc32",
+    "torch_load_safely",
     "unwrap_model",
 ]

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
 import re
 from dataclasses import dataclass
 from typing import Any
@@ -144,3 +145,9 @@ def resolve_spec(name_or_spec: str | HourglassSpec) -> HourglassSpec:
     if not isinstance(name_or_spec, str):
         raise UsageError(f"expected a model name or HourglassSpec, got {type(name_or_spec).__name__}")
     return _REGISTRY.get(name_or_spec) or HourglassSpec.from_name(name_or_spec)
+
+
+def is_checkpoint_path(model: str) -> bool:
+    """Whether a MODEL argument means a file rather than a model name: it exists (a directory
+    too, refused later as "not a file") or it has a checkpoint suffix."""
+    return os.path.exists(model) or model.endswith((".safetensors", ".pth", ".tar", ".pt", ".bin"))

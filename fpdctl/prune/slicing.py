@@ -292,6 +292,13 @@ def prune_checkpoint(
     spec.check_input_size(input_size)
     if recalibrate_bn < 0:
         raise UsageError(f"--recalibrate-bn must be 0 or more batches, got {recalibrate_bn}")
+    if batch_size < 1:  # checked even when --recalibrate-bn is off: a bad value is never ignored
+        raise UsageError(f"batch size must be positive, got {batch_size}")
+    from fpdctl.data.registry import parse_data_spec
+    from fpdctl.utils.io import check_output_file
+
+    parse_data_spec(data)  # a missing --data folder fails now, with or without --recalibrate-bn
+    check_output_file(output)  # before loading and slicing the teacher
     teacher = load_model(teacher_path)
     student, plan = slice_model(teacher, spec, importance=importance, stack_strategy=stack_strategy)
     if recalibrate_bn:

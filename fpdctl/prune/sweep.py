@@ -41,7 +41,7 @@ from fpdctl.errors import DataError, RuntimeFailure, UsageError
 from fpdctl.models.spec import HourglassSpec
 from fpdctl.prune.pareto import Recommendation, pareto_front, recommend
 from fpdctl.prune.slicing import check_stack_strategy, check_target
-from fpdctl.utils.io import atomic_write_text
+from fpdctl.utils.io import atomic_write_text, check_folder_creatable
 
 INITS: tuple[str, ...] = ("scratch", "teacher")
 CONFIGS_DIR = "configs"
@@ -497,6 +497,7 @@ def run_sweep(
     out_dir = Path(out)
     if out_dir.exists() and not out_dir.is_dir():
         raise UsageError(f"--out {out_dir} exists and is not a directory")
+    check_folder_creatable(out_dir)  # before the teacher's evaluation, not after
     teacher = load_model(settings.teacher)
     for item in items:
         check_target(teacher.spec, item.spec)

@@ -23,6 +23,9 @@ OPTIMIZERS: tuple[str, ...] = ("adam", "rmsprop", "sgd")
 PRECISIONS: tuple[str, ...] = ("auto", "bf16", "fp16", "fp32")
 SCHEDULE_KINDS: tuple[str, ...] = ("step", "cosine", "constant")
 COMMANDS: tuple[str, ...] = ("train", "distill")
+# Seeds are 32-bit, as numpy's; the trainer's per-epoch generator seeds (seed * 1_000_003 +
+# epoch) then stay within torch's 64-bit range.
+MAX_SEED = 2**32 - 1
 
 # Options a resumed run may change: they affect speed, logging and length, never the arithmetic
 # of a step, so the resumed run still continues the same trajectory.
@@ -342,7 +345,9 @@ def validate_config(config: TrainConfig) -> None:
     check_alpha(config.alpha)
     if config.command == "distill" and not config.teacher:
         raise UsageError("distill needs --teacher CKPT")
-    if not (config.lr > 0 and math.isfinite(config.lr)):
+    if not math.isfinite(config.lr):
+        raise UsageError(f"lr must be a finite number, got {config.lr:g}")
+    if not config.lr > 0:
         raise UsageError(f"lr must be positive, got {config.lr:g}")
     if config.batch_size <= 0:
         raise UsageError(f"batch size must be positive, got {config.batch_size}")
@@ -356,14 +361,20 @@ def validate_config(config: TrainConfig) -> None:
         raise UsageError(f"optimizer must be one of {', '.join(OPTIMIZERS)}, got '{config.optimizer}'")
     if config.precision not in PRECISIONS:
         raise UsageError(f"precision must be one of {', '.join(PRECISIONS)}, got '{config.precision}'")
-    if config.momentum < 0 or config.weight_decay < 0:
-        raise UsageError("momentum and weight decay must be >= 0")
+    for name in ("momentum", "weight_decay"):
+        value = getattr(config, name)
+        if not (value >= 0 and math.isfinite(value)):  # also rejects NaN
+            raise UsageError(f"{name.replace('_', ' ')} must be a finite number >= 0, got {value:g}")
     if not 0 < config.lr_factor <= 1:
         raise UsageError(f"lr factor must be in (0, 1], got {config.lr_factor:g}")
+    if not math.isfinite(config.sigma):
+        raise UsageError(f"sigma must be a finite number, got {config.sigma:g}")
     if not config.sigma > 0:
         raise UsageError(f"sigma must be positive, got {config.sigma:g}")
     if config.seed < 0:
         raise UsageError(f"seed must be >= 0, got {config.seed}")
+    if config.seed > MAX_SEED:  # the trainer derives 64-bit generator seeds from it
+        raise UsageError(f"seed must be at most {MAX_SEED} (2**32 - 1), got {config.seed}")
     if config.workers < 0:
         raise UsageError(f"workers must be >= 0, got {config.workers}")
     if config.log_every <= 0:

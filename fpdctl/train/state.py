@@ -19,6 +19,7 @@ import numpy as np
 import torch
 
 from fpdctl.errors import CheckpointError
+from fpdctl.models.checkpoint import torch_load_safely
 from fpdctl.utils.io import atomic_save, require_file
 
 STATE_FORMAT = "fpdctl-train-state"
@@ -118,7 +119,14 @@ class TrainState:
 def save_state(state: TrainState, path: str | os.PathLike[str]) -> Path:
     """Write ``state`` to ``path`` atomically (temporary file, fsync, rename)."""
     payload = state.to_payload()
-    atomic_save(path, lambda tmp: torch.save(payload, tmp))
+
+    def write(tmp: Path) -> None:
+        # Through a Python file object: a failed write (full disk, size limit) then surfaces as
+        # the OSError behind torch's RuntimeError, which atomic_save reports with the path.
+        with open(tmp, "wb") as handle:
+            torch.save(payload, handle)
+
+    atomic_save(path, write)
     return Path(path)
 
 
@@ -129,11 +137,7 @@ def load_state(path: str | os.PathLike[str]) -> TrainState:
         CheckpointError: missing, corrupt, or not an fpdctl training state.
     """
     file = require_file(path, "training state")
-    try:
-        payload = torch.load(file, map_location="cpu", weights_only=True)
-    except Exception as exc:  # pickle.UnpicklingError, RuntimeError, EOFError, zip errors
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise CheckpointError(f"cannot read training state {file}: {first[:200]}") from exc
+    payload = torch_load_safely(file, "training state")  # the checks and messages of checkpoints
     if not isinstance(payload, dict) or payload.get("format") != STATE_FORMAT:
         raise CheckpointError(f"{file} is not an fpdctl training state")
     if int(payload.get("version", 0)) > STATE_VERSION:

@@ -25,6 +25,7 @@ import os
 import platform
 import random
 import signal
+import sys
 import threading
 import time
 from contextlib import nullcontext
@@ -54,7 +55,7 @@ from fpdctl.train.distributed import (
 )
 from fpdctl.train.loss import LossTerms, final_stack, fpd_loss
 from fpdctl.train.state import TrainState, capture_rng_state, load_state, restore_rng_state, save_state
-from fpdctl.utils.io import atomic_write_text, require_dir, require_file
+from fpdctl.utils.io import atomic_write_text, check_folder_creatable, require_dir, require_file
 
 # The files of a run directory (what --overwrite removes, and nothing else).
 CONFIG_FILE = "config.json"
@@ -302,6 +303,31 @@ def _ignore_signals_in_worker(_worker_id: int) -> None:
     # checkpoint and stop them, instead of dying mid-batch.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    _die_with_parent()
+
+
+# prctl(2) option: the signal a process gets when its parent dies.
+_PR_SET_PDEATHSIG = 1
+
+
+def _die_with_parent() -> None:
+    """Have the kernel kill this DataLoader worker when the training process dies (Linux).
+
+    PyTorch's worker notices a dead parent by comparing getppid() with the parent it saw when it
+    started; a parent killed (kill -9) before that first look leaves the worker polling forever.
+    """
+    if not sys.platform.startswith("linux"):
+        return
+    import ctypes
+    import multiprocessing
+
+    try:
+        ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, int(signal.SIGKILL))
+    except (OSError, AttributeError):  # no prctl: PyTorch's own check still applies
+        return
+    parent = multiprocessing.parent_process()
+    if parent is not None and os.getppid() != parent.pid:
+        os._exit(1)  # the parent died before the death signal was armed
 
 
 # ---------------------------------------------------------------------------------- metrics log
@@ -342,9 +368,12 @@ class MetricsLog:
     def append(self, row: dict[str, Any]) -> None:
         text = {c: _fmt(row.get(c)) for c in self.columns}
         self.rows.append(text)
-        with open(self.path, "a", newline="", encoding="utf-8") as handle:
-            csv.DictWriter(handle, fieldnames=list(self.columns), lineterminator="\n").writerow(text)
-            handle.flush()
+        try:
+            with open(self.path, "a", newline="", encoding="utf-8") as handle:
+                csv.DictWriter(handle, fieldnames=list(self.columns), lineterminator="\n").writerow(text)
+                handle.flush()
+        except OSError as exc:  # a full disk: a half line is dropped again on resume
+            raise RuntimeFailure(f"could not write {self.path}: {exc.strerror or exc}") from exc
 
 
 def _fmt(value: Any) -> str:
@@ -359,16 +388,23 @@ def _fmt(value: Any) -> str:
 def load_run_config(run_dir: str | os.PathLike[str]) -> TrainConfig:
     """The options of an existing run (its ``config.json``), for ``--resume``.
 
+    A run killed before its first checkpoint has a ``config.json`` but no ``state.pt``: it
+    resumes from step 0 (nothing was saved, so nothing is lost and the result is the same).
+
     Raises:
-        InputError / CheckpointError: not a run directory, or no ``state.pt`` to resume from.
+        InputError / CheckpointError: not a run directory, or weights without the ``state.pt``
+            they need to resume from.
     """
     folder = require_dir(run_dir, "run directory")
     config_path = folder / CONFIG_FILE
     if not config_path.is_file():
         raise CheckpointError(f"{folder} is not an fpdctl run directory (no {CONFIG_FILE})")
-    if not (folder / STATE_FILE).is_file():
+    if (folder / STATE_FILE).exists() and not (folder / STATE_FILE).is_file():
+        raise CheckpointError(f"training state is not a file: {folder / STATE_FILE}")
+    if not (folder / STATE_FILE).is_file() and (folder / LAST_FILE).is_file():
         raise CheckpointError(
-            f"{folder} has no {STATE_FILE} to resume from (the run stopped before its first checkpoint)"
+            f"{folder} has {LAST_FILE} but no {STATE_FILE} to resume from; start a new run "
+            f"(--overwrite, or --student-init {folder / LAST_FILE} with a new --out)"
         )
     try:
         data = json.loads(config_path.read_text(encoding="utf-8"))
@@ -384,11 +420,13 @@ def check_run_dir(out: Path, *, resume: bool, overwrite: bool) -> None:
     Raises:
         UsageError: the directory exists and is not empty, and neither --resume nor --overwrite
             was given; or --overwrite on a folder that is not a run directory.
+        InputError: the directory cannot be created (a file in its path, a read-only parent).
     """
     if resume:
         return
     if out.exists() and not out.is_dir():
         raise UsageError(f"--out {out} exists and is not a directory")
+    check_folder_creatable(out)
     if out.is_dir() and any(out.iterdir()):
         if not overwrite:
             raise UsageError(
@@ -409,9 +447,16 @@ def _clear_run_files(out: Path) -> None:
 
 
 def _clear_stale_temporaries(out: Path) -> None:
-    """Remove the temporary files a killed atomic write can leave (``.state.pt.XXXX.tmp``)."""
+    """Remove the temporary files a killed atomic write can leave (``.state.pt.XXXX.tmp``).
+
+    safetensors writes through a temporary of its own (``.tmpXXXXXX``, Rust's tempfile) before
+    fpdctl's rename; a kill inside that write leaves one too.
+    """
     for name in RUN_FILES:
         for tmp in out.glob(f".{name}.*.tmp"):
+            tmp.unlink(missing_ok=True)
+    for tmp in out.glob(".tmp??????"):
+        if tmp.name[4:].isalnum() and tmp.is_file():
             tmp.unlink(missing_ok=True)
 
 
@@ -593,7 +638,8 @@ class Trainer:
         scaler = torch.amp.GradScaler(device.type, enabled=self.precision.scaler)
 
         state = TrainState()
-        if self.resume:
+        # No state.pt: the run was stopped before its first checkpoint and starts over.
+        if self.resume and (self.run_dir / STATE_FILE).is_file():
             state = load_state(self.run_dir / STATE_FILE)
             try:
                 load_state_dict_strict(student, state.model, source=str(self.run_dir / STATE_FILE))

@@ -7,12 +7,59 @@ is in place.
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
+import re
 import tempfile
 from pathlib import Path
 from typing import Callable, Iterator
 
-from fpdctl.errors import InputError, RuntimeFailure
+from fpdctl.errors import FpdError, InputError, RuntimeFailure
+
+# Native writers report a failed write in their own words: safetensors (Rust) says
+# "... (os error 28)"; torch.save wraps the OSError its file object raised (as __context__).
+_RUST_OS_ERROR = re.compile(r"\(os error (\d+)\)")
+
+# Errors that mean "the disk cannot take this file": full, over a file-size limit, over quota.
+DISK_FULL_ERRNOS: frozenset[int] = frozenset({errno.ENOSPC, errno.EFBIG, errno.EDQUOT})
+
+
+def check_folder_creatable(folder: str | os.PathLike[str]) -> Path:
+    """Check, creating nothing, that ``folder`` exists or can be made, and can be written to.
+
+    A command calls this (or :func:`check_output_file`) before its slow work, so that an output
+    path under a file or in a read-only folder fails at once, not after an hour of training.
+
+    Raises:
+        InputError: a file stands where the folder or one of its parents would go, or the
+            nearest existing folder is not writable.
+    """
+    target = Path(folder) if str(folder) else Path(".")
+    existing = target
+    # Path.exists() is False for "file/sub" (ENOTDIR): walk up to what is really there.
+    while not os.path.lexists(existing) and existing != existing.parent:
+        existing = existing.parent
+    if os.path.lexists(existing) and not existing.is_dir():
+        where = "a file has that name" if existing == target else f"{existing} is a file"
+        raise InputError(f"cannot create output folder {target}: {where}")
+    if not os.access(existing, os.W_OK):
+        if existing == target:
+            raise InputError(f"output folder is not writable: {target}")
+        raise InputError(f"cannot create output folder {target}: {existing} is not writable")
+    return target
+
+
+def check_output_file(path: str | os.PathLike[str]) -> Path:
+    """Check, creating nothing, that file ``path`` can be written (see :func:`check_folder_creatable`).
+
+    Raises:
+        InputError: ``path`` is a directory, or its folder cannot be created or written to.
+    """
+    target = Path(path)
+    if target.is_dir():
+        raise InputError(f"output path is a directory: {target}")
+    check_folder_creatable(target.parent if str(target.parent) else Path("."))
+    return target
 
 
 def ensure_parent_writable(path: str | os.PathLike[str]) -> Path:
@@ -23,6 +70,7 @@ def ensure_parent_writable(path: str | os.PathLike[str]) -> Path:
     """
     target = Path(path)
     parent = target.parent if str(target.parent) else Path(".")
+    check_folder_creatable(parent)
     try:
         parent.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
@@ -41,24 +89,56 @@ def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
     On any exception the temporary file is removed and ``path`` is left as it was.
     """
     target = ensure_parent_writable(path)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    try:
+        fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    except OSError as exc:  # e.g. no inode left on a full disk
+        raise RuntimeFailure(f"could not write {target}: {exc.strerror or exc}") from exc
     os.close(fd)
     tmp = Path(tmp_name)
-    # mkstemp creates 0600 files; give the result the permissions a plain open() would.
-    umask = os.umask(0)
-    os.umask(umask)
-    os.chmod(tmp, 0o666 & ~umask)
     try:
         yield tmp
+        # mkstemp creates 0600 files, and some writers replace the file (safetensors writes its
+        # own temporary and renames it): give the result the permissions a plain open() would.
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)
         with open(tmp, "rb+") as handle:
             os.fsync(handle.fileno())
         os.replace(tmp, target)
-    except OSError as exc:
+    except FpdError:
         tmp.unlink(missing_ok=True)
-        raise RuntimeFailure(f"could not write {target}: {exc.strerror or exc}") from exc
+        raise
+    except Exception as exc:
+        tmp.unlink(missing_ok=True)
+        cause = write_error(exc)
+        if cause is None:
+            raise
+        raise RuntimeFailure(f"could not write {target}: {cause.strerror or cause}") from exc
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
+
+
+def write_error(exc: BaseException) -> OSError | None:
+    """The operating-system error behind a failed write, or None if ``exc`` is not one.
+
+    A plain ``OSError`` is its own answer; torch.save raises a RuntimeError whose ``__context__``
+    is the OSError of the file object it wrote to; safetensors raises its own error ending in
+    "(os error N)". A full disk (ENOSPC), a file-size limit (EFBIG) or a quota (EDQUOT) all come
+    back as an OSError with ``errno`` and ``strerror`` set.
+    """
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if isinstance(current, OSError):
+            return current
+        found = _RUST_OS_ERROR.search(str(current))
+        if found:
+            code = int(found.group(1))
+            return OSError(code, os.strerror(code))
+        current = current.__cause__ or current.__context__
+    return None
 
 
 def atomic_write_bytes(path: str | os.PathLike[str], data: bytes) -> None:
