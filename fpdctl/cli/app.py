@@ -81,19 +81,26 @@ def _one_line(exc: BaseException) -> str:
     return " ".join(text.split("\n")[0:1]) if text else type(exc).__name__
 
 
-# PyTorch's OpenMP threads (libgomp) busy-wait at every barrier by default. On a machine whose
-# cores other jobs share, a spinning thread holds the core that its partner thread needs to reach
-# the same barrier, and every operator waits for the scheduler: distilling hg1x32 at 128 px on
-# the 2-core VM under load ran at 3.6 img/s with the default policy and at 46-53 img/s with
-# PASSIVE (docs/BENCHMARKS.md, "Training under CPU contention"). libgomp reads the variable once,
-# when torch is first imported, so it is set before any command imports torch; a user's own
-# setting wins.
-OPENMP_WAIT_POLICY: str = "PASSIVE"
+# PyTorch's OpenMP threads (libgomp) busy-wait at every barrier for up to 300,000 spins before
+# they sleep. When other multi-threaded jobs share the cores, a spinning thread holds the core
+# its partner thread needs to reach the same barrier, and every operator waits for the scheduler.
+# A short spin keeps nearly all of the speed on idle cores and avoids that collapse (hg2x64
+# training at 128 px on the 2-core VM, docs/BENCHMARKS.md "Training under CPU contention"):
+#   idle:                        default 157 img/s, 1,000 spins 140, OMP_WAIT_POLICY=PASSIVE 101;
+#   beside a PyTorch process:    default 7.0,       1,000 spins 15.7, PASSIVE 15.4.
+# libgomp reads these once, when torch is first imported, so main() sets the spin count before
+# any command imports torch; a user's own OMP_WAIT_POLICY or GOMP_SPINCOUNT wins.
+OPENMP_SPIN_COUNT: str = "1000"
+
+
+def _bound_openmp_spinning() -> None:
+    if "OMP_WAIT_POLICY" not in os.environ and "GOMP_SPINCOUNT" not in os.environ:
+        os.environ["GOMP_SPINCOUNT"] = OPENMP_SPIN_COUNT
 
 
 def main(argv: list[str] | None = None) -> int:
     """Run the CLI and return its exit code (0 ok, 1 runtime failure, 2 usage or input error)."""
-    os.environ.setdefault("OMP_WAIT_POLICY", OPENMP_WAIT_POLICY)
+    _bound_openmp_spinning()
     args = sys.argv[1:] if argv is None else argv
     try:
         result = app(args=args, prog_name="fpdctl", standalone_mode=False)

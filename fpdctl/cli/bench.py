@@ -49,10 +49,10 @@ warm-up (the case's own activations and workspaces).
 
 Idle threads: ONNX Runtime's workers busy-wait --spin-us (100) for the next
 operator, then sleep: as fast as ORT's unbounded spinning on idle cores and
-nearly as fast as no spinning when other jobs share them. fpdctl sets
-OMP_WAIT_POLICY=PASSIVE for PyTorch's OpenMP threads unless the environment
-already sets it: spinning OpenMP threads can make eager PyTorch several times
-slower on shared cores.
+nearly as fast as no spinning when other jobs share them. PyTorch's OpenMP
+threads spin 1,000 rounds (GOMP_SPINCOUNT=1000) unless the environment sets
+OMP_WAIT_POLICY or GOMP_SPINCOUNT: unbounded spinning can make eager PyTorch
+several times slower on shared cores.
 """
 
 _COLUMNS = [

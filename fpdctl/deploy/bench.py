@@ -375,6 +375,7 @@ def _benchmark(
             **_environment(thread_count),
             "onnxruntime_spin_us": str(spin_us),
             "OMP_WAIT_POLICY": os.environ.get("OMP_WAIT_POLICY", ""),
+            "GOMP_SPINCOUNT": os.environ.get("GOMP_SPINCOUNT", ""),
         },
     )
 
