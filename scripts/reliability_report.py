@@ -44,6 +44,12 @@ def render(rows: list[dict]) -> str:
     for row in rows:
         if row["area"] not in areas:
             areas.append(row["area"])
+    lines += ["| area | cases | pass | fail | skipped |", "|---|---:|---:|---:|---:|"]
+    for area in areas:
+        mine = [r["outcome"] for r in rows if r["area"] == area]
+        lines.append(f"| {area or 'other'} | {len(mine)} | {mine.count('passed')} | "
+                     f"{mine.count('failed')} | {mine.count('skipped')} |")
+    lines.append("")
     for area in areas:
         lines += [f"### {area or 'other'}", "", "| What was tried | Expected | What fpdctl did | Result |",
                   "|---|---|---|---|"]
