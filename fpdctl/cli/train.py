@@ -97,6 +97,8 @@ class _PlainReporter:
     def on_start(self, info: "RunInfo") -> None:
         who = f"distill {info.teacher} -> {info.model}" if info.teacher else f"train {info.model}"
         start = f", resuming at step {info.start_step}" if info.start_step else ""
+        if info.restarted:
+            start = ", starting over: the run stopped before its first checkpoint"
         self.console.print(
             f"{who} ({info.parameters:,} parameters) on {info.device} {info.precision}, "
             f"{info.world_size} process(es): {info.total_steps} steps "

@@ -155,6 +155,8 @@ class RunInfo:
         start_step, total_steps, steps_per_epoch: the run's length (resumed runs start > 0).
         train_size, val_size: persons in each split (val after ``val_limit``).
         metric: the validation metric ("pckh" or "pck").
+        restarted: --resume found no checkpoint (the run stopped before its first one), so the
+            run starts again from step 0.
     """
 
     run_dir: Path
@@ -170,6 +172,7 @@ class RunInfo:
     train_size: int
     val_size: int
     metric: str
+    restarted: bool = False
 
 
 @dataclass(frozen=True)
@@ -639,7 +642,8 @@ class Trainer:
 
         state = TrainState()
         # No state.pt: the run was stopped before its first checkpoint and starts over.
-        if self.resume and (self.run_dir / STATE_FILE).is_file():
+        restarted = self.resume and not (self.run_dir / STATE_FILE).is_file()
+        if self.resume and not restarted:
             state = load_state(self.run_dir / STATE_FILE)
             try:
                 load_state_dict_strict(student, state.model, source=str(self.run_dir / STATE_FILE))
@@ -687,6 +691,7 @@ class Trainer:
             train_size=len(self.train_set),
             val_size=len(self.val_set),
             metric=self.metric_name,
+            restarted=restarted,
         )
         if dist.is_main:
             self.callbacks.on_start(info)

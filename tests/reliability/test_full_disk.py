@@ -163,8 +163,10 @@ def test_first_checkpoint_past_a_file_size_limit_leaves_nothing_half_written(
     assert _leftovers(run) == []
     again = _fpdctl(["train", "--resume", str(run)])
     assert again.returncode == 0, again.stderr
+    assert "starting over: the run stopped before its first checkpoint" in again.stdout
     assert load_state(run / "state.pt").step == 3
-    reliability.observe("no checkpoint, no temporaries; --resume started over and finished at step 3")
+    reliability.observe("no checkpoint, no temporaries; --resume said it was starting over and "
+                        "finished at step 3")
 
 
 def test_export_past_a_file_size_limit(tmp_path: Path, reliability: Any) -> None:
