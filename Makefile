@@ -2,8 +2,12 @@
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV ?= .venv
 BIN := $(VENV)/bin
-# The CPU wheel by default; GPU users override, e.g. make TORCH_SPEC='torch==2.13.0+cu128'.
+# torch is installed first, pinned, so nothing else can pull a different build. TORCH_SPEC picks
+# the version, TORCH_INDEX the wheel index: on public PyPI, Linux `torch==2.13.0` is the CUDA
+# build, so CPU-only machines use make TORCH_INDEX=https://download.pytorch.org/whl/cpu (this
+# project's development machines resolve torch==2.13.0 to the CPU wheel from a local mirror).
 TORCH_SPEC ?= torch==2.13.0
+TORCH_INDEX ?=
 STAMP := $(VENV)/.fpdctl-installed
 DEMO_DIR ?= demo-output
 
@@ -12,7 +16,7 @@ DEMO_DIR ?= demo-output
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
-	$(BIN)/python -m pip install -q "$(TORCH_SPEC)"
+	$(BIN)/python -m pip install -q $(if $(TORCH_INDEX),--index-url $(TORCH_INDEX)) "$(TORCH_SPEC)"
 	$(BIN)/python -m pip install -q -e '.[dev]'
 	touch $(STAMP)
 

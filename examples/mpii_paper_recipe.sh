@@ -7,7 +7,10 @@ set -euo pipefail
 MPII=${MPII:-data/mpii}
 RUNS=${RUNS:-runs/mpii}
 NPROC=${NPROC:-1}   # GPUs on this node
-launch() { if [ "$NPROC" -gt 1 ]; then torchrun --nproc_per_node "$NPROC" -m fpdctl "$@"; else fpdctl "$@"; fi; }
+# The reference trains with a global batch of 16; fpdctl's --batch-size is per process.
+if [ $((16 % NPROC)) -ne 0 ]; then echo "NPROC must divide 16 (the reference's global batch), got $NPROC" >&2; exit 2; fi
+BATCH=$((16 / NPROC))
+launch() { if [ "$NPROC" -gt 1 ]; then torchrun --nproc_per_node "$NPROC" -m fpdctl "$@" --batch-size "$BATCH"; else fpdctl "$@"; fi; }
 
 # 1. The teacher (skip if you bring one: any pytorch-pose or official FPD checkpoint works).
 launch train --model hg8x256 --data "mpii:$MPII" --out "$RUNS/teacher-hg8x256"

@@ -65,6 +65,17 @@ def _debug() -> bool:
     return os.environ.get("FPDCTL_DEBUG", "") not in ("", "0")
 
 
+def _print_traceback_if_debugging() -> None:
+    """With FPDCTL_DEBUG=1, the traceback of the exception being handled goes to stderr.
+
+    The error line and the exit code stay the same, so scripts see the same result either way.
+    """
+    if _debug():
+        import traceback
+
+        traceback.print_exc()
+
+
 def _one_line(exc: BaseException) -> str:
     """The user-facing line of an error, also when a DataLoader worker re-raised it.
 
@@ -111,26 +122,22 @@ def main(argv: list[str] | None = None) -> int:
         typer.echo("error: interrupted", err=True)
         return 130
     except FpdError as exc:
-        if _debug():
-            raise
+        _print_traceback_if_debugging()
         typer.echo(f"error: {_one_line(exc)}", err=True)
         return exc.exit_code
     except TyperException as exc:  # Click-style usage errors: unknown option, bad value...
         if type(exc).__name__ == "NoArgsIsHelpError":
             typer.echo(exc.format_message())
             return 0
-        if _debug():
-            raise
+        _print_traceback_if_debugging()
         typer.echo(f"error: {exc.format_message()}", err=True)
         return 2 if getattr(exc, "exit_code", 2) == 2 else 1
     except MemoryError:
-        if _debug():
-            raise
+        _print_traceback_if_debugging()
         typer.echo("error: out of memory", err=True)
         return 1
     except Exception as exc:  # a bug: one line unless debugging
-        if _debug():
-            raise
+        _print_traceback_if_debugging()
         typer.echo(
             f"error: unexpected {type(exc).__name__}: {_one_line(exc)} "
             "(set FPDCTL_DEBUG=1 for the traceback)",

@@ -25,7 +25,10 @@ HELP = f"""Latency, throughput and peak memory of models on PyTorch and ONNX Run
 
 MODEL is a checkpoint, an .onnx file from `fpdctl export`, or a model name
 such as hg8x256 (random weights). With two or more models, "speed-up" is
-the first model's median latency over each row's (same backend and batch).
+the first model's median latency over each row's: on the same backend and
+batch where the first model has that row, else the first model's first row
+at that batch (a checkpoint in PyTorch against .onnx files, say; add
+--backend onnxruntime to compare like with like).
 "x eager" compares each row with the same model in eager fp32 NCHW PyTorch.
 
 --backend auto runs checkpoints and names in PyTorch and .onnx files in ONNX

@@ -191,9 +191,10 @@ def _render_result(result: "TrainResult") -> None:
             f"best {result.metric.upper()} {result.best_metric:.2f} at step {result.best_step} "
             f"-> {result.run_dir / 'best.safetensors'}"
         )
-    console.print(
-        f"done in {_fmt_seconds(result.seconds)} ({result.img_per_s:.1f} img/s); run directory: {result.run_dir}"
-    )
+    import math
+
+    speed = "no steps left to train" if math.isnan(result.img_per_s) else f"{result.img_per_s:.1f} img/s"
+    console.print(f"done in {_fmt_seconds(result.seconds)} ({speed}); run directory: {result.run_dir}")
 
 
 # --------------------------------------------------------------------------- the commands

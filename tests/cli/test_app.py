@@ -42,3 +42,15 @@ def test_the_spin_count_is_set_before_torch_loads() -> None:
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=60)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip().splitlines()[-1] == "False"
+
+
+@pytest.mark.parametrize("debug", ["", "1"])
+def test_debug_adds_the_traceback_and_keeps_the_line_and_exit_code(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, debug: str
+) -> None:
+    monkeypatch.setenv("FPDCTL_DEBUG", debug)
+    code = main(["eval", "missing.safetensors", "--data", "synthetic"])
+    err = capsys.readouterr().err
+    assert code == 2
+    assert err.strip().splitlines()[-1] == "error: checkpoint not found: missing.safetensors"
+    assert ("Traceback (most recent call last)" in err) == bool(debug)
