@@ -75,7 +75,10 @@ def eval_command(
     flip: bool = typer.Option(True, "--flip/--no-flip", help="Average with the mirrored input (flip test)."),
     batch_size: int = typer.Option(32, "--batch-size", help="Persons per forward pass."),
     device: str = typer.Option("auto", "--device", help="auto, cpu, cuda, cuda:N or mps."),
-    input_size: int = typer.Option(256, "--input-size", help="Network input side in pixels."),
+    input_size: Optional[int] = typer.Option(
+        None, "--input-size",
+        help="Network input side in pixels (default: the size an fpdctl checkpoint was trained at, else 256).",
+    ),
     workers: int = typer.Option(0, "--workers", help="DataLoader worker processes."),
     save_predictions: Optional[Path] = typer.Option(
         None, "--save-predictions",
@@ -121,12 +124,17 @@ def eval_command(
         )
     if data is None:
         raise UsageError("MODEL_OR_CHECKPOINT needs --data (synthetic, mpii:PATH or lsp:PATH)")
+    if input_size is None:
+        from fpdctl.models.checkpoint import default_input_size
+
+        input_size = default_input_size(model)
     result = _evaluate_model(
         model, data, flip=flip, batch_size=batch_size, device=device, input_size=input_size,
         workers=workers, threshold=threshold, save_predictions=save_predictions,
         show_progress=fmt == "table" and output is None,
     )
-    emit(_render(result.metric, result, fmt, per_joint, source=f"{model} on {data}"), output)
+    emit(_render(result.metric, result, fmt, per_joint, source=f"{model} on {data}",
+                 input_size=input_size), output)
     if save_predictions is not None:
         typer.echo(f"wrote {save_predictions}", err=True)
 
@@ -196,25 +204,27 @@ class _Progress:
         self._progress.stop()
 
 
-def _report(metric: "AccuracyResult", result: "EvalResult | None") -> dict[str, Any]:
+def _report(metric: "AccuracyResult", result: "EvalResult | None", input_size: int | None) -> dict[str, Any]:
     report = metric.to_dict()
     if result is not None:
+        report["input_size"] = input_size
         report["seconds"] = round(result.seconds, 4)
         report["images_per_second"] = round(result.images_per_second, 3)
     return report
 
 
 def _render(
-    metric: "AccuracyResult", result: "EvalResult | None", fmt: str, per_joint: bool, source: str
+    metric: "AccuracyResult", result: "EvalResult | None", fmt: str, per_joint: bool, source: str,
+    input_size: int | None = None,
 ) -> str:
     if fmt == "json":
-        return to_json(_report(metric, result))
+        return to_json(_report(metric, result, input_size))
     name = "PCKh" if metric.metric == "pckh" else "PCK"
     title = f"{name}@{metric.threshold:g}: {source}"
     row = dict(metric.groups)
     columns = [Column(key, header, _pct) for key, header in _GROUP_HEADERS]
     if fmt == "csv":
-        return render_rows([_flat_row(metric, result)], columns, fmt)
+        return render_rows([_flat_row(metric, result, input_size)], columns, fmt)
     notes = [f"{metric.num_persons} persons, {sum(metric.counts.values())} visible joints"]
     if metric.metric == "pckh":
         notes.append(f"PCKh@0.1 {metric.pckh_at_0_1:.2f}")  # type: ignore[attr-defined]
@@ -226,8 +236,8 @@ def _render(
             notes.append(f"{excluded} persons without an annotated torso not scored")
     if result is not None:
         notes.append(
-            f"{result.num_images} images in {result.seconds:.2f} s ({result.images_per_second:.1f}/s) "
-            f"on {result.device}, flip test {'on' if result.flip else 'off'}"
+            f"{result.num_images} images at {input_size} px in {result.seconds:.2f} s "
+            f"({result.images_per_second:.1f}/s) on {result.device}, flip test {'on' if result.flip else 'off'}"
         )
     caption = (
         "; ".join(notes)
@@ -248,9 +258,9 @@ def _render(
     return text
 
 
-def _flat_row(metric: "AccuracyResult", result: "EvalResult | None") -> dict[str, Any]:
+def _flat_row(metric: "AccuracyResult", result: "EvalResult | None", input_size: int | None) -> dict[str, Any]:
     """One CSV row: the groups, then every per-joint figure, then the extras."""
-    report = _report(metric, result)
+    report = _report(metric, result, input_size)
     row: dict[str, Any] = dict(report[metric.metric])
     row.update({f"joint_{k}": v for k, v in report["per_joint"].items()})
     row.update({k: v for k, v in report.items() if not isinstance(v, dict)})

@@ -43,7 +43,11 @@ def export_command(
     output: str = typer.Option(..., "--output", "-o", help="The .onnx file to write."),
     opset: int = typer.Option(18, "--opset", help="ONNX opset (18 or newer)."),
     batch: str = typer.Option("dynamic", "--batch", help="'dynamic' or a fixed batch size."),
-    input_size: int = typer.Option(256, "--input-size", help="Square input side in pixels (a multiple of 64)."),
+    input_size: Optional[int] = typer.Option(
+        None, "--input-size",
+        help="Square input side in pixels, a multiple of 64 (default: the size an fpdctl checkpoint "
+        "was trained at, else 256).",
+    ),
     all_stacks: bool = typer.Option(False, "--all-stacks", help="Output every stack, not only the last."),
     precision: str = typer.Option("fp32", "--precision", help=" | ".join(EXPORT_PRECISIONS)),
     calibration_data: str = typer.Option(
@@ -69,6 +73,10 @@ def export_command(
     fixed_batch = parse_batch(batch)
     if threads is not None and threads < 1:
         raise UsageError(f"--threads must be at least 1, got {threads}")
+    if input_size is None:
+        from fpdctl.models.checkpoint import default_input_size
+
+        input_size = default_input_size(checkpoint)
     result = export_onnx(
         checkpoint, output, opset=opset, batch=fixed_batch, input_size=input_size,
         all_stacks=all_stacks, precision=precision, calibration_data=calibration_data,

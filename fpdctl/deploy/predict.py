@@ -198,7 +198,9 @@ class _Model:
         else:
             from fpdctl.utils.device import resolve_device
 
-            self.input_size = 256 if input_size is None else int(input_size)
+            from fpdctl.models.checkpoint import default_input_size
+
+            self.input_size = default_input_size(source.path) if input_size is None else int(input_size)
             source.spec.check_input_size(self.input_size)
             self.runner = TorchRunner(source.net, get_backend("torch"), resolve_device(device))
             self.mean, self.std = np.asarray(MEAN, np.float32), np.asarray(STD, np.float32)

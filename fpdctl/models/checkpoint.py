@@ -404,7 +404,42 @@ def model_from_name_or_path(model: str) -> HourglassNet:
     return net
 
 
+# Written by the trainer into every checkpoint it saves: the input side the model learned at.
+TRAIN_INPUT_SIZE_KEY = "fpdctl.train.input_size"
+DEFAULT_INPUT_SIZE = 256
+
+
+def trained_input_size(path: str | os.PathLike[str] | None) -> int | None:
+    """The input side a native checkpoint was trained at (its header), None if it does not say.
+
+    Only fpdctl's own ``.safetensors`` carry it; a model name, another format, or a file that
+    cannot be read gives None (loading the file reports what is wrong with it).
+    """
+    if path is None:
+        return None
+    file = Path(path)
+    if file.suffix != ".safetensors" or not file.is_file():
+        return None
+    from safetensors import safe_open
+
+    try:
+        with safe_open(str(file), "pt") as handle:
+            value = (handle.metadata() or {}).get(TRAIN_INPUT_SIZE_KEY, "")
+        size = int(value)
+    except Exception:  # unreadable or no such entry: the caller's load reports a bad file
+        return None
+    return size if size > 0 else None
+
+
+def default_input_size(path: str | os.PathLike[str] | None) -> int:
+    """``--input-size`` when the user gives none: the checkpoint's training size, else 256."""
+    return trained_input_size(path) or DEFAULT_INPUT_SIZE
+
+
 __all__ = [
+    "DEFAULT_INPUT_SIZE",
+    "TRAIN_INPUT_SIZE_KEY",
+    "default_input_size",
     "describe_checkpoint",
     "file_sha256",
     "infer_spec",
@@ -415,5 +450,6 @@ __all__ = [
     "save_model",
     "tensors_crc32",
     "torch_load_safely",
+    "trained_input_size",
     "unwrap_model",
 ]

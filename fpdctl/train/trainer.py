@@ -54,6 +54,7 @@ from fpdctl.train.distributed import (
     shutdown_distributed,
 )
 from fpdctl.train.loss import LossTerms, final_stack, fpd_loss
+from fpdctl.models.checkpoint import TRAIN_INPUT_SIZE_KEY
 from fpdctl.train.state import TrainState, capture_rng_state, load_state, restore_rng_state, save_state
 from fpdctl.utils.io import atomic_write_text, check_folder_creatable, require_dir, require_file
 
@@ -1169,7 +1170,7 @@ def _weights_metadata(cfg: TrainConfig, state: TrainState, value: float | None) 
         "fpdctl.train.command": cfg.command,
         "fpdctl.train.step": str(state.step),
         "fpdctl.train.seed": str(cfg.seed),
-        "fpdctl.train.input_size": str(cfg.input_size),
+        TRAIN_INPUT_SIZE_KEY: str(cfg.input_size),
     }
     if value is not None:
         meta["fpdctl.train.val_metric"] = f"{value:.4f}"

@@ -219,3 +219,25 @@ def test_help_names_the_pooled_mean(capsys: pytest.CaptureFixture[str]) -> None:
     assert code == 0
     text = " ".join(out.split())
     assert "Mean is pooled" in text and "FPD paper" in text and "mean_plain" in text
+
+
+def test_a_checkpoint_is_scored_at_the_size_it_was_trained_at(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    from fpdctl.models.checkpoint import TRAIN_INPUT_SIZE_KEY, save_model, trained_input_size
+    from fpdctl.models.hourglass import create_model
+
+    trained = save_model(create_model("hg1x16"), tmp_path / "m.safetensors", {TRAIN_INPUT_SIZE_KEY: "64"})
+    plain = save_model(create_model("hg1x16"), tmp_path / "plain.safetensors")
+    assert trained_input_size(trained) == 64 and trained_input_size(plain) is None
+    reports = {}
+    for name, args in (("default", []), ("explicit", ["--input-size", "64"]), ("other", ["--input-size", "128"])):
+        code, out, err = run(capsys, "eval", trained, "--data", "synthetic:length=4", "--format", "json",
+                             "--workers", "0", *args)
+        assert code == 0, err
+        reports[name] = json.loads(out)
+    assert reports["default"]["input_size"] == 64 and reports["other"]["input_size"] == 128
+    assert reports["default"]["pckh"] == reports["explicit"]["pckh"]
+    code, out, err = run(capsys, "eval", plain, "--data", "synthetic:length=2", "--format", "json", "--workers", "0")
+    assert code == 0, err
+    assert json.loads(out)["input_size"] == 256
