@@ -16,7 +16,7 @@ data_app = typer.Typer(
 SYNTH_HELP = """Write synthetic persons as an MPII dataset (HRNet / official FPD layout).
 
 DIR gets images/*.jpg and annot/valid.json (annot/train.json with --split
-train): a list of {image, center, scale, joints [16][2], joints_vis [16]} in
+train, both files with --split both, which train and distill can read): a list of {image, center, scale, joints [16][2], joints_vis [16]} in
 MATLAB 1-based pixels. A val export also gets annot/gt_valid.mat (pos_gt_src,
 jnt_missing, headboxes_src), the MPII evaluation ground truth with the head
 boxes PCKh needs. Read it back with --data mpii:DIR. The same --seed and
@@ -37,18 +37,22 @@ def synth_command(
     count: int = typer.Option(..., "--count", "-n", help="Number of persons (one image each)."),
     size: int = typer.Option(256, "--size", help="Image side in pixels."),
     seed: int = typer.Option(0, "--seed", help="Dataset seed."),
-    split: str = typer.Option("val", "--split", help="Synthetic split to export: train or val."),
+    split: str = typer.Option(
+        "val", "--split",
+        help="Synthetic split to export: train, val, or both (COUNT persons each: a folder train and distill read).",
+    ),
 ) -> None:
     from fpdctl.data.synthetic import export_mpii
 
-    if split not in ("train", "val"):
-        raise UsageError(f"--split must be train or val, got '{split}'")
+    if split not in ("train", "val", "both"):
+        raise UsageError(f"--split must be train, val or both, got '{split}'")
     result = export_mpii(out, count, image_size=size, seed=seed, split=split)  # type: ignore[arg-type]
-    files = result.annotation.relative_to(result.out_dir).as_posix()
+    files = ", ".join(a.relative_to(result.out_dir).as_posix() for a in result.annotations)
     if result.ground_truth is not None:
         files += ", " + result.ground_truth.relative_to(result.out_dir).as_posix()
     typer.echo(
-        f"wrote {result.count} {result.split} persons ({result.image_size} px, seed {result.seed}) "
+        f"wrote {f'{count} train + {count} val' if result.split == 'both' else f'{result.count} {result.split}'} "
+        f"persons ({result.image_size} px, seed {result.seed}) "
         f"to {result.out_dir}: images/, {files}; "
         f"{result.visible_joints} of {result.total_joints} joints visible"
     )

@@ -1032,13 +1032,14 @@ class SynthExportResult:
 
     Attributes:
         out_dir: the dataset folder (``images/``, ``annot/``).
-        split: the synthetic split exported ("train" or "val").
-        count: persons (one per image).
+        split: the synthetic split exported ("train", "val" or "both").
+        count: persons (one per image), over every split written.
         image_size: image side, px.
         seed: dataset seed.
         annotation: ``annot/train.json`` or ``annot/valid.json``.
         ground_truth: ``annot/gt_valid.mat`` with the head boxes (val only), else None.
         visible_joints: joints with visibility 1, over all persons.
+        annotations: every annotation file written (both of them for split "both").
     """
 
     out_dir: Path
@@ -1049,6 +1050,7 @@ class SynthExportResult:
     annotation: Path
     ground_truth: Path | None
     visible_joints: int
+    annotations: tuple[Path, ...] = ()
 
     @property
     def total_joints(self) -> int:
@@ -1078,7 +1080,7 @@ def export_mpii(
     *,
     image_size: int = 256,
     seed: int = 0,
-    split: Split = "val",
+    split: Split | Literal["both"] = "val",
     config: SyntheticConfig = DEFAULT_CONFIG,
 ) -> SynthExportResult:
     """Write ``count`` synthetic persons as an MPII dataset that ``--data mpii:DIR`` reads.
@@ -1088,21 +1090,23 @@ def export_mpii(
     MATLAB 1-based px with MPII's raw centre and scale (the loaders' centre shift and 1.25 margin
     undone, so reading it back gives the same Records); for val, ``annot/gt_valid.mat`` in the
     evaluation layout (``pos_gt_src``, ``jnt_missing``, ``headboxes_src``, ``dataset_joints``) for
-    the head boxes. The folder appears complete or not at all: it is written beside ``out_dir``
-    under a temporary name and renamed at the end.
+    the head boxes. ``split="both"`` writes ``count`` persons of each split into the one folder
+    (image names carry the split), which ``train`` and ``distill`` read as a whole dataset. The
+    folder appears complete or not at all: it is written beside ``out_dir`` under a temporary
+    name and renamed at the end.
 
     Raises:
         UsageError: count, image size, seed or split out of range.
         InputError: ``out_dir`` exists and is not an empty folder, or cannot be created.
         RuntimeFailure: writing failed (disk full, ...).
     """
-    import scipy.io
-
-    from fpdctl.data.mpii import CENTER_SHIFT_Y, HRNET_JSON, MATLAB_OFFSET
-
     if isinstance(count, bool) or not isinstance(count, (int, np.integer)) or count <= 0:
         raise UsageError(f"--count must be a positive integer, got {count!r}")
-    _check_sample_args(seed, split, image_size)
+    if split not in ("train", "val", "both"):
+        raise UsageError(f"--split must be train, val or both, got '{split}'")
+    splits: tuple[Split, ...] = ("train", "val") if split == "both" else (split,)  # type: ignore[assignment]
+    for one in splits:
+        _check_sample_args(seed, one, image_size)
     out = Path(out_dir)
     _check_out_dir(out)
 
@@ -1110,47 +1114,7 @@ def export_mpii(
     try:
         (tmp / "images").mkdir()
         (tmp / "annot").mkdir()
-        persons = []
-        joints = np.zeros((count, NUM_JOINTS, 3), dtype=np.float32)
-        headboxes = np.zeros((count, 2, 2), dtype=np.float32)
-        for index in range(count):
-            record = synthetic_record(seed, split, index, image_size, config)
-            name = f"{record.image_id}.jpg"
-            written = cv2.imwrite(
-                str(tmp / "images" / name), record.image, [cv2.IMWRITE_JPEG_QUALITY, JPEG_QUALITY]
-            )
-            if not written:
-                raise RuntimeFailure(f"could not write {out / 'images' / name}")
-            raw_scale = record.scale / SCALE_MARGIN
-            center = record.center.astype(np.float64) + MATLAB_OFFSET
-            center[1] -= CENTER_SHIFT_Y * raw_scale
-            persons.append(
-                {
-                    "image": name,
-                    "center": center.tolist(),
-                    "scale": raw_scale,
-                    "joints": (record.joints[:, :2].astype(np.float64) + MATLAB_OFFSET).tolist(),
-                    "joints_vis": record.joints[:, 2].astype(int).tolist(),
-                }
-            )
-            joints[index] = record.joints
-            headboxes[index] = record.headbox
-        annotation = tmp / "annot" / HRNET_JSON[split]
-        annotation.write_text(json.dumps(persons), encoding="utf-8")
-        ground_truth = None
-        if split == "val":
-            ground_truth = tmp / "annot" / "gt_valid.mat"
-            names = np.empty((1, NUM_JOINTS), dtype=object)
-            names[0, :] = [np.array([n]) for n in MPII_GT_JOINT_NAMES]
-            scipy.io.savemat(
-                ground_truth,
-                {
-                    "dataset_joints": names,
-                    "jnt_missing": (joints[:, :, 2] == 0).astype(np.uint8).T,
-                    "pos_gt_src": (np.float64(joints[:, :, :2]) + MATLAB_OFFSET).transpose(1, 2, 0),
-                    "headboxes_src": (np.float64(headboxes) + MATLAB_OFFSET).transpose(1, 2, 0),
-                },
-            )
+        written = [_write_split(tmp, out, one, count, image_size, seed, config) for one in splits]
         os.rename(tmp, out)  # replaces an empty folder atomically on POSIX
     except OSError as exc:
         shutil.rmtree(tmp, ignore_errors=True)
@@ -1158,13 +1122,67 @@ def export_mpii(
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
+    annotation, ground_truth, _ = written[-1]
     return SynthExportResult(
         out_dir=out,
         split=split,
-        count=count,
+        count=count * len(splits),
         image_size=image_size,
         seed=seed,
         annotation=out / "annot" / annotation.name,
         ground_truth=None if ground_truth is None else out / "annot" / ground_truth.name,
-        visible_joints=int(joints[:, :, 2].sum()),
+        visible_joints=sum(visible for _, _, visible in written),
+        annotations=tuple(out / "annot" / a.name for a, _, _ in written),
     )
+
+
+def _write_split(
+    tmp: Path, out: Path, split: Split, count: int, image_size: int, seed: int, config: SyntheticConfig,
+) -> tuple[Path, Path | None, int]:
+    """One split's images and annotations into the folder being built: (annotation, gt, visible)."""
+    import scipy.io
+
+    from fpdctl.data.mpii import CENTER_SHIFT_Y, HRNET_JSON, MATLAB_OFFSET
+
+    persons = []
+    joints = np.zeros((count, NUM_JOINTS, 3), dtype=np.float32)
+    headboxes = np.zeros((count, 2, 2), dtype=np.float32)
+    for index in range(count):
+        record = synthetic_record(seed, split, index, image_size, config)
+        name = f"{record.image_id}.jpg"
+        written = cv2.imwrite(
+            str(tmp / "images" / name), record.image, [cv2.IMWRITE_JPEG_QUALITY, JPEG_QUALITY]
+        )
+        if not written:
+            raise RuntimeFailure(f"could not write {out / 'images' / name}")
+        raw_scale = record.scale / SCALE_MARGIN
+        center = record.center.astype(np.float64) + MATLAB_OFFSET
+        center[1] -= CENTER_SHIFT_Y * raw_scale
+        persons.append(
+            {
+                "image": name,
+                "center": center.tolist(),
+                "scale": raw_scale,
+                "joints": (record.joints[:, :2].astype(np.float64) + MATLAB_OFFSET).tolist(),
+                "joints_vis": record.joints[:, 2].astype(int).tolist(),
+            }
+        )
+        joints[index] = record.joints
+        headboxes[index] = record.headbox
+    annotation = tmp / "annot" / HRNET_JSON[split]
+    annotation.write_text(json.dumps(persons), encoding="utf-8")
+    ground_truth = None
+    if split == "val":
+        ground_truth = tmp / "annot" / "gt_valid.mat"
+        names = np.empty((1, NUM_JOINTS), dtype=object)
+        names[0, :] = [np.array([n]) for n in MPII_GT_JOINT_NAMES]
+        scipy.io.savemat(
+            ground_truth,
+            {
+                "dataset_joints": names,
+                "jnt_missing": (joints[:, :, 2] == 0).astype(np.uint8).T,
+                "pos_gt_src": (np.float64(joints[:, :, :2]) + MATLAB_OFFSET).transpose(1, 2, 0),
+                "headboxes_src": (np.float64(headboxes) + MATLAB_OFFSET).transpose(1, 2, 0),
+            },
+        )
+    return annotation, ground_truth, int(joints[:, :, 2].sum())

@@ -340,6 +340,19 @@ def test_train_export_reads_back_as_the_train_split(tmp_path: Path) -> None:
     )
 
 
+def test_both_splits_in_one_folder_read_back_as_a_whole_dataset(tmp_path: Path) -> None:
+    result = export_mpii(tmp_path / "b", 3, image_size=SIZE, split="both")
+    assert [a.name for a in result.annotations] == ["train.json", "valid.json"]
+    assert result.count == 6 and result.ground_truth == tmp_path / "b" / "annot" / "gt_valid.mat"
+    assert len(list((tmp_path / "b" / "images").glob("*.jpg"))) == 6
+    for split in ("train", "val"):
+        loaded = build_dataset(f"mpii:{tmp_path / 'b'}", split, input_size=SIZE)
+        assert len(loaded) == 3
+        np.testing.assert_allclose(
+            loaded.load_annotation(2).center, synthetic_record(0, split, 2, SIZE).center, atol=1e-3
+        )
+
+
 def test_synth_cli(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
     out = tmp_path / "cli"
     code, stdout, err = run(
@@ -356,7 +369,7 @@ def test_synth_cli(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
     ("args", "message"),
     [
         (("--count", "0"), "error: --count must be a positive integer, got 0"),
-        (("--count", "2", "--split", "test"), "error: --split must be train or val, got 'test'"),
+        (("--count", "2", "--split", "test"), "error: --split must be train, val or both, got 'test'"),
         (
             ("--count", "2", "--size", "8"),
             "error: synthetic image size must be an integer of at least 32, got 8",
