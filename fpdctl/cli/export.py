@@ -73,10 +73,6 @@ def export_command(
     fixed_batch = parse_batch(batch)
     if threads is not None and threads < 1:
         raise UsageError(f"--threads must be at least 1, got {threads}")
-    if input_size is None:
-        from fpdctl.models.checkpoint import default_input_size
-
-        input_size = default_input_size(checkpoint)
     result = export_onnx(
         checkpoint, output, opset=opset, batch=fixed_batch, input_size=input_size,
         all_stacks=all_stacks, precision=precision, calibration_data=calibration_data,

@@ -295,7 +295,7 @@ def export_onnx(
     *,
     opset: int = DEFAULT_OPSET,
     batch: int | None = None,
-    input_size: int = 256,
+    input_size: int | None = None,
     all_stacks: bool = False,
     precision: str = "fp32",
     calibration_data: str = "synthetic",
@@ -316,7 +316,8 @@ def export_onnx(
         output: the .onnx file to write (replaced atomically).
         opset: ONNX opset (``MIN_OPSET`` and up).
         batch: fixed batch size, or None for a dynamic batch dimension.
-        input_size: square input side in px, a multiple of ``spec.input_multiple``.
+        input_size: square input side in px, a multiple of ``spec.input_multiple`` (None: the
+            size an fpdctl checkpoint was trained at, else 256).
         all_stacks: output every stack [N, S, J, h, w]; default only the last [N, J, h, w].
         precision: "fp32", "fp16" or "int8".
         calibration_data: ``--data`` spec whose train split calibrates int8 and whose val split
@@ -360,6 +361,10 @@ def export_onnx(
         parse_data_spec(calibration_data)  # a bad spec fails before minutes of work
     ensure_parent_writable(output)
     net, source, sha256 = _load_source(model)
+    if input_size is None:
+        from fpdctl.models.checkpoint import default_input_size
+
+        input_size = default_input_size(model if isinstance(model, (str, os.PathLike)) else None)
     net.spec.check_input_size(input_size)
 
     def info_for(prec: str) -> "OnnxModelInfo":

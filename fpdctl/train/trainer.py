@@ -1050,33 +1050,42 @@ class _Loop:
 
     def _validate(self) -> float | None:
         """Validate on rank 0 (other ranks wait); returns the pooled mean on rank 0."""
-        t, state = self.t, self.state
         value: float | None = None
-        if t.dist.is_main:
-            from fpdctl.evaluate import evaluate_model
-
-            start = time.perf_counter()
-            result = evaluate_model(
-                unwrap_model(self.model),
-                t.val_set,
-                flip=self.cfg.flip_test,
-                batch_size=self.cfg.eval_batch_size,
-                device=self.device,
-                num_workers=self.cfg.workers,
-            )
-            value = float(result.metric.mean)
-            best = state.best_metric is None or value > state.best_metric
-            if best:
-                state.best_metric, state.best_step = value, state.step
-                state.extra["best_eval"] = result.metric.to_dict()
-                save_model(self.student, t.run_dir / BEST_FILE, _weights_metadata(self.cfg, state, value))
-            t.callbacks.on_eval(
-                EvalLog(step=state.step, metric=t.metric_name, value=value, best=best,
-                        seconds=time.perf_counter() - start)
-            )
+        if self.t.dist.is_main:
+            value = float(self._evaluate_and_keep_best().mean)
             self._plot()
         barrier()
         return value
+
+    def _evaluate_and_keep_best(self) -> Any:
+        """Score the model on the validation split (rank 0 only); a new best saves best.safetensors.
+
+        Returns:
+            The metric result (PCKh or PCK) of the current weights.
+        """
+        from fpdctl.evaluate import evaluate_model
+
+        t, state = self.t, self.state
+        start = time.perf_counter()
+        result = evaluate_model(
+            unwrap_model(self.model),
+            t.val_set,
+            flip=self.cfg.flip_test,
+            batch_size=self.cfg.eval_batch_size,
+            device=self.device,
+            num_workers=self.cfg.workers,
+        )
+        value = float(result.metric.mean)
+        best = state.best_metric is None or value > state.best_metric
+        if best:
+            state.best_metric, state.best_step = value, state.step
+            state.extra["best_eval"] = result.metric.to_dict()
+            save_model(self.student, t.run_dir / BEST_FILE, _weights_metadata(self.cfg, state, value))
+        t.callbacks.on_eval(
+            EvalLog(step=state.step, metric=t.metric_name, value=value, best=best,
+                    seconds=time.perf_counter() - start)
+        )
+        return result.metric
 
     def _plot(self, *, force: bool = False) -> None:
         """Redraw curves.png: always at the end, during the run at most once a minute."""
@@ -1115,33 +1124,14 @@ class _Loop:
 
     def final_evaluation(self) -> dict[str, Any]:
         """Evaluate the final model (rank 0), update best, write eval.json and curves.png."""
-        from fpdctl.evaluate import evaluate_model
-
         t, state = self.t, self.state
-        start = time.perf_counter()
-        result = evaluate_model(
-            unwrap_model(self.model),
-            t.val_set,
-            flip=self.cfg.flip_test,
-            batch_size=self.cfg.eval_batch_size,
-            device=self.device,
-            num_workers=self.cfg.workers,
-        )
-        value = float(result.metric.mean)
-        best = state.best_metric is None or value > state.best_metric
-        if best:
-            state.best_metric, state.best_step = value, state.step
-            state.extra["best_eval"] = result.metric.to_dict()
-            save_model(self.student, t.run_dir / BEST_FILE, _weights_metadata(self.cfg, state, value))
-        t.callbacks.on_eval(
-            EvalLog(step=state.step, metric=t.metric_name, value=value, best=best,
-                    seconds=time.perf_counter() - start)
-        )
+        metric = self._evaluate_and_keep_best()
+        value = float(metric.mean)
         # The final row carries the final model's figure.
         if self.metrics.rows and self.metrics.rows[-1]["step"] == str(state.step):
             self.metrics.rows[-1][f"val_{t.metric_name}"] = _fmt(round(value, 4))
             self.metrics.rewrite()
-        final = result.metric.to_dict()
+        final = metric.to_dict()
         payload = {
             "run_dir": str(t.run_dir),
             "model": t.spec.name,

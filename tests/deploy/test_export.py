@@ -276,3 +276,17 @@ def test_int8_calibrated_on_real_lsp_images(tmp_path, capsys, lspet400, tiny_che
     accuracy = report["accuracy"]
     assert (accuracy["metric"], accuracy["samples"], accuracy["candidate_precision"]) == ("pck", 20, "int8")
     assert 0.0 <= accuracy["candidate_mean"] <= 100.0 and read_info(out).precision == "int8"
+
+
+def test_a_checkpoint_exports_at_the_size_it_was_trained_at(tmp_path) -> None:
+    from fpdctl.deploy.export import export_onnx
+    from fpdctl.models.checkpoint import TRAIN_INPUT_SIZE_KEY, save_model
+    from fpdctl.models.hourglass import create_model
+
+    trained = save_model(create_model("hg1x16"), tmp_path / "m.safetensors", {TRAIN_INPUT_SIZE_KEY: "64"})
+    result = export_onnx(trained, tmp_path / "m.onnx", verify=False, exporter="torchscript")
+    assert result.info.input_size == 64
+    graph_input = onnx.load(str(tmp_path / "m.onnx")).graph.input[0].type.tensor_type.shape.dim
+    assert [d.dim_value for d in graph_input][2:] == [64, 64]
+    assert export_onnx(trained, tmp_path / "m128.onnx", input_size=128, verify=False,
+                       exporter="torchscript").info.input_size == 128
