@@ -9,6 +9,7 @@ splits the work into :meth:`Runner.prepare` (host array to the runtime's input: 
 
 from __future__ import annotations
 
+import abc
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -76,7 +77,7 @@ def open_model(model: str) -> ModelSource:
     return ModelSource(label=model, kind="torch", spec=net.spec, path=path, net=net)
 
 
-class Runner:
+class Runner(abc.ABC):
     """Run a model on one backend. Subclasses implement prepare / forward / to_numpy.
 
     Attributes:
@@ -91,17 +92,17 @@ class Runner:
     batch: int | None = None
     all_stacks: bool = False
 
+    @abc.abstractmethod
     def prepare(self, images: np.ndarray) -> Any:
         """Host float32 [N, 3, H, W] -> the runtime's input (on the device, in its layout)."""
-        raise NotImplementedError
 
+    @abc.abstractmethod
     def forward(self, prepared: Any) -> Any:
         """The network alone, finished (synchronised) when it returns."""
-        raise NotImplementedError
 
+    @abc.abstractmethod
     def to_numpy(self, output: Any) -> np.ndarray:
         """The runtime's output -> host float32 heatmaps."""
-        raise NotImplementedError
 
     def __call__(self, images: np.ndarray) -> np.ndarray:
         """Heatmaps for any number of images, in chunks of the fixed batch if there is one.
