@@ -3,7 +3,7 @@ and of training.
 
 The pipeline per batch: the dataset's crop (no augmentation) -> the network's last stack ->
 optionally the flip test (the mirrored crop's heatmaps mapped back with
-:func:`~fpdctl.data.codec.flip_back` and averaged) -> the codec's decode (argmax plus the quarter
+:func:`~fpdctl.codec.flip_back` and averaged) -> the codec's decode (argmax plus the quarter
 pixel shift, in input px) -> the inverse of the sample's affine (original image px). The metric is
 the one the dataset names (PCKh for MPII and synthetic data, PCK for LSP), computed by
 :mod:`fpdctl.metrics`.
@@ -19,8 +19,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from fpdctl.data.codec import HeatmapCodec, flip_back
-from fpdctl.data.joints import JOINT_SETS, LSP_TO_MPII, MPII
+from fpdctl.codec import HeatmapCodec, flip_back
+from fpdctl.skeleton import JOINT_SETS, LSP_TO_MPII, MPII
 from fpdctl.data.transforms import invert_affine, transform_points
 from fpdctl.errors import DataError, UsageError
 from fpdctl.metrics import AccuracyResult, EvalReference, evaluate_reference

@@ -10,7 +10,7 @@ import torch
 from torch import nn
 
 import fpdctl
-from fpdctl.data.joints import LSP_TO_MPII, MPII
+from fpdctl.skeleton import LSP_TO_MPII, MPII
 from fpdctl.data.registry import build_dataset
 from fpdctl.data.transforms import PIXEL_STD, transform_points
 from fpdctl.errors import DataError, UsageError

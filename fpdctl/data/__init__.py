@@ -4,7 +4,7 @@ Only numpy and torch are imported here; OpenCV and SciPy are imported where imag
 files are actually read.
 """
 
-from fpdctl.data.codec import HeatmapCodec, flip_back
+from fpdctl.codec import HeatmapCodec, flip_back
 from fpdctl.data.dataset import (
     AnnotationTable,
     FilePoseDataset,
@@ -13,7 +13,7 @@ from fpdctl.data.dataset import (
     UnreadableImage,
     read_image,
 )
-from fpdctl.data.joints import JOINT_SETS, LSP, LSP_TO_MPII, MPII, JointSet, to_mpii_order
+from fpdctl.skeleton import JOINT_SETS, LSP, LSP_TO_MPII, MPII, JointSet, to_mpii_order
 from fpdctl.data.lsp import LSPDataset
 from fpdctl.data.mpii import MPIIDataset
 from fpdctl.data.registry import DataSpec, build_dataset, parse_data_spec

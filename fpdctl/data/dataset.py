@@ -24,8 +24,8 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from fpdctl.data.codec import HeatmapCodec
-from fpdctl.data.joints import MPII, JointSet, to_mpii_order
+from fpdctl.codec import HeatmapCodec
+from fpdctl.skeleton import MPII, JointSet, to_mpii_order
 from fpdctl.data.transforms import (
     PIXEL_STD,
     AugmentConfig,

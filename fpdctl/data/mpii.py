@@ -40,7 +40,7 @@ from typing import Any, Iterable, Literal
 import numpy as np
 
 from fpdctl.data.dataset import AnnotationTable, FilePoseDataset, load_mat
-from fpdctl.data.joints import MPII
+from fpdctl.skeleton import MPII
 from fpdctl.errors import DataError, InputError
 
 NUM_JOINTS = 16

@@ -17,7 +17,7 @@ import cv2
 import numpy as np
 
 from fpdctl.data.dataset import PoseDataset
-from fpdctl.data.joints import MPII, JointSet
+from fpdctl.skeleton import MPII, JointSet
 from fpdctl.data.transforms import denormalize_image, transform_points
 from fpdctl.errors import RuntimeFailure, UsageError
 from fpdctl.utils.io import atomic_write_bytes

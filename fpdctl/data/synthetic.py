@@ -39,7 +39,7 @@ import cv2
 import numpy as np
 
 from fpdctl.data.dataset import PoseDataset, Record
-from fpdctl.data.joints import MPII, JointSet
+from fpdctl.skeleton import MPII, JointSet
 from fpdctl.data.mpii import SCALE_MARGIN
 from fpdctl.data.transforms import PIXEL_STD
 from fpdctl.errors import InputError, RuntimeFailure, UsageError

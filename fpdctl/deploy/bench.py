@@ -459,7 +459,7 @@ def _preprocess(frames: list[np.ndarray], input_size: int) -> tuple[np.ndarray, 
 
 
 def _postprocess(heatmaps: np.ndarray, affines: list[np.ndarray], input_size: int) -> np.ndarray:
-    from fpdctl.data.codec import HeatmapCodec
+    from fpdctl.codec import HeatmapCodec
     from fpdctl.data.transforms import invert_affine, transform_points
 
     final = heatmaps[:, -1] if heatmaps.ndim == 5 else heatmaps

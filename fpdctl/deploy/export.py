@@ -237,7 +237,7 @@ def model_info(
 ) -> "OnnxModelInfo":
     """The metadata of an export of ``net``."""
     from fpdctl import __version__
-    from fpdctl.data.joints import joint_set_for
+    from fpdctl.skeleton import joint_set_for
     from fpdctl.data.transforms import MEAN, STD
     from fpdctl.deploy.metadata import OnnxModelInfo
 

@@ -177,7 +177,7 @@ class _Model:
     """A runner plus what is needed to feed it: input size, normalisation, joint names."""
 
     def __init__(self, model: str, device: str, threads: int | None, input_size: int | None) -> None:
-        from fpdctl.data.joints import joint_set_for
+        from fpdctl.skeleton import joint_set_for
         from fpdctl.data.transforms import MEAN, STD
         from fpdctl.deploy.backends import get_backend
         from fpdctl.deploy.runtime import OrtRunner, TorchRunner, open_model
@@ -230,7 +230,7 @@ class _Model:
 
     def keypoints(self, crops: np.ndarray, affines: Sequence[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
         """Image-px keypoints [N, J, 2] and scores [N, J] for a batch of crops."""
-        from fpdctl.data.codec import HeatmapCodec
+        from fpdctl.codec import HeatmapCodec
         from fpdctl.data.transforms import invert_affine, transform_points
 
         heatmaps = self.runner(crops)

@@ -16,7 +16,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from fpdctl.data.joints import JOINT_SETS, JointSet
+from fpdctl.skeleton import JOINT_SETS, JointSet
 from fpdctl.errors import DataError
 from fpdctl.metrics.reference import EvalReference
 

@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from fpdctl.data.joints import MPII
+from fpdctl.skeleton import MPII
 from fpdctl.errors import DataError, InputError, UsageError
 from fpdctl.metrics.pckh import PCKH_THRESHOLD, PCKhResult, compute_pckh
 from fpdctl.metrics.reference import EvalReference

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from fpdctl.data.joints import JOINT_SETS
+from fpdctl.skeleton import JOINT_SETS
 from fpdctl.errors import DataError, UsageError
 from fpdctl.metrics.accuracy import (
     AccuracyResult,

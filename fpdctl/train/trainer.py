@@ -557,7 +557,7 @@ class Trainer:
         return teacher
 
     def _build_data(self) -> None:
-        from fpdctl.data.joints import MPII
+        from fpdctl.skeleton import MPII
         from fpdctl.data.registry import build_dataset
         from fpdctl.data.transforms import AugmentConfig
 

@@ -10,7 +10,7 @@ import pytest
 from scipy.io import loadmat, savemat
 
 from fpdctl.cli.app import main
-from fpdctl.data.joints import MPII
+from fpdctl.skeleton import MPII
 
 # Derived independently in tests/metrics/test_pckh.py (a plain loop over the .mat fields).
 GOLDEN = {

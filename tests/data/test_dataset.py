@@ -19,7 +19,7 @@ from fpdctl.data.dataset import (
     read_image,
     reduction_affine,
 )
-from fpdctl.data.joints import LSP, LSP_TO_MPII, MPII
+from fpdctl.skeleton import LSP, LSP_TO_MPII, MPII
 from fpdctl.data.transforms import (
     AugmentConfig,
     compose_affine,

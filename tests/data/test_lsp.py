@@ -7,8 +7,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from fpdctl.data.codec import HeatmapCodec
-from fpdctl.data.joints import LSP_TO_MPII, MPII
+from fpdctl.codec import HeatmapCodec
+from fpdctl.skeleton import LSP_TO_MPII, MPII
 from fpdctl.data.lsp import BOX_MARGIN, LSPDataset, boxes_from_joints, read_lsp_joints
 from fpdctl.data.transforms import invert_affine, transform_points
 from fpdctl.errors import DataError, InputError

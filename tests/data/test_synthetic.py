@@ -18,7 +18,7 @@ from scipy.io import loadmat
 
 from fpdctl.cli.app import main
 from fpdctl.data import synthetic
-from fpdctl.data.joints import MPII
+from fpdctl.skeleton import MPII
 from fpdctl.data.mpii import MPIIDataset
 from fpdctl.data.preview import LEFT_COLOR, RIGHT_COLOR, draw_skeleton, preview_grid
 from fpdctl.data.registry import build_dataset

@@ -12,7 +12,7 @@ import torch
 
 from fpdctl import __version__
 from fpdctl.cli.app import main
-from fpdctl.data.joints import MPII
+from fpdctl.skeleton import MPII
 from fpdctl.data.transforms import MEAN, STD
 from fpdctl.deploy.backends import get_backend
 from fpdctl.deploy.export import export_onnx, parse_batch

@@ -8,7 +8,7 @@ import onnx
 import pytest
 from onnx import TensorProto, helper
 
-from fpdctl.data.joints import MPII
+from fpdctl.skeleton import MPII
 from fpdctl.deploy.draw import CENTER_COLOR, LEFT_COLOR, draw_skeleton
 from fpdctl.deploy.metadata import OnnxModelInfo, read_info, set_metadata
 from fpdctl.deploy.runtime import OrtRunner

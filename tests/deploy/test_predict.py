@@ -8,8 +8,8 @@ import pytest
 import torch
 
 from fpdctl.cli.app import main
-from fpdctl.data.codec import decode_heatmaps
-from fpdctl.data.joints import MPII
+from fpdctl.codec import decode_heatmaps
+from fpdctl.skeleton import MPII
 from fpdctl.data.synthetic import SyntheticPose
 from fpdctl.deploy.predict import JSON_NAME, parse_bbox, person_box, predict
 from fpdctl.errors import UsageError

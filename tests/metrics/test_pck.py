@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from fpdctl.data.joints import LSP, LSP_TO_MPII, MPII
+from fpdctl.skeleton import LSP, LSP_TO_MPII, MPII
 from fpdctl.errors import DataError
 from fpdctl.metrics import EvalReference, PCKResult, compute_pck, evaluate_reference, torso_sizes
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from fpdctl.data.joints import MPII
+from fpdctl.skeleton import MPII
 from fpdctl.errors import DataError, UsageError
 from fpdctl.metrics import EvalReference, PCKhResult, compute_pckh, head_sizes
 from fpdctl.metrics.files import load_mpii_ground_truth, load_predictions

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from fpdctl.data.joints import MPII, JOINT_SETS, JointSet
+from fpdctl.skeleton import MPII, JOINT_SETS, JointSet
 
 if TYPE_CHECKING:
     import torch

@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 import torch
 
-from fpdctl.data.codec import HeatmapCodec, decode_heatmaps, flip_back
-from fpdctl.data.joints import LSP, MPII
+from fpdctl.codec import HeatmapCodec, decode_heatmaps, flip_back
+from fpdctl.skeleton import LSP, MPII
 
 
 def test_encode_golden_values() -> None:
