@@ -11,7 +11,7 @@ TORCH_INDEX ?=
 STAMP := $(VENV)/.fpdctl-installed
 DEMO_DIR ?= demo-output
 
-.PHONY: install test test-all reliability demo bench clean
+.PHONY: install test test-all lint-imports reliability demo bench clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -22,11 +22,17 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP)
 
+# The layering contracts ([tool.importlinter] in pyproject.toml) first: a broken layer fails fast.
 test: $(STAMP)
+	$(BIN)/lint-imports
 	$(BIN)/python -m pytest -q
 
 test-all: $(STAMP)
+	$(BIN)/lint-imports
 	$(BIN)/python -m pytest -q -m ''
+
+lint-imports: $(STAMP)
+	$(BIN)/lint-imports
 
 # The fault and bad-input suite alone (it also runs in `make test`), with its table refreshed in
 # docs/RELIABILITY.md.
@@ -39,4 +45,4 @@ demo: $(STAMP)
 	bash examples/demo.sh $(DEMO_DIR)
 
 clean:
-	rm -rf $(VENV) $(DEMO_DIR) .pytest_cache build *.egg-info
+	rm -rf $(VENV) $(DEMO_DIR) .pytest_cache .import_linter_cache .grimp_cache build *.egg-info

@@ -124,7 +124,8 @@ def model_cases(student_net, teacher_net, threads: int, work: Path, size: int, w
     from fpdctl.deploy.backends import get_backend
     import onnx
 
-    from fpdctl.deploy.export import export_onnx, take_last_stack_directly, torch_to_onnx
+    from fpdctl.deploy.export import export_onnx, torch_to_onnx
+    from fpdctl.deploy.onnx_graph import take_last_stack_directly
     from fpdctl.deploy.runtime import TorchRunner
     from fpdctl.profiling.analytic import analytic_cost
 
@@ -214,9 +215,9 @@ def accuracy(checkpoint: str, size: int, samples: int, threads: int, work: Path,
     from fpdctl.deploy.export import export_onnx
     from fpdctl.deploy.runtime import OrtRunner, TorchRunner
     from fpdctl.deploy.verify import compare_accuracy
-    from fpdctl.models.checkpoint import load_model
+    from fpdctl.models.checkpoint import create_model
 
-    net = load_model(checkpoint)
+    net = create_model(Path(checkpoint))
     paths = {}
     for precision in ("fp32", "int8", "fp16"):
         log(f"exporting the trained student ({precision}, {size} px)")
@@ -256,14 +257,13 @@ def main() -> None:
     import onnxruntime
     import torch
 
-    from fpdctl.models.checkpoint import load_model
-    from fpdctl.models.hourglass import create_model
+    from fpdctl.models.checkpoint import create_model
 
     torch.set_num_threads(opts.threads)
     log = lambda message: print(f"[{time.strftime('%H:%M:%S')}] {message}", flush=True)  # noqa: E731
     torch.manual_seed(0)
     teacher = create_model("hg8x256").eval()
-    student = load_model(opts.student) if opts.student else create_model("hg4x128").eval()
+    student = create_model(Path(opts.student)) if opts.student else create_model("hg4x128").eval()
 
     with tempfile.TemporaryDirectory(prefix="deploy-latency-") as tmp:
         work = Path(tmp)

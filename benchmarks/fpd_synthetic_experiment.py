@@ -142,7 +142,7 @@ def diagnose(args: argparse.Namespace, seed: int) -> dict:
     from fpdctl.data.registry import build_dataset
     from fpdctl.evaluate import predict_dataset
     from fpdctl.metrics.pckh import PCKH_THRESHOLD, head_sizes
-    from fpdctl.models.checkpoint import load_model
+    from fpdctl.models.checkpoint import create_model
 
     root = Path(args.out)
     val = build_dataset(args.data, "val", input_size=args.input_size)
@@ -154,7 +154,7 @@ def diagnose(args: argparse.Namespace, seed: int) -> dict:
     subset = torch.utils.data.Subset(val, range(n))
 
     def predict(run_dir: Path) -> tuple[np.ndarray, np.ndarray]:
-        coords, scores = predict_dataset(load_model(run_dir / "last.safetensors"), subset, flip=True, batch_size=50)
+        coords, scores = predict_dataset(create_model(run_dir / "last.safetensors"), subset, flip=True, batch_size=50)
         return coords, scores
 
     runs = {spec.role: spec.out for spec in plan(args) if spec.seed == seed}

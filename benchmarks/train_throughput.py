@@ -36,8 +36,9 @@ from typing import Callable
 import torch
 from torch import nn
 
-from fpdctl.models.hourglass import create_model
-from fpdctl.train.trainer import Precision, apply_gradients, compute_losses, resolve_precision
+from fpdctl.models.checkpoint import create_model
+from fpdctl.train.precision import TrainPrecision, resolve_precision
+from fpdctl.train.step import apply_gradients, compute_losses
 
 
 def _official_joints_mse(output: torch.Tensor, target: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
@@ -56,7 +57,7 @@ def _official_joints_mse(output: torch.Tensor, target: torch.Tensor, weight: tor
 def make_variants(args: argparse.Namespace) -> tuple[dict[str, Callable[[], None]], dict[str, str]]:
     """Build the four step functions (each runs one full step) and their descriptions."""
     device = torch.device("cpu")
-    precision: Precision = resolve_precision(args.precision, device)
+    precision: TrainPrecision = resolve_precision(args.precision, device)
     torch.manual_seed(0)
     n, size = args.batch, args.size
     images = torch.randn(n, 3, size, size)

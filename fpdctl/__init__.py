@@ -15,21 +15,18 @@ __all__ = [
     "__version__",
     "create_model",
     "list_models",
-    "load_model",
     "save_model",
 ]
 
 _LAZY = {
     "HourglassSpec": "fpdctl.models.spec",
     "list_models": "fpdctl.models.spec",
-    "create_model": "fpdctl.models.hourglass",
-    "load_model": "fpdctl.models.checkpoint",
+    "create_model": "fpdctl.models.checkpoint",
     "save_model": "fpdctl.models.checkpoint",
 }
 
 if TYPE_CHECKING:
-    from fpdctl.models.checkpoint import load_model, save_model
-    from fpdctl.models.hourglass import create_model
+    from fpdctl.models.checkpoint import create_model, save_model
     from fpdctl.models.spec import HourglassSpec, list_models
 
 

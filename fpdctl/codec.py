@@ -20,6 +20,16 @@ from fpdctl.skeleton import MPII, JOINT_SETS, JointSet
 if TYPE_CHECKING:
     import torch
 
+# Input px per heatmap px of every network here: the Stacked Hourglass stem (a stride-2 conv,
+# then a 2x max-pool) outputs heatmaps at a quarter of the input side. The one place that says so.
+HEATMAP_STRIDE: int = 4
+
+
+def heatmap_size(input_size: int) -> int:
+    """The heatmap side a network outputs for an ``input_size`` input (256 -> 64)."""
+    return int(input_size) // HEATMAP_STRIDE
+
+
 # Decoding steps this far (in heatmap px) from the argmax toward the higher neighbour: the
 # classic sub-pixel refinement of Newell et al. and every code base derived from it.
 QUARTER_PIXEL_SHIFT: float = 0.25

@@ -1,4 +1,4 @@
-"""Joint sets: MPII's 16 joints, LSP's 14, and the mapping between them.
+"""Joint sets: MPII's 16 joints, LSP's 14 (and the mapping between them), COCO's 17 keypoints.
 
 The MPII order is the one of the official release, pytorch-pose and the FPD code, so heatmap
 channel ``j`` of every model is joint ``j`` below.
@@ -75,11 +75,28 @@ LSP = JointSet(
 # loader leaves pelvis and thorax unannotated (weight 0), so one model family serves both sets.
 LSP_TO_MPII: tuple[int, ...] = (0, 1, 2, 3, 4, 5, 10, 11, 12, 13, 14, 15, 8, 9)
 
-JOINT_SETS: dict[str, JointSet] = {"mpii": MPII, "lsp": LSP}
+# COCO's 17 person keypoints, in the order and with the names of the official
+# ``person_keypoints_*.json`` category; the skeleton is that category's 1-based "skeleton" made
+# 0-based. COCO is its own channel layout (17 heatmaps): it is not mapped onto MPII's 16.
+COCO = JointSet(
+    name="coco",
+    names=(
+        "nose", "left_eye", "right_eye", "left_ear", "right_ear",
+        "left_shoulder", "right_shoulder", "left_elbow", "right_elbow", "left_wrist", "right_wrist",
+        "left_hip", "right_hip", "left_knee", "right_knee", "left_ankle", "right_ankle",
+    ),
+    flip_pairs=((1, 2), (3, 4), (5, 6), (7, 8), (9, 10), (11, 12), (13, 14), (15, 16)),
+    skeleton=(
+        (15, 13), (13, 11), (16, 14), (14, 12), (11, 12), (5, 11), (6, 12), (5, 6), (5, 7),
+        (6, 8), (7, 9), (8, 10), (1, 2), (0, 1), (0, 2), (1, 3), (2, 4), (3, 5), (4, 6),
+    ),
+)
+
+JOINT_SETS: dict[str, JointSet] = {"mpii": MPII, "lsp": LSP, "coco": COCO}
 
 
 def joint_set_for(num_joints: int) -> JointSet:
-    """The joint set with ``num_joints`` joints (16: MPII, 14: LSP)."""
+    """The joint set with ``num_joints`` joints (16: MPII, 14: LSP, 17: COCO)."""
     for joint_set in JOINT_SETS.values():
         if joint_set.num_joints == num_joints:
             return joint_set

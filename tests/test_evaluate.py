@@ -16,6 +16,7 @@ from fpdctl.data.transforms import PIXEL_STD, transform_points
 from fpdctl.errors import DataError, UsageError
 from fpdctl.evaluate import EvalResult, evaluate_model, predict_dataset, predictions_for_reference
 from fpdctl.metrics import EvalReference, PCKhResult
+from fpdctl.progress import Event
 from fpdctl.utils.device import resolve_device
 
 INPUT = 64  # tiny crops keep every test in seconds
@@ -118,10 +119,10 @@ def test_evaluate_model_result_and_mode_restored(synthetic_val) -> None:  # type
 
 
 def test_progress_callback(synthetic_val) -> None:  # type: ignore[no-untyped-def]
-    calls: list[tuple[int, int]] = []
+    events: list[Event] = []
     predict_dataset(fpdctl.create_model("hg1x16"), synthetic_val, flip=False, batch_size=4,
-                    progress=lambda done, total: calls.append((done, total)))
-    assert calls == [(4, 6), (6, 6)]
+                    progress=events.append)
+    assert [(e.kind, e.done, e.total) for e in events] == [("eval.batch", 4, 6), ("eval.batch", 6, 6)]
 
 
 def test_predictions_for_lsp_reference() -> None:

@@ -6,8 +6,9 @@ from typing import TYPE_CHECKING, Any, List, Optional
 
 import typer
 
-from fpdctl.cli.render import Column, check_format, check_outputs, emit, render_rows
+from fpdctl.cli.render import Column, check_format, check_outputs, decimals, emit, render_rows, stage_lines
 from fpdctl.deploy.backends import BACKENDS
+from fpdctl.models.spec import DEFAULT_INPUT_SIZE
 
 if TYPE_CHECKING:
     from fpdctl.deploy.bench import BenchResult
@@ -62,22 +63,22 @@ _COLUMNS = [
     Column("model", "model", justify="left"),
     Column("backend", "backend", justify="left"),
     Column("batch", "batch"),
-    Column("p50_ms", "p50 ms", lambda v: f"{v:.2f}"),
-    Column("p90_ms", "p90 ms", lambda v: f"{v:.2f}"),
-    Column("p99_ms", "p99 ms", lambda v: f"{v:.2f}"),
-    Column("mean_ms", "mean ms", lambda v: f"{v:.2f}"),
-    Column("std_ms", "std ms", lambda v: f"{v:.2f}"),
-    Column("min_ms", "min ms", lambda v: f"{v:.2f}"),
-    Column("img_per_s", "img/s", lambda v: f"{v:.1f}"),
-    Column("peak_mem_mb", "peak MB", lambda v: f"{v:.0f}"),
-    Column("mem_delta_mb", "+MB", lambda v: f"{v:.1f}"),
-    Column("speedup", "speed-up", lambda v: f"{v:.2f}x"),
-    Column("vs_reference", "x eager", lambda v: f"{v:.2f}x"),
+    Column("p50_ms", "p50 ms", decimals(2)),
+    Column("p90_ms", "p90 ms", decimals(2)),
+    Column("p99_ms", "p99 ms", decimals(2)),
+    Column("mean_ms", "mean ms", decimals(2)),
+    Column("std_ms", "std ms", decimals(2)),
+    Column("min_ms", "min ms", decimals(2)),
+    Column("img_per_s", "img/s", decimals(1)),
+    Column("peak_mem_mb", "peak MB", decimals(0)),
+    Column("mem_delta_mb", "+MB", decimals(1)),
+    Column("speedup", "speed-up", decimals(2, "x")),
+    Column("vs_reference", "x eager", decimals(2, "x")),
 ]
 _END_TO_END_COLUMNS = [
-    Column("pre_ms", "pre ms", lambda v: f"{v:.2f}"),
-    Column("model_ms", "model ms", lambda v: f"{v:.2f}"),
-    Column("post_ms", "post ms", lambda v: f"{v:.2f}"),
+    Column("pre_ms", "pre ms", decimals(2)),
+    Column("model_ms", "model ms", decimals(2)),
+    Column("post_ms", "post ms", decimals(2)),
 ]
 
 
@@ -93,7 +94,7 @@ def bench_command(
     precision: Optional[str] = typer.Option(None, "--precision", help="Keep these precisions: fp32,fp16,bf16,int8."),
     fmt: str = typer.Option("table", "--format", help="table, json, csv or markdown."),
     end_to_end: bool = typer.Option(False, "--end-to-end", help="Also time pre- and post-processing."),
-    input_size: Optional[int] = typer.Option(None, "--input-size", help="Input side for checkpoints and names (default 256)."),
+    input_size: Optional[int] = typer.Option(None, "--input-size", help=f"Input side for checkpoints and names (default: the size an fpdctl checkpoint was trained at, else {DEFAULT_INPUT_SIZE})."),
     output: Optional[str] = typer.Option(None, "--output", "-o", help="Write the output here instead of stdout."),
     spin_us: int = typer.Option(
         100, "--spin-us", help="Microseconds ONNX Runtime's idle threads busy-wait for the next operator (0: never).",
@@ -110,7 +111,7 @@ def bench_command(
         models, backend=backend, batches=batches, threads=threads, warmup=warmup, iters=iters,
         duration=duration, device=device, precisions=parse_precisions(precision),
         end_to_end=end_to_end, input_size=input_size, spin_us=spin_us,
-        progress=lambda message: typer.echo(f"{message} ...", err=True),
+        progress=stage_lines,
     )
     emit(_render(result, fmt), output)
 

@@ -7,6 +7,7 @@ from pathlib import Path
 import typer
 
 from fpdctl.errors import UsageError
+from fpdctl.models.spec import DEFAULT_INPUT_SIZE
 
 data_app = typer.Typer(
     help="Datasets: export the built-in synthetic data, preview samples.",
@@ -25,9 +26,10 @@ boxes PCKh needs. Read it back with --data mpii:DIR. The same --seed and
 
 PREVIEW_HELP = """Draw dataset samples, as the network sees them, in a PNG grid.
 
-Each tile is one sample after the standard crop, with its skeleton: left
-limbs orange, right limbs blue, spine and head green; visible joints are dots,
-invisible ones rings. The head box used by PCKh is outlined.
+Each tile is one sample after the standard crop, with its skeleton: the
+person's right limbs orange, left limbs blue, spine and head green (as
+fpdctl predict draws them); visible joints are dots, invisible ones rings.
+The head box used by PCKh is outlined.
 """
 
 
@@ -66,7 +68,7 @@ def preview_command(
         "synthetic", "--data", help="synthetic[:KEY=VAL,...], mpii:PATH or lsp:PATH."
     ),
     split: str = typer.Option("val", "--split", help="train or val."),
-    input_size: int = typer.Option(256, "--input-size", help="Network input side in pixels."),
+    input_size: int = typer.Option(DEFAULT_INPUT_SIZE, "--input-size", help="Network input side in pixels."),
     start: int = typer.Option(0, "--start", help="Index of the first sample."),
     augment: bool = typer.Option(False, "--augment/--no-augment", help="Show training augmentation."),
 ) -> None:

@@ -2,14 +2,23 @@
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Optional
 
 import typer
 
-from fpdctl.cli.render import Column, check_format, check_outputs, emit, render_rows, to_json
+from fpdctl.cli.render import (
+    Column,
+    ProgressBar,
+    check_format,
+    check_outputs,
+    decimals,
+    emit,
+    render_rows,
+    to_json,
+)
 from fpdctl.errors import UsageError
+from fpdctl.models.spec import DEFAULT_INPUT_SIZE
 
 if TYPE_CHECKING:
     from fpdctl.evaluate import EvalResult
@@ -50,10 +59,7 @@ _GROUP_HEADERS = (
     ("hip", "Hip"), ("knee", "Knee"), ("ankle", "Ankle"), ("mean", "Mean"),
     ("mean_plain", "Mean (plain)"),
 )
-
-
-def _pct(value: float) -> str:
-    return f"{value:.2f}"
+_pct = decimals(2)
 
 
 def eval_command(
@@ -77,7 +83,7 @@ def eval_command(
     device: str = typer.Option("auto", "--device", help="auto, cpu, cuda, cuda:N or mps."),
     input_size: Optional[int] = typer.Option(
         None, "--input-size",
-        help="Network input side in pixels (default: the size an fpdctl checkpoint was trained at, else 256).",
+        help=f"Network input side in pixels (default: the size an fpdctl checkpoint was trained at, else {DEFAULT_INPUT_SIZE}).",
     ),
     workers: int = typer.Option(0, "--workers", help="DataLoader worker processes."),
     save_predictions: Optional[Path] = typer.Option(
@@ -103,19 +109,7 @@ def eval_command(
                 "give either MODEL_OR_CHECKPOINT with --data, or --predictions with "
                 "--ground-truth, not both"
             )
-        if predictions is None:
-            raise UsageError("--ground-truth needs --predictions (the prediction file to score)")
-        if ground_truth is None:
-            raise UsageError("--predictions needs --ground-truth (the official MPII ground-truth .mat)")
-        if save_predictions is not None:
-            raise UsageError("--save-predictions applies to model evaluation only")
-        from fpdctl.metrics.files import evaluate_prediction_files
-        from fpdctl.metrics.pckh import PCKH_THRESHOLD
-
-        metric = evaluate_prediction_files(
-            predictions, ground_truth, threshold=PCKH_THRESHOLD if threshold is None else threshold
-        )
-        emit(_render(metric, None, fmt, per_joint, source=str(predictions)), output)
+        _score_files(predictions, ground_truth, save_predictions, threshold, fmt, per_joint, output)
         return
     if model is None:
         raise UsageError(
@@ -124,107 +118,56 @@ def eval_command(
         )
     if data is None:
         raise UsageError("MODEL_OR_CHECKPOINT needs --data (synthetic, mpii:PATH or lsp:PATH)")
-    if input_size is None:
-        from fpdctl.models.checkpoint import default_input_size
+    from fpdctl.evaluate import evaluate_checkpoint
 
-        input_size = default_input_size(model)
-    result = _evaluate_model(
-        model, data, flip=flip, batch_size=batch_size, device=device, input_size=input_size,
-        workers=workers, threshold=threshold, save_predictions=save_predictions,
-        show_progress=fmt == "table" and output is None,
-    )
-    emit(_render(result.metric, result, fmt, per_joint, source=f"{model} on {data}",
-                 input_size=input_size), output)
+    with ProgressBar("evaluating", enabled=fmt == "table" and output is None) as progress:
+        result = evaluate_checkpoint(
+            model, data, input_size=input_size, device=device, save_predictions=save_predictions,
+            flip=flip, batch_size=batch_size, num_workers=workers, threshold=threshold, progress=progress,
+        )
+    emit(_render(result.metric, result, fmt, per_joint, source=f"{model} on {data}"), output)
     if save_predictions is not None:
         typer.echo(f"wrote {save_predictions}", err=True)
 
 
-def _evaluate_model(
-    model_name: str, data: str, *, flip: bool, batch_size: int, device: str, input_size: int,
-    workers: int, threshold: float | None, save_predictions: Path | None, show_progress: bool,
-) -> "EvalResult":
-    from fpdctl.data.registry import build_dataset, parse_data_spec
-    from fpdctl.utils.device import resolve_device
-
-    if batch_size < 1:
-        raise UsageError(f"--batch-size must be at least 1, got {batch_size}")
-    if workers < 0:
-        raise UsageError(f"--workers must be 0 or more, got {workers}")
-    spec = parse_data_spec(data)
-    target = resolve_device(device)
+def _score_files(
+    predictions: Path | None, ground_truth: Path | None, save_predictions: Path | None,
+    threshold: float | None, fmt: str, per_joint: bool, output: str | None,
+) -> None:
+    """``fpdctl eval --predictions P --ground-truth G``: score a prediction file."""
+    if predictions is None:
+        raise UsageError("--ground-truth needs --predictions (the prediction file to score)")
+    if ground_truth is None:
+        raise UsageError("--predictions needs --ground-truth (the official MPII ground-truth .mat)")
     if save_predictions is not None:
-        from fpdctl.metrics.files import check_prediction_output
+        raise UsageError("--save-predictions applies to model evaluation only")
+    from fpdctl.metrics.files import evaluate_prediction_files
+    from fpdctl.metrics.pckh import PCKH_THRESHOLD
 
-        check_prediction_output(save_predictions)  # fail before the network runs, not after
-
-    import torch
-
-    from fpdctl.evaluate import evaluate_model
-    from fpdctl.models.checkpoint import model_from_name_or_path
-
-    net = model_from_name_or_path(model_name)
-    model_spec = getattr(net, "spec", None)
-    if model_spec is not None:
-        model_spec.check_input_size(input_size)
-    if target.type == "cuda":
-        net = net.to(memory_format=torch.channels_last)  # faster cuDNN convolutions on GPUs
-    dataset = build_dataset(spec, "val", input_size=input_size)
-
-    progress_bar = _Progress() if show_progress and sys.stderr.isatty() else None
-    try:
-        result = evaluate_model(
-            net, dataset, flip=flip, batch_size=batch_size, device=target, num_workers=workers,
-            threshold=threshold, progress=progress_bar.update if progress_bar else None,
-        )
-    finally:
-        if progress_bar:
-            progress_bar.close()
-    if save_predictions is not None:
-        from fpdctl.metrics.files import save_predictions as save
-
-        save(save_predictions, result.coords)
-    return result
+    metric = evaluate_prediction_files(
+        predictions, ground_truth, threshold=PCKH_THRESHOLD if threshold is None else threshold
+    )
+    emit(_render(metric, None, fmt, per_joint, source=str(predictions)), output)
 
 
-class _Progress:
-    """A Rich progress bar on stderr, only when stderr is a terminal."""
-
-    def __init__(self) -> None:
-        from rich.console import Console
-        from rich.progress import Progress
-
-        self._progress = Progress(console=Console(stderr=True), transient=True)
-        self._progress.start()
-        self._task = self._progress.add_task("evaluating", total=None)
-
-    def update(self, done: int, total: int) -> None:
-        self._progress.update(self._task, completed=done, total=total)
-
-    def close(self) -> None:
-        self._progress.stop()
-
-
-def _report(metric: "AccuracyResult", result: "EvalResult | None", input_size: int | None) -> dict[str, Any]:
+def _report(metric: "AccuracyResult", result: "EvalResult | None") -> dict[str, Any]:
     report = metric.to_dict()
     if result is not None:
-        report["input_size"] = input_size
+        report["input_size"] = result.input_size
         report["seconds"] = round(result.seconds, 4)
         report["images_per_second"] = round(result.images_per_second, 3)
     return report
 
 
-def _render(
-    metric: "AccuracyResult", result: "EvalResult | None", fmt: str, per_joint: bool, source: str,
-    input_size: int | None = None,
-) -> str:
+def _render(metric: "AccuracyResult", result: "EvalResult | None", fmt: str, per_joint: bool, source: str) -> str:
     if fmt == "json":
-        return to_json(_report(metric, result, input_size))
+        return to_json(_report(metric, result))
     name = "PCKh" if metric.metric == "pckh" else "PCK"
     title = f"{name}@{metric.threshold:g}: {source}"
     row = dict(metric.groups)
     columns = [Column(key, header, _pct) for key, header in _GROUP_HEADERS]
     if fmt == "csv":
-        return render_rows([_flat_row(metric, result, input_size)], columns, fmt)
+        return render_rows([_flat_row(metric, result)], columns, fmt)
     notes = [f"{metric.num_persons} persons, {sum(metric.counts.values())} visible joints"]
     if metric.metric == "pckh":
         notes.append(f"PCKh@0.1 {metric.pckh_at_0_1:.2f}")  # type: ignore[attr-defined]
@@ -236,7 +179,7 @@ def _render(
             notes.append(f"{excluded} persons without an annotated torso not scored")
     if result is not None:
         notes.append(
-            f"{result.num_images} images at {input_size} px in {result.seconds:.2f} s "
+            f"{result.num_images} images at {result.input_size} px in {result.seconds:.2f} s "
             f"({result.images_per_second:.1f}/s) on {result.device}, flip test {'on' if result.flip else 'off'}"
         )
     caption = (
@@ -258,9 +201,9 @@ def _render(
     return text
 
 
-def _flat_row(metric: "AccuracyResult", result: "EvalResult | None", input_size: int | None) -> dict[str, Any]:
+def _flat_row(metric: "AccuracyResult", result: "EvalResult | None") -> dict[str, Any]:
     """One CSV row: the groups, then every per-joint figure, then the extras."""
-    report = _report(metric, result, input_size)
+    report = _report(metric, result)
     row: dict[str, Any] = dict(report[metric.metric])
     row.update({f"joint_{k}": v for k, v in report["per_joint"].items()})
     row.update({k: v for k, v in report.items() if not isinstance(v, dict)})

@@ -6,8 +6,9 @@ from typing import TYPE_CHECKING, Any, Optional
 
 import typer
 
-from fpdctl.cli.render import Column, check_format, emit, render_rows, to_json
+from fpdctl.cli.render import Column, check_format, emit, render_rows, stage_lines, to_json
 from fpdctl.deploy.backends import EXPORT_PRECISIONS
+from fpdctl.models.spec import DEFAULT_INPUT_SIZE
 
 if TYPE_CHECKING:
     from fpdctl.deploy.export import ExportResult
@@ -46,7 +47,7 @@ def export_command(
     input_size: Optional[int] = typer.Option(
         None, "--input-size",
         help="Square input side in pixels, a multiple of 64 (default: the size an fpdctl checkpoint "
-        "was trained at, else 256).",
+        f"was trained at, else {DEFAULT_INPUT_SIZE}).",
     ),
     all_stacks: bool = typer.Option(False, "--all-stacks", help="Output every stack, not only the last."),
     precision: str = typer.Option("fp32", "--precision", help=" | ".join(EXPORT_PRECISIONS)),
@@ -78,7 +79,7 @@ def export_command(
         all_stacks=all_stacks, precision=precision, calibration_data=calibration_data,
         calibration_samples=calibration_samples, validation_samples=validation_samples,
         verify=verify, threads=threads, exporter=exporter,
-        progress=lambda message: typer.echo(f"{message} ...", err=True),
+        progress=stage_lines,
     )
     emit(_render(result, fmt))
     typer.echo(f"wrote {result.path}", err=True)

@@ -20,8 +20,3 @@ def parse_int_list(text: str, option: str, minimum: int | None = None) -> list[i
             raise UsageError(f"{option} values must be at least {minimum}, got {value}")
         values.append(value)
     return values
-
-
-def require_positive(value: float | int, option: str) -> None:
-    if value <= 0:
-        raise UsageError(f"{option} must be positive, got {value}")

@@ -7,6 +7,8 @@ from typing import Optional
 
 import typer
 
+from fpdctl.models.spec import DEFAULT_INPUT_SIZE
+
 HELP = """Predict one person's keypoints per image or video frame.
 
 MODEL is a checkpoint, an .onnx file from `fpdctl export` or a model name
@@ -31,7 +33,7 @@ def predict_command(
     bbox: Optional[str] = typer.Option(None, "--bbox", help="Person box x,y,w,h in image pixels."),
     device: str = typer.Option("cpu", "--device", help="cpu, cuda, cuda:N or auto."),
     threads: Optional[int] = typer.Option(None, "--threads", help="Intra-op threads."),
-    input_size: Optional[int] = typer.Option(None, "--input-size", help="Input side for checkpoints (default: the size an fpdctl checkpoint was trained at, else 256)."),
+    input_size: Optional[int] = typer.Option(None, "--input-size", help=f"Input side for checkpoints (default: the size an fpdctl checkpoint was trained at, else {DEFAULT_INPUT_SIZE})."),
     draw: bool = typer.Option(True, "--draw/--no-draw", help="Write the drawn images or video."),
     min_score: float = typer.Option(0.0, "--min-score", help="Do not draw joints scoring below this."),
     max_frames: Optional[int] = typer.Option(None, "--max-frames", help="Stop a video after this many frames."),

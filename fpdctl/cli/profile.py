@@ -7,7 +7,8 @@ from typing import List, Optional
 import typer
 
 from fpdctl.cli.options import parse_int_list
-from fpdctl.cli.render import Column, check_format, check_outputs, emit, render_rows
+from fpdctl.cli.render import Column, check_format, check_outputs, decimals, emit, render_rows
+from fpdctl.models.spec import DEFAULT_INPUT_SIZE, TEACHER_MODEL
 
 HELP = """Cost of each stack/channel setting: params, MACs, weights and activation memory.
 
@@ -29,9 +30,9 @@ def profile_command(
     stacks: str = typer.Option("1,2,4,8", help="Grid stacks, comma-separated."),
     channels: str = typer.Option("64,128,256", help="Grid channels, comma-separated (multiples of 4)."),
     blocks: str = typer.Option("1", help="Grid residual blocks per stage, comma-separated."),
-    input_size: int = typer.Option(256, help="Square input side in pixels (a multiple of 64)."),
+    input_size: int = typer.Option(DEFAULT_INPUT_SIZE, help="Square input side in pixels (a multiple of 64)."),
     batch: int = typer.Option(1, help="Batch size for the activation memory (and --measure)."),
-    reference: str = typer.Option("hg8x256", help="Model the x-fewer columns compare against."),
+    reference: str = typer.Option(TEACHER_MODEL, help="Model the x-fewer columns compare against."),
     fmt: str = typer.Option("table", "--format", help="table, json, csv or markdown."),
     output: Optional[str] = typer.Option(None, "--output", "-o", help="Write the output here instead of stdout."),
     plot: Optional[str] = typer.Option(None, "--plot", help="Also write a log-log PNG of MACs against params."),
@@ -39,7 +40,6 @@ def profile_command(
     counter: str = typer.Option("analytic", help="analytic (default), meta, or thop (optional extra)."),
 ) -> None:
     from fpdctl.errors import UsageError
-    from fpdctl.models.spec import resolve_spec
     from fpdctl.profiling.profile import paper_grid, profile_specs
 
     check_format(fmt)
@@ -64,27 +64,7 @@ def profile_command(
 
         plot_cost(rows, plot)
     dicts = [r.to_dict() for r in rows]
-    columns = [
-        Column("model", "model", justify="left"),
-        Column("stacks", "stacks"),
-        Column("channels", "channels"),
-        Column("blocks", "blocks"),
-        Column("params", "params", lambda v: f"{v / 1e6:.2f}M"),
-        Column("macs", "GMACs", lambda v: f"{v / 1e9:.2f}"),
-        Column("flops", "GFLOPs", lambda v: f"{v / 1e9:.2f}"),
-        Column("elementwise_ops", "G elem-ops", lambda v: f"{v / 1e9:.3f}"),
-        Column("weights_mb", "MB fp32", lambda v: f"{v:.1f}"),
-        Column("weights_mb_fp16", "MB fp16", lambda v: f"{v:.1f}"),
-        Column("weights_mb_int8", "MB int8", lambda v: f"{v:.1f}"),
-        Column("activations_mb", f"act MB (b{batch})", lambda v: f"{v:.1f}"),
-        Column("params_reduction", "x fewer params", lambda v: f"{v:.1f}x"),
-        Column("macs_reduction", "x fewer MACs", lambda v: f"{v:.1f}x"),
-    ]
-    if measure:
-        columns += [
-            Column("latency_ms_median", "measured ms p50", lambda v: f"{v:.1f}"),
-            Column("latency_ms_p90", "measured ms p90", lambda v: f"{v:.1f}"),
-        ]
+    columns = _columns(batch, measure)
     caption = (
         f"{input_size}x{input_size} input; MACs per image (convolutions); reference {ref.name}; "
         f"counter: {counter}"
@@ -93,6 +73,31 @@ def profile_command(
     emit(render_rows(dicts, columns, fmt, title="fpdctl profile", caption=caption), output)
     if plot:
         typer.echo(f"wrote {plot}", err=True)
+
+
+def _columns(batch: int, measure: bool) -> list[Column]:
+    columns = [
+        Column("model", "model", justify="left"),
+        Column("stacks", "stacks"),
+        Column("channels", "channels"),
+        Column("blocks", "blocks"),
+        Column("params", "params", decimals(2, "M", per=1e6)),
+        Column("macs", "GMACs", decimals(2, per=1e9)),
+        Column("flops", "GFLOPs", decimals(2, per=1e9)),
+        Column("elementwise_ops", "G elem-ops", decimals(3, per=1e9)),
+        Column("weights_mb", "MB fp32", decimals(1)),
+        Column("weights_mb_fp16", "MB fp16", decimals(1)),
+        Column("weights_mb_int8", "MB int8", decimals(1)),
+        Column("activations_mb", f"act MB (b{batch})", decimals(1)),
+        Column("params_reduction", "x fewer params", decimals(1, "x")),
+        Column("macs_reduction", "x fewer MACs", decimals(1, "x")),
+    ]
+    if measure:
+        columns += [
+            Column("latency_ms_median", "measured ms p50", decimals(1)),
+            Column("latency_ms_p90", "measured ms p90", decimals(1)),
+        ]
+    return columns
 
 
 def _spec_of(model: str):  # type: ignore[no-untyped-def]

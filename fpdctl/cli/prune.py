@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Optional
+from typing import TYPE_CHECKING, Optional
 
 import typer
 
 from fpdctl.cli.options import parse_int_list
 from fpdctl.cli.render import Column, check_format, emit, render_rows
+from fpdctl.models.spec import DEFAULT_INPUT_SIZE
+from fpdctl.train.loss import DEFAULT_ALPHA
 
 if TYPE_CHECKING:
-    from fpdctl.prune.sweep import SweepResult
+    from fpdctl.progress import Event
+    from fpdctl.sweep.results import SweepResult
 
 PRUNE_HELP = """Slice a trained teacher into a smaller hourglass of the same family.
 
@@ -53,7 +56,7 @@ def prune_command(
     output: str = typer.Option(..., "--output", "-o", help="Student checkpoint to write (.safetensors)."),
     importance: str = typer.Option("bn", "--importance", help="Channel criterion: bn (|gamma|) or l1."),
     stack_strategy: str = typer.Option("first", "--stack-strategy", help="first or first-last."),
-    input_size: int = typer.Option(256, "--input-size", help="Input side (MACs, BN re-estimation images)."),
+    input_size: int = typer.Option(DEFAULT_INPUT_SIZE, "--input-size", help="Input side (MACs, BN re-estimation images)."),
     recalibrate_bn: int = typer.Option(
         0, "--recalibrate-bn", help="Re-estimate BN statistics over N training batches of --data (0: off)."),
     data: str = typer.Option("synthetic", "--data", help="Images for --recalibrate-bn: synthetic, mpii:PATH, lsp:PATH."),
@@ -91,30 +94,20 @@ def prune_command(
                      caption=f"MACs at {input_size}x{input_size}; wrote {result.output}"))
 
 
-class _Progress:
-    """Prints the sweep's events on stderr (stdout keeps the table)."""
-
-    def on_teacher(self, teacher: Any, cached: bool) -> None:
-        typer.echo(
-            f"teacher {teacher.model}: PCKh {teacher.pckh:.2f}{' (cached)' if cached else ''}", err=True
-        )
-
-    def on_skip(self, item: Any) -> None:
-        typer.echo(f"skip {item.key}: already finished", err=True)
-
-    def on_config_start(self, item: Any, position: int, total: int) -> None:
-        typer.echo(f"[{position}/{total}] {item.key}", err=True)
-
-    def on_zero_shot(self, item: Any, pckh: float) -> None:
-        typer.echo(f"  zero-shot PCKh {pckh:.2f}; fine-tuning...", err=True)
-
-    def on_train_step(self, item: Any, log: Any) -> None:
-        typer.echo(f"  step {log.step}/{log.total_steps} loss {log.loss:.5f} ({log.img_per_s:.1f} img/s)", err=True)
-
-    def on_config_end(self, result: Any) -> None:
-        typer.echo(
-            f"  PCKh {result.pckh:.2f} after {result.steps} steps ({result.train_seconds:.0f} s)", err=True
-        )
+def _show_sweep_event(event: "Event") -> None:
+    """Print the sweep's progress on stderr (stdout keeps the table)."""
+    if event.kind == "sweep.config_start":
+        line = f"[{event.done}/{event.total}] {event.message}"
+    elif event.kind == "sweep.train_step":
+        log = event.data
+        line = f"  step {log.step}/{log.total_steps} loss {log.loss:.5f} ({log.img_per_s:.1f} img/s)"
+    elif event.kind in ("sweep.zero_shot", "sweep.config_end"):
+        line = f"  {event.message}"
+    elif event.kind in ("sweep.teacher", "sweep.skip"):
+        line = event.message
+    else:
+        return
+    typer.echo(line, err=True)
 
 
 def _render_sweep(summary: "SweepResult", fmt: str) -> str:
@@ -147,6 +140,23 @@ def _render_sweep(summary: "SweepResult", fmt: str) -> str:
     return render_rows(rows, columns, fmt, title=f"fpdctl prune-sweep ({summary.out})", caption=caption)
 
 
+def _check_rule(max_drop: float, budget_macs: Optional[float], budget_latency: Optional[float],
+                latency: bool) -> Optional[float]:
+    """Check the recommendation's options; returns --budget-macs as a MAC count (None: no budget)."""
+    from fpdctl.errors import UsageError
+
+    if budget_macs is not None and budget_latency is not None:
+        raise UsageError("give --budget-macs or --budget-latency, not both")
+    for name, value in (("--budget-macs", budget_macs), ("--budget-latency", budget_latency)):
+        if value is not None and not value > 0:
+            raise UsageError(f"{name} must be positive, got {value:g}")
+    if budget_latency is not None and not latency:
+        raise UsageError("--budget-latency needs latency measurements; drop --no-latency")
+    if max_drop < 0:
+        raise UsageError(f"--max-drop must be a non-negative number, got {max_drop:g}")
+    return None if budget_macs is None else budget_macs * 1e9
+
+
 def prune_sweep_command(
     teacher: Optional[str] = typer.Option(None, "--teacher", help="Teacher checkpoint (required unless --summary-only)."),
     stacks: str = typer.Option("1,2,4", "--stacks", help="Grid stacks, comma-separated."),
@@ -155,12 +165,13 @@ def prune_sweep_command(
     init: str = typer.Option("both", "--init", help="scratch, teacher (sliced) or both."),
     max_steps: Optional[int] = typer.Option(None, "--max-steps", help="Fine-tune steps per config (default 200)."),
     epochs: Optional[int] = typer.Option(None, "--epochs", help="Fine-tune epochs per config (instead of --max-steps)."),
-    alpha: float = typer.Option(0.5, "--alpha", help="Weight of the distillation term."),
-    data: str = typer.Option("synthetic", "--data", help="synthetic[:KEY=VAL,...], mpii:PATH or lsp:PATH."),
-    input_size: int = typer.Option(256, "--input-size", help="Network input side in pixels."),
-    batch_size: int = typer.Option(16, "--batch-size", help="Fine-tune images per step."),
-    lr: float = typer.Option(1e-3, "--lr", help="Fine-tune learning rate (cosine decay)."),
-    seed: int = typer.Option(0, "--seed", help="Seeds scratch weights and the fine-tune."),
+    alpha: Optional[float] = typer.Option(None, "--alpha", help=f"Weight of the distillation term (default: {DEFAULT_ALPHA})."),
+    data: Optional[str] = typer.Option(
+        None, "--data", help="synthetic[:KEY=VAL,...], mpii:PATH or lsp:PATH (default: synthetic)."),
+    input_size: Optional[int] = typer.Option(None, "--input-size", help=f"Network input side in pixels (default: {DEFAULT_INPUT_SIZE})."),
+    batch_size: Optional[int] = typer.Option(None, "--batch-size", help="Fine-tune images per step (default: 16)."),
+    lr: Optional[float] = typer.Option(None, "--lr", help="Fine-tune learning rate, cosine decay (default: 1e-3)."),
+    seed: Optional[int] = typer.Option(None, "--seed", help="Seeds scratch weights and the fine-tune (default: 0)."),
     val_limit: Optional[int] = typer.Option(None, "--val-limit", help="Evaluate on the first N validation persons."),
     importance: str = typer.Option("bn", "--importance", help="Slicing channel criterion: bn or l1."),
     stack_strategy: str = typer.Option("first", "--stack-strategy", help="Slicing stacks: first or first-last."),
@@ -173,31 +184,17 @@ def prune_sweep_command(
     out: str = typer.Option("prune-sweep", "--out", help="Sweep directory (results, summary, plot)."),
     shard: Optional[str] = typer.Option(None, "--shard", help="K/N: run every N-th config starting at the K-th."),
     summary_only: bool = typer.Option(False, "--summary-only", help="Only rebuild the summary of --out."),
-    device: str = typer.Option("auto", "--device", help="auto, cpu, cuda, cuda:N or mps."),
-    workers: int = typer.Option(2, "--workers", help="DataLoader worker processes."),
+    device: Optional[str] = typer.Option(None, "--device", help="auto, cpu, cuda, cuda:N or mps (default: auto)."),
+    workers: Optional[int] = typer.Option(None, "--workers", help="DataLoader worker processes (default: 2)."),
     fmt: str = typer.Option("table", "--format", help="table, json, csv or markdown."),
 ) -> None:
     from fpdctl.errors import UsageError
-    from fpdctl.prune.sweep import (
-        SweepSettings,
-        build_grid,
-        parse_inits,
-        parse_shard,
-        run_sweep,
-        summarize,
-    )
+    from fpdctl.sweep.grid import build_grid, parse_inits, parse_shard
+    from fpdctl.sweep.results import summarize
+    from fpdctl.sweep.run import SweepSettings, fine_tune_config, run_sweep
 
     check_format(fmt)
-    if budget_macs is not None and budget_latency is not None:
-        raise UsageError("give --budget-macs or --budget-latency, not both")
-    for name, value in (("--budget-macs", budget_macs), ("--budget-latency", budget_latency)):
-        if value is not None and not value > 0:
-            raise UsageError(f"{name} must be positive, got {value:g}")
-    if budget_latency is not None and not latency:
-        raise UsageError("--budget-latency needs latency measurements; drop --no-latency")
-    if max_drop < 0:
-        raise UsageError(f"--max-drop must be a non-negative number, got {max_drop:g}")
-    budget = None if budget_macs is None else budget_macs * 1e9
+    budget = _check_rule(max_drop, budget_macs, budget_latency, latency)
     if summary_only:
         from fpdctl.utils.io import require_dir
 
@@ -224,16 +221,16 @@ def prune_sweep_command(
         parse_int_list(blocks, "--blocks", minimum=1),
         parse_inits(init),
     )
+    # The fine-tune's options resolve like `fpdctl distill`'s: the flags given, over the sweep's
+    # recipe, over TrainConfig's defaults.
+    given = dict(data=data, input_size=input_size, max_steps=max_steps, epochs=epochs, alpha=alpha,
+                 batch_size=batch_size, lr=lr, seed=seed, val_limit=val_limit, device=device, workers=workers)
     settings = SweepSettings(
-        teacher=teacher, data=data, input_size=input_size,
-        max_steps=max_steps if max_steps is not None or epochs is not None else 200,
-        epochs=epochs, alpha=alpha, batch_size=batch_size, lr=lr, seed=seed,
-        importance=importance, stack_strategy=stack_strategy, recalibrate_bn=recalibrate_bn,
-        val_limit=val_limit,
-        latency=latency, device=device, workers=workers,
+        train=fine_tune_config(teacher, teacher_spec, given),
+        importance=importance, stack_strategy=stack_strategy, recalibrate_bn=recalibrate_bn, latency=latency,
     )
     summary = run_sweep(settings, items, out, shard=(shard_index, shard_count), max_drop=max_drop,
-                        budget_macs=budget, budget_latency_ms=budget_latency, callbacks=_Progress())  # type: ignore[arg-type]
+                        budget_macs=budget, budget_latency_ms=budget_latency, progress=_show_sweep_event)
     emit(_render_sweep(summary, fmt))
     if summary.pending:
         typer.echo(f"interrupted: {len(summary.pending)} config(s) left; rerun the same command to resume",

@@ -1,4 +1,5 @@
-"""Render result rows as a Rich table, JSON, CSV or Markdown. Only the CLI prints."""
+"""What the CLI shows: result rows as a Rich table, JSON, CSV or Markdown, and the core's progress
+events (:mod:`fpdctl.progress`) on stderr. Only the CLI prints."""
 
 from __future__ import annotations
 
@@ -6,10 +7,14 @@ import csv
 import io
 import json
 import math
+import sys
 from dataclasses import dataclass
-from typing import Any, Callable, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Sequence
 
 from fpdctl.errors import UsageError
+
+if TYPE_CHECKING:
+    from fpdctl.progress import Event
 
 FORMATS = ("table", "json", "csv", "markdown")
 
@@ -22,6 +27,15 @@ class Column:
     header: str
     fmt: Callable[[Any], str] = str
     justify: str = "right"
+
+
+def decimals(digits: int, suffix: str = "", per: float = 1.0) -> Callable[[Any], str]:
+    """A :class:`Column` formatter: ``value / per`` with ``digits`` decimals, then ``suffix``.
+
+    ``decimals(2)`` shows 12.3456 as "12.35"; ``decimals(2, "x")`` as "12.35x";
+    ``decimals(1, "M", per=1e6)`` shows 4_500_000 as "4.5M".
+    """
+    return lambda value: f"{value / per:.{digits}f}{suffix}"
 
 
 def check_format(fmt: str) -> str:
@@ -107,3 +121,47 @@ def emit(text: str, output: str | None = None) -> None:
         typer.echo(f"wrote {output}", err=True)
     else:
         typer.echo(text)
+
+
+def stage_lines(event: "Event") -> None:
+    """A :data:`~fpdctl.progress.Progress` that prints each event's message on stderr as
+    ``message ...`` (export and bench announce their slow steps this way)."""
+    import typer
+
+    if event.message:
+        typer.echo(f"{event.message} ...", err=True)
+
+
+class ProgressBar:
+    """A :data:`~fpdctl.progress.Progress` drawn as a Rich bar on stderr (``done`` of ``total``),
+    from the first counted event on; where stderr is not a terminal, or ``enabled`` is False, it
+    shows nothing.
+
+    Use it as a context manager: the bar is removed when the block ends.
+    """
+
+    def __init__(self, description: str, enabled: bool = True) -> None:
+        self._description = description
+        self._enabled = enabled and sys.stderr.isatty()
+        self._bar: Any = None
+        self._task: Any = None
+
+    def __enter__(self) -> "ProgressBar":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._bar is not None:
+            self._bar.stop()
+            self._bar = None
+
+    def __call__(self, event: "Event") -> None:
+        if not self._enabled or event.done is None:
+            return
+        if self._bar is None:
+            from rich.console import Console
+            from rich.progress import Progress
+
+            self._bar = Progress(console=Console(stderr=True), transient=True)
+            self._bar.start()
+            self._task = self._bar.add_task(self._description, total=None)
+        self._bar.update(self._task, completed=event.done, total=event.total)

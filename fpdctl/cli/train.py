@@ -1,7 +1,8 @@
 """``fpdctl train`` and ``fpdctl distill``: parse options, run the trainer, render its events.
 
 Everything heavy (torch, the trainer, the data) is imported inside the commands so that
-``fpdctl --help`` stays fast.
+``fpdctl --help`` stays fast; the event kinds and payloads (:mod:`fpdctl.train.events`) are
+torch-free.
 """
 
 from __future__ import annotations
@@ -14,14 +15,18 @@ from typing import TYPE_CHECKING, Any, Optional
 import typer
 
 from fpdctl.errors import UsageError
+from fpdctl.models.spec import DEFAULT_INPUT_SIZE, STUDENT_MODEL, TEACHER_MODEL
+from fpdctl.progress import Event
+from fpdctl.train.events import TRAIN_EVAL, TRAIN_START, TRAIN_STEP
+from fpdctl.train.loss import DEFAULT_ALPHA
 
 if TYPE_CHECKING:
-    from fpdctl.train.trainer import EvalLog, RunInfo, StepLog, TrainResult
+    from fpdctl.train.events import EvalLog, RunInfo, StepLog, TrainResult
 
 
 # --------------------------------------------------------------------------- shared options
 _DATA = typer.Option(None, "--data", help="synthetic[:K=V,...], mpii:PATH or lsp:PATH (default: synthetic).")
-_INPUT = typer.Option(None, "--input-size", help="Input side in px; heatmaps are a quarter (default: 256).")
+_INPUT = typer.Option(None, "--input-size", help=f"Input side in px; heatmaps are a quarter (default: {DEFAULT_INPUT_SIZE}).")
 _EPOCHS = typer.Option(None, "--epochs", help="Run length in epochs (default: 140).")
 _MAX_STEPS = typer.Option(None, "--max-steps", help="Run length in optimizer steps (instead of --epochs).")
 _BATCH = typer.Option(None, "--batch-size", help="Images per step per process (default: 16).")
@@ -87,12 +92,21 @@ def _step_text(log: "StepLog") -> str:
 
 
 class _PlainReporter:
-    """One line per event, for logs and pipes."""
+    """A :data:`~fpdctl.progress.Progress` that prints one line per start, step and evaluation,
+    for logs and pipes."""
 
     def __init__(self) -> None:
         from rich.console import Console
 
         self.console = Console(highlight=False, soft_wrap=True)
+
+    def __call__(self, event: Event) -> None:
+        if event.kind == TRAIN_START:
+            self.on_start(event.data)
+        elif event.kind == TRAIN_STEP:
+            self.on_step(event.data)
+        elif event.kind == TRAIN_EVAL:
+            self.on_eval(event.data)
 
     def on_start(self, info: "RunInfo") -> None:
         who = f"distill {info.teacher} -> {info.model}" if info.teacher else f"train {info.model}"
@@ -114,12 +128,6 @@ class _PlainReporter:
         self.console.print(
             f"eval step {log.step}: {log.metric.upper()} {log.value:.2f}{best} [{log.seconds:.1f}s]"
         )
-
-    def on_checkpoint(self, step: int, path: Path) -> None:
-        pass
-
-    def on_end(self, result: "TrainResult") -> None:
-        pass
 
     def close(self) -> None:
         pass
@@ -168,8 +176,7 @@ class _ProgressReporter(_PlainReporter):
 
 
 def _make_reporter() -> _PlainReporter:
-    """A progress bar on a terminal, plain lines otherwise. Both implement every method of
-    ``TrainCallbacks`` (duck-typed, so this module does not import torch to subclass it)."""
+    """A progress bar on a terminal, plain lines otherwise."""
     return _ProgressReporter() if sys.stdout.isatty() else _PlainReporter()
 
 
@@ -201,7 +208,8 @@ def _render_result(result: "TrainResult") -> None:
 def _run(command: str, given: dict[str, Any], *, out: Optional[Path], resume: Optional[Path],
          overwrite: bool, config_file: Optional[Path]) -> None:
     from fpdctl.train.config import check_resume_changes, resolve_config
-    from fpdctl.train.trainer import Trainer, load_run_config
+    from fpdctl.train.run_dir import load_run_config
+    from fpdctl.train.trainer import Trainer
 
     if resume is not None:
         if overwrite:
@@ -222,7 +230,7 @@ def _run(command: str, given: dict[str, Any], *, out: Optional[Path], resume: Op
     rank0 = _is_rank0()
     reporter = _make_reporter() if rank0 else None
     # Construction validates the teacher, the data and the run directory and creates nothing.
-    trainer = Trainer(config, resume=resume is not None, overwrite=overwrite, callbacks=reporter)
+    trainer = Trainer(config, progress=reporter, resume=resume is not None, overwrite=overwrite)
     try:
         result = trainer.run()
     finally:
@@ -242,7 +250,7 @@ def _run(command: str, given: dict[str, Any], *, out: Optional[Path], resume: Op
 
 
 def train_command(
-    model: Optional[str] = typer.Option(None, "--model", help="Model to train, e.g. hg8x256 (default: hg8x256)."),
+    model: Optional[str] = typer.Option(None, "--model", help=f"Model to train, e.g. hg2x64b2 (default: {TEACHER_MODEL})."),
     init: Optional[str] = typer.Option(None, "--init", help="Checkpoint to initialise the model from."),
     data: Optional[str] = _DATA,
     input_size: Optional[int] = _INPUT,
@@ -284,10 +292,10 @@ def train_command(
 
 
 def distill_command(
-    teacher: Optional[str] = typer.Option(None, "--teacher", help="Teacher checkpoint (any format load_model reads)."),
-    student: Optional[str] = typer.Option(None, "--student", help="Student model, e.g. hg4x128 (default: hg4x128)."),
+    teacher: Optional[str] = typer.Option(None, "--teacher", help="Teacher checkpoint (.safetensors, pytorch-pose .pth.tar or official FPD .pth)."),
+    student: Optional[str] = typer.Option(None, "--student", help=f"Student model, e.g. hg2x64b2 (default: {STUDENT_MODEL})."),
     alpha: Optional[float] = typer.Option(
-        None, "--alpha", help="Weight of the distillation term in [0, 1] (default: 0.5)."
+        None, "--alpha", help=f"Weight of the distillation term in [0, 1] (default: {DEFAULT_ALPHA})."
     ),
     student_init: Optional[str] = typer.Option(None, "--student-init", help="Checkpoint to initialise the student from."),
     mask_teacher: Optional[bool] = typer.Option(

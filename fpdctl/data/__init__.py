@@ -1,59 +1,61 @@
-"""Pose data: joint sets, the dataset contract, transforms, the heatmap codec and the loaders.
+"""Pose data: the dataset contract, transforms and the loaders (MPII, LSP, synthetic).
 
-Only numpy and torch are imported here; OpenCV and SciPy are imported where images or ``.mat``
-files are actually read.
+Modules:
+    dataset: Records, the PoseDataset contract and file-backed datasets (imports torch).
+    transforms: crops, affines, augmentation and normalisation (numpy only).
+    mpii, lsp: the file loaders; synthetic: the built-in generated dataset.
+    registry: ``--data`` specs (``synthetic:...``, ``mpii:PATH``, ``lsp:PATH``) -> datasets.
+    subset: the first persons of a dataset; preview: a PNG grid of samples.
+
+The public names below are imported lazily, so ``import fpdctl.data.transforms`` or
+``fpdctl.data.registry`` does not load torch. The joint sets and the heatmap codec live at top
+level (:mod:`fpdctl.skeleton`, :mod:`fpdctl.codec`) and are re-exported here for convenience.
 """
 
-from fpdctl.codec import HeatmapCodec, flip_back
-from fpdctl.data.dataset import (
-    AnnotationTable,
-    FilePoseDataset,
-    PoseDataset,
-    Record,
-    UnreadableImage,
-    read_image,
-)
-from fpdctl.skeleton import JOINT_SETS, LSP, LSP_TO_MPII, MPII, JointSet, to_mpii_order
-from fpdctl.data.lsp import LSPDataset
-from fpdctl.data.mpii import MPIIDataset
-from fpdctl.data.registry import DataSpec, build_dataset, parse_data_spec
-from fpdctl.data.transforms import (
-    MEAN,
-    PIXEL_STD,
-    STD,
-    AugmentConfig,
-    crop_affine,
-    invert_affine,
-    normalize_image,
-    transform_points,
-)
+from __future__ import annotations
 
-__all__ = [
-    "AnnotationTable",
-    "AugmentConfig",
-    "DataSpec",
-    "FilePoseDataset",
-    "HeatmapCodec",
-    "JOINT_SETS",
-    "JointSet",
-    "LSP",
-    "LSPDataset",
-    "LSP_TO_MPII",
-    "MEAN",
-    "MPII",
-    "MPIIDataset",
-    "PIXEL_STD",
-    "PoseDataset",
-    "Record",
-    "STD",
-    "UnreadableImage",
-    "build_dataset",
-    "crop_affine",
-    "flip_back",
-    "invert_affine",
-    "normalize_image",
-    "parse_data_spec",
-    "read_image",
-    "to_mpii_order",
-    "transform_points",
-]
+import importlib
+from typing import Any
+
+_LAZY = {
+    "HeatmapCodec": "fpdctl.codec",
+    "flip_back": "fpdctl.codec",
+    "AnnotationTable": "fpdctl.data.dataset",
+    "FilePoseDataset": "fpdctl.data.dataset",
+    "PoseDataset": "fpdctl.data.dataset",
+    "Record": "fpdctl.data.dataset",
+    "UnreadableImage": "fpdctl.data.dataset",
+    "read_image": "fpdctl.data.dataset",
+    "JOINT_SETS": "fpdctl.skeleton",
+    "LSP": "fpdctl.skeleton",
+    "LSP_TO_MPII": "fpdctl.skeleton",
+    "MPII": "fpdctl.skeleton",
+    "JointSet": "fpdctl.skeleton",
+    "to_mpii_order": "fpdctl.skeleton",
+    "LSPDataset": "fpdctl.data.lsp",
+    "MPIIDataset": "fpdctl.data.mpii",
+    "DataSpec": "fpdctl.data.registry",
+    "build_dataset": "fpdctl.data.registry",
+    "parse_data_spec": "fpdctl.data.registry",
+    "MEAN": "fpdctl.data.transforms",
+    "PIXEL_STD": "fpdctl.data.transforms",
+    "STD": "fpdctl.data.transforms",
+    "AugmentConfig": "fpdctl.data.transforms",
+    "crop_affine": "fpdctl.data.transforms",
+    "invert_affine": "fpdctl.data.transforms",
+    "normalize_image": "fpdctl.data.transforms",
+    "transform_points": "fpdctl.data.transforms",
+}
+
+__all__ = sorted(_LAZY)
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'fpdctl.data' has no attribute {name!r}")
+    return getattr(importlib.import_module(module), name)
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_LAZY))

@@ -24,7 +24,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from fpdctl.codec import HeatmapCodec
+from fpdctl.codec import HeatmapCodec, heatmap_size as heatmap_side
 from fpdctl.skeleton import MPII, JointSet, to_mpii_order
 from fpdctl.data.transforms import (
     PIXEL_STD,
@@ -39,6 +39,7 @@ from fpdctl.data.transforms import (
 )
 from fpdctl.errors import DataError
 from fpdctl.metrics.reference import EvalReference
+from fpdctl.models.spec import DEFAULT_INPUT_SIZE
 
 # The first few bad images never stop a run, whatever the fraction: a shuffled epoch can meet a
 # corrupt file among its first samples, where any fraction would look huge.
@@ -170,7 +171,7 @@ class PoseDataset(Dataset):
     def __init__(
         self,
         *,
-        input_size: int = 256,
+        input_size: int = DEFAULT_INPUT_SIZE,
         heatmap_size: int | None = None,
         sigma: float = 2.0,
         augment: AugmentConfig | None = None,
@@ -179,7 +180,7 @@ class PoseDataset(Dataset):
         if input_size <= 0:
             raise ValueError(f"input_size must be positive, got {input_size}")
         self.input_size = int(input_size)
-        self.heatmap_size = int(heatmap_size) if heatmap_size is not None else self.input_size // 4
+        self.heatmap_size = int(heatmap_size) if heatmap_size is not None else heatmap_side(self.input_size)
         self.sigma = float(sigma)
         self.codec = HeatmapCodec(self.input_size, self.heatmap_size, self.sigma)
         self.augment = augment

@@ -40,18 +40,16 @@ from typing import Any, Iterable, Literal
 import numpy as np
 
 from fpdctl.data.dataset import AnnotationTable, FilePoseDataset, load_mat
-from fpdctl.skeleton import MPII
 from fpdctl.errors import DataError, InputError
+from fpdctl.metrics.files import MATLAB_ORIGIN, load_mpii_ground_truth
+from fpdctl.metrics.reference import EvalReference
+from fpdctl.skeleton import MPII
 
-NUM_JOINTS = 16
+NUM_JOINTS = MPII.num_joints
 # The pytorch-pose / HRNet centre and scale adjustment: move the centre down 15 px per unit of
 # scale and enlarge the box by a quarter, so crops keep the feet and hands.
 CENTER_SHIFT_Y = 15.0
 SCALE_MARGIN = 1.25
-# MATLAB indices start at 1.
-MATLAB_OFFSET = 1.0
-# Persons of the standard validation split (Tompson et al.).
-NUM_VAL_PERSONS = 2958
 # Largest joint disagreement (px) allowed when lining up a ground-truth file with annotations;
 # the files store coordinates in single precision and JSON with 3 decimals.
 LINE_UP_TOLERANCE_PX = 0.5
@@ -65,54 +63,6 @@ GROUND_TRUTH_FILES: tuple[str, ...] = (
 TOMPSON_DETECTIONS = "detections.mat"
 
 Layout = Literal["release", "pytorch-pose", "hrnet"]
-
-
-@dataclass(frozen=True)
-class GroundTruth:
-    """An MPII validation ground truth in the evaluation layout (Tompson / HRNet ``gt_valid.mat``).
-
-    Attributes:
-        path: the file.
-        joints: float64 [N, 16, 2], 0-based px.
-        visible: bool [N, 16] (``1 - jnt_missing``).
-        headboxes: float64 [N, 2, 2], 0-based ((x1, y1), (x2, y2)).
-    """
-
-    path: Path
-    joints: np.ndarray
-    visible: np.ndarray
-    headboxes: np.ndarray
-
-    def __len__(self) -> int:
-        return int(self.joints.shape[0])
-
-
-def read_ground_truth(path: str | Path) -> GroundTruth:
-    """Read ``pos_gt_src`` [16, 2, N], ``jnt_missing`` [16, N], ``headboxes_src`` [2, 2, N].
-
-    Raises:
-        InputError / DataError: missing file or wrong layout.
-    """
-    mat = load_mat(path, "MPII ground-truth file")
-    expected = "pos_gt_src [16 x 2 x N], jnt_missing [16 x N] and headboxes_src [2 x 2 x N]"
-    try:
-        pos = np.asarray(mat["pos_gt_src"], np.float64)
-        missing = np.asarray(mat["jnt_missing"])
-        boxes = np.asarray(mat["headboxes_src"], np.float64)
-    except KeyError as exc:
-        raise DataError(f"{path} is not an MPII ground-truth file: expected {expected}") from exc
-    n = pos.shape[-1] if pos.ndim == 3 else -1
-    if pos.shape != (NUM_JOINTS, 2, n) or missing.shape != (NUM_JOINTS, n) or boxes.shape != (2, 2, n):
-        raise DataError(
-            f"{path} has the wrong layout: expected {expected}, got pos_gt_src {pos.shape}, "
-            f"jnt_missing {missing.shape}, headboxes_src {boxes.shape}"
-        )
-    return GroundTruth(
-        path=Path(path),
-        joints=pos.transpose(2, 0, 1) - MATLAB_OFFSET,
-        visible=missing.T == 0,
-        headboxes=boxes.transpose(2, 0, 1) - MATLAB_OFFSET,
-    )
 
 
 def adjust_center_scale(centers: np.ndarray, scales: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -130,7 +80,7 @@ def adjust_center_scale(centers: np.ndarray, scales: np.ndarray) -> tuple[np.nda
     has_center = c[:, 0] != -1
     c[has_center, 1] += CENTER_SHIFT_Y * s[has_center]
     s[has_center] *= SCALE_MARGIN
-    return (c - MATLAB_OFFSET).astype(np.float32), s.astype(np.float32)
+    return (c - MATLAB_ORIGIN).astype(np.float32), s.astype(np.float32)
 
 
 # --------------------------------------------------------------------------- JSON layouts
@@ -197,7 +147,7 @@ def table_from_pytorch_pose(records: list[dict], split: str, path: Path) -> Anno
     )
     annotated = ~((raw[:, :, 0] == 0) & (raw[:, :, 1] == 0))
     joints = np.zeros((len(chosen), NUM_JOINTS, 3), np.float32)
-    joints[:, :, :2] = np.where(annotated[..., None], raw[:, :, :2] - MATLAB_OFFSET, 0.0)
+    joints[:, :, :2] = np.where(annotated[..., None], raw[:, :, :2] - MATLAB_ORIGIN, 0.0)
     joints[:, :, 2] = annotated
     return AnnotationTable(
         image_files=[str(r["img_paths"]) for r in chosen], joints=joints, centers=centers, scales=scales
@@ -212,7 +162,7 @@ def table_from_hrnet(records: list[dict], path: Path) -> AnnotationTable:
         _field_array(records, "center", (2,), path), _field_array(records, "scale", (), path)
     )
     joints = np.zeros((len(records), NUM_JOINTS, 3), np.float32)
-    joints[:, :, :2] = np.where(vis[..., None], raw - MATLAB_OFFSET, 0.0)
+    joints[:, :, :2] = np.where(vis[..., None], raw - MATLAB_ORIGIN, 0.0)
     joints[:, :, 2] = vis
     return AnnotationTable(
         image_files=[str(r["image"]) for r in records], joints=joints, centers=centers, scales=scales
@@ -275,11 +225,11 @@ def _parse_person(rect: Any) -> tuple[np.ndarray, np.ndarray, float, np.ndarray 
         jid, x, y = _number(_field(point, "id")), _number(_field(point, "x")), _number(_field(point, "y"))
         if jid is None or x is None or y is None or not 0 <= int(jid) < NUM_JOINTS:
             continue
-        joints[int(jid)] = (x - MATLAB_OFFSET, y - MATLAB_OFFSET, 1.0)
+        joints[int(jid)] = (x - MATLAB_ORIGIN, y - MATLAB_ORIGIN, 1.0)
     box = [_number(_field(rect, k)) for k in ("x1", "y1", "x2", "y2")]
     headbox = None
     if all(v is not None for v in box):
-        headbox = (np.array(box, np.float32).reshape(2, 2) - MATLAB_OFFSET).astype(np.float32)
+        headbox = (np.array(box, np.float32).reshape(2, 2) - MATLAB_ORIGIN).astype(np.float32)
     return joints, np.array([cx, cy], np.float64), float(scale), headbox
 
 
@@ -323,8 +273,9 @@ def read_release_persons(path: Path) -> list[_ReleasePerson]:
     return persons
 
 
-def _match_ground_truth(persons: list[_ReleasePerson], gt: GroundTruth) -> list[int]:
-    """For each ground-truth person, the index of the same person in ``persons``.
+def _match_ground_truth(persons: list[_ReleasePerson], gt: EvalReference, gt_path: Path) -> list[int]:
+    """For each ground-truth person (of the file ``gt_path``), the index of the same person in
+    ``persons``.
 
     Persons are found by their head box (rounded to whole px), then confirmed by their joints.
     """
@@ -346,7 +297,7 @@ def _match_ground_truth(persons: list[_ReleasePerson], gt: GroundTruth) -> list[
                 best, best_err = k, err
         if best < 0 or best_err > LINE_UP_TOLERANCE_PX:
             raise DataError(
-                f"validation person {g + 1} of {gt.path} is not in the release annotations; "
+                f"validation person {g + 1} of {gt_path} is not in the release annotations; "
                 "is it the MPII validation ground truth of this release?"
             )
         used.add(best)
@@ -387,7 +338,7 @@ def table_from_release(
     if split_file.name == TOMPSON_DETECTIONS:
         val_order = _tompson_order(persons, split_file)
     else:
-        val_order = _match_ground_truth(persons, read_ground_truth(split_file))
+        val_order = _match_ground_truth(persons, load_mpii_ground_truth(split_file), split_file)
     if split == "val":
         chosen = [persons[k] for k in val_order]
     else:
@@ -545,7 +496,7 @@ class MPIIDataset(FilePoseDataset):
         gt_file = next((f for f in candidates if f.is_file()), None)
         if gt_file is None:
             return table  # eval_reference() explains what is missing
-        gt = read_ground_truth(gt_file)
+        gt = load_mpii_ground_truth(gt_file)
         if len(gt) != len(table):
             raise DataError(
                 f"{gt_file} has {len(gt)} persons but {self.source.annotation} has {len(table)} "

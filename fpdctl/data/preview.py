@@ -1,9 +1,9 @@
 """A PNG grid of network samples with their skeletons: what the model actually sees.
 
 Each tile is a dataset sample after the standard crop (and augmentation, if the dataset has any),
-denormalised back to pixels, with the ground-truth skeleton drawn in the crop's coordinates: left
-limbs in one colour, right limbs in another, the spine and head in a third; visible joints as
-filled dots, unannotated (invisible) joints as hollow rings where their coordinates are known.
+denormalised back to pixels, with the ground-truth skeleton drawn in the crop's coordinates by
+:func:`fpdctl.viz.draw_skeleton` (its colours: left, right, midline): visible joints as filled dots,
+unannotated (invisible) joints as hollow rings where their coordinates are known, and the head box.
 """
 
 from __future__ import annotations
@@ -17,16 +17,12 @@ import cv2
 import numpy as np
 
 from fpdctl.data.dataset import PoseDataset
-from fpdctl.skeleton import MPII, JointSet
 from fpdctl.data.transforms import denormalize_image, transform_points
 from fpdctl.errors import RuntimeFailure, UsageError
+from fpdctl.skeleton import MPII
 from fpdctl.utils.io import atomic_write_bytes
+from fpdctl.viz import box_corners, draw_skeleton
 
-# BGR colours by body side, as in most pose visualisers: left warm, right cool.
-LEFT_COLOR = (40, 110, 255)
-RIGHT_COLOR = (255, 160, 30)
-CENTER_COLOR = (60, 220, 60)
-HEADBOX_COLOR = (230, 230, 230)
 MAX_PREVIEW = 256
 
 
@@ -49,72 +45,6 @@ class PreviewResult:
     tile_size: int
     visible_joints: int
     total_joints: int
-
-
-def _side(joint_set: JointSet, a: int, b: int) -> tuple[int, int, int]:
-    names = (joint_set.names[a], joint_set.names[b])
-    if any(n.startswith("l_") for n in names):
-        return LEFT_COLOR
-    if any(n.startswith("r_") for n in names):
-        return RIGHT_COLOR
-    return CENTER_COLOR
-
-
-def _joint_color(joint_set: JointSet, j: int) -> tuple[int, int, int]:
-    name = joint_set.names[j]
-    if name.startswith("l_"):
-        return LEFT_COLOR
-    return RIGHT_COLOR if name.startswith("r_") else CENTER_COLOR
-
-
-def draw_skeleton(
-    image: np.ndarray,
-    joints: np.ndarray,
-    joint_set: JointSet = MPII,
-    headbox: np.ndarray | None = None,
-) -> np.ndarray:
-    """Draw a skeleton on a copy of ``image``.
-
-    Args:
-        image: uint8 [H, W, 3] BGR.
-        joints: float [J, 3] x, y (image px) and visibility, in ``joint_set`` order. A joint with
-            visibility 0 is drawn as a ring and limbs touching it thin; NaN coordinates mean
-            "position unknown" and are not drawn.
-        joint_set: defines the skeleton and the sides.
-        headbox: optional float [4, 2] corners (a rotated box) to outline.
-
-    Returns:
-        uint8 [H, W, 3] BGR.
-    """
-    out = image.copy()
-    size = max(out.shape[:2])
-    thickness = max(1, round(size / 128))
-    radius = max(2, round(size / 80))
-    xy = np.asarray(joints[:, :2], np.float64)
-    known = np.isfinite(xy).all(axis=1)
-    visible = (np.asarray(joints[:, 2]) > 0) & known
-    pts = [tuple(int(round(v)) for v in p) if ok else None for p, ok in zip(xy, known)]
-    if headbox is not None:
-        cv2.polylines(out, [np.rint(headbox).astype(np.int32)], True, HEADBOX_COLOR, 1, cv2.LINE_AA)
-    for a, b in joint_set.skeleton:
-        if pts[a] is None or pts[b] is None:
-            continue
-        color = _side(joint_set, a, b)
-        if visible[a] and visible[b]:
-            cv2.line(out, pts[a], pts[b], color, thickness, cv2.LINE_AA)
-        else:
-            cv2.line(out, pts[a], pts[b], color, 1, cv2.LINE_AA)
-    for j, p in enumerate(pts):
-        if p is None:
-            continue
-        color = _joint_color(joint_set, j)
-        # Joints without anti-aliasing: crisp dots and rings read better at a few pixels.
-        if visible[j]:
-            cv2.circle(out, p, radius + 1, (0, 0, 0), -1, cv2.LINE_8)
-            cv2.circle(out, p, radius, color, -1, cv2.LINE_8)
-        else:
-            cv2.circle(out, p, radius + 1, color, 1, cv2.LINE_8)
-    return out
 
 
 def check_count(count: int) -> int:
@@ -161,10 +91,9 @@ def preview_grid(
         headbox = None
         if record.headbox is not None:
             (x1, y1), (x2, y2) = np.asarray(record.headbox, np.float64)
-            corners = np.array([(x1, y1), (x2, y1), (x2, y2), (x1, y2)])
-            headbox = transform_points(corners, meta["affine"])
+            headbox = transform_points(box_corners(x1, y1, x2, y2), meta["affine"])
         visible_total += int((crop[:, 2] > 0).sum())
-        tile = draw_skeleton(tile, crop, MPII, headbox)
+        tile = draw_skeleton(tile, crop, MPII, outline=headbox)
         cv2.putText(
             tile, str(start + k), (4, 14), cv2.FONT_HERSHEY_SIMPLEX, 0.4, (255, 255, 255), 1, cv2.LINE_AA
         )

@@ -1,4 +1,4 @@
-"""``--data`` specs: ``synthetic``, ``synthetic:KEY=VAL,...``, ``mpii:PATH`` and ``lsp:PATH``.
+"""``--data`` specs: ``synthetic[:KEY=VAL,...]``, ``mpii:PATH``, ``lsp:PATH`` and ``coco:PATH``.
 
 :func:`parse_data_spec` checks the syntax (and that PATH exists) without importing anything heavy;
 :func:`build_dataset` turns a spec into a :class:`~fpdctl.data.dataset.PoseDataset`.
@@ -16,12 +16,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 from fpdctl.errors import InputError, UsageError
+from fpdctl.models.spec import DEFAULT_INPUT_SIZE
 
 if TYPE_CHECKING:
     from fpdctl.data.dataset import PoseDataset
     from fpdctl.data.transforms import AugmentConfig
 
-DATA_KINDS: tuple[str, ...] = ("synthetic", "mpii", "lsp")
+DATA_KINDS: tuple[str, ...] = ("synthetic", "mpii", "lsp", "coco")
 SPLITS: tuple[str, ...] = ("train", "val")
 # ``synthetic:size=N`` is the number of samples, SyntheticPose's ``length``.
 SYNTHETIC_ALIASES: dict[str, str] = {"size": "length"}
@@ -32,12 +33,12 @@ class DataSpec:
     """A parsed ``--data`` value.
 
     Attributes:
-        kind: "synthetic", "mpii" or "lsp".
-        path: the dataset folder or annotation file (mpii / lsp), else None.
+        kind: "synthetic", "mpii", "lsp" or "coco".
+        path: the dataset folder or annotation file (mpii / lsp / coco), else None.
         options: synthetic options, values converted to int / float where they parse.
     """
 
-    kind: Literal["synthetic", "mpii", "lsp"]
+    kind: Literal["synthetic", "mpii", "lsp", "coco"]
     path: Path | None = None
     options: dict[str, Any] = field(default_factory=dict)
 
@@ -49,7 +50,7 @@ class DataSpec:
 
 
 def _bad_spec(data: str) -> UsageError:
-    return UsageError(f"--data must be synthetic, mpii:PATH or lsp:PATH, got {data!r}")
+    return UsageError(f"--data must be synthetic, mpii:PATH, lsp:PATH or coco:PATH, got {data!r}")
 
 
 def _convert(value: str) -> Any:
@@ -65,7 +66,8 @@ def parse_data_spec(data: str) -> DataSpec:
     """Parse a ``--data`` value.
 
     Raises:
-        UsageError: the value is not ``synthetic[:KEY=VAL,...]``, ``mpii:PATH`` or ``lsp:PATH``.
+        UsageError: the value is not ``synthetic[:KEY=VAL,...]``, ``mpii:PATH``, ``lsp:PATH`` or
+            ``coco:PATH``.
         InputError: PATH does not exist.
     """
     text = str(data).strip()
@@ -80,7 +82,7 @@ def parse_data_spec(data: str) -> DataSpec:
                     raise _bad_spec(data)
                 options[key] = _convert(value)
         return DataSpec(kind="synthetic", options=options)
-    if kind in ("mpii", "lsp") and sep and rest.strip():
+    if kind in ("mpii", "lsp", "coco") and sep and rest.strip():
         path = Path(rest.strip()).expanduser()
         if not path.exists():
             raise InputError(f"{kind} data not found: {path}")
@@ -118,7 +120,7 @@ def build_dataset(
     data: str | DataSpec,
     split: Literal["train", "val"],
     *,
-    input_size: int = 256,
+    input_size: int = DEFAULT_INPUT_SIZE,
     heatmap_size: int | None = None,
     sigma: float = 2.0,
     augment: "AugmentConfig | None" = None,
@@ -136,7 +138,7 @@ def build_dataset(
         **kw: passed on to the dataset class (e.g. ``max_bad_fraction``).
 
     Returns:
-        ``SyntheticPose``, ``MPIIDataset`` or ``LSPDataset``.
+        ``SyntheticPose``, ``MPIIDataset``, ``LSPDataset`` or ``COCODataset``.
 
     Raises:
         UsageError: a bad spec or split; InputError / DataError: missing or malformed files.
@@ -162,6 +164,10 @@ def build_dataset(
         from fpdctl.data.mpii import MPIIDataset
 
         return MPIIDataset(spec.path, split, **common)
+    if spec.kind == "coco":
+        from fpdctl.data.coco import COCODataset
+
+        return COCODataset(spec.path, split, **common)
     from fpdctl.data.lsp import LSPDataset
 
     return LSPDataset(spec.path, split, **common)

@@ -5,11 +5,11 @@ Modules:
     metadata: the fpdctl facts stored in every exported ONNX file.
     runtime: runners (eager PyTorch, ONNX Runtime) shared by everything below.
     export: checkpoint -> ONNX, with verification.
+    onnx_graph: the surgery export does on the exported graph.
     verify: export vs PyTorch, and fp32 vs reduced-precision accuracy.
     quantize: fp16 conversion and static int8 quantisation.
     bench: latency, throughput and memory per model x backend x batch.
-    predict: keypoints (and drawings) for images, folders and videos.
-    draw: skeleton drawing.
+    predict: keypoints (and drawings, by fpdctl.viz) for images, folders and videos.
 
 The public names are imported lazily so that ``import fpdctl.deploy`` (and the CLI's help) does
 not load torch or onnxruntime.

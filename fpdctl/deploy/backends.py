@@ -18,7 +18,8 @@ from typing import Literal
 from fpdctl.errors import UsageError
 
 Runtime = Literal["torch", "onnxruntime"]
-Precision = Literal["fp32", "fp16", "bf16", "int8"]
+# The numeric precision a backend runs a model at (training's is fpdctl.train.precision).
+BackendPrecision = Literal["fp32", "fp16", "bf16", "int8"]
 
 RUNTIMES: tuple[str, ...] = ("torch", "onnxruntime")
 # What `--backend` accepts besides a row name: a runtime, every row, or the model's natural one.
@@ -52,7 +53,7 @@ class Backend:
 
     name: str
     runtime: Runtime
-    precision: Precision
+    precision: BackendPrecision
     channels_last: bool = False
     exportable: bool = False
     calibration: bool = False
@@ -107,7 +108,7 @@ BACKENDS: tuple[Backend, ...] = (
 )
 
 EXPORT_PRECISIONS: tuple[str, ...] = tuple(b.precision for b in BACKENDS if b.exportable)
-PRECISIONS: tuple[str, ...] = ("fp32", "fp16", "bf16", "int8")
+BACKEND_PRECISIONS: tuple[str, ...] = ("fp32", "fp16", "bf16", "int8")
 
 
 def get_backend(name: str) -> Backend:
@@ -146,9 +147,9 @@ def parse_precisions(text: str | None) -> tuple[str, ...] | None:
     if text is None or not text.strip():
         return None
     values = tuple(p.strip().lower() for p in text.split(",") if p.strip())
-    bad = [p for p in values if p not in PRECISIONS]
+    bad = [p for p in values if p not in BACKEND_PRECISIONS]
     if bad or not values:
-        raise UsageError(f"--precision must be a comma-separated list of {', '.join(PRECISIONS)}, got '{text}'")
+        raise UsageError(f"--precision must be a comma-separated list of {', '.join(BACKEND_PRECISIONS)}, got '{text}'")
     return values
 
 
@@ -231,33 +232,14 @@ def select_backends(
     return ordered
 
 
-def backend_table() -> list[dict[str, object]]:
-    """The table as rows of plain values (for ``--help``, docs and JSON)."""
-    return [
-        {
-            "name": b.name,
-            "runtime": b.runtime,
-            "precision": b.precision,
-            "memory_format": b.memory_format,
-            "exportable": b.exportable,
-            "calibration": b.calibration,
-            "devices": ",".join(b.devices),
-            "min_agreement": b.min_agreement,
-            "description": b.description,
-        }
-        for b in BACKENDS
-    ]
-
-
 __all__ = [
     "BACKENDS",
     "BACKEND_GROUPS",
+    "BACKEND_PRECISIONS",
     "EXPORT_PRECISIONS",
     "FP32_MIN_AGREEMENT",
-    "PRECISIONS",
     "RUNTIMES",
     "Backend",
-    "backend_table",
     "export_backend",
     "get_backend",
     "parse_precisions",

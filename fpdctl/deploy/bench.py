@@ -28,12 +28,14 @@ import tempfile
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any, Sequence
 
 import numpy as np
 
 from fpdctl.deploy.backends import Backend, select_backends
 from fpdctl.errors import UsageError
+from fpdctl.progress import Progress, report
+from fpdctl.utils.memory import peak_rss_mb, reset_peak_rss, rss_mb
 
 TIMED_MODEL = "model"
 TIMED_END_TO_END = "end-to-end"
@@ -45,8 +47,6 @@ ROUND_ITERS = 5
 # Calibration images for an int8 export made on the fly by `bench --backend all` (a bench needs a
 # representative speed, not the best accuracy: range estimates settle within a few dozen images).
 BENCH_CALIBRATION_SAMPLES = 32
-
-Progress = Callable[[str], None]
 
 
 @dataclass(frozen=True)
@@ -146,42 +146,6 @@ class BenchResult:
         }
 
 
-# ---------------------------------------------------------------------------------- memory
-_CLEAR_REFS = Path("/proc/self/clear_refs")
-_STATUS = Path("/proc/self/status")
-
-
-def _status_kb(field_name: str) -> int | None:
-    try:
-        for line in _STATUS.read_text().splitlines():
-            if line.startswith(field_name + ":"):
-                return int(line.split()[1])
-    except (OSError, ValueError, IndexError):
-        return None
-    return None
-
-
-def reset_peak_rss() -> bool:
-    """Reset the kernel's peak-RSS counter to the current RSS; False where that is not allowed."""
-    try:
-        _CLEAR_REFS.write_text("5")
-        return True
-    except OSError:
-        return False
-
-
-def rss_mb() -> float | None:
-    """Current resident set size of this process (``VmRSS``) in MB, or None off Linux."""
-    kb = _status_kb("VmRSS")
-    return None if kb is None else kb * 1024 / 1e6
-
-
-def peak_rss_mb() -> float | None:
-    """Peak resident set size of this process (``VmHWM``) in MB, or None off Linux."""
-    kb = _status_kb("VmHWM")
-    return None if kb is None else kb * 1024 / 1e6
-
-
 # ---------------------------------------------------------------------------------- cases
 @dataclass
 class _Case:
@@ -192,6 +156,7 @@ class _Case:
     input_size: int
     prepared: Any = None
     frames: Any = None
+    convention: Any = None  # the model's InputConvention (end-to-end pre-processing)
     times: list[float] = field(default_factory=list)
     pre: list[float] = field(default_factory=list)
     post: list[float] = field(default_factory=list)
@@ -263,13 +228,14 @@ def benchmark(
         device: "auto", "cpu", "cuda" or "cuda:N".
         precisions: keep backends of these precisions (None: fp32, or all with "all").
         end_to_end: also time pre- and post-processing, separately.
-        input_size: input side for checkpoints and names (default 256); an .onnx file runs at its
-            own size.
+        input_size: input side for checkpoints and names (default: the size a checkpoint was
+            trained at, else :data:`~fpdctl.models.spec.DEFAULT_INPUT_SIZE`); an .onnx file runs at
+            its own size.
         calibration_samples: synthetic calibration images for an int8 export made on the fly.
         spin_us: how long ONNX Runtime's idle worker threads busy-wait for the next operator
             (None: fpdctl's default, 100 us; 0: never; see
             :func:`~fpdctl.deploy.runtime.session_options`).
-        progress: called with a short description before each slow step.
+        progress: gets a "bench.stage" event, with a short description, before each slow step.
 
     Raises:
         UsageError: bad options, or no model/backend combination that can run.
@@ -278,7 +244,33 @@ def benchmark(
 
     from fpdctl.utils.device import resolve_device
 
-    say = progress or (lambda _m: None)
+    iters, spin_us = _check_options(models, batches, warmup, iters, duration, threads, spin_us)
+    _check_models(models, input_size)
+    target = resolve_device(device)
+    if target.type not in ("cpu", "cuda"):
+        raise UsageError(f"bench runs on cpu or cuda, not {target.type}")
+    previous_threads = torch.get_num_threads()
+    if threads is not None:
+        torch.set_num_threads(int(threads))
+    try:
+        return _benchmark(
+            models, backend=backend, batches=batches, warmup=warmup, iters=iters, duration=duration,
+            target=target, precisions=precisions, end_to_end=end_to_end, input_size=input_size,
+            calibration_samples=calibration_samples, spin_us=spin_us, progress=progress,
+        )
+    finally:
+        torch.set_num_threads(previous_threads)  # a library call must not leave torch changed
+
+
+def _check_options(
+    models: Sequence[str], batches: Sequence[int], warmup: int, iters: int | None, duration: float | None,
+    threads: int | None, spin_us: int | None,
+) -> tuple[int | None, int]:
+    """Refuse bad options before any work; returns ``iters`` and ``spin_us`` with their defaults.
+
+    Raises:
+        UsageError: the first bad option.
+    """
     if not models:
         raise UsageError("give at least one MODEL")
     if not batches or any(int(b) < 1 for b in batches):
@@ -301,21 +293,7 @@ def benchmark(
         spin_us = DEFAULT_SPIN_US
     if spin_us < 0:
         raise UsageError(f"--spin-us must be 0 or more, got {spin_us}")
-    _check_models(models, input_size)
-    target = resolve_device(device)
-    if target.type not in ("cpu", "cuda"):
-        raise UsageError(f"bench runs on cpu or cuda, not {target.type}")
-    previous_threads = torch.get_num_threads()
-    if threads is not None:
-        torch.set_num_threads(int(threads))
-    try:
-        return _benchmark(
-            models, backend=backend, batches=batches, warmup=warmup, iters=iters, duration=duration,
-            target=target, precisions=precisions, end_to_end=end_to_end, input_size=input_size,
-            calibration_samples=calibration_samples, spin_us=spin_us, say=say,
-        )
-    finally:
-        torch.set_num_threads(previous_threads)  # a library call must not leave torch changed
+    return iters, spin_us
 
 
 def _check_models(models: Sequence[str], input_size: int | None) -> None:
@@ -327,6 +305,7 @@ def _check_models(models: Sequence[str], input_size: int | None) -> None:
         InputError: a missing file; UsageError: an unknown name or a bad input size.
     """
     from fpdctl.deploy.runtime import is_onnx_path
+    from fpdctl.models.checkpoint import resolve_input_size
     from fpdctl.models.spec import is_checkpoint_path, resolve_spec
     from fpdctl.utils.io import require_file
 
@@ -338,35 +317,34 @@ def _check_models(models: Sequence[str], input_size: int | None) -> None:
         elif is_checkpoint_path(name):
             require_file(name, "checkpoint")
         else:
-            resolve_spec(name).check_input_size(256 if input_size is None else int(input_size))
+            resolve_spec(name).check_input_size(resolve_input_size(name, input_size))
 
 
 def _benchmark(
     models: Sequence[str], *, backend: str, batches: Sequence[int], warmup: int, iters: int | None,
     duration: float | None, target: Any, precisions: Sequence[str] | None, end_to_end: bool,
-    input_size: int | None, calibration_samples: int, spin_us: int, say: Progress,
+    input_size: int | None, calibration_samples: int, spin_us: int, progress: Progress | None,
 ) -> BenchResult:
     import torch
 
     from fpdctl.deploy.runtime import open_model
 
     thread_count = torch.get_num_threads()
-    size = 256 if input_size is None else int(input_size)
 
     sources = []
     for name in models:
-        say(f"loading {name}")
+        report(progress, "bench.stage", f"loading {name}")
         sources.append(open_model(name))
 
     with tempfile.TemporaryDirectory(prefix="fpdctl-bench-") as work_dir:
         cases, skipped = _build_cases(
-            sources, backend, batches, precisions, target, thread_count, size, input_size,
-            Path(work_dir), calibration_samples, spin_us, say,
+            sources, backend, batches, precisions, target, thread_count, input_size,
+            Path(work_dir), calibration_samples, spin_us, progress,
         )
         if not cases:
             reasons = "; ".join(skipped) if skipped else "no backend selected"
             raise UsageError(f"nothing to benchmark: {reasons}")
-        _run_cases(cases, warmup, iters, duration, end_to_end, target, say)
+        _run_cases(cases, warmup, iters, duration, end_to_end, target, progress)
     rows = _rows(cases, target, thread_count, end_to_end)
     return BenchResult(
         rows=rows, skipped=skipped, device=str(target), threads=thread_count,
@@ -382,8 +360,8 @@ def _benchmark(
 
 def _build_cases(
     sources: list, backend: str, batches: Sequence[int], precisions: Sequence[str] | None,
-    target: Any, threads: int, size: int, requested_size: int | None, work: Path,
-    calibration_samples: int, spin_us: int, say: Progress,
+    target: Any, threads: int, requested_size: int | None, work: Path,
+    calibration_samples: int, spin_us: int, progress: Progress | None,
 ) -> tuple[list[_Case], list[str]]:
     import copy
 
@@ -405,14 +383,9 @@ def _build_cases(
             if missing:
                 skipped.append(f"{source.label} {row.name}: needs {', '.join(missing)}")
                 continue
-            model_size = size
+            # The size asked for, else an export's own or the size the checkpoint was trained at.
+            model_size = source.input_size_for(requested_size)
             if source.kind == "onnx":
-                model_size = source.info.input_size
-                if requested_size is not None and requested_size != model_size:
-                    raise UsageError(
-                        f"{source.label} was exported for {model_size} px inputs; "
-                        f"--input-size {requested_size} does not apply to it"
-                    )
                 runner = OrtRunner(source.path, row, device=str(target), threads=threads, spin_us=spin_us)
             elif row.runtime == "torch":
                 source.spec.check_input_size(model_size)
@@ -421,7 +394,7 @@ def _build_cases(
             else:
                 source.spec.check_input_size(model_size)
                 path = work / f"model{index}-{row.name}.onnx"
-                say(f"exporting {source.label} for {row.name}")
+                report(progress, "bench.stage", f"exporting {source.label} for {row.name}")
                 export_onnx(
                     source.net, path, input_size=model_size, precision=row.precision,
                     calibration_samples=calibration_samples, verify=False, threads=threads,
@@ -442,45 +415,34 @@ def _frames(batch: int) -> list[np.ndarray]:
     return [rng.integers(0, 256, (FRAME_HEIGHT, FRAME_WIDTH, 3), dtype=np.uint8) for _ in range(batch)]
 
 
-def _preprocess(frames: list[np.ndarray], input_size: int) -> tuple[np.ndarray, list[np.ndarray]]:
-    """Crop each frame around its centre to the network input, normalise and batch."""
-    import cv2
+def _preprocess(frames: list[np.ndarray], input_size: int, convention: Any) -> tuple[np.ndarray, list[np.ndarray]]:
+    """Crop each frame to the network input (the whole frame is the person), normalise with the
+    model's own input convention, and batch: what :mod:`fpdctl.pipeline` does for predict."""
+    from fpdctl.pipeline import crop, normalise, person_box
 
-    from fpdctl.data.transforms import PIXEL_STD, crop_affine, normalize_image
-
-    images, affines = [], []
+    patches, affines = [], []
     for frame in frames:
-        h, w = frame.shape[:2]
-        affine = crop_affine(((w - 1) / 2.0, (h - 1) / 2.0), max(h, w) / PIXEL_STD, 0.0, input_size)
-        crop = cv2.warpAffine(frame, affine, (input_size, input_size), flags=cv2.INTER_LINEAR)
-        images.append(normalize_image(crop))
+        center, scale, _box = person_box(frame.shape[1], frame.shape[0], None)
+        patch, affine = crop(frame, center, scale, input_size)
+        patches.append(patch)
         affines.append(affine)
-    return np.stack(images), affines
-
-
-def _postprocess(heatmaps: np.ndarray, affines: list[np.ndarray], input_size: int) -> np.ndarray:
-    from fpdctl.codec import HeatmapCodec
-    from fpdctl.data.transforms import invert_affine, transform_points
-
-    final = heatmaps[:, -1] if heatmaps.ndim == 5 else heatmaps
-    coords, _scores = HeatmapCodec(input_size, final.shape[-1]).decode(final)
-    inverse = np.stack([invert_affine(a) for a in affines])
-    return transform_points(coords, inverse)
+    return normalise(np.stack(patches), convention), affines
 
 
 def _run_cases(
     cases: list[_Case], warmup: int, iters: int | None, duration: float | None, end_to_end: bool,
-    target: Any, say: Progress,
+    target: Any, progress: Progress | None,
 ) -> None:
     import torch
 
     rng = np.random.default_rng(0)
     cuda = target.type == "cuda"
     for case in cases:
-        say(f"warming up {case.source.label} {case.backend.name} batch {case.batch}")
+        report(progress, "bench.stage", f"warming up {case.source.label} {case.backend.name} batch {case.batch}")
         images = rng.standard_normal((case.batch, 3, case.input_size, case.input_size)).astype(np.float32)
         if end_to_end:
             case.frames = _frames(case.batch)
+            case.convention = case.source.input_convention
         case.prepared = case.runner.prepare(images)
         if cuda and case.backend.runtime == "torch":
             torch.cuda.reset_peak_memory_stats(target)
@@ -496,7 +458,7 @@ def _run_cases(
         elif case.mem_kind.startswith("rss"):
             case.peak_mb = peak_rss_mb()
 
-    say(f"timing {len(cases)} case(s) round-robin")
+    report(progress, "bench.stage", f"timing {len(cases)} case(s) round-robin")
     budget = None if duration is None else float(duration)
     elapsed = [0.0] * len(cases)
     while True:
@@ -522,16 +484,18 @@ def _run_cases(
 def _time_once(case: _Case, end_to_end: bool, cuda: bool, target: Any) -> None:
     import torch
 
+    from fpdctl.pipeline import to_image
+
     if end_to_end:
         t0 = time.perf_counter()
-        batch, affines = _preprocess(case.frames, case.input_size)
+        batch, affines = _preprocess(case.frames, case.input_size, case.convention)
         prepared = case.runner.prepare(batch)
         if cuda:
             torch.cuda.synchronize(target)
         t1 = time.perf_counter()
         output = case.runner.forward(prepared)
         t2 = time.perf_counter()
-        _postprocess(case.runner.to_numpy(output), affines, case.input_size)
+        to_image(case.runner.to_numpy(output), affines, case.input_size)
         t3 = time.perf_counter()
         case.pre.append(t1 - t0)
         case.times.append(t2 - t1)
@@ -621,7 +585,4 @@ __all__ = [
     "BenchResult",
     "BenchRow",
     "benchmark",
-    "peak_rss_mb",
-    "rss_mb",
-    "reset_peak_rss",
 ]

@@ -1,6 +1,6 @@
 """``fpdctl export``: a checkpoint to one self-contained, verified ONNX file (fp32, fp16 or int8).
 
-Steps: load the checkpoint (any format :func:`~fpdctl.models.checkpoint.load_model` reads) -> export
+Steps: load the checkpoint (any format :func:`~fpdctl.models.checkpoint.create_model` reads) -> export
 fp32 with ``torch.onnx.export`` -> write the fpdctl metadata -> verify fp32 against PyTorch (a
 failure stops here) -> convert to fp16 or quantise to int8 if asked -> verify that too and, for a
 reduced precision, score it against fp32 on a validation split -> move the file into place.
@@ -26,10 +26,11 @@ import time
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, Iterator
+from typing import TYPE_CHECKING, Any, Iterator
 
 from fpdctl.deploy.backends import EXPORT_PRECISIONS, export_backend
 from fpdctl.errors import RuntimeFailure, UsageError, VerificationError
+from fpdctl.progress import Progress, report
 
 if TYPE_CHECKING:
     import onnx
@@ -37,6 +38,7 @@ if TYPE_CHECKING:
 
     from fpdctl.deploy.metadata import OnnxModelInfo
     from fpdctl.deploy.quantize import QuantizationReport
+    from fpdctl.deploy.runtime import OrtRunner
     from fpdctl.deploy.verify import AccuracyComparison, VerificationReport
     from fpdctl.models.hourglass import HourglassNet
 
@@ -51,8 +53,6 @@ OUTPUT_NAME = "heatmaps"
 SINGLE_FILE_LIMIT: int = 2**31 - 1
 # The dynamic-batch trace uses two images: torch.export may specialise a dimension of size 1.
 _DYNAMIC_TRACE_BATCH: int = 2
-
-Progress = Callable[[str], None]
 
 
 @dataclass(frozen=True)
@@ -142,13 +142,15 @@ def final_stack_module(net: "HourglassNet") -> "torch.nn.Module":
     """``net`` wrapped so its graph returns only the last stack's heatmaps [N, J, h, w]."""
     import torch
 
+    from fpdctl.pipeline import last_stack
+
     class FinalStack(torch.nn.Module):
         def __init__(self) -> None:
             super().__init__()
             self.net = net
 
         def forward(self, images: torch.Tensor) -> torch.Tensor:
-            return self.net(images)[:, -1]
+            return last_stack(self.net(images))
 
     return FinalStack().eval()
 
@@ -237,31 +239,25 @@ def model_info(
 ) -> "OnnxModelInfo":
     """The metadata of an export of ``net``."""
     from fpdctl import __version__
-    from fpdctl.skeleton import joint_set_for
-    from fpdctl.data.transforms import MEAN, STD
-    from fpdctl.deploy.metadata import OnnxModelInfo
+    from fpdctl.codec import HEATMAP_STRIDE
+    from fpdctl.deploy.metadata import OnnxModelInfo, joint_labels
+    from fpdctl.pipeline import DEFAULT_INPUT
 
     spec = net.spec
-    try:
-        joints = joint_set_for(spec.joints)
-        joint_set, names = joints.name, joints.names
-        flip_pairs, skeleton = joints.flip_pairs, joints.skeleton
-    except KeyError:  # a joint count no known set has: channels are still usable, just unnamed
-        joint_set, names = "", tuple(f"joint_{i}" for i in range(spec.joints))
-        flip_pairs, skeleton = (), ()
-    stride = 4  # the stem: a stride-2 convolution then a 2x max-pool
+    joints = joint_labels(spec.joints)
     return OnnxModelInfo(
         spec=spec,
-        joint_set=joint_set,
-        joint_names=tuple(names),
-        flip_pairs=tuple(flip_pairs),
-        skeleton=tuple(skeleton),
+        joint_set=joints.name,
+        joint_names=tuple(joints.names),
+        flip_pairs=tuple(joints.flip_pairs),
+        skeleton=tuple(joints.skeleton),
         input_size=input_size,
-        color_order="RGB",
-        mean=tuple(float(v) for v in MEAN),  # type: ignore[arg-type]
-        std=tuple(float(v) for v in STD),  # type: ignore[arg-type]
-        heatmap_stride=stride,
-        heatmap_size=input_size // stride,
+        # The convention the network was trained with: what every later user of the file feeds.
+        color_order=DEFAULT_INPUT.color_order,
+        mean=tuple(float(v) for v in DEFAULT_INPUT.mean),  # type: ignore[arg-type]
+        std=tuple(float(v) for v in DEFAULT_INPUT.std),  # type: ignore[arg-type]
+        heatmap_stride=HEATMAP_STRIDE,
+        heatmap_size=input_size // HEATMAP_STRIDE,
         outputs="all_stacks" if all_stacks else "final",
         precision=precision,
         batch=batch,
@@ -275,7 +271,7 @@ def model_info(
 
 def _load_source(model: "str | os.PathLike[str] | HourglassNet") -> tuple["HourglassNet", str, str]:
     """(network, source label, sha256 of the checkpoint or "") for a path, a name or a module."""
-    from fpdctl.models.checkpoint import file_sha256, model_from_name_or_path
+    from fpdctl.models.checkpoint import create_model, file_sha256
     from fpdctl.models.hourglass import HourglassNet
 
     if isinstance(model, HourglassNet):
@@ -283,10 +279,86 @@ def _load_source(model: "str | os.PathLike[str] | HourglassNet") -> tuple["Hourg
     text = str(model)
     if text.lower().endswith(".onnx"):
         raise UsageError(f"{text} is already an ONNX model; export takes a checkpoint or a model name")
-    net = model_from_name_or_path(text)
+    net = create_model(text).eval()
     if os.path.isfile(text):
         return net, Path(text).name, file_sha256(text)
     return net, text, ""
+
+
+def _check_options(
+    precision: str, batch: int | None, opset: int, exporter: str, calibration_data: str,
+    calibration_samples: int, validation_samples: int, verify: bool,
+) -> tuple[int | None, int]:
+    """Fail on a bad option before any work; returns the parsed (batch, opset).
+
+    Raises:
+        UsageError: the first bad option, in the order of the signature of :func:`export_onnx`.
+    """
+    export_backend(precision)
+    batch = parse_batch(batch)
+    opset = check_opset(opset)
+    if exporter not in EXPORTERS:
+        raise UsageError(f"exporter must be one of {', '.join(EXPORTERS)}, got '{exporter}'")
+    if calibration_samples < 1:
+        raise UsageError(f"--calibration-samples must be at least 1, got {calibration_samples}")
+    if validation_samples < 0:
+        raise UsageError(f"--validation-samples must be 0 or more, got {validation_samples}")
+    if precision != "fp32" or (verify and validation_samples):
+        from fpdctl.data.registry import parse_data_spec
+
+        parse_data_spec(calibration_data)  # a bad spec fails before minutes of work
+    return batch, opset
+
+
+@dataclass(frozen=True)
+class _Export:
+    """One export's settings, shared by its steps."""
+
+    net: "HourglassNet"
+    input_size: int
+    batch: int | None
+    opset: int
+    all_stacks: bool
+    exporter: str
+    source: str
+    source_sha256: str
+    threads: int | None
+    verify_random: int
+    verify_images: int
+    progress: Progress | None
+
+    def say(self, message: str) -> None:
+        report(self.progress, "export.stage", message)
+
+    def info(self, precision: str) -> "OnnxModelInfo":
+        return model_info(
+            self.net, input_size=self.input_size, batch=self.batch, opset=self.opset,
+            all_stacks=self.all_stacks, precision=precision, source=self.source,
+            source_sha256=self.source_sha256, exporter=self.exporter,
+        )
+
+    def runner(self, model_bytes: bytes, precision: str) -> "OrtRunner":
+        from fpdctl.deploy.runtime import OrtRunner
+
+        return OrtRunner(model_bytes, export_backend(precision), threads=self.threads)
+
+    def verify(self, runner: "OrtRunner", precision: str) -> "VerificationReport":
+        """Compare the export with PyTorch; a failure stops the export (nothing is written).
+
+        Raises:
+            VerificationError: below the precision's agreement gate, or non-finite heatmaps.
+        """
+        from fpdctl.deploy.verify import verify_runner
+
+        self.say(f"verifying the {precision} model against PyTorch")
+        result = verify_runner(
+            runner, self.net, input_size=self.input_size, precision=precision,
+            min_agreement=export_backend(precision).min_agreement,
+            random_samples=self.verify_random, image_samples=self.verify_images,
+        )
+        if not result.passed:
+            raise VerificationError(f"{result.failure_message()}; nothing was written")
+        return result
 
 
 def export_onnx(
@@ -328,270 +400,156 @@ def export_onnx(
         verify_random, verify_images: inputs of each kind for the comparison.
         threads: ONNX Runtime intra-op threads for the checks (None: ORT's default).
         exporter: "dynamo" (default) or "torchscript".
-        progress: called with a short description before each long step.
-
-    Returns:
-        ExportResult.
+        progress: gets an "export.stage" event, with a short description, before each long step.
 
     Raises:
         UsageError: bad options; InputError / CheckpointError: unreadable checkpoint or output
         path; VerificationError: the export disagrees with PyTorch (nothing is written);
         RuntimeFailure: the exporter or the quantiser failed.
     """
-    import onnx
-
-    from fpdctl.deploy.metadata import set_metadata
-    from fpdctl.deploy.runtime import OrtRunner
     from fpdctl.utils.io import atomic_write_bytes, ensure_parent_writable
 
     start = time.perf_counter()
-    say = progress or (lambda _message: None)
-    target_backend = export_backend(precision)
-    batch = parse_batch(batch)
-    opset = check_opset(opset)
-    if exporter not in EXPORTERS:
-        raise UsageError(f"exporter must be one of {', '.join(EXPORTERS)}, got '{exporter}'")
-    if calibration_samples < 1:
-        raise UsageError(f"--calibration-samples must be at least 1, got {calibration_samples}")
-    if validation_samples < 0:
-        raise UsageError(f"--validation-samples must be 0 or more, got {validation_samples}")
-    if precision != "fp32" or (verify and validation_samples):
-        from fpdctl.data.registry import parse_data_spec
-
-        parse_data_spec(calibration_data)  # a bad spec fails before minutes of work
+    batch, opset = _check_options(
+        precision, batch, opset, exporter, calibration_data, calibration_samples, validation_samples, verify,
+    )
     ensure_parent_writable(output)
     net, source, sha256 = _load_source(model)
-    if input_size is None:
-        from fpdctl.models.checkpoint import default_input_size
+    from fpdctl.models.checkpoint import resolve_input_size
 
-        input_size = default_input_size(model if isinstance(model, (str, os.PathLike)) else None)
+    input_size = resolve_input_size(model, input_size)
     net.spec.check_input_size(input_size)
-
-    def info_for(prec: str) -> "OnnxModelInfo":
-        return model_info(
-            net, input_size=input_size, batch=batch, opset=opset, all_stacks=all_stacks,
-            precision=prec, source=source, source_sha256=sha256, exporter=exporter,
-        )
-
-    def check(runner: OrtRunner, prec: str, gate: float | None) -> "VerificationReport":
-        from fpdctl.deploy.verify import verify_runner
-
-        say(f"verifying the {prec} model against PyTorch")
-        report = verify_runner(
-            runner, net, input_size=input_size, precision=prec, min_agreement=gate,
-            random_samples=verify_random, image_samples=verify_images,
-        )
-        if not report.passed:
-            raise VerificationError(f"{report.failure_message()}; nothing was written")
-        return report
-
+    job = _Export(
+        net, input_size, batch, opset, all_stacks, exporter, source, sha256, threads, verify_random,
+        verify_images, progress,
+    )
     with tempfile.TemporaryDirectory(prefix="fpdctl-export-") as work_dir:
-        work = Path(work_dir)
-        fp32_path = work / "fp32.onnx"
-        say(f"exporting {net.spec.name} to ONNX (opset {opset}, {exporter})")
-        torch_to_onnx(
-            net, fp32_path, input_size=input_size, batch=batch, opset=opset,
-            all_stacks=all_stacks, exporter=exporter,
+        final_bytes, checks = _export_checked(
+            job, Path(work_dir), precision, verify, calibration_data, calibration_samples, validation_samples,
         )
-        fp32_model = onnx.load(str(fp32_path))
-        _check_opset_written(fp32_model, opset)
-        strip_debug_info(fp32_model)
-        if not all_stacks:
-            take_last_stack_directly(fp32_model)
-        set_metadata(fp32_model, info_for("fp32"))
-        fp32_bytes = fp32_model.SerializeToString()
-        fp32_backend = export_backend("fp32")
-
-        base_report = None
-        if verify:
-            base_report = check(
-                OrtRunner(fp32_bytes, fp32_backend, threads=threads), "fp32", fp32_backend.min_agreement
-            )
-
-        quant_report = None
-        if precision == "fp32":
-            final_model = fp32_model
-        elif precision == "fp16":
-            from fpdctl.deploy.quantize import convert_fp16
-
-            say("converting to fp16")
-            final_model = convert_fp16(_copy(fp32_model))
-        else:
-            final_model, quant_report = _quantize(
-                fp32_model, work, net_batch=batch, input_size=input_size,
-                calibration_data=calibration_data, calibration_samples=calibration_samples, say=say,
-            )
-        set_metadata(final_model, info_for(precision))
-        final_bytes = final_model.SerializeToString()
-        if len(final_bytes) > SINGLE_FILE_LIMIT:
-            raise RuntimeFailure(
-                f"the {precision} model is {len(final_bytes) / 2**30:.1f} GiB; a single-file ONNX "
-                "model must be under 2 GiB"
-            )
-
-        report, accuracy = base_report, None
-        if verify and precision != "fp32":
-            runner = OrtRunner(final_bytes, target_backend, threads=threads)
-            report = check(runner, precision, target_backend.min_agreement)
-            if validation_samples:
-                from fpdctl.deploy.verify import compare_accuracy
-
-                say(f"scoring fp32 and {precision} on {validation_samples} {calibration_data} validation persons")
-                accuracy = compare_accuracy(
-                    OrtRunner(fp32_bytes, fp32_backend, threads=threads), runner,
-                    data=calibration_data, input_size=input_size, samples=validation_samples,
-                    reference_precision="fp32", candidate_precision=precision,
-                )
         atomic_write_bytes(output, final_bytes)
     return ExportResult(
-        path=Path(output),
-        info=info_for(precision),
-        size_bytes=len(final_bytes),
-        seconds=time.perf_counter() - start,
-        verification=report,
-        base_verification=base_report if precision != "fp32" else None,
-        accuracy=accuracy,
-        quantization=quant_report,
+        path=Path(output), info=job.info(precision), size_bytes=len(final_bytes),
+        seconds=time.perf_counter() - start, **checks,
     )
 
 
-def strip_debug_info(model: "onnx.ModelProto") -> None:
-    """Drop per-node doc strings and metadata, in place.
-
-    The dynamo exporter stores each node's Python stack trace and module path there: file paths
-    of the exporting machine that do not belong in a shipped model, and most of a small model's
-    file size (hg1x16: 400 kB of which 60 kB are weights).
-    """
-    model.doc_string = ""
-    model.graph.doc_string = ""
-    for node in model.graph.node:
-        node.doc_string = ""
-        del node.metadata_props[:]
-
-
-def take_last_stack_directly(model: "onnx.ModelProto") -> bool:
-    """Make the last stack's score convolution write the graph output itself, in place.
-
-    ``net(x)[:, -1]`` exports as Unsqueeze per stack -> Concat -> Gather(last): every stack's
-    heatmaps are converted out of ORT's blocked layout and copied only to be dropped. When the
-    output is exactly that pattern, the Gather's source tensor is renamed to the output and the
-    nodes no longer needed are removed (about 1% of hg4x128's latency). Anything else is left
-    unchanged; the verification that follows checks the result either way.
+def _export_checked(
+    job: _Export, work: Path, precision: str, verify: bool, calibration_data: str, calibration_samples: int,
+    validation_samples: int,
+) -> tuple[bytes, dict[str, Any]]:
+    """Export, verify fp32 (the gate), reduce the precision, verify and score that.
 
     Returns:
-        Whether the graph was changed.
+        The bytes of the model to write, and the :class:`ExportResult` fields of the checks.
     """
-    import numpy as np
+    fp32_model = _export_fp32(job, work)
+    fp32_bytes = fp32_model.SerializeToString()
+    base_report = job.verify(job.runner(fp32_bytes, "fp32"), "fp32") if verify else None
+    final_bytes, quant_report = _reduce_precision(job, fp32_model, precision, work, calibration_data, calibration_samples)
+    verification, accuracy = base_report, None
+    if verify and precision != "fp32":
+        runner = job.runner(final_bytes, precision)
+        verification = job.verify(runner, precision)
+        if validation_samples:
+            accuracy = _compare_with_fp32(job, fp32_bytes, runner, precision, calibration_data, validation_samples)
+    return final_bytes, {
+        "verification": verification,
+        "base_verification": base_report if precision != "fp32" else None,
+        "accuracy": accuracy,
+        "quantization": quant_report,
+    }
+
+
+def _export_fp32(job: _Export, work: Path) -> "onnx.ModelProto":
+    """The fp32 graph with the fpdctl metadata, exporter clutter removed."""
     import onnx
-    from onnx import numpy_helper
 
-    graph = model.graph
-    if len(graph.output) != 1:
-        return False
-    producer = {out: node for node in graph.node for out in node.output}
-    constants = {init.name: numpy_helper.to_array(init) for init in graph.initializer}
-    for node in graph.node:
-        if node.op_type == "Constant" and node.attribute and node.attribute[0].name == "value":
-            constants[node.output[0]] = numpy_helper.to_array(node.attribute[0].t)
+    from fpdctl.deploy.metadata import set_metadata
+    from fpdctl.deploy.onnx_graph import check_opset_written, strip_debug_info, take_last_stack_directly
 
-    def attr(node: "onnx.NodeProto", name: str, default: Any = None) -> Any:
-        found = [onnx.helper.get_attribute_value(a) for a in node.attribute if a.name == name]
-        return found[0] if found else default
+    path = work / "fp32.onnx"
+    job.say(f"exporting {job.net.spec.name} to ONNX (opset {job.opset}, {job.exporter})")
+    torch_to_onnx(
+        job.net, path, input_size=job.input_size, batch=job.batch, opset=job.opset,
+        all_stacks=job.all_stacks, exporter=job.exporter,
+    )
+    model = onnx.load(str(path))
+    check_opset_written(model, job.opset)
+    strip_debug_info(model)
+    if not job.all_stacks:
+        take_last_stack_directly(model)
+    set_metadata(model, job.info("fp32"))
+    return model
 
-    def unsqueezed_axis(node: "onnx.NodeProto | None") -> int | None:
-        if node is None or node.op_type != "Unsqueeze":
-            return None
-        axes = constants.get(node.input[1]) if len(node.input) > 1 else attr(node, "axes")
-        axes = None if axes is None else [int(a) for a in np.asarray(axes).ravel()]
-        return axes[0] if axes is not None and len(axes) == 1 else None
 
-    out_name = graph.output[0].name
-    gather = producer.get(out_name)
-    if gather is None or gather.op_type != "Gather" or attr(gather, "axis", 0) != 1:
-        return False
-    index = constants.get(gather.input[1])
-    if index is None or np.asarray(index).ndim != 0:
-        return False
-    source = producer.get(gather.input[0])
-    if source is not None and source.op_type == "Concat" and attr(source, "axis") == 1:
-        operands = list(source.input)
-        picked = operands[int(index) % len(operands)]
-    elif unsqueezed_axis(source) == 1 and int(index) in (0, -1):
-        picked = gather.input[0]
+def _reduce_precision(
+    job: _Export, fp32_model: "onnx.ModelProto", precision: str, work: Path, calibration_data: str,
+    calibration_samples: int,
+) -> tuple[bytes, "QuantizationReport | None"]:
+    """The serialised model in ``precision`` (fp32 as it is, fp16 converted, int8 calibrated).
+
+    Raises:
+        RuntimeFailure: the model is too large for one file, or the quantiser failed.
+    """
+    from fpdctl.deploy.metadata import set_metadata
+
+    quant_report = None
+    if precision == "fp32":
+        final_model = fp32_model
+    elif precision == "fp16":
+        from fpdctl.deploy.onnx_graph import copy_model
+        from fpdctl.deploy.quantize import convert_fp16
+
+        job.say("converting to fp16")
+        final_model = convert_fp16(copy_model(fp32_model))
     else:
-        return False
-    unsqueeze = producer.get(picked)
-    if unsqueezed_axis(unsqueeze) != 1:
-        return False
-    heatmaps = unsqueeze.input[0]
-    if any(heatmaps in n.input for n in graph.node if n is not unsqueeze) or producer.get(heatmaps) is None:
-        return False  # still read elsewhere: renaming it would change other nodes' inputs
-    head = producer[heatmaps]
-    head.output[list(head.output).index(heatmaps)] = out_name
-    del graph.node[list(graph.node).index(gather)]
-    # Drop what nothing reads any more (the other stacks' Unsqueeze / Concat, their constants).
-    changed = True
-    while changed:
-        needed = {o.name for o in graph.output} | {i for n in graph.node for i in n.input}
-        keep = [n for n in graph.node if any(o in needed for o in n.output)]
-        changed = len(keep) != len(graph.node)
-        del graph.node[:]
-        graph.node.extend(keep)
-    needed = {i for n in graph.node for i in n.input}
-    kept_inits = [i for i in graph.initializer if i.name in needed]
-    del graph.initializer[:]
-    graph.initializer.extend(kept_inits)
-    produced = {o for n in graph.node for o in n.output}
-    kept_info = [v for v in graph.value_info if v.name in produced and v.name != out_name]
-    del graph.value_info[:]
-    graph.value_info.extend(kept_info)
-    onnx.checker.check_model(model)
-    return True
-
-
-def _copy(model: "onnx.ModelProto") -> "onnx.ModelProto":
-    import onnx
-
-    copy = onnx.ModelProto()
-    copy.CopyFrom(model)
-    return copy
-
-
-def _check_opset_written(model: "onnx.ModelProto", opset: int) -> None:
-    written = next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), None)
-    if written != opset:
-        raise RuntimeFailure(f"the exporter wrote opset {written} instead of the requested {opset}")
+        final_model, quant_report = _quantize(job, fp32_model, work, calibration_data, calibration_samples)
+    set_metadata(final_model, job.info(precision))
+    final_bytes = final_model.SerializeToString()
+    if len(final_bytes) > SINGLE_FILE_LIMIT:
+        raise RuntimeFailure(
+            f"the {precision} model is {len(final_bytes) / 2**30:.1f} GiB; a single-file ONNX "
+            "model must be under 2 GiB"
+        )
+    return final_bytes, quant_report
 
 
 def _quantize(
-    fp32_model: "onnx.ModelProto",
-    work: Path,
-    *,
-    net_batch: int | None,
-    input_size: int,
-    calibration_data: str,
-    calibration_samples: int,
-    say: Progress,
+    job: _Export, fp32_model: "onnx.ModelProto", work: Path, calibration_data: str, calibration_samples: int,
 ) -> tuple["onnx.ModelProto", "QuantizationReport"]:
     import onnx
 
     from fpdctl.data.registry import build_dataset
     from fpdctl.deploy.quantize import calibration_indices, image_batches, quantize_int8
 
-    dataset = build_dataset(calibration_data, "train", input_size=input_size)
+    dataset = build_dataset(calibration_data, "train", input_size=job.input_size)
     if len(dataset) == 0:
         raise UsageError(f"--calibration-data {calibration_data} has no training images")
     indices = calibration_indices(len(dataset), calibration_samples)
     # Ranges are averaged over calibration batches: one image per batch averages per-image
     # ranges (a fixed-batch graph can only take its own batch size).
-    batch = net_batch or 1
-    say(f"calibrating int8 on {len(indices)} {calibration_data} images")
+    batch = job.batch or 1
+    job.say(f"calibrating int8 on {len(indices)} {calibration_data} images")
     out_path = work / "int8.onnx"
-    report = quantize_int8(
-        fp32_model, out_path, image_batches(dataset, indices, batch, pad=net_batch is not None),
+    quant_report = quantize_int8(
+        fp32_model, out_path, image_batches(dataset, indices, batch, pad=job.batch is not None),
         work_dir=work, calibration_data=str(calibration_data),
     )
-    return onnx.load(str(out_path)), report
+    return onnx.load(str(out_path)), quant_report
+
+
+def _compare_with_fp32(
+    job: _Export, fp32_bytes: bytes, runner: "OrtRunner", precision: str, data: str, samples: int,
+) -> "AccuracyComparison":
+    """fp32 and the reduced precision scored on the first ``samples`` validation persons."""
+    from fpdctl.deploy.verify import compare_accuracy
+
+    job.say(f"scoring fp32 and {precision} on {samples} {data} validation persons")
+    return compare_accuracy(
+        job.runner(fp32_bytes, "fp32"), runner, data=data, input_size=job.input_size, samples=samples,
+        reference_precision="fp32", candidate_precision=precision,
+    )
 
 
 __all__ = [
@@ -607,7 +565,5 @@ __all__ = [
     "final_stack_module",
     "model_info",
     "parse_batch",
-    "strip_debug_info",
-    "take_last_stack_directly",
     "torch_to_onnx",
 ]

@@ -20,6 +20,7 @@ if TYPE_CHECKING:
     import onnx
 
     from fpdctl.models.spec import HourglassSpec
+    from fpdctl.skeleton import JointSet
 
 PREFIX = "fpdctl."
 # The names the metadata keys have in the file (all under PREFIX).
@@ -147,6 +148,17 @@ class OnnxModelInfo:
             raise InputError(f"{where} has malformed fpdctl metadata: {exc}") from exc
 
 
+def joint_labels(num_joints: int) -> "JointSet":
+    """What the heatmap channels of a model with ``num_joints`` joints are: the known joint set
+    of that size, else unnamed channels ("joint_0", ...) with no flip pairs and no skeleton."""
+    from fpdctl.skeleton import JointSet, joint_set_for
+
+    try:
+        return joint_set_for(num_joints)
+    except KeyError:  # a joint count no known set has: channels are still usable, just unnamed
+        return JointSet("", tuple(f"joint_{i}" for i in range(num_joints)), (), ())
+
+
 def set_metadata(model: "onnx.ModelProto", info: OnnxModelInfo) -> None:
     """Replace the fpdctl entries of ``model.metadata_props`` with ``info`` (other keys kept)."""
     kept = [(e.key, e.value) for e in model.metadata_props if not e.key.startswith(PREFIX)]
@@ -190,4 +202,12 @@ def _first_line(exc: BaseException) -> str:
     return lines[0][:200] if lines else type(exc).__name__
 
 
-__all__ = ["KEYS", "PREFIX", "OnnxModelInfo", "read_info", "read_props", "set_metadata"]
+__all__ = [
+    "KEYS",
+    "PREFIX",
+    "OnnxModelInfo",
+    "joint_labels",
+    "read_info",
+    "read_props",
+    "set_metadata",
+]

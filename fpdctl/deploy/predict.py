@@ -1,8 +1,9 @@
 """``fpdctl predict``: keypoints for an image, a folder of images or a video.
 
-Each image (or video frame) is cropped around one person the way the validation pipeline crops a
-dataset sample (``crop_affine`` + ``cv2.warpAffine``, bilinear, black outside the image), run
-through the model's final stack, decoded by the heatmap codec and mapped back to image pixels.
+Each image (or video frame) goes through the top-down pipeline (:mod:`fpdctl.pipeline`): cropped
+around one person the way the validation pipeline crops a dataset sample, normalised with the
+model's own input convention, run through the model's final stack, decoded by the heatmap codec
+and mapped back to image pixels.
 
 The person: with a box ``(x, y, w, h)`` the crop is centred on the box and its side is the box's
 longer side times the datasets' 1.25 margin (a tight box would otherwise cut off hands and feet);
@@ -23,11 +24,13 @@ import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, Iterator, Sequence
+from typing import TYPE_CHECKING, Any, Iterator, Sequence
 
 import numpy as np
 
 from fpdctl.errors import DataError, InputError, RuntimeFailure, UsageError
+from fpdctl.pipeline import Box, person_box
+from fpdctl.progress import Progress, report
 
 if TYPE_CHECKING:
     from fpdctl.deploy.runtime import Runner
@@ -41,10 +44,8 @@ FALLBACK_FPS: float = 25.0
 # Images per forward pass for folders (video frames run one at a time, in order).
 FOLDER_BATCH: int = 8
 
-Progress = Callable[[int, int], None]
 
-
-def parse_bbox(text: str | None) -> tuple[float, float, float, float] | None:
+def parse_bbox(text: str | None) -> Box | None:
     """``"x,y,w,h"`` (image px, top-left corner and size) -> a tuple; None -> None.
 
     Raises:
@@ -62,27 +63,6 @@ def parse_bbox(text: str | None) -> tuple[float, float, float, float] | None:
     if values[2] <= 0 or values[3] <= 0:
         raise UsageError(f"--bbox width and height must be positive, got '{text}'")
     return values[0], values[1], values[2], values[3]
-
-
-def person_box(
-    width: int, height: int, bbox: tuple[float, float, float, float] | None
-) -> tuple[np.ndarray, float, tuple[float, float, float, float]]:
-    """The crop centre, scale (units of 200 px) and the (x, y, w, h) box it came from.
-
-    Pixel centres are integers (pixel (0, 0) covers [-0.5, 0.5]^2), so a box covering pixels
-    ``x .. x + w - 1`` is centred at ``x + (w - 1) / 2``.
-    """
-    from fpdctl.data.mpii import SCALE_MARGIN
-    from fpdctl.data.transforms import PIXEL_STD
-
-    if bbox is None:
-        box = (0.0, 0.0, float(width), float(height))
-        side = float(max(width, height))
-    else:
-        box = bbox
-        side = max(bbox[2], bbox[3]) * SCALE_MARGIN
-    center = np.array([box[0] + (box[2] - 1) / 2.0, box[1] + (box[3] - 1) / 2.0], dtype=np.float32)
-    return center, side / PIXEL_STD, box
 
 
 @dataclass(frozen=True)
@@ -104,7 +84,7 @@ class Prediction:
     frame: int | None
     width: int
     height: int
-    box: tuple[float, float, float, float]
+    box: Box
     center: np.ndarray
     scale: float
     keypoints: np.ndarray
@@ -174,71 +154,44 @@ class PredictResult:
 
 
 class _Model:
-    """A runner plus what is needed to feed it: input size, normalisation, joint names."""
+    """A runner plus what feeding it needs: input size, input convention, joint set."""
 
     def __init__(self, model: str, device: str, threads: int | None, input_size: int | None) -> None:
-        from fpdctl.skeleton import joint_set_for
-        from fpdctl.data.transforms import MEAN, STD
         from fpdctl.deploy.backends import get_backend
         from fpdctl.deploy.runtime import OrtRunner, TorchRunner, open_model
 
-        source = open_model(model)
-        self.source = source
+        self.source = source = open_model(model)
+        self.input_size = source.input_size_for(input_size)
         if source.kind == "onnx":
-            info = source.info
-            if input_size is not None and input_size != info.input_size:
-                raise UsageError(
-                    f"{model} was exported for {info.input_size} px inputs; --input-size {input_size} "
-                    "does not apply to it"
-                )
             self.runner: Runner = OrtRunner(source.path, device=device, threads=threads)
-            self.input_size = info.input_size
-            self.mean, self.std = np.asarray(info.mean, np.float32), np.asarray(info.std, np.float32)
-            self.joint_names, self.skeleton = info.joint_names, info.skeleton
         else:
             from fpdctl.utils.device import resolve_device
 
-            from fpdctl.models.checkpoint import default_input_size
-
-            self.input_size = default_input_size(source.path) if input_size is None else int(input_size)
-            source.spec.check_input_size(self.input_size)
             self.runner = TorchRunner(source.net, get_backend("torch"), resolve_device(device))
-            self.mean, self.std = np.asarray(MEAN, np.float32), np.asarray(STD, np.float32)
-            try:
-                joints = joint_set_for(source.spec.joints)
-                self.joint_names, self.skeleton = joints.names, joints.skeleton
-            except KeyError:
-                self.joint_names = tuple(f"joint_{i}" for i in range(source.spec.joints))
-                self.skeleton = ()
+        # The model's own input convention (an ONNX file records it), not a module default.
+        self.convention = source.input_convention
+        self.joint_set = source.joint_set
 
     def crop(self, image: np.ndarray, center: np.ndarray, scale: float) -> tuple[np.ndarray, np.ndarray]:
-        """float32 [3, S, S] normalised RGB crop and its affine (image px -> input px)."""
-        import cv2
+        """uint8 [S, S, 3] BGR crop around the person and its affine (image px -> input px)."""
+        from fpdctl.pipeline import crop
 
-        from fpdctl.data.transforms import crop_affine
+        return crop(image, center, scale, self.input_size)
 
-        size = self.input_size
-        affine = crop_affine(center, scale, 0.0, size)
-        patch = cv2.warpAffine(
-            image, affine, (size, size), flags=cv2.INTER_LINEAR,
-            borderMode=cv2.BORDER_CONSTANT, borderValue=(0, 0, 0),
-        )
-        # The model's own normalisation (an ONNX file records it), not a module default.
-        rgb = patch[:, :, ::-1].astype(np.float32) / 255.0
-        normalised = (rgb - self.mean) / self.std
-        return np.ascontiguousarray(normalised.transpose(2, 0, 1)), affine
+    def keypoints(self, patches: np.ndarray, affines: Sequence[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+        """Image-px keypoints [N, J, 2] and scores [N, J] for a batch of crops [N, S, S, 3]."""
+        from fpdctl.pipeline import predict_crops
 
-    def keypoints(self, crops: np.ndarray, affines: Sequence[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
-        """Image-px keypoints [N, J, 2] and scores [N, J] for a batch of crops."""
-        from fpdctl.codec import HeatmapCodec
-        from fpdctl.data.transforms import invert_affine, transform_points
+        return predict_crops(self.runner, patches, affines, self.convention)
 
-        heatmaps = self.runner(crops)
-        if heatmaps.ndim == 5:
-            heatmaps = heatmaps[:, -1]
-        coords, scores = HeatmapCodec(self.input_size, heatmaps.shape[-1]).decode(heatmaps)
-        inverse = np.stack([invert_affine(a) for a in affines])
-        return transform_points(coords, inverse), scores
+    def draw(
+        self, image: np.ndarray, keypoints: np.ndarray, scores: np.ndarray, min_score: float, box: Box | None,
+    ) -> np.ndarray:
+        """The image with the skeleton drawn, and the person's box when the user gave one."""
+        from fpdctl.viz import box_corners, draw_skeleton
+
+        outline = None if box is None else box_corners(box[0], box[1], box[0] + box[2], box[1] + box[3])
+        return draw_skeleton(image, keypoints, self.joint_set, scores=scores, min_score=min_score, outline=outline)
 
 
 def input_kind(path: Path) -> str:
@@ -263,7 +216,7 @@ def predict(
     input_path: str | os.PathLike[str],
     *,
     out_dir: str | os.PathLike[str] = "predictions",
-    bbox: tuple[float, float, float, float] | None = None,
+    bbox: Box | None = None,
     device: str = "cpu",
     threads: int | None = None,
     input_size: int | None = None,
@@ -285,7 +238,8 @@ def predict(
         draw: write the drawn images / video.
         min_score: joints below this heatmap peak are not drawn (they are still in the JSON).
         max_frames: stop a video after this many frames.
-        progress: called as ``progress(done, total)`` (total 0 when unknown).
+        progress: gets a "predict.item" event after each image or frame (``done`` of ``total``;
+            total 0 when a video does not say).
 
     Raises:
         InputError / DataError: missing or unreadable input; UsageError: bad options;
@@ -324,7 +278,7 @@ def predict(
 
 
 def _predict(
-    model: str, source_path: Path, kind: str, out: Path, *, bbox: tuple[float, float, float, float] | None,
+    model: str, source_path: Path, kind: str, out: Path, *, bbox: Box | None,
     device: str, threads: int | None, input_size: int | None, draw: bool, min_score: float,
     max_frames: int | None, progress: Progress | None, start: float,
 ) -> PredictResult:
@@ -332,20 +286,19 @@ def _predict(
 
     net = _Model(model, device, threads, input_size)
     json_path = ensure_parent_writable(out / JSON_NAME)
-    report = progress or (lambda _done, _total: None)
 
     predictions: list[Prediction] = []
     drawn: list[Path] = []
     skipped: list[str] = []
     if kind == "video":
-        predictions, video_out = _predict_video(net, source_path, out, bbox, draw, min_score, max_frames, report)
+        predictions, video_out = _predict_video(net, source_path, out, bbox, draw, min_score, max_frames, progress)
         if video_out is not None:
             drawn.append(video_out)
     else:
-        predictions, drawn, skipped = _predict_images(net, source_path, kind, out, bbox, draw, min_score, report)
+        predictions, drawn, skipped = _predict_images(net, source_path, kind, out, bbox, draw, min_score, progress)
     result = PredictResult(
         model=model, arch=net.source.spec.name, input=str(source_path), kind=kind,
-        input_size=net.input_size, joint_names=tuple(net.joint_names), skeleton=tuple(net.skeleton),
+        input_size=net.input_size, joint_names=tuple(net.joint_set.names), skeleton=tuple(net.joint_set.skeleton),
         predictions=predictions, json_path=json_path, drawn=drawn, skipped=skipped,
         seconds=time.perf_counter() - start,
     )
@@ -372,13 +325,12 @@ def _image_files(path: Path, kind: str) -> list[Path]:
 
 
 def _predict_images(
-    net: _Model, path: Path, kind: str, out: Path, bbox: tuple[float, float, float, float] | None,
-    draw: bool, min_score: float, report: Progress,
+    net: _Model, path: Path, kind: str, out: Path, bbox: Box | None,
+    draw: bool, min_score: float, progress: Progress | None,
 ) -> tuple[list[Prediction], list[Path], list[str]]:
     import cv2
 
     from fpdctl.data.dataset import read_image
-    from fpdctl.deploy.draw import draw_skeleton
     from fpdctl.utils.io import atomic_write_bytes
 
     files = _image_files(path, kind)
@@ -406,17 +358,14 @@ def _predict_images(
             h, w = image.shape[:2]
             predictions.append(Prediction(file.name, None, w, h, box, center, scale, xy, sc))
             if draw:
-                canvas = draw_skeleton(
-                    image, xy, sc, joint_names=net.joint_names, skeleton=net.skeleton,
-                    min_score=min_score, box=box if bbox is not None else None,
-                )
+                canvas = net.draw(image, xy, sc, min_score, box if bbox is not None else None)
                 target = out / file.name
                 ok, encoded = cv2.imencode(file.suffix.lower() if file.suffix.lower() in IMAGE_SUFFIXES else ".png", canvas)
                 if not ok:
                     raise RuntimeFailure(f"could not encode {target}")
                 atomic_write_bytes(target, encoded.tobytes())
                 drawn.append(target)
-        report(len(predictions), len(files))
+        report(progress, "predict.item", done=len(predictions), total=len(files))
         batch.clear()
 
     for file, image in loaded():
@@ -433,12 +382,10 @@ def _predict_images(
 
 
 def _predict_video(
-    net: _Model, path: Path, out: Path, bbox: tuple[float, float, float, float] | None, draw: bool,
-    min_score: float, max_frames: int | None, report: Progress,
+    net: _Model, path: Path, out: Path, bbox: Box | None, draw: bool,
+    min_score: float, max_frames: int | None, progress: Progress | None,
 ) -> tuple[list[Prediction], Path | None]:
     import cv2
-
-    from fpdctl.deploy.draw import draw_skeleton
 
     capture = cv2.VideoCapture(str(path))
     if not capture.isOpened():
@@ -470,12 +417,9 @@ def _predict_video(
                     writer = cv2.VideoWriter(str(tmp_file), cv2.VideoWriter_fourcc(*VIDEO_FOURCC), fps, (w, h))
                     if not writer.isOpened():
                         raise RuntimeFailure(f"OpenCV cannot write {VIDEO_FOURCC} video to {target}")
-                writer.write(draw_skeleton(
-                    frame, coords[0], scores[0], joint_names=net.joint_names, skeleton=net.skeleton,
-                    min_score=min_score, box=box if bbox is not None else None,
-                ))
+                writer.write(net.draw(frame, coords[0], scores[0], min_score, box if bbox is not None else None))
             index += 1
-            report(index, total)
+            report(progress, "predict.item", done=index, total=total)
         if not predictions:
             raise DataError(f"no frames could be read from {path}")
         if writer is not None:

@@ -33,7 +33,7 @@ import logging
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Iterable, Iterator
+from typing import TYPE_CHECKING, Any, Iterable, Iterator
 
 import numpy as np
 
@@ -205,13 +205,7 @@ def quantize_int8(
         RuntimeFailure: no calibration images, or ONNX Runtime's quantiser failed.
     """
     import onnx
-    from onnxruntime.quantization import (
-        CalibrationDataReader,
-        CalibrationMethod,
-        QuantFormat,
-        QuantType,
-        quantize_static,
-    )
+    from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
     from onnxruntime.quantization.shape_inference import quant_pre_process
 
     work = Path(work_dir)
@@ -222,18 +216,7 @@ def quantize_int8(
     head = output_head_nodes(model)
     dw_path, pre_path = work / "int8_dw.onnx", work / "int8_pre.onnx"
     onnx.save(model, str(dw_path))
-    input_name = model.graph.input[0].name
-
-    batches = iter(calibration)
-    counted = {"images": 0}
-
-    class _Reader(CalibrationDataReader):
-        def get_next(self) -> dict[str, np.ndarray] | None:
-            batch = next(batches, None)
-            if batch is None:
-                return None
-            counted["images"] += int(batch.shape[0])
-            return {input_name: np.ascontiguousarray(batch, dtype=np.float32)}
+    reader = _calibration_reader(calibration, model.graph.input[0].name)
 
     # The quantiser logs a warning per tensor it handles; they are not actionable for users.
     quant_logger = logging.getLogger()
@@ -245,7 +228,7 @@ def quantize_int8(
         quantize_static(
             str(pre_path),
             str(output_path),
-            _Reader(),
+            reader,
             quant_format=QuantFormat.QDQ,
             per_channel=per_channel,
             activation_type=QuantType.QUInt8,
@@ -259,21 +242,41 @@ def quantize_int8(
             },
         )
     except ValueError as exc:
-        if counted["images"] == 0:
+        if reader.images == 0:
             raise RuntimeFailure("int8 calibration got no images") from exc
         raise RuntimeFailure(f"int8 quantisation failed: {exc}") from exc
     finally:
         quant_logger.setLevel(level)
-    if counted["images"] == 0:
+    if reader.images == 0:
         raise RuntimeFailure("int8 calibration got no images")
     return QuantizationReport(
         calibration_data=calibration_data,
-        calibration_samples=counted["images"],
+        calibration_samples=reader.images,
         per_channel=per_channel,
         method="minmax-average",
         bn_converted=converted,
         fp32_nodes=tuple(head),
     )
+
+
+def _calibration_reader(calibration: Iterable[np.ndarray], input_name: str) -> Any:
+    """ONNX Runtime's calibration reader over ``calibration``; its ``images`` counts what it gave."""
+    from onnxruntime.quantization import CalibrationDataReader
+
+    class _Reader(CalibrationDataReader):
+        images = 0
+
+        def __init__(self) -> None:
+            self._batches = iter(calibration)
+
+        def get_next(self) -> dict[str, np.ndarray] | None:
+            batch = next(self._batches, None)
+            if batch is None:
+                return None
+            self.images += int(batch.shape[0])
+            return {input_name: np.ascontiguousarray(batch, dtype=np.float32)}
+
+    return _Reader()
 
 
 def calibration_indices(length: int, samples: int) -> np.ndarray:

@@ -1,4 +1,5 @@
-"""Running a model on one backend: the runners shared by export verification, bench and predict.
+"""Running a model on one backend: the runners shared by export verification, evaluation, bench
+and predict.
 
 A runner turns a batch of normalised images (float32 numpy ``[N, 3, H, W]``) into heatmaps
 (float32 numpy ``[N, J, h, w]`` for the final stack, ``[N, S, J, h, w]`` for all stacks). It
@@ -19,6 +20,7 @@ import numpy as np
 
 from fpdctl.deploy.backends import Backend, get_backend
 from fpdctl.errors import InputError, UsageError
+from fpdctl.pipeline import DEFAULT_INPUT, InputConvention, last_stack
 
 if TYPE_CHECKING:
     import torch
@@ -26,6 +28,7 @@ if TYPE_CHECKING:
     from fpdctl.deploy.metadata import OnnxModelInfo
     from fpdctl.models.hourglass import HourglassNet
     from fpdctl.models.spec import HourglassSpec
+    from fpdctl.skeleton import JointSet
 
 ONNX_SUFFIX = ".onnx"
 
@@ -54,6 +57,47 @@ class ModelSource:
     def precision(self) -> str:
         return self.info.precision if self.info is not None else "fp32"
 
+    @property
+    def input_convention(self) -> InputConvention:
+        """The model's own input convention: the one an export records, else the training one."""
+        if self.info is None:
+            return DEFAULT_INPUT
+        return InputConvention(self.info.color_order, tuple(self.info.mean), tuple(self.info.std))  # type: ignore[arg-type]
+
+    def input_size_for(self, requested: int | None) -> int:
+        """The input side to run the model at.
+
+        An export runs at its own size (a different ``requested`` is refused); a checkpoint or a
+        name at ``requested``, else the size the checkpoint was trained at (else the default).
+
+        Raises:
+            UsageError: a size the export or the architecture cannot take.
+        """
+        if self.info is not None:
+            if requested is not None and requested != self.info.input_size:
+                raise UsageError(
+                    f"{self.label} was exported for {self.info.input_size} px inputs; --input-size "
+                    f"{requested} does not apply to it"
+                )
+            return self.info.input_size
+        from fpdctl.models.checkpoint import resolve_input_size
+
+        size = resolve_input_size(self.path, requested)
+        self.spec.check_input_size(size)
+        return size
+
+    @property
+    def joint_set(self) -> "JointSet":
+        """What the heatmap channels are: names, flip pairs, skeleton (an export's own record)."""
+        if self.info is None:
+            from fpdctl.deploy.metadata import joint_labels
+
+            return joint_labels(self.spec.joints)
+        from fpdctl.skeleton import JointSet
+
+        info = self.info
+        return JointSet(info.joint_set, tuple(info.joint_names), tuple(info.flip_pairs), tuple(info.skeleton))
+
 
 def is_onnx_path(model: str | os.PathLike[str]) -> bool:
     return str(model).lower().endswith(ONNX_SUFFIX)
@@ -70,9 +114,9 @@ def open_model(model: str) -> ModelSource:
 
         info = read_info(model)
         return ModelSource(label=model, kind="onnx", spec=info.spec, path=Path(model), info=info)
-    from fpdctl.models.checkpoint import model_from_name_or_path
+    from fpdctl.models.checkpoint import create_model
 
-    net = model_from_name_or_path(model)
+    net = create_model(model).eval()
     path = Path(model) if os.path.exists(model) else None
     return ModelSource(label=model, kind="torch", spec=net.spec, path=path, net=net)
 
@@ -166,7 +210,7 @@ class TorchRunner(Runner):
             else:
                 out = self.net(prepared)
             if not self.all_stacks:
-                out = out[:, -1]
+                out = last_stack(out)
         if self.torch_device.type == "cuda":
             torch.cuda.synchronize(self.torch_device)
         return out
@@ -293,23 +337,6 @@ def _ort_rows() -> list[Backend]:
     return [b for b in BACKENDS if b.runtime == "onnxruntime"]
 
 
-def runner_module(runner: Runner) -> "torch.nn.Module":
-    """An ``nn.Module`` whose forward runs ``runner``, so :mod:`fpdctl.evaluate` can score an ONNX
-    model with exactly the pipeline (crop, decode, inverse affine, metric) it uses for PyTorch.
-    """
-    import torch
-
-    class _OnnxModule(torch.nn.Module):
-        def __init__(self) -> None:
-            super().__init__()
-            self.runner = runner
-
-        def forward(self, images: torch.Tensor) -> torch.Tensor:
-            return torch.from_numpy(self.runner(images.detach().float().cpu().numpy()))
-
-    return _OnnxModule()
-
-
 __all__ = [
     "DEFAULT_SPIN_US",
     "ModelSource",
@@ -318,7 +345,6 @@ __all__ = [
     "TorchRunner",
     "is_onnx_path",
     "open_model",
-    "runner_module",
     "ort_providers",
     "session_options",
 ]

@@ -96,11 +96,6 @@ def argmax_pixels(heatmaps: np.ndarray) -> np.ndarray:
     return heatmaps.reshape(n, j, -1).argmax(axis=2)
 
 
-def final_stack(heatmaps: np.ndarray) -> np.ndarray:
-    """[N, S, J, h, w] -> [N, J, h, w] (the last stack); [N, J, h, w] unchanged."""
-    return heatmaps[:, -1] if heatmaps.ndim == 5 else heatmaps
-
-
 def verification_inputs(
     input_size: int, random_samples: int, image_samples: int, seed: int = VERIFY_SEED
 ) -> tuple[np.ndarray, np.ndarray]:
@@ -150,6 +145,7 @@ def verify_runner(
     """
     from fpdctl.deploy.backends import get_backend
     from fpdctl.deploy.runtime import TorchRunner
+    from fpdctl.pipeline import last_stack
 
     reference = TorchRunner(net, get_backend("torch"), "cpu", all_stacks=runner.all_stacks)
     random, images = verification_inputs(input_size, random_samples, image_samples, seed)
@@ -164,7 +160,7 @@ def verify_runner(
     max_abs = max(float(d.max()) for d in diffs) if finite else float("inf")
     mean_abs = float(np.concatenate([d.ravel() for d in diffs]).mean()) if finite else float("inf")
     scale = max(float(np.abs(e).max()) for e in expected)
-    agree = [argmax_pixels(final_stack(a)) == argmax_pixels(final_stack(e)) for a, e in zip(actual, expected)]
+    agree = [argmax_pixels(last_stack(a)) == argmax_pixels(last_stack(e)) for a, e in zip(actual, expected)]
     all_agree = np.concatenate([m.ravel() for m in agree])
     image_agree = agree[-1].ravel() if images.shape[0] > 0 else np.zeros(0, dtype=bool)
     return VerificationReport(
@@ -234,41 +230,6 @@ class AccuracyComparison:
         }
 
 
-class FirstPersons:
-    """The first ``count`` persons of a pose dataset, as a dataset with its own ground truth.
-
-    Sample ``i`` is the parent's sample ``i`` (its meta index too), so predictions and the
-    sliced :class:`~fpdctl.metrics.reference.EvalReference` stay aligned.
-    """
-
-    def __init__(self, dataset: Any, count: int) -> None:
-        self.dataset = dataset
-        self.count = min(int(count), len(dataset))
-        self.codec = getattr(dataset, "codec", None)
-        self.metric = getattr(dataset, "metric", "pckh")
-
-    def __len__(self) -> int:
-        return self.count
-
-    def __getitem__(self, index: int) -> Any:
-        if not 0 <= index < self.count:
-            raise IndexError(index)
-        return self.dataset[index]
-
-    def eval_reference(self) -> Any:
-        from fpdctl.metrics.reference import EvalReference
-
-        full = self.dataset.eval_reference()
-        n = self.count
-        return EvalReference(
-            joints=full.joints[:n],
-            visible=full.visible[:n],
-            headboxes=None if full.headboxes is None else full.headboxes[:n],
-            metric=full.metric,
-            joint_set=full.joint_set,
-        )
-
-
 def compare_accuracy(
     reference: "Runner",
     candidate: "Runner",
@@ -282,14 +243,15 @@ def compare_accuracy(
 ) -> AccuracyComparison:
     """Score two runners on the first ``samples`` persons of ``data``'s validation split.
 
-    Both go through :func:`fpdctl.evaluate.evaluate_model` (crop, final stack, decode, inverse
-    affine, the dataset's metric) without the flip test: a deployed model runs one forward.
+    Both go through :func:`fpdctl.evaluate.evaluate_model` (the pipeline of ``fpdctl eval``: crop,
+    final stack, decode, inverse affine, the dataset's metric) without the flip test: a deployed
+    model runs one forward.
 
     Raises:
         UsageError / InputError / DataError: a bad data spec or an unscorable split.
     """
     from fpdctl.data.registry import build_dataset
-    from fpdctl.deploy.runtime import runner_module
+    from fpdctl.data.subset import FirstPersons
     from fpdctl.evaluate import evaluate_model
 
     dataset = FirstPersons(build_dataset(data, "val", input_size=input_size), samples)
@@ -297,7 +259,7 @@ def compare_accuracy(
     for runner in (reference, candidate):
         batch = runner.batch or batch_size
         results.append(
-            evaluate_model(runner_module(runner), dataset, flip=False, batch_size=batch, device="cpu")  # type: ignore[arg-type]
+            evaluate_model(runner, dataset, flip=False, batch_size=batch, device="cpu")  # type: ignore[arg-type]
         )
     return AccuracyComparison(
         data=str(data),
@@ -313,11 +275,9 @@ def compare_accuracy(
 
 __all__ = [
     "AccuracyComparison",
-    "FirstPersons",
     "VerificationReport",
     "argmax_pixels",
     "compare_accuracy",
-    "final_stack",
     "verification_inputs",
     "verify_runner",
 ]

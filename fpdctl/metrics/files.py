@@ -1,5 +1,8 @@
 """Prediction and ground-truth files of the MPII evaluation, read and written strictly.
 
+This is the one place that reads and writes the MPII evaluation ``.mat`` layout; the MPII
+dataset loader (``fpdctl.data.mpii``) and the synthetic MPII export use it from here.
+
 Coordinate origins (they matter: a one-pixel shift of every joint moves PCKh):
 
 - ``.mat`` files use MATLAB's 1-based pixel coordinates. That is how the official ground truth
@@ -116,6 +119,43 @@ def load_mpii_ground_truth(path: str | os.PathLike[str]) -> EvalReference:
         metric="pckh",
         joint_set="mpii",
     )
+
+
+def write_mpii_ground_truth(path: str | os.PathLike[str], reference: EvalReference) -> Path:
+    """Write ``reference`` as an MPII evaluation ground truth that :func:`load_mpii_ground_truth`
+    (and HRNet's and pytorch-pose's evaluation) read back: ``dataset_joints``, ``jnt_missing``
+    16 x N, ``pos_gt_src`` 16 x 2 x N and ``headboxes_src`` 2 x 2 x N in 1-based pixels.
+
+    Not atomic: it is meant for a file inside a folder that is itself being built (the synthetic
+    MPII export renames the whole folder into place).
+
+    Args:
+        path: the ``.mat`` file to write.
+        reference: 16 MPII joints per person, with head boxes.
+
+    Raises:
+        DataError: not 16 joints, or no head boxes.
+    """
+    from scipy.io import savemat
+
+    joints = np.asarray(reference.joints, dtype=np.float64)
+    if joints.ndim != 3 or joints.shape[1:] != (_NUM_JOINTS, 2) or reference.headboxes is None:
+        raise DataError(
+            f"an MPII ground truth needs N x 16 x 2 joints and head boxes, got joints "
+            f"{_shape_text(joints.shape)}{'' if reference.headboxes is not None else ' and no head boxes'}"
+        )
+    names = np.empty((1, _NUM_JOINTS), dtype=object)
+    names[0, :] = [np.array([n]) for n in MPII_MAT_JOINT_NAMES]
+    savemat(
+        Path(path),
+        {
+            "dataset_joints": names,
+            "jnt_missing": (~np.asarray(reference.visible, dtype=bool)).astype(np.uint8).T,
+            "pos_gt_src": (joints + MATLAB_ORIGIN).transpose(1, 2, 0),
+            "headboxes_src": (np.asarray(reference.headboxes, np.float64) + MATLAB_ORIGIN).transpose(1, 2, 0),
+        },
+    )
+    return Path(path)
 
 
 def _as_n16x2(array: np.ndarray, file: Path, name: str) -> np.ndarray:

@@ -11,7 +11,8 @@ Formats read (all with ``torch.load(weights_only=True)``; nothing in a file ever
   ``final_state.pth``.
 
 The spec (stacks, channels, blocks, joints, depth) is inferred from the tensors, so
-``load_model(path)`` needs no flags.
+``create_model(path)`` needs no flags. :func:`create_model` is also the one way to get a network
+from a name or a spec.
 
 Damage is caught before any weight is used: every member of a zip checkpoint is checked against
 its CRC-32, and native files against the ``fpdctl.crc32`` of their tensors (written by
@@ -36,7 +37,14 @@ from torch import Tensor, nn
 from fpdctl import __version__
 from fpdctl.errors import CheckpointError, UsageError
 from fpdctl.models.hourglass import HourglassNet
-from fpdctl.models.spec import HourglassSpec, is_checkpoint_path, resolve_spec
+from fpdctl.models.spec import (
+    DEFAULT_INPUT_SIZE,
+    MOBILE,
+    STANDARD,
+    HourglassSpec,
+    is_checkpoint_path,
+    resolve_spec,
+)
 from fpdctl.utils.io import atomic_save
 
 SPEC_KEY = "fpdctl.spec"
@@ -232,7 +240,8 @@ def infer_spec(state_dict: Mapping[str, Tensor], source: str | None = None) -> H
     """Infer the architecture from a hourglass state_dict.
 
     Stacks from the largest ``score.{s}`` index, channels and joints from ``score.0.weight``,
-    blocks from the ``res.0.{b}`` indices, depth from the ``hg.0.hg.{level}`` indices.
+    blocks from the ``res.0.{b}`` indices, depth from the ``hg.0.hg.{level}`` indices, the block
+    type from ``res.0.0.conv2.weight`` (depthwise [C/2, 1, 3, 3]: mobile).
 
     Args:
         state_dict: the tensors.
@@ -256,6 +265,8 @@ def infer_spec(state_dict: Mapping[str, Tensor], source: str | None = None) -> H
     depth = len(indices(r"^hg\.0\.hg\.(\d+)\."))
     if blocks == 0 or depth == 0:
         raise CheckpointError(f"{what}: no 'res.0.*' or 'hg.0.hg.*' tensors")
+    conv2 = state_dict.get("res.0.0.conv2.weight")
+    depthwise = conv2 is not None and conv2.ndim == 4 and conv2.shape[1] == 1 and conv2.shape[0] > 1
     try:
         return HourglassSpec(
             stacks=stacks,
@@ -263,6 +274,7 @@ def infer_spec(state_dict: Mapping[str, Tensor], source: str | None = None) -> H
             blocks=blocks,
             joints=int(score0.shape[0]),
             depth=depth,
+            block=MOBILE if depthwise else STANDARD,
         )
     except UsageError as exc:
         raise CheckpointError(f"{source or 'checkpoint'} has an invalid hourglass shape: {exc}") from exc
@@ -299,16 +311,38 @@ def load_state_dict_strict(model: nn.Module, state_dict: Mapping[str, Tensor], s
     model.load_state_dict(full, strict=True)
 
 
-def load_model(
-    path: str | os.PathLike[str], spec: HourglassSpec | str | None = None
+def create_model(
+    model: str | os.PathLike[str] | HourglassSpec, *, spec: HourglassSpec | str | None = None
 ) -> HourglassNet:
-    """Load any supported checkpoint into a new :class:`HourglassNet` in eval mode.
+    """The one way to get a network: from a spec, a model name, or a checkpoint file.
 
     Args:
-        path: a native ``.safetensors``, pytorch-pose ``.pth.tar`` or official FPD ``.pth`` file.
-        spec: optional expected architecture; a checkpoint that does not fit it is refused with
-            the first mismatching tensor and both shapes.
+        model: an :class:`HourglassSpec` or a name such as ``"hg4x128"`` gives a new network
+            with random weights, in training mode like any new module. A checkpoint file gives
+            its weights in a new network, in eval mode: a ``Path``, or a string that names an
+            existing file or ends in a checkpoint suffix (:func:`~fpdctl.models.spec.
+            is_checkpoint_path`). Formats: native ``.safetensors``, pytorch-pose ``.pth.tar``,
+            official FPD ``.pth``.
+        spec: for a checkpoint only, the architecture it must fit; a checkpoint that does not fit
+            is refused with the first mismatching tensor and both shapes. None: the file's own.
+
+    Raises:
+        UsageError: an unknown name, or ``spec`` given with a name or a spec.
+        CheckpointError: a missing, unreadable or unsafe checkpoint, or one that does not fit.
     """
+    if isinstance(model, HourglassSpec) or (
+        isinstance(model, str) and not is_checkpoint_path(model)
+    ):
+        if spec is not None:
+            raise UsageError("spec= applies to a checkpoint file, not to a model name or spec")
+        return HourglassNet(resolve_spec(model))
+    if not isinstance(model, (str, os.PathLike)):
+        raise UsageError(f"expected a model name, HourglassSpec or checkpoint path, got {type(model).__name__}")
+    return _load_checkpoint(model, spec)
+
+
+def _load_checkpoint(path: str | os.PathLike[str], spec: HourglassSpec | str | None) -> HourglassNet:
+    """The weights of a checkpoint file in a new :class:`HourglassNet`, in eval mode."""
     state_dict, metadata = read_checkpoint(path)
     if spec is not None:
         wanted = resolve_spec(spec)
@@ -393,32 +427,21 @@ def describe_checkpoint(path: str | os.PathLike[str]) -> dict[str, Any]:
     return {"spec": spec, "metadata": metadata, "tensors": len(state_dict)}
 
 
-def model_from_name_or_path(model: str) -> HourglassNet:
-    """A checkpoint path if it exists (or looks like one), else a registered name (random weights)."""
-    if is_checkpoint_path(model):
-        return load_model(model)
-    from fpdctl.models.hourglass import create_model
-
-    net = create_model(model)
-    net.eval()
-    return net
-
-
 # Written by the trainer into every checkpoint it saves: the input side the model learned at.
 TRAIN_INPUT_SIZE_KEY = "fpdctl.train.input_size"
-DEFAULT_INPUT_SIZE = 256
 
 
-def trained_input_size(path: str | os.PathLike[str] | None) -> int | None:
+def trained_input_size(model: object) -> int | None:
     """The input side a native checkpoint was trained at (its header), None if it does not say.
 
-    Only fpdctl's own ``.safetensors`` carry it; a model name, another format, or a file that
-    cannot be read gives None (loading the file reports what is wrong with it).
+    Only fpdctl's own ``.safetensors`` carry it; a model name, another format, a file that cannot
+    be read, or anything that is not a path (a loaded module) gives None (loading the file
+    reports what is wrong with it).
     """
-    if path is None:
+    if not isinstance(model, (str, os.PathLike)):
         return None
-    file = Path(path)
-    if file.suffix != ".safetensors" or not file.is_file():
+    file = Path(model)
+    if file.suffix != NATIVE_SUFFIX or not file.is_file():
         return None
     from safetensors import safe_open
 
@@ -431,22 +454,29 @@ def trained_input_size(path: str | os.PathLike[str] | None) -> int | None:
     return size if size > 0 else None
 
 
-def default_input_size(path: str | os.PathLike[str] | None) -> int:
-    """``--input-size`` when the user gives none: the checkpoint's training size, else 256."""
-    return trained_input_size(path) or DEFAULT_INPUT_SIZE
+def resolve_input_size(model: object, input_size: int | None = None) -> int:
+    """The network input side for ``model``, the rule of every command (eval, export, predict,
+    bench): ``input_size`` when the user gives one, else the size the checkpoint was trained at,
+    else :data:`~fpdctl.models.spec.DEFAULT_INPUT_SIZE`.
+
+    Args:
+        model: a checkpoint path, a model name, or anything else (a loaded module: no record).
+        input_size: the size asked for, or None.
+    """
+    if input_size is not None:
+        return int(input_size)
+    return trained_input_size(model) or DEFAULT_INPUT_SIZE
 
 
 __all__ = [
-    "DEFAULT_INPUT_SIZE",
     "TRAIN_INPUT_SIZE_KEY",
-    "default_input_size",
+    "create_model",
     "describe_checkpoint",
     "file_sha256",
     "infer_spec",
-    "load_model",
     "load_state_dict_strict",
-    "model_from_name_or_path",
     "read_checkpoint",
+    "resolve_input_size",
     "save_model",
     "tensors_crc32",
     "torch_load_safely",

@@ -4,6 +4,11 @@ Module and parameter names follow pytorch-pose and the official FPD code exactly
 state_dicts load unchanged: ``conv1 bn1 layer1..3 hg.{s}.hg.{level}.{branch}.{block} res.{s}
 fc.{s} score.{s} fc_.{s} score_.{s}``. Widths for channels C: stem C/4, bottleneck inner C/2,
 features C.
+
+The mobile block type (``HourglassSpec.block == "mobile"``, names ending in ``m``) makes the 3x3
+convolution of every bottleneck depthwise, stem included, with conv1 and conv3 as its pointwise
+halves: the layout and key names of yuanyuanli85/Fast_Human_Pose_Estimation_Pytorch's
+``--mobile`` models (``hg2x256m`` is its 2.31M-parameter student), whose checkpoints load as-is.
 """
 
 from __future__ import annotations
@@ -12,24 +17,27 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from fpdctl.models.spec import HourglassSpec, resolve_spec
+from fpdctl.models.spec import MOBILE, HourglassSpec
 
 
 class Bottleneck(nn.Module):
     """Pre-activation bottleneck: (BN, ReLU, conv) x 3 with widths in -> mid -> 2*mid, plus skip.
 
-    The skip is a 1x1 conv (``downsample.0``) when the input and output widths differ.
+    The skip is a 1x1 conv (``downsample.0``) when the input and output widths differ. With
+    ``depthwise`` the 3x3 convolution is depthwise (``groups=mid``; weight [mid, 1, 3, 3]), which
+    with the 1x1 convolutions around it makes a depthwise-separable block.
     """
 
     expansion = 2
 
-    def __init__(self, in_channels: int, mid_channels: int) -> None:
+    def __init__(self, in_channels: int, mid_channels: int, depthwise: bool = False) -> None:
         super().__init__()
         out_channels = mid_channels * self.expansion
         self.bn1 = nn.BatchNorm2d(in_channels)
         self.conv1 = nn.Conv2d(in_channels, mid_channels, kernel_size=1)
         self.bn2 = nn.BatchNorm2d(mid_channels)
-        self.conv2 = nn.Conv2d(mid_channels, mid_channels, kernel_size=3, padding=1)
+        groups = mid_channels if depthwise else 1
+        self.conv2 = nn.Conv2d(mid_channels, mid_channels, kernel_size=3, padding=1, groups=groups)
         self.bn3 = nn.BatchNorm2d(mid_channels)
         self.conv3 = nn.Conv2d(mid_channels, out_channels, kernel_size=1)
         self.relu = nn.ReLU(inplace=True)
@@ -45,9 +53,9 @@ class Bottleneck(nn.Module):
         return out + skip
 
 
-def _residual_stack(channels: int, num_blocks: int) -> nn.Sequential:
+def _residual_stack(channels: int, num_blocks: int, depthwise: bool = False) -> nn.Sequential:
     """``num_blocks`` width-preserving bottlenecks (C -> C/2 -> C)."""
-    return nn.Sequential(*[Bottleneck(channels, channels // 2) for _ in range(num_blocks)])
+    return nn.Sequential(*[Bottleneck(channels, channels // 2, depthwise) for _ in range(num_blocks)])
 
 
 class Hourglass(nn.Module):
@@ -58,12 +66,12 @@ class Hourglass(nn.Module):
     in place of the recursion.
     """
 
-    def __init__(self, channels: int, num_blocks: int, depth: int) -> None:
+    def __init__(self, channels: int, num_blocks: int, depth: int, depthwise: bool = False) -> None:
         super().__init__()
         self.depth = depth
         self.hg = nn.ModuleList(
             nn.ModuleList(
-                _residual_stack(channels, num_blocks) for _ in range(4 if level == 0 else 3)
+                _residual_stack(channels, num_blocks, depthwise) for _ in range(4 if level == 0 else 3)
             )
             for level in range(depth)
         )
@@ -91,16 +99,17 @@ class HourglassNet(nn.Module):
         super().__init__()
         self.spec = spec
         c = spec.channels
+        dw = spec.block == MOBILE
         self.conv1 = nn.Conv2d(3, c // 4, kernel_size=7, stride=2, padding=3)
         self.bn1 = nn.BatchNorm2d(c // 4)
         self.relu = nn.ReLU(inplace=True)
-        self.layer1 = nn.Sequential(Bottleneck(c // 4, c // 4))  # -> C/2
+        self.layer1 = nn.Sequential(Bottleneck(c // 4, c // 4, dw))  # -> C/2
         self.maxpool = nn.MaxPool2d(kernel_size=2, stride=2)
-        self.layer2 = nn.Sequential(Bottleneck(c // 2, c // 2))  # -> C
-        self.layer3 = nn.Sequential(Bottleneck(c, c // 2))  # C -> C
+        self.layer2 = nn.Sequential(Bottleneck(c // 2, c // 2, dw))  # -> C
+        self.layer3 = nn.Sequential(Bottleneck(c, c // 2, dw))  # C -> C
         s, b, j = spec.stacks, spec.blocks, spec.joints
-        self.hg = nn.ModuleList(Hourglass(c, b, spec.depth) for _ in range(s))
-        self.res = nn.ModuleList(_residual_stack(c, b) for _ in range(s))
+        self.hg = nn.ModuleList(Hourglass(c, b, spec.depth, dw) for _ in range(s))
+        self.res = nn.ModuleList(_residual_stack(c, b, dw) for _ in range(s))
         self.fc = nn.ModuleList(
             nn.Sequential(nn.Conv2d(c, c, kernel_size=1), nn.BatchNorm2d(c), nn.ReLU(inplace=True))
             for _ in range(s)
@@ -121,11 +130,6 @@ class HourglassNet(nn.Module):
             if i < self.spec.stacks - 1:
                 x = x + self.fc_[i](y) + self.score_[i](score)
         return torch.stack(outputs, dim=1)
-
-
-def create_model(name_or_spec: str | HourglassSpec) -> HourglassNet:
-    """Build a randomly initialised network from a name (``"hg4x128"``) or a spec."""
-    return HourglassNet(resolve_spec(name_or_spec))
 
 
 def count_parameters(model: nn.Module) -> int:

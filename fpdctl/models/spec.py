@@ -2,8 +2,9 @@
 
 A spec fully determines the network, so it is stored inside every native checkpoint and ONNX file
 and a model can be rebuilt without flags. Names follow ``hg{S}x{C}`` with optional suffixes
-``b{B}`` (residual blocks per stage), ``j{J}`` (joints, default 16) and ``d{D}`` (hourglass
-depth, default 4): ``hg8x256``, ``hg4x128``, ``hg2x64b2``.
+``b{B}`` (residual blocks per stage), ``j{J}`` (joints, default 16), ``d{D}`` (hourglass
+depth, default 4) and ``m`` (mobile, depthwise-separable residual blocks): ``hg8x256``,
+``hg4x128``, ``hg2x64b2``, ``hg2x256m``.
 """
 
 from __future__ import annotations
@@ -17,7 +18,22 @@ from typing import Any
 
 from fpdctl.errors import UsageError
 
-_NAME_RE = re.compile(r"^hg(?P<s>\d+)x(?P<c>\d+)(?:b(?P<b>\d+))?(?:j(?P<j>\d+))?(?:d(?P<d>\d+))?$")
+# The paper's reference pair: the teacher is what `train` trains by default and what `profile`
+# compares against; the student is what `distill` trains by default.
+TEACHER_MODEL = "hg8x256"
+STUDENT_MODEL = "hg4x128"
+# The network input side (px) when neither the user nor a checkpoint says otherwise: the MPII
+# recipe of the paper and of pytorch-pose (heatmaps are a quarter of it, see fpdctl.codec).
+DEFAULT_INPUT_SIZE = 256
+
+_NAME_RE = re.compile(r"^hg(?P<s>\d+)x(?P<c>\d+)(?:b(?P<b>\d+))?(?:j(?P<j>\d+))?(?:d(?P<d>\d+))?(?P<m>m)?$")
+
+STANDARD = "standard"
+MOBILE = "mobile"
+# Residual block types: "standard" is the pre-activation bottleneck (1x1, 3x3, 1x1); "mobile"
+# makes its 3x3 depthwise, so conv1/conv3 are its pointwise halves (the layout of
+# yuanyuanli85/Fast_Human_Pose_Estimation_Pytorch's ``--mobile``). Name suffix "m".
+BLOCK_TYPES: tuple[str, ...] = (STANDARD, MOBILE)
 
 
 @dataclass(frozen=True)
@@ -31,6 +47,7 @@ class HourglassSpec:
         joints: heatmap channels J.
         depth: downsampling levels per hourglass; the input side must be a multiple of
             ``4 * 2**depth`` (64 for the usual depth 4).
+        block: residual block type, "standard" or "mobile" (depthwise 3x3), see BLOCK_TYPES.
     """
 
     stacks: int
@@ -38,6 +55,7 @@ class HourglassSpec:
     blocks: int = 1
     joints: int = 16
     depth: int = 4
+    block: str = STANDARD
 
     def __post_init__(self) -> None:
         for field in ("stacks", "channels", "blocks", "joints", "depth"):
@@ -54,10 +72,12 @@ class HourglassSpec:
             raise UsageError(f"joints must be at least 1, got {self.joints}")
         if self.depth < 1:
             raise UsageError(f"depth must be at least 1, got {self.depth}")
+        if self.block not in BLOCK_TYPES:
+            raise UsageError(f"block must be one of {', '.join(BLOCK_TYPES)}, got {self.block!r}")
 
     @property
     def name(self) -> str:
-        """The canonical name, e.g. ``hg4x128`` or ``hg2x64b2``."""
+        """The canonical name, e.g. ``hg4x128``, ``hg2x64b2`` or ``hg2x256m``."""
         name = f"hg{self.stacks}x{self.channels}"
         if self.blocks != 1:
             name += f"b{self.blocks}"
@@ -65,12 +85,17 @@ class HourglassSpec:
             name += f"j{self.joints}"
         if self.depth != 4:
             name += f"d{self.depth}"
+        if self.block == MOBILE:
+            name += "m"
         return name
 
     @property
     def input_multiple(self) -> int:
-        """The input side must be a multiple of this (stride-4 stem, then ``depth`` poolings)."""
-        return 4 * 2**self.depth
+        """The input side must be a multiple of this (the stem's heatmap stride, then ``depth``
+        poolings)."""
+        from fpdctl.codec import HEATMAP_STRIDE  # here, so that naming a model loads no numpy
+
+        return HEATMAP_STRIDE * 2**self.depth
 
     def check_input_size(self, input_size: int) -> None:
         """Raise UsageError unless ``input_size`` suits this network."""
@@ -83,8 +108,13 @@ class HourglassSpec:
     def replace(self, **changes: Any) -> HourglassSpec:
         return dataclasses.replace(self, **changes)
 
-    def to_dict(self) -> dict[str, int]:
-        return dataclasses.asdict(self)
+    def to_dict(self) -> dict[str, int | str]:
+        """The fields as a dict; ``block`` only when not standard, so a standard spec serialises
+        exactly as before block types existed (and older readers still accept it)."""
+        data: dict[str, int | str] = dataclasses.asdict(self)
+        if self.block == STANDARD:
+            del data["block"]
+        return data
 
     def to_json(self) -> str:
         return json.dumps(self.to_dict(), sort_keys=True)
@@ -95,7 +125,9 @@ class HourglassSpec:
         unknown = set(data) - known
         if unknown:
             raise UsageError(f"unknown spec fields: {', '.join(sorted(unknown))}")
-        return cls(**{k: int(v) for k, v in data.items()})
+        if "block" in data and not isinstance(data["block"], str):
+            raise UsageError(f"block must be a string, got {data['block']!r}")
+        return cls(**{k: v if k == "block" else int(v) for k, v in data.items()})
 
     @classmethod
     def from_json(cls, text: str) -> HourglassSpec:
@@ -103,7 +135,7 @@ class HourglassSpec:
 
     @classmethod
     def from_name(cls, name: str) -> HourglassSpec:
-        """Parse ``hg{S}x{C}[b{B}][j{J}][d{D}]``.
+        """Parse ``hg{S}x{C}[b{B}][j{J}][d{D}][m]``.
 
         Raises:
             UsageError: the name does not follow that pattern or gives invalid numbers.
@@ -112,25 +144,24 @@ class HourglassSpec:
         if match is None:
             raise UsageError(
                 f"unknown model name '{name}': expected hg{{stacks}}x{{channels}}[b{{blocks}}], "
-                "e.g. hg8x256, hg4x128, hg2x64b2 (see `fpdctl profile --help`)"
+                "e.g. hg8x256, hg4x128, hg2x64b2, hg2x256m (see `fpdctl profile --help`)"
             )
-        parts = {k: int(v) for k, v in match.groupdict().items() if v is not None}
+        parts = {k: int(v) for k, v in match.groupdict().items() if v is not None and k != "m"}
         return cls(
             stacks=parts["s"],
             channels=parts["c"],
             blocks=parts.get("b", 1),
             joints=parts.get("j", 16),
             depth=parts.get("d", 4),
+            block=MOBILE if match.group("m") else STANDARD,
         )
 
 
-# The paper's grid (stacks x channels) plus the teacher and student under their roles. Any name
-# matching the pattern works; this registry is what `list_models()` advertises.
+# The paper's grid (stacks x channels). Any name matching the pattern works; this registry is
+# what `list_models()` advertises.
 _REGISTRY: dict[str, HourglassSpec] = {
     HourglassSpec(s, c).name: HourglassSpec(s, c) for s in (1, 2, 4, 8) for c in (64, 128, 256)
 }
-TEACHER = HourglassSpec(8, 256)
-STUDENT = HourglassSpec(4, 128)
 
 
 def list_models() -> list[str]:

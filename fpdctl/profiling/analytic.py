@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from fpdctl.models.spec import HourglassSpec
+from fpdctl.models.spec import MOBILE, HourglassSpec
 
 
 @dataclass(frozen=True)
@@ -55,10 +55,10 @@ class _Act:
         return n * c * h * w
 
 
-def _conv(x: _Act, out_channels: int, kernel: int, stride: int = 1) -> _Act:
+def _conv(x: _Act, out_channels: int, kernel: int, stride: int = 1, groups: int = 1) -> _Act:
     n, c, h, w = x.shape
     out = _Act(x.ledger, n, out_channels, h // stride, w // stride)
-    x.ledger.macs += out.numel * c * kernel * kernel
+    x.ledger.macs += out.numel * (c // groups) * kernel * kernel
     return out
 
 
@@ -87,40 +87,45 @@ def _resample(x: _Act, factor: float) -> _Act:
     return out
 
 
-def _bottleneck(x: _Act, mid: int) -> _Act:
+def _bottleneck(x: _Act, mid: int, depthwise: bool) -> _Act:
     # Mirrors Bottleneck.forward statement by statement (temporaries die at the same points).
     out = _conv(_relu_(_pointwise(x)), mid, 1)
-    out = _conv(_relu_(_pointwise(out)), mid, 3)
+    out = _conv(_relu_(_pointwise(out)), mid, 3, groups=mid if depthwise else 1)
     out = _conv(_relu_(_pointwise(out)), 2 * mid, 1)
     skip = x if x.shape[1] == 2 * mid else _conv(x, 2 * mid, 1)
     return _add(out, skip)
 
 
-def _residuals(x: _Act, channels: int, blocks: int) -> _Act:
+def _residuals(x: _Act, channels: int, blocks: int, depthwise: bool) -> _Act:
     for _ in range(blocks):
-        x = _bottleneck(x, channels // 2)
+        x = _bottleneck(x, channels // 2, depthwise)
     return x
 
 
-def _hourglass_level(level: int, x: _Act, channels: int, blocks: int) -> _Act:
-    up1 = _residuals(x, channels, blocks)
-    low = _residuals(_resample(x, 0.5), channels, blocks)
-    low = _hourglass_level(level - 1, low, channels, blocks) if level > 0 else _residuals(low, channels, blocks)
-    low = _residuals(low, channels, blocks)
+def _hourglass_level(level: int, x: _Act, channels: int, blocks: int, depthwise: bool) -> _Act:
+    up1 = _residuals(x, channels, blocks, depthwise)
+    low = _residuals(_resample(x, 0.5), channels, blocks, depthwise)
+    if level > 0:
+        low = _hourglass_level(level - 1, low, channels, blocks, depthwise)
+    else:
+        low = _residuals(low, channels, blocks, depthwise)
+    low = _residuals(low, channels, blocks, depthwise)
     return _add(up1, _resample(low, 2.0))
 
 
 def _params(spec: HourglassSpec) -> int:
     c, j = spec.channels, spec.joints
+    depthwise = spec.block == MOBILE
 
-    def conv(cin: int, cout: int, k: int) -> int:
-        return cout * cin * k * k + cout
+    def conv(cin: int, cout: int, k: int, groups: int = 1) -> int:
+        return cout * (cin // groups) * k * k + cout
 
     def bn(ch: int) -> int:
         return 2 * ch
 
     def bottleneck(cin: int, mid: int) -> int:
-        total = bn(cin) + conv(cin, mid, 1) + bn(mid) + conv(mid, mid, 3) + bn(mid) + conv(mid, 2 * mid, 1)
+        conv2 = conv(mid, mid, 3, groups=mid if depthwise else 1)
+        total = bn(cin) + conv(cin, mid, 1) + bn(mid) + conv2 + bn(mid) + conv(mid, 2 * mid, 1)
         return total + (conv(cin, 2 * mid, 1) if cin != 2 * mid else 0)
 
     stem = conv(3, c // 4, 7) + bn(c // 4) + bottleneck(c // 4, c // 4) + bottleneck(c // 2, c // 2) + bottleneck(c, c // 2)
@@ -141,15 +146,15 @@ def analytic_cost(spec: HourglassSpec, input_size: int, batch: int = 1, bytes_pe
     """
     spec.check_input_size(input_size)
     ledger = _Ledger(bytes_per_element)
-    c = spec.channels
+    c, dw = spec.channels, spec.block == MOBILE
     x = _Act(ledger, batch, 3, input_size, input_size)
     y = _relu_(_pointwise(_conv(x, c // 4, 7, stride=2)))
-    y = _resample(_bottleneck(y, c // 4), 0.5)
-    y = _bottleneck(_bottleneck(y, c // 2), c // 2)
+    y = _resample(_bottleneck(y, c // 4, dw), 0.5)
+    y = _bottleneck(_bottleneck(y, c // 2, dw), c // 2, dw)
     outputs = []
     for i in range(spec.stacks):
-        h = _hourglass_level(spec.depth - 1, y, c, spec.blocks)
-        h = _residuals(h, c, spec.blocks)
+        h = _hourglass_level(spec.depth - 1, y, c, spec.blocks, dw)
+        h = _residuals(h, c, spec.blocks, dw)
         h = _relu_(_pointwise(_conv(h, c, 1)))
         score = _conv(h, spec.joints, 1)
         outputs.append(score)

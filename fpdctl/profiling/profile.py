@@ -8,7 +8,7 @@ from dataclasses import asdict, dataclass
 from typing import Literal, Sequence
 
 from fpdctl.errors import UsageError
-from fpdctl.models.spec import HourglassSpec
+from fpdctl.models.spec import DEFAULT_INPUT_SIZE, HourglassSpec
 from fpdctl.profiling.analytic import analytic_cost
 
 Counter = Literal["analytic", "meta", "thop"]
@@ -113,7 +113,7 @@ def measure_latency(spec: HourglassSpec, input_size: int, batch: int, iters: int
 def profile_specs(
     specs: Sequence[HourglassSpec],
     *,
-    input_size: int = 256,
+    input_size: int = DEFAULT_INPUT_SIZE,
     batch: int = 1,
     reference: HourglassSpec | None = None,
     counter: Counter = "analytic",

@@ -20,6 +20,10 @@ The groups of an :class:`~fpdctl.models.hourglass.HourglassNet` of width C:
   input).
 - ``{teacher bottleneck}.mid1`` and ``.mid2``: inside each bottleneck, conv1's output (read by bn2
   and conv2) and conv2's output (read by bn3 and conv3) are two separate dimensions.
+- Mobile blocks (depthwise conv2, weight [mid, 1, 3, 3]): output channel i of the depthwise
+  convolution reads only its input channel i, so conv1's output and conv2's output are one
+  dimension, ``mid1``: the depthwise filters are kept with their pointwise partners (conv1's rows,
+  conv3's columns) and conv2's size-1 input dimension is kept whole. There is no ``mid2``.
 
 Joint channels (``score`` outputs, ``score_`` inputs) and the RGB input are never pruned: their
 group is ``None``.
@@ -29,7 +33,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from fpdctl.models.spec import HourglassSpec
+from fpdctl.models.spec import MOBILE, HourglassSpec
 
 STREAM = "stream"
 STEM_C4 = "stem.c4"
@@ -74,14 +78,15 @@ def head_group(teacher_stack: int) -> str:
 
 
 def _bottleneck_rules(
-    student: str, teacher: str, in_group: str, out_group: str, has_downsample: bool
+    student: str, teacher: str, in_group: str, out_group: str, has_downsample: bool, depthwise: bool
 ) -> list[LayerRule]:
-    mid1, mid2 = f"{teacher}.mid1", f"{teacher}.mid2"
+    mid1 = f"{teacher}.mid1"
+    mid2 = mid1 if depthwise else f"{teacher}.mid2"
     rules = [
         LayerRule("bn", f"{student}.bn1", f"{teacher}.bn1", in_group),
         LayerRule("conv", f"{student}.conv1", f"{teacher}.conv1", mid1, in_group),
         LayerRule("bn", f"{student}.bn2", f"{teacher}.bn2", mid1),
-        LayerRule("conv", f"{student}.conv2", f"{teacher}.conv2", mid2, mid1),
+        LayerRule("conv", f"{student}.conv2", f"{teacher}.conv2", mid2, None if depthwise else mid1),
         LayerRule("bn", f"{student}.bn3", f"{teacher}.bn3", mid2),
         LayerRule("conv", f"{student}.conv3", f"{teacher}.conv3", out_group, mid2),
     ]
@@ -103,7 +108,7 @@ def layer_rules(
     which is what that stack fed into the next one in the teacher.
 
     Args:
-        student: the target architecture (joints and depth equal to the teacher's).
+        student: the target architecture (joints, depth and block type equal to the teacher's).
         kept_stacks: teacher stack index of each student stack, increasing, length
             ``student.stacks``.
 
@@ -115,22 +120,27 @@ def layer_rules(
         LayerRule("bn", "bn1", "bn1", STEM_C4),
     ]
     divisors: dict[str, int] = {STEM_C4: 4, STEM_C2: 2, STREAM: 1}
+    dw = student.block == MOBILE
+
+    def bottleneck(name: str, src: str, in_group: str, out_group: str, downsample: bool, mid: int) -> None:
+        rules.extend(_bottleneck_rules(name, src, in_group, out_group, downsample, dw))
+        divisors[f"{src}.mid1"] = mid
+        if not dw:
+            divisors[f"{src}.mid2"] = mid
+
     # Stem: layer1 C/4 -> (C/4) -> C/2, layer2 C/2 -> (C/2) -> C, layer3 C -> (C/2) -> C.
     stem = (("layer1.0", STEM_C4, STEM_C2, 4, True), ("layer2.0", STEM_C2, STREAM, 2, True),
             ("layer3.0", STREAM, STREAM, 2, False))
     for name, in_group, out_group, mid, downsample in stem:
-        rules += _bottleneck_rules(name, name, in_group, out_group, downsample)
-        divisors[f"{name}.mid1"] = divisors[f"{name}.mid2"] = mid
+        bottleneck(name, name, in_group, out_group, downsample, mid)
     branches = [(level, branch) for level in range(student.depth) for branch in range(4 if level == 0 else 3)]
     for s, t in enumerate(kept_stacks):
         for level, branch in branches:
             for b in range(student.blocks):
-                src = f"hg.{t}.hg.{level}.{branch}.{b}"
-                rules += _bottleneck_rules(f"hg.{s}.hg.{level}.{branch}.{b}", src, STREAM, STREAM, False)
-                divisors[f"{src}.mid1"] = divisors[f"{src}.mid2"] = 2
+                bottleneck(f"hg.{s}.hg.{level}.{branch}.{b}", f"hg.{t}.hg.{level}.{branch}.{b}",
+                           STREAM, STREAM, False, 2)
         for b in range(student.blocks):
-            rules += _bottleneck_rules(f"res.{s}.{b}", f"res.{t}.{b}", STREAM, STREAM, False)
-            divisors[f"res.{t}.{b}.mid1"] = divisors[f"res.{t}.{b}.mid2"] = 2
+            bottleneck(f"res.{s}.{b}", f"res.{t}.{b}", STREAM, STREAM, False, 2)
         head = head_group(t)
         divisors[head] = 1
         rules += [

@@ -25,7 +25,7 @@ from torch import Tensor
 
 from fpdctl.errors import UsageError
 from fpdctl.models.hourglass import HourglassNet, count_parameters
-from fpdctl.models.spec import HourglassSpec, resolve_spec
+from fpdctl.models.spec import DEFAULT_INPUT_SIZE, HourglassSpec, resolve_spec
 from fpdctl.prune.importance import check_importance, group_importance, select_channels
 from fpdctl.prune.layout import LayerRule, layer_rules
 
@@ -46,7 +46,8 @@ def check_target(teacher: HourglassSpec, target: HourglassSpec) -> None:
     """Refuse a target that is not a sub-network of the teacher.
 
     Raises:
-        UsageError: more stacks, channels or blocks than the teacher, or other joints / depth.
+        UsageError: more stacks, channels or blocks than the teacher, or other joints / depth /
+            block type (a depthwise filter is not a slice of a dense one, nor the reverse).
     """
     for what, want, have in (
         ("stacks", target.stacks, teacher.stacks),
@@ -58,7 +59,8 @@ def check_target(teacher: HourglassSpec, target: HourglassSpec) -> None:
                 f"cannot slice {teacher.name} into {target.name}: the target has more {what} "
                 f"({want} > {have}); a slice keeps part of the teacher"
             )
-    for what, want, have in (("joints", target.joints, teacher.joints), ("depth", target.depth, teacher.depth)):
+    for what, want, have in (("joints", target.joints, teacher.joints), ("depth", target.depth, teacher.depth),
+                             ("block types", target.block, teacher.block)):
         if want != have:
             raise UsageError(
                 f"cannot slice {teacher.name} into {target.name}: {what} differ ({want} vs {have})"
@@ -260,14 +262,14 @@ def prune_checkpoint(
     *,
     importance: str = "bn",
     stack_strategy: str = "first",
-    input_size: int = 256,
+    input_size: int = DEFAULT_INPUT_SIZE,
     recalibrate_bn: int = 0,
     data: str = "synthetic",
     batch_size: int = 16,
     device: str = "cpu",
     seed: int = 0,
 ) -> PruneResult:
-    """Slice a teacher checkpoint (any format ``load_model`` reads) into a native student file.
+    """Slice a teacher checkpoint (any format ``create_model`` reads) into a native student file.
 
     The student file records the teacher's spec, its SHA-256, the kept stacks and the criterion
     in its metadata (``fpdctl.prune``, ``fpdctl.pruned_from``).
@@ -283,7 +285,7 @@ def prune_checkpoint(
     Raises:
         CheckpointError: unreadable teacher; UsageError: a target that does not fit in it.
     """
-    from fpdctl.models.checkpoint import file_sha256, load_model, save_model
+    from fpdctl.models.checkpoint import create_model, file_sha256, save_model
     from fpdctl.profiling.analytic import analytic_cost
 
     spec = resolve_spec(target)
@@ -299,7 +301,7 @@ def prune_checkpoint(
 
     parse_data_spec(data)  # a missing --data folder fails now, with or without --recalibrate-bn
     check_output_file(output)  # before loading and slicing the teacher
-    teacher = load_model(teacher_path)
+    teacher = create_model(Path(teacher_path))
     student, plan = slice_model(teacher, spec, importance=importance, stack_strategy=stack_strategy)
     if recalibrate_bn:
         from fpdctl.data.registry import build_dataset

@@ -16,11 +16,13 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from fpdctl.errors import InputError, UsageError
-from fpdctl.models.spec import resolve_spec
+from fpdctl.models.spec import DEFAULT_INPUT_SIZE, STUDENT_MODEL, TEACHER_MODEL, resolve_spec
+from fpdctl.train.loss import DEFAULT_ALPHA, check_alpha
 from fpdctl.utils.io import require_file
 
 OPTIMIZERS: tuple[str, ...] = ("adam", "rmsprop", "sgd")
-PRECISIONS: tuple[str, ...] = ("auto", "bf16", "fp16", "fp32")
+# Training precisions (autocast), see fpdctl.train.precision; export precisions are another set.
+TRAIN_PRECISIONS: tuple[str, ...] = ("auto", "bf16", "fp16", "fp32")
 SCHEDULE_KINDS: tuple[str, ...] = ("step", "cosine", "constant")
 COMMANDS: tuple[str, ...] = ("train", "distill")
 # Seeds are 32-bit, as numpy's; the trainer's per-epoch generator seeds (seed * 1_000_003 +
@@ -50,7 +52,7 @@ class TrainConfig:
     Attributes:
         command: "train" (ground truth only) or "distill" (FPD with a teacher).
         model: the model (student) to train, a registered name such as ``hg4x128``.
-        teacher: teacher checkpoint (distill only), any format ``load_model`` reads.
+        teacher: teacher checkpoint (distill only), any format ``create_model`` reads.
         alpha: weight of the distillation term, in [0, 1].
         mask_teacher: mask the distillation term with the target weights (official code).
         init: optional checkpoint to initialise the trained model from.
@@ -86,13 +88,13 @@ class TrainConfig:
     """
 
     command: str = "train"
-    model: str = "hg8x256"
+    model: str = TEACHER_MODEL
     teacher: str | None = None
-    alpha: float = 0.5
+    alpha: float = DEFAULT_ALPHA
     mask_teacher: bool = True
     init: str | None = None
     data: str = "synthetic"
-    input_size: int = 256
+    input_size: int = DEFAULT_INPUT_SIZE
     sigma: float = 2.0
     augment: bool = True
     epochs: int = 140
@@ -156,7 +158,7 @@ PRESETS: dict[str, dict[str, Any]] = {
 }
 
 # Default model per command when nothing sets it.
-DEFAULT_MODEL: dict[str, str] = {"train": "hg8x256", "distill": "hg4x128"}
+DEFAULT_MODEL: dict[str, str] = {"train": TEACHER_MODEL, "distill": STUDENT_MODEL}
 
 _FIELDS: dict[str, dataclasses.Field] = {f.name: f for f in dataclasses.fields(TrainConfig)}
 _OPTIONAL_INT = {"max_steps", "eval_every", "save_every", "val_limit"}
@@ -326,14 +328,6 @@ def resolve_config(
     return config
 
 
-def check_alpha(alpha: float) -> float:
-    """Return ``alpha`` as a float if it lies in [0, 1], else raise UsageError."""
-    value = float(alpha)
-    if not 0.0 <= value <= 1.0:  # also rejects NaN
-        raise UsageError(f"alpha must be in [0, 1], got {alpha:g}")
-    return value
-
-
 def validate_config(config: TrainConfig) -> None:
     """Check every option on its own and in combination.
 
@@ -359,8 +353,8 @@ def validate_config(config: TrainConfig) -> None:
         raise UsageError(f"epochs must be positive, got {config.epochs}")
     if config.optimizer not in OPTIMIZERS:
         raise UsageError(f"optimizer must be one of {', '.join(OPTIMIZERS)}, got '{config.optimizer}'")
-    if config.precision not in PRECISIONS:
-        raise UsageError(f"precision must be one of {', '.join(PRECISIONS)}, got '{config.precision}'")
+    if config.precision not in TRAIN_PRECISIONS:
+        raise UsageError(f"precision must be one of {', '.join(TRAIN_PRECISIONS)}, got '{config.precision}'")
     for name in ("momentum", "weight_decay"):
         value = getattr(config, name)
         if not (value >= 0 and math.isfinite(value)):  # also rejects NaN
@@ -472,12 +466,11 @@ def check_resume_changes(saved: TrainConfig, cli: Mapping[str, Any]) -> TrainCon
 __all__ = [
     "COMMANDS",
     "OPTIMIZERS",
-    "PRECISIONS",
     "PRESETS",
     "RESUMABLE_CHANGES",
     "Schedule",
+    "TRAIN_PRECISIONS",
     "TrainConfig",
-    "check_alpha",
     "check_resume_changes",
     "coerce_options",
     "load_config_file",

@@ -1,4 +1,4 @@
-"""Multi-process training: torchrun environment, reductions, and a resumable sampler.
+"""Multi-process training: torchrun environment, the per-step reduction, and a resumable sampler.
 
 ``torchrun --nproc_per_node N -m fpdctl train ...`` starts N processes with ``RANK``,
 ``WORLD_SIZE``, ``LOCAL_RANK``, ``MASTER_ADDR`` and ``MASTER_PORT`` set. Each process trains its
@@ -8,6 +8,7 @@ backend is NCCL on CUDA and gloo otherwise (CPU runs, tests).
 
 from __future__ import annotations
 
+import math
 import os
 from dataclasses import dataclass
 from typing import Iterator, Sized
@@ -83,13 +84,46 @@ def all_reduce_sum(values: torch.Tensor) -> torch.Tensor:
     return values
 
 
-def any_process(flag: bool, device: torch.device) -> bool:
-    """True on every process if ``flag`` is true on any (e.g. a stop request)."""
+@dataclass(frozen=True)
+class StepTotals:
+    """One step's figures summed over every process: the loop's one reduction per step.
+
+    Attributes:
+        loss, gt_loss, kd_loss: each process's loss terms, summed (``kd_loss`` 0 without a
+            teacher); divide by the world size for the mean.
+        non_finite: how many processes had a NaN or infinite total loss.
+        stop_requests: how many processes had been asked to stop (a signal, ``request_stop``).
+    """
+
+    loss: float
+    gt_loss: float
+    kd_loss: float
+    non_finite: int
+    stop_requests: int
+
+
+def reduce_step(loss: torch.Tensor, gt_loss: torch.Tensor, kd_loss: torch.Tensor | None, *,
+                stop: bool) -> StepTotals:
+    """Sum one step's loss terms and stop flag over all processes, so that every process
+    sees the same figures and stops (or diverges) at the same step.
+
+    One host-device synchronisation (reading the totals) and, with several processes, one
+    all-reduce of a single float64 tensor on the loss's device.
+
+    Args:
+        loss, gt_loss, kd_loss: this process's scalar loss terms (``kd_loss`` None without a
+            teacher).
+        stop: whether this process has been asked to stop.
+    """
+    parts = [loss, gt_loss, loss.new_zeros(()) if kd_loss is None else kd_loss]
     if not is_initialized():
-        return flag
-    value = torch.tensor([1.0 if flag else 0.0], device=device)
-    dist.all_reduce(value, op=dist.ReduceOp.MAX)
-    return bool(value.item() > 0)
+        values = torch.stack([p.detach() for p in parts]).tolist()
+        return StepTotals(values[0], values[1], values[2], non_finite=int(not math.isfinite(values[0])),
+                          stop_requests=int(stop))
+    flags = [(~torch.isfinite(loss.detach())), torch.full((), stop, device=loss.device)]
+    packed = torch.stack([p.detach().double() for p in parts] + [f.double() for f in flags])
+    total = all_reduce_sum(packed).tolist()
+    return StepTotals(total[0], total[1], total[2], non_finite=int(total[3]), stop_requests=int(total[4]))
 
 
 def barrier() -> None:
@@ -138,11 +172,12 @@ class ResumableSampler(DistributedSampler):
 __all__ = [
     "DistInfo",
     "ResumableSampler",
+    "StepTotals",
     "all_reduce_sum",
-    "any_process",
     "barrier",
     "env_dist_info",
     "init_distributed",
     "is_initialized",
+    "reduce_step",
     "shutdown_distributed",
 ]

@@ -21,14 +21,19 @@ joint, which is the paper's formulation (eq. 3) and the only sensible choice for
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-import torch
-from torch import Tensor
+from fpdctl.errors import UsageError
 
-from fpdctl.train.config import check_alpha
+if TYPE_CHECKING:
+    # Only tensor methods are called here, so importing this module does not load torch:
+    # fpdctl.train.config takes DEFAULT_ALPHA and check_alpha from here and stays torch-free.
+    from torch import Tensor
 
 # The 1/2 of 0.5 * MSE in the official JointsMSELoss; kept so loss values compare with its logs.
 MSE_HALF: float = 0.5
+# The weight of the distillation term: the paper's and the official code's 0.5.
+DEFAULT_ALPHA: float = 0.5
 
 
 @dataclass(frozen=True)
@@ -45,6 +50,14 @@ class LossTerms:
     total: Tensor
     gt: Tensor
     kd: Tensor | None
+
+
+def check_alpha(alpha: float) -> float:
+    """Return ``alpha`` as a float if it lies in [0, 1], else raise UsageError."""
+    value = float(alpha)
+    if not 0.0 <= value <= 1.0:  # also rejects NaN
+        raise UsageError(f"alpha must be in [0, 1], got {alpha:g}")
+    return value
 
 
 def joints_mse(pred: Tensor, reference: Tensor, weight: Tensor | None = None) -> Tensor:
@@ -83,7 +96,7 @@ def fpd_loss(
     target_weight: Tensor,
     teacher: Tensor | None = None,
     *,
-    alpha: float = 0.5,
+    alpha: float = DEFAULT_ALPHA,
     mask_teacher: bool = True,
 ) -> LossTerms:
     """The FPD training loss of a batch.
@@ -117,4 +130,4 @@ def final_stack(outputs: Tensor) -> Tensor:
     return outputs[:, -1]
 
 
-__all__ = ["LossTerms", "MSE_HALF", "check_alpha", "final_stack", "fpd_loss", "joints_mse"]
+__all__ = ["DEFAULT_ALPHA", "LossTerms", "MSE_HALF", "check_alpha", "final_stack", "fpd_loss", "joints_mse"]

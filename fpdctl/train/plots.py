@@ -6,7 +6,6 @@ backend so it works with no display, and written atomically.
 
 from __future__ import annotations
 
-import csv
 import math
 import os
 from pathlib import Path
@@ -30,15 +29,6 @@ def _column(rows: Iterable[Mapping[str, Any]], name: str) -> tuple[list[float], 
             steps.append(float(row["step"]))
             values.append(value)
     return steps, values
-
-
-def read_metrics(path: str | os.PathLike[str]) -> list[dict[str, str]]:
-    """The rows of a ``metrics.csv`` (dicts of strings; an empty list when it does not exist)."""
-    file = Path(path)
-    if not file.is_file():
-        return []
-    with open(file, newline="", encoding="utf-8") as handle:
-        return [row for row in csv.DictReader(handle) if row.get("step")]
 
 
 def plot_curves(rows: list[Mapping[str, Any]], path: str | os.PathLike[str], title: str = "") -> Path:
@@ -89,4 +79,4 @@ def plot_curves(rows: list[Mapping[str, Any]], path: str | os.PathLike[str], tit
     return Path(path)
 
 
-__all__ = ["plot_curves", "read_metrics"]
+__all__ = ["plot_curves"]

@@ -1,1 +1,1 @@
-"""Small shared helpers: atomic file output, device selection."""
+"""Small shared helpers: atomic file output, device selection, process memory."""

@@ -135,7 +135,7 @@ def test_model_table(capsys: pytest.CaptureFixture[str]) -> None:
     (("-g", "x.mat"), "error: --ground-truth needs --predictions (the prediction file to score)"),
     (("hg1x16", "-p", "x.npy", "-g", "y.mat"),
      "error: give either MODEL_OR_CHECKPOINT with --data, or --predictions with --ground-truth, not both"),
-    (("hg1x16", "--data", "foo"), "error: --data must be synthetic, mpii:PATH or lsp:PATH, got 'foo'"),
+    (("hg1x16", "--data", "foo"), "error: --data must be synthetic, mpii:PATH, lsp:PATH or coco:PATH, got 'foo'"),
     (("hg1x16", "--data", "synthetic", "--device", "tpu"),
      "error: --device must be auto, cpu, cuda, cuda:N or mps, got 'tpu'"),
     (("hg1x16", "--data", "synthetic", "--format", "xml"),
@@ -224,8 +224,7 @@ def test_help_names_the_pooled_mean(capsys: pytest.CaptureFixture[str]) -> None:
 def test_a_checkpoint_is_scored_at_the_size_it_was_trained_at(
     capsys: pytest.CaptureFixture[str], tmp_path: Path
 ) -> None:
-    from fpdctl.models.checkpoint import TRAIN_INPUT_SIZE_KEY, save_model, trained_input_size
-    from fpdctl.models.hourglass import create_model
+    from fpdctl.models.checkpoint import TRAIN_INPUT_SIZE_KEY, create_model, save_model, trained_input_size
 
     trained = save_model(create_model("hg1x16"), tmp_path / "m.safetensors", {TRAIN_INPUT_SIZE_KEY: "64"})
     plain = save_model(create_model("hg1x16"), tmp_path / "plain.safetensors")

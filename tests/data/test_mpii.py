@@ -11,10 +11,10 @@ from fpdctl.data.mpii import (
     CENTER_SHIFT_Y,
     SCALE_MARGIN,
     MPIIDataset,
-    read_ground_truth,
     read_release_persons,
 )
 from fpdctl.errors import DataError, InputError
+from fpdctl.metrics.files import load_mpii_ground_truth
 from tests.data.formats import (
     Image,
     Person,
@@ -229,8 +229,9 @@ def test_wrong_mat_layout(tmp_path: Path) -> None:
     with pytest.raises(DataError, match=r"is not the MPII release: expected a struct RELEASE with annolist "
                                         r"and img_train \(mpii_human_pose_v1_u12_1.mat\), found annolist"):
         MPIIDataset(tmp_path, "train")
-    with pytest.raises(DataError, match="is not an MPII ground-truth file: expected pos_gt_src"):
-        read_ground_truth(tmp_path / "mpii_human_pose_v1_u12_1.mat")
+    with pytest.raises(DataError, match=r"is not an MPII ground-truth \.mat: missing jnt_missing, pos_gt_src, "
+                                        r"headboxes_src"):
+        load_mpii_ground_truth(tmp_path / "mpii_human_pose_v1_u12_1.mat")
 
 
 def test_missing_inputs(tmp_path: Path) -> None:
@@ -249,7 +250,7 @@ def test_missing_inputs(tmp_path: Path) -> None:
 def test_real_validation_ground_truth(mpii_val_gt: Path, tmp_path: Path) -> None:
     """The real 2958-person ground truth: layout, and head boxes attached to an HRNet valid.json
     made from the same persons line up person by person."""
-    gt = read_ground_truth(mpii_val_gt)
+    gt = load_mpii_ground_truth(mpii_val_gt)
     assert len(gt) == 2958
     from scipy.io import loadmat
 

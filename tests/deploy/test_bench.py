@@ -86,3 +86,19 @@ def test_bad_options(capsys, args, message):
     err = [line for line in capsys.readouterr().err.strip().splitlines() if not line.endswith("...")]
     assert code == 2
     assert len(err) == 1 and err[0].startswith(message), err
+
+
+def test_checkpoint_runs_at_its_trained_input_size(tmp_path, tiny_net):
+    """Like eval, export and predict, bench runs a checkpoint at the size it was trained at (its
+    header) unless --input-size says otherwise; a name or a plain checkpoint at the default."""
+    from fpdctl.models.checkpoint import TRAIN_INPUT_SIZE_KEY, save_model
+    from fpdctl.models.spec import DEFAULT_INPUT_SIZE
+
+    trained = save_model(tiny_net, tmp_path / "trained64.safetensors", {TRAIN_INPUT_SIZE_KEY: "64"})
+    result = benchmark([str(trained)], iters=1, warmup=0, threads=1)
+    assert [r.input_size for r in result.rows] == [64]
+    result = benchmark([str(trained)], iters=1, warmup=0, threads=1, input_size=128)
+    assert [r.input_size for r in result.rows] == [128]
+    plain = save_model(tiny_net, tmp_path / "plain.safetensors")
+    result = benchmark([str(plain)], iters=1, warmup=0, threads=1)
+    assert [r.input_size for r in result.rows] == [DEFAULT_INPUT_SIZE]

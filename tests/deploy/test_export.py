@@ -19,7 +19,7 @@ from fpdctl.deploy.export import export_onnx, parse_batch
 from fpdctl.deploy.metadata import read_info
 from fpdctl.deploy.runtime import OrtRunner, TorchRunner
 from fpdctl.errors import UsageError
-from tests.deploy.conftest import HEATMAP_SIZE, INPUT_SIZE, make_net
+from tests.conftest import HEATMAP_SIZE, INPUT_SIZE, make_net
 
 
 def _torch_heatmaps(net, x, all_stacks=False):
@@ -150,7 +150,7 @@ def test_fp16_export(tmp_path, tiny_net):
 
 def test_int8_export_reports_pckh_against_fp32(tmp_path, tiny_net):
     from fpdctl.data.registry import build_dataset
-    from fpdctl.deploy.verify import FirstPersons
+    from fpdctl.data.subset import FirstPersons
     from fpdctl.evaluate import evaluate_model
 
     path = tmp_path / "int8.onnx"
@@ -207,7 +207,7 @@ def test_a_wrong_graph_fails_verification_and_writes_nothing(tmp_path, monkeypat
         (["--precision", "int4"], "error: --precision must be one of fp32, fp16, int8, got 'int4'"),
         (["--opset", "12"], "error: --opset must be between 18 and"),
         (["--input-size", "100"], "error: input size must be a positive multiple of 64"),
-        (["--precision", "int8", "--calibration-data", "coco:/x"], "error: --data must be synthetic"),
+        (["--precision", "int8", "--calibration-data", "foo:/x"], "error: --data must be synthetic"),
     ],
 )
 def test_bad_options_are_one_line_exit_2(tmp_path, capsys, tiny_checkpoint, args, message):
@@ -280,8 +280,7 @@ def test_int8_calibrated_on_real_lsp_images(tmp_path, capsys, lspet400, tiny_che
 
 def test_a_checkpoint_exports_at_the_size_it_was_trained_at(tmp_path) -> None:
     from fpdctl.deploy.export import export_onnx
-    from fpdctl.models.checkpoint import TRAIN_INPUT_SIZE_KEY, save_model
-    from fpdctl.models.hourglass import create_model
+    from fpdctl.models.checkpoint import TRAIN_INPUT_SIZE_KEY, create_model, save_model
 
     trained = save_model(create_model("hg1x16"), tmp_path / "m.safetensors", {TRAIN_INPUT_SIZE_KEY: "64"})
     result = export_onnx(trained, tmp_path / "m.onnx", verify=False, exporter="torchscript")

@@ -1,15 +1,12 @@
-"""ONNX metadata round trips, reading foreign or broken files, and skeleton drawing."""
+"""ONNX metadata round trips, reading foreign or broken files."""
 
 import subprocess
 import sys
 
-import numpy as np
 import onnx
 import pytest
 from onnx import TensorProto, helper
 
-from fpdctl.skeleton import MPII
-from fpdctl.deploy.draw import CENTER_COLOR, LEFT_COLOR, draw_skeleton
 from fpdctl.deploy.metadata import OnnxModelInfo, read_info, set_metadata
 from fpdctl.deploy.runtime import OrtRunner
 from fpdctl.errors import InputError
@@ -74,21 +71,6 @@ def test_foreign_and_broken_files(tmp_path):
             [helper.make_tensor_value_info("y", TensorProto.FLOAT, [4])],
         ), opset_imports=[helper.make_opsetid("", 18)])
         OrtRunner(bad.SerializeToString())
-
-
-def test_draw_skeleton_colours_joints_and_limbs():
-    image = np.zeros((400, 480, 3), np.uint8)  # lines 3 px wide, joints of radius 4
-    keypoints = np.full((16, 2), np.nan, np.float32)
-    keypoints[MPII.index("l_knee")] = (30, 40)
-    keypoints[MPII.index("l_ankle")] = (30, 80)
-    keypoints[MPII.index("pelvis")] = (90, 50)
-    scores = np.ones(16, np.float32)
-    scores[MPII.index("pelvis")] = 0.1
-    canvas = draw_skeleton(image, keypoints, scores, joint_names=MPII.names, skeleton=MPII.skeleton, min_score=0.2)
-    assert not image.any()  # the input is not modified
-    assert tuple(canvas[40, 30]) == LEFT_COLOR and tuple(canvas[60, 30]) == LEFT_COLOR  # joint, limb
-    assert not canvas[45:56, 85:96].any()  # the pelvis scored below min_score: not drawn
-    assert tuple(CENTER_COLOR) not in {tuple(p) for p in canvas.reshape(-1, 3)}
 
 
 def test_cli_modules_do_not_import_heavy_libraries():

@@ -13,7 +13,7 @@ from fpdctl.skeleton import MPII
 from fpdctl.data.synthetic import SyntheticPose
 from fpdctl.deploy.predict import JSON_NAME, parse_bbox, person_box, predict
 from fpdctl.errors import UsageError
-from tests.deploy.conftest import INPUT_SIZE
+from tests.conftest import INPUT_SIZE
 
 
 def _synthetic_image(index=0, size=INPUT_SIZE):

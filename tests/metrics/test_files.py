@@ -10,6 +10,7 @@ import pytest
 from scipy.io import loadmat, savemat
 
 from fpdctl.errors import DataError, InputError, UsageError
+from fpdctl.metrics.reference import EvalReference
 from fpdctl.metrics.files import (
     MPII_MAT_JOINT_NAMES,
     evaluate_prediction_files,
@@ -159,3 +160,20 @@ def test_refuses_to_save_nan(tmp_path: Path) -> None:
     with pytest.raises(DataError, match="NaN or infinite"):
         save_predictions(tmp_path / "p.mat", coords)
     assert list(tmp_path.iterdir()) == []
+
+
+def test_ground_truth_writer_round_trips(tmp_path: Path) -> None:
+    from fpdctl.metrics.files import write_mpii_ground_truth
+
+    fields = write_gt_mat(tmp_path / "gt.mat")
+    ref = load_mpii_ground_truth(tmp_path / "gt.mat")
+    write_mpii_ground_truth(tmp_path / "again.mat", ref)
+    raw = loadmat(str(tmp_path / "again.mat"))
+    for key in ("pos_gt_src", "headboxes_src", "jnt_missing"):
+        np.testing.assert_allclose(raw[key], fields[key])  # 1-based again, official layout
+    again = load_mpii_ground_truth(tmp_path / "again.mat")  # dataset_joints checked on read
+    np.testing.assert_array_equal(again.visible, ref.visible)
+    np.testing.assert_allclose(again.joints, ref.joints)
+    no_boxes = EvalReference(joints=ref.joints, visible=ref.visible, headboxes=None, metric="pckh")
+    with pytest.raises(DataError, match="needs N x 16 x 2 joints and head boxes, got joints 4 x 16 x 2 and no head boxes"):
+        write_mpii_ground_truth(tmp_path / "x.mat", no_boxes)

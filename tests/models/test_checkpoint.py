@@ -5,7 +5,7 @@ import pytest
 import torch
 from safetensors import safe_open
 
-from fpdctl import HourglassSpec, create_model, load_model, save_model
+from fpdctl import HourglassSpec, create_model, save_model
 from fpdctl.errors import CheckpointError
 from fpdctl.models.checkpoint import SPEC_KEY, infer_spec, read_checkpoint
 from tests.models.reference_hourglass import RefHourglassNet
@@ -52,7 +52,7 @@ def test_pytorch_pose_checkpoint_loads_with_same_outputs(tmp_path, legacy):
         path,
         _use_new_zipfile_serialization=not legacy,
     )
-    model = load_model(path)
+    model = create_model(path)
     assert model.spec == HourglassSpec(2, 16)
     x = torch.randn(2, 3, 64, 64)
     torch.testing.assert_close(_outputs(model, x), _outputs(ref, x), rtol=0, atol=0)
@@ -73,7 +73,7 @@ def test_official_fpd_checkpoints(tmp_path):
     torch.save(sd, tmp_path / "model_best.pth")
     x = torch.randn(1, 3, 64, 64)
     for name in ("checkpoint.pth", "model_best.pth"):
-        model = load_model(tmp_path / name)
+        model = create_model(tmp_path / name)
         assert model.spec == HourglassSpec(2, 32)
         torch.testing.assert_close(_outputs(model, x), _outputs(ref, x), rtol=0, atol=0)
 
@@ -84,7 +84,7 @@ def test_checkpoint_without_num_batches_tracked(tmp_path):
     sd = {k: v for k, v in ref.state_dict().items() if not k.endswith("num_batches_tracked")}
     torch.save({"state_dict": sd, "arch": "hg"}, tmp_path / "old.pth.tar")
     x = torch.randn(1, 3, 64, 64)
-    torch.testing.assert_close(_outputs(load_model(tmp_path / "old.pth.tar"), x), _outputs(ref, x))
+    torch.testing.assert_close(_outputs(create_model(tmp_path / "old.pth.tar"), x), _outputs(ref, x))
 
 
 def test_native_round_trip_with_metadata(tmp_path):
@@ -94,7 +94,7 @@ def test_native_round_trip_with_metadata(tmp_path):
         meta = handle.metadata()
     assert HourglassSpec.from_json(meta[SPEC_KEY]) == HourglassSpec(2, 16)
     assert meta["fpdctl.version"] and meta["step"] == "7"
-    loaded = load_model(path)
+    loaded = create_model(path)
     x = torch.randn(2, 3, 64, 64)
     torch.testing.assert_close(_outputs(loaded, x), _outputs(model, x), rtol=0, atol=0)
     assert [p.name for p in tmp_path.iterdir()] == ["m.safetensors"]  # no temp file left
@@ -103,7 +103,7 @@ def test_native_round_trip_with_metadata(tmp_path):
 def test_spec_mismatch_names_first_tensor(tmp_path):
     save_model(create_model("hg1x16"), tmp_path / "m.safetensors")
     with pytest.raises(CheckpointError, match=r"does not fit hg1x32: tensor 'conv1.weight' has shape \(4, 3, 7, 7\), expected \(8, 3, 7, 7\)"):
-        load_model(tmp_path / "m.safetensors", spec="hg1x32")
+        create_model(tmp_path / "m.safetensors", spec="hg1x32")
 
 
 class _Payload:
@@ -118,9 +118,9 @@ def test_refuses_code_running_pickle(tmp_path, monkeypatch):
         pickle.dump({"state_dict": _Payload()}, handle)
     torch.save({"state_dict": _Payload()}, tmp_path / "evil_zip.pth")
     with pytest.raises(CheckpointError, match="not a plain-data PyTorch checkpoint .* never runs code"):
-        load_model(path)
+        create_model(path)
     with pytest.raises(CheckpointError, match=r"refusing to load .*: it references posix\.system, which would run code"):
-        load_model(tmp_path / "evil_zip.pth")
+        create_model(tmp_path / "evil_zip.pth")
     assert not (tmp_path / "PWNED_BY_CHECKPOINT").exists()
 
 
@@ -135,23 +135,61 @@ def test_corrupt_files(tmp_path, content, message):
     path = tmp_path / "bad.pth"
     path.write_bytes(content)
     with pytest.raises(CheckpointError, match=message):
-        load_model(path)
+        create_model(path)
 
 
 def test_truncated_native_and_zip(tmp_path):
     good = save_model(create_model("hg1x16"), tmp_path / "m.safetensors")
     (tmp_path / "cut.safetensors").write_bytes(good.read_bytes()[:500])
     with pytest.raises(CheckpointError, match="not a valid safetensors file"):
-        load_model(tmp_path / "cut.safetensors")
+        create_model(tmp_path / "cut.safetensors")
     torch.save(create_model("hg1x16").state_dict(), tmp_path / "m.pth")
     (tmp_path / "cut.pth").write_bytes((tmp_path / "m.pth").read_bytes()[:2000])
     with pytest.raises(CheckpointError, match="corrupt"):
-        load_model(tmp_path / "cut.pth")
+        create_model(tmp_path / "cut.pth")
 
 
 def test_not_a_hourglass(tmp_path):
     torch.save({"fc.weight": torch.zeros(2, 2)}, tmp_path / "other.pth")
     with pytest.raises(CheckpointError, match="not a Stacked Hourglass checkpoint"):
-        load_model(tmp_path / "other.pth")
+        create_model(tmp_path / "other.pth")
     with pytest.raises(CheckpointError, match="checkpoint not found"):
-        load_model(tmp_path / "missing.pth")
+        create_model(tmp_path / "missing.pth")
+
+
+def test_create_model_is_the_one_way_from_a_name_a_spec_or_a_file(tmp_path, monkeypatch):
+    from fpdctl.errors import UsageError
+
+    fresh = create_model("hg1x16")
+    assert fresh.spec == HourglassSpec(1, 16) and fresh.training  # like any new module
+    assert create_model(HourglassSpec(1, 16, depth=2)).spec.name == "hg1x16d2"
+    saved = save_model(fresh, tmp_path / "m.safetensors")
+    for source in (saved, str(saved)):  # a Path, or a string naming an existing file
+        loaded = create_model(source)
+        assert not loaded.training and loaded.spec == fresh.spec
+        for key, tensor in fresh.state_dict().items():
+            torch.testing.assert_close(loaded.state_dict()[key], tensor)
+    monkeypatch.chdir(tmp_path)  # a string with a checkpoint suffix is a file even if missing
+    with pytest.raises(CheckpointError, match="checkpoint not found: gone.pth"):
+        create_model("gone.pth")
+    with pytest.raises(UsageError, match="unknown model name 'gone'"):
+        create_model("gone")
+    with pytest.raises(UsageError, match="spec= applies to a checkpoint file"):
+        create_model("hg1x16", spec="hg1x16")
+    with pytest.raises(UsageError, match="expected a model name, HourglassSpec or checkpoint path, got int"):
+        create_model(16)  # type: ignore[arg-type]
+
+
+def test_resolve_input_size(tmp_path):
+    from fpdctl.models.checkpoint import TRAIN_INPUT_SIZE_KEY, resolve_input_size, trained_input_size
+    from fpdctl.models.spec import DEFAULT_INPUT_SIZE
+
+    net = create_model("hg1x16")
+    trained = save_model(net, tmp_path / "t.safetensors", {TRAIN_INPUT_SIZE_KEY: "128"})
+    plain = save_model(net, tmp_path / "p.safetensors")
+    assert trained_input_size(trained) == 128 and trained_input_size(str(trained)) == 128
+    assert trained_input_size(plain) is None and trained_input_size(net) is None
+    assert resolve_input_size(trained) == 128  # the size it was trained at
+    assert resolve_input_size(trained, 192) == 192  # the user's word wins
+    assert resolve_input_size(plain) == resolve_input_size("hg1x16") == DEFAULT_INPUT_SIZE == 256
+    assert resolve_input_size(net) == DEFAULT_INPUT_SIZE  # a loaded module carries no record

@@ -13,6 +13,8 @@ from tests.models.reference_hourglass import RefHourglassNet
         ("hg8x256", 25_594_624),
         ("hg4x128", 3_287_936),
         ("hg2x256", 6_730_912),
+        # yuanyuanli85/Fast_Human_Pose_Estimation_Pytorch's hg_s2_b1_mobile ("2.31m").
+        ("hg2x256m", 2_305_504),
     ],
 )
 def test_exact_parameter_counts(name, params):

@@ -53,3 +53,14 @@ def test_input_size_multiple_of_64(size, ok):
     else:
         with pytest.raises(UsageError, match=f"multiple of 64 .* got {size}"):
             spec.check_input_size(size)
+
+
+def test_reference_defaults_are_defined_once_and_consistent():
+    from fpdctl.codec import HEATMAP_STRIDE, heatmap_size
+    from fpdctl.models.spec import DEFAULT_INPUT_SIZE, STUDENT_MODEL, TEACHER_MODEL, resolve_spec
+
+    assert resolve_spec(TEACHER_MODEL) == HourglassSpec(8, 256)
+    assert resolve_spec(STUDENT_MODEL) == HourglassSpec(4, 128)
+    assert HourglassSpec(1, 16).input_multiple == HEATMAP_STRIDE * 16 == 64
+    HourglassSpec(1, 16).check_input_size(DEFAULT_INPUT_SIZE)
+    assert heatmap_size(DEFAULT_INPUT_SIZE) == 64

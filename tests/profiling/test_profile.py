@@ -1,3 +1,5 @@
+import json
+
 import pytest
 import torch
 from torch.utils.flop_counter import FlopCounterMode
@@ -15,7 +17,14 @@ def test_independent_mac_figures():
     assert round(analytic_cost(HourglassSpec(4, 128), 256).macs / 1e9, 2) == 3.91
 
 
-@pytest.mark.parametrize("spec, size, batch", [(HourglassSpec(1, 16), 64, 2), (HourglassSpec(2, 16, 2), 128, 1)])
+@pytest.mark.parametrize(
+    "spec, size, batch",
+    [
+        (HourglassSpec(1, 16), 64, 2),
+        (HourglassSpec(2, 16, 2), 128, 1),
+        (HourglassSpec(2, 16, 2, block="mobile"), 64, 2),
+    ],
+)
 def test_meta_counter_matches_flop_counter_on_real_tensors(spec, size, batch):
     model = create_model(spec).eval()
     with FlopCounterMode(display=False) as flops, torch.no_grad():
@@ -33,6 +42,10 @@ def test_meta_counter_matches_flop_counter_on_real_tensors(spec, size, batch):
         (HourglassSpec(8, 256), 256, 1),
         (HourglassSpec(4, 128), 256, 8),
         (HourglassSpec(3, 32, 1, 14, 3), 96, 2),
+        (HourglassSpec(1, 16, block="mobile"), 64, 1),
+        (HourglassSpec(2, 256, block="mobile"), 256, 1),
+        (HourglassSpec(2, 64, 2, block="mobile"), 128, 3),
+        (HourglassSpec(3, 32, 1, 14, 3, block="mobile"), 96, 2),
     ],
 )
 def test_analytic_equals_meta_counter(spec, size, batch):
@@ -78,3 +91,33 @@ def test_profile_rows_and_ratios():
     assert student.flops == 2 * student.macs
     assert student.weights_mb == pytest.approx(3_287_936 * 4 / 1e6)
     assert student.weights_mb_int8 == pytest.approx(3_287_936 / 1e6)
+
+
+def test_mobile_student_exact_costs():
+    """hg2x256m, the reimplementation's 2.31M-parameter student, at 256x256: its exact parameters
+    and MACs, from the closed form, the meta-device counter and torch's own FlopCounterMode."""
+    spec = HourglassSpec.from_name("hg2x256m")
+    closed = analytic_cost(spec, 256)
+    assert (closed.params, closed.macs) == (2_305_504, 3_604_967_424)
+    with torch.device("meta"):
+        model = create_model(spec)
+    assert count_parameters(model) == closed.params
+    assert count_cost(model, (1, 3, 256, 256)).macs == closed.macs
+    with FlopCounterMode(display=False) as flops, torch.no_grad():
+        model(torch.empty(1, 3, 256, 256, device="meta"))
+    assert flops.get_total_flops() == 2 * closed.macs
+    # The same network with dense 3x3s (hg2x256): depthwise cuts params 2.9x and MACs 2.5x.
+    standard = analytic_cost(HourglassSpec(2, 256), 256)
+    assert (standard.params, standard.macs) == (6_730_912, 8_988_917_760)
+
+
+def test_profile_cli_prints_the_mobile_counts(capsys):
+    from fpdctl.cli.app import main
+
+    for counter in ("analytic", "meta"):
+        assert main(["profile", "hg2x256m", "hg2x256", "--counter", counter, "--format", "json"]) == 0
+        rows = {r["model"]: r for r in json.loads(capsys.readouterr().out)}
+        assert (rows["hg2x256m"]["params"], rows["hg2x256m"]["macs"]) == (2_305_504, 3_604_967_424)
+    assert main(["profile", "hg2x256m"]) == 0
+    out = capsys.readouterr().out
+    assert "hg2x256m" in out and "2.31M" in out and "3.60" in out

@@ -39,8 +39,7 @@ import torch
 from safetensors.torch import save_file
 
 from fpdctl.cli.app import main
-from fpdctl.models.checkpoint import SPEC_KEY, save_model
-from fpdctl.models.hourglass import create_model
+from fpdctl.models.checkpoint import SPEC_KEY, create_model, save_model
 
 AREA = "bad checkpoint"
 SENTINEL = b"sentinel: fpdctl must not replace this file\n"
@@ -536,14 +535,14 @@ def test_legacy_corruption_inside_a_tensor_is_undetectable(
     """Known limit: the legacy (pre-1.6) serialization stores raw tensor bytes with no checksum,
     so bytes overwritten inside a tensor load as other weights. The zip format (CRC-32 per
     member) and fpdctl's own .safetensors (fpdctl.crc32) are checked; see test_every_format."""
-    from fpdctl.models.checkpoint import load_model
+    from fpdctl.models.checkpoint import create_model
 
     reliability.describe(
-        AREA, "load_model(<pth.tar-legacy 256 bytes overwritten inside a tensor>)",
+        AREA, "create_model(<pth.tar-legacy 256 bytes overwritten inside a tensor>)",
         "known limit: loads (the legacy format has no checksum); the weights differ",
     )
     bad = tmp_path / "model_best.pth.tar"
-    good_sd = load_model(assets.good["pth.tar-legacy"]).state_dict()
+    good_sd = create_model(assets.good["pth.tar-legacy"]).state_dict()
     # Damage the middle of the largest tensor's raw bytes (the middle of the file can fall on a
     # storage's length field, which the loader does notice).
     data = assets.good["pth.tar-legacy"].read_bytes()
@@ -552,7 +551,7 @@ def test_legacy_corruption_inside_a_tensor_is_undetectable(
     assert at > 0, "the largest tensor's bytes are not stored verbatim"
     middle = at + len(largest) // 2 - 128
     bad.write_bytes(data[:middle] + _overwrite_middle(data[middle:middle + 256]) + data[middle + 256:])
-    bad_sd = load_model(bad).state_dict()
+    bad_sd = create_model(bad).state_dict()
     differ = [k for k in good_sd if not torch.equal(good_sd[k], bad_sd[k])]
     reliability.observe(f"loads; {len(differ)} tensor(s) differ from the undamaged file")
     assert differ

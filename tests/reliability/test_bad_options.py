@@ -19,6 +19,7 @@ from __future__ import annotations
 import hashlib
 import os
 import re
+import shutil
 import subprocess
 import sys
 import time
@@ -28,12 +29,9 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
-import torch
 import typer.main
 
 from fpdctl.cli.app import app, main
-from fpdctl.models.checkpoint import save_model
-from fpdctl.models.hourglass import create_model
 
 # ----------------------------------------------------------------------------- fixtures' files
 # Placeholders in the table, filled in from the ``files`` fixture. {file} is a regular file: a
@@ -46,11 +44,10 @@ SHOWN = {"ckpt": "teacher.safetensors", "img": "person.png", "pred": "preds.npy"
 
 
 @pytest.fixture(scope="module")
-def files(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+def files(tmp_path_factory: pytest.TempPathFactory, tiny_checkpoint: Path) -> dict[str, Path]:
     folder = tmp_path_factory.mktemp("bad_options")
-    torch.manual_seed(0)
     ckpt = folder / "teacher.safetensors"
-    save_model(create_model("hg1x16"), ckpt)
+    shutil.copyfile(tiny_checkpoint, ckpt)
     img = folder / "person.png"
     cv2.imwrite(str(img), np.full((64, 64, 3), 127, np.uint8))
     pred = folder / "preds.npy"

@@ -29,10 +29,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterator
 
 import pytest
-import torch
 
-from fpdctl.models.checkpoint import save_model
-from fpdctl.models.hourglass import create_model
 from fpdctl.train.state import load_state
 
 TIMEOUT_S = 240
@@ -105,11 +102,9 @@ class Runs:
 
 
 @pytest.fixture(scope="module")
-def runs(tmp_path_factory: pytest.TempPathFactory) -> Runs:
+def runs(tmp_path_factory: pytest.TempPathFactory, tiny_checkpoint: Path) -> Runs:
     root = tmp_path_factory.mktemp("disk")
-    torch.manual_seed(5)
-    teacher = root / "teacher.safetensors"
-    save_model(create_model("hg1x16"), teacher)
+    teacher = tiny_checkpoint
     out = root / "distill-3"
     result = _fpdctl([*_tiny("distill", teacher), "--max-steps", "3", "--out", str(out)])
     assert result.returncode == 0, result.stderr

@@ -31,8 +31,7 @@ from typing import Any
 import pytest
 import torch
 
-from fpdctl.models.checkpoint import read_checkpoint, save_model
-from fpdctl.models.hourglass import create_model
+from fpdctl.models.checkpoint import read_checkpoint
 from fpdctl.train.state import load_state
 
 TOTAL_STEPS = 12
@@ -176,8 +175,8 @@ elif moment in ("mid-eval", "mid-final-eval"):
 
     def predict_dataset(*args, **kwargs):
         if count("eval") == wanted:
-            def progress(done, total):
-                if done < total:
+            def progress(event):
+                if event.done < event.total:
                     die()
                 wrong("the evaluation had a single batch")
 
@@ -298,11 +297,9 @@ def _wait_for_run(victim: subprocess.Popen[bytes], log: Path) -> tuple[int, str]
 
 
 @pytest.fixture(scope="module")
-def reference(tmp_path_factory: pytest.TempPathFactory) -> Reference:
+def reference(tmp_path_factory: pytest.TempPathFactory, tiny_checkpoint: Path) -> Reference:
     root = tmp_path_factory.mktemp("kill")
-    torch.manual_seed(5)
-    teacher = root / "teacher.safetensors"
-    save_model(create_model("hg1x16"), teacher)
+    teacher = tiny_checkpoint
     config = root / "tiny.toml"
     config.write_text("eval_batch_size = 4\n", encoding="utf-8")  # 8 persons: 2 eval batches
     launcher = root / "launcher.py"

@@ -15,19 +15,10 @@ import pytest
 import torch
 
 from fpdctl.cli.app import main
-from fpdctl.models.checkpoint import read_checkpoint, save_model
-from fpdctl.models.hourglass import create_model
+from fpdctl.models.checkpoint import create_model, read_checkpoint, save_model
 
 TINY = ["--input-size", "64", "--batch-size", "4", "--workers", "0", "--val-limit", "8",
         "--precision", "fp32", "--log-every", "1"]
-
-
-@pytest.fixture(scope="module")
-def teacher_ckpt(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    torch.manual_seed(5)
-    path = tmp_path_factory.mktemp("teacher") / "teacher.safetensors"
-    save_model(create_model("hg1x16"), path)
-    return path
 
 
 @pytest.fixture(scope="module")
@@ -53,10 +44,10 @@ def _error(capsys: pytest.CaptureFixture[str]) -> str:
     ],
 )
 def test_bad_option_exits_2_and_creates_nothing(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str], teacher_ckpt: Path, extra: list[str], message: str
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], tiny_checkpoint: Path, extra: list[str], message: str
 ) -> None:
     out = tmp_path / "run"
-    code = main(["distill", "--teacher", str(teacher_ckpt), "--student", "hg1x16", *TINY, *extra,
+    code = main(["distill", "--teacher", str(tiny_checkpoint), "--student", "hg1x16", *TINY, *extra,
                  "--out", str(out)])
     assert code == 2
     assert _error(capsys) == message
@@ -158,8 +149,8 @@ def _last_step(metrics: Path) -> int:
     return int(lines[-1].split(",")[0]) if lines else 0
 
 
-def test_sigkill_then_resume_gives_the_uninterrupted_weights(tmp_path: Path, teacher_ckpt: Path) -> None:
-    common = ["distill", "--teacher", str(teacher_ckpt), "--student", "hg1x16", *TINY,
+def test_sigkill_then_resume_gives_the_uninterrupted_weights(tmp_path: Path, tiny_checkpoint: Path) -> None:
+    common = ["distill", "--teacher", str(tiny_checkpoint), "--student", "hg1x16", *TINY,
               "--max-steps", "12", "--eval-every", "0", "--save-every", "1"]
     full = subprocess.Popen(_fpdctl(*common, "--out", str(tmp_path / "full")), env=_env(),
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import json
+import math
 import os
 import subprocess
 import sys
@@ -14,9 +15,8 @@ import torch
 
 from fpdctl.data.registry import build_dataset
 from fpdctl.data.transforms import AugmentConfig
-from fpdctl.models.checkpoint import load_model, read_checkpoint, save_model
-from fpdctl.models.hourglass import create_model
-from fpdctl.train.distributed import ResumableSampler
+from fpdctl.models.checkpoint import create_model, read_checkpoint
+from fpdctl.train.distributed import ResumableSampler, StepTotals, reduce_step
 from fpdctl.train.loss import fpd_loss
 
 SEED, STEPS, BATCH, ALPHA = 3, 3, 2, 0.5
@@ -36,7 +36,7 @@ def _emulate_two_ranks(teacher_path: Path) -> dict[str, torch.Tensor]:
     order = torch.randperm(len(dataset), generator=generator).tolist()
     shards = [order[r: (len(order) // 2) * 2: 2] for r in (0, 1)]
 
-    teacher = load_model(teacher_path)
+    teacher = create_model(teacher_path)
     torch.manual_seed(SEED)
     rank0 = create_model("hg1x16").train()
     rank1 = copy.deepcopy(rank0)
@@ -59,10 +59,8 @@ def _emulate_two_ranks(teacher_path: Path) -> dict[str, torch.Tensor]:
     return rank0.state_dict()
 
 
-def test_torchrun_two_processes_gloo(tmp_path: Path) -> None:
-    torch.manual_seed(7)
-    teacher_path = tmp_path / "teacher.safetensors"
-    save_model(create_model("hg1x16"), teacher_path)
+def test_torchrun_two_processes_gloo(tmp_path: Path, tiny_checkpoint: Path) -> None:
+    teacher_path = tiny_checkpoint
     out = tmp_path / "run"
     command = [
         sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
@@ -100,3 +98,13 @@ def test_sampler_shards_are_disjoint_and_resumable() -> None:
     assert list(ranks[1]) == shards[1][10:] and len(ranks[1]) == 41
     ranks[1].set_epoch(3)
     assert list(ranks[1]) != shards[1]
+
+
+def test_one_process_step_totals_are_its_own_figures() -> None:
+    loss, gt, kd = torch.tensor(0.3), torch.tensor(0.2), torch.tensor(0.4)
+    assert reduce_step(loss, gt, kd, stop=False) == StepTotals(
+        float(loss), float(gt), float(kd), non_finite=0, stop_requests=0
+    )
+    assert reduce_step(gt, gt, None, stop=True) == StepTotals(float(gt), float(gt), 0.0, non_finite=0, stop_requests=1)
+    assert reduce_step(torch.tensor(math.inf), gt, kd, stop=False).non_finite == 1
+    assert reduce_step(torch.tensor(math.nan), gt, kd, stop=False).non_finite == 1

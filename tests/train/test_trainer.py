@@ -14,10 +14,13 @@ import pytest
 import torch
 
 from fpdctl.errors import TrainingDiverged
-from fpdctl.models.checkpoint import load_model, read_checkpoint, save_model
-from fpdctl.models.hourglass import create_model
+from fpdctl.models.checkpoint import create_model, read_checkpoint, save_model
+from fpdctl.progress import Event
 from fpdctl.train.config import resolve_config
-from fpdctl.train.trainer import TrainCallbacks, Trainer, load_run_config
+from fpdctl.train.events import TRAIN_CHECKPOINT, TRAIN_STEP, EvalLog, RunInfo, StepLog
+from fpdctl.train.run_dir import load_run_config
+from fpdctl.train.trainer import Trainer
+from tests.conftest import make_net
 
 TINY: dict[str, Any] = {
     "model": "hg1x16",
@@ -33,10 +36,8 @@ TINY: dict[str, Any] = {
 
 @pytest.fixture(scope="module")
 def teacher_ckpt(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    torch.manual_seed(11)
-    path = tmp_path_factory.mktemp("teacher") / "teacher.safetensors"
-    save_model(create_model("hg2x16"), path)
-    return path
+    """A teacher with more stacks than the hg1x16 student, so the run's records tell them apart."""
+    return save_model(make_net("hg2x16", seed=11), tmp_path_factory.mktemp("teacher") / "teacher.safetensors")
 
 
 def _weights(path: Path) -> dict[str, torch.Tensor]:
@@ -48,10 +49,22 @@ def test_distill_run_directory_and_frozen_teacher(tmp_path: Path, teacher_ckpt: 
     cfg = resolve_config(
         "distill", {**TINY, "teacher": str(teacher_ckpt), "max_steps": 4, "eval_every": 2, "out": str(out)}
     )
-    trainer = Trainer(cfg)
+    events: list[Event] = []
+    trainer = Trainer(cfg, progress=events.append)
     assert not out.exists()  # construction validates and creates nothing
     result = trainer.run()
     assert result.status == "completed" and result.steps == 4 and result.exit_code == 0
+
+    # The events: start first, end last, every one counted in steps.
+    assert events[0].kind == "train.start" and isinstance(events[0].data, RunInfo)
+    assert events[0].data.teacher == "hg2x16" and events[0].data.total_steps == 4
+    assert events[-1].kind == "train.end" and events[-1].data is result
+    assert all(e.total == 4 for e in events)
+    by_kind = {kind: [e.done for e in events if e.kind == kind] for kind in ("train.step", "train.eval", "train.checkpoint")}
+    assert by_kind == {"train.step": [1, 2, 3, 4], "train.eval": [2, 4], "train.checkpoint": [2, 4]}
+    assert all(isinstance(e.data, StepLog) and e.data.step == e.done for e in events if e.kind == "train.step")
+    assert all(isinstance(e.data, EvalLog) for e in events if e.kind == "train.eval")
+    assert [e.data for e in events if e.kind == "train.checkpoint"] == [out / "last.safetensors"] * 2
 
     # The teacher: frozen, in eval mode, its weights exactly those of the file.
     teacher = trainer.teacher
@@ -86,9 +99,9 @@ def test_distill_run_directory_and_frozen_teacher(tmp_path: Path, teacher_ckpt: 
     assert evaluation["final"]["pckh"]["mean"] == pytest.approx(result.final_eval["pckh"]["mean"])
     assert float(rows[3]["val_pckh"]) == pytest.approx(evaluation["final"]["pckh"]["mean"], abs=1e-3)
 
-    last = load_model(out / "last.safetensors")
+    last = create_model(out / "last.safetensors")
     assert last.spec.name == "hg1x16"
-    best = load_model(out / "best.safetensors")
+    best = create_model(out / "best.safetensors")
     assert best.spec.name == "hg1x16"
     state = torch.load(out / "state.pt", weights_only=True)
     assert state["step"] == 4
@@ -96,14 +109,14 @@ def test_distill_run_directory_and_frozen_teacher(tmp_path: Path, teacher_ckpt: 
         assert torch.equal(value, state["model"][key])
 
 
-class _SignalAt(TrainCallbacks):
+class _SignalAt:
     """Sends this process a real SIGINT after a given step: the handler's path, not a shortcut."""
 
     def __init__(self, step: int) -> None:
         self.step = step
 
-    def on_step(self, log: Any) -> None:
-        if log.step == self.step:
+    def __call__(self, event: Event) -> None:
+        if event.kind == TRAIN_STEP and event.data.step == self.step:
             os.kill(os.getpid(), signal.SIGINT)
 
 
@@ -113,7 +126,7 @@ def test_sigint_saves_and_resume_matches_an_uninterrupted_run(tmp_path: Path, te
     assert full.status == "completed"
 
     out = tmp_path / "cut"
-    first = Trainer(resolve_config("distill", {**options, "out": str(out)}), callbacks=_SignalAt(3)).run()
+    first = Trainer(resolve_config("distill", {**options, "out": str(out)}), progress=_SignalAt(3)).run()
     assert first.status == "interrupted" and first.steps == 3 and first.exit_code == 130
     assert torch.load(out / "state.pt", weights_only=True)["step"] == 3
     assert not (out / "eval.json").exists()
@@ -135,15 +148,17 @@ def test_sigint_saves_and_resume_matches_an_uninterrupted_run(tmp_path: Path, te
     assert json.loads((out / "config.json").read_text())["resumed_at_steps"] == [3]
 
 
-class _Poison(TrainCallbacks):
+class _Poison:
     """Turns one weight of the live network into NaN after a checkpoint, as a divergence would."""
 
     def __init__(self, step: int) -> None:
         self.trainer: Trainer | None = None
         self.step = step
 
-    def on_checkpoint(self, step: int, path: Path) -> None:
-        if step == self.step and self.trainer is not None and self.trainer.student is not None:
+    def __call__(self, event: Event) -> None:
+        if event.kind != TRAIN_CHECKPOINT or event.done != self.step:
+            return
+        if self.trainer is not None and self.trainer.student is not None:
             weight = next(self.trainer.student.parameters())
             with torch.no_grad():
                 weight[(0,) * weight.dim()] = math.nan
@@ -153,7 +168,7 @@ def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(tmp_path: Path) -> No
     out = tmp_path / "run"
     cfg = resolve_config("train", {**TINY, "max_steps": 6, "save_every": 1, "eval_every": 0, "out": str(out)})
     poison = _Poison(2)
-    trainer = Trainer(cfg, callbacks=poison)
+    trainer = Trainer(cfg, progress=poison)
     poison.trainer = trainer
     message = (
         r"^training diverged: the loss is nan at step 3; the last good checkpoint "
@@ -170,7 +185,7 @@ def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(tmp_path: Path) -> No
 
 def test_precision_resolution_on_cpu() -> None:
     from fpdctl.errors import UsageError
-    from fpdctl.train.trainer import cpu_supports_bf16, resolve_precision
+    from fpdctl.train.precision import cpu_supports_bf16, resolve_precision
 
     cpu = torch.device("cpu")
     auto = resolve_precision("auto", cpu)

@@ -11,25 +11,16 @@ import torch
 
 from fpdctl.cli.app import main
 from fpdctl.errors import UsageError
-from fpdctl.models.checkpoint import save_model
-from fpdctl.models.hourglass import count_parameters, create_model
+from fpdctl.models.checkpoint import create_model, save_model
+from fpdctl.models.hourglass import count_parameters
 from fpdctl.models.spec import HourglassSpec
 from fpdctl.profiling.analytic import analytic_cost
-from fpdctl.prune.pareto import pareto_front, recommend
-from fpdctl.prune.sweep import (
-    CONFIGS_DIR,
-    INITS,
-    PLOT_FILE,
-    RUNS_DIR,
-    SUMMARY_FILE,
-    SweepSettings,
-    build_grid,
-    parse_inits,
-    parse_shard,
-    run_sweep,
-    shard_items,
-    summarize,
-)
+from fpdctl.progress import Event
+from fpdctl.sweep.grid import INITS, build_grid, parse_inits, parse_shard, shard_items
+from fpdctl.sweep.pareto import pareto_front, recommend
+from fpdctl.sweep.results import CONFIGS_DIR, PLOT_FILE, RUNS_DIR, SUMMARY_FILE, summarize
+from fpdctl.sweep.run import SweepSettings, fine_tune_config, run_sweep
+from fpdctl.train.config import TrainConfig
 
 INPUT = 32  # depth-2 hourglasses: the smallest input the family allows
 TEACHER = HourglassSpec(2, 16, depth=2)
@@ -41,21 +32,67 @@ def teacher_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return save_model(create_model(TEACHER), tmp_path_factory.mktemp("teacher") / "teacher.safetensors")
 
 
+# SweepSettings' own fields; every other change is a fine-tune (TrainConfig) option.
+SWEEP_FIELDS = {"importance", "stack_strategy", "recalibrate_bn", "latency"}
+
+
 def _settings(teacher: Path, **changes: object) -> SweepSettings:
-    base = dict(teacher=str(teacher), data="synthetic:size=8", input_size=INPUT, max_steps=1, batch_size=2,
-                val_limit=4, flip_test=False, latency=False, device="cpu", workers=0)
-    base.update(changes)
-    return SweepSettings(**base)  # type: ignore[arg-type]
+    train: dict[str, object] = dict(data="synthetic:size=8", input_size=INPUT, max_steps=1, batch_size=2,
+                                    val_limit=4, flip_test=False, device="cpu", workers=0)
+    own: dict[str, object] = dict(latency=False)
+    for name, value in changes.items():
+        (own if name in SWEEP_FIELDS else train)[name] = value
+    return SweepSettings(train=fine_tune_config(str(teacher), TEACHER, train), **own)  # type: ignore[arg-type]
 
 
 @pytest.fixture(scope="module")
-def sharded_sweep(teacher_file: Path, tmp_path_factory: pytest.TempPathFactory):
+def shard_events() -> tuple[list[Event], list[Event]]:
+    """The progress events of the two shards of ``sharded_sweep``."""
+    return [], []
+
+
+@pytest.fixture(scope="module")
+def sharded_sweep(teacher_file: Path, tmp_path_factory: pytest.TempPathFactory,
+                  shard_events: tuple[list[Event], list[Event]]):
     """A two-config sweep (scratch and sliced hg2x16d2) run as two shards into one directory."""
     out = tmp_path_factory.mktemp("sweep") / "out"
     grid = build_grid(TEACHER, [2], [16], [1], INITS)
-    first = run_sweep(_settings(teacher_file), grid, out, shard=(1, 2))
-    second = run_sweep(_settings(teacher_file), grid, out, shard=(2, 2))
+    first = run_sweep(_settings(teacher_file), grid, out, shard=(1, 2), progress=shard_events[0].append)
+    second = run_sweep(_settings(teacher_file), grid, out, shard=(2, 2), progress=shard_events[1].append)
     return out, grid, first, second
+
+
+def test_progress_events_of_a_sweep(sharded_sweep, shard_events: tuple[list[Event], list[Event]]) -> None:
+    _, grid, first, second = sharded_sweep
+    first_events, second_events = shard_events
+    kinds = [e.kind for e in first_events]
+    steps = [e for e in first_events if e.kind == "sweep.train_step"]
+    assert kinds == ["sweep.teacher", "sweep.config_start", "sweep.zero_shot"] + ["sweep.train_step"] * len(steps) + [
+        "sweep.config_end"]
+    teacher, start, zero_shot, *_, end = first_events
+    assert teacher.data == first.teacher and not teacher.message.endswith("(cached)")
+    assert teacher.message == f"teacher hg2x16d2: PCKh {first.teacher.pckh:.2f}"
+    assert (start.message, start.done, start.total, start.data) == ("hg2x16d2-scratch", 1, 1, grid[0])
+    assert zero_shot.data == first.results[0].pckh_zero_shot
+    # The fine-tune's own step logs, forwarded: the last one is the run's final step.
+    assert steps and (steps[-1].data.step, steps[-1].done, steps[-1].total) == (1, 1, 1)
+    assert end.data == first.results[0]
+    assert second_events[0].kind == "sweep.teacher" and second_events[0].message.endswith("(cached)")
+    assert second_events[0].data == second.teacher
+
+
+def test_the_fine_tune_recipe_is_train_config_under_the_sweep_recipe(teacher_file: Path) -> None:
+    recipe = fine_tune_config(str(teacher_file), TEACHER, {"input_size": INPUT, "seed": None})
+    assert (recipe.max_steps, recipe.lr, recipe.schedule) == (200, 1e-3, "cosine")
+    assert (recipe.command, recipe.model, recipe.teacher) == ("distill", "hg2x16d2", str(teacher_file))
+    defaults = TrainConfig()
+    for name in ("alpha", "batch_size", "data", "seed", "sigma", "device", "workers", "val_limit", "flip_test",
+                 "epochs", "optimizer"):
+        assert getattr(recipe, name) == getattr(defaults, name), name
+    by_epochs = fine_tune_config(str(teacher_file), TEACHER, {"input_size": INPUT, "epochs": 2, "max_steps": None})
+    assert (by_epochs.max_steps, by_epochs.epochs, by_epochs.lr) == (None, 2, 1e-3)
+    with pytest.raises(UsageError, match=r"^input size must be a positive multiple of 16 for a depth-2 hourglass"):
+        fine_tune_config(str(teacher_file), TEACHER, {"input_size": 40})
 
 
 def test_shards_run_their_part_and_the_summary_merges(sharded_sweep) -> None:
@@ -251,7 +288,8 @@ def test_latency_is_measured_with_onnx_runtime(teacher_file: Path, tmp_path: Pat
 
 
 def test_fine_tune_options_reach_the_trainer(teacher_file: Path, tmp_path: Path) -> None:
-    from fpdctl.prune.sweep import SweepItem, _train_config
+    from fpdctl.sweep.grid import SweepItem
+    from fpdctl.sweep.run import _train_config
 
     item = SweepItem(1, 8, 1, "teacher", depth=2)
     by_epochs = _train_config(_settings(teacher_file, max_steps=None, epochs=3, alpha=0.3), item,
@@ -262,3 +300,31 @@ def test_fine_tune_options_reach_the_trainer(teacher_file: Path, tmp_path: Path)
     assert by_epochs.init == str(tmp_path / "init.safetensors") and by_epochs.eval_every == 0
     by_steps = _train_config(_settings(teacher_file), item, None, tmp_path / "run")
     assert (by_steps.max_steps, by_steps.init, by_steps.val_limit) == (1, None, 4)
+
+
+def test_the_cli_prints_sweep_events_on_stderr(capsys: pytest.CaptureFixture[str]) -> None:
+    from types import SimpleNamespace
+
+    from fpdctl.cli.prune import _show_sweep_event
+
+    log = SimpleNamespace(step=2, total_steps=5, loss=0.123456, img_per_s=7.25)
+    for event in [
+        Event("sweep.skip", "skip hg1x8d2-scratch: already finished"),
+        Event("sweep.teacher", "teacher hg2x16d2: PCKh 1.00 (cached)"),
+        Event("sweep.config_start", "hg1x8d2-teacher", done=1, total=3),
+        Event("sweep.zero_shot", "zero-shot PCKh 3.92; fine-tuning...", data=3.92),
+        Event("sweep.train_step", done=2, total=5, data=log),
+        Event("sweep.config_end", "PCKh 5.88 after 2 steps (1 s)"),
+        Event("train.eval", "not the sweep's"),
+    ]:
+        _show_sweep_event(event)
+    out, err = capsys.readouterr()
+    assert out == ""
+    assert err.splitlines() == [
+        "skip hg1x8d2-scratch: already finished",
+        "teacher hg2x16d2: PCKh 1.00 (cached)",
+        "[1/3] hg1x8d2-teacher",
+        "  zero-shot PCKh 3.92; fine-tuning...",
+        "  step 2/5 loss 0.12346 (7.2 img/s)",
+        "  PCKh 5.88 after 2 steps (1 s)",
+    ]

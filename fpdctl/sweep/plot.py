@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 from fpdctl.utils.io import atomic_path
 
 if TYPE_CHECKING:
-    from fpdctl.prune.sweep import SweepResult
+    from fpdctl.sweep.results import SweepResult
 
 # One colour and marker per initialisation, so sliced and scratch students read apart at a glance.
 INIT_STYLE: dict[str, tuple[str, str]] = {"teacher": ("tab:blue", "o"), "scratch": ("tab:orange", "s")}

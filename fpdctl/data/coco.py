@@ -1,0 +1,226 @@
+"""COCO keypoints (2017): top-down, one person per crop, COCO's 17 keypoints in COCO's order.
+
+``coco:PATH`` is the dataset folder. The annotations are always
+``PATH/annotations/person_keypoints_{train,val}2017.json``; the images are looked for in two
+layouts, in this order (:attr:`COCOSource.layout` says which was found):
+
+* ``"official"``: ``PATH/train2017/``, ``PATH/val2017/``, the folders the official zips unpack to
+  next to ``annotations/``;
+* ``"images"``: ``PATH/images/train2017/``, ``PATH/images/val2017/`` (HRNet's and mmpose's layout).
+
+Persons (as HRNet's ``lib/dataset/coco.py`` and mmpose take them from the ground truth):
+
+* crowd annotations, annotations of other categories and annotations without a labelled keypoint
+  are skipped, as are boxes that are empty once clipped to the image;
+* the person box is the annotation's ``bbox`` clipped to the image (its far edge on the last
+  pixel, ``x + w - 1``); ``center`` is the box centre; the box is widened or heightened to the crop's
+  aspect ratio (square here: fpdctl crops are ``input_size`` x ``input_size``) and enlarged by
+  ``SCALE_MARGIN`` = 1.25, so ``scale = 1.25 * max(w, h) / 200``;
+* a keypoint counts as annotated when its v > 0 (labelled, visible or not).
+
+Coordinates are COCO's image px, used as they are. The evaluation reference
+(:class:`~fpdctl.metrics.coco.COCOReference`) carries each person's image id, area and annotation
+id and the annotation file, which pycocotools scores against (OKS AP, not PCK).
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+
+from fpdctl.data.dataset import AnnotationTable, FilePoseDataset
+from fpdctl.data.transforms import PIXEL_STD
+from fpdctl.errors import DataError, InputError
+from fpdctl.metrics.coco import PERSON_CATEGORY_ID, COCOReference, load_coco_annotations
+from fpdctl.skeleton import COCO
+
+NUM_JOINTS = COCO.num_joints
+# HRNet's enlargement of a ground-truth box, so the crop keeps some context around the person.
+SCALE_MARGIN = 1.25
+# Crop width / height; fpdctl's network inputs are square.
+ASPECT_RATIO = 1.0
+SPLIT_FOLDERS: dict[str, str] = {"train": "train2017", "val": "val2017"}
+ANNOTATION_PATTERN = "annotations/person_keypoints_{}.json"
+# (layout name, image folder relative to the dataset folder), tried in this order.
+IMAGE_LAYOUTS: tuple[tuple[str, str], ...] = (("official", "{}"), ("images", "images/{}"))
+
+Layout = Literal["official", "images"]
+
+
+@dataclass(frozen=True)
+class COCOSource:
+    """Where one COCO split lives.
+
+    Attributes:
+        annotation_file: ``annotations/person_keypoints_<split>2017.json``.
+        image_dir: the split's image folder.
+        layout: "official" (``<split>2017/`` beside ``annotations/``) or "images"
+            (``images/<split>2017/``).
+    """
+
+    annotation_file: Path
+    image_dir: Path
+    layout: Layout
+
+
+def find_coco_source(path: str | Path, split: str) -> COCOSource:
+    """The annotation file and image folder of ``split`` under the dataset folder ``path``.
+
+    Raises:
+        InputError: ``path`` is not a folder, or the annotation file or image folder is missing.
+    """
+    root = Path(path)
+    if not root.is_dir():
+        raise InputError(
+            f"coco:PATH must be the COCO folder (holding annotations/ and the image folders), got {root}"
+        )
+    folder = SPLIT_FOLDERS[split]
+    annotation_file = root / ANNOTATION_PATTERN.format(folder)
+    if not annotation_file.is_file():
+        raise InputError(f"no COCO {split} annotations in {root}: {annotation_file} is missing")
+    candidates = [(layout, root / pattern.format(folder)) for layout, pattern in IMAGE_LAYOUTS]
+    for layout, image_dir in candidates:
+        if image_dir.is_dir():
+            return COCOSource(annotation_file, image_dir, layout)  # type: ignore[arg-type]
+    tried = " or ".join(str(d) for _, d in candidates)
+    raise InputError(f"no COCO {split} images in {root}: expected {tried}")
+
+
+def clip_box(bbox: list[float], width: float, height: float) -> tuple[float, float, float, float] | None:
+    """A COCO ``[x, y, w, h]`` box clipped to the image, as HRNet sanitises it; None if empty.
+
+    The far edge is ``x + w - 1`` (the last pixel the box covers), capped at ``width - 1``.
+    """
+    x, y, w, h = (float(v) for v in bbox)
+    x1, y1 = max(0.0, x), max(0.0, y)
+    x2 = min(width - 1.0, x1 + max(0.0, w - 1.0))
+    y2 = min(height - 1.0, y1 + max(0.0, h - 1.0))
+    if x2 < x1 or y2 < y1:
+        return None
+    return x1, y1, x2 - x1, y2 - y1
+
+
+def box_center_scale(box: tuple[float, float, float, float]) -> tuple[np.ndarray, float]:
+    """Centre (float32 [2]) and scale (units of 200 px) of the square crop around a person box."""
+    x, y, w, h = box
+    center = np.array([x + w * 0.5, y + h * 0.5], dtype=np.float32)
+    if w > ASPECT_RATIO * h:
+        h = w / ASPECT_RATIO
+    else:
+        w = h * ASPECT_RATIO
+    return center, float(max(w, h) * SCALE_MARGIN / PIXEL_STD)
+
+
+@dataclass
+class COCOPersons:
+    """The persons of a split: the table the dataset reads, and the ids pycocotools needs.
+
+    Attributes:
+        table: image files relative to the image folder, joints [N, 17, 3], centres, scales.
+        image_ids, annotation_ids: int64 [N]. areas: float64 [N] (the annotations' ``area``).
+    """
+
+    table: AnnotationTable
+    image_ids: np.ndarray
+    annotation_ids: np.ndarray
+    areas: np.ndarray
+
+
+def _image_entry(image: dict[str, Any], source: Path) -> tuple[str, float, float]:
+    name, width, height = image.get("file_name"), image.get("width"), image.get("height")
+    if not isinstance(name, str) or not all(isinstance(v, (int, float)) for v in (width, height)):
+        raise DataError(f"{source}: image {image['id']} needs file_name, width and height")
+    return name, float(width), float(height)
+
+
+def read_coco_persons(annotation_file: str | Path) -> COCOPersons:
+    """The usable persons of a ``person_keypoints_*.json``, in image order then annotation order.
+
+    Raises:
+        InputError: missing file. DataError: not COCO, a bad record, or no usable person.
+    """
+    source = Path(annotation_file)
+    gt = load_coco_annotations(source)
+    images = {image["id"]: _image_entry(image, source) for image in gt["images"]}
+    by_image: dict[int, list[dict[str, Any]]] = {image_id: [] for image_id in images}
+    for ann in gt["annotations"]:
+        if ann.get("category_id") == PERSON_CATEGORY_ID and not ann["iscrowd"]:
+            by_image[ann["image_id"]].append(ann)
+    files, joints, centers, scales, image_ids, ann_ids, areas = [], [], [], [], [], [], []
+    for image_id, anns in by_image.items():
+        name, width, height = images[image_id]
+        for ann in anns:
+            keypoints = np.asarray(ann["keypoints"], np.float32).reshape(NUM_JOINTS, 3)
+            box = clip_box(ann["bbox"], width, height)
+            if not (keypoints[:, 2] > 0).any() or box is None or not ann["area"] > 0:
+                continue
+            keypoints[:, 2] = keypoints[:, 2] > 0
+            center, scale = box_center_scale(box)
+            files.append(name)
+            joints.append(keypoints)
+            centers.append(center)
+            scales.append(scale)
+            image_ids.append(image_id)
+            ann_ids.append(ann["id"])
+            areas.append(ann["area"])
+    if not files:
+        raise DataError(f"{source} has no person with labelled keypoints")
+    table = AnnotationTable(image_files=files, joints=np.stack(joints), centers=np.stack(centers),
+                            scales=np.asarray(scales, np.float32))
+    return COCOPersons(table, np.asarray(image_ids, np.int64), np.asarray(ann_ids, np.int64),
+                       np.asarray(areas, np.float64))
+
+
+def check_images(persons: COCOPersons, image_dir: Path, annotation_file: Path) -> None:
+    """Refuse a split whose images are not all there, naming the first missing one.
+
+    Raises:
+        DataError: an image file is missing.
+    """
+    present = set(os.listdir(image_dir))  # one listing, not one stat per person
+    for k, name in enumerate(persons.table.image_files):
+        if name not in present:
+            raise DataError(
+                f"{annotation_file}: image {int(persons.image_ids[k])} ({name}) not found in {image_dir}"
+            )
+
+
+class COCODataset(FilePoseDataset):
+    """COCO 2017 person keypoints, train or val split (17 COCO keypoints, OKS AP).
+
+    Args:
+        path: the COCO folder (see the module docstring).
+        split: "train" or "val".
+        **kwargs: :class:`~fpdctl.data.dataset.PoseDataset` options.
+
+    Attributes:
+        source: the annotation file, image folder and layout found.
+        persons: the persons with their COCO image ids, annotation ids and areas.
+    """
+
+    def __init__(self, path: str | Path, split: Literal["train", "val"] = "train", **kwargs: Any) -> None:
+        if split not in SPLIT_FOLDERS:
+            raise ValueError(f"split must be 'train' or 'val', got {split!r}")
+        self.split = split
+        self.source = find_coco_source(path, split)
+        self.persons = read_coco_persons(self.source.annotation_file)
+        check_images(self.persons, self.source.image_dir, self.source.annotation_file)
+        super().__init__(self.persons.table, self.source.image_dir, joint_set=COCO, metric="oks",
+                         **kwargs)
+
+    def eval_reference(self) -> COCOReference:
+        """The split's persons with what pycocotools needs to score them (no head boxes)."""
+        joints = self.table.joints
+        return COCOReference(
+            joints=joints[:, :, :2].astype(np.float64),
+            visible=joints[:, :, 2] > 0,
+            headboxes=None,
+            annotation_file=self.source.annotation_file,
+            image_ids=self.persons.image_ids.copy(),
+            areas=self.persons.areas.copy(),
+            annotation_ids=self.persons.annotation_ids.copy(),
+        )

@@ -1,0 +1,178 @@
+"""Export synthetic persons as an MPII dataset on disk (HRNet / official FPD layout)."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+import cv2
+import numpy as np
+
+from fpdctl.data.mpii import SCALE_MARGIN
+from fpdctl.data.synthetic.dataset import check_sample_args, synthetic_record
+from fpdctl.data.synthetic.pose import DEFAULT_CONFIG, NUM_JOINTS, Split, SyntheticConfig
+from fpdctl.errors import InputError, RuntimeFailure, UsageError
+from fpdctl.metrics.files import MATLAB_ORIGIN, write_mpii_ground_truth
+from fpdctl.metrics.reference import EvalReference
+
+JPEG_QUALITY = 95
+
+
+@dataclass(frozen=True)
+class SynthExportResult:
+    """What :func:`export_mpii` wrote.
+
+    Attributes:
+        out_dir: the dataset folder (``images/``, ``annot/``).
+        split: the synthetic split exported ("train", "val" or "both").
+        count: persons (one per image), over every split written.
+        image_size: image side, px.
+        seed: dataset seed.
+        annotation: ``annot/train.json`` or ``annot/valid.json``.
+        ground_truth: ``annot/gt_valid.mat`` with the head boxes (val only), else None.
+        visible_joints: joints with visibility 1, over all persons.
+        annotations: every annotation file written (both of them for split "both").
+    """
+
+    out_dir: Path
+    split: str
+    count: int
+    image_size: int
+    seed: int
+    annotation: Path
+    ground_truth: Path | None
+    visible_joints: int
+    annotations: tuple[Path, ...] = ()
+
+    @property
+    def total_joints(self) -> int:
+        return self.count * NUM_JOINTS
+
+
+def _check_out_dir(out_dir: Path) -> None:
+    if out_dir.exists():
+        if not out_dir.is_dir():
+            raise InputError(f"output path exists and is not a folder: {out_dir}")
+        if any(out_dir.iterdir()):
+            raise InputError(f"output folder is not empty: {out_dir}")
+    from fpdctl.utils.io import check_folder_creatable
+
+    check_folder_creatable(out_dir)  # a file in the path: one clear line, nothing created
+    try:
+        out_dir.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise InputError(f"cannot create output folder {out_dir.parent}: {exc.strerror or exc}") from exc
+    if not os.access(out_dir.parent, os.W_OK):
+        raise InputError(f"output folder is not writable: {out_dir.parent}")
+
+
+def export_mpii(
+    out_dir: str | os.PathLike[str],
+    count: int,
+    *,
+    image_size: int = 256,
+    seed: int = 0,
+    split: Split | Literal["both"] = "val",
+    config: SyntheticConfig = DEFAULT_CONFIG,
+) -> SynthExportResult:
+    """Write ``count`` synthetic persons as an MPII dataset that ``--data mpii:DIR`` reads.
+
+    Layout (HRNet / official FPD code): ``images/<id>.jpg``; ``annot/valid.json`` (or
+    ``train.json``), a list of ``{image, center, scale, joints [16][2], joints_vis [16]}`` in
+    MATLAB 1-based px with MPII's raw centre and scale (the loaders' centre shift and 1.25 margin
+    undone, so reading it back gives the same Records); for val, ``annot/gt_valid.mat`` in the
+    evaluation layout (``pos_gt_src``, ``jnt_missing``, ``headboxes_src``, ``dataset_joints``) for
+    the head boxes. ``split="both"`` writes ``count`` persons of each split into the one folder
+    (image names carry the split), which ``train`` and ``distill`` read as a whole dataset. The
+    folder appears complete or not at all: it is written beside ``out_dir`` under a temporary
+    name and renamed at the end.
+
+    Raises:
+        UsageError: count, image size, seed or split out of range.
+        InputError: ``out_dir`` exists and is not an empty folder, or cannot be created.
+        RuntimeFailure: writing failed (disk full, ...).
+    """
+    if isinstance(count, bool) or not isinstance(count, (int, np.integer)) or count <= 0:
+        raise UsageError(f"--count must be a positive integer, got {count!r}")
+    if split not in ("train", "val", "both"):
+        raise UsageError(f"--split must be train, val or both, got '{split}'")
+    splits: tuple[Split, ...] = ("train", "val") if split == "both" else (split,)  # type: ignore[assignment]
+    for one in splits:
+        check_sample_args(seed, one, image_size)
+    out = Path(out_dir)
+    _check_out_dir(out)
+
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent))
+    try:
+        (tmp / "images").mkdir()
+        (tmp / "annot").mkdir()
+        written = [_write_split(tmp, out, one, count, image_size, seed, config) for one in splits]
+        os.rename(tmp, out)  # replaces an empty folder atomically on POSIX
+    except OSError as exc:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise RuntimeFailure(f"could not write {out}: {exc.strerror or exc}") from exc
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    annotation, ground_truth, _ = written[-1]
+    return SynthExportResult(
+        out_dir=out,
+        split=split,
+        count=count * len(splits),
+        image_size=image_size,
+        seed=seed,
+        annotation=out / "annot" / annotation.name,
+        ground_truth=None if ground_truth is None else out / "annot" / ground_truth.name,
+        visible_joints=sum(visible for _, _, visible in written),
+        annotations=tuple(out / "annot" / a.name for a, _, _ in written),
+    )
+
+
+def _write_split(
+    tmp: Path, out: Path, split: Split, count: int, image_size: int, seed: int, config: SyntheticConfig,
+) -> tuple[Path, Path | None, int]:
+    """One split's images and annotations into the folder being built: (annotation, gt, visible)."""
+    from fpdctl.data.mpii import CENTER_SHIFT_Y, HRNET_JSON
+
+    persons = []
+    joints = np.zeros((count, NUM_JOINTS, 3), dtype=np.float32)
+    headboxes = np.zeros((count, 2, 2), dtype=np.float32)
+    for index in range(count):
+        record = synthetic_record(seed, split, index, image_size, config)
+        name = f"{record.image_id}.jpg"
+        written = cv2.imwrite(
+            str(tmp / "images" / name), record.image, [cv2.IMWRITE_JPEG_QUALITY, JPEG_QUALITY]
+        )
+        if not written:
+            raise RuntimeFailure(f"could not write {out / 'images' / name}")
+        raw_scale = record.scale / SCALE_MARGIN
+        center = record.center.astype(np.float64) + MATLAB_ORIGIN
+        center[1] -= CENTER_SHIFT_Y * raw_scale
+        persons.append(
+            {
+                "image": name,
+                "center": center.tolist(),
+                "scale": raw_scale,
+                "joints": (record.joints[:, :2].astype(np.float64) + MATLAB_ORIGIN).tolist(),
+                "joints_vis": record.joints[:, 2].astype(int).tolist(),
+            }
+        )
+        joints[index] = record.joints
+        headboxes[index] = record.headbox
+    annotation = tmp / "annot" / HRNET_JSON[split]
+    annotation.write_text(json.dumps(persons), encoding="utf-8")
+    ground_truth = None
+    if split == "val":
+        reference = EvalReference(
+            joints=np.float64(joints[:, :, :2]),
+            visible=joints[:, :, 2] != 0,
+            headboxes=np.float64(headboxes),
+            metric="pckh",
+        )
+        ground_truth = write_mpii_ground_truth(tmp / "annot" / "gt_valid.mat", reference)
+    return annotation, ground_truth, int(joints[:, :, 2].sum())

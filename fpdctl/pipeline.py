@@ -1,0 +1,197 @@
+"""Top-down pose inference, one person per crop: the one pipeline of evaluate, predict, bench and
+export verification.
+
+The stages, each a function so that a caller can time or batch them apart (``fpdctl bench
+--end-to-end`` does):
+
+1. :func:`person_box` and :func:`crop`: the person's box -> a square crop of the network's input
+   side (``crop_affine`` + ``cv2.warpAffine``, bilinear, black outside the image) and its affine
+   (image px -> input px).
+2. :func:`normalise`: uint8 BGR crops -> float32 ``[N, 3, S, S]`` in the model's OWN
+   :class:`InputConvention` (channel order, pixel scale, mean, std), never a module default.
+3. run: any runner, a torch module or a :class:`~fpdctl.deploy.runtime.Runner` (numpy in, numpy
+   out); :func:`last_stack` takes the final stack of whatever it returns.
+4. :func:`to_image`: decode the heatmaps with :class:`~fpdctl.codec.HeatmapCodec` (input px) and
+   map the points back to image px through the inverse of each crop's affine.
+
+:func:`predict_crops` chains 2 to 4. Evaluation (:mod:`fpdctl.evaluate`) takes its crops,
+already cropped and normalised, from the dataset, runs 3 with the flip test, then 4.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from fpdctl.codec import HeatmapCodec
+from fpdctl.data.transforms import MEAN, PIXEL_STD, STD, crop_affine, invert_affine, transform_points
+from fpdctl.errors import InputError, UsageError
+
+# A runner in the numpy sense: float32 [N, 3, S, S] normalised images -> float32 heatmaps
+# ([N, J, h, w], or [N, S, J, h, w] with every stack). deploy.runtime.Runner is one.
+ArrayRunner = Callable[[np.ndarray], np.ndarray]
+Box = tuple[float, float, float, float]
+
+COLOR_ORDERS: tuple[str, ...] = ("RGB", "BGR")
+
+
+@dataclass(frozen=True)
+class InputConvention:
+    """How a model wants its input image: what :func:`normalise` does to a crop.
+
+    An exported ONNX file records its own (``OnnxModelInfo.color_order/mean/std``); PyTorch
+    models use :data:`DEFAULT_INPUT`, the convention every fpdctl model is trained with.
+
+    Attributes:
+        color_order: "RGB" or "BGR": the channel order the network expects.
+        mean, std: per channel, in ``color_order``, on the scale after dividing by ``scale``.
+        scale: the pixel value that becomes 1.0 (255 for 8-bit images).
+    """
+
+    color_order: str = "RGB"
+    mean: tuple[float, float, float] = MEAN
+    std: tuple[float, float, float] = STD
+    scale: float = 255.0
+
+
+# The training data's normalisation (fpdctl.data.transforms.normalize_image): ImageNet RGB.
+DEFAULT_INPUT = InputConvention()
+
+
+def person_box(width: int, height: int, bbox: Box | None) -> tuple[np.ndarray, float, Box]:
+    """The crop centre, scale (units of 200 px) and the (x, y, w, h) box it came from.
+
+    With a box ``(x, y, w, h)`` the crop is centred on the box and its side is the box's longer
+    side times the datasets' 1.25 margin (a tight box would otherwise cut off hands and feet);
+    without one, the whole image is one person: centre at the image centre, side the longer image
+    side. Pixel centres are integers (pixel (0, 0) covers [-0.5, 0.5]^2), so a box covering pixels
+    ``x .. x + w - 1`` is centred at ``x + (w - 1) / 2``.
+    """
+    from fpdctl.data.mpii import SCALE_MARGIN
+
+    if bbox is None:
+        box: Box = (0.0, 0.0, float(width), float(height))
+        side = float(max(width, height))
+    else:
+        box = bbox
+        side = max(bbox[2], bbox[3]) * SCALE_MARGIN
+    center = np.array([box[0] + (box[2] - 1) / 2.0, box[1] + (box[3] - 1) / 2.0], dtype=np.float32)
+    return center, side / PIXEL_STD, box
+
+
+def crop(image: np.ndarray, center: np.ndarray, scale: float, input_size: int) -> tuple[np.ndarray, np.ndarray]:
+    """The square crop around one person, as the validation pipeline crops a dataset sample.
+
+    Args:
+        image: uint8 [H, W, 3] BGR (OpenCV's layout).
+        center: crop centre in image px; scale: crop side / 200 px.
+        input_size: the network's input side S.
+
+    Returns:
+        patch: uint8 [S, S, 3] BGR; affine: float32 [2, 3], image px -> input px.
+    """
+    import cv2
+
+    affine = crop_affine(center, scale, 0.0, input_size)
+    patch = cv2.warpAffine(
+        image, affine, (input_size, input_size), flags=cv2.INTER_LINEAR,
+        borderMode=cv2.BORDER_CONSTANT, borderValue=(0, 0, 0),
+    )
+    return patch, affine
+
+
+def normalise(patches: np.ndarray, convention: InputConvention) -> np.ndarray:
+    """uint8 BGR crops ``[..., S, S, 3]`` -> the network input ``[..., 3, S, S]`` (float32).
+
+    The one place inference turns pixels into network input: channel order, then
+    ``(pixel / scale - mean) / std`` with the model's own ``convention``.
+
+    Raises:
+        InputError: a channel order other than RGB or BGR.
+    """
+    order = convention.color_order.upper()
+    if order not in COLOR_ORDERS:
+        raise InputError(f"unknown input channel order '{convention.color_order}' (expected RGB or BGR)")
+    pixels = patches[..., ::-1] if order == "RGB" else patches
+    values = pixels.astype(np.float32) / np.float32(convention.scale)
+    values = (values - np.asarray(convention.mean, np.float32)) / np.asarray(convention.std, np.float32)
+    return np.ascontiguousarray(np.moveaxis(values, -1, -3))
+
+
+def last_stack(output: Any) -> Any:
+    """The final heatmaps ``[N, J, h, w]`` of a model's output (numpy array or torch tensor).
+
+    Args:
+        output: ``[N, S, J, h, w]`` (every stack, the hourglass layout), a list or tuple of
+            stacks, or ``[N, J, h, w]`` (already the last).
+
+    Raises:
+        UsageError: any other shape.
+    """
+    if isinstance(output, (tuple, list)):
+        output = output[-1]
+    if output.ndim == 5:
+        return output[:, -1]
+    if output.ndim == 4:
+        return output
+    raise UsageError(
+        f"the model returned a tensor of shape {tuple(output.shape)}; expected [N, S, J, h, w] "
+        "or [N, J, h, w] heatmaps"
+    )
+
+
+def to_image(
+    heatmaps: Any, affines: Sequence[np.ndarray] | np.ndarray, input_size: int,
+    codec: HeatmapCodec | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Decode heatmaps and map the keypoints back to the images they were cropped from.
+
+    Args:
+        heatmaps: ``[N, J, h, w]`` or ``[N, S, J, h, w]``, numpy or torch (any device).
+        affines: N [2, 3] affines, image px -> input px (the crops').
+        input_size: the network's input side (the decode's stride is input side / heatmap side).
+        codec: the codec to decode with (a dataset's own); None: one for these sizes.
+
+    Returns:
+        coords: float32 [N, J, 2] (x, y) in image px; scores: float32 [N, J] heatmap peaks.
+    """
+    final = last_stack(heatmaps)
+    if codec is None:
+        codec = HeatmapCodec(input_size, final.shape[-1])
+    coords, scores = codec.decode(final)
+    inverse = np.stack([invert_affine(a) for a in affines])
+    return transform_points(coords, inverse), scores
+
+
+def predict_crops(
+    run: ArrayRunner, patches: np.ndarray, affines: Sequence[np.ndarray], convention: InputConvention,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Normalise -> run -> last stack -> decode -> image px, for a batch of crops.
+
+    Args:
+        run: float32 [N, 3, S, S] -> heatmaps (a :class:`~fpdctl.deploy.runtime.Runner`).
+        patches: uint8 [N, S, S, 3] BGR crops from :func:`crop`.
+        affines: their N affines.
+        convention: the model's own input convention.
+
+    Returns:
+        coords: float32 [N, J, 2] in image px; scores: float32 [N, J].
+    """
+    heatmaps = run(normalise(patches, convention))
+    return to_image(heatmaps, affines, int(patches.shape[-2]))
+
+
+__all__ = [
+    "ArrayRunner",
+    "DEFAULT_INPUT",
+    "InputConvention",
+    "crop",
+    "last_stack",
+    "normalise",
+    "person_box",
+    "predict_crops",
+    "to_image",
+]

@@ -1,0 +1,405 @@
+"""The step loop of one training run: steps, logged windows, validations and checkpoints.
+
+What makes a run exactly resumable: the data order of epoch ``e`` is a permutation seeded by
+``seed + e`` (:class:`~fpdctl.train.distributed.ResumableSampler`), each sample's augmentation
+draws from ``default_rng([seed, e, index])`` (``PoseDataset.set_epoch``), DataLoader worker seeds
+come from a generator seeded by (seed, epoch), and ``state.pt`` holds the weights, optimizer,
+scheduler, grad-scaler and RNG states of one step in one atomically written file. A resumed run
+skips the batches its epoch already consumed and continues bit-for-bit (on the same device and
+thread count).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from typing import TYPE_CHECKING, Any
+
+import torch
+from torch import nn
+
+from fpdctl.errors import RuntimeFailure, TrainingDiverged
+from fpdctl.models.checkpoint import save_model, unwrap_model
+from fpdctl.models.hourglass import HourglassNet
+from fpdctl.progress import report
+from fpdctl.train.distributed import StepTotals, barrier, reduce_step
+from fpdctl.train.events import TRAIN_CHECKPOINT, TRAIN_EVAL, TRAIN_STEP, EvalLog, StepLog
+from fpdctl.train.loss import LossTerms
+from fpdctl.train.run_dir import (
+    BEST_FILE,
+    CURVES_FILE,
+    EVAL_FILE,
+    LAST_FILE,
+    STATE_FILE,
+    MetricsLog,
+    weights_metadata,
+)
+from fpdctl.train.signals import worker_init
+from fpdctl.train.state import TrainState, capture_rng_state, save_state
+from fpdctl.train.step import apply_gradients, compute_losses
+from fpdctl.utils.io import atomic_write_text
+
+if TYPE_CHECKING:
+    from fpdctl.train.trainer import Trainer
+
+# Drawing curves.png costs about a second of CPU: during a run it is redrawn at an evaluation
+# at most this often (and always at the end or on interruption).
+PLOT_INTERVAL_S = 60.0
+
+
+class TrainLoop:
+    """The steps of one :meth:`Trainer.run <fpdctl.train.trainer.Trainer.run>`, from the state it
+    starts at to the end of the run or a stop request.
+
+    The trainer builds everything (data, model, optimizer, run directory) and hands it over; the
+    loop reads the trainer's settings and its :attr:`~fpdctl.train.trainer.Trainer.stop_requested`
+    flag, and reports its events through the trainer's progress.
+
+    Args:
+        trainer: the trainer this loop runs for.
+        model: the module to call (the student, possibly DDP- or compile-wrapped).
+        student: the bare student (what is saved).
+        teacher: the frozen teacher, or None.
+        optimizer, scheduler, scaler: the step's update machinery.
+        metrics: ``metrics.csv``.
+        state: the resume point the run starts from (updated in place as it goes).
+        saved_step: the step of the checkpoint already on disk (a resumed run's), or None.
+    """
+
+    def __init__(
+        self,
+        trainer: Trainer,
+        model: nn.Module,
+        student: HourglassNet,
+        teacher: HourglassNet | None,
+        optimizer: torch.optim.Optimizer,
+        scheduler: torch.optim.lr_scheduler.LRScheduler,
+        scaler: torch.amp.GradScaler,
+        metrics: MetricsLog,
+        state: TrainState,
+        saved_step: int | None = None,
+    ) -> None:
+        self.t = trainer
+        self.cfg = trainer.config
+        self.model = model
+        self.student = student
+        self.teacher = teacher
+        self.optimizer = optimizer
+        self.scheduler = scheduler
+        self.scaler = scaler
+        self.metrics = metrics
+        self.state = state
+        self.saved_step = saved_step
+        self.device = trainer.device
+        self.memory_format = torch.channels_last if self.cfg.channels_last else torch.contiguous_format
+        self.pin = self.device.type == "cuda"
+        self.last_loss: float | None = None
+        # Wall time and images of the logged windows: data loading included, evaluation not.
+        self._train_seconds = 0.0
+        self._train_images = 0
+        self._train_steps = 0
+        self._last_plot = -math.inf
+        self._reset_window()
+
+    # ------------------------------------------------------------------ helpers
+    def _reset_window(self) -> None:
+        self.w_loss = self.w_gt = self.w_kd = 0.0
+        self.w_steps = 0
+        self.w_images = 0
+        self.w_start = time.perf_counter()
+
+    def _report(self, kind: str, data: Any) -> None:
+        """Send an event (rank 0 only) counted in steps."""
+        if self.t.dist.is_main:
+            report(self.t.progress, kind, done=self.state.step, total=self.t.total_steps, data=data)
+
+    def mean_img_per_s(self) -> float:
+        """Training images per second over the whole run (NaN when no step ran)."""
+        return self._train_images / self._train_seconds if self._train_seconds > 0 else float("nan")
+
+    def _loader(self, epoch: int, skip_batches: int) -> torch.utils.data.DataLoader:
+        cfg, t = self.cfg, self.t
+        t.sampler.set_epoch(epoch, skip_batches * cfg.batch_size)
+        set_epoch = getattr(t.train_set, "set_epoch", None)
+        if set_epoch is None:
+            raise RuntimeFailure(
+                f"{type(t.train_set).__name__} has no set_epoch(): augmentation cannot be "
+                "made reproducible"
+            )
+        set_epoch(epoch, cfg.seed)
+        generator = torch.Generator()
+        generator.manual_seed(cfg.seed * 1_000_003 + epoch)
+        return torch.utils.data.DataLoader(
+            t.train_set,
+            batch_size=cfg.batch_size,
+            sampler=t.sampler,
+            num_workers=cfg.workers,
+            pin_memory=self.pin,
+            drop_last=True,
+            generator=generator,
+            worker_init_fn=worker_init if cfg.workers > 0 else None,
+            persistent_workers=False,
+        )
+
+    def _eval_due(self, step: int) -> bool:
+        every = self.cfg.eval_every
+        if every is None:
+            every = self.t.steps_per_epoch
+        return every > 0 and step % every == 0 and step < self.t.total_steps
+
+    def _save_due(self, step: int, evaluated: bool) -> bool:
+        every = self.cfg.save_every
+        if every is None:
+            # With each validation; with validation off (0), still once per epoch.
+            if evaluated:
+                return True
+            every = self.cfg.eval_every or self.t.steps_per_epoch
+        return every > 0 and step % every == 0
+
+    # ------------------------------------------------------------------ one step
+    def _forward(self, batch: dict[str, Any]) -> tuple[LossTerms, int]:
+        images = batch["image"].to(self.device, non_blocking=self.pin)
+        images = images.contiguous(memory_format=self.memory_format)
+        target = batch["target"].to(self.device, non_blocking=self.pin)
+        weight = batch["target_weight"].to(self.device, non_blocking=self.pin)
+        terms = compute_losses(
+            self.model, self.teacher, images, target, weight,
+            precision=self.t.precision, alpha=self.cfg.alpha, mask_teacher=self.cfg.mask_teacher,
+        )
+        return terms, int(images.shape[0])
+
+    def _step(self, batch: dict[str, Any]) -> tuple[StepTotals, float, int]:
+        """Forward, reduce over the processes, update the weights.
+
+        Returns:
+            The step's totals over all processes, the learning rate it used, and its batch size.
+
+        Raises:
+            TrainingDiverged: the loss of some process is NaN or infinite (nothing updated).
+        """
+        terms, count = self._forward(batch)
+        totals = reduce_step(terms.total, terms.gt, terms.kd, stop=self.t.stop_requested)
+        if totals.non_finite:
+            self._diverged(float(terms.total.detach()))
+        apply_gradients(terms.total, self.optimizer, self.scaler)
+        lr = self.optimizer.param_groups[0]["lr"]
+        self.scheduler.step()
+        return totals, lr, count
+
+    # ------------------------------------------------------------------ the loop
+    def train(self) -> str:
+        """Run steps to the end of the run or to a stop request.
+
+        Returns:
+            "completed" or "interrupted" (a checkpoint of the last step is saved either way).
+        """
+        state, spe, total = self.state, self.t.steps_per_epoch, self.t.total_steps
+        while state.step < total:
+            epoch, skip = state.epoch, state.batch_in_epoch
+            if skip >= spe:  # a checkpoint taken at an epoch's last batch
+                state.epoch, state.batch_in_epoch = epoch + 1, 0
+                continue
+            batch_in_epoch = skip
+            for batch in self._loader(epoch, skip):
+                totals, lr, count = self._step(batch)
+                batch_in_epoch += 1
+                state.step += 1
+                state.epoch, state.batch_in_epoch = (
+                    (epoch + 1, 0) if batch_in_epoch >= spe else (epoch, batch_in_epoch)
+                )
+                if self._after_step(totals, lr, count):
+                    return "interrupted"
+                if state.step >= total:
+                    break
+            if state.step < total and state.epoch == epoch:
+                # The loader ran dry early (it never should): move on rather than loop forever.
+                state.epoch, state.batch_in_epoch = epoch + 1, 0
+        self._checkpoint()
+        return "completed"
+
+    def _after_step(self, totals: StepTotals, lr: float, count: int) -> bool:
+        """Account a finished step: log, validate and checkpoint when due. True to stop now."""
+        t, state, world = self.t, self.state, self.t.dist.world_size
+        self.w_loss += totals.loss / world
+        self.w_gt += totals.gt_loss / world
+        self.w_kd += totals.kd_loss / world
+        self.w_steps += 1
+        self.w_images += count * world
+        # A signal's flag travels in the step's reduction so every process stops at the same
+        # step; a single process also honours a request made (by an event handler) during it.
+        stop = totals.stop_requests > 0 or (not t.dist.distributed and t.stop_requested)
+        epoch_frac = state.step / t.steps_per_epoch
+        evaluate = self._eval_due(state.step)
+        if evaluate or stop or state.step >= t.total_steps or state.step % self.cfg.log_every == 0:
+            self._log(lr, epoch_frac=epoch_frac, evaluate=evaluate)
+        if not stop and not t.dist.distributed and t.stop_requested:
+            stop = True
+            if self.w_steps:
+                self._log(lr, epoch_frac=epoch_frac, evaluate=False)
+        if stop or self._save_due(state.step, evaluate):
+            self._checkpoint()
+        if self.w_steps == 0:  # a window just closed: time the next one from here
+            self.w_start = time.perf_counter()
+        if stop and t.dist.is_main and self.metrics.rows:
+            self._plot(force=True)
+        return stop
+
+    def _diverged(self, value: float) -> None:
+        step = self.state.step + 1
+        if self.saved_step is not None:
+            kept = f"the last good checkpoint ({self.t.run_dir / LAST_FILE}, step {self.saved_step}) is kept"
+        else:
+            kept = "no checkpoint had been written yet"
+        raise TrainingDiverged(
+            f"training diverged: the loss is {value} at step {step}; {kept}; try a lower --lr"
+        )
+
+    # ------------------------------------------------------------------ logging and validation
+    def _log(self, lr: float, *, epoch_frac: float, evaluate: bool) -> None:
+        """Close the logged window: report it, validate if due, append its metrics row."""
+        t = self.t
+        window = max(time.perf_counter() - self.w_start, 1e-9)
+        n = max(self.w_steps, 1)
+        self.last_loss = self.w_loss / n
+        self._train_seconds += window
+        self._train_images += self.w_images
+        self._train_steps += self.w_steps
+        remaining = t.total_steps - self.state.step
+        log = StepLog(
+            step=self.state.step,
+            epoch=epoch_frac,
+            loss=self.last_loss,
+            gt_loss=self.w_gt / n,
+            kd_loss=self.w_kd / n if self.teacher is not None else None,
+            lr=lr,
+            img_per_s=self.w_images / window,
+            total_steps=t.total_steps,
+            eta_s=remaining * self._train_seconds / max(self._train_steps, 1),
+        )
+        row: dict[str, Any] = {
+            "step": log.step,
+            "epoch": round(epoch_frac, 4),
+            "loss": log.loss,
+            "gt_loss": log.gt_loss,
+            "kd_loss": log.kd_loss,
+            "lr": log.lr,
+            "img_per_s": round(log.img_per_s, 2),
+        }
+        self._report(TRAIN_STEP, log)
+        if evaluate:
+            value = self._validate()
+            row[f"val_{t.metric_name}"] = None if value is None else round(value, 4)
+        if t.dist.is_main:
+            self.metrics.append(row)
+        self._reset_window()
+
+    def _validate(self) -> float | None:
+        """Validate on rank 0 (other ranks wait); returns the pooled mean on rank 0."""
+        value: float | None = None
+        if self.t.dist.is_main:
+            value = float(self._evaluate_and_keep_best().mean)
+            self._plot()
+        barrier()
+        return value
+
+    def _evaluate_and_keep_best(self) -> Any:
+        """Score the model on the validation split (rank 0 only); a new best saves best.safetensors.
+
+        Returns:
+            The metric result (PCKh or PCK) of the current weights.
+        """
+        from fpdctl.evaluate import evaluate_model
+
+        t, state = self.t, self.state
+        start = time.perf_counter()
+        result = evaluate_model(
+            unwrap_model(self.model),
+            t.val_set,
+            flip=self.cfg.flip_test,
+            batch_size=self.cfg.eval_batch_size,
+            device=self.device,
+            num_workers=self.cfg.workers,
+        )
+        value = float(result.metric.mean)
+        best = state.best_metric is None or value > state.best_metric
+        if best:
+            state.best_metric, state.best_step = value, state.step
+            state.extra["best_eval"] = result.metric.to_dict()
+            save_model(self.student, t.run_dir / BEST_FILE, weights_metadata(self.cfg, state.step, value))
+        self._report(TRAIN_EVAL, EvalLog(step=state.step, metric=t.metric_name, value=value, best=best,
+                                         seconds=time.perf_counter() - start))
+        return result.metric
+
+    def _plot(self, *, force: bool = False) -> None:
+        """Redraw curves.png: always at the end, during the run at most once a minute."""
+        from fpdctl.train.plots import plot_curves
+
+        now = time.monotonic()
+        if not force and now - self._last_plot < PLOT_INTERVAL_S:
+            return
+        self._last_plot = now
+        plot_curves(self.metrics.rows, self.t.run_dir / CURVES_FILE,
+                    title=f"{self.cfg.command} {self.t.spec.name} ({self.t.run_dir.name})")
+
+    # ------------------------------------------------------------------ checkpoints
+    def _write_state(self) -> None:
+        """Write state.pt (rank 0): weights, optimizer, scheduler, scaler, RNG, counters."""
+        state = self.state
+        state.model = {k: v.detach().cpu().clone() for k, v in self.student.state_dict().items()}
+        state.optimizer = self.optimizer.state_dict()
+        state.scheduler = self.scheduler.state_dict()
+        state.scaler = self.scaler.state_dict() if self.scaler.is_enabled() else {}
+        state.rng = capture_rng_state()
+        try:
+            save_state(state, self.t.run_dir / STATE_FILE)
+        finally:
+            state.model = {}
+        self.saved_step = state.step
+
+    def _checkpoint(self) -> None:
+        """Save the resume point and last.safetensors (rank 0; every rank waits)."""
+        t, state = self.t, self.state
+        if t.dist.is_main and self.saved_step != state.step:
+            # state.pt first: it alone is the resume point; last.safetensors is the user copy.
+            self._write_state()
+            last = t.run_dir / LAST_FILE
+            save_model(self.student, last, weights_metadata(self.cfg, state.step, None))
+            self._report(TRAIN_CHECKPOINT, last)
+        barrier()
+
+    def final_evaluation(self) -> dict[str, Any]:
+        """Evaluate the final model (rank 0), update best, write eval.json and curves.png.
+
+        Returns:
+            The final model's metric table (``AccuracyResult.to_dict()``).
+        """
+        t, state = self.t, self.state
+        metric = self._evaluate_and_keep_best()
+        # The final row carries the final model's figure.
+        self.metrics.set_last(state.step, f"val_{t.metric_name}", round(float(metric.mean), 4))
+        final = metric.to_dict()
+        payload = {
+            "run_dir": str(t.run_dir),
+            "model": t.spec.name,
+            "teacher": None if self.teacher is None else self.teacher.spec.name,
+            "data": self.cfg.data,
+            "split": "val",
+            "persons": len(t.val_set),
+            "flip_test": self.cfg.flip_test,
+            "metric": t.metric_name,
+            "final": {"step": state.step, "checkpoint": LAST_FILE, **final},
+            "best": {
+                "step": state.best_step,
+                "checkpoint": BEST_FILE,
+                **(state.extra.get("best_eval") or {}),
+            },
+        }
+        atomic_write_text(t.run_dir / EVAL_FILE, json.dumps(payload, indent=2) + "\n")
+        # state.pt gets the final best figures too (a later --resume with more steps keeps them).
+        self._write_state()
+        self._plot(force=True)
+        return final
+
+
+__all__ = ["PLOT_INTERVAL_S", "TrainLoop"]
