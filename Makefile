@@ -11,7 +11,7 @@ TORCH_INDEX ?=
 STAMP := $(VENV)/.fpdctl-installed
 DEMO_DIR ?= demo-output
 
-.PHONY: install test test-all lint-imports reliability demo bench clean
+.PHONY: reference-teacher install test test-all lint-imports reliability demo bench clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -40,6 +40,10 @@ reliability: $(STAMP)
 	$(BIN)/python -m pytest -q -m 'not gpu' tests/reliability --reliability-report=build/reliability.json; \
 	  status=$$?; $(BIN)/python scripts/reliability_report.py build/reliability.json docs/RELIABILITY.md; \
 	  exit $$status
+
+# Train the shipped reference teacher (synthetic-hg2x64) and rewrite its model card; resumable.
+reference-teacher: $(STAMP)
+	bash scripts/reference_teacher.sh runs/reference-teacher
 
 demo: $(STAMP)
 	bash examples/demo.sh $(DEMO_DIR)

@@ -6,8 +6,11 @@ The model is any runner: a torch module, or a numpy runner such as an ONNX Runti
 dataset's crop, already normalised (no augmentation) -> the runner's last stack -> optionally the
 flip test (the mirrored crop's heatmaps mapped back with :func:`~fpdctl.codec.flip_back` and
 averaged) -> the codec's decode (argmax plus the quarter pixel shift, in input px) -> the inverse
-of the sample's affine (original image px). The metric is the one the dataset names (PCKh for
-MPII and synthetic data, PCK for LSP), computed by :mod:`fpdctl.metrics`.
+of the sample's affine (original image px). The heatmap channels are the dataset's
+(``channel_joint_set``: MPII's 16 for MPII, LSP and synthetic data, COCO's 17 for COCO), so a model
+must predict that many. The metric is the one the dataset names (PCKh for MPII and synthetic data,
+PCK for LSP, OKS AP for COCO, with the heatmap peaks as keypoint scores), computed by
+:mod:`fpdctl.metrics`.
 """
 
 from __future__ import annotations
@@ -24,10 +27,19 @@ from torch import nn
 
 from fpdctl.codec import HeatmapCodec, flip_back
 from fpdctl.errors import DataError, UsageError
-from fpdctl.metrics import AccuracyResult, EvalReference, evaluate_reference
+from fpdctl.metrics import (
+    COCOReference,
+    COCOResult,
+    EvalReference,
+    MetricResult,
+    check_threshold,
+    evaluate_reference,
+)
+from fpdctl.models.convention import NATIVE, ConventionOverride, InputConvention
+from fpdctl.models.input_adapter import convert_tensor
 from fpdctl.pipeline import ArrayRunner, last_stack, to_image
 from fpdctl.progress import Progress, report
-from fpdctl.skeleton import JOINT_SETS, LSP_TO_MPII, MPII
+from fpdctl.skeleton import JOINT_SETS, LSP, LSP_TO_MPII, MPII, JointSet, channel_joint_set
 from fpdctl.utils.device import resolve_device
 
 # What evaluation runs: a torch module ([N, 3, S, S] tensor -> [N, S, J, h, w]) or a numpy runner.
@@ -39,22 +51,29 @@ class EvalResult:
     """A model's accuracy on one split, with its predictions.
 
     Attributes:
-        metric: PCKhResult (MPII, synthetic) or PCKResult (LSP).
-        coords: float32 [N, 16, 2] predicted joints in original image px (0-based), MPII order.
-        scores: float32 [N, 16] heatmap peak values.
+        metric: PCKhResult (MPII, synthetic), PCKResult (LSP) or COCOResult (COCO).
+        coords: float32 [N, J, 2] predicted joints in original image px (0-based), in the
+            dataset's channel order (MPII's 16, or COCO's 17).
+        scores: float32 [N, J] heatmap peak values.
         seconds: wall time of the prediction loop (data loading, network, decoding).
         flip: whether the flip test was used.
         device: the device the network ran on, e.g. "cpu" or "cuda:0".
         input_size: the network's input side in px (the dataset's), when it says.
+        input_convention: how the model's inputs were normalised (its own convention, or the
+            user's override); the dataset's NATIVE crops were converted to it.
+        reference: the ground truth scored against (COCO's carries the image ids that the
+            results JSON names).
     """
 
-    metric: AccuracyResult
+    metric: MetricResult
     coords: np.ndarray
     scores: np.ndarray
     seconds: float
     flip: bool
     device: str
     input_size: int | None = None
+    input_convention: InputConvention | None = None
+    reference: EvalReference | None = None
 
     @property
     def num_images(self) -> int:
@@ -100,18 +119,47 @@ def _inference(model: Model, target: torch.device) -> Iterator[None]:
 def _run(model: Model, images: torch.Tensor) -> torch.Tensor:
     """The final stack's heatmaps [N, J, h, w] of ``images``, from a module or a numpy runner."""
     if isinstance(model, nn.Module):
-        return last_stack(model(images))
+        # float(): under autocast (a training run's validation) the heatmaps come out in bf16 or
+        # fp16; the flip average and the decode's sub-pixel comparisons are done in float32.
+        return last_stack(model(images)).float()
     return torch.from_numpy(last_stack(model(images.detach().float().cpu().numpy())))
 
 
-def _heatmaps(model: Model, images: torch.Tensor, flip: bool) -> torch.Tensor:
-    """The final heatmaps, averaged with those of the mirrored input for the flip test."""
+def _heatmaps(model: Model, images: torch.Tensor, flip: bool, joint_set: JointSet) -> torch.Tensor:
+    """The final heatmaps, averaged with those of the mirrored input for the flip test
+    (``joint_set``: the channels', whose left/right pairs the mirror swaps)."""
     if not flip:
         return _run(model, images)
     count = images.shape[0]
     # One pass over the batch and its mirror keeps the GPU busier than two.
     heatmaps = _run(model, torch.cat([images, torch.flip(images, dims=[3])]))
-    return (heatmaps[:count] + flip_back(heatmaps[count:], MPII)) * 0.5
+    _check_channels(heatmaps, joint_set)
+    return (heatmaps[:count] + flip_back(heatmaps[count:], joint_set)) * 0.5
+
+
+def dataset_channels(dataset: object) -> JointSet:
+    """The heatmap channels a dataset's samples are made for (MPII's 16 unless it says)."""
+    channels = getattr(dataset, "channel_joint_set", None)
+    if channels is None:
+        channels = channel_joint_set(getattr(dataset, "joint_set", None) or MPII)
+    return channels
+
+
+def check_model_joints(num_joints: int, joint_set: JointSet) -> None:
+    """Refuse a model whose heatmap count is not the data's.
+
+    Raises:
+        UsageError: naming both counts.
+    """
+    if num_joints != joint_set.num_joints:
+        raise UsageError(
+            f"the model predicts {num_joints} joints but the data has the {joint_set.num_joints} "
+            f"{joint_set.name.upper()} joints"
+        )
+
+
+def _check_channels(heatmaps: torch.Tensor, joint_set: JointSet) -> None:
+    check_model_joints(int(heatmaps.shape[1]), joint_set)
 
 
 def _check_loader_options(batch_size: int, num_workers: int) -> None:
@@ -119,6 +167,25 @@ def _check_loader_options(batch_size: int, num_workers: int) -> None:
         raise UsageError(f"--batch-size must be at least 1, got {batch_size}")
     if num_workers < 0:
         raise UsageError(f"--workers must be 0 or more, got {num_workers}")
+
+
+def _refuse_unreadable(batch: dict) -> None:
+    """Refuse a batch holding a sample whose image could not be read: the protocol scores every
+    person, and a grey crop would be scored as a wrong prediction without a word.
+
+    Raises:
+        DataError: naming the first such image and the person's index.
+    """
+    errors = batch["meta"].get("image_error") if isinstance(batch.get("meta"), dict) else None
+    if not errors:
+        return
+    bad = [(int(i), str(e)) for i, e in zip(batch["meta"]["index"], errors) if e]
+    if bad:
+        index, error = bad[0]
+        raise DataError(
+            f"{error} (person {index}); every person is scored, so evaluation stops: restore the "
+            "image or remove the person from the annotations"
+        )
 
 
 def predict_dataset(
@@ -130,6 +197,7 @@ def predict_dataset(
     device: str | torch.device = "cpu",
     num_workers: int = 0,
     progress: Progress | None = None,
+    input_convention: InputConvention | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Predict every person of a :class:`~fpdctl.data.dataset.PoseDataset` in original image px.
 
@@ -138,30 +206,36 @@ def predict_dataset(
     for validation. A numpy runner gets host arrays and runs where it was built.
 
     Args:
-        model: a torch module returning [N, S, 16, h, w] heatmaps (the last stack is used), or a
-            numpy runner (float32 [N, 3, S, S] -> heatmaps).
+        model: a torch module returning [N, S, J, h, w] heatmaps (the last stack is used), or a
+            numpy runner (float32 [N, 3, S, S] -> heatmaps); J is the dataset's channel count.
         dataset: samples with "image" [3, H, W] and meta["affine"] [2, 3] (original -> input px).
         flip: average with the heatmaps of the mirrored input (the flip test).
         batch_size: persons per forward pass (the flip test doubles the pass).
         device: "auto", "cpu", "cuda", "cuda:N", "mps" or a torch.device.
         num_workers: DataLoader worker processes.
         progress: gets an "eval.batch" event after each batch (``done`` of ``total`` persons).
+        input_convention: the model's input convention: the dataset's NATIVE crops are converted
+            to it (:func:`model_convention` when None).
 
     Returns:
-        coords: float32 [N, 16, 2] (x, y) in original image px, MPII order.
-        scores: float32 [N, 16] heatmap peak values.
+        coords: float32 [N, J, 2] (x, y) in original image px, the dataset's channel order.
+        scores: float32 [N, J] heatmap peak values.
 
     Raises:
-        UsageError: bad batch size or worker count, or a model without 16 MPII channels.
+        UsageError: bad batch size or worker count, or a model whose channel count is not the
+            dataset's.
+        DataError: an image that cannot be read (named); evaluation scores every person.
     """
     _check_loader_options(batch_size, num_workers)
     target = resolve_device(device)
     n = len(dataset)  # type: ignore[arg-type]
-    coords = np.zeros((n, MPII.num_joints, 2), dtype=np.float32)
-    scores = np.zeros((n, MPII.num_joints), dtype=np.float32)
+    channels = dataset_channels(dataset)
+    coords = np.zeros((n, channels.num_joints, 2), dtype=np.float32)
+    scores = np.zeros((n, channels.num_joints), dtype=np.float32)
     if n == 0:
         return coords, scores
     codec: HeatmapCodec | None = getattr(dataset, "codec", None)
+    convention = model_convention(model) if input_convention is None else input_convention
     loader = torch.utils.data.DataLoader(
         dataset, batch_size=batch_size, shuffle=False, num_workers=num_workers,
         pin_memory=target.type == "cuda",
@@ -170,13 +244,11 @@ def predict_dataset(
     with _inference(model, target):
         memory_format = _input_memory_format(model)
         for batch in loader:
+            _refuse_unreadable(batch)
             images = batch["image"].to(target, non_blocking=True).contiguous(memory_format=memory_format)
-            heatmaps = _heatmaps(model, images, flip)
-            if heatmaps.shape[1] != MPII.num_joints:
-                raise UsageError(
-                    f"the model predicts {heatmaps.shape[1]} joints; evaluation needs the "
-                    f"{MPII.num_joints} MPII channels"
-                )
+            images = convert_tensor(images, NATIVE, convention)
+            heatmaps = _heatmaps(model, images, flip, channels)
+            _check_channels(heatmaps, channels)
             index = batch["meta"]["index"].numpy().astype(np.int64)
             affines = batch["meta"]["affine"].numpy().astype(np.float64)
             coords[index], scores[index] = to_image(heatmaps, affines, images.shape[-1], codec)
@@ -189,21 +261,29 @@ def predict_dataset(
 
 
 def predictions_for_reference(coords: np.ndarray, reference: EvalReference) -> np.ndarray:
-    """Select the reference's joints from 16-channel MPII-order predictions.
+    """Select the reference's joints from channel-order predictions.
 
     Args:
-        coords: [N, 16, 2] predictions in MPII order.
+        coords: [N, C, ...] predictions in the channel order of the reference's joint set
+            (:func:`~fpdctl.skeleton.channel_joint_set`: MPII's 16 for MPII and LSP, COCO's 17).
 
     Returns:
-        [N, J, 2] in the reference's joint order (LSP: the 14 mapped channels).
+        [N, J, ...] in the reference's joint order (LSP: the 14 mapped MPII channels).
     """
-    if reference.joint_set == "mpii":
-        return coords
-    if reference.joint_set == "lsp":
+    joint_set = JOINT_SETS.get(reference.joint_set)
+    if joint_set is None:
+        raise DataError(
+            f"unknown joint set '{reference.joint_set}' (known: {', '.join(sorted(JOINT_SETS))})"
+        )
+    if joint_set.name == LSP.name:
         return coords[:, list(LSP_TO_MPII)]
-    raise DataError(
-        f"unknown joint set '{reference.joint_set}' (known: {', '.join(sorted(JOINT_SETS))})"
-    )
+    return coords
+
+
+def model_convention(model: Model) -> InputConvention:
+    """The input convention a model records (``input_convention``: an fpdctl network, an
+    :class:`~fpdctl.models.input_adapter.InputAdapter`), else NATIVE (a bare numpy runner)."""
+    return getattr(model, "input_convention", NATIVE)
 
 
 def evaluate_model(
@@ -216,35 +296,44 @@ def evaluate_model(
     num_workers: int = 0,
     threshold: float | None = None,
     progress: Progress | None = None,
+    input_convention: InputConvention | None = None,
 ) -> EvalResult:
     """Predict a dataset split and score it with the dataset's metric.
 
     Args:
-        model, dataset, flip, batch_size, device, num_workers, progress: as
+        model, dataset, flip, batch_size, device, num_workers, progress, input_convention: as
             :func:`predict_dataset`.
-        threshold: metric threshold; None for the standard one (PCKh@0.5, PCK@0.2).
+        threshold: metric threshold; None for the standard one (PCKh@0.5, PCK@0.2; COCO AP
+            takes none).
 
     Returns:
         EvalResult with the metric, the predictions and the timing.
 
     Raises:
         DataError: the split is empty or its ground truth cannot be scored (e.g. no head boxes).
+        UsageError: a threshold for COCO AP.
     """
     if len(dataset) == 0:  # type: ignore[arg-type]
         raise DataError("the evaluation split is empty")
+    check_threshold(getattr(dataset, "metric", "pckh"), threshold)
     # The ground truth first: a split that cannot be scored fails before any network time.
     reference: EvalReference = dataset.eval_reference()  # type: ignore[attr-defined]
     target = resolve_device(device)
     start = time.perf_counter()
+    convention = model_convention(model) if input_convention is None else input_convention
     coords, scores = predict_dataset(
         model, dataset, flip=flip, batch_size=batch_size, device=target, num_workers=num_workers,
-        progress=progress,
+        progress=progress, input_convention=convention,
     )
     seconds = time.perf_counter() - start
-    metric = evaluate_reference(predictions_for_reference(coords, reference), reference, threshold=threshold)
+    metric = evaluate_reference(
+        predictions_for_reference(coords, reference), reference, threshold=threshold,
+        scores=predictions_for_reference(scores, reference),
+    )
     return EvalResult(
         metric=metric, coords=coords, scores=scores, seconds=seconds, flip=flip, device=str(target),
-        input_size=getattr(dataset, "input_size", None),
+        input_size=getattr(dataset, "input_size", None), input_convention=convention,
+        reference=reference,
     )
 
 
@@ -260,36 +349,49 @@ def evaluate_checkpoint(
     num_workers: int = 0,
     threshold: float | None = None,
     progress: Progress | None = None,
+    input_convention: ConventionOverride | None = None,
 ) -> EvalResult:
     """``fpdctl eval MODEL --data DATA``: load a checkpoint (or a named model, with random
     weights) and score it on the validation split of ``data``.
 
     Args:
         model: a checkpoint file or a model name.
-        data: ``synthetic[:KEY=VAL,...]``, ``mpii:PATH`` or ``lsp:PATH``.
+        data: ``synthetic[:KEY=VAL,...]``, ``mpii:PATH``, ``lsp:PATH`` or ``coco:PATH``.
         input_size: the network's input side (None: the size the checkpoint was trained at, else
             the default).
         device: "auto", "cpu", "cuda", "cuda:N" or "mps"; on CUDA the model runs channels_last
             (faster cuDNN convolutions).
-        save_predictions: also write the predictions there (.mat, .npy or .json); the path is
-            checked before the network runs.
+        save_predictions: also write the predictions there (.mat, .npy or .json; for COCO data
+            a COCO results .json, heatmap peaks as keypoint scores); the path is checked before
+            the network runs.
         flip, batch_size, num_workers, threshold, progress: as :func:`evaluate_model`.
+        input_convention: override flags applied to the convention the checkpoint records or
+            implies (:func:`~fpdctl.models.checkpoint.create_model`).
 
     Raises:
         UsageError / InputError / CheckpointError / DataError: bad options, model, data or output.
     """
-    from fpdctl.data.registry import build_dataset, parse_data_spec
-    from fpdctl.metrics.files import check_prediction_output, save_predictions as save
+    from fpdctl.data.registry import build_dataset, data_joint_set, parse_data_spec, spec_for_data
+    from fpdctl.metrics.coco import check_results_output
+    from fpdctl.metrics.files import check_prediction_output
     from fpdctl.models.checkpoint import create_model, resolve_input_size
+    from fpdctl.models.spec import is_checkpoint_path
+    from fpdctl.pretrained import is_pretrained_name
 
     _check_loader_options(batch_size, num_workers)
     spec = parse_data_spec(data)
+    channels = data_joint_set(spec)
+    coco = channels.name == "coco"
+    check_threshold(COCOResult.metric if coco else "pckh", threshold)
     target = resolve_device(device)
-    if save_predictions is not None:
-        check_prediction_output(save_predictions)  # fail before the network runs, not after
+    if save_predictions is not None:  # fail before the network runs, not after
+        (check_results_output if coco else check_prediction_output)(save_predictions)
     input_size = resolve_input_size(model, input_size)
-    net = create_model(model).eval()
+    # A bare model name (random weights) gets the data's joints, as training gives them.
+    named = not is_checkpoint_path(model) and not is_pretrained_name(model)
+    net = create_model(spec_for_data(model, spec) if named else model, input_convention=input_convention).eval()
     net.spec.check_input_size(input_size)
+    check_model_joints(net.spec.joints, channels)
     if target.type == "cuda":
         net = net.to(memory_format=torch.channels_last)
     dataset = build_dataset(spec, "val", input_size=input_size)
@@ -298,14 +400,32 @@ def evaluate_checkpoint(
         threshold=threshold, progress=progress,
     )
     if save_predictions is not None:
-        save(save_predictions, result.coords)
+        write_predictions(save_predictions, result)
     return result
+
+
+def write_predictions(path: str | Path, result: EvalResult) -> Path:
+    """Write an evaluation's predictions: COCO's results JSON for a COCO reference (one record
+    per labelled person, keypoint scores the heatmap peaks), else the MPII formats of
+    :func:`fpdctl.metrics.files.save_predictions`."""
+    from fpdctl.metrics.coco import reference_results, write_coco_results
+    from fpdctl.metrics.files import save_predictions
+
+    reference = result.reference
+    if isinstance(reference, COCOReference):
+        records, _ = reference_results(result.coords, reference, result.scores)
+        return write_coco_results(path, records)
+    return save_predictions(path, result.coords)
 
 
 __all__ = [
     "EvalResult",
+    "check_model_joints",
+    "dataset_channels",
     "evaluate_checkpoint",
     "evaluate_model",
+    "model_convention",
     "predict_dataset",
     "predictions_for_reference",
+    "write_predictions",
 ]

@@ -8,14 +8,16 @@ The stages, each a function so that a caller can time or batch them apart (``fpd
    side (``crop_affine`` + ``cv2.warpAffine``, bilinear, black outside the image) and its affine
    (image px -> input px).
 2. :func:`normalise`: uint8 BGR crops -> float32 ``[N, 3, S, S]`` in the model's OWN
-   :class:`InputConvention` (channel order, pixel scale, mean, std), never a module default.
+   :class:`~fpdctl.models.convention.InputConvention` (channel order, pixel scale, mean, std),
+   never a module default.
 3. run: any runner, a torch module or a :class:`~fpdctl.deploy.runtime.Runner` (numpy in, numpy
    out); :func:`last_stack` takes the final stack of whatever it returns.
 4. :func:`to_image`: decode the heatmaps with :class:`~fpdctl.codec.HeatmapCodec` (input px) and
    map the points back to image px through the inverse of each crop's affine.
 
 :func:`predict_crops` chains 2 to 4. Evaluation (:mod:`fpdctl.evaluate`) takes its crops,
-already cropped and normalised, from the dataset, runs 3 with the flip test, then 4.
+already cropped and normalised (NATIVE), from the dataset, converts them to the model's
+convention (:func:`~fpdctl.models.input_adapter.convert_tensor`), runs 3 with the flip test, then 4.
 """
 
 from __future__ import annotations
@@ -27,38 +29,14 @@ from typing import Any
 import numpy as np
 
 from fpdctl.codec import HeatmapCodec
-from fpdctl.data.transforms import MEAN, PIXEL_STD, STD, crop_affine, invert_affine, transform_points
-from fpdctl.errors import InputError, UsageError
+from fpdctl.data.transforms import PIXEL_STD, crop_affine, invert_affine, transform_points
+from fpdctl.errors import UsageError
+from fpdctl.models.convention import BGR, InputConvention
 
 # A runner in the numpy sense: float32 [N, 3, S, S] normalised images -> float32 heatmaps
 # ([N, J, h, w], or [N, S, J, h, w] with every stack). deploy.runtime.Runner is one.
 ArrayRunner = Callable[[np.ndarray], np.ndarray]
 Box = tuple[float, float, float, float]
-
-COLOR_ORDERS: tuple[str, ...] = ("RGB", "BGR")
-
-
-@dataclass(frozen=True)
-class InputConvention:
-    """How a model wants its input image: what :func:`normalise` does to a crop.
-
-    An exported ONNX file records its own (``OnnxModelInfo.color_order/mean/std``); PyTorch
-    models use :data:`DEFAULT_INPUT`, the convention every fpdctl model is trained with.
-
-    Attributes:
-        color_order: "RGB" or "BGR": the channel order the network expects.
-        mean, std: per channel, in ``color_order``, on the scale after dividing by ``scale``.
-        scale: the pixel value that becomes 1.0 (255 for 8-bit images).
-    """
-
-    color_order: str = "RGB"
-    mean: tuple[float, float, float] = MEAN
-    std: tuple[float, float, float] = STD
-    scale: float = 255.0
-
-
-# The training data's normalisation (fpdctl.data.transforms.normalize_image): ImageNet RGB.
-DEFAULT_INPUT = InputConvention()
 
 
 def person_box(width: int, height: int, bbox: Box | None) -> tuple[np.ndarray, float, Box]:
@@ -104,21 +82,16 @@ def crop(image: np.ndarray, center: np.ndarray, scale: float, input_size: int) -
 
 
 def normalise(patches: np.ndarray, convention: InputConvention) -> np.ndarray:
-    """uint8 BGR crops ``[..., S, S, 3]`` -> the network input ``[..., 3, S, S]`` (float32).
+    """uint8 BGR crops ``[N, S, S, 3]`` (or one ``[S, S, 3]``) -> the network input
+    ``[N, 3, S, S]`` (``[3, S, S]``), float32, in the model's own ``convention``.
 
-    The one place inference turns pixels into network input: channel order, then
-    ``(pixel / scale - mean) / std`` with the model's own ``convention``.
-
-    Raises:
-        InputError: a channel order other than RGB or BGR.
+    The one place inference turns pixels into network input:
+    :meth:`~fpdctl.models.convention.InputConvention.normalize_batch` reading OpenCV's BGR.
     """
-    order = convention.color_order.upper()
-    if order not in COLOR_ORDERS:
-        raise InputError(f"unknown input channel order '{convention.color_order}' (expected RGB or BGR)")
-    pixels = patches[..., ::-1] if order == "RGB" else patches
-    values = pixels.astype(np.float32) / np.float32(convention.scale)
-    values = (values - np.asarray(convention.mean, np.float32)) / np.asarray(convention.std, np.float32)
-    return np.ascontiguousarray(np.moveaxis(values, -1, -3))
+    pixels = np.asarray(patches)
+    if pixels.ndim == 3:
+        return convention.normalize(pixels, source_order=BGR)
+    return convention.normalize_batch(pixels, source_order=BGR)
 
 
 def last_stack(output: Any) -> Any:
@@ -186,8 +159,6 @@ def predict_crops(
 
 __all__ = [
     "ArrayRunner",
-    "DEFAULT_INPUT",
-    "InputConvention",
     "crop",
     "last_stack",
     "normalise",

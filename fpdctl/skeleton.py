@@ -103,6 +103,30 @@ def joint_set_for(num_joints: int) -> JointSet:
     raise KeyError(f"no joint set has {num_joints} joints")
 
 
+def channel_joint_set(joint_set: JointSet) -> JointSet:
+    """The heatmap channels a model trained on ``joint_set`` data predicts.
+
+    LSP data trains MPII's 16 channels (see ``LSP_TO_MPII``); every other set is its own channel
+    layout (MPII 16, COCO 17).
+    """
+    return MPII if joint_set.name == LSP.name else joint_set
+
+
+def to_channel_order(values, joint_set: JointSet):
+    """Per-joint values of ``joint_set`` [..., J, C] placed into its :func:`channel_joint_set`'s
+    channels (a copy; LSP goes through :func:`to_mpii_order`)."""
+    import numpy as np
+
+    if joint_set.name == LSP.name:
+        return to_mpii_order(values, joint_set)
+    values = np.asarray(values)
+    if values.shape[-2] != joint_set.num_joints:
+        raise ValueError(
+            f"expected {joint_set.num_joints} {joint_set.name} joints, got shape {values.shape}"
+        )
+    return values.copy()
+
+
 def to_mpii_order(values, joint_set: JointSet):
     """Place per-joint values of ``joint_set`` into the 16 MPII channels.
 

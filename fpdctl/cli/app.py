@@ -20,6 +20,7 @@ from fpdctl.errors import FpdError
 # Each module defines ``register(app)``; the order is the order of ``fpdctl --help``.
 COMMAND_MODULES: tuple[str, ...] = (
     "profile",
+    "models",
     "eval",
     "data",
     "train",

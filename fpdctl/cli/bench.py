@@ -7,22 +7,26 @@ from typing import TYPE_CHECKING, Any, List, Optional
 import typer
 
 from fpdctl.cli.render import Column, check_format, check_outputs, decimals, emit, render_rows, stage_lines
+from fpdctl.cli.options import INPUT_CONVENTION, INPUT_MEAN, INPUT_ORDER, INPUT_STD, convention_override
 from fpdctl.deploy.backends import BACKENDS
 from fpdctl.models.spec import DEFAULT_INPUT_SIZE
 
 if TYPE_CHECKING:
     from fpdctl.deploy.bench import BenchResult
 
+_RUNTIME_NAMES = {"torch": "PyTorch eager", "onnxruntime": "ONNX Runtime", "openvino": "OpenVINO"}
 _BACKEND_LINES = "\n".join(
-    f"  {b.name:<11} {'PyTorch eager' if b.runtime == 'torch' else 'ONNX Runtime'} {b.precision}"
+    f"  {b.name:<18} {'PyTorch compiled' if b.compiled else _RUNTIME_NAMES[b.runtime]} {b.precision}"
     + (f" {b.memory_format}" if b.runtime == "torch" else "")
+    + (f" (on the {b.reads} file)" if b.reads else "")
     + (" (CUDA only)" if b.devices == ("cuda",) else "")
     + (" (calibrated)" if b.calibration else "")
+    + (f" (extra: {b.extra})" if b.extra else "")
     + (" - the reference" if b.reference else "")
     for b in BACKENDS
 )
 
-HELP = f"""Latency, throughput and peak memory of models on PyTorch and ONNX Runtime.
+HELP = f"""Latency, throughput and peak memory of models on PyTorch, ONNX Runtime and OpenVINO.
 
 MODEL is a checkpoint, an .onnx file from `fpdctl export`, or a model name
 such as hg8x256 (random weights). With two or more models, "speed-up" is
@@ -33,19 +37,34 @@ at that batch (a checkpoint in PyTorch against .onnx files, say; add
 "x eager" compares each row with the same model in eager fp32 NCHW PyTorch.
 
 --backend auto runs checkpoints and names in PyTorch and .onnx files in ONNX
-Runtime; torch / onnxruntime pick a runtime (a checkpoint is exported to a
-temporary ONNX file for ONNX Runtime); all runs every backend that can load
-the model; or name backends, comma-separated:
+Runtime; torch / onnxruntime / openvino pick a runtime (a checkpoint is
+exported to a temporary ONNX file, one per precision, which ONNX Runtime
+and OpenVINO both run; OpenVINO reads the .onnx file directly); all runs
+every backend that can load the model (torch-bf16-compile only by name or
+with all: compiling takes minutes); or name backends, comma-separated:
 
 {_BACKEND_LINES}
 
 Whenever PyTorch rows run, plain eager fp32 NCHW (torch) runs beside them.
---precision filters (e.g. fp32,int8; default fp32 for the runtime groups).
+--precision filters (e.g. fp32,int8; default fp32 for the runtime groups,
+the file's own precision for an .onnx file; OpenVINO bf16 runs an fp32
+file). A row that cannot run here (openvino not installed, no bf16 on this
+CPU, no C++ compiler for torch.compile) is skipped with a one-line reason.
 
-Timed: the network alone, from an input already on the device and in the
-backend's layout to the returned heatmaps. --end-to-end also times, apart,
-pre-processing (crop a 640x480 frame, normalise, batch) and post-processing
-(decode, map to frame pixels); latency columns are then their sum. Cases
+Timed (the "timed" column of every row): "model", the network alone, from
+an input already on the device and in the backend's layout to the returned
+heatmaps; "model+in-graph pre/decode" for an .onnx file exported (or, with
+--embed-preprocess / --embed-decode, a checkpoint bench exports) with the
+pre-processing or decoding inside: uint8 crops in, keypoints out.
+--end-to-end ("end-to-end") also times, apart, pre-processing (crop a
+640x480 frame, normalise or hand the uint8 crop over, batch) and
+post-processing (decode unless the graph did, map to frame pixels); latency
+columns are then their sum.
+
+Recommendation: per model and batch, the fastest row that loses at most 0.5
+PCKh points against the model's fp32 reference. --accuracy N scores every
+row on N validation persons of --accuracy-data (fpdctl eval's pipeline, no
+flip test) so reduced precisions can qualify; without it only fp32 rows can. Cases
 run round-robin, one iteration of each in turn, so machine noise hits all
 alike. Peak memory: the process's peak RSS over each case's warm-up on CPU
 (reset per case), CUDA max allocated on GPU; +MB is the rise during the
@@ -74,6 +93,11 @@ _COLUMNS = [
     Column("mem_delta_mb", "+MB", decimals(1)),
     Column("speedup", "speed-up", decimals(2, "x")),
     Column("vs_reference", "x eager", decimals(2, "x")),
+    Column("timed", "timed", justify="left"),
+]
+_ACCURACY_COLUMNS = [
+    Column("accuracy", "acc %", decimals(2)),
+    Column("accuracy_drop", "drop", decimals(2)),
 ]
 _END_TO_END_COLUMNS = [
     Column("pre_ms", "pre ms", decimals(2)),
@@ -99,19 +123,42 @@ def bench_command(
     spin_us: int = typer.Option(
         100, "--spin-us", help="Microseconds ONNX Runtime's idle threads busy-wait for the next operator (0: never).",
     ),
+    input_convention: Optional[str] = INPUT_CONVENTION,
+    input_order: Optional[str] = INPUT_ORDER,
+    input_mean: Optional[str] = INPUT_MEAN,
+    input_std: Optional[str] = INPUT_STD,
+    accuracy: int = typer.Option(
+        0, "--accuracy", help="Score every row on this many validation persons (0: don't); needed to "
+        "recommend a reduced precision.",
+    ),
+    accuracy_data: str = typer.Option(
+        "synthetic", "--accuracy-data", help="Validation data for --accuracy: synthetic[:K=V,...], mpii:PATH or lsp:PATH.",
+    ),
+    embed_preprocess: bool = typer.Option(
+        False, "--embed-preprocess", help="ONNX rows of a checkpoint: the graph takes uint8 crops (see fpdctl export).",
+    ),
+    embed_decode: bool = typer.Option(
+        False, "--embed-decode", help="ONNX rows of a checkpoint: the graph returns keypoints (see fpdctl export).",
+    ),
+    pixel_order: Optional[str] = typer.Option(
+        None, "--pixel-order", help="Channel order of the uint8 crops with --embed-preprocess: bgr (default) or rgb.",
+    ),
 ) -> None:
     from fpdctl.cli.options import parse_int_list
     from fpdctl.deploy.backends import parse_precisions
     from fpdctl.deploy.bench import benchmark
+    from fpdctl.deploy.embed import parse_embedding
 
     check_format(fmt)
     check_outputs(output)
+    override = convention_override(input_convention, input_order, input_mean, input_std)
+    embedding = parse_embedding(embed_preprocess, embed_decode, pixel_order)
     batches = parse_int_list(batch, "--batch", minimum=1)
     result = benchmark(
         models, backend=backend, batches=batches, threads=threads, warmup=warmup, iters=iters,
         duration=duration, device=device, precisions=parse_precisions(precision),
-        end_to_end=end_to_end, input_size=input_size, spin_us=spin_us,
-        progress=stage_lines,
+        end_to_end=end_to_end, input_size=input_size, spin_us=spin_us, input_convention=override,
+        embedding=embedding, accuracy_samples=accuracy, accuracy_data=accuracy_data, progress=stage_lines,
     )
     emit(_render(result, fmt), output)
 
@@ -123,19 +170,31 @@ def _render(result: "BenchResult", fmt: str) -> str:
     columns = list(_COLUMNS)
     if result.timed != "model":
         columns[3:3] = _END_TO_END_COLUMNS
+    if result.accuracy_samples:
+        columns += _ACCURACY_COLUMNS
+    for row in rows:  # the recommended path, marked where it is read
+        row["backend"] += " *" if row["recommended"] else ""
     env = result.environment
     caption = (
         f"timed: {'pre + model + post (end-to-end)' if result.timed != 'model' else 'the model alone'}; "
         f"{result.device}, {result.threads} thread(s); {env.get('cpu', '')}; torch {env.get('torch', '')}, "
         f"onnxruntime {env.get('onnxruntime', '')}"
         f" (threads spin {env.get('onnxruntime_spin_us', '')} us)"
+        + (f", openvino {env['openvino']}" if env.get("openvino") else "")
+        + f"; CPU features: {env.get('cpu_flags') or 'none known'}"
     )
+    if result.accuracy_samples:
+        caption += (
+            f"\nacc: {result.rows[0].metric.upper() or 'accuracy'} on {result.accuracy_samples} "
+            f"{result.accuracy_data} validation persons (no flip test); drop: points lost against the model's fp32 reference"
+        )
+    caption += "".join(f"\n* {r.line()}" for r in result.recommendations)
     if result.skipped:
         caption += "\nskipped: " + "; ".join(result.skipped)
     return render_rows(rows, columns, fmt, title="fpdctl bench", caption=caption)
 
 
 def register(app: typer.Typer) -> None:
-    app.command("bench", help=HELP, short_help="Latency, throughput and memory on PyTorch and ONNX Runtime.")(
+    app.command("bench", help=HELP, short_help="Latency, throughput and memory on PyTorch, ONNX Runtime and OpenVINO.")(
         bench_command
     )

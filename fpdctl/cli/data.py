@@ -14,14 +14,22 @@ data_app = typer.Typer(
     no_args_is_help=True,
 )
 
-SYNTH_HELP = """Write synthetic persons as an MPII dataset (HRNet / official FPD layout).
+SYNTH_HELP = """Write synthetic persons as an MPII dataset (HRNet / official FPD layout) or,
+with --layout coco, as a COCO keypoints dataset.
 
-DIR gets images/*.jpg and annot/valid.json (annot/train.json with --split
+MPII: DIR gets images/*.jpg and annot/valid.json (annot/train.json with --split
 train, both files with --split both, which train and distill can read): a list of {image, center, scale, joints [16][2], joints_vis [16]} in
 MATLAB 1-based pixels. A val export also gets annot/gt_valid.mat (pos_gt_src,
 jnt_missing, headboxes_src), the MPII evaluation ground truth with the head
 boxes PCKh needs. Read it back with --data mpii:DIR. The same --seed and
 --split give the same persons as --data synthetic:seed=N.
+
+COCO: DIR gets annotations/person_keypoints_val2017.json and val2017/*.jpg
+(train2017 with --split train, both with --split both): one person per
+image, COCO's 17 keypoints (body keypoints from the figure's joints; nose,
+eyes and ears placed on the drawn head and visible when the face turns to
+the camera), a person box and an area of half the box. Read it back with
+--data coco:DIR; the same persons as --data synthetic:layout=coco,seed=N.
 """
 
 PREVIEW_HELP = """Draw dataset samples, as the network sees them, in a PNG grid.
@@ -43,19 +51,25 @@ def synth_command(
         "val", "--split",
         help="Synthetic split to export: train, val, or both (COUNT persons each: a folder train and distill read).",
     ),
+    layout: str = typer.Option("mpii", "--layout", help="Annotation layout: mpii (16 joints) or coco (17 keypoints)."),
 ) -> None:
-    from fpdctl.data.synthetic import export_mpii
+    from fpdctl.data.synthetic import LAYOUTS, export_coco, export_mpii
 
     if split not in ("train", "val", "both"):
         raise UsageError(f"--split must be train, val or both, got '{split}'")
-    result = export_mpii(out, count, image_size=size, seed=seed, split=split)  # type: ignore[arg-type]
+    if layout not in LAYOUTS:
+        raise UsageError(f"--layout must be {' or '.join(LAYOUTS)}, got '{layout}'")
+    export = export_coco if layout == "coco" else export_mpii
+    result = export(out, count, image_size=size, seed=seed, split=split)  # type: ignore[arg-type]
+    folders = "images/" if result.layout == "mpii" else ", ".join(
+        f"{a.stem.rsplit('_', 1)[-1]}/" for a in result.annotations)
     files = ", ".join(a.relative_to(result.out_dir).as_posix() for a in result.annotations)
     if result.ground_truth is not None:
         files += ", " + result.ground_truth.relative_to(result.out_dir).as_posix()
     typer.echo(
         f"wrote {f'{count} train + {count} val' if result.split == 'both' else f'{result.count} {result.split}'} "
         f"persons ({result.image_size} px, seed {result.seed}) "
-        f"to {result.out_dir}: images/, {files}; "
+        f"to {result.out_dir}: {folders}, {files}; "
         f"{result.visible_joints} of {result.total_joints} joints visible"
     )
 
@@ -65,7 +79,7 @@ def preview_command(
     out: Path = typer.Option(..., "--out", "-o", help="PNG file to write.", dir_okay=False),
     count: int = typer.Option(16, "--count", "-n", help="Number of samples."),
     data: str = typer.Option(
-        "synthetic", "--data", help="synthetic[:KEY=VAL,...], mpii:PATH or lsp:PATH."
+        "synthetic", "--data", help="synthetic[:KEY=VAL,...], mpii:PATH, lsp:PATH or coco:PATH."
     ),
     split: str = typer.Option("val", "--split", help="train or val."),
     input_size: int = typer.Option(DEFAULT_INPUT_SIZE, "--input-size", help="Network input side in pixels."),

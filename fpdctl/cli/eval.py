@@ -1,4 +1,4 @@
-"""``fpdctl eval``: PCKh / PCK of a prediction file or of a model on a validation split."""
+"""``fpdctl eval``: PCKh / PCK / COCO AP of a prediction file or of a model on a validation split."""
 
 from __future__ import annotations
 
@@ -17,14 +17,15 @@ from fpdctl.cli.render import (
     render_rows,
     to_json,
 )
+from fpdctl.cli.options import INPUT_CONVENTION, INPUT_MEAN, INPUT_ORDER, INPUT_STD, convention_override
 from fpdctl.errors import UsageError
 from fpdctl.models.spec import DEFAULT_INPUT_SIZE
 
 if TYPE_CHECKING:
     from fpdctl.evaluate import EvalResult
-    from fpdctl.metrics import AccuracyResult
+    from fpdctl.metrics import AccuracyResult, COCOResult, MetricResult
 
-HELP = """Accuracy of pose predictions: MPII PCKh@0.5 or LSP PCK@0.2.
+HELP = """Accuracy of pose predictions: MPII PCKh@0.5, LSP PCK@0.2 or COCO keypoint AP.
 
 fpdctl eval --predictions P --ground-truth G
 scores a prediction file against the official MPII ground-truth .mat
@@ -34,11 +35,19 @@ MATLAB pixels; 16 x 2 x N and 'pos_pred_src' are accepted too), a .npy
 N x 16 x 2, or a .json list of N lists of 16 \\[x, y] (or {"preds": ...});
 .npy and .json hold 0-based pixels.
 
-fpdctl eval MODEL_OR_CHECKPOINT --data synthetic|mpii:PATH|lsp:PATH
+fpdctl eval MODEL_OR_CHECKPOINT --data synthetic|mpii:PATH|lsp:PATH|coco:PATH
 runs a checkpoint (or a model name, with random weights) over the
 validation split: PCKh for MPII and synthetic data, PCK@0.2 for LSP
 (torso = left shoulder to right hip; right shoulder to left hip where
-that is not annotated, as in LSPET).
+that is not annotated, as in LSPET), COCO keypoint AP for COCO and
+synthetic:layout=coco.
+
+COCO: AP (OKS 0.50:0.95), AP50, AP75, APm, APl and AR, computed by
+pycocotools' COCOeval, in percent; ground-truth person boxes, one
+prediction per person, keypoint scores = heatmap peaks, person score =
+mean of the peaks above 0.2 (HRNet). --save-predictions writes COCO's
+results JSON; score one with --predictions R --data coco:DIR (the val
+annotations) or --predictions R --ground-truth person_keypoints_val2017.json.
 
 Protocol of the MPII evaluation toolkit: a joint is correct when its error
 is <= threshold x the reference length (head size = 0.6 x the head-box
@@ -51,7 +60,9 @@ the MPII toolkit, HRNet and the FPD paper. Mean (plain), mean_plain in
 JSON, is the average of the 14 per-joint figures, as pytorch-pose prints
 it; the two differ by about a point. Also reported: pooled PCKh@0.1 and
 the AUC of the pooled curve over thresholds 0, 0.01, ..., 0.5 (PCK: 0.2),
-threshold axis scaled to \\[0, 1], in percent.
+threshold axis scaled to \\[0, 1], in percent. What HRNet and the FPD code
+print as "Mean@0.1" is the pooled figure at threshold 0.11 (entry 11 of
+their 0, 0.01, ..., 0.5 grid): pckh@0.1_hrnet in JSON, shown beside it.
 """
 
 _GROUP_HEADERS = (
@@ -65,18 +76,22 @@ _pct = decimals(2)
 def eval_command(
     model: Optional[str] = typer.Argument(
         None, metavar="MODEL_OR_CHECKPOINT",
-        help="A checkpoint file, or a model name such as hg4x128 (random weights).",
+        help="A checkpoint file, a pretrained name such as synthetic-hg2x64 (list them: fpdctl models), "
+        "or a model name such as hg4x128 (random weights).",
     ),
     predictions: Optional[Path] = typer.Option(
-        None, "--predictions", "-p", help="Prediction file (.mat, .npy or .json) to score.",
+        None, "--predictions", "-p", help="Prediction file to score (.mat, .npy or .json; a COCO results .json).",
         dir_okay=False,
     ),
     ground_truth: Optional[Path] = typer.Option(
-        None, "--ground-truth", "-g", help="Official MPII ground-truth .mat (with --predictions).",
+        None, "--ground-truth", "-g",
+        help="With --predictions: the official MPII ground-truth .mat, or a COCO person_keypoints_*.json.",
         dir_okay=False,
     ),
     data: Optional[str] = typer.Option(
-        None, "--data", help="Validation data for MODEL: synthetic[:KEY=VAL,...], mpii:PATH or lsp:PATH.",
+        None, "--data",
+        help="Validation data for MODEL: synthetic[:KEY=VAL,...], mpii:PATH, lsp:PATH or coco:PATH "
+        "(with --predictions: coco:PATH, the ground truth of COCO results).",
     ),
     flip: bool = typer.Option(True, "--flip/--no-flip", help="Average with the mirrored input (flip test)."),
     batch_size: int = typer.Option(32, "--batch-size", help="Persons per forward pass."),
@@ -89,7 +104,7 @@ def eval_command(
     save_predictions: Optional[Path] = typer.Option(
         None, "--save-predictions",
         help="Also write the predictions: .mat ('preds' N x 16 x 2, 1-based, pytorch-pose layout), "
-        ".npy or .json (0-based).",
+        ".npy or .json (0-based); for COCO data a COCO results .json.",
         dir_okay=False,
     ),
     threshold: Optional[float] = typer.Option(
@@ -98,18 +113,30 @@ def eval_command(
     per_joint: bool = typer.Option(False, "--per-joint", help="Also show the per-joint table."),
     fmt: str = typer.Option("table", "--format", help="table, json, csv or markdown."),
     output: Optional[str] = typer.Option(None, "--output", "-o", help="Write the report here instead of stdout."),
+    input_convention: Optional[str] = INPUT_CONVENTION,
+    input_order: Optional[str] = INPUT_ORDER,
+    input_mean: Optional[str] = INPUT_MEAN,
+    input_std: Optional[str] = INPUT_STD,
+    backend: str = typer.Option(
+        "auto", "--backend",
+        help="The backend to run MODEL on (see fpdctl bench --help): auto (a checkpoint in PyTorch, an "
+        ".onnx file in ONNX Runtime), a runtime (onnxruntime, openvino) or a row such as ov-bf16.",
+    ),
 ) -> None:
     check_format(fmt)
     check_outputs(output)
+    override = convention_override(input_convention, input_order, input_mean, input_std)
     if threshold is not None and not (threshold > 0 and threshold < float("inf")):
         raise UsageError(f"--threshold must be a positive number, got {threshold}")
     if predictions is not None or ground_truth is not None:
-        if model is not None or data is not None:
+        if model is not None or (data is not None and ground_truth is not None):
             raise UsageError(
                 "give either MODEL_OR_CHECKPOINT with --data, or --predictions with "
                 "--ground-truth, not both"
             )
-        _score_files(predictions, ground_truth, save_predictions, threshold, fmt, per_joint, output)
+        if override is not None:
+            raise UsageError("--input-convention, --input-order, --input-mean and --input-std apply to a model, not to --predictions")
+        _score_files(predictions, ground_truth, data, save_predictions, threshold, fmt, per_joint, output)
         return
     if model is None:
         raise UsageError(
@@ -117,49 +144,105 @@ def eval_command(
             "--ground-truth"
         )
     if data is None:
-        raise UsageError("MODEL_OR_CHECKPOINT needs --data (synthetic, mpii:PATH or lsp:PATH)")
+        raise UsageError("MODEL_OR_CHECKPOINT needs --data (synthetic, mpii:PATH, lsp:PATH or coco:PATH)")
     from fpdctl.evaluate import evaluate_checkpoint
 
+    _check_per_joint(per_joint, data)
+
+    from fpdctl.deploy.runtime import is_onnx_path
+
+    options: dict[str, Any] = dict(
+        input_size=input_size, device=device, save_predictions=save_predictions, flip=flip,
+        batch_size=batch_size, num_workers=workers, threshold=threshold, input_convention=override,
+    )
     with ProgressBar("evaluating", enabled=fmt == "table" and output is None) as progress:
-        result = evaluate_checkpoint(
-            model, data, input_size=input_size, device=device, save_predictions=save_predictions,
-            flip=flip, batch_size=batch_size, num_workers=workers, threshold=threshold, progress=progress,
-        )
+        if backend != "auto" or is_onnx_path(model):  # the backend table's runner (fpdctl.deploy)
+            from fpdctl.deploy.verify import evaluate_deployed
+
+            result = evaluate_deployed(model, data, backend=backend, progress=progress, **options)
+        else:
+            result = evaluate_checkpoint(model, data, progress=progress, **options)
     emit(_render(result.metric, result, fmt, per_joint, source=f"{model} on {data}"), output)
     if save_predictions is not None:
         typer.echo(f"wrote {save_predictions}", err=True)
 
 
+def _check_per_joint(per_joint: bool, data: str) -> None:
+    """Refuse --per-joint for COCO data, before the network runs: AP has no per-joint figure."""
+    from fpdctl.data.registry import data_metric
+
+    if per_joint and data_metric(data) == "oks":
+        raise UsageError("--per-joint applies to PCKh and PCK; COCO AP has no per-joint figure")
+
+
 def _score_files(
-    predictions: Path | None, ground_truth: Path | None, save_predictions: Path | None,
+    predictions: Path | None, ground_truth: Path | None, data: str | None, save_predictions: Path | None,
     threshold: float | None, fmt: str, per_joint: bool, output: str | None,
 ) -> None:
-    """``fpdctl eval --predictions P --ground-truth G``: score a prediction file."""
+    """``fpdctl eval --predictions P --ground-truth G`` (or ``--data coco:DIR``): score a file."""
     if predictions is None:
         raise UsageError("--ground-truth needs --predictions (the prediction file to score)")
-    if ground_truth is None:
-        raise UsageError("--predictions needs --ground-truth (the official MPII ground-truth .mat)")
     if save_predictions is not None:
         raise UsageError("--save-predictions applies to model evaluation only")
-    from fpdctl.metrics.files import evaluate_prediction_files
-    from fpdctl.metrics.pckh import PCKH_THRESHOLD
+    from fpdctl.metrics import score_prediction_file
 
-    metric = evaluate_prediction_files(
-        predictions, ground_truth, threshold=PCKH_THRESHOLD if threshold is None else threshold
-    )
+    if ground_truth is None and data is None:
+        raise UsageError("--predictions needs --ground-truth (an MPII .mat or a COCO .json) or --data coco:DIR")
+    if ground_truth is None:
+        from fpdctl.data.coco_source import coco_ground_truth_file
+
+        ground_truth = coco_ground_truth_file(str(data))
+    metric = score_prediction_file(predictions, ground_truth, threshold=threshold)
     emit(_render(metric, None, fmt, per_joint, source=str(predictions)), output)
 
 
-def _report(metric: "AccuracyResult", result: "EvalResult | None") -> dict[str, Any]:
+def _report(metric: "MetricResult", result: "EvalResult | None") -> dict[str, Any]:
     report = metric.to_dict()
     if result is not None:
         report["input_size"] = result.input_size
         report["seconds"] = round(result.seconds, 4)
         report["images_per_second"] = round(result.images_per_second, 3)
+        if result.input_convention is not None:
+            report["input_convention"] = result.input_convention.to_dict()
     return report
 
 
-def _render(metric: "AccuracyResult", result: "EvalResult | None", fmt: str, per_joint: bool, source: str) -> str:
+def _run_notes(result: "EvalResult | None") -> list[str]:
+    """What a model evaluation adds to a table's caption: speed, device, flip test, input."""
+    if result is None:
+        return []
+    notes = [
+        f"{result.num_images} images at {result.input_size} px in {result.seconds:.2f} s "
+        f"({result.images_per_second:.1f}/s) on {result.device}, flip test {'on' if result.flip else 'off'}"
+    ]
+    if result.input_convention is not None:
+        notes.append(f"input {result.input_convention.describe()}")
+    return notes
+
+
+
+
+def _render_coco(metric: "COCOResult", result: "EvalResult | None", fmt: str, source: str) -> str:
+    """COCO's table: COCOeval's ten figures in percent ("-" where pycocotools has no person in
+    the area range)."""
+    report = _report(metric, result)
+    if fmt == "json":
+        return to_json(report)
+    show = lambda v: "-" if v is None else _pct(v)  # noqa: E731
+    if fmt == "csv":
+        row = {**report["oks"], **{k: v for k, v in report.items() if not isinstance(v, dict)}}
+        return render_rows([row], [Column(k, k, show) for k in row], fmt)
+    notes = [f"{metric.num_images} images, {metric.num_predictions} persons scored",
+             *_run_notes(result)]
+    caption = ("; ".join(notes) + ".\nCOCO keypoint AP/AR by pycocotools (OKS, thresholds 0.50:0.95), "
+               "in percent; APm/APl: medium/large persons; AR at 20 persons per image.")
+    return render_rows([report["oks"]], [Column(k, k, show) for k in report["oks"]], fmt,
+                       title=f"COCO AP: {source}", caption=caption)
+
+
+def _render(metric: "MetricResult", result: "EvalResult | None", fmt: str, per_joint: bool, source: str) -> str:
+    if metric.metric == "oks":
+        return _render_coco(metric, result, fmt, source)  # type: ignore[arg-type]
     if fmt == "json":
         return to_json(_report(metric, result))
     name = "PCKh" if metric.metric == "pckh" else "PCK"
@@ -171,17 +254,17 @@ def _render(metric: "AccuracyResult", result: "EvalResult | None", fmt: str, per
     notes = [f"{metric.num_persons} persons, {sum(metric.counts.values())} visible joints"]
     if metric.metric == "pckh":
         notes.append(f"PCKh@0.1 {metric.pckh_at_0_1:.2f}")  # type: ignore[attr-defined]
+        notes.append(  # what HRNet / FPD print as "Mean@0.1"
+            f"PCKh@0.1_hrnet (threshold 0.11, HRNet/FPD 'Mean@0.1') "
+            f"{metric.pckh_at_0_1_hrnet:.2f}"  # type: ignore[attr-defined]
+        )
         notes.append(f"AUC@0..0.5 {metric.auc:.2f}")
     else:
         notes.append(f"AUC@0..0.2 {metric.auc:.2f}")
         excluded = getattr(metric, "num_excluded", 0)
         if excluded:
             notes.append(f"{excluded} persons without an annotated torso not scored")
-    if result is not None:
-        notes.append(
-            f"{result.num_images} images at {result.input_size} px in {result.seconds:.2f} s "
-            f"({result.images_per_second:.1f}/s) on {result.device}, flip test {'on' if result.flip else 'off'}"
-        )
+    notes += _run_notes(result)
     caption = (
         "; ".join(notes)
         + ".\nMean: pooled over the 14 joints (MPII toolkit, HRNet, FPD paper). Mean (plain): "

@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Any, Optional
 import typer
 
 from fpdctl.cli.render import Column, check_format, emit, render_rows, stage_lines, to_json
+from fpdctl.cli.options import INPUT_CONVENTION, INPUT_MEAN, INPUT_ORDER, INPUT_STD, convention_override
 from fpdctl.deploy.backends import EXPORT_PRECISIONS
 from fpdctl.models.spec import DEFAULT_INPUT_SIZE
 
@@ -21,9 +22,12 @@ pytorch-pose .pth.tar, official FPD .pth) or a model name such as hg4x128
 file) and fpdctl metadata: the spec, joint names, flip pairs, input size,
 normalisation, heatmap stride, fpdctl version and the checkpoint's SHA-256.
 
-Output: the final stack's heatmaps [N, 16, S/4, S/4] (--all-stacks: every
-stack, [N, stacks, 16, S/4, S/4]); input [N, 3, S, S], RGB normalised with
-the ImageNet mean/std; N is dynamic unless --batch N fixes it. Inputs and
+Output: the final stack's heatmaps [N, J, S/4, S/4] (--all-stacks: every
+stack, [N, stacks, J, S/4, S/4]; J the model's joints: 16 MPII, 17 COCO);
+input [N, 3, S, S], normalised in the
+model's input convention (recorded in the file as fpdctl.input_convention):
+what the checkpoint records or its format implies (native: RGB, ImageNet
+mean/std), or --input-*; N is dynamic unless --batch N fixes it. Inputs and
 outputs are fp32 at every --precision ({", ".join(EXPORT_PRECISIONS)}).
 
 Verification (on unless --no-verify): ONNX Runtime and PyTorch run the
@@ -36,6 +40,21 @@ fp16 and int8 are verified too, and scored (PCKh) against fp32 on the first
 int8: ONNX Runtime static quantisation (QDQ, per-channel int8 weights,
 uint8 activations), calibrated on --calibration-samples training images of
 --calibration-data (synthetic, mpii:PATH or lsp:PATH).
+
+Deployment without re-implementing anything: --embed-preprocess makes the
+graph take the uint8 crop [N, S, S, 3] as a camera pipeline has it, in
+--pixel-order (bgr, as OpenCV reads it, or rgb), and apply the model's own
+input convention inside (cast, / max pixel value, channel order, - mean,
+/ std, NHWC -> NCHW). --embed-decode makes it return "keypoints" [N, J, 2]
+(x, y in crop pixels) and "scores" [N, J] instead of the heatmaps: fpdctl's
+decode (argmax plus a quarter heatmap pixel toward the higher neighbour),
+without the flip test (it would run the network twice); --keep-heatmaps
+returns the heatmaps as a third output. The network is verified and, for
+int8, quantised before the nodes are added (they stay exact fp32 / integer
+ops); the result is checked against the Python pipeline on the same uint8
+crops (random and synthetic persons): keypoints within 0.5 px for 99.9% of
+joints, or nothing is written. The metadata records what the graph takes
+and returns (fpdctl.graph_io).
 """
 
 
@@ -64,12 +83,31 @@ def export_command(
     threads: Optional[int] = typer.Option(None, "--threads", help="ONNX Runtime threads for the checks."),
     exporter: str = typer.Option("dynamo", "--exporter", help="dynamo (default) or torchscript.", hidden=True),
     fmt: str = typer.Option("table", "--format", help="table, json, csv or markdown."),
+    input_convention: Optional[str] = INPUT_CONVENTION,
+    input_order: Optional[str] = INPUT_ORDER,
+    input_mean: Optional[str] = INPUT_MEAN,
+    input_std: Optional[str] = INPUT_STD,
+    embed_preprocess: bool = typer.Option(
+        False, "--embed-preprocess", help="The graph takes uint8 crops [N, S, S, 3] and normalises them itself.",
+    ),
+    embed_decode: bool = typer.Option(
+        False, "--embed-decode", help="The graph returns keypoints [N, J, 2] (crop px) and scores [N, J].",
+    ),
+    pixel_order: Optional[str] = typer.Option(
+        None, "--pixel-order", help="Channel order of the uint8 crops with --embed-preprocess: bgr (default) or rgb.",
+    ),
+    keep_heatmaps: bool = typer.Option(
+        False, "--keep-heatmaps", help="With --embed-decode, return the heatmaps too (a third output).",
+    ),
 ) -> None:
     from fpdctl.deploy.backends import export_backend
+    from fpdctl.deploy.embed import parse_embedding
     from fpdctl.deploy.export import export_onnx, parse_batch
     from fpdctl.errors import UsageError
 
     check_format(fmt)
+    override = convention_override(input_convention, input_order, input_mean, input_std)
+    embedding = parse_embedding(embed_preprocess, embed_decode, pixel_order, keep_heatmaps, all_stacks=all_stacks)
     export_backend(precision)
     fixed_batch = parse_batch(batch)
     if threads is not None and threads < 1:
@@ -78,8 +116,8 @@ def export_command(
         checkpoint, output, opset=opset, batch=fixed_batch, input_size=input_size,
         all_stacks=all_stacks, precision=precision, calibration_data=calibration_data,
         calibration_samples=calibration_samples, validation_samples=validation_samples,
-        verify=verify, threads=threads, exporter=exporter,
-        progress=stage_lines,
+        verify=verify, threads=threads, exporter=exporter, input_convention=override,
+        embedding=embedding, progress=stage_lines,
     )
     emit(_render(result, fmt))
     typer.echo(f"wrote {result.path}", err=True)
@@ -95,8 +133,9 @@ def _rows(result: "ExportResult") -> list[dict[str, Any]]:
         },
         {"item": "file", "value": f"{result.path} ({result.size_bytes / 1e6:.2f} MB)"},
         {"item": "precision", "value": info.precision},
-        {"item": "input", "value": f"[{'N' if info.batch is None else info.batch}, 3, {info.input_size}, {info.input_size}]"},
-        {"item": "output", "value": info.outputs},
+        {"item": "input", "value": _input_text(info)},
+        {"item": "input convention", "value": info.input_convention.describe()},
+        {"item": "output", "value": _output_text(info)},
         {"item": "opset / exporter", "value": f"{info.opset} / {info.exporter}"},
     ]
     for label, report in (("fp32 check", result.base_verification), (f"{info.precision} check", result.verification)):
@@ -109,6 +148,15 @@ def _rows(result: "ExportResult") -> list[dict[str, Any]]:
                 f"keypoints agree {100 * report.keypoint_agreement:.2f}% of {report.joints_compared} "
                 f"({report.random_samples} random + {report.image_samples} images, "
                 f"batch {', '.join(str(b) for b in report.batch_sizes)})"
+            ),
+        })
+    for check in result.embedding_checks:
+        rows.append({
+            "item": "embedded check",
+            "value": (
+                f"vs {check.reference}: keypoints within 0.5 px for {100 * check.within_tolerance:.2f}% of "
+                f"{check.joints_compared}, max {check.max_error_px:.3g} px ({check.random_crops} random + "
+                f"{check.image_crops} image crops)"
             ),
         })
     if result.verification is None:
@@ -129,6 +177,21 @@ def _rows(result: "ExportResult") -> list[dict[str, Any]]:
         })
     rows.append({"item": "time", "value": f"{result.seconds:.1f} s"})
     return rows
+
+
+def _input_text(info: Any) -> str:
+    batch, side = "N" if info.batch is None else info.batch, info.input_size
+    if info.io.takes_pixels:
+        return f"pixels [{batch}, {side}, {side}, 3] uint8 {info.io.pixel_order.upper()}"
+    return f"[{batch}, 3, {side}, {side}] float32, normalised"
+
+
+def _output_text(info: Any) -> str:
+    if not info.io.decodes:
+        return f"heatmaps ({info.outputs})"
+    joints = info.spec.joints
+    text = f"keypoints [N, {joints}, 2] (crop px), scores [N, {joints}]"
+    return text + (", heatmaps (final)" if "heatmaps" in info.io.outputs else "")
 
 
 def _render(result: "ExportResult", fmt: str) -> str:

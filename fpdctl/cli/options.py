@@ -1,8 +1,15 @@
-"""Parsing helpers shared by the subcommands (one clear UsageError per bad value)."""
+"""Options and parsing helpers shared by the subcommands (one clear UsageError per bad value)."""
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any
+
+import typer
+
 from fpdctl.errors import UsageError
+
+if TYPE_CHECKING:
+    from fpdctl.models.convention import ConventionOverride
 
 
 def parse_int_list(text: str, option: str, minimum: int | None = None) -> list[int]:
@@ -20,3 +27,52 @@ def parse_int_list(text: str, option: str, minimum: int | None = None) -> list[i
             raise UsageError(f"{option} values must be at least {minimum}, got {value}")
         values.append(value)
     return values
+
+
+# ----------------------------------------------------------------------------- input convention
+# One option group, shared by every command that loads a model: eval, predict, export and bench
+# take --input-*; distill, prune and prune-sweep take --teacher-input-* for their teacher (the
+# student of distill trains in fpdctl's own convention). Typer builds a command's options from its
+# signature, so each group is four module-level defaults, and conventions() turns their values
+# into the one object the core takes.
+CONVENTION_PANEL = "Input convention (how pixels become the network input)"
+_PRESET_HELP = (
+    "Preset: native (RGB, ImageNet mean/std), pytorch-pose-mpii, pytorch-pose-lsp (RGB, the "
+    "dataset mean, no std) or fpd-official (BGR, ImageNet stats). Default: what the {what} records "
+    "or its format implies."
+)
+_ORDER_HELP = "Channel order the {what} expects: rgb or bgr (replaces the preset's)."
+_MEAN_HELP = "Mean subtracted after scaling pixels to 0..1: 3 numbers from 0 to 1, in the {what}'s channel order."
+_STD_HELP = "Std divided by after subtracting: 3 positive numbers (1,1,1: none), in the {what}'s channel order."
+
+
+def _convention_options(prefix: str, what: str) -> tuple[Any, Any, Any, Any]:
+    return (
+        typer.Option(None, f"{prefix}-convention", help=_PRESET_HELP.format(what=what), rich_help_panel=CONVENTION_PANEL),
+        typer.Option(None, f"{prefix}-order", help=_ORDER_HELP.format(what=what), rich_help_panel=CONVENTION_PANEL),
+        typer.Option(None, f"{prefix}-mean", help=_MEAN_HELP.format(what=what), rich_help_panel=CONVENTION_PANEL),
+        typer.Option(None, f"{prefix}-std", help=_STD_HELP.format(what=what), rich_help_panel=CONVENTION_PANEL),
+    )
+
+
+INPUT_PREFIX = "--input"
+TEACHER_INPUT_PREFIX = "--teacher-input"
+INPUT_CONVENTION, INPUT_ORDER, INPUT_MEAN, INPUT_STD = _convention_options(INPUT_PREFIX, "model")
+TEACHER_INPUT_CONVENTION, TEACHER_INPUT_ORDER, TEACHER_INPUT_MEAN, TEACHER_INPUT_STD = _convention_options(
+    TEACHER_INPUT_PREFIX, "teacher"
+)
+
+
+def convention_override(
+    preset: str | None, order: str | None, mean: str | None, std: str | None, prefix: str = INPUT_PREFIX,
+) -> "ConventionOverride | None":
+    """The override the flags ask for (None when none is given), checked before any loading.
+
+    Raises:
+        UsageError: one line naming the bad flag (unknown preset or order, a wrong count, a mean
+            outside [0, 1], a std of 0 or less).
+    """
+    from fpdctl.models.convention import ConventionOverride
+
+    override = ConventionOverride(preset, order, mean, std, flag_prefix=prefix)
+    return override.check() if override.given else None

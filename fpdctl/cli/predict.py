@@ -7,6 +7,7 @@ from typing import Optional
 
 import typer
 
+from fpdctl.cli.options import INPUT_CONVENTION, INPUT_MEAN, INPUT_ORDER, INPUT_STD, convention_override
 from fpdctl.models.spec import DEFAULT_INPUT_SIZE
 
 HELP = """Predict one person's keypoints per image or video frame.
@@ -23,6 +24,11 @@ Writes, in --out: keypoints.json (per image or frame: box, crop centre and
 scale, and for each joint its name, x, y in 0-based image pixels and the
 heatmap peak score), and the input with the skeleton drawn: one image per
 input image, or STEM_pose.mp4 (mp4v) for a video.
+
+Crops are normalised in the model's own input convention: what the
+checkpoint or export records, or its format implies (pytorch-pose: RGB
+minus its MPII mean, no std; official FPD: BGR). --input-* override it;
+keypoints.json says which was used (input_convention).
 """
 
 
@@ -37,16 +43,27 @@ def predict_command(
     draw: bool = typer.Option(True, "--draw/--no-draw", help="Write the drawn images or video."),
     min_score: float = typer.Option(0.0, "--min-score", help="Do not draw joints scoring below this."),
     max_frames: Optional[int] = typer.Option(None, "--max-frames", help="Stop a video after this many frames."),
+    input_convention: Optional[str] = INPUT_CONVENTION,
+    input_order: Optional[str] = INPUT_ORDER,
+    input_mean: Optional[str] = INPUT_MEAN,
+    input_std: Optional[str] = INPUT_STD,
+    backend: str = typer.Option(
+        "auto", "--backend",
+        help="The backend to run MODEL on (see fpdctl bench --help): auto (a checkpoint in PyTorch, an "
+        ".onnx file in ONNX Runtime), a runtime (onnxruntime, openvino) or a row such as ov-bf16.",
+    ),
 ) -> None:
     from fpdctl.deploy.predict import parse_bbox, predict
     from fpdctl.errors import UsageError
 
+    override = convention_override(input_convention, input_order, input_mean, input_std)
     box = parse_bbox(bbox)
     if threads is not None and threads < 1:
         raise UsageError(f"--threads must be at least 1, got {threads}")
     result = predict(
         model, input_path, out_dir=out, bbox=box, device=device, threads=threads,
         input_size=input_size, draw=draw, min_score=min_score, max_frames=max_frames,
+        input_convention=override, backend=backend,
     )
     what = "frames" if result.kind == "video" else "images"
     typer.echo(

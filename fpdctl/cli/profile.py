@@ -102,8 +102,9 @@ def _columns(batch: int, measure: bool) -> list[Column]:
 
 def _spec_of(model: str):  # type: ignore[no-untyped-def]
     from fpdctl.models.spec import is_checkpoint_path, resolve_spec
+    from fpdctl.pretrained import is_pretrained_name
 
-    if is_checkpoint_path(model):
+    if is_checkpoint_path(model) or is_pretrained_name(model):
         from fpdctl.models.checkpoint import describe_checkpoint
 
         return describe_checkpoint(model)["spec"]

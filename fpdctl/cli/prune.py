@@ -6,7 +6,15 @@ from typing import TYPE_CHECKING, Optional
 
 import typer
 
-from fpdctl.cli.options import parse_int_list
+from fpdctl.cli.options import (
+    TEACHER_INPUT_CONVENTION,
+    TEACHER_INPUT_MEAN,
+    TEACHER_INPUT_ORDER,
+    TEACHER_INPUT_PREFIX,
+    TEACHER_INPUT_STD,
+    convention_override,
+    parse_int_list,
+)
 from fpdctl.cli.render import Column, check_format, emit, render_rows
 from fpdctl.models.spec import DEFAULT_INPUT_SIZE
 from fpdctl.train.loss import DEFAULT_ALPHA
@@ -31,17 +39,25 @@ output is a native checkpoint that distill, export and bench accept.
 SWEEP_HELP = """Find the student to distil: slice or initialise each size, fine-tune it briefly with FPD, measure it.
 
 For every STACKS x CHANNELS x BLOCKS and every --init (scratch, sliced from
-the teacher, or both): zero-shot PCKh, a short FPD fine-tune from the teacher
-(--max-steps or --epochs), PCKh again, params, MACs and ONNX Runtime latency
-at batch 1 (fp32, CPU).
+the teacher, or both): the zero-shot score, a short FPD fine-tune from the
+teacher (--max-steps or --epochs), the score again, params, MACs and ONNX
+Runtime latency at batch 1 (fp32, CPU). The score is the data's metric: PCKh
+(MPII, synthetic), PCK (LSP) or AP (COCO, synthetic:layout=coco).
+
+--blocks takes residual block counts and block types: --blocks
+standard,mobile puts standard and mobile (depthwise-separable) students on
+one Pareto front; --blocks 1,2,mobile mixes both. Slicing keeps the
+teacher's own filters, so a student of another block type than the
+teacher's (a mobile student of a standard teacher) cannot be sliced: it is
+trained from scratch (init scratch), whatever --init says.
 
 One JSON per config lands in OUT/configs as soon as it finishes; rerunning the
 command skips finished configs. --shard K/N runs every N-th config of the
 sorted grid, starting at the K-th, so N processes (a Slurm job array) can
 share OUT. OUT/summary.json and OUT/sweep.png are rebuilt from every result in OUT:
-all rows, the Pareto front of PCKh against MACs and against latency, and the
-recommendation: the cheapest config within --max-drop PCKh of the teacher, or
-the most accurate under --budget-macs / --budget-latency.
+all rows, the Pareto front of the score against MACs and against latency, and
+the recommendation: the cheapest config within --max-drop points of the
+teacher's score, or the most accurate under --budget-macs / --budget-latency.
 """
 
 
@@ -59,10 +75,14 @@ def prune_command(
     input_size: int = typer.Option(DEFAULT_INPUT_SIZE, "--input-size", help="Input side (MACs, BN re-estimation images)."),
     recalibrate_bn: int = typer.Option(
         0, "--recalibrate-bn", help="Re-estimate BN statistics over N training batches of --data (0: off)."),
-    data: str = typer.Option("synthetic", "--data", help="Images for --recalibrate-bn: synthetic, mpii:PATH, lsp:PATH."),
+    data: str = typer.Option("synthetic", "--data", help="Images for --recalibrate-bn: synthetic, mpii:PATH, lsp:PATH, coco:PATH."),
     batch_size: int = typer.Option(16, "--batch-size", help="Images per --recalibrate-bn batch."),
     device: str = typer.Option("cpu", "--device", help="Where --recalibrate-bn runs: auto, cpu, cuda, cuda:N or mps."),
     fmt: str = typer.Option("table", "--format", help="table, json, csv or markdown."),
+    teacher_input_convention: Optional[str] = TEACHER_INPUT_CONVENTION,
+    teacher_input_order: Optional[str] = TEACHER_INPUT_ORDER,
+    teacher_input_mean: Optional[str] = TEACHER_INPUT_MEAN,
+    teacher_input_std: Optional[str] = TEACHER_INPUT_STD,
 ) -> None:
     from fpdctl.models.spec import resolve_spec
     from fpdctl.prune.importance import check_importance
@@ -70,6 +90,8 @@ def prune_command(
     from fpdctl.utils.io import require_file
 
     check_format(fmt)
+    override = convention_override(teacher_input_convention, teacher_input_order, teacher_input_mean,
+                                   teacher_input_std, prefix=TEACHER_INPUT_PREFIX)
     target = resolve_spec(to)
     check_importance(importance)
     check_stack_strategy(stack_strategy)
@@ -77,7 +99,7 @@ def prune_command(
     result = prune_checkpoint(teacher, target, output, importance=importance,
                               stack_strategy=stack_strategy, input_size=input_size,
                               recalibrate_bn=recalibrate_bn, data=data, batch_size=batch_size,
-                              device=device)
+                              device=device, input_convention=override)
     row = result.to_dict()
     row["stacks"] = ",".join(str(s) for s in result.stacks)
     columns = [
@@ -122,14 +144,14 @@ def _render_sweep(summary: "SweepResult", fmt: str) -> str:
     if summary.teacher is not None and fmt in ("table", "markdown"):
         t = summary.teacher
         rows.insert(0, {"key": f"{t.model} (teacher)", "params": t.params, "macs": t.macs,
-                        "latency_ms": t.latency_ms, "pckh": t.pckh})
+                        "latency_ms": t.latency_ms, "score": t.score})
     columns = [
         Column("key", "config", justify="left"),
         Column("params", "params", lambda v: f"{v / 1e6:.3f}M"),
         Column("macs", "GMACs", _gmacs),
         Column("latency_ms", "ORT ms (b1)", lambda v: f"{v:.2f}"),
-        Column("pckh_zero_shot", "PCKh zero-shot", lambda v: f"{v:.2f}"),
-        Column("pckh", "PCKh", lambda v: f"{v:.2f}"),
+        Column("score_zero_shot", f"{summary.metric} zero-shot", lambda v: f"{v:.2f}"),
+        Column("score", summary.metric, lambda v: f"{v:.2f}"),
         Column("steps", "steps"),
         Column("pareto", "Pareto", justify="left"),
         Column("recommended", "pick", justify="left"),
@@ -157,17 +179,24 @@ def _check_rule(max_drop: float, budget_macs: Optional[float], budget_latency: O
     return None if budget_macs is None else budget_macs * 1e9
 
 
+_BLOCKS = typer.Option(
+    "1", "--blocks",
+    help="Grid residual blocks per stage and/or block types (standard, mobile), comma-separated; "
+    "a block type other than the teacher's is trained from scratch (init scratch).")
+_MAX_DROP = typer.Option(1.0, "--max-drop", help="Acceptable score loss against the teacher (points of PCKh, PCK or AP).")
+
+
 def prune_sweep_command(
     teacher: Optional[str] = typer.Option(None, "--teacher", help="Teacher checkpoint (required unless --summary-only)."),
     stacks: str = typer.Option("1,2,4", "--stacks", help="Grid stacks, comma-separated."),
     channels: str = typer.Option("64,128", "--channels", help="Grid channels, comma-separated."),
-    blocks: str = typer.Option("1", "--blocks", help="Grid residual blocks per stage, comma-separated."),
+    blocks: str = _BLOCKS,
     init: str = typer.Option("both", "--init", help="scratch, teacher (sliced) or both."),
     max_steps: Optional[int] = typer.Option(None, "--max-steps", help="Fine-tune steps per config (default 200)."),
     epochs: Optional[int] = typer.Option(None, "--epochs", help="Fine-tune epochs per config (instead of --max-steps)."),
     alpha: Optional[float] = typer.Option(None, "--alpha", help=f"Weight of the distillation term (default: {DEFAULT_ALPHA})."),
     data: Optional[str] = typer.Option(
-        None, "--data", help="synthetic[:KEY=VAL,...], mpii:PATH or lsp:PATH (default: synthetic)."),
+        None, "--data", help="synthetic[:KEY=VAL,...], mpii:PATH, lsp:PATH or coco:PATH (default: synthetic)."),
     input_size: Optional[int] = typer.Option(None, "--input-size", help=f"Network input side in pixels (default: {DEFAULT_INPUT_SIZE})."),
     batch_size: Optional[int] = typer.Option(None, "--batch-size", help="Fine-tune images per step (default: 16)."),
     lr: Optional[float] = typer.Option(None, "--lr", help="Fine-tune learning rate, cosine decay (default: 1e-3)."),
@@ -177,7 +206,7 @@ def prune_sweep_command(
     stack_strategy: str = typer.Option("first", "--stack-strategy", help="Slicing stacks: first or first-last."),
     recalibrate_bn: int = typer.Option(
         0, "--recalibrate-bn", help="Re-estimate a sliced student's BN statistics over N training batches first."),
-    max_drop: float = typer.Option(1.0, "--max-drop", help="Acceptable PCKh loss against the teacher (points)."),
+    max_drop: float = _MAX_DROP,
     budget_macs: Optional[float] = typer.Option(None, "--budget-macs", help="Recommend the best config under G GMACs."),
     budget_latency: Optional[float] = typer.Option(None, "--budget-latency", help="Recommend the best config under MS ms."),
     latency: bool = typer.Option(True, "--latency/--no-latency", help="Measure ONNX Runtime latency (batch 1)."),
@@ -187,13 +216,19 @@ def prune_sweep_command(
     device: Optional[str] = typer.Option(None, "--device", help="auto, cpu, cuda, cuda:N or mps (default: auto)."),
     workers: Optional[int] = typer.Option(None, "--workers", help="DataLoader worker processes (default: 2)."),
     fmt: str = typer.Option("table", "--format", help="table, json, csv or markdown."),
+    teacher_input_convention: Optional[str] = TEACHER_INPUT_CONVENTION,
+    teacher_input_order: Optional[str] = TEACHER_INPUT_ORDER,
+    teacher_input_mean: Optional[str] = TEACHER_INPUT_MEAN,
+    teacher_input_std: Optional[str] = TEACHER_INPUT_STD,
 ) -> None:
     from fpdctl.errors import UsageError
-    from fpdctl.sweep.grid import build_grid, parse_inits, parse_shard
+    from fpdctl.sweep.grid import build_grid, parse_blocks, parse_inits, parse_shard
     from fpdctl.sweep.results import summarize
     from fpdctl.sweep.run import SweepSettings, fine_tune_config, run_sweep
 
     check_format(fmt)
+    convention_override(teacher_input_convention, teacher_input_order, teacher_input_mean, teacher_input_std,
+                        prefix=TEACHER_INPUT_PREFIX)  # bad values fail first, like every option
     budget = _check_rule(max_drop, budget_macs, budget_latency, latency)
     if summary_only:
         from fpdctl.utils.io import require_dir
@@ -214,17 +249,21 @@ def prune_sweep_command(
 
     require_file(teacher, "teacher checkpoint")
     teacher_spec = describe_checkpoint(teacher)["spec"]
+    block_counts, block_types = parse_blocks(blocks)
     items = build_grid(
         teacher_spec,
         parse_int_list(stacks, "--stacks", minimum=1),
         parse_int_list(channels, "--channels", minimum=4),
-        parse_int_list(blocks, "--blocks", minimum=1),
+        block_counts,
         parse_inits(init),
+        block_types,
     )
     # The fine-tune's options resolve like `fpdctl distill`'s: the flags given, over the sweep's
     # recipe, over TrainConfig's defaults.
     given = dict(data=data, input_size=input_size, max_steps=max_steps, epochs=epochs, alpha=alpha,
-                 batch_size=batch_size, lr=lr, seed=seed, val_limit=val_limit, device=device, workers=workers)
+                 batch_size=batch_size, lr=lr, seed=seed, val_limit=val_limit, device=device, workers=workers,
+                 teacher_input_convention=teacher_input_convention, teacher_input_order=teacher_input_order,
+                 teacher_input_mean=teacher_input_mean, teacher_input_std=teacher_input_std)
     settings = SweepSettings(
         train=fine_tune_config(teacher, teacher_spec, given),
         importance=importance, stack_strategy=stack_strategy, recalibrate_bn=recalibrate_bn, latency=latency,

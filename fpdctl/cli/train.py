@@ -14,22 +14,36 @@ from typing import TYPE_CHECKING, Any, Optional
 
 import typer
 
+from fpdctl.cli.options import (
+    TEACHER_INPUT_CONVENTION,
+    TEACHER_INPUT_MEAN,
+    TEACHER_INPUT_ORDER,
+    TEACHER_INPUT_STD,
+)
+from fpdctl.data.transforms import DEFAULT_AUGMENT_STYLE
 from fpdctl.errors import UsageError
 from fpdctl.models.spec import DEFAULT_INPUT_SIZE, STUDENT_MODEL, TEACHER_MODEL
 from fpdctl.progress import Event
-from fpdctl.train.events import TRAIN_EVAL, TRAIN_START, TRAIN_STEP
-from fpdctl.train.loss import DEFAULT_ALPHA
+from fpdctl.train.config import DEFAULT_BATCH_SIZE
+from fpdctl.train.events import TRAIN_EVAL, TRAIN_SKIPPED, TRAIN_START, TRAIN_STEP
+from fpdctl.data.unlabeled import DEFAULT_UNLABELED_RATIO
+from fpdctl.train.loss import DEFAULT_ALPHA, DEFAULT_ALPHA_SCHEDULE, DEFAULT_KD_LOSS, DEFAULT_KD_TEMPERATURE
 
 if TYPE_CHECKING:
-    from fpdctl.train.events import EvalLog, RunInfo, StepLog, TrainResult
+    from fpdctl.train.events import EvalLog, RunInfo, SkippedLog, StepLog, TrainResult
 
 
 # --------------------------------------------------------------------------- shared options
-_DATA = typer.Option(None, "--data", help="synthetic[:K=V,...], mpii:PATH or lsp:PATH (default: synthetic).")
+_DATA = typer.Option(None, "--data", help="synthetic[:K=V,...], mpii:PATH, lsp:PATH or coco:PATH (default: synthetic; COCO or "
+                    "synthetic:layout=coco: a model name without a j suffix gets 17 joints).")
 _INPUT = typer.Option(None, "--input-size", help=f"Input side in px; heatmaps are a quarter (default: {DEFAULT_INPUT_SIZE}).")
 _EPOCHS = typer.Option(None, "--epochs", help="Run length in epochs (default: 140).")
 _MAX_STEPS = typer.Option(None, "--max-steps", help="Run length in optimizer steps (instead of --epochs).")
-_BATCH = typer.Option(None, "--batch-size", help="Images per step per process (default: 16).")
+_BATCH = typer.Option(
+    None, "--batch-size",
+    help=f"Images per step per process; the global batch is this x the number of processes "
+    f"(torchrun --nproc_per_node N) (default: {DEFAULT_BATCH_SIZE}, the official recipe's batch on one GPU).",
+)
 _LR = typer.Option(None, "--lr", help="Base learning rate (default: 2.5e-4).")
 _OPT = typer.Option(None, "--optimizer", help="adam, rmsprop or sgd (default: adam).")
 _SCHEDULE = typer.Option(
@@ -37,9 +51,20 @@ _SCHEDULE = typer.Option(
 )
 _DEVICE = typer.Option(None, "--device", help="auto, cpu, cuda, cuda:N or mps (default: auto).")
 _PRECISION = typer.Option(
-    None, "--precision", help="auto (bf16 where supported), bf16, fp16 or fp32 (default: auto)."
+    None, "--precision",
+    help="auto (CUDA: bf16 on GPUs with native bf16, compute capability 8.0+, else fp16; CPU: bf16 "
+    "with native bf16 instructions, else fp32), bf16, fp16 or fp32 (default: auto).",
 )
-_WORKERS = typer.Option(None, "--workers", help="DataLoader workers per process (default: 2).")
+_WORKERS = typer.Option(
+    None, "--workers",
+    help="DataLoader workers per process, kept for the whole run (default: the free cores, shared "
+    "among this node's processes, less one, at most 16).",
+)
+_DETERMINISTIC = typer.Option(
+    None, "--deterministic/--no-deterministic",
+    help="Deterministic algorithms (and no cuDNN benchmark): a CUDA run repeats and resumes bit "
+    "for bit, somewhat slower; CPU runs are bit for bit either way (default: off).",
+)
 _SEED = typer.Option(None, "--seed", help="Seed of weights, data order and augmentation (default: 0).")
 _OUT = typer.Option(None, "--out", help="Run directory (created; must not exist unless --overwrite).")
 _RESUME = typer.Option(None, "--resume", help="Continue the run in RUN_DIR exactly where it stopped.")
@@ -60,6 +85,12 @@ _CHANNELS_LAST = typer.Option(
 )
 _FLIP = typer.Option(None, "--flip-test/--no-flip-test", help="Flip-test evaluation (default: on).")
 _AUGMENT = typer.Option(None, "--augment/--no-augment", help="Training augmentation (default: on).")
+_AUGMENT_STYLE = typer.Option(
+    None, "--augment-style",
+    help="official: the official FPD draws (scale clip(N(1,0.25),0.75,1.25), rotation "
+    "clip(N(0,30),-60,60) with p 0.6, flip 0.5, no colour jitter); uniform: uniform scale and "
+    f"rotation plus colour jitter, fpdctl's earlier recipe (default: {DEFAULT_AUGMENT_STYLE}).",
+)
 _WD = typer.Option(None, "--weight-decay", help="L2 weight decay (default: 0).")
 _SIGMA = typer.Option(None, "--sigma", help="Target Gaussian sigma in heatmap px (default: 2).")
 
@@ -107,6 +138,17 @@ class _PlainReporter:
             self.on_step(event.data)
         elif event.kind == TRAIN_EVAL:
             self.on_eval(event.data)
+        elif event.kind == TRAIN_SKIPPED:
+            self.on_skipped(event.data)
+
+    def on_skipped(self, log: "SkippedLog") -> None:
+        """One warning line per unreadable image, the first time a step meets it (stderr)."""
+        for error in log.new:
+            typer.echo(
+                f"warning: step {log.step}: skipped an image that cannot be read ({error}); "
+                f"{log.total} so far, listed in {log.file}",
+                err=True,
+            )
 
     def on_start(self, info: "RunInfo") -> None:
         who = f"distill {info.teacher} -> {info.model}" if info.teacher else f"train {info.model}"
@@ -126,7 +168,7 @@ class _PlainReporter:
     def on_eval(self, log: "EvalLog") -> None:
         best = " (best)" if log.best else ""
         self.console.print(
-            f"eval step {log.step}: {log.metric.upper()} {log.value:.2f}{best} [{log.seconds:.1f}s]"
+            f"eval step {log.step}: {_label(log.metric)} {log.value:.2f}{best} [{log.seconds:.1f}s]"
         )
 
     def close(self) -> None:
@@ -169,10 +211,17 @@ class _ProgressReporter(_PlainReporter):
 
     def on_eval(self, log: "EvalLog") -> None:
         best = " (best)" if log.best else ""
-        self.progress.console.print(f"eval step {log.step}: {log.metric.upper()} {log.value:.2f}{best}")
+        self.progress.console.print(f"eval step {log.step}: {_label(log.metric)} {log.value:.2f}{best}")
 
     def close(self) -> None:
         self.progress.stop()
+
+
+def _label(metric: str) -> str:
+    """How a validation metric's headline reads: PCKH, PCK, or AP for COCO's OKS."""
+    from fpdctl.metrics import score_name
+
+    return score_name(metric).upper()
 
 
 def _make_reporter() -> _PlainReporter:
@@ -187,21 +236,29 @@ def _render_result(result: "TrainResult") -> None:
     console = Console(highlight=False, soft_wrap=True)
     if result.final_eval:
         metric = result.metric
-        table = Table(title=f"final evaluation ({metric.upper()}, validation, {result.steps} steps)")
+        table = Table(title=f"final evaluation ({_label(metric)}, validation, {result.steps} steps)")
         groups = result.final_eval.get(metric, {})
         for name in groups:
-            table.add_column(name.replace("_", " ").title(), justify="right")
+            table.add_column(name if name[:1].isupper() else name.replace("_", " ").title(), justify="right")
         table.add_row(*[("-" if v is None else f"{v:.2f}") for v in groups.values()])
         console.print(table)
     if result.best_metric is not None:
         console.print(
-            f"best {result.metric.upper()} {result.best_metric:.2f} at step {result.best_step} "
+            f"best {_label(result.metric)} {result.best_metric:.2f} at step {result.best_step} "
             f"-> {result.run_dir / 'best.safetensors'}"
         )
     import math
 
     speed = "no steps left to train" if math.isnan(result.img_per_s) else f"{result.img_per_s:.1f} img/s"
     console.print(f"done in {_fmt_seconds(result.seconds)} ({speed}); run directory: {result.run_dir}")
+    if result.skipped_images:
+        from fpdctl.train.skipped import SKIPPED_FILE
+
+        typer.echo(
+            f"warning: {result.skipped_images} image(s) could not be read and were skipped; "
+            f"listed in {result.run_dir / SKIPPED_FILE}",
+            err=True,
+        )
 
 
 # --------------------------------------------------------------------------- the commands
@@ -231,6 +288,9 @@ def _run(command: str, given: dict[str, Any], *, out: Optional[Path], resume: Op
     reporter = _make_reporter() if rank0 else None
     # Construction validates the teacher, the data and the run directory and creates nothing.
     trainer = Trainer(config, progress=reporter, resume=resume is not None, overwrite=overwrite)
+    if rank0:
+        for warning in trainer.warnings:
+            typer.echo(f"warning: {warning}", err=True)
     try:
         result = trainer.run()
     finally:
@@ -279,6 +339,8 @@ def train_command(
     channels_last: Optional[bool] = _CHANNELS_LAST,
     flip_test: Optional[bool] = _FLIP,
     augment: Optional[bool] = _AUGMENT,
+    augment_style: Optional[str] = _AUGMENT_STYLE,
+    deterministic: Optional[bool] = _DETERMINISTIC,
 ) -> None:
     """Train a Stacked Hourglass on the ground truth (the official FPD MPII recipe by default)."""
     given = _given(
@@ -287,12 +349,13 @@ def train_command(
         sigma=sigma, device=device, precision=precision, workers=workers, seed=seed, preset=preset,
         eval_every=eval_every, log_every=log_every, save_every=save_every, val_limit=val_limit,
         compile=compile, channels_last=channels_last, flip_test=flip_test, augment=augment,
+        augment_style=augment_style, deterministic=deterministic,
     )
     _run("train", given, out=out, resume=resume, overwrite=overwrite, config_file=config)
 
 
 def distill_command(
-    teacher: Optional[str] = typer.Option(None, "--teacher", help="Teacher checkpoint (.safetensors, pytorch-pose .pth.tar or official FPD .pth)."),
+    teacher: Optional[str] = typer.Option(None, "--teacher", help="Teacher checkpoint (.safetensors, pytorch-pose .pth.tar or official FPD .pth) or a pretrained name such as synthetic-hg2x64 (fpdctl eval --list-pretrained)."),
     student: Optional[str] = typer.Option(None, "--student", help=f"Student model, e.g. hg2x64b2 (default: {STUDENT_MODEL})."),
     alpha: Optional[float] = typer.Option(
         None, "--alpha", help=f"Weight of the distillation term in [0, 1] (default: {DEFAULT_ALPHA})."
@@ -302,6 +365,30 @@ def distill_command(
         None, "--mask-teacher/--no-mask-teacher",
         help="Mask the distillation term with the target weights, as the official code (default: on).",
     ),
+    kd_loss: Optional[str] = typer.Option(
+        None, "--kd-loss",
+        help=f"Distillation term: mse (the paper's) or kl (KL between spatially soft-maxed heatmaps) (default: {DEFAULT_KD_LOSS}).",
+    ),
+    kd_temperature: Optional[float] = typer.Option(
+        None, "--kd-temperature",
+        help=f"Softmax temperature of --kd-loss kl; heatmaps peak near 1, so T < 1 sharpens (default: {DEFAULT_KD_TEMPERATURE:g}).",
+    ),
+    alpha_schedule: Optional[str] = typer.Option(
+        None, "--alpha-schedule",
+        help=f"constant, or linear: alpha decays from --alpha to 0 over the run (default: {DEFAULT_ALPHA_SCHEDULE}).",
+    ),
+    unlabeled: Optional[str] = typer.Option(
+        None, "--unlabeled",
+        help="Images without labels, taught by the teacher alone: a folder of person crops, or synthetic[:length=N].",
+    ),
+    unlabeled_ratio: Optional[float] = typer.Option(
+        None, "--unlabeled-ratio",
+        help=f"Fraction of each batch that is unlabeled, in (0, 1) (default: {DEFAULT_UNLABELED_RATIO:g}).",
+    ),
+    teacher_input_convention: Optional[str] = TEACHER_INPUT_CONVENTION,
+    teacher_input_order: Optional[str] = TEACHER_INPUT_ORDER,
+    teacher_input_mean: Optional[str] = TEACHER_INPUT_MEAN,
+    teacher_input_std: Optional[str] = TEACHER_INPUT_STD,
     data: Optional[str] = _DATA,
     input_size: Optional[int] = _INPUT,
     epochs: Optional[int] = _EPOCHS,
@@ -329,15 +416,22 @@ def distill_command(
     channels_last: Optional[bool] = _CHANNELS_LAST,
     flip_test: Optional[bool] = _FLIP,
     augment: Optional[bool] = _AUGMENT,
+    augment_style: Optional[str] = _AUGMENT_STYLE,
+    deterministic: Optional[bool] = _DETERMINISTIC,
 ) -> None:
     """Fast Pose Distillation: train a small student with a frozen teacher's heatmaps."""
     given = _given(
         teacher=teacher, model=student, alpha=alpha, init=student_init, mask_teacher=mask_teacher,
+        kd_loss=kd_loss, kd_temperature=kd_temperature, alpha_schedule=alpha_schedule,
+        unlabeled=unlabeled, unlabeled_ratio=unlabeled_ratio,
+        teacher_input_convention=teacher_input_convention, teacher_input_order=teacher_input_order,
+        teacher_input_mean=teacher_input_mean, teacher_input_std=teacher_input_std,
         data=data, input_size=input_size, epochs=epochs, max_steps=max_steps, batch_size=batch_size,
         lr=lr, optimizer=optimizer, schedule=schedule, weight_decay=weight_decay, sigma=sigma,
         device=device, precision=precision, workers=workers, seed=seed, preset=preset,
         eval_every=eval_every, log_every=log_every, save_every=save_every, val_limit=val_limit,
         compile=compile, channels_last=channels_last, flip_test=flip_test, augment=augment,
+        augment_style=augment_style, deterministic=deterministic,
     )
     _run("distill", given, out=out, resume=resume, overwrite=overwrite, config_file=config)
 

@@ -32,9 +32,17 @@ from typing import Any, Literal
 
 import numpy as np
 
+from fpdctl.data.coco_source import (  # noqa: F401  (re-exported: where a split lives)
+    ANNOTATION_PATTERN,
+    IMAGE_LAYOUTS,
+    SPLIT_FOLDERS,
+    COCOSource,
+    Layout,
+    find_coco_source,
+)
 from fpdctl.data.dataset import AnnotationTable, FilePoseDataset
 from fpdctl.data.transforms import PIXEL_STD
-from fpdctl.errors import DataError, InputError
+from fpdctl.errors import DataError
 from fpdctl.metrics.coco import PERSON_CATEGORY_ID, COCOReference, load_coco_annotations
 from fpdctl.skeleton import COCO
 
@@ -43,53 +51,6 @@ NUM_JOINTS = COCO.num_joints
 SCALE_MARGIN = 1.25
 # Crop width / height; fpdctl's network inputs are square.
 ASPECT_RATIO = 1.0
-SPLIT_FOLDERS: dict[str, str] = {"train": "train2017", "val": "val2017"}
-ANNOTATION_PATTERN = "annotations/person_keypoints_{}.json"
-# (layout name, image folder relative to the dataset folder), tried in this order.
-IMAGE_LAYOUTS: tuple[tuple[str, str], ...] = (("official", "{}"), ("images", "images/{}"))
-
-Layout = Literal["official", "images"]
-
-
-@dataclass(frozen=True)
-class COCOSource:
-    """Where one COCO split lives.
-
-    Attributes:
-        annotation_file: ``annotations/person_keypoints_<split>2017.json``.
-        image_dir: the split's image folder.
-        layout: "official" (``<split>2017/`` beside ``annotations/``) or "images"
-            (``images/<split>2017/``).
-    """
-
-    annotation_file: Path
-    image_dir: Path
-    layout: Layout
-
-
-def find_coco_source(path: str | Path, split: str) -> COCOSource:
-    """The annotation file and image folder of ``split`` under the dataset folder ``path``.
-
-    Raises:
-        InputError: ``path`` is not a folder, or the annotation file or image folder is missing.
-    """
-    root = Path(path)
-    if not root.is_dir():
-        raise InputError(
-            f"coco:PATH must be the COCO folder (holding annotations/ and the image folders), got {root}"
-        )
-    folder = SPLIT_FOLDERS[split]
-    annotation_file = root / ANNOTATION_PATTERN.format(folder)
-    if not annotation_file.is_file():
-        raise InputError(f"no COCO {split} annotations in {root}: {annotation_file} is missing")
-    candidates = [(layout, root / pattern.format(folder)) for layout, pattern in IMAGE_LAYOUTS]
-    for layout, image_dir in candidates:
-        if image_dir.is_dir():
-            return COCOSource(annotation_file, image_dir, layout)  # type: ignore[arg-type]
-    tried = " or ".join(str(d) for _, d in candidates)
-    raise InputError(f"no COCO {split} images in {root}: expected {tried}")
-
-
 def clip_box(bbox: list[float], width: float, height: float) -> tuple[float, float, float, float] | None:
     """A COCO ``[x, y, w, h]`` box clipped to the image, as HRNet sanitises it; None if empty.
 

@@ -3,14 +3,17 @@
 A data source (MPII, LSP, synthetic) only says how to get one person as a :class:`Record`;
 :class:`PoseDataset` turns Records into training / evaluation samples the same way for all of
 them: one ``cv2.warpAffine`` crop, the same affine applied to the joints, augmentation, and
-Gaussian targets in the 16 MPII channels.
+Gaussian targets in the heatmap channels of the source's joint set
+(:attr:`PoseDataset.channel_joint_set`: MPII's 16 for MPII and LSP, COCO's 17 for COCO).
 
 Bad images: a source raises :class:`UnreadableImage` for an image that cannot be decoded. The
 sample then becomes a mean-grey image (all zeros after normalisation) with every target weight 0,
 so it teaches nothing and keeps its index (evaluation stays aligned with the ground truth). Bad
 images are counted in :attr:`PoseDataset.bad_images` (shared across DataLoader workers); once more
 than :data:`BAD_IMAGE_GRACE` images are bad *and* they exceed ``max_bad_fraction`` of the images
-seen, the next bad image raises :class:`~fpdctl.errors.DataError`.
+seen, the next bad image raises :class:`~fpdctl.errors.DataError`. The sample's
+``meta["image_error"]`` says why its image could not be read, so that evaluation can refuse to
+score it (the protocol scores every person) and training can name what it skipped.
 """
 
 from __future__ import annotations
@@ -25,7 +28,7 @@ import torch
 from torch.utils.data import Dataset
 
 from fpdctl.codec import HeatmapCodec, heatmap_size as heatmap_side
-from fpdctl.skeleton import MPII, JointSet, to_mpii_order
+from fpdctl.skeleton import MPII, JointSet, channel_joint_set, to_channel_order
 from fpdctl.data.transforms import (
     PIXEL_STD,
     AugmentConfig,
@@ -161,8 +164,8 @@ class PoseDataset(Dataset):
         max_bad_fraction: the largest tolerated fraction of undecodable images.
 
     Attributes:
-        joint_set: the joint set of the Records (MPII or LSP).
-        metric: "pckh" or "pck".
+        joint_set: the joint set of the Records (MPII, LSP or COCO).
+        metric: "pckh", "pck" or "oks" (COCO AP).
     """
 
     joint_set: JointSet = MPII
@@ -190,6 +193,11 @@ class PoseDataset(Dataset):
         # [slot, (seen, bad)] in shared memory so DataLoader workers' counts reach the parent;
         # one slot per process avoids lost updates between workers.
         self._image_counts = _counter_block()
+
+    @property
+    def channel_joint_set(self) -> JointSet:
+        """The joint set of the heatmap channels (targets, and the model trained on them)."""
+        return channel_joint_set(self.joint_set)
 
     # ------------------------------------------------------------------ subclass interface
     def __len__(self) -> int:
@@ -284,10 +292,11 @@ class PoseDataset(Dataset):
 
         Returns:
             dict with "image" float32 tensor [3, S, S] (RGB, normalised), "target" float32 tensor
-            [16, h, h], "target_weight" float32 tensor [16] and "meta": "index", "center" float32
+            [J, h, h], "target_weight" float32 tensor [J] and "meta": "index", "center" float32
             [2], "scale" (after augmentation), "rotation", "affine" float32 [2, 3] (original px ->
-            input px, flip included), "joints" float32 [16, 3] (original px, MPII order,
-            unflipped), "flipped".
+            input px, flip included), "joints" float32 [J, 3] (original px, channel order,
+            unflipped), "flipped", "image_error" (why the image could not be read, "" when it
+            was); J channels of :attr:`channel_joint_set`.
         """
         import cv2
 
@@ -298,11 +307,13 @@ class PoseDataset(Dataset):
         if not 0 <= index < n:
             raise IndexError(f"index {index} out of range for a dataset of {n}")
         aug = self._augmentation(index)
+        image_error = ""
         try:
             record, reduction = self.load_record_reduced(index, aug.scale_factor)
         except UnreadableImage as exc:
             self._count_image(bad=True, error=exc)
             record, reduction = self.load_annotation(index), 0
+            image_error = str(exc)
         else:
             self._count_image(bad=False)
 
@@ -318,12 +329,12 @@ class PoseDataset(Dataset):
         else:  # unreadable image: mean grey, which normalises to zeros
             image = np.zeros((3, size, size), dtype=np.float32)
 
-        joints = to_mpii_order(np.asarray(record.joints, np.float32)[:, :3], self.joint_set)
+        joints = to_channel_order(np.asarray(record.joints, np.float32)[:, :3], self.joint_set)
         joints[:, 2] = (joints[:, 2] > 0) & np.isfinite(joints[:, :2]).all(axis=1)
         crop_joints = joints.copy()
         crop_joints[:, :2] = transform_points(joints[:, :2], affine)
         if aug.flip:
-            crop_joints = crop_joints[MPII.flip_permutation()]
+            crop_joints = crop_joints[self.channel_joint_set.flip_permutation()]
         target, weight = self.codec.encode(crop_joints)
         if not reduction:
             target[:] = 0.0
@@ -337,6 +348,9 @@ class PoseDataset(Dataset):
             "affine": affine.astype(np.float32),
             "joints": joints.astype(np.float32),
             "flipped": bool(aug.flip),
+            # Why the image could not be read ("" when it was): evaluation refuses such a
+            # sample, training skips it and names it in the run directory.
+            "image_error": image_error,
         }
         return {
             "image": torch.from_numpy(image),

@@ -27,7 +27,9 @@ Conventions (as in pytorch-pose and HRNet): coordinates in the files are MATLAB 
 and centres get -1; where a centre is given, it moves down by ``15 * scale`` px and the scale grows
 by 1.25 so the crop does not cut off limbs. Head boxes for PCKh come from the release ``annorect``
 (x1, y1, x2, y2) or, for the JSON layouts, from the validation ground-truth ``.mat`` above, checked
-to line up person by person with the annotations.
+to line up person by person with the annotations. With such a ``.mat`` attached, PCKh scores
+against its joints and visibility (``pos_gt_src``, ``jnt_missing``), as HRNet and the official
+FPD code do, not against the annotation file's copy.
 """
 
 from __future__ import annotations
@@ -456,6 +458,8 @@ class MPIIDataset(FilePoseDataset):
     Attributes:
         source: where the annotations and images were found.
         ground_truth_file: the ground-truth / split file used, if any.
+        ground_truth: the validation ground truth in the evaluation layout (``gt_valid.mat``...)
+            that :meth:`eval_reference` returns, when one is attached; else None.
     """
 
     def __init__(
@@ -480,8 +484,12 @@ class MPIIDataset(FilePoseDataset):
                 names = (TOMPSON_DETECTIONS,) + names
             candidates = [d / n for n in names for d in self.source.search_dirs]
         self.ground_truth_file: Path | None = None
+        self.ground_truth: EvalReference | None = None
         if self.source.layout == "release":
             table, self.ground_truth_file = table_from_release(self.source.annotation, split, candidates)
+            if split == "val" and self.ground_truth_file.name != TOMPSON_DETECTIONS:
+                # The split came from a ground truth in the evaluation layout, in its order.
+                self.ground_truth = load_mpii_ground_truth(self.ground_truth_file)
         else:
             records = _load_json_records(self.source.annotation)
             if self.source.layout == "hrnet":
@@ -511,8 +519,21 @@ class MPIIDataset(FilePoseDataset):
                 f"{worst} differs by {diff[worst].max():.1f} px"
             )
         self.ground_truth_file = gt_file
+        self.ground_truth = gt
         table.headboxes = gt.headboxes.astype(np.float32)
         return table
+
+    def eval_reference(self) -> EvalReference:
+        """The ground truth scored against: the attached ground-truth ``.mat`` when there is one.
+
+        As HRNet and the official FPD code do, PCKh then uses the file's own joints and
+        visibility (``pos_gt_src``, ``jnt_missing``) and head boxes, not the annotation file's
+        copy of them (which may differ slightly, e.g. in which joints count as annotated). The
+        annotations still give the crops and the training targets.
+        """
+        if self.ground_truth is not None:
+            return self.ground_truth
+        return super().eval_reference()
 
     def headbox_hint(self) -> str:
         if self.split != "val":

@@ -4,6 +4,8 @@ Each tile is a dataset sample after the standard crop (and augmentation, if the 
 denormalised back to pixels, with the ground-truth skeleton drawn in the crop's coordinates by
 :func:`fpdctl.viz.draw_skeleton` (its colours: left, right, midline): visible joints as filled dots,
 unannotated (invisible) joints as hollow rings where their coordinates are known, and the head box.
+The skeleton is the one of the sample's heatmap channels (MPII's for MPII, LSP and synthetic data,
+COCO's for COCO and ``synthetic:layout=coco``).
 """
 
 from __future__ import annotations
@@ -19,7 +21,6 @@ import numpy as np
 from fpdctl.data.dataset import PoseDataset
 from fpdctl.data.transforms import denormalize_image, transform_points
 from fpdctl.errors import RuntimeFailure, UsageError
-from fpdctl.skeleton import MPII
 from fpdctl.utils.io import atomic_write_bytes
 from fpdctl.viz import box_corners, draw_skeleton
 
@@ -73,27 +74,28 @@ def preview_grid(
     columns = columns or math.ceil(math.sqrt(count))
     rows = math.ceil(count / columns)
     size = dataset.input_size
+    joint_set = dataset.channel_joint_set
     grid = np.zeros((rows * size, columns * size, 3), dtype=np.uint8)
     visible_total = 0
     for k in range(count):
         sample = dataset[start + k]
         meta = sample["meta"]
         tile = denormalize_image(sample["image"].numpy())
-        joints = np.array(meta["joints"], dtype=np.float64)  # original px, MPII order
+        joints = np.array(meta["joints"], dtype=np.float64)  # original px, channel order
         crop = joints.copy()
         crop[:, :2] = transform_points(joints[:, :2], meta["affine"])
         # File loaders store unannotated joints as (0, 0): no position to draw.
         placeholder = (joints[:, 2] <= 0) & (joints[:, 0] == 0) & (joints[:, 1] == 0)
         crop[placeholder, :2] = np.nan
         if meta["flipped"]:
-            crop = crop[MPII.flip_permutation()]
+            crop = crop[joint_set.flip_permutation()]
         record = dataset.load_annotation(start + k)
         headbox = None
         if record.headbox is not None:
             (x1, y1), (x2, y2) = np.asarray(record.headbox, np.float64)
             headbox = transform_points(box_corners(x1, y1, x2, y2), meta["affine"])
         visible_total += int((crop[:, 2] > 0).sum())
-        tile = draw_skeleton(tile, crop, MPII, outline=headbox)
+        tile = draw_skeleton(tile, crop, joint_set, outline=headbox)
         cv2.putText(
             tile, str(start + k), (4, 14), cv2.FONT_HERSHEY_SIMPLEX, 0.4, (255, 255, 255), 1, cv2.LINE_AA
         )
@@ -125,5 +127,5 @@ def save_preview(
         columns=columns,
         tile_size=dataset.input_size,
         visible_joints=visible,
-        total_joints=count * MPII.num_joints,
+        total_joints=count * dataset.channel_joint_set.num_joints,
     )

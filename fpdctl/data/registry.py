@@ -16,7 +16,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 from fpdctl.errors import InputError, UsageError
-from fpdctl.models.spec import DEFAULT_INPUT_SIZE
+from fpdctl.models.spec import DEFAULT_INPUT_SIZE, HourglassSpec, resolve_spec
+from fpdctl.skeleton import COCO, MPII, JointSet
 
 if TYPE_CHECKING:
     from fpdctl.data.dataset import PoseDataset
@@ -88,6 +89,48 @@ def parse_data_spec(data: str) -> DataSpec:
             raise InputError(f"{kind} data not found: {path}")
         return DataSpec(kind=kind, path=path)  # type: ignore[arg-type]
     raise _bad_spec(data)
+
+
+def data_joint_set(data: str | DataSpec) -> JointSet:
+    """The heatmap channels of ``data``'s samples, known from the spec alone (nothing is read):
+    COCO's 17 keypoints for ``coco:PATH`` and ``synthetic:layout=coco``, else MPII's 16 (LSP
+    data is mapped onto MPII's channels)."""
+    spec = data if isinstance(data, DataSpec) else parse_data_spec(data)
+    if spec.kind == "coco" or (spec.kind == "synthetic" and spec.options.get("layout") == COCO.name):
+        return COCO
+    return MPII
+
+
+def data_metric(data: str | DataSpec) -> str:
+    """The metric ``data``'s validation split is scored with, from the spec alone: "oks" (COCO
+    AP) for COCO keypoints, "pck" for LSP, else "pckh"."""
+    spec = data if isinstance(data, DataSpec) else parse_data_spec(data)
+    if data_joint_set(spec) is COCO:
+        return "oks"
+    return "pck" if spec.kind == "lsp" else "pckh"
+
+
+def spec_for_data(model: str | HourglassSpec, data: str | DataSpec) -> HourglassSpec:
+    """The architecture to train for ``data``: the model's, with the data's joint count.
+
+    A model name without a ``j`` suffix takes the data's joints (``hg4x128`` on COCO data is
+    ``hg4x128j17``); a name with one, or a spec, must already have them.
+
+    Raises:
+        UsageError: a bad model name, or joints that are not the data's, in one line.
+    """
+    spec = resolve_spec(model)
+    channels = data_joint_set(data)
+    if spec.joints == channels.num_joints:
+        return spec
+    # In hg{S}x{C}[b{B}][j{J}][d{D}][m] only the joints suffix has a "j".
+    if isinstance(model, str) and "j" not in model.strip().lower():
+        return spec.replace(joints=channels.num_joints)
+    raise UsageError(
+        f"model {model if isinstance(model, str) else spec.name} predicts {spec.joints} joints but {data} has the "
+        f"{channels.num_joints} {channels.name.upper()} joints; leave the j suffix out of the "
+        f"model name (the data's joints) or write j{channels.num_joints}"
+    )
 
 
 def _accepted_options(cls: type) -> set[str]:

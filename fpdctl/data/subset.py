@@ -21,7 +21,8 @@ class FirstPersons:
         count: how many persons to keep (all of them if the parent has fewer).
 
     Attributes:
-        codec, joint_set, metric: the parent's (``metric`` defaults to "pckh").
+        codec, joint_set, channel_joint_set, metric, input_size: the parent's (``metric``
+            defaults to "pckh").
     """
 
     def __init__(self, dataset: Any, count: int) -> None:
@@ -29,7 +30,9 @@ class FirstPersons:
         self.count = min(int(count), len(dataset))
         self.codec = getattr(dataset, "codec", None)
         self.joint_set = getattr(dataset, "joint_set", None)
+        self.channel_joint_set = getattr(dataset, "channel_joint_set", None)
         self.metric = getattr(dataset, "metric", "pckh")
+        self.input_size = getattr(dataset, "input_size", None)
 
     def __len__(self) -> int:
         return self.count
@@ -40,11 +43,14 @@ class FirstPersons:
         return self.dataset[index]
 
     def eval_reference(self) -> Any:
-        """The parent's ground truth, cut to the first ``count`` persons."""
+        """The parent's ground truth, cut to the first ``count`` persons (a reference that knows
+        how to cut itself, COCO's with its image and annotation ids, does it)."""
         from fpdctl.metrics.reference import EvalReference
 
         full = self.dataset.eval_reference()
         n = self.count
+        if hasattr(full, "first"):
+            return full.first(n)
         return EvalReference(
             joints=full.joints[:n],
             visible=full.visible[:n],

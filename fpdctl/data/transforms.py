@@ -15,9 +15,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-# ImageNet statistics (RGB, 0..1 scale): the normalisation HRNet and the official FPD code use.
-MEAN: tuple[float, float, float] = (0.485, 0.456, 0.406)
-STD: tuple[float, float, float] = (0.229, 0.224, 0.225)
+# ImageNet statistics (RGB, 0..1 scale), defined once in fpdctl.models.convention: the samples'
+# normalisation is the NATIVE input convention (tests/models/test_convention_goldens.py).
+from fpdctl.models.convention import IMAGENET_MEAN as MEAN, IMAGENET_STD as STD
 
 # MPII expresses a person's size in units of 200 px (``scale`` = person height / 200).
 PIXEL_STD: float = 200.0
@@ -118,25 +118,52 @@ def transform_points(points: np.ndarray, affine: np.ndarray) -> np.ndarray:
     return out.astype(np.float32)
 
 
+# How augmentation factors are drawn: "official" as the official FPD / HRNet code draws them
+# (JointsDataset: clipped normal scale and rotation, no colour jitter), "uniform" as fpdctl did
+# before (uniform scale and rotation, plus per-channel colour gains).
+AUGMENT_STYLES: tuple[str, ...] = ("official", "uniform")
+DEFAULT_AUGMENT_STYLE = "official"
+# The colour jitter of the "uniform" style (the official recipe has none).
+UNIFORM_COLOR_JITTER = 0.2
+
+
 @dataclass(frozen=True)
 class AugmentConfig:
     """Training augmentation, applied by :class:`~fpdctl.data.dataset.PoseDataset`.
 
+    The defaults are the official FPD recipe (``SCALE_FACTOR 0.25``, ``ROT_FACTOR 30``,
+    ``FLIP true``, no colour jitter). With ``style="official"`` each sample draws, in this order
+    and as the official ``JointsDataset`` does:
+
+    - scale factor ``clip(N(1, scale), 1 - scale, 1 + scale)``;
+    - rotation ``clip(N(0, rotation), -2 rotation, 2 rotation)`` degrees, kept when a uniform
+      draw is ``<= rotation_prob``, else 0 (both draws are made either way);
+    - a flip when a uniform draw is ``<= flip_prob``.
+
+    With ``style="uniform"``: scale factor uniform in ``[1 - scale, 1 + scale]``; rotation uniform
+    in ``[-rotation, rotation]`` with probability ``rotation_prob``; flip with probability
+    ``flip_prob``; and, with ``color`` > 0, per-channel gains uniform in ``[1 - color, 1 + color]``.
+
     Attributes:
-        scale: the box scale is multiplied by a factor drawn uniformly from [1 - scale, 1 + scale].
-        rotation: rotation in degrees drawn uniformly from [-rotation, rotation] ...
-        rotation_prob: ... with this probability (else no rotation).
+        style: "official" or "uniform" (see :data:`AUGMENT_STYLES`).
+        scale: spread of the scale factor (the normal's sigma, or the uniform half-width).
+        rotation: spread of the rotation in degrees (sigma, or uniform half-width).
+        rotation_prob: probability of a rotation (else 0).
         flip_prob: probability of a horizontal flip (left and right joints are swapped).
-        color: each colour channel is multiplied by a gain drawn from [1 - color, 1 + color].
+        color: each colour channel is multiplied by a gain drawn from [1 - color, 1 + color]
+            (0: no colour jitter, the official recipe).
     """
 
+    style: str = DEFAULT_AUGMENT_STYLE
     scale: float = 0.25
     rotation: float = 30.0
     rotation_prob: float = 0.6
     flip_prob: float = 0.5
-    color: float = 0.2
+    color: float = 0.0
 
     def __post_init__(self) -> None:
+        if self.style not in AUGMENT_STYLES:
+            raise ValueError(f"augment style must be one of {', '.join(AUGMENT_STYLES)}, got {self.style!r}")
         if not 0.0 <= self.scale < 1.0:
             raise ValueError(f"augment scale must be in [0, 1), got {self.scale}")
         if self.rotation < 0.0:
@@ -147,6 +174,13 @@ class AugmentConfig:
                 raise ValueError(f"augment {name} must be in [0, 1], got {value}")
         if not 0.0 <= self.color < 1.0:
             raise ValueError(f"augment color must be in [0, 1), got {self.color}")
+
+    @classmethod
+    def for_style(cls, style: str) -> "AugmentConfig":
+        """The recipe of a named style: the official draws, or uniform draws with colour jitter."""
+        if style == "uniform":
+            return cls(style="uniform", color=UNIFORM_COLOR_JITTER)
+        return cls(style=style)
 
 
 @dataclass(frozen=True)
@@ -169,15 +203,32 @@ class Augmentation:
 IDENTITY_AUGMENTATION = Augmentation()
 
 
-def sample_augmentation(config: AugmentConfig | None, rng: np.random.Generator) -> Augmentation:
-    """Draw one :class:`Augmentation` from ``config`` (None: the identity)."""
-    if config is None:
-        return IDENTITY_AUGMENTATION
+def _official_draw(config: AugmentConfig, rng: np.random.Generator) -> tuple[float, float, bool]:
+    """Scale factor, rotation and flip as the official JointsDataset draws them."""
+    sf, rf = config.scale, config.rotation
+    scale_factor = float(np.clip(rng.standard_normal() * sf + 1.0, 1.0 - sf, 1.0 + sf))
+    rotation = float(np.clip(rng.standard_normal() * rf, -2.0 * rf, 2.0 * rf))
+    # Both uniform draws are made whatever the probabilities; a probability of 0 never fires.
+    if not (config.rotation_prob > 0 and rng.random() <= config.rotation_prob):
+        rotation = 0.0
+    flip = bool(rng.random() <= config.flip_prob and config.flip_prob > 0)
+    return scale_factor, rotation, flip
+
+
+def _uniform_draw(config: AugmentConfig, rng: np.random.Generator) -> tuple[float, float, bool]:
     scale_factor = float(rng.uniform(1.0 - config.scale, 1.0 + config.scale))
     rotation = 0.0
     if config.rotation > 0 and rng.random() < config.rotation_prob:
         rotation = float(rng.uniform(-config.rotation, config.rotation))
-    flip = bool(rng.random() < config.flip_prob)
+    return scale_factor, rotation, bool(rng.random() < config.flip_prob)
+
+
+def sample_augmentation(config: AugmentConfig | None, rng: np.random.Generator) -> Augmentation:
+    """Draw one :class:`Augmentation` from ``config`` (None: the identity)."""
+    if config is None:
+        return IDENTITY_AUGMENTATION
+    draw = _official_draw if config.style == "official" else _uniform_draw
+    scale_factor, rotation, flip = draw(config, rng)
     gain = None
     if config.color > 0:
         gain = rng.uniform(1.0 - config.color, 1.0 + config.color, size=3).astype(np.float32)

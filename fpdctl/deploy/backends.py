@@ -1,10 +1,11 @@
 """The one table of deployment backends: what ``fpdctl export`` writes and ``fpdctl bench`` runs.
 
-Each :class:`Backend` row names a runtime (eager PyTorch or ONNX Runtime), a numeric precision and
-a memory layout, says what it needs (Python modules, a device, calibration data) and how strictly
-an export in that precision is verified. Export takes its ``--precision`` choices from the
-ONNX Runtime rows; bench picks rows by runtime, precision or name. Nothing else in the package
-lists backends, so adding a row here is all it takes to offer a new variant in both commands.
+Each :class:`Backend` row names a runtime (eager or compiled PyTorch, ONNX Runtime, OpenVINO), a
+numeric precision and a memory layout, says what it needs (Python modules, a device, a compiler,
+calibration data), which exported file it runs and how strictly an export in that precision is
+verified. Export takes its ``--precision`` choices from the ONNX Runtime rows; bench, eval and
+predict pick rows by runtime, precision or name. Nothing else in the package lists backends, so
+adding a row here is all it takes to offer a new variant in every command.
 
 This module imports nothing heavy: the CLI reads it to build its help text.
 """
@@ -12,18 +13,23 @@ This module imports nothing heavy: the CLI reads it to build its help text.
 from __future__ import annotations
 
 import importlib.util
+import shutil
 from dataclasses import dataclass
 from typing import Literal
 
 from fpdctl.errors import UsageError
 
-Runtime = Literal["torch", "onnxruntime"]
+Runtime = Literal["torch", "onnxruntime", "openvino"]
 # The numeric precision a backend runs a model at (training's is fpdctl.train.precision).
 BackendPrecision = Literal["fp32", "fp16", "bf16", "int8"]
 
-RUNTIMES: tuple[str, ...] = ("torch", "onnxruntime")
+RUNTIMES: tuple[str, ...] = ("torch", "onnxruntime", "openvino")
+# Runtimes that run an exported .onnx file (the others run a checkpoint).
+ONNX_RUNTIMES: tuple[str, ...] = ("onnxruntime", "openvino")
 # What `--backend` accepts besides a row name: a runtime, every row, or the model's natural one.
-BACKEND_GROUPS: tuple[str, ...] = ("auto", "torch", "onnxruntime", "all")
+BACKEND_GROUPS: tuple[str, ...] = ("auto", "torch", "onnxruntime", "openvino", "all")
+# C++ compilers TorchInductor can build CPU kernels with (torch.compile needs one of them).
+CXX_COMPILERS: tuple[str, ...] = ("g++", "clang++", "c++")
 
 # An fp32 export must decode the same heatmap argmax pixel as PyTorch for this share of the
 # (sample, joint) pairs: fp32 kernels differ only in summation order (~1e-6 relative), so a
@@ -38,9 +44,13 @@ class Backend:
 
     Attributes:
         name: the row's name, accepted by ``fpdctl bench --backend``.
-        runtime: "torch" (eager PyTorch) or "onnxruntime".
+        runtime: "torch" (PyTorch), "onnxruntime" or "openvino".
         precision: "fp32", "fp16", "bf16" or "int8".
         channels_last: run with NHWC (channels_last) tensors; torch rows only.
+        compiled: ``torch.compile`` the network (TorchInductor; needs a C++ compiler on CPU).
+        reads: the precision of the exported file the row runs, where it differs from
+            ``precision`` (OpenVINO bf16 is a compile hint on the fp32 file); None: its own.
+        extra: the ``pip install 'fpdctl[EXTRA]'`` that provides :attr:`needs`, if any.
         exportable: ``fpdctl export --precision`` can write this row's ONNX file.
         calibration: producing the model needs calibration images (static int8).
         devices: device types the row runs on ("cpu", "cuda").
@@ -55,6 +65,9 @@ class Backend:
     runtime: Runtime
     precision: BackendPrecision
     channels_last: bool = False
+    compiled: bool = False
+    reads: BackendPrecision | None = None
+    extra: str = ""
     exportable: bool = False
     calibration: bool = False
     devices: tuple[str, ...] = ("cpu", "cuda")
@@ -67,9 +80,30 @@ class Backend:
     def memory_format(self) -> str:
         return "channels_last" if self.channels_last else "nchw"
 
+    @property
+    def file_precision(self) -> str | None:
+        """The precision of the exported file an ONNX row runs (None for PyTorch rows)."""
+        if self.runtime not in ONNX_RUNTIMES:
+            return None
+        return self.reads or self.precision
+
     def missing(self) -> list[str]:
         """The modules in :attr:`needs` that are not installed."""
         return [m for m in self.needs if importlib.util.find_spec(m) is None]
+
+    def unavailable(self) -> str | None:
+        """Why the row cannot run on this machine, in one line, or None when it can."""
+        missing = self.missing()
+        if missing:
+            hint = f" (pip install 'fpdctl[{self.extra}]')" if self.extra else ""
+            return f"needs {', '.join(missing)}, which is not installed{hint}"
+        if self.compiled and not any(shutil.which(c) for c in CXX_COMPILERS):
+            return f"torch.compile on CPU needs a C++ compiler ({', '.join(CXX_COMPILERS)}); none is on PATH"
+        if self.runtime == "openvino" and self.precision == "bf16":
+            from fpdctl.deploy.openvino import bf16_unavailable
+
+            return bf16_unavailable()
+        return None
 
 
 BACKENDS: tuple[Backend, ...] = (
@@ -85,6 +119,11 @@ BACKENDS: tuple[Backend, ...] = (
         "torch-bf16", "torch", "bf16", channels_last=True, needs=("torch",),
         description="eager PyTorch under bf16 autocast, channels_last (fast where the CPU has "
         "AVX512-BF16 or AMX, and on recent GPUs)",
+    ),
+    Backend(
+        "torch-bf16-compile", "torch", "bf16", channels_last=True, compiled=True, needs=("torch",),
+        description="torch.compile (TorchInductor) under bf16 autocast, channels_last; compiles on "
+        "first use (minutes on a small CPU)",
     ),
     Backend(
         "torch-fp16", "torch", "fp16", channels_last=True, devices=("cuda",), needs=("torch",),
@@ -104,6 +143,19 @@ BACKENDS: tuple[Backend, ...] = (
         needs=("onnx", "onnxruntime"),
         description="ONNX Runtime, static int8 (QDQ, per-channel weights, uint8 activations "
         "calibrated on images)",
+    ),
+    Backend(
+        "ov", "openvino", "fp32", devices=("cpu",), needs=("openvino",), extra="openvino",
+        description="OpenVINO CPU on the fp32 ONNX file, INFERENCE_PRECISION_HINT f32",
+    ),
+    Backend(
+        "ov-bf16", "openvino", "bf16", reads="fp32", devices=("cpu",), needs=("openvino",), extra="openvino",
+        description="OpenVINO CPU on the fp32 ONNX file, INFERENCE_PRECISION_HINT bf16 (CPUs with "
+        "AVX512-BF16 or AMX)",
+    ),
+    Backend(
+        "ov-int8", "openvino", "int8", calibration=True, devices=("cpu",), needs=("openvino",), extra="openvino",
+        description="OpenVINO CPU on the int8 (QDQ) ONNX file of fpdctl export",
     ),
 )
 
@@ -166,7 +218,8 @@ def select_backends(
     Args:
         model_kind: "torch" for a checkpoint or a model name, "onnx" for an .onnx file.
         backend: "auto" (checkpoints and names in torch, .onnx files in ONNX Runtime), "torch",
-            "onnxruntime", "all", or comma-separated row names.
+            "onnxruntime", "openvino", "all", or comma-separated row names. The runtime groups
+            leave out compiled rows (minutes of compiling): name them, or use "all".
         precisions: keep only rows in these precisions (None: fp32 for the groups, anything
             for "all" and explicit names). The eager fp32 NCHW reference row is always kept for
             torch-runnable models when another torch row is selected, so every torch figure
@@ -207,6 +260,8 @@ def select_backends(
             # The plain groups mean the plain layout; channels_last rows are asked for by name
             # or come with a reduced precision (bf16/fp16 autocast always runs channels_last).
             and (not b.channels_last or b.precision != "fp32")
+            # Compiling takes minutes: compiled rows are asked for by name (or with "all").
+            and not b.compiled
         ]
     rows += explicit
     if precisions is not None:
@@ -216,10 +271,11 @@ def select_backends(
         torch_rows = [b.name for b in explicit if b.runtime == "torch"] + [g for g in groups if g == "torch"]
         if torch_rows:
             raise UsageError(
-                f"backend {torch_rows[0]} runs a checkpoint; an .onnx file runs in onnxruntime"
+                f"backend {torch_rows[0]} runs a checkpoint; an .onnx file runs in onnxruntime or openvino"
             )
-        # An ONNX file has one precision: the one it was exported in.
-        rows = [b for b in rows if b.runtime == "onnxruntime" and b.precision == (onnx_precision or "fp32")]
+        # An ONNX file has one precision: the one it was exported in (OpenVINO's bf16 hint runs
+        # on the fp32 file).
+        rows = [b for b in rows if b.file_precision == (onnx_precision or "fp32")]
     rows = [b for b in rows if device_type in b.devices]
     if model_kind == "torch" and any(b.runtime == "torch" for b in rows):
         rows.append(BACKENDS[0])  # the reference: eager fp32 NCHW
@@ -232,16 +288,49 @@ def select_backends(
     return ordered
 
 
+def pick_backend(
+    model_kind: Literal["torch", "onnx"], backend: str = "auto", *, device_type: str = "cpu",
+    onnx_precision: str | None = None,
+) -> Backend:
+    """The one row ``fpdctl eval`` / ``predict`` run a model on (``--backend``).
+
+    Raises:
+        UsageError: an unknown name, a row that cannot run this model or device, or a choice
+            that leaves more than one row.
+    """
+    rows = select_backends(model_kind, backend, device_type=device_type, onnx_precision=onnx_precision)
+    if model_kind == "torch":
+        named = {n.strip() for n in backend.split(",")}
+        if not named & {"auto", "torch", "all"}:  # the reference row select_backends adds for bench
+            rows = [b for b in rows if b.name in named or b.runtime != "torch"]
+        onnx_rows = [b.name for b in rows if b.runtime != "torch"]
+        if onnx_rows:
+            raise UsageError(
+                f"backend {onnx_rows[0]} runs an exported .onnx file; export the checkpoint first "
+                "(fpdctl export) and give the .onnx file"
+            )
+    if not rows:
+        raise UsageError(f"--backend {backend} has no row that runs this model on {device_type}")
+    if len(rows) > 1:
+        raise UsageError(
+            f"--backend must pick one backend here; '{backend}' selects {', '.join(b.name for b in rows)}"
+        )
+    return rows[0]
+
+
 __all__ = [
     "BACKENDS",
     "BACKEND_GROUPS",
     "BACKEND_PRECISIONS",
+    "CXX_COMPILERS",
     "EXPORT_PRECISIONS",
     "FP32_MIN_AGREEMENT",
+    "ONNX_RUNTIMES",
     "RUNTIMES",
     "Backend",
     "export_backend",
     "get_backend",
     "parse_precisions",
+    "pick_backend",
     "select_backends",
 ]

@@ -5,7 +5,14 @@ runtime's memory and layout (a torch tensor on the device, channels_last where t
 a numpy array for ONNX Runtime, which reads it in place) to the heatmaps the runtime returns,
 synchronised on CUDA. With ``end_to_end`` each iteration also times, separately, pre-processing
 (crop and resize a 640x480 BGR frame with ``cv2.warpAffine``, normalise, batch, hand to the
-runtime) and post-processing (heatmaps to host numpy, decode, map back to frame pixels).
+runtime) and post-processing (heatmaps to host numpy, decode, map back to frame pixels). A graph
+exported with ``--embed-preprocess`` / ``--embed-decode`` gets uint8 crops and returns keypoints:
+its model-only time (:data:`TIMED_MODEL_EMBEDDED`) includes that work, and end-to-end it is handed
+the crops and its keypoints are only mapped back. Every row says which (``BenchRow.timed``).
+
+With ``accuracy_samples`` every (model, backend) is also scored against its fp32 reference, and
+the fastest row within :data:`~fpdctl.deploy.recommend.MAX_ACCURACY_DROP` points is recommended
+(:mod:`fpdctl.deploy.recommend`); without scores only fp32 rows can be.
 
 Cases are measured round-robin: each (model, backend, batch) runs :data:`ROUND_ITERS` timed
 iterations in turn (after one untimed iteration that lets the previous runtime's spinning worker
@@ -26,21 +33,28 @@ import os
 import platform
 import tempfile
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
-from typing import Any, Sequence
+from typing import TYPE_CHECKING, Any, Sequence
 
 import numpy as np
 
-from fpdctl.deploy.backends import Backend, select_backends
+from fpdctl.deploy.bench_cases import Case, build_cases, check_embedding, frames, postprocess, preprocess
 from fpdctl.errors import UsageError
 from fpdctl.progress import Progress, report
 from fpdctl.utils.memory import peak_rss_mb, reset_peak_rss, rss_mb
 
+if TYPE_CHECKING:
+    from fpdctl.deploy.embed import Embedding
+    from fpdctl.deploy.recommend import Recommendation
+    from fpdctl.models.convention import ConventionOverride
+
+# What a row's latency covers (BenchRow.timed): the network alone; the graph of an --embed-*
+# export, which also normalises pixels and / or decodes keypoints; or the whole pipeline (crop a
+# frame, pre-process, model, decode, map to frame px), wherever each step runs.
 TIMED_MODEL = "model"
+TIMED_MODEL_EMBEDDED = "model+in-graph pre/decode"
 TIMED_END_TO_END = "end-to-end"
-# The frame end-to-end pre-processing crops from (a VGA camera frame).
-FRAME_WIDTH, FRAME_HEIGHT = 640, 480
 DEFAULT_ITERS = 30
 # Cases take turns in rounds of this many consecutive timed iterations each.
 ROUND_ITERS = 5
@@ -80,7 +94,15 @@ class BenchRow:
             with one model.
         vs_reference: this model's eager fp32 NCHW PyTorch p50 divided by this row's (None when
             that row was not measured).
-        timed: "model" or "end-to-end".
+        timed: what the latency covers: "model" (the network alone, from its input in the
+            runtime's memory to heatmaps), "model+in-graph pre/decode" (an --embed-* graph: uint8
+            crops and / or keypoints) or "end-to-end" (frame crop, pre-processing, model, decode,
+            keypoints in frame px).
+        graph: what the timed graph takes and returns.
+        metric, accuracy, accuracy_drop: with ``accuracy_samples``, the row's PCKh (PCK for LSP)
+            and its loss against the model's fp32 reference (positive: worse); else "" / None.
+        recommended: the fastest row of this model and batch that loses at most
+            :data:`~fpdctl.deploy.recommend.MAX_ACCURACY_DROP` (see :mod:`fpdctl.deploy.recommend`).
     """
 
     model: str
@@ -112,6 +134,11 @@ class BenchRow:
     speedup: float | None = None
     vs_reference: float | None = None
     timed: str = TIMED_MODEL
+    graph: str = ""
+    metric: str = ""
+    accuracy: float | None = None
+    accuracy_drop: float | None = None
+    recommended: bool = False
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -126,6 +153,8 @@ class BenchResult:
         skipped: "model backend: reason" for each combination that could not run.
         device, threads, timed: as in the rows.
         environment: versions, CPU and OS, for reproducing the figures.
+        recommendations: per model and batch, the path to ship (the rows marked recommended).
+        accuracy_data, accuracy_samples: the split rows were scored on ("", 0: not scored).
     """
 
     rows: list[BenchRow]
@@ -134,6 +163,9 @@ class BenchResult:
     threads: int = 1
     timed: str = TIMED_MODEL
     environment: dict[str, str] = field(default_factory=dict)
+    recommendations: "list[Recommendation]" = field(default_factory=list)
+    accuracy_data: str = ""
+    accuracy_samples: int = 0
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -143,30 +175,30 @@ class BenchResult:
             "threads": self.threads,
             "timed": self.timed,
             "environment": dict(self.environment),
+            "recommendations": [asdict(r) for r in self.recommendations],
+            "accuracy_data": self.accuracy_data,
+            "accuracy_samples": self.accuracy_samples,
         }
-
-
-# ---------------------------------------------------------------------------------- cases
-@dataclass
-class _Case:
-    source: Any  # ModelSource
-    backend: Backend
-    runner: Any  # Runner
-    batch: int
-    input_size: int
-    prepared: Any = None
-    frames: Any = None
-    convention: Any = None  # the model's InputConvention (end-to-end pre-processing)
-    times: list[float] = field(default_factory=list)
-    pre: list[float] = field(default_factory=list)
-    post: list[float] = field(default_factory=list)
-    peak_mb: float | None = None
-    base_mb: float | None = None
-    mem_kind: str = ""
 
 
 def _percentile(values: np.ndarray, q: float) -> float:
     return float(np.percentile(values, q))
+
+
+# CPU features that decide which reduced precision is fast (lscpu / /proc/cpuinfo flag names).
+CPU_FEATURES: tuple[str, ...] = (
+    "avx2", "avx512f", "avx512_vnni", "avx_vnni", "avx512_bf16", "amx_tile", "amx_bf16", "amx_int8",
+)
+
+
+def _cpu_flags() -> str:
+    """The :data:`CPU_FEATURES` this CPU has, space-separated ("" where /proc/cpuinfo is absent)."""
+    try:
+        text = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return ""
+    flags = next((line.split(":", 1)[1].split() for line in text.splitlines() if line.startswith("flags")), [])
+    return " ".join(f for f in CPU_FEATURES if f in flags)
 
 
 def _environment(threads: int) -> dict[str, str]:
@@ -183,10 +215,18 @@ def _environment(threads: int) -> dict[str, str]:
         pass
     from fpdctl import __version__
 
+    try:
+        from importlib.metadata import PackageNotFoundError, version
+
+        openvino = version("openvino")
+    except PackageNotFoundError:
+        openvino = ""
     return {
         "fpdctl": __version__,
         "torch": torch.__version__,
         "onnxruntime": onnxruntime.__version__,
+        "openvino": openvino,
+        "cpu_flags": _cpu_flags(),
         "python": platform.python_version(),
         "cpu": cpu,
         "cpu_count": str(os.cpu_count()),
@@ -211,6 +251,10 @@ def benchmark(
     input_size: int | None = None,
     calibration_samples: int = BENCH_CALIBRATION_SAMPLES,
     spin_us: int | None = None,
+    input_convention: "ConventionOverride | None" = None,
+    embedding: "Embedding | None" = None,
+    accuracy_samples: int = 0,
+    accuracy_data: str = "synthetic",
     progress: Progress | None = None,
 ) -> BenchResult:
     """Measure every model on every selected backend at every batch size.
@@ -235,6 +279,14 @@ def benchmark(
         spin_us: how long ONNX Runtime's idle worker threads busy-wait for the next operator
             (None: fpdctl's default, 100 us; 0: never; see
             :func:`~fpdctl.deploy.runtime.session_options`).
+        input_convention: override flags applied to every model's own input convention (the
+            normalisation ``end_to_end`` times).
+        embedding: put pre-processing and / or decoding inside the ONNX graphs bench exports for
+            checkpoints (ONNX backends only; see :mod:`fpdctl.deploy.embed`).
+        accuracy_samples: also score each (model, backend) on this many validation persons of
+            ``accuracy_data`` against its fp32 reference (0: don't); the recommendation then
+            weighs reduced precisions too (:mod:`fpdctl.deploy.recommend`).
+        accuracy_data: the ``--data`` spec of those persons.
         progress: gets a "bench.stage" event, with a short description, before each slow step.
 
     Raises:
@@ -245,7 +297,14 @@ def benchmark(
     from fpdctl.utils.device import resolve_device
 
     iters, spin_us = _check_options(models, batches, warmup, iters, duration, threads, spin_us)
+    if accuracy_samples < 0:
+        raise UsageError(f"--accuracy must be 0 or more, got {accuracy_samples}")
+    if accuracy_samples:
+        from fpdctl.data.registry import parse_data_spec
+
+        parse_data_spec(accuracy_data)  # a bad spec fails before minutes of timing
     _check_models(models, input_size)
+    check_embedding(models, backend, precisions, embedding)
     target = resolve_device(device)
     if target.type not in ("cpu", "cuda"):
         raise UsageError(f"bench runs on cpu or cuda, not {target.type}")
@@ -257,6 +316,8 @@ def benchmark(
             models, backend=backend, batches=batches, warmup=warmup, iters=iters, duration=duration,
             target=target, precisions=precisions, end_to_end=end_to_end, input_size=input_size,
             calibration_samples=calibration_samples, spin_us=spin_us, progress=progress,
+            input_convention=input_convention, embedding=embedding,
+            accuracy=(accuracy_data, accuracy_samples) if accuracy_samples else None,
         )
     finally:
         torch.set_num_threads(previous_threads)  # a library call must not leave torch changed
@@ -305,8 +366,9 @@ def _check_models(models: Sequence[str], input_size: int | None) -> None:
         InputError: a missing file; UsageError: an unknown name or a bad input size.
     """
     from fpdctl.deploy.runtime import is_onnx_path
-    from fpdctl.models.checkpoint import resolve_input_size
+    from fpdctl.models.checkpoint import checkpoint_file, resolve_input_size
     from fpdctl.models.spec import is_checkpoint_path, resolve_spec
+    from fpdctl.pretrained import is_pretrained_name
     from fpdctl.utils.io import require_file
 
     if input_size is not None and input_size <= 0:
@@ -314,8 +376,8 @@ def _check_models(models: Sequence[str], input_size: int | None) -> None:
     for name in models:
         if is_onnx_path(name):
             require_file(name, "ONNX model")
-        elif is_checkpoint_path(name):
-            require_file(name, "checkpoint")
+        elif is_checkpoint_path(name) or is_pretrained_name(name):
+            require_file(checkpoint_file(name), "checkpoint")
         else:
             resolve_spec(name).check_input_size(resolve_input_size(name, input_size))
 
@@ -324,9 +386,12 @@ def _benchmark(
     models: Sequence[str], *, backend: str, batches: Sequence[int], warmup: int, iters: int | None,
     duration: float | None, target: Any, precisions: Sequence[str] | None, end_to_end: bool,
     input_size: int | None, calibration_samples: int, spin_us: int, progress: Progress | None,
+    input_convention: "ConventionOverride | None" = None, embedding: "Embedding | None" = None,
+    accuracy: tuple[str, int] | None = None,
 ) -> BenchResult:
     import torch
 
+    from fpdctl.deploy.recommend import recommend, score_cases
     from fpdctl.deploy.runtime import open_model
 
     thread_count = torch.get_num_threads()
@@ -334,20 +399,28 @@ def _benchmark(
     sources = []
     for name in models:
         report(progress, "bench.stage", f"loading {name}")
-        sources.append(open_model(name))
+        sources.append(open_model(name, input_convention))
 
     with tempfile.TemporaryDirectory(prefix="fpdctl-bench-") as work_dir:
-        cases, skipped = _build_cases(
+        cases, skipped = build_cases(
             sources, backend, batches, precisions, target, thread_count, input_size,
-            Path(work_dir), calibration_samples, spin_us, progress,
+            Path(work_dir), calibration_samples, spin_us, progress, embedding,
         )
         if not cases:
             reasons = "; ".join(skipped) if skipped else "no backend selected"
             raise UsageError(f"nothing to benchmark: {reasons}")
         _run_cases(cases, warmup, iters, duration, end_to_end, target, progress)
-    rows = _rows(cases, target, thread_count, end_to_end)
+        scores = {} if accuracy is None else score_cases(
+            cases, data=accuracy[0], samples=accuracy[1], say=lambda line: report(progress, "bench.stage", line),
+        )
+    rows = _rows(cases, target, thread_count, end_to_end, scores)
+    recommendations = recommend(rows)
+    chosen = {(r.model, r.batch, r.backend) for r in recommendations}
+    rows = [replace(r, recommended=(r.model, r.batch, r.backend) in chosen) for r in rows]
     return BenchResult(
         rows=rows, skipped=skipped, device=str(target), threads=thread_count,
+        recommendations=recommendations, accuracy_data=accuracy[0] if accuracy else "",
+        accuracy_samples=accuracy[1] if accuracy else 0,
         timed=TIMED_END_TO_END if end_to_end else TIMED_MODEL,
         environment={
             **_environment(thread_count),
@@ -358,79 +431,8 @@ def _benchmark(
     )
 
 
-def _build_cases(
-    sources: list, backend: str, batches: Sequence[int], precisions: Sequence[str] | None,
-    target: Any, threads: int, requested_size: int | None, work: Path,
-    calibration_samples: int, spin_us: int, progress: Progress | None,
-) -> tuple[list[_Case], list[str]]:
-    import copy
-
-    from fpdctl.deploy.export import export_onnx
-    from fpdctl.deploy.runtime import OrtRunner, TorchRunner
-
-    cases: list[_Case] = []
-    skipped: list[str] = []
-    wanted = tuple(precisions) if precisions else None
-    for index, source in enumerate(sources):
-        rows = select_backends(
-            "onnx" if source.kind == "onnx" else "torch", backend, precisions=wanted,
-            device_type=target.type, onnx_precision=source.precision,
-        )
-        if not rows:
-            skipped.append(f"{source.label}: no selected backend runs it on {target.type}")
-        for row in rows:
-            missing = row.missing()
-            if missing:
-                skipped.append(f"{source.label} {row.name}: needs {', '.join(missing)}")
-                continue
-            # The size asked for, else an export's own or the size the checkpoint was trained at.
-            model_size = source.input_size_for(requested_size)
-            if source.kind == "onnx":
-                runner = OrtRunner(source.path, row, device=str(target), threads=threads, spin_us=spin_us)
-            elif row.runtime == "torch":
-                source.spec.check_input_size(model_size)
-                # Each torch row gets its own copy: channels_last converts the weights in place.
-                runner = TorchRunner(copy.deepcopy(source.net), row, target)
-            else:
-                source.spec.check_input_size(model_size)
-                path = work / f"model{index}-{row.name}.onnx"
-                report(progress, "bench.stage", f"exporting {source.label} for {row.name}")
-                export_onnx(
-                    source.net, path, input_size=model_size, precision=row.precision,
-                    calibration_samples=calibration_samples, verify=False, threads=threads,
-                )
-                runner = OrtRunner(path, row, device=str(target), threads=threads, spin_us=spin_us)
-            for batch in batches:
-                if runner.batch is not None and runner.batch != batch:
-                    skipped.append(
-                        f"{source.label} {row.name}: batch {batch} (the model has a fixed batch of {runner.batch})"
-                    )
-                    continue
-                cases.append(_Case(source=source, backend=row, runner=runner, batch=int(batch), input_size=model_size))
-    return cases, skipped
-
-
-def _frames(batch: int) -> list[np.ndarray]:
-    rng = np.random.default_rng(0)
-    return [rng.integers(0, 256, (FRAME_HEIGHT, FRAME_WIDTH, 3), dtype=np.uint8) for _ in range(batch)]
-
-
-def _preprocess(frames: list[np.ndarray], input_size: int, convention: Any) -> tuple[np.ndarray, list[np.ndarray]]:
-    """Crop each frame to the network input (the whole frame is the person), normalise with the
-    model's own input convention, and batch: what :mod:`fpdctl.pipeline` does for predict."""
-    from fpdctl.pipeline import crop, normalise, person_box
-
-    patches, affines = [], []
-    for frame in frames:
-        center, scale, _box = person_box(frame.shape[1], frame.shape[0], None)
-        patch, affine = crop(frame, center, scale, input_size)
-        patches.append(patch)
-        affines.append(affine)
-    return normalise(np.stack(patches), convention), affines
-
-
 def _run_cases(
-    cases: list[_Case], warmup: int, iters: int | None, duration: float | None, end_to_end: bool,
+    cases: list[Case], warmup: int, iters: int | None, duration: float | None, end_to_end: bool,
     target: Any, progress: Progress | None,
 ) -> None:
     import torch
@@ -439,9 +441,13 @@ def _run_cases(
     cuda = target.type == "cuda"
     for case in cases:
         report(progress, "bench.stage", f"warming up {case.source.label} {case.backend.name} batch {case.batch}")
-        images = rng.standard_normal((case.batch, 3, case.input_size, case.input_size)).astype(np.float32)
+        side = case.input_size
+        if case.runner.io.takes_pixels:
+            images = rng.integers(0, 256, (case.batch, side, side, 3), dtype=np.uint8)
+        else:
+            images = rng.standard_normal((case.batch, 3, side, side)).astype(np.float32)
         if end_to_end:
-            case.frames = _frames(case.batch)
+            case.frames = frames(case.batch)
             case.convention = case.source.input_convention
         case.prepared = case.runner.prepare(images)
         if cuda and case.backend.runtime == "torch":
@@ -481,21 +487,19 @@ def _run_cases(
             elapsed[i] += time.perf_counter() - t_block
 
 
-def _time_once(case: _Case, end_to_end: bool, cuda: bool, target: Any) -> None:
+def _time_once(case: Case, end_to_end: bool, cuda: bool, target: Any) -> None:
     import torch
-
-    from fpdctl.pipeline import to_image
 
     if end_to_end:
         t0 = time.perf_counter()
-        batch, affines = _preprocess(case.frames, case.input_size, case.convention)
+        batch, affines = preprocess(case.frames, case.input_size, case.convention, case.runner.io)
         prepared = case.runner.prepare(batch)
         if cuda:
             torch.cuda.synchronize(target)
         t1 = time.perf_counter()
         output = case.runner.forward(prepared)
         t2 = time.perf_counter()
-        to_image(case.runner.to_numpy(output), affines, case.input_size)
+        postprocess(case.runner, output, affines, case.input_size)
         t3 = time.perf_counter()
         case.pre.append(t1 - t0)
         case.times.append(t2 - t1)
@@ -506,17 +510,18 @@ def _time_once(case: _Case, end_to_end: bool, cuda: bool, target: Any) -> None:
         case.times.append(time.perf_counter() - t0)
 
 
-def _rows(cases: list[_Case], target: Any, threads: int, end_to_end: bool) -> list[BenchRow]:
+def _rows(cases: list[Case], target: Any, threads: int, end_to_end: bool, scores: dict) -> list[BenchRow]:
+    from fpdctl.deploy.metadata import GraphIO
     from fpdctl.profiling.analytic import analytic_cost
 
     rows: list[BenchRow] = []
     for case in cases:
+        io = case.runner.io
+        score = scores.get((case.source.label, case.backend.name))
+        timed = TIMED_END_TO_END if end_to_end else TIMED_MODEL if io == GraphIO() else TIMED_MODEL_EMBEDDED
         model_s = np.asarray(case.times)
-        if end_to_end:
-            timed = model_s + np.asarray(case.pre) + np.asarray(case.post)
-        else:
-            timed = model_s
-        ms = timed * 1e3
+        total_s = model_s + np.asarray(case.pre) + np.asarray(case.post) if end_to_end else model_s
+        ms = total_s * 1e3
         p50 = _percentile(ms, 50)
         model_ms = float(np.median(model_s) * 1e3)
         macs = analytic_cost(case.source.spec, case.input_size, batch=1).macs
@@ -550,7 +555,11 @@ def _rows(cases: list[_Case], target: Any, threads: int, end_to_end: bool) -> li
                 mem_kind=case.mem_kind,
                 gmacs=macs / 1e9,
                 gflops_per_s=2.0 * macs * case.batch / (model_ms / 1e3) / 1e9,
-                timed=TIMED_END_TO_END if end_to_end else TIMED_MODEL,
+                timed=timed,
+                graph=io.describe(),
+                metric=score.metric if score else "",
+                accuracy=score.value if score else None,
+                accuracy_drop=score.drop if score else None,
             )
         )
     return _with_ratios(rows)

@@ -36,10 +36,12 @@ if TYPE_CHECKING:
     import onnx
     import torch
 
+    from fpdctl.deploy.embed import Embedding, KeypointCheck
     from fpdctl.deploy.metadata import OnnxModelInfo
     from fpdctl.deploy.quantize import QuantizationReport
     from fpdctl.deploy.runtime import OrtRunner
     from fpdctl.deploy.verify import AccuracyComparison, VerificationReport
+    from fpdctl.models.convention import ConventionOverride
     from fpdctl.models.hourglass import HourglassNet
 
 DEFAULT_OPSET: int = 18
@@ -69,6 +71,8 @@ class ExportResult:
             (it is the gate: a wrong fp32 graph is never quantised).
         accuracy: fp32 against the reduced precision on a validation split (fp16 / int8).
         quantization: how the int8 model was calibrated.
+        embedding_checks: the embedded pre/post-processing against the Python pipeline (see
+            :func:`~fpdctl.deploy.embed.embed_verified`); empty without an embedding.
     """
 
     path: Path
@@ -79,6 +83,7 @@ class ExportResult:
     base_verification: "VerificationReport | None" = None
     accuracy: "AccuracyComparison | None" = None
     quantization: "QuantizationReport | None" = None
+    embedding_checks: "tuple[KeypointCheck, ...]" = ()
 
     def to_dict(self) -> dict[str, Any]:
         from dataclasses import asdict
@@ -94,6 +99,7 @@ class ExportResult:
             "opset": info.opset,
             "batch": "dynamic" if info.batch is None else info.batch,
             "input_size": info.input_size,
+            "input_convention": info.input_convention.to_dict(),
             "outputs": info.outputs,
             "exporter": info.exporter,
             "source": info.source,
@@ -102,6 +108,8 @@ class ExportResult:
             "base_verification": None if self.base_verification is None else self.base_verification.to_dict(),
             "accuracy": None if self.accuracy is None else self.accuracy.to_dict(),
             "quantization": None if self.quantization is None else asdict(self.quantization),
+            "graph_io": {"pixel_order": info.io.pixel_order, "outputs": list(info.io.outputs)},
+            "embedding_checks": [check.to_dict() for check in self.embedding_checks],
         }
 
 
@@ -241,7 +249,7 @@ def model_info(
     from fpdctl import __version__
     from fpdctl.codec import HEATMAP_STRIDE
     from fpdctl.deploy.metadata import OnnxModelInfo, joint_labels
-    from fpdctl.pipeline import DEFAULT_INPUT
+    from fpdctl.models.convention import NATIVE
 
     spec = net.spec
     joints = joint_labels(spec.joints)
@@ -253,9 +261,7 @@ def model_info(
         skeleton=tuple(joints.skeleton),
         input_size=input_size,
         # The convention the network was trained with: what every later user of the file feeds.
-        color_order=DEFAULT_INPUT.color_order,
-        mean=tuple(float(v) for v in DEFAULT_INPUT.mean),  # type: ignore[arg-type]
-        std=tuple(float(v) for v in DEFAULT_INPUT.std),  # type: ignore[arg-type]
+        input_convention=getattr(net, "input_convention", NATIVE),
         heatmap_stride=HEATMAP_STRIDE,
         heatmap_size=input_size // HEATMAP_STRIDE,
         outputs="all_stacks" if all_stacks else "final",
@@ -269,19 +275,25 @@ def model_info(
     )
 
 
-def _load_source(model: "str | os.PathLike[str] | HourglassNet") -> tuple["HourglassNet", str, str]:
-    """(network, source label, sha256 of the checkpoint or "") for a path, a name or a module."""
-    from fpdctl.models.checkpoint import create_model, file_sha256
+def _load_source(
+    model: "str | os.PathLike[str] | HourglassNet", input_convention: "ConventionOverride | None" = None,
+) -> tuple["HourglassNet", str, str]:
+    """(network, source label, sha256 of the checkpoint or "") for a path, a name or a module;
+    ``input_convention`` overrides the network's own (a module's attribute is set)."""
+    from fpdctl.models.checkpoint import checkpoint_file, create_model, file_sha256
     from fpdctl.models.hourglass import HourglassNet
 
     if isinstance(model, HourglassNet):
+        if input_convention is not None:
+            model.input_convention = input_convention.apply(model.input_convention)
         return model.eval(), model.spec.name, ""
     text = str(model)
     if text.lower().endswith(".onnx"):
         raise UsageError(f"{text} is already an ONNX model; export takes a checkpoint or a model name")
-    net = create_model(text).eval()
-    if os.path.isfile(text):
-        return net, Path(text).name, file_sha256(text)
+    net = create_model(text, input_convention=input_convention).eval()
+    file = checkpoint_file(text)  # a pretrained name's file too
+    if file.is_file():
+        return net, Path(text).name, file_sha256(file)
     return net, text, ""
 
 
@@ -326,9 +338,18 @@ class _Export:
     verify_random: int
     verify_images: int
     progress: Progress | None
+    embedding: "Embedding | None" = None
 
     def say(self, message: str) -> None:
         report(self.progress, "export.stage", message)
+
+    def final_info(self, precision: str) -> "OnnxModelInfo":
+        """The written file's metadata: :meth:`info` with what an embedding makes the graph
+        take and return."""
+        from dataclasses import replace
+
+        info = self.info(precision)
+        return info if self.embedding is None else replace(info, io=self.embedding.io)
 
     def info(self, precision: str) -> "OnnxModelInfo":
         return model_info(
@@ -378,6 +399,8 @@ def export_onnx(
     verify_images: int = 8,
     threads: int | None = None,
     exporter: str = "dynamo",
+    input_convention: "ConventionOverride | None" = None,
+    embedding: "Embedding | None" = None,
     progress: Progress | None = None,
 ) -> ExportResult:
     """Export a hourglass model to a verified, self-contained ONNX file.
@@ -400,6 +423,10 @@ def export_onnx(
         verify_random, verify_images: inputs of each kind for the comparison.
         threads: ONNX Runtime intra-op threads for the checks (None: ORT's default).
         exporter: "dynamo" (default) or "torchscript".
+        embedding: pre-processing (uint8 crops in) and / or decoding (keypoints out) to put in
+            the graph around the verified network (:mod:`fpdctl.deploy.embed`); None: neither.
+        input_convention: override flags applied to the model's own input convention; the result
+            is recorded in the file's metadata and feeds the verification and calibration images.
         progress: gets an "export.stage" event, with a short description, before each long step.
 
     Raises:
@@ -414,14 +441,16 @@ def export_onnx(
         precision, batch, opset, exporter, calibration_data, calibration_samples, validation_samples, verify,
     )
     ensure_parent_writable(output)
-    net, source, sha256 = _load_source(model)
+    net, source, sha256 = _load_source(model, input_convention)
     from fpdctl.models.checkpoint import resolve_input_size
 
     input_size = resolve_input_size(model, input_size)
     net.spec.check_input_size(input_size)
+    if embedding is not None:
+        embedding.check(all_stacks)
     job = _Export(
         net, input_size, batch, opset, all_stacks, exporter, source, sha256, threads, verify_random,
-        verify_images, progress,
+        verify_images, progress, embedding if embedding is not None and embedding.active else None,
     )
     with tempfile.TemporaryDirectory(prefix="fpdctl-export-") as work_dir:
         final_bytes, checks = _export_checked(
@@ -429,7 +458,7 @@ def export_onnx(
         )
         atomic_write_bytes(output, final_bytes)
     return ExportResult(
-        path=Path(output), info=job.info(precision), size_bytes=len(final_bytes),
+        path=Path(output), info=job.final_info(precision), size_bytes=len(final_bytes),
         seconds=time.perf_counter() - start, **checks,
     )
 
@@ -453,11 +482,20 @@ def _export_checked(
         verification = job.verify(runner, precision)
         if validation_samples:
             accuracy = _compare_with_fp32(job, fp32_bytes, runner, precision, calibration_data, validation_samples)
+    embedding_checks: tuple = ()
+    if job.embedding is not None:
+        from fpdctl.deploy.embed import embed_verified
+
+        final_bytes, embedding_checks = embed_verified(
+            final_bytes, job.final_info(precision), job.embedding, job.net, verify=verify,
+            random_samples=job.verify_random, image_samples=job.verify_images, threads=job.threads, say=job.say,
+        )
     return final_bytes, {
         "verification": verification,
         "base_verification": base_report if precision != "fp32" else None,
         "accuracy": accuracy,
         "quantization": quant_report,
+        "embedding_checks": embedding_checks,
     }
 
 
@@ -533,7 +571,8 @@ def _quantize(
     job.say(f"calibrating int8 on {len(indices)} {calibration_data} images")
     out_path = work / "int8.onnx"
     quant_report = quantize_int8(
-        fp32_model, out_path, image_batches(dataset, indices, batch, pad=job.batch is not None),
+        fp32_model, out_path,
+        image_batches(dataset, indices, batch, pad=job.batch is not None, convention=job.net.input_convention),
         work_dir=work, calibration_data=str(calibration_data),
     )
     return onnx.load(str(out_path)), quant_report
@@ -548,7 +587,7 @@ def _compare_with_fp32(
     job.say(f"scoring fp32 and {precision} on {samples} {data} validation persons")
     return compare_accuracy(
         job.runner(fp32_bytes, "fp32"), runner, data=data, input_size=job.input_size, samples=samples,
-        reference_precision="fp32", candidate_precision=precision,
+        reference_precision="fp32", candidate_precision=precision, input_convention=job.net.input_convention,
     )
 
 

@@ -34,6 +34,7 @@ from fpdctl.progress import Progress, report
 
 if TYPE_CHECKING:
     from fpdctl.deploy.runtime import Runner
+    from fpdctl.models.convention import ConventionOverride, InputConvention
 
 IMAGE_SUFFIXES: tuple[str, ...] = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff")
 VIDEO_SUFFIXES: tuple[str, ...] = (".mp4", ".avi", ".mov", ".mkv", ".m4v", ".webm", ".mpg", ".mpeg")
@@ -119,6 +120,7 @@ class PredictResult:
         drawn: the drawn images or video written.
         skipped: "file: reason" for folder images that could not be read.
         seconds: wall time.
+        input_convention: how the crops were normalised (the model's own, or the override).
     """
 
     model: str
@@ -133,6 +135,7 @@ class PredictResult:
     drawn: list[Path] = field(default_factory=list)
     skipped: list[str] = field(default_factory=list)
     seconds: float = 0.0
+    input_convention: "InputConvention | None" = None
 
     def to_dict(self) -> dict[str, Any]:
         from fpdctl import __version__
@@ -144,6 +147,7 @@ class PredictResult:
             "input": self.input,
             "kind": self.kind,
             "input_size": self.input_size,
+            "input_convention": None if self.input_convention is None else self.input_convention.to_dict(),
             "coordinates": "image pixels, 0-based, x right, y down",
             "score": "heatmap peak value of the joint",
             "joint_names": list(self.joint_names),
@@ -156,19 +160,25 @@ class PredictResult:
 class _Model:
     """A runner plus what feeding it needs: input size, input convention, joint set."""
 
-    def __init__(self, model: str, device: str, threads: int | None, input_size: int | None) -> None:
-        from fpdctl.deploy.backends import get_backend
-        from fpdctl.deploy.runtime import OrtRunner, TorchRunner, open_model
+    def __init__(
+        self, model: str, device: str, threads: int | None, input_size: int | None,
+        input_convention: "ConventionOverride | None" = None, backend: str = "auto",
+    ) -> None:
+        from fpdctl.deploy.backends import pick_backend
+        from fpdctl.deploy.runtime import make_runner, open_model
+        from fpdctl.utils.device import resolve_device
 
-        self.source = source = open_model(model)
+        self.source = source = open_model(model, input_convention)
         self.input_size = source.input_size_for(input_size)
-        if source.kind == "onnx":
-            self.runner: Runner = OrtRunner(source.path, device=device, threads=threads)
-        else:
-            from fpdctl.utils.device import resolve_device
-
-            self.runner = TorchRunner(source.net, get_backend("torch"), resolve_device(device))
-        # The model's own input convention (an ONNX file records it), not a module default.
+        onnx = source.kind == "onnx"
+        run_on = device if onnx else str(resolve_device(device))
+        row = pick_backend(
+            "onnx" if onnx else "torch", backend, device_type=run_on.split(":")[0],
+            onnx_precision=source.precision if onnx else None,
+        )
+        self.runner: Runner = make_runner(source, row, device=run_on, threads=threads)
+        # The model's own input convention (the checkpoint or export records it, or its format
+        # implies it; the user may override it), never a module default.
         self.convention = source.input_convention
         self.joint_set = source.joint_set
 
@@ -180,9 +190,17 @@ class _Model:
 
     def keypoints(self, patches: np.ndarray, affines: Sequence[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
         """Image-px keypoints [N, J, 2] and scores [N, J] for a batch of crops [N, S, S, 3]."""
+        from fpdctl.deploy.metadata import GraphIO
         from fpdctl.pipeline import predict_crops
 
-        return predict_crops(self.runner, patches, affines, self.convention)
+        if self.runner.io == GraphIO():
+            return predict_crops(self.runner, patches, affines, self.convention)
+        # An export with pre-processing or decoding inside: it takes the crops / returns keypoints.
+        from fpdctl.data.transforms import invert_affine, transform_points
+        from fpdctl.deploy.embed import embedded_keypoints
+
+        keypoints, scores = embedded_keypoints(self.runner, patches, self.convention)
+        return transform_points(keypoints, np.stack([invert_affine(a) for a in affines])), scores
 
     def draw(
         self, image: np.ndarray, keypoints: np.ndarray, scores: np.ndarray, min_score: float, box: Box | None,
@@ -223,6 +241,8 @@ def predict(
     draw: bool = True,
     min_score: float = 0.0,
     max_frames: int | None = None,
+    input_convention: "ConventionOverride | None" = None,
+    backend: str = "auto",
     progress: Progress | None = None,
 ) -> PredictResult:
     """Predict keypoints for one person per image or frame and write them (and drawings).
@@ -238,6 +258,9 @@ def predict(
         draw: write the drawn images / video.
         min_score: joints below this heatmap peak are not drawn (they are still in the JSON).
         max_frames: stop a video after this many frames.
+        input_convention: override flags applied to the model's own input convention.
+        backend: the backend row to run on (:func:`~fpdctl.deploy.backends.pick_backend`): auto,
+            a runtime (onnxruntime, openvino for an .onnx file) or a row name such as ov-bf16.
         progress: gets a "predict.item" event after each image or frame (``done`` of ``total``;
             total 0 when a video does not say).
 
@@ -271,7 +294,7 @@ def predict(
         return _predict(
             model, source_path, kind, out, bbox=bbox, device=device, threads=threads,
             input_size=input_size, draw=draw, min_score=min_score, max_frames=max_frames,
-            progress=progress, start=start,
+            input_convention=input_convention, backend=backend, progress=progress, start=start,
         )
     finally:
         torch.set_num_threads(previous_threads)  # a library call must not leave torch changed
@@ -280,11 +303,12 @@ def predict(
 def _predict(
     model: str, source_path: Path, kind: str, out: Path, *, bbox: Box | None,
     device: str, threads: int | None, input_size: int | None, draw: bool, min_score: float,
-    max_frames: int | None, progress: Progress | None, start: float,
+    max_frames: int | None, input_convention: "ConventionOverride | None", progress: Progress | None,
+    start: float, backend: str = "auto",
 ) -> PredictResult:
     from fpdctl.utils.io import atomic_write_text, ensure_parent_writable
 
-    net = _Model(model, device, threads, input_size)
+    net = _Model(model, device, threads, input_size, input_convention, backend)
     json_path = ensure_parent_writable(out / JSON_NAME)
 
     predictions: list[Prediction] = []
@@ -300,7 +324,7 @@ def _predict(
         model=model, arch=net.source.spec.name, input=str(source_path), kind=kind,
         input_size=net.input_size, joint_names=tuple(net.joint_set.names), skeleton=tuple(net.joint_set.skeleton),
         predictions=predictions, json_path=json_path, drawn=drawn, skipped=skipped,
-        seconds=time.perf_counter() - start,
+        seconds=time.perf_counter() - start, input_convention=net.convention,
     )
     atomic_write_text(json_path, keypoints_json(result.to_dict()))
     return result

@@ -42,6 +42,8 @@ from fpdctl.errors import RuntimeFailure
 if TYPE_CHECKING:
     import onnx
 
+    from fpdctl.models.convention import InputConvention
+
 # ONNX's default when a BatchNormalization node has no epsilon attribute.
 ONNX_BN_DEFAULT_EPSILON: float = 1e-5
 
@@ -286,17 +288,22 @@ def calibration_indices(length: int, samples: int) -> np.ndarray:
     return np.unique(np.linspace(0, length - 1, samples).round().astype(np.int64))
 
 
-def image_batches(dataset, indices: np.ndarray, batch: int, pad: bool = False) -> Iterator[np.ndarray]:
+def image_batches(
+    dataset, indices: np.ndarray, batch: int, pad: bool = False, convention: "InputConvention | None" = None,
+) -> Iterator[np.ndarray]:
     """Float32 [B, 3, H, W] batches of the dataset's normalised images at ``indices``.
 
     With ``pad`` the last batch is filled up to ``batch`` by repeating its own images, for a graph
-    with a fixed batch size (repeated images leave a min/max unchanged).
+    with a fixed batch size (repeated images leave a min/max unchanged). ``convention``: the
+    model's input convention, to which the dataset's NATIVE images are converted (None: NATIVE).
     """
+    from fpdctl.models.convention import NATIVE, convert_array
+
     for start in range(0, len(indices), batch):
         chunk = [dataset[int(i)]["image"].numpy() for i in indices[start : start + batch]]
         while pad and len(chunk) < batch:
             chunk += chunk[: batch - len(chunk)]
-        yield np.stack(chunk).astype(np.float32)
+        yield convert_array(np.stack(chunk).astype(np.float32), NATIVE, convention or NATIVE)
 
 
 __all__ = [

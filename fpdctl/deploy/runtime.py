@@ -19,8 +19,10 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from fpdctl.deploy.backends import Backend, get_backend
+from fpdctl.deploy.metadata import HEATMAPS, GraphIO
 from fpdctl.errors import InputError, UsageError
-from fpdctl.pipeline import DEFAULT_INPUT, InputConvention, last_stack
+from fpdctl.models.convention import NATIVE, ConventionOverride, InputConvention
+from fpdctl.pipeline import last_stack
 
 if TYPE_CHECKING:
     import torch
@@ -44,6 +46,8 @@ class ModelSource:
         path: the file, or None for a model name (random weights).
         net: the loaded network (torch sources).
         info: the export metadata (onnx sources).
+        input_convention: how pixels become the model's input: what the checkpoint or the
+            export records (or its format implies), with the user's override applied.
     """
 
     label: str
@@ -52,17 +56,11 @@ class ModelSource:
     path: Path | None = None
     net: "HourglassNet | None" = None
     info: "OnnxModelInfo | None" = None
+    input_convention: InputConvention = NATIVE
 
     @property
     def precision(self) -> str:
         return self.info.precision if self.info is not None else "fp32"
-
-    @property
-    def input_convention(self) -> InputConvention:
-        """The model's own input convention: the one an export records, else the training one."""
-        if self.info is None:
-            return DEFAULT_INPUT
-        return InputConvention(self.info.color_order, tuple(self.info.mean), tuple(self.info.std))  # type: ignore[arg-type]
 
     def input_size_for(self, requested: int | None) -> int:
         """The input side to run the model at.
@@ -103,22 +101,35 @@ def is_onnx_path(model: str | os.PathLike[str]) -> bool:
     return str(model).lower().endswith(ONNX_SUFFIX)
 
 
-def open_model(model: str) -> ModelSource:
+def open_model(model: str, input_convention: ConventionOverride | None = None) -> ModelSource:
     """Resolve a MODEL argument: an .onnx file, a checkpoint file, or a model name.
 
+    Args:
+        model: the argument as given.
+        input_convention: the user's override flags, applied to the model's own convention.
+
     Raises:
-        InputError / CheckpointError: a missing or unreadable file; UsageError: an unknown name.
+        InputError / CheckpointError: a missing or unreadable file; UsageError: an unknown name
+        or a bad override.
     """
     if is_onnx_path(model):
         from fpdctl.deploy.metadata import read_info
 
         info = read_info(model)
-        return ModelSource(label=model, kind="onnx", spec=info.spec, path=Path(model), info=info)
-    from fpdctl.models.checkpoint import create_model
+        convention = info.input_convention
+        if input_convention is not None:
+            convention = input_convention.apply(convention)
+        return ModelSource(
+            label=model, kind="onnx", spec=info.spec, path=Path(model), info=info, input_convention=convention,
+        )
+    from fpdctl.models.checkpoint import checkpoint_file, create_model
 
-    net = create_model(model).eval()
-    path = Path(model) if os.path.exists(model) else None
-    return ModelSource(label=model, kind="torch", spec=net.spec, path=path, net=net)
+    net = create_model(model, input_convention=input_convention).eval()
+    file = checkpoint_file(model)  # a pretrained name's file: its card gives the input size
+    path = file if file.exists() else None
+    return ModelSource(
+        label=model, kind="torch", spec=net.spec, path=path, net=net, input_convention=net.input_convention,
+    )
 
 
 class Runner(abc.ABC):
@@ -129,12 +140,15 @@ class Runner(abc.ABC):
         device: "cpu" or "cuda[:N]".
         batch: the fixed batch size of the model, or None when any batch runs.
         all_stacks: the output holds every stack ([N, S, J, h, w]) rather than the last.
+        io: what the graph takes and returns: the network's input and heatmaps, unless it was
+            exported with pre-processing or decoding inside (then :meth:`run_graph` runs it).
     """
 
     backend: Backend
     device: str = "cpu"
     batch: int | None = None
     all_stacks: bool = False
+    io: GraphIO = GraphIO()
 
     @abc.abstractmethod
     def prepare(self, images: np.ndarray) -> Any:
@@ -148,6 +162,10 @@ class Runner(abc.ABC):
     def to_numpy(self, output: Any) -> np.ndarray:
         """The runtime's output -> host float32 heatmaps."""
 
+    def named_outputs(self, output: Any) -> dict[str, np.ndarray]:
+        """The runtime's output -> every graph output by name, as host arrays."""
+        return {HEATMAPS: self.to_numpy(output)}
+
     def __call__(self, images: np.ndarray) -> np.ndarray:
         """Heatmaps for any number of images, in chunks of the fixed batch if there is one.
 
@@ -156,19 +174,49 @@ class Runner(abc.ABC):
 
         Returns:
             float32 [N, J, h, w] (or [N, S, J, h, w] with all stacks).
+
+        Raises:
+            UsageError: the graph takes pixels or returns keypoints (use :meth:`run_graph`).
         """
-        images = np.ascontiguousarray(images, dtype=np.float32)
-        if self.batch is None or images.shape[0] == self.batch:
-            return self.to_numpy(self.forward(self.prepare(images)))
+        if self.io != GraphIO():
+            raise UsageError(
+                f"this ONNX file was exported with pre-processing or decoding inside ({self.io.describe()}); "
+                "this command needs a plain export (normalised input -> heatmaps)"
+            )
+        chunks = self._in_batches(images, np.float32, self.to_numpy)
+        return np.concatenate(chunks)
+
+    def run_graph(self, inputs: np.ndarray) -> dict[str, np.ndarray]:
+        """Every output of the graph by name, for the input it takes, in chunks of the fixed
+        batch if there is one.
+
+        Args:
+            inputs: uint8 crops [N, S, S, 3] in ``io.pixel_order`` for a graph with embedded
+                pre-processing, else float32 [N, 3, S, S], normalised.
+
+        Returns:
+            name -> array: "heatmaps", or "keypoints" [N, J, 2] (crop px) and "scores" [N, J]
+            (and "heatmaps" where the graph keeps them).
+        """
+        parts = self._in_batches(inputs, np.uint8 if self.io.takes_pixels else np.float32, self.named_outputs)
+        return {name: np.concatenate([part[name] for part in parts]) for name in parts[0]}
+
+    def _in_batches(self, inputs: np.ndarray, dtype: Any, finish: Any) -> list[Any]:
+        """``finish(forward(prepare(chunk)))`` per chunk of the fixed batch (padded with zeros,
+        the padding's results dropped), or once for the whole input."""
+        inputs = np.ascontiguousarray(inputs, dtype=dtype)
+        if self.batch is None or inputs.shape[0] == self.batch:
+            return [finish(self.forward(self.prepare(inputs)))]
         chunks = []
-        for start in range(0, images.shape[0], self.batch):
-            chunk = images[start : start + self.batch]
+        for start in range(0, inputs.shape[0], self.batch):
+            chunk = inputs[start : start + self.batch]
             count = chunk.shape[0]
             if count < self.batch:  # a fixed-batch graph takes exactly `batch` images: pad with zeros
-                pad = np.zeros((self.batch - count, *chunk.shape[1:]), dtype=np.float32)
+                pad = np.zeros((self.batch - count, *chunk.shape[1:]), dtype=dtype)
                 chunk = np.concatenate([chunk, pad])
-            chunks.append(self.to_numpy(self.forward(self.prepare(chunk)))[:count])
-        return np.concatenate(chunks)
+            result = finish(self.forward(self.prepare(chunk)))
+            chunks.append({k: v[:count] for k, v in result.items()} if isinstance(result, dict) else result[:count])
+        return chunks
 
 
 class TorchRunner(Runner):
@@ -192,6 +240,9 @@ class TorchRunner(Runner):
         self.net = net.to(self.torch_device).eval()
         # Converting the weights once here keeps the layout change out of every timed forward.
         self.net = self.net.to(memory_format=self.memory_format)
+        if backend.compiled:
+            # Static shapes: one graph per batch size, each specialised (the fastest kernels).
+            self.net = torch.compile(self.net, dynamic=False)
         self.all_stacks = all_stacks
 
     def prepare(self, images: np.ndarray) -> "torch.Tensor":
@@ -314,6 +365,7 @@ class OrtRunner(Runner):
         self.input_size = side if isinstance(side, int) else None
         self.all_stacks = len(self.session.get_outputs()[0].shape) == 5
         props = self.session.get_modelmeta().custom_metadata_map
+        self.io = graph_io(props, "model" if isinstance(model, bytes) else str(model))
         if backend is None:
             precision = props.get("fpdctl.precision", "fp32")
             backend = next(
@@ -322,13 +374,92 @@ class OrtRunner(Runner):
         self.backend = backend
 
     def prepare(self, images: np.ndarray) -> np.ndarray:
-        return np.ascontiguousarray(images, dtype=np.float32)
+        return np.ascontiguousarray(images, dtype=np.uint8 if self.io.takes_pixels else np.float32)
 
-    def forward(self, prepared: np.ndarray) -> np.ndarray:
-        return self.session.run(None, {self.input_name: prepared})[0]
+    def forward(self, prepared: np.ndarray) -> list[np.ndarray]:
+        return self.session.run(None, {self.input_name: prepared})
 
-    def to_numpy(self, output: np.ndarray) -> np.ndarray:
-        return np.asarray(output, dtype=np.float32)
+    def to_numpy(self, output: list[np.ndarray]) -> np.ndarray:
+        return heatmaps_of(self.named_outputs(output))
+
+    def named_outputs(self, output: list[np.ndarray]) -> dict[str, np.ndarray]:
+        # In the order the metadata declares (a file without it: its first output is the heatmaps).
+        return {name: np.asarray(value) for name, value in zip(self.io.outputs, output)}
+
+
+def graph_io(props: dict[str, str], where: str) -> GraphIO:
+    """What a graph takes and returns, from its metadata (a file without the entry: the network's
+    input and heatmaps).
+
+    Raises:
+        InputError: a malformed entry.
+    """
+    text = props.get("fpdctl.graph_io")
+    if text is None:
+        return GraphIO()
+    try:
+        return GraphIO.from_json(text)
+    except ValueError as exc:
+        raise InputError(f"{where} has malformed fpdctl metadata: {exc}") from exc
+
+
+def heatmaps_of(outputs: dict[str, np.ndarray]) -> np.ndarray:
+    """The float32 heatmaps among a graph's named outputs.
+
+    Raises:
+        UsageError: the graph returns keypoints only (exported with --embed-decode).
+    """
+    if HEATMAPS not in outputs:
+        raise UsageError(
+            "this ONNX file returns keypoints, not heatmaps (exported with --embed-decode); "
+            "export it with --keep-heatmaps for this"
+        )
+    return np.asarray(outputs[HEATMAPS], dtype=np.float32)
+
+
+def make_runner(
+    source: ModelSource,
+    backend: Backend,
+    *,
+    device: str = "cpu",
+    threads: int | None = None,
+    spin_us: int | None = DEFAULT_SPIN_US,
+    path: str | os.PathLike[str] | None = None,
+) -> Runner:
+    """The runner of ``source`` on the table row ``backend``: the one place a row becomes a
+    runner (bench, eval and predict call it).
+
+    Args:
+        source: the model (:func:`open_model`).
+        backend: the row; PyTorch rows run a checkpoint or name, ONNX rows an exported file.
+        device: where to run.
+        threads: intra-op threads of ONNX Runtime / OpenVINO (PyTorch's are process-wide).
+        spin_us: ONNX Runtime's idle-thread spin (:func:`session_options`).
+        path: the exported file an ONNX row runs (default: the source's own .onnx file).
+
+    Raises:
+        UsageError: the row cannot run here (a missing package, no compiler, no bf16), or
+            cannot run this kind of model.
+    """
+    import copy
+
+    reason = backend.unavailable()
+    if reason is not None:
+        raise UsageError(f"backend {backend.name}: {reason}")
+    if backend.runtime == "torch":
+        if source.net is None:
+            raise UsageError(f"backend {backend.name} runs a checkpoint; {source.label} is an .onnx file")
+        # channels_last and compiling change the module: each such runner gets its own copy.
+        net = copy.deepcopy(source.net) if backend.channels_last or backend.compiled else source.net
+        return TorchRunner(net, backend, device)
+    file = path if path is not None else source.path
+    if file is None or not is_onnx_path(file):
+        raise UsageError(f"backend {backend.name} runs an exported .onnx file; {source.label} is a checkpoint")
+    if backend.runtime == "onnxruntime":
+        return OrtRunner(file, backend, device=device, threads=threads, spin_us=spin_us)
+    from fpdctl.deploy.openvino import OpenVinoRunner
+
+    return OpenVinoRunner(file, backend, device=device, threads=threads)
 
 
 def _ort_rows() -> list[Backend]:
@@ -343,7 +474,10 @@ __all__ = [
     "OrtRunner",
     "Runner",
     "TorchRunner",
+    "graph_io",
+    "heatmaps_of",
     "is_onnx_path",
+    "make_runner",
     "open_model",
     "ort_providers",
     "session_options",

@@ -20,8 +20,12 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 if TYPE_CHECKING:
+    import os
+
     from fpdctl.deploy.runtime import Runner
+    from fpdctl.evaluate import EvalResult
     from fpdctl.metrics import AccuracyResult
+    from fpdctl.models.convention import InputConvention
     from fpdctl.models.hourglass import HourglassNet
 
 # Inputs are drawn from this seed so that two verifications of one export compare the same data.
@@ -97,14 +101,20 @@ def argmax_pixels(heatmaps: np.ndarray) -> np.ndarray:
 
 
 def verification_inputs(
-    input_size: int, random_samples: int, image_samples: int, seed: int = VERIFY_SEED
+    input_size: int, random_samples: int, image_samples: int, seed: int = VERIFY_SEED,
+    convention: "InputConvention | None" = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """The fixed verification inputs.
+
+    Args:
+        convention: the model's input convention (None: NATIVE), that the image crops are in.
 
     Returns:
         random: float32 [random_samples, 3, S, S], standard normal.
         images: float32 [image_samples, 3, S, S], synthetic validation crops, normalised.
     """
+    from fpdctl.models.convention import NATIVE, convert_array
+
     rng = np.random.default_rng(seed)
     random = rng.standard_normal((random_samples, 3, input_size, input_size)).astype(np.float32)
     if image_samples > 0:
@@ -113,6 +123,7 @@ def verification_inputs(
         dataset = build_dataset("synthetic", "val", input_size=input_size)
         count = min(image_samples, len(dataset))
         images = np.stack([dataset[i]["image"].numpy() for i in range(count)]).astype(np.float32)
+        images = convert_array(images, NATIVE, convention or NATIVE)
     else:
         images = np.zeros((0, 3, input_size, input_size), dtype=np.float32)
     return random, images
@@ -148,7 +159,9 @@ def verify_runner(
     from fpdctl.pipeline import last_stack
 
     reference = TorchRunner(net, get_backend("torch"), "cpu", all_stacks=runner.all_stacks)
-    random, images = verification_inputs(input_size, random_samples, image_samples, seed)
+    random, images = verification_inputs(
+        input_size, random_samples, image_samples, seed, convention=getattr(net, "input_convention", None),
+    )
     batches = [b for b in (random, images) if b.shape[0] > 0]
     if not batches:
         raise ValueError("verification needs at least one input")
@@ -230,6 +243,37 @@ class AccuracyComparison:
         }
 
 
+def score_runners(
+    runners: "list[Runner]",
+    *,
+    data: str,
+    input_size: int,
+    samples: int,
+    batch_size: int = 16,
+    input_convention: "InputConvention | None" = None,
+) -> tuple[int, str, "list[AccuracyResult]"]:
+    """Score runners on the first ``samples`` persons of ``data``'s validation split, the way
+    :func:`compare_accuracy` does.
+
+    Returns:
+        (persons scored, the metric's name, one result per runner).
+    """
+    from fpdctl.data.registry import build_dataset
+    from fpdctl.data.subset import FirstPersons
+    from fpdctl.evaluate import evaluate_model
+    from fpdctl.models.convention import NATIVE
+
+    dataset = FirstPersons(build_dataset(data, "val", input_size=input_size), samples)
+    results = [
+        evaluate_model(  # type: ignore[arg-type]
+            runner, dataset, flip=False, batch_size=runner.batch or batch_size, device="cpu",
+            input_convention=input_convention or NATIVE,
+        ).metric
+        for runner in runners
+    ]
+    return len(dataset), str(dataset.metric), results
+
+
 def compare_accuracy(
     reference: "Runner",
     candidate: "Runner",
@@ -240,6 +284,7 @@ def compare_accuracy(
     reference_precision: str = "fp32",
     candidate_precision: str = "int8",
     batch_size: int = 16,
+    input_convention: "InputConvention | None" = None,
 ) -> AccuracyComparison:
     """Score two runners on the first ``samples`` persons of ``data``'s validation split.
 
@@ -247,30 +292,98 @@ def compare_accuracy(
     final stack, decode, inverse affine, the dataset's metric) without the flip test: a deployed
     model runs one forward.
 
+    ``input_convention``: both runners' (the model's; None: NATIVE): the dataset's crops are
+    converted to it.
+
     Raises:
         UsageError / InputError / DataError: a bad data spec or an unscorable split.
     """
-    from fpdctl.data.registry import build_dataset
-    from fpdctl.data.subset import FirstPersons
-    from fpdctl.evaluate import evaluate_model
-
-    dataset = FirstPersons(build_dataset(data, "val", input_size=input_size), samples)
-    results = []
-    for runner in (reference, candidate):
-        batch = runner.batch or batch_size
-        results.append(
-            evaluate_model(runner, dataset, flip=False, batch_size=batch, device="cpu")  # type: ignore[arg-type]
-        )
+    count, metric, results = score_runners(
+        [reference, candidate], data=data, input_size=input_size, samples=samples, batch_size=batch_size,
+        input_convention=input_convention,
+    )
     return AccuracyComparison(
         data=str(data),
         split="val",
-        samples=len(dataset),
-        metric=str(dataset.metric),
+        samples=count,
+        metric=metric,
         reference_precision=reference_precision,
         candidate_precision=candidate_precision,
-        reference=results[0].metric,
-        candidate=results[1].metric,
+        reference=results[0],
+        candidate=results[1],
     )
+
+
+def evaluate_deployed(
+    model: str,
+    data: str,
+    *,
+    backend: str = "auto",
+    input_size: int | None = None,
+    device: str = "cpu",
+    threads: int | None = None,
+    save_predictions: "str | os.PathLike[str] | None" = None,
+    flip: bool = True,
+    batch_size: int = 32,
+    num_workers: int = 0,
+    threshold: float | None = None,
+    progress: Any = None,
+    input_convention: Any = None,
+) -> "EvalResult":
+    """``fpdctl eval MODEL --backend B``: a model scored on one row of the backend table (an .onnx
+    file in ONNX Runtime or OpenVINO, at any precision hint; a checkpoint in a PyTorch row), by
+    the pipeline :func:`fpdctl.evaluate.evaluate_checkpoint` runs a checkpoint with.
+
+    Args:
+        model: an .onnx file, a checkpoint or a model name.
+        data: the ``--data`` spec whose validation split is scored.
+        backend: a row name or a runtime (:func:`~fpdctl.deploy.backends.pick_backend`).
+        threads: ONNX Runtime / OpenVINO threads.
+        input_size, device, save_predictions, flip, batch_size, num_workers, threshold, progress,
+        input_convention: as :func:`~fpdctl.evaluate.evaluate_checkpoint`.
+
+    Raises:
+        UsageError: a backend that cannot run the model, or an export with pre-processing or
+            decoding inside (evaluation feeds normalised crops and reads heatmaps).
+    """
+    from fpdctl.data.registry import build_dataset, data_joint_set, parse_data_spec
+    from fpdctl.deploy.backends import pick_backend
+    from fpdctl.deploy.metadata import GraphIO
+    from fpdctl.deploy.runtime import make_runner, open_model
+    from fpdctl.errors import UsageError
+    from fpdctl.evaluate import check_model_joints, evaluate_model, write_predictions
+    from fpdctl.utils.device import resolve_device
+
+    spec = parse_data_spec(data)
+    # "auto" picks the GPU for PyTorch; an .onnx file runs on the CPU unless told otherwise.
+    target = resolve_device("cpu" if device == "auto" and str(model).lower().endswith(".onnx") else device)
+    if save_predictions is not None:  # fail before the network runs, not after
+        from fpdctl.metrics.coco import check_results_output
+        from fpdctl.metrics.files import check_prediction_output
+
+        coco = data_joint_set(spec).name == "coco"
+        (check_results_output if coco else check_prediction_output)(save_predictions)
+    source = open_model(model, input_convention)
+    row = pick_backend(
+        "onnx" if source.kind == "onnx" else "torch", backend, device_type=target.type,
+        onnx_precision=source.precision if source.kind == "onnx" else None,
+    )
+    size = source.input_size_for(input_size)
+    check_model_joints(source.spec.joints, data_joint_set(spec))
+    runner = make_runner(source, row, device=str(target), threads=threads)
+    if runner.io != GraphIO():
+        raise UsageError(
+            f"{model} was exported with pre-processing or decoding inside ({runner.io.describe()}); "
+            "fpdctl eval feeds normalised crops and reads heatmaps: evaluate a plain export"
+        )
+    result = evaluate_model(
+        runner, build_dataset(spec, "val", input_size=size), flip=flip, batch_size=runner.batch or batch_size,
+        device=target if row.runtime == "torch" else "cpu", num_workers=num_workers, threshold=threshold,
+        progress=progress, input_convention=source.input_convention,
+    )
+    if save_predictions is not None:
+        write_predictions(save_predictions, result)
+    return result
 
 
 __all__ = [
@@ -278,6 +391,8 @@ __all__ = [
     "VerificationReport",
     "argmax_pixels",
     "compare_accuracy",
+    "evaluate_deployed",
+    "score_runners",
     "verification_inputs",
     "verify_runner",
 ]

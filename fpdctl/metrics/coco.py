@@ -27,11 +27,12 @@ import math
 import os
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, ClassVar, Sequence
 
 import numpy as np
 
-from fpdctl.errors import DataError
+from fpdctl.errors import DataError, UsageError
+from fpdctl.metrics.accuracy import PERCENT
 from fpdctl.metrics.reference import EvalReference
 from fpdctl.skeleton import COCO
 from fpdctl.utils.io import atomic_write_text, ensure_parent_writable, require_file
@@ -62,6 +63,9 @@ class COCOResult:
         num_images: images evaluated; num_predictions: result records scored.
     """
 
+    # The metric's id, as datasets and references name it (PCKh's is "pckh").
+    metric: ClassVar[str] = "oks"
+
     ap: float
     ap50: float
     ap75: float
@@ -89,6 +93,26 @@ class COCOResult:
                   self.ar, self.ar50, self.ar75, self.ar_medium, self.ar_large)
         return dict(zip(STAT_NAMES, values))
 
+    @property
+    def mean(self) -> float:
+        """The headline figure, AP, in percent (the scale of PCKh's mean, which training and the
+        sweep compare); NaN when pycocotools had no ground truth to average over."""
+        return math.nan if self.ap == NO_DATA else PERCENT * self.ap
+
+    @property
+    def num_persons(self) -> int:
+        """Persons scored: one prediction (result record) per person."""
+        return self.num_predictions
+
+    def percent(self) -> dict[str, float | None]:
+        """The ten figures in percent under COCO's names; None where pycocotools gives -1."""
+        return {k: None if v == NO_DATA else PERCENT * v for k, v in self.as_dict().items()}
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready dict: ``{"oks": {"AP": .., ..., "ARl": ..}, "images", "predictions"}``,
+        figures in percent (pycocotools' fractions x 100, None for its -1)."""
+        return {"oks": self.percent(), "images": self.num_images, "predictions": self.num_predictions}
+
 
 @dataclass(frozen=True)
 class COCOReference(EvalReference):
@@ -102,6 +126,8 @@ class COCOReference(EvalReference):
         image_ids: int64 [N], each person's COCO image id.
         areas: float64 [N], each person's annotated area (OKS's scale).
         annotation_ids: int64 [N], each person's COCO annotation id.
+        ground_truth: the ground truth's content instead of a file (the synthetic data's COCO
+            layout builds it in memory), else None.
     """
 
     metric: str = "oks"  # type: ignore[assignment]
@@ -110,6 +136,7 @@ class COCOReference(EvalReference):
     image_ids: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
     areas: np.ndarray = field(default_factory=lambda: np.zeros(0, np.float64))
     annotation_ids: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
+    ground_truth: dict[str, Any] | None = None
 
     def first(self, count: int) -> "COCOReference":
         """The first ``count`` persons (a split's prefix, as ``--val-limit`` evaluates)."""
@@ -388,21 +415,54 @@ def evaluate_coco_reference(
 ) -> COCOResult:
     """Score one prediction per reference person against the reference's annotation file.
 
-    Only the reference's images are evaluated, so a subset of a split scores what it holds.
+    Only the images of the reference's labelled persons are evaluated, so a subset of a split
+    scores what it holds (a COCO split has no unlabelled person; the synthetic COCO layout can,
+    and pycocotools would count a prediction on its image as a false positive).
 
     Args:
         keypoints: float [N, 17, 2] in image px, in the reference's person order.
-        reference: from the COCO dataset's ``eval_reference()``.
-        joint_scores: float [N, 17] confidences, or None.
+        reference: from a COCO dataset's ``eval_reference()``.
+        joint_scores: float [N, 17] confidences (heatmap peaks), or None.
 
     Raises:
-        DataError: no annotation file in the reference, wrong shapes, or a bad file.
+        DataError: no ground truth in the reference, wrong shapes, or a bad file.
     """
-    if reference.annotation_file is None:
+    ground_truth = reference.ground_truth if reference.ground_truth is not None else reference.annotation_file
+    if ground_truth is None:
         raise DataError("this COCO reference has no annotation file to score against")
+    results, image_ids = reference_results(keypoints, reference, joint_scores)
+    return evaluate_coco(ground_truth, results, image_ids=image_ids)
+
+
+def reference_results(
+    keypoints: np.ndarray, reference: COCOReference, joint_scores: np.ndarray | None = None,
+) -> tuple[list[dict[str, Any]], list[int]]:
+    """The results records of the reference's labelled persons, and their images' ids.
+
+    Args: as :func:`evaluate_coco_reference`.
+
+    Raises:
+        DataError: wrong shapes, or no labelled person.
+    """
     if len(keypoints) != len(reference):
         raise DataError(f"{len(keypoints)} predictions for {len(reference)} ground-truth persons")
-    results = coco_results(keypoints, reference.image_ids, joint_scores)
-    return evaluate_coco(
-        reference.annotation_file, results, image_ids=np.unique(reference.image_ids).tolist()
-    )
+    labelled = np.asarray(reference.visible).any(axis=1)
+    if not labelled.any():
+        raise DataError(f"none of the {len(reference)} ground-truth persons has a labelled keypoint to score")
+    records = coco_results(keypoints, reference.image_ids, joint_scores)
+    kept = [record for record, keep in zip(records, labelled) if keep]
+    return kept, np.unique(reference.image_ids[labelled]).tolist()
+
+
+def check_results_output(path: str | os.PathLike[str]) -> Path:
+    """Check, before any work, that a COCO results JSON can be written at ``path``.
+
+    Raises:
+        UsageError: not a .json file. InputError: the folder cannot be created or written.
+    """
+    target = Path(path)
+    if target.suffix.lower() != ".json":
+        raise UsageError(
+            f"COCO predictions are saved as a COCO results .json file, got '{target.suffix or target.name}'"
+        )
+    return ensure_parent_writable(target)

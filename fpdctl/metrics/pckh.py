@@ -37,9 +37,15 @@ from fpdctl.metrics.reference import EvalReference
 SC_BIAS = 0.6
 # PCKh@0.5: half the head-segment length, the threshold of every published MPII table.
 PCKH_THRESHOLD = 0.5
-# The strict companion figure reported by HRNet and the FPD code as "Mean@0.1". (Their mpii.py
-# reads it from index 11 of the 0, 0.01, ... grid, which is threshold 0.11; this is 0.1 as named.)
+# The strict companion figure, pooled PCKh@0.1, at the threshold its name says.
 PCKH_STRICT_THRESHOLD = 0.1
+# What HRNet's and the official FPD code's mpii.py print as "Mean@0.1" is entry 11 of their grid
+# ``np.arange(0, 0.5 + 0.01, 0.01)``: threshold 0.11 (that very float), pooled like "Mean". It is
+# reported beside the true 0.1 figure, labelled ``pckh@0.1_hrnet``, to compare with their logs
+# and the FPD README.
+HRNET_THRESHOLD_GRID: np.ndarray = np.arange(0, 0.5 + 0.01, 0.01)
+HRNET_MEAN_AT_0_1_INDEX = 11
+HRNET_MEAN_AT_0_1_THRESHOLD = float(HRNET_THRESHOLD_GRID[HRNET_MEAN_AT_0_1_INDEX])
 # The toolkit's curve: thresholds 0, 0.01, ..., 0.5 (51 points, ``range = 0:0.01:0.5``).
 PCKH_AUC_THRESHOLDS: np.ndarray = np.arange(51) / 100.0
 
@@ -50,14 +56,21 @@ class PCKhResult(AccuracyResult):
 
     Attributes:
         pckh_at_0_1: pooled PCKh@0.1 over the same 14 joints as ``mean``.
+        pckh_at_0_1_hrnet: what HRNet and the official FPD code print as "Mean@0.1": the same
+            pooled figure at threshold 0.11 (:data:`HRNET_MEAN_AT_0_1_THRESHOLD`).
     """
 
     metric = "pckh"
 
     pckh_at_0_1: float = math.nan
+    pckh_at_0_1_hrnet: float = math.nan
 
     def _extra_figures(self) -> dict[str, float]:
-        return {"pckh@0.1": self.pckh_at_0_1}
+        return {
+            "pckh@0.1": self.pckh_at_0_1,
+            "pckh@0.1_hrnet": self.pckh_at_0_1_hrnet,
+            "pckh@0.1_hrnet_threshold": round(HRNET_MEAN_AT_0_1_THRESHOLD, 6),
+        }
 
 
 def head_sizes(headboxes: np.ndarray) -> np.ndarray:
@@ -91,8 +104,8 @@ def compute_pckh(
             False reproduces Tompson's eval_PCKh.m / pytorch-pose (``<``).
 
     Returns:
-        PCKhResult with per-joint and per-part figures, both means, PCKh@0.1 and the AUC over
-        thresholds 0..0.5.
+        PCKhResult with per-joint and per-part figures, both means, PCKh@0.1 (and HRNet's
+        "Mean@0.1", threshold 0.11) and the AUC over thresholds 0..0.5.
 
     Raises:
         DataError: shapes or counts do not match, NaN predictions, missing or empty head boxes.
@@ -130,4 +143,6 @@ def compute_pckh(
         num_persons=len(reference),
         inclusive=inclusive,
         pckh_at_0_1=pooled_rate(errors, visible, mean_mask, PCKH_STRICT_THRESHOLD, inclusive),
+        # HRNet counts an error on the threshold as a hit whatever ``inclusive`` says.
+        pckh_at_0_1_hrnet=pooled_rate(errors, visible, mean_mask, HRNET_MEAN_AT_0_1_THRESHOLD, True),
     )

@@ -11,8 +11,12 @@ Formats read (all with ``torch.load(weights_only=True)``; nothing in a file ever
   ``final_state.pth``.
 
 The spec (stacks, channels, blocks, joints, depth) is inferred from the tensors, so
-``create_model(path)`` needs no flags. :func:`create_model` is also the one way to get a network
-from a name or a spec.
+``create_model(path)`` needs no flags. So is the input convention (how pixels become the network's
+input, :mod:`fpdctl.models.convention`): a native file records it in its header
+(``fpdctl.input_convention``; files written before it existed are NATIVE), and a foreign file's
+format implies it (pytorch-pose: its MPII mean, no std; the official FPD code: BGR). The loaded
+network carries it as ``net.input_convention``, and :func:`save_model` writes it back.
+:func:`create_model` is also the one way to get a network from a name or a spec.
 
 Damage is caught before any weight is used: every member of a zip checkpoint is checked against
 its CRC-32, and native files against the ``fpdctl.crc32`` of their tensors (written by
@@ -36,6 +40,13 @@ from torch import Tensor, nn
 
 from fpdctl import __version__
 from fpdctl.errors import CheckpointError, UsageError
+from fpdctl.models.convention import (
+    METADATA_KEY,
+    NATIVE,
+    ConventionOverride,
+    InputConvention,
+    infer_convention,
+)
 from fpdctl.models.hourglass import HourglassNet
 from fpdctl.models.spec import (
     DEFAULT_INPUT_SIZE,
@@ -45,6 +56,7 @@ from fpdctl.models.spec import (
     is_checkpoint_path,
     resolve_spec,
 )
+from fpdctl.pretrained import is_pretrained_name, name_of_weights, pretrained_card, weights_path
 from fpdctl.utils.io import atomic_save
 
 SPEC_KEY = "fpdctl.spec"
@@ -69,7 +81,7 @@ def read_checkpoint(path: str | os.PathLike[str]) -> tuple[dict[str, Tensor], di
     Raises:
         CheckpointError: missing, unreadable, unsafe or not a pose checkpoint.
     """
-    file = Path(path)
+    file = checkpoint_file(path)
     if not file.is_file():
         raise CheckpointError(f"checkpoint {'is not a file' if file.exists() else 'not found'}: {file}")
     if file.stat().st_size == 0:
@@ -312,33 +324,47 @@ def load_state_dict_strict(model: nn.Module, state_dict: Mapping[str, Tensor], s
 
 
 def create_model(
-    model: str | os.PathLike[str] | HourglassSpec, *, spec: HourglassSpec | str | None = None
+    model: str | os.PathLike[str] | HourglassSpec,
+    *,
+    spec: HourglassSpec | str | None = None,
+    input_convention: ConventionOverride | None = None,
 ) -> HourglassNet:
     """The one way to get a network: from a spec, a model name, or a checkpoint file.
 
     Args:
         model: an :class:`HourglassSpec` or a name such as ``"hg4x128"`` gives a new network
-            with random weights, in training mode like any new module. A checkpoint file gives
+            with random weights, in training mode like any new module. A pretrained name such as
+            ``"synthetic-hg2x64"`` (:mod:`fpdctl.pretrained`) gives its shipped weights, checked
+            against the sha256 of its model card, in eval mode. A checkpoint file gives
             its weights in a new network, in eval mode: a ``Path``, or a string that names an
             existing file or ends in a checkpoint suffix (:func:`~fpdctl.models.spec.
             is_checkpoint_path`). Formats: native ``.safetensors``, pytorch-pose ``.pth.tar``,
             official FPD ``.pth``.
         spec: for a checkpoint only, the architecture it must fit; a checkpoint that does not fit
             is refused with the first mismatching tensor and both shapes. None: the file's own.
+        input_convention: the user's override flags, applied to the convention the checkpoint
+            records or implies (NATIVE for a name or a spec). The result is the network's
+            ``input_convention`` attribute.
 
     Raises:
         UsageError: an unknown name, or ``spec`` given with a name or a spec.
         CheckpointError: a missing, unreadable or unsafe checkpoint, or one that does not fit.
     """
-    if isinstance(model, HourglassSpec) or (
+    if isinstance(model, str) and is_pretrained_name(model):
+        net = _load_checkpoint(model, spec)
+    elif isinstance(model, HourglassSpec) or (
         isinstance(model, str) and not is_checkpoint_path(model)
     ):
         if spec is not None:
             raise UsageError("spec= applies to a checkpoint file, not to a model name or spec")
-        return HourglassNet(resolve_spec(model))
-    if not isinstance(model, (str, os.PathLike)):
+        net = HourglassNet(resolve_spec(model))
+    elif not isinstance(model, (str, os.PathLike)):
         raise UsageError(f"expected a model name, HourglassSpec or checkpoint path, got {type(model).__name__}")
-    return _load_checkpoint(model, spec)
+    else:
+        net = _load_checkpoint(model, spec)
+    if input_convention is not None:
+        net.input_convention = input_convention.apply(net.input_convention)
+    return net
 
 
 def _load_checkpoint(path: str | os.PathLike[str], spec: HourglassSpec | str | None) -> HourglassNet:
@@ -353,8 +379,17 @@ def _load_checkpoint(path: str | os.PathLike[str], spec: HourglassSpec | str | N
         wanted = infer_spec(state_dict, source=str(path))
     model = HourglassNet(wanted)
     load_state_dict_strict(model, state_dict, source=str(path))
+    model.input_convention = _stored_convention(metadata, path)
     model.eval()
     return model
+
+
+def _stored_convention(metadata: Mapping[str, str], path: str | os.PathLike[str]) -> InputConvention:
+    """The convention a checkpoint records (native header) or its format implies."""
+    try:
+        return infer_convention(metadata.get("format", ""), metadata)
+    except UsageError as exc:  # InputError included: a stored convention that is not valid
+        raise CheckpointError(f"{path}: {exc}") from exc
 
 
 def save_model(
@@ -365,7 +400,8 @@ def save_model(
     Args:
         model: an :class:`HourglassNet` (or anything wrapping one as ``.module``).
         path: target file; ``.safetensors`` is the expected suffix.
-        metadata: extra string fields to store (e.g. training step, source hash).
+        metadata: extra string fields to store (e.g. training step, source hash). The model's
+            ``input_convention`` is stored too (``fpdctl.input_convention``).
     """
     from safetensors.torch import save_file
 
@@ -373,7 +409,8 @@ def save_model(
     spec = getattr(net, "spec", None)
     if not isinstance(spec, HourglassSpec):
         raise UsageError("save_model expects an fpdctl HourglassNet (a module with a .spec)")
-    header = {SPEC_KEY: spec.to_json(), VERSION_KEY: __version__}
+    convention: InputConvention = getattr(net, "input_convention", NATIVE)
+    header = {SPEC_KEY: spec.to_json(), VERSION_KEY: __version__, METADATA_KEY: convention.to_json()}
     if metadata:
         header.update({str(k): str(v) for k, v in metadata.items()})
     tensors = {k: v.detach().to("cpu").contiguous() for k, v in net.state_dict().items()}
@@ -393,6 +430,30 @@ def unwrap_model(model: nn.Module) -> nn.Module:
             return model
 
 
+def checkpoint_file(model: str | os.PathLike[str]) -> Path:
+    """The file a checkpoint argument names: a pretrained name's weights, verified against its
+    model card, or the path itself (not checked: the reader says what is wrong with it).
+
+    Raises:
+        CheckpointError: a pretrained name whose card or weights are missing, or whose weights
+            do not have the sha256 its card records.
+    """
+    if not is_pretrained_name(model):
+        return Path(model)
+    name = os.fspath(model)
+    card = pretrained_card(name)
+    file = weights_path(name)
+    if not file.is_file():
+        raise CheckpointError(f"pretrained model {name} is not installed: {file} is missing")
+    digest = file_sha256(file)
+    if digest != str(card["sha256"]).lower():
+        raise CheckpointError(
+            f"pretrained model {name}: {file} has sha256 {digest[:16]}..., its model card says "
+            f"{str(card['sha256'])[:16]}...; the file is damaged or replaced: reinstall it"
+        )
+    return file
+
+
 def file_sha256(path: str | os.PathLike[str], chunk: int = 1 << 20) -> str:
     """Hex SHA-256 of a file, to record which checkpoint an artefact came from."""
     digest = hashlib.sha256()
@@ -410,7 +471,8 @@ def _metadata_spec(metadata: Mapping[str, str], path: str | os.PathLike[str]) ->
 
 
 def describe_checkpoint(path: str | os.PathLike[str]) -> dict[str, Any]:
-    """Spec and metadata of a checkpoint without building the model (for reports).
+    """Spec, metadata and input convention of a checkpoint without building the model (for
+    reports).
 
     Raises:
         CheckpointError: unreadable, not a hourglass, or a spec header its tensors contradict.
@@ -424,7 +486,10 @@ def describe_checkpoint(path: str | os.PathLike[str]) -> dict[str, Any]:
                 f"{path} does not fit {stored.name}, the spec in its '{SPEC_KEY}' header: its "
                 f"tensors are those of {spec.name}"
             )
-    return {"spec": spec, "metadata": metadata, "tensors": len(state_dict)}
+    return {
+        "spec": spec, "metadata": metadata, "tensors": len(state_dict),
+        "input_convention": _stored_convention(metadata, path),
+    }
 
 
 # Written by the trainer into every checkpoint it saves: the input side the model learned at.
@@ -434,12 +499,16 @@ TRAIN_INPUT_SIZE_KEY = "fpdctl.train.input_size"
 def trained_input_size(model: object) -> int | None:
     """The input side a native checkpoint was trained at (its header), None if it does not say.
 
-    Only fpdctl's own ``.safetensors`` carry it; a model name, another format, a file that cannot
-    be read, or anything that is not a path (a loaded module) gives None (loading the file
-    reports what is wrong with it).
+    A pretrained name (or its weights file) has its model card's (a missing card raises
+    CheckpointError). Only fpdctl's own ``.safetensors`` carry it; a model name, another format,
+    a file that cannot be read, or anything that is not a path (a loaded module) gives None
+    (loading the file reports what is wrong with it).
     """
     if not isinstance(model, (str, os.PathLike)):
         return None
+    name = os.fspath(model) if is_pretrained_name(model) else name_of_weights(model)
+    if name is not None:  # a pretrained name or its file: the model card says
+        return int(pretrained_card(name)["input_size"])
     file = Path(model)
     if file.suffix != NATIVE_SUFFIX or not file.is_file():
         return None
@@ -470,6 +539,7 @@ def resolve_input_size(model: object, input_size: int | None = None) -> int:
 
 __all__ = [
     "TRAIN_INPUT_SIZE_KEY",
+    "checkpoint_file",
     "create_model",
     "describe_checkpoint",
     "file_sha256",

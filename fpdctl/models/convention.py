@@ -18,7 +18,15 @@ less than fpdctl's. The official FPD code (HRNet's code base) trains with ``COLO
 written in R, G, B order, to B, G, R position by position.
 
 Mean and std are therefore given in the *network's* channel order: channel 0 of the tensor is
-``(pixel[order[0]] / max_pixel_value - mean[0]) / std[0]``. Numpy only: nothing here loads torch.
+``(pixel[order[0]] / max_pixel_value - mean[0]) / std[0]``.
+
+Where it is used: every model carries its convention (``HourglassNet.input_convention``, set by
+:func:`fpdctl.models.checkpoint.create_model`; ``OnnxModelInfo.input_convention`` for an export).
+Inference normalises crops with :meth:`InputConvention.normalize_batch` (``fpdctl.pipeline``).
+Datasets yield :data:`NATIVE` tensors, the convention fpdctl trains in; a model with another
+convention gets them converted on the fly: :func:`convert_array` here (numpy) and
+:func:`fpdctl.models.input_adapter.convert_tensor` (torch), the same per-channel affine from
+:func:`conversion`. Numpy only: nothing here loads torch.
 """
 
 from __future__ import annotations
@@ -241,7 +249,8 @@ class InputConvention:
     @classmethod
     def from_dict(cls, data: Mapping[str, Any], source: str = "input convention") -> InputConvention:
         """Inverse of :meth:`to_dict`. Missing ``name``/``max_pixel_value``/``train_sigma`` take
-        their defaults; ``order``, ``mean`` and ``std`` are required.
+        their defaults; ``order``, ``mean`` and ``std`` are required. A preset comes back as the
+        preset object itself.
 
         Raises:
             InputError: not a mapping, a missing key, or a bad value (named with ``source``).
@@ -252,7 +261,7 @@ class InputConvention:
         if missing:
             raise InputError(f"{source}: missing key '{missing[0]}'")
         try:
-            return cls(
+            convention = cls(
                 order=data["order"],
                 mean=data["mean"],
                 std=data["std"],
@@ -262,6 +271,9 @@ class InputConvention:
             )
         except UsageError as exc:
             raise InputError(f"{source}: {exc}") from exc
+        # A preset read back is the preset itself (every field, name and sigma included, agrees).
+        preset = PRESETS.get(convention.name)
+        return preset if preset is not None and preset.to_dict() == convention.to_dict() else convention
 
     def to_json(self) -> str:
         """:meth:`to_dict` as compact JSON with sorted keys (a metadata string)."""
@@ -291,6 +303,8 @@ class InputConvention:
         )
 
 
+# fpdctl's own: what its datasets yield (fpdctl.data.transforms.normalize_image) and so what every
+# model it trains sees; the trainer records it (with the run's sigma) in every checkpoint it writes.
 NATIVE = InputConvention(RGB, IMAGENET_MEAN, IMAGENET_STD, name="native")
 # pytorch-pose trains with heatmap sigma 1 (example/main.py --sigma default) and divides by no std.
 PYTORCH_POSE_MPII = InputConvention(
@@ -345,6 +359,7 @@ def parse_convention_override(
     order: str | None = None,
     mean: str | Sequence[float] | None = None,
     std: str | Sequence[float] | None = None,
+    flag_prefix: str = "--input",
 ) -> InputConvention:
     """Apply a user's override flags to the convention a model would get.
 
@@ -358,6 +373,8 @@ def parse_convention_override(
         base: the convention inferred from the checkpoint.
         preset: a name from :data:`PRESETS`, or None.
         order, mean, std: the flag values (strings as typed, or 3 numbers), or None.
+        flag_prefix: how the errors name the flags: ``--input`` (``--input-mean``...), or
+            ``--teacher-input`` for the teacher of distill, prune and prune-sweep.
 
     Returns:
         ``base`` when nothing is given; the preset when only it is given; else a convention named
@@ -367,22 +384,115 @@ def parse_convention_override(
         UsageError: one line naming the flag: an unknown preset or order, a wrong count of
             values, a value that is not a finite number, a mean outside [0, 1], a std <= 0.
     """
+    flags = _flag_names(flag_prefix)
     result = base
     if preset is not None:
         found = PRESETS.get(str(preset).strip().lower())
         if found is None:
-            raise UsageError(f"{FLAG_PRESET} must be one of {', '.join(PRESETS)}; got '{preset}'")
+            raise UsageError(f"{flags[0]} must be one of {', '.join(PRESETS)}; got '{preset}'")
         result = found
     changes: dict[str, Any] = {}
     if order is not None:
-        changes["order"] = _check_order(order, FLAG_ORDER)
+        changes["order"] = _check_order(order, flags[1])
     if mean is not None:
-        changes["mean"] = _check_mean(_parse_triple(mean, FLAG_MEAN), FLAG_MEAN)
+        changes["mean"] = _check_mean(_parse_triple(mean, flags[2]), flags[2])
     if std is not None:
-        changes["std"] = _check_std(_parse_triple(std, FLAG_STD), FLAG_STD)
+        changes["std"] = _check_std(_parse_triple(std, flags[3]), flags[3])
     if changes:
         result = replace(result, name="custom", **changes)
     return result
+
+
+def _flag_names(prefix: str) -> tuple[str, str, str, str]:
+    """The four override flags under ``prefix``: ``--input`` gives :data:`FLAG_PRESET`,
+    :data:`FLAG_ORDER`, :data:`FLAG_MEAN` and :data:`FLAG_STD`."""
+    return tuple(flag.replace("--input", prefix, 1) for flag in (FLAG_PRESET, FLAG_ORDER, FLAG_MEAN, FLAG_STD))  # type: ignore[return-value]
+
+
+@dataclass(frozen=True)
+class ConventionOverride:
+    """A user's override flags, as typed, until the model they apply to is loaded.
+
+    Every command that loads a model takes one (``--input-convention/-order/-mean/-std``, or
+    ``--teacher-input-*`` for a teacher); loading applies it to the convention the checkpoint
+    records or implies (:meth:`apply`). :meth:`check` validates the values before any loading.
+
+    Attributes:
+        preset, order, mean, std: the flag values, None where not given.
+        flag_prefix: how errors name the flags (``--input`` or ``--teacher-input``).
+    """
+
+    preset: str | None = None
+    order: str | None = None
+    mean: str | None = None
+    std: str | None = None
+    flag_prefix: str = field(default="--input", compare=False)
+
+    @property
+    def given(self) -> bool:
+        """Whether any flag was given."""
+        return any(v is not None for v in (self.preset, self.order, self.mean, self.std))
+
+    def apply(self, base: InputConvention) -> InputConvention:
+        """``base`` with the flags applied (:func:`parse_convention_override`)."""
+        return parse_convention_override(
+            base, preset=self.preset, order=self.order, mean=self.mean, std=self.std,
+            flag_prefix=self.flag_prefix,
+        )
+
+    def check(self) -> ConventionOverride:
+        """Validate the values (whatever the base will be) and return self.
+
+        Raises:
+            UsageError: one line naming the first bad flag.
+        """
+        self.apply(NATIVE)
+        return self
+
+
+def conversion(
+    source: InputConvention, target: InputConvention
+) -> tuple[tuple[int, int, int], np.ndarray, np.ndarray]:
+    """The per-channel affine that turns a ``source`` input tensor into a ``target`` one.
+
+    Target channel ``c`` is ``source[channels[c]] * scale[c] + shift[c]``: undo the source's
+    normalisation (``v = x * std_s + mean_s``, the pixel on the 0..1 scale), then apply the
+    target's (``(v - mean_t) / std_t``), reordering channels when the orders differ. Exact up to float
+    rounding; a pixel clipped by neither convention stays the same pixel.
+
+    Returns:
+        channels: the source channel of each target channel; scale, shift: float32 [3].
+    """
+    channels = (0, 1, 2) if source.order == target.order else (2, 1, 0)
+    mean_s = np.asarray(source.mean, np.float64)[list(channels)]
+    std_s = np.asarray(source.std, np.float64)[list(channels)]
+    mean_t = np.asarray(target.mean, np.float64)
+    std_t = np.asarray(target.std, np.float64)
+    # Both normalise the pixel's fraction of full scale (pixel / max_pixel_value), which is the
+    # same for one image at any bit depth: max_pixel_value plays no part here.
+    scale = std_s / std_t
+    shift = (mean_s - mean_t) / std_t
+    return channels, scale.astype(np.float32), shift.astype(np.float32)
+
+
+def convert_array(images: np.ndarray, source: InputConvention, target: InputConvention) -> np.ndarray:
+    """Input tensors made for ``source`` as ``target`` wants them (numpy side).
+
+    Args:
+        images: float [..., 3, H, W] in ``source``'s convention (a dataset's samples: NATIVE).
+        source, target: the two conventions.
+
+    Returns:
+        ``images`` itself when the conventions are equal, else float32 [..., 3, H, W].
+    """
+    if source == target:
+        return images
+    values = np.asarray(images, dtype=np.float32)
+    if values.ndim < 3 or values.shape[-3] != 3:
+        raise ValueError(f"expected input tensors [..., 3, H, W], got shape {values.shape}")
+    channels, scale, shift = conversion(source, target)
+    out = values[..., list(channels), :, :] * scale[:, None, None] + shift[:, None, None]
+    return out.astype(np.float32, copy=False)
 
 
 __all__ = [
@@ -397,7 +507,10 @@ __all__ = [
     "PYTORCH_POSE_LSP",
     "PYTORCH_POSE_MPII",
     "RGB",
+    "ConventionOverride",
     "InputConvention",
+    "conversion",
+    "convert_array",
     "infer_convention",
     "parse_convention_override",
 ]

@@ -17,6 +17,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from fpdctl.models.convention import NATIVE, InputConvention
 from fpdctl.models.spec import MOBILE, HourglassSpec
 
 
@@ -91,13 +92,16 @@ class Hourglass(nn.Module):
 class HourglassNet(nn.Module):
     """A Stacked Hourglass network built from an :class:`HourglassSpec`.
 
-    Input: [N, 3, H, W] normalised RGB, H and W multiples of ``spec.input_multiple``.
+    Input: [N, 3, H, W] normalised in ``input_convention`` (fpdctl's own, NATIVE, unless the
+    checkpoint it was loaded from says otherwise), H and W multiples of ``spec.input_multiple``.
     Output: [N, S, J, H/4, W/4], the heatmaps of every stack (the last is the prediction).
     """
 
     def __init__(self, spec: HourglassSpec) -> None:
         super().__init__()
         self.spec = spec
+        # How pixels become this network's input: part of what the model is (saved with it).
+        self.input_convention: InputConvention = NATIVE
         c = spec.channels
         dw = spec.block == MOBILE
         self.conv1 = nn.Conv2d(3, c // 4, kernel_size=7, stride=2, padding=3)

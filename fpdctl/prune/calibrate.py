@@ -5,6 +5,9 @@ its outputs have another mean and variance than the teacher's running statistics
 Forward passes over a few hundred training images (no gradients, no weight change) replace those
 statistics with the sliced network's own. Slicing stacks only (all channels kept) leaves every
 BN input unchanged, so there it changes nothing beyond sampling noise.
+
+The images are fed in the network's own input convention (a student sliced from a pytorch-pose
+or official-FPD teacher keeps the teacher's): the dataset's NATIVE tensors are converted first.
 """
 
 from __future__ import annotations
@@ -15,6 +18,8 @@ import torch
 from torch import nn
 
 from fpdctl.errors import UsageError
+from fpdctl.models.convention import NATIVE
+from fpdctl.models.input_adapter import convert_tensor
 
 
 def recalibrate_bn(
@@ -34,8 +39,9 @@ def recalibrate_bn(
     left in eval mode with its BN momenta restored.
 
     Args:
-        model: the network; its weights are not changed.
-        dataset: samples with "image" [3, H, W] (a training split, with its augmentation).
+        model: the network; its weights are not changed. Its ``input_convention`` (NATIVE when
+            it has none) is what the images are converted to.
+        dataset: samples with "image" [3, H, W], NATIVE (a training split, with its augmentation).
         batches: batches to average over (at least 1).
         batch_size: images per batch.
         device: where the forward passes run.
@@ -60,6 +66,7 @@ def recalibrate_bn(
         norm.momentum = None  # cumulative average instead of an exponential one
     model.to(device)
     model.train()
+    convention = getattr(model, "input_convention", NATIVE)
     seen = 0
     try:
         with torch.no_grad():
@@ -67,7 +74,7 @@ def recalibrate_bn(
                 if index == batches:
                     break
                 images = batch["image"] if isinstance(batch, dict) else batch[0]
-                model(images.to(device))
+                model(convert_tensor(images.to(device), NATIVE, convention))
                 seen += int(images.shape[0])
     finally:
         for norm, momentum in zip(norms, momenta):

@@ -24,6 +24,7 @@ import torch
 from torch import Tensor
 
 from fpdctl.errors import UsageError
+from fpdctl.models.convention import ConventionOverride
 from fpdctl.models.hourglass import HourglassNet, count_parameters
 from fpdctl.models.spec import DEFAULT_INPUT_SIZE, HourglassSpec, resolve_spec
 from fpdctl.prune.importance import check_importance, group_importance, select_channels
@@ -209,6 +210,8 @@ def slice_model(
     plan = plan_slice(state, teacher.spec, target, importance=importance, stack_strategy=stack_strategy)
     student = HourglassNet(plan.target)
     load_state_dict_strict(student, slice_state_dict(state, plan), source=f"slice of {teacher.spec.name}")
+    # The kept stem filters read pixels as the teacher's did: the student inherits its convention.
+    student.input_convention = teacher.input_convention
     student.eval()
     return student, plan
 
@@ -268,6 +271,7 @@ def prune_checkpoint(
     batch_size: int = 16,
     device: str = "cpu",
     seed: int = 0,
+    input_convention: ConventionOverride | None = None,
 ) -> PruneResult:
     """Slice a teacher checkpoint (any format ``create_model`` reads) into a native student file.
 
@@ -281,6 +285,8 @@ def prune_checkpoint(
         recalibrate_bn: if positive, re-estimate the student's BN statistics over this many
             batches of ``data``'s training split (:mod:`fpdctl.prune.calibrate`).
         data, batch_size, device, seed: the re-estimation's images and where it runs.
+        input_convention: override flags applied to the teacher's own input convention; the
+            student inherits the result (and records it), and the re-estimation feeds it.
 
     Raises:
         CheckpointError: unreadable teacher; UsageError: a target that does not fit in it.
@@ -301,7 +307,7 @@ def prune_checkpoint(
 
     parse_data_spec(data)  # a missing --data folder fails now, with or without --recalibrate-bn
     check_output_file(output)  # before loading and slicing the teacher
-    teacher = create_model(Path(teacher_path))
+    teacher = create_model(Path(teacher_path), input_convention=input_convention)
     student, plan = slice_model(teacher, spec, importance=importance, stack_strategy=stack_strategy)
     if recalibrate_bn:
         from fpdctl.data.registry import build_dataset

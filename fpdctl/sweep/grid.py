@@ -1,4 +1,11 @@
-"""The sweep's grid: every (stacks, channels, blocks, init) to try, and how shards split it."""
+"""The sweep's grid: every (stacks, channels, blocks, init, block type) to try, and how shards
+split it.
+
+Block types (``--blocks standard,mobile``): a student may use the teacher's residual block or
+another one (the mobile hourglass's depthwise-separable block). Slicing keeps part of the
+teacher's own filters, so only a student of the teacher's block type can be sliced; a student of
+another type is trained from scratch (init ``scratch``) whatever ``--init`` says.
+"""
 
 from __future__ import annotations
 
@@ -6,7 +13,7 @@ from dataclasses import dataclass
 from typing import Iterable, Sequence
 
 from fpdctl.errors import UsageError
-from fpdctl.models.spec import HourglassSpec
+from fpdctl.models.spec import BLOCK_TYPES, STANDARD, HourglassSpec
 from fpdctl.prune.slicing import check_target
 
 INITS: tuple[str, ...] = ("scratch", "teacher")
@@ -16,7 +23,8 @@ INITS: tuple[str, ...] = ("scratch", "teacher")
 class SweepItem:
     """One row of the grid: a student architecture and how its weights start.
 
-    Ordering (the "sorted grid" shards split) is by stacks, channels, blocks, then init.
+    Ordering (the "sorted grid" shards split) is by stacks, channels, blocks, init, joints,
+    depth, then block type.
     """
 
     stacks: int
@@ -25,15 +33,79 @@ class SweepItem:
     init: str
     joints: int = 16
     depth: int = 4
+    block: str = STANDARD
 
     @property
     def spec(self) -> HourglassSpec:
-        return HourglassSpec(self.stacks, self.channels, self.blocks, self.joints, self.depth)
+        return HourglassSpec(self.stacks, self.channels, self.blocks, self.joints, self.depth, self.block)
 
     @property
     def key(self) -> str:
-        """File-name key, e.g. ``hg2x64-teacher``."""
+        """File-name key, e.g. ``hg2x64-teacher`` or ``hg2x64m-scratch``."""
         return f"{self.spec.name}-{self.init}"
+
+
+def check_student(teacher: HourglassSpec, student: HourglassSpec, init: str) -> None:
+    """Refuse a grid member that is not a student of the teacher.
+
+    A sliced one (init ``teacher``) must be a slice (:func:`~fpdctl.prune.slicing.check_target`);
+    a scratch one may have another block type, but no more stacks, channels or blocks than the
+    teacher (else it would not be a student) and the teacher's joints and depth.
+
+    Raises:
+        UsageError: in one line.
+    """
+    check_target(teacher if init == "teacher" else teacher.replace(block=student.block), student)
+
+
+def parse_blocks(text: str) -> tuple[list[int], list[str] | None]:
+    """``--blocks``: residual block counts and/or block types, e.g. ``1,2``, ``standard,mobile``
+    or ``1,mobile``.
+
+    Returns:
+        (counts, types): counts default to [1]; types None when none is given (the teacher's).
+
+    Raises:
+        UsageError: an empty list, a count below 1 or an unknown word, in one line.
+    """
+    parts = [p.strip() for p in str(text).split(",") if p.strip()]
+    if not parts:
+        raise UsageError(
+            f"--blocks must be a comma-separated list of block counts or block types "
+            f"({', '.join(BLOCK_TYPES)}), got '{text}'"
+        )
+    values: list[int | str] = []
+    for part in parts:
+        try:
+            values.append(int(part))
+        except ValueError:
+            values.append(part.lower())
+    counts, types = split_blocks(values)
+    return counts or [1], types or None
+
+
+def split_blocks(values: Iterable[int | str]) -> tuple[list[int], list[str]]:
+    """``--blocks`` items as (residual block counts, block types), each in the order given.
+
+    Raises:
+        UsageError: a count below 1 or a word that is no block type.
+    """
+    counts: list[int] = []
+    types: list[str] = []
+    for value in values:
+        if isinstance(value, str):
+            if value not in BLOCK_TYPES:
+                raise UsageError(
+                    f"--blocks takes block counts (integers) and block types ({', '.join(BLOCK_TYPES)}), "
+                    f"got '{value}'"
+                )
+            if value not in types:
+                types.append(value)
+        else:
+            if value < 1:
+                raise UsageError(f"--blocks values must be at least 1, got {value}")
+            counts.append(value)
+    return counts, types
 
 
 def parse_inits(text: str) -> tuple[str, ...]:
@@ -58,29 +130,39 @@ def build_grid(
     channels: Iterable[int],
     blocks: Iterable[int],
     inits: Iterable[str],
+    block_types: Iterable[str] | None = None,
 ) -> list[SweepItem]:
-    """Every (stacks, channels, blocks, init), sorted and without duplicates.
+    """Every (stacks, channels, blocks, init, block type), sorted and without duplicates.
 
     Students have the teacher's joints and depth, and are never larger than the teacher in any
-    dimension (a sliced one cannot be; a scratch one would not be a student).
+    dimension (a sliced one cannot be; a scratch one would not be a student). A block type other
+    than the teacher's cannot be sliced from it: its students are trained from scratch only.
+
+    Args:
+        block_types: "standard" and/or "mobile" (None: the teacher's own).
 
     Raises:
         UsageError: an empty grid, an invalid spec, or a member larger than the teacher.
     """
     stacks, channels, blocks, inits = list(stacks), list(channels), list(blocks), list(inits)
-    for option, values in (("--stacks", stacks), ("--channels", channels), ("--blocks", blocks), ("--init", inits)):
+    types = [teacher.block] if block_types is None else list(block_types)
+    for option, values in (("--stacks", stacks), ("--channels", channels), ("--blocks", blocks),
+                           ("--init", inits), ("--blocks (block types)", types)):
         if not values:
             raise UsageError(f"the sweep grid is empty: {option} gives no values")
+    for init in inits:
+        if init not in INITS:
+            raise UsageError(f"--init must be scratch, teacher or both, got '{init}'")
     items = set()
     for s in stacks:
         for c in channels:
             for b in blocks:
-                spec = HourglassSpec(s, c, b, teacher.joints, teacher.depth)
-                check_target(teacher, spec)
-                for init in inits:
-                    if init not in INITS:
-                        raise UsageError(f"--init must be scratch, teacher or both, got '{init}'")
-                    items.add(SweepItem(s, c, b, init, teacher.joints, teacher.depth))
+                for block in types:
+                    spec = HourglassSpec(s, c, b, teacher.joints, teacher.depth, block)
+                    # Slicing keeps the teacher's own filters: another block type starts from scratch.
+                    for init in inits if block == teacher.block else ("scratch",):
+                        check_student(teacher, spec, init)
+                        items.add(SweepItem(s, c, b, init, teacher.joints, teacher.depth, block))
     return sorted(items)
 
 
@@ -113,4 +195,14 @@ def shard_items(items: Sequence[SweepItem], index: int, count: int) -> list[Swee
     return [item for i, item in enumerate(ordered) if i % count == index - 1]
 
 
-__all__ = ["INITS", "SweepItem", "build_grid", "parse_inits", "parse_shard", "shard_items"]
+__all__ = [
+    "INITS",
+    "SweepItem",
+    "build_grid",
+    "check_student",
+    "parse_blocks",
+    "parse_inits",
+    "parse_shard",
+    "shard_items",
+    "split_blocks",
+]

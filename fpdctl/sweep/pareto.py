@@ -28,7 +28,7 @@ def pareto_front(costs: Sequence[float | None], values: Sequence[float | None]) 
 
     Args:
         costs: [N] costs, e.g. MACs.
-        values: [N] accuracies, e.g. PCKh.
+        values: [N] accuracies, e.g. PCKh or AP.
     """
     if len(costs) != len(values):
         raise ValueError(f"{len(costs)} costs but {len(values)} values")
@@ -63,31 +63,34 @@ class Recommendation:
 
 def _cheapest_key(row: Mapping[str, Any]) -> tuple[float, float, float, str]:
     # Cheaper first, then fewer parameters, then more accurate, then the key for a stable order.
-    return (float(row["macs"]), float(row["params"]), -float(row["pckh"]), str(row["key"]))
+    return (float(row["macs"]), float(row["params"]), -float(row["score"]), str(row["key"]))
 
 
 def recommend(
     rows: Sequence[Mapping[str, Any]],
-    teacher_pckh: float | None,
+    teacher_score: float | None,
     *,
     max_drop: float = 1.0,
     budget_macs: float | None = None,
     budget_latency_ms: float | None = None,
+    metric: str = "PCKh",
 ) -> Recommendation:
     """Pick a row: the best under a budget, or else the cheapest close to the teacher.
 
     Args:
-        rows: dicts with ``key``, ``pckh`` (percent, after fine-tuning), ``macs``, ``params`` and
+        rows: dicts with ``key``, ``score`` (percent, after fine-tuning), ``macs``, ``params`` and
             ``latency_ms`` (None when not measured).
-        teacher_pckh: the teacher's PCKh on the same split (percent).
-        max_drop: the largest PCKh loss against the teacher (percentage points) that is acceptable.
+        teacher_score: the teacher's score on the same split (percent).
+        max_drop: the largest score loss against the teacher (percentage points) that is
+            acceptable.
+        metric: the score's name in the reason: PCKh, PCK or AP.
         budget_macs: if given, the most accurate row with at most this many MACs (absolute count).
         budget_latency_ms: if given, the most accurate row at most this slow (ms, batch 1).
 
     Returns:
         A :class:`Recommendation` with its reason.
     """
-    scored = [r for r in rows if _finite(r.get("pckh")) and _finite(r.get("macs"))]
+    scored = [r for r in rows if _finite(r.get("score")) and _finite(r.get("macs"))]
     if budget_macs is not None or budget_latency_ms is not None:
         if budget_macs is not None:
             criterion, column, limit = "budget-macs", "macs", float(budget_macs)
@@ -106,36 +109,36 @@ def recommend(
                 f"no config fits the budget of {show(limit)}; the cheapest, {cheapest['key']}, "
                 f"needs {show(float(cheapest[column]))}.",
             )
-        best = min(fits, key=lambda r: (-float(r["pckh"]), float(r[column]), str(r["key"])))
+        best = min(fits, key=lambda r: (-float(r["score"]), float(r[column]), str(r["key"])))
         return Recommendation(
             str(best["key"]), criterion,
             f"{best['key']} is the most accurate of the {len(fits)} config(s) within the budget of "
-            f"{show(limit)}: PCKh {float(best['pckh']):.2f} at {show(float(best[column]))}.",
+            f"{show(limit)}: {metric} {float(best['score']):.2f} at {show(float(best[column]))}.",
         )
     criterion = "max-drop"
     if not scored:
-        return Recommendation(None, criterion, "no config has a PCKh")
-    if teacher_pckh is None or not _finite(teacher_pckh):
-        best = max(scored, key=lambda r: (float(r["pckh"]), -float(r["macs"])))
+        return Recommendation(None, criterion, f"no config has a {metric}")
+    if teacher_score is None or not _finite(teacher_score):
+        best = max(scored, key=lambda r: (float(r["score"]), -float(r["macs"])))
         return Recommendation(
             str(best["key"]), criterion,
-            f"the teacher has no PCKh to compare with; {best['key']} is the most accurate config "
-            f"(PCKh {float(best['pckh']):.2f}).",
+            f"the teacher has no {metric} to compare with; {best['key']} is the most accurate config "
+            f"({metric} {float(best['score']):.2f}).",
         )
-    floor = float(teacher_pckh) - float(max_drop)
-    close = [r for r in scored if float(r["pckh"]) >= floor]
+    floor = float(teacher_score) - float(max_drop)
+    close = [r for r in scored if float(r["score"]) >= floor]
     if close:
         best = min(close, key=_cheapest_key)
         return Recommendation(
             str(best["key"]), criterion,
             f"{best['key']} is the cheapest config ({float(best['macs']) / GIGA:.3g} GMACs) within "
-            f"{max_drop:g} PCKh of the teacher: {float(best['pckh']):.2f} against "
-            f"{float(teacher_pckh):.2f}.",
+            f"{max_drop:g} {metric} of the teacher: {float(best['score']):.2f} against "
+            f"{float(teacher_score):.2f}.",
         )
-    best = max(scored, key=lambda r: (float(r["pckh"]), -float(r["macs"])))
+    best = max(scored, key=lambda r: (float(r["score"]), -float(r["macs"])))
     return Recommendation(
         str(best["key"]), criterion,
-        f"no config is within {max_drop:g} PCKh of the teacher ({float(teacher_pckh):.2f}); "
-        f"{best['key']} comes closest with {float(best['pckh']):.2f} at "
+        f"no config is within {max_drop:g} {metric} of the teacher ({float(teacher_score):.2f}); "
+        f"{best['key']} comes closest with {float(best['score']):.2f} at "
         f"{float(best['macs']) / GIGA:.3g} GMACs.",
     )

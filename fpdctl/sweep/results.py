@@ -5,8 +5,12 @@ Layout of a sweep directory::
     configs/<key>.json      one result per config (the record of truth)
     students/<key>.safetensors   the initial student (sliced or random) of each config
     runs/<key>/             the fine-tune's run directory (last.safetensors is the result)
-    teacher.json            the teacher's own PCKh, params, MACs, latency
+    teacher.json            the teacher's own score, params, MACs, latency
     summary.json, sweep.png
+
+Scores are the validation split's headline figure in percent, named by ``metric``: PCKh (MPII,
+synthetic), PCK (LSP) or AP (COCO). Result files written before scores were named carry
+``pckh`` / ``pckh_zero_shot`` and are read as PCKh scores.
 
 Every file is written atomically, so any process may read the directory at any time: the summary
 of a sharded sweep is complete once the last shard rebuilds it.
@@ -21,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from fpdctl.errors import DataError, UsageError
+from fpdctl.models.spec import STANDARD
 from fpdctl.sweep.pareto import Recommendation, pareto_front, recommend
 from fpdctl.utils.io import atomic_write_text
 
@@ -32,6 +37,17 @@ SUMMARY_FILE = "summary.json"
 PLOT_FILE = "sweep.png"
 # Bumped when the meaning of a result file changes, so old directories are refused, not misread.
 RESULT_FORMAT = 1
+# The score name of result files that predate named scores, and their field names.
+LEGACY_METRIC = "PCKh"
+LEGACY_FIELDS: dict[str, str] = {"pckh": "score", "pckh_zero_shot": "score_zero_shot"}
+
+
+def _upgrade(data: dict[str, Any]) -> dict[str, Any]:
+    """A result dict with the current field names (``pckh`` was the score's name before COCO)."""
+    out = {LEGACY_FIELDS.get(k, k): v for k, v in data.items()}
+    if any(k in data for k in LEGACY_FIELDS):
+        out.setdefault("metric", LEGACY_METRIC)
+    return out
 
 
 @dataclass(frozen=True)
@@ -42,11 +58,13 @@ class ConfigResult:
         key: ``{spec name}-{init}``; model: the spec name; stacks, channels, blocks, init: the row.
         params: parameters; macs: MACs per image at ``input_size``.
         latency_ms: ONNX Runtime CPU latency at batch 1 (median ms), None when not measured.
-        pckh_zero_shot: PCKh (percent) of the initial student, before any training.
-        pckh: PCKh (percent) after the fine-tune.
+        score_zero_shot: the score (percent) of the initial student, before any training.
+        score: the score (percent) after the fine-tune.
         steps: optimizer steps of the fine-tune; train_seconds: its wall time.
         checkpoint: the fine-tuned student, relative to the sweep directory.
         settings: the sweep fingerprint the row was made with.
+        metric: the score's name: "PCKh", "PCK" or "AP" (COCO).
+        block: the student's residual block type, "standard" or "mobile".
     """
 
     key: str
@@ -58,50 +76,59 @@ class ConfigResult:
     params: int
     macs: int
     latency_ms: float | None
-    pckh_zero_shot: float
-    pckh: float
+    score_zero_shot: float
+    score: float
     steps: int
     train_seconds: float
     checkpoint: str
     settings: dict[str, Any] = field(default_factory=dict)
+    metric: str = LEGACY_METRIC
+    block: str = STANDARD
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "key": self.key, "model": self.model, "stacks": self.stacks, "channels": self.channels,
-            "blocks": self.blocks, "init": self.init, "params": self.params, "macs": self.macs,
-            "latency_ms": self.latency_ms, "pckh_zero_shot": self.pckh_zero_shot, "pckh": self.pckh,
-            "steps": self.steps, "train_seconds": self.train_seconds, "checkpoint": self.checkpoint,
-            "settings": self.settings,
+            "blocks": self.blocks, "block": self.block, "init": self.init, "params": self.params,
+            "macs": self.macs, "latency_ms": self.latency_ms, "metric": self.metric,
+            "score_zero_shot": self.score_zero_shot, "score": self.score, "steps": self.steps,
+            "train_seconds": self.train_seconds, "checkpoint": self.checkpoint, "settings": self.settings,
         }
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> ConfigResult:
-        names = [f for f in cls.__dataclass_fields__]
+        """Raises KeyError naming the first missing field (``metric`` and ``block`` may be
+        absent: older files are PCKh sweeps of standard blocks)."""
+        data = _upgrade(data)
+        names = [f for f in cls.__dataclass_fields__ if f not in ("metric", "block")]
         missing = [n for n in names if n not in data]
         if missing:
             raise KeyError(missing[0])
-        return cls(**{n: data[n] for n in names})
+        return cls(**{n: data[n] for n in (*names, "metric", "block") if n in data})
 
 
 @dataclass(frozen=True)
 class TeacherResult:
-    """The teacher measured like the students (``teacher.json``)."""
+    """The teacher measured like the students (``teacher.json``); ``score`` is named by
+    ``metric`` as a :class:`ConfigResult`'s."""
 
     model: str
     params: int
     macs: int
     latency_ms: float | None
-    pckh: float
+    score: float
     settings: dict[str, Any]
+    metric: str = LEGACY_METRIC
 
     def to_dict(self) -> dict[str, Any]:
         return {"model": self.model, "params": self.params, "macs": self.macs,
-                "latency_ms": self.latency_ms, "pckh": self.pckh, "settings": self.settings}
+                "latency_ms": self.latency_ms, "metric": self.metric, "score": self.score,
+                "settings": self.settings}
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> TeacherResult:
         """Raises KeyError naming the first missing field."""
-        return cls(**{k: data[k] for k in cls.__dataclass_fields__})
+        data = _upgrade(data)
+        return cls(**{k: data[k] for k in cls.__dataclass_fields__ if k != "metric" or k in data})
 
 
 @dataclass(frozen=True)
@@ -112,7 +139,7 @@ class SweepResult:
         out: the sweep directory.
         teacher: the teacher's figures (None if no process has measured it yet).
         results: every finished row, sorted by the grid order.
-        pareto: cost name ("macs", "latency_ms") -> keys on the front of PCKh against it.
+        pareto: cost name ("macs", "latency_ms") -> keys on the front of the score against it.
         recommendation: the pick and its reason.
         ran, skipped: keys this invocation ran, and found already finished.
         pending: keys of this invocation's shard that are not finished (interrupted runs).
@@ -130,6 +157,11 @@ class SweepResult:
     plot: Path | None = None
 
     @property
+    def metric(self) -> str:
+        """The score's name (every row of one sweep shares it): PCKh, PCK or AP."""
+        return sweep_metric(self.results, self.teacher)
+
+    @property
     def recommended(self) -> ConfigResult | None:
         """The recommended row, None when no row qualifies."""
         return next((r for r in self.results if r.key == self.recommendation.key), None)
@@ -143,7 +175,8 @@ class SweepResult:
             "model": None if pick is None else pick.model,
             "init": None if pick is None else pick.init,
             "checkpoint": None if pick is None else str((self.out / pick.checkpoint).resolve()),
-            "pckh": None if pick is None else pick.pckh,
+            "metric": self.metric,
+            "score": None if pick is None else pick.score,
             "macs": None if pick is None else pick.macs,
             "latency_ms": None if pick is None else pick.latency_ms,
         }
@@ -153,6 +186,14 @@ class SweepResult:
             "pareto": self.pareto,
             "recommendation": recommendation,
         }
+
+
+def sweep_metric(results: list[ConfigResult], teacher: TeacherResult | None) -> str:
+    """The score name of a sweep's rows (or its teacher's), PCKh when there is none."""
+    for named in (*results, teacher):
+        if named is not None:
+            return named.metric
+    return LEGACY_METRIC
 
 
 # ----------------------------------------------------------------------------------- files
@@ -199,7 +240,7 @@ def read_results(out: str | os.PathLike[str]) -> list[ConfigResult]:
             results.append(ConfigResult.from_dict(data))
         except (KeyError, TypeError) as exc:
             raise DataError(f"sweep result {path} lacks the field {exc}") from None
-    results.sort(key=lambda r: (r.stacks, r.channels, r.blocks, r.init))
+    results.sort(key=lambda r: (r.stacks, r.channels, r.blocks, r.init, r.block))
     return results
 
 
@@ -268,11 +309,12 @@ def summarize(
     rows = [r.to_dict() for r in results]
     pareto: dict[str, list[str]] = {}
     for cost in ("macs", "latency_ms"):
-        front = pareto_front([r[cost] for r in rows], [r["pckh"] for r in rows])
+        front = pareto_front([r[cost] for r in rows], [r["score"] for r in rows])
         pareto[cost] = [rows[i]["key"] for i in front]
     recommendation = recommend(
-        rows, None if teacher is None else teacher.pckh, max_drop=max_drop,
+        rows, None if teacher is None else teacher.score, max_drop=max_drop,
         budget_macs=budget_macs, budget_latency_ms=budget_latency_ms,
+        metric=sweep_metric(results, teacher),
     )
     summary = SweepResult(out=out_dir, teacher=teacher, results=results, pareto=pareto,
                           recommendation=recommendation)
@@ -306,5 +348,6 @@ __all__ = [
     "read_results",
     "read_teacher",
     "summarize",
+    "sweep_metric",
     "write_json",
 ]

@@ -1,11 +1,11 @@
 """``fpdctl prune-sweep``: which student to distil, measured rather than guessed.
 
-For every (stacks, channels, blocks) of a grid (:mod:`fpdctl.sweep.grid`) and every
+For every (stacks, channels, blocks, block type) of a grid (:mod:`fpdctl.sweep.grid`) and every
 initialisation (``scratch``: random weights; ``teacher``: sliced from the teacher,
-:mod:`fpdctl.prune.slicing`) the sweep
+:mod:`fpdctl.prune.slicing`; a block type other than the teacher's is scratch only) the sweep
 
 1. builds the student and saves it as the fine-tune's ``--init`` checkpoint,
-2. evaluates it at once (zero-shot PCKh) on the fine-tune's own validation split,
+2. evaluates it at once (zero-shot score) on the fine-tune's own validation split,
 3. runs a short FPD fine-tune from the teacher with the project's trainer
    (:class:`fpdctl.train.trainer.Trainer`; the trainer evaluates the final model),
 4. records params and MACs (closed form) and the ONNX Runtime latency at batch 1
@@ -38,8 +38,8 @@ from typing import Any, Mapping, Sequence
 from fpdctl.errors import RuntimeFailure, UsageError
 from fpdctl.models.spec import HourglassSpec
 from fpdctl.progress import Event, Progress, report
-from fpdctl.prune.slicing import check_stack_strategy, check_target
-from fpdctl.sweep.grid import SweepItem, shard_items
+from fpdctl.prune.slicing import check_stack_strategy
+from fpdctl.sweep.grid import SweepItem, check_student, shard_items
 from fpdctl.sweep.results import (
     RESULT_FORMAT,
     RUNS_DIR,
@@ -55,7 +55,7 @@ from fpdctl.sweep.results import (
     summarize,
     write_json,
 )
-from fpdctl.train.config import TrainConfig, resolve_config, validate_config
+from fpdctl.train.config import TrainConfig, resolve_config, teacher_input_override, validate_config
 from fpdctl.utils.io import check_folder_creatable
 
 # Latency needs only a stable median, not a benchmark: a few warm-up and timed runs per model.
@@ -126,7 +126,7 @@ class SweepSettings:
         Device and workers are left out: they change the speed, not the numbers.
         """
         train = self.train
-        return {
+        fingerprint = {
             "format": RESULT_FORMAT,
             "teacher_sha256": teacher_sha256,
             "data": train.data,
@@ -144,6 +144,13 @@ class SweepSettings:
             "val_limit": train.val_limit,
             "flip_test": train.flip_test,
         }
+        # How the teacher (and a student sliced from it) reads pixels changes every figure; only
+        # an override is recorded, so sweeps begun before it existed still resume.
+        override = [train.teacher_input_convention, train.teacher_input_order, train.teacher_input_mean,
+                    train.teacher_input_std]
+        if any(v is not None for v in override):
+            fingerprint["teacher_input"] = override
+        return fingerprint
 
 
 def _train_config(settings: SweepSettings, item: SweepItem, init_path: Path | None, run_dir: Path) -> TrainConfig:
@@ -172,11 +179,20 @@ def validation_set(config: TrainConfig) -> Any:
 
 
 def _evaluate(model: Any, val_set: Any, config: TrainConfig) -> float:
+    """The split's headline score in percent (PCKh, PCK or COCO AP)."""
     from fpdctl.evaluate import evaluate_model
 
     result = evaluate_model(model, val_set, flip=config.flip_test, device=config.device,
                             num_workers=config.workers)
     return float(result.metric.mean)
+
+
+def score_name_of(config: TrainConfig) -> str:
+    """The name of the score a sweep on ``config.data`` records: PCKh, PCK or AP."""
+    from fpdctl.data.registry import data_metric
+    from fpdctl.metrics import score_name
+
+    return score_name(data_metric(config.data))
 
 
 def _measure_latency(checkpoint: str | os.PathLike[str], input_size: int) -> float:
@@ -196,10 +212,13 @@ def _macs(spec: HourglassSpec, input_size: int) -> int:
     return analytic_cost(spec, input_size).macs
 
 
-def _pckh_of(metric_dict: dict[str, Any] | None, metric: str) -> float:
+def _final_score(metric_dict: dict[str, Any] | None, metric: str) -> float:
+    """The headline score of a fine-tune's final evaluation (``TrainResult.final_eval``)."""
+    from fpdctl.metrics import headline_score
+
     if not metric_dict or metric not in metric_dict:
         raise RuntimeFailure("the fine-tune finished without a final evaluation")
-    return float(metric_dict[metric]["mean"])
+    return headline_score(metric_dict, metric)
 
 
 # ----------------------------------------------------------------------------------- running
@@ -236,10 +255,13 @@ def run_sweep(
     from fpdctl.models.checkpoint import create_model, file_sha256
 
     out_dir = _check_settings(settings, items, out, max_drop)
-    teacher = create_model(Path(settings.teacher))
+    # In its own input convention (the checkpoint's, or --teacher-input-*): the teacher's and every
+    # sliced student's evaluations convert the dataset's NATIVE crops to it.
+    teacher = create_model(Path(settings.teacher), input_convention=teacher_input_override(settings.train))
     for item in items:
-        check_target(teacher.spec, item.spec)
+        check_student(teacher.spec, item.spec, item.init)
     teacher.spec.check_input_size(settings.train.input_size)
+    _check_teacher_joints(teacher.spec, settings.train.data)
     fingerprint = settings.fingerprint(file_sha256(settings.teacher))
     mine = shard_items(items, *shard)
 
@@ -262,7 +284,7 @@ def run_sweep(
             break
         ran.append(item.key)
         report(progress, "sweep.config_end",
-               f"PCKh {result.pckh:.2f} after {result.steps} steps ({result.train_seconds:.0f} s)",
+               f"{result.metric} {result.score:.2f} after {result.steps} steps ({result.train_seconds:.0f} s)",
                data=result)
     summary = summarize(out_dir, max_drop=max_drop, budget_macs=budget_macs,
                         budget_latency_ms=budget_latency_ms)
@@ -270,6 +292,18 @@ def run_sweep(
         out=summary.out, teacher=summary.teacher, results=summary.results, pareto=summary.pareto,
         recommendation=summary.recommendation, ran=ran, skipped=skipped, pending=pending, plot=summary.plot,
     )
+
+
+def _check_teacher_joints(teacher: HourglassSpec, data: str) -> None:
+    """Refuse a teacher whose heatmaps are not the data's joints (students have the teacher's)."""
+    from fpdctl.data.registry import data_joint_set
+
+    channels = data_joint_set(data)
+    if teacher.joints != channels.num_joints:
+        raise UsageError(
+            f"the teacher {teacher.name} predicts {teacher.joints} joints but {data} has the "
+            f"{channels.num_joints} {channels.name.upper()} joints; sweep a teacher trained on that data"
+        )
 
 
 def _check_settings(
@@ -298,27 +332,29 @@ def _teacher_result(
     settings: SweepSettings, teacher: Any, fingerprint: dict[str, Any], out_dir: Path,
     progress: Progress | None,
 ) -> TeacherResult:
-    """The teacher's PCKh on the sweep's validation split (cached in ``teacher.json``)."""
+    """The teacher's score on the sweep's validation split (cached in ``teacher.json``)."""
     from fpdctl.models.hourglass import count_parameters
 
     cached = cached_teacher(out_dir, fingerprint)
     if cached is not None:
-        report(progress, "sweep.teacher", f"teacher {cached.model}: PCKh {cached.pckh:.2f} (cached)", data=cached)
+        report(progress, "sweep.teacher", f"teacher {cached.model}: {cached.metric} {cached.score:.2f} (cached)",
+               data=cached)
         return cached
     # The fine-tune's own validation split, so the teacher, zero-shot and fine-tuned figures
     # share one ground truth.
-    pckh = _evaluate(teacher, validation_set(settings.train), settings.train)
+    score = _evaluate(teacher, validation_set(settings.train), settings.train)
     input_size = settings.train.input_size
     result = TeacherResult(
         model=teacher.spec.name,
         params=count_parameters(teacher),
         macs=_macs(teacher.spec, input_size),
         latency_ms=_measure_latency(settings.teacher, input_size) if settings.latency else None,
-        pckh=pckh,
+        score=score,
         settings=fingerprint,
+        metric=score_name_of(settings.train),
     )
     write_json(out_dir / TEACHER_FILE, result.to_dict())
-    report(progress, "sweep.teacher", f"teacher {result.model}: PCKh {result.pckh:.2f}", data=result)
+    report(progress, "sweep.teacher", f"teacher {result.model}: {result.metric} {result.score:.2f}", data=result)
     return result
 
 
@@ -394,7 +430,8 @@ def _run_config(
         shutil.rmtree(run_dir)
     trainer = _trainer(settings, item, init_path, run_dir, progress)
     zero_shot = _evaluate(student, trainer.val_set, settings.train)
-    report(progress, "sweep.zero_shot", f"zero-shot PCKh {zero_shot:.2f}; fine-tuning...", data=zero_shot)
+    metric = score_name_of(settings.train)
+    report(progress, "sweep.zero_shot", f"zero-shot {metric} {zero_shot:.2f}; fine-tuning...", data=zero_shot)
     started = time.perf_counter()
     trained = trainer.run()
     seconds = time.perf_counter() - started
@@ -411,12 +448,14 @@ def _run_config(
         params=count_parameters(student),
         macs=_macs(item.spec, input_size),
         latency_ms=_measure_latency(run_dir / LAST_FILE, input_size) if settings.latency else None,
-        pckh_zero_shot=zero_shot,
-        pckh=_pckh_of(trained.final_eval, trained.metric),
+        score_zero_shot=zero_shot,
+        score=_final_score(trained.final_eval, trained.metric),
         steps=int(trained.steps),
         train_seconds=round(seconds, 3),
         checkpoint=str((run_dir / LAST_FILE).relative_to(out_dir)),
         settings=fingerprint,
+        metric=metric,
+        block=item.block,
     )
     write_json(config_path(out_dir, item.key), result.to_dict())
     return result

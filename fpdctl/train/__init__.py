@@ -4,7 +4,8 @@ Importing this package is cheap (no torch); import the submodules for the real w
 
 - :mod:`~fpdctl.train.config`: the options (``TrainConfig``), presets, config files, schedules.
 - :mod:`~fpdctl.train.loss`: the FPD loss, plain functions of tensors.
-- :mod:`~fpdctl.train.precision`: ``--precision`` resolved for a device (autocast).
+- :mod:`~fpdctl.train.precision`: ``--precision`` resolved for a device (autocast), and
+  ``--deterministic`` (the algorithm choice).
 - :mod:`~fpdctl.train.step`: one optimizer step (losses, gradients, update).
 - :mod:`~fpdctl.train.trainer`: the ``Trainer``; :mod:`~fpdctl.train.loop`: its step loop.
 - :mod:`~fpdctl.train.events`: what a run reports (progress events) and returns.
@@ -13,4 +14,5 @@ Importing this package is cheap (no torch); import the submodules for the real w
 - :mod:`~fpdctl.train.distributed`: torchrun, the per-step reduction, the resumable sampler.
 - :mod:`~fpdctl.train.signals`: stopping cleanly on SIGINT / SIGTERM.
 - :mod:`~fpdctl.train.plots`: ``curves.png``.
+- :mod:`~fpdctl.train.skipped`: ``skipped_images.txt``, the images a run could not read.
 """

@@ -15,9 +15,20 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
 
+from fpdctl.data.unlabeled import DEFAULT_UNLABELED_RATIO, absolute_unlabeled, check_unlabeled
+from fpdctl.data.transforms import AUGMENT_STYLES, DEFAULT_AUGMENT_STYLE
 from fpdctl.errors import InputError, UsageError
+from fpdctl.models.convention import ConventionOverride
 from fpdctl.models.spec import DEFAULT_INPUT_SIZE, STUDENT_MODEL, TEACHER_MODEL, resolve_spec
-from fpdctl.train.loss import DEFAULT_ALPHA, check_alpha
+from fpdctl.pretrained import is_pretrained_name
+from fpdctl.train.loss import (
+    DEFAULT_ALPHA,
+    DEFAULT_ALPHA_SCHEDULE,
+    DEFAULT_KD_LOSS,
+    DEFAULT_KD_TEMPERATURE,
+    check_alpha,
+    check_kd_options,
+)
 from fpdctl.utils.io import require_file
 
 OPTIMIZERS: tuple[str, ...] = ("adam", "rmsprop", "sgd")
@@ -33,8 +44,34 @@ MAX_SEED = 2**32 - 1
 # of a step, so the resumed run still continues the same trajectory.
 RESUMABLE_CHANGES: frozenset[str] = frozenset(
     {"max_steps", "epochs", "device", "workers", "log_every", "eval_every", "save_every",
-     "compile", "eval_batch_size", "out"}
+     "compile", "eval_batch_size", "out", "deterministic"}
 )
+
+# The official runs: 4 images per step on one GPU (``BATCH_SIZE_PER_GPU 4``, ``GPUS '(0,)'``).
+DEFAULT_BATCH_SIZE = 4
+# DataLoader workers per process are capped here: past it, more processes only cost memory.
+MAX_DEFAULT_WORKERS = 16
+
+# What a config.json written before an option existed meant by leaving it out: a resumed old run
+# keeps the behaviour it started with.
+LEGACY_OPTIONS: dict[str, Any] = {"augment_style": "uniform"}
+
+
+def default_workers() -> int:
+    """DataLoader workers per training process from the free cores: the CPUs this process may
+    run on (``os.sched_getaffinity``), shared among the processes of this node (torchrun's
+    ``LOCAL_WORLD_SIZE``), less one for the training process itself, at most
+    :data:`MAX_DEFAULT_WORKERS`.
+    """
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):  # not Linux
+        cores = os.cpu_count() or 1
+    try:
+        local_processes = max(int(os.environ.get("LOCAL_WORLD_SIZE", "1")), 1)
+    except ValueError:
+        local_processes = 1
+    return max(0, min(cores // local_processes - 1, MAX_DEFAULT_WORKERS))
 
 # Config-file spellings that mean another field.
 _ALIASES: dict[str, str] = {"student": "model", "student_init": "init"}
@@ -45,24 +82,42 @@ class TrainConfig:
     """Every option of ``fpdctl train`` and ``fpdctl distill``, fully resolved.
 
     The defaults reproduce the official FPD MPII recipe: 256 px input (64 px heatmaps, sigma 2),
-    Adam at 2.5e-4, 140 epochs with the learning rate x0.1 at epochs 90 and 120, scale / rotation
-    / flip / colour augmentation, flip-test evaluation. The batch size is the reference
-    configuration's 4 per GPU on 4 GPUs.
+    Adam at 2.5e-4, 140 epochs with the learning rate x0.1 at epochs 90 and 120, 4 images per
+    step, the official augmentation draws (scale ``clip(N(1, 0.25), 0.75, 1.25)``, rotation
+    ``clip(N(0, 30), -60, 60)`` with probability 0.6, flip 0.5, no colour jitter), flip-test
+    evaluation.
+
+    ``batch_size`` is per process: under ``torchrun --nproc_per_node N`` every process takes
+    ``batch_size`` images per step, so the global batch is ``batch_size x N`` (the official
+    runs: 4 x 1). Give ``--batch-size 1`` with 4 processes to keep the official global batch.
 
     Attributes:
         command: "train" (ground truth only) or "distill" (FPD with a teacher).
         model: the model (student) to train, a registered name such as ``hg4x128``.
         teacher: teacher checkpoint (distill only), any format ``create_model`` reads.
+        teacher_input_convention, teacher_input_order, teacher_input_mean, teacher_input_std:
+            override flags for the teacher's input convention (``--teacher-input-*``, as typed;
+            None: what the checkpoint records or its format implies), see
+            :func:`teacher_input_override`. The student trains in NATIVE.
         alpha: weight of the distillation term, in [0, 1].
         mask_teacher: mask the distillation term with the target weights (official code).
+        kd_loss: the distillation term, "mse" (the paper's) or "kl" (soft-maxed heatmaps).
+        kd_temperature: the "kl" term's softmax temperature.
+        alpha_schedule: "constant", or "linear" (alpha decays to 0 over the run).
+        unlabeled: images without labels mixed into each batch (distill only): a folder of
+            person crops or ``synthetic[:length=N]``, see :mod:`fpdctl.data.unlabeled`.
+        unlabeled_ratio: the fraction of each batch that is unlabeled.
         init: optional checkpoint to initialise the trained model from.
         data: ``synthetic[:K=V,...]``, ``mpii:PATH`` or ``lsp:PATH``.
         input_size: network input side in px (heatmaps are a quarter of it).
         sigma: Gaussian sigma of the targets, heatmap px.
-        augment: training augmentation on (the data module's defaults).
+        augment: training augmentation on.
+        augment_style: "official" (the official code's draws, see
+            :class:`~fpdctl.data.transforms.AugmentConfig`) or "uniform" (uniform draws plus
+            colour jitter, fpdctl's earlier recipe).
         epochs: length of the run in epochs, unless ``max_steps`` is set.
         max_steps: length of the run in optimizer steps (wins over ``epochs``).
-        batch_size: images per step per process.
+        batch_size: images per step per process (global batch = this x the world size).
         lr: base learning rate.
         optimizer: "adam", "rmsprop" or "sgd".
         momentum: momentum for sgd and rmsprop.
@@ -70,8 +125,13 @@ class TrainConfig:
         schedule: "step:E1,E2,..." (x ``lr_factor`` at those epochs), "cosine" or "constant".
         lr_factor: the step schedule's multiplier.
         device: "auto", "cpu", "cuda", "cuda:N" or "mps".
-        precision: "auto" (bf16 where supported, else fp32), "bf16", "fp16" or "fp32".
-        workers: DataLoader worker processes per training process.
+        precision: "auto" (CUDA: bf16 on GPUs with native bf16, compute capability 8.0+,
+            else fp16; CPU: bf16 with native bf16 instructions, else fp32), "bf16", "fp16" or
+            "fp32".
+        workers: DataLoader worker processes per training process (default: the free cores,
+            see :func:`default_workers`).
+        deterministic: deterministic algorithms (``torch.use_deterministic_algorithms``,
+            cuDNN deterministic, no cuDNN benchmark), so CUDA runs resume bit for bit.
         seed: seeds weights, data order and augmentation.
         eval_every: validate every this many steps; None once per epoch; 0 only at the end.
         log_every: write a metrics row every this many steps.
@@ -90,16 +150,26 @@ class TrainConfig:
     command: str = "train"
     model: str = TEACHER_MODEL
     teacher: str | None = None
+    teacher_input_convention: str | None = None
+    teacher_input_order: str | None = None
+    teacher_input_mean: str | None = None
+    teacher_input_std: str | None = None
     alpha: float = DEFAULT_ALPHA
     mask_teacher: bool = True
+    kd_loss: str = DEFAULT_KD_LOSS
+    kd_temperature: float = DEFAULT_KD_TEMPERATURE
+    alpha_schedule: str = DEFAULT_ALPHA_SCHEDULE
+    unlabeled: str | None = None
+    unlabeled_ratio: float = DEFAULT_UNLABELED_RATIO
     init: str | None = None
     data: str = "synthetic"
     input_size: int = DEFAULT_INPUT_SIZE
     sigma: float = 2.0
     augment: bool = True
+    augment_style: str = DEFAULT_AUGMENT_STYLE
     epochs: int = 140
     max_steps: int | None = None
-    batch_size: int = 16
+    batch_size: int = DEFAULT_BATCH_SIZE
     lr: float = 2.5e-4
     optimizer: str = "adam"
     momentum: float = 0.9
@@ -108,7 +178,7 @@ class TrainConfig:
     lr_factor: float = 0.1
     device: str = "auto"
     precision: str = "auto"
-    workers: int = 2
+    workers: int = field(default_factory=default_workers)
     seed: int = 0
     eval_every: int | None = None
     log_every: int = 50
@@ -118,6 +188,7 @@ class TrainConfig:
     eval_batch_size: int = 32
     compile: bool = False
     channels_last: bool = True
+    deterministic: bool = False
     preset: str | None = None
     out: str | None = None
 
@@ -133,8 +204,12 @@ class TrainConfig:
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any], *, source: str = "options") -> TrainConfig:
-        """Build and validate a config from a mapping of field values (e.g. config.json)."""
-        values = coerce_options(data, source=source)
+        """Build and validate a config from a mapping of field values (e.g. config.json).
+
+        Options the mapping leaves out that are in :data:`LEGACY_OPTIONS` take their legacy
+        value (what a run of an fpdctl before the option did), not today's default.
+        """
+        values = {**LEGACY_OPTIONS, **coerce_options(data, source=source)}
         config = cls(**values)
         validate_config(config)
         return config
@@ -162,11 +237,16 @@ DEFAULT_MODEL: dict[str, str] = {"train": TEACHER_MODEL, "distill": STUDENT_MODE
 
 _FIELDS: dict[str, dataclasses.Field] = {f.name: f for f in dataclasses.fields(TrainConfig)}
 _OPTIONAL_INT = {"max_steps", "eval_every", "save_every", "val_limit"}
-_OPTIONAL_STR = {"teacher", "init", "preset", "out"}
+# The teacher's input-convention override (distill; prune-sweep's fine-tunes), as typed.
+TEACHER_INPUT_FIELDS: tuple[str, ...] = (
+    "teacher_input_convention", "teacher_input_order", "teacher_input_mean", "teacher_input_std",
+)
+_OPTIONAL_STR = {"teacher", "init", "preset", "out", "unlabeled", *TEACHER_INPUT_FIELDS}
 _INT = {"input_size", "epochs", "batch_size", "workers", "seed", "log_every", "eval_batch_size"}
-_FLOAT = {"alpha", "sigma", "lr", "momentum", "weight_decay", "lr_factor"}
-_BOOL = {"mask_teacher", "augment", "flip_test", "compile", "channels_last"}
-_STR = {"command", "model", "data", "optimizer", "schedule", "device", "precision"}
+_FLOAT = {"alpha", "sigma", "lr", "momentum", "weight_decay", "lr_factor", "kd_temperature", "unlabeled_ratio"}
+_BOOL = {"mask_teacher", "augment", "flip_test", "compile", "channels_last", "deterministic"}
+_STR = {"command", "model", "data", "optimizer", "schedule", "device", "precision", "kd_loss", "alpha_schedule",
+        "augment_style"}
 
 
 def _flag(name: str) -> str:
@@ -316,16 +396,35 @@ def resolve_config(
             merged["max_steps"] = None
         merged.update(layer)
     if command == "train":
-        for name in ("teacher",):
+        for name in ("teacher", "kd_loss", "kd_temperature", "alpha_schedule", "unlabeled", "unlabeled_ratio",
+                     *TEACHER_INPUT_FIELDS):
             if merged.get(name) is not None:
                 raise UsageError(f"{_flag(name)} is a distill option; use `fpdctl distill`")
-    # Absolute paths, so a run resumed from another working directory finds the same files.
+    if "unlabeled_ratio" in merged and not merged.get("unlabeled"):
+        raise UsageError("--unlabeled-ratio needs --unlabeled DIR or --unlabeled synthetic")
+    # Absolute paths, so a run resumed from another working directory finds the same files
+    # (a pretrained name, such as synthetic-hg2x64, stays a name).
     for name in ("teacher", "init", "out"):
-        if merged.get(name):
+        if merged.get(name) and not is_pretrained_name(str(merged[name])):
             merged[name] = os.path.abspath(os.path.expanduser(str(merged[name])))
+    if merged.get("unlabeled"):
+        merged["unlabeled"] = absolute_unlabeled(str(merged["unlabeled"]))
     config = TrainConfig(**merged)
     validate_config(config)
     return config
+
+
+def teacher_input_override(config: TrainConfig) -> ConventionOverride | None:
+    """The ``--teacher-input-*`` flags of ``config`` as an override (None when none is given).
+
+    Raises:
+        UsageError: a bad value, naming its flag.
+    """
+    override = ConventionOverride(
+        config.teacher_input_convention, config.teacher_input_order, config.teacher_input_mean,
+        config.teacher_input_std, flag_prefix="--teacher-input",
+    )
+    return override.check() if override.given else None
 
 
 def validate_config(config: TrainConfig) -> None:
@@ -337,8 +436,10 @@ def validate_config(config: TrainConfig) -> None:
     if config.command not in COMMANDS:
         raise UsageError(f"command must be train or distill, got {config.command!r}")
     check_alpha(config.alpha)
+    check_kd_options(config.kd_loss, config.kd_temperature, config.alpha_schedule)
     if config.command == "distill" and not config.teacher:
         raise UsageError("distill needs --teacher CKPT")
+    teacher_input_override(config)
     if not math.isfinite(config.lr):
         raise UsageError(f"lr must be a finite number, got {config.lr:g}")
     if not config.lr > 0:
@@ -355,6 +456,10 @@ def validate_config(config: TrainConfig) -> None:
         raise UsageError(f"optimizer must be one of {', '.join(OPTIMIZERS)}, got '{config.optimizer}'")
     if config.precision not in TRAIN_PRECISIONS:
         raise UsageError(f"precision must be one of {', '.join(TRAIN_PRECISIONS)}, got '{config.precision}'")
+    if config.augment_style not in AUGMENT_STYLES:
+        raise UsageError(
+            f"augment style must be one of {', '.join(AUGMENT_STYLES)}, got '{config.augment_style}'"
+        )
     for name in ("momentum", "weight_decay"):
         value = getattr(config, name)
         if not (value >= 0 and math.isfinite(value)):  # also rejects NaN
@@ -379,6 +484,8 @@ def validate_config(config: TrainConfig) -> None:
             raise UsageError(f"{name.replace('_', ' ')} must be >= 0, got {value}")
     if config.val_limit is not None and config.val_limit <= 0:
         raise UsageError(f"val limit must be positive, got {config.val_limit}")
+    if config.unlabeled is not None:
+        check_unlabeled(config.unlabeled, config.unlabeled_ratio, config.batch_size)
     parse_schedule(config.schedule)
     spec = resolve_spec(config.model)
     spec.check_input_size(config.input_size)
@@ -465,6 +572,8 @@ def check_resume_changes(saved: TrainConfig, cli: Mapping[str, Any]) -> TrainCon
 
 __all__ = [
     "COMMANDS",
+    "DEFAULT_BATCH_SIZE",
+    "LEGACY_OPTIONS",
     "OPTIMIZERS",
     "PRESETS",
     "RESUMABLE_CHANGES",
@@ -473,8 +582,10 @@ __all__ = [
     "TrainConfig",
     "check_resume_changes",
     "coerce_options",
+    "default_workers",
     "load_config_file",
     "parse_schedule",
     "resolve_config",
+    "teacher_input_override",
     "validate_config",
 ]

@@ -11,11 +11,11 @@ from __future__ import annotations
 import math
 import os
 from dataclasses import dataclass
-from typing import Iterator, Sized
+from typing import Any, Iterator, Sized
 
 import torch
 import torch.distributed as dist
-from torch.utils.data import DistributedSampler
+from torch.utils.data import Dataset, DistributedSampler, Sampler
 
 from fpdctl.errors import RuntimeFailure
 
@@ -28,15 +28,20 @@ class DistInfo:
         rank: global rank (0 writes the run directory).
         world_size: number of processes.
         local_rank: rank on this node (picks the GPU).
+        launched: started by torchrun (which sets ``TORCHELASTIC_RUN_ID``): the process joins a
+            process group and trains under DistributedDataParallel even alone, so a
+            one-process torchrun run takes the multi-process path (NCCL on a GPU).
     """
 
     rank: int = 0
     world_size: int = 1
     local_rank: int = 0
+    launched: bool = False
 
     @property
     def distributed(self) -> bool:
-        return self.world_size > 1
+        """Whether this process is one of a process group (several, or launched by torchrun)."""
+        return self.world_size > 1 or self.launched
 
     @property
     def is_main(self) -> bool:
@@ -51,13 +56,20 @@ def env_dist_info() -> DistInfo:
         local = int(os.environ.get("LOCAL_RANK", str(rank)))
     except ValueError as exc:
         raise RuntimeFailure(f"bad torchrun environment: {exc}") from exc
-    return DistInfo(rank=rank, world_size=max(world, 1), local_rank=local)
+    return DistInfo(rank=rank, world_size=max(world, 1), local_rank=local,
+                    launched="TORCHELASTIC_RUN_ID" in os.environ)
 
 
-def init_distributed(info: DistInfo, device: torch.device) -> None:
-    """Join the process group when running under torchrun (no-op for one process)."""
-    if not info.distributed or (dist.is_available() and dist.is_initialized()):
-        return
+def init_distributed(info: DistInfo, device: torch.device) -> str | None:
+    """Join the process group when running under torchrun (no-op for a plain single process).
+
+    Returns:
+        The backend joined ("nccl" on CUDA, "gloo" otherwise), or None.
+    """
+    if not info.distributed:
+        return None
+    if dist.is_available() and dist.is_initialized():
+        return str(dist.get_backend())
     if not dist.is_available():
         raise RuntimeFailure("this PyTorch build has no torch.distributed support")
     backend = "nccl" if device.type == "cuda" else "gloo"
@@ -65,6 +77,7 @@ def init_distributed(info: DistInfo, device: torch.device) -> None:
         dist.init_process_group(backend=backend, rank=info.rank, world_size=info.world_size)
     except Exception as exc:  # RuntimeError, DistNetworkError, TimeoutError
         raise RuntimeFailure(f"could not join the {backend} process group: {exc}") from exc
+    return backend
 
 
 def shutdown_distributed() -> None:
@@ -93,6 +106,7 @@ class StepTotals:
             teacher); divide by the world size for the mean.
         non_finite: how many processes had a NaN or infinite total loss.
         stop_requests: how many processes had been asked to stop (a signal, ``request_stop``).
+        skipped_images: images of this step's batches that could not be read, all processes.
     """
 
     loss: float
@@ -100,30 +114,53 @@ class StepTotals:
     kd_loss: float
     non_finite: int
     stop_requests: int
+    skipped_images: int = 0
 
 
 def reduce_step(loss: torch.Tensor, gt_loss: torch.Tensor, kd_loss: torch.Tensor | None, *,
-                stop: bool) -> StepTotals:
-    """Sum one step's loss terms and stop flag over all processes, so that every process
-    sees the same figures and stops (or diverges) at the same step.
+                stop: bool, skipped: int = 0) -> StepTotals:
+    """Sum one step's loss terms and flags over all processes, so that every process sees the
+    same figures and stops (or diverges) at the same step.
 
-    One host-device synchronisation (reading the totals) and, with several processes, one
-    all-reduce of a single float64 tensor on the loss's device.
+    Exactly one host-device synchronisation per step: the loss terms and the flags (loss not
+    finite, stop requested, images skipped) are stacked into one float64 tensor on the loss's
+    device, all-reduced once (with several processes) and copied back once. The host-side flags
+    enter through ``torch.full``, a fill kernel, never a blocking host-to-device copy.
 
     Args:
         loss, gt_loss, kd_loss: this process's scalar loss terms (``kd_loss`` None without a
             teacher).
         stop: whether this process has been asked to stop.
+        skipped: images of this process's batch that could not be read.
     """
     parts = [loss, gt_loss, loss.new_zeros(()) if kd_loss is None else kd_loss]
     if not is_initialized():
         values = torch.stack([p.detach() for p in parts]).tolist()
         return StepTotals(values[0], values[1], values[2], non_finite=int(not math.isfinite(values[0])),
-                          stop_requests=int(stop))
-    flags = [(~torch.isfinite(loss.detach())), torch.full((), stop, device=loss.device)]
+                          stop_requests=int(stop), skipped_images=int(skipped))
+    device = loss.device
+    flags = [
+        ~torch.isfinite(loss.detach()),
+        torch.full((), bool(stop), device=device),
+        torch.full((), float(skipped), device=device),
+    ]
     packed = torch.stack([p.detach().double() for p in parts] + [f.double() for f in flags])
     total = all_reduce_sum(packed).tolist()
-    return StepTotals(total[0], total[1], total[2], non_finite=int(total[3]), stop_requests=int(total[4]))
+    return StepTotals(total[0], total[1], total[2], non_finite=int(total[3]),
+                      stop_requests=int(total[4]), skipped_images=int(total[5]))
+
+
+def gather_strings(items: list[str]) -> list[str]:
+    """Every process's ``items``, concatenated in rank order (``items`` alone for one process).
+
+    A collective: every process must call it. The loop calls it only in a step whose reduction
+    counted skipped images, so a normal step pays nothing for it.
+    """
+    if not is_initialized():
+        return list(items)
+    gathered: list[list[str] | None] = [None] * dist.get_world_size()
+    dist.all_gather_object(gathered, list(items))
+    return [item for part in gathered for item in (part or [])]
 
 
 def barrier() -> None:
@@ -169,13 +206,68 @@ class ResumableSampler(DistributedSampler):
         return max(self.num_samples - self._skip, 0)
 
 
+class EpochTaggedSampler(Sampler[tuple[int, int]]):
+    """Yields ``(epoch, index)`` for each index of an epoch sampler, the epoch read at the start
+    of each pass.
+
+    With persistent DataLoader workers the workers keep the copy of the dataset they started
+    with, so an epoch set on the main process's dataset never reaches them; the epoch travels
+    with each index instead (see :class:`EpochSamples`). Reshuffling and skipping stay the wrapped
+    sampler's (its ``set_epoch(epoch, skip)`` before each pass).
+
+    Args:
+        sampler: a sampler with an ``epoch`` attribute, e.g. :class:`ResumableSampler`.
+    """
+
+    def __init__(self, sampler: Sampler[int]) -> None:
+        self.sampler = sampler
+
+    def __iter__(self) -> Iterator[tuple[int, int]]:
+        epoch = int(getattr(self.sampler, "epoch"))
+        return ((epoch, int(index)) for index in self.sampler)
+
+    def __len__(self) -> int:
+        return len(self.sampler)  # type: ignore[arg-type]
+
+
+class EpochSamples(Dataset):
+    """A dataset indexed by ``(epoch, index)``: sets its dataset's epoch (and augmentation seed)
+    before fetching, in whatever process runs it.
+
+    So sample ``index`` of epoch ``e`` draws its augmentation from ``(seed, e, index)`` in a
+    persistent worker too, which keeps training exactly resumable.
+
+    Args:
+        dataset: a dataset with ``set_epoch(epoch, seed)``.
+        seed: the augmentation seed.
+    """
+
+    def __init__(self, dataset: Any, seed: int) -> None:
+        self.dataset = dataset
+        self.seed = int(seed)
+        self._epoch: int | None = None
+
+    def __len__(self) -> int:
+        return len(self.dataset)
+
+    def __getitem__(self, key: tuple[int, int]) -> Any:
+        epoch, index = key
+        if epoch != self._epoch:
+            self.dataset.set_epoch(epoch, self.seed)
+            self._epoch = epoch
+        return self.dataset[index]
+
+
 __all__ = [
     "DistInfo",
+    "EpochSamples",
+    "EpochTaggedSampler",
     "ResumableSampler",
     "StepTotals",
     "all_reduce_sum",
     "barrier",
     "env_dist_info",
+    "gather_strings",
     "init_distributed",
     "is_initialized",
     "reduce_step",

@@ -7,6 +7,8 @@ first, ``train.end`` last):
 - ``train.step`` (each logged step): data = :class:`StepLog`.
 - ``train.eval`` (each validation): data = :class:`EvalLog`.
 - ``train.checkpoint`` (each checkpoint): data = the ``last.safetensors`` path just written.
+- ``train.skipped`` (a step that met images it could not read, for the first time): data =
+  :class:`SkippedLog`.
 - ``train.end``: data = :class:`TrainResult`.
 
 Every event counts steps: ``done`` is the step it happened at, ``total`` the run's length.
@@ -28,6 +30,7 @@ TRAIN_STEP = "train.step"
 TRAIN_EVAL = "train.eval"
 TRAIN_CHECKPOINT = "train.checkpoint"
 TRAIN_END = "train.end"
+TRAIN_SKIPPED = "train.skipped"
 
 
 @dataclass(frozen=True)
@@ -104,6 +107,22 @@ class EvalLog:
 
 
 @dataclass(frozen=True)
+class SkippedLog:
+    """Images a step could not read and skipped (the ``train.skipped`` event).
+
+    Attributes:
+        step: the step that met them; new: why each image met for the first time could not be
+            read (naming the file); total: unreadable images of the run so far; file: where they
+            are listed (``skipped_images.txt`` in the run directory).
+    """
+
+    step: int
+    new: tuple[str, ...]
+    total: int
+    file: Path
+
+
+@dataclass(frozen=True)
 class TrainResult:
     """The outcome of a run (also the payload of ``train.end``).
 
@@ -119,6 +138,8 @@ class TrainResult:
         metric: the validation metric's name.
         seconds: wall time of this invocation; img_per_s: mean training throughput.
         files: name -> path of what the run directory holds.
+        skipped_images: images the run could not read and skipped (listed in
+            ``skipped_images.txt``).
     """
 
     run_dir: Path
@@ -134,6 +155,7 @@ class TrainResult:
     seconds: float
     img_per_s: float
     files: dict[str, Path] = field(default_factory=dict)
+    skipped_images: int = 0
 
     @property
     def exit_code(self) -> int:
@@ -146,10 +168,12 @@ class TrainResult:
 __all__ = [
     "EvalLog",
     "RunInfo",
+    "SkippedLog",
     "StepLog",
     "TRAIN_CHECKPOINT",
     "TRAIN_END",
     "TRAIN_EVAL",
+    "TRAIN_SKIPPED",
     "TRAIN_START",
     "TRAIN_STEP",
     "TrainResult",

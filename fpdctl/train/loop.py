@@ -2,11 +2,15 @@
 
 What makes a run exactly resumable: the data order of epoch ``e`` is a permutation seeded by
 ``seed + e`` (:class:`~fpdctl.train.distributed.ResumableSampler`), each sample's augmentation
-draws from ``default_rng([seed, e, index])`` (``PoseDataset.set_epoch``), DataLoader worker seeds
-come from a generator seeded by (seed, epoch), and ``state.pt`` holds the weights, optimizer,
-scheduler, grad-scaler and RNG states of one step in one atomically written file. A resumed run
-skips the batches its epoch already consumed and continues bit-for-bit (on the same device and
-thread count).
+draws from ``default_rng([seed, e, index])`` (``PoseDataset.set_epoch``; the epoch travels with
+each index into the persistent DataLoader workers, :class:`~fpdctl.train.distributed.EpochSamples`),
+and ``state.pt`` holds the weights, optimizer, scheduler, grad-scaler and RNG states of one step
+in one atomically written file. A resumed run skips the batches its epoch already consumed and
+continues bit-for-bit on a CPU (same thread count); on CUDA with ``--deterministic``.
+
+Speed: one DataLoader with persistent, prefetching workers serves the whole run; a step reads
+one tensor back from the device (:func:`~fpdctl.train.distributed.reduce_step`); validation runs
+under the run's autocast.
 """
 
 from __future__ import annotations
@@ -14,7 +18,7 @@ from __future__ import annotations
 import json
 import math
 import time
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Iterator
 
 import torch
 from torch import nn
@@ -23,9 +27,24 @@ from fpdctl.errors import RuntimeFailure, TrainingDiverged
 from fpdctl.models.checkpoint import save_model, unwrap_model
 from fpdctl.models.hourglass import HourglassNet
 from fpdctl.progress import report
-from fpdctl.train.distributed import StepTotals, barrier, reduce_step
-from fpdctl.train.events import TRAIN_CHECKPOINT, TRAIN_EVAL, TRAIN_STEP, EvalLog, StepLog
-from fpdctl.train.loss import LossTerms
+from fpdctl.train.distributed import (
+    EpochSamples,
+    EpochTaggedSampler,
+    StepTotals,
+    barrier,
+    gather_strings,
+    reduce_step,
+)
+from fpdctl.train.events import (
+    TRAIN_CHECKPOINT,
+    TRAIN_EVAL,
+    TRAIN_SKIPPED,
+    TRAIN_STEP,
+    EvalLog,
+    SkippedLog,
+    StepLog,
+)
+from fpdctl.train.loss import LossTerms, scheduled_alpha
 from fpdctl.train.run_dir import (
     BEST_FILE,
     CURVES_FILE,
@@ -36,6 +55,7 @@ from fpdctl.train.run_dir import (
     weights_metadata,
 )
 from fpdctl.train.signals import worker_init
+from fpdctl.train.skipped import SkippedImages
 from fpdctl.train.state import TrainState, capture_rng_state, save_state
 from fpdctl.train.step import apply_gradients, compute_losses
 from fpdctl.utils.io import atomic_write_text
@@ -46,6 +66,8 @@ if TYPE_CHECKING:
 # Drawing curves.png costs about a second of CPU: during a run it is redrawn at an evaluation
 # at most this often (and always at the end or on interruption).
 PLOT_INTERVAL_S = 60.0
+# Batches each persistent DataLoader worker prepares ahead of the step that needs them.
+PREFETCH_BATCHES = 4
 
 
 class TrainLoop:
@@ -100,6 +122,10 @@ class TrainLoop:
         self._train_images = 0
         self._train_steps = 0
         self._last_plot = -math.inf
+        self._train_loader: torch.utils.data.DataLoader | None = None
+        self.skipped = SkippedImages(trainer.run_dir)
+        if saved_step is not None:
+            self.skipped.load()  # a resumed run keeps the list of its earlier part
         self._reset_window()
 
     # ------------------------------------------------------------------ helpers
@@ -118,29 +144,43 @@ class TrainLoop:
         """Training images per second over the whole run (NaN when no step ran)."""
         return self._train_images / self._train_seconds if self._train_seconds > 0 else float("nan")
 
-    def _loader(self, epoch: int, skip_batches: int) -> torch.utils.data.DataLoader:
+    def _epoch_batches(self, epoch: int, skip_batches: int) -> Iterator[dict[str, Any]]:
+        """The batches of ``epoch`` after its first ``skip_batches``, from the run's one DataLoader.
+
+        The loader and its workers persist for the whole run (created on first use, prefetching
+        :data:`PREFETCH_BATCHES` batches per worker); each epoch only re-seeds the sampler, which
+        reshuffles, and each index carries its epoch into the workers (:class:`EpochSamples`), so
+        the batches are those of a fresh loader per epoch, exactly.
+        """
         cfg, t = self.cfg, self.t
         t.sampler.set_epoch(epoch, skip_batches * cfg.batch_size)
-        set_epoch = getattr(t.train_set, "set_epoch", None)
-        if set_epoch is None:
-            raise RuntimeFailure(
-                f"{type(t.train_set).__name__} has no set_epoch(): augmentation cannot be "
-                "made reproducible"
+        if self._train_loader is None:
+            if getattr(t.train_set, "set_epoch", None) is None:
+                raise RuntimeFailure(
+                    f"{type(t.train_set).__name__} has no set_epoch(): augmentation cannot be "
+                    "made reproducible"
+                )
+            # Worker seeds: only what augmentation does not key by (seed, epoch, index) uses them.
+            generator = torch.Generator()
+            generator.manual_seed(cfg.seed * 1_000_003 + epoch)
+            workers = cfg.workers
+            self._train_loader = torch.utils.data.DataLoader(
+                EpochSamples(t.train_set, cfg.seed),
+                batch_size=cfg.batch_size,
+                sampler=EpochTaggedSampler(t.sampler),
+                num_workers=workers,
+                pin_memory=self.pin,
+                drop_last=True,
+                generator=generator,
+                worker_init_fn=worker_init if workers > 0 else None,
+                persistent_workers=workers > 0,
+                prefetch_factor=PREFETCH_BATCHES if workers > 0 else None,
             )
-        set_epoch(epoch, cfg.seed)
-        generator = torch.Generator()
-        generator.manual_seed(cfg.seed * 1_000_003 + epoch)
-        return torch.utils.data.DataLoader(
-            t.train_set,
-            batch_size=cfg.batch_size,
-            sampler=t.sampler,
-            num_workers=cfg.workers,
-            pin_memory=self.pin,
-            drop_last=True,
-            generator=generator,
-            worker_init_fn=worker_init if cfg.workers > 0 else None,
-            persistent_workers=False,
-        )
+        return iter(self._train_loader)
+
+    def close(self) -> None:
+        """Stop the DataLoader workers (the end of training; evaluation needs the cores)."""
+        self._train_loader = None  # its persistent iterator shuts its workers down when freed
 
     def _eval_due(self, step: int) -> bool:
         every = self.cfg.eval_every
@@ -163,9 +203,15 @@ class TrainLoop:
         images = images.contiguous(memory_format=self.memory_format)
         target = batch["target"].to(self.device, non_blocking=self.pin)
         weight = batch["target_weight"].to(self.device, non_blocking=self.pin)
+        labelled = batch.get("labelled")  # present with --unlabeled: False for unlabeled images
+        if labelled is not None:
+            labelled = labelled.to(self.device, non_blocking=self.pin)
+        cfg = self.cfg
         terms = compute_losses(
             self.model, self.teacher, images, target, weight,
-            precision=self.t.precision, alpha=self.cfg.alpha, mask_teacher=self.cfg.mask_teacher,
+            precision=self.t.precision, mask_teacher=cfg.mask_teacher, labelled=labelled,
+            alpha=scheduled_alpha(cfg.alpha, cfg.alpha_schedule, self.state.step, self.t.total_steps),
+            kd_loss=cfg.kd_loss, temperature=cfg.kd_temperature,
         )
         return terms, int(images.shape[0])
 
@@ -179,13 +225,30 @@ class TrainLoop:
             TrainingDiverged: the loss of some process is NaN or infinite (nothing updated).
         """
         terms, count = self._forward(batch)
-        totals = reduce_step(terms.total, terms.gt, terms.kd, stop=self.t.stop_requested)
+        meta = batch.get("meta")
+        errors = [e for e in meta.get("image_error", ())] if isinstance(meta, dict) else []
+        skipped = [e for e in errors if e]
+        # The step's one host-device synchronisation (the skipped count rides along).
+        totals = reduce_step(terms.total, terms.gt, terms.kd, stop=self.t.stop_requested,
+                             skipped=len(skipped))
+        if totals.skipped_images:
+            self._record_skipped(gather_strings(skipped))
         if totals.non_finite:
             self._diverged(float(terms.total.detach()))
         apply_gradients(terms.total, self.optimizer, self.scaler)
         lr = self.optimizer.param_groups[0]["lr"]
         self.scheduler.step()
         return totals, lr, count
+
+    def _record_skipped(self, errors: list[str]) -> None:
+        """Name the images a step could not read: skipped_images.txt and an event (rank 0)."""
+        if not self.t.dist.is_main:
+            return
+        step = self.state.step + 1
+        new = self.skipped.add(step, errors)
+        if new:
+            self._report(TRAIN_SKIPPED, SkippedLog(step=step, new=tuple(new), total=len(self.skipped),
+                                                   file=self.skipped.path))
 
     # ------------------------------------------------------------------ the loop
     def train(self) -> str:
@@ -194,6 +257,12 @@ class TrainLoop:
         Returns:
             "completed" or "interrupted" (a checkpoint of the last step is saved either way).
         """
+        try:
+            return self._train()
+        finally:
+            self.close()
+
+    def _train(self) -> str:
         state, spe, total = self.state, self.t.steps_per_epoch, self.t.total_steps
         while state.step < total:
             epoch, skip = state.epoch, state.batch_in_epoch
@@ -201,7 +270,7 @@ class TrainLoop:
                 state.epoch, state.batch_in_epoch = epoch + 1, 0
                 continue
             batch_in_epoch = skip
-            for batch in self._loader(epoch, skip):
+            for batch in self._epoch_batches(epoch, skip):
                 totals, lr, count = self._step(batch)
                 batch_in_epoch += 1
                 state.step += 1
@@ -313,14 +382,16 @@ class TrainLoop:
 
         t, state = self.t, self.state
         start = time.perf_counter()
-        result = evaluate_model(
-            unwrap_model(self.model),
-            t.val_set,
-            flip=self.cfg.flip_test,
-            batch_size=self.cfg.eval_batch_size,
-            device=self.device,
-            num_workers=self.cfg.workers,
-        )
+        # At the run's precision, as the steps: the heatmaps are decoded in float32.
+        with t.precision.autocast(self.device):
+            result = evaluate_model(
+                unwrap_model(self.model),
+                t.val_set,
+                flip=self.cfg.flip_test,
+                batch_size=self.cfg.eval_batch_size,
+                device=self.device,
+                num_workers=self.cfg.workers,
+            )
         value = float(result.metric.mean)
         best = state.best_metric is None or value > state.best_metric
         if best:
@@ -351,6 +422,8 @@ class TrainLoop:
         state.scheduler = self.scheduler.state_dict()
         state.scaler = self.scaler.state_dict() if self.scaler.is_enabled() else {}
         state.rng = capture_rng_state()
+        state.world_size = self.t.dist.world_size
+        state.global_batch = self.cfg.batch_size * self.t.dist.world_size
         try:
             save_state(state, self.t.run_dir / STATE_FILE)
         finally:

@@ -16,10 +16,24 @@ The distillation term compares every student stack with the teacher's FINAL stac
 code masks it with the same target weights (unannotated joints teach nothing, even though the
 teacher predicts something for them); ``mask_teacher=False`` lets the teacher supervise every
 joint, which is the paper's formulation (eq. 3) and the only sensible choice for unlabelled data.
+
+Variants of the distillation term (``fpdctl distill --kd-loss kl --kd-temperature T``): the KL
+divergence between the spatially soft-maxed heatmaps of each joint (Hinton's soft targets, with
+the maps over all H*W pixels taken as logits):
+
+    kl(pred, ref, w) = T**2 * mean over (batch, joint) of w * KL(softmax(ref / T) || softmax(pred / T))
+
+Heatmaps peak near 1 over a background near 0, so T = 1 gives flat distributions; T below 1
+sharpens them. The weight of the distillation term may decay over the run
+(``--alpha-schedule linear``, :func:`scheduled_alpha`). Samples without labels (``--unlabeled``)
+have all target weights 0, so they add nothing to the ground-truth term (still averaged over the
+whole batch, as the official code averages over unannotated joints), and the teacher supervises
+every joint of theirs whatever ``mask_teacher`` says.
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -34,6 +48,14 @@ if TYPE_CHECKING:
 MSE_HALF: float = 0.5
 # The weight of the distillation term: the paper's and the official code's 0.5.
 DEFAULT_ALPHA: float = 0.5
+# Distillation terms: "mse" is the paper's; "kl" compares spatially soft-maxed heatmaps.
+KD_LOSSES: tuple[str, ...] = ("mse", "kl")
+DEFAULT_KD_LOSS: str = "mse"
+# The softmax temperature of the "kl" term (1: the maps are the logits as they are).
+DEFAULT_KD_TEMPERATURE: float = 1.0
+# How alpha moves over the run: "constant", or "linear" from alpha at step 0 to 0 at the end.
+ALPHA_SCHEDULES: tuple[str, ...] = ("constant", "linear")
+DEFAULT_ALPHA_SCHEDULE: str = "constant"
 
 
 @dataclass(frozen=True)
@@ -60,6 +82,50 @@ def check_alpha(alpha: float) -> float:
     return value
 
 
+def check_kd_options(kd_loss: str, temperature: float, alpha_schedule: str) -> None:
+    """Raise UsageError unless the distillation loss, temperature and alpha schedule are valid."""
+    if kd_loss not in KD_LOSSES:
+        raise UsageError(f"kd loss must be one of {', '.join(KD_LOSSES)}, got '{kd_loss}'")
+    value = float(temperature)
+    if not (value > 0 and math.isfinite(value)):  # also rejects NaN
+        raise UsageError(f"kd temperature must be a finite number > 0, got {temperature:g}")
+    if alpha_schedule not in ALPHA_SCHEDULES:
+        raise UsageError(
+            f"alpha schedule must be one of {', '.join(ALPHA_SCHEDULES)}, got '{alpha_schedule}'"
+        )
+
+
+def scheduled_alpha(alpha: float, schedule: str, step: int, total_steps: int) -> float:
+    """The distillation weight of optimizer step ``step`` (0-based) of a ``total_steps`` run.
+
+    "constant": ``alpha`` throughout. "linear": ``alpha * (1 - step / total_steps)``, from
+    ``alpha`` at the first step down to ``alpha / total_steps`` at the last (0 once the run is
+    over). A function of the step alone, so a resumed run continues the same schedule.
+    """
+    if schedule == "constant":
+        return float(alpha)
+    if schedule == "linear":
+        progress = min(max(step / max(total_steps, 1), 0.0), 1.0)
+        return float(alpha) * (1.0 - progress)
+    raise UsageError(f"alpha schedule must be one of {', '.join(ALPHA_SCHEDULES)}, got '{schedule}'")
+
+
+def _stacked(pred: Tensor, reference: Tensor, weight: Tensor | None) -> Tensor:
+    """``pred`` as [N, S, J, H, W], after checking it against the reference and the weights."""
+    stacked = pred if pred.dim() == 5 else pred.unsqueeze(1)
+    if stacked.dim() != 5:
+        raise ValueError(f"expected pred [N, J, H, W] or [N, S, J, H, W], got {tuple(pred.shape)}")
+    n, _, j, h, w = stacked.shape
+    if tuple(reference.shape) != (n, j, h, w):
+        raise ValueError(
+            f"reference heatmaps {tuple(reference.shape)} do not match the prediction's "
+            f"[N, J, H, W] = {(n, j, h, w)}"
+        )
+    if weight is not None and tuple(weight.shape) != (n, j):
+        raise ValueError(f"weight must be [N, J] = {(n, j)}, got {tuple(weight.shape)}")
+    return stacked
+
+
 def joints_mse(pred: Tensor, reference: Tensor, weight: Tensor | None = None) -> Tensor:
     """Target-weighted heatmap MSE of one or more stacks, summed over stacks.
 
@@ -71,23 +137,45 @@ def joints_mse(pred: Tensor, reference: Tensor, weight: Tensor | None = None) ->
     Returns:
         Scalar float32 tensor: ``sum over stacks of 0.5 * mean((w * (pred - reference)) ** 2)``.
     """
-    stacked = pred if pred.dim() == 5 else pred.unsqueeze(1)
-    if stacked.dim() != 5:
-        raise ValueError(f"expected pred [N, J, H, W] or [N, S, J, H, W], got {tuple(pred.shape)}")
-    n, _, j, h, w = stacked.shape
-    if tuple(reference.shape) != (n, j, h, w):
-        raise ValueError(
-            f"reference heatmaps {tuple(reference.shape)} do not match the prediction's "
-            f"[N, J, H, W] = {(n, j, h, w)}"
-        )
+    stacked = _stacked(pred, reference, weight)
     # Loss arithmetic in float32 whatever precision the network ran at (bf16 maps lose the tails).
     diff = stacked.float() - reference.float().unsqueeze(1)
     if weight is not None:
-        if tuple(weight.shape) != (n, j):
-            raise ValueError(f"weight must be [N, J] = {(n, j)}, got {tuple(weight.shape)}")
         diff = diff * weight.float()[:, None, :, None, None]
     per_stack = diff.pow(2).mean(dim=(0, 2, 3, 4))
     return MSE_HALF * per_stack.sum()
+
+
+def joints_kl(
+    pred: Tensor, reference: Tensor, weight: Tensor | None = None, *,
+    temperature: float = DEFAULT_KD_TEMPERATURE,
+) -> Tensor:
+    """KL(reference || pred) between spatially soft-maxed heatmaps, summed over stacks.
+
+    Each joint's map is a distribution over its H*W pixels, ``softmax(map / temperature)``; the
+    divergence is scaled by ``temperature ** 2`` so its gradients keep their size as T changes
+    (Hinton et al., 2015).
+
+    Args:
+        pred: [N, J, H, W] heatmaps of one stack, or [N, S, J, H, W] for S stacks.
+        reference: [N, J, H, W] the teacher's heatmaps every stack is compared with.
+        weight: [N, J] per-joint weights, or None for all ones.
+        temperature: the softmax temperature T > 0.
+
+    Returns:
+        Scalar float32 tensor: ``sum over stacks of T**2 * mean over (N, J) of w * KL``.
+    """
+    import torch.nn.functional as F
+
+    stacked = _stacked(pred, reference, weight)
+    n, s, j = stacked.shape[:3]
+    t = float(temperature)
+    log_q = F.log_softmax(stacked.float().reshape(n, s, j, -1) / t, dim=-1)
+    log_p = F.log_softmax(reference.float().reshape(n, 1, j, -1) / t, dim=-1)
+    kl = (log_p.exp() * (log_p - log_q)).sum(dim=-1)  # [N, S, J]
+    if weight is not None:
+        kl = kl * weight.float()[:, None, :]
+    return t * t * kl.mean(dim=(0, 2)).sum()
 
 
 def fpd_loss(
@@ -98,6 +186,9 @@ def fpd_loss(
     *,
     alpha: float = DEFAULT_ALPHA,
     mask_teacher: bool = True,
+    kd_loss: str = DEFAULT_KD_LOSS,
+    temperature: float = DEFAULT_KD_TEMPERATURE,
+    labelled: Tensor | None = None,
 ) -> LossTerms:
     """The FPD training loss of a batch.
 
@@ -110,6 +201,11 @@ def fpd_loss(
         alpha: weight of the distillation term, in [0, 1].
         mask_teacher: multiply the distillation term by ``target_weight`` as the official code
             does; False lets the teacher supervise every joint.
+        kd_loss: the distillation term, "mse" (the paper's) or "kl" (:func:`joints_kl`).
+        temperature: the "kl" term's softmax temperature.
+        labelled: [N] bool, False for samples without labels (their target weights are 0):
+            the teacher supervises every joint of those even when ``mask_teacher``. None: all
+            labelled.
 
     Returns:
         :class:`LossTerms` with the total and both terms (float32 scalars).
@@ -120,7 +216,17 @@ def fpd_loss(
     if teacher is None:
         return LossTerms(total=gt, gt=gt, kd=None)
     alpha = check_alpha(alpha)
-    kd = joints_mse(student, teacher, target_weight if mask_teacher else None)
+    kd_weight: Tensor | None = None
+    if mask_teacher:
+        kd_weight = target_weight
+        if labelled is not None:
+            kd_weight = target_weight.float().masked_fill(~labelled.bool()[:, None], 1.0)
+    if kd_loss == "mse":
+        kd = joints_mse(student, teacher, kd_weight)
+    elif kd_loss == "kl":
+        kd = joints_kl(student, teacher, kd_weight, temperature=temperature)
+    else:
+        raise UsageError(f"kd loss must be one of {', '.join(KD_LOSSES)}, got '{kd_loss}'")
     total = alpha * kd + (1.0 - alpha) * gt
     return LossTerms(total=total, gt=gt, kd=kd)
 
@@ -130,4 +236,20 @@ def final_stack(outputs: Tensor) -> Tensor:
     return outputs[:, -1]
 
 
-__all__ = ["DEFAULT_ALPHA", "LossTerms", "MSE_HALF", "check_alpha", "final_stack", "fpd_loss", "joints_mse"]
+__all__ = [
+    "ALPHA_SCHEDULES",
+    "DEFAULT_ALPHA",
+    "DEFAULT_ALPHA_SCHEDULE",
+    "DEFAULT_KD_LOSS",
+    "DEFAULT_KD_TEMPERATURE",
+    "KD_LOSSES",
+    "LossTerms",
+    "MSE_HALF",
+    "check_alpha",
+    "check_kd_options",
+    "final_stack",
+    "fpd_loss",
+    "joints_kl",
+    "joints_mse",
+    "scheduled_alpha",
+]

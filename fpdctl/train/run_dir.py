@@ -4,7 +4,8 @@
 A run directory holds exactly :data:`RUN_FILES` (what ``--overwrite`` removes, and nothing
 else): the options and resolved settings (``config.json``), one metrics row per logged step
 (``metrics.csv``), the resume point (``state.pt``), the user's weights (``last.safetensors``,
-``best.safetensors``), the curves and the final evaluation. Only rank 0 writes it.
+``best.safetensors``), the curves, the final evaluation, and the images that could not be read
+(``skipped_images.txt``, only when there were any). Only rank 0 writes it.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from fpdctl.errors import CheckpointError, RuntimeFailure, UsageError
 from fpdctl.models.checkpoint import TRAIN_INPUT_SIZE_KEY
 from fpdctl.models.spec import HourglassSpec
 from fpdctl.train.config import TrainConfig
+from fpdctl.train.skipped import SKIPPED_FILE
 from fpdctl.utils.io import atomic_write_text, check_folder_creatable, require_dir
 
 CONFIG_FILE = "config.json"
@@ -36,7 +38,7 @@ STATE_FILE = "state.pt"
 CURVES_FILE = "curves.png"
 EVAL_FILE = "eval.json"
 RUN_FILES: tuple[str, ...] = (
-    CONFIG_FILE, METRICS_FILE, BEST_FILE, LAST_FILE, STATE_FILE, CURVES_FILE, EVAL_FILE,
+    CONFIG_FILE, METRICS_FILE, BEST_FILE, LAST_FILE, STATE_FILE, CURVES_FILE, EVAL_FILE, SKIPPED_FILE,
 )
 # The columns of metrics.csv before the validation column (``val_pckh`` or ``val_pck``).
 TRAIN_COLUMNS: tuple[str, ...] = ("step", "epoch", "loss", "gt_loss", "kd_loss", "lr", "img_per_s")

@@ -18,12 +18,13 @@ from typing import Any
 import numpy as np
 import torch
 
-from fpdctl.errors import CheckpointError
+from fpdctl.errors import CheckpointError, UsageError
 from fpdctl.models.checkpoint import torch_load_safely
 from fpdctl.utils.io import atomic_save, require_file
 
 STATE_FORMAT = "fpdctl-train-state"
-STATE_VERSION = 1
+# 2: records the world size and global batch the run was trained with (1 did not).
+STATE_VERSION = 2
 
 
 def capture_rng_state() -> dict[str, Any]:
@@ -84,6 +85,8 @@ class TrainState:
         scaler: ``GradScaler.state_dict()`` ({} when not used).
         rng: :func:`capture_rng_state` output.
         extra: other plain fields (e.g. wall time so far).
+        world_size: processes the run was trained with (None in a version-1 state).
+        global_batch: images per step over all processes (None in a version-1 state).
     """
 
     step: int = 0
@@ -97,6 +100,8 @@ class TrainState:
     scaler: dict[str, Any] = field(default_factory=dict)
     rng: dict[str, Any] = field(default_factory=dict)
     extra: dict[str, Any] = field(default_factory=dict)
+    world_size: int | None = None
+    global_batch: int | None = None
 
     def to_payload(self) -> dict[str, Any]:
         return {
@@ -113,6 +118,8 @@ class TrainState:
             "scaler": self.scaler,
             "rng": self.rng,
             "extra": self.extra,
+            "world_size": None if self.world_size is None else int(self.world_size),
+            "global_batch": None if self.global_batch is None else int(self.global_batch),
         }
 
 
@@ -156,7 +163,40 @@ def load_state(path: str | os.PathLike[str]) -> TrainState:
         scaler=payload.get("scaler") or {},
         rng=payload.get("rng") or {},
         extra=payload.get("extra") or {},
+        world_size=_optional_int(payload.get("world_size")),
+        global_batch=_optional_int(payload.get("global_batch")),
     )
 
 
-__all__ = ["TrainState", "capture_rng_state", "load_state", "restore_rng_state", "save_state"]
+def _optional_int(value: Any) -> int | None:
+    return None if value is None else int(value)
+
+
+def check_same_world(state: TrainState, world_size: int, global_batch: int, path: Path | str) -> None:
+    """Refuse to resume a run on another number of processes.
+
+    The data order (each rank's shard of each epoch's permutation), the global batch and the
+    steps per epoch all depend on the world size, so a run resumed on another one would not
+    continue its trajectory; fpdctl refuses rather than change it silently.
+
+    Raises:
+        UsageError: one line with both world sizes and what to do.
+    """
+    if state.world_size is None or state.world_size == world_size:
+        return
+    raise UsageError(
+        f"cannot resume {path}: it was trained with {state.world_size} process(es) (global batch "
+        f"{state.global_batch}) and this run has {world_size} (global batch {global_batch}); "
+        f"resume it with {state.world_size} process(es) (torchrun --nproc_per_node "
+        f"{state.world_size} on one node), or start a new run with --out"
+    )
+
+
+__all__ = [
+    "TrainState",
+    "capture_rng_state",
+    "check_same_world",
+    "load_state",
+    "restore_rng_state",
+    "save_state",
+]

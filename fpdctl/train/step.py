@@ -11,7 +11,14 @@ from torch import Tensor, nn
 
 from fpdctl.errors import UsageError
 from fpdctl.train.config import TrainConfig
-from fpdctl.train.loss import DEFAULT_ALPHA, LossTerms, final_stack, fpd_loss
+from fpdctl.train.loss import (
+    DEFAULT_ALPHA,
+    DEFAULT_KD_LOSS,
+    DEFAULT_KD_TEMPERATURE,
+    LossTerms,
+    final_stack,
+    fpd_loss,
+)
 from fpdctl.train.precision import TrainPrecision
 
 
@@ -25,6 +32,9 @@ def compute_losses(
     precision: TrainPrecision,
     alpha: float = DEFAULT_ALPHA,
     mask_teacher: bool = True,
+    kd_loss: str = DEFAULT_KD_LOSS,
+    temperature: float = DEFAULT_KD_TEMPERATURE,
+    labelled: Tensor | None = None,
 ) -> LossTerms:
     """The forward half of a training step: teacher (if any) and student on the same batch.
 
@@ -37,7 +47,8 @@ def compute_losses(
         images: [N, 3, H, W] on the model's device, in the model's memory format.
         target: [N, J, H/4, W/4] ground-truth heatmaps; weight: [N, J] joint weights.
         precision: autocast settings.
-        alpha, mask_teacher: see :func:`~fpdctl.train.loss.fpd_loss`.
+        alpha, mask_teacher, kd_loss, temperature, labelled: see
+            :func:`~fpdctl.train.loss.fpd_loss`.
 
     Returns:
         The loss terms (float32 scalars; ``total`` carries the student's graph).
@@ -56,28 +67,50 @@ def compute_losses(
             f"teacher heatmaps are {tuple(teacher_maps.shape[-2:])} but the student's are "
             f"{tuple(outputs.shape[-2:])}"
         )
-    return fpd_loss(outputs, target, weight, teacher_maps, alpha=alpha, mask_teacher=mask_teacher)
+    return fpd_loss(
+        outputs, target, weight, teacher_maps, alpha=alpha, mask_teacher=mask_teacher,
+        kd_loss=kd_loss, temperature=temperature, labelled=labelled,
+    )
 
 
 def apply_gradients(loss: Tensor, optimizer: torch.optim.Optimizer, scaler: torch.amp.GradScaler) -> None:
-    """The backward half of a training step: backpropagate ``loss`` and update the weights."""
+    """The backward half of a training step: backpropagate ``loss`` and update the weights.
+
+    Reads nothing back to the host when the scaler is off (bf16, fp32) or the optimizer is fused
+    (see :data:`FUSED_OPTIMIZERS`), so the step's one synchronisation stays
+    :func:`~fpdctl.train.distributed.reduce_step`'s.
+    """
     optimizer.zero_grad(set_to_none=True)
     scaler.scale(loss).backward()
     scaler.step(optimizer)
     scaler.update()
 
 
-def make_optimizer(config: TrainConfig, model: nn.Module) -> torch.optim.Optimizer:
-    """The optimizer ``config`` names over the trainable parameters of ``model``."""
+# Optimizers with a fused CUDA kernel. Fused, a GradScaler (fp16) steps them without reading
+# its inf check back to the host, so an fp16 step keeps a single host-device synchronisation;
+# RMSprop has no fused kernel and pays one more read per fp16 step.
+FUSED_OPTIMIZERS: frozenset[str] = frozenset({"adam", "sgd"})
+
+
+def make_optimizer(config: TrainConfig, model: nn.Module, *, fused: bool = False) -> torch.optim.Optimizer:
+    """The optimizer ``config`` names over the trainable parameters of ``model``.
+
+    Args:
+        fused: use the fused kernel where the optimizer has one (:data:`FUSED_OPTIMIZERS`); the
+            trainer asks for it on CUDA. The update is the same algorithm, rounded differently.
+    """
     params = [p for p in model.parameters() if p.requires_grad]
+    extra = {"fused": True} if fused and config.optimizer in FUSED_OPTIMIZERS else {}
     if config.optimizer == "adam":
-        return torch.optim.Adam(params, lr=config.lr, weight_decay=config.weight_decay)
+        return torch.optim.Adam(params, lr=config.lr, weight_decay=config.weight_decay, **extra)
     if config.optimizer == "rmsprop":
         # pytorch-pose's default optimizer for the hourglass.
         return torch.optim.RMSprop(
             params, lr=config.lr, momentum=config.momentum, weight_decay=config.weight_decay
         )
-    return torch.optim.SGD(params, lr=config.lr, momentum=config.momentum, weight_decay=config.weight_decay)
+    return torch.optim.SGD(
+        params, lr=config.lr, momentum=config.momentum, weight_decay=config.weight_decay, **extra
+    )
 
 
-__all__ = ["apply_gradients", "compute_losses", "make_optimizer"]
+__all__ = ["FUSED_OPTIMIZERS", "apply_gradients", "compute_losses", "make_optimizer"]

@@ -8,10 +8,15 @@ trainer itself never prints.
 
 The teacher (distillation) is a plain module: frozen, in eval mode, run under
 ``torch.inference_mode`` on the same augmented batch, never wrapped in DistributedDataParallel.
+It sees that batch in its own input convention (:class:`~fpdctl.models.input_adapter.InputAdapter`
+converts the dataset's NATIVE tensors on the fly), as it was trained; the student trains in NATIVE
+and records it (with the run's sigma) in every checkpoint.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import math
 import random
 import signal
 import time
@@ -24,11 +29,14 @@ from torch import nn
 
 from fpdctl.codec import heatmap_size
 from fpdctl.errors import CheckpointError, UsageError
-from fpdctl.models.checkpoint import create_model, file_sha256, load_state_dict_strict
+from fpdctl.models.checkpoint import checkpoint_file, create_model, file_sha256, load_state_dict_strict
+from fpdctl.models.convention import NATIVE, InputConvention
 from fpdctl.models.hourglass import HourglassNet, count_parameters
-from fpdctl.models.spec import HourglassSpec, resolve_spec
+from fpdctl.models.input_adapter import adapt_input
+from fpdctl.data.registry import spec_for_data
+from fpdctl.models.spec import HourglassSpec
 from fpdctl.progress import Progress, report
-from fpdctl.train.config import Schedule, TrainConfig, parse_schedule
+from fpdctl.train.config import Schedule, TrainConfig, parse_schedule, teacher_input_override
 from fpdctl.train.distributed import (
     DistInfo,
     ResumableSampler,
@@ -39,7 +47,7 @@ from fpdctl.train.distributed import (
 )
 from fpdctl.train.events import TRAIN_END, TRAIN_START, RunInfo, TrainResult
 from fpdctl.train.loop import TrainLoop
-from fpdctl.train.precision import resolve_precision
+from fpdctl.train.precision import TrainPrecision, arithmetic_mode, resolve_precision
 from fpdctl.train.run_dir import (
     METRICS_FILE,
     RUN_FILES,
@@ -51,7 +59,7 @@ from fpdctl.train.run_dir import (
     write_run_config,
 )
 from fpdctl.train.signals import stop_signals_handled
-from fpdctl.train.state import TrainState, load_state, restore_rng_state
+from fpdctl.train.state import TrainState, check_same_world, load_state, restore_rng_state
 from fpdctl.train.step import make_optimizer
 from fpdctl.utils.io import require_file
 
@@ -100,10 +108,27 @@ class Trainer:
         if device.type == "cuda" and self.dist.distributed:
             device = torch.device("cuda", self.dist.local_rank)
         self.device = device
-        self.precision = resolve_precision(config.precision, device)
+        # On CUDA the precision depends on the GPU, asked after set_device (run()), so that no
+        # process creates a context on cuda:0; elsewhere it is known now.
+        self.precision: TrainPrecision | None = (
+            None if device.type == "cuda" else resolve_precision(config.precision, device)
+        )
+        # A resumed run's state, read now: a damaged file, or another world size, fails here.
+        self._resume_state: TrainState | None = None
+        self.backend: str | None = None  # the process group joined by run(), if any
+        if resume and (self.run_dir / STATE_FILE).is_file():
+            self._resume_state = load_state(self.run_dir / STATE_FILE)
+            check_same_world(self._resume_state, self.dist.world_size,
+                             config.batch_size * self.dist.world_size, self.run_dir / STATE_FILE)
         self.schedule: Schedule = parse_schedule(config.schedule, config.lr_factor)
-        self.spec: HourglassSpec = resolve_spec(config.model)
+        # The data's joints (a name without a j suffix takes them; COCO: 17), so the teacher
+        # check below compares with what is trained.
+        self.spec: HourglassSpec = spec_for_data(config.model, config.data)
 
+        # One line each for the CLI (stderr): settings that work but are probably not meant.
+        self.warnings: list[str] = []
+        # The convention the student trains in and records: the datasets' (with this run's sigma).
+        self.input_convention = dataclasses.replace(NATIVE, train_sigma=config.sigma)
         # The teacher first: a missing or unfit teacher must fail before any data is built.
         self.teacher: HourglassNet | None = None
         self.teacher_info: dict[str, Any] | None = None
@@ -112,9 +137,13 @@ class Trainer:
         self.init_info: dict[str, Any] | None = None
         self._init_model: HourglassNet | None = None
         if config.init:
-            require_file(config.init, "initial checkpoint")
-            self._init_model = create_model(Path(config.init), spec=self.spec)
-            self.init_info = {"path": config.init, "sha256": file_sha256(config.init)}
+            init_file = require_file(checkpoint_file(config.init), "initial checkpoint")
+            self._init_model = create_model(init_file, spec=self.spec)
+            self.init_info = {
+                "path": config.init, "sha256": file_sha256(init_file),
+                "input_convention": self._init_model.input_convention.to_dict(),
+            }
+            self._check_init_convention(self._init_model.input_convention)
         self._build_data()
         self.student: HourglassNet | None = None
         self._stop_signal: int | None = None
@@ -122,8 +151,9 @@ class Trainer:
 
     # ------------------------------------------------------------------ setup
     def _load_teacher(self, path: str) -> HourglassNet:
-        require_file(path, "teacher checkpoint")
-        teacher = create_model(Path(path))
+        # A pretrained name (synthetic-hg2x64) is its shipped file, checked against its card.
+        file = require_file(checkpoint_file(path), "teacher checkpoint")
+        teacher = create_model(file, input_convention=teacher_input_override(self.config))
         tspec = teacher.spec
         if tspec.joints != self.spec.joints:
             raise UsageError(
@@ -135,42 +165,84 @@ class Trainer:
         except UsageError as exc:
             raise UsageError(f"teacher {tspec.name}: {exc}") from None
         # Both networks emit input/4 heatmaps; a different stride would be a different family.
-        self.teacher_info = {"path": str(path), "sha256": file_sha256(path), "spec": tspec.to_dict(), "name": tspec.name}
+        self.teacher_info = {"path": str(path), "sha256": file_sha256(file), "spec": tspec.to_dict(), "name": tspec.name}
+        self.teacher_info["input_convention"] = teacher.input_convention.to_dict()
+        self._check_teacher_sigma(teacher.input_convention)
         for p in teacher.parameters():
             p.requires_grad_(False)
         teacher.eval()
-        return teacher
+        # The dataset's tensors, converted to the teacher's own convention when it has another.
+        return adapt_input(teacher, NATIVE)  # type: ignore[return-value]
+
+    def _check_teacher_sigma(self, convention: InputConvention) -> None:
+        """Warn when the teacher is known to have been trained at another heatmap sigma."""
+        trained, sigma = convention.train_sigma, self.config.sigma
+        if trained is None or math.isclose(trained, sigma):
+            return
+        shape = "narrower" if trained < sigma else "wider"
+        self.warnings.append(
+            f"the teacher was trained with heatmap sigma {trained:g} ({convention.name}) and --sigma "
+            f"is {sigma:g}: its heatmaps are {shape} than the targets the student also learns"
+        )
+
+    def _check_init_convention(self, convention: InputConvention) -> None:
+        """Warn when the initial weights were trained in another input convention."""
+        if convention != NATIVE:
+            self.warnings.append(
+                f"--init was trained in the {convention.describe()} input convention; training "
+                f"feeds {NATIVE.describe()}, so its weights start on inputs they have not seen"
+            )
 
     def _build_data(self) -> None:
         from fpdctl.data.registry import build_dataset
         from fpdctl.data.subset import FirstPersons
         from fpdctl.data.transforms import AugmentConfig
-        from fpdctl.skeleton import MPII
+        from fpdctl.evaluate import check_model_joints
 
         cfg = self.config
-        if self.spec.joints != MPII.num_joints:
-            raise UsageError(
-                f"model {self.spec.name} predicts {self.spec.joints} joints but the data has "
-                f"{MPII.num_joints} MPII heatmap channels"
-            )
-        augment = AugmentConfig() if cfg.augment else None
+        augment = AugmentConfig.for_style(cfg.augment_style) if cfg.augment else None
         self.train_set = build_dataset(
             cfg.data, "train", input_size=cfg.input_size, sigma=cfg.sigma, augment=augment
         )
+        check_model_joints(self.spec.joints, self.train_set.channel_joint_set)
         val_set = build_dataset(cfg.data, "val", input_size=cfg.input_size, sigma=cfg.sigma, augment=None)
         self.val_set = FirstPersons(val_set, cfg.val_limit) if cfg.val_limit else val_set
+        # The validation ground truth now: missing head boxes or a missing ground-truth file
+        # fail when the run is built, not at the first validation an epoch later.
+        self.val_set.eval_reference()
         self.metric_name = str(getattr(val_set, "metric", "pckh"))
         self.sampler = ResumableSampler(
             self.train_set, num_replicas=self.dist.world_size, rank=self.dist.rank, seed=cfg.seed
         )
+        self.num_labelled = len(self.train_set)
+        if cfg.unlabeled:
+            self._mix_unlabeled(augment)
         self.steps_per_epoch = self.sampler.num_samples // cfg.batch_size
         if self.steps_per_epoch < 1:
             raise UsageError(
-                f"the training split has {len(self.train_set)} persons, fewer than one batch of "
+                f"the training split has {self.num_labelled} persons, fewer than one batch of "
                 f"{cfg.batch_size} per process ({self.dist.world_size} process(es))"
             )
         self.total_steps = cfg.max_steps if cfg.max_steps is not None else cfg.epochs * self.steps_per_epoch
         self.columns = TRAIN_COLUMNS + (f"val_{self.metric_name}",)
+
+    def _mix_unlabeled(self, augment: Any) -> None:
+        """Put the ``--unlabeled`` images behind the labelled set and mix them into each batch
+        (:mod:`fpdctl.data.unlabeled`)."""
+        from fpdctl.data.unlabeled import MixedDataset, MixedSampler, build_unlabeled, split_batch
+
+        cfg = self.config
+        unlabeled = build_unlabeled(
+            cfg.unlabeled, cfg.data, joint_set=self.train_set.channel_joint_set,
+            input_size=cfg.input_size, sigma=cfg.sigma, augment=augment,
+        )
+        n_labelled, n_unlabeled = split_batch(cfg.batch_size, cfg.unlabeled_ratio)
+        self.train_set = MixedDataset(self.train_set, unlabeled)
+        self.sampler = MixedSampler(
+            self.sampler, num_labelled=self.num_labelled, num_unlabeled=len(unlabeled),
+            labelled_per_batch=n_labelled, unlabeled_per_batch=n_unlabeled, seed=cfg.seed,
+            num_replicas=self.dist.world_size, rank=self.dist.rank,
+        )
 
     # ------------------------------------------------------------------ stopping
     @property
@@ -195,14 +267,23 @@ class Trainer:
         Raises:
             TrainingDiverged: the loss became NaN or infinite (the last checkpoint is kept).
         """
-        with stop_signals_handled(self._on_signal):
-            if self.device.type == "cuda":
-                torch.cuda.set_device(self.device)  # before NCCL picks a GPU for this rank
-            init_distributed(self.dist, self.device)
+        with stop_signals_handled(self._on_signal), arithmetic_mode(self.config.deterministic):
+            self._select_device()
+            self.backend = init_distributed(self.dist, self.device)
             try:
                 return self._run()
             finally:
                 shutdown_distributed()
+
+    def _select_device(self) -> None:
+        """Make this process's GPU the current one, then resolve the precision on it.
+
+        ``set_device`` comes first, before NCCL picks a GPU for this rank and before anything
+        asks about a GPU, so every rank's CUDA context is on its own GPU only.
+        """
+        if self.device.type == "cuda":
+            torch.cuda.set_device(self.device)
+            self.precision = resolve_precision(self.config.precision, self.device)
 
     def _run(self) -> TrainResult:
         started = time.perf_counter()
@@ -228,6 +309,7 @@ class Trainer:
             seconds=time.perf_counter() - started,
             img_per_s=loop.mean_img_per_s(),
             files={name: self.run_dir / name for name in RUN_FILES if (self.run_dir / name).exists()},
+            skipped_images=len(loop.skipped),
         )
         self._report(TRAIN_END, state.step, result)
         return result
@@ -249,6 +331,7 @@ class Trainer:
         random.seed(cfg.seed)
 
         student = create_model(self.spec) if self._init_model is None else self._init_model
+        student.input_convention = self.input_convention
         student.train()
         self.student = student
         memory_format = torch.channels_last if cfg.channels_last else torch.contiguous_format
@@ -256,7 +339,7 @@ class Trainer:
         if self.teacher is not None:
             self.teacher.to(device=device, memory_format=memory_format)
 
-        optimizer = make_optimizer(cfg, student)
+        optimizer = make_optimizer(cfg, student, fused=device.type == "cuda")
         steps_per_epoch, total_steps = self.steps_per_epoch, self.total_steps
         scheduler = torch.optim.lr_scheduler.LambdaLR(
             optimizer,
@@ -286,7 +369,8 @@ class Trainer:
     ) -> TrainState:
         """Load ``state.pt`` into the freshly built student, optimizer, scheduler, scaler, RNGs."""
         path = self.run_dir / STATE_FILE
-        state = load_state(path)
+        state = self._resume_state if self._resume_state is not None else load_state(path)
+        self._resume_state = None  # the weights it holds are the student's now
         try:
             load_state_dict_strict(student, state.model, source=str(path))
             optimizer.load_state_dict(state.optimizer)
@@ -334,12 +418,19 @@ class Trainer:
             "precision": self.precision.name,
             "world_size": self.dist.world_size,
             "batch_size_total": self.config.batch_size * self.dist.world_size,
+            "workers": self.config.workers,
+            "process_group": self.backend,  # "nccl", "gloo", or None for a plain single process
+            # Fixed input sizes: cuDNN benchmarks its algorithms once, unless --deterministic.
+            "cudnn_benchmark": self.device.type == "cuda" and not self.config.deterministic,
+            "deterministic": self.config.deterministic,
             "steps_per_epoch": self.steps_per_epoch,
             "total_steps": self.total_steps,
-            "train_size": len(self.train_set),
+            "train_size": self.num_labelled,
+            "unlabeled_size": len(self.train_set) - self.num_labelled,
             "val_size": len(self.val_set),
             "metric": self.metric_name,
             "heatmap_size": heatmap_size(self.config.input_size),
+            "input_convention": self.input_convention.to_dict(),
             "schedule": {
                 "kind": self.schedule.kind,
                 "milestones_epochs": list(self.schedule.milestones),
@@ -359,7 +450,7 @@ class Trainer:
             start_step=start_step,
             total_steps=self.total_steps,
             steps_per_epoch=self.steps_per_epoch,
-            train_size=len(self.train_set),
+            train_size=self.num_labelled,
             val_size=len(self.val_set),
             metric=self.metric_name,
             restarted=restarted,

@@ -47,6 +47,9 @@ def test_json_on_the_official_data(capsys: pytest.CaptureFixture[str], mpii_val_
     assert list(report["per_joint"]) == list(MPII.names)
     assert report["per_joint"]["head_top"] == pytest.approx(95.6003, abs=5e-5)
     assert report["pckh@0.1"] == pytest.approx(28.9748, abs=5e-5)
+    # HRNet's / FPD's "Mean@0.1" (threshold 0.11), labelled, beside the true 0.1 figure.
+    assert report["pckh@0.1_hrnet"] == pytest.approx(33.1382, abs=5e-5)
+    assert report["pckh@0.1_hrnet_threshold"] == 0.11
     assert report["auc"] == pytest.approx(55.7812, abs=5e-5)
     assert report["persons"] == 2958 and report["threshold"] == 0.5
     numbers = [*report["pckh"].values(), *report["per_joint"].values(), report["pckh@0.1"], report["auc"]]
@@ -63,6 +66,7 @@ def test_table_on_the_official_data(capsys: pytest.CaptureFixture[str], mpii_val
         "96.66", "92.71", "83.36", "76.74", "81.93", "73.36", "65.45", "82.34", "81.46"
     ]
     assert "pooled" in out and "PCKh@0.1 28.97" in out
+    assert "PCKh@0.1_hrnet (threshold 0.11, HRNet/FPD 'Mean@0.1') 33.14" in " ".join(out.split())
 
 
 def test_npy_and_json_predictions(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
@@ -130,8 +134,8 @@ def test_model_table(capsys: pytest.CaptureFixture[str]) -> None:
 # Bad input: one clear line on stderr, exit 2, nothing written.
 @pytest.mark.parametrize(("args", "message"), [
     ((), "error: nothing to evaluate: give MODEL_OR_CHECKPOINT with --data, or --predictions with --ground-truth"),
-    (("hg1x16",), "error: MODEL_OR_CHECKPOINT needs --data (synthetic, mpii:PATH or lsp:PATH)"),
-    (("-p", "x.npy"), "error: --predictions needs --ground-truth (the official MPII ground-truth .mat)"),
+    (("hg1x16",), "error: MODEL_OR_CHECKPOINT needs --data (synthetic, mpii:PATH, lsp:PATH or coco:PATH)"),
+    (("-p", "x.npy"), "error: --predictions needs --ground-truth (an MPII .mat or a COCO .json) or --data coco:DIR"),
     (("-g", "x.mat"), "error: --ground-truth needs --predictions (the prediction file to score)"),
     (("hg1x16", "-p", "x.npy", "-g", "y.mat"),
      "error: give either MODEL_OR_CHECKPOINT with --data, or --predictions with --ground-truth, not both"),
@@ -240,3 +244,50 @@ def test_a_checkpoint_is_scored_at_the_size_it_was_trained_at(
     code, out, err = run(capsys, "eval", plain, "--data", "synthetic:length=2", "--format", "json", "--workers", "0")
     assert code == 0, err
     assert json.loads(out)["input_size"] == 256
+
+
+def test_an_unreadable_image_stops_evaluation(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    """One corrupt JPEG in the validation split: an error naming it, exit 2 (bad input the user
+    can fix, like any other data error), no table; the protocol scores every person."""
+    from tests.data.formats import write_hrnet_mpii
+
+    data = write_hrnet_mpii(tmp_path / "mpii", corrupt="val2.jpg")
+    code, out, err = run(capsys, "eval", "hg1x16", "--data", f"mpii:{data}", "--input-size", "64",
+                         "--device", "cpu", "--batch-size", "2")
+    assert code == 2 and out == ""
+    assert err == (
+        f"error: cannot decode image: {data / 'images' / 'val2.jpg'} (person 2); every person is "
+        "scored, so evaluation stops: restore the image or remove the person from the annotations\n"
+    )
+    # The same folder with the image restored scores normally.
+    data = write_hrnet_mpii(tmp_path / "mpii")
+    code, out, err = run(capsys, "eval", "hg1x16", "--data", f"mpii:{data}", "--input-size", "64",
+                         "--device", "cpu", "--format", "json")
+    assert code == 0, err
+    assert json.loads(out)["persons"] == 4
+
+
+def test_input_convention_flags_apply_to_a_model_only(tmp_path, capsys) -> None:
+    from fpdctl.cli.app import main
+
+    preds = tmp_path / "p.npy"
+    code = main(["eval", "--predictions", str(preds), "--ground-truth", str(tmp_path / "gt.mat"),
+                 "--input-convention", "fpd-official"])
+    assert code == 2
+    assert capsys.readouterr().err.strip() == (
+        "error: --input-convention, --input-order, --input-mean and --input-std apply to a model, not to --predictions"
+    )
+
+
+def test_eval_json_reports_the_convention_used(capsys) -> None:
+    import json
+
+    from fpdctl.cli.app import main
+    from fpdctl.models.convention import FPD_OFFICIAL
+
+    code = main(["eval", "hg1x16", "--data", "synthetic:length=4", "--input-size", "64", "--no-flip",
+                 "--device", "cpu", "--format", "json", "--input-order", "bgr"])
+    assert code == 0
+    report = json.loads(capsys.readouterr().out)
+    # NATIVE with the order swapped is the official FPD convention (named custom: it was typed).
+    assert report["input_convention"] == {**FPD_OFFICIAL.to_dict(), "name": "custom", "train_sigma": None}

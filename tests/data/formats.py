@@ -159,3 +159,31 @@ def write_lsp_mat(path: Path, joints: np.ndarray, layout: str) -> None:
     arr = joints.transpose(2, 1, 0) if layout == "lsp" else joints.transpose(1, 2, 0)
     path.parent.mkdir(parents=True, exist_ok=True)
     savemat(str(path), {"joints": arr})
+
+
+def write_hrnet_mpii(root: Path, *, corrupt: str | None = None, ground_truth: bool = True,
+                     train: int = 8, val: int = 4) -> Path:
+    """A tiny MPII folder in the HRNet layout: ``train`` persons on train0.jpg..., ``val`` on
+    val0.jpg... (160 x 140 px), annot/{train,valid}.json and annot/gt_valid.mat.
+
+    Args:
+        corrupt: an image name to overwrite with bytes no decoder reads.
+        ground_truth: write annot/gt_valid.mat (PCKh needs its head boxes).
+    """
+    rng = np.random.default_rng(0)
+
+    def person() -> Person:
+        joints = {j: (float(rng.integers(40, 120)), float(rng.integers(30, 110)), 1) for j in range(16)}
+        return Person(joints=joints, objpos=(80.0, 70.0), scale=0.5, headbox=(60.0, 20.0, 90.0, 50.0))
+
+    train_persons = [(f"train{k}.jpg", person()) for k in range(train)]
+    val_persons = [(f"val{k}.jpg", person()) for k in range(val)]
+    write_json(root / "annot" / "train.json", [hrnet_entry(n, p) for n, p in train_persons])
+    write_json(root / "annot" / "valid.json", [hrnet_entry(n, p) for n, p in val_persons])
+    if ground_truth:
+        write_ground_truth(root / "annot" / "gt_valid.mat", [p for _, p in val_persons])
+    for k, (name, _) in enumerate(train_persons + val_persons):
+        write_jpeg(root / "images" / name, 160, 140, seed=k)
+    if corrupt:
+        (root / "images" / corrupt).write_bytes(b"\xff\xd8\xff\xe0 not a jpeg" * 4)
+    return root

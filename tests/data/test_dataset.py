@@ -70,11 +70,12 @@ def test_sample_contract() -> None:
     assert sample["target"].dtype == torch.float32 and sample["target"].shape == (16, INPUT // 4, INPUT // 4)
     assert sample["target_weight"].dtype == torch.float32 and sample["target_weight"].shape == (16,)
     meta = sample["meta"]
-    assert set(meta) == {"index", "center", "scale", "rotation", "affine", "joints", "flipped"}
+    assert set(meta) == {"index", "center", "scale", "rotation", "affine", "joints", "flipped", "image_error"}
+    assert meta["image_error"] == ""  # the image was read
     assert meta["affine"].dtype == np.float32 and meta["affine"].shape == (2, 3)
     assert meta["joints"].shape == (16, 3) and meta["center"].shape == (2,)
     np.testing.assert_allclose(meta["joints"][:, :2], JOINTS)
-    assert 0.75 <= meta["scale"] <= 1.25 and abs(meta["rotation"]) <= 30
+    assert 0.75 <= meta["scale"] <= 1.25 and abs(meta["rotation"]) <= 60  # the official draws' bounds
     assert ds[-1]["meta"]["index"] == 0
     with pytest.raises(IndexError):
         ds[1]
@@ -234,6 +235,9 @@ def test_bad_images_are_counted_and_replaced(tmp_path: Path) -> None:
     ds = _file_dataset(tmp_path, names, scale=1.0, input_size=64)
     samples = [ds[k] for k in range(5)]
     assert (ds.bad_images, ds.images_seen) == (1, 5)
+    assert [x["meta"]["image_error"] for x in samples] == [
+        "", f"cannot decode image: {tmp_path / 'corrupt.jpg'}", "", "", ""
+    ]
     assert not samples[1]["image"].any() and not samples[1]["target_weight"].any()
     assert not samples[1]["target"].any()
     assert samples[0]["target_weight"].sum() > 0

@@ -279,3 +279,33 @@ def test_person_without_a_usable_box_is_named(tmp_path: Path) -> None:
     (tmp_path / "images").mkdir()
     with pytest.raises(DataError, match=r"person 1 \(b.jpg\) has no usable box: .*scale -1.25 \(must be positive\)"):
         MPIIDataset(tmp_path, "train")
+
+
+def test_scoring_uses_the_attached_ground_truth_not_the_json_copy(tmp_path: Path) -> None:
+    """HRNet and the FPD code score against gt_valid.mat's own joints and visibility
+    (pos_gt_src, jnt_missing). Here the .mat's joints sit 0.4 px right of valid.json's (within
+    the line-up tolerance) and P6's head top is missing from it: the reference is the .mat's."""
+    import dataclasses
+
+    from fpdctl.metrics import compute_pckh
+
+    moved = [
+        dataclasses.replace(p, joints={j: (x + 0.4, y, v) for j, (x, y, v) in p.joints.items() if not (p is P6 and j == 9)})
+        for p in VAL
+    ]
+    root = _hrnet_dir(tmp_path, moved)
+    val = MPIIDataset(root, "val")
+    gt = load_mpii_ground_truth(root / "annot" / "gt_valid.mat")
+    ref = val.eval_reference()
+    np.testing.assert_array_equal(ref.joints, gt.joints)
+    np.testing.assert_array_equal(ref.visible, gt.visible)
+    np.testing.assert_array_equal(ref.headboxes, gt.headboxes)
+    assert not ref.visible[0, 9] and val.table.joints[0, 9, 2] == 1  # the JSON still has it
+    np.testing.assert_allclose(ref.joints[1, :, 0] - val.table.joints[1, :, 0], 0.4, atol=1e-4)
+    # Predictions exactly on the JSON's joints: scored against the .mat they are 0.4 px off, and
+    # P6's head top does not count.
+    json_joints = val.table.joints[:, :, :2].astype(np.float64)
+    result = compute_pckh(json_joints, ref, threshold=1e-3)
+    assert result.counts["head_top"] == 1 and result.per_joint["head_top"] == 0.0
+    # The training targets still come from the annotations (sample joints = the JSON's).
+    np.testing.assert_allclose(val[1]["meta"]["joints"][:, :2], val.table.joints[1, :, :2], atol=1e-4)

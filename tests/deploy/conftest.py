@@ -18,3 +18,17 @@ def fp32_export(tmp_path_factory: pytest.TempPathFactory, tiny_checkpoint: Path)
     path = tmp_path_factory.mktemp("export") / "hg1x16.onnx"
     result = export_onnx(tiny_checkpoint, path, input_size=INPUT_SIZE)
     return result, path
+
+
+@pytest.fixture(scope="session")
+def embedded_export(tmp_path_factory: pytest.TempPathFactory, tiny_checkpoint: Path):
+    """(ExportResult, path) of an fp32 export with both --embed-preprocess and --embed-decode
+    (uint8 BGR crops in, keypoints and scores out), verified."""
+    from fpdctl.deploy.embed import Embedding
+    from fpdctl.deploy.export import export_onnx
+
+    path = tmp_path_factory.mktemp("embedded") / "hg1x16_embedded.onnx"
+    result = export_onnx(
+        tiny_checkpoint, path, input_size=INPUT_SIZE, embedding=Embedding(preprocess=True, decode=True),
+    )
+    return result, path

@@ -19,6 +19,7 @@ from fpdctl.deploy.export import export_onnx, parse_batch
 from fpdctl.deploy.metadata import read_info
 from fpdctl.deploy.runtime import OrtRunner, TorchRunner
 from fpdctl.errors import UsageError
+from fpdctl.models.convention import NATIVE
 from tests.conftest import HEATMAP_SIZE, INPUT_SIZE, make_net
 
 
@@ -60,6 +61,7 @@ def test_metadata(fp32_export, tiny_checkpoint):
     assert info.flip_pairs == MPII.flip_pairs and info.skeleton == MPII.skeleton
     assert (info.input_size, info.heatmap_stride, info.heatmap_size) == (64, 4, 16)
     assert info.mean == MEAN and info.std == STD and info.color_order == "RGB"
+    assert info.input_convention is NATIVE  # the checkpoint's (a native file)
     assert (info.outputs, info.precision, info.batch, info.opset) == ("final", "fp32", None, 18)
     assert info.version == __version__ and info.exporter == "dynamo"
     assert info.source == tiny_checkpoint.name

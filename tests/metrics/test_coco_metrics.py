@@ -163,3 +163,64 @@ def test_bad_results(tmp_path: Path, gt_file: Path) -> None:
         f"{path} is not a COCO results file: expected a JSON list of "
         "{image_id, category_id, keypoints, score}, found an object with keys annotations"
     )
+
+
+def test_result_in_percent_and_the_headline() -> None:
+    from fpdctl.metrics import SCORE_NAMES, headline_score, score_name
+
+    result = COCOResult.from_stats([0.5, 0.75, 0.25, -1.0, 0.5, 0.6, 0.8, 0.4, -1.0, 0.6], 3, 4)
+    assert result.metric == "oks" and result.mean == 50.0 and result.num_persons == 4
+    report = result.to_dict()
+    assert report == {
+        "oks": {"AP": 50.0, "AP50": 75.0, "AP75": 25.0, "APm": None, "APl": 50.0, "AR": 60.0,
+                "AR50": 80.0, "AR75": 40.0, "ARm": None, "ARl": 60.0},
+        "images": 3, "predictions": 4,
+    }
+    assert headline_score(report, "oks") == 50.0
+    assert headline_score({"pckh": {"mean": 81.5}}, "pckh") == 81.5
+    assert SCORE_NAMES == {"pckh": "PCKh", "pck": "PCK", "oks": "AP"} and score_name("oks") == "AP"
+    empty = COCOResult.from_stats([-1.0] * 10, 0, 0)
+    assert np.isnan(empty.mean) and empty.to_dict()["oks"]["AP"] is None
+
+
+def test_evaluate_reference_dispatches_to_pycocotools(tmp_path: Path) -> None:
+    from fpdctl.metrics import COCOReference, evaluate_reference
+    from fpdctl.metrics.coco import evaluate_coco_reference, reference_results
+
+    gt = make_ground_truth()
+    file = tmp_path / "gt.json"
+    file.write_text(json.dumps(gt))
+    persons = [a for a in gt["annotations"] if a["num_keypoints"] and not a["iscrowd"]]
+    keypoints = np.array([a["keypoints"] for a in persons], np.float64).reshape(-1, 17, 3)
+    reference = COCOReference(
+        joints=keypoints[:, :, :2], visible=keypoints[:, :, 2] > 0, headboxes=None, annotation_file=file,
+        image_ids=np.array([a["image_id"] for a in persons]), areas=np.array([a["area"] for a in persons]),
+        annotation_ids=np.array([a["id"] for a in persons]),
+    )
+    shifted = reference.joints + 3.0
+    scores = np.linspace(0.1, 0.9, 17 * len(persons)).reshape(len(persons), 17)
+    result = evaluate_reference(shifted, reference, scores=scores)
+    assert result == evaluate_coco_reference(shifted, reference, scores)
+    records, images = reference_results(shifted, reference, scores)
+    assert list(result.as_dict().values()) == pycocotools_stats(file, records) and images == [1, 2, 3]
+    with pytest.raises(DataError, match=r"^COCO AP averages over its own OKS thresholds"):
+        evaluate_reference(shifted, reference, threshold=0.5)
+    # A person with no labelled keypoint is not scored (nor is its image).
+    blind = COCOReference(**{**reference.__dict__, "visible": np.zeros_like(reference.visible)})
+    blind_visible = blind.visible.copy()
+    blind_visible[0, 0] = True
+    one = COCOReference(**{**reference.__dict__, "visible": blind_visible})
+    records, images = reference_results(shifted, one, scores)
+    assert len(records) == 1 and images == [1]
+    with pytest.raises(DataError, match=r"^none of the 5 ground-truth persons has a labelled keypoint"):
+        reference_results(shifted, blind, scores)
+
+
+def test_results_output_must_be_json(tmp_path: Path) -> None:
+    from fpdctl.errors import UsageError
+    from fpdctl.metrics.coco import check_results_output
+
+    assert check_results_output(tmp_path / "r.json") == tmp_path / "r.json"
+    with pytest.raises(UsageError) as info:
+        check_results_output(tmp_path / "r.npy")
+    assert str(info.value) == "COCO predictions are saved as a COCO results .json file, got '.npy'"

@@ -34,6 +34,9 @@ GOLDEN_GROUPS = {
 GOLDEN_HEAD_TOP = 95.6003  # what pytorch-pose / HRNet print under "Head"
 GOLDEN_POOLED_HITS, GOLDEN_POOLED_VISIBLE = 31642, 38430
 GOLDEN_PCKH_AT_0_1 = 28.9748
+# HRNet's / the FPD code's "Mean@0.1": pooled at entry 11 of np.arange(0, 0.51, 0.01) = 0.11,
+# 12735 hits of the same 38430 joints (by `_loop_pckh` at that threshold).
+GOLDEN_HRNET_MEAN_AT_0_1 = 100.0 * 12735 / 38430  # 33.1382
 GOLDEN_AUC = 55.7812
 
 _MAT_PAIRS = {
@@ -105,6 +108,7 @@ def test_official_mpii_reproduction(official: tuple[np.ndarray, EvalReference], 
     assert result.mean_plain == pytest.approx(GOLDEN_GROUPS["mean_plain"], abs=5e-5)
     assert result.per_joint["head_top"] == pytest.approx(GOLDEN_HEAD_TOP, abs=5e-5)
     assert result.pckh_at_0_1 == pytest.approx(GOLDEN_PCKH_AT_0_1, abs=5e-5)
+    assert result.pckh_at_0_1_hrnet == pytest.approx(GOLDEN_HRNET_MEAN_AT_0_1, abs=1e-9)
     assert result.auc == pytest.approx(GOLDEN_AUC, abs=5e-5)
     # Exactly the loop's per-joint counts, including the unscored pelvis and thorax.
     hits, seen = _loop_pckh(mpii_val_gt)
@@ -289,3 +293,22 @@ def test_bad_threshold() -> None:
     pred, ref = _hand_case()
     with pytest.raises(UsageError, match="must be a positive number, got 0"):
         compute_pckh(pred, ref, threshold=0)
+
+
+def test_hrnet_mean_at_0_1_is_threshold_0_11(mpii_val_gt: Path) -> None:
+    """HRNet's "Mean@0.1" reads index 11 of its 0..0.5 grid: threshold 0.11, four points above
+    the true 0.1 figure on the official predictions; reported beside it, labelled."""
+    from fpdctl.metrics.pckh import HRNET_MEAN_AT_0_1_THRESHOLD
+
+    assert HRNET_MEAN_AT_0_1_THRESHOLD == np.arange(0, 0.5 + 0.01, 0.01)[11] == pytest.approx(0.11)
+    hits, seen = _loop_pckh(mpii_val_gt, threshold=HRNET_MEAN_AT_0_1_THRESHOLD)
+    keep = [j for j in range(16) if j not in _NOT_IN_MEAN]
+    assert (sum(hits[j] for j in keep), sum(seen[j] for j in keep)) == (12735, GOLDEN_POOLED_VISIBLE)
+    result = compute_pckh(load_predictions(mpii_val_gt), load_mpii_ground_truth(mpii_val_gt))
+    data = result.to_dict()
+    assert data["pckh@0.1"] == pytest.approx(GOLDEN_PCKH_AT_0_1, abs=5e-5)
+    assert data["pckh@0.1_hrnet"] == pytest.approx(GOLDEN_HRNET_MEAN_AT_0_1, abs=1e-9)
+    assert data["pckh@0.1_hrnet_threshold"] == 0.11
+    # HRNet counts with <= whatever convention the main figures use.
+    strict = compute_pckh(load_predictions(mpii_val_gt), load_mpii_ground_truth(mpii_val_gt), inclusive=False)
+    assert strict.pckh_at_0_1_hrnet == result.pckh_at_0_1_hrnet

@@ -55,3 +55,27 @@ def test_statistics_are_the_average_over_the_batches_seen() -> None:
 def test_zero_batches_is_refused() -> None:
     with pytest.raises(UsageError, match=r"^--recalibrate-bn must be at least 1 batch, got 0$"):
         recalibrate_bn(create_model(HourglassSpec(1, 8, depth=2)), _Images(torch.zeros(2, 3, 32, 32)), batches=0)
+
+
+def test_images_are_fed_in_the_networks_own_convention() -> None:
+    """A network sliced from an official-FPD teacher keeps BGR inputs: the dataset's NATIVE images
+    are converted first, so its statistics are those of BGR inputs (a NATIVE twin fed the
+    converted images directly gets the same ones)."""
+    from fpdctl.models.convention import FPD_OFFICIAL, NATIVE, convert_array
+
+    torch.manual_seed(0)
+    model = create_model(HourglassSpec(1, 8, depth=2))
+    twin = create_model(HourglassSpec(1, 8, depth=2))
+    twin.load_state_dict(model.state_dict())
+    model.input_convention = FPD_OFFICIAL
+    images = torch.randn(4, 3, 32, 32)
+    images[:, 0] += 1.0  # red and blue differ, so feeding them swapped would show
+    recalibrate_bn(model, _Images(images), batches=2, batch_size=2, seed=1)
+    converted = torch.from_numpy(convert_array(images.numpy(), NATIVE, FPD_OFFICIAL))
+    recalibrate_bn(twin, _Images(converted), batches=2, batch_size=2, seed=1)
+    torch.testing.assert_close(model.bn1.running_mean, twin.bn1.running_mean, rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(model.bn1.running_var, twin.bn1.running_var, rtol=1e-5, atol=1e-6)
+    plain = create_model(HourglassSpec(1, 8, depth=2))
+    plain.load_state_dict(model.state_dict())
+    recalibrate_bn(plain, _Images(images), batches=2, batch_size=2, seed=1)  # NATIVE: unconverted
+    assert not torch.allclose(plain.bn1.running_mean, model.bn1.running_mean, atol=1e-3)

@@ -70,6 +70,7 @@ _RUN = ("--data", "synthetic:length=16", "--input-size", "64", "--batch-size", "
         "--val-limit", "8", "--precision", "fp32", "--device", "cpu", "--out", "run")
 BASE: dict[str, tuple[str, ...]] = {
     "profile": ("hg1x16", "--input-size", "64"),
+    "models": (),
     "eval": ("hg1x16", "--data", "synthetic:length=4", "--input-size", "64", "--no-flip", "--device", "cpu"),
     "train": ("--model", "hg1x16", *_RUN, "--max-steps", "1"),
     "distill": ("--teacher", "{ckpt}", "--student", "hg1x16", *_RUN, "--max-steps", "1"),
@@ -137,6 +138,25 @@ def _typer_dir_is_file(option: str, short: str) -> str:
     return f"error: Invalid value for '{option}' / '{short}': dir '{{file}}' is a file."
 
 
+def _convention(command: str, prefix: str = "--input") -> list[Case]:
+    """The input-convention override group (cli/options.py): an unknown preset or channel order,
+    a mean outside [0, 1] (above and below), a std of 0, a wrong count, and a word for a number."""
+    preset, order, mean, std = (f"{prefix}-{name}" for name in ("convention", "order", "mean", "std"))
+    presets = "native, pytorch-pose-mpii, pytorch-pose-lsp, fpd-official"
+    return [
+        C(command, preset, RANGE, f"{preset} caffe", f"error: {preset} must be one of {presets}; got 'caffe'"),
+        C(command, order, RANGE, f"{order} rbg", f"error: {order} must be 'rgb' or 'bgr', got 'rbg'"),
+        C(command, mean, RANGE, f"{mean} 0.5,1.5,0.5",
+          f"error: {mean} must lie in [0, 1] (pixels are scaled to [0, 1] first), got 1.5"),
+        C(command, mean, NEGATIVE, f"{mean} -0.1,0.5,0.5",
+          f"error: {mean} must lie in [0, 1] (pixels are scaled to [0, 1] first), got -0.1"),
+        C(command, mean, TYPE, f"{mean} a,b,c", f"error: {mean}: 'a' is not a number (in 'a,b,c')"),
+        C(command, std, ZERO, f"{std} 0,1,1", f"error: {std} must be positive (1 divides by nothing), got 0"),
+        C(command, std, RANGE, f"{std} 1,1",
+          f"error: {std} takes 3 comma-separated numbers (one per channel), got 2: '1,1'"),
+    ]
+
+
 _TRAIN_NO_LENGTH = _without(BASE["train"], "--max-steps")
 _DISTILL_NO_LENGTH = _without(BASE["distill"], "--max-steps")
 _SWEEP_NO_LENGTH = _without(BASE["prune-sweep"], "--max-steps")
@@ -190,9 +210,15 @@ def _train_cases(cmd: str) -> list[Case]:
         C(cmd, "--val-limit", NEGATIVE, "--val-limit -1", "error: val limit must be positive, got -1"),
         C(cmd, "--val-limit", ZERO, "--val-limit 0", "error: val limit must be positive, got 0"),
         T(cmd, "--val-limit"),
+        C(cmd, "--augment-style", RANGE, "--augment-style gaussian",
+          "error: augment style must be one of official, uniform, got 'gaussian'"),
+        C(cmd, "--augment-style", TYPE, "--augment-style 3",
+          "error: augment style must be one of official, uniform, got '3'"),
         C(cmd, "--data", MISSING, "--data mpii:{missing}", "error: mpii data not found: {missing}"),
         C(cmd, "--data", RANGE, "--data synthetic:length=0",
           "error: synthetic length must be a positive integer, got 0"),
+        C(cmd, "--data", RANGE, "--data synthetic:layout=lsp",
+          "error: synthetic layout must be one of mpii, coco, got 'lsp'"),
         C(cmd, "--config", MISSING, "--config {missing}.yaml", "error: config file not found: {missing}.yaml"),
         C(cmd, "--resume", MISSING, "--resume {missing}", "error: run directory not found: {missing}", base=()),
         C(cmd, "--out", UNDER_FILE, "--out {file}/run",
@@ -219,6 +245,9 @@ CASES: list[Case] = [
     C("profile", "--output", IS_DIR, "--output {dir}", _IS_DIR),
     C("profile", "--plot", UNDER_FILE, "--plot {file}/cost.png", _UNDER),
     C("profile", "--plot", IS_DIR, "--plot {dir}", _IS_DIR),
+    # ------------------------------------------------------------------ models
+    C("models", "--output", UNDER_FILE, "--output {file}/models.json", _UNDER),
+    C("models", "--output", IS_DIR, "--output {dir}", _IS_DIR),
     # ------------------------------------------------------------------ eval
     *_input_size("eval"),
     C("eval", "--batch-size", NEGATIVE, "--batch-size -1", "error: --batch-size must be at least 1, got -1"),
@@ -238,6 +267,8 @@ CASES: list[Case] = [
     C("eval", "--ground-truth", MISSING, "--predictions {pred} --ground-truth {missing}.mat",
       "error: ground-truth file not found: {missing}.mat", base=()),
     C("eval", "--data", MISSING, "--data lsp:{missing}", "error: lsp data not found: {missing}"),
+    C("eval", "--data", MISSING, "--data coco:{missing}", "error: coco data not found: {missing}"),
+    C("eval", "--data", RANGE, "--data synthetic:layout=lsp", "error: synthetic layout must be one of mpii, coco, got 'lsp'"),
     C("eval", "--data", RANGE, "--data synthetic:length=-3",
       "error: synthetic length must be a positive integer, got -3"),
     C("eval", "--save-predictions", UNDER_FILE, "--save-predictions {file}/preds.npy", _UNDER),
@@ -258,6 +289,32 @@ CASES: list[Case] = [
       "error: teacher checkpoint not found: {missing}.safetensors"),
     C("distill", "--student-init", MISSING, "--student-init {missing}.safetensors",
       "error: initial checkpoint not found: {missing}.safetensors"),
+    C("distill", "--kd-loss", RANGE, "--kd-loss l1", "error: kd loss must be one of mse, kl, got 'l1'"),
+    C("distill", "--kd-temperature", NEGATIVE, "--kd-temperature -1",
+      "error: kd temperature must be a finite number > 0, got -1"),
+    C("distill", "--kd-temperature", ZERO, "--kd-temperature 0",
+      "error: kd temperature must be a finite number > 0, got 0"),
+    C("distill", "--kd-temperature", RANGE, "--kd-temperature nan",
+      "error: kd temperature must be a finite number > 0, got nan"),
+    C("distill", "--kd-temperature", RANGE, "--kd-temperature inf",
+      "error: kd temperature must be a finite number > 0, got inf"),
+    T("distill", "--kd-temperature"),
+    C("distill", "--alpha-schedule", RANGE, "--alpha-schedule cosine",
+      "error: alpha schedule must be one of constant, linear, got 'cosine'"),
+    C("distill", "--unlabeled", MISSING, "--unlabeled {missing}", "error: unlabeled image folder not found: {missing}"),
+    C("distill", "--unlabeled", RANGE, "--unlabeled synthetic:length=0",
+      "error: --unlabeled must be a folder of images, synthetic or synthetic:length=N, got 'synthetic:length=0'"),
+    C("distill", "--unlabeled-ratio", NEGATIVE, "--unlabeled synthetic --unlabeled-ratio -0.5",
+      "error: unlabeled ratio must be in (0, 1), got -0.5"),
+    C("distill", "--unlabeled-ratio", ZERO, "--unlabeled synthetic --unlabeled-ratio 0",
+      "error: unlabeled ratio must be in (0, 1), got 0"),
+    C("distill", "--unlabeled-ratio", RANGE, "--unlabeled synthetic --unlabeled-ratio 1.5",
+      "error: unlabeled ratio must be in (0, 1), got 1.5"),
+    C("distill", "--unlabeled-ratio", RANGE, "--unlabeled synthetic --unlabeled-ratio 0.1",
+      "error: --unlabeled-ratio 0.1 of a batch of 4 leaves no unlabeled image; change the ratio or the batch size"),
+    C("distill", "--unlabeled-ratio", RANGE, "--unlabeled-ratio 0.5",
+      "error: --unlabeled-ratio needs --unlabeled DIR or --unlabeled synthetic"),
+    T("distill", "--unlabeled-ratio"),
     # ------------------------------------------------------------------ prune
     *_input_size("prune"),
     C("prune", "--recalibrate-bn", NEGATIVE, "--recalibrate-bn -1",
@@ -324,6 +381,8 @@ CASES: list[Case] = [
     C("prune-sweep", "--channels", TYPE, "--channels abc",
       "error: --channels must be a comma-separated list of integers, got 'abc'"),
     C("prune-sweep", "--blocks", NEGATIVE, "--blocks -1", "error: --blocks values must be at least 1, got -1"),
+    C("prune-sweep", "--blocks", TYPE, "--blocks tiny",
+      "error: --blocks takes block counts (integers) and block types (standard, mobile), got 'tiny'"),
     C("prune-sweep", "--teacher", MISSING, "--teacher {missing}.safetensors",
       "error: teacher checkpoint not found: {missing}.safetensors"),
     C("prune-sweep", "--data", MISSING, "--data mpii:{missing}", "error: mpii data not found: {missing}"),
@@ -429,6 +488,7 @@ CASES: list[Case] = [
     C("data synth", "--out", UNDER_FILE, "--out {file}/synth",
       "error: cannot create output folder {file}/synth: {file} is a file"),
     C("data synth", "--out", IS_FILE, "--out {file}", _typer_dir_is_file("--out", "-o")),
+    C("data synth", "--layout", RANGE, "--layout lsp", "error: --layout must be mpii or coco, got 'lsp'"),
     # ------------------------------------------------------------------ data preview
     C("data preview", "--count", NEGATIVE, "--count -1", "error: --count must be between 1 and 256, got -1"),
     C("data preview", "--count", ZERO, "--count 0", "error: --count must be between 1 and 256, got 0"),
@@ -446,6 +506,9 @@ CASES: list[Case] = [
     T("data preview", "--start"),
     C("data preview", "--data", MISSING, "--data mpii:{missing}", "error: mpii data not found: {missing}"),
     C("data preview", "--out", UNDER_FILE, "--out {file}/preview.png", _UNDER),
+    # ------------------------------------------------------------------ input conventions
+    *[case for command in ("eval", "predict", "export", "bench") for case in _convention(command)],
+    *[case for command in ("distill", "prune", "prune-sweep") for case in _convention(command, "--teacher-input")],
 ]
 
 # Where zero is a meaningful value, not a mistake (so the table has no "zero" case for it).
@@ -471,10 +534,14 @@ NEGATIVE_IS_VALID: dict[tuple[str, str], str] = {
 }
 # Options that are numbers written as text (lists, K/N, boxes): each needs at least one case.
 NUMERIC_TEXT_OPTIONS = {"--stacks", "--channels", "--blocks", "--batch", "--shard", "--bbox"}
+# The input-convention override group: text options with bad values of their own.
+CONVENTION_OPTIONS = {
+    f"{prefix}-{name}" for prefix in ("--input", "--teacher-input") for name in ("convention", "order", "mean", "std")
+}
 # Options (or arguments) that name a file or folder, by name.
 PATH_OPTIONS = {
     "--out", "--output", "--config", "--teacher", "--resume", "--init", "--student-init", "--data",
-    "--calibration-data", "--predictions", "--ground-truth", "--save-predictions", "--plot",
+    "--calibration-data", "--predictions", "--ground-truth", "--save-predictions", "--plot", "--unlabeled",
 }
 PATH_ARGUMENTS = {"model", "models", "checkpoint", "input_path"}
 # Numeric or path options for which no bad value exists, with the reason: (command, option).
@@ -611,6 +678,10 @@ def test_every_numeric_and_path_option_has_cases(reliability) -> None:  # type: 
                 checked += 1
                 if not have:
                     missing.append(f"{name} {key}: no case")
+            elif key in CONVENTION_OPTIONS:
+                checked += 1
+                if not have:
+                    missing.append(f"{name} {key}: no bad-value case")
             elif key in PATH_OPTIONS or key in PATH_ARGUMENTS or annotation is Path:
                 checked += 1
                 if not have & {MISSING, UNDER_FILE, IS_FILE, IS_DIR}:

@@ -71,9 +71,9 @@ def test_progress_events_of_a_sweep(sharded_sweep, shard_events: tuple[list[Even
         "sweep.config_end"]
     teacher, start, zero_shot, *_, end = first_events
     assert teacher.data == first.teacher and not teacher.message.endswith("(cached)")
-    assert teacher.message == f"teacher hg2x16d2: PCKh {first.teacher.pckh:.2f}"
+    assert teacher.message == f"teacher hg2x16d2: PCKh {first.teacher.score:.2f}"
     assert (start.message, start.done, start.total, start.data) == ("hg2x16d2-scratch", 1, 1, grid[0])
-    assert zero_shot.data == first.results[0].pckh_zero_shot
+    assert zero_shot.data == first.results[0].score_zero_shot
     # The fine-tune's own step logs, forwarded: the last one is the run's final step.
     assert steps and (steps[-1].data.step, steps[-1].done, steps[-1].total) == (1, 1, 1)
     assert end.data == first.results[0]
@@ -123,7 +123,7 @@ def test_an_unpruned_slice_scores_exactly_the_teacher_before_training(sharded_sw
     _, _, _, second = sharded_sweep
     sliced = next(r for r in second.results if r.init == "teacher")
     assert second.teacher is not None
-    assert sliced.pckh_zero_shot == second.teacher.pckh
+    assert sliced.score_zero_shot == second.teacher.score
 
 
 def test_resume_skips_finished_configs(sharded_sweep, teacher_file: Path, tmp_path: Path) -> None:
@@ -165,7 +165,7 @@ def test_summary_only_applies_a_budget(sharded_sweep, capsys: pytest.CaptureFixt
     assert summary["recommendation"]["reason"].startswith("no config fits the budget of")
     assert json.loads(capsys.readouterr().out)[0]["key"] == "hg2x16d2-scratch"
     result = summarize(out, budget_macs=macs * 2)
-    best = max(result.results, key=lambda r: (r.pckh, r.key == "hg2x16d2-scratch"))
+    best = max(result.results, key=lambda r: (r.score, r.key == "hg2x16d2-scratch"))
     assert result.recommendation.key == best.key
 
 
@@ -255,8 +255,8 @@ def test_pareto_front_golden() -> None:
     assert pareto_front([], []) == []
 
 
-def _row(key: str, macs: float, pckh: float, latency: float | None = None, params: int = 1) -> dict:
-    return {"key": key, "macs": macs, "pckh": pckh, "latency_ms": latency, "params": params}
+def _row(key: str, macs: float, score: float, latency: float | None = None, params: int = 1) -> dict:
+    return {"key": key, "macs": macs, "score": score, "latency_ms": latency, "params": params}
 
 
 def test_recommendation_rules() -> None:

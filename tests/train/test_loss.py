@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 import torch
 from torch import nn
 
 from fpdctl.errors import UsageError
-from fpdctl.train.loss import fpd_loss, joints_mse
+from fpdctl.train.loss import check_kd_options, fpd_loss, joints_kl, joints_mse, scheduled_alpha
 
 
 def _tiny() -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -117,3 +118,98 @@ def test_shape_mismatch_is_a_clear_error() -> None:
         fpd_loss(student, target, weight, teacher[:, :, :1])
     with pytest.raises(ValueError, match="weight must be"):
         joints_mse(student, target, weight[:, :1])
+
+
+# ----------------------------------------------------------------------------- KL variant
+def _numpy_kl(student: np.ndarray, teacher: np.ndarray, weight: np.ndarray | None, t: float) -> float:
+    """The KL term written out independently: per stack, sample and joint, both maps soft-maxed
+    over their pixels (float64, max-subtracted), KL(teacher || student) * T^2, weighted, then the
+    mean over (sample, joint), summed over stacks."""
+    n, s, j = student.shape[:3]
+    total = 0.0
+    for stack in range(s):
+        values = []
+        for i in range(n):
+            for k in range(j):
+                zs = student[i, stack, k].astype(np.float64).ravel() / t
+                zt = teacher[i, k].astype(np.float64).ravel() / t
+                q = np.exp(zs - zs.max()) / np.exp(zs - zs.max()).sum()
+                p = np.exp(zt - zt.max()) / np.exp(zt - zt.max()).sum()
+                kl = float(np.sum(p * (np.log(p) - np.log(q))))
+                values.append(kl * t * t * (1.0 if weight is None else float(weight[i, k])))
+        total += float(np.mean(values))
+    return total
+
+
+@pytest.mark.parametrize("temperature", [1.0, 0.1, 3.0])
+def test_kl_matches_an_independent_numpy_computation(temperature: float) -> None:
+    gen = torch.Generator().manual_seed(7)
+    student = torch.rand(3, 2, 4, 6, 6, generator=gen)
+    teacher = torch.rand(3, 4, 6, 6, generator=gen)
+    weight = torch.tensor([[1.0, 0.0, 1.0, 1.0], [0.0, 0.0, 1.0, 0.0], [1.0, 1.0, 1.0, 1.0]])
+    target = torch.rand(3, 4, 6, 6, generator=gen)
+    s, t, w = student.numpy(), teacher.numpy(), weight.numpy()
+    masked = joints_kl(student, teacher, weight, temperature=temperature)
+    assert masked.item() == pytest.approx(_numpy_kl(s, t, w, temperature), rel=1e-5)
+    unmasked = joints_kl(student, teacher, None, temperature=temperature)
+    assert unmasked.item() == pytest.approx(_numpy_kl(s, t, None, temperature), rel=1e-5)
+    # Through fpd_loss: the same term, mixed with the (unchanged) mse ground-truth term.
+    terms = fpd_loss(student, target, weight, teacher, alpha=0.25, kd_loss="kl", temperature=temperature)
+    assert terms.kd is not None and terms.kd.item() == pytest.approx(masked.item(), rel=1e-6)
+    assert terms.gt.item() == pytest.approx(joints_mse(student, target, weight).item(), rel=1e-6)
+    assert terms.total.item() == pytest.approx(0.25 * masked.item() + 0.75 * terms.gt.item(), rel=1e-6)
+    off = fpd_loss(student, target, weight, teacher, kd_loss="kl", temperature=temperature, mask_teacher=False)
+    assert off.kd is not None and off.kd.item() == pytest.approx(unmasked.item(), rel=1e-6)
+
+
+def test_kl_is_zero_for_the_same_maps_and_counts_every_stack() -> None:
+    teacher = torch.rand(2, 3, 5, 5, generator=torch.Generator().manual_seed(1))
+    same = teacher.unsqueeze(1).repeat(1, 3, 1, 1, 1)
+    assert joints_kl(same, teacher).item() == pytest.approx(0.0, abs=1e-6)
+    # A constant added to a map is no change after a softmax.
+    assert joints_kl(same + 5.0, teacher, temperature=0.5).item() == pytest.approx(0.0, abs=1e-5)
+    one = torch.rand(2, 1, 3, 5, 5, generator=torch.Generator().manual_seed(2))
+    three = one.repeat(1, 3, 1, 1, 1)
+    assert joints_kl(three, teacher).item() == pytest.approx(3 * joints_kl(one, teacher).item(), rel=1e-6)
+
+
+def test_unlabeled_samples_get_the_teacher_term_on_every_joint() -> None:
+    gen = torch.Generator().manual_seed(5)
+    student = torch.rand(2, 1, 3, 4, 4, generator=gen)
+    teacher = torch.rand(2, 3, 4, 4, generator=gen)
+    target = torch.rand(2, 3, 4, 4, generator=gen)
+    weight = torch.tensor([[1.0, 0.0, 1.0], [0.0, 0.0, 0.0]])  # sample 1: unlabeled, all zero
+    labelled = torch.tensor([True, False])
+    expected_weight = torch.tensor([[1.0, 0.0, 1.0], [1.0, 1.0, 1.0]])
+    for kd_loss, fn in (("mse", joints_mse), ("kl", joints_kl)):
+        terms = fpd_loss(student, target, weight, teacher, kd_loss=kd_loss, labelled=labelled)
+        assert terms.kd is not None
+        assert terms.kd.item() == pytest.approx(fn(student, teacher, expected_weight).item(), rel=1e-6)
+        # The ground-truth term ignores the unlabeled sample (weight 0), averaged over both.
+        assert terms.gt.item() == pytest.approx(joints_mse(student, target, weight).item(), rel=1e-6)
+        # --no-mask-teacher: every joint of every sample anyway.
+        free = fpd_loss(student, target, weight, teacher, kd_loss=kd_loss, labelled=labelled, mask_teacher=False)
+        assert free.kd is not None and free.kd.item() == pytest.approx(fn(student, teacher).item(), rel=1e-6)
+
+
+def test_unknown_kd_loss_and_bad_options_are_refused() -> None:
+    student, target, weight, teacher = _tiny()
+    with pytest.raises(UsageError, match="kd loss must be one of mse, kl, got 'l1'"):
+        fpd_loss(student, target, weight, teacher, kd_loss="l1")
+    with pytest.raises(UsageError, match=r"kd temperature must be a finite number > 0, got 0"):
+        check_kd_options("kl", 0.0, "constant")
+    with pytest.raises(UsageError, match=r"kd temperature must be a finite number > 0, got nan"):
+        check_kd_options("kl", float("nan"), "constant")
+    with pytest.raises(UsageError, match="alpha schedule must be one of constant, linear, got 'cosine'"):
+        check_kd_options("mse", 1.0, "cosine")
+
+
+# ----------------------------------------------------------------------------- alpha schedule
+def test_alpha_schedule_values() -> None:
+    assert [scheduled_alpha(0.5, "constant", s, 10) for s in (0, 5, 9, 10)] == [0.5] * 4
+    # Linear: alpha * (1 - step / total), step 0-based: 0.8 at the first step, 0.08 at the last.
+    linear = [scheduled_alpha(0.8, "linear", s, 10) for s in (0, 1, 5, 9, 10, 12)]
+    assert linear == pytest.approx([0.8, 0.72, 0.4, 0.08, 0.0, 0.0], abs=1e-12)
+    assert scheduled_alpha(1.0, "linear", 250, 1000) == pytest.approx(0.75)
+    with pytest.raises(UsageError, match="alpha schedule must be one of constant, linear"):
+        scheduled_alpha(0.5, "step", 0, 10)

@@ -12,8 +12,9 @@ with independent random streams:
    sometimes a second person behind the subject, the subject drawn as shaded tapered limbs, the
    occluders on top, then sensor noise and blur.
 
-``dataset.py`` turns the two into Records and the :class:`SyntheticPose` dataset; ``export.py``
-writes them to disk as an MPII dataset (:func:`export_mpii`).
+``dataset.py`` turns the two into Records and the :class:`SyntheticPose` dataset; ``coco.py``
+annotates the same figures with COCO's 17 keypoints (``synthetic:layout=coco``); ``export.py``
+writes them to disk as an MPII dataset (:func:`export_mpii`) or a COCO one (:func:`export_coco`).
 
 What makes it hard enough for model capacity to matter: left and right differ only by a slight
 tint and the face cue, so the side has to be inferred from the pose and the head; distractor limbs
@@ -26,8 +27,8 @@ saturating add and Gaussian blur), and pose trigonometry uses Python's ``math``,
 depend on the machine's SIMD flavour.
 """
 
-from fpdctl.data.synthetic.dataset import SyntheticPose, check_sample_args, synthetic_record
-from fpdctl.data.synthetic.export import SynthExportResult, export_mpii
+from fpdctl.data.synthetic.dataset import LAYOUTS, SyntheticPose, check_sample_args, synthetic_record
+from fpdctl.data.synthetic.export import SynthExportResult, export_coco, export_mpii
 from fpdctl.data.synthetic.pose import (
     DEFAULT_CONFIG,
     DEFAULT_LENGTHS,
@@ -54,6 +55,7 @@ __all__ = [
     "DEFAULT_LENGTHS",
     "HEADBOX_MARGIN",
     "HEAD_WIDTH_RATIO",
+    "LAYOUTS",
     "MIN_IMAGE_SIZE",
     "Occluder",
     "SPLIT_STREAMS",
@@ -65,6 +67,7 @@ __all__ = [
     "SyntheticPose",
     "check_sample_args",
     "draw_body",
+    "export_coco",
     "export_mpii",
     "head_box",
     "render_layout",

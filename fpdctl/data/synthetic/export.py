@@ -1,4 +1,5 @@
-"""Export synthetic persons as an MPII dataset on disk (HRNet / official FPD layout)."""
+"""Export synthetic persons as a dataset on disk: MPII's layout (HRNet / official FPD) or COCO's
+(``annotations/person_keypoints_<split>2017.json`` and ``<split>2017/`` images)."""
 
 from __future__ import annotations
 
@@ -14,11 +15,12 @@ import cv2
 import numpy as np
 
 from fpdctl.data.mpii import SCALE_MARGIN
-from fpdctl.data.synthetic.dataset import check_sample_args, synthetic_record
+from fpdctl.data.synthetic.dataset import SyntheticPose, check_sample_args, synthetic_record
 from fpdctl.data.synthetic.pose import DEFAULT_CONFIG, NUM_JOINTS, Split, SyntheticConfig
 from fpdctl.errors import InputError, RuntimeFailure, UsageError
 from fpdctl.metrics.files import MATLAB_ORIGIN, write_mpii_ground_truth
 from fpdctl.metrics.reference import EvalReference
+from fpdctl.skeleton import COCO
 
 JPEG_QUALITY = 95
 
@@ -37,6 +39,7 @@ class SynthExportResult:
         ground_truth: ``annot/gt_valid.mat`` with the head boxes (val only), else None.
         visible_joints: joints with visibility 1, over all persons.
         annotations: every annotation file written (both of them for split "both").
+        layout: "mpii" or "coco"; num_joints: joints per person (16 or 17).
     """
 
     out_dir: Path
@@ -48,10 +51,12 @@ class SynthExportResult:
     ground_truth: Path | None
     visible_joints: int
     annotations: tuple[Path, ...] = ()
+    layout: str = "mpii"
+    num_joints: int = NUM_JOINTS
 
     @property
     def total_joints(self) -> int:
-        return self.count * NUM_JOINTS
+        return self.count * self.num_joints
 
 
 def _check_out_dir(out_dir: Path) -> None:
@@ -97,13 +102,7 @@ def export_mpii(
         InputError: ``out_dir`` exists and is not an empty folder, or cannot be created.
         RuntimeFailure: writing failed (disk full, ...).
     """
-    if isinstance(count, bool) or not isinstance(count, (int, np.integer)) or count <= 0:
-        raise UsageError(f"--count must be a positive integer, got {count!r}")
-    if split not in ("train", "val", "both"):
-        raise UsageError(f"--split must be train, val or both, got '{split}'")
-    splits: tuple[Split, ...] = ("train", "val") if split == "both" else (split,)  # type: ignore[assignment]
-    for one in splits:
-        check_sample_args(seed, one, image_size)
+    splits = _check_export_args(count, split, seed, image_size)
     out = Path(out_dir)
     _check_out_dir(out)
 
@@ -176,3 +175,75 @@ def _write_split(
         )
         ground_truth = write_mpii_ground_truth(tmp / "annot" / "gt_valid.mat", reference)
     return annotation, ground_truth, int(joints[:, :, 2].sum())
+
+
+def _check_export_args(count: int, split: str, seed: int, image_size: int) -> tuple[Split, ...]:
+    """The splits to write; UsageError for a bad count, split, seed or image size."""
+    if isinstance(count, bool) or not isinstance(count, (int, np.integer)) or count <= 0:
+        raise UsageError(f"--count must be a positive integer, got {count!r}")
+    if split not in ("train", "val", "both"):
+        raise UsageError(f"--split must be train, val or both, got '{split}'")
+    splits: tuple[Split, ...] = ("train", "val") if split == "both" else (split,)  # type: ignore[assignment]
+    for one in splits:
+        check_sample_args(seed, one, image_size)
+    return splits
+
+
+def export_coco(
+    out_dir: str | os.PathLike[str],
+    count: int,
+    *,
+    image_size: int = 256,
+    seed: int = 0,
+    split: Split | Literal["both"] = "val",
+    config: SyntheticConfig = DEFAULT_CONFIG,
+) -> SynthExportResult:
+    """Write ``count`` synthetic persons as a COCO keypoints folder that ``--data coco:DIR`` reads.
+
+    Layout (the official release's): ``annotations/person_keypoints_<split>2017.json`` (images,
+    one person annotation per image, the person category) and the images in ``<split>2017/``; the
+    persons are those of ``synthetic:layout=coco`` with the same seed and split
+    (:meth:`SyntheticPose.coco_ground_truth`, :mod:`fpdctl.data.synthetic.coco`). ``split="both"``
+    writes both splits, ``count`` persons each. The folder appears complete or not at all.
+
+    Raises:
+        UsageError: count, image size, seed or split out of range.
+        InputError: ``out_dir`` exists and is not an empty folder, or cannot be created.
+        RuntimeFailure: writing failed (disk full, ...).
+    """
+    from fpdctl.data.coco_source import ANNOTATION_PATTERN, SPLIT_FOLDERS
+
+    splits = _check_export_args(count, split, seed, image_size)
+    out = Path(out_dir)
+    _check_out_dir(out)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent))
+    annotations, visible = [], 0
+    try:
+        (tmp / "annotations").mkdir()
+        for one in splits:
+            dataset = SyntheticPose(one, length=int(count), seed=seed, image_size=image_size, config=config,
+                                    layout="coco")
+            truth = dataset.coco_ground_truth()
+            folder = tmp / SPLIT_FOLDERS[one]
+            folder.mkdir()
+            for index, image in enumerate(truth["images"]):
+                record = dataset.load_record(index)
+                if not cv2.imwrite(str(folder / image["file_name"]), record.image,
+                                   [cv2.IMWRITE_JPEG_QUALITY, JPEG_QUALITY]):
+                    raise RuntimeFailure(f"could not write {out / folder.name / image['file_name']}")
+            name = ANNOTATION_PATTERN.format(SPLIT_FOLDERS[one])
+            (tmp / name).write_text(json.dumps(truth), encoding="utf-8")
+            annotations.append(out / name)
+            visible += sum(a["num_keypoints"] for a in truth["annotations"])
+        os.rename(tmp, out)
+    except OSError as exc:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise RuntimeFailure(f"could not write {out}: {exc.strerror or exc}") from exc
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return SynthExportResult(
+        out_dir=out, split=split, count=count * len(splits), image_size=image_size, seed=seed,
+        annotation=annotations[-1], ground_truth=None, visible_joints=visible,
+        annotations=tuple(annotations), layout="coco", num_joints=COCO.num_joints,
+    )

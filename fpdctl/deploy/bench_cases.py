@@ -1,0 +1,180 @@
+"""What ``fpdctl bench`` runs: one :class:`Case` per model x backend x batch size.
+
+:func:`build_cases` turns the selected rows of the backend table into runners (a checkpoint is
+exported once per file precision, so ONNX Runtime and OpenVINO rows time the same file), and
+:func:`preprocess` / :func:`postprocess` are the pipeline steps ``--end-to-end`` times around the
+model: crop a camera frame, normalise (or hand uint8 crops to a graph that normalises them
+itself), and map keypoints back to frame pixels (decoding heatmaps, unless the graph did).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Sequence
+
+import numpy as np
+
+from fpdctl.deploy.backends import Backend, select_backends
+from fpdctl.errors import UsageError
+from fpdctl.progress import Progress, report
+
+if TYPE_CHECKING:
+    from fpdctl.deploy.embed import Embedding
+
+# The frame end-to-end pre-processing crops from (a VGA camera frame).
+FRAME_WIDTH, FRAME_HEIGHT = 640, 480
+
+
+@dataclass
+class Case:
+    source: Any  # ModelSource
+    backend: Backend
+    runner: Any  # Runner
+    batch: int
+    input_size: int
+    prepared: Any = None
+    frames: Any = None
+    convention: Any = None  # the model's InputConvention (end-to-end pre-processing)
+    times: list[float] = field(default_factory=list)
+    pre: list[float] = field(default_factory=list)
+    post: list[float] = field(default_factory=list)
+    peak_mb: float | None = None
+    base_mb: float | None = None
+    mem_kind: str = ""
+
+
+def build_cases(
+    sources: list, backend: str, batches: Sequence[int], precisions: Sequence[str] | None,
+    target: Any, threads: int, requested_size: int | None, work: Path,
+    calibration_samples: int, spin_us: int, progress: Progress | None, embedding: "Embedding | None" = None,
+) -> tuple[list[Case], list[str]]:
+    from fpdctl.deploy.runtime import make_runner
+
+    cases: list[Case] = []
+    skipped: list[str] = []
+    wanted = tuple(precisions) if precisions else None
+    exports: dict[tuple[int, str], Path] = {}  # (model, file precision): one file for ORT and OpenVINO
+    for index, source in enumerate(sources):
+        rows = select_backends(
+            "onnx" if source.kind == "onnx" else "torch", backend, precisions=wanted,
+            device_type=target.type, onnx_precision=source.precision,
+        )
+        if not rows:
+            skipped.append(f"{source.label}: no selected backend runs it on {target.type}")
+        for row in rows:
+            reason = row.unavailable()
+            if reason is not None:
+                skipped.append(f"{source.label} {row.name}: {reason}")
+                continue
+            # The size asked for, else an export's own or the size the checkpoint was trained at.
+            model_size = source.input_size_for(requested_size)
+            path = None
+            if source.kind != "onnx":
+                source.spec.check_input_size(model_size)
+            if source.kind != "onnx" and row.file_precision is not None:
+                key = (index, row.file_precision)
+                if key not in exports:
+                    exports[key] = export_for_rows(source, work / f"model{index}-{key[1]}.onnx", model_size, key[1],
+                                           calibration_samples, threads, embedding, progress)
+                path = exports[key]
+            runner = make_runner(source, row, device=str(target), threads=threads, spin_us=spin_us, path=path)
+            for batch in batches:
+                if runner.batch is not None and runner.batch != batch:
+                    skipped.append(
+                        f"{source.label} {row.name}: batch {batch} (the model has a fixed batch of {runner.batch})"
+                    )
+                    continue
+                cases.append(Case(source=source, backend=row, runner=runner, batch=int(batch), input_size=model_size))
+    return cases, skipped
+
+
+def check_embedding(
+    models: Sequence[str], backend: str, precisions: Sequence[str] | None, embedding: "Embedding | None",
+) -> None:
+    """Raise UsageError where ``embedding`` cannot be honoured: an .onnx file (its graph is what it
+    was exported as) or a PyTorch row (no graph to put pre/post-processing in). Checked before any
+    model is loaded."""
+    from fpdctl.deploy.runtime import is_onnx_path
+
+    if embedding is None or not embedding.active:
+        return
+    for name in models:
+        if is_onnx_path(name):
+            raise UsageError(
+                f"--embed-preprocess/--embed-decode apply to checkpoints bench exports; {name} is an "
+                "ONNX file with its own inputs and outputs (export it with the flags instead)"
+            )
+    rows = select_backends("torch", backend, precisions=tuple(precisions) if precisions else None)
+    torch_rows = [row.name for row in rows if row.runtime == "torch"]
+    if torch_rows:
+        raise UsageError(
+            f"--embed-preprocess/--embed-decode need an ONNX backend (onnxruntime or openvino); backend "
+            f"{torch_rows[0]} runs the PyTorch model, which has no graph to embed them in"
+        )
+
+
+def export_for_rows(
+    source: Any, path: Path, size: int, precision: str, calibration_samples: int, threads: int,
+    embedding: "Embedding | None", progress: Progress | None,
+) -> Path:
+    """Export a checkpoint for the ONNX rows that run files of ``precision`` (unverified: bench
+    needs its speed; ``fpdctl export`` is where files are verified)."""
+    from fpdctl.deploy.export import export_onnx
+
+    report(progress, "bench.stage", f"exporting {source.label} ({precision})")
+    export_onnx(
+        source.net, path, input_size=size, precision=precision, calibration_samples=calibration_samples,
+        verify=False, threads=threads, embedding=embedding,
+    )
+    return path
+
+
+def frames(batch: int) -> list[np.ndarray]:
+    rng = np.random.default_rng(0)
+    return [rng.integers(0, 256, (FRAME_HEIGHT, FRAME_WIDTH, 3), dtype=np.uint8) for _ in range(batch)]
+
+
+def preprocess(
+    frames: list[np.ndarray], input_size: int, convention: Any, io: Any,
+) -> tuple[np.ndarray, list[np.ndarray]]:
+    """Crop each frame to the network input (the whole frame is the person), normalise with the
+    model's own input convention, and batch: what :mod:`fpdctl.pipeline` does for predict. A
+    graph with embedded pre-processing gets the uint8 crops in its pixel order instead."""
+    from fpdctl.pipeline import crop, normalise, person_box
+
+    patches, affines = [], []
+    for frame in frames:
+        center, scale, _box = person_box(frame.shape[1], frame.shape[0], None)
+        patch, affine = crop(frame, center, scale, input_size)
+        patches.append(patch)
+        affines.append(affine)
+    if io.takes_pixels:
+        return np.stack(patches)[..., ::-1] if io.pixel_order == "rgb" else np.stack(patches), affines
+    return normalise(np.stack(patches), convention), affines
+
+
+def postprocess(runner: Any, output: Any, affines: list[np.ndarray], input_size: int) -> np.ndarray:
+    """Keypoints in frame px: decode the heatmaps and map them back, or map back the keypoints a
+    graph with embedded decoding returns."""
+    from fpdctl.data.transforms import invert_affine, transform_points
+    from fpdctl.deploy.metadata import KEYPOINTS
+    from fpdctl.pipeline import to_image
+
+    if runner.io.decodes:
+        inverse = np.stack([invert_affine(a) for a in affines])
+        return transform_points(runner.named_outputs(output)[KEYPOINTS], inverse)
+    return to_image(runner.to_numpy(output), affines, input_size)[0]
+
+
+__all__ = [
+    "FRAME_HEIGHT",
+    "FRAME_WIDTH",
+    "Case",
+    "build_cases",
+    "check_embedding",
+    "export_for_rows",
+    "frames",
+    "postprocess",
+    "preprocess",
+]

@@ -1,0 +1,75 @@
+"""Install a finished training run as a pretrained model: copy its weights and write its card.
+
+    python scripts/pretrained_card.py RUN_DIR --name synthetic-hg2x64 --command "fpdctl train ..."
+
+Copies RUN_DIR/last.safetensors to fpdctl/pretrained/NAME.safetensors, scores it with the real
+evaluation path (PCKh@0.5, pooled mean, flip test, at its training input size) on the whole
+synthetic validation split and on the fixed subset that tests/test_pretrained.py checks, and
+writes fpdctl/pretrained/NAME.json (the model card) with the file's sha256.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import platform
+import shutil
+import time
+from pathlib import Path
+
+from fpdctl.data.registry import build_dataset
+from fpdctl.data.subset import FirstPersons
+from fpdctl.evaluate import evaluate_model
+from fpdctl.models.checkpoint import create_model
+from fpdctl.utils.io import atomic_write_text
+
+# The subset the test scores: small enough for CI (a few seconds), large enough to mean something.
+SUBSET_PERSONS = 64
+
+
+def _cpu_name() -> str:
+    for line in Path("/proc/cpuinfo").read_text().splitlines():
+        if line.startswith("model name"):
+            return line.split(":", 1)[1].strip()
+    return platform.processor()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("run", type=Path)
+    parser.add_argument("--name", required=True)
+    parser.add_argument("--command", required=True, help="the command that made the run")
+    args = parser.parse_args()
+    config = json.loads((args.run / "config.json").read_text())
+    options = config.get("options", config)
+    target = Path(__file__).resolve().parents[1] / "fpdctl" / "pretrained" / f"{args.name}.safetensors"
+    shutil.copyfile(args.run / "last.safetensors", target)
+    digest = hashlib.sha256(target.read_bytes()).hexdigest()
+    size = int(options["input_size"])
+    net = create_model(target)
+    val = build_dataset(options["data"], "val", input_size=size)
+    full = evaluate_model(net, val, flip=True, batch_size=32, device="cpu")
+    subset = evaluate_model(net, FirstPersons(val, SUBSET_PERSONS), flip=True, batch_size=32, device="cpu")
+    card = {
+        "name": args.name,
+        "model": options["model"],
+        "input_size": size,
+        "command": args.command,
+        "steps": int(options["max_steps"]),
+        "seed": int(options["seed"]),
+        "data": options["data"],
+        "metric": "PCKh@0.5 (pooled mean, flip test) on the synthetic validation split",
+        "val_persons": len(val),
+        "pckh": round(float(full.metric.mean), 2),
+        "pckh_subset": {"persons": SUBSET_PERSONS, "value": round(float(subset.metric.mean), 2)},
+        "sha256": digest,
+        "date": time.strftime("%Y-%m-%d"),
+        "machine": f"{_cpu_name()}, {platform.system()} {platform.machine()}",
+    }
+    atomic_write_text(target.with_suffix(".json"), json.dumps(card, indent=2) + "\n")
+    print(json.dumps(card, indent=2))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,34 @@
+"""The shipped reference teacher scores what its model card says.
+
+``synthetic-hg2x64`` is loaded by name (checked against the card's sha256) and evaluated on the
+first ``pckh_subset.persons`` persons of the synthetic validation split named by the card's
+``data``, with flip test at the card's input size; the PCKh must be the card's
+``pckh_subset.value`` to 0.01. Skipped, saying so, while the weights are not installed.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from fpdctl.pretrained import pretrained_card, weights_path
+
+NAME = "synthetic-hg2x64"
+
+
+def test_reference_teacher_scores_its_card() -> None:
+    if not weights_path(NAME).is_file() or not weights_path(NAME).with_suffix(".json").is_file():
+        pytest.skip(f"{NAME} is not installed ({weights_path(NAME)} and its .json card are added by the reference-teacher run)")
+    from fpdctl.data.registry import build_dataset
+    from fpdctl.data.subset import FirstPersons
+    from fpdctl.evaluate import evaluate_model
+    from fpdctl.models.checkpoint import create_model
+
+    card = pretrained_card(NAME)
+    net = create_model(NAME)  # verifies the sha256 of the card
+    assert net.spec.name == card["model"]
+    subset = card["pckh_subset"]
+    val = build_dataset(card["data"], "val", input_size=int(card["input_size"]))
+    persons = FirstPersons(val, int(subset["persons"]))
+    assert len(persons) == int(subset["persons"])
+    result = evaluate_model(net, persons, flip=True, batch_size=32, device="cpu")
+    assert float(result.metric.mean) == pytest.approx(float(subset["value"]), abs=0.01)
