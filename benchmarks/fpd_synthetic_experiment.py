@@ -1,18 +1,27 @@
-"""Does Fast Pose Distillation help? A fixed, CPU-sized experiment on the synthetic data.
+"""Does Fast Pose Distillation help? Paired seeds on the synthetic data, from the reference teacher.
 
-For each seed: train a teacher on the ground truth, train the student on the ground truth alone,
-and distil the student from that seed's teacher (FPD, alpha 0.5). Every run goes through the real
-command line (``python -m fpdctl train|distill``), so the commands printed here reproduce it.
-Accuracy is the final model's validation PCKh@0.5 (pooled mean, flip test) on the synthetic val
-split, read from each run's ``eval.json``; the table gives mean +- sample std over the seeds.
+One fixed teacher (by default the shipped reference teacher ``synthetic-hg2x64``) and one student
+architecture (by default ``hg1x32``: the teacher at half the stacks and half the width, as in the
+paper). For every seed, each arm trains the student with the same steps, seed, data order and
+augmentation; only the loss (or the initialisation) differs:
+
+- ``student``: the ground truth alone (``fpdctl train``);
+- ``fpd``: the paper's loss, alpha 0.5 (``fpdctl distill``);
+- any ``--variant NAME=FLAGS``: ``fpdctl distill`` with extra flags, e.g.
+  ``--variant "a0.9=--alpha 0.9"`` or ``--variant "nomask=--no-mask-teacher"``.
+
+Every run goes through the real command line (``python -m fpdctl ...``), so the printed commands
+reproduce it. Accuracy is the final model's PCKh@0.5 (pooled mean, flip test) on the synthetic
+validation split, read from the run's ``eval.json``. The report gives each arm's per-seed values,
+and each arm's paired differences against the student alone with their mean and 95% t-interval.
 
 Usage::
 
-    python benchmarks/fpd_synthetic_experiment.py --out /tmp/fpd-experiment
-    python benchmarks/fpd_synthetic_experiment.py --out /tmp/fpd-experiment --steps 200  # smoke run
+    python benchmarks/fpd_synthetic_experiment.py --out runs/fpd-experiment
+    python benchmarks/fpd_synthetic_experiment.py --out /tmp/smoke --steps 20 --seeds 0 1 --val-limit 20
 
-Runs already finished in ``--out`` are reused (their eval.json is read), so an interrupted
-experiment continues where it stopped when started again with the same options.
+Runs already finished in ``--out`` are reused (their eval.json is read) and interrupted ones are
+resumed, so the experiment continues where it stopped when started again with the same options.
 """
 
 from __future__ import annotations
@@ -21,6 +30,7 @@ import argparse
 import json
 import os
 import platform
+import shlex
 import statistics
 import subprocess
 import sys
@@ -34,48 +44,62 @@ class RunSpec:
     """One training run of the experiment.
 
     Attributes:
-        role: "teacher", "student" (ground truth only) or "fpd" (distilled student).
+        arm: "student" (ground truth only), "fpd", or a variant's name.
         seed: seed of weights, data order and augmentation.
         command: the argv after ``python -m fpdctl``.
         out: the run directory.
     """
 
-    role: str
+    arm: str
     seed: int
     command: list[str]
     out: Path
 
 
-def plan(args: argparse.Namespace) -> list[RunSpec]:
-    """The runs in execution order: per seed, teacher, student alone, FPD student."""
-    common = [
+def parse_variant(text: str) -> tuple[str, list[str]]:
+    """``NAME=FLAGS`` -> (NAME, FLAGS split as a shell would)."""
+    name, sep, flags = text.partition("=")
+    if not sep or not name or name in ("student", "fpd"):
+        raise SystemExit(f"error: --variant must be NAME=FLAGS with a new NAME, got {text!r}")
+    return name, shlex.split(flags)
+
+
+def common_flags(args: argparse.Namespace) -> list[str]:
+    """The recipe every arm shares."""
+    return [
         "--data", args.data,
         "--input-size", str(args.input_size),
         "--batch-size", str(args.batch_size),
         "--max-steps", str(args.steps),
         "--lr", str(args.lr),
         "--schedule", "cosine",
-        "--eval-every", "0",
+        "--eval-every", str(max(args.steps // args.curve_points, 1)) if args.curve_points else "0",
+        "--save-every", str(max(args.steps // 8, 1)),
         "--log-every", str(max(args.steps // 20, 1)),
         "--workers", str(args.workers),
         "--precision", args.precision,
         "--val-limit", str(args.val_limit),
+        *(["--augment-style", args.augment_style] if args.augment_style else []),
     ]
-    runs: list[RunSpec] = []
+
+
+def plan(args: argparse.Namespace) -> list[RunSpec]:
+    """The runs in execution order: seed by seed, every arm."""
+    common = common_flags(args)
+    arms: list[tuple[str, list[str]]] = []
+    if "student" in args.arms:
+        arms.append(("student", ["train", "--model", args.student]))
+    distill = ["distill", "--teacher", args.teacher, "--student", args.student]
+    if "fpd" in args.arms:
+        arms.append(("fpd", [*distill, "--alpha", "0.5"]))
+    for name, flags in args.variant:
+        arms.append((name, [*distill, *flags]))
     root = Path(args.out)
+    runs: list[RunSpec] = []
     for seed in args.seeds:
-        teacher_dir = root / f"teacher-{args.teacher}-s{seed}"
-        runs.append(RunSpec("teacher", seed, ["train", "--model", args.teacher, "--seed", str(seed), *common,
-                                             "--out", str(teacher_dir)], teacher_dir))
-        student_dir = root / f"student-{args.student}-s{seed}"
-        runs.append(RunSpec("student", seed, ["train", "--model", args.student, "--seed", str(seed), *common,
-                                             "--out", str(student_dir)], student_dir))
-        fpd_dir = root / f"fpd-{args.student}-a{args.alpha:g}-s{seed}"
-        fpd = ["distill", "--teacher", str(teacher_dir / "last.safetensors"), "--student", args.student,
-               "--alpha", str(args.alpha), "--seed", str(seed), *common, "--out", str(fpd_dir)]
-        if not args.mask_teacher:
-            fpd.insert(1, "--no-mask-teacher")
-        runs.append(RunSpec("fpd", seed, fpd, fpd_dir))
+        for name, head in arms:
+            out = root / f"{name}-{args.student}-s{seed}"
+            runs.append(RunSpec(name, seed, [*head, "--seed", str(seed), *common, "--out", str(out)], out))
     return runs
 
 
@@ -84,147 +108,108 @@ def run_one(spec: RunSpec, log_dir: Path) -> dict:
     eval_file = spec.out / "eval.json"
     started = time.time()
     if not eval_file.is_file():
-        if spec.out.exists():  # an interrupted run: continue it exactly
+        if (spec.out / "config.json").is_file():  # an interrupted run: continue it exactly
             argv = [spec.command[0], "--resume", str(spec.out)]
         else:
-            argv = spec.command
+            argv = [*spec.command, "--overwrite"] if spec.out.exists() else spec.command
         log = log_dir / f"{spec.out.name}.log"
-        with open(log, "w") as handle:
-            done = subprocess.run([sys.executable, "-m", "fpdctl", *argv], stdout=handle, stderr=subprocess.STDOUT)
+        with open(log, "a") as handle:
+            done = subprocess.run([sys.executable, "-m", "fpdctl", *argv], stdout=handle,
+                                  stderr=subprocess.STDOUT, check=False)
         if done.returncode != 0:
-            raise SystemExit(f"{spec.role} seed {spec.seed} failed (exit {done.returncode}); see {log}")
+            raise SystemExit(f"{spec.arm} seed {spec.seed} failed (exit {done.returncode}); see {log}")
     data = json.loads(eval_file.read_text())
     final = data["final"]
-    config = json.loads((spec.out / "config.json").read_text())
+    curve = _validation_curve(spec.out / "metrics.csv")
     return {
-        "role": spec.role,
+        "arm": spec.arm,
         "seed": spec.seed,
         "model": data["model"],
-        "pckh": final["pckh"]["mean"],
-        "pckh_at_0_1": final.get("pckh@0.1"),
-        "groups": final["pckh"],
+        "pckh": final[data["metric"]]["mean"],  # PCKh, or PCK@0.2 on LSP
+        "metric": data["metric"],
+        "groups": final[data["metric"]],
         "persons": final.get("persons"),
         "steps": final["step"],
+        "curve": curve,
         "command": "fpdctl " + " ".join(spec.command),
         "run_dir": str(spec.out),
-        "precision": config["resolved"]["precision"],
         "seconds": round(time.time() - started, 1),
     }
 
 
+def _validation_curve(metrics_csv: Path) -> list[tuple[int, float]]:
+    """(step, PCKh) of every validation the run logged, to show where the student flattened out."""
+    import csv
+
+    if not metrics_csv.is_file():
+        return []
+    with open(metrics_csv, newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    column = next((c for c in (rows[0] if rows else {}) if c.startswith("val_")), None)
+    return [(int(row["step"]), float(row[column])) for row in rows if column and row.get(column)]
+
+
+def t_interval(deltas: list[float], level: float = 0.95) -> tuple[float, float, float]:
+    """Mean and two-sided ``level`` Student-t interval of paired differences."""
+    from scipy import stats
+
+    mean = statistics.fmean(deltas)
+    if len(deltas) < 2:
+        return mean, float("nan"), float("nan")
+    half = stats.t.ppf(0.5 + level / 2, len(deltas) - 1) * statistics.stdev(deltas) / len(deltas) ** 0.5
+    return mean, mean - half, mean + half
+
+
 def summarize(results: list[dict]) -> dict[str, dict]:
-    """Mean, sample std and the per-seed values of each role."""
+    """Per arm: mean, sample std, per-seed values; against the student alone: paired deltas."""
+    by_arm: dict[str, dict[int, float]] = {}
+    for r in results:
+        by_arm.setdefault(r["arm"], {})[r["seed"]] = r["pckh"]
+    base = by_arm.get("student", {})
     table: dict[str, dict] = {}
-    for role in ("teacher", "student", "fpd"):
-        values = [r["pckh"] for r in results if r["role"] == role]
-        if not values:
-            continue
-        table[role] = {
-            "model": next(r["model"] for r in results if r["role"] == role),
-            "mean": statistics.fmean(values),
-            "std": statistics.stdev(values) if len(values) > 1 else 0.0,
+    for arm, values in by_arm.items():
+        row: dict = {
+            "mean": statistics.fmean(values.values()),
+            "std": statistics.stdev(values.values()) if len(values) > 1 else 0.0,
             "n": len(values),
             "per_seed": values,
         }
+        paired = sorted(set(values) & set(base))
+        if arm != "student" and paired:
+            deltas = [values[s] - base[s] for s in paired]
+            mean, low, high = t_interval(deltas)
+            row["paired"] = {"seeds": paired, "deltas": deltas, "mean": mean, "ci95": [low, high],
+                             "wins": sum(d > 0 for d in deltas)}
+        table[arm] = row
     return table
 
 
-def diagnose(args: argparse.Namespace, seed: int) -> dict:
-    """Split one seed's validation joints by whether the teacher is right, and compare students.
-
-    A joint counts as right when its PCKh@0.5 test passes (pelvis and thorax excluded, as in the
-    mean). Also reports how often a student's prediction lands within the PCKh radius of the
-    teacher's WRONG answer (copying the teacher's mistakes) and the mean heatmap peak.
-    """
-    import numpy as np
-    import torch
-
-    from fpdctl.data.registry import build_dataset
-    from fpdctl.evaluate import predict_dataset
-    from fpdctl.metrics.pckh import PCKH_THRESHOLD, head_sizes
-    from fpdctl.models.checkpoint import create_model
-
-    root = Path(args.out)
-    val = build_dataset(args.data, "val", input_size=args.input_size)
-    n = min(args.val_limit, len(val))
-    ref = val.eval_reference()
-    joints, visible = ref.joints[:n], ref.visible[:n].copy()
-    visible[:, [6, 7]] = False  # pelvis, thorax: not in the PCKh mean
-    size = head_sizes(ref.headboxes[:n])[:, None]
-    subset = torch.utils.data.Subset(val, range(n))
-
-    def predict(run_dir: Path) -> tuple[np.ndarray, np.ndarray]:
-        coords, scores = predict_dataset(create_model(run_dir / "last.safetensors"), subset, flip=True, batch_size=50)
-        return coords, scores
-
-    runs = {spec.role: spec.out for spec in plan(args) if spec.seed == seed}
-    (tc, ts), (sc, ss), (fc, fs) = predict(runs["teacher"]), predict(runs["student"]), predict(runs["fpd"])
-
-    def hit(coords: np.ndarray, target: np.ndarray) -> np.ndarray:
-        return np.linalg.norm(coords - target, axis=2) / size <= PCKH_THRESHOLD
-
-    right, s_hit, f_hit = hit(tc, joints), hit(sc, joints), hit(fc, joints)
-    out: dict = {"seed": seed}
-    for name, mask in (("teacher_right", right & visible), ("teacher_wrong", ~right & visible)):
-        out[name] = {
-            "share": float(100 * mask.sum() / visible.sum()),
-            "student": float(100 * s_hit[mask].mean()),
-            "fpd": float(100 * f_hit[mask].mean()),
-        }
-    wrong = ~right & visible
-    out["near_teacher_mistake"] = {
-        "student": float(100 * hit(sc, tc)[wrong].mean()),
-        "fpd": float(100 * hit(fc, tc)[wrong].mean()),
-    }
-    out["mean_peak"] = {k: float(v[visible].mean()) for k, v in (("teacher", ts), ("student", ss), ("fpd", fs))}
-    return out
-
-
-def render_diagnosis(rows: list[dict]) -> str:
-    lines = [
-        "| seed | teacher right: share, student, FPD | teacher wrong: share, student, FPD "
-        "| near the teacher's mistake: student, FPD | mean peak: teacher, student, FPD |",
-        "|---|---|---|---|---|",
-    ]
-    for r in rows:
-        a, b, c, p = r["teacher_right"], r["teacher_wrong"], r["near_teacher_mistake"], r["mean_peak"]
-        lines.append(
-            f"| {r['seed']} | {a['share']:.1f}%: {a['student']:.1f}, {a['fpd']:.1f} "
-            f"| {b['share']:.1f}%: {b['student']:.1f}, {b['fpd']:.1f} "
-            f"| {c['student']:.1f}, {c['fpd']:.1f} "
-            f"| {p['teacher']:.3f}, {p['student']:.3f}, {p['fpd']:.3f} |"
-        )
-    return "\n".join(lines)
-
-
 def render(table: dict[str, dict]) -> str:
-    names = {"teacher": "teacher", "student": "student alone", "fpd": "FPD student"}
-    lines = ["| run | model | PCKh@0.5 (mean +- std) | seeds | per seed |", "|---|---|---|---|---|"]
-    for role, row in table.items():
-        per_seed = ", ".join(f"{v:.2f}" for v in row["per_seed"])
-        lines.append(
-            f"| {names[role]} | {row['model']} | {row['mean']:.2f} +- {row['std']:.2f} | {row['n']} | {per_seed} |"
-        )
-    if "student" in table and "fpd" in table:
-        pairs = min(table["student"]["n"], table["fpd"]["n"])
-        deltas = [f - s for f, s in zip(table["fpd"]["per_seed"][:pairs], table["student"]["per_seed"][:pairs])]
-        lines.append("")
-        lines.append(
-            f"FPD - student alone, paired by seed: {', '.join(f'{d:+.2f}' for d in deltas)} "
-            f"(mean {statistics.fmean(deltas):+.2f})"
-        )
+    """A markdown table of the arms and their paired differences."""
+    lines = ["| arm | PCKh@0.5 mean +- std | seeds | per seed | minus student alone: mean [95% CI] | wins |",
+             "|---|---|---|---|---|---|"]
+    for arm, row in table.items():
+        per_seed = ", ".join(f"{v:.2f}" for _, v in sorted(row["per_seed"].items()))
+        paired = row.get("paired")
+        delta = (f"{paired['mean']:+.2f} [{paired['ci95'][0]:+.2f}, {paired['ci95'][1]:+.2f}]"
+                 if paired else "")
+        wins = f"{paired['wins']}/{len(paired['deltas'])}" if paired else ""
+        lines.append(f"| {arm} | {row['mean']:.2f} +- {row['std']:.2f} | {row['n']} | {per_seed} | {delta} | {wins} |")
     return "\n".join(lines)
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", required=True, help="folder for the run directories, logs and results")
-    parser.add_argument("--teacher", default="hg2x64")
+    parser.add_argument("--teacher", default="synthetic-hg2x64", help="teacher name or checkpoint")
     parser.add_argument("--student", default="hg1x32")
-    parser.add_argument("--alpha", type=float, default=0.5)
-    parser.add_argument("--no-mask-teacher", dest="mask_teacher", action="store_false")
-    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
-    parser.add_argument("--steps", type=int, default=1500)
+    parser.add_argument("--arms", default="student,fpd", help="which of student,fpd to run")
+    parser.add_argument("--variant", type=parse_variant, action="append", default=[],
+                        help="NAME=FLAGS: one more distillation arm with extra flags (repeatable)")
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3, 4])
+    parser.add_argument("--steps", type=int, default=4000)
+    parser.add_argument("--curve-points", type=int, default=4,
+                        help="validations per run, to see the student flatten out (0: only at the end)")
     parser.add_argument("--batch-size", type=int, default=16)
     parser.add_argument("--input-size", type=int, default=128)
     parser.add_argument("--lr", type=float, default=1e-3)
@@ -232,10 +217,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--val-limit", type=int, default=500)
     parser.add_argument("--workers", type=int, default=1)
     parser.add_argument("--precision", default="auto")
+    parser.add_argument("--augment-style", default=None,
+                        help="official or uniform (default: fpdctl's default; the 2026-11-30 runs used uniform)")
     parser.add_argument("--json", default=None, help="results file (default: OUT/results.json)")
-    parser.add_argument("--no-diagnose", dest="diagnose", action="store_false",
-                        help="skip the per-joint comparison split by the teacher's hits")
     args = parser.parse_args(argv)
+    args.arms = [a.strip() for a in args.arms.split(",") if a.strip()]
 
     root = Path(args.out)
     logs = root / "logs"
@@ -243,32 +229,37 @@ def main(argv: list[str] | None = None) -> int:
     results_file = Path(args.json) if args.json else root / "results.json"
     results: list[dict] = []
     started = time.time()
+    payload: dict = {}
     for spec in plan(args):
-        print(f"[{time.strftime('%H:%M:%S')}] {spec.role} seed {spec.seed}: fpdctl {' '.join(spec.command)}", flush=True)
+        print(f"[{time.strftime('%H:%M:%S')}] {spec.arm} seed {spec.seed}: fpdctl {' '.join(spec.command)}", flush=True)
         result = run_one(spec, logs)
         results.append(result)
         print(f"    PCKh {result['pckh']:.2f} ({result['seconds']:.0f} s)", flush=True)
-        table = summarize(results)
         payload = {
-            "experiment": "fpd-synthetic",
+            "experiment": "fpd-synthetic-paired",
             "options": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()},
-            "machine": {"platform": platform.platform(), "cpus": os.cpu_count(), "python": platform.python_version()},
+            "machine": {"platform": platform.platform(), "processor": _cpu_name(), "cpus": os.cpu_count(),
+                        "python": platform.python_version()},
             "date": time.strftime("%Y-%m-%d"),
             "elapsed_s": round(time.time() - started, 1),
-            "summary": table,
+            "summary": summarize(results),
             "runs": results,
         }
         results_file.write_text(json.dumps(payload, indent=2) + "\n")
     print()
     print(render(summarize(results)))
-    if args.diagnose:
-        diagnosis = [diagnose(args, seed) for seed in args.seeds]
-        payload["diagnosis"] = diagnosis
-        results_file.write_text(json.dumps(payload, indent=2) + "\n")
-        print()
-        print(render_diagnosis(diagnosis))
     print(f"\nresults: {results_file}")
     return 0
+
+
+def _cpu_name() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor()
 
 
 if __name__ == "__main__":

@@ -1,18 +1,19 @@
 #!/usr/bin/env bash
 # `make demo`: the whole fpdctl pipeline on the built-in synthetic data, on a CPU, in minutes.
-#   profile -> train a small teacher -> prune-sweep -> distill the recommended student -> eval
-#   -> export fp32 + int8 -> bench teacher against student -> predict -> summary table.
+#   profile -> the shipped reference teacher -> prune-sweep -> distill the recommended student AND
+#   train the same student alone (same steps, seed, init) -> eval -> export fp32 + int8 -> bench
+#   -> predict -> summary table (teacher, student alone, FPD student, its int8 file).
 # Everything lands in the report directory ($1, default demo-output/).
 set -euo pipefail
 OUT=${1:-demo-output}
 FPDCTL=${FPDCTL:-.venv/bin/fpdctl}
 PY=${PY:-.venv/bin/python}
-SIZE=128                  # input side: small so a 2-core CPU finishes in minutes
-TEACHER=hg2x64
-TEACHER_STEPS=${TEACHER_STEPS:-400}
-SWEEP_STEPS=${SWEEP_STEPS:-60}
-DISTILL_STEPS=${DISTILL_STEPS:-250}
-VAL=synthetic:length=200  # validation persons for every PCKh figure
+SIZE=128                   # input side: the reference teacher's training size
+TEACHER=synthetic-hg2x64   # shipped with fpdctl (fpdctl models): 89.6 PCKh on the synthetic val split
+SWEEP_STEPS=${SWEEP_STEPS:-40}
+STEPS=${STEPS:-500}        # the student's training, with FPD and alone
+SEED=${SEED:-0}
+VAL=synthetic              # the whole synthetic validation split (500 persons) for every PCKh
 rm -rf "$OUT"
 mkdir -p "$OUT"
 step() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
@@ -20,36 +21,41 @@ start=$(date +%s)
 
 step "1. profile: what each hourglass size costs (paper grid, 256 px)"
 $FPDCTL profile --plot "$OUT/profile.png" --format table
-$FPDCTL profile --format json --output "$OUT/profile.json"
 $FPDCTL data preview --out "$OUT/synthetic_samples.png" --count 16
 
-step "2. train a small teacher ($TEACHER, $TEACHER_STEPS steps, quick preset)"
-$FPDCTL train --preset quick --model $TEACHER --input-size $SIZE --max-steps "$TEACHER_STEPS" \
-  --data synthetic --out "$OUT/teacher"
+step "2. the reference teacher ($TEACHER, shipped; no training needed)"
+$FPDCTL models
+$FPDCTL eval $TEACHER --data $VAL --format json --output "$OUT/eval_teacher.json"
 
-step "3. prune-sweep: which student? (sliced from the teacher vs from scratch)"
-$FPDCTL prune-sweep --teacher "$OUT/teacher/best.safetensors" --stacks 1,2 --channels 32 \
-  --init both --max-steps "$SWEEP_STEPS" --input-size $SIZE --val-limit 200 --max-drop 5 --out "$OUT/sweep"
+step "3. prune-sweep: which student? (sliced from the teacher vs from scratch, $SWEEP_STEPS FPD steps each)"
+$FPDCTL prune-sweep --teacher $TEACHER --stacks 1 --channels 32,64 --init both \
+  --max-steps "$SWEEP_STEPS" --input-size $SIZE --val-limit 200 --max-drop 40 --out "$OUT/sweep"
 STUDENT=$($PY -c "import json,sys; r=json.load(open(sys.argv[1]))['recommendation']; print(r.get('model') or 'hg1x32')" "$OUT/sweep/summary.json")
 INIT=$($PY -c "import json,sys; r=json.load(open(sys.argv[1]))['recommendation']; print(r.get('checkpoint') or '')" "$OUT/sweep/summary.json")
 echo "recommended student: $STUDENT ${INIT:+(init from $INIT)}"
 
-step "4. distill the recommended student ($STUDENT, alpha 0.5, $DISTILL_STEPS steps)"
-$FPDCTL distill --preset quick --teacher "$OUT/teacher/best.safetensors" --student "$STUDENT" \
-  ${INIT:+--student-init "$INIT"} --alpha 0.5 --input-size $SIZE --max-steps "$DISTILL_STEPS" \
-  --data synthetic --out "$OUT/student"
+step "4. the same student, $STEPS steps, seed $SEED, twice: distilled from the teacher (FPD) and alone"
+COMMON=(--input-size $SIZE --batch-size 16 --lr 1e-3 --schedule cosine --max-steps "$STEPS" --seed "$SEED"
+        --data synthetic --workers 1 --eval-every 0 --val-limit 200)
+# Both runs at once, one core each: same data order and augmentation, only the loss differs.
+OMP_NUM_THREADS=1 $FPDCTL distill --teacher $TEACHER --student "$STUDENT" ${INIT:+--student-init "$INIT"} \
+  --alpha 0.5 "${COMMON[@]}" --out "$OUT/student_fpd" > "$OUT/student_fpd.log" 2>&1 &
+FPD_PID=$!
+OMP_NUM_THREADS=1 $FPDCTL train --model "$STUDENT" ${INIT:+--init "$INIT"} "${COMMON[@]}" \
+  --out "$OUT/student_alone" > "$OUT/student_alone.log" 2>&1 || { cat "$OUT/student_alone.log"; exit 1; }
+wait $FPD_PID || { cat "$OUT/student_fpd.log"; exit 1; }
+tail -n 1 "$OUT/student_fpd.log" "$OUT/student_alone.log"
 
-step "5. eval teacher and student on the synthetic validation split (PCKh@0.5, flip test)"
-$FPDCTL eval "$OUT/teacher/best.safetensors" --data $VAL --input-size $SIZE --format json --output "$OUT/eval_teacher.json"
-$FPDCTL eval "$OUT/student/best.safetensors" --data $VAL --input-size $SIZE --format json --output "$OUT/eval_student.json"
+step "5. eval both students on the synthetic validation split (PCKh@0.5, flip test)"
+$FPDCTL eval "$OUT/student_fpd/last.safetensors" --data $VAL --format json --output "$OUT/eval_student_fpd.json"
+$FPDCTL eval "$OUT/student_alone/last.safetensors" --data $VAL --format json --output "$OUT/eval_student_alone.json"
 
-step "6. export the student to ONNX: fp32 (verified against PyTorch) and int8 (calibrated)"
-$FPDCTL export "$OUT/student/best.safetensors" -o "$OUT/student_fp32.onnx" --input-size $SIZE
-$FPDCTL export "$OUT/student/best.safetensors" -o "$OUT/student_int8.onnx" --input-size $SIZE \
-  --precision int8 --calibration-data synthetic --calibration-samples 64 --validation-samples 200 \
+step "6. export the FPD student to ONNX: fp32 (verified against PyTorch) and int8 (calibrated)"
+$FPDCTL export "$OUT/student_fpd/last.safetensors" -o "$OUT/student_fp32.onnx"
+$FPDCTL export "$OUT/student_fpd/last.safetensors" -o "$OUT/student_int8.onnx" \
+  --precision int8 --calibration-data synthetic --calibration-samples 64 --validation-samples 500 \
   --format json > "$OUT/export_int8.json"
-$PY -c "import json,sys; a=json.load(open(sys.argv[1]))['accuracy']; print(f\"int8 student: PCKh {a['candidate_mean']:.2f} vs fp32 {a['reference_mean']:.2f} on {a['samples']} synthetic val persons (drop {a['drop']:.2f})\")" "$OUT/export_int8.json"
-$FPDCTL export "$OUT/teacher/best.safetensors" -o "$OUT/teacher_fp32.onnx" --input-size $SIZE
+$FPDCTL export $TEACHER -o "$OUT/teacher_fp32.onnx"
 
 step "7. bench: teacher against student, batch 1, ONNX Runtime (the summary shows the figures)"
 $FPDCTL bench "$OUT/teacher_fp32.onnx" "$OUT/student_fp32.onnx" "$OUT/student_int8.onnx" \

@@ -87,6 +87,7 @@ def prune_command(
     from fpdctl.models.spec import resolve_spec
     from fpdctl.prune.importance import check_importance
     from fpdctl.prune.slicing import check_stack_strategy, prune_checkpoint
+    from fpdctl.models.checkpoint import checkpoint_file
     from fpdctl.utils.io import require_file
 
     check_format(fmt)
@@ -95,6 +96,7 @@ def prune_command(
     target = resolve_spec(to)
     check_importance(importance)
     check_stack_strategy(stack_strategy)
+    teacher = str(checkpoint_file(teacher))  # a pretrained name -> its verified weights file
     require_file(teacher, "teacher checkpoint")
     result = prune_checkpoint(teacher, target, output, importance=importance,
                               stack_strategy=stack_strategy, input_size=input_size,
@@ -244,9 +246,10 @@ def prune_sweep_command(
     if max_steps is not None and epochs is not None:
         raise UsageError("give --max-steps or --epochs, not both")
     shard_index, shard_count = parse_shard(shard)
-    from fpdctl.models.checkpoint import describe_checkpoint
+    from fpdctl.models.checkpoint import checkpoint_file, describe_checkpoint
     from fpdctl.utils.io import require_file
 
+    teacher = str(checkpoint_file(teacher))  # a pretrained name -> its verified weights file
     require_file(teacher, "teacher checkpoint")
     teacher_spec = describe_checkpoint(teacher)["spec"]
     block_counts, block_types = parse_blocks(blocks)

@@ -102,3 +102,99 @@ def test_checkpoint_runs_at_its_trained_input_size(tmp_path, tiny_net):
     plain = save_model(tiny_net, tmp_path / "plain.safetensors")
     result = benchmark([str(plain)], iters=1, warmup=0, threads=1)
     assert [r.input_size for r in result.rows] == [DEFAULT_INPUT_SIZE]
+
+
+def test_missing_openvino_skips_its_rows_with_one_line(monkeypatch, fp32_export):
+    import importlib.util
+
+    _, path = fp32_export
+    real_find_spec = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "openvino" else real_find_spec(name, *a))
+    result = benchmark([str(path)], backend="ort,ov", iters=1, warmup=0, threads=1)
+    assert [r.backend for r in result.rows] == ["ort"]
+    assert result.skipped == [f"{path} ov: needs openvino, which is not installed (pip install 'fpdctl[openvino]')"]
+
+
+def test_every_row_says_what_it_timed(capsys, fp32_export, embedded_export):
+    (_, plain), (_, embedded) = fp32_export, embedded_export
+    rows = _bench_json(capsys, str(plain), str(embedded), "--iters", "2", "--warmup", "1", "--threads", "1")
+    assert [(r["backend"], r["timed"], r["graph"]) for r in rows] == [
+        ("ort", "model", "normalised float input -> heatmaps"),
+        ("ort", "model+in-graph pre/decode", "uint8 BGR crops -> keypoints, scores"),
+    ]
+    rows = _bench_json(capsys, str(plain), str(embedded), "--iters", "2", "--warmup", "1", "--threads", "1", "--end-to-end")
+    assert [r["timed"] for r in rows] == ["end-to-end", "end-to-end"]
+    for row in rows:
+        _check_row(row)
+        assert row["pre_ms"] > 0 and row["post_ms"] > 0
+
+
+def test_embed_flags_in_bench(capsys, tiny_checkpoint):
+    rows = _bench_json(
+        capsys, str(tiny_checkpoint), "--input-size", "64", "--backend", "ort", "--embed-preprocess", "--embed-decode",
+        "--pixel-order", "rgb", "--iters", "2", "--warmup", "1", "--threads", "1", "--end-to-end",
+    )
+    assert [(r["backend"], r["graph"]) for r in rows] == [("ort", "uint8 RGB crops -> keypoints, scores")]
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["hg1x16", "--embed-decode"], "error: --embed-preprocess/--embed-decode need an ONNX backend (onnxruntime or "
+         "openvino); backend torch runs the PyTorch model"),
+        (["{onnx}", "--embed-preprocess"], "error: --embed-preprocess/--embed-decode apply to checkpoints bench exports"),
+        (["hg1x16", "--backend", "ort", "--embed-preprocess", "--pixel-order", "xyz"],
+         "error: --pixel-order must be 'rgb' or 'bgr', got 'xyz'"),
+        (["hg1x16", "--accuracy", "-1"], "error: --accuracy must be 0 or more, got -1"),
+    ],
+)
+def test_bad_embed_and_accuracy_options(capsys, fp32_export, args, message):
+    args = [a.replace("{onnx}", str(fp32_export[1])) for a in args]
+    code = main(["bench", *args, "--input-size", "64", "--iters", "1"] if "{onnx}" not in " ".join(args) else ["bench", *args])
+    err = [line for line in capsys.readouterr().err.strip().splitlines() if not line.endswith("...")]
+    assert code == 2
+    assert len(err) == 1 and err[0].startswith(message), err
+
+
+def test_accuracy_and_the_recommendation(tiny_checkpoint):
+    result = benchmark(
+        [str(tiny_checkpoint)], backend="torch,ort,ort-int8", batches=(1, 2), iters=2, warmup=1, threads=1,
+        input_size=64, accuracy_samples=8, accuracy_data="synthetic:length=8",
+    )
+    rows = {(r.backend, r.batch): r for r in result.rows}
+    assert rows[("torch", 1)].accuracy_drop == 0.0 and rows[("torch", 1)].metric == "pckh"
+    assert abs(rows[("ort", 1)].accuracy_drop) < 1e-9  # fp32 ONNX Runtime scores as PyTorch does
+    assert rows[("ort-int8", 1)].accuracy == rows[("ort-int8", 2)].accuracy  # scored once per backend
+    assert (result.accuracy_samples, result.accuracy_data) == (8, "synthetic:length=8")
+    for batch in (1, 2):
+        group = [r for r in result.rows if r.batch == batch]
+        (chosen,) = [r for r in group if r.recommended]
+        fits = [r for r in group if r.accuracy_drop <= 0.5]
+        assert chosen.p50_ms == min(r.p50_ms for r in fits)
+    assert [(r.batch, r.basis) for r in result.recommendations] == [(1, "scored"), (2, "scored")]
+
+
+def test_recommend_rules():
+    from dataclasses import replace
+
+    from fpdctl.deploy.recommend import MAX_ACCURACY_DROP, recommend
+
+    assert MAX_ACCURACY_DROP == 0.5
+    result = benchmark(["hg1x16"], iters=1, warmup=0, input_size=64, threads=1)
+    base = result.rows[0]
+    fp32 = replace(base, backend="ort", precision="fp32", p50_ms=10.0)
+    int8 = replace(base, backend="ort-int8", precision="int8", p50_ms=5.0)
+    bf16 = replace(base, backend="ov-bf16", precision="bf16", p50_ms=7.0)
+    # Unscored: only fp32 qualifies, and the line says why.
+    (only,) = recommend([fp32, int8, bf16])
+    assert (only.backend, only.basis) == ("ort", "fp32 only") and "add --accuracy N" in only.line()
+    # Scored: the fastest within 0.5 points (drops above it never qualify, gains always do).
+    scored = [replace(fp32, accuracy_drop=0.0), replace(int8, accuracy_drop=0.6), replace(bf16, accuracy_drop=0.5)]
+    (best,) = recommend(scored)
+    assert (best.backend, best.drop, best.basis) == ("ov-bf16", 0.5, "scored")
+    assert best.line() == (
+        "recommended for hg1x16 at batch 1: ov-bf16 (7.00 ms, -0.50 points vs fp32; the fastest within 0.5 "
+        "points of fp32)"
+    )
+    (best,) = recommend([*scored[:2], replace(int8, backend="x", accuracy_drop=-1.0, p50_ms=6.0)])
+    assert best.backend == "x"

@@ -32,6 +32,7 @@ import pytest
 import typer.main
 
 from fpdctl.cli.app import app, main
+from fpdctl.deploy.backends import BACKEND_GROUPS, BACKENDS
 
 # ----------------------------------------------------------------------------- fixtures' files
 # Placeholders in the table, filled in from the ``files`` fixture. {file} is a regular file: a
@@ -157,6 +158,18 @@ def _convention(command: str, prefix: str = "--input") -> list[Case]:
     ]
 
 
+def _backend(command: str) -> list[Case]:
+    """--backend of eval and predict: an unknown name, and an ONNX row for a checkpoint."""
+    return [
+        C(command, "--backend", RANGE, "--backend tensorrt",
+          "error: unknown backend 'tensorrt'; expected " + ", ".join(BACKEND_GROUPS) + " or one of "
+          + ", ".join(b.name for b in BACKENDS)),
+        C(command, "--backend", RANGE, "--backend ort",
+          "error: backend ort runs an exported .onnx file; export the checkpoint first (fpdctl export) and "
+          "give the .onnx file"),
+    ]
+
+
 _TRAIN_NO_LENGTH = _without(BASE["train"], "--max-steps")
 _DISTILL_NO_LENGTH = _without(BASE["distill"], "--max-steps")
 _SWEEP_NO_LENGTH = _without(BASE["prune-sweep"], "--max-steps")
@@ -276,6 +289,7 @@ CASES: list[Case] = [
       "error: Invalid value for '--save-predictions': file '{dir}' is a directory."),
     C("eval", "--output", UNDER_FILE, "--output {file}/report.json", _UNDER),
     C("eval", "--output", IS_DIR, "--output {dir}", _IS_DIR),
+    *_backend("eval"),
     # ------------------------------------------------------------------ train / distill
     *_train_cases("train"),
     C("train", "--init", MISSING, "--init {missing}.safetensors",
@@ -418,6 +432,14 @@ CASES: list[Case] = [
       "error: mpii data not found: {missing}"),
     C("export", "--output", UNDER_FILE, "--output {file}/model.onnx", _UNDER),
     C("export", "--output", IS_DIR, "--output {dir}", _IS_DIR),
+    C("export", "--pixel-order", RANGE, "--embed-preprocess --pixel-order xyz",
+      "error: --pixel-order must be 'rgb' or 'bgr', got 'xyz'"),
+    C("export", "--pixel-order", RANGE, "--pixel-order rgb",
+      "error: --pixel-order applies with --embed-preprocess (the order of the uint8 crops the graph takes)"),
+    C("export", "--keep-heatmaps", RANGE, "--keep-heatmaps",
+      "error: --keep-heatmaps applies with --embed-decode (without it the graph returns heatmaps only)"),
+    C("export", "--embed-decode", RANGE, "--embed-decode --all-stacks",
+      "error: --embed-decode decodes the final stack; it does not combine with --all-stacks"),
     # ------------------------------------------------------------------ bench
     C("bench", "--input-size", NEGATIVE, "--input-size -64", "error: --input-size must be positive, got -64"),
     C("bench", "--input-size", ZERO, "--input-size 0", "error: --input-size must be positive, got 0"),
@@ -452,6 +474,15 @@ CASES: list[Case] = [
     C("bench", "models", MISSING, "{missing}.onnx --iters 1", "error: ONNX model not found: {missing}.onnx", base=()),
     C("bench", "--output", UNDER_FILE, "--output {file}/bench.json", _UNDER),
     C("bench", "--output", IS_DIR, "--output {dir}", _IS_DIR),
+    C("bench", "--accuracy", NEGATIVE, "--accuracy -1", "error: --accuracy must be 0 or more, got -1"),
+    T("bench", "--accuracy"),
+    C("bench", "--accuracy-data", MISSING, "--accuracy 4 --accuracy-data mpii:{missing}",
+      "error: mpii data not found: {missing}"),
+    C("bench", "--pixel-order", RANGE, "--backend ort --embed-preprocess --pixel-order xyz",
+      "error: --pixel-order must be 'rgb' or 'bgr', got 'xyz'"),
+    C("bench", "--embed-decode", RANGE, "--embed-decode",
+      "error: --embed-preprocess/--embed-decode need an ONNX backend (onnxruntime or openvino); backend torch "
+      "runs the PyTorch model, which has no graph to embed them in"),
     # ------------------------------------------------------------------ predict
     *_input_size("predict"),
     C("predict", "--threads", NEGATIVE, "--threads -1", "error: --threads must be at least 1, got -1"),
@@ -473,6 +504,7 @@ CASES: list[Case] = [
     C("predict", "--out", UNDER_FILE, "--out {file}/predictions",
       "error: cannot create output folder {file}/predictions: {file} is a file"),
     C("predict", "--out", IS_FILE, "--out {file}", _UNDER),
+    *_backend("predict"),
     # ------------------------------------------------------------------ data synth
     C("data synth", "--count", NEGATIVE, "--count -1", "error: --count must be a positive integer, got -1"),
     C("data synth", "--count", ZERO, "--count 0", "error: --count must be a positive integer, got 0"),
@@ -525,6 +557,7 @@ ZERO_IS_VALID: dict[tuple[str, str], str] = {
     ("export", "--validation-samples"): "0 skips the fp32 vs fp16/int8 accuracy check",
     ("bench", "--warmup"): "0 times from the first iteration",
     ("bench", "--spin-us"): "0 makes ONNX Runtime's idle threads sleep at once",
+    ("bench", "--accuracy"): "0 scores nothing (the default)",
     ("predict", "--min-score"): "0 draws every joint with a non-negative peak (the default)",
     ("data preview", "--start"): "0 is the first sample (the default)",
 }
@@ -542,6 +575,7 @@ CONVENTION_OPTIONS = {
 PATH_OPTIONS = {
     "--out", "--output", "--config", "--teacher", "--resume", "--init", "--student-init", "--data",
     "--calibration-data", "--predictions", "--ground-truth", "--save-predictions", "--plot", "--unlabeled",
+    "--accuracy-data",
 }
 PATH_ARGUMENTS = {"model", "models", "checkpoint", "input_path"}
 # Numeric or path options for which no bad value exists, with the reason: (command, option).

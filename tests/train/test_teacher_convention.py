@@ -124,3 +124,20 @@ def test_teacher_override_flags_reach_the_run(
         "error: --teacher-input-convention cannot change when resuming (the run used None); "
         "start a new run with --out instead"
     )
+
+
+def test_init_from_a_foreign_checkpoint_trains_native_and_says_so(tmp_path: Path, pytorch_pose_teacher: Path) -> None:
+    """``--init`` takes the weights; training feeds NATIVE, which the student then records."""
+    from fpdctl.train.config import resolve_config
+    from fpdctl.train.trainer import Trainer
+
+    out = tmp_path / "run"
+    trainer = Trainer(resolve_config("train", {**RUN, "init": str(pytorch_pose_teacher), "out": str(out)}))
+    assert trainer.warnings == [
+        f"--init was trained in the {PYTORCH_POSE_MPII.describe()} input convention; training feeds "
+        f"{NATIVE.describe()}, so its weights start on inputs they have not seen"
+    ]
+    assert trainer.run().status == "completed"
+    assert create_model(out / "last.safetensors").input_convention == NATIVE
+    config = json.loads((out / "config.json").read_text())
+    assert config["init"]["input_convention"] == PYTORCH_POSE_MPII.to_dict()
