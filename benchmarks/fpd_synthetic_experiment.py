@@ -8,7 +8,9 @@ augmentation; only the loss (or the initialisation) differs:
 - ``student``: the ground truth alone (``fpdctl train``);
 - ``fpd``: the paper's loss, alpha 0.5 (``fpdctl distill``);
 - any ``--variant NAME=FLAGS``: ``fpdctl distill`` with extra flags, e.g.
-  ``--variant "a0.9=--alpha 0.9"`` or ``--variant "nomask=--no-mask-teacher"``.
+  ``--variant "a0.9=--alpha 0.9"`` or ``--variant "nomask=--no-mask-teacher"``; FLAGS starting
+  with ``--train`` run ``fpdctl train`` instead (another student-alone arm, e.g.
+  ``--variant "alone-sliced=--train --init sliced.safetensors"``).
 
 Every run goes through the real command line (``python -m fpdctl ...``), so the printed commands
 reproduce it. Accuracy is the final model's PCKh@0.5 (pooled mean, flip test) on the synthetic
@@ -93,7 +95,10 @@ def plan(args: argparse.Namespace) -> list[RunSpec]:
     if "fpd" in args.arms:
         arms.append(("fpd", [*distill, "--alpha", "0.5"]))
     for name, flags in args.variant:
-        arms.append((name, [*distill, *flags]))
+        if flags[:1] == ["--train"]:
+            arms.append((name, ["train", "--model", args.student, *flags[1:]]))
+        else:
+            arms.append((name, [*distill, *flags]))
     root = Path(args.out)
     runs: list[RunSpec] = []
     for seed in args.seeds:

@@ -64,8 +64,9 @@ columns are then their sum.
 Recommendation: per model and batch, the fastest row that loses at most 0.5
 PCKh points against the model's fp32 reference. --accuracy N scores every
 row on N validation persons of --accuracy-data (fpdctl eval's pipeline, no
-flip test) so reduced precisions can qualify; without it only fp32 rows can. Cases
-run round-robin, one iteration of each in turn, so machine noise hits all
+flip test) so reduced precisions can qualify; without it only fp32 rows can.
+
+Cases run round-robin, one iteration of each in turn, so machine noise hits all
 alike. Peak memory: the process's peak RSS over each case's warm-up on CPU
 (reset per case), CUDA max allocated on GPU; +MB is the rise during the
 warm-up (the case's own activations and workspaces).

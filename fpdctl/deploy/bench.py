@@ -191,7 +191,7 @@ CPU_FEATURES: tuple[str, ...] = (
 )
 
 
-def _cpu_flags() -> str:
+def cpu_features() -> str:
     """The :data:`CPU_FEATURES` this CPU has, space-separated ("" where /proc/cpuinfo is absent)."""
     try:
         text = Path("/proc/cpuinfo").read_text()
@@ -201,7 +201,8 @@ def _cpu_flags() -> str:
     return " ".join(f for f in CPU_FEATURES if f in flags)
 
 
-def _environment(threads: int) -> dict[str, str]:
+def environment(threads: int) -> dict[str, str]:
+    """Versions, CPU (name and the :data:`CPU_FEATURES` it has) and OS, for reproducing figures."""
     import onnxruntime
     import torch
 
@@ -226,7 +227,7 @@ def _environment(threads: int) -> dict[str, str]:
         "torch": torch.__version__,
         "onnxruntime": onnxruntime.__version__,
         "openvino": openvino,
-        "cpu_flags": _cpu_flags(),
+        "cpu_flags": cpu_features(),
         "python": platform.python_version(),
         "cpu": cpu,
         "cpu_count": str(os.cpu_count()),
@@ -423,7 +424,7 @@ def _benchmark(
         accuracy_samples=accuracy[1] if accuracy else 0,
         timed=TIMED_END_TO_END if end_to_end else TIMED_MODEL,
         environment={
-            **_environment(thread_count),
+            **environment(thread_count),
             "onnxruntime_spin_us": str(spin_us),
             "OMP_WAIT_POLICY": os.environ.get("OMP_WAIT_POLICY", ""),
             "GOMP_SPINCOUNT": os.environ.get("GOMP_SPINCOUNT", ""),
@@ -587,6 +588,7 @@ def _with_ratios(rows: list[BenchRow]) -> list[BenchRow]:
 
 __all__ = [
     "BENCH_CALIBRATION_SAMPLES",
+    "CPU_FEATURES",
     "DEFAULT_ITERS",
     "ROUND_ITERS",
     "TIMED_END_TO_END",
@@ -594,4 +596,6 @@ __all__ = [
     "BenchResult",
     "BenchRow",
     "benchmark",
+    "cpu_features",
+    "environment",
 ]

@@ -344,12 +344,10 @@ class _Export:
         report(self.progress, "export.stage", message)
 
     def final_info(self, precision: str) -> "OnnxModelInfo":
-        """The written file's metadata: :meth:`info` with what an embedding makes the graph
-        take and return."""
+        """The written file's metadata: :meth:`info` with the graph's inputs and outputs."""
         from dataclasses import replace
 
-        info = self.info(precision)
-        return info if self.embedding is None else replace(info, io=self.embedding.io)
+        return replace(self.info(precision), io=self.embedding.io) if self.embedding else self.info(precision)
 
     def info(self, precision: str) -> "OnnxModelInfo":
         return model_info(
@@ -440,17 +438,18 @@ def export_onnx(
     batch, opset = _check_options(
         precision, batch, opset, exporter, calibration_data, calibration_samples, validation_samples, verify,
     )
+    embedding = embedding if embedding is not None and embedding.active else None
+    if embedding is not None:
+        embedding.check(all_stacks)
     ensure_parent_writable(output)
     net, source, sha256 = _load_source(model, input_convention)
     from fpdctl.models.checkpoint import resolve_input_size
 
     input_size = resolve_input_size(model, input_size)
     net.spec.check_input_size(input_size)
-    if embedding is not None:
-        embedding.check(all_stacks)
     job = _Export(
         net, input_size, batch, opset, all_stacks, exporter, source, sha256, threads, verify_random,
-        verify_images, progress, embedding if embedding is not None and embedding.active else None,
+        verify_images, progress, embedding,
     )
     with tempfile.TemporaryDirectory(prefix="fpdctl-export-") as work_dir:
         final_bytes, checks = _export_checked(
@@ -483,7 +482,7 @@ def _export_checked(
         if validation_samples:
             accuracy = _compare_with_fp32(job, fp32_bytes, runner, precision, calibration_data, validation_samples)
     embedding_checks: tuple = ()
-    if job.embedding is not None:
+    if job.embedding is not None:  # around the verified (and quantised) network: see embed
         from fpdctl.deploy.embed import embed_verified
 
         final_bytes, embedding_checks = embed_verified(

@@ -121,7 +121,13 @@ def eligible(row: "BenchRow", max_drop: float = MAX_ACCURACY_DROP) -> bool:
 
 
 def recommend(rows: Sequence["BenchRow"], max_drop: float = MAX_ACCURACY_DROP) -> list[Recommendation]:
-    """Per model and batch size, the fastest (median) eligible row."""
+    """Per model and batch size, the fastest (median) eligible row.
+
+    Args:
+        rows: :class:`~fpdctl.deploy.bench.BenchRow` (or anything with its ``model``, ``batch``,
+            ``backend``, ``precision``, ``p50_ms`` and ``accuracy_drop``).
+        max_drop: the accuracy budget, in points.
+    """
     out = []
     for key in dict.fromkeys((row.model, row.batch) for row in rows):
         group = [row for row in rows if (row.model, row.batch) == key]

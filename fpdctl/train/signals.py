@@ -45,16 +45,11 @@ def worker_init(_worker_id: int) -> None:
     """``worker_init_fn`` of the training DataLoader: ignore stop signals, die with the parent.
 
     Ctrl-C reaches the whole process group: workers ignore it and let the main process save a
-    checkpoint and stop them, instead of dying mid-batch. Each worker decodes and warps on one
-    OpenCV thread: the workers are the parallelism (one per free core by default), and OpenCV's
-    own pool in every worker would oversubscribe the cores.
+    checkpoint and stop them, instead of dying mid-batch.
     """
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
     _die_with_parent()
-    import cv2
-
-    cv2.setNumThreads(1)
 
 
 def _die_with_parent() -> None:
