@@ -225,6 +225,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--augment-style", default=None,
                         help="official or uniform (default: fpdctl's default; the 2026-11-30 runs used uniform)")
     parser.add_argument("--json", default=None, help="results file (default: OUT/results.json)")
+    parser.add_argument("--report-only", action="store_true",
+                        help="train nothing: report the planned runs that have finished")
     args = parser.parse_args(argv)
     args.arms = [a.strip() for a in args.arms.split(",") if a.strip()]
 
@@ -236,6 +238,9 @@ def main(argv: list[str] | None = None) -> int:
     started = time.time()
     payload: dict = {}
     for spec in plan(args):
+        if args.report_only and not (spec.out / "eval.json").is_file():
+            print(f"not finished: {spec.arm} seed {spec.seed} ({spec.out})")
+            continue
         print(f"[{time.strftime('%H:%M:%S')}] {spec.arm} seed {spec.seed}: fpdctl {' '.join(spec.command)}", flush=True)
         result = run_one(spec, logs)
         results.append(result)

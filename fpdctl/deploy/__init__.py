@@ -3,12 +3,17 @@
 Modules:
     backends: the one table of runtimes and precisions that drives export and bench.
     metadata: the fpdctl facts stored in every exported ONNX file.
-    runtime: runners (eager PyTorch, ONNX Runtime) shared by everything below.
+    runtime: runners (eager / compiled PyTorch, ONNX Runtime) and the one factory from a table row
+        to a runner, shared by everything below.
+    openvino: the OpenVINO runner (optional extra), on the same ONNX files.
     export: checkpoint -> ONNX, with verification.
     onnx_graph: the surgery export does on the exported graph.
+    embed: pre-processing and decoding inside the graph (uint8 crops in, keypoints out), checked
+        against the Python pipeline.
     verify: export vs PyTorch, and fp32 vs reduced-precision accuracy.
     quantize: fp16 conversion and static int8 quantisation.
-    bench: latency, throughput and memory per model x backend x batch.
+    bench, bench_cases: latency, throughput and memory per model x backend x batch.
+    recommend: accuracy per bench row and the fastest row within the accuracy budget.
     predict: keypoints (and drawings, by fpdctl.viz) for images, folders and videos.
 
 The public names are imported lazily so that ``import fpdctl.deploy`` (and the CLI's help) does

@@ -28,6 +28,8 @@ FRAME_WIDTH, FRAME_HEIGHT = 640, 480
 
 @dataclass
 class Case:
+    """One model on one backend row at one batch size, and what timing it collected."""
+
     source: Any  # ModelSource
     backend: Backend
     runner: Any  # Runner
@@ -49,6 +51,11 @@ def build_cases(
     target: Any, threads: int, requested_size: int | None, work: Path,
     calibration_samples: int, spin_us: int, progress: Progress | None, embedding: "Embedding | None" = None,
 ) -> tuple[list[Case], list[str]]:
+    """One case per model x selected row x batch, and "model row: reason" for each that cannot run.
+
+    A checkpoint's ONNX rows run a file bench exports, once per file precision (ONNX Runtime and
+    OpenVINO time the same file); PyTorch rows run the network itself.
+    """
     from fpdctl.deploy.runtime import make_runner
 
     cases: list[Case] = []
@@ -75,8 +82,10 @@ def build_cases(
             if source.kind != "onnx" and row.file_precision is not None:
                 key = (index, row.file_precision)
                 if key not in exports:
-                    exports[key] = export_for_rows(source, work / f"model{index}-{key[1]}.onnx", model_size, key[1],
-                                           calibration_samples, threads, embedding, progress)
+                    exports[key] = export_for_rows(
+                        source, work / f"model{index}-{key[1]}.onnx", model_size, key[1], calibration_samples,
+                        threads, embedding, progress,
+                    )
                 path = exports[key]
             runner = make_runner(source, row, device=str(target), threads=threads, spin_us=spin_us, path=path)
             for batch in batches:

@@ -126,3 +126,26 @@ def test_pick_backend_for_eval_and_predict():
         pick_backend("onnx", "all")
     with pytest.raises(UsageError, match="^--backend openvino has no row that runs this model on cuda$"):
         pick_backend("onnx", "openvino", device_type="cuda")
+
+
+def test_make_runner_refuses_what_a_row_cannot_run(fp32_export):
+    from fpdctl.deploy.runtime import make_runner, open_model
+
+    _, path = fp32_export
+    with pytest.raises(UsageError, match=r"^backend torch runs a checkpoint; .*hg1x16.onnx is an .onnx file$"):
+        make_runner(open_model(str(path)), get_backend("torch"))
+    with pytest.raises(UsageError, match="^backend ort runs an exported .onnx file; hg1x16 is a checkpoint$"):
+        make_runner(open_model("hg1x16"), get_backend("ort"))
+
+
+@pytest.mark.slow
+def test_compiled_bf16_row_matches_eager_bf16(tiny_net):
+    """torch.compile on CPU builds C++ kernels: minutes on a small machine (hence slow)."""
+    import numpy as np
+
+    from fpdctl.deploy.runtime import TorchRunner
+
+    x = np.random.default_rng(0).standard_normal((2, 3, 64, 64)).astype(np.float32)
+    eager = TorchRunner(tiny_net, get_backend("torch-bf16"))(x)
+    compiled = TorchRunner(tiny_net, get_backend("torch-bf16-compile"))(x)
+    assert np.abs(compiled - eager).max() < 0.05 * np.abs(eager).max()

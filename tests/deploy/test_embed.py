@@ -231,3 +231,25 @@ def test_parse_embedding():
     assert parse_embedding(False, True).io == GraphIO(None, ("keypoints", "scores"))
     with pytest.raises(UsageError, match="--pixel-order must be 'rgb' or 'bgr'"):
         Embedding(True, pixel_order="xyz")
+
+
+def test_eval_refuses_an_embedded_export_in_one_line(capsys, embedded_export):
+    _, path = embedded_export
+    code = main(["eval", str(path), "--data", "synthetic:length=4", "--no-flip"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(err) == 1, err
+    assert err[0] == (
+        f"error: {path} was exported with pre-processing or decoding inside (uint8 BGR crops -> keypoints, "
+        "scores); fpdctl eval feeds normalised crops and reads heatmaps: evaluate a plain export"
+    )
+
+
+def test_predict_runs_an_embedded_export_like_a_plain_one(tmp_path, capsys, embedded_export, fp32_export, lspet400):
+    image = lspet400 / "images" / "im00003.jpg"
+    points = []
+    for name, (_, path) in (("embedded", embedded_export), ("plain", fp32_export)):
+        assert main(["predict", str(path), str(image), "--out", str(tmp_path / name), "--no-draw"]) == 0
+        result = json.loads((tmp_path / name / "keypoints.json").read_text())["results"][0]["keypoints"]
+        points.append(np.array([[k["x"], k["y"], k["score"]] for k in result]))
+    capsys.readouterr()
+    np.testing.assert_allclose(points[0], points[1], atol=1e-3)
