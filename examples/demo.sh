@@ -27,16 +27,24 @@ step "2. the reference teacher ($TEACHER, shipped; no training needed)"
 $FPDCTL models
 $FPDCTL eval $TEACHER --data $VAL --format json --output "$OUT/eval_teacher.json"
 
-step "3. prune-sweep: which student? (sliced from the teacher vs from scratch, $SWEEP_STEPS FPD steps each)"
+step "3. prune-sweep: which student under 0.03 GMACs? (sliced from the teacher vs scratch, $SWEEP_STEPS FPD steps each)"
+# The paper's student is the teacher at half the stacks and half the width: hg1x32 for hg2x64.
 $FPDCTL prune-sweep --teacher $TEACHER --stacks 1 --channels 32,64 --init both \
-  --max-steps "$SWEEP_STEPS" --input-size $SIZE --val-limit 200 --max-drop 40 --out "$OUT/sweep"
+  --max-steps "$SWEEP_STEPS" --input-size $SIZE --val-limit 200 --budget-macs 0.03 --out "$OUT/sweep"
 STUDENT=$($PY -c "import json,sys; r=json.load(open(sys.argv[1]))['recommendation']; print(r.get('model') or 'hg1x32')" "$OUT/sweep/summary.json")
-INIT=$($PY -c "import json,sys; r=json.load(open(sys.argv[1]))['recommendation']; print(r.get('checkpoint') or '')" "$OUT/sweep/summary.json")
-echo "recommended student: $STUDENT ${INIT:+(init from $INIT)}"
+KIND=$($PY -c "import json,sys; r=json.load(open(sys.argv[1]))['recommendation']; print(r.get('init') or 'scratch')" "$OUT/sweep/summary.json")
+INIT=""
+if [ "$KIND" = teacher ]; then
+  # Both students start from the same weights, sliced out of the teacher (not the sweep's
+  # fine-tuned copy, which has already seen FPD).
+  $FPDCTL prune --teacher $TEACHER --to "$STUDENT" -o "$OUT/student_init.safetensors" --input-size $SIZE
+  INIT="$OUT/student_init.safetensors"
+fi
+echo "recommended student: $STUDENT, init: $KIND"
 
 step "4. the same student, $STEPS steps, seed $SEED, twice: distilled from the teacher (FPD) and alone"
 COMMON=(--input-size $SIZE --batch-size 16 --lr 1e-3 --schedule cosine --max-steps "$STEPS" --seed "$SEED"
-        --data synthetic --workers 1 --eval-every 0 --val-limit 200)
+        --data synthetic --workers 1 --eval-every 0 --val-limit 100)
 # Both runs at once, one core each: same data order and augmentation, only the loss differs.
 OMP_NUM_THREADS=1 $FPDCTL distill --teacher $TEACHER --student "$STUDENT" ${INIT:+--student-init "$INIT"} \
   --alpha 0.5 "${COMMON[@]}" --out "$OUT/student_fpd" > "$OUT/student_fpd.log" 2>&1 &

@@ -76,3 +76,10 @@ def convention_override(
 
     override = ConventionOverride(preset, order, mean, std, flag_prefix=prefix)
     return override.check() if override.given else None
+
+# The runtime `eval` and `predict` run a model in (bench has its own, wider --backend).
+RUN_BACKEND: Any = typer.Option(
+    "auto", "--backend",
+    help="The backend to run MODEL on (see fpdctl bench --help): auto (a checkpoint in PyTorch, an "
+    ".onnx file in ONNX Runtime), a runtime (onnxruntime, openvino) or a row such as ov-bf16.",
+)

@@ -7,7 +7,14 @@ from typing import Optional
 
 import typer
 
-from fpdctl.cli.options import INPUT_CONVENTION, INPUT_MEAN, INPUT_ORDER, INPUT_STD, convention_override
+from fpdctl.cli.options import (
+    INPUT_CONVENTION,
+    INPUT_MEAN,
+    INPUT_ORDER,
+    INPUT_STD,
+    RUN_BACKEND,
+    convention_override,
+)
 from fpdctl.models.spec import DEFAULT_INPUT_SIZE
 
 HELP = """Predict one person's keypoints per image or video frame.
@@ -47,11 +54,7 @@ def predict_command(
     input_order: Optional[str] = INPUT_ORDER,
     input_mean: Optional[str] = INPUT_MEAN,
     input_std: Optional[str] = INPUT_STD,
-    backend: str = typer.Option(
-        "auto", "--backend",
-        help="The backend to run MODEL on (see fpdctl bench --help): auto (a checkpoint in PyTorch, an "
-        ".onnx file in ONNX Runtime), a runtime (onnxruntime, openvino) or a row such as ov-bf16.",
-    ),
+    backend: str = RUN_BACKEND,
 ) -> None:
     from fpdctl.deploy.predict import parse_bbox, predict
     from fpdctl.errors import UsageError
