@@ -7,6 +7,8 @@ import json
 import os
 import shutil
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -59,6 +61,25 @@ class SynthExportResult:
         return self.count * self.num_joints
 
 
+
+@contextmanager
+def _staged_folder(out: Path) -> Iterator[Path]:
+    """A temporary folder beside ``out`` that becomes ``out`` when the block ends without error.
+
+    The folder appears complete or not at all: on any error the temporary is removed, and an
+    OSError becomes one ``could not write OUT`` RuntimeFailure.
+    """
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent))
+    try:
+        yield tmp
+        os.rename(tmp, out)  # replaces an empty folder atomically on POSIX
+    except OSError as exc:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise RuntimeFailure(f"could not write {out}: {exc.strerror or exc}") from exc
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+
 def _check_out_dir(out_dir: Path) -> None:
     if out_dir.exists():
         if not out_dir.is_dir():
@@ -106,18 +127,10 @@ def export_mpii(
     out = Path(out_dir)
     _check_out_dir(out)
 
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent))
-    try:
+    with _staged_folder(out) as tmp:
         (tmp / "images").mkdir()
         (tmp / "annot").mkdir()
         written = [_write_split(tmp, out, one, count, image_size, seed, config) for one in splits]
-        os.rename(tmp, out)  # replaces an empty folder atomically on POSIX
-    except OSError as exc:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise RuntimeFailure(f"could not write {out}: {exc.strerror or exc}") from exc
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     annotation, ground_truth, _ = written[-1]
     return SynthExportResult(
         out_dir=out,
@@ -216,9 +229,8 @@ def export_coco(
     splits = _check_export_args(count, split, seed, image_size)
     out = Path(out_dir)
     _check_out_dir(out)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent))
     annotations, visible = [], 0
-    try:
+    with _staged_folder(out) as tmp:
         (tmp / "annotations").mkdir()
         for one in splits:
             dataset = SyntheticPose(one, length=int(count), seed=seed, image_size=image_size, config=config,
@@ -235,13 +247,6 @@ def export_coco(
             (tmp / name).write_text(json.dumps(truth), encoding="utf-8")
             annotations.append(out / name)
             visible += sum(a["num_keypoints"] for a in truth["annotations"])
-        os.rename(tmp, out)
-    except OSError as exc:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise RuntimeFailure(f"could not write {out}: {exc.strerror or exc}") from exc
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     return SynthExportResult(
         out_dir=out, split=split, count=count * len(splits), image_size=image_size, seed=seed,
         annotation=annotations[-1], ground_truth=None, visible_joints=visible,
