@@ -8,6 +8,11 @@ starting from what the synthetic experiment (``benchmarks/fpd_synthetic_experime
 - student alone: that seed's synthetic student-alone checkpoint fine-tuned on the ground truth;
 - FPD: that seed's synthetic FPD student, fine-tuned with FPD from the fine-tuned teacher.
 
+With ``--loss kl`` the pair is the synthetic experiment's KL arms instead: "klgt" (the student
+with the KL loss against the labels' own maps, ``--teacher ground-truth``) fine-tuned the same way,
+and "kl" (FPD with the KL term) fine-tuned with it from the fine-tuned teacher; "kl" is paired
+against "klgt", so the difference is what the teacher adds under one loss.
+
 Same steps, seed, data order and augmentation for the two students of a seed. Every run is the
 real command line (``python -m fpdctl ...``); results are each run's ``eval.json`` (PCK@0.2 on the
 100 held-out photos, flip test). Finished runs are reused, interrupted ones resumed.
@@ -52,17 +57,27 @@ def plan(args: argparse.Namespace) -> list[RunSpec]:
     teacher_dir = root / "teacher"
     runs = [RunSpec("teacher", 0, ["train", "--model", args.teacher_model, "--init", args.teacher,
                                    "--seed", "0", *common, "--out", str(teacher_dir)], teacher_dir)]
+    alone_arm, fpd_arm = ARMS[args.loss]
+    kd = KL_FLAGS if args.loss == "kl" else []
     for seed in args.seeds:
-        alone = synthetic / f"student-{args.student}-s{seed}" / "last.safetensors"
-        fpd = synthetic / f"fpd-{args.student}-s{seed}" / "last.safetensors"
-        out = root / f"student-s{seed}"
-        runs.append(RunSpec("student", seed, ["train", "--model", args.student, "--init", str(alone),
-                                              "--seed", str(seed), *common, "--out", str(out)], out))
-        out = root / f"fpd-s{seed}"
-        runs.append(RunSpec("fpd", seed, ["distill", "--teacher", str(teacher_dir / "last.safetensors"),
-                                          "--student", args.student, "--student-init", str(fpd),
-                                          "--alpha", "0.5", "--seed", str(seed), *common, "--out", str(out)], out))
+        alone = synthetic / f"{alone_arm}-{args.student}-s{seed}" / "last.safetensors"
+        fpd = synthetic / f"{fpd_arm}-{args.student}-s{seed}" / "last.safetensors"
+        out = root / f"{alone_arm}-s{seed}"
+        if args.loss == "kl":  # the same loss with the labels in the teacher's place
+            head = ["distill", "--teacher", "ground-truth", "--student", args.student, "--student-init", str(alone), *kd]
+        else:
+            head = ["train", "--model", args.student, "--init", str(alone)]
+        runs.append(RunSpec(alone_arm, seed, [*head, "--seed", str(seed), *common, "--out", str(out)], out))
+        out = root / f"{fpd_arm}-s{seed}"
+        runs.append(RunSpec(fpd_arm, seed, ["distill", "--teacher", str(teacher_dir / "last.safetensors"),
+                                            "--student", args.student, "--student-init", str(fpd), *kd,
+                                            "--alpha", "0.5", "--seed", str(seed), *common, "--out", str(out)], out))
     return runs
+
+
+# --loss -> (the synthetic experiment's student-alone arm, its FPD arm).
+ARMS: dict[str, tuple[str, str]] = {"mse": ("student", "fpd"), "kl": ("klgt", "kl")}
+KL_FLAGS: list[str] = ["--kd-loss", "kl", "--kd-temperature", "0.1"]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -79,6 +94,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--input-size", type=int, default=128)
     parser.add_argument("--lr", type=float, default=2.5e-4)
     parser.add_argument("--workers", type=int, default=1)
+    parser.add_argument("--loss", choices=sorted(ARMS), default="mse",
+                        help="mse: the paper's pair (student alone, FPD); kl: the KL arms (klgt, kl)")
+    parser.add_argument("--json", default=None, help="results file (default: OUT/results.json, OUT/results-kl.json)")
     args = parser.parse_args(argv)
     if not (Path(args.data) / "joints.mat").is_file():
         print(f"skipped: no LSPET photos at {args.data} (the shared data is not part of a clone)")
@@ -86,6 +104,8 @@ def main(argv: list[str] | None = None) -> int:
     root = Path(args.out)
     logs = root / "logs"
     logs.mkdir(parents=True, exist_ok=True)
+    default_name = "results.json" if args.loss == "mse" else f"results-{args.loss}.json"
+    results_file = Path(args.json) if args.json else root / default_name
     results, started = [], time.time()
     teacher_pck = None
     for spec in plan(args):
@@ -104,12 +124,14 @@ def main(argv: list[str] | None = None) -> int:
             "date": time.strftime("%Y-%m-%d"),
             "elapsed_s": round(time.time() - started, 1),
             "teacher": teacher_pck,
-            "summary": summarize(results),
+            "baseline": ARMS[args.loss][0],
+            "summary": summarize(results, ARMS[args.loss][0]),
             "runs": results,
         }
-        (root / "results.json").write_text(json.dumps(payload, indent=2) + "\n")
+        results_file.write_text(json.dumps(payload, indent=2) + "\n")
     print(f"\nteacher (fine-tuned): PCK@0.2 {teacher_pck:.2f}\n")
-    print(render(summarize(results)).replace("PCKh@0.5", "PCK@0.2"))
+    baseline = ARMS[args.loss][0]
+    print(render(summarize(results, baseline), baseline).replace("PCKh@0.5", "PCK@0.2"))
     return 0
 
 

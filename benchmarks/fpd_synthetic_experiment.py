@@ -165,12 +165,13 @@ def t_interval(deltas: list[float], level: float = 0.95) -> tuple[float, float, 
     return mean, mean - half, mean + half
 
 
-def summarize(results: list[dict]) -> dict[str, dict]:
-    """Per arm: mean, sample std, per-seed values; against the student alone: paired deltas."""
+def summarize(results: list[dict], baseline: str = "student") -> dict[str, dict]:
+    """Per arm: mean, sample std, per-seed values; against the ``baseline`` arm (by default the
+    student alone): paired deltas."""
     by_arm: dict[str, dict[int, float]] = {}
     for r in results:
         by_arm.setdefault(r["arm"], {})[r["seed"]] = r["pckh"]
-    base = by_arm.get("student", {})
+    base = by_arm.get(baseline, {})
     table: dict[str, dict] = {}
     for arm, values in by_arm.items():
         row: dict = {
@@ -180,7 +181,7 @@ def summarize(results: list[dict]) -> dict[str, dict]:
             "per_seed": values,
         }
         paired = sorted(set(values) & set(base))
-        if arm != "student" and paired:
+        if arm != baseline and paired:
             deltas = [values[s] - base[s] for s in paired]
             mean, low, high = t_interval(deltas)
             row["paired"] = {"seeds": paired, "deltas": deltas, "mean": mean, "ci95": [low, high],
@@ -189,9 +190,10 @@ def summarize(results: list[dict]) -> dict[str, dict]:
     return table
 
 
-def render(table: dict[str, dict]) -> str:
+def render(table: dict[str, dict], baseline: str = "student") -> str:
     """A markdown table of the arms and their paired differences."""
-    lines = ["| arm | PCKh@0.5 mean +- std | seeds | per seed | minus student alone: mean [95% CI] | wins |",
+    against = "student alone" if baseline == "student" else baseline
+    lines = [f"| arm | PCKh@0.5 mean +- std | seeds | per seed | minus {against}: mean [95% CI] | wins |",
              "|---|---|---|---|---|---|"]
     for arm, row in table.items():
         per_seed = ", ".join(f"{v:.2f}" for _, v in sorted(row["per_seed"].items()))
@@ -225,6 +227,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--augment-style", default=None,
                         help="official or uniform (default: fpdctl's default; the 2026-11-30 runs used uniform)")
     parser.add_argument("--json", default=None, help="results file (default: OUT/results.json)")
+    parser.add_argument("--baseline", default="student",
+                        help="the arm the others are paired against (e.g. klgt: the same loss without a teacher)")
     parser.add_argument("--report-only", action="store_true",
                         help="train nothing: report the planned runs that have finished")
     args = parser.parse_args(argv)
@@ -252,12 +256,13 @@ def main(argv: list[str] | None = None) -> int:
                         "python": platform.python_version()},
             "date": time.strftime("%Y-%m-%d"),
             "elapsed_s": round(time.time() - started, 1),
-            "summary": summarize(results),
+            "baseline": args.baseline,
+            "summary": summarize(results, args.baseline),
             "runs": results,
         }
         results_file.write_text(json.dumps(payload, indent=2) + "\n")
     print()
-    print(render(summarize(results)))
+    print(render(summarize(results, args.baseline), args.baseline))
     print(f"\nresults: {results_file}")
     return 0
 

@@ -355,7 +355,7 @@ def train_command(
 
 
 def distill_command(
-    teacher: Optional[str] = typer.Option(None, "--teacher", help="Teacher checkpoint (.safetensors, pytorch-pose .pth.tar or official FPD .pth) or a pretrained name such as synthetic-hg2x64 (fpdctl eval --list-pretrained)."),
+    teacher: Optional[str] = typer.Option(None, "--teacher", help="Teacher checkpoint (.safetensors, pytorch-pose .pth.tar or official FPD .pth) or a pretrained name such as synthetic-hg2x64 (fpdctl eval --list-pretrained); ground-truth puts the labels' own heatmaps in the teacher's place, the control for a distillation loss."),
     student: Optional[str] = typer.Option(None, "--student", help=f"Student model, e.g. hg2x64b2 (default: {STUDENT_MODEL})."),
     alpha: Optional[float] = typer.Option(
         None, "--alpha", help=f"Weight of the distillation term in [0, 1] (default: {DEFAULT_ALPHA})."

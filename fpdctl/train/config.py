@@ -26,6 +26,7 @@ from fpdctl.train.loss import (
     DEFAULT_ALPHA_SCHEDULE,
     DEFAULT_KD_LOSS,
     DEFAULT_KD_TEMPERATURE,
+    GROUND_TRUTH_TEACHER,
     check_alpha,
     check_kd_options,
 )
@@ -405,7 +406,9 @@ def resolve_config(
     # Absolute paths, so a run resumed from another working directory finds the same files
     # (a pretrained name, such as synthetic-hg2x64, stays a name).
     for name in ("teacher", "init", "out"):
-        if merged.get(name) and not is_pretrained_name(str(merged[name])):
+        if merged.get(name) and not is_pretrained_name(str(merged[name])) and not (
+            name == "teacher" and merged[name] == GROUND_TRUTH_TEACHER
+        ):
             merged[name] = os.path.abspath(os.path.expanduser(str(merged[name])))
     if merged.get("unlabeled"):
         merged["unlabeled"] = absolute_unlabeled(str(merged["unlabeled"]))
@@ -440,6 +443,11 @@ def validate_config(config: TrainConfig) -> None:
     if config.command == "distill" and not config.teacher:
         raise UsageError("distill needs --teacher CKPT")
     teacher_input_override(config)
+    if config.teacher == GROUND_TRUTH_TEACHER:
+        if config.unlabeled is not None:
+            raise UsageError("--unlabeled needs a teacher network; --teacher ground-truth has no maps for unlabeled images")
+        if any(getattr(config, name) is not None for name in TEACHER_INPUT_FIELDS):
+            raise UsageError("--teacher-input-* options need a teacher network, not --teacher ground-truth")
     if not math.isfinite(config.lr):
         raise UsageError(f"lr must be a finite number, got {config.lr:g}")
     if not config.lr > 0:

@@ -26,9 +26,9 @@ the maps over all H*W pixels taken as logits):
 Heatmaps peak near 1 over a background near 0, so T = 1 gives flat distributions; T below 1
 sharpens them. The weight of the distillation term may decay over the run
 (``--alpha-schedule linear``, :func:`scheduled_alpha`). Samples without labels (``--unlabeled``)
-have all target weights 0, so they add nothing to the ground-truth term (still averaged over the
-whole batch, as the official code averages over unannotated joints), and the teacher supervises
-every joint of theirs whatever ``mask_teacher`` says.
+have all target weights 0 and add nothing to the ground-truth term, which is averaged over the
+labelled samples only (a batch that is half unlabeled gives its labels the same weight as a batch
+with none); the teacher supervises every joint of theirs whatever ``mask_teacher`` says.
 """
 
 from __future__ import annotations
@@ -56,6 +56,10 @@ DEFAULT_KD_TEMPERATURE: float = 1.0
 # How alpha moves over the run: "constant", or "linear" from alpha at step 0 to 0 at the end.
 ALPHA_SCHEDULES: tuple[str, ...] = ("constant", "linear")
 DEFAULT_ALPHA_SCHEDULE: str = "constant"
+# ``fpdctl distill --teacher ground-truth``: the labels' own heatmaps stand in for the teacher's.
+# The control that tells what a distillation loss does from what the teacher knows: the same
+# loss, the same weights, with nothing in the "teacher" term the ground truth does not hold.
+GROUND_TRUTH_TEACHER: str = "ground-truth"
 
 
 @dataclass(frozen=True)
@@ -213,6 +217,10 @@ def fpd_loss(
     if student.dim() != 5:
         raise ValueError(f"expected student heatmaps [N, S, J, H, W], got {tuple(student.shape)}")
     gt = joints_mse(student, target, target_weight)
+    if labelled is not None:
+        # The mean over the labelled samples, not the whole batch (a tensor op: no host sync).
+        share = labelled.float().mean().clamp_min(1.0 / max(labelled.numel(), 1))
+        gt = gt / share
     if teacher is None:
         return LossTerms(total=gt, gt=gt, kd=None)
     alpha = check_alpha(alpha)
@@ -242,6 +250,7 @@ __all__ = [
     "DEFAULT_ALPHA_SCHEDULE",
     "DEFAULT_KD_LOSS",
     "DEFAULT_KD_TEMPERATURE",
+    "GROUND_TRUTH_TEACHER",
     "KD_LOSSES",
     "LossTerms",
     "MSE_HALF",

@@ -35,6 +35,7 @@ def compute_losses(
     kd_loss: str = DEFAULT_KD_LOSS,
     temperature: float = DEFAULT_KD_TEMPERATURE,
     labelled: Tensor | None = None,
+    labels_as_teacher: bool = False,
 ) -> LossTerms:
     """The forward half of a training step: teacher (if any) and student on the same batch.
 
@@ -49,6 +50,8 @@ def compute_losses(
         precision: autocast settings.
         alpha, mask_teacher, kd_loss, temperature, labelled: see
             :func:`~fpdctl.train.loss.fpd_loss`.
+        labels_as_teacher: ``--teacher ground-truth``: ``target`` fills the teacher's place in
+            the distillation term (``teacher`` must be None).
 
     Returns:
         The loss terms (float32 scalars; ``total`` carries the student's graph).
@@ -60,6 +63,8 @@ def compute_losses(
             teacher_maps = final_stack(teacher(images)).float()
         # An inference tensor cannot enter autograd; a plain copy can.
         teacher_maps = teacher_maps.clone()
+    elif labels_as_teacher:
+        teacher_maps = target.float()
     with precision.autocast(device):
         outputs = model(images)
     if teacher_maps is not None and teacher_maps.shape[-2:] != outputs.shape[-2:]:

@@ -46,6 +46,7 @@ from fpdctl.train.distributed import (
     shutdown_distributed,
 )
 from fpdctl.train.events import TRAIN_END, TRAIN_START, RunInfo, TrainResult
+from fpdctl.train.loss import GROUND_TRUTH_TEACHER
 from fpdctl.train.loop import TrainLoop
 from fpdctl.train.precision import TrainPrecision, arithmetic_mode, resolve_precision
 from fpdctl.train.run_dir import (
@@ -132,7 +133,11 @@ class Trainer:
         # The teacher first: a missing or unfit teacher must fail before any data is built.
         self.teacher: HourglassNet | None = None
         self.teacher_info: dict[str, Any] | None = None
-        if config.distill:
+        # ``--teacher ground-truth`` (the control of a distillation loss): no network to load.
+        self.labels_as_teacher = config.distill and config.teacher == GROUND_TRUTH_TEACHER
+        if self.labels_as_teacher:
+            self.teacher_info = {"name": GROUND_TRUTH_TEACHER}
+        elif config.distill:
             self.teacher = self._load_teacher(str(config.teacher))
         self.init_info: dict[str, Any] | None = None
         self._init_model: HourglassNet | None = None
@@ -148,6 +153,13 @@ class Trainer:
         self.student: HourglassNet | None = None
         self._stop_signal: int | None = None
         self._stop_requested = False
+
+    @property
+    def teacher_name(self) -> str | None:
+        """The teacher's model name, ``ground-truth`` for the label control, None without one."""
+        if self.labels_as_teacher:
+            return GROUND_TRUTH_TEACHER
+        return None if self.teacher is None else self.teacher.spec.name
 
     # ------------------------------------------------------------------ setup
     def _load_teacher(self, path: str) -> HourglassNet:
@@ -442,7 +454,7 @@ class Trainer:
         return RunInfo(
             run_dir=self.run_dir,
             model=self.spec.name,
-            teacher=None if self.teacher is None else self.teacher.spec.name,
+            teacher=self.teacher_name,
             parameters=count_parameters(student),
             device=str(self.device),
             precision=self.precision.name,

@@ -126,3 +126,44 @@ def test_teacher_and_init_by_pretrained_name(tmp_path: Path, monkeypatch: pytest
     from fpdctl.models.checkpoint import file_sha256
 
     assert trainer.teacher_info["sha256"] == trainer.init_info["sha256"] == file_sha256(weights)
+
+
+# ----------------------------------------------------------------------------- ground-truth teacher
+def test_ground_truth_teacher_is_the_labels_in_the_teacher_term(tmp_path: Path) -> None:
+    """``--teacher ground-truth``: no network; the distillation term compares with the labels."""
+    from fpdctl.train.loss import joints_kl
+    from fpdctl.train.precision import resolve_precision
+    from fpdctl.train.step import compute_losses
+
+    cfg = resolve_config("distill", {**TINY, "teacher": "ground-truth", "kd_loss": "kl", "kd_temperature": 0.5,
+                                     "max_steps": 2, "out": str(tmp_path / "gt")})
+    assert cfg.teacher == "ground-truth"  # a name, not made into a path
+    trainer = Trainer(cfg)
+    assert trainer.teacher is None and trainer.labels_as_teacher and trainer.teacher_name == "ground-truth"
+    result = trainer.run()
+    assert result.steps == 2
+    assert load_run_config(tmp_path / "gt").teacher == "ground-truth"
+    assert json.loads((tmp_path / "gt" / "config.json").read_text())["teacher"] == {"name": "ground-truth"}
+    rows = _rows(tmp_path / "gt")
+    assert rows and all(float(row["kd_loss"]) > 0 for row in rows)
+
+    # The step's loss is alpha * KL(labels) + (1 - alpha) * MSE(labels), by an independent sum.
+    gen = torch.Generator().manual_seed(3)
+    model = make_net("hg1x16", seed=4).train()
+    images = torch.rand(2, 3, 64, 64, generator=gen)
+    target = torch.rand(2, 16, 16, 16, generator=gen)
+    weight = torch.tensor([[1.0] * 15 + [0.0], [1.0] * 16])
+    terms = compute_losses(model, None, images, target, weight, precision=resolve_precision("fp32", torch.device("cpu")),
+                           alpha=0.25, kd_loss="kl", temperature=0.5, labels_as_teacher=True)
+    with torch.no_grad():
+        outputs = model(images)
+    expected_kd = joints_kl(outputs, target, weight, temperature=0.5).item()
+    assert terms.kd is not None and terms.kd.item() == pytest.approx(expected_kd, rel=1e-5)
+    assert terms.total.item() == pytest.approx(0.25 * expected_kd + 0.75 * terms.gt.item(), rel=1e-5)
+
+
+def test_ground_truth_teacher_refuses_what_needs_a_network() -> None:
+    with pytest.raises(UsageError, match="^--unlabeled needs a teacher network; --teacher ground-truth has no maps"):
+        resolve_config("distill", {"teacher": "ground-truth", "unlabeled": "synthetic", "out": "run"})
+    with pytest.raises(UsageError, match=r"^--teacher-input-\* options need a teacher network"):
+        resolve_config("distill", {"teacher": "ground-truth", "teacher_input_convention": "fpd-official", "out": "run"})

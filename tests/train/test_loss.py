@@ -185,8 +185,9 @@ def test_unlabeled_samples_get_the_teacher_term_on_every_joint() -> None:
         terms = fpd_loss(student, target, weight, teacher, kd_loss=kd_loss, labelled=labelled)
         assert terms.kd is not None
         assert terms.kd.item() == pytest.approx(fn(student, teacher, expected_weight).item(), rel=1e-6)
-        # The ground-truth term ignores the unlabeled sample (weight 0), averaged over both.
-        assert terms.gt.item() == pytest.approx(joints_mse(student, target, weight).item(), rel=1e-6)
+        # The ground-truth term is the labelled sample's alone: the mean over 1 sample, not 2.
+        assert terms.gt.item() == pytest.approx(joints_mse(student[:1], target[:1], weight[:1]).item(), rel=1e-6)
+        assert terms.gt.item() == pytest.approx(2 * joints_mse(student, target, weight).item(), rel=1e-6)
         # --no-mask-teacher: every joint of every sample anyway.
         free = fpd_loss(student, target, weight, teacher, kd_loss=kd_loss, labelled=labelled, mask_teacher=False)
         assert free.kd is not None and free.kd.item() == pytest.approx(fn(student, teacher).item(), rel=1e-6)
@@ -213,3 +214,16 @@ def test_alpha_schedule_values() -> None:
     assert scheduled_alpha(1.0, "linear", 250, 1000) == pytest.approx(0.75)
     with pytest.raises(UsageError, match="alpha schedule must be one of constant, linear"):
         scheduled_alpha(0.5, "step", 0, 10)
+
+
+def test_an_all_labelled_or_all_unlabeled_batch_keeps_the_plain_mean() -> None:
+    gen = torch.Generator().manual_seed(6)
+    student = torch.rand(4, 2, 3, 4, 4, generator=gen)
+    target = torch.rand(4, 3, 4, 4, generator=gen)
+    weight = torch.ones(4, 3)
+    plain = joints_mse(student, target, weight).item()
+    every = fpd_loss(student, target, weight, labelled=torch.ones(4, dtype=torch.bool))
+    assert every.gt.item() == pytest.approx(plain, rel=1e-6)
+    # No labelled sample: the term is 0 (every weight is 0), not a division by zero.
+    none = fpd_loss(student, target, torch.zeros(4, 3), target, labelled=torch.zeros(4, dtype=torch.bool))
+    assert none.gt.item() == 0.0 and torch.isfinite(none.total)
