@@ -107,10 +107,6 @@ class TrainLoop:
         self.model = model
         self.student = student
         self.teacher = teacher
-        # ``--teacher ground-truth``: no teacher network; the labels fill the distillation term.
-        self.labels_as_teacher = trainer.labels_as_teacher
-        self.teacher_name = trainer.teacher_name
-        self.distilling = self.teacher_name is not None
         self.optimizer = optimizer
         self.scheduler = scheduler
         self.scaler = scaler
@@ -216,7 +212,7 @@ class TrainLoop:
             precision=self.t.precision, mask_teacher=cfg.mask_teacher, labelled=labelled,
             alpha=scheduled_alpha(cfg.alpha, cfg.alpha_schedule, self.state.step, self.t.total_steps),
             kd_loss=cfg.kd_loss, temperature=cfg.kd_temperature,
-            labels_as_teacher=self.labels_as_teacher,
+            labels_as_teacher=self.t.labels_as_teacher,
         )
         return terms, int(images.shape[0])
 
@@ -345,7 +341,7 @@ class TrainLoop:
             epoch=epoch_frac,
             loss=self.last_loss,
             gt_loss=self.w_gt / n,
-            kd_loss=self.w_kd / n if self.distilling else None,
+            kd_loss=self.w_kd / n if self.t.teacher_name is not None else None,
             lr=lr,
             img_per_s=self.w_images / window,
             total_steps=t.total_steps,
@@ -460,7 +456,7 @@ class TrainLoop:
         payload = {
             "run_dir": str(t.run_dir),
             "model": t.spec.name,
-            "teacher": self.teacher_name,
+            "teacher": self.t.teacher_name,
             "data": self.cfg.data,
             "split": "val",
             "persons": len(t.val_set),
