@@ -482,6 +482,9 @@ def predict(
     start = time.perf_counter()
     source_path = Path(input_path)
     out = Path(out_dir)
+    for path, what in ((boxes, "boxes file"), (annotations, "annotation file"), (detector, "detector")):
+        if path is not None:
+            require_file(path, what)
     if boxes is not None and detector is not None:
         raise UsageError("--boxes and --detector exclude each other: give one source of person boxes")
     if bbox is not None and (boxes is not None or detector is not None):
@@ -514,8 +517,6 @@ def predict(
             boxes, image_names=[f.name for f in files], video=source_path.name if kind == "video" else None,
             annotations=annotations, input_dir=str(source_path if kind == "folder" else source_path.parent),
         )
-    if detector is not None:
-        require_file(detector, "detector")
     check_folder_creatable(out)  # before the model loads
     previous = _previous_outputs(out, overwrite)
     person_detector = (
