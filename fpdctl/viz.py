@@ -79,6 +79,7 @@ def draw_skeleton(
     scores: np.ndarray | None = None,
     min_score: float = 0.0,
     outline: np.ndarray | None = None,
+    size: float | None = None,
 ) -> np.ndarray:
     """A copy of ``image`` with the skeleton drawn on it.
 
@@ -96,6 +97,8 @@ def draw_skeleton(
         min_score: the lowest score drawn.
         outline: optional float [N, 2] closed polygon drawn as a thin line (a person box, a head
             box; see :func:`box_corners`).
+        size: the length in px that line width and joint radius scale with (a person's box
+            side when one image holds several persons); None: the image's longer side.
 
     Returns:
         uint8 [H, W, 3] BGR.
@@ -109,7 +112,7 @@ def draw_skeleton(
             f"got shape {joints.shape}"
         )
     canvas = np.ascontiguousarray(image).copy()
-    longest = max(canvas.shape[:2])
+    longest = max(canvas.shape[:2]) if size is None else max(float(size), 1.0)
     thickness = max(1, round(longest * LINE_FRACTION))
     radius = max(2, round(longest * RADIUS_FRACTION))
 
@@ -137,12 +140,51 @@ def draw_skeleton(
     return canvas
 
 
+def draw_persons(
+    image: np.ndarray,
+    joints: np.ndarray,
+    joint_set: JointSet,
+    *,
+    scores: np.ndarray | None = None,
+    min_score: float = 0.0,
+    boxes: np.ndarray | None = None,
+) -> np.ndarray:
+    """A copy of ``image`` with every person's skeleton (and box) drawn on it.
+
+    With boxes, each skeleton's line width and joint radius follow its own box (a small person
+    far away gets thin lines), otherwise the image's size (:func:`draw_skeleton`).
+
+    Args:
+        image: uint8 [H, W, 3] BGR.
+        joints: float [K, J, 2] or [K, J, 3], one row per person (K may be 0).
+        joint_set: the persons' joint set.
+        scores: optional float [K, J].
+        min_score: the lowest score drawn.
+        boxes: optional float [K, 4] ``(x, y, w, h)`` image px, drawn as outlines.
+
+    Returns:
+        uint8 [H, W, 3] BGR.
+    """
+    canvas = np.ascontiguousarray(image).copy()
+    for k in range(len(joints)):
+        outline = size = None
+        if boxes is not None:
+            x, y, w, h = (float(v) for v in boxes[k])
+            outline, size = box_corners(x, y, x + w, y + h), max(w, h)
+        canvas = draw_skeleton(
+            canvas, joints[k], joint_set, scores=None if scores is None else scores[k], min_score=min_score,
+            outline=outline, size=size,
+        )
+    return canvas
+
+
 __all__ = [
     "BOX_COLOR",
     "CENTER_COLOR",
     "LEFT_COLOR",
     "RIGHT_COLOR",
     "box_corners",
+    "draw_persons",
     "draw_skeleton",
     "joint_side",
     "limb_color",

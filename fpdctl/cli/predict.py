@@ -15,22 +15,47 @@ from fpdctl.cli.options import (
     RUN_BACKEND,
     convention_override,
 )
+from fpdctl.deploy.detector import DEFAULT_DET_IOU, DEFAULT_DET_SCORE
 from fpdctl.models.spec import DEFAULT_INPUT_SIZE
 
-HELP = """Predict one person's keypoints per image or video frame.
+HELP = """Predict the keypoints of every person in each image or video frame.
 
 MODEL is a checkpoint, an .onnx file from `fpdctl export` or a model name
 (random weights). INPUT is an image, a folder of images, or a video
 (anything OpenCV reads: .mp4, .avi, .mov ...).
 
-The person: --bbox x,y,w,h (image pixels) crops around that box, enlarged
-by the datasets' 1.25 margin; without it the whole frame is the person
-(centre at the image centre, crop side = the longer image side).
+The persons (one source at most):
 
-Writes, in --out: keypoints.json (per image or frame: box, crop centre and
-scale, and for each joint its name, x, y in 0-based image pixels and the
-heatmap peak score), and the input with the skeleton drawn: one image per
-input image, or STEM_pose.mp4 (mp4v) for a video.
+\b
+  (none)          the whole frame is one person (centre at the image centre,
+                  crop side = the longer image side)
+  --bbox x,y,w,h  one person in that box (image px), enlarged by 1.25
+  --boxes FILE    every box of a COCO detection-results JSON list is a person:
+                  [{"file_name": "a.jpg", "bbox": \\[x, y, w, h], "score": .9}]
+                  file_name relative to INPUT (or image_id with --annotations,
+                  a COCO file whose "images" map ids to file names); for a
+                  video, "frame" (0-based); category_id, if given, must be 1
+  --detector DET  an Ultralytics YOLOv8/YOLO11 ONNX export (`yolo export
+                  format=onnx`), run with ONNX Runtime; class 0 = person
+
+Boxes are cropped as COCO top-down models crop them (box centre, longer side
+x 1.25); all persons of an image run as one batch. An image with no box
+gets an empty list of persons.
+
+Writes, in --out (empty or new; --overwrite replaces an earlier predict's
+output and nothing else): keypoints.json and the input with every skeleton
+(and box) drawn: one image per input image, or STEM_pose.mp4 (mp4v) for a
+video. keypoints.json has one entry per image or frame:
+
+\b
+  {"file": "a.jpg", "frame": null, "width": W, "height": H, "persons": [
+    {"box": \\[x, y, w, h], "box_score": 0.9 or null, "center": \\[cx, cy],
+     "scale": s, "keypoints": [{"name": "r_ankle", "x": .., "y": .., "score": ..}, ...]}]}
+
+A single person (whole frame or --bbox) is a list of one, box_score null.
+Coordinates are 0-based image px; the file also says which backend ran
+("backend"), where the persons came from ("persons_from") and which files
+the run wrote ("written").
 
 Crops are normalised in the model's own input convention: what the
 checkpoint or export records, or its format implies (pytorch-pose: RGB
@@ -44,6 +69,12 @@ def predict_command(
     input_path: Path = typer.Argument(..., metavar="INPUT", help="Image, folder of images, or video."),
     out: Path = typer.Option(Path("predictions"), "--out", help="Output folder."),
     bbox: Optional[str] = typer.Option(None, "--bbox", help="Person box x,y,w,h in image pixels."),
+    boxes: Optional[Path] = typer.Option(None, "--boxes", help="Person boxes: a COCO detection-results JSON list."),
+    annotations: Optional[Path] = typer.Option(None, "--annotations", help="COCO annotation file mapping the --boxes image_id to file names."),
+    detector: Optional[Path] = typer.Option(None, "--detector", help="Person detector: an Ultralytics YOLO .onnx export."),
+    det_score: float = typer.Option(DEFAULT_DET_SCORE, "--det-score", help="Detector person score threshold, in [0, 1]."),
+    det_iou: float = typer.Option(DEFAULT_DET_IOU, "--det-iou", help="Detector NMS IoU threshold, in [0, 1]."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace an earlier predict's output in --out."),
     device: str = typer.Option("cpu", "--device", help="cpu, cuda, cuda:N or auto."),
     threads: Optional[int] = typer.Option(None, "--threads", help="Intra-op threads."),
     input_size: Optional[int] = typer.Option(None, "--input-size", help=f"Input side for checkpoints (default: the size an fpdctl checkpoint was trained at, else {DEFAULT_INPUT_SIZE})."),
@@ -64,15 +95,18 @@ def predict_command(
     if threads is not None and threads < 1:
         raise UsageError(f"--threads must be at least 1, got {threads}")
     result = predict(
-        model, input_path, out_dir=out, bbox=box, device=device, threads=threads,
+        model, input_path, out_dir=out, bbox=box, boxes=boxes, annotations=annotations, detector=detector,
+        det_score=det_score, det_iou=det_iou, overwrite=overwrite, device=device, threads=threads,
         input_size=input_size, draw=draw, min_score=min_score, max_frames=max_frames,
         input_convention=override, backend=backend,
     )
     what = "frames" if result.kind == "video" else "images"
     typer.echo(
-        f"{len(result.predictions)} {what} in {result.seconds:.1f} s "
-        f"({result.arch}, {result.input_size} px input)"
+        f"{len(result.predictions)} {what}, {result.num_persons} persons in {result.seconds:.1f} s "
+        f"({result.arch}, {result.input_size} px input, {result.backend})"
     )
+    for warning in result.warnings:
+        typer.echo(f"warning: {warning}", err=True)
     for skipped in result.skipped:
         typer.echo(f"skipped {skipped}", err=True)
     typer.echo(f"wrote {result.json_path}")

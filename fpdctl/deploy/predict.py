@@ -1,18 +1,27 @@
-"""``fpdctl predict``: keypoints for an image, a folder of images or a video.
+"""``fpdctl predict``: keypoints for every person of an image, a folder of images or a video.
 
-Each image (or video frame) goes through the top-down pipeline (:mod:`fpdctl.pipeline`): cropped
-around one person the way the validation pipeline crops a dataset sample, normalised with the
-model's own input convention, run through the model's final stack, decoded by the heatmap codec
-and mapped back to image pixels.
+Each person goes through the top-down pipeline (:mod:`fpdctl.pipeline`): cropped around its box
+the way the validation pipeline crops a dataset sample, normalised with the model's own input
+convention, run through the model's final stack, decoded by the heatmap codec and mapped back to
+image pixels. All persons of an image (or frame) run as ONE batch.
 
-The person: with a box ``(x, y, w, h)`` the crop is centred on the box and its side is the box's
-longer side times the datasets' 1.25 margin (a tight box would otherwise cut off hands and feet);
-without one, the whole frame is one person: centre at the image centre, side the longer image
-side.
+Where the persons come from (:class:`PersonSource`), one of:
 
-Outputs (in the output folder): ``keypoints.json`` with every prediction (image px, heatmap peak
-scores, joint names), and the input drawn with the skeleton: ``NAME`` for each image,
-``STEM_pose.mp4`` (mp4v) for a video. Every file is written to a temporary name and renamed.
+* the whole frame (the default): one person, centre at the image centre, side the longer image
+  side;
+* ``bbox`` (x, y, w, h): one person; the crop is centred on the box, its side the box's longer
+  side times the datasets' 1.25 margin (:func:`~fpdctl.pipeline.person_box`);
+* a boxes file (:mod:`fpdctl.deploy.boxes`) or a person detector (:mod:`fpdctl.deploy.detector`):
+  every box is a person, cropped with the COCO top-down convention
+  (:func:`fpdctl.data.coco.box_center_scale`, as HRNet crops detection boxes). An image with no
+  box has no persons.
+
+Outputs (in the output folder): ``keypoints.json``, one entry per image or frame with its list of
+``persons`` (box, box score, crop centre and scale, keypoints in image px with heatmap peak
+scores), and the input drawn with every skeleton: ``NAME`` for each image, ``STEM_pose.mp4``
+(mp4v) for a video. keypoints.json lists the files the run wrote (``written``): a later run with
+``overwrite`` replaces exactly those and refuses a folder holding anything else. Every file is
+written to a temporary name and renamed; a run that fails removes the folder it created.
 """
 
 from __future__ import annotations
@@ -20,19 +29,23 @@ from __future__ import annotations
 import json
 import math
 import os
+import shutil
 import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Iterator, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Iterator, Sequence
 
 import numpy as np
 
+from fpdctl.deploy.detector import DEFAULT_DET_IOU, DEFAULT_DET_SCORE
 from fpdctl.errors import DataError, InputError, RuntimeFailure, UsageError
 from fpdctl.pipeline import Box, person_box
 from fpdctl.progress import Progress, report
 
 if TYPE_CHECKING:
+    from fpdctl.deploy.boxes import FileBox
+    from fpdctl.deploy.detector import PersonDetector
     from fpdctl.deploy.runtime import Runner
     from fpdctl.models.convention import ConventionOverride, InputConvention
 
@@ -42,7 +55,8 @@ JSON_NAME = "keypoints.json"
 VIDEO_FOURCC = "mp4v"
 # Frames per second written when a video does not report its own.
 FALLBACK_FPS: float = 25.0
-# Images per forward pass for folders (video frames run one at a time, in order).
+# Persons per forward pass for folders: images are gathered until their persons reach this (an
+# image's persons always run together, however many). Video frames run one at a time, in order.
 FOLDER_BATCH: int = 8
 
 
@@ -66,26 +80,26 @@ def parse_bbox(text: str | None) -> Box | None:
     return values[0], values[1], values[2], values[3]
 
 
+def _rounded(values: Any, digits: int = 3) -> list[float]:
+    return [round(float(v), digits) for v in values]
+
+
 @dataclass(frozen=True)
-class Prediction:
+class Person:
     """One person in one image or frame.
 
     Attributes:
-        source: the image's file name, or the video's.
-        frame: the frame index in a video, else None.
-        width, height: image size in px.
-        box: (x, y, w, h) the crop was built from (the whole image without --bbox).
+        box: (x, y, w, h) in image px the crop was built from: the box file's or detector's box,
+            --bbox, or the whole image.
+        box_score: the detector's (or boxes file's) score of the box; None without one.
         center: float32 [2] crop centre in image px.
         scale: crop side / 200 px.
         keypoints: float32 [J, 2] (x, y) in image px, 0-based.
         scores: float32 [J] heatmap peak values.
     """
 
-    source: str
-    frame: int | None
-    width: int
-    height: int
     box: Box
+    box_score: float | None
     center: np.ndarray
     scale: float
     keypoints: np.ndarray
@@ -93,17 +107,69 @@ class Prediction:
 
     def to_dict(self, joint_names: Sequence[str]) -> dict[str, Any]:
         return {
-            "file": self.source,
-            "frame": self.frame,
-            "width": self.width,
-            "height": self.height,
-            "box": [round(float(v), 3) for v in self.box],
-            "center": [round(float(v), 3) for v in self.center],
+            "box": _rounded(self.box),
+            "box_score": None if self.box_score is None else round(float(self.box_score), 5),
+            "center": _rounded(self.center),
             "scale": round(float(self.scale), 6),
             "keypoints": [
                 {"name": name, "x": round(float(x), 3), "y": round(float(y), 3), "score": round(float(s), 5)}
                 for name, (x, y), s in zip(joint_names, self.keypoints, self.scores)
             ],
+        }
+
+
+@dataclass(frozen=True)
+class Prediction:
+    """The persons of one image or frame.
+
+    Attributes:
+        source: the image's file name (relative to a folder INPUT), or the video's.
+        frame: the frame index in a video, else None.
+        width, height: image size in px.
+        persons: every person found (none, one, or many).
+
+    The single-person attributes of earlier versions (``box``, ``center``, ``scale``,
+    ``keypoints``, ``scores``) read the only person's, and raise when there is not exactly one.
+    """
+
+    source: str
+    frame: int | None
+    width: int
+    height: int
+    persons: tuple[Person, ...]
+
+    def _only(self) -> Person:
+        if len(self.persons) != 1:
+            raise ValueError(f"{self.source} has {len(self.persons)} persons; read .persons")
+        return self.persons[0]
+
+    @property
+    def box(self) -> Box:
+        return self._only().box
+
+    @property
+    def center(self) -> np.ndarray:
+        return self._only().center
+
+    @property
+    def scale(self) -> float:
+        return self._only().scale
+
+    @property
+    def keypoints(self) -> np.ndarray:
+        return self._only().keypoints
+
+    @property
+    def scores(self) -> np.ndarray:
+        return self._only().scores
+
+    def to_dict(self, joint_names: Sequence[str]) -> dict[str, Any]:
+        return {
+            "file": self.source,
+            "frame": self.frame,
+            "width": self.width,
+            "height": self.height,
+            "persons": [person.to_dict(joint_names) for person in self.persons],
         }
 
 
@@ -121,6 +187,10 @@ class PredictResult:
         skipped: "file: reason" for folder images that could not be read.
         seconds: wall time.
         input_convention: how the crops were normalised (the model's own, or the override).
+        backend: the backend row the pose model ran on ("torch", "ort", "ov-fp32" ...).
+        persons_from: "image", "bbox", "boxes" or "detector" (:class:`PersonSource`).
+        detector: the detector's file and settings, when one ran.
+        warnings: lines for the user (a box outside its image ...).
     """
 
     model: str
@@ -136,6 +206,14 @@ class PredictResult:
     skipped: list[str] = field(default_factory=list)
     seconds: float = 0.0
     input_convention: "InputConvention | None" = None
+    backend: str = ""
+    persons_from: str = "image"
+    detector: dict[str, Any] | None = None
+    warnings: list[str] = field(default_factory=list)
+
+    @property
+    def num_persons(self) -> int:
+        return sum(len(p.persons) for p in self.predictions)
 
     def to_dict(self) -> dict[str, Any]:
         from fpdctl import __version__
@@ -147,6 +225,9 @@ class PredictResult:
             "input": self.input,
             "kind": self.kind,
             "input_size": self.input_size,
+            "backend": self.backend,
+            "persons_from": self.persons_from,
+            "detector": self.detector,
             "input_convention": None if self.input_convention is None else self.input_convention.to_dict(),
             "coordinates": "image pixels, 0-based, x right, y down",
             "score": "heatmap peak value of the joint",
@@ -154,6 +235,7 @@ class PredictResult:
             "skeleton": [list(p) for p in self.skeleton],
             "results": [p.to_dict(self.joint_names) for p in self.predictions],
             "skipped": list(self.skipped),
+            "written": [p.name for p in self.drawn],
         }
 
 
@@ -202,14 +284,128 @@ class _Model:
         keypoints, scores = embedded_keypoints(self.runner, patches, self.convention)
         return transform_points(keypoints, np.stack([invert_affine(a) for a in affines])), scores
 
-    def draw(
-        self, image: np.ndarray, keypoints: np.ndarray, scores: np.ndarray, min_score: float, box: Box | None,
-    ) -> np.ndarray:
-        """The image with the skeleton drawn, and the person's box when the user gave one."""
-        from fpdctl.viz import box_corners, draw_skeleton
+    def draw(self, image: np.ndarray, persons: Sequence[Person], min_score: float, boxed: bool) -> np.ndarray:
+        """The image with every person's skeleton drawn, and their boxes when ``boxed``."""
+        from fpdctl.viz import draw_persons
 
-        outline = None if box is None else box_corners(box[0], box[1], box[0] + box[2], box[1] + box[3])
-        return draw_skeleton(image, keypoints, self.joint_set, scores=scores, min_score=min_score, outline=outline)
+        if not persons:
+            return np.ascontiguousarray(image).copy()
+        joints = np.stack([p.keypoints for p in persons])
+        scores = np.stack([p.scores for p in persons])
+        boxes = np.array([p.box for p in persons], dtype=np.float64) if boxed else None
+        return draw_persons(image, joints, self.joint_set, scores=scores, min_score=min_score, boxes=boxes)
+
+    def persons_batch(self, images: Sequence[tuple[np.ndarray, Sequence["PersonBox"]]]) -> list[list[Person]]:
+        """Every person of several images, all crops in ONE forward pass.
+
+        Args:
+            images: (uint8 BGR [H, W, 3] image, its person boxes) pairs.
+
+        Returns:
+            per image, its persons in box order.
+        """
+        crops: list[np.ndarray] = []
+        affines: list[np.ndarray] = []
+        for image, found in images:
+            for person in found:
+                patch, affine = self.crop(image, person.center, person.scale)
+                crops.append(patch)
+                affines.append(affine)
+        if not crops:
+            return [[] for _ in images]
+        coords, scores = self.keypoints(np.stack(crops), affines)
+        results: list[list[Person]] = []
+        k = 0
+        for _image, found in images:
+            results.append([
+                Person(p.box, p.score, p.center, p.scale, coords[k + n], scores[k + n]) for n, p in enumerate(found)
+            ])
+            k += len(found)
+        return results
+
+    def persons(self, image: np.ndarray, found: Sequence["PersonBox"]) -> list[Person]:
+        """Every person of one image, its K crops in one batch."""
+        return self.persons_batch([(image, found)])[0]
+
+
+PoseModel = _Model
+
+
+@dataclass(frozen=True)
+class PersonBox:
+    """A person to crop: its box (x, y, w, h, image px), the box's score, crop centre and scale."""
+
+    box: Box
+    score: float | None
+    center: np.ndarray
+    scale: float
+
+
+def outside_image(box: Box, width: int, height: int) -> bool:
+    """True when the box ``(x, y, w, h)`` shares no pixel with a ``width`` x ``height`` image."""
+    x, y, w, h = box
+    return x + w <= 0 or y + h <= 0 or x >= width or y >= height
+
+
+class PersonSource:
+    """Where each image's persons come from: the whole image, one --bbox, a boxes file or a
+    detector (exactly one; see the module docstring).
+
+    Args:
+        bbox: one box for every image.
+        boxes: a boxes file's persons by image name or video frame (:func:`~fpdctl.deploy.boxes.read_boxes`).
+        detector: a person detector.
+    """
+
+    def __init__(
+        self, *, bbox: Box | None = None, boxes: "dict[Any, list[FileBox]] | None" = None,
+        detector: "PersonDetector | None" = None,
+    ) -> None:
+        self.bbox, self.boxes, self.detector = bbox, boxes, detector
+        self.kind = "bbox" if bbox is not None else "boxes" if boxes is not None else (
+            "detector" if detector is not None else "image"
+        )
+        self.bbox_outside: list[str] = []
+        self.warnings: list[str] = []
+
+    def find(self, image: np.ndarray, key: Any, label: str) -> list[PersonBox]:
+        """The persons to crop in ``image`` (``key``: its name in the boxes file, or frame index;
+        ``label``: how warnings name it)."""
+        from fpdctl.data.coco import box_center_scale
+
+        height, width = image.shape[:2]
+        if self.kind in ("image", "bbox"):
+            if self.bbox is not None and outside_image(self.bbox, width, height):
+                self.bbox_outside.append(label)
+            center, scale, box = person_box(width, height, self.bbox)
+            return [PersonBox(box, None, center, scale)]
+        if self.detector is not None:
+            boxes, scores = self.detector(image)
+            found = [(tuple(float(v) for v in b), float(s)) for b, s in zip(boxes, scores)]
+        else:
+            found = []
+            for entry in (self.boxes or {}).get(key, []):
+                if outside_image(entry.box, width, height):
+                    self.warnings.append(
+                        f"{label}: box of entry {entry.entry} lies wholly outside the {width}x{height} image; skipped"
+                    )
+                    continue
+                found.append((entry.box, entry.score))
+        persons = []
+        for box, score in found:
+            center, scale = box_center_scale(box)  # type: ignore[arg-type]
+            persons.append(PersonBox(box, score, center, scale))  # type: ignore[arg-type]
+        return persons
+
+    def all_warnings(self) -> list[str]:
+        """The warning lines of the run (one for a --bbox outside any number of images)."""
+        lines = list(self.warnings)
+        if self.bbox_outside and self.bbox is not None:
+            shown = ", ".join(self.bbox_outside[:3]) + (" ..." if len(self.bbox_outside) > 3 else "")
+            box = ",".join(f"{v:g}" for v in self.bbox)
+            lines.insert(0, f"--bbox {box} lies wholly outside {len(self.bbox_outside)} image(s) or frame(s) "
+                            f"({shown}): their crops hold only padding")
+        return lines
 
 
 def input_kind(path: Path) -> str:
@@ -235,6 +431,12 @@ def predict(
     *,
     out_dir: str | os.PathLike[str] = "predictions",
     bbox: Box | None = None,
+    boxes: str | os.PathLike[str] | None = None,
+    annotations: str | os.PathLike[str] | None = None,
+    detector: str | os.PathLike[str] | None = None,
+    det_score: float = DEFAULT_DET_SCORE,
+    det_iou: float = DEFAULT_DET_IOU,
+    overwrite: bool = False,
     device: str = "cpu",
     threads: int | None = None,
     input_size: int | None = None,
@@ -245,13 +447,19 @@ def predict(
     backend: str = "auto",
     progress: Progress | None = None,
 ) -> PredictResult:
-    """Predict keypoints for one person per image or frame and write them (and drawings).
+    """Predict keypoints for every person of each image or frame and write them (and drawings).
 
     Args:
         model: a checkpoint, an .onnx file from ``fpdctl export``, or a model name.
         input_path: an image, a folder of images, or a video.
-        out_dir: output folder (created; must not be the input folder).
-        bbox: (x, y, w, h) of the person in image px, for every image; None: the whole image.
+        out_dir: output folder (created; must not be the input folder; must be empty or hold
+            only an earlier predict's files, replaced with ``overwrite``).
+        bbox: (x, y, w, h) of the one person in image px, for every image; None: the whole image.
+        boxes: a detections file (:mod:`fpdctl.deploy.boxes`): every box is a person.
+        annotations: a COCO annotation file mapping the boxes' ``image_id`` to file names.
+        detector: an Ultralytics YOLO .onnx person detector (:mod:`fpdctl.deploy.detector`).
+        det_score, det_iou: the detector's score and NMS IoU thresholds.
+        overwrite: replace an earlier predict's output in ``out_dir``.
         device: "cpu", "cuda", ... (PyTorch models; ONNX models use the matching provider).
         threads: intra-op threads.
         input_size: network input side for checkpoints and names (default 256).
@@ -265,68 +473,147 @@ def predict(
             total 0 when a video does not say).
 
     Raises:
-        InputError / DataError: missing or unreadable input; UsageError: bad options;
-        RuntimeFailure: an output could not be written.
+        InputError / DataError: missing or unreadable input, a bad boxes file or detector;
+        UsageError: bad options; RuntimeFailure: an output could not be written.
     """
+    from fpdctl.deploy.detector import PersonDetector, check_thresholds
+    from fpdctl.utils.io import check_folder_creatable, require_file
+
     start = time.perf_counter()
     source_path = Path(input_path)
-    kind = input_kind(source_path)
     out = Path(out_dir)
+    for path, what in ((boxes, "boxes file"), (annotations, "annotation file"), (detector, "detector")):
+        if path is not None:
+            require_file(path, what)
+    if boxes is not None and detector is not None:
+        raise UsageError("--boxes and --detector exclude each other: give one source of person boxes")
+    if bbox is not None and (boxes is not None or detector is not None):
+        raise UsageError(f"--bbox is one person for every image; it excludes --{'boxes' if boxes else 'detector'}")
+    if annotations is not None and boxes is None:
+        raise UsageError("--annotations maps the image ids of a --boxes file; it needs --boxes")
     if max_frames is not None and max_frames < 1:
         raise UsageError(f"--max-frames must be at least 1, got {max_frames}")
     if not math.isfinite(min_score):  # NaN would silently draw nothing
         raise UsageError(f"--min-score must be a finite number, got {min_score}")
+    check_thresholds(det_score, det_iou)
+    kind = input_kind(source_path)
     if kind == "folder" and draw and out.resolve() == source_path.resolve():
         raise UsageError("--out must not be the input folder (the drawn images would replace the inputs)")
-    if draw and kind != "video":
-        for image_file in _image_files(source_path, kind):
+    files = _image_files(source_path, kind) if kind != "video" else []
+    if draw:
+        for image_file in files:
             if (out / image_file.name).resolve() == image_file.resolve():
                 raise UsageError(f"--out would overwrite the input image {image_file}")
-    from fpdctl.utils.io import check_folder_creatable
+    first_image = None
+    if kind == "image":  # an unreadable single image fails before anything is created
+        from fpdctl.data.dataset import read_image
 
+        first_image = read_image(source_path)
+    file_boxes = None
+    if boxes is not None:
+        from fpdctl.deploy.boxes import read_boxes
+
+        file_boxes = read_boxes(
+            boxes, image_names=[f.name for f in files], video=source_path.name if kind == "video" else None,
+            annotations=annotations, input_dir=str(source_path if kind == "folder" else source_path.parent),
+        )
     check_folder_creatable(out)  # before the model loads
+    previous = _previous_outputs(out, overwrite)
+    person_detector = (
+        None if detector is None
+        else PersonDetector(detector, score=det_score, iou=det_iou, device=device if device.startswith("cuda") else "cpu",
+                            threads=threads)
+    )
+    people = PersonSource(bbox=bbox, boxes=file_boxes, detector=person_detector)
     import torch
 
     previous_threads = torch.get_num_threads()
     if threads is not None:
         torch.set_num_threads(threads)
+    created = not os.path.lexists(out)
     try:
-        return _predict(
-            model, source_path, kind, out, bbox=bbox, device=device, threads=threads,
-            input_size=input_size, draw=draw, min_score=min_score, max_frames=max_frames,
+        result = _predict(
+            model, source_path, kind, out, files=files, first_image=first_image, people=people, device=device,
+            threads=threads, input_size=input_size, draw=draw, min_score=min_score, max_frames=max_frames,
             input_convention=input_convention, backend=backend, progress=progress, start=start,
         )
+    except BaseException:
+        if created and out.is_dir():  # a failed run leaves no half-written folder behind
+            shutil.rmtree(out, ignore_errors=True)
+        raise
     finally:
         torch.set_num_threads(previous_threads)  # a library call must not leave torch changed
+    for stale in previous - {JSON_NAME} - {p.name for p in result.drawn}:
+        (out / stale).unlink(missing_ok=True)  # an earlier run's drawing this run did not redo
+    return result
+
+
+def _previous_outputs(out: Path, overwrite: bool) -> set[str]:
+    """The names of an earlier predict's files in ``out`` (to replace), or nothing for an empty
+    or new folder.
+
+    Raises:
+        UsageError: ``out`` is not empty and ``overwrite`` is off, or it holds files that
+            predict's manifest (keypoints.json's ``written``) does not list.
+    """
+    if not out.is_dir():
+        return set()
+    present = sorted(p.name for p in out.iterdir())
+    if not present:
+        return set()
+    if not overwrite:
+        raise UsageError(f"--out {out} is not empty; pass --overwrite to replace an earlier predict's output there")
+    owned: set[str] = set()
+    try:
+        manifest = json.loads((out / JSON_NAME).read_text(encoding="utf-8"))
+        if isinstance(manifest, dict) and isinstance(manifest.get("written"), list):
+            owned = {JSON_NAME, *(str(n) for n in manifest["written"])}
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+        pass
+    foreign = [name for name in present if name not in owned]
+    if foreign:
+        shown = ", ".join(foreign[:3]) + (f" and {len(foreign) - 3} more" if len(foreign) > 3 else "")
+        raise UsageError(
+            f"--out {out} holds files predict did not write ({shown}); --overwrite replaces only "
+            f"predict's own output: give an empty or new folder"
+        )
+    return owned
 
 
 def _predict(
-    model: str, source_path: Path, kind: str, out: Path, *, bbox: Box | None,
-    device: str, threads: int | None, input_size: int | None, draw: bool, min_score: float,
-    max_frames: int | None, input_convention: "ConventionOverride | None", progress: Progress | None,
-    start: float, backend: str = "auto",
+    model: str, source_path: Path, kind: str, out: Path, *, files: list[Path], first_image: np.ndarray | None,
+    people: PersonSource, device: str, threads: int | None, input_size: int | None, draw: bool,
+    min_score: float, max_frames: int | None, input_convention: "ConventionOverride | None",
+    progress: Progress | None, start: float, backend: str = "auto",
 ) -> PredictResult:
     from fpdctl.utils.io import atomic_write_text, ensure_parent_writable
 
     net = _Model(model, device, threads, input_size, input_convention, backend)
-    json_path = ensure_parent_writable(out / JSON_NAME)
-
     predictions: list[Prediction] = []
     drawn: list[Path] = []
     skipped: list[str] = []
     if kind == "video":
-        predictions, video_out = _predict_video(net, source_path, out, bbox, draw, min_score, max_frames, progress)
+        predictions, video_out = _predict_video(net, source_path, out, people, draw, min_score, max_frames, progress)
         if video_out is not None:
             drawn.append(video_out)
     else:
-        predictions, drawn, skipped = _predict_images(net, source_path, kind, out, bbox, draw, min_score, progress)
+        predictions, drawn, skipped = _predict_images(
+            net, source_path, kind, files, first_image, out, people, draw, min_score, progress,
+        )
+    detector = people.detector
     result = PredictResult(
         model=model, arch=net.source.spec.name, input=str(source_path), kind=kind,
         input_size=net.input_size, joint_names=tuple(net.joint_set.names), skeleton=tuple(net.joint_set.skeleton),
-        predictions=predictions, json_path=json_path, drawn=drawn, skipped=skipped,
-        seconds=time.perf_counter() - start, input_convention=net.convention,
+        predictions=predictions, json_path=out / JSON_NAME, drawn=drawn, skipped=skipped,
+        seconds=time.perf_counter() - start, input_convention=net.convention, backend=net.runner.backend.name,
+        persons_from=people.kind,
+        detector=None if detector is None else {
+            "file": str(detector.path), "input_size": detector.size, "runtime": "onnxruntime",
+            "score": detector.score, "iou": detector.iou,
+        },
+        warnings=people.all_warnings(),
     )
-    atomic_write_text(json_path, keypoints_json(result.to_dict()))
+    atomic_write_text(ensure_parent_writable(result.json_path), keypoints_json(result.to_dict()))
     return result
 
 
@@ -349,55 +636,54 @@ def _image_files(path: Path, kind: str) -> list[Path]:
 
 
 def _predict_images(
-    net: _Model, path: Path, kind: str, out: Path, bbox: Box | None,
-    draw: bool, min_score: float, progress: Progress | None,
+    net: _Model, path: Path, kind: str, files: list[Path], first_image: np.ndarray | None, out: Path,
+    people: PersonSource, draw: bool, min_score: float, progress: Progress | None,
 ) -> tuple[list[Prediction], list[Path], list[str]]:
     import cv2
 
     from fpdctl.data.dataset import read_image
     from fpdctl.utils.io import atomic_write_bytes
 
-    files = _image_files(path, kind)
     predictions: list[Prediction] = []
     drawn: list[Path] = []
     skipped: list[str] = []
+    boxed = people.kind != "image"
 
     def loaded() -> Iterator[tuple[Path, np.ndarray]]:
         for file in files:
+            if first_image is not None:
+                yield file, first_image
+                continue
             try:
                 yield file, read_image(file)
             except DataError as exc:
-                if kind == "image":
-                    raise
                 skipped.append(f"{file.name}: {exc}")
 
-    batch: list[tuple[Path, np.ndarray, np.ndarray, float, tuple, np.ndarray, np.ndarray]] = []
+    # Images wait here until their persons fill a batch; an image's persons are never split.
+    pending: list[tuple[Path, np.ndarray, list[PersonBox]]] = []
 
     def flush() -> None:
-        if not batch:
+        if not pending:
             return
-        crops = np.stack([item[5] for item in batch])
-        coords, scores = net.keypoints(crops, [item[6] for item in batch])
-        for (file, image, center, scale, box, _crop, _affine), xy, sc in zip(batch, coords, scores):
+        found = net.persons_batch([(image, boxes) for _file, image, boxes in pending])
+        for (file, image, _boxes), persons in zip(pending, found):
             h, w = image.shape[:2]
-            predictions.append(Prediction(file.name, None, w, h, box, center, scale, xy, sc))
+            predictions.append(Prediction(file.name, None, w, h, tuple(persons)))
             if draw:
-                canvas = net.draw(image, xy, sc, min_score, box if bbox is not None else None)
+                canvas = net.draw(image, persons, min_score, boxed)
                 target = out / file.name
-                ok, encoded = cv2.imencode(file.suffix.lower() if file.suffix.lower() in IMAGE_SUFFIXES else ".png", canvas)
+                suffix = file.suffix.lower() if file.suffix.lower() in IMAGE_SUFFIXES else ".png"
+                ok, encoded = cv2.imencode(suffix, canvas)
                 if not ok:
                     raise RuntimeFailure(f"could not encode {target}")
                 atomic_write_bytes(target, encoded.tobytes())
                 drawn.append(target)
         report(progress, "predict.item", done=len(predictions), total=len(files))
-        batch.clear()
+        pending.clear()
 
     for file, image in loaded():
-        h, w = image.shape[:2]
-        center, scale, box = person_box(w, h, bbox)
-        crop, affine = net.crop(image, center, scale)
-        batch.append((file, image, center, scale, box, crop, affine))
-        if len(batch) == FOLDER_BATCH:
+        pending.append((file, image, people.find(image, file.name, file.name)))
+        if sum(len(boxes) for _f, _i, boxes in pending) >= FOLDER_BATCH:
             flush()
     flush()
     if not predictions:
@@ -406,10 +692,12 @@ def _predict_images(
 
 
 def _predict_video(
-    net: _Model, path: Path, out: Path, bbox: Box | None, draw: bool,
+    net: _Model, path: Path, out: Path, people: PersonSource, draw: bool,
     min_score: float, max_frames: int | None, progress: Progress | None,
 ) -> tuple[list[Prediction], Path | None]:
     import cv2
+
+    from fpdctl.utils.io import ensure_parent_writable
 
     capture = cv2.VideoCapture(str(path))
     if not capture.isOpened():
@@ -418,6 +706,7 @@ def _predict_video(
     fps = fps if fps and np.isfinite(fps) and fps > 0 else FALLBACK_FPS
     total = int(capture.get(cv2.CAP_PROP_FRAME_COUNT) or 0)
     target = out / f"{path.stem}_pose.mp4"
+    boxed = people.kind != "image"
     writer = None
     tmp_dir = None
     tmp_file = None
@@ -429,19 +718,18 @@ def _predict_video(
             if not ok or frame is None:
                 break
             h, w = frame.shape[:2]
-            center, scale, box = person_box(w, h, bbox)
-            crop, affine = net.crop(frame, center, scale)
-            coords, scores = net.keypoints(crop[None], [affine])
-            predictions.append(Prediction(path.name, index, w, h, box, center, scale, coords[0], scores[0]))
+            persons = net.persons(frame, people.find(frame, index, f"{path.name} frame {index}"))
+            predictions.append(Prediction(path.name, index, w, h, tuple(persons)))
             if draw:
                 if writer is None:
                     # The container is chosen from the file name, so the temporary file keeps .mp4.
+                    ensure_parent_writable(target)
                     tmp_dir = tempfile.mkdtemp(prefix=f".{path.stem}.", dir=out)
                     tmp_file = Path(tmp_dir) / target.name
                     writer = cv2.VideoWriter(str(tmp_file), cv2.VideoWriter_fourcc(*VIDEO_FOURCC), fps, (w, h))
                     if not writer.isOpened():
                         raise RuntimeFailure(f"OpenCV cannot write {VIDEO_FOURCC} video to {target}")
-                writer.write(net.draw(frame, coords[0], scores[0], min_score, box if bbox is not None else None))
+                writer.write(net.draw(frame, persons, min_score, boxed))
             index += 1
             report(progress, "predict.item", done=index, total=total)
         if not predictions:
@@ -466,10 +754,15 @@ __all__ = [
     "IMAGE_SUFFIXES",
     "JSON_NAME",
     "VIDEO_SUFFIXES",
+    "Person",
+    "PersonBox",
+    "PersonSource",
+    "PoseModel",
     "PredictResult",
     "Prediction",
     "input_kind",
     "keypoints_json",
+    "outside_image",
     "parse_bbox",
     "person_box",
     "predict",

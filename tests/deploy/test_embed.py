@@ -249,7 +249,7 @@ def test_predict_runs_an_embedded_export_like_a_plain_one(tmp_path, capsys, embe
     points = []
     for name, (_, path) in (("embedded", embedded_export), ("plain", fp32_export)):
         assert main(["predict", str(path), str(image), "--out", str(tmp_path / name), "--no-draw"]) == 0
-        result = json.loads((tmp_path / name / "keypoints.json").read_text())["results"][0]["keypoints"]
+        result = json.loads((tmp_path / name / "keypoints.json").read_text())["results"][0]["persons"][0]["keypoints"]
         points.append(np.array([[k["x"], k["y"], k["score"]] for k in result]))
     capsys.readouterr()
     np.testing.assert_allclose(points[0], points[1], atol=1e-3)

@@ -107,7 +107,7 @@ def test_predict_equals_the_network_fed_its_projects_preprocessing(
         assert code == 0, capsys.readouterr().err
         report = json.loads((out / "keypoints.json").read_text())
         assert report["input_convention"] == KINDS[kind].to_dict()
-        points = report["results"][0]["keypoints"]
+        points = report["results"][0]["persons"][0]["keypoints"]
         np.testing.assert_allclose([[p["x"], p["y"]] for p in points], expected_xy, rtol=0, atol=1.5e-3)
         np.testing.assert_allclose([p["score"] for p in points], expected_scores, rtol=0, atol=1e-4)
 
@@ -168,7 +168,8 @@ def test_an_export_records_the_checkpoints_convention_and_predicts_alike(checkpo
                      "--out", str(out), "--no-draw"]) == 0, capsys.readouterr().err
         reports.append(json.loads((out / "keypoints.json").read_text()))
     assert reports[0]["input_convention"] == reports[1]["input_convention"] == PYTORCH_POSE_MPII.to_dict()
-    for ours, theirs in zip(reports[0]["results"][0]["keypoints"], reports[1]["results"][0]["keypoints"]):
+    for ours, theirs in zip(reports[0]["results"][0]["persons"][0]["keypoints"],
+                            reports[1]["results"][0]["persons"][0]["keypoints"]):
         assert abs(ours["x"] - theirs["x"]) < 1e-2 and abs(ours["y"] - theirs["y"]) < 1e-2
         assert abs(ours["score"] - theirs["score"]) < 1e-4
 

@@ -79,7 +79,7 @@ def test_bench_eval_and_predict_run_it(capsys, tmp_path, fp32_export, lspet400):
     for backend in ("auto", "ov"):
         out = tmp_path / backend
         assert main(["predict", str(path), str(image), "--out", str(out), "--no-draw", "--backend", backend]) == 0
-        keypoints = json.loads((out / "keypoints.json").read_text())["results"][0]["keypoints"]
+        keypoints = json.loads((out / "keypoints.json").read_text())["results"][0]["persons"][0]["keypoints"]
         points.append(np.array([[k["x"], k["y"]] for k in keypoints]))
     capsys.readouterr()
     assert np.abs(points[0] - points[1]).max() < 0.5

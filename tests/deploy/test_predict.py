@@ -21,7 +21,7 @@ def _synthetic_image(index=0, size=INPUT_SIZE):
 
 
 def _keypoints(result_dict, i=0):
-    entry = result_dict["results"][i]
+    entry = result_dict["results"][i]["persons"][0]
     return np.array([[k["x"], k["y"]] for k in entry["keypoints"]]), np.array([k["score"] for k in entry["keypoints"]])
 
 
@@ -47,8 +47,10 @@ def test_image_keypoints_golden(tmp_path, tiny_checkpoint, tiny_net):
     np.testing.assert_allclose(got, expected, atol=2e-3)
     np.testing.assert_allclose(got_scores, scores[0], atol=1e-4)
     assert saved["joint_names"] == list(MPII.names) and saved["kind"] == "image"
-    assert [k["name"] for k in saved["results"][0]["keypoints"]] == list(MPII.names)
-    assert saved["results"][0]["box"] == [0, 0, 64, 64] and saved["results"][0]["center"] == [31.5, 31.5]
+    person = saved["results"][0]["persons"][0]
+    assert [k["name"] for k in person["keypoints"]] == list(MPII.names)
+    assert person["box"] == [0, 0, 64, 64] and person["center"] == [31.5, 31.5] and person["box_score"] is None
+    assert saved["persons_from"] == "image" and saved["backend"] == "torch" and saved["written"] == ["person.png"]
     drawn = cv2.imread(str(tmp_path / "out" / "person.png"))
     assert drawn.shape == image.shape and not np.array_equal(drawn, image)
     assert result.drawn == [tmp_path / "out" / "person.png"]
@@ -102,7 +104,7 @@ def test_folder_skips_unreadable_images(tmp_path, capsys, fp32_export):
     saved = json.loads((out / JSON_NAME).read_text())
     assert [r["file"] for r in saved["results"]] == ["p0.jpg", "p1.jpg"]
     assert saved["skipped"] == [s for s in saved["skipped"] if s.startswith("broken.jpg: ")] and len(saved["skipped"]) == 1
-    assert all(len(r["keypoints"]) == 16 and (r["width"], r["height"]) == (96, 96) for r in saved["results"])
+    assert all(len(r["persons"]) == 1 and len(r["persons"][0]["keypoints"]) == 16 and (r["width"], r["height"]) == (96, 96) for r in saved["results"])
     assert sorted(p.name for p in out.iterdir()) == [JSON_NAME, "p0.jpg", "p1.jpg"]
 
 

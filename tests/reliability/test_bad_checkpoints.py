@@ -294,8 +294,9 @@ def _run_dir(case: Path, assets: Assets) -> None:
 
 
 def _predict_out(case: Path, assets: Assets) -> None:
-    sentinel(case / "pred" / "keypoints.json")
+    """An earlier predict's output (its manifest lists the drawing), which --overwrite would replace."""
     sentinel(case / "pred" / "person.png")
+    (case / "pred" / "keypoints.json").write_text('{"written": ["person.png"], "sentinel": true}\n')
 
 
 def _sweep_out(case: Path, assets: Assets) -> None:
@@ -335,7 +336,8 @@ COMMANDS = {
     ),
     "predict": Command(
         "predict", "predict CKPT image.png --out DIR",
-        lambda c, d, a: ["predict", str(c), str(a.image), "--out", str(d / "pred"), "--input-size", "64"],
+        lambda c, d, a: ["predict", str(c), str(a.image), "--out", str(d / "pred"), "--input-size", "64",
+                         "--overwrite"],
         _predict_out,
     ),
     "profile": Command(

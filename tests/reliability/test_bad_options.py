@@ -509,6 +509,16 @@ CASES: list[Case] = [
       "error: cannot create output folder {file}/predictions: {file} is a file"),
     C("predict", "--out", IS_FILE, "--out {file}", _UNDER),
     *_backend("predict"),
+    C("predict", "--boxes", MISSING, "--boxes {missing}.json", "error: boxes file not found: {missing}.json"),
+    C("predict", "--annotations", MISSING, "--annotations {missing}.json",
+      "error: annotation file not found: {missing}.json"),
+    C("predict", "--detector", MISSING, "--detector {missing}.onnx", "error: detector not found: {missing}.onnx"),
+    C("predict", "--det-score", NEGATIVE, "--det-score -0.1", "error: --det-score must lie in [0, 1], got -0.1"),
+    C("predict", "--det-score", RANGE, "--det-score 1.5", "error: --det-score must lie in [0, 1], got 1.5"),
+    T("predict", "--det-score"),
+    C("predict", "--det-iou", NEGATIVE, "--det-iou -1", "error: --det-iou must lie in [0, 1], got -1.0"),
+    C("predict", "--det-iou", RANGE, "--det-iou nan", "error: --det-iou must lie in [0, 1], got nan"),
+    T("predict", "--det-iou"),
     # ------------------------------------------------------------------ data synth
     C("data synth", "--count", NEGATIVE, "--count -1", "error: --count must be a positive integer, got -1"),
     C("data synth", "--count", ZERO, "--count 0", "error: --count must be a positive integer, got 0"),
@@ -563,6 +573,8 @@ ZERO_IS_VALID: dict[tuple[str, str], str] = {
     ("bench", "--spin-us"): "0 makes ONNX Runtime's idle threads sleep at once",
     ("bench", "--accuracy"): "0 scores nothing (the default)",
     ("predict", "--min-score"): "0 draws every joint with a non-negative peak (the default)",
+    ("predict", "--det-score"): "0 keeps every anchor whose best class is the person",
+    ("predict", "--det-iou"): "0 suppresses every box that overlaps a better one at all",
     ("data preview", "--start"): "0 is the first sample (the default)",
 }
 # Where a negative value is meaningful.
@@ -579,7 +591,7 @@ CONVENTION_OPTIONS = {
 PATH_OPTIONS = {
     "--out", "--output", "--config", "--teacher", "--resume", "--init", "--student-init", "--data",
     "--calibration-data", "--predictions", "--ground-truth", "--save-predictions", "--plot", "--unlabeled",
-    "--accuracy-data",
+    "--accuracy-data", "--boxes", "--annotations", "--detector",
 }
 PATH_ARGUMENTS = {"model", "models", "checkpoint", "input_path"}
 # Numeric or path options for which no bad value exists, with the reason: (command, option).
