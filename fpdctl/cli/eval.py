@@ -204,6 +204,7 @@ def _score_files(
 def _report(metric: "MetricResult", result: "EvalResult | None") -> dict[str, Any]:
     report = metric.to_dict()
     if result is not None:
+        report["backend"] = result.backend
         report["input_size"] = result.input_size
         report["seconds"] = round(result.seconds, 4)
         report["images_per_second"] = round(result.images_per_second, 3)
