@@ -8,6 +8,7 @@ from typing import Optional
 import typer
 
 from fpdctl.cli.options import (
+    DEVICE,
     INPUT_CONVENTION,
     INPUT_MEAN,
     INPUT_ORDER,
@@ -44,7 +45,7 @@ def predict_command(
     input_path: Path = typer.Argument(..., metavar="INPUT", help="Image, folder of images, or video."),
     out: Path = typer.Option(Path("predictions"), "--out", help="Output folder."),
     bbox: Optional[str] = typer.Option(None, "--bbox", help="Person box x,y,w,h in image pixels."),
-    device: str = typer.Option("cpu", "--device", help="cpu, cuda, cuda:N or auto."),
+    device: str = DEVICE,
     threads: Optional[int] = typer.Option(None, "--threads", help="Intra-op threads."),
     input_size: Optional[int] = typer.Option(None, "--input-size", help=f"Input side for checkpoints (default: the size an fpdctl checkpoint was trained at, else {DEFAULT_INPUT_SIZE})."),
     draw: bool = typer.Option(True, "--draw/--no-draw", help="Write the drawn images or video."),
