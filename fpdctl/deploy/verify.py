@@ -412,9 +412,15 @@ def _exported_row(source: Any, backend: str, device_type: str) -> "Backend | Non
 
     if source.kind == "onnx":
         return None
+    from fpdctl.errors import UsageError
+
     rows = select_backends("torch", backend, device_type=device_type)
     if not rows or any(row.runtime == "torch" for row in rows):
         return None
+    if len(rows) > 1:  # pick_backend below sees one file precision only: say it here
+        raise UsageError(
+            f"--backend must pick one backend here; '{backend}' selects {', '.join(b.name for b in rows)}"
+        )
     return pick_backend("onnx", backend, device_type=device_type, onnx_precision=rows[0].file_precision)
 
 
