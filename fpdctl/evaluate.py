@@ -63,6 +63,8 @@ class EvalResult:
             user's override); the dataset's NATIVE crops were converted to it.
         reference: the ground truth scored against (COCO's carries the image ids that the
             results JSON names).
+        backend: the row of the backend table that ran the network ("torch": eager PyTorch,
+            fp32; ``fpdctl eval --backend`` picks another).
     """
 
     metric: MetricResult
@@ -74,6 +76,7 @@ class EvalResult:
     input_size: int | None = None
     input_convention: InputConvention | None = None
     reference: EvalReference | None = None
+    backend: str = "torch"
 
     @property
     def num_images(self) -> int:

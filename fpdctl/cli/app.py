@@ -16,6 +16,7 @@ from typer.exceptions import Abort, Exit, TyperException
 
 from fpdctl import __version__
 from fpdctl.errors import FpdError
+from fpdctl.utils.io import PATH_ERRNOS, short_path
 
 # Each module defines ``register(app)``; the order is the order of ``fpdctl --help``.
 COMMAND_MODULES: tuple[str, ...] = (
@@ -133,18 +134,30 @@ def main(argv: list[str] | None = None) -> int:
         _print_traceback_if_debugging()
         typer.echo(f"error: {exc.format_message()}", err=True)
         return 2 if getattr(exc, "exit_code", 2) == 2 else 1
+    except OSError as exc:  # a path no command checked: too long, a link loop... is still input
+        _print_traceback_if_debugging()
+        if exc.errno not in PATH_ERRNOS:
+            return _unexpected(exc)
+        where = f": {short_path(exc.filename)}" if exc.filename is not None else ""
+        typer.echo(f"error: {exc.strerror or os.strerror(exc.errno)}{where}", err=True)
+        return 2
     except MemoryError:
         _print_traceback_if_debugging()
         typer.echo("error: out of memory", err=True)
         return 1
     except Exception as exc:  # a bug: one line unless debugging
         _print_traceback_if_debugging()
-        typer.echo(
-            f"error: unexpected {type(exc).__name__}: {_one_line(exc)} "
-            "(set FPDCTL_DEBUG=1 for the traceback)",
-            err=True,
-        )
-        return 1
+        return _unexpected(exc)
+
+
+def _unexpected(exc: BaseException) -> int:
+    """Report an exception no handler expected (a bug) in one line; exit code 1."""
+    typer.echo(
+        f"error: unexpected {type(exc).__name__}: {_one_line(exc)} "
+        "(set FPDCTL_DEBUG=1 for the traceback)",
+        err=True,
+    )
+    return 1
 
 
 def run() -> None:

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any, List, Optional
 import typer
 
 from fpdctl.cli.render import Column, check_format, check_outputs, decimals, emit, render_rows, stage_lines
-from fpdctl.cli.options import INPUT_CONVENTION, INPUT_MEAN, INPUT_ORDER, INPUT_STD, convention_override
+from fpdctl.cli.options import DEVICE, INPUT_CONVENTION, INPUT_MEAN, INPUT_ORDER, INPUT_STD, convention_override
 from fpdctl.deploy.backends import BACKENDS
 from fpdctl.models.spec import DEFAULT_INPUT_SIZE
 
@@ -115,7 +115,7 @@ def bench_command(
     warmup: int = typer.Option(5, "--warmup", help="Untimed iterations per case."),
     iters: Optional[int] = typer.Option(None, "--iters", help="Timed iterations per case (default 30)."),
     duration: Optional[float] = typer.Option(None, "--duration", help="Seconds per case instead of --iters."),
-    device: str = typer.Option("cpu", "--device", help="cpu, cuda, cuda:N or auto."),
+    device: str = DEVICE,
     precision: Optional[str] = typer.Option(None, "--precision", help="Keep these precisions: fp32,fp16,bf16,int8."),
     fmt: str = typer.Option("table", "--format", help="table, json, csv or markdown."),
     end_to_end: bool = typer.Option(False, "--end-to-end", help="Also time pre- and post-processing."),
@@ -165,6 +165,8 @@ def bench_command(
 
 
 def _render(result: "BenchResult", fmt: str) -> str:
+    from fpdctl.metrics import score_name
+
     rows: list[dict[str, Any]] = [r.to_dict() for r in result.rows]
     if fmt == "json":
         return render_rows(rows, _COLUMNS, fmt)
@@ -186,7 +188,7 @@ def _render(result: "BenchResult", fmt: str) -> str:
     )
     if result.accuracy_samples:
         caption += (
-            f"\nacc: {result.rows[0].metric.upper() or 'accuracy'} on {result.accuracy_samples} "
+            f"\nacc: {score_name(result.rows[0].metric) if result.rows[0].metric else 'accuracy'} on {result.accuracy_samples} "
             f"{result.accuracy_data} validation persons (no flip test); drop: points lost against the model's fp32 reference"
         )
     caption += "".join(f"\n* {r.line()}" for r in result.recommendations)

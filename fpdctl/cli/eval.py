@@ -22,6 +22,7 @@ from fpdctl.cli.options import (
     INPUT_MEAN,
     INPUT_ORDER,
     INPUT_STD,
+    DEVICE,
     RUN_BACKEND,
     convention_override,
 )
@@ -104,7 +105,7 @@ def eval_command(
     ),
     flip: bool = typer.Option(True, "--flip/--no-flip", help="Average with the mirrored input (flip test)."),
     batch_size: int = typer.Option(32, "--batch-size", help="Persons per forward pass."),
-    device: str = typer.Option("auto", "--device", help="auto, cpu, cuda, cuda:N or mps."),
+    device: str = DEVICE,
     input_size: Optional[int] = typer.Option(
         None, "--input-size",
         help=f"Network input side in pixels (default: the size an fpdctl checkpoint was trained at, else {DEFAULT_INPUT_SIZE}).",
@@ -204,6 +205,7 @@ def _score_files(
 def _report(metric: "MetricResult", result: "EvalResult | None") -> dict[str, Any]:
     report = metric.to_dict()
     if result is not None:
+        report["backend"] = result.backend
         report["input_size"] = result.input_size
         report["seconds"] = round(result.seconds, 4)
         report["images_per_second"] = round(result.images_per_second, 3)

@@ -124,6 +124,8 @@ def export_command(
 
 
 def _rows(result: "ExportResult") -> list[dict[str, Any]]:
+    from fpdctl.metrics import score_name
+
     info = result.info
     rows: list[dict[str, Any]] = [
         {
@@ -171,7 +173,7 @@ def _rows(result: "ExportResult") -> list[dict[str, Any]]:
     if result.accuracy is not None:
         a = result.accuracy
         rows.append({
-            "item": f"{a.metric.upper()} ({a.samples} val persons)",
+            "item": f"{score_name(a.metric)} ({a.samples} val persons)",
             "value": f"fp32 {a.reference_mean:.2f}, {a.candidate_precision} {a.candidate_mean:.2f} "
             f"(drop {a.drop:+.2f})",
         })

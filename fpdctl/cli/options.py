@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Any
 import typer
 
 from fpdctl.errors import UsageError
+from fpdctl.utils.device import DEFAULT_DEVICE, DEVICE_CHOICES_TEXT
 
 if TYPE_CHECKING:
     from fpdctl.models.convention import ConventionOverride
@@ -83,3 +84,16 @@ RUN_BACKEND: Any = typer.Option(
     help="The backend to run MODEL on (see fpdctl bench --help): auto (a checkpoint in PyTorch, an "
     ".onnx file in ONNX Runtime), a runtime (onnxruntime, openvino) or a row such as ov-bf16.",
 )
+
+
+def device_option(purpose: str = "") -> Any:
+    """The ``--device`` option, with the one default every command shares (:data:`DEFAULT_DEVICE`);
+    ``purpose`` starts its help ("Where --recalibrate-bn runs: ")."""
+    return typer.Option(
+        DEFAULT_DEVICE, "--device",
+        help=f"{purpose}{DEVICE_CHOICES_TEXT} (auto: CUDA, then Apple MPS, then the CPU).",
+    )
+
+
+DEVICE = device_option()
+

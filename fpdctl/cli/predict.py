@@ -8,6 +8,7 @@ from typing import Optional
 import typer
 
 from fpdctl.cli.options import (
+    DEVICE,
     INPUT_CONVENTION,
     INPUT_MEAN,
     INPUT_ORDER,
@@ -75,7 +76,7 @@ def predict_command(
     det_score: float = typer.Option(DEFAULT_DET_SCORE, "--det-score", help="Detector person score threshold, in [0, 1]."),
     det_iou: float = typer.Option(DEFAULT_DET_IOU, "--det-iou", help="Detector NMS IoU threshold, in [0, 1]."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace an earlier predict's output in --out."),
-    device: str = typer.Option("cpu", "--device", help="cpu, cuda, cuda:N or auto."),
+    device: str = DEVICE,
     threads: Optional[int] = typer.Option(None, "--threads", help="Intra-op threads."),
     input_size: Optional[int] = typer.Option(None, "--input-size", help=f"Input side for checkpoints (default: the size an fpdctl checkpoint was trained at, else {DEFAULT_INPUT_SIZE})."),
     draw: bool = typer.Option(True, "--draw/--no-draw", help="Write the drawn images or video."),

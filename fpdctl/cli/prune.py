@@ -13,6 +13,7 @@ from fpdctl.cli.options import (
     TEACHER_INPUT_PREFIX,
     TEACHER_INPUT_STD,
     convention_override,
+    device_option,
     parse_int_list,
 )
 from fpdctl.cli.render import Column, check_format, emit, render_rows
@@ -77,7 +78,7 @@ def prune_command(
         0, "--recalibrate-bn", help="Re-estimate BN statistics over N training batches of --data (0: off)."),
     data: str = typer.Option("synthetic", "--data", help="Images for --recalibrate-bn: synthetic, mpii:PATH, lsp:PATH, coco:PATH."),
     batch_size: int = typer.Option(16, "--batch-size", help="Images per --recalibrate-bn batch."),
-    device: str = typer.Option("cpu", "--device", help="Where --recalibrate-bn runs: auto, cpu, cuda, cuda:N or mps."),
+    device: str = device_option("Where --recalibrate-bn runs: "),
     fmt: str = typer.Option("table", "--format", help="table, json, csv or markdown."),
     teacher_input_convention: Optional[str] = TEACHER_INPUT_CONVENTION,
     teacher_input_order: Optional[str] = TEACHER_INPUT_ORDER,

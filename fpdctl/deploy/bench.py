@@ -417,7 +417,7 @@ def _benchmark(
             cases, data=accuracy[0], samples=accuracy[1], say=lambda line: report(progress, "bench.stage", line),
         )
     rows = _rows(cases, target, thread_count, end_to_end, scores)
-    recommendations = recommend(rows)
+    recommendations = recommend(rows, scoring=accuracy is not None)
     chosen = {(r.model, r.batch, r.backend) for r in recommendations}
     rows = [replace(r, recommended=(r.model, r.batch, r.backend) in chosen) for r in rows]
     return BenchResult(

@@ -93,7 +93,9 @@ class Recommendation:
         model: the MODEL argument; batch: images per forward.
         backend: the recommended row; p50_ms: its median latency.
         drop: its measured accuracy loss against fp32 (None: an fp32 row, not scored).
-        basis: "scored" (reduced precisions were scored and qualified) or "fp32 only".
+        basis: "scored" (reduced precisions were scored and qualified), "fp32 only" (nothing
+            was scored) or "not scorable" (scoring was asked for, but no row of this model can
+            be scored: its graph takes uint8 pixels or returns keypoints).
     """
 
     model: str
@@ -106,7 +108,12 @@ class Recommendation:
     def line(self) -> str:
         """One line for the bench report."""
         loss = "fp32" if self.drop is None else f"{0.0 - self.drop + 0.0:+.2f} points vs fp32"
-        note = "" if self.basis == "scored" else "; reduced precisions not scored (add --accuracy N)"
+        note = {
+            "scored": "",
+            "fp32 only": "; reduced precisions not scored (add --accuracy N)",
+            "not scorable": "; --accuracy cannot score these rows (their graph takes uint8 pixels or returns "
+                            "keypoints), so reduced precisions are not recommended",
+        }[self.basis]
         return (
             f"recommended for {self.model} at batch {self.batch}: {self.backend} ({self.p50_ms:.2f} ms, "
             f"{loss}; the fastest within {MAX_ACCURACY_DROP} points of fp32{note})"
@@ -120,13 +127,17 @@ def eligible(row: "BenchRow", max_drop: float = MAX_ACCURACY_DROP) -> bool:
     return row.precision == "fp32"
 
 
-def recommend(rows: Sequence["BenchRow"], max_drop: float = MAX_ACCURACY_DROP) -> list[Recommendation]:
+def recommend(
+    rows: Sequence["BenchRow"], max_drop: float = MAX_ACCURACY_DROP, *, scoring: bool = False,
+) -> list[Recommendation]:
     """Per model and batch size, the fastest (median) eligible row.
 
     Args:
         rows: :class:`~fpdctl.deploy.bench.BenchRow` (or anything with its ``model``, ``batch``,
             ``backend``, ``precision``, ``p50_ms`` and ``accuracy_drop``).
         max_drop: the accuracy budget, in points.
+        scoring: the rows were meant to be scored (``--accuracy N``): a model none of whose rows
+            has a score is then "not scorable" rather than "fp32 only".
     """
     out = []
     for key in dict.fromkeys((row.model, row.batch) for row in rows):
@@ -136,10 +147,8 @@ def recommend(rows: Sequence["BenchRow"], max_drop: float = MAX_ACCURACY_DROP) -
             continue
         best = min(candidates, key=lambda row: row.p50_ms)
         scored = any(row.accuracy_drop is not None for row in group)
-        out.append(Recommendation(
-            best.model, best.batch, best.backend, best.p50_ms, best.accuracy_drop,
-            "scored" if scored else "fp32 only",
-        ))
+        basis = "scored" if scored else "not scorable" if scoring else "fp32 only"
+        out.append(Recommendation(best.model, best.batch, best.backend, best.p50_ms, best.accuracy_drop, basis))
     return out
 
 

@@ -14,7 +14,9 @@ Two checks, both on fixed inputs so a result can be reproduced:
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+import tempfile
+from dataclasses import asdict, dataclass, replace
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -22,6 +24,7 @@ import numpy as np
 if TYPE_CHECKING:
     import os
 
+    from fpdctl.deploy.backends import Backend
     from fpdctl.deploy.runtime import Runner
     from fpdctl.evaluate import EvalResult
     from fpdctl.metrics import AccuracyResult
@@ -364,26 +367,61 @@ def evaluate_deployed(
         coco = data_joint_set(spec).name == "coco"
         (check_results_output if coco else check_prediction_output)(save_predictions)
     source = open_model(model, input_convention)
-    row = pick_backend(
+    exported = _exported_row(source, backend, target.type)
+    row = exported or pick_backend(
         "onnx" if source.kind == "onnx" else "torch", backend, device_type=target.type,
         onnx_precision=source.precision if source.kind == "onnx" else None,
     )
     size = source.input_size_for(input_size)
     check_model_joints(source.spec.joints, data_joint_set(spec))
-    runner = make_runner(source, row, device=str(target), threads=threads)
-    if runner.io != GraphIO():
-        raise UsageError(
-            f"{model} was exported with pre-processing or decoding inside ({runner.io.describe()}); "
-            "fpdctl eval feeds normalised crops and reads heatmaps: evaluate a plain export"
+    with tempfile.TemporaryDirectory(prefix="fpdctl-eval-") as work:
+        path = None
+        if exported is not None:  # a checkpoint on an ONNX row: exported as bench exports it
+            from fpdctl.deploy.bench import BENCH_CALIBRATION_SAMPLES
+            from fpdctl.deploy.bench_cases import export_for_rows
+
+            path = export_for_rows(
+                source, Path(work) / "model.onnx", size, str(exported.file_precision), BENCH_CALIBRATION_SAMPLES,
+                threads, None, None,
+            )
+        runner = make_runner(source, row, device=str(target), threads=threads, path=path)
+        if runner.io != GraphIO():
+            raise UsageError(
+                f"{model} was exported with pre-processing or decoding inside ({runner.io.describe()}); "
+                "fpdctl eval feeds normalised crops and reads heatmaps: evaluate a plain export"
+            )
+        result = evaluate_model(
+            runner, build_dataset(spec, "val", input_size=size), flip=flip, batch_size=runner.batch or batch_size,
+            device=target if row.runtime == "torch" else "cpu", num_workers=num_workers, threshold=threshold,
+            progress=progress, input_convention=source.input_convention,
         )
-    result = evaluate_model(
-        runner, build_dataset(spec, "val", input_size=size), flip=flip, batch_size=runner.batch or batch_size,
-        device=target if row.runtime == "torch" else "cpu", num_workers=num_workers, threshold=threshold,
-        progress=progress, input_convention=source.input_convention,
-    )
+    result = replace(result, backend=row.name)
     if save_predictions is not None:
         write_predictions(save_predictions, result)
     return result
+
+
+def _exported_row(source: Any, backend: str, device_type: str) -> "Backend | None":
+    """The ONNX row that ``--backend`` names for a checkpoint or model name (``fpdctl bench``
+    accepts one there and exports the checkpoint for it; eval does the same), else None.
+
+    Raises:
+        UsageError: the names select several ONNX rows (see :func:`pick_backend`).
+    """
+    from fpdctl.deploy.backends import pick_backend, select_backends
+
+    if source.kind == "onnx":
+        return None
+    from fpdctl.errors import UsageError
+
+    rows = select_backends("torch", backend, device_type=device_type)
+    if not rows or any(row.runtime == "torch" for row in rows):
+        return None
+    if len(rows) > 1:  # pick_backend below sees one file precision only: say it here
+        raise UsageError(
+            f"--backend must pick one backend here; '{backend}' selects {', '.join(b.name for b in rows)}"
+        )
+    return pick_backend("onnx", backend, device_type=device_type, onnx_precision=rows[0].file_precision)
 
 
 __all__ = [

@@ -249,7 +249,8 @@ def load_coco_annotations(ground_truth: str | os.PathLike[str] | dict[str, Any])
             annotations.append(ann)
         else:
             annotations.append(_check_annotation(ann, index, source, image_ids))
-    return {**payload, "annotations": annotations}
+    from fpdctl.metrics.coco_checks import check_ground_truth  # ids, areas, boxes, a scorable person
+    return check_ground_truth({**payload, "annotations": annotations}, source)
 
 
 def check_results(results: Any, source: str, image_ids: set[int] | None = None) -> list[dict[str, Any]]:

@@ -98,21 +98,27 @@ def pretrained_card(name: str) -> dict[str, Any]:
     return card
 
 
+# The card's fields a listing (``fpdctl models``) shows: what the model is, how well it scores,
+# and how it was made (the command that reproduces it, the weights' hash, the date).
+LISTED_CARD_FIELDS: tuple[str, ...] = (
+    "model", "input_size", "metric", "pckh", "steps", "seed", "command", "sha256", "date",
+)
+
+
 def describe_pretrained() -> list[dict[str, Any]]:
     """One row per registered name, for listings: ``name``, ``description``, ``installed``
-    (card and weights present), and from the card (None when it is missing) ``model``,
-    ``input_size``, ``metric``, ``pckh``, ``steps``. The weights are not hashed here; loading
-    them is what checks them."""
+    (card and weights present), and from the card the :data:`LISTED_CARD_FIELDS` (None when it
+    is missing). The weights are not hashed here; loading them is what checks them."""
     rows: list[dict[str, Any]] = []
     for name in list_pretrained():
         row: dict[str, Any] = {"name": name, "description": PRETRAINED[name], "installed": False,
-                               "model": None, "input_size": None, "metric": None, "pckh": None, "steps": None}
+                               **dict.fromkeys(LISTED_CARD_FIELDS)}
         try:
             card = pretrained_card(name)
         except CheckpointError:
             card = None
         if card is not None:
-            row.update({k: card.get(k) for k in ("model", "input_size", "metric", "pckh", "steps")})
+            row.update({k: card.get(k) for k in LISTED_CARD_FIELDS})
             row["installed"] = weights_path(name).is_file()
         rows.append(row)
     return rows
@@ -127,6 +133,7 @@ def _check_name(name: str) -> None:
 
 __all__ = [
     "CARD_FIELDS",
+    "LISTED_CARD_FIELDS",
     "PRETRAINED",
     "PRETRAINED_DIR_ENV",
     "describe_pretrained",

@@ -11,6 +11,8 @@ if TYPE_CHECKING:
     import torch
 
 DEVICE_CHOICES_TEXT = "auto, cpu, cuda, cuda:N or mps"
+# Every command's --device default: the fastest device present (see resolve_device).
+DEFAULT_DEVICE = "auto"
 _CUDA_RE = re.compile(r"^cuda(?::(\d+))?$")
 
 

@@ -22,6 +22,25 @@ _RUST_OS_ERROR = re.compile(r"\(os error (\d+)\)")
 
 # Errors that mean "the disk cannot take this file": full, over a file-size limit, over quota.
 DISK_FULL_ERRNOS: frozenset[int] = frozenset({errno.ENOSPC, errno.EFBIG, errno.EDQUOT})
+# Errors that mean "this path cannot be used as given": too long, a loop of links, a file where a
+# folder should be, missing, not permitted. An OSError with one of these that no command turned
+# into an InputError is still the user's to fix: main() reports it as an input error (exit 2).
+PATH_ERRNOS: frozenset[int] = frozenset({
+    errno.ENAMETOOLONG, errno.ELOOP, errno.ENOTDIR, errno.EISDIR, errno.ENOENT, errno.EACCES,
+    errno.EPERM, errno.EROFS,
+})
+# A path longer than this is shown by its two ends in an error line.
+SHOWN_PATH_CHARS = 120
+
+
+def short_path(path: str | os.PathLike[str]) -> str:
+    """``path`` for an error line: as it is, or its two ends and its length when very long."""
+    text = os.fspath(path) if not isinstance(path, bytes) else path.decode(errors="replace")
+    text = str(text)
+    if len(text) <= SHOWN_PATH_CHARS:
+        return text
+    half = SHOWN_PATH_CHARS // 2
+    return f"{text[:half]}...{text[-half:]} ({len(text)} characters)"
 
 
 def check_folder_creatable(folder: str | os.PathLike[str]) -> Path:

@@ -138,11 +138,15 @@ def test_unregistered_names_and_existing_paths(registry: Path, tmp_path: Path) -
 
 def test_listing(registry: Path) -> None:
     rows = {row["name"]: row for row in describe_pretrained()}
-    assert rows[NAME]["installed"] is False and rows[NAME]["pckh"] is None
-    write_entry(registry)
+    assert rows[NAME]["installed"] is False and rows[NAME]["pckh"] is None and rows[NAME]["command"] is None
+    weights = write_entry(registry)
     rows = {row["name"]: row for row in describe_pretrained()}
     assert {k: rows[NAME][k] for k in ("installed", "model", "input_size", "pckh", "steps")} == {
         "installed": True, "model": "hg1x16", "input_size": 64, "pckh": 12.5, "steps": 10,
+    }
+    # The README's promise: the listing holds the card's command, the weights' hash and the date.
+    assert {k: rows[NAME][k] for k in ("command", "sha256", "date", "seed")} == {
+        "command": "fpdctl train ...", "sha256": file_sha256(weights), "date": "2025-01-01", "seed": 0,
     }
 
 
