@@ -253,7 +253,9 @@ class _Model:
         self.source = source = open_model(model, input_convention)
         self.input_size = source.input_size_for(input_size)
         onnx = source.kind == "onnx"
-        run_on = device if onnx else str(resolve_device(device))
+        run_on = str(resolve_device(device))
+        if onnx and not run_on.startswith("cuda"):
+            run_on = "cpu"  # ONNX Runtime runs on CUDA or the CPU (auto's mps is the CPU here)
         row = pick_backend(
             "onnx" if onnx else "torch", backend, device_type=run_on.split(":")[0],
             onnx_precision=source.precision if onnx else None,
