@@ -441,7 +441,6 @@ def resolve_config(
             merged.pop("epochs", None)
             merged["max_steps"] = None
         merged.update(values)
-    _refuse_unused_kd_options(merged, layers)
     if command == "distill" and "input_size" not in merged and merged.get("teacher"):
         # The size the teacher learned at (its header or model card), as eval and export do.
         from fpdctl.models.checkpoint import trained_input_size
@@ -462,6 +461,7 @@ def resolve_config(
         merged["unlabeled"] = absolute_unlabeled(str(merged["unlabeled"]))
     config = TrainConfig(**merged)
     validate_config(config)
+    _refuse_unused_kd_options(merged, layers)
     return config
 
 
