@@ -89,7 +89,8 @@ COMMON_OPTIONS: tuple[_Opt, ...] = (
     _opt("optimizer", Optional[str], "--optimizer",
          help=f"adam, rmsprop or sgd (default: {_default('optimizer')})."),
     _opt("schedule", Optional[str], "--schedule",
-         help=f"step:E1,E2 (x0.1 at those epochs), cosine or constant (default: {_default('schedule')})."),
+         help=f"step:E1,E2 (x{_default('lr_factor')} at those epochs), cosine or constant "
+         f"(default: {_default('schedule')})."),
     _opt("weight_decay", Optional[float], "--weight-decay",
          help=f"L2 weight decay (default: {_default('weight_decay')})."),
     _opt("sigma", Optional[float], "--sigma",
