@@ -206,3 +206,17 @@ def test_dataset_counts_distinct_samples_not_reads(tmp_path: Path) -> None:
         for index in range(len(dataset)):
             dataset[index]
     assert (dataset.bad_images, dataset.images_seen) == (1, 4)
+
+
+def test_prune_sweep_fine_tunes_at_the_teachers_input_size(reliability) -> None:  # type: ignore[no-untyped-def]
+    """prune-sweep resolves its fine-tunes as distill does: the teacher's size by default."""
+    from fpdctl.models.checkpoint import create_model
+    from fpdctl.sweep.run import fine_tune_config
+
+    reliability.describe("silent wrong answer", "fpdctl prune-sweep --teacher synthetic-hg2x64 with no --input-size",
+                         "fine-tunes at the teacher's 128 px; --input-size 64 still wins")
+    spec = create_model("synthetic-hg2x64").spec
+    default = fine_tune_config("synthetic-hg2x64", spec, {}).input_size
+    explicit = fine_tune_config("synthetic-hg2x64", spec, {"input_size": 64}).input_size
+    reliability.observe(f"default {default}, explicit {explicit}")
+    assert (default, explicit) == (128, 64)
