@@ -83,7 +83,7 @@ COMMON_OPTIONS: tuple[_Opt, ...] = (
     _opt("max_steps", Optional[int], "--max-steps", help="Run length in optimizer steps (instead of --epochs)."),
     _opt("batch_size", Optional[int], "--batch-size",
          help="Images per step per process; the global batch is this x the number of processes "
-         "(torchrun --nproc_per_node N); the official recipe's is 4 on one GPU "
+         "(torchrun --nproc_per_node N); the default is the official recipe's batch on one GPU "
          f"(default: {_default('batch_size')})."),
     _opt("lr", Optional[float], "--lr", help=f"Base learning rate (default: {_default('lr')})."),
     _opt("optimizer", Optional[str], "--optimizer",
