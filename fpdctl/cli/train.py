@@ -373,30 +373,13 @@ def _render_result(result: "TrainResult") -> None:
 # --------------------------------------------------------------------------- the commands
 def _run(command: str, given: dict[str, Any], *, out: Optional[Path], resume: Optional[Path],
          overwrite: bool, config_file: Optional[Path]) -> None:
-    from fpdctl.train.config import check_resume_changes, resolve_config
-    from fpdctl.train.run_dir import load_run_config
-    from fpdctl.train.trainer import Trainer
-
-    if resume is not None:
-        if overwrite:
-            raise UsageError("--resume and --overwrite cannot be used together")
-        if config_file is not None:
-            raise UsageError("--config cannot be used with --resume (the run keeps its options)")
-        if out is not None and Path(out).resolve() != Path(resume).resolve():
-            raise UsageError(f"--out {out} differs from --resume {resume}; give only --resume")
-        saved = load_run_config(resume)
-        if saved.command != command:
-            raise UsageError(f"{resume} is a `fpdctl {saved.command}` run; resume it with that command")
-        config = check_resume_changes(saved, {**given, "out": str(resume)})
-    else:
-        if out is None:
-            raise UsageError("--out RUN_DIR is required (or --resume RUN_DIR)")
-        config = resolve_config(command, {**given, "out": str(out)}, config_file=config_file)
+    from fpdctl.train.api import prepare_trainer
 
     rank0 = _is_rank0()
     reporter = _make_reporter() if rank0 else None
-    # Construction validates the teacher, the data and the run directory and creates nothing.
-    trainer = Trainer(config, progress=reporter, resume=resume is not None, overwrite=overwrite)
+    # Construction validates the options, the teacher, the data and the run directory and creates nothing.
+    trainer = prepare_trainer(command, given, out=out, resume=resume, overwrite=overwrite,
+                              config_file=config_file, progress=reporter)
     if rank0:
         for warning in trainer.warnings:
             typer.echo(f"warning: {warning}", err=True)

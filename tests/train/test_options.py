@@ -163,3 +163,23 @@ def test_alpha_is_checked_when_the_config_is_built_not_per_step() -> None:
         KdSettings(alpha=float("nan"))
     kd = resolve_config("distill", {"teacher": "t.pth", "alpha": 0.8, "alpha_schedule": "linear", "out": "r"}).kd
     assert [kd.alpha_at(step, 10) for step in (0, 5, 10)] == pytest.approx([0.8, 0.4, 0.0])
+
+
+def test_run_training_builds_the_config_from_keyword_options(tmp_path: Path) -> None:
+    """The core entry point the CLI and the Python API share: keyword options in, a run out."""
+    import json
+
+    from fpdctl.train.api import build_config, run_training
+
+    options = dict(model="hg1x16", data="synthetic:length=8", input_size=64, batch_size=4, workers=0, val_limit=4,
+                   precision="fp32", device="cpu", max_steps=1, eval_every=0)
+    result = run_training("train", out=tmp_path / "run", **options)
+    assert (result.status, result.steps) == ("completed", 1)
+    recorded = json.loads((tmp_path / "run" / "config.json").read_text())["options"]
+    assert {k: recorded[k] for k in options} == options
+    with pytest.raises(UsageError, match="^--alpha is a distill option; use `fpdctl distill`$"):
+        build_config("train", {"alpha": 0.9}, out=tmp_path / "other")
+    with pytest.raises(UsageError, match="^--resume and --overwrite cannot be used together$"):
+        build_config("train", {}, resume=tmp_path / "run", overwrite=True)
+    resumed = build_config("train", {"max_steps": 3}, resume=tmp_path / "run")
+    assert (resumed.max_steps, resumed.model) == (3, "hg1x16")
