@@ -202,7 +202,9 @@ def prune_sweep_command(
     alpha: Optional[float] = typer.Option(None, "--alpha", help=f"Weight of the distillation term (default: {DEFAULT_ALPHA})."),
     data: Optional[str] = typer.Option(
         None, "--data", help="synthetic[:KEY=VAL,...], mpii:PATH, lsp:PATH or coco:PATH (default: synthetic)."),
-    input_size: Optional[int] = typer.Option(None, "--input-size", help=f"Network input side in pixels (default: {DEFAULT_INPUT_SIZE})."),
+    input_size: Optional[int] = typer.Option(
+        None, "--input-size", help="Network input side in pixels (default: the size the teacher was trained at "
+        f"when its checkpoint or model card records it, else {DEFAULT_INPUT_SIZE})."),
     batch_size: Optional[int] = typer.Option(None, "--batch-size", help="Fine-tune images per step (default: 16)."),
     lr: Optional[float] = typer.Option(None, "--lr", help="Fine-tune learning rate, cosine decay (default: 1e-3)."),
     seed: Optional[int] = typer.Option(None, "--seed", help="Seeds scratch weights and the fine-tune (default: 0)."),

@@ -7,10 +7,12 @@ torch-free.
 
 from __future__ import annotations
 
+import inspect
 import os
 import sys
+from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Optional
+from typing import TYPE_CHECKING, Any, Callable, Optional
 
 import typer
 
@@ -20,84 +22,191 @@ from fpdctl.cli.options import (
     TEACHER_INPUT_ORDER,
     TEACHER_INPUT_STD,
 )
-from fpdctl.data.transforms import DEFAULT_AUGMENT_STYLE
 from fpdctl.errors import UsageError
-from fpdctl.models.spec import DEFAULT_INPUT_SIZE, STUDENT_MODEL, TEACHER_MODEL
+from fpdctl.models.spec import DEFAULT_INPUT_SIZE
 from fpdctl.progress import Event
-from fpdctl.train.config import DEFAULT_BATCH_SIZE
+from fpdctl.train.config import DEFAULT_MODEL, MAX_DEFAULT_WORKERS, TrainConfig
 from fpdctl.train.events import TRAIN_EVAL, TRAIN_SKIPPED, TRAIN_START, TRAIN_STEP
-from fpdctl.data.unlabeled import DEFAULT_UNLABELED_RATIO
-from fpdctl.train.loss import DEFAULT_ALPHA, DEFAULT_ALPHA_SCHEDULE, DEFAULT_KD_LOSS, DEFAULT_KD_TEMPERATURE
+from fpdctl.train.loss import KD_LOSS_TABLE
 
 if TYPE_CHECKING:
     from fpdctl.train.events import EvalLog, RunInfo, SkippedLog, StepLog, TrainResult
 
 
-# --------------------------------------------------------------------------- shared options
-_DATA = typer.Option(None, "--data", help="synthetic[:K=V,...], mpii:PATH, lsp:PATH or coco:PATH (default: synthetic; COCO or "
-                    "synthetic:layout=coco: a model name without a j suffix gets 17 joints).")
-_INPUT = typer.Option(None, "--input-size", help=f"Input side in px; heatmaps are a quarter (default: {DEFAULT_INPUT_SIZE}).")
-_EPOCHS = typer.Option(None, "--epochs", help="Run length in epochs (default: 140).")
-_MAX_STEPS = typer.Option(None, "--max-steps", help="Run length in optimizer steps (instead of --epochs).")
-_BATCH = typer.Option(
-    None, "--batch-size",
-    help=f"Images per step per process; the global batch is this x the number of processes "
-    f"(torchrun --nproc_per_node N) (default: {DEFAULT_BATCH_SIZE}, the official recipe's batch on one GPU).",
-)
-_LR = typer.Option(None, "--lr", help="Base learning rate (default: 2.5e-4).")
-_OPT = typer.Option(None, "--optimizer", help="adam, rmsprop or sgd (default: adam).")
-_SCHEDULE = typer.Option(
-    None, "--schedule", help="step:E1,E2 (x0.1 at those epochs), cosine or constant (default: step:90,120)."
-)
-_DEVICE = typer.Option(None, "--device", help="auto, cpu, cuda, cuda:N or mps (default: auto).")
-_PRECISION = typer.Option(
-    None, "--precision",
-    help="auto (CUDA: bf16 on GPUs with native bf16, compute capability 8.0+, else fp16; CPU: bf16 "
-    "with native bf16 instructions, else fp32), bf16, fp16 or fp32 (default: auto).",
-)
-_WORKERS = typer.Option(
-    None, "--workers",
-    help="DataLoader workers per process, kept for the whole run (default: the free cores, shared "
-    "among this node's processes, less one, at most 16).",
-)
-_DETERMINISTIC = typer.Option(
-    None, "--deterministic/--no-deterministic",
-    help="Deterministic algorithms (and no cuDNN benchmark): a CUDA run repeats and resumes bit "
-    "for bit, somewhat slower; CPU runs are bit for bit either way (default: off).",
-)
-_SEED = typer.Option(None, "--seed", help="Seed of weights, data order and augmentation (default: 0).")
-_OUT = typer.Option(None, "--out", help="Run directory (created; must not exist unless --overwrite).")
-_RESUME = typer.Option(None, "--resume", help="Continue the run in RUN_DIR exactly where it stopped.")
-_OVERWRITE = typer.Option(False, "--overwrite", help="Replace the files of an existing run directory.")
-_CONFIG = typer.Option(None, "--config", help="YAML or TOML file of options; flags override it.")
-_PRESET = typer.Option(None, "--preset", help="A bundle of defaults: quick (small, fast demo).")
-_EVAL_EVERY = typer.Option(
-    None, "--eval-every", help="Validate every N steps; 0 only at the end (default: once per epoch)."
-)
-_LOG_EVERY = typer.Option(None, "--log-every", help="Log a metrics row every N steps (default: 50).")
-_SAVE_EVERY = typer.Option(
-    None, "--save-every", help="Checkpoint every N steps; 0 only at the end (default: at each validation, else once per epoch)."
-)
-_VAL_LIMIT = typer.Option(None, "--val-limit", help="Validate on the first N persons only.")
-_COMPILE = typer.Option(None, "--compile/--no-compile", help="torch.compile the model (default: off).")
-_CHANNELS_LAST = typer.Option(
-    None, "--channels-last/--no-channels-last", help="Channels-last memory format (default: on)."
-)
-_FLIP = typer.Option(None, "--flip-test/--no-flip-test", help="Flip-test evaluation (default: on).")
-_AUGMENT = typer.Option(None, "--augment/--no-augment", help="Training augmentation (default: on).")
-_AUGMENT_STYLE = typer.Option(
-    None, "--augment-style",
-    help="official: the official FPD draws (scale clip(N(1,0.25),0.75,1.25), rotation "
-    "clip(N(0,30),-60,60) with p 0.6, flip 0.5, no colour jitter); uniform: uniform scale and "
-    f"rotation plus colour jitter, fpdctl's earlier recipe (default: {DEFAULT_AUGMENT_STYLE}).",
-)
-_WD = typer.Option(None, "--weight-decay", help="L2 weight decay (default: 0).")
-_SIGMA = typer.Option(None, "--sigma", help="Target Gaussian sigma in heatmap px (default: 2).")
+# --------------------------------------------------------------------------- the options
+# Every option of `fpdctl train` and `fpdctl distill` is declared once below; each command's
+# signature is built from its list (Typer reads a function's signature), and the values given go
+# to the core by their TrainConfig field. Defaults shown in the help are read from TrainConfig.
+_CONFIG_FIELDS = {f.name: f for f in TrainConfig.__dataclass_fields__.values()}
 
 
-def _given(**options: Any) -> dict[str, Any]:
-    """The options actually given on the command line (Typer passes None for the others)."""
-    return {k: v for k, v in options.items() if v is not None}
+def _default(name: str) -> str:
+    """TrainConfig's default for ``name`` as the help shows it: numbers as %g, bools on/off."""
+    value = _CONFIG_FIELDS[name].default
+    if isinstance(value, bool):
+        return "on" if value else "off"
+    if isinstance(value, float):
+        return f"{value:g}"
+    return str(value)
+
+
+@dataclass(frozen=True)
+class _Opt:
+    """One command-line option: its parameter name, the TrainConfig field it sets (None: a run
+    setting such as --out), its value type and its Typer declaration."""
+
+    name: str
+    field: Optional[str]
+    annotation: Any
+    option: Any
+
+
+def _opt(name: str, annotation: Any, *flags: str, help: str, field: Optional[str] = "", default: Any = None) -> _Opt:
+    """An option whose parameter is ``name`` and whose field is ``field`` ("" : the same name)."""
+    return _Opt(name, name if field == "" else field, annotation, typer.Option(default, *flags, help=help))
+
+
+def _model_help(command: str, what: str) -> str:
+    return f"{what}, e.g. hg2x64b2 (default: {DEFAULT_MODEL[command]})."
+
+
+_KD_LOSSES_HELP = " or ".join(f"{entry.name} ({entry.summary})" for entry in KD_LOSS_TABLE.values())
+
+# Options both commands take, in the order the help lists them.
+COMMON_OPTIONS: tuple[_Opt, ...] = (
+    _opt("data", Optional[str], "--data",
+         help="synthetic[:K=V,...], mpii:PATH, lsp:PATH or coco:PATH; COCO or synthetic:layout=coco: a model "
+         f"name without a j suffix gets 17 joints (default: {_default('data')})."),
+    _opt("input_size", Optional[int], "--input-size",
+         help=f"Input side in px; heatmaps are a quarter (default: {_default('input_size')})."),
+    _opt("epochs", Optional[int], "--epochs", help=f"Run length in epochs (default: {_default('epochs')})."),
+    _opt("max_steps", Optional[int], "--max-steps", help="Run length in optimizer steps (instead of --epochs)."),
+    _opt("batch_size", Optional[int], "--batch-size",
+         help="Images per step per process; the global batch is this x the number of processes "
+         "(torchrun --nproc_per_node N); the default is the official recipe's batch on one GPU "
+         f"(default: {_default('batch_size')})."),
+    _opt("lr", Optional[float], "--lr", help=f"Base learning rate (default: {_default('lr')})."),
+    _opt("optimizer", Optional[str], "--optimizer",
+         help=f"adam, rmsprop or sgd (default: {_default('optimizer')})."),
+    _opt("schedule", Optional[str], "--schedule",
+         help=f"step:E1,E2 (x{_default('lr_factor')} at those epochs), cosine or constant "
+         f"(default: {_default('schedule')})."),
+    _opt("weight_decay", Optional[float], "--weight-decay",
+         help=f"L2 weight decay (default: {_default('weight_decay')})."),
+    _opt("sigma", Optional[float], "--sigma",
+         help=f"Target Gaussian sigma in heatmap px (default: {_default('sigma')})."),
+    _opt("device", Optional[str], "--device",
+         help=f"auto, cpu, cuda, cuda:N or mps (default: {_default('device')})."),
+    _opt("precision", Optional[str], "--precision",
+         help="auto (CUDA: bf16 on GPUs with native bf16, compute capability 8.0+, else fp16; CPU: bf16 "
+         f"with native bf16 instructions, else fp32), bf16, fp16 or fp32 (default: {_default('precision')})."),
+    _opt("workers", Optional[int], "--workers",
+         help="DataLoader workers per process, kept for the whole run (default: the free cores, shared "
+         f"among this node's processes, less one, at most {MAX_DEFAULT_WORKERS})."),
+    _opt("seed", Optional[int], "--seed",
+         help=f"Seed of weights, data order and augmentation (default: {_default('seed')})."),
+    _opt("out", Optional[Path], "--out", field=None,
+         help="Run directory (created; must not exist unless --overwrite)."),
+    _opt("resume", Optional[Path], "--resume", field=None,
+         help="Continue the run in RUN_DIR exactly where it stopped."),
+    _opt("overwrite", bool, "--overwrite", field=None, default=False,
+         help="Replace the files of an existing run directory."),
+    _opt("config", Optional[Path], "--config", field=None, help="YAML or TOML file of options; flags override it."),
+    _opt("preset", Optional[str], "--preset", help="A bundle of defaults: quick (small, fast demo)."),
+    _opt("eval_every", Optional[int], "--eval-every",
+         help="Validate every N steps; 0 only at the end (default: once per epoch)."),
+    _opt("log_every", Optional[int], "--log-every",
+         help=f"Log a metrics row every N steps (default: {_default('log_every')})."),
+    _opt("save_every", Optional[int], "--save-every",
+         help="Checkpoint every N steps; 0 only at the end (default: at each validation, else once per epoch)."),
+    _opt("val_limit", Optional[int], "--val-limit", help="Validate on the first N persons only."),
+    _opt("compile", Optional[bool], "--compile/--no-compile",
+         help=f"torch.compile the model (default: {_default('compile')})."),
+    _opt("channels_last", Optional[bool], "--channels-last/--no-channels-last",
+         help=f"Channels-last memory format (default: {_default('channels_last')})."),
+    _opt("flip_test", Optional[bool], "--flip-test/--no-flip-test",
+         help=f"Flip-test evaluation (default: {_default('flip_test')})."),
+    _opt("augment", Optional[bool], "--augment/--no-augment",
+         help=f"Training augmentation (default: {_default('augment')})."),
+    _opt("augment_style", Optional[str], "--augment-style",
+         help="official: the official FPD draws (scale clip(N(1,0.25),0.75,1.25), rotation "
+         "clip(N(0,30),-60,60) with p 0.6, flip 0.5, no colour jitter); uniform: uniform scale and "
+         f"rotation plus colour jitter, fpdctl's earlier recipe (default: {_default('augment_style')})."),
+    _opt("deterministic", Optional[bool], "--deterministic/--no-deterministic",
+         help="Deterministic algorithms (and no cuDNN benchmark): a CUDA run repeats and resumes bit "
+         f"for bit, somewhat slower; CPU runs are bit for bit either way (default: {_default('deterministic')})."),
+    _opt("tensorboard", Optional[bool], "--tensorboard/--no-tensorboard",
+         help="Also write TensorBoard event files (losses, learning rate, img/s, validation metrics) "
+         "into the run directory; needs pip install 'fpdctl[tensorboard]' "
+         f"(default: {_default('tensorboard')})."),
+)
+
+TRAIN_OPTIONS: tuple[_Opt, ...] = (
+    _opt("model", Optional[str], "--model", help=_model_help("train", "Model to train")),
+    _opt("init", Optional[str], "--init", help="Checkpoint to initialise the model from."),
+    *COMMON_OPTIONS,
+)
+
+# distill's default input size is the teacher's (see resolve_config); its help says so.
+_DISTILL_INPUT_SIZE = _opt(
+    "input_size", Optional[int], "--input-size",
+    help="Input side in px; heatmaps are a quarter (default: the size the teacher was trained at when "
+    f"its checkpoint or model card records it, else {DEFAULT_INPUT_SIZE}).",
+)
+
+DISTILL_OPTIONS: tuple[_Opt, ...] = (
+    _opt("teacher", Optional[str], "--teacher",
+         help="Teacher checkpoint (.safetensors, pytorch-pose .pth.tar or official FPD .pth) or a pretrained "
+         "name such as synthetic-hg2x64 (`fpdctl models` lists them); ground-truth puts the labels' own "
+         "heatmaps in the teacher's place, the control for a distillation loss."),
+    _opt("student", Optional[str], "--student", field="model", help=_model_help("distill", "Student model")),
+    _opt("alpha", Optional[float], "--alpha",
+         help=f"Weight of the distillation term in [0, 1] (default: {_default('alpha')})."),
+    _opt("student_init", Optional[str], "--student-init", field="init",
+         help="Checkpoint to initialise the student from."),
+    _opt("mask_teacher", Optional[bool], "--mask-teacher/--no-mask-teacher",
+         help=f"Mask the distillation term with the target weights, as the official code (default: "
+         f"{_default('mask_teacher')})."),
+    _opt("kd_loss", Optional[str], "--kd-loss",
+         help=f"Distillation term: {_KD_LOSSES_HELP} (default: {_default('kd_loss')})."),
+    _opt("kd_temperature", Optional[float], "--kd-temperature",
+         help="Softmax temperature of --kd-loss kl (refused with a term that does not use it); heatmaps "
+         f"peak near 1, so T < 1 sharpens (default: {_default('kd_temperature')})."),
+    _opt("alpha_schedule", Optional[str], "--alpha-schedule",
+         help="constant, or linear: alpha decays from --alpha to 0 over the run "
+         f"(default: {_default('alpha_schedule')})."),
+    _opt("unlabeled", Optional[str], "--unlabeled",
+         help="Images without labels, taught by the teacher alone: a folder of person crops, or "
+         "synthetic[:length=N]."),
+    _opt("unlabeled_ratio", Optional[float], "--unlabeled-ratio",
+         help=f"Fraction of each batch that is unlabeled, in (0, 1) (default: {_default('unlabeled_ratio')})."),
+    _Opt("teacher_input_convention", "teacher_input_convention", Optional[str], TEACHER_INPUT_CONVENTION),
+    _Opt("teacher_input_order", "teacher_input_order", Optional[str], TEACHER_INPUT_ORDER),
+    _Opt("teacher_input_mean", "teacher_input_mean", Optional[str], TEACHER_INPUT_MEAN),
+    _Opt("teacher_input_std", "teacher_input_std", Optional[str], TEACHER_INPUT_STD),
+    *(_DISTILL_INPUT_SIZE if opt.name == "input_size" else opt for opt in COMMON_OPTIONS),
+)
+
+
+def _given(options: tuple[_Opt, ...], values: dict[str, Any]) -> dict[str, Any]:
+    """The TrainConfig fields actually given on the command line (Typer passes None for the others)."""
+    return {opt.field: values[opt.name] for opt in options if opt.field and values[opt.name] is not None}
+
+
+def _command(command: str, options: tuple[_Opt, ...], doc: str) -> Callable[..., None]:
+    """The Typer callback of ``fpdctl <command>``: its signature is ``options``."""
+
+    def callback(**values: Any) -> None:
+        _run(command, _given(options, values), out=values["out"], resume=values["resume"],
+             overwrite=values["overwrite"], config_file=values["config"])
+
+    callback.__signature__ = inspect.Signature(  # type: ignore[attr-defined]
+        [inspect.Parameter(opt.name, inspect.Parameter.KEYWORD_ONLY, default=opt.option, annotation=opt.annotation)
+         for opt in options]
+    )
+    callback.__name__ = callback.__qualname__ = f"{command}_command"
+    callback.__doc__ = doc
+    return callback
 
 
 def _is_rank0() -> bool:
@@ -264,30 +373,13 @@ def _render_result(result: "TrainResult") -> None:
 # --------------------------------------------------------------------------- the commands
 def _run(command: str, given: dict[str, Any], *, out: Optional[Path], resume: Optional[Path],
          overwrite: bool, config_file: Optional[Path]) -> None:
-    from fpdctl.train.config import check_resume_changes, resolve_config
-    from fpdctl.train.run_dir import load_run_config
-    from fpdctl.train.trainer import Trainer
-
-    if resume is not None:
-        if overwrite:
-            raise UsageError("--resume and --overwrite cannot be used together")
-        if config_file is not None:
-            raise UsageError("--config cannot be used with --resume (the run keeps its options)")
-        if out is not None and Path(out).resolve() != Path(resume).resolve():
-            raise UsageError(f"--out {out} differs from --resume {resume}; give only --resume")
-        saved = load_run_config(resume)
-        if saved.command != command:
-            raise UsageError(f"{resume} is a `fpdctl {saved.command}` run; resume it with that command")
-        config = check_resume_changes(saved, {**given, "out": str(resume)})
-    else:
-        if out is None:
-            raise UsageError("--out RUN_DIR is required (or --resume RUN_DIR)")
-        config = resolve_config(command, {**given, "out": str(out)}, config_file=config_file)
+    from fpdctl.train.api import prepare_trainer
 
     rank0 = _is_rank0()
     reporter = _make_reporter() if rank0 else None
-    # Construction validates the teacher, the data and the run directory and creates nothing.
-    trainer = Trainer(config, progress=reporter, resume=resume is not None, overwrite=overwrite)
+    # Construction validates the options, the teacher, the data and the run directory and creates nothing.
+    trainer = prepare_trainer(command, given, out=out, resume=resume, overwrite=overwrite,
+                              config_file=config_file, progress=reporter)
     if rank0:
         for warning in trainer.warnings:
             typer.echo(f"warning: {warning}", err=True)
@@ -309,131 +401,14 @@ def _run(command: str, given: dict[str, Any], *, out: Optional[Path], resume: Op
         raise typer.Exit(result.exit_code)
 
 
-def train_command(
-    model: Optional[str] = typer.Option(None, "--model", help=f"Model to train, e.g. hg2x64b2 (default: {TEACHER_MODEL})."),
-    init: Optional[str] = typer.Option(None, "--init", help="Checkpoint to initialise the model from."),
-    data: Optional[str] = _DATA,
-    input_size: Optional[int] = _INPUT,
-    epochs: Optional[int] = _EPOCHS,
-    max_steps: Optional[int] = _MAX_STEPS,
-    batch_size: Optional[int] = _BATCH,
-    lr: Optional[float] = _LR,
-    optimizer: Optional[str] = _OPT,
-    schedule: Optional[str] = _SCHEDULE,
-    weight_decay: Optional[float] = _WD,
-    sigma: Optional[float] = _SIGMA,
-    device: Optional[str] = _DEVICE,
-    precision: Optional[str] = _PRECISION,
-    workers: Optional[int] = _WORKERS,
-    seed: Optional[int] = _SEED,
-    out: Optional[Path] = _OUT,
-    resume: Optional[Path] = _RESUME,
-    overwrite: bool = _OVERWRITE,
-    config: Optional[Path] = _CONFIG,
-    preset: Optional[str] = _PRESET,
-    eval_every: Optional[int] = _EVAL_EVERY,
-    log_every: Optional[int] = _LOG_EVERY,
-    save_every: Optional[int] = _SAVE_EVERY,
-    val_limit: Optional[int] = _VAL_LIMIT,
-    compile: Optional[bool] = _COMPILE,
-    channels_last: Optional[bool] = _CHANNELS_LAST,
-    flip_test: Optional[bool] = _FLIP,
-    augment: Optional[bool] = _AUGMENT,
-    augment_style: Optional[str] = _AUGMENT_STYLE,
-    deterministic: Optional[bool] = _DETERMINISTIC,
-) -> None:
-    """Train a Stacked Hourglass on the ground truth (the official FPD MPII recipe by default)."""
-    given = _given(
-        model=model, init=init, data=data, input_size=input_size, epochs=epochs, max_steps=max_steps,
-        batch_size=batch_size, lr=lr, optimizer=optimizer, schedule=schedule, weight_decay=weight_decay,
-        sigma=sigma, device=device, precision=precision, workers=workers, seed=seed, preset=preset,
-        eval_every=eval_every, log_every=log_every, save_every=save_every, val_limit=val_limit,
-        compile=compile, channels_last=channels_last, flip_test=flip_test, augment=augment,
-        augment_style=augment_style, deterministic=deterministic,
-    )
-    _run("train", given, out=out, resume=resume, overwrite=overwrite, config_file=config)
-
-
-def distill_command(
-    teacher: Optional[str] = typer.Option(None, "--teacher", help="Teacher checkpoint (.safetensors, pytorch-pose .pth.tar or official FPD .pth) or a pretrained name such as synthetic-hg2x64 (fpdctl eval --list-pretrained); ground-truth puts the labels' own heatmaps in the teacher's place, the control for a distillation loss."),
-    student: Optional[str] = typer.Option(None, "--student", help=f"Student model, e.g. hg2x64b2 (default: {STUDENT_MODEL})."),
-    alpha: Optional[float] = typer.Option(
-        None, "--alpha", help=f"Weight of the distillation term in [0, 1] (default: {DEFAULT_ALPHA})."
-    ),
-    student_init: Optional[str] = typer.Option(None, "--student-init", help="Checkpoint to initialise the student from."),
-    mask_teacher: Optional[bool] = typer.Option(
-        None, "--mask-teacher/--no-mask-teacher",
-        help="Mask the distillation term with the target weights, as the official code (default: on).",
-    ),
-    kd_loss: Optional[str] = typer.Option(
-        None, "--kd-loss",
-        help=f"Distillation term: mse (the paper's) or kl (KL between spatially soft-maxed heatmaps) (default: {DEFAULT_KD_LOSS}).",
-    ),
-    kd_temperature: Optional[float] = typer.Option(
-        None, "--kd-temperature",
-        help=f"Softmax temperature of --kd-loss kl; heatmaps peak near 1, so T < 1 sharpens (default: {DEFAULT_KD_TEMPERATURE:g}).",
-    ),
-    alpha_schedule: Optional[str] = typer.Option(
-        None, "--alpha-schedule",
-        help=f"constant, or linear: alpha decays from --alpha to 0 over the run (default: {DEFAULT_ALPHA_SCHEDULE}).",
-    ),
-    unlabeled: Optional[str] = typer.Option(
-        None, "--unlabeled",
-        help="Images without labels, taught by the teacher alone: a folder of person crops, or synthetic[:length=N].",
-    ),
-    unlabeled_ratio: Optional[float] = typer.Option(
-        None, "--unlabeled-ratio",
-        help=f"Fraction of each batch that is unlabeled, in (0, 1) (default: {DEFAULT_UNLABELED_RATIO:g}).",
-    ),
-    teacher_input_convention: Optional[str] = TEACHER_INPUT_CONVENTION,
-    teacher_input_order: Optional[str] = TEACHER_INPUT_ORDER,
-    teacher_input_mean: Optional[str] = TEACHER_INPUT_MEAN,
-    teacher_input_std: Optional[str] = TEACHER_INPUT_STD,
-    data: Optional[str] = _DATA,
-    input_size: Optional[int] = _INPUT,
-    epochs: Optional[int] = _EPOCHS,
-    max_steps: Optional[int] = _MAX_STEPS,
-    batch_size: Optional[int] = _BATCH,
-    lr: Optional[float] = _LR,
-    optimizer: Optional[str] = _OPT,
-    schedule: Optional[str] = _SCHEDULE,
-    weight_decay: Optional[float] = _WD,
-    sigma: Optional[float] = _SIGMA,
-    device: Optional[str] = _DEVICE,
-    precision: Optional[str] = _PRECISION,
-    workers: Optional[int] = _WORKERS,
-    seed: Optional[int] = _SEED,
-    out: Optional[Path] = _OUT,
-    resume: Optional[Path] = _RESUME,
-    overwrite: bool = _OVERWRITE,
-    config: Optional[Path] = _CONFIG,
-    preset: Optional[str] = _PRESET,
-    eval_every: Optional[int] = _EVAL_EVERY,
-    log_every: Optional[int] = _LOG_EVERY,
-    save_every: Optional[int] = _SAVE_EVERY,
-    val_limit: Optional[int] = _VAL_LIMIT,
-    compile: Optional[bool] = _COMPILE,
-    channels_last: Optional[bool] = _CHANNELS_LAST,
-    flip_test: Optional[bool] = _FLIP,
-    augment: Optional[bool] = _AUGMENT,
-    augment_style: Optional[str] = _AUGMENT_STYLE,
-    deterministic: Optional[bool] = _DETERMINISTIC,
-) -> None:
-    """Fast Pose Distillation: train a small student with a frozen teacher's heatmaps."""
-    given = _given(
-        teacher=teacher, model=student, alpha=alpha, init=student_init, mask_teacher=mask_teacher,
-        kd_loss=kd_loss, kd_temperature=kd_temperature, alpha_schedule=alpha_schedule,
-        unlabeled=unlabeled, unlabeled_ratio=unlabeled_ratio,
-        teacher_input_convention=teacher_input_convention, teacher_input_order=teacher_input_order,
-        teacher_input_mean=teacher_input_mean, teacher_input_std=teacher_input_std,
-        data=data, input_size=input_size, epochs=epochs, max_steps=max_steps, batch_size=batch_size,
-        lr=lr, optimizer=optimizer, schedule=schedule, weight_decay=weight_decay, sigma=sigma,
-        device=device, precision=precision, workers=workers, seed=seed, preset=preset,
-        eval_every=eval_every, log_every=log_every, save_every=save_every, val_limit=val_limit,
-        compile=compile, channels_last=channels_last, flip_test=flip_test, augment=augment,
-        augment_style=augment_style, deterministic=deterministic,
-    )
-    _run("distill", given, out=out, resume=resume, overwrite=overwrite, config_file=config)
+train_command = _command(
+    "train", TRAIN_OPTIONS,
+    "Train a Stacked Hourglass on the ground truth (the official FPD MPII recipe by default).",
+)
+distill_command = _command(
+    "distill", DISTILL_OPTIONS,
+    "Fast Pose Distillation: train a small student with a frozen teacher's heatmaps.",
+)
 
 
 def register(app: typer.Typer) -> None:

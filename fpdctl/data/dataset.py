@@ -9,7 +9,8 @@ Gaussian targets in the heatmap channels of the source's joint set
 Bad images: a source raises :class:`UnreadableImage` for an image that cannot be decoded. The
 sample then becomes a mean-grey image (all zeros after normalisation) with every target weight 0,
 so it teaches nothing and keeps its index (evaluation stays aligned with the ground truth). Bad
-images are counted in :attr:`PoseDataset.bad_images` (shared across DataLoader workers); once more
+images are counted in :attr:`PoseDataset.bad_images` (shared across DataLoader workers; a file data
+source counts each sample once, however often it is read); once more
 than :data:`BAD_IMAGE_GRACE` images are bad *and* they exceed ``max_bad_fraction`` of the images
 seen, the next bad image raises :class:`~fpdctl.errors.DataError`. The sample's
 ``meta["image_error"]`` says why its image could not be read, so that evaluation can refuse to
@@ -68,6 +69,31 @@ def _counter_block() -> torch.Tensor:
     if _counter_pool is None:
         _counter_pool = torch.zeros(_COUNTER_BLOCKS, _COUNTER_SLOTS, 2, dtype=torch.int64).share_memory_()
     block = _counter_pool[next(_counter_next) % _COUNTER_BLOCKS]
+    block.zero_()
+    return block
+
+
+# Which samples' images were already counted: one byte per sample (bit 0 seen, bit 1 bad), so a
+# sample read again (a later epoch, or an --unlabeled set smaller than the run) counts once. The
+# bytes come from one shared pool (one file descriptor, as the counters), handed out in turn and
+# reused after it wraps; a dataset larger than the pool counts reads instead.
+_FLAG_POOL_BYTES: int = 1 << 22
+_flag_pool: torch.Tensor | None = None
+_flag_next: int = 0
+_SEEN, _BAD = 1, 2
+
+
+def _flag_block(length: int) -> torch.Tensor | None:
+    """A zeroed uint8 [length] view into the shared flag pool (None when it does not fit)."""
+    global _flag_pool, _flag_next
+    if length <= 0 or length > _FLAG_POOL_BYTES:
+        return None
+    if _flag_pool is None:
+        _flag_pool = torch.zeros(_FLAG_POOL_BYTES, dtype=torch.uint8).share_memory_()
+    if _flag_next + length > _FLAG_POOL_BYTES:
+        _flag_next = 0
+    block = _flag_pool[_flag_next:_flag_next + length]
+    _flag_next += length
     block.zero_()
     return block
 
@@ -193,6 +219,8 @@ class PoseDataset(Dataset):
         # [slot, (seen, bad)] in shared memory so DataLoader workers' counts reach the parent;
         # one slot per process avoids lost updates between workers.
         self._image_counts = _counter_block()
+        # Per-sample flags (see _flag_block), set by data sources whose images can be unreadable.
+        self._image_flags: torch.Tensor | None = None
 
     @property
     def channel_joint_set(self) -> JointSet:
@@ -236,8 +264,17 @@ class PoseDataset(Dataset):
 
     def reset_counters(self) -> None:
         self._image_counts.zero_()
+        if self._image_flags is not None:
+            self._image_flags.zero_()
 
-    def _count_image(self, bad: bool, error: UnreadableImage | None = None) -> None:
+    def _count_image(self, bad: bool, error: UnreadableImage | None = None, index: int | None = None) -> None:
+        """Count sample ``index``'s image as seen (and bad); a sample already counted is not
+        counted again, so the counts are of distinct samples, not of reads."""
+        if self._image_flags is not None and index is not None:
+            flags = self._image_flags.numpy()
+            if flags[index] & _SEEN:
+                return
+            flags[index] |= _SEEN | (_BAD if bad else 0)
         info = torch.utils.data.get_worker_info()
         slot = 0 if info is None else (info.id + 1) % _COUNTER_SLOTS
         counts = self._image_counts.numpy()  # a view of the shared memory, cheaper to update
@@ -311,11 +348,11 @@ class PoseDataset(Dataset):
         try:
             record, reduction = self.load_record_reduced(index, aug.scale_factor)
         except UnreadableImage as exc:
-            self._count_image(bad=True, error=exc)
+            self._count_image(bad=True, error=exc, index=index)
             record, reduction = self.load_annotation(index), 0
             image_error = str(exc)
         else:
-            self._count_image(bad=False)
+            self._count_image(bad=False, index=index)
 
         affine = self.sample_affine(record, aug)
         size = self.input_size
@@ -484,6 +521,7 @@ class FilePoseDataset(PoseDataset):
         self.image_dir = Path(image_dir)
         self.joint_set = joint_set
         self.metric = metric
+        self._image_flags = _flag_block(len(table))
 
     def __len__(self) -> int:
         return len(self.table)

@@ -11,8 +11,9 @@ from __future__ import annotations
 import dataclasses
 import math
 import os
+import types
+import typing
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, Mapping
 
 from fpdctl.data.unlabeled import DEFAULT_UNLABELED_RATIO, absolute_unlabeled, check_unlabeled
@@ -27,15 +28,16 @@ from fpdctl.train.loss import (
     DEFAULT_KD_LOSS,
     DEFAULT_KD_TEMPERATURE,
     GROUND_TRUTH_TEACHER,
-    check_alpha,
-    check_kd_options,
+    KD_LOSS_TABLE,
+    KD_TERM_OPTIONS,
+    KdSettings,
+    kd_loss_entry,
 )
 from fpdctl.utils.io import require_file
 
 OPTIMIZERS: tuple[str, ...] = ("adam", "rmsprop", "sgd")
 # Training precisions (autocast), see fpdctl.train.precision; export precisions are another set.
 TRAIN_PRECISIONS: tuple[str, ...] = ("auto", "bf16", "fp16", "fp32")
-SCHEDULE_KINDS: tuple[str, ...] = ("step", "cosine", "constant")
 COMMANDS: tuple[str, ...] = ("train", "distill")
 # Seeds are 32-bit, as numpy's; the trainer's per-epoch generator seeds (seed * 1_000_003 +
 # epoch) then stay within torch's 64-bit range.
@@ -45,7 +47,7 @@ MAX_SEED = 2**32 - 1
 # of a step, so the resumed run still continues the same trajectory.
 RESUMABLE_CHANGES: frozenset[str] = frozenset(
     {"max_steps", "epochs", "device", "workers", "log_every", "eval_every", "save_every",
-     "compile", "eval_batch_size", "out", "deterministic"}
+     "compile", "eval_batch_size", "out", "deterministic", "tensorboard"}
 )
 
 # The official runs: 4 images per step on one GPU (``BATCH_SIZE_PER_GPU 4``, ``GPUS '(0,)'``).
@@ -76,6 +78,19 @@ def default_workers() -> int:
 
 # Config-file spellings that mean another field.
 _ALIASES: dict[str, str] = {"student": "model", "student_init": "init"}
+
+# The TrainConfig field metadata of an option that only ``fpdctl distill`` takes: ``fpdctl
+# train`` refuses it from every source (flag, config file, preset).
+DISTILL_ONLY: dict[str, bool] = {"distill_only": True}
+
+# The defaults of the recipe, named once: TrainConfig's fields, the help texts and the tests read
+# them from here.
+DEFAULT_EPOCHS = 140
+DEFAULT_LR = 2.5e-4
+DEFAULT_OPTIMIZER = "adam"
+DEFAULT_SCHEDULE = "step:90,120"
+DEFAULT_SIGMA = 2.0
+DEFAULT_LOG_EVERY = 50
 
 
 @dataclass(frozen=True)
@@ -144,45 +159,47 @@ class TrainConfig:
         eval_batch_size: images per evaluation batch.
         compile: wrap the model in ``torch.compile``.
         channels_last: use the channels-last memory format.
+        tensorboard: also write TensorBoard event files into the run directory (needs the
+            ``tensorboard`` package, ``pip install 'fpdctl[tensorboard]'``).
         preset: the preset these options started from, if any.
         out: the run directory.
     """
 
     command: str = "train"
     model: str = TEACHER_MODEL
-    teacher: str | None = None
-    teacher_input_convention: str | None = None
-    teacher_input_order: str | None = None
-    teacher_input_mean: str | None = None
-    teacher_input_std: str | None = None
-    alpha: float = DEFAULT_ALPHA
-    mask_teacher: bool = True
-    kd_loss: str = DEFAULT_KD_LOSS
-    kd_temperature: float = DEFAULT_KD_TEMPERATURE
-    alpha_schedule: str = DEFAULT_ALPHA_SCHEDULE
-    unlabeled: str | None = None
-    unlabeled_ratio: float = DEFAULT_UNLABELED_RATIO
+    teacher: str | None = field(default=None, metadata=DISTILL_ONLY)
+    teacher_input_convention: str | None = field(default=None, metadata=DISTILL_ONLY)
+    teacher_input_order: str | None = field(default=None, metadata=DISTILL_ONLY)
+    teacher_input_mean: str | None = field(default=None, metadata=DISTILL_ONLY)
+    teacher_input_std: str | None = field(default=None, metadata=DISTILL_ONLY)
+    alpha: float = field(default=DEFAULT_ALPHA, metadata=DISTILL_ONLY)
+    mask_teacher: bool = field(default=True, metadata=DISTILL_ONLY)
+    kd_loss: str = field(default=DEFAULT_KD_LOSS, metadata=DISTILL_ONLY)
+    kd_temperature: float = field(default=DEFAULT_KD_TEMPERATURE, metadata=DISTILL_ONLY)
+    alpha_schedule: str = field(default=DEFAULT_ALPHA_SCHEDULE, metadata=DISTILL_ONLY)
+    unlabeled: str | None = field(default=None, metadata=DISTILL_ONLY)
+    unlabeled_ratio: float = field(default=DEFAULT_UNLABELED_RATIO, metadata=DISTILL_ONLY)
     init: str | None = None
     data: str = "synthetic"
     input_size: int = DEFAULT_INPUT_SIZE
-    sigma: float = 2.0
+    sigma: float = DEFAULT_SIGMA
     augment: bool = True
     augment_style: str = DEFAULT_AUGMENT_STYLE
-    epochs: int = 140
+    epochs: int = DEFAULT_EPOCHS
     max_steps: int | None = None
     batch_size: int = DEFAULT_BATCH_SIZE
-    lr: float = 2.5e-4
-    optimizer: str = "adam"
+    lr: float = DEFAULT_LR
+    optimizer: str = DEFAULT_OPTIMIZER
     momentum: float = 0.9
     weight_decay: float = 0.0
-    schedule: str = "step:90,120"
+    schedule: str = DEFAULT_SCHEDULE
     lr_factor: float = 0.1
     device: str = "auto"
     precision: str = "auto"
     workers: int = field(default_factory=default_workers)
     seed: int = 0
     eval_every: int | None = None
-    log_every: int = 50
+    log_every: int = DEFAULT_LOG_EVERY
     save_every: int | None = None
     val_limit: int | None = None
     flip_test: bool = True
@@ -190,6 +207,7 @@ class TrainConfig:
     compile: bool = False
     channels_last: bool = True
     deterministic: bool = False
+    tensorboard: bool = False
     preset: str | None = None
     out: str | None = None
 
@@ -202,6 +220,12 @@ class TrainConfig:
     @property
     def distill(self) -> bool:
         return self.command == "distill"
+
+    @property
+    def kd(self) -> KdSettings:
+        """The distillation half of the loss (checked when the config is validated)."""
+        return KdSettings(alpha=self.alpha, alpha_schedule=self.alpha_schedule, kd_loss=self.kd_loss,
+                          temperature=self.kd_temperature, mask_teacher=self.mask_teacher)
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any], *, source: str = "options") -> TrainConfig:
@@ -237,17 +261,30 @@ PRESETS: dict[str, dict[str, Any]] = {
 DEFAULT_MODEL: dict[str, str] = {"train": TEACHER_MODEL, "distill": STUDENT_MODEL}
 
 _FIELDS: dict[str, dataclasses.Field] = {f.name: f for f in dataclasses.fields(TrainConfig)}
-_OPTIONAL_INT = {"max_steps", "eval_every", "save_every", "val_limit"}
+# Options only ``fpdctl distill`` takes (their fields carry DISTILL_ONLY).
+DISTILL_OPTIONS: tuple[str, ...] = tuple(f.name for f in _FIELDS.values() if f.metadata.get("distill_only"))
 # The teacher's input-convention override (distill; prune-sweep's fine-tunes), as typed.
 TEACHER_INPUT_FIELDS: tuple[str, ...] = (
     "teacher_input_convention", "teacher_input_order", "teacher_input_mean", "teacher_input_std",
 )
-_OPTIONAL_STR = {"teacher", "init", "preset", "out", "unlabeled", *TEACHER_INPUT_FIELDS}
-_INT = {"input_size", "epochs", "batch_size", "workers", "seed", "log_every", "eval_batch_size"}
-_FLOAT = {"alpha", "sigma", "lr", "momentum", "weight_decay", "lr_factor", "kd_temperature", "unlabeled_ratio"}
-_BOOL = {"mask_teacher", "augment", "flip_test", "compile", "channels_last", "deterministic"}
-_STR = {"command", "model", "data", "optimizer", "schedule", "device", "precision", "kd_loss", "alpha_schedule",
-        "augment_style"}
+
+
+def _field_types() -> dict[str, tuple[type, bool]]:
+    """Each option's value type and whether it may be None, from TrainConfig's annotations."""
+    table: dict[str, tuple[type, bool]] = {}
+    for name, hint in typing.get_type_hints(TrainConfig).items():
+        if name not in _FIELDS:
+            continue
+        args = typing.get_args(hint)
+        optional = isinstance(hint, types.UnionType) or typing.get_origin(hint) is typing.Union
+        base = next(a for a in args if a is not type(None)) if optional else hint
+        if base not in (int, float, bool, str):  # _coerce knows these four
+            raise TypeError(f"TrainConfig.{name}: options are int, float, bool or str, got {hint}")
+        table[name] = (base, optional and type(None) in args)
+    return table
+
+
+_TYPES: dict[str, tuple[type, bool]] = _field_types()
 
 
 def _flag(name: str) -> str:
@@ -258,11 +295,12 @@ def _coerce(name: str, value: Any, source: str) -> Any:
     def bad(kind: str) -> UsageError:
         return UsageError(f"{_flag(name)} must be {kind}, got {value!r} (in {source})")
 
+    kind, optional = _TYPES[name]
     if value is None:
-        if name in _OPTIONAL_INT or name in _OPTIONAL_STR:
+        if optional:
             return None
         raise bad("set")
-    if name in _INT or name in _OPTIONAL_INT:
+    if kind is int:
         if isinstance(value, bool):
             raise bad("an integer")
         if isinstance(value, float) and value.is_integer():
@@ -275,24 +313,22 @@ def _coerce(name: str, value: Any, source: str) -> Any:
             except ValueError:
                 pass
         raise bad("an integer")
-    if name in _FLOAT:
+    if kind is float:
         if isinstance(value, bool):
             raise bad("a number")
         try:
             return float(value)
         except (TypeError, ValueError):
             raise bad("a number") from None
-    if name in _BOOL:
+    if kind is bool:
         if isinstance(value, bool):
             return value
         if isinstance(value, str) and value.strip().lower() in ("true", "yes", "on", "1", "false", "no", "off", "0"):
             return value.strip().lower() in ("true", "yes", "on", "1")
         raise bad("true or false")
-    if name in _STR or name in _OPTIONAL_STR:
-        if isinstance(value, (str, int, float)) and not isinstance(value, bool):
-            return str(value)
-        raise bad("a string")
-    raise UsageError(f"unknown option '{name}' in {source}")  # pragma: no cover - guarded above
+    if isinstance(value, (str, int, float)) and not isinstance(value, bool):
+        return str(value)
+    raise bad("a string")
 
 
 def coerce_options(data: Mapping[str, Any], *, source: str) -> dict[str, Any]:
@@ -388,19 +424,30 @@ def resolve_config(
             raise UsageError(f"unknown preset '{preset_name}'; available: {', '.join(sorted(PRESETS))}")
         preset_values = dict(PRESETS[preset_name])
 
+    layers = (
+        (preset_values, f"preset {preset_name}"), (file_values, str(config_file)), (cli_values, None),
+    )
+    if command == "train":
+        for values, source in layers:
+            for name in DISTILL_OPTIONS:
+                if values.get(name) is not None:
+                    where = f" (in {source})" if source else ""
+                    raise UsageError(f"{_flag(name)} is a distill option{where}; use `fpdctl distill`")
     merged: dict[str, Any] = {"command": command, "model": DEFAULT_MODEL[command]}
-    for layer in (preset_values, file_values, cli_values):
+    for values, _ in layers:
         # --epochs and --max-steps are one setting (the run's length): a higher layer that
         # gives either replaces both.
-        if "epochs" in layer or "max_steps" in layer:
+        if "epochs" in values or "max_steps" in values:
             merged.pop("epochs", None)
             merged["max_steps"] = None
-        merged.update(layer)
-    if command == "train":
-        for name in ("teacher", "kd_loss", "kd_temperature", "alpha_schedule", "unlabeled", "unlabeled_ratio",
-                     *TEACHER_INPUT_FIELDS):
-            if merged.get(name) is not None:
-                raise UsageError(f"{_flag(name)} is a distill option; use `fpdctl distill`")
+        merged.update(values)
+    if command == "distill" and "input_size" not in merged and merged.get("teacher"):
+        # The size the teacher learned at (its header or model card), as eval and export do.
+        from fpdctl.models.checkpoint import trained_input_size
+
+        teacher = str(merged["teacher"])
+        if teacher != GROUND_TRUTH_TEACHER:
+            merged["input_size"] = trained_input_size(teacher) or DEFAULT_INPUT_SIZE
     if "unlabeled_ratio" in merged and not merged.get("unlabeled"):
         raise UsageError("--unlabeled-ratio needs --unlabeled DIR or --unlabeled synthetic")
     # Absolute paths, so a run resumed from another working directory finds the same files
@@ -414,7 +461,27 @@ def resolve_config(
         merged["unlabeled"] = absolute_unlabeled(str(merged["unlabeled"]))
     config = TrainConfig(**merged)
     validate_config(config)
+    _refuse_unused_kd_options(merged, layers)
     return config
+
+
+def _refuse_unused_kd_options(merged: Mapping[str, Any], layers: Any) -> None:
+    """An option only some distillation terms read (``--kd-temperature``), given for a term that
+    does not read it, has no effect: refuse it rather than ignore it.
+
+    Raises:
+        UsageError: naming the option, the term and the terms that read it.
+    """
+    entry = kd_loss_entry(str(merged.get("kd_loss", DEFAULT_KD_LOSS)))
+    for name in sorted(KD_TERM_OPTIONS - entry.options):
+        for values, source in layers:
+            if values.get(name) is not None:
+                where = f" (in {source})" if source else ""
+                users = [e.name for e in KD_LOSS_TABLE.values() if name in e.options]
+                raise UsageError(
+                    f"{_flag(name)}{where} has no effect with --kd-loss {entry.name}; "
+                    f"only --kd-loss {' or '.join(users)} uses it"
+                )
 
 
 def teacher_input_override(config: TrainConfig) -> ConventionOverride | None:
@@ -438,8 +505,9 @@ def validate_config(config: TrainConfig) -> None:
     """
     if config.command not in COMMANDS:
         raise UsageError(f"command must be train or distill, got {config.command!r}")
-    check_alpha(config.alpha)
-    check_kd_options(config.kd_loss, config.kd_temperature, config.alpha_schedule)
+    _ = config.kd  # alpha, the kd loss, its temperature and the alpha schedule, checked once here
+    if config.tensorboard:
+        check_tensorboard()
     if config.command == "distill" and not config.teacher:
         raise UsageError("distill needs --teacher CKPT")
     teacher_input_override(config)
@@ -499,6 +567,18 @@ def validate_config(config: TrainConfig) -> None:
     spec.check_input_size(config.input_size)
     if config.preset is not None and config.preset not in PRESETS:
         raise UsageError(f"unknown preset '{config.preset}'; available: {', '.join(sorted(PRESETS))}")
+
+
+# What ``--tensorboard`` needs, and how to get it.
+TENSORBOARD_EXTRA = "pip install 'fpdctl[tensorboard]'"
+
+
+def check_tensorboard() -> None:
+    """Raise UsageError naming the extra unless the ``tensorboard`` package is installed."""
+    import importlib.util
+
+    if importlib.util.find_spec("tensorboard") is None:
+        raise UsageError(f"--tensorboard needs the tensorboard package: {TENSORBOARD_EXTRA}")
 
 
 @dataclass(frozen=True)
@@ -581,14 +661,23 @@ def check_resume_changes(saved: TrainConfig, cli: Mapping[str, Any]) -> TrainCon
 __all__ = [
     "COMMANDS",
     "DEFAULT_BATCH_SIZE",
+    "DEFAULT_EPOCHS",
+    "DEFAULT_LOG_EVERY",
+    "DEFAULT_LR",
+    "DEFAULT_OPTIMIZER",
+    "DEFAULT_SCHEDULE",
+    "DEFAULT_SIGMA",
+    "DISTILL_OPTIONS",
     "LEGACY_OPTIONS",
     "OPTIMIZERS",
     "PRESETS",
     "RESUMABLE_CHANGES",
     "Schedule",
     "TRAIN_PRECISIONS",
+    "TENSORBOARD_EXTRA",
     "TrainConfig",
     "check_resume_changes",
+    "check_tensorboard",
     "coerce_options",
     "default_workers",
     "load_config_file",

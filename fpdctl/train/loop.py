@@ -18,7 +18,9 @@ from __future__ import annotations
 import json
 import math
 import time
-from typing import TYPE_CHECKING, Any, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Iterator
 
 import torch
 from torch import nn
@@ -26,8 +28,10 @@ from torch import nn
 from fpdctl.errors import RuntimeFailure, TrainingDiverged
 from fpdctl.models.checkpoint import save_model, unwrap_model
 from fpdctl.models.hourglass import HourglassNet
-from fpdctl.progress import report
+from fpdctl.progress import Progress, report
+from fpdctl.train.config import TrainConfig
 from fpdctl.train.distributed import (
+    DistInfo,
     EpochSamples,
     EpochTaggedSampler,
     StepTotals,
@@ -44,7 +48,8 @@ from fpdctl.train.events import (
     SkippedLog,
     StepLog,
 )
-from fpdctl.train.loss import LossTerms, scheduled_alpha
+from fpdctl.train.loss import KdSettings, LossTerms
+from fpdctl.train.precision import TrainPrecision
 from fpdctl.train.run_dir import (
     BEST_FILE,
     CURVES_FILE,
@@ -58,10 +63,8 @@ from fpdctl.train.signals import worker_init
 from fpdctl.train.skipped import SkippedImages
 from fpdctl.train.state import TrainState, capture_rng_state, save_state
 from fpdctl.train.step import apply_gradients, compute_losses
+from fpdctl.train.tensorboard import TensorBoardLog
 from fpdctl.utils.io import atomic_write_text
-
-if TYPE_CHECKING:
-    from fpdctl.train.trainer import Trainer
 
 # Drawing curves.png costs about a second of CPU: during a run it is redrawn at an evaluation
 # at most this often (and always at the end or on interruption).
@@ -70,19 +73,75 @@ PLOT_INTERVAL_S = 60.0
 PREFETCH_BATCHES = 4
 
 
+@dataclass(frozen=True)
+class RunContext:
+    """What the step loop needs of its run, fixed for the whole run (the trainer builds it).
+
+    Attributes:
+        config: the run's options.
+        device: where the student trains.
+        dist: this process's place in the job.
+        precision: the run's autocast settings.
+        run_dir: the run directory.
+        steps_per_epoch: optimizer steps per epoch (per process).
+        total_steps: the step the run ends at.
+        kd: the distillation loss settings (alpha checked once, when the config was built).
+        teacher: the frozen teacher network, or None.
+        teacher_name: the teacher's model name, ``ground-truth`` for the label control, None
+            without a teacher.
+        labels_as_teacher: ``--teacher ground-truth``: the labels fill the teacher's place.
+        model_name: the trained model's name (plot titles, eval.json).
+        metric_name: the validation metric ("pckh", "pck", "oks").
+        train_set: the training set (with ``set_epoch``); sampler: its resumable sampler.
+        val_set: the validation set.
+        progress: receives the events (rank 0), or None.
+        stop_requested: whether a signal or a handler asked the run to stop after this step.
+    """
+
+    config: TrainConfig
+    device: torch.device
+    dist: DistInfo
+    precision: TrainPrecision
+    run_dir: Path
+    steps_per_epoch: int
+    total_steps: int
+    kd: KdSettings
+    teacher: HourglassNet | None
+    teacher_name: str | None
+    labels_as_teacher: bool
+    model_name: str
+    metric_name: str
+    train_set: Any
+    sampler: Any
+    val_set: Any
+    progress: Progress | None
+    stop_requested: Callable[[], bool]
+
+
+@dataclass
+class _Window:
+    """The sums of the steps since the last logged row."""
+
+    loss: float = 0.0
+    gt_loss: float = 0.0
+    kd_loss: float = 0.0
+    steps: int = 0
+    images: int = 0
+    start: float = 0.0
+
+
 class TrainLoop:
     """The steps of one :meth:`Trainer.run <fpdctl.train.trainer.Trainer.run>`, from the state it
     starts at to the end of the run or a stop request.
 
-    The trainer builds everything (data, model, optimizer, run directory) and hands it over; the
-    loop reads the trainer's settings and its :attr:`~fpdctl.train.trainer.Trainer.stop_requested`
-    flag, and reports its events through the trainer's progress.
+    The trainer builds everything (data, model, optimizer, run directory) and hands it over as a
+    :class:`RunContext` and the update machinery; the loop reports its events through the
+    context's progress.
 
     Args:
-        trainer: the trainer this loop runs for.
+        run: the run's fixed settings and parts.
         model: the module to call (the student, possibly DDP- or compile-wrapped).
         student: the bare student (what is saved).
-        teacher: the frozen teacher, or None.
         optimizer, scheduler, scaler: the step's update machinery.
         metrics: ``metrics.csv``.
         state: the resume point the run starts from (updated in place as it goes).
@@ -91,10 +150,9 @@ class TrainLoop:
 
     def __init__(
         self,
-        trainer: Trainer,
+        run: RunContext,
         model: nn.Module,
         student: HourglassNet,
-        teacher: HourglassNet | None,
         optimizer: torch.optim.Optimizer,
         scheduler: torch.optim.lr_scheduler.LRScheduler,
         scaler: torch.amp.GradScaler,
@@ -102,18 +160,17 @@ class TrainLoop:
         state: TrainState,
         saved_step: int | None = None,
     ) -> None:
-        self.t = trainer
-        self.cfg = trainer.config
+        self.run = run
+        self.cfg = run.config
         self.model = model
         self.student = student
-        self.teacher = teacher
         self.optimizer = optimizer
         self.scheduler = scheduler
         self.scaler = scaler
         self.metrics = metrics
         self.state = state
         self.saved_step = saved_step
-        self.device = trainer.device
+        self.device = run.device
         self.memory_format = torch.channels_last if self.cfg.channels_last else torch.contiguous_format
         self.pin = self.device.type == "cuda"
         self.last_loss: float | None = None
@@ -123,22 +180,23 @@ class TrainLoop:
         self._train_steps = 0
         self._last_plot = -math.inf
         self._train_loader: torch.utils.data.DataLoader | None = None
-        self.skipped = SkippedImages(trainer.run_dir)
+        self.skipped = SkippedImages(run.run_dir)
         if saved_step is not None:
             self.skipped.load()  # a resumed run keeps the list of its earlier part
+        self.tensorboard: TensorBoardLog | None = None
+        if self.cfg.tensorboard and run.dist.is_main:
+            self.tensorboard = TensorBoardLog(run.run_dir, purge_step=saved_step)
+        self.window = _Window()
         self._reset_window()
 
     # ------------------------------------------------------------------ helpers
     def _reset_window(self) -> None:
-        self.w_loss = self.w_gt = self.w_kd = 0.0
-        self.w_steps = 0
-        self.w_images = 0
-        self.w_start = time.perf_counter()
+        self.window = _Window(start=time.perf_counter())
 
     def _report(self, kind: str, data: Any) -> None:
         """Send an event (rank 0 only) counted in steps."""
-        if self.t.dist.is_main:
-            report(self.t.progress, kind, done=self.state.step, total=self.t.total_steps, data=data)
+        if self.run.dist.is_main:
+            report(self.run.progress, kind, done=self.state.step, total=self.run.total_steps, data=data)
 
     def mean_img_per_s(self) -> float:
         """Training images per second over the whole run (NaN when no step ran)."""
@@ -152,12 +210,12 @@ class TrainLoop:
         reshuffles, and each index carries its epoch into the workers (:class:`EpochSamples`), so
         the batches are those of a fresh loader per epoch, exactly.
         """
-        cfg, t = self.cfg, self.t
-        t.sampler.set_epoch(epoch, skip_batches * cfg.batch_size)
+        cfg, run = self.cfg, self.run
+        run.sampler.set_epoch(epoch, skip_batches * cfg.batch_size)
         if self._train_loader is None:
-            if getattr(t.train_set, "set_epoch", None) is None:
+            if getattr(run.train_set, "set_epoch", None) is None:
                 raise RuntimeFailure(
-                    f"{type(t.train_set).__name__} has no set_epoch(): augmentation cannot be "
+                    f"{type(run.train_set).__name__} has no set_epoch(): augmentation cannot be "
                     "made reproducible"
                 )
             # Worker seeds: only what augmentation does not key by (seed, epoch, index) uses them.
@@ -165,9 +223,9 @@ class TrainLoop:
             generator.manual_seed(cfg.seed * 1_000_003 + epoch)
             workers = cfg.workers
             self._train_loader = torch.utils.data.DataLoader(
-                EpochSamples(t.train_set, cfg.seed),
+                EpochSamples(run.train_set, cfg.seed),
                 batch_size=cfg.batch_size,
-                sampler=EpochTaggedSampler(t.sampler),
+                sampler=EpochTaggedSampler(run.sampler),
                 num_workers=workers,
                 pin_memory=self.pin,
                 drop_last=True,
@@ -181,12 +239,14 @@ class TrainLoop:
     def close(self) -> None:
         """Stop the DataLoader workers (the end of training; evaluation needs the cores)."""
         self._train_loader = None  # its persistent iterator shuts its workers down when freed
+        if self.tensorboard is not None:
+            self.tensorboard.flush()
 
     def _eval_due(self, step: int) -> bool:
         every = self.cfg.eval_every
         if every is None:
-            every = self.t.steps_per_epoch
-        return every > 0 and step % every == 0 and step < self.t.total_steps
+            every = self.run.steps_per_epoch
+        return every > 0 and step % every == 0 and step < self.run.total_steps
 
     def _save_due(self, step: int, evaluated: bool) -> bool:
         every = self.cfg.save_every
@@ -194,7 +254,7 @@ class TrainLoop:
             # With each validation; with validation off (0), still once per epoch.
             if evaluated:
                 return True
-            every = self.cfg.eval_every or self.t.steps_per_epoch
+            every = self.cfg.eval_every or self.run.steps_per_epoch
         return every > 0 and step % every == 0
 
     # ------------------------------------------------------------------ one step
@@ -206,13 +266,11 @@ class TrainLoop:
         labelled = batch.get("labelled")  # present with --unlabeled: False for unlabeled images
         if labelled is not None:
             labelled = labelled.to(self.device, non_blocking=self.pin)
-        cfg = self.cfg
+        run = self.run
         terms = compute_losses(
-            self.model, self.teacher, images, target, weight,
-            precision=self.t.precision, mask_teacher=cfg.mask_teacher, labelled=labelled,
-            alpha=scheduled_alpha(cfg.alpha, cfg.alpha_schedule, self.state.step, self.t.total_steps),
-            kd_loss=cfg.kd_loss, temperature=cfg.kd_temperature,
-            labels_as_teacher=self.t.labels_as_teacher,
+            self.model, run.teacher, images, target, weight,
+            precision=run.precision, kd=run.kd, alpha=run.kd.alpha_at(self.state.step, run.total_steps),
+            labelled=labelled, labels_as_teacher=run.labels_as_teacher,
         )
         return terms, int(images.shape[0])
 
@@ -230,7 +288,7 @@ class TrainLoop:
         errors = [e for e in meta.get("image_error", ())] if isinstance(meta, dict) else []
         skipped = [e for e in errors if e]
         # The step's one host-device synchronisation (the skipped count rides along).
-        totals = reduce_step(terms.total, terms.gt, terms.kd, stop=self.t.stop_requested,
+        totals = reduce_step(terms.total, terms.gt, terms.kd, stop=self.run.stop_requested(),
                              skipped=len(skipped))
         if totals.skipped_images:
             self._record_skipped(gather_strings(skipped))
@@ -243,7 +301,7 @@ class TrainLoop:
 
     def _record_skipped(self, errors: list[str]) -> None:
         """Name the images a step could not read: skipped_images.txt and an event (rank 0)."""
-        if not self.t.dist.is_main:
+        if not self.run.dist.is_main:
             return
         step = self.state.step + 1
         new = self.skipped.add(step, errors)
@@ -264,10 +322,10 @@ class TrainLoop:
             self.close()
 
     def _train(self) -> str:
-        state, spe, total = self.state, self.t.steps_per_epoch, self.t.total_steps
+        state, steps_per_epoch, total = self.state, self.run.steps_per_epoch, self.run.total_steps
         while state.step < total:
             epoch, skip = state.epoch, state.batch_in_epoch
-            if skip >= spe:  # a checkpoint taken at an epoch's last batch
+            if skip >= steps_per_epoch:  # a checkpoint taken at an epoch's last batch
                 state.epoch, state.batch_in_epoch = epoch + 1, 0
                 continue
             batch_in_epoch = skip
@@ -276,7 +334,7 @@ class TrainLoop:
                 batch_in_epoch += 1
                 state.step += 1
                 state.epoch, state.batch_in_epoch = (
-                    (epoch + 1, 0) if batch_in_epoch >= spe else (epoch, batch_in_epoch)
+                    (epoch + 1, 0) if batch_in_epoch >= steps_per_epoch else (epoch, batch_in_epoch)
                 )
                 if self._after_step(totals, lr, count):
                     return "interrupted"
@@ -290,35 +348,35 @@ class TrainLoop:
 
     def _after_step(self, totals: StepTotals, lr: float, count: int) -> bool:
         """Account a finished step: log, validate and checkpoint when due. True to stop now."""
-        t, state, world = self.t, self.state, self.t.dist.world_size
-        self.w_loss += totals.loss / world
-        self.w_gt += totals.gt_loss / world
-        self.w_kd += totals.kd_loss / world
-        self.w_steps += 1
-        self.w_images += count * world
+        run, state, world, window = self.run, self.state, self.run.dist.world_size, self.window
+        window.loss += totals.loss / world
+        window.gt_loss += totals.gt_loss / world
+        window.kd_loss += totals.kd_loss / world
+        window.steps += 1
+        window.images += count * world
         # A signal's flag travels in the step's reduction so every process stops at the same
         # step; a single process also honours a request made (by an event handler) during it.
-        stop = totals.stop_requests > 0 or (not t.dist.distributed and t.stop_requested)
-        epoch_frac = state.step / t.steps_per_epoch
+        stop = totals.stop_requests > 0 or (not run.dist.distributed and run.stop_requested())
+        epoch_frac = state.step / run.steps_per_epoch
         evaluate = self._eval_due(state.step)
-        if evaluate or stop or state.step >= t.total_steps or state.step % self.cfg.log_every == 0:
+        if evaluate or stop or state.step >= run.total_steps or state.step % self.cfg.log_every == 0:
             self._log(lr, epoch_frac=epoch_frac, evaluate=evaluate)
-        if not stop and not t.dist.distributed and t.stop_requested:
+        if not stop and not run.dist.distributed and run.stop_requested():
             stop = True
-            if self.w_steps:
+            if self.window.steps:
                 self._log(lr, epoch_frac=epoch_frac, evaluate=False)
         if stop or self._save_due(state.step, evaluate):
             self._checkpoint()
-        if self.w_steps == 0:  # a window just closed: time the next one from here
-            self.w_start = time.perf_counter()
-        if stop and t.dist.is_main and self.metrics.rows:
+        if self.window.steps == 0:  # a window just closed: time the next one from here
+            self.window.start = time.perf_counter()
+        if stop and run.dist.is_main and self.metrics.rows:
             self._plot(force=True)
         return stop
 
     def _diverged(self, value: float) -> None:
         step = self.state.step + 1
         if self.saved_step is not None:
-            kept = f"the last good checkpoint ({self.t.run_dir / LAST_FILE}, step {self.saved_step}) is kept"
+            kept = f"the last good checkpoint ({self.run.run_dir / LAST_FILE}, step {self.saved_step}) is kept"
         else:
             kept = "no checkpoint had been written yet"
         raise TrainingDiverged(
@@ -328,23 +386,23 @@ class TrainLoop:
     # ------------------------------------------------------------------ logging and validation
     def _log(self, lr: float, *, epoch_frac: float, evaluate: bool) -> None:
         """Close the logged window: report it, validate if due, append its metrics row."""
-        t = self.t
-        window = max(time.perf_counter() - self.w_start, 1e-9)
-        n = max(self.w_steps, 1)
-        self.last_loss = self.w_loss / n
-        self._train_seconds += window
-        self._train_images += self.w_images
-        self._train_steps += self.w_steps
-        remaining = t.total_steps - self.state.step
+        run, window = self.run, self.window
+        seconds = max(time.perf_counter() - window.start, 1e-9)
+        n = max(window.steps, 1)
+        self.last_loss = window.loss / n
+        self._train_seconds += seconds
+        self._train_images += window.images
+        self._train_steps += window.steps
+        remaining = run.total_steps - self.state.step
         log = StepLog(
             step=self.state.step,
             epoch=epoch_frac,
             loss=self.last_loss,
-            gt_loss=self.w_gt / n,
-            kd_loss=self.w_kd / n if self.t.teacher_name is not None else None,
+            gt_loss=window.gt_loss / n,
+            kd_loss=window.kd_loss / n if run.teacher_name is not None else None,
             lr=lr,
-            img_per_s=self.w_images / window,
-            total_steps=t.total_steps,
+            img_per_s=window.images / seconds,
+            total_steps=run.total_steps,
             eta_s=remaining * self._train_seconds / max(self._train_steps, 1),
         )
         row: dict[str, Any] = {
@@ -359,15 +417,17 @@ class TrainLoop:
         self._report(TRAIN_STEP, log)
         if evaluate:
             value = self._validate()
-            row[f"val_{t.metric_name}"] = None if value is None else round(value, 4)
-        if t.dist.is_main:
+            row[f"val_{run.metric_name}"] = None if value is None else round(value, 4)
+        if run.dist.is_main:
             self.metrics.append(row)
+            if self.tensorboard is not None:
+                self.tensorboard.add_row(row)
         self._reset_window()
 
     def _validate(self) -> float | None:
         """Validate on rank 0 (other ranks wait); returns the pooled mean on rank 0."""
         value: float | None = None
-        if self.t.dist.is_main:
+        if self.run.dist.is_main:
             value = float(self._evaluate_and_keep_best().mean)
             self._plot()
         barrier()
@@ -381,13 +441,13 @@ class TrainLoop:
         """
         from fpdctl.evaluate import evaluate_model
 
-        t, state = self.t, self.state
+        run, state = self.run, self.state
         start = time.perf_counter()
         # At the run's precision, as the steps: the heatmaps are decoded in float32.
-        with t.precision.autocast(self.device):
+        with run.precision.autocast(self.device):
             result = evaluate_model(
                 unwrap_model(self.model),
-                t.val_set,
+                run.val_set,
                 flip=self.cfg.flip_test,
                 batch_size=self.cfg.eval_batch_size,
                 device=self.device,
@@ -398,8 +458,8 @@ class TrainLoop:
         if best:
             state.best_metric, state.best_step = value, state.step
             state.extra["best_eval"] = result.metric.to_dict()
-            save_model(self.student, t.run_dir / BEST_FILE, weights_metadata(self.cfg, state.step, value))
-        self._report(TRAIN_EVAL, EvalLog(step=state.step, metric=t.metric_name, value=value, best=best,
+            save_model(self.student, run.run_dir / BEST_FILE, weights_metadata(self.cfg, state.step, value))
+        self._report(TRAIN_EVAL, EvalLog(step=state.step, metric=run.metric_name, value=value, best=best,
                                          seconds=time.perf_counter() - start))
         return result.metric
 
@@ -411,8 +471,8 @@ class TrainLoop:
         if not force and now - self._last_plot < PLOT_INTERVAL_S:
             return
         self._last_plot = now
-        plot_curves(self.metrics.rows, self.t.run_dir / CURVES_FILE,
-                    title=f"{self.cfg.command} {self.t.spec.name} ({self.t.run_dir.name})")
+        plot_curves(self.metrics.rows, self.run.run_dir / CURVES_FILE,
+                    title=f"{self.cfg.command} {self.run.model_name} ({self.run.run_dir.name})")
 
     # ------------------------------------------------------------------ checkpoints
     def _write_state(self) -> None:
@@ -423,21 +483,21 @@ class TrainLoop:
         state.scheduler = self.scheduler.state_dict()
         state.scaler = self.scaler.state_dict() if self.scaler.is_enabled() else {}
         state.rng = capture_rng_state()
-        state.world_size = self.t.dist.world_size
-        state.global_batch = self.cfg.batch_size * self.t.dist.world_size
+        state.world_size = self.run.dist.world_size
+        state.global_batch = self.cfg.batch_size * self.run.dist.world_size
         try:
-            save_state(state, self.t.run_dir / STATE_FILE)
+            save_state(state, self.run.run_dir / STATE_FILE)
         finally:
             state.model = {}
         self.saved_step = state.step
 
     def _checkpoint(self) -> None:
         """Save the resume point and last.safetensors (rank 0; every rank waits)."""
-        t, state = self.t, self.state
-        if t.dist.is_main and self.saved_step != state.step:
+        run, state = self.run, self.state
+        if run.dist.is_main and self.saved_step != state.step:
             # state.pt first: it alone is the resume point; last.safetensors is the user copy.
             self._write_state()
-            last = t.run_dir / LAST_FILE
+            last = run.run_dir / LAST_FILE
             save_model(self.student, last, weights_metadata(self.cfg, state.step, None))
             self._report(TRAIN_CHECKPOINT, last)
         barrier()
@@ -448,20 +508,22 @@ class TrainLoop:
         Returns:
             The final model's metric table (``AccuracyResult.to_dict()``).
         """
-        t, state = self.t, self.state
+        run, state = self.run, self.state
         metric = self._evaluate_and_keep_best()
         # The final row carries the final model's figure.
-        self.metrics.set_last(state.step, f"val_{t.metric_name}", round(float(metric.mean), 4))
+        self.metrics.set_last(state.step, f"val_{run.metric_name}", round(float(metric.mean), 4))
+        if self.tensorboard is not None:
+            self.tensorboard.add_scalar(f"val_{run.metric_name}", round(float(metric.mean), 4), state.step)
         final = metric.to_dict()
         payload = {
-            "run_dir": str(t.run_dir),
-            "model": t.spec.name,
-            "teacher": self.t.teacher_name,
+            "run_dir": str(run.run_dir),
+            "model": run.model_name,
+            "teacher": run.teacher_name,
             "data": self.cfg.data,
             "split": "val",
-            "persons": len(t.val_set),
+            "persons": len(run.val_set),
             "flip_test": self.cfg.flip_test,
-            "metric": t.metric_name,
+            "metric": run.metric_name,
             "final": {"step": state.step, "checkpoint": LAST_FILE, **final},
             "best": {
                 "step": state.best_step,
@@ -469,11 +531,13 @@ class TrainLoop:
                 **(state.extra.get("best_eval") or {}),
             },
         }
-        atomic_write_text(t.run_dir / EVAL_FILE, json.dumps(payload, indent=2) + "\n")
+        atomic_write_text(run.run_dir / EVAL_FILE, json.dumps(payload, indent=2) + "\n")
         # state.pt gets the final best figures too (a later --resume with more steps keeps them).
         self._write_state()
         self._plot(force=True)
+        if self.tensorboard is not None:
+            self.tensorboard.close()
         return final
 
 
-__all__ = ["PLOT_INTERVAL_S", "TrainLoop"]
+__all__ = ["PLOT_INTERVAL_S", "RunContext", "TrainLoop"]

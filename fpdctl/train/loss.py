@@ -35,7 +35,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Callable
 
 from fpdctl.errors import UsageError
 
@@ -48,8 +48,6 @@ if TYPE_CHECKING:
 MSE_HALF: float = 0.5
 # The weight of the distillation term: the paper's and the official code's 0.5.
 DEFAULT_ALPHA: float = 0.5
-# Distillation terms: "mse" is the paper's; "kl" compares spatially soft-maxed heatmaps.
-KD_LOSSES: tuple[str, ...] = ("mse", "kl")
 DEFAULT_KD_LOSS: str = "mse"
 # The softmax temperature of the "kl" term (1: the maps are the logits as they are).
 DEFAULT_KD_TEMPERATURE: float = 1.0
@@ -88,8 +86,7 @@ def check_alpha(alpha: float) -> float:
 
 def check_kd_options(kd_loss: str, temperature: float, alpha_schedule: str) -> None:
     """Raise UsageError unless the distillation loss, temperature and alpha schedule are valid."""
-    if kd_loss not in KD_LOSSES:
-        raise UsageError(f"kd loss must be one of {', '.join(KD_LOSSES)}, got '{kd_loss}'")
+    kd_loss_entry(kd_loss)
     value = float(temperature)
     if not (value > 0 and math.isfinite(value)):  # also rejects NaN
         raise UsageError(f"kd temperature must be a finite number > 0, got {temperature:g}")
@@ -182,6 +179,89 @@ def joints_kl(
     return t * t * kl.mean(dim=(0, 2)).sum()
 
 
+def _mse_term(pred: Tensor, reference: Tensor, weight: Tensor | None, temperature: float) -> Tensor:
+    return joints_mse(pred, reference, weight)
+
+
+def _kl_term(pred: Tensor, reference: Tensor, weight: Tensor | None, temperature: float) -> Tensor:
+    return joints_kl(pred, reference, weight, temperature=temperature)
+
+
+@dataclass(frozen=True)
+class KdLoss:
+    """One distillation term ``--kd-loss`` can name.
+
+    Attributes:
+        name: the ``--kd-loss`` value.
+        term: ``term(pred [N, S, J, H, W], reference [N, J, H, W], weight [N, J] or None,
+            temperature)`` -> scalar float32 tensor summed over stacks.
+        options: the TrainConfig options the term reads besides the weights (an option it does
+            not read has no effect with it, and is refused when given).
+        summary: what it is, for the help.
+    """
+
+    name: str
+    term: Callable[[Tensor, Tensor, Tensor | None, float], Tensor]
+    options: frozenset[str]
+    summary: str
+
+
+# The distillation terms, by name. Adding one is an entry here plus its term function.
+KD_LOSS_TABLE: dict[str, KdLoss] = {
+    entry.name: entry
+    for entry in (
+        KdLoss("mse", _mse_term, frozenset(), "the paper's"),
+        KdLoss("kl", _kl_term, frozenset({"kd_temperature"}), "KL between spatially soft-maxed heatmaps"),
+    )
+}
+KD_LOSSES: tuple[str, ...] = tuple(KD_LOSS_TABLE)
+# Options that only some distillation terms read (see KdLoss.options).
+KD_TERM_OPTIONS: frozenset[str] = frozenset().union(*(entry.options for entry in KD_LOSS_TABLE.values()))
+
+
+def kd_loss_entry(name: str) -> KdLoss:
+    """The :data:`KD_LOSS_TABLE` entry ``name``, or UsageError naming the choices."""
+    entry = KD_LOSS_TABLE.get(name)
+    if entry is None:
+        raise UsageError(f"kd loss must be one of {', '.join(KD_LOSSES)}, got '{name}'")
+    return entry
+
+
+@dataclass(frozen=True)
+class KdSettings:
+    """The distillation half of the loss, checked once when built (not at every step).
+
+    Attributes:
+        alpha: the weight of the distillation term at the first step, in [0, 1].
+        alpha_schedule: "constant" or "linear" (:func:`scheduled_alpha`).
+        kd_loss: the :data:`KD_LOSS_TABLE` entry's name.
+        temperature: the "kl" term's softmax temperature.
+        mask_teacher: multiply the distillation term by the target weights (official code).
+    """
+
+    alpha: float = DEFAULT_ALPHA
+    alpha_schedule: str = DEFAULT_ALPHA_SCHEDULE
+    kd_loss: str = DEFAULT_KD_LOSS
+    temperature: float = DEFAULT_KD_TEMPERATURE
+    mask_teacher: bool = True
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "alpha", check_alpha(self.alpha))
+        check_kd_options(self.kd_loss, self.temperature, self.alpha_schedule)
+
+    def alpha_at(self, step: int, total_steps: int) -> float:
+        """The distillation weight of optimizer step ``step`` (0-based), see :func:`scheduled_alpha`."""
+        return scheduled_alpha(self.alpha, self.alpha_schedule, step, total_steps)
+
+    def terms(
+        self, student: Tensor, target: Tensor, target_weight: Tensor, teacher: Tensor | None, *,
+        alpha: float, labelled: Tensor | None = None,
+    ) -> LossTerms:
+        """The batch's loss with this step's ``alpha`` (already checked: see :func:`fpd_loss`)."""
+        return _fpd_terms(student, target, target_weight, teacher, alpha=alpha, mask_teacher=self.mask_teacher,
+                          kd=KD_LOSS_TABLE[self.kd_loss], temperature=self.temperature, labelled=labelled)
+
+
 def fpd_loss(
     student: Tensor,
     target: Tensor,
@@ -194,7 +274,8 @@ def fpd_loss(
     temperature: float = DEFAULT_KD_TEMPERATURE,
     labelled: Tensor | None = None,
 ) -> LossTerms:
-    """The FPD training loss of a batch.
+    """The FPD training loss of a batch (checks its options; the trainer checks them once, in
+    :class:`KdSettings`).
 
     Args:
         student: [N, S, J, H, W] heatmaps of every student stack.
@@ -205,7 +286,7 @@ def fpd_loss(
         alpha: weight of the distillation term, in [0, 1].
         mask_teacher: multiply the distillation term by ``target_weight`` as the official code
             does; False lets the teacher supervise every joint.
-        kd_loss: the distillation term, "mse" (the paper's) or "kl" (:func:`joints_kl`).
+        kd_loss: the distillation term, a :data:`KD_LOSS_TABLE` name ("mse", "kl").
         temperature: the "kl" term's softmax temperature.
         labelled: [N] bool, False for samples without labels (their target weights are 0):
             the teacher supervises every joint of those even when ``mask_teacher``. None: all
@@ -214,6 +295,18 @@ def fpd_loss(
     Returns:
         :class:`LossTerms` with the total and both terms (float32 scalars).
     """
+    kd = kd_loss_entry(kd_loss)
+    if teacher is not None:
+        alpha = check_alpha(alpha)
+    return _fpd_terms(student, target, target_weight, teacher, alpha=alpha, mask_teacher=mask_teacher, kd=kd,
+                      temperature=temperature, labelled=labelled)
+
+
+def _fpd_terms(
+    student: Tensor, target: Tensor, target_weight: Tensor, teacher: Tensor | None, *, alpha: float,
+    mask_teacher: bool, kd: KdLoss, temperature: float, labelled: Tensor | None,
+) -> LossTerms:
+    """:func:`fpd_loss` on options already checked."""
     if student.dim() != 5:
         raise ValueError(f"expected student heatmaps [N, S, J, H, W], got {tuple(student.shape)}")
     gt = joints_mse(student, target, target_weight)
@@ -223,20 +316,14 @@ def fpd_loss(
         gt = gt / share
     if teacher is None:
         return LossTerms(total=gt, gt=gt, kd=None)
-    alpha = check_alpha(alpha)
     kd_weight: Tensor | None = None
     if mask_teacher:
         kd_weight = target_weight
         if labelled is not None:
             kd_weight = target_weight.float().masked_fill(~labelled.bool()[:, None], 1.0)
-    if kd_loss == "mse":
-        kd = joints_mse(student, teacher, kd_weight)
-    elif kd_loss == "kl":
-        kd = joints_kl(student, teacher, kd_weight, temperature=temperature)
-    else:
-        raise UsageError(f"kd loss must be one of {', '.join(KD_LOSSES)}, got '{kd_loss}'")
-    total = alpha * kd + (1.0 - alpha) * gt
-    return LossTerms(total=total, gt=gt, kd=kd)
+    kd_term = kd.term(student, teacher, kd_weight, temperature)
+    total = alpha * kd_term + (1.0 - alpha) * gt
+    return LossTerms(total=total, gt=gt, kd=kd_term)
 
 
 def final_stack(outputs: Tensor) -> Tensor:
@@ -252,6 +339,10 @@ __all__ = [
     "DEFAULT_KD_TEMPERATURE",
     "GROUND_TRUTH_TEACHER",
     "KD_LOSSES",
+    "KD_LOSS_TABLE",
+    "KD_TERM_OPTIONS",
+    "KdLoss",
+    "KdSettings",
     "LossTerms",
     "MSE_HALF",
     "check_alpha",
@@ -260,5 +351,6 @@ __all__ = [
     "fpd_loss",
     "joints_kl",
     "joints_mse",
+    "kd_loss_entry",
     "scheduled_alpha",
 ]

@@ -205,6 +205,7 @@ def write_run_config(
     teacher: dict[str, Any] | None,
     init: dict[str, Any] | None,
     resumed_at: int | None,
+    warnings: list[str] | tuple[str, ...] = (),
 ) -> None:
     """Write ``config.json``: the options, what they resolved to, the models and the versions.
 
@@ -216,6 +217,8 @@ def write_run_config(
         teacher, init: path, sha256 (and spec) of the teacher and of the initial weights.
         resumed_at: the step a resumed run continues from (appended to ``resumed_at_steps``),
             None for a new run.
+        warnings: the warnings the run started with (settings that work but are probably not
+            meant, such as a teacher run at another input size than it learned at).
     """
     path = out / CONFIG_FILE
     previous: dict[str, Any] = {}
@@ -234,6 +237,7 @@ def write_run_config(
         "model_name": spec.name,
         "teacher": teacher,
         "init": init,
+        "warnings": list(warnings),
         "versions": _versions(),
         "created": previous.get("created") or datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "resumed_at_steps": resumed,

@@ -11,15 +11,11 @@ from torch import Tensor, nn
 
 from fpdctl.errors import UsageError
 from fpdctl.train.config import TrainConfig
-from fpdctl.train.loss import (
-    DEFAULT_ALPHA,
-    DEFAULT_KD_LOSS,
-    DEFAULT_KD_TEMPERATURE,
-    LossTerms,
-    final_stack,
-    fpd_loss,
-)
+from fpdctl.train.loss import KdSettings, LossTerms, final_stack
 from fpdctl.train.precision import TrainPrecision
+
+
+_DEFAULT_KD = KdSettings()
 
 
 def compute_losses(
@@ -30,10 +26,8 @@ def compute_losses(
     weight: Tensor,
     *,
     precision: TrainPrecision,
-    alpha: float = DEFAULT_ALPHA,
-    mask_teacher: bool = True,
-    kd_loss: str = DEFAULT_KD_LOSS,
-    temperature: float = DEFAULT_KD_TEMPERATURE,
+    kd: KdSettings | None = None,
+    alpha: float | None = None,
     labelled: Tensor | None = None,
     labels_as_teacher: bool = False,
 ) -> LossTerms:
@@ -48,8 +42,9 @@ def compute_losses(
         images: [N, 3, H, W] on the model's device, in the model's memory format.
         target: [N, J, H/4, W/4] ground-truth heatmaps; weight: [N, J] joint weights.
         precision: autocast settings.
-        alpha, mask_teacher, kd_loss, temperature, labelled: see
-            :func:`~fpdctl.train.loss.fpd_loss`.
+        kd: the distillation settings, checked when built (default: the paper's).
+        alpha: this step's distillation weight (:meth:`KdSettings.alpha_at`); None: ``kd.alpha``.
+        labelled: see :func:`~fpdctl.train.loss.fpd_loss`.
         labels_as_teacher: ``--teacher ground-truth``: ``target`` fills the teacher's place in
             the distillation term (``teacher`` must be None).
 
@@ -72,10 +67,9 @@ def compute_losses(
             f"teacher heatmaps are {tuple(teacher_maps.shape[-2:])} but the student's are "
             f"{tuple(outputs.shape[-2:])}"
         )
-    return fpd_loss(
-        outputs, target, weight, teacher_maps, alpha=alpha, mask_teacher=mask_teacher,
-        kd_loss=kd_loss, temperature=temperature, labelled=labelled,
-    )
+    kd = _DEFAULT_KD if kd is None else kd
+    return kd.terms(outputs, target, weight, teacher_maps, alpha=kd.alpha if alpha is None else alpha,
+                    labelled=labelled)
 
 
 def apply_gradients(loss: Tensor, optimizer: torch.optim.Optimizer, scaler: torch.amp.GradScaler) -> None:

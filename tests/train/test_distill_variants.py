@@ -131,7 +131,7 @@ def test_teacher_and_init_by_pretrained_name(tmp_path: Path, monkeypatch: pytest
 # ----------------------------------------------------------------------------- ground-truth teacher
 def test_ground_truth_teacher_is_the_labels_in_the_teacher_term(tmp_path: Path) -> None:
     """``--teacher ground-truth``: no network; the distillation term compares with the labels."""
-    from fpdctl.train.loss import joints_kl
+    from fpdctl.train.loss import KdSettings, joints_kl
     from fpdctl.train.precision import resolve_precision
     from fpdctl.train.step import compute_losses
 
@@ -154,7 +154,7 @@ def test_ground_truth_teacher_is_the_labels_in_the_teacher_term(tmp_path: Path) 
     target = torch.rand(2, 16, 16, 16, generator=gen)
     weight = torch.tensor([[1.0] * 15 + [0.0], [1.0] * 16])
     terms = compute_losses(model, None, images, target, weight, precision=resolve_precision("fp32", torch.device("cpu")),
-                           alpha=0.25, kd_loss="kl", temperature=0.5, labels_as_teacher=True)
+                           kd=KdSettings(alpha=0.25, kd_loss="kl", temperature=0.5), labels_as_teacher=True)
     with torch.no_grad():
         outputs = model(images)
     expected_kd = joints_kl(outputs, target, weight, temperature=0.5).item()

@@ -77,7 +77,8 @@ def test_batch_size_help_says_per_process() -> None:
         (option,) = [p for p in root.commands[command].params if p.opts[0] == "--batch-size"]
         assert option.help == (
             "Images per step per process; the global batch is this x the number of processes "
-            "(torchrun --nproc_per_node N) (default: 4, the official recipe's batch on one GPU)."
+            "(torchrun --nproc_per_node N); the default is the official recipe's batch on one GPU "
+            "(default: 4)."
         )
 
 
