@@ -32,11 +32,6 @@ MENTION = re.compile(r"\bfpdctl((?:[ \t]+[^\s`|,;]+)+)")
 def _is_prose(word: str) -> bool:
     """"fpdctl demo: ..." (a title), "fpdctl's", "fpdctl eval's pipeline", "fpdctl ..."."""
     return word.endswith(":") or "'" in word or word == "..." or word.strip(".,;:()") in PROSE_WORDS
-# Mentions fixed on another branch: (where, text). Each is xfail'd with the branch's name.
-FIXED_ELSEWHERE: dict[str, str] = {
-    "fpdctl eval --list-pretrained": "fixed on branch i23 (distill --teacher's help)",
-}
-
 
 @dataclass(frozen=True)
 class Mention:
@@ -134,7 +129,5 @@ def test_the_checker_catches_what_does_not_exist() -> None:
 @pytest.mark.parametrize("text", sorted({m.text for m in MENTIONS}))
 def test_every_mentioned_command_exists(text: str) -> None:
     wrong = problem(text, _root())
-    if wrong is not None and any(text.startswith(known) for known in FIXED_ELSEWHERE):
-        pytest.xfail(next(r for k, r in FIXED_ELSEWHERE.items() if text.startswith(k)))
     where = sorted({m.where for m in MENTIONS if m.text == text})
     assert wrong is None, f"{text!r} ({', '.join(where)}): {wrong}"
