@@ -237,16 +237,22 @@ def append_decode(model: "onnx.ModelProto", input_size: int, *, keep_heatmaps: b
 
     quarter = const("quarter", QUARTER_PIXEL_SHIFT, np.float32)
     coords = []
+    px = node("Mod", [index, w], "px")
+    # (index - px) / w: exact whether Div truncates (ONNX on integers) or not (OpenCV's DNN).
+    py = node("Div", [node("Sub", [index, px], "row_start"), w], "py")
     for axis, (position, size, low, high, stride) in enumerate((
-        (node("Mod", [index, w], "px"), width, ("left", "Sub", one), ("right", "Add", one), input_size / width),
-        (node("Div", [index, w], "py"), height, ("up", "Sub", w), ("down", "Add", w), input_size / height),
+        (px, width, ("left", "Sub", one), ("right", "Add", one), input_size / width),
+        (py, height, ("up", "Sub", w), ("down", "Add", w), input_size / height),
     )):
         name = "xy"[axis]
         below = neighbour(low[0], low[1], low[2], zero, "Max")
         above = neighbour(high[0], high[1], high[2], last, "Min")
-        inside = node("And", [
-            node("Greater", [position, zero], f"{name}_after_first"),
-            node("Less", [position, const(f"{name}_last", size - 1, np.int64)], f"{name}_before_last"),
+        # 1 strictly inside the map, else 0, in integer arithmetic rather than And / Greater /
+        # Less (OpenCV's DNN reads no boolean ops): min(p, 1) * min(last - p, 1) for 0 <= p <= last.
+        inside = node("Mul", [
+            node("Min", [position, one], f"{name}_after_first"),
+            node("Min", [node("Sub", [const(f"{name}_last", size - 1, np.int64), position], f"{name}_to_last"), one],
+                 f"{name}_before_last"),
         ], f"{name}_inside")
         step = node("Mul", [
             node("Mul", [node("Sign", [node("Sub", [above, below], f"{name}_slope")], f"{name}_sign"), quarter],
