@@ -7,7 +7,15 @@ from typing import TYPE_CHECKING, Any, List, Optional
 import typer
 
 from fpdctl.cli.render import Column, check_format, check_outputs, decimals, emit, render_rows, stage_lines
-from fpdctl.cli.options import DEVICE, INPUT_CONVENTION, INPUT_MEAN, INPUT_ORDER, INPUT_STD, convention_override
+from fpdctl.cli.options import (
+    DEVICE,
+    INPUT_CONVENTION,
+    INPUT_MEAN,
+    INPUT_ORDER,
+    INPUT_STD,
+    convention_override,
+    warn_no_effect,
+)
 from fpdctl.deploy.backends import BACKENDS
 from fpdctl.models.spec import DEFAULT_INPUT_SIZE
 
@@ -108,6 +116,7 @@ _END_TO_END_COLUMNS = [
 
 
 def bench_command(
+    ctx: typer.Context,
     models: List[str] = typer.Argument(..., metavar="MODEL...", help="Checkpoints, .onnx files or model names."),
     backend: str = typer.Option("auto", "--backend", help="auto, torch, onnxruntime, all, or backend names."),
     batch: str = typer.Option("1", "--batch", help="Batch sizes, comma-separated (e.g. 1,8)."),
@@ -150,11 +159,13 @@ def bench_command(
     from fpdctl.deploy.bench import benchmark
     from fpdctl.deploy.embed import parse_embedding
 
-    check_format(fmt)
+    fmt = check_format(fmt)
     check_outputs(output)
     override = convention_override(input_convention, input_order, input_mean, input_std)
     embedding = parse_embedding(embed_preprocess, embed_decode, pixel_order)
     batches = parse_int_list(batch, "--batch", minimum=1)
+    if not accuracy:
+        warn_no_effect(ctx, ["accuracy_data"], "without --accuracy N (no row is scored)")
     result = benchmark(
         models, backend=backend, batches=batches, threads=threads, warmup=warmup, iters=iters,
         duration=duration, device=device, precisions=parse_precisions(precision),

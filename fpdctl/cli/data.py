@@ -3,11 +3,17 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Optional
 
 import typer
 
+from fpdctl.cli.options import old_spelling, renamed
 from fpdctl.errors import UsageError
 from fpdctl.models.spec import DEFAULT_INPUT_SIZE
+from fpdctl.utils.choices import parse_choice
+
+# The synthetic splits `data synth` writes (preview reads the first two).
+SPLITS = ("train", "val", "both")
 
 data_app = typer.Typer(
     help="Datasets: export the built-in synthetic data, preview samples.",
@@ -43,9 +49,13 @@ The head box used by PCKh is outlined.
 
 @data_app.command("synth", help=SYNTH_HELP)
 def synth_command(
-    out: Path = typer.Option(..., "--out", "-o", help="Output folder (new or empty).", file_okay=False),
+    ctx: typer.Context,
+    out: Path = typer.Option(..., "--out", help="Output folder (new or empty).", file_okay=False),
     count: int = typer.Option(..., "--count", "-n", help="Number of persons (one image each)."),
-    size: int = typer.Option(256, "--size", help="Image side in pixels."),
+    image_size: int = typer.Option(
+        256, "--image-size", help="Image side in pixels (as synthetic:image_size=N).",
+    ),
+    old_size: Optional[int] = old_spelling("--size"),
     seed: int = typer.Option(0, "--seed", help="Dataset seed."),
     split: str = typer.Option(
         "val", "--split",
@@ -55,12 +65,10 @@ def synth_command(
 ) -> None:
     from fpdctl.data.synthetic import LAYOUTS, export_coco, export_mpii
 
-    if split not in ("train", "val", "both"):
-        raise UsageError(f"--split must be train, val or both, got '{split}'")
-    if layout not in LAYOUTS:
-        raise UsageError(f"--layout must be {' or '.join(LAYOUTS)}, got '{layout}'")
+    image_size = renamed(ctx, image_size, old_size, param="image_size", flag="--image-size", old_flag="--size")
+    split, layout = parse_choice(split, SPLITS, "--split"), parse_choice(layout, LAYOUTS, "--layout")
     export = export_coco if layout == "coco" else export_mpii
-    result = export(out, count, image_size=size, seed=seed, split=split)  # type: ignore[arg-type]
+    result = export(out, count, image_size=image_size, seed=seed, split=split)  # type: ignore[arg-type]
     folders = "images/" if result.layout == "mpii" else ", ".join(
         f"{a.stem.rsplit('_', 1)[-1]}/" for a in result.annotations)
     files = ", ".join(a.relative_to(result.out_dir).as_posix() for a in result.annotations)
@@ -76,7 +84,9 @@ def synth_command(
 
 @data_app.command("preview", help=PREVIEW_HELP)
 def preview_command(
-    out: Path = typer.Option(..., "--out", "-o", help="PNG file to write.", dir_okay=False),
+    ctx: typer.Context,
+    output: Optional[Path] = typer.Option(None, "--output", "-o", help="PNG file to write (required).", dir_okay=False),
+    old_out: Optional[Path] = old_spelling("--out", dir_okay=False),
     count: int = typer.Option(16, "--count", "-n", help="Number of samples."),
     data: str = typer.Option(
         "synthetic", "--data", help="synthetic[:KEY=VAL,...], mpii:PATH, lsp:PATH or coco:PATH."
@@ -90,8 +100,10 @@ def preview_command(
     from fpdctl.data.registry import build_dataset
     from fpdctl.data.transforms import AugmentConfig
 
-    if split not in ("train", "val"):
-        raise UsageError(f"--split must be train or val, got '{split}'")
+    output = renamed(ctx, output, old_out, param="output", flag="--output", old_flag="--out")
+    if output is None:
+        raise UsageError("data preview needs --output (-o), the PNG file to write")
+    split = parse_choice(split, SPLITS[:2], "--split")
     if input_size <= 0:
         raise UsageError(f"--input-size must be positive, got {input_size}")
     dataset = build_dataset(
@@ -100,7 +112,7 @@ def preview_command(
         input_size=input_size,
         augment=AugmentConfig() if augment else None,
     )
-    result = save_preview(out, dataset, count, start=start)
+    result = save_preview(output, dataset, count, start=start)
     typer.echo(
         f"wrote {result.path}: {result.count} samples ({result.columns} per row, "
         f"{result.tile_size} px); {result.visible_joints} of {result.total_joints} joints visible"

@@ -25,6 +25,9 @@ from fpdctl.cli.options import (
     DEVICE,
     RUN_BACKEND,
     convention_override,
+    old_spelling,
+    renamed,
+    warn_no_effect,
 )
 from fpdctl.errors import UsageError
 from fpdctl.models.spec import DEFAULT_INPUT_SIZE
@@ -84,6 +87,7 @@ _pct = decimals(2)
 # Over 80 lines only through its Typer option declarations (one per flag); the body parses, calls
 # evaluate_checkpoint or the file scorer, and renders.
 def eval_command(
+    ctx: typer.Context,
     model: Optional[str] = typer.Argument(
         None, metavar="MODEL_OR_CHECKPOINT",
         help="A checkpoint file, a pretrained name such as synthetic-hg2x64 (list them: fpdctl models), "
@@ -103,7 +107,8 @@ def eval_command(
         help="Validation data for MODEL: synthetic[:KEY=VAL,...], mpii:PATH, lsp:PATH or coco:PATH "
         "(with --predictions: coco:PATH, the ground truth of COCO results).",
     ),
-    flip: bool = typer.Option(True, "--flip/--no-flip", help="Average with the mirrored input (flip test)."),
+    flip: bool = typer.Option(True, "--flip-test/--no-flip-test", help="Average with the mirrored input (flip test)."),
+    old_flip: Optional[bool] = old_spelling("--flip/--no-flip"),
     batch_size: int = typer.Option(32, "--batch-size", help="Persons per forward pass."),
     device: str = DEVICE,
     input_size: Optional[int] = typer.Option(
@@ -129,9 +134,12 @@ def eval_command(
     input_std: Optional[str] = INPUT_STD,
     backend: str = RUN_BACKEND,
 ) -> None:
-    check_format(fmt)
+    flip = renamed(ctx, flip, old_flip, param="flip", flag="--flip-test", old_flag="--flip")
+    fmt = check_format(fmt)
     check_outputs(output)
     override = convention_override(input_convention, input_order, input_mean, input_std)
+    if per_joint and fmt == "json":
+        warn_no_effect(ctx, ["per_joint"], "with --format json (its per_joint field is always there)")
     if threshold is not None and not (threshold > 0 and threshold < float("inf")):
         raise UsageError(f"--threshold must be a positive number, got {threshold}")
     if predictions is not None or ground_truth is not None:
@@ -142,6 +150,7 @@ def eval_command(
             )
         if override is not None:
             raise UsageError("--input-convention, --input-order, --input-mean and --input-std apply to a model, not to --predictions")
+        warn_no_effect(ctx, _MODEL_RUN_OPTIONS + ("old_flip",), "with --predictions (it scores a file; no model runs)")
         _score_files(predictions, ground_truth, data, save_predictions, threshold, fmt, per_joint, output)
         return
     if model is None:
@@ -171,6 +180,10 @@ def eval_command(
     emit(_render(result.metric, result, fmt, per_joint, source=f"{model} on {data}"), output)
     if save_predictions is not None:
         typer.echo(f"wrote {save_predictions}", err=True)
+
+
+# What only a model run reads: given with --predictions they change nothing.
+_MODEL_RUN_OPTIONS = ("flip", "batch_size", "device", "input_size", "workers", "backend")
 
 
 def _check_per_joint(per_joint: bool, data: str) -> None:

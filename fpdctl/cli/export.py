@@ -7,9 +7,17 @@ from typing import TYPE_CHECKING, Any, Optional
 import typer
 
 from fpdctl.cli.render import Column, check_format, emit, render_rows, stage_lines, to_json
-from fpdctl.cli.options import INPUT_CONVENTION, INPUT_MEAN, INPUT_ORDER, INPUT_STD, convention_override
+from fpdctl.cli.options import (
+    INPUT_CONVENTION,
+    INPUT_MEAN,
+    INPUT_ORDER,
+    INPUT_STD,
+    convention_override,
+    warn_no_effect,
+)
 from fpdctl.deploy.backends import EXPORT_PRECISIONS
 from fpdctl.models.spec import DEFAULT_INPUT_SIZE
+from fpdctl.utils.choices import parse_choice
 
 if TYPE_CHECKING:
     from fpdctl.deploy.export import ExportResult
@@ -28,7 +36,9 @@ input [N, 3, S, S], normalised in the
 model's input convention (recorded in the file as fpdctl.input_convention):
 what the checkpoint records or its format implies (native: RGB, ImageNet
 mean/std), or --input-*; N is dynamic unless --batch N fixes it. Inputs and
-outputs are fp32 at every --precision ({", ".join(EXPORT_PRECISIONS)}).
+outputs are fp32 at every --precision ({", ".join(EXPORT_PRECISIONS)}). Every
+file runs in ONNX Runtime and OpenVINO; OpenCV's DNN module (cv2.dnn, checked
+with OpenCV 4.14.0) reads every kind but fp16 (it cannot build a float16 Conv).
 
 Verification (on unless --no-verify): ONNX Runtime and PyTorch run the
 same random and synthetic-image inputs; reported are the max abs and relative
@@ -59,6 +69,7 @@ and returns (fpdctl.graph_io).
 
 
 def export_command(
+    ctx: typer.Context,
     checkpoint: str = typer.Argument(..., metavar="CHECKPOINT", help="Checkpoint file or model name."),
     output: str = typer.Option(..., "--output", "-o", help="The .onnx file to write."),
     opset: int = typer.Option(18, "--opset", help="ONNX opset (18 or newer)."),
@@ -105,10 +116,16 @@ def export_command(
     from fpdctl.deploy.export import export_onnx, parse_batch
     from fpdctl.errors import UsageError
 
-    check_format(fmt)
+    fmt = check_format(fmt)
     override = convention_override(input_convention, input_order, input_mean, input_std)
     embedding = parse_embedding(embed_preprocess, embed_decode, pixel_order, keep_heatmaps, all_stacks=all_stacks)
+    precision = parse_choice(precision, EXPORT_PRECISIONS, "--precision")
     export_backend(precision)
+    if precision != "int8":
+        warn_no_effect(ctx, ["calibration_samples"], "without --precision int8 (nothing is calibrated)")
+    if precision == "fp32":
+        warn_no_effect(ctx, ["calibration_data", "validation_samples"],
+                       "with --precision fp32 (no reduced precision to calibrate or score against fp32)")
     fixed_batch = parse_batch(batch)
     if threads is not None and threads < 1:
         raise UsageError(f"--threads must be at least 1, got {threads}")

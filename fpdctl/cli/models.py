@@ -22,7 +22,7 @@ def models_command(
     from fpdctl.models.spec import list_models
     from fpdctl.pretrained import describe_pretrained
 
-    check_format(fmt)
+    fmt = check_format(fmt)
     check_outputs(output)
     rows = describe_pretrained()
     columns = [

@@ -97,3 +97,46 @@ def device_option(purpose: str = "") -> Any:
 
 DEVICE = device_option()
 
+
+
+# ----------------------------------------------------------------------------- old spellings
+# An option renamed so one concept has one spelling across commands keeps its documented old
+# name working: a hidden option of its own (typer shows every name of an option in --help), read
+# through renamed() so the command sees one value. Both helpers read which options the command
+# line gave from the command's typer.Context (a ``ctx: typer.Context`` parameter).
+def old_spelling(*param_decls: str, **checks: Any) -> Any:
+    """A hidden option for an option's old name(s), e.g. ``old_spelling("--flip/--no-flip")``;
+    ``checks`` are the new option's typer checks (``dir_okay=False``...)."""
+    return typer.Option(None, *param_decls, hidden=True, show_default=False, **checks)
+
+
+def _given(ctx: typer.Context, param: str) -> bool:
+    source = ctx.get_parameter_source(param)
+    return source is not None and source.name in ("COMMANDLINE", "ENVIRONMENT")
+
+
+def renamed(ctx: typer.Context, value: Any, old_value: Any, *, param: str, flag: str, old_flag: str) -> Any:
+    """The value of option ``param`` (spelled ``flag``), or of its old spelling when that is given.
+
+    Raises:
+        UsageError: both spellings are given.
+    """
+    if old_value is None:
+        return value
+    if _given(ctx, param):
+        raise UsageError(f"{old_flag} is the old spelling of {flag}: give only {flag}")
+    return old_value
+
+
+# ----------------------------------------------------------------------------- no-effect notices
+def given_flags(ctx: typer.Context, *params: str) -> list[str]:
+    """The flags (first spelling) of those option parameters the command line gave, in order."""
+    flags = {p.name: "/".join(p.opts[:1] + getattr(p, "secondary_opts", [])[:1]) for p in ctx.command.params}
+    return [flags[p] for p in params if _given(ctx, p)]
+
+
+def warn_no_effect(ctx: typer.Context, params: "tuple[str, ...] | list[str]", why: str) -> None:
+    """One ``warning:`` line on stderr for each of ``params`` given on the command line, saying
+    why it changes nothing (``why`` completes "--x has no effect ...")."""
+    for flag in given_flags(ctx, *params):
+        typer.echo(f"warning: {flag} has no effect {why}", err=True)

@@ -42,7 +42,7 @@ def profile_command(
     from fpdctl.errors import UsageError
     from fpdctl.profiling.profile import paper_grid, profile_specs
 
-    check_format(fmt)
+    fmt = check_format(fmt)
     check_outputs(output, plot)
     if counter not in ("analytic", "meta", "thop"):
         raise UsageError(f"--counter must be analytic, meta or thop, got '{counter}'")

@@ -91,12 +91,12 @@ def prune_command(
     from fpdctl.models.checkpoint import checkpoint_file
     from fpdctl.utils.io import require_file
 
-    check_format(fmt)
+    fmt = check_format(fmt)
     override = convention_override(teacher_input_convention, teacher_input_order, teacher_input_mean,
                                    teacher_input_std, prefix=TEACHER_INPUT_PREFIX)
     target = resolve_spec(to)
-    check_importance(importance)
-    check_stack_strategy(stack_strategy)
+    importance = check_importance(importance)
+    stack_strategy = check_stack_strategy(stack_strategy)
     teacher = str(checkpoint_file(teacher))  # a pretrained name -> its verified weights file
     require_file(teacher, "teacher checkpoint")
     result = prune_checkpoint(teacher, target, output, importance=importance,
@@ -233,7 +233,7 @@ def prune_sweep_command(
     from fpdctl.sweep.results import summarize
     from fpdctl.sweep.run import SweepSettings, fine_tune_config, run_sweep
 
-    check_format(fmt)
+    fmt = check_format(fmt)
     convention_override(teacher_input_convention, teacher_input_order, teacher_input_mean, teacher_input_std,
                         prefix=TEACHER_INPUT_PREFIX)  # bad values fail first, like every option
     budget = _check_rule(max_drop, budget_macs, budget_latency, latency)

@@ -11,7 +11,6 @@ import sys
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Callable, Sequence
 
-from fpdctl.errors import UsageError
 
 if TYPE_CHECKING:
     from fpdctl.progress import Event
@@ -39,9 +38,10 @@ def decimals(digits: int, suffix: str = "", per: float = 1.0) -> Callable[[Any],
 
 
 def check_format(fmt: str) -> str:
-    if fmt not in FORMATS:
-        raise UsageError(f"--format must be one of {', '.join(FORMATS)}, got '{fmt}'")
-    return fmt
+    """The --format value, in its own spelling (any case is accepted, as for every choice option)."""
+    from fpdctl.utils.choices import parse_choice
+
+    return parse_choice(fmt, FORMATS, "--format")
 
 
 def _json_safe(value: Any) -> Any:
@@ -61,7 +61,7 @@ def to_json(data: Any) -> str:
 def render_rows(rows: Sequence[dict[str, Any]], columns: Sequence[Column], fmt: str,
                 title: str | None = None, caption: str | None = None) -> str:
     """Rows (dicts) as text in ``fmt``. JSON and CSV keep every key, raw; table/markdown use ``columns``."""
-    check_format(fmt)
+    fmt = check_format(fmt)
     if fmt == "json":
         return to_json(list(rows))
     if fmt == "csv":

@@ -21,6 +21,7 @@ import numpy as np
 
 from fpdctl.deploy.metadata import HEATMAPS, KEYPOINTS, SCORES, GraphIO
 from fpdctl.errors import UsageError
+from fpdctl.utils.choices import match_choice
 
 if TYPE_CHECKING:
     import onnx
@@ -101,8 +102,8 @@ def parse_embedding(
     """
     order = DEFAULT_PIXEL_ORDER
     if pixel_order is not None:
-        order = str(pixel_order).strip().lower()
-        if order not in PIXEL_ORDERS:
+        order = match_choice(pixel_order, PIXEL_ORDERS)
+        if order is None:
             raise UsageError(f"{FLAG_PIXEL_ORDER} must be 'rgb' or 'bgr', got '{pixel_order}'")
         if not preprocess:
             raise UsageError(

@@ -39,6 +39,7 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 
 from fpdctl.errors import InputError, UsageError
+from fpdctl.utils.choices import match_choice
 
 RGB = "rgb"
 BGR = "bgr"
@@ -70,8 +71,8 @@ FLAG_STD = "--input-std"
 
 
 def _check_order(order: object, label: str) -> str:
-    text = str(order).strip().lower() if isinstance(order, str) else None
-    if text not in CHANNEL_ORDERS:
+    text = match_choice(order, CHANNEL_ORDERS) if isinstance(order, str) else None
+    if text is None:
         raise UsageError(f"{label} must be 'rgb' or 'bgr', got {order!r}")
     return text
 
@@ -387,7 +388,7 @@ def parse_convention_override(
     flags = _flag_names(flag_prefix)
     result = base
     if preset is not None:
-        found = PRESETS.get(str(preset).strip().lower())
+        found = PRESETS.get(match_choice(preset, PRESETS) or "")
         if found is None:
             raise UsageError(f"{flags[0]} must be one of {', '.join(PRESETS)}; got '{preset}'")
         result = found

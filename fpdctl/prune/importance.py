@@ -22,14 +22,14 @@ from torch import Tensor
 
 from fpdctl.errors import CheckpointError, UsageError
 from fpdctl.prune.layout import Group, LayerRule
+from fpdctl.utils.choices import parse_choice
 
 IMPORTANCE_KINDS: tuple[str, ...] = ("bn", "l1")
 
 
 def check_importance(kind: str) -> str:
-    if kind not in IMPORTANCE_KINDS:
-        raise UsageError(f"--importance must be one of {', '.join(IMPORTANCE_KINDS)}, got '{kind}'")
-    return kind
+    """The importance kind ``kind`` names, in any case (UsageError listing the kinds otherwise)."""
+    return parse_choice(kind, IMPORTANCE_KINDS, "--importance")
 
 
 def _tensor(state_dict: Mapping[str, Tensor], key: str) -> np.ndarray:
@@ -60,7 +60,7 @@ def group_importance(
     Returns:
         group name -> float64 [teacher width] scores, larger is more important.
     """
-    check_importance(kind)
+    kind = check_importance(kind)
     scores = {name: np.zeros(teacher_channels // g.divisor) for name, g in groups.items()}
     for rule in rules:
         if rule.out_group is None:

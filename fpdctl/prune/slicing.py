@@ -27,6 +27,7 @@ from fpdctl.errors import UsageError
 from fpdctl.models.convention import ConventionOverride
 from fpdctl.models.hourglass import HourglassNet, count_parameters
 from fpdctl.models.spec import DEFAULT_INPUT_SIZE, HourglassSpec, resolve_spec
+from fpdctl.utils.choices import parse_choice
 from fpdctl.prune.importance import check_importance, group_importance, select_channels
 from fpdctl.prune.layout import LayerRule, layer_rules
 
@@ -36,11 +37,8 @@ PRUNE_KEY = "fpdctl.prune"
 
 
 def check_stack_strategy(strategy: str) -> str:
-    if strategy not in STACK_STRATEGIES:
-        raise UsageError(
-            f"--stack-strategy must be one of {', '.join(STACK_STRATEGIES)}, got '{strategy}'"
-        )
-    return strategy
+    """The strategy ``strategy`` names, in any case (UsageError listing the strategies otherwise)."""
+    return parse_choice(strategy, STACK_STRATEGIES, "--stack-strategy")
 
 
 def check_target(teacher: HourglassSpec, target: HourglassSpec) -> None:
@@ -73,7 +71,7 @@ def kept_stacks(teacher_stacks: int, stacks: int, strategy: str = "first") -> tu
 
     Examples: S=8, k=4: ``first`` -> (0, 1, 2, 3); ``first-last`` -> (0, 1, 2, 7).
     """
-    check_stack_strategy(strategy)
+    strategy = check_stack_strategy(strategy)
     if not 1 <= stacks <= teacher_stacks:
         raise UsageError(f"cannot keep {stacks} of {teacher_stacks} stacks")
     if strategy == "first":
@@ -134,7 +132,7 @@ def plan_slice(
         UsageError: a target larger than the teacher, or an unknown criterion / strategy.
     """
     spec = resolve_spec(target)
-    check_importance(importance)
+    importance = check_importance(importance)
     check_target(teacher, spec)
     stacks = kept_stacks(teacher.stacks, spec.stacks, stack_strategy)
     rules, groups = layer_rules(spec, stacks)
@@ -295,8 +293,8 @@ def prune_checkpoint(
     from fpdctl.profiling.analytic import analytic_cost
 
     spec = resolve_spec(target)
-    check_importance(importance)
-    check_stack_strategy(stack_strategy)
+    importance = check_importance(importance)
+    stack_strategy = check_stack_strategy(stack_strategy)
     spec.check_input_size(input_size)
     if recalibrate_bn < 0:
         raise UsageError(f"--recalibrate-bn must be 0 or more batches, got {recalibrate_bn}")

@@ -15,6 +15,7 @@ from typing import Iterable, Sequence
 from fpdctl.errors import UsageError
 from fpdctl.models.spec import BLOCK_TYPES, STANDARD, HourglassSpec
 from fpdctl.prune.slicing import check_target
+from fpdctl.utils.choices import match_choice
 
 INITS: tuple[str, ...] = ("scratch", "teacher")
 
@@ -115,6 +116,7 @@ def parse_inits(text: str) -> tuple[str, ...]:
         raise UsageError(f"--init must be scratch, teacher or both, got '{text}'")
     out: list[str] = []
     for part in parts:
+        part = match_choice(part, (*INITS, "both")) or part
         names = INITS if part == "both" else (part,)
         for name in names:
             if name not in INITS:

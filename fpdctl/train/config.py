@@ -33,6 +33,7 @@ from fpdctl.train.loss import (
     KdSettings,
     kd_loss_entry,
 )
+from fpdctl.utils.choices import match_choice
 from fpdctl.utils.io import require_file
 
 OPTIMIZERS: tuple[str, ...] = ("adam", "rmsprop", "sgd")
@@ -331,6 +332,13 @@ def _coerce(name: str, value: Any, source: str) -> Any:
     raise bad("a string")
 
 
+# The options whose value is one of a few names.
+_CHOICES: dict[str, tuple[str, ...]] = {
+    "optimizer": OPTIMIZERS, "precision": TRAIN_PRECISIONS, "augment_style": AUGMENT_STYLES,
+    "kd_loss": tuple(KD_LOSS_TABLE),
+}
+
+
 def coerce_options(data: Mapping[str, Any], *, source: str) -> dict[str, Any]:
     """Normalise option names (dashes or underscores, aliases) and convert the values.
 
@@ -347,6 +355,8 @@ def coerce_options(data: Mapping[str, Any], *, source: str) -> dict[str, Any]:
                 f"{', '.join(sorted(k for k in _FIELDS if k != 'command'))}"
             )
         out[key] = _coerce(key, value, source)
+        if key in _CHOICES:  # any case, as every choice option (validate_config names the choices)
+            out[key] = match_choice(out[key], _CHOICES[key]) or out[key] if out[key] is not None else None
     return out
 
 

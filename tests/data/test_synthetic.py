@@ -378,7 +378,7 @@ def test_both_splits_in_one_folder_read_back_as_a_whole_dataset(tmp_path: Path) 
 def test_synth_cli(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
     out = tmp_path / "cli"
     code, stdout, err = run(
-        capsys, "data", "synth", "--out", out, "--count", 4, "--size", SIZE, "--seed", 1
+        capsys, "data", "synth", "--out", out, "--count", 4, "--image-size", SIZE, "--seed", 1
     )
     assert code == 0, err
     assert stdout.startswith(
@@ -391,7 +391,7 @@ def test_synth_cli(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
     ("args", "message"),
     [
         (("--count", "0"), "error: --count must be a positive integer, got 0"),
-        (("--count", "2", "--split", "test"), "error: --split must be train, val or both, got 'test'"),
+        (("--count", "2", "--split", "test"), "error: --split must be one of train, val, both, got 'test'"),
         (
             ("--count", "2", "--size", "8"),
             "error: synthetic image size must be an integer of at least 32, got 8",

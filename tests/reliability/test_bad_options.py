@@ -72,7 +72,7 @@ _RUN = ("--data", "synthetic:length=16", "--input-size", "64", "--batch-size", "
 BASE: dict[str, tuple[str, ...]] = {
     "profile": ("hg1x16", "--input-size", "64"),
     "models": (),
-    "eval": ("hg1x16", "--data", "synthetic:length=4", "--input-size", "64", "--no-flip", "--device", "cpu"),
+    "eval": ("hg1x16", "--data", "synthetic:length=4", "--input-size", "64", "--no-flip-test", "--device", "cpu"),
     "train": ("--model", "hg1x16", *_RUN, "--max-steps", "1"),
     "distill": ("--teacher", "{ckpt}", "--student", "hg1x16", *_RUN, "--max-steps", "1"),
     "prune": ("--teacher", "{ckpt}", "--to", "hg1x8", "-o", "student.safetensors", "--input-size", "64"),
@@ -82,8 +82,8 @@ BASE: dict[str, tuple[str, ...]] = {
     "export": ("hg1x16", "-o", "model.onnx", "--input-size", "64"),
     "bench": ("hg1x16", "--input-size", "64", "--warmup", "0", "--iters", "1"),
     "predict": ("hg1x16", "{img}", "--input-size", "64", "--out", "predictions"),
-    "data synth": ("--out", "synth", "--count", "2", "--size", "64"),
-    "data preview": ("--out", "preview.png", "--count", "2", "--input-size", "64"),
+    "data synth": ("--out", "synth", "--count", "2", "--image-size", "64"),
+    "data preview": ("--output", "preview.png", "--count", "2", "--input-size", "64"),
 }
 
 
@@ -181,6 +181,8 @@ _TRAIN_NO_LENGTH = _without(BASE["train"], "--max-steps")
 _DISTILL_NO_LENGTH = _without(BASE["distill"], "--max-steps")
 _SWEEP_NO_LENGTH = _without(BASE["prune-sweep"], "--max-steps")
 _BENCH_NO_ITERS = _without(BASE["bench"], "--iters")
+_SYNTH_NO_SIZE = _without(BASE["data synth"], "--image-size")
+_PREVIEW_NO_OUTPUT = _without(BASE["data preview"], "--output")
 _UNDER = "error: cannot create output folder {file}: a file has that name"
 _IS_DIR = "error: output path is a directory: {dir}"
 
@@ -426,12 +428,12 @@ CASES: list[Case] = [
     C("export", "--batch", NEGATIVE, "--batch -1", "error: --batch must be 'dynamic' or a positive integer, got '-1'"),
     C("export", "--batch", ZERO, "--batch 0", "error: --batch must be 'dynamic' or a positive integer, got '0'"),
     C("export", "--batch", TYPE, "--batch abc", "error: --batch must be 'dynamic' or a positive integer, got 'abc'"),
-    C("export", "--calibration-samples", NEGATIVE, "--calibration-samples -1",
+    C("export", "--calibration-samples", NEGATIVE, "--precision int8 --calibration-samples -1",
       "error: --calibration-samples must be at least 1, got -1"),
     C("export", "--calibration-samples", ZERO, "--precision int8 --calibration-samples 0",
       "error: --calibration-samples must be at least 1, got 0"),
     T("export", "--calibration-samples"),
-    C("export", "--validation-samples", NEGATIVE, "--validation-samples -1",
+    C("export", "--validation-samples", NEGATIVE, "--precision fp16 --validation-samples -1",
       "error: --validation-samples must be 0 or more, got -1"),
     T("export", "--validation-samples"),
     C("export", "--threads", NEGATIVE, "--threads -1", "error: --threads must be at least 1, got -1"),
@@ -530,18 +532,28 @@ CASES: list[Case] = [
     C("data synth", "--count", NEGATIVE, "--count -1", "error: --count must be a positive integer, got -1"),
     C("data synth", "--count", ZERO, "--count 0", "error: --count must be a positive integer, got 0"),
     T("data synth", "--count"),
-    C("data synth", "--size", NEGATIVE, "--size -64",
+    C("data synth", "--image-size", NEGATIVE, "--image-size -64",
       "error: synthetic image size must be an integer of at least 32, got -64"),
-    C("data synth", "--size", ZERO, "--size 0", "error: synthetic image size must be an integer of at least 32, got 0"),
-    C("data synth", "--size", RANGE, "--size 16",
+    C("data synth", "--image-size", ZERO, "--image-size 0",
+      "error: synthetic image size must be an integer of at least 32, got 0"),
+    C("data synth", "--image-size", RANGE, "--image-size 16",
       "error: synthetic image size must be an integer of at least 32, got 16"),
-    T("data synth", "--size"),
+    T("data synth", "--image-size"),
+    # --size: the old spelling of --image-size (hidden), checked the same way.
+    C("data synth", "--size", NEGATIVE, "--size -64",
+      "error: synthetic image size must be an integer of at least 32, got -64", base=_SYNTH_NO_SIZE),
+    C("data synth", "--size", ZERO, "--size 0", "error: synthetic image size must be an integer of at least 32, got 0",
+      base=_SYNTH_NO_SIZE),
+    C("data synth", "--size", RANGE, "--size 16",
+      "error: synthetic image size must be an integer of at least 32, got 16", base=_SYNTH_NO_SIZE),
+    C("data synth", "--size", RANGE, "--size 64", "error: --size is the old spelling of --image-size: give only --image-size"),
+    T("data synth", "--size", base=_SYNTH_NO_SIZE),
     C("data synth", "--seed", NEGATIVE, "--seed -3", "error: synthetic seed must be a non-negative integer, got -3"),
     T("data synth", "--seed"),
     C("data synth", "--out", UNDER_FILE, "--out {file}/synth",
       "error: cannot create output folder {file}/synth: {file} is a file"),
-    C("data synth", "--out", IS_FILE, "--out {file}", _typer_dir_is_file("--out", "-o")),
-    C("data synth", "--layout", RANGE, "--layout lsp", "error: --layout must be mpii or coco, got 'lsp'"),
+    C("data synth", "--out", IS_FILE, "--out {file}", "error: Invalid value for '--out': dir '{file}' is a file."),
+    C("data synth", "--layout", RANGE, "--layout lsp", "error: --layout must be one of mpii, coco, got 'lsp'"),
     # ------------------------------------------------------------------ data preview
     C("data preview", "--count", NEGATIVE, "--count -1", "error: --count must be between 1 and 256, got -1"),
     C("data preview", "--count", ZERO, "--count 0", "error: --count must be between 1 and 256, got 0"),
@@ -558,7 +570,11 @@ CASES: list[Case] = [
     C("data preview", "--start", RANGE, "--start 500", "error: the dataset has 500 samples, cannot show 500..501"),
     T("data preview", "--start"),
     C("data preview", "--data", MISSING, "--data mpii:{missing}", "error: mpii data not found: {missing}"),
-    C("data preview", "--out", UNDER_FILE, "--out {file}/preview.png", _UNDER),
+    C("data preview", "--output", UNDER_FILE, "--output {file}/preview.png", _UNDER),
+    C("data preview", "--output", IS_DIR, "--output {dir}", "error: Invalid value for '--output' / '-o': file '{dir}' is a directory."),
+    # --out: the old spelling of --output (hidden), checked the same way.
+    C("data preview", "--out", UNDER_FILE, "--out {file}/preview.png", _UNDER, base=_PREVIEW_NO_OUTPUT),
+    C("data preview", "--out", RANGE, "--out preview.png", "error: --out is the old spelling of --output: give only --output"),
     # ------------------------------------------------------------------ input conventions
     *[case for command in ("eval", "predict", "export", "bench") for case in _convention(command)],
     *[case for command in ("distill", "prune", "prune-sweep") for case in _convention(command, "--teacher-input")],
