@@ -166,6 +166,8 @@ def bench_command(
     batches = parse_int_list(batch, "--batch", minimum=1)
     if not accuracy:
         warn_no_effect(ctx, ["accuracy_data"], "without --accuracy N (no row is scored)")
+    if backend.strip().lower() == "torch":  # (the --embed-* options are refused there, by benchmark)
+        warn_no_effect(ctx, ["spin_us"], "with --backend torch (it sets ONNX Runtime's idle threads)")
     result = benchmark(
         models, backend=backend, batches=batches, threads=threads, warmup=warmup, iters=iters,
         duration=duration, device=device, precisions=parse_precisions(precision),

@@ -262,6 +262,18 @@ def test_bench_accuracy_data_without_accuracy(reliability: Any, capsys: pytest.C
     assert warnings == ["warning: --accuracy-data has no effect without --accuracy N (no row is scored)"]
 
 
+def test_bench_onnx_options_on_torch_rows(reliability: Any, capsys: pytest.CaptureFixture[str]) -> None:
+    reliability.describe(AREA, "bench MODEL --backend torch --spin-us 0",
+                         "benchmarks the PyTorch row; one warning line")
+    code, out, err = _run(capsys, "bench", "hg1x16", "--input-size", "64", "--backend", "torch", "--device", "cpu",
+                          "--iters", "1", "--warmup", "0", "--spin-us", "0", "--format", "json")
+    warnings = [line for line in err.splitlines() if line.startswith("warning:")]
+    reliability.observe(f"exit {code}: {' | '.join(warnings)}")
+    assert code == 0, err
+    assert [row["runtime"] for row in json.loads(out)] == ["torch"]
+    assert warnings == ["warning: --spin-us has no effect with --backend torch (it sets ONNX Runtime's idle threads)"]
+
+
 def test_no_warning_where_the_option_matters(reliability: Any, model: Path, capsys: pytest.CaptureFixture[str]) -> None:
     reliability.describe(AREA, "eval MODEL --device cpu --batch-size 2 (a model run)", "no warning")
     code, _, err = _run(capsys, "eval", model, *_EVAL, "--no-flip-test", "--batch-size", "2")
