@@ -118,7 +118,8 @@ def test_decode_nodes_give_the_codec_in_every_runtime(tmp_path: Path):
     save(model, str(path))
     expected = HeatmapCodec(INPUT_SIZE, side).decode(maps)
 
-    outputs = {"onnxruntime": ort.InferenceSession(str(path), providers=["CPUExecutionProvider"]).run(None, {"input": maps})}
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    outputs = {"onnxruntime": session.run(None, {"input": maps})}
     net = cv2.dnn.readNetFromONNX(str(path))
     net.setInput(maps)
     outputs["opencv"] = net.forward([KEYPOINTS_OUTPUT_NAME, SCORES_OUTPUT_NAME])
