@@ -2,7 +2,8 @@
 
 Importing this package is cheap (no torch); import the submodules for the real work:
 
-- :mod:`~fpdctl.train.config`: the options (``TrainConfig``), presets, config files, schedules.
+- :mod:`~fpdctl.train.config`: the options (``TrainConfig``), presets, checks, schedules.
+- :mod:`~fpdctl.train.sources`: where options come from (preset, YAML/TOML file, flags) and how they merge.
 - :mod:`~fpdctl.train.loss`: the FPD loss, plain functions of tensors.
 - :mod:`~fpdctl.train.precision`: ``--precision`` resolved for a device (autocast), and
   ``--deterministic`` (the algorithm choice).
