@@ -281,6 +281,8 @@ CASES: list[Case] = [
       "error: ground-truth file not found: {missing}.mat", base=()),
     C("eval", "--data", MISSING, "--data lsp:{missing}", "error: lsp data not found: {missing}"),
     C("eval", "--data", MISSING, "--data coco:{missing}", "error: coco data not found: {missing}"),
+    C("eval", "--boxes", MISSING, "--boxes {missing}.json", "error: detections file not found: {missing}.json",
+      base=("hg1x16", "--data", "coco:{dir}", "--input-size", "64", "--device", "cpu")),
     C("eval", "--data", RANGE, "--data synthetic:layout=lsp", "error: synthetic layout must be one of mpii, coco, got 'lsp'"),
     C("eval", "--data", RANGE, "--data synthetic:length=-3",
       "error: synthetic length must be a positive integer, got -3"),
