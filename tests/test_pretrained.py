@@ -32,3 +32,28 @@ def test_reference_teacher_scores_its_card() -> None:
     assert len(persons) == int(subset["persons"])
     result = evaluate_model(net, persons, flip=True, batch_size=32, device="cpu")
     assert float(result.metric.mean) == pytest.approx(float(subset["value"]), abs=0.01)
+
+
+COCO_NAME = "synthetic-coco-hg2x64"
+
+
+def test_coco_reference_teacher_scores_its_card() -> None:
+    """The COCO reference model: AP on the first ``ap_subset.persons`` persons of its card's
+    validation data (ground-truth boxes, flip test), to 0.01 of the card."""
+    if not weights_path(COCO_NAME).is_file() or not weights_path(COCO_NAME).with_suffix(".json").is_file():
+        pytest.skip(f"{COCO_NAME} is not installed ({weights_path(COCO_NAME)} and its .json card are added by "
+                    "make reference-teacher)")
+    from fpdctl.data.registry import build_dataset
+    from fpdctl.data.subset import FirstPersons
+    from fpdctl.evaluate import evaluate_model
+    from fpdctl.models.checkpoint import create_model
+
+    card = pretrained_card(COCO_NAME)
+    net = create_model(COCO_NAME)
+    assert net.spec.name == card["model"] and net.spec.joints == 17
+    subset = card["ap_subset"]
+    val = build_dataset(card["data"], "val", input_size=int(card["input_size"]))
+    persons = FirstPersons(val, int(subset["persons"]))
+    result = evaluate_model(net, persons, flip=True, batch_size=32, device="cpu")
+    assert result.metric.metric == "oks"
+    assert float(result.metric.mean) == pytest.approx(float(subset["value"]), abs=0.01)
