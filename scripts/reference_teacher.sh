@@ -34,10 +34,10 @@ ARGS=(--model hg2x64 --input-size 128 --batch-size 16 --lr 1e-3 --schedule cosin
       --workers 1 --seed 0 --data synthetic)
 train_and_card synthetic-hg2x64 "$RUN" "${ARGS[@]}"
 
-# The recipe of synthetic-coco-hg2x64: the same network and schedule over 10,000 steps on the
+# The recipe of synthetic-coco-hg2x64: the same network and schedule over 6,000 steps on the
 # synthetic persons annotated with COCO's 17 keypoints (synthetic:layout=coco, one person per
 # image); its card also gives the AP on the simulated detector's boxes.
-COCO_ARGS=(--model hg2x64 --input-size 128 --batch-size 16 --lr 1e-3 --schedule cosine --max-steps 10000
+COCO_ARGS=(--model hg2x64 --input-size 128 --batch-size 16 --lr 1e-3 --schedule cosine --max-steps 6000
            --augment-style uniform --eval-every 2000 --save-every 500 --val-limit 300 --log-every 100
            --workers 1 --seed 0 --data synthetic:layout=coco)
 train_and_card synthetic-coco-hg2x64 "$COCO_RUN" "${COCO_ARGS[@]}"
