@@ -58,7 +58,7 @@ The head box used by PCKh is outlined.
 @data_app.command("synth", help=SYNTH_HELP)
 def synth_command(
     out: Path = typer.Option(..., "--out", "-o", help="Output folder (new or empty).", file_okay=False),
-    count: int = typer.Option(..., "--count", "-n", help="Number of persons (one image each)."),
+    count: int = typer.Option(..., "--count", "-n", help="Number of persons (one image each); of images with --persons above 1."),
     size: int = typer.Option(256, "--size", help="Image side in pixels."),
     seed: int = typer.Option(0, "--seed", help="Dataset seed."),
     split: str = typer.Option(
