@@ -113,8 +113,9 @@ LISTED_CARD_FIELDS: tuple[str, ...] = (
 
 def describe_pretrained() -> list[dict[str, Any]]:
     """One row per registered name, for listings: ``name``, ``description``, ``installed``
-    (card and weights present), and from the card the :data:`LISTED_CARD_FIELDS` (``pckh``, or ``ap`` for a COCO model; None when it
-    is missing). The weights are not hashed here; loading them is what checks them."""
+    (card and weights present), and from the card the :data:`LISTED_CARD_FIELDS` (``pckh``, or
+    ``ap`` for a COCO model; None when the card is missing). The weights are not hashed here;
+    loading them is what checks them."""
     rows: list[dict[str, Any]] = []
     for name in list_pretrained():
         row: dict[str, Any] = {"name": name, "description": PRETRAINED[name], "installed": False,
