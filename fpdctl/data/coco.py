@@ -40,7 +40,7 @@ from fpdctl.data.coco_source import (  # noqa: F401  (re-exported: where a split
     Layout,
     find_coco_source,
 )
-from fpdctl.data.dataset import AnnotationTable, FilePoseDataset
+from fpdctl.data.file_dataset import AnnotationTable, FilePoseDataset
 from fpdctl.data.transforms import PIXEL_STD
 from fpdctl.errors import DataError
 from fpdctl.metrics.coco import PERSON_CATEGORY_ID, COCOReference, load_coco_annotations
