@@ -5,36 +5,36 @@ fp32 with ``torch.onnx.export`` -> write the fpdctl metadata -> verify fp32 agai
 failure stops here) -> convert to fp16 or quantise to int8 if asked -> verify that too and, for a
 reduced precision, score it against fp32 on a validation split -> move the file into place.
 Everything before the last step happens in a temporary folder, so a failure leaves no file.
-
-Exporter choice: ``torch.onnx.export(dynamo=True)`` (torch.export + onnxscript). Both exporters
-give the same graph once ONNX Runtime has optimised it (Conv with BatchNorm folded where a BN
-follows a convolution; measured with ``benchmarks/deploy_latency.py``), and both match PyTorch to
-fp32 rounding. The dynamo exporter is the one PyTorch maintains (the TorchScript exporter is
-deprecated since 2.9 and warns), writes no ``Identity``/``Constant`` clutter, and handles the
-dynamic batch dimension through ``torch.export`` shape constraints. The TorchScript path stays
-available (``exporter="torchscript"``) because it exports about three times faster, for
-comparisons.
+The first step (the exporter and its choice) is :mod:`fpdctl.deploy.torch_onnx`.
 """
 
 from __future__ import annotations
 
-import contextlib
-import logging
 import os
 import tempfile
 import time
-import warnings
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Iterator
+from typing import TYPE_CHECKING, Any
 
 from fpdctl.deploy.backends import EXPORT_PRECISIONS, export_backend
+from fpdctl.deploy.torch_onnx import (  # noqa: F401  (re-exported: their home before the split)
+    DEFAULT_OPSET,
+    EXPORTERS,
+    INPUT_NAME,
+    MIN_OPSET,
+    OUTPUT_NAME,
+    check_opset,
+    final_stack_module,
+    model_info,
+    parse_batch,
+    torch_to_onnx,
+)
 from fpdctl.errors import RuntimeFailure, UsageError, VerificationError
 from fpdctl.progress import Progress, report
 
 if TYPE_CHECKING:
     import onnx
-    import torch
 
     from fpdctl.deploy.embed import Embedding, KeypointCheck
     from fpdctl.deploy.metadata import OnnxModelInfo
@@ -44,17 +44,8 @@ if TYPE_CHECKING:
     from fpdctl.models.convention import ConventionOverride
     from fpdctl.models.hourglass import HourglassNet
 
-DEFAULT_OPSET: int = 18
-# torch.onnx's dynamo exporter emits opset 18 and converts upwards; asked for less, it silently
-# keeps 18, so lower values are refused rather than ignored.
-MIN_OPSET: int = 18
-EXPORTERS: tuple[str, ...] = ("dynamo", "torchscript")
-INPUT_NAME = "input"
-OUTPUT_NAME = "heatmaps"
 # Protobuf cannot serialise a message of 2 GiB or more; ONNX then needs external data files.
 SINGLE_FILE_LIMIT: int = 2**31 - 1
-# The dynamic-batch trace uses two images: torch.export may specialise a dimension of size 1.
-_DYNAMIC_TRACE_BATCH: int = 2
 
 
 @dataclass(frozen=True)
@@ -111,168 +102,6 @@ class ExportResult:
             "graph_io": {"pixel_order": info.io.pixel_order, "outputs": list(info.io.outputs)},
             "embedding_checks": [check.to_dict() for check in self.embedding_checks],
         }
-
-
-def parse_batch(text: str | int | None) -> int | None:
-    """``--batch``: "dynamic" (or None) -> None, a positive integer -> itself.
-
-    Raises:
-        UsageError: anything else.
-    """
-    if text is None:
-        return None
-    if isinstance(text, int) and not isinstance(text, bool):
-        value = text
-    else:
-        word = str(text).strip().lower()
-        if word == "dynamic":
-            return None
-        try:
-            value = int(word)
-        except ValueError:
-            raise UsageError(f"--batch must be 'dynamic' or a positive integer, got '{text}'") from None
-    if value < 1:
-        raise UsageError(f"--batch must be 'dynamic' or a positive integer, got '{text}'")
-    return value
-
-
-def check_opset(opset: int) -> int:
-    """Raise UsageError unless the exporter and the installed onnx can write ``opset``."""
-    import onnx
-
-    highest = onnx.defs.onnx_opset_version()
-    if not MIN_OPSET <= int(opset) <= highest:
-        raise UsageError(f"--opset must be between {MIN_OPSET} and {highest}, got {opset}")
-    return int(opset)
-
-
-def final_stack_module(net: "HourglassNet") -> "torch.nn.Module":
-    """``net`` wrapped so its graph returns only the last stack's heatmaps [N, J, h, w]."""
-    import torch
-
-    from fpdctl.pipeline import last_stack
-
-    class FinalStack(torch.nn.Module):
-        def __init__(self) -> None:
-            super().__init__()
-            self.net = net
-
-        def forward(self, images: torch.Tensor) -> torch.Tensor:
-            return last_stack(self.net(images))
-
-    return FinalStack().eval()
-
-
-@contextlib.contextmanager
-def _quiet_exporter() -> Iterator[None]:
-    """Silence the exporter's progress lines, warnings and optional-dependency notices
-    (e.g. "torchvision is not installed"): none of them is about the user's model."""
-    logger = logging.getLogger("torch.onnx")
-    level = logger.level
-    logger.setLevel(logging.ERROR)
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            yield
-    finally:
-        logger.setLevel(level)
-
-
-def torch_to_onnx(
-    net: "HourglassNet",
-    path: str | os.PathLike[str],
-    *,
-    input_size: int,
-    batch: int | None = None,
-    opset: int = DEFAULT_OPSET,
-    all_stacks: bool = False,
-    exporter: str = "dynamo",
-) -> None:
-    """Export ``net`` (fp32, eval mode) to a single ONNX file at ``path``.
-
-    Args:
-        net: the network.
-        path: output file.
-        input_size: the fixed input side (H = W).
-        batch: a fixed batch size, or None for a dynamic batch dimension named "batch".
-        opset: ONNX opset of the default domain.
-        all_stacks: output [N, S, J, h, w] (every stack) instead of [N, J, h, w] (the last).
-        exporter: "dynamo" or "torchscript".
-
-    Raises:
-        RuntimeFailure: the exporter failed.
-    """
-    import torch
-
-    if exporter not in EXPORTERS:
-        raise UsageError(f"exporter must be one of {', '.join(EXPORTERS)}, got '{exporter}'")
-    module = net.eval() if all_stacks else final_stack_module(net.eval())
-    trace_batch = batch if batch is not None else _DYNAMIC_TRACE_BATCH
-    dummy = torch.zeros(trace_batch, 3, input_size, input_size)
-    kwargs: dict[str, Any] = dict(
-        opset_version=opset, input_names=[INPUT_NAME], output_names=[OUTPUT_NAME], verbose=False
-    )
-    if exporter == "dynamo":
-        kwargs.update(dynamo=True, external_data=False, optimize=True)
-        if batch is None:
-            kwargs["dynamic_shapes"] = ({0: torch.export.Dim("batch", min=1)},)
-    else:
-        kwargs.update(dynamo=False, do_constant_folding=True)
-        if batch is None:
-            kwargs["dynamic_axes"] = {INPUT_NAME: {0: "batch"}, OUTPUT_NAME: {0: "batch"}}
-    try:
-        with _quiet_exporter(), torch.inference_mode(False), torch.no_grad():
-            torch.onnx.export(module, (dummy,), str(path), **kwargs)
-    except Exception as exc:  # the exporter raises many unrelated types; each is one failed export
-        from fpdctl.utils.io import DISK_FULL_ERRNOS, write_error
-
-        cause = write_error(exc)
-        if cause is not None and cause.errno in DISK_FULL_ERRNOS:
-            raise RuntimeFailure(f"ONNX export failed: could not write {path}: {cause.strerror}") from exc
-        lines = str(exc).strip().splitlines()
-        raise RuntimeFailure(f"ONNX export failed: {lines[0][:300] if lines else type(exc).__name__}") from exc
-
-
-def model_info(
-    net: "HourglassNet",
-    *,
-    input_size: int,
-    batch: int | None,
-    opset: int,
-    all_stacks: bool,
-    precision: str,
-    source: str,
-    source_sha256: str,
-    exporter: str,
-) -> "OnnxModelInfo":
-    """The metadata of an export of ``net``."""
-    from fpdctl import __version__
-    from fpdctl.codec import HEATMAP_STRIDE
-    from fpdctl.deploy.metadata import OnnxModelInfo, joint_labels
-    from fpdctl.models.convention import NATIVE
-
-    spec = net.spec
-    joints = joint_labels(spec.joints)
-    return OnnxModelInfo(
-        spec=spec,
-        joint_set=joints.name,
-        joint_names=tuple(joints.names),
-        flip_pairs=tuple(joints.flip_pairs),
-        skeleton=tuple(joints.skeleton),
-        input_size=input_size,
-        # The convention the network was trained with: what every later user of the file feeds.
-        input_convention=getattr(net, "input_convention", NATIVE),
-        heatmap_stride=HEATMAP_STRIDE,
-        heatmap_size=input_size // HEATMAP_STRIDE,
-        outputs="all_stacks" if all_stacks else "final",
-        precision=precision,
-        batch=batch,
-        version=__version__,
-        source_sha256=source_sha256,
-        source=source,
-        opset=opset,
-        exporter=exporter,
-    )
 
 
 def _load_source(
