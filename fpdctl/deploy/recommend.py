@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Sequence
 
 if TYPE_CHECKING:
-    from fpdctl.deploy.bench import BenchRow
+    from fpdctl.deploy.bench_report import BenchRow
 
 # PCKh points (PCK for LSP) a deployment path may lose against the model's fp32 reference.
 MAX_ACCURACY_DROP: float = 0.5
