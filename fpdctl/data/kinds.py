@@ -11,17 +11,74 @@ string (``synthetic:size=64,seed=3``).
 
 from __future__ import annotations
 
+import importlib
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 from fpdctl.errors import InputError, UsageError
 from fpdctl.skeleton import COCO, MPII, JointSet
 
-DATA_KINDS: tuple[str, ...] = ("synthetic", "mpii", "lsp", "coco")
 SPLITS: tuple[str, ...] = ("train", "val")
 # ``synthetic:size=N`` is the number of samples, SyntheticPose's ``length``.
 SYNTHETIC_ALIASES: dict[str, str] = {"size": "length"}
+
+
+@dataclass(frozen=True)
+class DataKind:
+    """One kind of ``--data``: how it is written, which class reads it and how it is scored.
+
+    Attributes:
+        name: the spec's prefix ("synthetic", "mpii", ...).
+        dataset: the class that reads it, as "module:Class"; imported only when a dataset is
+            built (:meth:`dataset_class`), so that this table needs neither torch nor the readers.
+        joint_set: the heatmap channels of its samples (LSP data is mapped onto MPII's 16).
+        metric: what its validation split is scored with: "pckh", "pck" or "oks" (COCO AP).
+        takes_path: written ``KIND:PATH`` (a folder or file that must exist); otherwise
+            ``KIND[:KEY=VAL,...]``, the options passed to the class as keyword arguments.
+        layouts: (layout option value, joint set, metric) for a kind whose ``layout=`` option
+            changes what its samples carry (``synthetic:layout=coco``).
+    """
+
+    name: str
+    dataset: str
+    joint_set: JointSet
+    metric: str
+    takes_path: bool = True
+    layouts: tuple[tuple[str, JointSet, str], ...] = ()
+
+    @property
+    def form(self) -> str:
+        """How the kind is written on the command line: ``mpii:PATH``, or ``synthetic``."""
+        return f"{self.name}:PATH" if self.takes_path else self.name
+
+    def dataset_class(self) -> type:
+        """The class that reads this kind (imported now)."""
+        module, _, name = self.dataset.partition(":")
+        return getattr(importlib.import_module(module), name)
+
+    def scored_with(self, options: dict[str, Any]) -> tuple[JointSet, str]:
+        """(heatmap channels, metric) of a spec of this kind with these options."""
+        layout = options.get("layout")
+        for value, joint_set, metric in self.layouts:
+            if layout == value:
+                return joint_set, metric
+        return self.joint_set, self.metric
+
+
+# The one table of data kinds: adding a kind is a row here plus its dataset class.
+KINDS: dict[str, DataKind] = {
+    kind.name: kind
+    for kind in (
+        DataKind(
+            "synthetic", "fpdctl.data.synthetic:SyntheticPose", MPII, "pckh", takes_path=False,
+            layouts=((COCO.name, COCO, "oks"),),
+        ),
+        DataKind("mpii", "fpdctl.data.mpii:MPIIDataset", MPII, "pckh"),
+        DataKind("lsp", "fpdctl.data.lsp:LSPDataset", MPII, "pck"),
+        DataKind("coco", "fpdctl.data.coco:COCODataset", COCO, "oks"),
+    )
+}
 
 
 @dataclass(frozen=True)
@@ -29,24 +86,26 @@ class DataSpec:
     """A parsed ``--data`` value.
 
     Attributes:
-        kind: "synthetic", "mpii", "lsp" or "coco".
-        path: the dataset folder or annotation file (mpii / lsp / coco), else None.
-        options: synthetic options, values converted to int / float where they parse.
+        kind: a :data:`KINDS` name: "synthetic", "mpii", "lsp" or "coco".
+        path: the dataset folder or annotation file (a kind that takes a path), else None.
+        options: the options of a kind that takes them (synthetic), values converted to int /
+            float where they parse.
     """
 
-    kind: Literal["synthetic", "mpii", "lsp", "coco"]
+    kind: str
     path: Path | None = None
     options: dict[str, Any] = field(default_factory=dict)
 
     def __str__(self) -> str:
-        if self.kind == "synthetic":
-            opts = ",".join(f"{k}={v}" for k, v in self.options.items())
-            return f"synthetic:{opts}" if opts else "synthetic"
-        return f"{self.kind}:{self.path}"
+        if KINDS[self.kind].takes_path:
+            return f"{self.kind}:{self.path}"
+        opts = ",".join(f"{k}={v}" for k, v in self.options.items())
+        return f"{self.kind}:{opts}" if opts else self.kind
 
 
 def _bad_spec(data: str) -> UsageError:
-    return UsageError(f"--data must be synthetic, mpii:PATH, lsp:PATH or coco:PATH, got {data!r}")
+    forms = [kind.form for kind in KINDS.values()]
+    return UsageError(f"--data must be {', '.join(forms[:-1])} or {forms[-1]}, got {data!r}")
 
 
 def _convert(value: str) -> Any:
@@ -58,17 +117,22 @@ def _convert(value: str) -> Any:
     return value
 
 
-def parse_data_spec(data: str) -> DataSpec:
-    """Parse a ``--data`` value.
+def parse_data_spec(data: str | DataSpec) -> DataSpec:
+    """Parse a ``--data`` value (a parsed one is returned as it is).
 
     Raises:
         UsageError: the value is not ``synthetic[:KEY=VAL,...]``, ``mpii:PATH``, ``lsp:PATH`` or
-            ``coco:PATH``.
+            ``coco:PATH`` (the forms of :data:`KINDS`).
         InputError: PATH does not exist.
     """
+    if isinstance(data, DataSpec):
+        return data
     text = str(data).strip()
-    kind, sep, rest = text.partition(":")
-    if kind == "synthetic":
+    name, sep, rest = text.partition(":")
+    kind = KINDS.get(name)
+    if kind is None:
+        raise _bad_spec(data)
+    if not kind.takes_path:
         options: dict[str, Any] = {}
         if sep and rest.strip():
             for item in rest.split(","):
@@ -77,12 +141,12 @@ def parse_data_spec(data: str) -> DataSpec:
                 if not eq or not key.isidentifier() or not value or key in options:
                     raise _bad_spec(data)
                 options[key] = _convert(value)
-        return DataSpec(kind="synthetic", options=options)
-    if kind in ("mpii", "lsp", "coco") and sep and rest.strip():
+        return DataSpec(kind=name, options=options)
+    if sep and rest.strip():
         path = Path(rest.strip()).expanduser()
         if not path.exists():
-            raise InputError(f"{kind} data not found: {path}")
-        return DataSpec(kind=kind, path=path)  # type: ignore[arg-type]
+            raise InputError(f"{name} data not found: {path}")
+        return DataSpec(kind=name, path=path)
     raise _bad_spec(data)
 
 
@@ -90,25 +154,22 @@ def data_joint_set(data: str | DataSpec) -> JointSet:
     """The heatmap channels of ``data``'s samples, known from the spec alone (nothing is read):
     COCO's 17 keypoints for ``coco:PATH`` and ``synthetic:layout=coco``, else MPII's 16 (LSP
     data is mapped onto MPII's channels)."""
-    spec = data if isinstance(data, DataSpec) else parse_data_spec(data)
-    if spec.kind == "coco" or (spec.kind == "synthetic" and spec.options.get("layout") == COCO.name):
-        return COCO
-    return MPII
+    spec = parse_data_spec(data)
+    return KINDS[spec.kind].scored_with(spec.options)[0]
 
 
 def data_metric(data: str | DataSpec) -> str:
     """The metric ``data``'s validation split is scored with, from the spec alone: "oks" (COCO
     AP) for COCO keypoints, "pck" for LSP, else "pckh"."""
-    spec = data if isinstance(data, DataSpec) else parse_data_spec(data)
-    if data_joint_set(spec) is COCO:
-        return "oks"
-    return "pck" if spec.kind == "lsp" else "pckh"
+    spec = parse_data_spec(data)
+    return KINDS[spec.kind].scored_with(spec.options)[1]
 
 
 __all__ = [
-    "DATA_KINDS",
+    "KINDS",
     "SPLITS",
     "SYNTHETIC_ALIASES",
+    "DataKind",
     "DataSpec",
     "data_joint_set",
     "data_metric",

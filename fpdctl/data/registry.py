@@ -15,7 +15,7 @@ import inspect
 from typing import TYPE_CHECKING, Any, Literal
 
 from fpdctl.data.kinds import (  # noqa: F401  (re-exported: their home before the split)
-    DATA_KINDS,
+    KINDS,
     SPLITS,
     SYNTHETIC_ALIASES,
     DataSpec,
@@ -70,13 +70,13 @@ def _accepted_options(cls: type) -> set[str]:
     return names
 
 
-def _check_options(cls: type, options: dict[str, Any], exclude: set[str]) -> None:
-    """Refuse ``synthetic:KEY=VAL`` keys the dataset class does not take, naming the valid ones."""
+def _check_options(kind: str, cls: type, options: dict[str, Any], exclude: set[str]) -> None:
+    """Refuse ``KIND:KEY=VAL`` keys the dataset class does not take, naming the valid ones."""
     valid = sorted(_accepted_options(cls) - exclude)
     unknown = sorted(set(options) - set(valid))
     if unknown:
         raise UsageError(
-            f"unknown synthetic option(s) {', '.join(unknown)}; valid: {', '.join(valid) or 'none'}"
+            f"unknown {kind} option(s) {', '.join(unknown)}; valid: {', '.join(valid) or 'none'}"
         )
 
 
@@ -107,31 +107,21 @@ def build_dataset(
     Raises:
         UsageError: a bad spec or split; InputError / DataError: missing or malformed files.
     """
-    spec = data if isinstance(data, DataSpec) else parse_data_spec(data)
+    spec = parse_data_spec(data)
     if split not in SPLITS:
         raise UsageError(f"split must be 'train' or 'val', got {split!r}")
     common: dict[str, Any] = dict(
         input_size=input_size, heatmap_size=heatmap_size, sigma=sigma, augment=augment, **kw
     )
-    if spec.kind == "synthetic":
-        from fpdctl.data.synthetic import SyntheticPose
-
-        options = {SYNTHETIC_ALIASES.get(k, k): v for k, v in spec.options.items()}
-        overlap = set(options) & set(common)
-        if overlap:
-            raise UsageError(
-                f"synthetic option(s) {', '.join(sorted(overlap))} clash with the command's own options"
-            )
-        _check_options(SyntheticPose, options, exclude=set(common) | {"split", "self"})
-        return SyntheticPose(split=split, **common, **options)
-    if spec.kind == "mpii":
-        from fpdctl.data.mpii import MPIIDataset
-
-        return MPIIDataset(spec.path, split, **common)
-    if spec.kind == "coco":
-        from fpdctl.data.coco import COCODataset
-
-        return COCODataset(spec.path, split, **common)
-    from fpdctl.data.lsp import LSPDataset
-
-    return LSPDataset(spec.path, split, **common)
+    kind = KINDS[spec.kind]
+    dataset_class = kind.dataset_class()
+    if kind.takes_path:
+        return dataset_class(spec.path, split, **common)
+    options = {SYNTHETIC_ALIASES.get(k, k): v for k, v in spec.options.items()}
+    overlap = set(options) & set(common)
+    if overlap:
+        raise UsageError(
+            f"{spec.kind} option(s) {', '.join(sorted(overlap))} clash with the command's own options"
+        )
+    _check_options(spec.kind, dataset_class, options, exclude=set(common) | {"split", "self"})
+    return dataset_class(split=split, **common, **options)
