@@ -44,6 +44,8 @@ if TYPE_CHECKING:
     from fpdctl.models.convention import ConventionOverride
     from fpdctl.models.hourglass import HourglassNet
 
+# int8 calibration images by default: range estimates settle within a few hundred images.
+DEFAULT_CALIBRATION_SAMPLES: int = 256
 # Protobuf cannot serialise a message of 2 GiB or more; ONNX then needs external data files.
 SINGLE_FILE_LIMIT: int = 2**31 - 1
 
@@ -128,7 +130,7 @@ def _load_source(
 
 def _check_options(
     precision: str, batch: int | None, opset: int, exporter: str, calibration_data: str,
-    calibration_samples: int, validation_samples: int, verify: bool,
+    calibration_samples: int, validation_samples: int | None, verify: bool,
 ) -> tuple[int | None, int]:
     """Fail on a bad option before any work; returns the parsed (batch, opset).
 
@@ -142,9 +144,9 @@ def _check_options(
         raise UsageError(f"exporter must be one of {', '.join(EXPORTERS)}, got '{exporter}'")
     if calibration_samples < 1:
         raise UsageError(f"--calibration-samples must be at least 1, got {calibration_samples}")
-    if validation_samples < 0:
+    if validation_samples is not None and validation_samples < 0:
         raise UsageError(f"--validation-samples must be 0 or more, got {validation_samples}")
-    if precision != "fp32" or (verify and validation_samples):
+    if precision != "fp32" or (verify and validation_samples != 0):
         from fpdctl.data.registry import parse_data_spec
 
         parse_data_spec(calibration_data)  # a bad spec fails before minutes of work
@@ -219,8 +221,9 @@ def export_onnx(
     all_stacks: bool = False,
     precision: str = "fp32",
     calibration_data: str = "synthetic",
-    calibration_samples: int = 256,
-    validation_samples: int = 200,
+    calibration_samples: int = DEFAULT_CALIBRATION_SAMPLES,
+    validation_samples: int | None = None,
+    flip: bool = True,
     verify: bool = True,
     verify_random: int = 4,
     verify_images: int = 8,
@@ -245,7 +248,10 @@ def export_onnx(
         calibration_data: ``--data`` spec whose train split calibrates int8 and whose val split
             scores fp16 / int8 against fp32.
         calibration_samples: int8 calibration images.
-        validation_samples: persons scored for the fp32 vs fp16/int8 accuracy (0: skip).
+        validation_samples: score fp32 and fp16/int8 on the first this many validation persons
+            (None: the whole split, as ``fpdctl eval``; 0: skip the accuracy check).
+        flip: score with the flip test, as ``fpdctl eval`` does (False: a deployed single forward,
+            ``fpdctl eval --no-flip``). Either way the figures are eval's for the two files.
         verify: run the PyTorch comparison (and the accuracy comparison).
         verify_random, verify_images: inputs of each kind for the comparison.
         threads: ONNX Runtime intra-op threads for the checks (None: ORT's default).
@@ -267,6 +273,7 @@ def export_onnx(
     batch, opset = _check_options(
         precision, batch, opset, exporter, calibration_data, calibration_samples, validation_samples, verify,
     )
+    scoring = _Scoring(calibration_data, validation_samples, flip)
     embedding = embedding if embedding is not None and embedding.active else None
     if embedding is not None:
         embedding.check(all_stacks)
@@ -281,9 +288,7 @@ def export_onnx(
         verify_images, progress, embedding,
     )
     with tempfile.TemporaryDirectory(prefix="fpdctl-export-") as work_dir:
-        final_bytes, checks = _export_checked(
-            job, Path(work_dir), precision, verify, calibration_data, calibration_samples, validation_samples,
-        )
+        final_bytes, checks = _export_checked(job, Path(work_dir), precision, verify, calibration_samples, scoring)
         atomic_write_bytes(output, final_bytes)
     return ExportResult(
         path=Path(output), info=job.final_info(precision), size_bytes=len(final_bytes),
@@ -291,9 +296,21 @@ def export_onnx(
     )
 
 
+@dataclass(frozen=True)
+class _Scoring:
+    """The accuracy check's protocol: ``fpdctl eval``'s on ``data`` (None persons: all of them)."""
+
+    data: str
+    samples: int | None
+    flip: bool
+
+    @property
+    def active(self) -> bool:
+        return self.samples != 0
+
+
 def _export_checked(
-    job: _Export, work: Path, precision: str, verify: bool, calibration_data: str, calibration_samples: int,
-    validation_samples: int,
+    job: _Export, work: Path, precision: str, verify: bool, calibration_samples: int, scoring: _Scoring,
 ) -> tuple[bytes, dict[str, Any]]:
     """Export, verify fp32 (the gate), reduce the precision, verify and score that.
 
@@ -303,13 +320,13 @@ def _export_checked(
     fp32_model = _export_fp32(job, work)
     fp32_bytes = fp32_model.SerializeToString()
     base_report = job.verify(job.runner(fp32_bytes, "fp32"), "fp32") if verify else None
-    final_bytes, quant_report = _reduce_precision(job, fp32_model, precision, work, calibration_data, calibration_samples)
+    final_bytes, quant_report = _reduce_precision(job, fp32_model, precision, work, scoring.data, calibration_samples)
     verification, accuracy = base_report, None
     if verify and precision != "fp32":
         runner = job.runner(final_bytes, precision)
         verification = job.verify(runner, precision)
-        if validation_samples:
-            accuracy = _compare_with_fp32(job, fp32_bytes, runner, precision, calibration_data, validation_samples)
+        if scoring.active:
+            accuracy = _compare_with_fp32(job, fp32_bytes, runner, precision, scoring)
     embedding_checks: tuple = ()
     if job.embedding is not None:  # around the verified (and quantised) network: see embed
         from fpdctl.deploy.embed import embed_verified
@@ -407,19 +424,25 @@ def _quantize(
 
 
 def _compare_with_fp32(
-    job: _Export, fp32_bytes: bytes, runner: "OrtRunner", precision: str, data: str, samples: int,
+    job: _Export, fp32_bytes: bytes, runner: "OrtRunner", precision: str, scoring: _Scoring,
 ) -> "AccuracyComparison":
-    """fp32 and the reduced precision scored on the first ``samples`` validation persons."""
+    """fp32 and the reduced precision scored as ``fpdctl eval`` scores each file."""
     from fpdctl.deploy.verify import compare_accuracy
 
-    job.say(f"scoring fp32 and {precision} on {samples} {data} validation persons")
+    persons = "all" if scoring.samples is None else f"the first {scoring.samples}"
+    job.say(
+        f"scoring fp32 and {precision} as fpdctl eval does (flip test {'on' if scoring.flip else 'off'}) on "
+        f"{persons} {scoring.data} validation persons"
+    )
     return compare_accuracy(
-        job.runner(fp32_bytes, "fp32"), runner, data=data, input_size=job.input_size, samples=samples,
-        reference_precision="fp32", candidate_precision=precision, input_convention=job.net.input_convention,
+        job.runner(fp32_bytes, "fp32"), runner, data=scoring.data, input_size=job.input_size,
+        samples=scoring.samples, flip=scoring.flip, reference_precision="fp32", candidate_precision=precision,
+        input_convention=job.net.input_convention,
     )
 
 
 __all__ = [
+    "DEFAULT_CALIBRATION_SAMPLES",
     "DEFAULT_OPSET",
     "EXPORTERS",
     "EXPORT_PRECISIONS",

@@ -372,6 +372,24 @@ def create_model(
     return net
 
 
+def load_model(
+    path_or_name: str | os.PathLike[str], *, input_convention: ConventionOverride | None = None,
+) -> HourglassNet:
+    """A network in eval mode from a checkpoint file or a pretrained name: :func:`create_model`
+    for files, ready for inference (``fpdctl.load_model``).
+
+    Args:
+        path_or_name: any checkpoint :func:`create_model` reads (native .safetensors,
+            pytorch-pose .pth.tar, official FPD .pth) or a pretrained name such as
+            ``synthetic-hg2x64``; a bare model name gives random weights.
+        input_convention: override flags applied to the convention the file records or implies.
+
+    Raises:
+        CheckpointError: unreadable, damaged or not a hourglass; UsageError: a bad name.
+    """
+    return create_model(path_or_name, input_convention=input_convention).eval()
+
+
 def _load_checkpoint(path: str | os.PathLike[str], spec: HourglassSpec | str | None) -> HourglassNet:
     """The weights of a checkpoint file in a new :class:`HourglassNet`, in eval mode."""
     state_dict, metadata = read_checkpoint(path)
@@ -471,6 +489,7 @@ __all__ = [
     "describe_checkpoint",
     "file_sha256",
     "infer_spec",
+    "load_model",
     "load_state_dict_strict",
     "read_checkpoint",
     "resolve_input_size",
