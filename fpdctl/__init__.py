@@ -46,8 +46,9 @@ _LAZY = {
 }
 _CALLABLE_MODULES = {"evaluate": "fpdctl.evaluate", "train": "fpdctl.train"}
 
+# Only the models for type checkers: naming fpdctl.api here would put every package above the
+# low-level modules that read __version__ from this one (the layering contracts forbid that).
 if TYPE_CHECKING:
-    from fpdctl.api import bench, distill, evaluate, export, profile, train
     from fpdctl.models.checkpoint import create_model, load_model, save_model
     from fpdctl.models.spec import HourglassSpec, list_models
 
