@@ -160,12 +160,9 @@ def eval_command(
         )
     if data is None:
         raise UsageError("MODEL_OR_CHECKPOINT needs --data (synthetic, mpii:PATH, lsp:PATH or coco:PATH)")
-    from fpdctl.evaluate import evaluate_checkpoint
+    from fpdctl.api import evaluate
 
     _check_per_joint(per_joint, data)
-
-    from fpdctl.deploy.runtime import is_onnx_path
-
     options: dict[str, Any] = dict(
         input_size=input_size, device=device, save_predictions=save_predictions, flip=flip,
         batch_size=batch_size, num_workers=workers, threshold=threshold, input_convention=override,
@@ -174,12 +171,8 @@ def eval_command(
     if boxes is not None and deployed:
         raise UsageError("--boxes runs a PyTorch checkpoint or pretrained name (--backend auto), not an exported model")
     with ProgressBar("evaluating", enabled=fmt == "table" and output is None) as progress:
-        if deployed:  # the backend table's runner (fpdctl.deploy)
-            from fpdctl.deploy.verify import evaluate_deployed
-
-            result = evaluate_deployed(model, data, backend=backend, progress=progress, **options)
-        else:
-            result = evaluate_checkpoint(model, data, progress=progress, boxes=boxes, **options)
+        extra = {"boxes": boxes} if boxes is not None else {}
+        result = evaluate(model, data, backend=backend, progress=progress, **extra, **options)
     emit(_render(result.metric, result, fmt, per_joint, source=f"{model} on {data}"), output)
     if save_predictions is not None:
         typer.echo(f"wrote {save_predictions}", err=True)

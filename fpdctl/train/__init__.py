@@ -17,3 +17,8 @@ Importing this package is cheap (no torch); import the submodules for the real w
 - :mod:`~fpdctl.train.plots`: ``curves.png``.
 - :mod:`~fpdctl.train.skipped`: ``skipped_images.txt``, the images a run could not read.
 """
+
+# `fpdctl.train(...)`, the Python API's call, is this package called (see make_callable).
+from fpdctl.utils.callable_module import make_callable  # noqa: E402
+
+make_callable(__name__, "fpdctl.api:train")
