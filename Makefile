@@ -41,9 +41,10 @@ reliability: $(STAMP)
 	  status=$$?; $(BIN)/python scripts/reliability_report.py build/reliability.json docs/RELIABILITY.md; \
 	  exit $$status
 
-# Train the shipped reference teacher (synthetic-hg2x64) and rewrite its model card; resumable.
+# Train the shipped reference teachers (synthetic-hg2x64, synthetic-coco-hg2x64) and rewrite
+# their model cards; resumable.
 reference-teacher: $(STAMP)
-	bash scripts/reference_teacher.sh runs/reference-teacher
+	bash scripts/reference_teacher.sh runs/reference-teacher runs/reference-coco
 
 demo: $(STAMP)
 	bash examples/demo.sh $(DEMO_DIR)

@@ -29,7 +29,8 @@ import cv2
 import numpy as np
 import torch
 
-from fpdctl.data.dataset import AnnotationTable, FilePoseDataset, PoseDataset
+from fpdctl.data.dataset import PoseDataset
+from fpdctl.data.file_dataset import AnnotationTable, FilePoseDataset
 from fpdctl.data.transforms import AugmentConfig
 from fpdctl.utils.io import atomic_write_text
 

@@ -206,7 +206,7 @@ def main() -> None:
         log(f"scoring {len(runners)} paths on {opts.validation_samples} synthetic validation persons")
         count, metric, results = score_runners(
             list(runners.values()), data="synthetic", input_size=opts.input_size, samples=opts.validation_samples,
-            batch_size=8, input_convention=source.input_convention,
+            flip=False, batch_size=8, input_convention=source.input_convention,
         )
         scores = {name: float(r.mean) for name, r in zip(runners, results)}
         precisions = {name: ov_precisions(r) for name, r in runners.items() if name.startswith("ov")}

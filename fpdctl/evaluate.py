@@ -353,6 +353,7 @@ def evaluate_checkpoint(
     threshold: float | None = None,
     progress: Progress | None = None,
     input_convention: ConventionOverride | None = None,
+    boxes: str | Path | None = None,
 ) -> EvalResult:
     """``fpdctl eval MODEL --data DATA``: load a checkpoint (or a named model, with random
     weights) and score it on the validation split of ``data``.
@@ -370,6 +371,9 @@ def evaluate_checkpoint(
         flip, batch_size, num_workers, threshold, progress: as :func:`evaluate_model`.
         input_convention: override flags applied to the convention the checkpoint records or
             implies (:func:`~fpdctl.models.checkpoint.create_model`).
+        boxes: a COCO detection-results JSON: crop the val images at these person boxes instead
+            of the ground-truth ones (``coco:PATH`` only), rescore and OKS-NMS as HRNet does
+            (:class:`~fpdctl.data.coco.COCODetections`, :mod:`fpdctl.metrics.coco_detections`).
 
     Raises:
         UsageError / InputError / CheckpointError / DataError: bad options, model, data or output.
@@ -386,6 +390,14 @@ def evaluate_checkpoint(
     channels = data_joint_set(spec)
     coco = channels.name == "coco"
     check_threshold(COCOResult.metric if coco else "pckh", threshold)
+    if boxes is not None and spec.kind != "coco":
+        raise UsageError(
+            f"--boxes crops the images of a COCO folder at detector boxes: it needs --data coco:DIR, got {data!r}"
+        )
+    if boxes is not None:  # a missing file fails before the network is built
+        from fpdctl.utils.io import require_file
+
+        require_file(boxes, "detections file")
     target = resolve_device(device)
     if save_predictions is not None:  # fail before the network runs, not after
         (check_results_output if coco else check_prediction_output)(save_predictions)
@@ -397,7 +409,12 @@ def evaluate_checkpoint(
     check_model_joints(net.spec.joints, channels)
     if target.type == "cuda":
         net = net.to(memory_format=torch.channels_last)
-    dataset = build_dataset(spec, "val", input_size=input_size)
+    if boxes is not None:
+        from fpdctl.data.coco import COCODetections
+
+        dataset = COCODetections(spec.path, boxes, input_size=input_size)  # type: ignore[arg-type]
+    else:
+        dataset = build_dataset(spec, "val", input_size=input_size)
     result = evaluate_model(
         net, dataset, flip=flip, batch_size=batch_size, device=target, num_workers=num_workers,
         threshold=threshold, progress=progress,
@@ -432,3 +449,8 @@ __all__ = [
     "predictions_for_reference",
     "write_predictions",
 ]
+
+# `fpdctl.evaluate(model, data)`, the Python API's call, is this module called (see make_callable).
+from fpdctl.utils.callable_module import make_callable  # noqa: E402
+
+make_callable(__name__, "fpdctl.api:evaluate")

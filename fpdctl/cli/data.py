@@ -36,6 +36,19 @@ image, COCO's 17 keypoints (body keypoints from the figure's joints; nose,
 eyes and ears placed on the drawn head and visible when the face turns to
 the camera), a person box and an area of half the box. Read it back with
 --data coco:DIR; the same persons as --data synthetic:layout=coco,seed=N.
+
+Crowds (--layout coco --persons N): COUNT images of 1..N persons each, drawn
+overlapping, a later person over the earlier ones; a keypoint a later person
+covers has v=1 (labelled, not visible), a seen one v=2, one outside the
+image (or under an occluder, or a face point turned away) v=0. The same
+persons as --data synthetic:layout=coco,persons=N.
+
+--detections FILE (COCO layout) also writes a SIMULATED person detector's
+boxes for the val split (the train split with --split train) as a COCO
+detection-results JSON, for fpdctl eval --boxes: the ground-truth boxes,
+jittered (centre 5% of the box, size 8%), about 5% of the persons missed
+and a false positive in about 10% of the images, seeded by --seed. It is
+not a real detector (no detector weights can be downloaded here).
 """
 
 PREVIEW_HELP = """Draw dataset samples, as the network sees them, in a PNG grid.
@@ -51,7 +64,7 @@ The head box used by PCKh is outlined.
 def synth_command(
     ctx: typer.Context,
     out: Path = typer.Option(..., "--out", help="Output folder (new or empty).", file_okay=False),
-    count: int = typer.Option(..., "--count", "-n", help="Number of persons (one image each)."),
+    count: int = typer.Option(..., "--count", "-n", help="Number of persons (one image each); of images with --persons above 1."),
     image_size: int = typer.Option(
         256, "--image-size", help="Image side in pixels (as synthetic:image_size=N).",
     ),
@@ -62,24 +75,42 @@ def synth_command(
         help="Synthetic split to export: train, val, or both (COUNT persons each: a folder train and distill read).",
     ),
     layout: str = typer.Option("mpii", "--layout", help="Annotation layout: mpii (16 joints) or coco (17 keypoints)."),
+    persons: int = typer.Option(
+        1, "--persons", help="Most persons per image (--layout coco): above 1, COUNT images of overlapping persons.",
+    ),
+    detections: Optional[Path] = typer.Option(
+        None, "--detections",
+        help="Also write a SIMULATED detector's person boxes (jittered ground truth) as a COCO detection-results .json.",
+        dir_okay=False,
+    ),
 ) -> None:
     from fpdctl.data.synthetic import LAYOUTS, export_coco, export_mpii
 
     image_size = renamed(ctx, image_size, old_size, param="image_size", flag="--image-size", old_flag="--size")
     split, layout = parse_choice(split, SPLITS, "--split"), parse_choice(layout, LAYOUTS, "--layout")
-    export = export_coco if layout == "coco" else export_mpii
-    result = export(out, count, image_size=image_size, seed=seed, split=split)  # type: ignore[arg-type]
+    if layout != "coco" and (persons != 1 or detections is not None):
+        raise UsageError("--persons and --detections need --layout coco")
+    if layout == "coco":
+        result = export_coco(out, count, image_size=image_size, seed=seed, split=split,  # type: ignore[arg-type]
+                             persons=persons, detections=detections)
+    else:
+        result = export_mpii(out, count, image_size=image_size, seed=seed, split=split)  # type: ignore[arg-type]
     folders = "images/" if result.layout == "mpii" else ", ".join(
         f"{a.stem.rsplit('_', 1)[-1]}/" for a in result.annotations)
     files = ", ".join(a.relative_to(result.out_dir).as_posix() for a in result.annotations)
     if result.ground_truth is not None:
         files += ", " + result.ground_truth.relative_to(result.out_dir).as_posix()
+    if persons > 1:
+        what = f"{result.count} {'train + val' if result.split == 'both' else result.split} persons in {result.num_images} images"
+    else:
+        what = f"{f'{count} train + {count} val' if result.split == 'both' else f'{result.count} {result.split}'} persons"
     typer.echo(
-        f"wrote {f'{count} train + {count} val' if result.split == 'both' else f'{result.count} {result.split}'} "
-        f"persons ({result.image_size} px, seed {result.seed}) "
+        f"wrote {what} ({result.image_size} px, seed {result.seed}) "
         f"to {result.out_dir}: {folders}, {files}; "
         f"{result.visible_joints} of {result.total_joints} joints visible"
     )
+    if result.detections is not None:
+        typer.echo(f"wrote {result.detections}: {result.num_detections} simulated detector boxes")
 
 
 @data_app.command("preview", help=PREVIEW_HELP)

@@ -133,6 +133,13 @@ def eval_command(
     input_mean: Optional[str] = INPUT_MEAN,
     input_std: Optional[str] = INPUT_STD,
     backend: str = RUN_BACKEND,
+    boxes: Optional[Path] = typer.Option(
+        None, "--boxes",
+        help="With --data coco:DIR: a COCO detection-results JSON (\\[{image_id, category_id: 1, bbox \\[x, y, w, h], "
+        "score}]); crop the val images at these person boxes instead of the ground-truth ones "
+        "(HRNet's protocol: rescoring, OKS-NMS at 0.9).",
+        dir_okay=False,
+    ),
 ) -> None:
     flip = renamed(ctx, flip, old_flip, param="flip", flag="--flip-test", old_flag="--flip")
     fmt = check_format(fmt)
@@ -142,6 +149,8 @@ def eval_command(
         warn_no_effect(ctx, ["per_joint"], "with --format json (its per_joint field is always there)")
     if threshold is not None and not (threshold > 0 and threshold < float("inf")):
         raise UsageError(f"--threshold must be a positive number, got {threshold}")
+    if boxes is not None and (predictions is not None or ground_truth is not None):
+        raise UsageError("--boxes applies to a model on --data coco:DIR, not to --predictions")
     if predictions is not None or ground_truth is not None:
         if model is not None or (data is not None and ground_truth is not None):
             raise UsageError(
@@ -160,23 +169,21 @@ def eval_command(
         )
     if data is None:
         raise UsageError("MODEL_OR_CHECKPOINT needs --data (synthetic, mpii:PATH, lsp:PATH or coco:PATH)")
-    from fpdctl.evaluate import evaluate_checkpoint
+    from fpdctl.api import evaluate
 
     _check_per_joint(per_joint, data)
-
-    from fpdctl.deploy.runtime import is_onnx_path
-
     options: dict[str, Any] = dict(
         input_size=input_size, device=device, save_predictions=save_predictions, flip=flip,
         batch_size=batch_size, num_workers=workers, threshold=threshold, input_convention=override,
     )
-    with ProgressBar("evaluating", enabled=fmt == "table" and output is None) as progress:
-        if backend != "auto" or is_onnx_path(model):  # the backend table's runner (fpdctl.deploy)
-            from fpdctl.deploy.verify import evaluate_deployed
+    from fpdctl.deploy.runtime import is_onnx_path
 
-            result = evaluate_deployed(model, data, backend=backend, progress=progress, **options)
-        else:
-            result = evaluate_checkpoint(model, data, progress=progress, **options)
+    deployed = backend != "auto" or is_onnx_path(model)
+    if boxes is not None and deployed:
+        raise UsageError("--boxes runs a PyTorch checkpoint or pretrained name (--backend auto), not an exported model")
+    with ProgressBar("evaluating", enabled=fmt == "table" and output is None) as progress:
+        extra = {"boxes": boxes} if boxes is not None else {}
+        result = evaluate(model, data, backend=backend, progress=progress, **extra, **options)
     emit(_render(result.metric, result, fmt, per_joint, source=f"{model} on {data}"), output)
     if save_predictions is not None:
         typer.echo(f"wrote {save_predictions}", err=True)
@@ -224,6 +231,9 @@ def _report(metric: "MetricResult", result: "EvalResult | None") -> dict[str, An
         report["images_per_second"] = round(result.images_per_second, 3)
         if result.input_convention is not None:
             report["input_convention"] = result.input_convention.to_dict()
+        boxes = getattr(result.reference, "boxes", None)  # COCO's reference says which boxes
+        if callable(boxes):
+            report["boxes"] = boxes()
     return report
 
 
@@ -242,18 +252,32 @@ def _run_notes(result: "EvalResult | None") -> list[str]:
 
 
 
+def _box_notes(report: dict[str, Any]) -> list[str]:
+    """Which boxes the persons were cropped at, for a COCO table's caption."""
+    boxes = report.get("boxes")
+    if not boxes:
+        return []
+    if boxes["source"] == "ground truth":
+        return ["ground-truth person boxes"]
+    from fpdctl.metrics.coco_detections import OKS_NMS_THRESHOLD
+
+    return [f"{boxes['count']} detector boxes from {boxes['file']} (rescored, OKS-NMS at {OKS_NMS_THRESHOLD:g})"]
+
+
 def _render_coco(metric: "COCOResult", result: "EvalResult | None", fmt: str, source: str) -> str:
     """COCO's table: COCOeval's ten figures in percent ("-" where pycocotools has no person in
     the area range)."""
     report = _report(metric, result)
     if fmt == "json":
         return to_json(report)
-    show = lambda v: "-" if v is None else _pct(v)  # noqa: E731
+    show = lambda v: "-" if v is None else v if isinstance(v, str) else _pct(v)  # noqa: E731
     if fmt == "csv":
         row = {**report["oks"], **{k: v for k, v in report.items() if not isinstance(v, dict)}}
+        if "boxes" in report:
+            row["boxes"] = report["boxes"].get("file", report["boxes"]["source"])
         return render_rows([row], [Column(k, k, show) for k in row], fmt)
     notes = [f"{metric.num_images} images, {metric.num_predictions} persons scored",
-             *_run_notes(result)]
+             *_run_notes(result), *_box_notes(report)]
     caption = ("; ".join(notes) + ".\nCOCO keypoint AP/AR by pycocotools (OKS, thresholds 0.50:0.95), "
                "in percent; APm/APl: medium/large persons; AR at 20 persons per image.")
     return render_rows([report["oks"]], [Column(k, k, show) for k in report["oks"]], fmt,

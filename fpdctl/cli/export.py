@@ -16,6 +16,7 @@ from fpdctl.cli.options import (
     warn_no_effect,
 )
 from fpdctl.deploy.backends import EXPORT_PRECISIONS
+from fpdctl.deploy.export import DEFAULT_CALIBRATION_SAMPLES, DEFAULT_OPSET, MIN_OPSET
 from fpdctl.models.spec import DEFAULT_INPUT_SIZE
 from fpdctl.utils.choices import parse_choice
 
@@ -44,8 +45,12 @@ Verification (on unless --no-verify): ONNX Runtime and PyTorch run the
 same random and synthetic-image inputs; reported are the max abs and relative
 heatmap error and how often both put each joint on the same heatmap pixel.
 An fp32 export below 99.9% agreement fails (exit 1) and writes nothing.
-fp16 and int8 are verified too, and scored (PCKh) against fp32 on the first
---validation-samples persons of the --calibration-data validation split.
+fp16 and int8 are verified too, and scored against fp32 the way
+`fpdctl eval FILE --data DATA` scores a file (the same function and defaults:
+flip test on, the whole --calibration-data validation split), so each figure
+is the one eval prints for that file; --validation-samples N scores the
+first N persons, --no-flip one forward per person (a deployed model's).
+The output names the protocol.
 
 int8: ONNX Runtime static quantisation (QDQ, per-channel int8 weights,
 uint8 activations), calibrated on --calibration-samples training images of
@@ -72,7 +77,7 @@ def export_command(
     ctx: typer.Context,
     checkpoint: str = typer.Argument(..., metavar="CHECKPOINT", help="Checkpoint file or model name."),
     output: str = typer.Option(..., "--output", "-o", help="The .onnx file to write."),
-    opset: int = typer.Option(18, "--opset", help="ONNX opset (18 or newer)."),
+    opset: int = typer.Option(DEFAULT_OPSET, "--opset", help=f"ONNX opset ({MIN_OPSET} or newer)."),
     batch: str = typer.Option("dynamic", "--batch", help="'dynamic' or a fixed batch size."),
     input_size: Optional[int] = typer.Option(
         None, "--input-size",
@@ -86,9 +91,13 @@ def export_command(
         help="Images for int8 calibration (train split) and the accuracy check (val split): "
         "synthetic[:KEY=VAL,...], mpii:PATH or lsp:PATH.",
     ),
-    calibration_samples: int = typer.Option(256, "--calibration-samples", help="int8 calibration images."),
-    validation_samples: int = typer.Option(
-        200, "--validation-samples", help="Persons scored for the fp32 vs fp16/int8 accuracy (0: skip)."
+    calibration_samples: int = typer.Option(DEFAULT_CALIBRATION_SAMPLES, "--calibration-samples", help="int8 calibration images."),
+    validation_samples: Optional[int] = typer.Option(
+        None, "--validation-samples",
+        help="Score fp32 vs fp16/int8 on the first N validation persons (default: all, as eval; 0: skip).",
+    ),
+    flip: bool = typer.Option(
+        True, "--flip/--no-flip", help="Score with the flip test, as fpdctl eval does (default on).",
     ),
     verify: bool = typer.Option(True, "--verify/--no-verify", help="Compare with PyTorch (default on)."),
     threads: Optional[int] = typer.Option(None, "--threads", help="ONNX Runtime threads for the checks."),
@@ -132,7 +141,7 @@ def export_command(
     result = export_onnx(
         checkpoint, output, opset=opset, batch=fixed_batch, input_size=input_size,
         all_stacks=all_stacks, precision=precision, calibration_data=calibration_data,
-        calibration_samples=calibration_samples, validation_samples=validation_samples,
+        calibration_samples=calibration_samples, validation_samples=validation_samples, flip=flip,
         verify=verify, threads=threads, exporter=exporter, input_convention=override,
         embedding=embedding, progress=stage_lines,
     )
@@ -194,6 +203,7 @@ def _rows(result: "ExportResult") -> list[dict[str, Any]]:
             "value": f"fp32 {a.reference_mean:.2f}, {a.candidate_precision} {a.candidate_mean:.2f} "
             f"(drop {a.drop:+.2f})",
         })
+        rows.append({"item": "accuracy protocol", "value": a.protocol})
     rows.append({"item": "time", "value": f"{result.seconds:.1f} s"})
     return rows
 

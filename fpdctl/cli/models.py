@@ -30,6 +30,7 @@ def models_command(
         Column("model", "architecture", justify="left"),
         Column("input_size", "input px"),
         Column("pckh", "PCKh (card)", lambda v: f"{v:.2f}"),
+        Column("ap", "AP (card)", lambda v: f"{v:.2f}"),
         Column("installed", "installed", lambda v: "yes" if v else "no"),
         Column("description", "what", justify="left"),
     ]

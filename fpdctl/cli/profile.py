@@ -40,25 +40,24 @@ def profile_command(
     counter: str = typer.Option("analytic", help="analytic (default), meta, or thop (optional extra)."),
 ) -> None:
     from fpdctl.errors import UsageError
-    from fpdctl.profiling.profile import paper_grid, profile_specs
+    from fpdctl.profiling.profile import paper_grid
 
     fmt = check_format(fmt)
     check_outputs(output, plot)
     if counter not in ("analytic", "meta", "thop"):
         raise UsageError(f"--counter must be analytic, meta or thop, got '{counter}'")
-    if models:
-        specs = [_spec_of(m) for m in models]
-    else:
-        specs = paper_grid(
+    from fpdctl.api import model_spec, profile
+
+    grid = None
+    if not models:
+        grid = paper_grid(
             parse_int_list(stacks, "--stacks", minimum=1),
             parse_int_list(channels, "--channels", minimum=4),
             parse_int_list(blocks, "--blocks", minimum=1),
         )
-    ref = _spec_of(reference)
-    if ref not in specs and not models:
-        specs = [*specs, ref] if ref not in specs else specs
-    rows = profile_specs(specs, input_size=input_size, batch=batch, reference=ref,
-                         counter=counter, measure=measure)  # type: ignore[arg-type]
+    ref = model_spec(reference)
+    rows = profile(models or grid, reference=ref, input_size=input_size, batch=batch, counter=counter,
+                   measure=measure, grid=grid is not None)
     if plot:
         from fpdctl.profiling.plot import plot_cost
 
@@ -98,17 +97,6 @@ def _columns(batch: int, measure: bool) -> list[Column]:
             Column("latency_ms_p90", "measured ms p90", decimals(1)),
         ]
     return columns
-
-
-def _spec_of(model: str):  # type: ignore[no-untyped-def]
-    from fpdctl.models.spec import is_checkpoint_path, resolve_spec
-    from fpdctl.pretrained import is_pretrained_name
-
-    if is_checkpoint_path(model) or is_pretrained_name(model):
-        from fpdctl.models.checkpoint import describe_checkpoint
-
-        return describe_checkpoint(model)["spec"]
-    return resolve_spec(model)
 
 
 def register(app: typer.Typer) -> None:

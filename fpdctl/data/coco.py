@@ -40,10 +40,11 @@ from fpdctl.data.coco_source import (  # noqa: F401  (re-exported: where a split
     Layout,
     find_coco_source,
 )
-from fpdctl.data.dataset import AnnotationTable, FilePoseDataset
+from fpdctl.data.file_dataset import AnnotationTable, FilePoseDataset
 from fpdctl.data.transforms import PIXEL_STD
 from fpdctl.errors import DataError
 from fpdctl.metrics.coco import PERSON_CATEGORY_ID, COCOReference, load_coco_annotations
+from fpdctl.metrics.coco_detections import DetectionBoxes, load_detections
 from fpdctl.skeleton import COCO
 
 NUM_JOINTS = COCO.num_joints
@@ -184,4 +185,85 @@ class COCODataset(FilePoseDataset):
             image_ids=self.persons.image_ids.copy(),
             areas=self.persons.areas.copy(),
             annotation_ids=self.persons.annotation_ids.copy(),
+        )
+
+
+def read_detection_persons(annotation_file: str | Path, detections_file: str | Path) -> tuple[COCOPersons, DetectionBoxes]:
+    """One top-down person per detector box of ``detections_file`` (images from the annotations).
+
+    Each box goes through the ground-truth boxes' crop code (:func:`clip_box`, then
+    :func:`box_center_scale`), so a detection equal to a ground-truth box gives the same crop.
+    (HRNet crops a detection box unclipped; the two differ only for boxes running off the image
+    and by the last-pixel convention of the far edge.) A person's ``area`` is its crop box's,
+    ``(scale x 200)^2``, as HRNet gives OKS-NMS; its annotation id is its position in the file.
+
+    Raises:
+        InputError: a missing file. DataError: a bad annotation or detection (named), a box with
+            no pixel in its image, or no box at all.
+    """
+    source = Path(annotation_file)
+    gt = load_coco_annotations(source)
+    images = {image["id"]: _image_entry(image, source) for image in gt["images"]}
+    detections = load_detections(detections_file, set(images))
+    files, centers, scales, areas = [], [], [], []
+    for k in range(len(detections)):
+        image_id = int(detections.image_ids[k])
+        name, width, height = images[image_id]
+        box = clip_box(detections.boxes[k].tolist(), width, height)
+        if box is None:
+            raise DataError(
+                f"{detections_file}: detection {int(detections.record_index[k])} (image {image_id}): bbox "
+                f"{detections.boxes[k].tolist()} has no pixel in the {width:g} x {height:g} image"
+            )
+        center, scale = box_center_scale(box)
+        files.append(name)
+        centers.append(center)
+        scales.append(scale)
+        areas.append((scale * PIXEL_STD) ** 2)
+    if not files:
+        raise DataError(f"{detections_file} has no person box scoring at least the threshold")
+    table = AnnotationTable(image_files=files, joints=np.zeros((len(files), NUM_JOINTS, 3), np.float32),
+                            centers=np.stack(centers), scales=np.asarray(scales, np.float32))
+    persons = COCOPersons(table, detections.image_ids.copy(), detections.record_index.copy(),
+                          np.asarray(areas, np.float64))
+    return persons, detections
+
+
+class COCODetections(FilePoseDataset):
+    """The val split's images cropped at detector boxes (``fpdctl eval --boxes``), for COCO AP on
+    detections: one sample per box, no ground truth of its own (see :func:`read_detection_persons`).
+
+    Args:
+        path: the COCO folder (see the module docstring).
+        detections: a COCO detection-results JSON of that split.
+        split: the split the boxes are for (default "val").
+        **kwargs: :class:`~fpdctl.data.dataset.PoseDataset` options.
+    """
+
+    def __init__(self, path: str | Path, detections: str | Path, split: Literal["train", "val"] = "val",
+                 **kwargs: Any) -> None:
+        if split not in SPLIT_FOLDERS:
+            raise ValueError(f"split must be 'train' or 'val', got {split!r}")
+        self.split = split
+        self.source = find_coco_source(path, split)
+        self.detections_file = Path(detections)
+        self.persons, self.detections = read_detection_persons(self.source.annotation_file, detections)
+        check_images(self.persons, self.source.image_dir, self.source.annotation_file)
+        super().__init__(self.persons.table, self.source.image_dir, joint_set=COCO, metric="oks",
+                         **kwargs)
+
+    def eval_reference(self) -> COCOReference:
+        """The boxes' persons: no keypoints of their own; box scores and crop areas for HRNet's
+        rescoring and OKS-NMS, scored against the split's annotation file."""
+        n = len(self.persons.image_ids)
+        return COCOReference(
+            joints=np.zeros((n, NUM_JOINTS, 2)),
+            visible=np.zeros((n, NUM_JOINTS), bool),
+            headboxes=None,
+            annotation_file=self.source.annotation_file,
+            image_ids=self.persons.image_ids.copy(),
+            areas=self.persons.areas.copy(),
+            annotation_ids=self.persons.annotation_ids.copy(),
+            box_scores=self.detections.scores.copy(),
+            boxes_file=self.detections_file,
         )

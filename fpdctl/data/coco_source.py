@@ -71,7 +71,7 @@ def coco_ground_truth_file(data: str, split: str = "val") -> Path:
     Raises:
         UsageError: ``data`` is not ``coco:PATH``. InputError: no such folder or annotation file.
     """
-    from fpdctl.data.registry import parse_data_spec
+    from fpdctl.data.kinds import parse_data_spec
 
     spec = parse_data_spec(data)
     if spec.kind != "coco" or spec.path is None:

@@ -36,7 +36,7 @@ from typing import Any, Literal
 
 import numpy as np
 
-from fpdctl.data.dataset import AnnotationTable, FilePoseDataset, load_mat
+from fpdctl.data.file_dataset import AnnotationTable, FilePoseDataset, load_mat
 from fpdctl.skeleton import LSP
 from fpdctl.data.transforms import PIXEL_STD
 from fpdctl.errors import DataError, InputError

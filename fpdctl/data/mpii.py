@@ -41,7 +41,7 @@ from typing import Any, Iterable, Literal
 
 import numpy as np
 
-from fpdctl.data.dataset import AnnotationTable, FilePoseDataset, load_mat
+from fpdctl.data.file_dataset import AnnotationTable, FilePoseDataset, load_mat
 from fpdctl.errors import DataError, InputError
 from fpdctl.metrics.files import MATLAB_ORIGIN, load_mpii_ground_truth
 from fpdctl.metrics.reference import EvalReference

@@ -1,7 +1,8 @@
 """``--data`` specs: ``synthetic[:KEY=VAL,...]``, ``mpii:PATH``, ``lsp:PATH`` and ``coco:PATH``.
 
-:func:`parse_data_spec` checks the syntax (and that PATH exists) without importing anything heavy;
-:func:`build_dataset` turns a spec into a :class:`~fpdctl.data.dataset.PoseDataset`.
+:func:`parse_data_spec` (:mod:`fpdctl.data.kinds`) checks the syntax (and that PATH exists)
+without importing anything heavy; :func:`build_dataset` turns a spec into a
+:class:`~fpdctl.data.dataset.PoseDataset`.
 
 Synthetic options are passed to ``SyntheticPose`` as keyword arguments, each value converted to
 int, then float, else left a string (``synthetic:size=64,seed=3`` -> ``length=64, seed=3``;
@@ -11,103 +12,23 @@ int, then float, else left a string (``synthetic:size=64,seed=3`` -> ``length=64
 from __future__ import annotations
 
 import inspect
-from dataclasses import dataclass, field
-from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
-from fpdctl.errors import InputError, UsageError
+from fpdctl.data.kinds import (  # noqa: F401  (re-exported: their home before the split)
+    KINDS,
+    SPLITS,
+    SYNTHETIC_ALIASES,
+    DataSpec,
+    data_joint_set,
+    data_metric,
+    parse_data_spec,
+)
+from fpdctl.errors import UsageError
 from fpdctl.models.spec import DEFAULT_INPUT_SIZE, HourglassSpec, resolve_spec
-from fpdctl.skeleton import COCO, MPII, JointSet
 
 if TYPE_CHECKING:
     from fpdctl.data.dataset import PoseDataset
     from fpdctl.data.transforms import AugmentConfig
-
-DATA_KINDS: tuple[str, ...] = ("synthetic", "mpii", "lsp", "coco")
-SPLITS: tuple[str, ...] = ("train", "val")
-# ``synthetic:size=N`` is the number of samples, SyntheticPose's ``length``.
-SYNTHETIC_ALIASES: dict[str, str] = {"size": "length"}
-
-
-@dataclass(frozen=True)
-class DataSpec:
-    """A parsed ``--data`` value.
-
-    Attributes:
-        kind: "synthetic", "mpii", "lsp" or "coco".
-        path: the dataset folder or annotation file (mpii / lsp / coco), else None.
-        options: synthetic options, values converted to int / float where they parse.
-    """
-
-    kind: Literal["synthetic", "mpii", "lsp", "coco"]
-    path: Path | None = None
-    options: dict[str, Any] = field(default_factory=dict)
-
-    def __str__(self) -> str:
-        if self.kind == "synthetic":
-            opts = ",".join(f"{k}={v}" for k, v in self.options.items())
-            return f"synthetic:{opts}" if opts else "synthetic"
-        return f"{self.kind}:{self.path}"
-
-
-def _bad_spec(data: str) -> UsageError:
-    return UsageError(f"--data must be synthetic, mpii:PATH, lsp:PATH or coco:PATH, got {data!r}")
-
-
-def _convert(value: str) -> Any:
-    for kind in (int, float):
-        try:
-            return kind(value)
-        except ValueError:
-            pass
-    return value
-
-
-def parse_data_spec(data: str) -> DataSpec:
-    """Parse a ``--data`` value.
-
-    Raises:
-        UsageError: the value is not ``synthetic[:KEY=VAL,...]``, ``mpii:PATH``, ``lsp:PATH`` or
-            ``coco:PATH``.
-        InputError: PATH does not exist.
-    """
-    text = str(data).strip()
-    kind, sep, rest = text.partition(":")
-    if kind == "synthetic":
-        options: dict[str, Any] = {}
-        if sep and rest.strip():
-            for item in rest.split(","):
-                key, eq, value = item.partition("=")
-                key, value = key.strip(), value.strip()
-                if not eq or not key.isidentifier() or not value or key in options:
-                    raise _bad_spec(data)
-                options[key] = _convert(value)
-        return DataSpec(kind="synthetic", options=options)
-    if kind in ("mpii", "lsp", "coco") and sep and rest.strip():
-        path = Path(rest.strip()).expanduser()
-        if not path.exists():
-            raise InputError(f"{kind} data not found: {path}")
-        return DataSpec(kind=kind, path=path)  # type: ignore[arg-type]
-    raise _bad_spec(data)
-
-
-def data_joint_set(data: str | DataSpec) -> JointSet:
-    """The heatmap channels of ``data``'s samples, known from the spec alone (nothing is read):
-    COCO's 17 keypoints for ``coco:PATH`` and ``synthetic:layout=coco``, else MPII's 16 (LSP
-    data is mapped onto MPII's channels)."""
-    spec = data if isinstance(data, DataSpec) else parse_data_spec(data)
-    if spec.kind == "coco" or (spec.kind == "synthetic" and spec.options.get("layout") == COCO.name):
-        return COCO
-    return MPII
-
-
-def data_metric(data: str | DataSpec) -> str:
-    """The metric ``data``'s validation split is scored with, from the spec alone: "oks" (COCO
-    AP) for COCO keypoints, "pck" for LSP, else "pckh"."""
-    spec = data if isinstance(data, DataSpec) else parse_data_spec(data)
-    if data_joint_set(spec) is COCO:
-        return "oks"
-    return "pck" if spec.kind == "lsp" else "pckh"
 
 
 def spec_for_data(model: str | HourglassSpec, data: str | DataSpec) -> HourglassSpec:
@@ -149,13 +70,13 @@ def _accepted_options(cls: type) -> set[str]:
     return names
 
 
-def _check_options(cls: type, options: dict[str, Any], exclude: set[str]) -> None:
-    """Refuse ``synthetic:KEY=VAL`` keys the dataset class does not take, naming the valid ones."""
+def _check_options(kind: str, cls: type, options: dict[str, Any], exclude: set[str]) -> None:
+    """Refuse ``KIND:KEY=VAL`` keys the dataset class does not take, naming the valid ones."""
     valid = sorted(_accepted_options(cls) - exclude)
     unknown = sorted(set(options) - set(valid))
     if unknown:
         raise UsageError(
-            f"unknown synthetic option(s) {', '.join(unknown)}; valid: {', '.join(valid) or 'none'}"
+            f"unknown {kind} option(s) {', '.join(unknown)}; valid: {', '.join(valid) or 'none'}"
         )
 
 
@@ -186,31 +107,21 @@ def build_dataset(
     Raises:
         UsageError: a bad spec or split; InputError / DataError: missing or malformed files.
     """
-    spec = data if isinstance(data, DataSpec) else parse_data_spec(data)
+    spec = parse_data_spec(data)
     if split not in SPLITS:
         raise UsageError(f"split must be 'train' or 'val', got {split!r}")
     common: dict[str, Any] = dict(
         input_size=input_size, heatmap_size=heatmap_size, sigma=sigma, augment=augment, **kw
     )
-    if spec.kind == "synthetic":
-        from fpdctl.data.synthetic import SyntheticPose
-
-        options = {SYNTHETIC_ALIASES.get(k, k): v for k, v in spec.options.items()}
-        overlap = set(options) & set(common)
-        if overlap:
-            raise UsageError(
-                f"synthetic option(s) {', '.join(sorted(overlap))} clash with the command's own options"
-            )
-        _check_options(SyntheticPose, options, exclude=set(common) | {"split", "self"})
-        return SyntheticPose(split=split, **common, **options)
-    if spec.kind == "mpii":
-        from fpdctl.data.mpii import MPIIDataset
-
-        return MPIIDataset(spec.path, split, **common)
-    if spec.kind == "coco":
-        from fpdctl.data.coco import COCODataset
-
-        return COCODataset(spec.path, split, **common)
-    from fpdctl.data.lsp import LSPDataset
-
-    return LSPDataset(spec.path, split, **common)
+    kind = KINDS[spec.kind]
+    dataset_class = kind.dataset_class()
+    if kind.takes_path:
+        return dataset_class(spec.path, split, **common)
+    options = {SYNTHETIC_ALIASES.get(k, k): v for k, v in spec.options.items()}
+    overlap = set(options) & set(common)
+    if overlap:
+        raise UsageError(
+            f"{spec.kind} option(s) {', '.join(sorted(overlap))} clash with the command's own options"
+        )
+    _check_options(spec.kind, dataset_class, options, exclude=set(common) | {"split", "self"})
+    return dataset_class(split=split, **common, **options)

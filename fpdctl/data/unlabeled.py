@@ -124,7 +124,7 @@ def image_files(folder: str | os.PathLike[str]) -> list[Path]:
 
 
 def image_folder_dataset(folder: str | os.PathLike[str], *, joint_set: Any = None, **kwargs: Any) -> Any:
-    """A :class:`~fpdctl.data.dataset.FilePoseDataset` of a folder of person crops, unlabelled.
+    """A :class:`~fpdctl.data.file_dataset.FilePoseDataset` of a folder of person crops, unlabelled.
 
     Each image is one person whose crop is the whole image (centre at the image centre, side the
     longer image side, as ``fpdctl.pipeline.person_box`` without a box); joints all unannotated.
@@ -139,7 +139,7 @@ def image_folder_dataset(folder: str | os.PathLike[str], *, joint_set: Any = Non
     """
     from PIL import Image
 
-    from fpdctl.data.dataset import AnnotationTable, FilePoseDataset
+    from fpdctl.data.file_dataset import AnnotationTable, FilePoseDataset
     from fpdctl.data.transforms import PIXEL_STD
     from fpdctl.skeleton import MPII
 

@@ -12,6 +12,7 @@ This module imports nothing heavy: the CLI reads it to build its help text.
 
 from __future__ import annotations
 
+import importlib
 import importlib.util
 import shutil
 from dataclasses import dataclass
@@ -23,11 +24,43 @@ Runtime = Literal["torch", "onnxruntime", "openvino"]
 # The numeric precision a backend runs a model at (training's is fpdctl.train.precision).
 BackendPrecision = Literal["fp32", "fp16", "bf16", "int8"]
 
-RUNTIMES: tuple[str, ...] = ("torch", "onnxruntime", "openvino")
+
+
+@dataclass(frozen=True)
+class RuntimeKind:
+    """One runtime: what it runs and the :class:`~fpdctl.deploy.runtime.Runner` that runs it.
+
+    Attributes:
+        name: "torch", "onnxruntime" or "openvino" (a :class:`Backend`'s ``runtime``).
+        runs: "checkpoint" (a network built from a checkpoint or a name) or "onnx" (an exported
+            .onnx file).
+        runner: the runner class as "module:Class", imported only when a runner is made
+            (:meth:`runner_class`), so that this table imports no runtime.
+    """
+
+    name: str
+    runs: Literal["checkpoint", "onnx"]
+    runner: str
+
+    def runner_class(self) -> type:
+        """The runner class (imported now)."""
+        module, _, name = self.runner.partition(":")
+        return getattr(importlib.import_module(module), name)
+
+
+# The one table of runtimes: adding one is a row here, its Runner class and its Backend rows.
+RUNTIME_KINDS: dict[str, RuntimeKind] = {
+    kind.name: kind
+    for kind in (
+        RuntimeKind("torch", "checkpoint", "fpdctl.deploy.runtime:TorchRunner"),
+        RuntimeKind("onnxruntime", "onnx", "fpdctl.deploy.runtime:OrtRunner"),
+        RuntimeKind("openvino", "onnx", "fpdctl.deploy.openvino:OpenVinoRunner"),
+    )
+}
 # Runtimes that run an exported .onnx file (the others run a checkpoint).
-ONNX_RUNTIMES: tuple[str, ...] = ("onnxruntime", "openvino")
+ONNX_RUNTIMES: tuple[str, ...] = tuple(k.name for k in RUNTIME_KINDS.values() if k.runs == "onnx")
 # What `--backend` accepts besides a row name: a runtime, every row, or the model's natural one.
-BACKEND_GROUPS: tuple[str, ...] = ("auto", "torch", "onnxruntime", "openvino", "all")
+BACKEND_GROUPS: tuple[str, ...] = ("auto", *RUNTIME_KINDS, "all")
 # C++ compilers TorchInductor can build CPU kernels with (torch.compile needs one of them).
 CXX_COMPILERS: tuple[str, ...] = ("g++", "clang++", "c++")
 
@@ -99,11 +132,8 @@ class Backend:
             return f"needs {', '.join(missing)}, which is not installed{hint}"
         if self.compiled and not any(shutil.which(c) for c in CXX_COMPILERS):
             return f"torch.compile on CPU needs a C++ compiler ({', '.join(CXX_COMPILERS)}); none is on PATH"
-        if self.runtime == "openvino" and self.precision == "bf16":
-            from fpdctl.deploy.openvino import bf16_unavailable
-
-            return bf16_unavailable()
-        return None
+        # What only the runtime itself can tell (e.g. whether this CPU runs OpenVINO's bf16).
+        return RUNTIME_KINDS[self.runtime].runner_class().unavailable(self)
 
 
 BACKENDS: tuple[Backend, ...] = (
@@ -328,8 +358,9 @@ __all__ = [
     "EXPORT_PRECISIONS",
     "FP32_MIN_AGREEMENT",
     "ONNX_RUNTIMES",
-    "RUNTIMES",
+    "RUNTIME_KINDS",
     "Backend",
+    "RuntimeKind",
     "export_backend",
     "get_backend",
     "parse_precisions",

@@ -5,36 +5,36 @@ fp32 with ``torch.onnx.export`` -> write the fpdctl metadata -> verify fp32 agai
 failure stops here) -> convert to fp16 or quantise to int8 if asked -> verify that too and, for a
 reduced precision, score it against fp32 on a validation split -> move the file into place.
 Everything before the last step happens in a temporary folder, so a failure leaves no file.
-
-Exporter choice: ``torch.onnx.export(dynamo=True)`` (torch.export + onnxscript). Both exporters
-give the same graph once ONNX Runtime has optimised it (Conv with BatchNorm folded where a BN
-follows a convolution; measured with ``benchmarks/deploy_latency.py``), and both match PyTorch to
-fp32 rounding. The dynamo exporter is the one PyTorch maintains (the TorchScript exporter is
-deprecated since 2.9 and warns), writes no ``Identity``/``Constant`` clutter, and handles the
-dynamic batch dimension through ``torch.export`` shape constraints. The TorchScript path stays
-available (``exporter="torchscript"``) because it exports about three times faster, for
-comparisons.
+The first step (the exporter and its choice) is :mod:`fpdctl.deploy.torch_onnx`.
 """
 
 from __future__ import annotations
 
-import contextlib
-import logging
 import os
 import tempfile
 import time
-import warnings
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Iterator
+from typing import TYPE_CHECKING, Any
 
 from fpdctl.deploy.backends import EXPORT_PRECISIONS, export_backend
+from fpdctl.deploy.torch_onnx import (  # noqa: F401  (re-exported: their home before the split)
+    DEFAULT_OPSET,
+    EXPORTERS,
+    INPUT_NAME,
+    MIN_OPSET,
+    OUTPUT_NAME,
+    check_opset,
+    final_stack_module,
+    model_info,
+    parse_batch,
+    torch_to_onnx,
+)
 from fpdctl.errors import RuntimeFailure, UsageError, VerificationError
 from fpdctl.progress import Progress, report
 
 if TYPE_CHECKING:
     import onnx
-    import torch
 
     from fpdctl.deploy.embed import Embedding, KeypointCheck
     from fpdctl.deploy.metadata import OnnxModelInfo
@@ -44,17 +44,10 @@ if TYPE_CHECKING:
     from fpdctl.models.convention import ConventionOverride
     from fpdctl.models.hourglass import HourglassNet
 
-DEFAULT_OPSET: int = 18
-# torch.onnx's dynamo exporter emits opset 18 and converts upwards; asked for less, it silently
-# keeps 18, so lower values are refused rather than ignored.
-MIN_OPSET: int = 18
-EXPORTERS: tuple[str, ...] = ("dynamo", "torchscript")
-INPUT_NAME = "input"
-OUTPUT_NAME = "heatmaps"
+# int8 calibration images by default: range estimates settle within a few hundred images.
+DEFAULT_CALIBRATION_SAMPLES: int = 256
 # Protobuf cannot serialise a message of 2 GiB or more; ONNX then needs external data files.
 SINGLE_FILE_LIMIT: int = 2**31 - 1
-# The dynamic-batch trace uses two images: torch.export may specialise a dimension of size 1.
-_DYNAMIC_TRACE_BATCH: int = 2
 
 
 @dataclass(frozen=True)
@@ -113,168 +106,6 @@ class ExportResult:
         }
 
 
-def parse_batch(text: str | int | None) -> int | None:
-    """``--batch``: "dynamic" (or None) -> None, a positive integer -> itself.
-
-    Raises:
-        UsageError: anything else.
-    """
-    if text is None:
-        return None
-    if isinstance(text, int) and not isinstance(text, bool):
-        value = text
-    else:
-        word = str(text).strip().lower()
-        if word == "dynamic":
-            return None
-        try:
-            value = int(word)
-        except ValueError:
-            raise UsageError(f"--batch must be 'dynamic' or a positive integer, got '{text}'") from None
-    if value < 1:
-        raise UsageError(f"--batch must be 'dynamic' or a positive integer, got '{text}'")
-    return value
-
-
-def check_opset(opset: int) -> int:
-    """Raise UsageError unless the exporter and the installed onnx can write ``opset``."""
-    import onnx
-
-    highest = onnx.defs.onnx_opset_version()
-    if not MIN_OPSET <= int(opset) <= highest:
-        raise UsageError(f"--opset must be between {MIN_OPSET} and {highest}, got {opset}")
-    return int(opset)
-
-
-def final_stack_module(net: "HourglassNet") -> "torch.nn.Module":
-    """``net`` wrapped so its graph returns only the last stack's heatmaps [N, J, h, w]."""
-    import torch
-
-    from fpdctl.pipeline import last_stack
-
-    class FinalStack(torch.nn.Module):
-        def __init__(self) -> None:
-            super().__init__()
-            self.net = net
-
-        def forward(self, images: torch.Tensor) -> torch.Tensor:
-            return last_stack(self.net(images))
-
-    return FinalStack().eval()
-
-
-@contextlib.contextmanager
-def _quiet_exporter() -> Iterator[None]:
-    """Silence the exporter's progress lines, warnings and optional-dependency notices
-    (e.g. "torchvision is not installed"): none of them is about the user's model."""
-    logger = logging.getLogger("torch.onnx")
-    level = logger.level
-    logger.setLevel(logging.ERROR)
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            yield
-    finally:
-        logger.setLevel(level)
-
-
-def torch_to_onnx(
-    net: "HourglassNet",
-    path: str | os.PathLike[str],
-    *,
-    input_size: int,
-    batch: int | None = None,
-    opset: int = DEFAULT_OPSET,
-    all_stacks: bool = False,
-    exporter: str = "dynamo",
-) -> None:
-    """Export ``net`` (fp32, eval mode) to a single ONNX file at ``path``.
-
-    Args:
-        net: the network.
-        path: output file.
-        input_size: the fixed input side (H = W).
-        batch: a fixed batch size, or None for a dynamic batch dimension named "batch".
-        opset: ONNX opset of the default domain.
-        all_stacks: output [N, S, J, h, w] (every stack) instead of [N, J, h, w] (the last).
-        exporter: "dynamo" or "torchscript".
-
-    Raises:
-        RuntimeFailure: the exporter failed.
-    """
-    import torch
-
-    if exporter not in EXPORTERS:
-        raise UsageError(f"exporter must be one of {', '.join(EXPORTERS)}, got '{exporter}'")
-    module = net.eval() if all_stacks else final_stack_module(net.eval())
-    trace_batch = batch if batch is not None else _DYNAMIC_TRACE_BATCH
-    dummy = torch.zeros(trace_batch, 3, input_size, input_size)
-    kwargs: dict[str, Any] = dict(
-        opset_version=opset, input_names=[INPUT_NAME], output_names=[OUTPUT_NAME], verbose=False
-    )
-    if exporter == "dynamo":
-        kwargs.update(dynamo=True, external_data=False, optimize=True)
-        if batch is None:
-            kwargs["dynamic_shapes"] = ({0: torch.export.Dim("batch", min=1)},)
-    else:
-        kwargs.update(dynamo=False, do_constant_folding=True)
-        if batch is None:
-            kwargs["dynamic_axes"] = {INPUT_NAME: {0: "batch"}, OUTPUT_NAME: {0: "batch"}}
-    try:
-        with _quiet_exporter(), torch.inference_mode(False), torch.no_grad():
-            torch.onnx.export(module, (dummy,), str(path), **kwargs)
-    except Exception as exc:  # the exporter raises many unrelated types; each is one failed export
-        from fpdctl.utils.io import DISK_FULL_ERRNOS, write_error
-
-        cause = write_error(exc)
-        if cause is not None and cause.errno in DISK_FULL_ERRNOS:
-            raise RuntimeFailure(f"ONNX export failed: could not write {path}: {cause.strerror}") from exc
-        lines = str(exc).strip().splitlines()
-        raise RuntimeFailure(f"ONNX export failed: {lines[0][:300] if lines else type(exc).__name__}") from exc
-
-
-def model_info(
-    net: "HourglassNet",
-    *,
-    input_size: int,
-    batch: int | None,
-    opset: int,
-    all_stacks: bool,
-    precision: str,
-    source: str,
-    source_sha256: str,
-    exporter: str,
-) -> "OnnxModelInfo":
-    """The metadata of an export of ``net``."""
-    from fpdctl import __version__
-    from fpdctl.codec import HEATMAP_STRIDE
-    from fpdctl.deploy.metadata import OnnxModelInfo, joint_labels
-    from fpdctl.models.convention import NATIVE
-
-    spec = net.spec
-    joints = joint_labels(spec.joints)
-    return OnnxModelInfo(
-        spec=spec,
-        joint_set=joints.name,
-        joint_names=tuple(joints.names),
-        flip_pairs=tuple(joints.flip_pairs),
-        skeleton=tuple(joints.skeleton),
-        input_size=input_size,
-        # The convention the network was trained with: what every later user of the file feeds.
-        input_convention=getattr(net, "input_convention", NATIVE),
-        heatmap_stride=HEATMAP_STRIDE,
-        heatmap_size=input_size // HEATMAP_STRIDE,
-        outputs="all_stacks" if all_stacks else "final",
-        precision=precision,
-        batch=batch,
-        version=__version__,
-        source_sha256=source_sha256,
-        source=source,
-        opset=opset,
-        exporter=exporter,
-    )
-
-
 def _load_source(
     model: "str | os.PathLike[str] | HourglassNet", input_convention: "ConventionOverride | None" = None,
 ) -> tuple["HourglassNet", str, str]:
@@ -299,7 +130,7 @@ def _load_source(
 
 def _check_options(
     precision: str, batch: int | None, opset: int, exporter: str, calibration_data: str,
-    calibration_samples: int, validation_samples: int, verify: bool,
+    calibration_samples: int, validation_samples: int | None, verify: bool,
 ) -> tuple[int | None, int]:
     """Fail on a bad option before any work; returns the parsed (batch, opset).
 
@@ -313,9 +144,9 @@ def _check_options(
         raise UsageError(f"exporter must be one of {', '.join(EXPORTERS)}, got '{exporter}'")
     if calibration_samples < 1:
         raise UsageError(f"--calibration-samples must be at least 1, got {calibration_samples}")
-    if validation_samples < 0:
+    if validation_samples is not None and validation_samples < 0:
         raise UsageError(f"--validation-samples must be 0 or more, got {validation_samples}")
-    if precision != "fp32" or (verify and validation_samples):
+    if precision != "fp32" or (verify and validation_samples != 0):
         from fpdctl.data.registry import parse_data_spec
 
         parse_data_spec(calibration_data)  # a bad spec fails before minutes of work
@@ -390,8 +221,9 @@ def export_onnx(
     all_stacks: bool = False,
     precision: str = "fp32",
     calibration_data: str = "synthetic",
-    calibration_samples: int = 256,
-    validation_samples: int = 200,
+    calibration_samples: int = DEFAULT_CALIBRATION_SAMPLES,
+    validation_samples: int | None = None,
+    flip: bool = True,
     verify: bool = True,
     verify_random: int = 4,
     verify_images: int = 8,
@@ -416,7 +248,10 @@ def export_onnx(
         calibration_data: ``--data`` spec whose train split calibrates int8 and whose val split
             scores fp16 / int8 against fp32.
         calibration_samples: int8 calibration images.
-        validation_samples: persons scored for the fp32 vs fp16/int8 accuracy (0: skip).
+        validation_samples: score fp32 and fp16/int8 on the first this many validation persons
+            (None: the whole split, as ``fpdctl eval``; 0: skip the accuracy check).
+        flip: score with the flip test, as ``fpdctl eval`` does (False: a deployed single forward,
+            ``fpdctl eval --no-flip``). Either way the figures are eval's for the two files.
         verify: run the PyTorch comparison (and the accuracy comparison).
         verify_random, verify_images: inputs of each kind for the comparison.
         threads: ONNX Runtime intra-op threads for the checks (None: ORT's default).
@@ -438,6 +273,7 @@ def export_onnx(
     batch, opset = _check_options(
         precision, batch, opset, exporter, calibration_data, calibration_samples, validation_samples, verify,
     )
+    scoring = _Scoring(calibration_data, validation_samples, flip)
     embedding = embedding if embedding is not None and embedding.active else None
     if embedding is not None:
         embedding.check(all_stacks)
@@ -452,9 +288,7 @@ def export_onnx(
         verify_images, progress, embedding,
     )
     with tempfile.TemporaryDirectory(prefix="fpdctl-export-") as work_dir:
-        final_bytes, checks = _export_checked(
-            job, Path(work_dir), precision, verify, calibration_data, calibration_samples, validation_samples,
-        )
+        final_bytes, checks = _export_checked(job, Path(work_dir), precision, verify, calibration_samples, scoring)
         atomic_write_bytes(output, final_bytes)
     return ExportResult(
         path=Path(output), info=job.final_info(precision), size_bytes=len(final_bytes),
@@ -462,9 +296,21 @@ def export_onnx(
     )
 
 
+@dataclass(frozen=True)
+class _Scoring:
+    """The accuracy check's protocol: ``fpdctl eval``'s on ``data`` (None persons: all of them)."""
+
+    data: str
+    samples: int | None
+    flip: bool
+
+    @property
+    def active(self) -> bool:
+        return self.samples != 0
+
+
 def _export_checked(
-    job: _Export, work: Path, precision: str, verify: bool, calibration_data: str, calibration_samples: int,
-    validation_samples: int,
+    job: _Export, work: Path, precision: str, verify: bool, calibration_samples: int, scoring: _Scoring,
 ) -> tuple[bytes, dict[str, Any]]:
     """Export, verify fp32 (the gate), reduce the precision, verify and score that.
 
@@ -474,13 +320,13 @@ def _export_checked(
     fp32_model = _export_fp32(job, work)
     fp32_bytes = fp32_model.SerializeToString()
     base_report = job.verify(job.runner(fp32_bytes, "fp32"), "fp32") if verify else None
-    final_bytes, quant_report = _reduce_precision(job, fp32_model, precision, work, calibration_data, calibration_samples)
+    final_bytes, quant_report = _reduce_precision(job, fp32_model, precision, work, scoring.data, calibration_samples)
     verification, accuracy = base_report, None
     if verify and precision != "fp32":
         runner = job.runner(final_bytes, precision)
         verification = job.verify(runner, precision)
-        if validation_samples:
-            accuracy = _compare_with_fp32(job, fp32_bytes, runner, precision, calibration_data, validation_samples)
+        if scoring.active:
+            accuracy = _compare_with_fp32(job, fp32_bytes, runner, precision, scoring)
     embedding_checks: tuple = ()
     if job.embedding is not None:  # around the verified (and quantised) network: see embed
         from fpdctl.deploy.embed import embed_verified
@@ -578,19 +424,25 @@ def _quantize(
 
 
 def _compare_with_fp32(
-    job: _Export, fp32_bytes: bytes, runner: "OrtRunner", precision: str, data: str, samples: int,
+    job: _Export, fp32_bytes: bytes, runner: "OrtRunner", precision: str, scoring: _Scoring,
 ) -> "AccuracyComparison":
-    """fp32 and the reduced precision scored on the first ``samples`` validation persons."""
+    """fp32 and the reduced precision scored as ``fpdctl eval`` scores each file."""
     from fpdctl.deploy.verify import compare_accuracy
 
-    job.say(f"scoring fp32 and {precision} on {samples} {data} validation persons")
+    persons = "all" if scoring.samples is None else f"the first {scoring.samples}"
+    job.say(
+        f"scoring fp32 and {precision} as fpdctl eval does (flip test {'on' if scoring.flip else 'off'}) on "
+        f"{persons} {scoring.data} validation persons"
+    )
     return compare_accuracy(
-        job.runner(fp32_bytes, "fp32"), runner, data=data, input_size=job.input_size, samples=samples,
-        reference_precision="fp32", candidate_precision=precision, input_convention=job.net.input_convention,
+        job.runner(fp32_bytes, "fp32"), runner, data=scoring.data, input_size=job.input_size,
+        samples=scoring.samples, flip=scoring.flip, reference_precision="fp32", candidate_precision=precision,
+        input_convention=job.net.input_convention,
     )
 
 
 __all__ = [
+    "DEFAULT_CALIBRATION_SAMPLES",
     "DEFAULT_OPSET",
     "EXPORTERS",
     "EXPORT_PRECISIONS",

@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 
 from fpdctl.deploy.backends import Backend
-from fpdctl.deploy.runtime import Runner, graph_io, heatmaps_of
+from fpdctl.deploy.runtime import ModelSource, Runner, graph_io, heatmaps_of
 from fpdctl.errors import InputError, UsageError
 
 # fpdctl precision -> OpenVINO's INFERENCE_PRECISION_HINT for the CPU plugin.
@@ -78,6 +78,18 @@ class OpenVinoRunner(Runner):
         first = compiled.inputs[0].get_partial_shape()[0]
         self.batch = first.get_length() if first.is_static else None
         self.all_stacks = len(self.output_ports[0].get_partial_shape()) == 5
+
+    @classmethod
+    def unavailable(cls, backend: Backend) -> str | None:
+        return bf16_unavailable() if backend.precision == "bf16" else None
+
+    @classmethod
+    def open(
+        cls, source: ModelSource, backend: Backend, *, device: str, threads: int | None,
+        spin_us: int | None, file: str | os.PathLike[str] | None,
+    ) -> "OpenVinoRunner":
+        assert file is not None  # make_runner refuses a checkpoint for this runtime
+        return cls(file, backend, device=device, threads=threads)
 
     def prepare(self, images: np.ndarray) -> np.ndarray:
         return np.ascontiguousarray(images, dtype=np.uint8 if self.io.takes_pixels else np.float32)

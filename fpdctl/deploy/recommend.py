@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Sequence
 
 if TYPE_CHECKING:
-    from fpdctl.deploy.bench import BenchRow
+    from fpdctl.deploy.bench_report import BenchRow
 
 # PCKh points (PCK for LSP) a deployment path may lose against the model's fp32 reference.
 MAX_ACCURACY_DROP: float = 0.5
@@ -67,7 +67,9 @@ def score_cases(
         if say is not None:
             say(f"scoring {label} on {samples} {data} validation persons ({', '.join(names)})")
         count, metric, results = score_runners(
-            runners, data=data, input_size=size, samples=samples, input_convention=source.input_convention,
+            # A deployed path runs one forward: scored as `fpdctl eval --no-flip` scores it.
+            runners, data=data, input_size=size, samples=samples, flip=False,
+            input_convention=source.input_convention,
         )
         values = dict(zip(names, (float(r.mean) for r in results)))
         base = values.get(reference) if reference is not None else None

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from fpdctl.deploy.backends import Backend, get_backend
+from fpdctl.deploy.backends import RUNTIME_KINDS, Backend, get_backend
 from fpdctl.deploy.metadata import HEATMAPS, GraphIO
 from fpdctl.errors import InputError, UsageError
 from fpdctl.models.convention import NATIVE, ConventionOverride, InputConvention
@@ -150,6 +150,21 @@ class Runner(abc.ABC):
     all_stacks: bool = False
     io: GraphIO = GraphIO()
 
+    @classmethod
+    def unavailable(cls, backend: Backend) -> str | None:
+        """Why this runtime cannot run ``backend`` on this machine, beyond the modules the row
+        needs (:meth:`Backend.unavailable` asks), or None when it can."""
+        return None
+
+    @classmethod
+    @abc.abstractmethod
+    def open(
+        cls, source: ModelSource, backend: Backend, *, device: str, threads: int | None,
+        spin_us: int | None, file: str | os.PathLike[str] | None,
+    ) -> "Runner":
+        """The runner of ``source`` (or of the exported ``file``) on ``backend``
+        (:func:`make_runner` checks first that the row can run here and runs this kind of model)."""
+
     @abc.abstractmethod
     def prepare(self, images: np.ndarray) -> Any:
         """Host float32 [N, 3, H, W] -> the runtime's input (on the device, in its layout)."""
@@ -244,6 +259,18 @@ class TorchRunner(Runner):
             # Static shapes: one graph per batch size, each specialised (the fastest kernels).
             self.net = torch.compile(self.net, dynamic=False)
         self.all_stacks = all_stacks
+
+    @classmethod
+    def open(
+        cls, source: ModelSource, backend: Backend, *, device: str, threads: int | None,
+        spin_us: int | None, file: str | os.PathLike[str] | None,
+    ) -> "TorchRunner":
+        import copy
+
+        assert source.net is not None  # make_runner refuses an .onnx source for this runtime
+        # channels_last and compiling change the module: each such runner gets its own copy.
+        net = copy.deepcopy(source.net) if backend.channels_last or backend.compiled else source.net
+        return cls(net, backend, device)
 
     def prepare(self, images: np.ndarray) -> "torch.Tensor":
         import torch
@@ -373,6 +400,14 @@ class OrtRunner(Runner):
             )
         self.backend = backend
 
+    @classmethod
+    def open(
+        cls, source: ModelSource, backend: Backend, *, device: str, threads: int | None,
+        spin_us: int | None, file: str | os.PathLike[str] | None,
+    ) -> "OrtRunner":
+        assert file is not None
+        return cls(file, backend, device=device, threads=threads, spin_us=spin_us)
+
     def prepare(self, images: np.ndarray) -> np.ndarray:
         return np.ascontiguousarray(images, dtype=np.uint8 if self.io.takes_pixels else np.float32)
 
@@ -441,25 +476,16 @@ def make_runner(
         UsageError: the row cannot run here (a missing package, no compiler, no bf16), or
             cannot run this kind of model.
     """
-    import copy
-
     reason = backend.unavailable()
     if reason is not None:
         raise UsageError(f"backend {backend.name}: {reason}")
-    if backend.runtime == "torch":
-        if source.net is None:
-            raise UsageError(f"backend {backend.name} runs a checkpoint; {source.label} is an .onnx file")
-        # channels_last and compiling change the module: each such runner gets its own copy.
-        net = copy.deepcopy(source.net) if backend.channels_last or backend.compiled else source.net
-        return TorchRunner(net, backend, device)
+    kind = RUNTIME_KINDS[backend.runtime]
     file = path if path is not None else source.path
-    if file is None or not is_onnx_path(file):
+    if kind.runs == "checkpoint" and source.net is None:
+        raise UsageError(f"backend {backend.name} runs a checkpoint; {source.label} is an .onnx file")
+    if kind.runs == "onnx" and (file is None or not is_onnx_path(file)):
         raise UsageError(f"backend {backend.name} runs an exported .onnx file; {source.label} is a checkpoint")
-    if backend.runtime == "onnxruntime":
-        return OrtRunner(file, backend, device=device, threads=threads, spin_us=spin_us)
-    from fpdctl.deploy.openvino import OpenVinoRunner
-
-    return OpenVinoRunner(file, backend, device=device, threads=threads)
+    return kind.runner_class().open(source, backend, device=device, threads=threads, spin_us=spin_us, file=file)
 
 
 def _ort_rows() -> list[Backend]:

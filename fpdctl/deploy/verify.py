@@ -8,8 +8,9 @@ Two checks, both on fixed inputs so a result can be reproduced:
   often both put a joint at the same heatmap pixel (argmax) - the decoded keypoint is a function
   of that pixel and its neighbours.
 * :func:`compare_accuracy` scores two runners (fp32 and reduced precision) with the evaluation
-  pipeline of ``fpdctl eval`` on the first persons of a validation split, for the accuracy cost
-  of fp16 / int8 in the metric users quote (PCKh or PCK).
+  pipeline and defaults of ``fpdctl eval`` (:func:`fpdctl.evaluate.evaluate_model`, the flip test
+  on, the whole validation split) for the accuracy cost of fp16 / int8 in the metric users quote
+  (PCKh or PCK): the figures are those ``fpdctl eval`` gives each file.
 """
 
 from __future__ import annotations
@@ -202,7 +203,7 @@ class AccuracyComparison:
     Attributes:
         data: the ``--data`` spec of the split.
         split: "val".
-        samples: persons scored (the first ones of the split).
+        samples: persons scored (the first ones of the split, or all of it).
         metric: "pckh" or "pck".
         reference_precision, candidate_precision: e.g. "fp32" and "int8".
         reference, candidate: the full results (per joint, per part, both means).
@@ -216,6 +217,18 @@ class AccuracyComparison:
     candidate_precision: str
     reference: "AccuracyResult"
     candidate: "AccuracyResult"
+    flip: bool = True
+    whole_split: bool = True
+
+    @property
+    def protocol(self) -> str:
+        """How the figures were measured, in one line (they are what ``fpdctl eval`` gives the
+        files, with ``--no-flip`` where the flip test is off)."""
+        persons = f"all {self.samples}" if self.whole_split else f"the first {self.samples}"
+        return (
+            f"fpdctl eval pipeline, flip test {'on' if self.flip else 'off'}, {persons} persons of "
+            f"the {self.data} {self.split} split"
+        )
 
     @property
     def reference_mean(self) -> float:
@@ -241,6 +254,9 @@ class AccuracyComparison:
             "reference_mean": self.reference_mean,
             "candidate_mean": self.candidate_mean,
             "drop": self.drop,
+            "flip": self.flip,
+            "whole_split": self.whole_split,
+            "protocol": self.protocol,
             "reference": self.reference.to_dict(),
             "candidate": self.candidate.to_dict(),
         }
@@ -251,12 +267,19 @@ def score_runners(
     *,
     data: str,
     input_size: int,
-    samples: int,
-    batch_size: int = 16,
+    samples: int | None = None,
+    flip: bool = True,
+    batch_size: int | None = None,
     input_convention: "InputConvention | None" = None,
 ) -> tuple[int, str, "list[AccuracyResult]"]:
-    """Score runners on the first ``samples`` persons of ``data``'s validation split, the way
-    :func:`compare_accuracy` does.
+    """Score runners on ``data``'s validation split with :func:`fpdctl.evaluate.evaluate_model`,
+    the function ``fpdctl eval`` scores with, and its defaults.
+
+    Args:
+        samples: score only the first this many persons (None: the whole split, as eval does).
+        flip: the flip test (eval's default); off for a deployed single forward.
+        batch_size: persons per forward (None: eval's); a fixed-batch runner takes its own.
+        input_convention: the runners' (None: NATIVE): the dataset's crops are converted to it.
 
     Returns:
         (persons scored, the metric's name, one result per runner).
@@ -266,11 +289,14 @@ def score_runners(
     from fpdctl.evaluate import evaluate_model
     from fpdctl.models.convention import NATIVE
 
-    dataset = FirstPersons(build_dataset(data, "val", input_size=input_size), samples)
+    dataset = build_dataset(data, "val", input_size=input_size)
+    if samples is not None:
+        dataset = FirstPersons(dataset, samples)
+    batch = {} if batch_size is None else {"batch_size": batch_size}
     results = [
         evaluate_model(  # type: ignore[arg-type]
-            runner, dataset, flip=False, batch_size=runner.batch or batch_size, device="cpu",
-            input_convention=input_convention or NATIVE,
+            runner, dataset, flip=flip, device="cpu", input_convention=input_convention or NATIVE,
+            **({"batch_size": runner.batch} if runner.batch else batch),
         ).metric
         for runner in runners
     ]
@@ -283,27 +309,30 @@ def compare_accuracy(
     *,
     data: str,
     input_size: int,
-    samples: int,
+    samples: int | None = None,
+    flip: bool = True,
     reference_precision: str = "fp32",
     candidate_precision: str = "int8",
-    batch_size: int = 16,
+    batch_size: int | None = None,
     input_convention: "InputConvention | None" = None,
 ) -> AccuracyComparison:
-    """Score two runners on the first ``samples`` persons of ``data``'s validation split.
+    """Score two runners on ``data``'s validation split the way ``fpdctl eval`` scores a file.
 
     Both go through :func:`fpdctl.evaluate.evaluate_model` (the pipeline of ``fpdctl eval``: crop,
-    final stack, decode, inverse affine, the dataset's metric) without the flip test: a deployed
-    model runs one forward.
+    final stack, the flip test, decode, inverse affine, the dataset's metric) with eval's
+    defaults, so each figure is what ``fpdctl eval FILE --data DATA`` prints for that file.
 
-    ``input_convention``: both runners' (the model's; None: NATIVE): the dataset's crops are
-    converted to it.
+    Args:
+        samples: only the first this many persons (None: the whole split, as eval).
+        flip: the flip test (on, as eval); off for what a deployed single forward scores.
+        batch_size, input_convention: as :func:`score_runners`.
 
     Raises:
         UsageError / InputError / DataError: a bad data spec or an unscorable split.
     """
     count, metric, results = score_runners(
-        [reference, candidate], data=data, input_size=input_size, samples=samples, batch_size=batch_size,
-        input_convention=input_convention,
+        [reference, candidate], data=data, input_size=input_size, samples=samples, flip=flip,
+        batch_size=batch_size, input_convention=input_convention,
     )
     return AccuracyComparison(
         data=str(data),
@@ -314,6 +343,8 @@ def compare_accuracy(
         candidate_precision=candidate_precision,
         reference=results[0],
         candidate=results[1],
+        flip=flip,
+        whole_split=samples is None,
     )
 
 

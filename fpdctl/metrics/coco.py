@@ -128,6 +128,12 @@ class COCOReference(EvalReference):
         annotation_ids: int64 [N], each person's COCO annotation id.
         ground_truth: the ground truth's content instead of a file (the synthetic data's COCO
             layout builds it in memory), else None.
+        box_scores: float64 [N] when the N persons are detector boxes (``--boxes``), else None
+            (ground-truth boxes). Detector persons carry no ground truth of their own
+            (``visible`` is all False, ``areas`` are their crop boxes' areas): they are
+            rescored, pruned by OKS-NMS and scored against every image of the ground truth
+            (:mod:`fpdctl.metrics.coco_detections`).
+        boxes_file: the detections file the boxes were read from, else None.
     """
 
     metric: str = "oks"  # type: ignore[assignment]
@@ -137,13 +143,25 @@ class COCOReference(EvalReference):
     areas: np.ndarray = field(default_factory=lambda: np.zeros(0, np.float64))
     annotation_ids: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
     ground_truth: dict[str, Any] | None = None
+    box_scores: np.ndarray | None = None
+    boxes_file: Path | None = None
 
     def first(self, count: int) -> "COCOReference":
         """The first ``count`` persons (a split's prefix, as ``--val-limit`` evaluates)."""
         n = int(count)
         return replace(self, joints=self.joints[:n], visible=self.visible[:n],
                        image_ids=self.image_ids[:n], areas=self.areas[:n],
-                       annotation_ids=self.annotation_ids[:n])
+                       annotation_ids=self.annotation_ids[:n],
+                       box_scores=None if self.box_scores is None else self.box_scores[:n])
+
+    def boxes(self) -> dict[str, Any]:
+        """How the persons were boxed, for reports: ``{"source": "ground truth"}`` or
+        ``{"source": "detections", "file", "count"}``."""
+        from fpdctl.metrics.coco_detections import boxes_report
+
+        if self.box_scores is None:
+            return boxes_report(None, None)
+        return boxes_report(self.boxes_file or "detections", len(self.box_scores))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -345,17 +363,27 @@ def coco_results(
     scores = np.ones((n, NUM_KEYPOINTS)) if joint_scores is None else np.asarray(joint_scores, np.float64)
     if scores.shape != (n, NUM_KEYPOINTS):
         raise DataError(f"joint scores must be {n} x {NUM_KEYPOINTS}, got {tuple(scores.shape)}")
+    person = person_scores(scores)
     records = []
     for i in range(n):
-        confident = scores[i][scores[i] > CONFIDENT_JOINT_SCORE]
         triplets = np.concatenate([coords[i], scores[i][:, None]], axis=1)
         records.append({
             "image_id": int(image_ids[i]),
             "category_id": PERSON_CATEGORY_ID,
             "keypoints": triplets.reshape(-1).tolist(),
-            "score": float(confident.mean()) if confident.size else 0.0,
+            "score": float(person[i]),
         })
     return records
+
+
+def person_scores(joint_scores: np.ndarray) -> np.ndarray:
+    """HRNet's keypoint score of each person: the mean of its joint scores above
+    :data:`CONFIDENT_JOINT_SCORE`, 0 when none is (float [N, 17] -> float64 [N])."""
+    scores = np.asarray(joint_scores, np.float64)
+    confident = scores > CONFIDENT_JOINT_SCORE
+    counts = confident.sum(axis=1)
+    totals = np.where(confident, scores, 0.0).sum(axis=1)
+    return np.where(counts > 0, totals / np.maximum(counts, 1), 0.0)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -438,7 +466,9 @@ def evaluate_coco_reference(
 def reference_results(
     keypoints: np.ndarray, reference: COCOReference, joint_scores: np.ndarray | None = None,
 ) -> tuple[list[dict[str, Any]], list[int]]:
-    """The results records of the reference's labelled persons, and their images' ids.
+    """The results records of the reference's labelled persons, and their images' ids; for
+    detector boxes (``reference.box_scores``), the rescored persons OKS-NMS keeps and every image
+    of the ground truth (HRNet's protocol, :mod:`fpdctl.metrics.coco_detections`).
 
     Args: as :func:`evaluate_coco_reference`.
 
@@ -447,6 +477,17 @@ def reference_results(
     """
     if len(keypoints) != len(reference):
         raise DataError(f"{len(keypoints)} predictions for {len(reference)} ground-truth persons")
+    if reference.box_scores is not None:  # detector boxes: rescored, OKS-NMS, every image
+        from fpdctl.metrics.coco_detections import detection_results
+
+        if joint_scores is None:
+            joint_scores = np.ones((len(keypoints), NUM_KEYPOINTS))
+        records = detection_results(keypoints, joint_scores, reference.image_ids, reference.box_scores,
+                                    reference.areas)
+        truth = reference.ground_truth if reference.ground_truth is not None else reference.annotation_file
+        if truth is None:
+            raise DataError("this COCO reference has no annotation file to score against")
+        return records, [image["id"] for image in load_coco_annotations(truth)["images"]]
     labelled = np.asarray(reference.visible).any(axis=1)
     if not labelled.any():
         raise DataError(f"none of the {len(reference)} ground-truth persons has a labelled keypoint to score")

@@ -26,7 +26,6 @@ one of its tensors cannot be detected.
 
 from __future__ import annotations
 
-import hashlib
 import os
 import pickle
 import re
@@ -49,14 +48,21 @@ from fpdctl.models.convention import (
 )
 from fpdctl.models.hourglass import HourglassNet
 from fpdctl.models.spec import (
-    DEFAULT_INPUT_SIZE,
     MOBILE,
     STANDARD,
     HourglassSpec,
     is_checkpoint_path,
     resolve_spec,
 )
-from fpdctl.pretrained import is_pretrained_name, name_of_weights, pretrained_card, weights_path
+from fpdctl.models.checkpoint_files import (  # noqa: F401  (re-exported: their home before the split)
+    NATIVE_SUFFIX,
+    TRAIN_INPUT_SIZE_KEY,
+    checkpoint_file,
+    file_sha256,
+    resolve_input_size,
+    trained_input_size,
+)
+from fpdctl.pretrained import is_pretrained_name
 from fpdctl.utils.io import atomic_save
 
 SPEC_KEY = "fpdctl.spec"
@@ -64,7 +70,6 @@ VERSION_KEY = "fpdctl.version"
 # CRC-32 of the tensors (names, dtypes, shapes and bytes), written by save_model and checked on
 # read: safetensors itself has no checksum, so bytes damaged on disk would load silently.
 CHECKSUM_KEY = "fpdctl.crc32"
-NATIVE_SUFFIX = ".safetensors"
 
 # Where the weights sit inside the dict-shaped checkpoints users have, in order of preference.
 _STATE_DICT_FIELDS = ("state_dict", "model_state_dict", "model", "best_state_dict")
@@ -367,6 +372,24 @@ def create_model(
     return net
 
 
+def load_model(
+    path_or_name: str | os.PathLike[str], *, input_convention: ConventionOverride | None = None,
+) -> HourglassNet:
+    """A network in eval mode from a checkpoint file or a pretrained name: :func:`create_model`
+    for files, ready for inference (``fpdctl.load_model``).
+
+    Args:
+        path_or_name: any checkpoint :func:`create_model` reads (native .safetensors,
+            pytorch-pose .pth.tar, official FPD .pth) or a pretrained name such as
+            ``synthetic-hg2x64``; a bare model name gives random weights.
+        input_convention: override flags applied to the convention the file records or implies.
+
+    Raises:
+        CheckpointError: unreadable, damaged or not a hourglass; UsageError: a bad name.
+    """
+    return create_model(path_or_name, input_convention=input_convention).eval()
+
+
 def _load_checkpoint(path: str | os.PathLike[str], spec: HourglassSpec | str | None) -> HourglassNet:
     """The weights of a checkpoint file in a new :class:`HourglassNet`, in eval mode."""
     state_dict, metadata = read_checkpoint(path)
@@ -430,39 +453,6 @@ def unwrap_model(model: nn.Module) -> nn.Module:
             return model
 
 
-def checkpoint_file(model: str | os.PathLike[str]) -> Path:
-    """The file a checkpoint argument names: a pretrained name's weights, verified against its
-    model card, or the path itself (not checked: the reader says what is wrong with it).
-
-    Raises:
-        CheckpointError: a pretrained name whose card or weights are missing, or whose weights
-            do not have the sha256 its card records.
-    """
-    if not is_pretrained_name(model):
-        return Path(model)
-    name = os.fspath(model)
-    card = pretrained_card(name)
-    file = weights_path(name)
-    if not file.is_file():
-        raise CheckpointError(f"pretrained model {name} is not installed: {file} is missing")
-    digest = file_sha256(file)
-    if digest != str(card["sha256"]).lower():
-        raise CheckpointError(
-            f"pretrained model {name}: {file} has sha256 {digest[:16]}..., its model card says "
-            f"{str(card['sha256'])[:16]}...; the file is damaged or replaced: reinstall it"
-        )
-    return file
-
-
-def file_sha256(path: str | os.PathLike[str], chunk: int = 1 << 20) -> str:
-    """Hex SHA-256 of a file, to record which checkpoint an artefact came from."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        while block := handle.read(chunk):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def _metadata_spec(metadata: Mapping[str, str], path: str | os.PathLike[str]) -> HourglassSpec:
     try:
         return HourglassSpec.from_json(metadata[SPEC_KEY])
@@ -492,51 +482,6 @@ def describe_checkpoint(path: str | os.PathLike[str]) -> dict[str, Any]:
     }
 
 
-# Written by the trainer into every checkpoint it saves: the input side the model learned at.
-TRAIN_INPUT_SIZE_KEY = "fpdctl.train.input_size"
-
-
-def trained_input_size(model: object) -> int | None:
-    """The input side a native checkpoint was trained at (its header), None if it does not say.
-
-    A pretrained name (or its weights file) has its model card's (a missing card raises
-    CheckpointError). Only fpdctl's own ``.safetensors`` carry it; a model name, another format,
-    a file that cannot be read, or anything that is not a path (a loaded module) gives None
-    (loading the file reports what is wrong with it).
-    """
-    if not isinstance(model, (str, os.PathLike)):
-        return None
-    name = os.fspath(model) if is_pretrained_name(model) else name_of_weights(model)
-    if name is not None:  # a pretrained name or its file: the model card says
-        return int(pretrained_card(name)["input_size"])
-    file = Path(model)
-    if file.suffix != NATIVE_SUFFIX or not file.is_file():
-        return None
-    from safetensors import safe_open
-
-    try:
-        with safe_open(str(file), "pt") as handle:
-            value = (handle.metadata() or {}).get(TRAIN_INPUT_SIZE_KEY, "")
-        size = int(value)
-    except Exception:  # unreadable or no such entry: the caller's load reports a bad file
-        return None
-    return size if size > 0 else None
-
-
-def resolve_input_size(model: object, input_size: int | None = None) -> int:
-    """The network input side for ``model``, the rule of every command (eval, export, predict,
-    bench): ``input_size`` when the user gives one, else the size the checkpoint was trained at,
-    else :data:`~fpdctl.models.spec.DEFAULT_INPUT_SIZE`.
-
-    Args:
-        model: a checkpoint path, a model name, or anything else (a loaded module: no record).
-        input_size: the size asked for, or None.
-    """
-    if input_size is not None:
-        return int(input_size)
-    return trained_input_size(model) or DEFAULT_INPUT_SIZE
-
-
 __all__ = [
     "TRAIN_INPUT_SIZE_KEY",
     "checkpoint_file",
@@ -544,6 +489,7 @@ __all__ = [
     "describe_checkpoint",
     "file_sha256",
     "infer_spec",
+    "load_model",
     "load_state_dict_strict",
     "read_checkpoint",
     "resolve_input_size",

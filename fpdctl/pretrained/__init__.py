@@ -24,6 +24,7 @@ from fpdctl.errors import CheckpointError, UsageError
 # The registry: name -> one line saying what it is (``fpdctl models`` lists them).
 PRETRAINED: dict[str, str] = {
     "synthetic-hg2x64": "hg2x64 teacher trained on the built-in synthetic data (128 px input)",
+    "synthetic-coco-hg2x64": "hg2x64 teacher, COCO's 17 keypoints, trained on synthetic:layout=coco (128 px input)",
 }
 # The environment variable that moves the folder the files are read from.
 PRETRAINED_DIR_ENV = "FPDCTL_PRETRAINED_DIR"
@@ -34,6 +35,11 @@ CARD_FIELDS: tuple[str, ...] = (
     "name", "model", "input_size", "command", "steps", "seed", "data", "metric", "val_persons",
     "pckh", "pckh_subset", "sha256", "date", "machine",
 )
+# A COCO model's card scores COCO keypoint AP instead of PCKh: ``ap`` (percent, ground-truth
+# boxes, the whole validation split), ``ap_subset`` (``persons``, ``value``: what the test checks)
+# and ``ap_detector`` (``value``, ``boxes``: the AP on the simulated detector's boxes).
+COCO_CARD_FIELDS: tuple[str, ...] = tuple(
+    f for f in CARD_FIELDS if f not in ("pckh", "pckh_subset")) + ("ap", "ap_subset", "ap_detector")
 
 
 def pretrained_dir() -> Path:
@@ -90,7 +96,7 @@ def pretrained_card(name: str) -> dict[str, Any]:
         raise CheckpointError(f"cannot read the model card {path}: {exc}") from exc
     if not isinstance(card, dict):
         raise CheckpointError(f"the model card {path} is not a JSON object")
-    missing = [f for f in CARD_FIELDS if f not in card]
+    missing = [f for f in (COCO_CARD_FIELDS if "ap" in card else CARD_FIELDS) if f not in card]
     if missing:
         raise CheckpointError(f"the model card {path} lacks {', '.join(missing)}")
     if card["name"] != name:
@@ -101,14 +107,15 @@ def pretrained_card(name: str) -> dict[str, Any]:
 # The card's fields a listing (``fpdctl models``) shows: what the model is, how well it scores,
 # and how it was made (the command that reproduces it, the weights' hash, the date).
 LISTED_CARD_FIELDS: tuple[str, ...] = (
-    "model", "input_size", "metric", "pckh", "steps", "seed", "command", "sha256", "date",
+    "model", "input_size", "metric", "pckh", "ap", "steps", "seed", "command", "sha256", "date",
 )
 
 
 def describe_pretrained() -> list[dict[str, Any]]:
     """One row per registered name, for listings: ``name``, ``description``, ``installed``
-    (card and weights present), and from the card the :data:`LISTED_CARD_FIELDS` (None when it
-    is missing). The weights are not hashed here; loading them is what checks them."""
+    (card and weights present), and from the card the :data:`LISTED_CARD_FIELDS` (``pckh``, or
+    ``ap`` for a COCO model; None when the card is missing). The weights are not hashed here;
+    loading them is what checks them."""
     rows: list[dict[str, Any]] = []
     for name in list_pretrained():
         row: dict[str, Any] = {"name": name, "description": PRETRAINED[name], "installed": False,
@@ -134,6 +141,7 @@ def _check_name(name: str) -> None:
 __all__ = [
     "CARD_FIELDS",
     "LISTED_CARD_FIELDS",
+    "COCO_CARD_FIELDS",
     "PRETRAINED",
     "PRETRAINED_DIR_ENV",
     "describe_pretrained",

@@ -4,13 +4,10 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import Any, Mapping, Protocol, Sequence
 
 from fpdctl.models.spec import MOBILE, STANDARD
 from fpdctl.utils.io import atomic_path
-
-if TYPE_CHECKING:
-    from fpdctl.sweep.results import SweepResult
 
 # One colour and marker per initialisation and block type, so sliced and scratch students, and
 # standard and mobile ones, read apart at a glance on the one front.
@@ -22,7 +19,24 @@ INIT_LABEL: dict[str, str] = {"teacher": "sliced from the teacher", "scratch": "
 BLOCK_LABEL: dict[str, str] = {STANDARD: "", MOBILE: "mobile, "}
 
 
-def plot_sweep(summary: "SweepResult", path: str | os.PathLike[str]) -> Path:
+class SweepSummary(Protocol):
+    """What the plot reads of a :class:`~fpdctl.sweep.results.SweepResult`, typed by its shape so
+    that this module does not import the one that calls it."""
+
+    @property
+    def results(self) -> Sequence[Any]: ...
+
+    @property
+    def pareto(self) -> Mapping[str, Sequence[str]]: ...
+
+    @property
+    def teacher(self) -> Any: ...
+
+    @property
+    def recommendation(self) -> Any: ...
+
+
+def plot_sweep(summary: SweepSummary, path: str | os.PathLike[str]) -> Path:
     """Write the score (after fine-tuning) against GMACs, log x axis.
 
     Every config is a point (colour and marker by init and block type, hollow marker at its

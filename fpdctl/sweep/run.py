@@ -55,7 +55,8 @@ from fpdctl.sweep.results import (
     summarize,
     write_json,
 )
-from fpdctl.train.config import TrainConfig, resolve_config, teacher_input_override, validate_config
+from fpdctl.train.config import TrainConfig, teacher_input_override, validate_config
+from fpdctl.train.sources import resolve_config
 from fpdctl.utils.io import check_folder_creatable
 
 # Latency needs only a stable median, not a benchmark: a few warm-up and timed runs per model.

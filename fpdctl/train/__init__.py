@@ -2,7 +2,8 @@
 
 Importing this package is cheap (no torch); import the submodules for the real work:
 
-- :mod:`~fpdctl.train.config`: the options (``TrainConfig``), presets, config files, schedules.
+- :mod:`~fpdctl.train.config`: the options (``TrainConfig``), presets, checks, schedules.
+- :mod:`~fpdctl.train.sources`: where options come from (preset, YAML/TOML file, flags) and how they merge.
 - :mod:`~fpdctl.train.loss`: the FPD loss, plain functions of tensors.
 - :mod:`~fpdctl.train.precision`: ``--precision`` resolved for a device (autocast), and
   ``--deterministic`` (the algorithm choice).
@@ -16,3 +17,8 @@ Importing this package is cheap (no torch); import the submodules for the real w
 - :mod:`~fpdctl.train.plots`: ``curves.png``.
 - :mod:`~fpdctl.train.skipped`: ``skipped_images.txt``, the images a run could not read.
 """
+
+# `fpdctl.train(...)`, the Python API's call, is this package called (see make_callable).
+from fpdctl.utils.callable_module import make_callable  # noqa: E402
+
+make_callable(__name__, "fpdctl.api:train")

@@ -15,7 +15,8 @@ from typing import Any, Mapping
 
 from fpdctl.errors import UsageError
 from fpdctl.progress import Progress
-from fpdctl.train.config import TrainConfig, check_resume_changes, resolve_config
+from fpdctl.train.config import TrainConfig
+from fpdctl.train.sources import check_resume_changes, resolve_config
 from fpdctl.train.events import TrainResult
 from fpdctl.train.run_dir import load_run_config
 from fpdctl.train.trainer import Trainer

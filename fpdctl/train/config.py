@@ -1,9 +1,7 @@
-"""Training options: one frozen dataclass, presets, config files and the learning-rate schedule.
+"""Training options: one frozen dataclass, its presets, its checks and the learning-rate schedule.
 
-Where a value comes from, lowest priority first: the dataclass defaults (the official FPD MPII
-recipe), a preset (``--preset quick``), a config file (``--config FILE``, YAML or TOML), then the
-command-line flags. :func:`resolve_config` merges the layers and validates the result, so every
-bad option is a :class:`~fpdctl.errors.UsageError` before anything is created on disk.
+Where a value comes from (presets, config files, flags) and how the layers merge is
+:mod:`fpdctl.train.sources`; this module is what every layer is checked against.
 """
 
 from __future__ import annotations
@@ -16,25 +14,21 @@ import typing
 from dataclasses import dataclass, field
 from typing import Any, Mapping
 
-from fpdctl.data.unlabeled import DEFAULT_UNLABELED_RATIO, absolute_unlabeled, check_unlabeled
+from fpdctl.data.unlabeled import DEFAULT_UNLABELED_RATIO, check_unlabeled
 from fpdctl.data.transforms import AUGMENT_STYLES, DEFAULT_AUGMENT_STYLE
-from fpdctl.errors import InputError, UsageError
+from fpdctl.errors import UsageError
 from fpdctl.models.convention import ConventionOverride
 from fpdctl.models.spec import DEFAULT_INPUT_SIZE, STUDENT_MODEL, TEACHER_MODEL, resolve_spec
-from fpdctl.pretrained import is_pretrained_name
 from fpdctl.train.loss import (
     DEFAULT_ALPHA,
     DEFAULT_ALPHA_SCHEDULE,
     DEFAULT_KD_LOSS,
     DEFAULT_KD_TEMPERATURE,
     GROUND_TRUTH_TEACHER,
-    KD_LOSS_TABLE,
-    KD_TERM_OPTIONS,
+    KD_LOSSES,
     KdSettings,
-    kd_loss_entry,
 )
 from fpdctl.utils.choices import match_choice
-from fpdctl.utils.io import require_file
 
 OPTIMIZERS: tuple[str, ...] = ("adam", "rmsprop", "sgd")
 # Training precisions (autocast), see fpdctl.train.precision; export precisions are another set.
@@ -288,13 +282,13 @@ def _field_types() -> dict[str, tuple[type, bool]]:
 _TYPES: dict[str, tuple[type, bool]] = _field_types()
 
 
-def _flag(name: str) -> str:
+def option_flag(name: str) -> str:
     return "--" + name.replace("_", "-")
 
 
 def _coerce(name: str, value: Any, source: str) -> Any:
     def bad(kind: str) -> UsageError:
-        return UsageError(f"{_flag(name)} must be {kind}, got {value!r} (in {source})")
+        return UsageError(f"{option_flag(name)} must be {kind}, got {value!r} (in {source})")
 
     kind, optional = _TYPES[name]
     if value is None:
@@ -335,7 +329,7 @@ def _coerce(name: str, value: Any, source: str) -> Any:
 # The options whose value is one of a few names.
 _CHOICES: dict[str, tuple[str, ...]] = {
     "optimizer": OPTIMIZERS, "precision": TRAIN_PRECISIONS, "augment_style": AUGMENT_STYLES,
-    "kd_loss": tuple(KD_LOSS_TABLE),
+    "kd_loss": KD_LOSSES,
 }
 
 
@@ -358,140 +352,6 @@ def coerce_options(data: Mapping[str, Any], *, source: str) -> dict[str, Any]:
         if key in _CHOICES:  # any case, as every choice option (validate_config names the choices)
             out[key] = match_choice(out[key], _CHOICES[key]) or out[key] if out[key] is not None else None
     return out
-
-
-def load_config_file(path: str | os.PathLike[str]) -> dict[str, Any]:
-    """Read a YAML (``.yaml``/``.yml``) or TOML (``.toml``) file of options.
-
-    The file is a flat mapping of option names (as on the command line, with dashes or
-    underscores) to values; TOML may also put them under a ``[train]`` or ``[distill]`` table.
-
-    Raises:
-        InputError: missing or unparsable file, or not a mapping.
-        UsageError: an unknown option (named) or a wrong value type.
-    """
-    file = require_file(path, "config file")
-    text = file.read_text(encoding="utf-8")
-    suffix = file.suffix.lower()
-    try:
-        if suffix == ".toml":
-            import tomllib
-
-            data: Any = tomllib.loads(text)
-        elif suffix in (".yaml", ".yml", ".json"):
-            import yaml
-
-            data = yaml.safe_load(text)
-        else:
-            raise InputError(f"config file must be .yaml, .yml or .toml, got {file.name}")
-    except InputError:
-        raise
-    except Exception as exc:  # yaml.YAMLError, tomllib.TOMLDecodeError
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise InputError(f"cannot parse config file {file}: {first}") from exc
-    if data is None:
-        data = {}
-    if not isinstance(data, dict):
-        raise InputError(f"config file {file} must hold a mapping of option names to values")
-    # One level of nesting ([train] / [distill] tables) is accepted and flattened.
-    flat: dict[str, Any] = {}
-    for key, value in data.items():
-        if key in COMMANDS and isinstance(value, dict):
-            flat.update(value)
-        else:
-            flat[key] = value
-    return coerce_options(flat, source=str(file))
-
-
-def resolve_config(
-    command: str,
-    cli: Mapping[str, Any],
-    *,
-    config_file: str | os.PathLike[str] | None = None,
-) -> TrainConfig:
-    """Merge defaults, preset, config file and flags into a validated :class:`TrainConfig`.
-
-    Args:
-        command: "train" or "distill".
-        cli: the options given on the command line (only those explicitly given).
-        config_file: optional YAML / TOML file of options.
-
-    Raises:
-        UsageError: unknown option, bad value or bad combination (nothing is created).
-    """
-    if command not in COMMANDS:
-        raise UsageError(f"command must be train or distill, got {command!r}")
-    cli_values = coerce_options({k: v for k, v in cli.items() if v is not None}, source="the command line")
-    if "epochs" in cli_values and "max_steps" in cli_values:
-        raise UsageError("give --epochs or --max-steps, not both")
-    file_values = load_config_file(config_file) if config_file is not None else {}
-    if "command" in file_values:
-        raise UsageError(f"unknown option 'command' in {config_file}")
-    preset_name = cli_values.get("preset", file_values.get("preset"))
-    preset_values: dict[str, Any] = {}
-    if preset_name is not None:
-        if preset_name not in PRESETS:
-            raise UsageError(f"unknown preset '{preset_name}'; available: {', '.join(sorted(PRESETS))}")
-        preset_values = dict(PRESETS[preset_name])
-
-    layers = (
-        (preset_values, f"preset {preset_name}"), (file_values, str(config_file)), (cli_values, None),
-    )
-    if command == "train":
-        for values, source in layers:
-            for name in DISTILL_OPTIONS:
-                if values.get(name) is not None:
-                    where = f" (in {source})" if source else ""
-                    raise UsageError(f"{_flag(name)} is a distill option{where}; use `fpdctl distill`")
-    merged: dict[str, Any] = {"command": command, "model": DEFAULT_MODEL[command]}
-    for values, _ in layers:
-        # --epochs and --max-steps are one setting (the run's length): a higher layer that
-        # gives either replaces both.
-        if "epochs" in values or "max_steps" in values:
-            merged.pop("epochs", None)
-            merged["max_steps"] = None
-        merged.update(values)
-    if command == "distill" and "input_size" not in merged and merged.get("teacher"):
-        # The size the teacher learned at (its header or model card), as eval and export do.
-        from fpdctl.models.checkpoint import trained_input_size
-
-        teacher = str(merged["teacher"])
-        if teacher != GROUND_TRUTH_TEACHER:
-            merged["input_size"] = trained_input_size(teacher) or DEFAULT_INPUT_SIZE
-    if "unlabeled_ratio" in merged and not merged.get("unlabeled"):
-        raise UsageError("--unlabeled-ratio needs --unlabeled DIR or --unlabeled synthetic")
-    # Absolute paths, so a run resumed from another working directory finds the same files
-    # (a pretrained name, such as synthetic-hg2x64, stays a name).
-    for name in ("teacher", "init", "out"):
-        if merged.get(name) and not is_pretrained_name(str(merged[name])) and not (
-            name == "teacher" and merged[name] == GROUND_TRUTH_TEACHER
-        ):
-            merged[name] = os.path.abspath(os.path.expanduser(str(merged[name])))
-    if merged.get("unlabeled"):
-        merged["unlabeled"] = absolute_unlabeled(str(merged["unlabeled"]))
-    config = TrainConfig(**merged)
-    validate_config(config)
-    _refuse_unused_kd_options(merged, layers)
-    return config
-
-
-def _refuse_unused_kd_options(merged: Mapping[str, Any], layers: Any) -> None:
-    """An option only some distillation terms read (``--kd-temperature``), given for a term that
-    does not read it, has no effect: refuse it rather than ignore it.
-
-    Raises:
-        UsageError: naming the option, the term and the terms that read it.
-    """
-    entry = kd_loss_entry(str(merged.get("kd_loss", DEFAULT_KD_LOSS)))
-    for name in sorted(KD_TERM_OPTIONS - entry.options):
-        for values, source in layers:
-            if values.get(name) is not None:
-                where = f" (in {source})" if source else ""
-                users = [e.name for e in KD_LOSS_TABLE.values() if name in e.options]
-                raise UsageError(
-                    f"{_flag(name)}{where} has no effect with --kd-loss {entry.name}; "
-                    f"only --kd-loss {' or '.join(users)} uses it"
-                )
 
 
 def teacher_input_override(config: TrainConfig) -> ConventionOverride | None:
@@ -641,33 +501,6 @@ def parse_schedule(text: str, factor: float = 0.1) -> Schedule:
     raise UsageError(f"--schedule must be step:E1,E2,... (epochs), cosine or constant, got {text!r}")
 
 
-def check_resume_changes(saved: TrainConfig, cli: Mapping[str, Any]) -> TrainConfig:
-    """The saved config with the flags a resumed run may change applied.
-
-    Raises:
-        UsageError: a flag that would change the arithmetic of the run (model, lr, data, seed...).
-    """
-    given = coerce_options({k: v for k, v in cli.items() if v is not None}, source="the command line")
-    changes: dict[str, Any] = {}
-    for name, value in given.items():
-        old = getattr(saved, name)
-        if value == old:
-            continue
-        if name not in RESUMABLE_CHANGES:
-            raise UsageError(
-                f"{_flag(name)} cannot change when resuming (the run used {old!r}); "
-                "start a new run with --out instead"
-            )
-        changes[name] = value
-    if "epochs" in changes and "max_steps" not in given:
-        changes["max_steps"] = None
-    if "max_steps" in changes and changes["max_steps"] is None and "epochs" not in given:
-        changes.pop("max_steps")
-    config = saved.replace(**changes)
-    validate_config(config)
-    return config
-
-
 __all__ = [
     "COMMANDS",
     "DEFAULT_BATCH_SIZE",
@@ -686,13 +519,11 @@ __all__ = [
     "TRAIN_PRECISIONS",
     "TENSORBOARD_EXTRA",
     "TrainConfig",
-    "check_resume_changes",
     "check_tensorboard",
     "coerce_options",
     "default_workers",
-    "load_config_file",
+    "option_flag",
     "parse_schedule",
-    "resolve_config",
     "teacher_input_override",
     "validate_config",
 ]

@@ -9,16 +9,8 @@ import numpy as np
 import pytest
 import torch
 
-from fpdctl.data.dataset import (
-    BAD_IMAGE_GRACE,
-    AnnotationTable,
-    FilePoseDataset,
-    PoseDataset,
-    Record,
-    choose_reduction,
-    read_image,
-    reduction_affine,
-)
+from fpdctl.data.dataset import BAD_IMAGE_GRACE, PoseDataset, Record, choose_reduction, read_image, reduction_affine
+from fpdctl.data.file_dataset import AnnotationTable, FilePoseDataset
 from fpdctl.skeleton import LSP, LSP_TO_MPII, MPII
 from fpdctl.data.transforms import (
     AugmentConfig,

@@ -170,12 +170,37 @@ def test_int8_export_reports_pckh_against_fp32(tmp_path, tiny_net):
     assert (acc.metric, acc.samples, acc.reference_precision, acc.candidate_precision) == ("pckh", 40, "fp32", "int8")
     assert 0.0 <= acc.candidate_mean <= 100.0
     assert acc.drop == pytest.approx(acc.reference_mean - acc.candidate_mean)
-    # The fp32 figure is the PyTorch model's, computed independently by the eval pipeline.
+    # The fp32 figure is the PyTorch model's, computed independently by the eval pipeline with
+    # eval's defaults (the flip test on).
     dataset = FirstPersons(build_dataset("synthetic", "val", input_size=INPUT_SIZE), 40)
-    expected = evaluate_model(tiny_net, dataset, flip=False, batch_size=16).metric
+    expected = evaluate_model(tiny_net, dataset).metric
+    assert acc.flip and not acc.whole_split
+    assert acc.protocol == "fpdctl eval pipeline, flip test on, the first 40 persons of the synthetic val split"
     assert acc.reference_mean == pytest.approx(expected.mean, abs=1e-9)
     assert acc.reference.per_joint == pytest.approx(expected.per_joint, nan_ok=True)
     assert result.verification.finite and read_info(path).precision == "int8"
+
+
+def test_export_reports_what_eval_gives_each_file(tmp_path, tiny_checkpoint):
+    """One protocol: export's fp32 and int8 figures are `fpdctl eval`'s on the two files, on the
+    same persons (the whole split, flip test on); with --no-flip, eval's --no-flip figures."""
+    from fpdctl.deploy.verify import evaluate_deployed
+
+    data = "synthetic:size=48"
+    fp32_file, int8_file = tmp_path / "fp32.onnx", tmp_path / "int8.onnx"
+    export_onnx(tiny_checkpoint, fp32_file, input_size=INPUT_SIZE)
+    for flip in (True, False):
+        result = export_onnx(
+            tiny_checkpoint, int8_file, input_size=INPUT_SIZE, precision="int8", calibration_data=data,
+            calibration_samples=8, flip=flip,
+        )
+        acc = result.accuracy
+        assert (acc.samples, acc.flip, acc.whole_split) == (48, flip, True)
+        assert acc.protocol.endswith(f"flip test {'on' if flip else 'off'}, all 48 persons of the {data} val split")
+        fp32 = evaluate_deployed(str(fp32_file), data, flip=flip).metric
+        int8 = evaluate_deployed(str(int8_file), data, flip=flip).metric
+        assert acc.reference_mean == fp32.mean and acc.candidate_mean == int8.mean
+        assert acc.reference.per_joint == pytest.approx(fp32.per_joint, nan_ok=True, abs=0)
 
 
 def test_a_wrong_graph_fails_verification_and_writes_nothing(tmp_path, monkeypatch, tiny_checkpoint, capsys):

@@ -11,7 +11,8 @@ from fpdctl.cli.app import main
 from fpdctl.codec import decode_heatmaps
 from fpdctl.skeleton import MPII
 from fpdctl.data.synthetic import SyntheticPose
-from fpdctl.deploy.predict import JSON_NAME, parse_bbox, person_box, predict
+from fpdctl.deploy.predict import JSON_NAME, parse_bbox, predict
+from fpdctl.pipeline import person_box
 from fpdctl.errors import UsageError
 from tests.conftest import INPUT_SIZE
 

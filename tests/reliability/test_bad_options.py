@@ -135,10 +135,6 @@ def _input_size(command: str, option: str = "--input-size") -> list[Case]:
     ]
 
 
-def _typer_dir_is_file(option: str, short: str) -> str:
-    return f"error: Invalid value for '{option}' / '{short}': dir '{{file}}' is a file."
-
-
 def _convention(command: str, prefix: str = "--input") -> list[Case]:
     """The input-convention override group (cli/options.py): an unknown preset or channel order,
     a mean outside [0, 1] (above and below), a std of 0, a wrong count, and a word for a number."""
@@ -290,6 +286,8 @@ CASES: list[Case] = [
       "error: ground-truth file not found: {missing}.mat", base=()),
     C("eval", "--data", MISSING, "--data lsp:{missing}", "error: lsp data not found: {missing}"),
     C("eval", "--data", MISSING, "--data coco:{missing}", "error: coco data not found: {missing}"),
+    C("eval", "--boxes", MISSING, "--boxes {missing}.json", "error: detections file not found: {missing}.json",
+      base=("hg1x16", "--data", "coco:{dir}", "--input-size", "64", "--device", "cpu")),
     C("eval", "--data", RANGE, "--data synthetic:layout=lsp", "error: synthetic layout must be one of mpii, coco, got 'lsp'"),
     C("eval", "--data", RANGE, "--data synthetic:length=-3",
       "error: synthetic length must be a positive integer, got -3"),
@@ -554,6 +552,15 @@ CASES: list[Case] = [
       "error: cannot create output folder {file}/synth: {file} is a file"),
     C("data synth", "--out", IS_FILE, "--out {file}", "error: Invalid value for '--out': dir '{file}' is a file."),
     C("data synth", "--layout", RANGE, "--layout lsp", "error: --layout must be one of mpii, coco, got 'lsp'"),
+    C("data synth", "--persons", NEGATIVE, "--layout coco --persons -1",
+      "error: synthetic persons must be an integer from 1 to 20, got -1"),
+    C("data synth", "--persons", ZERO, "--layout coco --persons 0",
+      "error: synthetic persons must be an integer from 1 to 20, got 0"),
+    C("data synth", "--persons", RANGE, "--layout coco --persons 21",
+      "error: synthetic persons must be an integer from 1 to 20, got 21"),
+    T("data synth", "--persons"),
+    C("data synth", "--detections", UNDER_FILE, "--layout coco --detections {file}/dets.json",
+      "error: cannot create output folder {file}: a file has that name"),
     # ------------------------------------------------------------------ data preview
     C("data preview", "--count", NEGATIVE, "--count -1", "error: --count must be between 1 and 256, got -1"),
     C("data preview", "--count", ZERO, "--count 0", "error: --count must be between 1 and 256, got 0"),

@@ -112,7 +112,7 @@ def test_kd_temperature_without_a_term_that_uses_it_is_refused(
     reliability.observe(f"exit {code}: {err.strip()}")
     _one_error_line(code, out, err, line, tmp_path)
     # With the term that reads it, the same option is taken.
-    from fpdctl.train.config import resolve_config
+    from fpdctl.train.sources import resolve_config
 
     config = resolve_config("distill", {"teacher": "t.pth", "kd_loss": "kl", "kd_temperature": 0.5, "out": "r"})
     assert config.kd.temperature == 0.5

@@ -9,14 +9,8 @@ from pathlib import Path
 import pytest
 
 from fpdctl.errors import InputError, UsageError
-from fpdctl.train.config import (
-    PRESETS,
-    TrainConfig,
-    check_resume_changes,
-    load_config_file,
-    parse_schedule,
-    resolve_config,
-)
+from fpdctl.train.config import PRESETS, TrainConfig, parse_schedule
+from fpdctl.train.sources import check_resume_changes, load_config_file, resolve_config
 
 
 def test_defaults_are_the_official_fpd_mpii_recipe() -> None:

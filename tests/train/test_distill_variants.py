@@ -17,7 +17,7 @@ from fpdctl.errors import UsageError
 from fpdctl.models.checkpoint import read_checkpoint, save_model
 from fpdctl.pretrained import PRETRAINED, PRETRAINED_DIR_ENV
 from fpdctl.progress import Event
-from fpdctl.train.config import check_resume_changes, resolve_config
+from fpdctl.train.sources import check_resume_changes, resolve_config
 from fpdctl.train.events import TRAIN_STEP
 from fpdctl.train.run_dir import load_run_config
 from fpdctl.train.trainer import Trainer

@@ -18,7 +18,8 @@ import torch
 import fpdctl.train.config as config_module
 from fpdctl.errors import UsageError
 from fpdctl.models.checkpoint import read_checkpoint, save_model
-from fpdctl.train.config import default_workers, resolve_config
+from fpdctl.train.config import default_workers
+from fpdctl.train.sources import resolve_config
 from fpdctl.train.distributed import DistInfo, ResumableSampler
 from fpdctl.train.loop import TrainLoop
 from fpdctl.train.precision import arithmetic_mode, resolve_precision

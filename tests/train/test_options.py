@@ -21,7 +21,8 @@ import typer.main
 
 from fpdctl.cli.app import app
 from fpdctl.errors import UsageError
-from fpdctl.train.config import TrainConfig, coerce_options, default_workers, resolve_config
+from fpdctl.train.config import TrainConfig, coerce_options, default_workers
+from fpdctl.train.sources import resolve_config
 from fpdctl.train.loss import KD_LOSS_TABLE, KD_LOSSES, fpd_loss, joints_kl, joints_mse
 
 # Defaults the help states in words: the value each stands for, per command and option.

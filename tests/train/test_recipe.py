@@ -12,7 +12,8 @@ import pytest
 from fpdctl.data.transforms import AugmentConfig
 from fpdctl.errors import DataError, UsageError
 from fpdctl.progress import Event
-from fpdctl.train.config import TrainConfig, check_resume_changes, resolve_config
+from fpdctl.train.config import TrainConfig
+from fpdctl.train.sources import check_resume_changes, resolve_config
 from fpdctl.train.events import TRAIN_SKIPPED, SkippedLog
 from fpdctl.train.run_dir import load_run_config
 from fpdctl.train.trainer import Trainer

@@ -16,7 +16,7 @@ import torch
 from fpdctl.errors import TrainingDiverged
 from fpdctl.models.checkpoint import create_model, read_checkpoint, save_model
 from fpdctl.progress import Event
-from fpdctl.train.config import resolve_config
+from fpdctl.train.sources import resolve_config
 from fpdctl.train.events import TRAIN_CHECKPOINT, TRAIN_STEP, EvalLog, RunInfo, StepLog
 from fpdctl.train.run_dir import load_run_config
 from fpdctl.train.trainer import Trainer

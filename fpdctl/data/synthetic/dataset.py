@@ -11,6 +11,7 @@ see :mod:`fpdctl.data.synthetic.coco`).
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 import numpy as np
@@ -52,6 +53,37 @@ def check_sample_args(seed: int, split: str, image_size: int) -> None:
         raise UsageError(
             f"synthetic image size must be an integer of at least {MIN_IMAGE_SIZE}, got {image_size!r}"
         )
+
+
+def check_persons(persons: int, layout: str) -> None:
+    """Raise UsageError unless ``persons`` (the most persons per image) fits the layout."""
+    from fpdctl.data.synthetic.crowd import MAX_PERSONS
+
+    if isinstance(persons, bool) or not isinstance(persons, (int, np.integer)) or not 1 <= persons <= MAX_PERSONS:
+        raise UsageError(f"synthetic persons must be an integer from 1 to {MAX_PERSONS}, got {persons!r}")
+    if persons > 1 and layout != COCO.name:
+        raise UsageError(
+            f"synthetic persons={persons} draws crowds, annotated in COCO's layout only: add layout=coco"
+        )
+
+
+@functools.lru_cache(maxsize=4)
+def _crowd_image(seed: int, split: str, image: int, persons: int, image_size: int,
+                 config: SyntheticConfig) -> np.ndarray:
+    """The pixels of a crowd image (the last few kept: its persons are consecutive samples)."""
+    from fpdctl.data.synthetic.crowd import crowd_layouts
+    from fpdctl.data.synthetic.render import render_scene
+
+    layouts = crowd_layouts(seed, split, image, persons, image_size, config)
+    return render_scene(layouts, sample_rng(seed, split, image, SCENE_STREAM), config)
+
+
+@functools.lru_cache(maxsize=64)
+def _crowd_keypoints_cached(seed: int, split: str, image: int, persons: int, image_size: int,
+                            config: SyntheticConfig) -> tuple[np.ndarray, ...]:
+    from fpdctl.data.synthetic.crowd import crowd_keypoints, crowd_layouts
+
+    return tuple(crowd_keypoints(crowd_layouts(seed, split, image, persons, image_size, config)))
 
 
 def check_layout(layout: str) -> JointSet:
@@ -125,6 +157,9 @@ class SyntheticPose(PoseDataset):
         image_size: side of the rendered image, px (default: the input size).
         config: difficulty knobs.
         layout: annotations: "mpii" (16 joints, PCKh) or "coco" (17 keypoints, OKS AP).
+        persons: the most persons in one image (COCO layout only): 1, the default, is one person
+            per image; above 1, ``length`` images of 1..``persons`` persons each, every person a
+            sample of its own (:mod:`fpdctl.data.synthetic.crowd`).
         **kwargs: PoseDataset options (input_size, heatmap_size, sigma, augment, max_bad_fraction).
     """
 
@@ -140,6 +175,7 @@ class SyntheticPose(PoseDataset):
         image_size: int | None = None,
         config: SyntheticConfig = DEFAULT_CONFIG,
         layout: str = MPII.name,
+        persons: int = 1,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -157,51 +193,115 @@ class SyntheticPose(PoseDataset):
         check_sample_args(seed, split, image_size)
         if not isinstance(config, SyntheticConfig):
             raise UsageError(f"synthetic config must be a SyntheticConfig, got {config!r}")
+        check_persons(persons, layout)
         self.split = split
         self.length = length
         self.seed = seed
         self.image_size = image_size
         self.config = config
+        self.persons = persons
+        # Crowds: the first sample of each image (a cumulative count), so sample -> (image, person).
+        self._first = np.arange(length + 1)
+        if persons > 1:
+            from fpdctl.data.synthetic.crowd import crowd_size
+
+            sizes = [crowd_size(seed, split, k, persons) for k in range(length)]
+            self._first = np.concatenate([[0], np.cumsum(sizes)])
 
     def __len__(self) -> int:
+        return int(self._first[-1])
+
+    @property
+    def num_images(self) -> int:
+        """Images of the split (``length``); a crowd split has more samples (persons) than that."""
         return self.length
 
     def _check_index(self, index: int) -> int:
-        if not -self.length <= index < self.length:
-            raise IndexError(f"synthetic index {index} out of range for {self.length} samples")
-        return index % self.length
+        n = len(self)
+        if not -n <= index < n:
+            raise IndexError(f"synthetic index {index} out of range for {n} samples")
+        return index % n
+
+    def _where(self, index: int) -> tuple[int, int]:
+        """(image, person in the image) of sample ``index`` (checked)."""
+        index = self._check_index(index)
+        image = int(np.searchsorted(self._first, index, side="right")) - 1
+        return image, index - int(self._first[image])
+
+    def _crowd(self, image: int) -> tuple[SyntheticLayout, ...]:
+        from fpdctl.data.synthetic.crowd import crowd_layouts
+
+        return crowd_layouts(self.seed, self.split, image, self.persons, self.image_size, self.config)
 
     def layout(self, index: int) -> SyntheticLayout:
         """The layout (pose, placement, occluders, visibility) of sample ``index``."""
+        if self.persons > 1:
+            image, person = self._where(index)
+            return self._crowd(image)[person]
         index = self._check_index(index)
         rng = sample_rng(self.seed, self.split, index, LAYOUT_STREAM)
         return sample_layout(rng, self.image_size, self.config)
 
     def load_annotation(self, index: int) -> Record:
         """The Record of sample ``index`` without its image (no rendering)."""
+        if self.persons > 1:
+            return self._crowd_record(index, render=False)
         index = self._check_index(index)
         return synthetic_record(self.seed, self.split, index, self.image_size, self.config, render=False,
                                 layout=self.annotation_layout)
 
     def load_record(self, index: int) -> Record:
         """The Record of sample ``index`` with its rendered uint8 [S, S, 3] BGR image."""
+        if self.persons > 1:
+            return self._crowd_record(index, render=True)
         index = self._check_index(index)
         return synthetic_record(self.seed, self.split, index, self.image_size, self.config,
                                 layout=self.annotation_layout)
 
+    def image(self, image: int) -> np.ndarray:
+        """Image ``image`` of the split (uint8 [S, S, 3] BGR), every person of a crowd drawn."""
+        if not 0 <= image < self.length:
+            raise IndexError(f"synthetic image {image} out of range for {self.length} images")
+        if self.persons == 1:
+            return self.load_record(image).image
+        return _crowd_image(self.seed, self.split, image, self.persons, self.image_size, self.config).copy()
+
+    def _crowd_record(self, index: int, render: bool) -> Record:
+        from fpdctl.data.synthetic.coco import person_bbox, person_crop
+
+        image, person = self._where(index)
+        layouts = self._crowd(image)
+        keypoints = _crowd_keypoints_cached(self.seed, self.split, image, self.persons, self.image_size,
+                                            self.config)[person].copy()
+        keypoints[:, 2] = keypoints[:, 2] > 0
+        center, scale = person_crop(person_bbox(layouts[person]), self.image_size)
+        pixels = self.image(image) if render else None
+        return Record(image=pixels, joints=keypoints, center=center, scale=float(np.float32(scale)),
+                      headbox=None, image_id=f"synthetic-{self.split}-{self.seed}-{image:06d}")
+
     def coco_ground_truth(self) -> dict[str, Any]:
         """The split in COCO's layout as a ``person_keypoints_*.json`` payload: image ``k + 1``
-        is sample ``k`` (file ``<record id>.jpg``), holding one person, annotation ``k + 1``."""
+        is image ``k`` of the split (file ``<record id>.jpg``); annotation ``n + 1`` is sample
+        ``n`` (one person per image by default, so then the ids are the same)."""
         from fpdctl.data.synthetic.coco import coco_annotation, coco_ground_truth, coco_keypoints
 
         images, annotations = [], []
         for index in range(self.length):
-            figure = self.layout(index)
             image_id = index + 1
             images.append({"id": image_id, "file_name": f"synthetic-{self.split}-{self.seed}-{index:06d}.jpg",
                            "width": self.image_size, "height": self.image_size})
-            annotations.append(coco_annotation(figure, coco_keypoints(figure), image_id))
-        return coco_ground_truth(images, annotations, f"fpdctl synthetic persons, {self.split} split, seed {self.seed}")
+            if self.persons == 1:
+                figure = self.layout(index)
+                annotations.append(coco_annotation(figure, coco_keypoints(figure), image_id))
+                continue
+            crowd = _crowd_keypoints_cached(self.seed, self.split, index, self.persons, self.image_size,
+                                            self.config)
+            for figure, keypoints in zip(self._crowd(index), crowd):
+                annotation = coco_annotation(figure, keypoints, image_id)
+                annotation["id"] = len(annotations) + 1
+                annotations.append(annotation)
+        what = "persons" if self.persons == 1 else f"crowds of up to {self.persons} persons"
+        return coco_ground_truth(images, annotations, f"fpdctl synthetic {what}, {self.split} split, seed {self.seed}")
 
     def eval_reference(self) -> Any:
         """PCKh's reference (MPII layout), or COCO's, scored by pycocotools against
@@ -209,12 +309,13 @@ class SyntheticPose(PoseDataset):
         if self.annotation_layout != COCO.name:
             return super().eval_reference()
         truth = self.coco_ground_truth()
+        n = len(self)
         keypoints = np.array([a["keypoints"] for a in truth["annotations"]], np.float64).reshape(
-            self.length, COCO.num_joints, 3)
-        ids = np.arange(1, self.length + 1, dtype=np.int64)
+            n, COCO.num_joints, 3)
         return COCOReference(
             joints=keypoints[:, :, :2], visible=keypoints[:, :, 2] > 0, headboxes=None,
-            image_ids=ids, annotation_ids=ids.copy(),
+            image_ids=np.array([a["image_id"] for a in truth["annotations"]], np.int64),
+            annotation_ids=np.arange(1, n + 1, dtype=np.int64),
             areas=np.array([a["area"] for a in truth["annotations"]], np.float64), ground_truth=truth,
         )
 

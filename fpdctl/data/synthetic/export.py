@@ -42,6 +42,9 @@ class SynthExportResult:
         visible_joints: joints with visibility 1, over all persons.
         annotations: every annotation file written (both of them for split "both").
         layout: "mpii" or "coco"; num_joints: joints per person (16 or 17).
+        num_images: images written (``count`` per split; as many as persons unless crowds).
+        detections: the simulated detector's boxes file, if one was asked for; num_detections:
+            its boxes.
     """
 
     out_dir: Path
@@ -55,6 +58,9 @@ class SynthExportResult:
     annotations: tuple[Path, ...] = ()
     layout: str = "mpii"
     num_joints: int = NUM_JOINTS
+    num_images: int = 0
+    detections: Path | None = None
+    num_detections: int = 0
 
     @property
     def total_joints(self) -> int:
@@ -210,8 +216,15 @@ def export_coco(
     seed: int = 0,
     split: Split | Literal["both"] = "val",
     config: SyntheticConfig = DEFAULT_CONFIG,
+    persons: int = 1,
+    detections: str | os.PathLike[str] | None = None,
 ) -> SynthExportResult:
     """Write ``count`` synthetic persons as a COCO keypoints folder that ``--data coco:DIR`` reads.
+
+    With ``persons`` > 1, ``count`` images of 1..``persons`` persons each (crowds,
+    :mod:`fpdctl.data.synthetic.crowd`). ``detections``: also write a SIMULATED detector's boxes
+    for the last split written (val with ``split="both"``) as a COCO detection-results JSON
+    (:mod:`fpdctl.data.synthetic.detector`), for ``fpdctl eval --boxes``.
 
     Layout (the official release's): ``annotations/person_keypoints_<split>2017.json`` (images,
     one person annotation per image, the person category) and the images in ``<split>2017/``; the
@@ -226,29 +239,47 @@ def export_coco(
     """
     from fpdctl.data.coco_source import ANNOTATION_PATTERN, SPLIT_FOLDERS
 
+    from fpdctl.data.synthetic.dataset import check_persons
+    from fpdctl.data.synthetic.detector import simulate_detections
+
     splits = _check_export_args(count, split, seed, image_size)
+    check_persons(persons, "coco")
     out = Path(out_dir)
+    target = None
+    if detections is not None:
+        from fpdctl.utils.io import ensure_parent_writable
+
+        target = Path(detections)
+        if target.suffix.lower() != ".json":
+            raise UsageError(f"--detections is written as a COCO detection results .json file, got '{target.name}'")
+        ensure_parent_writable(target)
     _check_out_dir(out)
-    annotations, visible = [], 0
+    annotations, visible, total, boxes = [], 0, 0, []
     with _staged_folder(out) as tmp:
         (tmp / "annotations").mkdir()
         for one in splits:
             dataset = SyntheticPose(one, length=int(count), seed=seed, image_size=image_size, config=config,
-                                    layout="coco")
+                                    layout="coco", persons=persons)
             truth = dataset.coco_ground_truth()
             folder = tmp / SPLIT_FOLDERS[one]
             folder.mkdir()
             for index, image in enumerate(truth["images"]):
-                record = dataset.load_record(index)
-                if not cv2.imwrite(str(folder / image["file_name"]), record.image,
+                if not cv2.imwrite(str(folder / image["file_name"]), dataset.image(index),
                                    [cv2.IMWRITE_JPEG_QUALITY, JPEG_QUALITY]):
                     raise RuntimeFailure(f"could not write {out / folder.name / image['file_name']}")
             name = ANNOTATION_PATTERN.format(SPLIT_FOLDERS[one])
             (tmp / name).write_text(json.dumps(truth), encoding="utf-8")
             annotations.append(out / name)
             visible += sum(a["num_keypoints"] for a in truth["annotations"])
+            total += len(truth["annotations"])
+            boxes = simulate_detections(truth, seed, one) if target is not None else []
+    if target is not None:  # after the folder is in place: the file may be inside it
+        from fpdctl.utils.io import atomic_write_text
+
+        atomic_write_text(target, json.dumps(boxes))
     return SynthExportResult(
-        out_dir=out, split=split, count=count * len(splits), image_size=image_size, seed=seed,
+        out_dir=out, split=split, count=total, image_size=image_size, seed=seed,
         annotation=annotations[-1], ground_truth=None, visible_joints=visible,
         annotations=tuple(annotations), layout="coco", num_joints=COCO.num_joints,
+        num_images=count * len(splits), detections=target, num_detections=len(boxes),
     )

@@ -408,7 +408,10 @@ def head_box(upper_neck: np.ndarray, head_top: np.ndarray) -> np.ndarray:
 
 
 def sample_layout(
-    rng: np.random.Generator, image_size: int, config: SyntheticConfig = DEFAULT_CONFIG
+    rng: np.random.Generator,
+    image_size: int,
+    config: SyntheticConfig = DEFAULT_CONFIG,
+    anchor: tuple[float, float] | None = None,
 ) -> SyntheticLayout:
     """Pose, placement, occluders and visibility of one sample (no pixels).
 
@@ -416,6 +419,8 @@ def sample_layout(
         rng: the sample's layout Generator (see :func:`sample_rng`).
         image_size: side of the square image, px.
         config: difficulty knobs.
+        anchor: the point (px) the person's box centre is placed around (within 10% of the
+            image side); None for the image centre. A crowd spreads its persons with it.
     """
     draws = Draws(rng)
     size = float(image_size)
@@ -425,7 +430,8 @@ def sample_layout(
 
     lo, hi = body.joints.min(axis=0), body.joints.max(axis=0)
     box_center = (lo + hi) / 2.0
-    target = np.array([size / 2.0 + draws.u(-0.1, 0.1) * size, size / 2.0 + draws.u(-0.1, 0.1) * size])
+    ax, ay = (size / 2.0, size / 2.0) if anchor is None else anchor
+    target = np.array([ax + draws.u(-0.1, 0.1) * size, ay + draws.u(-0.1, 0.1) * size])
     if draws.p(config.truncation_prob):
         angle = draws.u(-math.pi, math.pi)
         shift = draws.u(0.25, 0.5) * height

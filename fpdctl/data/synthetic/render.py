@@ -448,6 +448,41 @@ def render_layout(
     Returns:
         uint8 [S, S, 3] BGR image, S = ``layout.image_size``.
     """
+    return render_scene((layout,), rng, config)
+
+
+# A fixed outfit for :func:`body_mask`: every colour it draws (shaded, tinted) stays above 0.
+_MASK_OUTFIT = _Outfit(skin=(200, 200, 200), hair=(200, 200, 200), shirt=(200, 200, 200),
+                       trousers=(200, 200, 200), long_sleeves=True, long_trousers=True)
+
+
+def body_mask(body: Body, image_size: int) -> np.ndarray:
+    """The pixels :func:`draw_body` covers with ``body`` (bool [S, S]): the same drawing calls on
+    a black image, so the mask is exactly the figure the renderer paints (colours do not change
+    the shapes)."""
+    canvas = np.zeros((image_size, image_size, 3), np.uint8)
+    draw_body(canvas, body, _MASK_OUTFIT, (1.0, 0.0))
+    return canvas.any(axis=2)
+
+
+def render_scene(
+    layouts: tuple[SyntheticLayout, ...], rng: np.random.Generator, config: SyntheticConfig = DEFAULT_CONFIG
+) -> np.ndarray:
+    """Draw a scene of one or more persons: background as for one, then the persons in order
+    (a later one over the earlier ones), then every person's occluders over them all.
+
+    With one layout this is :func:`render_layout`, draw for draw. The first person's outfit is
+    drawn where a lone person's is; the others' after the distractor limbs.
+
+    Args:
+        layouts: the persons (same image size), back to front.
+        rng: the scene Generator of the image.
+        config: difficulty knobs.
+
+    Returns:
+        uint8 [S, S, 3] BGR image.
+    """
+    layout = layouts[0]
     draws = Draws(rng)
     size = layout.image_size
     textures, noises = _tiles(size)
@@ -480,9 +515,12 @@ def render_layout(
         draw_body(image, moved(other, shift), _sample_outfit(draws), light)
     _draw_distractors(image, draws, draws.i(0, config.max_distractor_limbs), torso, outfit, light)
 
-    draw_body(image, layout.body, outfit, light)
-    for occluder in layout.occluders:
-        _draw_occluder(image, occluder, draws)
+    outfits = [outfit] + [_sample_outfit(draws) for _ in layouts[1:]]
+    for person, clothes in zip(layouts, outfits):
+        draw_body(image, person.body, clothes, light)
+    for person in layouts:
+        for occluder in person.occluders:
+            _draw_occluder(image, occluder, draws)
 
     if draws.p(config.noise_prob):
         noise = noises[draws.i(0, len(noises) - 1)]

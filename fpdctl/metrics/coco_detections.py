@@ -1,0 +1,274 @@
+"""COCO top-down on detector boxes: the detections file, HRNet's rescoring and OKS-NMS.
+
+The protocol of HRNet's ``lib/dataset/coco.py`` (``_load_coco_person_detection_results`` and
+``evaluate``) and ``lib/nms/nms.py`` (``oks_iou``, ``oks_nms``), which the FPD code and mmpose
+follow:
+
+1. **Boxes.** A COCO detection-results JSON: a list of ``{"image_id", "category_id": 1, "bbox":
+   [x, y, w, h], "score"}``. Boxes scoring below :data:`BOX_SCORE_THRESHOLD` (``TEST.IMAGE_THRE``
+   = 0.0) are dropped; every other box becomes one top-down crop.
+2. **Rescoring.** A person's score is its box score times the mean of its joint scores (heatmap
+   peaks) above :data:`~fpdctl.metrics.coco.CONFIDENT_JOINT_SCORE` (``TEST.IN_VIS_THRE`` = 0.2),
+   0 when no joint is that confident (:func:`rescore`).
+3. **OKS-NMS** per image at :data:`OKS_NMS_THRESHOLD` (``TEST.OKS_THRE`` = 0.9): greedily, in
+   decreasing rescored order, a person is kept and every remaining person whose OKS with it
+   exceeds the threshold is dropped (:func:`oks_nms`). OKS here is HRNet's ``oks_iou``: over all
+   17 keypoints, with COCO's sigmas, the two persons' mean area as the scale, and each person's
+   area the area of its crop box (``(scale x 200)^2``, as HRNet stores it for a detection).
+4. The kept persons go to pycocotools' COCOeval ``keypoints`` (:func:`fpdctl.metrics.coco.
+   evaluate_coco`) over every image of the ground truth.
+
+Only numpy: no torch, nothing from ``fpdctl.data`` (an import-linter contract).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from fpdctl.errors import DataError
+from fpdctl.metrics.coco import (
+    NUM_KEYPOINTS,
+    PERSON_CATEGORY_ID,
+    coco_results,
+    person_scores,
+)
+from fpdctl.utils.io import require_file
+
+# COCO's per-keypoint OKS sigmas, in COCO's keypoint order (pycocotools'
+# ``Params.kpt_oks_sigmas``; HRNet's ``oks_iou`` default).
+COCO_SIGMAS = np.array(
+    [0.26, 0.25, 0.25, 0.35, 0.35, 0.79, 0.79, 0.72, 0.72, 0.62, 0.62, 1.07, 1.07, 0.87, 0.87, 0.89, 0.89]
+) / 10.0
+# HRNet's TEST.OKS_THRE: a person whose OKS with a better-scored one of its image exceeds this
+# is a duplicate and is dropped.
+OKS_NMS_THRESHOLD = 0.9
+# HRNet's TEST.IMAGE_THRE: boxes scoring below this are not cropped.
+BOX_SCORE_THRESHOLD = 0.0
+# The fields of a detection record.
+DETECTION_KEYS: tuple[str, ...] = ("image_id", "category_id", "bbox", "score")
+
+
+@dataclass(frozen=True)
+class DetectionBoxes:
+    """Person boxes read from a detection-results file (those at or above the score threshold).
+
+    Attributes:
+        source: the file (or how the records were named).
+        image_ids: int64 [N]. boxes: float64 [N, 4] COCO ``[x, y, w, h]`` in image px.
+        scores: float64 [N] box scores.
+        num_records: records in the file, before the score threshold.
+        record_index: int64 [N], each box's position in the file (for messages).
+    """
+
+    source: str
+    image_ids: np.ndarray
+    boxes: np.ndarray
+    scores: np.ndarray
+    num_records: int
+    record_index: np.ndarray
+
+    def __len__(self) -> int:
+        return int(self.image_ids.shape[0])
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def check_detections(
+    records: Any, source: str, image_ids: set[int] | None = None,
+    score_threshold: float = BOX_SCORE_THRESHOLD,
+) -> DetectionBoxes:
+    """Check COCO detection results and keep the person boxes scoring at least ``score_threshold``.
+
+    Args:
+        records: a list of ``{"image_id", "category_id", "bbox": [x, y, w, h], "score"}``.
+        source: how to name them in errors (the file).
+        image_ids: the ground truth's image ids, to check against (None: not checked).
+        score_threshold: boxes scoring below it are dropped (HRNet's ``TEST.IMAGE_THRE``).
+
+    Raises:
+        DataError: not a list, or a bad record (one line naming ``source`` and the record): a
+            missing field, an image that is not in the ground truth, a category other than
+            person, a box that is not four finite numbers or has no positive width and height,
+            a score that is not a finite number.
+    """
+    if not isinstance(records, list):
+        kind = "an object" if isinstance(records, dict) else type(records).__name__
+        raise DataError(
+            f"{source} is not a COCO detection results file: expected a JSON list of "
+            f"{{image_id, category_id, bbox, score}}, found {kind}"
+        )
+    ids, boxes, scores, positions = [], [], [], []
+    for index, record in enumerate(records):
+        name = f"{source}: detection {index}"
+        if not isinstance(record, dict) or not all(key in record for key in DETECTION_KEYS):
+            raise DataError(f"{name} must be an object with {', '.join(DETECTION_KEYS)}")
+        image_id = record["image_id"]
+        name = f"{name} (image {image_id})"
+        if not isinstance(image_id, int) or isinstance(image_id, bool):
+            raise DataError(f"{name}: image_id must be an integer")
+        if image_ids is not None and image_id not in image_ids:
+            raise DataError(f"{name}: no such image in the annotations")
+        if record["category_id"] != PERSON_CATEGORY_ID:
+            raise DataError(
+                f"{name}: category_id is {record['category_id']!r}, only persons "
+                f"(category {PERSON_CATEGORY_ID}) have keypoints"
+            )
+        bbox = record["bbox"]
+        if not isinstance(bbox, list) or len(bbox) != 4 or not all(_is_number(v) for v in bbox):
+            raise DataError(f"{name}: bbox must be [x, y, width, height], four finite numbers")
+        if not (bbox[2] > 0 and bbox[3] > 0):
+            raise DataError(f"{name}: bbox {bbox} has no area (width and height must be positive)")
+        if not _is_number(record["score"]):
+            raise DataError(f"{name}: score must be a finite number")
+        if record["score"] < score_threshold:
+            continue
+        ids.append(image_id)
+        boxes.append([float(v) for v in bbox])
+        scores.append(float(record["score"]))
+        positions.append(index)
+    return DetectionBoxes(
+        source=source, image_ids=np.asarray(ids, np.int64),
+        boxes=np.asarray(boxes, np.float64).reshape(-1, 4), scores=np.asarray(scores, np.float64),
+        num_records=len(records), record_index=np.asarray(positions, np.int64),
+    )
+
+
+def load_detections(path: str | os.PathLike[str], image_ids: set[int] | None = None) -> DetectionBoxes:
+    """Read a COCO detection-results JSON (see :func:`check_detections`).
+
+    Raises:
+        InputError: no such file. DataError: not JSON, or a bad record.
+    """
+    file = require_file(path, "detections file")
+    try:
+        payload = json.loads(file.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise DataError(f"cannot parse detections file {file} as JSON: {exc}") from exc
+    return check_detections(payload, str(path), image_ids)
+
+
+def rescore(box_scores: np.ndarray, joint_scores: np.ndarray) -> np.ndarray:
+    """HRNet's person score: box score x the mean joint score above ``IN_VIS_THRE`` (0 if none).
+
+    Args:
+        box_scores: float [N]. joint_scores: float [N, 17] heatmap peaks.
+
+    Returns:
+        float64 [N].
+    """
+    return np.asarray(box_scores, np.float64) * person_scores(joint_scores)
+
+
+def oks_iou(keypoints: np.ndarray, others: np.ndarray, area: float, other_areas: np.ndarray) -> np.ndarray:
+    """HRNet's ``oks_iou`` between one person and M others, over all 17 keypoints.
+
+    ``OKS = mean_k exp(-d_k^2 / (2 s^2 (2 sigma_k)^2))`` with ``s^2`` the mean of the two areas.
+
+    Args:
+        keypoints: float [17, 2]. others: float [M, 17, 2]. area: the person's area (px^2).
+        other_areas: float [M].
+
+    Returns:
+        float64 [M] in [0, 1].
+    """
+    variances = (2.0 * COCO_SIGMAS) ** 2
+    d2 = ((np.asarray(others, np.float64) - np.asarray(keypoints, np.float64)[None]) ** 2).sum(axis=2)
+    scale = (float(area) + np.asarray(other_areas, np.float64)) / 2.0 + np.spacing(1)
+    e = d2 / variances[None] / scale[:, None] / 2.0
+    return np.exp(-e).mean(axis=1)
+
+
+def oks_nms(
+    keypoints: np.ndarray, scores: np.ndarray, areas: np.ndarray, threshold: float = OKS_NMS_THRESHOLD,
+) -> list[int]:
+    """Greedy OKS non-maximum suppression of the persons of one image (HRNet's ``oks_nms``).
+
+    The best-scored remaining person is kept, and every remaining person whose OKS with it is
+    above ``threshold`` is dropped; repeat. Ties keep the earlier person first (stable order).
+
+    Args:
+        keypoints: float [N, 17, 2]. scores: float [N]. areas: float [N] (px^2).
+        threshold: OKS above which a person is a duplicate.
+
+    Returns:
+        The indices kept, best score first.
+    """
+    coords = np.asarray(keypoints, np.float64)
+    order = np.argsort(-np.asarray(scores, np.float64), kind="stable")
+    areas = np.asarray(areas, np.float64)
+    keep: list[int] = []
+    while order.size:
+        best = int(order[0])
+        keep.append(best)
+        rest = order[1:]
+        overlap = oks_iou(coords[best], coords[rest], areas[best], areas[rest])
+        order = rest[overlap <= threshold]
+    return keep
+
+
+def detection_results(
+    keypoints: np.ndarray,
+    joint_scores: np.ndarray,
+    image_ids: np.ndarray,
+    box_scores: np.ndarray,
+    areas: np.ndarray,
+    threshold: float = OKS_NMS_THRESHOLD,
+) -> list[dict[str, Any]]:
+    """The COCO results of persons predicted in detector boxes: rescored, then OKS-NMS per image.
+
+    Args:
+        keypoints: float [N, 17, 2] image px. joint_scores: float [N, 17] heatmap peaks.
+        image_ids: int [N]. box_scores: float [N]. areas: float [N], each crop box's area.
+        threshold: the OKS-NMS threshold.
+
+    Returns:
+        The kept persons' records (image order, best score first within an image), ``score`` the
+        rescored value.
+    """
+    coords = np.asarray(keypoints, np.float64)
+    n = coords.shape[0]
+    for name, values in (("image ids", image_ids), ("box scores", box_scores), ("areas", areas)):
+        if len(values) != n:
+            raise DataError(f"{n} predicted persons but {len(values)} {name}")
+    records = coco_results(coords, np.asarray(image_ids), joint_scores)
+    person = rescore(box_scores, np.asarray(joint_scores, np.float64).reshape(n, NUM_KEYPOINTS))
+    for record, score in zip(records, person):
+        record["score"] = float(score)
+    ids = np.asarray(image_ids, np.int64)
+    kept: list[dict[str, Any]] = []
+    for image_id in np.unique(ids):
+        members = np.flatnonzero(ids == image_id)
+        for k in oks_nms(coords[members], person[members], np.asarray(areas)[members], threshold):
+            kept.append(records[int(members[k])])
+    return kept
+
+
+def boxes_report(source: Path | str | None, count: int | None) -> dict[str, Any]:
+    """How an evaluation's persons were boxed, for reports: ground truth or a detections file."""
+    if source is None:
+        return {"source": "ground truth"}
+    return {"source": "detections", "file": str(source), "count": int(count or 0)}
+
+
+__all__ = [
+    "BOX_SCORE_THRESHOLD",
+    "COCO_SIGMAS",
+    "DetectionBoxes",
+    "OKS_NMS_THRESHOLD",
+    "boxes_report",
+    "check_detections",
+    "detection_results",
+    "load_detections",
+    "oks_iou",
+    "oks_nms",
+    "rescore",
+]

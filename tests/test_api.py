@@ -1,0 +1,88 @@
+"""The Python API (:mod:`fpdctl.api`, the top level of ``fpdctl``): the README's example runs as
+it is written, and each function gives what its command gives."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+import fpdctl
+
+README = Path(__file__).resolve().parents[1] / "README.md"
+
+
+def readme_example() -> str:
+    """The one python code block of README.md's "Python API" section."""
+    text = README.read_text()
+    section = text.split("## Python API", 1)[1].split("\n## ", 1)[0]
+    blocks = re.findall(r"```python\n(.*?)```", section, flags=re.S)
+    assert len(blocks) == 1, "the Python API section holds exactly one python block"
+    return blocks[0]
+
+
+def test_the_readme_example_runs(tmp_path, monkeypatch, capsys) -> None:
+    monkeypatch.chdir(tmp_path)
+    namespace: dict = {}
+    exec(compile(readme_example(), str(README), "exec"), namespace)  # noqa: S102  (our own README)
+    run, score, onnx = namespace["run"], namespace["score"], namespace["onnx"]
+    assert run.status == "completed" and run.steps == 20
+    assert run.run_dir == tmp_path / "runs" / "api-student" and (run.run_dir / "last.safetensors").is_file()
+    assert run.metric == "pckh" and 0.0 <= run.final_eval["pckh"]["mean"] <= 100.0
+    assert score.num_images == 64 and score.flip and score.input_size == 128
+    assert onnx.path == Path("api-student.onnx") and (tmp_path / "api-student.onnx").is_file()
+    # The API scores exactly what the command prints.
+    from fpdctl.cli.app import main
+
+    capsys.readouterr()
+    code = main(["eval", str(run.run_dir / "last.safetensors"), "--data", "synthetic:size=64", "--format", "json"])
+    import json
+
+    assert code == 0
+    assert json.loads(capsys.readouterr().out)["pckh"]["mean"] == pytest.approx(score.metric.mean, abs=1e-9)
+    assert namespace["teacher"].training is False
+
+
+def test_import_fpdctl_stays_cheap() -> None:
+    done = subprocess.run(
+        [sys.executable, "-c", "import sys, fpdctl; fpdctl.__all__; print(sorted(m for m in sys.modules if m.startswith(('torch', 'fpdctl.'))))"],
+        capture_output=True, text=True, timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "[]"
+
+
+def test_every_public_name_resolves_and_has_a_docstring() -> None:
+    for name in fpdctl.__all__:
+        value = getattr(fpdctl, name)
+        if name != "__version__":
+            assert (value.__doc__ or "").strip(), name
+    assert callable(fpdctl.evaluate) and callable(fpdctl.train)
+
+
+def test_evaluate_is_the_module_and_the_function_in_any_order() -> None:
+    import fpdctl.evaluate as evaluate_module
+    from fpdctl.evaluate import evaluate_model
+
+    assert fpdctl.evaluate is evaluate_module and evaluate_module.evaluate_model is evaluate_model
+    result = fpdctl.evaluate("hg1x16", data="synthetic:size=3", input_size=64, flip=False)
+    assert result.num_images == 3 and result.flip is False
+
+
+def test_load_model_gives_the_shipped_teacher_in_eval_mode() -> None:
+    net = fpdctl.load_model("synthetic-hg2x64")
+    assert net.spec.name == "hg2x64" and net.training is False
+    assert not any(m.training for m in net.modules())
+
+
+def test_profile_reads_the_commands_defaults() -> None:
+    from fpdctl.models.spec import DEFAULT_INPUT_SIZE, TEACHER_MODEL
+    from fpdctl.profiling.profile import paper_grid
+
+    rows = fpdctl.profile(["hg1x16"])
+    assert [r.model for r in rows] == ["hg1x16"] and rows[0].input_size == DEFAULT_INPUT_SIZE
+    grid = fpdctl.profile()
+    assert len(grid) == len(paper_grid()) + (TEACHER_MODEL not in {s.name for s in paper_grid()})
