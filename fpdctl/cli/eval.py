@@ -167,6 +167,8 @@ def eval_command(
         input_size=input_size, device=device, save_predictions=save_predictions, flip=flip,
         batch_size=batch_size, num_workers=workers, threshold=threshold, input_convention=override,
     )
+    from fpdctl.deploy.runtime import is_onnx_path
+
     deployed = backend != "auto" or is_onnx_path(model)
     if boxes is not None and deployed:
         raise UsageError("--boxes runs a PyTorch checkpoint or pretrained name (--backend auto), not an exported model")
