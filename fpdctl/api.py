@@ -103,7 +103,7 @@ def evaluate(model: PathLike, data: str, *, backend: str = "auto", **options: An
     from fpdctl.deploy.runtime import is_onnx_path
 
     if backend != "auto" or is_onnx_path(model):  # a row of the backend table runs it
-        from fpdctl.deploy.verify import evaluate_deployed
+        from fpdctl.deploy.evaluate import evaluate_deployed
 
         return evaluate_deployed(os.fspath(model), data, backend=backend, **options)
     from fpdctl.evaluate import evaluate_checkpoint

@@ -33,21 +33,22 @@ import numpy as np
 
 from fpdctl.errors import DataError, UsageError
 from fpdctl.metrics.accuracy import PERCENT
+from fpdctl.metrics.coco_results import (  # the names the other COCO modules share, re-exported
+    CONFIDENT_JOINT_SCORE,  # noqa: F401
+    NUM_KEYPOINTS,
+    PERSON_CATEGORY_ID,
+    VALUES_PER_KEYPOINT,
+    coco_results,
+    person_scores,  # noqa: F401
+)
 from fpdctl.metrics.reference import EvalReference
 from fpdctl.skeleton import COCO
 from fpdctl.utils.io import atomic_write_text, ensure_parent_writable, require_file
 
-NUM_KEYPOINTS = COCO.num_joints
-# A person's ``keypoints`` list: x, y and v (or a score, in results) per keypoint.
-VALUES_PER_KEYPOINT = 3
-PERSON_CATEGORY_ID = 1
 # ``COCOeval.stats`` for iouType "keypoints", in this order (see ``COCOeval.summarize``).
 STAT_NAMES: tuple[str, ...] = ("AP", "AP50", "AP75", "APm", "APl", "AR", "AR50", "AR75", "ARm", "ARl")
 # pycocotools' figure for a statistic with nothing to average (e.g. APm with no medium persons).
 NO_DATA = -1.0
-# HRNet's rescoring: a person's score is the mean confidence of its joints above this value
-# (``TEST.IN_VIS_THRE``); with ground-truth boxes the box score is 1.
-CONFIDENT_JOINT_SCORE = 0.2
 GROUND_TRUTH_KEYS: tuple[str, ...] = ("images", "annotations", "categories")
 RESULT_KEYS: tuple[str, ...] = ("image_id", "category_id", "keypoints", "score")
 
@@ -334,56 +335,6 @@ def write_coco_results(path: str | os.PathLike[str], results: list[dict[str, Any
     target = ensure_parent_writable(path)
     atomic_write_text(target, json.dumps(clean))
     return target
-
-
-def coco_results(
-    keypoints: np.ndarray,
-    image_ids: Sequence[int] | np.ndarray,
-    joint_scores: np.ndarray | None = None,
-) -> list[dict[str, Any]]:
-    """Predicted keypoints of N persons as COCO results records.
-
-    Args:
-        keypoints: float [N, 17, 2] in image px.
-        image_ids: N COCO image ids.
-        joint_scores: float [N, 17] confidences (heatmap maxima), or None for 1.
-
-    Returns:
-        N records; the keypoint triplets carry the confidences and a person's score is the mean
-        confidence of its joints above :data:`CONFIDENT_JOINT_SCORE` (HRNet's rescoring with
-        ground-truth boxes), 0 when none is.
-    """
-    coords = np.asarray(keypoints, np.float64)
-    n = coords.shape[0] if coords.ndim == 3 else -1
-    if coords.shape != (n, NUM_KEYPOINTS, 2) or len(image_ids) != n:
-        raise DataError(
-            f"predictions must be N x {NUM_KEYPOINTS} x 2 with N image ids, got "
-            f"{tuple(coords.shape)} and {len(image_ids)} ids"
-        )
-    scores = np.ones((n, NUM_KEYPOINTS)) if joint_scores is None else np.asarray(joint_scores, np.float64)
-    if scores.shape != (n, NUM_KEYPOINTS):
-        raise DataError(f"joint scores must be {n} x {NUM_KEYPOINTS}, got {tuple(scores.shape)}")
-    person = person_scores(scores)
-    records = []
-    for i in range(n):
-        triplets = np.concatenate([coords[i], scores[i][:, None]], axis=1)
-        records.append({
-            "image_id": int(image_ids[i]),
-            "category_id": PERSON_CATEGORY_ID,
-            "keypoints": triplets.reshape(-1).tolist(),
-            "score": float(person[i]),
-        })
-    return records
-
-
-def person_scores(joint_scores: np.ndarray) -> np.ndarray:
-    """HRNet's keypoint score of each person: the mean of its joint scores above
-    :data:`CONFIDENT_JOINT_SCORE`, 0 when none is (float [N, 17] -> float64 [N])."""
-    scores = np.asarray(joint_scores, np.float64)
-    confident = scores > CONFIDENT_JOINT_SCORE
-    counts = confident.sum(axis=1)
-    totals = np.where(confident, scores, 0.0).sum(axis=1)
-    return np.where(counts > 0, totals / np.maximum(counts, 1), 0.0)
 
 
 # ---------------------------------------------------------------------------------------------

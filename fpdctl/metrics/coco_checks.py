@@ -18,7 +18,7 @@ import math
 from typing import Any
 
 from fpdctl.errors import DataError
-from fpdctl.metrics.coco import PERSON_CATEGORY_ID
+from fpdctl.metrics.coco_results import PERSON_CATEGORY_ID
 # A keypoint counts as labelled (and its person as scorable) when its v is above this value.
 UNLABELLED = 0
 

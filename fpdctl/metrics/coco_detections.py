@@ -33,7 +33,7 @@ from typing import Any
 import numpy as np
 
 from fpdctl.errors import DataError
-from fpdctl.metrics.coco import (
+from fpdctl.metrics.coco_results import (
     NUM_KEYPOINTS,
     PERSON_CATEGORY_ID,
     coco_results,

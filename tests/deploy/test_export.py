@@ -184,7 +184,7 @@ def test_int8_export_reports_pckh_against_fp32(tmp_path, tiny_net):
 def test_export_reports_what_eval_gives_each_file(tmp_path, tiny_checkpoint):
     """One protocol: export's fp32 and int8 figures are `fpdctl eval`'s on the two files, on the
     same persons (the whole split, flip test on); with --no-flip, eval's --no-flip figures."""
-    from fpdctl.deploy.verify import evaluate_deployed
+    from fpdctl.deploy.evaluate import evaluate_deployed
 
     data = "synthetic:size=48"
     fp32_file, int8_file = tmp_path / "fp32.onnx", tmp_path / "int8.onnx"
