@@ -157,7 +157,7 @@ def bench_command(
     from fpdctl.cli.options import parse_int_list
     from fpdctl.deploy.backends import parse_precisions
     from fpdctl.deploy.bench import benchmark
-    from fpdctl.deploy.embed import parse_embedding
+    from fpdctl.deploy.preprocess_decode import parse_embedding
 
     fmt = check_format(fmt)
     check_outputs(output)

@@ -121,7 +121,7 @@ def export_command(
     ),
 ) -> None:
     from fpdctl.deploy.backends import export_backend
-    from fpdctl.deploy.embed import parse_embedding
+    from fpdctl.deploy.preprocess_decode import parse_embedding
     from fpdctl.deploy.export import export_onnx, parse_batch
     from fpdctl.errors import UsageError
 

@@ -53,7 +53,7 @@ from fpdctl.progress import Progress, report
 from fpdctl.utils.memory import peak_rss_mb, reset_peak_rss, rss_mb
 
 if TYPE_CHECKING:
-    from fpdctl.deploy.embed import Embedding
+    from fpdctl.deploy.preprocess_decode import Embedding
     from fpdctl.deploy.recommend import Recommendation
     from fpdctl.models.convention import ConventionOverride
 
@@ -154,7 +154,7 @@ def benchmark(
         input_convention: override flags applied to every model's own input convention (the
             normalisation ``end_to_end`` times).
         embedding: put pre-processing and / or decoding inside the ONNX graphs bench exports for
-            checkpoints (ONNX backends only; see :mod:`fpdctl.deploy.embed`).
+            checkpoints (ONNX backends only; see :mod:`fpdctl.deploy.preprocess_decode`).
         accuracy_samples: also score each (model, backend) on this many validation persons of
             ``accuracy_data`` against its fp32 reference (0: don't); the recommendation then
             weighs reduced precisions too (:mod:`fpdctl.deploy.recommend`).

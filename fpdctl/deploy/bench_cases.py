@@ -20,7 +20,7 @@ from fpdctl.errors import UsageError
 from fpdctl.progress import Progress, report
 
 if TYPE_CHECKING:
-    from fpdctl.deploy.embed import Embedding
+    from fpdctl.deploy.preprocess_decode import Embedding
 
 # The frame end-to-end pre-processing crops from (a VGA camera frame).
 FRAME_WIDTH, FRAME_HEIGHT = 640, 480

@@ -36,7 +36,7 @@ from fpdctl.progress import Progress, report
 if TYPE_CHECKING:
     import onnx
 
-    from fpdctl.deploy.embed import Embedding, KeypointCheck
+    from fpdctl.deploy.preprocess_decode import Embedding, KeypointCheck
     from fpdctl.deploy.metadata import OnnxModelInfo
     from fpdctl.deploy.quantize import QuantizationReport
     from fpdctl.deploy.runtime import OrtRunner
@@ -65,7 +65,7 @@ class ExportResult:
         accuracy: fp32 against the reduced precision on a validation split (fp16 / int8).
         quantization: how the int8 model was calibrated.
         embedding_checks: the embedded pre/post-processing against the Python pipeline (see
-            :func:`~fpdctl.deploy.embed.embed_verified`); empty without an embedding.
+            :func:`~fpdctl.deploy.preprocess_decode.embed_verified`); empty without an embedding.
     """
 
     path: Path
@@ -257,7 +257,7 @@ def export_onnx(
         threads: ONNX Runtime intra-op threads for the checks (None: ORT's default).
         exporter: "dynamo" (default) or "torchscript".
         embedding: pre-processing (uint8 crops in) and / or decoding (keypoints out) to put in
-            the graph around the verified network (:mod:`fpdctl.deploy.embed`); None: neither.
+            the graph around the verified network (:mod:`fpdctl.deploy.preprocess_decode`); None: neither.
         input_convention: override flags applied to the model's own input convention; the result
             is recorded in the file's metadata and feeds the verification and calibration images.
         progress: gets an "export.stage" event, with a short description, before each long step.
@@ -329,7 +329,7 @@ def _export_checked(
             accuracy = _compare_with_fp32(job, fp32_bytes, runner, precision, scoring)
     embedding_checks: tuple = ()
     if job.embedding is not None:  # around the verified (and quantised) network: see embed
-        from fpdctl.deploy.embed import embed_verified
+        from fpdctl.deploy.preprocess_decode import embed_verified
 
         final_bytes, embedding_checks = embed_verified(
             final_bytes, job.final_info(precision), job.embedding, job.net, verify=verify,

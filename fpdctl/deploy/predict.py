@@ -108,7 +108,7 @@ class _Model:
             return predict_crops(self.runner, patches, affines, self.convention)
         # An export with pre-processing or decoding inside: it takes the crops / returns keypoints.
         from fpdctl.data.transforms import invert_affine, transform_points
-        from fpdctl.deploy.embed import embedded_keypoints
+        from fpdctl.deploy.preprocess_decode import embedded_keypoints
 
         keypoints, scores = embedded_keypoints(self.runner, patches, self.convention)
         return transform_points(keypoints, np.stack([invert_affine(a) for a in affines])), scores

@@ -12,7 +12,7 @@ from onnx import TensorProto, helper
 
 from fpdctl.cli.app import main
 from fpdctl.codec import HeatmapCodec
-from fpdctl.deploy.embed import Embedding, parse_embedding, verification_crops
+from fpdctl.deploy.preprocess_decode import Embedding, parse_embedding, verification_crops
 from fpdctl.deploy.export import export_onnx
 from fpdctl.deploy.metadata import GraphIO, read_info
 from fpdctl.deploy.onnx_graph import append_decode, prepend_preprocess

@@ -12,7 +12,7 @@ import numpy as np
 import onnxruntime as ort
 import pytest
 
-from fpdctl.deploy.embed import Embedding
+from fpdctl.deploy.preprocess_decode import Embedding
 from fpdctl.deploy.export import export_onnx
 from fpdctl.deploy.onnx_graph import KEYPOINTS_OUTPUT_NAME, SCORES_OUTPUT_NAME
 from tests.conftest import INPUT_SIZE

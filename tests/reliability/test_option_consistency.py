@@ -172,7 +172,7 @@ def test_choice_options_match_any_case(reliability: Any, tmp_path: Path, capsys:
 
 def test_one_helper_matches_every_choice(reliability: Any) -> None:
     """The case rule at each place a choice is read (the CLI and the core functions behind it)."""
-    from fpdctl.deploy.embed import parse_embedding
+    from fpdctl.deploy.preprocess_decode import parse_embedding
     from fpdctl.models.convention import ConventionOverride
     from fpdctl.prune.importance import check_importance
     from fpdctl.prune.slicing import check_stack_strategy
