@@ -370,7 +370,7 @@ def evaluate_checkpoint(
             the network runs.
         flip, batch_size, num_workers, threshold, progress: as :func:`evaluate_model`.
         input_convention: override flags applied to the convention the checkpoint records or
-            implies (:func:`~fpdctl.models.checkpoint.create_model`).
+            implies (:func:`~fpdctl.models.factory.create_model`).
         boxes: a COCO detection-results JSON: crop the val images at these person boxes instead
             of the ground-truth ones (``coco:PATH`` only), rescore and OKS-NMS as HRNet does
             (:class:`~fpdctl.data.coco.COCODetections`, :mod:`fpdctl.metrics.coco_detections`).
@@ -381,7 +381,8 @@ def evaluate_checkpoint(
     from fpdctl.data.registry import build_dataset, data_joint_set, parse_data_spec, spec_for_data
     from fpdctl.metrics.coco import check_results_output
     from fpdctl.metrics.files import check_prediction_output
-    from fpdctl.models.checkpoint import create_model, resolve_input_size
+    from fpdctl.models.checkpoint import resolve_input_size
+    from fpdctl.models.factory import create_model
     from fpdctl.models.spec import is_checkpoint_path
     from fpdctl.pretrained import is_pretrained_name
 
