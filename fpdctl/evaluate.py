@@ -380,7 +380,7 @@ def evaluate_checkpoint(
     """
     from fpdctl.data.registry import build_dataset, data_joint_set, parse_data_spec, spec_for_data
     from fpdctl.metrics.coco import check_results_output
-    from fpdctl.metrics.files import check_prediction_output
+    from fpdctl.metrics.mpii_files import check_prediction_output
     from fpdctl.models.checkpoint import resolve_input_size
     from fpdctl.models.factory import create_model
     from fpdctl.models.spec import is_checkpoint_path
@@ -428,9 +428,9 @@ def evaluate_checkpoint(
 def write_predictions(path: str | Path, result: EvalResult) -> Path:
     """Write an evaluation's predictions: COCO's results JSON for a COCO reference (one record
     per labelled person, keypoint scores the heatmap peaks), else the MPII formats of
-    :func:`fpdctl.metrics.files.save_predictions`."""
+    :func:`fpdctl.metrics.mpii_files.save_predictions`."""
     from fpdctl.metrics.coco import reference_results, write_coco_results
-    from fpdctl.metrics.files import save_predictions
+    from fpdctl.metrics.mpii_files import save_predictions
 
     reference = result.reference
     if isinstance(reference, COCOReference):

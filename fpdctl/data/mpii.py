@@ -43,7 +43,7 @@ import numpy as np
 
 from fpdctl.data.file_dataset import AnnotationTable, FilePoseDataset, load_mat
 from fpdctl.errors import DataError, InputError
-from fpdctl.metrics.files import MATLAB_ORIGIN, load_mpii_ground_truth
+from fpdctl.metrics.mpii_files import MATLAB_ORIGIN, load_mpii_ground_truth
 from fpdctl.metrics.reference import EvalReference
 from fpdctl.skeleton import MPII
 

@@ -115,10 +115,10 @@ def test_model_on_synthetic_data(capsys: pytest.CaptureFixture[str], tmp_path: P
     # The saved file scores exactly what was printed (1-based on disk, 0-based in fpdctl).
     from fpdctl.data.registry import build_dataset
     from fpdctl.metrics import compute_pckh
-    from fpdctl.metrics.files import load_predictions
+    from fpdctl.metrics.mpii_files import load_mpii_predictions
 
     reference = build_dataset("synthetic:length=4", "val", input_size=64).eval_reference()
-    again = compute_pckh(load_predictions(out_file), reference)
+    again = compute_pckh(load_mpii_predictions(out_file), reference)
     assert again.groups["mean"] == pytest.approx(report["pckh"]["mean"], abs=1e-9)
 
 
