@@ -29,6 +29,7 @@ from fpdctl.errors import DataError, InputError, UsageError
 from fpdctl.metrics.pckh import PCKH_THRESHOLD, PCKhResult, compute_pckh
 from fpdctl.metrics.reference import EvalReference
 from fpdctl.utils.io import atomic_save, ensure_parent_writable, require_file
+from fpdctl.utils.matfile import load_mat
 
 # Subtracted from MATLAB coordinates to reach 0-based pixels (and added back when writing).
 MATLAB_ORIGIN = 1.0
@@ -45,19 +46,6 @@ _NUM_JOINTS = MPII.num_joints
 
 def _shape_text(shape: tuple[int, ...]) -> str:
     return " x ".join(str(n) for n in shape) if shape else "a scalar"
-
-
-def _load_mat(path: Path, what: str) -> dict[str, Any]:
-    from scipy.io import loadmat
-
-    try:
-        return loadmat(str(path))
-    except NotImplementedError as exc:  # scipy reads up to v7.2; v7.3 is HDF5
-        raise DataError(f"cannot read {what} {path}: MATLAB v7.3 (HDF5) files are not supported; "
-                        "save it with -v7") from exc
-    except Exception as exc:  # scipy's parser raises many types on foreign or truncated files
-        reason = str(exc).strip().splitlines()[0][:160] if str(exc).strip() else type(exc).__name__
-        raise DataError(f"cannot read {what} {path}: not a MATLAB .mat file ({reason})") from exc
 
 
 def _numeric(value: Any, path: Path, name: str) -> np.ndarray:
@@ -81,7 +69,7 @@ def load_mpii_ground_truth(path: str | os.PathLike[str]) -> EvalReference:
         DataError: not a .mat, missing fields, wrong shapes or joint order.
     """
     file = require_file(path, "ground-truth file")
-    data = _load_mat(file, "ground-truth file")
+    data = load_mat(file, "ground-truth file")
     missing = [name for name in _GT_FIELDS if name not in data]
     if missing:
         raise DataError(
@@ -170,7 +158,7 @@ def _as_n16x2(array: np.ndarray, file: Path, name: str) -> np.ndarray:
 
 
 def _load_mat_predictions(file: Path) -> np.ndarray:
-    data = _load_mat(file, "predictions file")
+    data = load_mat(file, "predictions file")
     for name in ("preds", "pos_pred_src"):
         if name in data:
             array = _as_n16x2(_numeric(data[name], file, name), file, name)
