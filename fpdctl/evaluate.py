@@ -356,7 +356,11 @@ def evaluate_checkpoint(
     boxes: str | Path | None = None,
 ) -> EvalResult:
     """``fpdctl eval MODEL --data DATA``: load a checkpoint (or a named model, with random
-    weights) and score it on the validation split of ``data``.
+    weights) and score it on the validation split of ``data``, in PyTorch.
+
+    Its counterpart for an exported file or another row of the backend table is
+    :func:`fpdctl.deploy.evaluate.evaluate_deployed`; :func:`fpdctl.api.evaluate` (``fpdctl eval``,
+    ``fpdctl.evaluate(...)``) is the one entry point that picks between the two.
 
     Args:
         model: a checkpoint file or a model name.
