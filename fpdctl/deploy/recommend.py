@@ -150,7 +150,9 @@ def recommend(
         best = min(candidates, key=lambda row: row.p50_ms)
         scored = any(row.accuracy_drop is not None for row in group)
         basis = "scored" if scored else "not scorable" if scoring else "fp32 only"
-        out.append(BackendRecommendation(best.model, best.batch, best.backend, best.p50_ms, best.accuracy_drop, basis))
+        out.append(
+            BackendRecommendation(best.model, best.batch, best.backend, best.p50_ms, best.accuracy_drop, basis)
+        )
     return out
 
 

@@ -45,7 +45,6 @@ from fpdctl.errors import CheckpointError, UsageError
 from fpdctl.models.convention import (
     METADATA_KEY,
     NATIVE,
-    ConventionOverride,
     InputConvention,
     infer_convention,
 )
