@@ -216,7 +216,7 @@ def accuracy(checkpoint: str, size: int, samples: int, threads: int, work: Path,
     from fpdctl.deploy.export import export_onnx
     from fpdctl.deploy.runtime import OrtRunner, TorchRunner
     from fpdctl.deploy.verify import compare_accuracy
-    from fpdctl.models.checkpoint import create_model
+    from fpdctl.models.factory import create_model
 
     net = create_model(Path(checkpoint))
     paths = {}
@@ -259,7 +259,7 @@ def main() -> None:
     import onnxruntime
     import torch
 
-    from fpdctl.models.checkpoint import create_model
+    from fpdctl.models.factory import create_model
 
     torch.set_num_threads(opts.threads)
     log = lambda message: print(f"[{time.strftime('%H:%M:%S')}] {message}", flush=True)  # noqa: E731

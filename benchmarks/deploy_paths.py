@@ -189,7 +189,7 @@ def main() -> None:
 
     from fpdctl.deploy.bench import environment
     from fpdctl.deploy.verify import score_runners
-    from fpdctl.models.checkpoint import create_model
+    from fpdctl.models.factory import create_model
 
     torch.set_num_threads(opts.threads)
     log = lambda message: print(f"[{time.strftime('%H:%M:%S')}] {message}", flush=True)  # noqa: E731

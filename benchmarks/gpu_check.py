@@ -50,7 +50,8 @@ import torch
 from torch import nn
 
 from benchmarks.train_throughput import _official_joints_mse
-from fpdctl.models.checkpoint import create_model, read_checkpoint, save_model
+from fpdctl.models.checkpoint import read_checkpoint, save_model
+from fpdctl.models.factory import create_model
 from fpdctl.train.distributed import reduce_step
 from fpdctl.train.precision import TrainPrecision, resolve_precision
 from fpdctl.train.step import apply_gradients, compute_losses

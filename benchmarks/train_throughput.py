@@ -36,7 +36,7 @@ from typing import Callable
 import torch
 from torch import nn
 
-from fpdctl.models.checkpoint import create_model
+from fpdctl.models.factory import create_model
 from fpdctl.train.precision import TrainPrecision, resolve_precision
 from fpdctl.train.step import apply_gradients, compute_losses
 

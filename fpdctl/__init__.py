@@ -36,8 +36,8 @@ __all__ = [
 _LAZY = {
     "HourglassSpec": "fpdctl.models.spec",
     "list_models": "fpdctl.models.spec",
-    "create_model": "fpdctl.models.checkpoint",
-    "load_model": "fpdctl.models.checkpoint",
+    "create_model": "fpdctl.models.factory",
+    "load_model": "fpdctl.models.factory",
     "save_model": "fpdctl.models.checkpoint",
     "profile": "fpdctl.api",
     "distill": "fpdctl.api",
@@ -49,7 +49,8 @@ _CALLABLE_MODULES = {"evaluate": "fpdctl.evaluate", "train": "fpdctl.train"}
 # Only the models for type checkers: naming fpdctl.api here would put every package above the
 # low-level modules that read __version__ from this one (the layering contracts forbid that).
 if TYPE_CHECKING:
-    from fpdctl.models.checkpoint import create_model, load_model, save_model
+    from fpdctl.models.checkpoint import save_model
+    from fpdctl.models.factory import create_model, load_model
     from fpdctl.models.spec import HourglassSpec, list_models
 
 

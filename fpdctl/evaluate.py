@@ -356,7 +356,11 @@ def evaluate_checkpoint(
     boxes: str | Path | None = None,
 ) -> EvalResult:
     """``fpdctl eval MODEL --data DATA``: load a checkpoint (or a named model, with random
-    weights) and score it on the validation split of ``data``.
+    weights) and score it on the validation split of ``data``, in PyTorch.
+
+    Its counterpart for an exported file or another row of the backend table is
+    :func:`fpdctl.deploy.evaluate.evaluate_deployed`; :func:`fpdctl.api.evaluate` (``fpdctl eval``,
+    ``fpdctl.evaluate(...)``) is the one entry point that picks between the two.
 
     Args:
         model: a checkpoint file or a model name.
@@ -370,7 +374,7 @@ def evaluate_checkpoint(
             the network runs.
         flip, batch_size, num_workers, threshold, progress: as :func:`evaluate_model`.
         input_convention: override flags applied to the convention the checkpoint records or
-            implies (:func:`~fpdctl.models.checkpoint.create_model`).
+            implies (:func:`~fpdctl.models.factory.create_model`).
         boxes: a COCO detection-results JSON: crop the val images at these person boxes instead
             of the ground-truth ones (``coco:PATH`` only), rescore and OKS-NMS as HRNet does
             (:class:`~fpdctl.data.coco.COCODetections`, :mod:`fpdctl.metrics.coco_detections`).
@@ -380,8 +384,9 @@ def evaluate_checkpoint(
     """
     from fpdctl.data.registry import build_dataset, data_joint_set, parse_data_spec, spec_for_data
     from fpdctl.metrics.coco import check_results_output
-    from fpdctl.metrics.files import check_prediction_output
-    from fpdctl.models.checkpoint import create_model, resolve_input_size
+    from fpdctl.metrics.mpii_files import check_prediction_output
+    from fpdctl.models.checkpoint import resolve_input_size
+    from fpdctl.models.factory import create_model
     from fpdctl.models.spec import is_checkpoint_path
     from fpdctl.pretrained import is_pretrained_name
 
@@ -427,9 +432,9 @@ def evaluate_checkpoint(
 def write_predictions(path: str | Path, result: EvalResult) -> Path:
     """Write an evaluation's predictions: COCO's results JSON for a COCO reference (one record
     per labelled person, keypoint scores the heatmap peaks), else the MPII formats of
-    :func:`fpdctl.metrics.files.save_predictions`."""
+    :func:`fpdctl.metrics.mpii_files.save_predictions`."""
     from fpdctl.metrics.coco import reference_results, write_coco_results
-    from fpdctl.metrics.files import save_predictions
+    from fpdctl.metrics.mpii_files import save_predictions
 
     reference = result.reference
     if isinstance(reference, COCOReference):

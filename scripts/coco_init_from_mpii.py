@@ -20,7 +20,8 @@ import sys
 import torch
 
 from fpdctl.data.synthetic.coco import BODY_KEYPOINTS
-from fpdctl.models.checkpoint import create_model, save_model
+from fpdctl.models.checkpoint import save_model
+from fpdctl.models.factory import create_model
 from fpdctl.skeleton import COCO, MPII
 
 

@@ -28,7 +28,7 @@ from pathlib import Path
 from fpdctl.data.registry import build_dataset
 from fpdctl.data.subset import FirstPersons
 from fpdctl.evaluate import evaluate_model
-from fpdctl.models.checkpoint import create_model
+from fpdctl.models.factory import create_model
 from fpdctl.utils.io import atomic_write_text
 
 # The subset the test scores: small enough for CI (a few seconds), large enough to mean something.

@@ -29,7 +29,7 @@ def make_net(name: str = "hg1x16", seed: int = 0) -> HourglassNet:
     are, and would hide any error in how BN is exported, folded, sliced or quantised)."""
     import torch
 
-    from fpdctl.models.checkpoint import create_model
+    from fpdctl.models.factory import create_model
 
     torch.manual_seed(seed)
     net = create_model(name)

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from fpdctl.metrics.files import write_mpii_ground_truth
+from fpdctl.metrics.mpii_files import write_mpii_ground_truth
 from fpdctl.metrics.reference import EvalReference
 
 # Prepended to each child's code: a meta-path finder that refuses torch and its submodules.
@@ -44,7 +44,7 @@ def test_the_blocker_blocks() -> None:
 
 def test_metrics_import_without_torch_or_data() -> None:
     done = _run_without_torch(
-        "import json, fpdctl.metrics, fpdctl.metrics.files\n"
+        "import json, fpdctl.metrics, fpdctl.metrics.mpii_files\n"
         "print(json.dumps(sorted(m for m in sys.modules if m == 'torch' or m.startswith('fpdctl.data'))))"
     )
     assert done.returncode == 0, done.stderr

@@ -21,7 +21,7 @@ def test_reference_teacher_scores_its_card() -> None:
     from fpdctl.data.registry import build_dataset
     from fpdctl.data.subset import FirstPersons
     from fpdctl.evaluate import evaluate_model
-    from fpdctl.models.checkpoint import create_model
+    from fpdctl.models.factory import create_model
 
     card = pretrained_card(NAME)
     net = create_model(NAME)  # verifies the sha256 of the card
@@ -46,7 +46,7 @@ def test_coco_reference_teacher_scores_its_card() -> None:
     from fpdctl.data.registry import build_dataset
     from fpdctl.data.subset import FirstPersons
     from fpdctl.evaluate import evaluate_model
-    from fpdctl.models.checkpoint import create_model
+    from fpdctl.models.factory import create_model
 
     card = pretrained_card(COCO_NAME)
     net = create_model(COCO_NAME)

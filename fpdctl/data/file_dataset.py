@@ -1,6 +1,6 @@
 """Pose datasets read from annotation files (MPII, LSP, COCO): the arrays a file loader
-produces (:class:`AnnotationTable`), the dataset over them (:class:`FilePoseDataset`) and the one
-``.mat`` reader (:func:`load_mat`).
+produces (:class:`AnnotationTable`) and the dataset over them (:class:`FilePoseDataset`). The
+``.mat`` reader is :func:`fpdctl.utils.matfile.load_mat`, still importable from here.
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ from fpdctl.data.transforms import PIXEL_STD
 from fpdctl.errors import DataError
 from fpdctl.metrics.reference import EvalReference
 from fpdctl.skeleton import MPII, JointSet
+from fpdctl.utils.matfile import load_mat  # noqa: F401  (re-exported: its home before utils.matfile)
 
 
 @dataclass
@@ -138,27 +139,3 @@ class FilePoseDataset(PoseDataset):
         return self._make_reference(
             t.joints[:, :, :2].astype(np.float64), visible, t.headboxes
         )
-
-
-def load_mat(path: str | Path, what: str = "annotation file", **kwargs: Any) -> dict[str, Any]:
-    """Read a MATLAB .mat file with scipy, turning any failure into one InputError line.
-
-    Args:
-        path: the file.
-        what: how to name the file in error messages.
-        **kwargs: passed to ``scipy.io.loadmat`` (e.g. ``struct_as_record=False``).
-
-    Raises:
-        InputError: missing file; DataError: not a readable .mat file (v7.3 / HDF5 included).
-    """
-    from scipy.io import loadmat
-
-    from fpdctl.utils.io import require_file
-
-    path = require_file(path, what)
-    try:
-        return loadmat(str(path), **kwargs)
-    except NotImplementedError as exc:  # MATLAB v7.3 files are HDF5
-        raise DataError(f"{path} is a MATLAB v7.3 (HDF5) file; save it with -v7 or older") from exc
-    except Exception as exc:  # scipy raises ValueError, TypeError, OSError... for junk
-        raise DataError(f"cannot read {path} as a MATLAB .mat file: {exc}") from exc

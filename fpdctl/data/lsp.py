@@ -36,10 +36,11 @@ from typing import Any, Literal
 
 import numpy as np
 
-from fpdctl.data.file_dataset import AnnotationTable, FilePoseDataset, load_mat
+from fpdctl.data.file_dataset import AnnotationTable, FilePoseDataset
 from fpdctl.skeleton import LSP
 from fpdctl.data.transforms import PIXEL_STD
 from fpdctl.errors import DataError, InputError
+from fpdctl.utils.matfile import load_mat
 
 NUM_JOINTS = 14
 # Crop side / longer side of the joints' box: the joints stop at wrists, ankles and head top, so

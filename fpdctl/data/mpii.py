@@ -41,11 +41,12 @@ from typing import Any, Iterable, Literal
 
 import numpy as np
 
-from fpdctl.data.file_dataset import AnnotationTable, FilePoseDataset, load_mat
+from fpdctl.data.file_dataset import AnnotationTable, FilePoseDataset
 from fpdctl.errors import DataError, InputError
-from fpdctl.metrics.files import MATLAB_ORIGIN, load_mpii_ground_truth
+from fpdctl.metrics.mpii_files import MATLAB_ORIGIN, load_mpii_ground_truth
 from fpdctl.metrics.reference import EvalReference
 from fpdctl.skeleton import MPII
+from fpdctl.utils.matfile import load_mat
 
 NUM_JOINTS = MPII.num_joints
 # The pytorch-pose / HRNet centre and scale adjustment: move the centre down 15 px per unit of

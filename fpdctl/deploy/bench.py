@@ -54,7 +54,7 @@ from fpdctl.utils.memory import peak_rss_mb, reset_peak_rss, rss_mb
 
 if TYPE_CHECKING:
     from fpdctl.deploy.preprocess_decode import Embedding
-    from fpdctl.deploy.recommend import Recommendation
+    from fpdctl.deploy.recommend import BackendRecommendation
     from fpdctl.models.convention import ConventionOverride
 
 DEFAULT_ITERS = 30
@@ -84,7 +84,7 @@ class BenchResult:
     threads: int = 1
     timed: str = TIMED_MODEL
     environment: dict[str, str] = field(default_factory=dict)
-    recommendations: "list[Recommendation]" = field(default_factory=list)
+    recommendations: "list[BackendRecommendation]" = field(default_factory=list)
     accuracy_data: str = ""
     accuracy_samples: int = 0
 

@@ -64,7 +64,7 @@ def evaluate_deployed(
     target = resolve_device("cpu" if device == "auto" and str(model).lower().endswith(".onnx") else device)
     if save_predictions is not None:  # fail before the network runs, not after
         from fpdctl.metrics.coco import check_results_output
-        from fpdctl.metrics.files import check_prediction_output
+        from fpdctl.metrics.mpii_files import check_prediction_output
 
         coco = data_joint_set(spec).name == "coco"
         (check_results_output if coco else check_prediction_output)(save_predictions)

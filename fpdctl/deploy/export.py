@@ -1,6 +1,6 @@
 """``fpdctl export``: a checkpoint to one self-contained, verified ONNX file (fp32, fp16 or int8).
 
-Steps: load the checkpoint (any format :func:`~fpdctl.models.checkpoint.create_model` reads) -> export
+Steps: load the checkpoint (any format :func:`~fpdctl.models.factory.create_model` reads) -> export
 fp32 with ``torch.onnx.export`` -> write the fpdctl metadata -> verify fp32 against PyTorch (a
 failure stops here) -> convert to fp16 or quantise to int8 if asked -> verify that too and, for a
 reduced precision, score it against fp32 on a validation split -> move the file into place.
@@ -111,7 +111,8 @@ def _load_source(
 ) -> tuple["HourglassNet", str, str]:
     """(network, source label, sha256 of the checkpoint or "") for a path, a name or a module;
     ``input_convention`` overrides the network's own (a module's attribute is set)."""
-    from fpdctl.models.checkpoint import checkpoint_file, create_model, file_sha256
+    from fpdctl.models.checkpoint import checkpoint_file, file_sha256
+    from fpdctl.models.factory import create_model
     from fpdctl.models.hourglass import HourglassNet
 
     if isinstance(model, HourglassNet):

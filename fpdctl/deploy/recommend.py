@@ -88,7 +88,7 @@ def _reference_name(source: Any, names: list[str]) -> str | None:
 
 
 @dataclass(frozen=True)
-class Recommendation:
+class BackendRecommendation:
     """The path to ship for one model at one batch size.
 
     Attributes:
@@ -131,7 +131,7 @@ def eligible(row: "BenchRow", max_drop: float = MAX_ACCURACY_DROP) -> bool:
 
 def recommend(
     rows: Sequence["BenchRow"], max_drop: float = MAX_ACCURACY_DROP, *, scoring: bool = False,
-) -> list[Recommendation]:
+) -> list[BackendRecommendation]:
     """Per model and batch size, the fastest (median) eligible row.
 
     Args:
@@ -150,8 +150,15 @@ def recommend(
         best = min(candidates, key=lambda row: row.p50_ms)
         scored = any(row.accuracy_drop is not None for row in group)
         basis = "scored" if scored else "not scorable" if scoring else "fp32 only"
-        out.append(Recommendation(best.model, best.batch, best.backend, best.p50_ms, best.accuracy_drop, basis))
+        out.append(
+            BackendRecommendation(best.model, best.batch, best.backend, best.p50_ms, best.accuracy_drop, basis)
+        )
     return out
 
 
-__all__ = ["MAX_ACCURACY_DROP", "Recommendation", "Score", "eligible", "recommend", "score_cases"]
+Recommendation = BackendRecommendation  # its name before the sweep's ConfigRecommendation was told apart
+
+__all__ = [
+    "MAX_ACCURACY_DROP", "BackendRecommendation", "Recommendation", "Score", "eligible", "recommend",
+    "score_cases",
+]

@@ -122,7 +122,8 @@ def open_model(model: str, input_convention: ConventionOverride | None = None) -
         return ModelSource(
             label=model, kind="onnx", spec=info.spec, path=Path(model), info=info, input_convention=convention,
         )
-    from fpdctl.models.checkpoint import checkpoint_file, create_model
+    from fpdctl.models.checkpoint import checkpoint_file
+    from fpdctl.models.factory import create_model
 
     net = create_model(model, input_convention=input_convention).eval()
     file = checkpoint_file(model)  # a pretrained name's file: its card gives the input size

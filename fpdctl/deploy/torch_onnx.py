@@ -72,8 +72,9 @@ def check_opset(opset: int) -> int:
     return int(opset)
 
 
-def final_stack_module(net: "HourglassNet") -> "torch.nn.Module":
-    """``net`` wrapped so its graph returns only the last stack's heatmaps [N, J, h, w]."""
+def last_stack_module(net: "HourglassNet") -> "torch.nn.Module":
+    """``net`` wrapped so its graph returns only the last stack's heatmaps [N, J, h, w]
+    (:func:`fpdctl.pipeline.last_stack` inside the graph)."""
     import torch
 
     from fpdctl.pipeline import last_stack
@@ -87,6 +88,9 @@ def final_stack_module(net: "HourglassNet") -> "torch.nn.Module":
             return last_stack(self.net(images))
 
     return FinalStack().eval()
+
+
+final_stack_module = last_stack_module  # its name before one name for the last stack
 
 
 @contextlib.contextmanager
@@ -132,7 +136,7 @@ def torch_to_onnx(
 
     if exporter not in EXPORTERS:
         raise UsageError(f"exporter must be one of {', '.join(EXPORTERS)}, got '{exporter}'")
-    module = net.eval() if all_stacks else final_stack_module(net.eval())
+    module = net.eval() if all_stacks else last_stack_module(net.eval())
     trace_batch = batch if batch is not None else _DYNAMIC_TRACE_BATCH
     dummy = torch.zeros(trace_batch, 3, input_size, input_size)
     kwargs: dict[str, Any] = dict(
@@ -209,6 +213,7 @@ __all__ = [
     "OUTPUT_NAME",
     "check_opset",
     "final_stack_module",
+    "last_stack_module",
     "model_info",
     "parse_batch",
     "torch_to_onnx",

@@ -88,18 +88,18 @@ def score_prediction_file(
     * a COCO ``person_keypoints_*.json`` (``.json``): P is a COCO results JSON, scored by
       pycocotools (:func:`~fpdctl.metrics.coco.evaluate_coco`);
     * the official MPII ``.mat``: P holds MPII predictions, scored with PCKh
-      (:func:`~fpdctl.metrics.files.evaluate_prediction_files`).
+      (:func:`~fpdctl.metrics.mpii_files.evaluate_mpii_prediction_files`).
 
     Raises:
         UsageError: a threshold for COCO AP. InputError / DataError: missing or malformed files.
     """
     from fpdctl.metrics.coco import evaluate_coco
-    from fpdctl.metrics.files import evaluate_prediction_files
+    from fpdctl.metrics.mpii_files import evaluate_mpii_prediction_files
 
     if Path(ground_truth).suffix.lower() == ".json":
         check_threshold(COCOResult.metric, threshold)
         return evaluate_coco(ground_truth, predictions)
-    return evaluate_prediction_files(
+    return evaluate_mpii_prediction_files(
         predictions, ground_truth, threshold=PCKH_THRESHOLD if threshold is None else threshold
     )
 

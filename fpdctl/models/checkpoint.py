@@ -11,12 +11,15 @@ Formats read (all with ``torch.load(weights_only=True)``; nothing in a file ever
   ``final_state.pth``.
 
 The spec (stacks, channels, blocks, joints, depth) is inferred from the tensors, so
-``create_model(path)`` needs no flags. So is the input convention (how pixels become the network's
+:func:`model_from_checkpoint` needs no flags. So is the input convention (how pixels become the network's
 input, :mod:`fpdctl.models.convention`): a native file records it in its header
 (``fpdctl.input_convention``; files written before it existed are NATIVE), and a foreign file's
 format implies it (pytorch-pose: its MPII mean, no std; the official FPD code: BGR). The loaded
 network carries it as ``net.input_convention``, and :func:`save_model` writes it back.
-:func:`create_model` is also the one way to get a network from a name or a spec.
+The one way to get a network from a name, a spec or a file is
+:func:`fpdctl.models.factory.create_model`; ``create_model`` and ``load_model`` are still
+importable from here, where they lived before (resolved on first use, :func:`__getattr__`, since
+the factory imports this module).
 
 Damage is caught before any weight is used: every member of a zip checkpoint is checked against
 its CRC-32, and native files against the ``fpdctl.crc32`` of their tensors (written by
@@ -42,7 +45,6 @@ from fpdctl.errors import CheckpointError, UsageError
 from fpdctl.models.convention import (
     METADATA_KEY,
     NATIVE,
-    ConventionOverride,
     InputConvention,
     infer_convention,
 )
@@ -51,7 +53,6 @@ from fpdctl.models.spec import (
     MOBILE,
     STANDARD,
     HourglassSpec,
-    is_checkpoint_path,
     resolve_spec,
 )
 from fpdctl.models.checkpoint_files import (  # noqa: F401  (re-exported: their home before the split)
@@ -62,7 +63,6 @@ from fpdctl.models.checkpoint_files import (  # noqa: F401  (re-exported: their 
     resolve_input_size,
     trained_input_size,
 )
-from fpdctl.pretrained import is_pretrained_name
 from fpdctl.utils.io import atomic_save
 
 SPEC_KEY = "fpdctl.spec"
@@ -328,70 +328,21 @@ def load_state_dict_strict(model: nn.Module, state_dict: Mapping[str, Tensor], s
     model.load_state_dict(full, strict=True)
 
 
-def create_model(
-    model: str | os.PathLike[str] | HourglassSpec,
-    *,
-    spec: HourglassSpec | str | None = None,
-    input_convention: ConventionOverride | None = None,
+def model_from_checkpoint(
+    path: str | os.PathLike[str], spec: HourglassSpec | str | None = None
 ) -> HourglassNet:
-    """The one way to get a network: from a spec, a model name, or a checkpoint file.
+    """The weights of a checkpoint file (or a pretrained name) in a new :class:`HourglassNet`,
+    in eval mode, carrying the input convention the file records or implies.
+
+    Most callers want :func:`fpdctl.models.factory.create_model`, which also takes names and specs.
 
     Args:
-        model: an :class:`HourglassSpec` or a name such as ``"hg4x128"`` gives a new network
-            with random weights, in training mode like any new module. A pretrained name such as
-            ``"synthetic-hg2x64"`` (:mod:`fpdctl.pretrained`) gives its shipped weights, checked
-            against the sha256 of its model card, in eval mode. A checkpoint file gives
-            its weights in a new network, in eval mode: a ``Path``, or a string that names an
-            existing file or ends in a checkpoint suffix (:func:`~fpdctl.models.spec.
-            is_checkpoint_path`). Formats: native ``.safetensors``, pytorch-pose ``.pth.tar``,
-            official FPD ``.pth``.
-        spec: for a checkpoint only, the architecture it must fit; a checkpoint that does not fit
-            is refused with the first mismatching tensor and both shapes. None: the file's own.
-        input_convention: the user's override flags, applied to the convention the checkpoint
-            records or implies (NATIVE for a name or a spec). The result is the network's
-            ``input_convention`` attribute.
+        path: any supported checkpoint file.
+        spec: the architecture it must fit; None: the one its header records or its tensors imply.
 
     Raises:
-        UsageError: an unknown name, or ``spec`` given with a name or a spec.
-        CheckpointError: a missing, unreadable or unsafe checkpoint, or one that does not fit.
+        CheckpointError: missing, unreadable, unsafe, or not fitting ``spec``.
     """
-    if isinstance(model, str) and is_pretrained_name(model):
-        net = _load_checkpoint(model, spec)
-    elif isinstance(model, HourglassSpec) or (
-        isinstance(model, str) and not is_checkpoint_path(model)
-    ):
-        if spec is not None:
-            raise UsageError("spec= applies to a checkpoint file, not to a model name or spec")
-        net = HourglassNet(resolve_spec(model))
-    elif not isinstance(model, (str, os.PathLike)):
-        raise UsageError(f"expected a model name, HourglassSpec or checkpoint path, got {type(model).__name__}")
-    else:
-        net = _load_checkpoint(model, spec)
-    if input_convention is not None:
-        net.input_convention = input_convention.apply(net.input_convention)
-    return net
-
-
-def load_model(
-    path_or_name: str | os.PathLike[str], *, input_convention: ConventionOverride | None = None,
-) -> HourglassNet:
-    """A network in eval mode from a checkpoint file or a pretrained name: :func:`create_model`
-    for files, ready for inference (``fpdctl.load_model``).
-
-    Args:
-        path_or_name: any checkpoint :func:`create_model` reads (native .safetensors,
-            pytorch-pose .pth.tar, official FPD .pth) or a pretrained name such as
-            ``synthetic-hg2x64``; a bare model name gives random weights.
-        input_convention: override flags applied to the convention the file records or implies.
-
-    Raises:
-        CheckpointError: unreadable, damaged or not a hourglass; UsageError: a bad name.
-    """
-    return create_model(path_or_name, input_convention=input_convention).eval()
-
-
-def _load_checkpoint(path: str | os.PathLike[str], spec: HourglassSpec | str | None) -> HourglassNet:
-    """The weights of a checkpoint file in a new :class:`HourglassNet`, in eval mode."""
     state_dict, metadata = read_checkpoint(path)
     if spec is not None:
         wanted = resolve_spec(spec)
@@ -482,15 +433,26 @@ def describe_checkpoint(path: str | os.PathLike[str]) -> dict[str, Any]:
     }
 
 
+def __getattr__(name: str) -> Any:
+    """``create_model`` and ``load_model``, from the factory they moved to (PEP 562): their old
+    home stays importable without this module importing the one above it."""
+    if name in _MOVED_TO_FACTORY:
+        import importlib
+
+        return getattr(importlib.import_module("fpdctl.models.factory"), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+_MOVED_TO_FACTORY = frozenset({"create_model", "load_model"})
+
 __all__ = [
     "TRAIN_INPUT_SIZE_KEY",
     "checkpoint_file",
-    "create_model",
     "describe_checkpoint",
     "file_sha256",
     "infer_spec",
-    "load_model",
     "load_state_dict_strict",
+    "model_from_checkpoint",
     "read_checkpoint",
     "resolve_input_size",
     "save_model",

@@ -21,7 +21,7 @@ Mean and std are therefore given in the *network's* channel order: channel 0 of 
 ``(pixel[order[0]] / max_pixel_value - mean[0]) / std[0]``.
 
 Where it is used: every model carries its convention (``HourglassNet.input_convention``, set by
-:func:`fpdctl.models.checkpoint.create_model`; ``OnnxModelInfo.input_convention`` for an export).
+:func:`fpdctl.models.factory.create_model`; ``OnnxModelInfo.input_convention`` for an export).
 Inference normalises crops with :meth:`InputConvention.normalize_batch` (``fpdctl.pipeline``).
 Datasets yield :data:`NATIVE` tensors, the convention fpdctl trains in; a model with another
 convention gets them converted on the fly: :func:`convert_array` here (numpy) and

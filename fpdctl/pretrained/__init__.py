@@ -5,7 +5,7 @@ checkpoint) and ``NAME.json``, its model card: how it was made (``command``, ``s
 ``data``), what it scores (``metric``, ``val_persons``, ``pckh``, and ``pckh_subset`` with
 ``persons`` and ``value``: the figure ``tests/test_pretrained.py`` checks), the ``input_size``
 it was trained at and the ``sha256`` of the weights file. Loading a name
-(:func:`fpdctl.models.checkpoint.create_model`) refuses a file whose hash differs from its card.
+(:func:`fpdctl.models.factory.create_model`) refuses a file whose hash differs from its card.
 
 This module is data and lookup only (no torch, nothing from the models): the checkpoint code
 imports it, not the other way round. ``FPDCTL_PRETRAINED_DIR`` points the lookup at another

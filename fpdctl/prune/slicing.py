@@ -289,7 +289,8 @@ def prune_checkpoint(
     Raises:
         CheckpointError: unreadable teacher; UsageError: a target that does not fit in it.
     """
-    from fpdctl.models.checkpoint import create_model, file_sha256, save_model
+    from fpdctl.models.checkpoint import file_sha256, save_model
+    from fpdctl.models.factory import create_model
     from fpdctl.profiling.analytic import analytic_cost
 
     spec = resolve_spec(target)

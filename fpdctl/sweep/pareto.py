@@ -44,7 +44,7 @@ def pareto_front(costs: Sequence[float | None], values: Sequence[float | None]) 
 
 
 @dataclass(frozen=True)
-class Recommendation:
+class ConfigRecommendation:
     """The config to use, and why.
 
     Attributes:
@@ -74,7 +74,7 @@ def recommend(
     budget_macs: float | None = None,
     budget_latency_ms: float | None = None,
     metric: str = "PCKh",
-) -> Recommendation:
+) -> ConfigRecommendation:
     """Pick a row: the best under a budget, or else the cheapest close to the teacher.
 
     Args:
@@ -88,7 +88,7 @@ def recommend(
         budget_latency_ms: if given, the most accurate row at most this slow (ms, batch 1).
 
     Returns:
-        A :class:`Recommendation` with its reason.
+        A :class:`ConfigRecommendation` with its reason.
     """
     scored = [r for r in rows if _finite(r.get("score")) and _finite(r.get("macs"))]
     if budget_macs is not None or budget_latency_ms is not None:
@@ -100,27 +100,27 @@ def recommend(
             show = lambda v: f"{v:.3g} ms"  # noqa: E731
         measured = [r for r in scored if _finite(r.get(column))]
         if not measured:
-            return Recommendation(None, criterion, f"no config has a measured {COSTS[column]}")
+            return ConfigRecommendation(None, criterion, f"no config has a measured {COSTS[column]}")
         fits = [r for r in measured if float(r[column]) <= limit]
         if not fits:
             cheapest = min(measured, key=lambda r: float(r[column]))
-            return Recommendation(
+            return ConfigRecommendation(
                 None, criterion,
                 f"no config fits the budget of {show(limit)}; the cheapest, {cheapest['key']}, "
                 f"needs {show(float(cheapest[column]))}.",
             )
         best = min(fits, key=lambda r: (-float(r["score"]), float(r[column]), str(r["key"])))
-        return Recommendation(
+        return ConfigRecommendation(
             str(best["key"]), criterion,
             f"{best['key']} is the most accurate of the {len(fits)} config(s) within the budget of "
             f"{show(limit)}: {metric} {float(best['score']):.2f} at {show(float(best[column]))}.",
         )
     criterion = "max-drop"
     if not scored:
-        return Recommendation(None, criterion, f"no config has a {metric}")
+        return ConfigRecommendation(None, criterion, f"no config has a {metric}")
     if teacher_score is None or not _finite(teacher_score):
         best = max(scored, key=lambda r: (float(r["score"]), -float(r["macs"])))
-        return Recommendation(
+        return ConfigRecommendation(
             str(best["key"]), criterion,
             f"the teacher has no {metric} to compare with; {best['key']} is the most accurate config "
             f"({metric} {float(best['score']):.2f}).",
@@ -129,16 +129,19 @@ def recommend(
     close = [r for r in scored if float(r["score"]) >= floor]
     if close:
         best = min(close, key=_cheapest_key)
-        return Recommendation(
+        return ConfigRecommendation(
             str(best["key"]), criterion,
             f"{best['key']} is the cheapest config ({float(best['macs']) / GIGA:.3g} GMACs) within "
             f"{max_drop:g} {metric} of the teacher: {float(best['score']):.2f} against "
             f"{float(teacher_score):.2f}.",
         )
     best = max(scored, key=lambda r: (float(r["score"]), -float(r["macs"])))
-    return Recommendation(
+    return ConfigRecommendation(
         str(best["key"]), criterion,
         f"no config is within {max_drop:g} {metric} of the teacher ({float(teacher_score):.2f}); "
         f"{best['key']} comes closest with {float(best['score']):.2f} at "
         f"{float(best['macs']) / GIGA:.3g} GMACs.",
     )
+
+
+Recommendation = ConfigRecommendation  # its name before bench's BackendRecommendation was told apart

@@ -26,7 +26,7 @@ from typing import Any
 
 from fpdctl.errors import DataError, UsageError
 from fpdctl.models.spec import STANDARD
-from fpdctl.sweep.pareto import Recommendation, pareto_front, recommend
+from fpdctl.sweep.pareto import ConfigRecommendation, pareto_front, recommend
 from fpdctl.utils.io import atomic_write_text
 
 CONFIGS_DIR = "configs"
@@ -150,7 +150,7 @@ class SweepResult:
     teacher: TeacherResult | None
     results: list[ConfigResult]
     pareto: dict[str, list[str]]
-    recommendation: Recommendation
+    recommendation: ConfigRecommendation
     ran: list[str] = field(default_factory=list)
     skipped: list[str] = field(default_factory=list)
     pending: list[str] = field(default_factory=list)

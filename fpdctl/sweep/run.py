@@ -253,7 +253,8 @@ def run_sweep(
         UsageError: bad settings, or a directory holding another sweep's results.
         CheckpointError: an unreadable teacher.
     """
-    from fpdctl.models.checkpoint import create_model, file_sha256
+    from fpdctl.models.checkpoint import file_sha256
+    from fpdctl.models.factory import create_model
 
     out_dir = _check_settings(settings, items, out, max_drop)
     # In its own input convention (the checkpoint's, or --teacher-input-*): the teacher's and every
@@ -367,7 +368,7 @@ def initial_student(settings: SweepSettings, item: SweepItem, teacher: Any) -> A
     """
     import torch
 
-    from fpdctl.models.checkpoint import create_model
+    from fpdctl.models.factory import create_model
     from fpdctl.prune.slicing import slice_model
 
     train = settings.train

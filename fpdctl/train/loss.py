@@ -38,6 +38,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Callable
 
 from fpdctl.errors import UsageError
+from fpdctl.pipeline import last_stack
 
 if TYPE_CHECKING:
     # Only tensor methods are called here, so importing this module does not load torch:
@@ -326,10 +327,8 @@ def _fpd_terms(
     return LossTerms(total=total, gt=gt, kd=kd_term)
 
 
-def final_stack(outputs: Tensor) -> Tensor:
-    """The last stack's heatmaps: [N, S, J, H, W] -> [N, J, H, W]."""
-    return outputs[:, -1]
-
+# The last stack's heatmaps is fpdctl.pipeline.last_stack; this name stays for its importers.
+final_stack = last_stack
 
 __all__ = [
     "ALPHA_SCHEDULES",

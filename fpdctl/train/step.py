@@ -10,8 +10,9 @@ import torch
 from torch import Tensor, nn
 
 from fpdctl.errors import UsageError
+from fpdctl.pipeline import last_stack
 from fpdctl.train.config import TrainConfig
-from fpdctl.train.loss import KdSettings, LossTerms, final_stack
+from fpdctl.train.loss import KdSettings, LossTerms
 from fpdctl.train.precision import TrainPrecision
 
 
@@ -55,7 +56,7 @@ def compute_losses(
     teacher_maps: Tensor | None = None
     if teacher is not None:
         with torch.inference_mode(), precision.autocast(device):
-            teacher_maps = final_stack(teacher(images)).float()
+            teacher_maps = last_stack(teacher(images)).float()
         # An inference tensor cannot enter autograd; a plain copy can.
         teacher_maps = teacher_maps.clone()
     elif labels_as_teacher:

@@ -31,12 +31,12 @@ from fpdctl.codec import heatmap_size
 from fpdctl.errors import CheckpointError, UsageError
 from fpdctl.models.checkpoint import (
     checkpoint_file,
-    create_model,
     file_sha256,
     load_state_dict_strict,
     trained_input_size,
 )
 from fpdctl.models.convention import NATIVE, InputConvention
+from fpdctl.models.factory import create_model
 from fpdctl.models.hourglass import HourglassNet, count_parameters
 from fpdctl.models.input_adapter import adapt_input
 from fpdctl.data.registry import spec_for_data

@@ -115,10 +115,10 @@ def test_model_on_synthetic_data(capsys: pytest.CaptureFixture[str], tmp_path: P
     # The saved file scores exactly what was printed (1-based on disk, 0-based in fpdctl).
     from fpdctl.data.registry import build_dataset
     from fpdctl.metrics import compute_pckh
-    from fpdctl.metrics.files import load_predictions
+    from fpdctl.metrics.mpii_files import load_mpii_predictions
 
     reference = build_dataset("synthetic:length=4", "val", input_size=64).eval_reference()
-    again = compute_pckh(load_predictions(out_file), reference)
+    again = compute_pckh(load_mpii_predictions(out_file), reference)
     assert again.groups["mean"] == pytest.approx(report["pckh"]["mean"], abs=1e-9)
 
 
@@ -228,7 +228,8 @@ def test_help_names_the_pooled_mean(capsys: pytest.CaptureFixture[str]) -> None:
 def test_a_checkpoint_is_scored_at_the_size_it_was_trained_at(
     capsys: pytest.CaptureFixture[str], tmp_path: Path
 ) -> None:
-    from fpdctl.models.checkpoint import TRAIN_INPUT_SIZE_KEY, create_model, save_model, trained_input_size
+    from fpdctl.models.checkpoint import TRAIN_INPUT_SIZE_KEY, save_model, trained_input_size
+    from fpdctl.models.factory import create_model
 
     trained = save_model(create_model("hg1x16"), tmp_path / "m.safetensors", {TRAIN_INPUT_SIZE_KEY: "64"})
     plain = save_model(create_model("hg1x16"), tmp_path / "plain.safetensors")

@@ -97,7 +97,7 @@ def test_wrong_layouts(tmp_path: Path) -> None:
     with pytest.raises(DataError, match="is not an LSP joints file: expected joints 3 x 14 x N .*found points"):
         LSPDataset(tmp_path, "train")
     (tmp_path / "joints.mat").write_bytes(b"not a mat file at all")
-    with pytest.raises(DataError, match="cannot read .*joints.mat as a MATLAB .mat file"):
+    with pytest.raises(DataError, match=r"^cannot read LSP joints file .*joints\.mat: not a MATLAB \.mat file"):
         LSPDataset(tmp_path, "train")
 
 

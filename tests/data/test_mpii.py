@@ -14,7 +14,7 @@ from fpdctl.data.mpii import (
     read_release_persons,
 )
 from fpdctl.errors import DataError, InputError
-from fpdctl.metrics.files import load_mpii_ground_truth
+from fpdctl.metrics.mpii_files import load_mpii_ground_truth
 from tests.data.formats import (
     Image,
     Person,

@@ -307,7 +307,8 @@ def test_int8_calibrated_on_real_lsp_images(tmp_path, capsys, lspet400, tiny_che
 
 def test_a_checkpoint_exports_at_the_size_it_was_trained_at(tmp_path) -> None:
     from fpdctl.deploy.export import export_onnx
-    from fpdctl.models.checkpoint import TRAIN_INPUT_SIZE_KEY, create_model, save_model
+    from fpdctl.models.checkpoint import TRAIN_INPUT_SIZE_KEY, save_model
+    from fpdctl.models.factory import create_model
 
     trained = save_model(create_model("hg1x16"), tmp_path / "m.safetensors", {TRAIN_INPUT_SIZE_KEY: "64"})
     result = export_onnx(trained, tmp_path / "m.onnx", verify=False, exporter="torchscript")

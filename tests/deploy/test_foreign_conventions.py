@@ -81,7 +81,7 @@ def test_predict_equals_the_network_fed_its_projects_preprocessing(
     kind, checkpoints, net, lspet400, tmp_path, capsys
 ) -> None:
     from fpdctl.data.dataset import read_image
-    from fpdctl.models.checkpoint import create_model
+    from fpdctl.models.factory import create_model
 
     loaded = create_model(checkpoints[kind])
     assert loaded.input_convention is KINDS[kind]
@@ -121,7 +121,7 @@ def test_eval_feeds_each_person_its_projects_input(kind, checkpoints, net, lspet
     from fpdctl.data.subset import FirstPersons
     from fpdctl.data.transforms import denormalize_image
     from fpdctl.evaluate import evaluate_checkpoint, evaluate_model
-    from fpdctl.models.checkpoint import create_model
+    from fpdctl.models.factory import create_model
 
     dataset = FirstPersons(build_dataset(f"lsp:{lspet400}", "val", input_size=INPUT_SIZE), 6)
     result = evaluate_model(create_model(checkpoints[kind]), dataset, flip=False, batch_size=3)

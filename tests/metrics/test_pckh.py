@@ -11,7 +11,7 @@ import pytest
 from fpdctl.skeleton import MPII
 from fpdctl.errors import DataError, UsageError
 from fpdctl.metrics import EvalReference, PCKhResult, compute_pckh, head_sizes
-from fpdctl.metrics.files import load_mpii_ground_truth, load_predictions
+from fpdctl.metrics.mpii_files import load_mpii_ground_truth, load_mpii_predictions
 
 # ---------------------------------------------------------------------------------------------
 # Official reproduction. mpii_val_gt_tompson.mat is pytorch-pose's detections_our_format.mat:
@@ -78,7 +78,7 @@ def _groups_from_counts(hits: list[int], seen: list[int]) -> dict[str, float]:
 
 @pytest.fixture(scope="module")
 def official(mpii_val_gt: Path) -> tuple[np.ndarray, EvalReference]:
-    return load_predictions(mpii_val_gt), load_mpii_ground_truth(mpii_val_gt)
+    return load_mpii_predictions(mpii_val_gt), load_mpii_ground_truth(mpii_val_gt)
 
 
 def test_golden_figures_come_from_the_independent_loop(mpii_val_gt: Path) -> None:
@@ -304,11 +304,11 @@ def test_hrnet_mean_at_0_1_is_threshold_0_11(mpii_val_gt: Path) -> None:
     hits, seen = _loop_pckh(mpii_val_gt, threshold=HRNET_MEAN_AT_0_1_THRESHOLD)
     keep = [j for j in range(16) if j not in _NOT_IN_MEAN]
     assert (sum(hits[j] for j in keep), sum(seen[j] for j in keep)) == (12735, GOLDEN_POOLED_VISIBLE)
-    result = compute_pckh(load_predictions(mpii_val_gt), load_mpii_ground_truth(mpii_val_gt))
+    result = compute_pckh(load_mpii_predictions(mpii_val_gt), load_mpii_ground_truth(mpii_val_gt))
     data = result.to_dict()
     assert data["pckh@0.1"] == pytest.approx(GOLDEN_PCKH_AT_0_1, abs=5e-5)
     assert data["pckh@0.1_hrnet"] == pytest.approx(GOLDEN_HRNET_MEAN_AT_0_1, abs=1e-9)
     assert data["pckh@0.1_hrnet_threshold"] == 0.11
     # HRNet counts with <= whatever convention the main figures use.
-    strict = compute_pckh(load_predictions(mpii_val_gt), load_mpii_ground_truth(mpii_val_gt), inclusive=False)
+    strict = compute_pckh(load_mpii_predictions(mpii_val_gt), load_mpii_ground_truth(mpii_val_gt), inclusive=False)
     assert strict.pckh_at_0_1_hrnet == result.pckh_at_0_1_hrnet

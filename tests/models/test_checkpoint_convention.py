@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from fpdctl.errors import CheckpointError, UsageError
-from fpdctl.models.checkpoint import create_model, describe_checkpoint, read_checkpoint, save_model
+from fpdctl.models.checkpoint import describe_checkpoint, read_checkpoint, save_model
 from fpdctl.models.convention import (
     FPD_OFFICIAL,
     METADATA_KEY,
@@ -20,6 +20,7 @@ from fpdctl.models.convention import (
     ConventionOverride,
     InputConvention,
 )
+from fpdctl.models.factory import create_model
 from tests.conftest import make_net
 
 

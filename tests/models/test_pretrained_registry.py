@@ -15,12 +15,12 @@ import torch
 from fpdctl.errors import CheckpointError, UsageError
 from fpdctl.models.checkpoint import (
     checkpoint_file,
-    create_model,
     file_sha256,
     read_checkpoint,
     resolve_input_size,
     save_model,
 )
+from fpdctl.models.factory import create_model
 from fpdctl.pretrained import (
     CARD_FIELDS,
     PRETRAINED,

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from fpdctl.errors import UsageError
-from fpdctl.models.checkpoint import create_model
+from fpdctl.models.factory import create_model
 from fpdctl.models.spec import HourglassSpec
 from fpdctl.prune.calibrate import recalibrate_bn
 

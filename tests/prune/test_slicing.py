@@ -10,7 +10,8 @@ import torch
 from torch import nn
 
 from fpdctl.errors import UsageError
-from fpdctl.models.checkpoint import create_model, read_checkpoint, save_model
+from fpdctl.models.checkpoint import read_checkpoint, save_model
+from fpdctl.models.factory import create_model
 from fpdctl.models.hourglass import Bottleneck, HourglassNet, count_parameters
 from fpdctl.models.spec import HourglassSpec
 from fpdctl.profiling.analytic import analytic_cost

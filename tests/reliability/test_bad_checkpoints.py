@@ -39,7 +39,8 @@ import torch
 from safetensors.torch import save_file
 
 from fpdctl.cli.app import main
-from fpdctl.models.checkpoint import SPEC_KEY, create_model, save_model
+from fpdctl.models.checkpoint import SPEC_KEY, save_model
+from fpdctl.models.factory import create_model
 
 AREA = "bad checkpoint"
 SENTINEL = b"sentinel: fpdctl must not replace this file\n"
@@ -537,7 +538,7 @@ def test_legacy_corruption_inside_a_tensor_is_undetectable(
     """Known limit: the legacy (pre-1.6) serialization stores raw tensor bytes with no checksum,
     so bytes overwritten inside a tensor load as other weights. The zip format (CRC-32 per
     member) and fpdctl's own .safetensors (fpdctl.crc32) are checked; see test_every_format."""
-    from fpdctl.models.checkpoint import create_model
+    from fpdctl.models.factory import create_model
 
     reliability.describe(
         AREA, "create_model(<pth.tar-legacy 256 bytes overwritten inside a tensor>)",

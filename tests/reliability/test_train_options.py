@@ -210,7 +210,7 @@ def test_dataset_counts_distinct_samples_not_reads(tmp_path: Path) -> None:
 
 def test_prune_sweep_fine_tunes_at_the_teachers_input_size(reliability) -> None:  # type: ignore[no-untyped-def]
     """prune-sweep resolves its fine-tunes as distill does: the teacher's size by default."""
-    from fpdctl.models.checkpoint import create_model
+    from fpdctl.models.factory import create_model
     from fpdctl.sweep.run import fine_tune_config
 
     reliability.describe("silent wrong answer", "fpdctl prune-sweep --teacher synthetic-hg2x64 with no --input-size",

@@ -11,7 +11,8 @@ import torch
 
 from fpdctl.cli.app import main
 from fpdctl.errors import UsageError
-from fpdctl.models.checkpoint import create_model, save_model
+from fpdctl.models.checkpoint import save_model
+from fpdctl.models.factory import create_model
 from fpdctl.models.hourglass import count_parameters
 from fpdctl.models.spec import HourglassSpec
 from fpdctl.profiling.analytic import analytic_cost

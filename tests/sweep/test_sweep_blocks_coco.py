@@ -10,7 +10,8 @@ import torch
 
 from fpdctl.cli.app import main
 from fpdctl.errors import UsageError
-from fpdctl.models.checkpoint import create_model, save_model
+from fpdctl.models.checkpoint import save_model
+from fpdctl.models.factory import create_model
 from fpdctl.models.spec import HourglassSpec
 from fpdctl.sweep.grid import INITS, SweepItem, build_grid, parse_blocks
 from fpdctl.sweep.results import CONFIGS_DIR, ConfigResult, TeacherResult, read_results, summarize

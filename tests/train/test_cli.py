@@ -15,7 +15,8 @@ import pytest
 import torch
 
 from fpdctl.cli.app import main
-from fpdctl.models.checkpoint import create_model, read_checkpoint, save_model
+from fpdctl.models.checkpoint import read_checkpoint, save_model
+from fpdctl.models.factory import create_model
 
 TINY = ["--input-size", "64", "--batch-size", "4", "--workers", "0", "--val-limit", "8",
         "--precision", "fp32", "--log-every", "1"]

@@ -15,7 +15,8 @@ import torch
 
 from fpdctl.data.registry import build_dataset
 from fpdctl.data.transforms import AugmentConfig
-from fpdctl.models.checkpoint import create_model, read_checkpoint
+from fpdctl.models.checkpoint import read_checkpoint
+from fpdctl.models.factory import create_model
 from fpdctl.train.distributed import ResumableSampler, StepTotals, reduce_step
 from fpdctl.train.loss import fpd_loss
 

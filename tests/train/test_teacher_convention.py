@@ -14,8 +14,9 @@ import pytest
 import torch
 
 from fpdctl.cli.app import main
-from fpdctl.models.checkpoint import create_model, read_checkpoint
+from fpdctl.models.checkpoint import read_checkpoint
 from fpdctl.models.convention import METADATA_KEY, NATIVE, PYTORCH_POSE_MPII
+from fpdctl.models.factory import create_model
 from fpdctl.models.input_adapter import InputAdapter
 from tests.conftest import INPUT_SIZE, make_net
 from tests.models.test_checkpoint_convention import write_foreign

@@ -14,7 +14,8 @@ import pytest
 import torch
 
 from fpdctl.errors import TrainingDiverged
-from fpdctl.models.checkpoint import create_model, read_checkpoint, save_model
+from fpdctl.models.checkpoint import read_checkpoint, save_model
+from fpdctl.models.factory import create_model
 from fpdctl.progress import Event
 from fpdctl.train.sources import resolve_config
 from fpdctl.train.events import TRAIN_CHECKPOINT, TRAIN_STEP, EvalLog, RunInfo, StepLog

@@ -20,7 +20,7 @@ from fpdctl.data.mpii import SCALE_MARGIN
 from fpdctl.data.synthetic.dataset import SyntheticPose, check_sample_args, synthetic_record
 from fpdctl.data.synthetic.pose import DEFAULT_CONFIG, NUM_JOINTS, Split, SyntheticConfig
 from fpdctl.errors import InputError, RuntimeFailure, UsageError
-from fpdctl.metrics.files import MATLAB_ORIGIN, write_mpii_ground_truth
+from fpdctl.metrics.mpii_files import MATLAB_ORIGIN, write_mpii_ground_truth
 from fpdctl.metrics.reference import EvalReference
 from fpdctl.skeleton import COCO
 

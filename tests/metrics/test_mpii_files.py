@@ -11,11 +11,11 @@ from scipy.io import loadmat, savemat
 
 from fpdctl.errors import DataError, InputError, UsageError
 from fpdctl.metrics.reference import EvalReference
-from fpdctl.metrics.files import (
+from fpdctl.metrics.mpii_files import (
     MPII_MAT_JOINT_NAMES,
-    evaluate_prediction_files,
+    evaluate_mpii_prediction_files,
     load_mpii_ground_truth,
-    load_predictions,
+    load_mpii_predictions,
     save_predictions,
 )
 
@@ -58,7 +58,7 @@ def test_save_load_round_trip(tmp_path: Path, suffix: str) -> None:
     coords = np.random.default_rng(1).uniform(-5.0, 500.0, size=(5, 16, 2))
     path = save_predictions(tmp_path / f"preds{suffix}", coords)
     assert path.is_file()
-    np.testing.assert_allclose(load_predictions(path), coords, rtol=0, atol=1e-9)
+    np.testing.assert_allclose(load_mpii_predictions(path), coords, rtol=0, atol=1e-9)
     assert [p.name for p in tmp_path.iterdir()] == [f"preds{suffix}"]  # no temporary left
 
 
@@ -76,7 +76,7 @@ def test_official_layouts_are_accepted(tmp_path: Path) -> None:
     savemat(str(tmp_path / "b.mat"), {"pos_pred_src": coords.transpose(1, 2, 0) + 1.0})
     (tmp_path / "c.json").write_text(json.dumps(coords.tolist()))
     for name in ("a.mat", "b.mat", "c.json"):
-        np.testing.assert_allclose(load_predictions(tmp_path / name), coords, atol=1e-9)
+        np.testing.assert_allclose(load_mpii_predictions(tmp_path / name), coords, atol=1e-9)
 
 
 def test_same_predictions_in_every_format_score_the_same(tmp_path: Path) -> None:
@@ -86,11 +86,11 @@ def test_same_predictions_in_every_format_score_the_same(tmp_path: Path) -> None
     scores = set()
     for suffix in (".mat", ".npy", ".json"):
         save_predictions(tmp_path / f"p{suffix}", coords)
-        scores.add(round(evaluate_prediction_files(tmp_path / f"p{suffix}", tmp_path / "gt.mat").mean, 9))
+        scores.add(round(evaluate_mpii_prediction_files(tmp_path / f"p{suffix}", tmp_path / "gt.mat").mean, 9))
     assert len(scores) == 1
     perfect = tmp_path / "perfect.npy"
     np.save(perfect, gt0)
-    result = evaluate_prediction_files(perfect, tmp_path / "gt.mat")
+    result = evaluate_mpii_prediction_files(perfect, tmp_path / "gt.mat")
     assert result.mean == 100.0 and result.groups["mean_plain"] == 100.0 and result.auc == 100.0
 
 
@@ -99,16 +99,16 @@ def test_same_predictions_in_every_format_score_the_same(tmp_path: Path) -> None
 def test_missing_files(tmp_path: Path) -> None:
     write_gt_mat(tmp_path / "gt.mat")
     with pytest.raises(InputError, match=r"^predictions file not found: .*nope\.mat$"):
-        evaluate_prediction_files(tmp_path / "nope.mat", tmp_path / "gt.mat")
+        evaluate_mpii_prediction_files(tmp_path / "nope.mat", tmp_path / "gt.mat")
     np.save(tmp_path / "p.npy", np.zeros((4, 16, 2)))
     with pytest.raises(InputError, match=r"^ground-truth file not found: .*gone\.mat$"):
-        evaluate_prediction_files(tmp_path / "p.npy", tmp_path / "gone.mat")
+        evaluate_mpii_prediction_files(tmp_path / "p.npy", tmp_path / "gone.mat")
 
 
 def test_unsupported_suffix(tmp_path: Path) -> None:
     (tmp_path / "p.txt").write_text("1 2 3")
     with pytest.raises(InputError, match=r"^unsupported predictions format '\.txt': use \.mat, \.npy, \.json$"):
-        load_predictions(tmp_path / "p.txt")
+        load_mpii_predictions(tmp_path / "p.txt")
     with pytest.raises(UsageError, match=r"^cannot save predictions as '\.csv'"):
         save_predictions(tmp_path / "p.csv", np.zeros((1, 16, 2)))
     assert not (tmp_path / "p.csv").exists()
@@ -117,25 +117,25 @@ def test_unsupported_suffix(tmp_path: Path) -> None:
 def test_wrong_layouts(tmp_path: Path) -> None:
     savemat(str(tmp_path / "w.mat"), {"preds": np.zeros((4, 14, 2))})
     with pytest.raises(DataError, match=r"'preds' must be N x 16 x 2 \(or 16 x 2 x N\), got 4 x 14 x 2$"):
-        load_predictions(tmp_path / "w.mat")
+        load_mpii_predictions(tmp_path / "w.mat")
     savemat(str(tmp_path / "none.mat"), {"joints": np.zeros((4, 16, 2))})
     with pytest.raises(DataError, match="holds no predictions: expected a variable 'preds'"):
-        load_predictions(tmp_path / "none.mat")
+        load_mpii_predictions(tmp_path / "none.mat")
     np.save(tmp_path / "w.npy", np.zeros((4, 16, 3)))
     with pytest.raises(DataError, match=r"predictions must be N x 16 x 2, got 4 x 16 x 3$"):
-        load_predictions(tmp_path / "w.npy")
+        load_mpii_predictions(tmp_path / "w.npy")
     (tmp_path / "bad.json").write_text('{"preds": [[1, 2]]')
     with pytest.raises(DataError, match=r"^cannot parse JSON predictions .*bad\.json"):
-        load_predictions(tmp_path / "bad.json")
+        load_mpii_predictions(tmp_path / "bad.json")
     (tmp_path / "w.json").write_text(json.dumps([[[1, 2]] * 16, [[1, 2]] * 15]))
     with pytest.raises(DataError, match=r"\(person 1 is not a list of 16\)$"):
-        load_predictions(tmp_path / "w.json")
+        load_mpii_predictions(tmp_path / "w.json")
     (tmp_path / "s.json").write_text(json.dumps([[[1, "x"]] * 16]))
     with pytest.raises(DataError, match=r'\(person 0, joint 0 is \[1, "x"\]\)$'):
-        load_predictions(tmp_path / "s.json")
+        load_mpii_predictions(tmp_path / "s.json")
     (tmp_path / "fake.mat").write_text("not a mat file")
     with pytest.raises(DataError, match=r"^cannot read predictions file .*fake\.mat: not a MATLAB \.mat file"):
-        load_predictions(tmp_path / "fake.mat")
+        load_mpii_predictions(tmp_path / "fake.mat")
 
 
 def test_wrong_ground_truth(tmp_path: Path) -> None:
@@ -163,7 +163,7 @@ def test_refuses_to_save_nan(tmp_path: Path) -> None:
 
 
 def test_ground_truth_writer_round_trips(tmp_path: Path) -> None:
-    from fpdctl.metrics.files import write_mpii_ground_truth
+    from fpdctl.metrics.mpii_files import write_mpii_ground_truth
 
     fields = write_gt_mat(tmp_path / "gt.mat")
     ref = load_mpii_ground_truth(tmp_path / "gt.mat")
@@ -177,3 +177,14 @@ def test_ground_truth_writer_round_trips(tmp_path: Path) -> None:
     no_boxes = EvalReference(joints=ref.joints, visible=ref.visible, headboxes=None, metric="pckh")
     with pytest.raises(DataError, match="needs N x 16 x 2 joints and head boxes, got joints 4 x 16 x 2 and no head boxes"):
         write_mpii_ground_truth(tmp_path / "x.mat", no_boxes)
+
+
+def test_the_old_module_keeps_the_old_names() -> None:
+    import fpdctl.metrics.files as old
+    from fpdctl.metrics import mpii_files
+
+    assert old.load_predictions is mpii_files.load_mpii_predictions
+    assert old.evaluate_prediction_files is mpii_files.evaluate_mpii_prediction_files
+    for name in ("MATLAB_ORIGIN", "save_predictions", "check_prediction_output",
+                 "load_mpii_ground_truth", "write_mpii_ground_truth"):
+        assert getattr(old, name) is getattr(mpii_files, name), name
