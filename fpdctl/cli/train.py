@@ -327,10 +327,10 @@ class _ProgressReporter(_PlainReporter):
 
 
 def _label(metric: str) -> str:
-    """How a validation metric's headline reads: PCKH, PCK, or AP for COCO's OKS."""
+    """How a validation metric's headline reads: PCKh, PCK, or AP for COCO's OKS."""
     from fpdctl.metrics import score_name
 
-    return score_name(metric).upper()
+    return score_name(metric)
 
 
 def _make_reporter() -> _PlainReporter:

@@ -110,7 +110,7 @@ def test_config_file_is_overridden_by_flags(tmp_path: Path, capsys: pytest.Captu
     assert [r.split(",")[0] for r in rows[1:]] == ["1", "2"]
     assert float(rows[1].split(",")[5]) == pytest.approx(0.002)  # cosine starts at the base rate
     printed = capsys.readouterr().out
-    assert "final evaluation (PCKH" in printed and "Mean" in printed
+    assert "final evaluation (PCKh" in printed and "Mean" in printed
 
     bad = tmp_path / "bad.toml"
     bad.write_text('model = "hg1x16"\nlearning-rate = 0.1\n')
