@@ -11,7 +11,7 @@ TORCH_INDEX ?=
 STAMP := $(VENV)/.fpdctl-installed
 DEMO_DIR ?= demo-output
 
-.PHONY: reference-teacher install test test-all lint-imports reliability demo bench clean
+.PHONY: reference-teacher install test test-all lint lint-imports reliability demo bench clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -22,8 +22,11 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP)
 
-# The layering contracts ([tool.importlinter] in pyproject.toml) first: a broken layer fails fast.
+# Formatting and lint ([tool.ruff]) and the layering contracts ([tool.importlinter] in
+# pyproject.toml) first: a broken layer fails fast.
 test: $(STAMP)
+	$(BIN)/ruff format --check .
+	$(BIN)/ruff check .
 	$(BIN)/lint-imports
 	$(BIN)/python -m pytest -q
 
@@ -33,6 +36,11 @@ test-all: $(STAMP)
 
 lint-imports: $(STAMP)
 	$(BIN)/lint-imports
+
+# Format the code in place and apply ruff's safe fixes (`make test` only checks).
+lint: $(STAMP)
+	$(BIN)/ruff format .
+	$(BIN)/ruff check --fix .
 
 # The fault and bad-input suite alone (it also runs in `make test`), with its table refreshed in
 # docs/RELIABILITY.md.

@@ -117,8 +117,13 @@ def time_dataset(name: str, dataset: PoseDataset, samples: int, repeats: int = 3
         cpu_seconds = min(cpu_seconds, time.process_time() - cpu_start)
     rate, cpu_rate = samples / seconds, samples / cpu_seconds
     return ThroughputRow(
-        name, samples, round(seconds, 3), round(rate, 1), round(1000.0 / rate, 2),
-        round(cpu_seconds, 3), round(cpu_rate, 1),
+        name,
+        samples,
+        round(seconds, 3),
+        round(rate, 1),
+        round(1000.0 / rate, 2),
+        round(cpu_seconds, 3),
+        round(cpu_rate, 1),
     )
 
 
@@ -148,8 +153,16 @@ def run(samples: int, images: int, repeats: int = 3) -> tuple[list[ThroughputRow
         folder = Path(tmp)
         names = make_jpegs(folder, images)
         mean_jpeg_kb = round(float(np.mean([(folder / n).stat().st_size for n in names])) / 1024, 1)
-        rows.append(time_dataset("file loader, 1280x720 JPEG, reduced decode", file_dataset(folder, names, True), samples, repeats))
-        rows.append(time_dataset("file loader, 1280x720 JPEG, full decode", file_dataset(folder, names, False), samples, repeats))
+        rows.append(
+            time_dataset(
+                "file loader, 1280x720 JPEG, reduced decode", file_dataset(folder, names, True), samples, repeats
+            )
+        )
+        rows.append(
+            time_dataset(
+                "file loader, 1280x720 JPEG, full decode", file_dataset(folder, names, False), samples, repeats
+            )
+        )
     try:
         from fpdctl.data.synthetic import SyntheticPose
     except ImportError:
@@ -175,11 +188,24 @@ def main(argv: list[str] | None = None) -> int:
     report = {
         "benchmark": "data_throughput",
         "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "machine": {"platform": platform.platform(), "cpu": cpu_model(), "cores": os.cpu_count(),
-                    "python": sys.version.split()[0], "opencv": cv2.__version__, "torch": torch.__version__},
-        "settings": {"input_size": 256, "heatmap_size": 64, "augment": asdict(AugmentConfig()),
-                     "threads": 1, "repeats": args.repeats, "image_size": [IMAGE_W, IMAGE_H], "mean_jpeg_kb": mean_jpeg_kb,
-                     "scale_range": SCALE_RANGE},
+        "machine": {
+            "platform": platform.platform(),
+            "cpu": cpu_model(),
+            "cores": os.cpu_count(),
+            "python": sys.version.split()[0],
+            "opencv": cv2.__version__,
+            "torch": torch.__version__,
+        },
+        "settings": {
+            "input_size": 256,
+            "heatmap_size": 64,
+            "augment": asdict(AugmentConfig()),
+            "threads": 1,
+            "repeats": args.repeats,
+            "image_size": [IMAGE_W, IMAGE_H],
+            "mean_jpeg_kb": mean_jpeg_kb,
+            "scale_range": SCALE_RANGE,
+        },
         "rows": [asdict(r) for r in rows],
     }
     atomic_write_text(args.json, json.dumps(report, indent=2) + "\n")

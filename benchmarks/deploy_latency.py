@@ -29,8 +29,9 @@ Cases:
 Accuracy (with ``--student``, a trained checkpoint): PCKh@0.5 on the synthetic validation split of
 ONNX Runtime fp32, int8 and fp16 exports and of PyTorch under bf16 autocast, at the input size
 the student was trained at, without the flip test (``fpdctl eval --no-flip``: a deployed model
-runs one forward; the figures in docs/BENCHMARKS.md were measured so). Latency does not depend on the weights, so random weights are used
-for the teacher (and for the student without ``--student``).
+runs one forward; the figures in docs/BENCHMARKS.md were measured so). Latency does not depend on
+the weights, so random weights are used for the teacher (and for the student without
+``--student``).
 """
 
 from __future__ import annotations
@@ -59,7 +60,6 @@ from pathlib import Path  # noqa: E402
 from typing import Callable  # noqa: E402
 
 import numpy as np  # noqa: E402
-
 
 DEFAULT = object()  # "fpdctl's default session options"
 
@@ -94,14 +94,18 @@ def gemm_cases(threads: int) -> list[Case]:
     m = 1024
     weight = numpy_helper.from_array(np.random.default_rng(0).standard_normal((m, m)).astype(np.float32), "B")
     graph = helper.make_graph(
-        [helper.make_node("MatMul", ["A", "B"], ["C"])], "gemm",
+        [helper.make_node("MatMul", ["A", "B"], ["C"])],
+        "gemm",
         [helper.make_tensor_value_info("A", TensorProto.FLOAT, [m, m])],
-        [helper.make_tensor_value_info("C", TensorProto.FLOAT, [m, m])], [weight],
+        [helper.make_tensor_value_info("C", TensorProto.FLOAT, [m, m])],
+        [weight],
     )
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)])
     from fpdctl.deploy.runtime import session_options
 
-    session = ort.InferenceSession(model.SerializeToString(), session_options(threads), providers=["CPUExecutionProvider"])
+    session = ort.InferenceSession(
+        model.SerializeToString(), session_options(threads), providers=["CPUExecutionProvider"]
+    )
     x = np.random.default_rng(1).standard_normal((m, m)).astype(np.float32)
     ort_case = Case("gemm onnxruntime MatMul 1024", lambda: session.run(None, {"A": x}), 2.0 * m**3, block=10)
     return [torch_case, ort_case]
@@ -122,9 +126,9 @@ def model_cases(student_net, teacher_net, threads: int, work: Path, size: int, w
     """The model cases whose names ``wanted(name)`` accepts; exports only what those need."""
     import functools
 
-    from fpdctl.deploy.backends import get_backend
     import onnx
 
+    from fpdctl.deploy.backends import get_backend
     from fpdctl.deploy.export import export_onnx, torch_to_onnx
     from fpdctl.deploy.onnx_graph import take_last_stack_directly
     from fpdctl.deploy.runtime import TorchRunner
@@ -160,6 +164,7 @@ def model_cases(student_net, teacher_net, threads: int, work: Path, size: int, w
             runner = TorchRunner(copy.deepcopy(net), get_backend(backend), "cpu")
             prepared = runner.prepare(image)
             return Case(name, lambda: runner.forward(prepared), flops, block=block)
+
         return make
 
     def ort_case(which: str, flops: float, block: int = 5, **session):
@@ -167,6 +172,7 @@ def model_cases(student_net, teacher_net, threads: int, work: Path, size: int, w
             sess = _ort_session(exported(which), threads, **session)
             feed = {sess.get_inputs()[0].name: image}
             return Case(name, lambda: sess.run(None, feed), flops, block=block)
+
         return make
 
     plan = {
@@ -229,16 +235,22 @@ def accuracy(checkpoint: str, size: int, samples: int, threads: int, work: Path,
     for precision in ("int8", "fp16"):
         log(f"scoring fp32 and {precision} on {samples} synthetic validation persons")
         result = compare_accuracy(
-            fp32, OrtRunner(paths[precision], threads=threads), data="synthetic", input_size=size,
-            samples=samples, flip=False, candidate_precision=precision,
+            fp32,
+            OrtRunner(paths[precision], threads=threads),
+            data="synthetic",
+            input_size=size,
+            samples=samples,
+            flip=False,
+            candidate_precision=precision,
         )
         out["fp32"] = result.reference_mean
         out[precision] = result.candidate_mean
         out[f"{precision}_drop"] = result.drop
     log("scoring PyTorch bf16 autocast")
     bf16 = TorchRunner(copy.deepcopy(net), get_backend("torch-bf16"), "cpu")
-    result = compare_accuracy(fp32, bf16, data="synthetic", input_size=size, samples=samples, flip=False,
-                             candidate_precision="bf16")
+    result = compare_accuracy(
+        fp32, bf16, data="synthetic", input_size=size, samples=samples, flip=False, candidate_precision="bf16"
+    )
     out["bf16"] = result.candidate_mean
     out["bf16_drop"] = result.drop
     return out
@@ -275,7 +287,8 @@ def main() -> None:
         run_rounds(cases, opts.rounds, log)
         acc = (
             accuracy(opts.student, opts.student_input_size, opts.validation_samples, opts.threads, work, log)
-            if opts.student else None
+            if opts.student
+            else None
         )
 
     by_name = {c.name: c for c in cases}
@@ -316,13 +329,25 @@ def main() -> None:
         "teacher ort fp32 / student ort int8": ("hg8x256 onnxruntime fp32", "hg4x128 onnxruntime int8"),
         "teacher ort int8 / student ort int8": ("hg8x256 onnxruntime int8", "hg4x128 onnxruntime int8"),
         "student ort fp32 / student ort int8": ("hg4x128 onnxruntime fp32", "hg4x128 onnxruntime int8"),
-        "student eager fp32 / student eager bf16": ("hg4x128 torch eager fp32 nchw", "hg4x128 torch eager bf16 channels_last"),
+        "student eager fp32 / student eager bf16": (
+            "hg4x128 torch eager fp32 nchw",
+            "hg4x128 torch eager bf16 channels_last",
+        ),
         "student ort fp32 / student eager bf16": ("hg4x128 onnxruntime fp32", "hg4x128 torch eager bf16 channels_last"),
-        "dynamo / torchscript export (ort fp32)": ("hg4x128 onnxruntime fp32", "hg4x128 onnxruntime fp32 (torchscript export)"),
+        "dynamo / torchscript export (ort fp32)": (
+            "hg4x128 onnxruntime fp32",
+            "hg4x128 onnxruntime fp32 (torchscript export)",
+        ),
         "no spinning / 100 us (ort fp32)": ("hg4x128 onnxruntime fp32 (no spinning)", "hg4x128 onnxruntime fp32"),
-        "unbounded spinning / 100 us (ort fp32)": ("hg4x128 onnxruntime fp32 (unbounded spinning)", "hg4x128 onnxruntime fp32"),
+        "unbounded spinning / 100 us (ort fp32)": (
+            "hg4x128 onnxruntime fp32 (unbounded spinning)",
+            "hg4x128 onnxruntime fp32",
+        ),
         "no NCHWc / NCHWc (ort fp32)": ("hg4x128 onnxruntime fp32 (no NCHWc)", "hg4x128 onnxruntime fp32"),
-        "stacked output / last stack only (ort fp32)": ("hg4x128 onnxruntime fp32 (stacked output)", "hg4x128 onnxruntime fp32"),
+        "stacked output / last stack only (ort fp32)": (
+            "hg4x128 onnxruntime fp32 (stacked output)",
+            "hg4x128 onnxruntime fp32",
+        ),
     }
     ratios = {k: ratio(by_name[a], by_name[b]) for k, (a, b) in pairs.items() if a in by_name and b in by_name}
     # The student against its floor, round by round: its time over the time the same round's MLAS
@@ -333,38 +358,55 @@ def main() -> None:
         if gemm is not None and s_ort is not None:
             per_round = [(s / s_ort.flops) / (g / gemm.flops) for s, g in zip(s_ort.blocks, gemm.blocks)]
             ratios[f"student ort fp32{label} x floor (same-round MLAS GEMM)"] = {
-                "median": _median(per_round), "p10": _pct(per_round, 10), "p90": _pct(per_round, 90),
+                "median": _median(per_round),
+                "p10": _pct(per_round, 10),
+                "p90": _pct(per_round, 90),
             }
 
     peak_text = ", ".join(f"{k} {v:.0f} GFLOP/s" for k, v in peaks.items() if v is not None)
-    print(f"\nbatch 1, {opts.input_size} px, {opts.threads} threads, {opts.rounds} interleaved rounds; "
-          f"fp32 GEMM peak (best round): {peak_text or 'not measured'}; load average {os.getloadavg()[0]:.1f}")
+    print(
+        f"\nbatch 1, {opts.input_size} px, {opts.threads} threads, {opts.rounds} interleaved rounds; "
+        f"fp32 GEMM peak (best round): {peak_text or 'not measured'}; load average {os.getloadavg()[0]:.1f}"
+    )
     print(f"{'case':48s} {'median ms':>10s} {'p10':>8s} {'p90':>8s} {'best':>8s} {'GFLOP/s':>8s} {'x floor':>8s}")
     for row in rows:
         floor = f"{row['x_floor']:8.2f}" if "x_floor" in row else " " * 8
-        print(f"{row['case']:48s} {row['median_ms']:10.2f} {row['p10_ms']:8.2f} {row['p90_ms']:8.2f} "
-              f"{row['best_block_ms']:8.2f} {row['gflops_per_s']:8.0f} {floor}")
+        print(
+            f"{row['case']:48s} {row['median_ms']:10.2f} {row['p10_ms']:8.2f} {row['p90_ms']:8.2f} "
+            f"{row['best_block_ms']:8.2f} {row['gflops_per_s']:8.0f} {floor}"
+        )
     print("\nratios (round by round: median [p10, p90])")
     for name, r in ratios.items():
         print(f"  {name:48s} {r['median']:6.2f} [{r['p10']:.2f}, {r['p90']:.2f}]")
     if acc:
-        print(f"\nPCKh@0.5 on {acc['samples']} synthetic val persons at {acc['input_size']} px ({acc['checkpoint']}): "
-              f"fp32 {acc['fp32']:.2f}, int8 {acc['int8']:.2f} ({-acc['int8_drop']:+.2f}), "
-              f"fp16 {acc['fp16']:.2f} ({-acc['fp16_drop']:+.2f}), bf16 {acc['bf16']:.2f} ({-acc['bf16_drop']:+.2f})")
+        print(
+            f"\nPCKh@0.5 on {acc['samples']} synthetic val persons at {acc['input_size']} px ({acc['checkpoint']}): "
+            f"fp32 {acc['fp32']:.2f}, int8 {acc['int8']:.2f} ({-acc['int8_drop']:+.2f}), "
+            f"fp16 {acc['fp16']:.2f} ({-acc['fp16_drop']:+.2f}), bf16 {acc['bf16']:.2f} ({-acc['bf16_drop']:+.2f})"
+        )
 
     cpu = platform.processor() or platform.machine()
     try:
-        cpu = next(l.split(":", 1)[1].strip() for l in Path("/proc/cpuinfo").read_text().splitlines()
-                   if l.startswith("model name"))
+        cpu = next(
+            line.split(":", 1)[1].strip()
+            for line in Path("/proc/cpuinfo").read_text().splitlines()
+            if line.startswith("model name")
+        )
     except (OSError, StopIteration):
         pass
     report = {
         "date": date.today().isoformat(),
-        "command": "python benchmarks/deploy_latency.py " + " ".join(
-            f"--{k.replace('_', '-')} {v}" for k, v in vars(opts).items() if v is not None and k != "json"),
-        "machine": {"cpu": cpu, "python": platform.python_version(), "torch": torch.__version__,
-                    "onnxruntime": onnxruntime.__version__, "threads": opts.threads,
-                    "OMP_WAIT_POLICY": os.environ.get("OMP_WAIT_POLICY"), "load_average": os.getloadavg()},
+        "command": "python benchmarks/deploy_latency.py "
+        + " ".join(f"--{k.replace('_', '-')} {v}" for k, v in vars(opts).items() if v is not None and k != "json"),
+        "machine": {
+            "cpu": cpu,
+            "python": platform.python_version(),
+            "torch": torch.__version__,
+            "onnxruntime": onnxruntime.__version__,
+            "threads": opts.threads,
+            "OMP_WAIT_POLICY": os.environ.get("OMP_WAIT_POLICY"),
+            "load_average": os.getloadavg(),
+        },
         "gemm_peak_gflops": peaks,
         "rows": rows,
         "ratios": ratios,

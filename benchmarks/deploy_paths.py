@@ -48,7 +48,6 @@ from pathlib import Path  # noqa: E402
 from types import SimpleNamespace  # noqa: E402
 
 import numpy as np  # noqa: E402
-
 from deploy_latency import Case, _median, _pct, gemm_cases, ratio, run_rounds  # noqa: E402
 
 # The paths, in table order: backend-table rows.
@@ -76,8 +75,15 @@ def build_runners(student: str, paths: list[str], size: int, threads: int, calib
     for precision in ("fp32", "int8"):
         log(f"exporting the student ({precision}, {size} px)")
         files[precision] = work / f"student_{precision}.onnx"
-        export_onnx(source.net, files[precision], input_size=size, precision=precision,
-                    calibration_samples=calibration, validation_samples=0, verify=False)
+        export_onnx(
+            source.net,
+            files[precision],
+            input_size=size,
+            precision=precision,
+            calibration_samples=calibration,
+            validation_samples=0,
+            verify=False,
+        )
     runners = {}
     for name in paths:
         row = get_backend(name)
@@ -111,8 +117,14 @@ def timing_cases(source, runners, teacher, size: int, threads: int, log) -> list
             start = time.perf_counter()
             runner.forward(prepared)
             log(f"  {time.perf_counter() - start:.1f} s")
-            cases.append(Case(f"{source.spec.name} {name} b{batch}", lambda r=runner, x=prepared: r.forward(x),
-                              s_flops * batch, block=3 if batch == 1 else 2))
+            cases.append(
+                Case(
+                    f"{source.spec.name} {name} b{batch}",
+                    lambda r=runner, x=prepared: r.forward(x),
+                    s_flops * batch,
+                    block=3 if batch == 1 else 2,
+                )
+            )
     return cases
 
 
@@ -135,22 +147,42 @@ def summarise(cases: list[Case], runners: dict, scores: dict[str, float], studen
         batch = int(b[1:])
         median = _median(case.times) * 1e3
         floor = case.flops / (peak * 1e9) * 1e3
-        rows.append({
-            "path": name, "batch": batch, "precision": runners[name].backend.precision,
-            "median_ms": median, "p10_ms": _pct(case.times, 10) * 1e3, "p90_ms": _pct(case.times, 90) * 1e3,
-            "per_image_ms": median / batch, "floor_ms": floor, "x_floor": median / floor,
-            "x_teacher": teacher_ms / (median / batch),
-            "x_teacher_rounds": ratio(teacher_case, case)["median"] if batch == 1 else None,
-            "pckh": scores[name], "pckh_drop": None if reference is None else reference - scores[name],
-        })
-    chosen = recommend([
-        SimpleNamespace(model=student, batch=r["batch"], backend=r["path"], precision=r["precision"],
-                        p50_ms=r["median_ms"], accuracy_drop=r["pckh_drop"])
-        for r in rows
-    ])
+        rows.append(
+            {
+                "path": name,
+                "batch": batch,
+                "precision": runners[name].backend.precision,
+                "median_ms": median,
+                "p10_ms": _pct(case.times, 10) * 1e3,
+                "p90_ms": _pct(case.times, 90) * 1e3,
+                "per_image_ms": median / batch,
+                "floor_ms": floor,
+                "x_floor": median / floor,
+                "x_teacher": teacher_ms / (median / batch),
+                "x_teacher_rounds": ratio(teacher_case, case)["median"] if batch == 1 else None,
+                "pckh": scores[name],
+                "pckh_drop": None if reference is None else reference - scores[name],
+            }
+        )
+    chosen = recommend(
+        [
+            SimpleNamespace(
+                model=student,
+                batch=r["batch"],
+                backend=r["path"],
+                precision=r["precision"],
+                p50_ms=r["median_ms"],
+                accuracy_drop=r["pckh_drop"],
+            )
+            for r in rows
+        ]
+    )
     return {
-        "gemm_peak_gflops": peaks, "peak": peak, "teacher_eager_fp32_b1_ms": teacher_ms,
-        "reference_pckh": reference, "rows": rows,
+        "gemm_peak_gflops": peaks,
+        "peak": peak,
+        "teacher_eager_fp32_b1_ms": teacher_ms,
+        "reference_pckh": reference,
+        "rows": rows,
         "recommended": [{"batch": r.batch, "path": r.backend, "median_ms": r.p50_ms, "drop": r.drop} for r in chosen],
     }
 
@@ -158,19 +190,27 @@ def summarise(cases: list[Case], runners: dict, scores: dict[str, float], studen
 def print_report(summary: dict, opts: argparse.Namespace, env: dict, student: str, metric: str, count: int) -> None:
     from fpdctl.deploy.recommend import MAX_ACCURACY_DROP
 
-    print(f"\n{student} ({opts.student}) at {opts.input_size} px, {opts.threads} threads, {opts.rounds} interleaved "
-          f"rounds; {env['cpu']} ({env['cpu_flags']}); fp32 GEMM peak {summary['peak']:.0f} GFLOP/s; teacher "
-          f"hg8x256 eager fp32 b1 {summary['teacher_eager_fp32_b1_ms']:.1f} ms; {metric.upper()} on {count} synthetic "
-          f"val persons; load {os.getloadavg()[0]:.1f}")
-    print(f"{'path':20s} {'batch':>5s} {'median ms':>10s} {'ms/img':>8s} {'x floor':>8s} {'x teacher':>9s} "
-          f"{metric.upper():>7s} {'drop':>6s}")
+    print(
+        f"\n{student} ({opts.student}) at {opts.input_size} px, {opts.threads} threads, {opts.rounds} interleaved "
+        f"rounds; {env['cpu']} ({env['cpu_flags']}); fp32 GEMM peak {summary['peak']:.0f} GFLOP/s; teacher "
+        f"hg8x256 eager fp32 b1 {summary['teacher_eager_fp32_b1_ms']:.1f} ms; {metric.upper()} on {count} synthetic "
+        f"val persons; load {os.getloadavg()[0]:.1f}"
+    )
+    print(
+        f"{'path':20s} {'batch':>5s} {'median ms':>10s} {'ms/img':>8s} {'x floor':>8s} {'x teacher':>9s} "
+        f"{metric.upper():>7s} {'drop':>6s}"
+    )
     for r in summary["rows"]:
         drop = "" if r["pckh_drop"] is None else f"{r['pckh_drop']:+6.2f}"
-        print(f"{r['path']:20s} {r['batch']:5d} {r['median_ms']:10.2f} {r['per_image_ms']:8.2f} {r['x_floor']:8.2f} "
-              f"{r['x_teacher']:9.1f} {r['pckh']:7.2f} {drop:>6s}")
+        print(
+            f"{r['path']:20s} {r['batch']:5d} {r['median_ms']:10.2f} {r['per_image_ms']:8.2f} {r['x_floor']:8.2f} "
+            f"{r['x_teacher']:9.1f} {r['pckh']:7.2f} {drop:>6s}"
+        )
     for rec in summary["recommended"]:
-        print(f"recommended (fastest within {MAX_ACCURACY_DROP} {metric.upper()} of fp32) at batch {rec['batch']}: "
-              f"{rec['path']}")
+        print(
+            f"recommended (fastest within {MAX_ACCURACY_DROP} {metric.upper()} of fp32) at batch {rec['batch']}: "
+            f"{rec['path']}"
+        )
 
 
 def main() -> None:
@@ -199,14 +239,25 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="deploy-paths-") as tmp:
         paths = [p.strip() for p in opts.paths.split(",") if p.strip()]
         source, runners = build_runners(
-            opts.student, paths, opts.input_size, opts.threads, opts.calibration_samples, Path(tmp), log,
+            opts.student,
+            paths,
+            opts.input_size,
+            opts.threads,
+            opts.calibration_samples,
+            Path(tmp),
+            log,
         )
         cases = timing_cases(source, runners, teacher, opts.input_size, opts.threads, log)
         run_rounds(cases, opts.rounds, log)
         log(f"scoring {len(runners)} paths on {opts.validation_samples} synthetic validation persons")
         count, metric, results = score_runners(
-            list(runners.values()), data="synthetic", input_size=opts.input_size, samples=opts.validation_samples,
-            flip=False, batch_size=8, input_convention=source.input_convention,
+            list(runners.values()),
+            data="synthetic",
+            input_size=opts.input_size,
+            samples=opts.validation_samples,
+            flip=False,
+            batch_size=8,
+            input_convention=source.input_convention,
         )
         scores = {name: float(r.mean) for name, r in zip(runners, results)}
         precisions = {name: ov_precisions(r) for name, r in runners.items() if name.startswith("ov")}
@@ -216,12 +267,13 @@ def main() -> None:
     print_report(summary, opts, env, source.spec.name, metric, count)
     report = {
         "date": date.today().isoformat(),
-        "command": "python benchmarks/deploy_paths.py " + " ".join(
-            f"--{k.replace('_', '-')} {v}" for k, v in vars(opts).items() if k != "json"),
+        "command": "python benchmarks/deploy_paths.py "
+        + " ".join(f"--{k.replace('_', '-')} {v}" for k, v in vars(opts).items() if k != "json"),
         "environment": env,
         "load_average_end": os.getloadavg(),
         "seconds": time.perf_counter() - started,
-        "metric": metric, "validation_samples": count,
+        "metric": metric,
+        "validation_samples": count,
         **summary,
         "openvino_convolution_precisions": precisions,
         "blocks_ms": {c.name: [b * 1e3 for b in c.blocks] for c in cases},

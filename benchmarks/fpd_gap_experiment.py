@@ -59,9 +59,24 @@ def slice_teacher(teacher: str, student: str, input_size: int, out: Path) -> Pat
     """The student cut out of the teacher (its first stacks, its most important channels)."""
     path = out / f"sliced-{student}.safetensors"
     if not path.is_file():
-        subprocess.run([sys.executable, "-m", "fpdctl", "prune", "--teacher", teacher, "--to", student,
-                        "--input-size", str(input_size), "-o", str(path)], check=True,
-                       stdout=subprocess.DEVNULL)
+        subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "fpdctl",
+                "prune",
+                "--teacher",
+                teacher,
+                "--to",
+                student,
+                "--input-size",
+                str(input_size),
+                "-o",
+                str(path),
+            ],
+            check=True,
+            stdout=subprocess.DEVNULL,
+        )
     return path
 
 
@@ -70,9 +85,25 @@ def score_teacher(args: argparse.Namespace, out: Path) -> float:
     protocol of every student when ``--val-limit`` is the split's size (500, the default)."""
     cache = out / "teacher-eval.json"
     if not cache.is_file():
-        subprocess.run([sys.executable, "-m", "fpdctl", "eval", args.teacher, "--data", args.data,
-                        "--input-size", str(args.input_size), "--format", "json", "--output", str(cache)],
-                       check=True, stdout=subprocess.DEVNULL)
+        subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "fpdctl",
+                "eval",
+                args.teacher,
+                "--data",
+                args.data,
+                "--input-size",
+                str(args.input_size),
+                "--format",
+                "json",
+                "--output",
+                str(cache),
+            ],
+            check=True,
+            stdout=subprocess.DEVNULL,
+        )
     report = json.loads(cache.read_text())
     return float(report["pckh"]["mean"])
 
@@ -109,8 +140,7 @@ def main(argv: list[str] | None = None) -> int:
     init = slice_teacher(args.teacher, args.student, args.input_size, out)
     teacher = score_teacher(args, out)
 
-    runner_args = argparse.Namespace(**{**vars(args), "arms": [],
-                                        "variant": [(a, arm_flags(a, init)) for a in arms]})
+    runner_args = argparse.Namespace(**{**vars(args), "arms": [], "variant": [(a, arm_flags(a, init)) for a in arms]})
     specs = paired.plan(runner_args)
     if args.jobs > 1:
         os.environ.setdefault("OMP_NUM_THREADS", "1")
@@ -139,9 +169,11 @@ def main(argv: list[str] | None = None) -> int:
                 recovered[f"{arm}_vs_{base}"] = {
                     "per_seed": fractions,
                     "mean": statistics.fmean(fractions.values()),
-                    "of_means": (statistics.fmean(per_arm[arm][s] for s in fractions)
-                                 - statistics.fmean(per_arm[base][s] for s in fractions))
-                                / (teacher - statistics.fmean(per_arm[base][s] for s in fractions)),
+                    "of_means": (
+                        statistics.fmean(per_arm[arm][s] for s in fractions)
+                        - statistics.fmean(per_arm[base][s] for s in fractions)
+                    )
+                    / (teacher - statistics.fmean(per_arm[base][s] for s in fractions)),
                 }
     seeds = sorted(set(per_arm.get("alone", {})) & set(per_arm.get("fpd", {})))
     payload = {
@@ -168,7 +200,9 @@ def main(argv: list[str] | None = None) -> int:
     print(paired.render(summary["klgt"], "klgt"))
     for name, row in recovered.items():
         per_seed = ", ".join(f"{v:.0%}" for _, v in sorted(row["per_seed"].items()))
-        print(f"gap recovered, {name}: mean {row['mean']:.1%} (per seed {per_seed}); of the means {row['of_means']:.1%}")
+        print(
+            f"gap recovered, {name}: mean {row['mean']:.1%} (per seed {per_seed}); of the means {row['of_means']:.1%}"
+        )
     print(f"results: {target}")
     return 0
 

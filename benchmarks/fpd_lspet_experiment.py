@@ -43,20 +43,47 @@ def plan(args: argparse.Namespace) -> list[RunSpec]:
     """The teacher's fine-tune first, then per seed the student alone and the FPD student."""
     root, synthetic = Path(args.out), Path(args.synthetic)
     common = [
-        "--data", f"lsp:{args.data}",
-        "--input-size", str(args.input_size),
-        "--batch-size", str(args.batch_size),
-        "--max-steps", str(args.steps),
-        "--lr", str(args.lr),
-        "--schedule", "cosine",
-        "--eval-every", "0",
-        "--save-every", str(max(args.steps // 4, 1)),
-        "--log-every", str(max(args.steps // 10, 1)),
-        "--workers", str(args.workers),
+        "--data",
+        f"lsp:{args.data}",
+        "--input-size",
+        str(args.input_size),
+        "--batch-size",
+        str(args.batch_size),
+        "--max-steps",
+        str(args.steps),
+        "--lr",
+        str(args.lr),
+        "--schedule",
+        "cosine",
+        "--eval-every",
+        "0",
+        "--save-every",
+        str(max(args.steps // 4, 1)),
+        "--log-every",
+        str(max(args.steps // 10, 1)),
+        "--workers",
+        str(args.workers),
     ]
     teacher_dir = root / "teacher"
-    runs = [RunSpec("teacher", 0, ["train", "--model", args.teacher_model, "--init", args.teacher,
-                                   "--seed", "0", *common, "--out", str(teacher_dir)], teacher_dir)]
+    runs = [
+        RunSpec(
+            "teacher",
+            0,
+            [
+                "train",
+                "--model",
+                args.teacher_model,
+                "--init",
+                args.teacher,
+                "--seed",
+                "0",
+                *common,
+                "--out",
+                str(teacher_dir),
+            ],
+            teacher_dir,
+        )
+    ]
     alone_arm, fpd_arm = ARMS[args.loss]
     kd = KL_FLAGS if args.loss == "kl" else []
     for seed in args.seeds:
@@ -64,14 +91,44 @@ def plan(args: argparse.Namespace) -> list[RunSpec]:
         fpd = synthetic / f"{fpd_arm}-{args.student}-s{seed}" / "last.safetensors"
         out = root / f"{alone_arm}-s{seed}"
         if args.loss == "kl":  # the same loss with the labels in the teacher's place
-            head = ["distill", "--teacher", "ground-truth", "--student", args.student, "--student-init", str(alone), *kd]
+            head = [
+                "distill",
+                "--teacher",
+                "ground-truth",
+                "--student",
+                args.student,
+                "--student-init",
+                str(alone),
+                *kd,
+            ]
         else:
             head = ["train", "--model", args.student, "--init", str(alone)]
         runs.append(RunSpec(alone_arm, seed, [*head, "--seed", str(seed), *common, "--out", str(out)], out))
         out = root / f"{fpd_arm}-s{seed}"
-        runs.append(RunSpec(fpd_arm, seed, ["distill", "--teacher", str(teacher_dir / "last.safetensors"),
-                                            "--student", args.student, "--student-init", str(fpd), *kd,
-                                            "--alpha", "0.5", "--seed", str(seed), *common, "--out", str(out)], out))
+        runs.append(
+            RunSpec(
+                fpd_arm,
+                seed,
+                [
+                    "distill",
+                    "--teacher",
+                    str(teacher_dir / "last.safetensors"),
+                    "--student",
+                    args.student,
+                    "--student-init",
+                    str(fpd),
+                    *kd,
+                    "--alpha",
+                    "0.5",
+                    "--seed",
+                    str(seed),
+                    *common,
+                    "--out",
+                    str(out),
+                ],
+                out,
+            )
+        )
     return runs
 
 
@@ -94,8 +151,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--input-size", type=int, default=128)
     parser.add_argument("--lr", type=float, default=2.5e-4)
     parser.add_argument("--workers", type=int, default=1)
-    parser.add_argument("--loss", choices=sorted(ARMS), default="mse",
-                        help="mse: the paper's pair (student alone, FPD); kl: the KL arms (klgt, kl)")
+    parser.add_argument(
+        "--loss",
+        choices=sorted(ARMS),
+        default="mse",
+        help="mse: the paper's pair (student alone, FPD); kl: the KL arms (klgt, kl)",
+    )
     parser.add_argument("--json", default=None, help="results file (default: OUT/results.json, OUT/results-kl.json)")
     args = parser.parse_args(argv)
     if not (Path(args.data) / "joints.mat").is_file():

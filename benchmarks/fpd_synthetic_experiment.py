@@ -69,18 +69,30 @@ def parse_variant(text: str) -> tuple[str, list[str]]:
 def common_flags(args: argparse.Namespace) -> list[str]:
     """The recipe every arm shares."""
     return [
-        "--data", args.data,
-        "--input-size", str(args.input_size),
-        "--batch-size", str(args.batch_size),
-        "--max-steps", str(args.steps),
-        "--lr", str(args.lr),
-        "--schedule", "cosine",
-        "--eval-every", str(max(args.steps // args.curve_points, 1)) if args.curve_points else "0",
-        "--save-every", str(max(args.steps // 8, 1)),
-        "--log-every", str(max(args.steps // 20, 1)),
-        "--workers", str(args.workers),
-        "--precision", args.precision,
-        "--val-limit", str(args.val_limit),
+        "--data",
+        args.data,
+        "--input-size",
+        str(args.input_size),
+        "--batch-size",
+        str(args.batch_size),
+        "--max-steps",
+        str(args.steps),
+        "--lr",
+        str(args.lr),
+        "--schedule",
+        "cosine",
+        "--eval-every",
+        str(max(args.steps // args.curve_points, 1)) if args.curve_points else "0",
+        "--save-every",
+        str(max(args.steps // 8, 1)),
+        "--log-every",
+        str(max(args.steps // 20, 1)),
+        "--workers",
+        str(args.workers),
+        "--precision",
+        args.precision,
+        "--val-limit",
+        str(args.val_limit),
         *(["--augment-style", args.augment_style] if args.augment_style else []),
     ]
 
@@ -119,8 +131,9 @@ def run_one(spec: RunSpec, log_dir: Path) -> dict:
             argv = [*spec.command, "--overwrite"] if spec.out.exists() else spec.command
         log = log_dir / f"{spec.out.name}.log"
         with open(log, "a") as handle:
-            done = subprocess.run([sys.executable, "-m", "fpdctl", *argv], stdout=handle,
-                                  stderr=subprocess.STDOUT, check=False)
+            done = subprocess.run(
+                [sys.executable, "-m", "fpdctl", *argv], stdout=handle, stderr=subprocess.STDOUT, check=False
+            )
         if done.returncode != 0:
             raise SystemExit(f"{spec.arm} seed {spec.seed} failed (exit {done.returncode}); see {log}")
     data = json.loads(eval_file.read_text())
@@ -184,8 +197,13 @@ def summarize(results: list[dict], baseline: str = "student") -> dict[str, dict]
         if arm != baseline and paired:
             deltas = [values[s] - base[s] for s in paired]
             mean, low, high = t_interval(deltas)
-            row["paired"] = {"seeds": paired, "deltas": deltas, "mean": mean, "ci95": [low, high],
-                             "wins": sum(d > 0 for d in deltas)}
+            row["paired"] = {
+                "seeds": paired,
+                "deltas": deltas,
+                "mean": mean,
+                "ci95": [low, high],
+                "wins": sum(d > 0 for d in deltas),
+            }
         table[arm] = row
     return table
 
@@ -193,13 +211,14 @@ def summarize(results: list[dict], baseline: str = "student") -> dict[str, dict]
 def render(table: dict[str, dict], baseline: str = "student") -> str:
     """A markdown table of the arms and their paired differences."""
     against = "student alone" if baseline == "student" else baseline
-    lines = [f"| arm | PCKh@0.5 mean +- std | seeds | per seed | minus {against}: mean [95% CI] | wins |",
-             "|---|---|---|---|---|---|"]
+    lines = [
+        f"| arm | PCKh@0.5 mean +- std | seeds | per seed | minus {against}: mean [95% CI] | wins |",
+        "|---|---|---|---|---|---|",
+    ]
     for arm, row in table.items():
         per_seed = ", ".join(f"{v:.2f}" for _, v in sorted(row["per_seed"].items()))
         paired = row.get("paired")
-        delta = (f"{paired['mean']:+.2f} [{paired['ci95'][0]:+.2f}, {paired['ci95'][1]:+.2f}]"
-                 if paired else "")
+        delta = f"{paired['mean']:+.2f} [{paired['ci95'][0]:+.2f}, {paired['ci95'][1]:+.2f}]" if paired else ""
         wins = f"{paired['wins']}/{len(paired['deltas'])}" if paired else ""
         lines.append(f"| {arm} | {row['mean']:.2f} +- {row['std']:.2f} | {row['n']} | {per_seed} | {delta} | {wins} |")
     return "\n".join(lines)
@@ -211,12 +230,21 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--teacher", default="synthetic-hg2x64", help="teacher name or checkpoint")
     parser.add_argument("--student", default="hg1x32")
     parser.add_argument("--arms", default="student,fpd", help="which of student,fpd to run")
-    parser.add_argument("--variant", type=parse_variant, action="append", default=[],
-                        help="NAME=FLAGS: one more distillation arm with extra flags (repeatable)")
+    parser.add_argument(
+        "--variant",
+        type=parse_variant,
+        action="append",
+        default=[],
+        help="NAME=FLAGS: one more distillation arm with extra flags (repeatable)",
+    )
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3, 4])
     parser.add_argument("--steps", type=int, default=4000)
-    parser.add_argument("--curve-points", type=int, default=4,
-                        help="validations per run, to see the student flatten out (0: only at the end)")
+    parser.add_argument(
+        "--curve-points",
+        type=int,
+        default=4,
+        help="validations per run, to see the student flatten out (0: only at the end)",
+    )
     parser.add_argument("--batch-size", type=int, default=16)
     parser.add_argument("--input-size", type=int, default=128)
     parser.add_argument("--lr", type=float, default=1e-3)
@@ -224,13 +252,20 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--val-limit", type=int, default=500)
     parser.add_argument("--workers", type=int, default=1)
     parser.add_argument("--precision", default="auto")
-    parser.add_argument("--augment-style", default=None,
-                        help="official or uniform (default: fpdctl's default; the 2026-11-30 runs used uniform)")
+    parser.add_argument(
+        "--augment-style",
+        default=None,
+        help="official or uniform (default: fpdctl's default; the 2026-11-30 runs used uniform)",
+    )
     parser.add_argument("--json", default=None, help="results file (default: OUT/results.json)")
-    parser.add_argument("--baseline", default="student",
-                        help="the arm the others are paired against (e.g. klgt: the same loss without a teacher)")
-    parser.add_argument("--report-only", action="store_true",
-                        help="train nothing: report the planned runs that have finished")
+    parser.add_argument(
+        "--baseline",
+        default="student",
+        help="the arm the others are paired against (e.g. klgt: the same loss without a teacher)",
+    )
+    parser.add_argument(
+        "--report-only", action="store_true", help="train nothing: report the planned runs that have finished"
+    )
     args = parser.parse_args(argv)
     args.arms = [a.strip() for a in args.arms.split(",") if a.strip()]
 
@@ -252,8 +287,12 @@ def main(argv: list[str] | None = None) -> int:
         payload = {
             "experiment": "fpd-synthetic-paired",
             "options": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()},
-            "machine": {"platform": platform.platform(), "processor": _cpu_name(), "cpus": os.cpu_count(),
-                        "python": platform.python_version()},
+            "machine": {
+                "platform": platform.platform(),
+                "processor": _cpu_name(),
+                "cpus": os.cpu_count(),
+                "python": platform.python_version(),
+            },
             "date": time.strftime("%Y-%m-%d"),
             "elapsed_s": round(time.time() - started, 1),
             "baseline": args.baseline,

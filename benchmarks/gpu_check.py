@@ -84,13 +84,43 @@ class Plan:
 
 def make_plan(dry_run: bool) -> Plan:
     if dry_run:
-        return Plan(torch.device("cpu"), "hg1x16", "hg2x16", 64, (2, 4), 1, 2, "eager", "fp32",
-                    "synthetic:length=16", 4, 4, (1, 4), 3)
+        return Plan(
+            torch.device("cpu"),
+            "hg1x16",
+            "hg2x16",
+            64,
+            (2, 4),
+            1,
+            2,
+            "eager",
+            "fp32",
+            "synthetic:length=16",
+            4,
+            4,
+            (1, 4),
+            3,
+        )
     if not torch.cuda.is_available():
-        raise SystemExit("gpu_check: no CUDA GPU here (torch.cuda.is_available() is False); "
-                         "use --dry-run to check the script on a CPU")
-    return Plan(torch.device("cuda", 0), "hg4x128", "hg8x256", 256, (16, 64), 5, 20, "inductor", "auto",
-                "synthetic:length=4096", 64, 60, (1, 32), 50)
+        raise SystemExit(
+            "gpu_check: no CUDA GPU here (torch.cuda.is_available() is False); "
+            "use --dry-run to check the script on a CPU"
+        )
+    return Plan(
+        torch.device("cuda", 0),
+        "hg4x128",
+        "hg8x256",
+        256,
+        (16, 64),
+        5,
+        20,
+        "inductor",
+        "auto",
+        "synthetic:length=4096",
+        64,
+        60,
+        (1, 32),
+        50,
+    )
 
 
 def _sync(device: torch.device) -> None:
@@ -177,9 +207,11 @@ def check_step(plan: Plan) -> list[dict[str, Any]]:
     for batch in plan.batches:
         gen = torch.Generator().manual_seed(0)
         heat = plan.size // 4
-        data = (torch.randn(batch, 3, plan.size, plan.size, generator=gen).to(plan.device),
-                torch.rand(batch, 16, heat, heat, generator=gen).to(plan.device),
-                (torch.rand(batch, 16, generator=gen) > 0.2).float().to(plan.device))
+        data = (
+            torch.randn(batch, 3, plan.size, plan.size, generator=gen).to(plan.device),
+            torch.rand(batch, 16, heat, heat, generator=gen).to(plan.device),
+            (torch.rand(batch, 16, generator=gen) > 0.2).float().to(plan.device),
+        )
         variants: list[tuple[str, Callable[[], Callable[[], None]]]] = [
             ("fpdctl eager", lambda: _fpdctl_step(plan, batch, False, data)),
             ("fpdctl compiled", lambda: _fpdctl_step(plan, batch, True, data)),
@@ -191,22 +223,28 @@ def check_step(plan: Plan) -> list[dict[str, Any]]:
             try:
                 started = time.perf_counter()
                 seconds = _time_steps(build(), plan.device, plan.warmup, plan.steps)
-                row.update(s_per_step=seconds, img_per_s=batch / seconds, peak_gib=_peak_gib(plan.device),
-                           wall_s=time.perf_counter() - started)
+                row.update(
+                    s_per_step=seconds,
+                    img_per_s=batch / seconds,
+                    peak_gib=_peak_gib(plan.device),
+                    wall_s=time.perf_counter() - started,
+                )
             except torch.cuda.OutOfMemoryError:
                 row.update(error="out of memory")
             torch._dynamo.reset()  # drop the compiled graphs (and the weights they hold)
             rows.append(row)
-            print(f"  (a) {name:<16} batch {batch:>3}: "
-                  + (f"{row['img_per_s']:.1f} img/s" if "img_per_s" in row else row["error"]), flush=True)
+            print(
+                f"  (a) {name:<16} batch {batch:>3}: "
+                + (f"{row['img_per_s']:.1f} img/s" if "img_per_s" in row else row["error"]),
+                flush=True,
+            )
     return rows
 
 
 def step_goals(rows: list[dict[str, Any]], batch: int) -> dict[str, Any]:
     """The goal lines at ``batch``: fpdctl's best variant's img/s, and its ratio to the reference."""
     at = {r["variant"]: r for r in rows if r["batch"] == batch and "img_per_s" in r}
-    ours = max((r for name, r in at.items() if name.startswith("fpdctl")), key=lambda r: r["img_per_s"],
-               default=None)
+    ours = max((r for name, r in at.items() if name.startswith("fpdctl")), key=lambda r: r["img_per_s"], default=None)
     reference = at.get("reference")
     out: dict[str, Any] = {"batch": batch, "best_fpdctl_variant": None if ours is None else ours["variant"]}
     if ours is not None:
@@ -231,8 +269,12 @@ def _fpdctl(*commands: list[str], torchrun: bool = False, timeout: float = 420.0
     started = time.perf_counter()
     path = os.pathsep.join(p for p in (str(ROOT), os.environ.get("PYTHONPATH", "")) if p)
     env = {**os.environ, "FPDCTL_DEBUG": "1", "PYTHONPATH": path}
-    procs = [subprocess.Popen([*prefix, "fpdctl", *args], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                              text=True, env=env) for args in commands]
+    procs = [
+        subprocess.Popen(
+            [*prefix, "fpdctl", *args], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env
+        )
+        for args in commands
+    ]
     results = []
     for proc in procs:
         output, _ = proc.communicate(timeout=timeout)
@@ -241,10 +283,33 @@ def _fpdctl(*commands: list[str], torchrun: bool = False, timeout: float = 420.0
 
 
 def _distill_args(plan: Plan, teacher: Path, out: Path, *, steps: int, batch: int) -> list[str]:
-    return ["distill", "--teacher", str(teacher), "--student", plan.student, "--data", plan.e2e_data,
-            "--input-size", str(plan.size), "--batch-size", str(batch), "--max-steps", str(steps),
-            "--eval-every", "0", "--val-limit", str(2 * batch), "--log-every", str(max(steps // 6, 1)),
-            "--device", plan.device.type, "--precision", plan.precision, "--out", str(out)]
+    return [
+        "distill",
+        "--teacher",
+        str(teacher),
+        "--student",
+        plan.student,
+        "--data",
+        plan.e2e_data,
+        "--input-size",
+        str(plan.size),
+        "--batch-size",
+        str(batch),
+        "--max-steps",
+        str(steps),
+        "--eval-every",
+        "0",
+        "--val-limit",
+        str(2 * batch),
+        "--log-every",
+        str(max(steps // 6, 1)),
+        "--device",
+        plan.device.type,
+        "--precision",
+        plan.precision,
+        "--out",
+        str(out),
+    ]
 
 
 def _tail(text: str, lines: int = 15) -> str:
@@ -255,8 +320,13 @@ def check_distill(plan: Plan, teacher: Path, work: Path) -> dict[str, Any]:
     """(b): img/s of the logged windows after the first (worker start-up, autotuning)."""
     run = work / "distill"
     ((code, output, seconds),) = _fpdctl(_distill_args(plan, teacher, run, steps=plan.e2e_steps, batch=plan.e2e_batch))
-    result: dict[str, Any] = {"exit_code": code, "seconds": seconds, "steps": plan.e2e_steps,
-                              "batch": plan.e2e_batch, "data": plan.e2e_data}
+    result: dict[str, Any] = {
+        "exit_code": code,
+        "seconds": seconds,
+        "steps": plan.e2e_steps,
+        "batch": plan.e2e_batch,
+        "data": plan.e2e_data,
+    }
     if code != 0:
         return {**result, "error": _tail(output)}
     lines = (run / "metrics.csv").read_text().splitlines()
@@ -264,23 +334,33 @@ def check_distill(plan: Plan, teacher: Path, work: Path) -> dict[str, Any]:
     speeds = [float(row.split(",")[header.index("img_per_s")]) for row in lines[1:]]
     steady = speeds[1:] or speeds
     resolved = json.loads((run / "config.json").read_text())["resolved"]
-    return {**result, "img_per_s": statistics.median(steady), "img_per_s_windows": speeds,
-            "workers": resolved.get("workers"), "precision": resolved.get("precision")}
+    return {
+        **result,
+        "img_per_s": statistics.median(steady),
+        "img_per_s_windows": speeds,
+        "workers": resolved.get("workers"),
+        "precision": resolved.get("precision"),
+    }
 
 
 def check_torchrun(plan: Plan, teacher: Path, work: Path) -> dict[str, Any]:
     """(c): a one-process torchrun distill joins a process group (NCCL on a GPU) and finishes."""
     run = work / "torchrun"
     steps = max(plan.e2e_steps // 3, 2)
-    ((code, output, seconds),) = _fpdctl(_distill_args(plan, teacher, run, steps=steps, batch=plan.e2e_batch),
-                                         torchrun=True)
+    ((code, output, seconds),) = _fpdctl(
+        _distill_args(plan, teacher, run, steps=steps, batch=plan.e2e_batch), torchrun=True
+    )
     result: dict[str, Any] = {"exit_code": code, "seconds": seconds, "steps": steps}
     if code != 0:
         return {**result, "error": _tail(output)}
     resolved = json.loads((run / "config.json").read_text())["resolved"]
     expected = "nccl" if plan.device.type == "cuda" else "gloo"
-    return {**result, "process_group": resolved.get("process_group"), "world_size": resolved.get("world_size"),
-            "ok": resolved.get("process_group") == expected and resolved.get("world_size") == 1}
+    return {
+        **result,
+        "process_group": resolved.get("process_group"),
+        "world_size": resolved.get("world_size"),
+        "ok": resolved.get("process_group") == expected and resolved.get("world_size") == 1,
+    }
 
 
 def check_deterministic_resume(plan: Plan, teacher: Path, work: Path) -> dict[str, Any]:
@@ -288,8 +368,10 @@ def check_deterministic_resume(plan: Plan, teacher: Path, work: Path) -> dict[st
     batch = plan.batches[0]
     whole, part = work / "det-whole", work / "det-part"
     started = time.perf_counter()
-    runs = _fpdctl([*_distill_args(plan, teacher, whole, steps=6, batch=batch), "--deterministic"],
-                   [*_distill_args(plan, teacher, part, steps=3, batch=batch), "--deterministic"])
+    runs = _fpdctl(
+        [*_distill_args(plan, teacher, whole, steps=6, batch=batch), "--deterministic"],
+        [*_distill_args(plan, teacher, part, steps=3, batch=batch), "--deterministic"],
+    )
     if runs[1][0] == 0:
         runs += _fpdctl(["distill", "--resume", str(part), "--max-steps", "6"])
     result: dict[str, Any] = {"exit_codes": [r[0] for r in runs], "seconds": time.perf_counter() - started}
@@ -326,59 +408,96 @@ def check_latency(plan: Plan) -> list[dict[str, Any]]:
                     if k >= 5:  # warm-up: cuDNN autotuning
                         times.append(time.perf_counter() - start)
             median = statistics.median(times)
-            rows.append({"mode": mode, "batch": batch, "median_ms": 1000 * median,
-                         "img_per_s": batch / median})
+            rows.append({"mode": mode, "batch": batch, "median_ms": 1000 * median, "img_per_s": batch / median})
     return rows
 
 
 # ----------------------------------------------------------------------------- report
 def machine() -> dict[str, Any]:
-    info: dict[str, Any] = {"platform": platform.platform(), "python": platform.python_version(),
-                            "torch": torch.__version__, "cpus": len(os.sched_getaffinity(0))}
+    info: dict[str, Any] = {
+        "platform": platform.platform(),
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "cpus": len(os.sched_getaffinity(0)),
+    }
     if torch.cuda.is_available():
-        info.update(gpu=torch.cuda.get_device_name(0), capability=list(torch.cuda.get_device_capability(0)),
-                    cuda=torch.version.cuda, cudnn=torch.backends.cudnn.version())
+        info.update(
+            gpu=torch.cuda.get_device_name(0),
+            capability=list(torch.cuda.get_device_capability(0)),
+            cuda=torch.version.cuda,
+            cudnn=torch.backends.cudnn.version(),
+        )
     return info
 
 
 def render(report: dict[str, Any]) -> str:
-    lines = [f"gpu_check {'(dry run) ' if report['dry_run'] else ''}on {report['machine'].get('gpu', 'CPU')}, "
-             f"torch {report['machine']['torch']}, {report['date']}", "",
-             f"(a) distillation step, {report['plan']['student']} from {report['plan']['teacher']} "
-             f"at {report['plan']['size']} px",
-             f"    {'variant':<16} {'batch':>5} {'img/s':>9} {'ms/step':>9} {'peak GiB':>9} {'wall s':>7}"]
+    lines = [
+        f"gpu_check {'(dry run) ' if report['dry_run'] else ''}on {report['machine'].get('gpu', 'CPU')}, "
+        f"torch {report['machine']['torch']}, {report['date']}",
+        "",
+        f"(a) distillation step, {report['plan']['student']} from {report['plan']['teacher']} "
+        f"at {report['plan']['size']} px",
+        f"    {'variant':<16} {'batch':>5} {'img/s':>9} {'ms/step':>9} {'peak GiB':>9} {'wall s':>7}",
+    ]
     for row in report["step"]:
         if "error" in row:
             lines.append(f"    {row['variant']:<16} {row['batch']:>5} {row['error']:>29}")
             continue
         peak = "-" if row["peak_gib"] is None else f"{row['peak_gib']:.2f}"
-        lines.append(f"    {row['variant']:<16} {row['batch']:>5} {row['img_per_s']:>9.1f} "
-                     f"{1000 * row['s_per_step']:>9.2f} {peak:>9} {row['wall_s']:>7.1f}")
+        lines.append(
+            f"    {row['variant']:<16} {row['batch']:>5} {row['img_per_s']:>9.1f} "
+            f"{1000 * row['s_per_step']:>9.2f} {peak:>9} {row['wall_s']:>7.1f}"
+        )
     goals = report["goals"]
     if "img_per_s" in goals:
-        lines.append(f"    goal: fpdctl's step at batch {goals['batch']} >= {GOAL_IMG_PER_S:.0f} img/s: "
-                     f"{'MET' if goals['img_per_s_goal_met'] else 'NOT MET'} ({goals['img_per_s']:.1f} img/s, "
-                     f"{goals['best_fpdctl_variant']})")
+        lines.append(
+            f"    goal: fpdctl's step at batch {goals['batch']} >= {GOAL_IMG_PER_S:.0f} img/s: "
+            f"{'MET' if goals['img_per_s_goal_met'] else 'NOT MET'} ({goals['img_per_s']:.1f} img/s, "
+            f"{goals['best_fpdctl_variant']})"
+        )
     if "speedup" in goals:
-        lines.append(f"    goal: >= {GOAL_SPEEDUP:.0f}x the reference-style step: "
-                     f"{'MET' if goals['speedup_goal_met'] else 'NOT MET'} ({goals['speedup']:.2f}x)")
+        lines.append(
+            f"    goal: >= {GOAL_SPEEDUP:.0f}x the reference-style step: "
+            f"{'MET' if goals['speedup_goal_met'] else 'NOT MET'} ({goals['speedup']:.2f}x)"
+        )
     d = report["distill"]
-    lines += ["", "(b) fpdctl distill end to end (synthetic data, data loading included): "
-              + (f"{d['img_per_s']:.1f} img/s at batch {d['batch']}, {d['workers']} workers, {d['precision']}, "
-                 f"{d['seconds']:.0f} s" if "img_per_s" in d else f"FAILED (exit {d['exit_code']})\n{d.get('error', '')}")]
+    lines += [
+        "",
+        "(b) fpdctl distill end to end (synthetic data, data loading included): "
+        + (
+            f"{d['img_per_s']:.1f} img/s at batch {d['batch']}, {d['workers']} workers, {d['precision']}, "
+            f"{d['seconds']:.0f} s"
+            if "img_per_s" in d
+            else f"FAILED (exit {d['exit_code']})\n{d.get('error', '')}"
+        ),
+    ]
     t = report["torchrun"]
-    lines.append("(c) torchrun, one process: "
-                 + (f"{'OK' if t['ok'] else 'WRONG'}: process group {t['process_group']}, world size "
-                    f"{t['world_size']}, {t['seconds']:.0f} s" if "ok" in t else
-                    f"FAILED (exit {t['exit_code']})\n{t.get('error', '')}"))
-    lines += ["", f"(d) eager {report['plan']['student']} latency at {report['plan']['size']} px",
-              f"    {'mode':<20} {'batch':>5} {'median ms':>10} {'img/s':>9}"]
+    lines.append(
+        "(c) torchrun, one process: "
+        + (
+            f"{'OK' if t['ok'] else 'WRONG'}: process group {t['process_group']}, world size "
+            f"{t['world_size']}, {t['seconds']:.0f} s"
+            if "ok" in t
+            else f"FAILED (exit {t['exit_code']})\n{t.get('error', '')}"
+        )
+    )
+    lines += [
+        "",
+        f"(d) eager {report['plan']['student']} latency at {report['plan']['size']} px",
+        f"    {'mode':<20} {'batch':>5} {'median ms':>10} {'img/s':>9}",
+    ]
     for row in report["latency"]:
         lines.append(f"    {row['mode']:<20} {row['batch']:>5} {row['median_ms']:>10.2f} {row['img_per_s']:>9.1f}")
     e = report["resume"]
-    lines += ["", "(e) --deterministic, 3 steps + --resume to 6 vs 6 steps: "
-              + (("bit for bit" if e["bit_identical"] else f"{e['tensors_differing']} tensors differ")
-                 if "bit_identical" in e else f"FAILED (exits {e['exit_codes']})\n{e.get('error', '')}")]
+    lines += [
+        "",
+        "(e) --deterministic, 3 steps + --resume to 6 vs 6 steps: "
+        + (
+            ("bit for bit" if e["bit_identical"] else f"{e['tensors_differing']} tensors differ")
+            if "bit_identical" in e
+            else f"FAILED (exits {e['exit_codes']})\n{e.get('error', '')}"
+        ),
+    ]
     return "\n".join(lines)
 
 
@@ -403,14 +522,23 @@ def main(argv: list[str] | None = None) -> int:
         "date": time.strftime("%Y-%m-%d %H:%M"),
         "dry_run": args.dry_run,
         "machine": machine(),
-        "plan": {"student": plan.student, "teacher": plan.teacher, "size": plan.size,
-                 "batches": list(plan.batches), "warmup": plan.warmup, "steps": plan.steps,
-                 "compile_backend": plan.compile_backend},
+        "plan": {
+            "student": plan.student,
+            "teacher": plan.teacher,
+            "size": plan.size,
+            "batches": list(plan.batches),
+            "warmup": plan.warmup,
+            "steps": plan.steps,
+            "compile_backend": plan.compile_backend,
+        },
         "step": step_rows,
         "goals": step_goals(step_rows, plan.batches[-1]),
     }
-    for key, check in (("distill", check_distill), ("torchrun", check_torchrun),
-                       ("resume", check_deterministic_resume)):
+    for key, check in (
+        ("distill", check_distill),
+        ("torchrun", check_torchrun),
+        ("resume", check_deterministic_resume),
+    ):
         report[key] = check(plan, teacher, work)
         print(f"  ({key}) done", flush=True)
     report["latency"] = check_latency(plan)

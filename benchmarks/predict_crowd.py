@@ -80,7 +80,7 @@ def main() -> None:
 
         seconds: dict[int, list[float]] = {k: [] for k in KS}
         for r in range(args.rounds):
-            order = KS[r % len(KS):] + KS[: r % len(KS)]
+            order = KS[r % len(KS) :] + KS[: r % len(KS)]
             for k in order:
                 image, source = scenes[k]
                 start = time.perf_counter()
@@ -96,30 +96,46 @@ def main() -> None:
     for k in KS:
         per_image = np.asarray(seconds[k])
         images_s = 1.0 / per_image
-        rows.append({
-            "k": k,
-            "ms_per_image_median": float(np.median(per_image) * 1e3),
-            "images_per_s_median": float(np.median(images_s)),
-            "images_per_s_min": float(images_s.min()), "images_per_s_max": float(images_s.max()),
-            "persons_per_s_median": float(np.median(images_s * k)),
-            "persons_per_s_min": float(images_s.min() * k), "persons_per_s_max": float(images_s.max() * k),
-        })
+        rows.append(
+            {
+                "k": k,
+                "ms_per_image_median": float(np.median(per_image) * 1e3),
+                "images_per_s_median": float(np.median(images_s)),
+                "images_per_s_min": float(images_s.min()),
+                "images_per_s_max": float(images_s.max()),
+                "persons_per_s_median": float(np.median(images_s * k)),
+                "persons_per_s_min": float(images_s.min() * k),
+                "persons_per_s_max": float(images_s.max() * k),
+            }
+        )
     ratios = (np.asarray(seconds[1]) * 16) / np.asarray(seconds[16])  # persons/s K=16 over K=1, per round
-    print(f"{MODEL} at {INPUT_SIZE} px, ONNX Runtime fp32, {args.threads} thread(s), "
-          f"{args.rounds} rounds x {args.images} images per K")
+    print(
+        f"{MODEL} at {INPUT_SIZE} px, ONNX Runtime fp32, {args.threads} thread(s), "
+        f"{args.rounds} rounds x {args.images} images per K"
+    )
     print(f"{'K':>3} {'ms/image':>9} {'images/s':>9} {'(min-max)':>15} {'persons/s':>10} {'(min-max)':>15}")
     for row in rows:
-        print(f"{row['k']:>3} {row['ms_per_image_median']:>9.1f} {row['images_per_s_median']:>9.1f} "
-              f"{row['images_per_s_min']:>7.1f}-{row['images_per_s_max']:<7.1f} {row['persons_per_s_median']:>10.1f} "
-              f"{row['persons_per_s_min']:>7.1f}-{row['persons_per_s_max']:<7.1f}")
+        print(
+            f"{row['k']:>3} {row['ms_per_image_median']:>9.1f} {row['images_per_s_median']:>9.1f} "
+            f"{row['images_per_s_min']:>7.1f}-{row['images_per_s_max']:<7.1f} {row['persons_per_s_median']:>10.1f} "
+            f"{row['persons_per_s_min']:>7.1f}-{row['persons_per_s_max']:<7.1f}"
+        )
     print(f"persons/s K=16 / K=1: median {np.median(ratios):.2f} (rounds {ratios.min():.2f}-{ratios.max():.2f})")
     result = {
-        "date": str(date.today()), "machine": platform.processor() or platform.machine(),
-        "cpus": os.cpu_count(), "load_average": list(os.getloadavg()), "model": MODEL,
-        "input_size": INPUT_SIZE, "runtime": "onnxruntime fp32", "threads": args.threads,
-        "rounds": args.rounds, "images_per_round": args.images, "rows": rows,
+        "date": str(date.today()),
+        "machine": platform.processor() or platform.machine(),
+        "cpus": os.cpu_count(),
+        "load_average": list(os.getloadavg()),
+        "model": MODEL,
+        "input_size": INPUT_SIZE,
+        "runtime": "onnxruntime fp32",
+        "threads": args.threads,
+        "rounds": args.rounds,
+        "images_per_round": args.images,
+        "rows": rows,
         "ratio_k16_over_k1_median": float(np.median(ratios)),
-        "ratio_k16_over_k1_min": float(ratios.min()), "ratio_k16_over_k1_max": float(ratios.max()),
+        "ratio_k16_over_k1_min": float(ratios.min()),
+        "ratio_k16_over_k1_max": float(ratios.max()),
         "seconds_per_image": {str(k): v for k, v in seconds.items()},
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)

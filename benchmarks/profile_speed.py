@@ -63,6 +63,7 @@ def main() -> None:
             with torch.device("meta"):
                 model = HourglassNet(teacher)
             count_cost(model, (1, 3, size, size))
+
         return run
 
     cli = [sys.executable, "-m", "fpdctl", "profile"]

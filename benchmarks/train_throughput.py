@@ -103,8 +103,10 @@ def make_variants(args: argparse.Namespace) -> tuple[dict[str, Callable[[], None
     variants = {"student": step_student, "fpdctl": step_fpdctl, "naive": step_naive, "teacher": step_teacher}
     notes = {
         "student": f"(a) {args.student} trained alone, {precision.name}, channels_last",
-        "fpdctl": f"(b) distill {args.teacher} -> {args.student}, {precision.name}, channels_last, teacher inference_mode",
-        "naive": f"(c) distill fp32 NCHW, teacher with autograd, per-joint loss loop",
+        "fpdctl": (
+            f"(b) distill {args.teacher} -> {args.student}, {precision.name}, channels_last, teacher inference_mode"
+        ),
+        "naive": "(c) distill fp32 NCHW, teacher with autograd, per-joint loss loop",
         "teacher": f"(t) {args.teacher} inference, {precision.name}, channels_last",
     }
     return variants, notes
@@ -118,7 +120,7 @@ def measure(variants: dict[str, Callable[[], None]], warmup: int, steps: int) ->
     times: dict[str, list[float]] = {name: [] for name in variants}
     names = list(variants)
     for round_index in range(steps):
-        order = names[round_index % len(names):] + names[: round_index % len(names)]
+        order = names[round_index % len(names) :] + names[: round_index % len(names)]
         for name in order:
             start = time.perf_counter()
             variants[name]()
@@ -168,9 +170,7 @@ def main(argv: list[str] | None = None) -> int:
     a, t = rows["student"]["median_s"], rows["teacher"]["median_s"]
     # Ratios per round too: the rounds see the same load, so their spread is the honest error.
     per_round_speedup = [tc / tb for tb, tc in zip(times["fpdctl"], times["naive"])]
-    per_round_overhead = [
-        tb / (ta + tt) for tb, ta, tt in zip(times["fpdctl"], times["student"], times["teacher"])
-    ]
+    per_round_overhead = [tb / (ta + tt) for tb, ta, tt in zip(times["fpdctl"], times["student"], times["teacher"])]
     result = {
         "benchmark": "train_throughput",
         "date": time.strftime("%Y-%m-%d %H:%M"),
@@ -190,16 +190,24 @@ def main(argv: list[str] | None = None) -> int:
         "overhead_per_round": per_round_overhead,
         "goals": {"speedup_at_least": 4.0, "overhead_at_most": 1.1},
     }
-    print(f"{args.student} student, {args.teacher} teacher, {args.size} px, batch {args.batch}, "
-          f"{args.steps} interleaved rounds after {args.warmup} warm-up, {torch.get_num_threads()} threads")
+    print(
+        f"{args.student} student, {args.teacher} teacher, {args.size} px, batch {args.batch}, "
+        f"{args.steps} interleaved rounds after {args.warmup} warm-up, {torch.get_num_threads()} threads"
+    )
     print(f"{'variant':<9} {'median s/step':>14} {'IQR':>17} {'img/s':>8}  description")
     for name, row in rows.items():
-        print(f"{name:<9} {row['median_s']:>14.3f} {row['q1_s']:>8.3f}-{row['q3_s']:<8.3f} "
-              f"{row['img_per_s']:>8.2f}  {row['description']}")
-    print(f"(c)/(b) speed-up over the naive recipe: {c / b:.2f}x "
-          f"(per round {min(per_round_speedup):.2f}-{max(per_round_speedup):.2f}; goal >= 4)")
-    print(f"(b)/((a)+(t)) distillation overhead: {b / (a + t):.3f} "
-          f"(per round {min(per_round_overhead):.3f}-{max(per_round_overhead):.3f}; goal <= 1.1)")
+        print(
+            f"{name:<9} {row['median_s']:>14.3f} {row['q1_s']:>8.3f}-{row['q3_s']:<8.3f} "
+            f"{row['img_per_s']:>8.2f}  {row['description']}"
+        )
+    print(
+        f"(c)/(b) speed-up over the naive recipe: {c / b:.2f}x "
+        f"(per round {min(per_round_speedup):.2f}-{max(per_round_speedup):.2f}; goal >= 4)"
+    )
+    print(
+        f"(b)/((a)+(t)) distillation overhead: {b / (a + t):.3f} "
+        f"(per round {min(per_round_overhead):.3f}-{max(per_round_overhead):.3f}; goal <= 1.1)"
+    )
     Path(args.json).write_text(json.dumps(result, indent=2) + "\n")
     print(f"results: {args.json}")
     return 0

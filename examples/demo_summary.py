@@ -39,14 +39,24 @@ def main(report: Path) -> None:
     rows = []
     for role, spec, pckh, onnx, precision in plan:
         cost = analytic_cost(spec, size)
-        rows.append({"role": role, "model": spec.name, "params": cost.params, "macs": cost.macs, "pckh": pckh,
-                     "latency_ms": latency.get(onnx), "runtime": f"ONNX Runtime {precision}"})
+        rows.append(
+            {
+                "role": role,
+                "model": spec.name,
+                "params": cost.params,
+                "macs": cost.macs,
+                "pckh": pckh,
+                "latency_ms": latency.get(onnx),
+                "runtime": f"ONNX Runtime {precision}",
+            }
+        )
     teacher_ms = rows[0]["latency_ms"]
     for row in rows:
         row["speedup"] = teacher_ms / row["latency_ms"] if teacher_ms and row["latency_ms"] else None
         row["params_reduction"] = rows[0]["params"] / row["params"]
     columns = [
-        Column("role", "", justify="left"), Column("model", "model", justify="left"),
+        Column("role", "", justify="left"),
+        Column("model", "model", justify="left"),
         Column("params", "params", lambda v: f"{v / 1e6:.3f}M"),
         Column("macs", f"GMACs @{size}", lambda v: f"{v / 1e9:.3f}"),
         Column("pckh", "PCKh@0.5", lambda v: f"{v:.2f}"),
@@ -55,10 +65,12 @@ def main(report: Path) -> None:
         Column("speedup", "speed-up", lambda v: f"{v:.1f}x"),
     ]
     gain = rows[2]["pckh"] - rows[1]["pckh"]
-    caption = ("PCKh: fpdctl eval on each file, the whole synthetic validation split (500 persons), flip test; "
-               "the two students: same "
-               f"architecture, steps, seed and init, only the loss differs (FPD - alone = {gain:+.2f}). "
-               "Latency: this CPU, batch 1, median.")
+    caption = (
+        "PCKh: fpdctl eval on each file, the whole synthetic validation split (500 persons), flip test; "
+        "the two students: same "
+        f"architecture, steps, seed and init, only the loss differs (FPD - alone = {gain:+.2f}). "
+        "Latency: this CPU, batch 1, median."
+    )
     print(render_rows(rows, columns, "table", title="fpdctl demo: teacher vs students", caption=caption))
     atomic_write_text(report / "summary.json", json.dumps(rows, indent=2) + "\n")
     atomic_write_text(report / "summary.md", render_rows(rows, columns, "markdown", caption=caption) + "\n")

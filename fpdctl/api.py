@@ -116,12 +116,22 @@ def _train(command: str, config: PathLike | None, resume: bool, overwrite: bool,
 
     given = {k: (os.fspath(v) if isinstance(v, os.PathLike) else v) for k, v in options.items() if v is not None}
     out = given.pop("out", None)
-    return run_training(command, out=None if resume else out, resume=out if resume else None,
-                        overwrite=overwrite, config_file=config, **given)
+    return run_training(
+        command,
+        out=None if resume else out,
+        resume=out if resume else None,
+        overwrite=overwrite,
+        config_file=config,
+        **given,
+    )
 
 
 def train(
-    config: PathLike | None = None, *, resume: bool = False, overwrite: bool = False, **options: Any,
+    config: PathLike | None = None,
+    *,
+    resume: bool = False,
+    overwrite: bool = False,
+    **options: Any,
 ) -> "TrainResult":
     """``fpdctl train``: train a model on ground truth alone.
 
@@ -141,7 +151,11 @@ def train(
 
 
 def distill(
-    config: PathLike | None = None, *, resume: bool = False, overwrite: bool = False, **options: Any,
+    config: PathLike | None = None,
+    *,
+    resume: bool = False,
+    overwrite: bool = False,
+    **options: Any,
 ) -> "TrainResult":
     """``fpdctl distill``: train a student with Fast Pose Distillation from a teacher.
 

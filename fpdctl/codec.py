@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from fpdctl.skeleton import MPII, JOINT_SETS, JointSet
+from fpdctl.skeleton import JOINT_SETS, MPII, JointSet
 
 if TYPE_CHECKING:
     import torch
@@ -92,9 +92,7 @@ class HeatmapCodec:
             raise ValueError(f"expected joints [J, 3], got shape {joints.shape}")
         x, y, vis = joints[:, 0], joints[:, 1], joints[:, 2]
         inside = (
-            (vis > 0)
-            & np.isfinite(x) & np.isfinite(y)
-            & (x >= 0) & (x < self.input_w) & (y >= 0) & (y < self.input_h)
+            (vis > 0) & np.isfinite(x) & np.isfinite(y) & (x >= 0) & (x < self.input_w) & (y >= 0) & (y < self.input_h)
         )
         weights = inside.astype(np.float32)
         mu_x = np.where(inside, x / self.stride_x, 0.0)[:, None]

@@ -240,7 +240,10 @@ def predict_dataset(
     codec: HeatmapCodec | None = getattr(dataset, "codec", None)
     convention = model_convention(model) if input_convention is None else input_convention
     loader = torch.utils.data.DataLoader(
-        dataset, batch_size=batch_size, shuffle=False, num_workers=num_workers,
+        dataset,
+        batch_size=batch_size,
+        shuffle=False,
+        num_workers=num_workers,
         pin_memory=target.type == "cuda",
     )
     filled = np.zeros(n, dtype=bool)
@@ -275,9 +278,7 @@ def predictions_for_reference(coords: np.ndarray, reference: EvalReference) -> n
     """
     joint_set = JOINT_SETS.get(reference.joint_set)
     if joint_set is None:
-        raise DataError(
-            f"unknown joint set '{reference.joint_set}' (known: {', '.join(sorted(JOINT_SETS))})"
-        )
+        raise DataError(f"unknown joint set '{reference.joint_set}' (known: {', '.join(sorted(JOINT_SETS))})")
     if joint_set.name == LSP.name:
         return coords[:, list(LSP_TO_MPII)]
     return coords
@@ -325,17 +326,31 @@ def evaluate_model(
     start = time.perf_counter()
     convention = model_convention(model) if input_convention is None else input_convention
     coords, scores = predict_dataset(
-        model, dataset, flip=flip, batch_size=batch_size, device=target, num_workers=num_workers,
-        progress=progress, input_convention=convention,
+        model,
+        dataset,
+        flip=flip,
+        batch_size=batch_size,
+        device=target,
+        num_workers=num_workers,
+        progress=progress,
+        input_convention=convention,
     )
     seconds = time.perf_counter() - start
     metric = evaluate_reference(
-        predictions_for_reference(coords, reference), reference, threshold=threshold,
+        predictions_for_reference(coords, reference),
+        reference,
+        threshold=threshold,
         scores=predictions_for_reference(scores, reference),
     )
     return EvalResult(
-        metric=metric, coords=coords, scores=scores, seconds=seconds, flip=flip, device=str(target),
-        input_size=getattr(dataset, "input_size", None), input_convention=convention,
+        metric=metric,
+        coords=coords,
+        scores=scores,
+        seconds=seconds,
+        flip=flip,
+        device=str(target),
+        input_size=getattr(dataset, "input_size", None),
+        input_convention=convention,
         reference=reference,
     )
 
@@ -421,8 +436,14 @@ def evaluate_checkpoint(
     else:
         dataset = build_dataset(spec, "val", input_size=input_size)
     result = evaluate_model(
-        net, dataset, flip=flip, batch_size=batch_size, device=target, num_workers=num_workers,
-        threshold=threshold, progress=progress,
+        net,
+        dataset,
+        flip=flip,
+        batch_size=batch_size,
+        device=target,
+        num_workers=num_workers,
+        threshold=threshold,
+        progress=progress,
     )
     if save_predictions is not None:
         write_predictions(save_predictions, result)

@@ -23,7 +23,6 @@ convention (:func:`~fpdctl.models.input_adapter.convert_tensor`), runs 3 with th
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -75,8 +74,12 @@ def crop(image: np.ndarray, center: np.ndarray, scale: float, input_size: int) -
 
     affine = crop_affine(center, scale, 0.0, input_size)
     patch = cv2.warpAffine(
-        image, affine, (input_size, input_size), flags=cv2.INTER_LINEAR,
-        borderMode=cv2.BORDER_CONSTANT, borderValue=(0, 0, 0),
+        image,
+        affine,
+        (input_size, input_size),
+        flags=cv2.INTER_LINEAR,
+        borderMode=cv2.BORDER_CONSTANT,
+        borderValue=(0, 0, 0),
     )
     return patch, affine
 
@@ -111,13 +114,14 @@ def last_stack(output: Any) -> Any:
     if output.ndim == 4:
         return output
     raise UsageError(
-        f"the model returned a tensor of shape {tuple(output.shape)}; expected [N, S, J, h, w] "
-        "or [N, J, h, w] heatmaps"
+        f"the model returned a tensor of shape {tuple(output.shape)}; expected [N, S, J, h, w] or [N, J, h, w] heatmaps"
     )
 
 
 def to_image(
-    heatmaps: Any, affines: Sequence[np.ndarray] | np.ndarray, input_size: int,
+    heatmaps: Any,
+    affines: Sequence[np.ndarray] | np.ndarray,
+    input_size: int,
     codec: HeatmapCodec | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Decode heatmaps and map the keypoints back to the images they were cropped from.
@@ -140,7 +144,10 @@ def to_image(
 
 
 def predict_crops(
-    run: ArrayRunner, patches: np.ndarray, affines: Sequence[np.ndarray], convention: InputConvention,
+    run: ArrayRunner,
+    patches: np.ndarray,
+    affines: Sequence[np.ndarray],
+    convention: InputConvention,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Normalise -> run -> last stack -> decode -> image px, for a batch of crops.
 

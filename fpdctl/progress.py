@@ -41,8 +41,15 @@ def silent(event: Event) -> None:
     """A :data:`Progress` that ignores every event (the default of every core function)."""
 
 
-def report(progress: Progress | None, kind: str, message: str = "", *, done: int | None = None,
-           total: int | None = None, data: Any = None) -> None:
+def report(
+    progress: Progress | None,
+    kind: str,
+    message: str = "",
+    *,
+    done: int | None = None,
+    total: int | None = None,
+    data: Any = None,
+) -> None:
     """Send one event to ``progress`` when there is one."""
     if progress is not None:
         progress(Event(kind, message, done, total, data))

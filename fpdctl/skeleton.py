@@ -43,30 +43,77 @@ class JointSet:
 MPII = JointSet(
     name="mpii",
     names=(
-        "r_ankle", "r_knee", "r_hip", "l_hip", "l_knee", "l_ankle",
-        "pelvis", "thorax", "upper_neck", "head_top",
-        "r_wrist", "r_elbow", "r_shoulder", "l_shoulder", "l_elbow", "l_wrist",
+        "r_ankle",
+        "r_knee",
+        "r_hip",
+        "l_hip",
+        "l_knee",
+        "l_ankle",
+        "pelvis",
+        "thorax",
+        "upper_neck",
+        "head_top",
+        "r_wrist",
+        "r_elbow",
+        "r_shoulder",
+        "l_shoulder",
+        "l_elbow",
+        "l_wrist",
     ),
     flip_pairs=((0, 5), (1, 4), (2, 3), (10, 15), (11, 14), (12, 13)),
     skeleton=(
-        (0, 1), (1, 2), (2, 6), (6, 3), (3, 4), (4, 5),
-        (6, 7), (7, 8), (8, 9),
-        (10, 11), (11, 12), (12, 7), (7, 13), (13, 14), (14, 15),
+        (0, 1),
+        (1, 2),
+        (2, 6),
+        (6, 3),
+        (3, 4),
+        (4, 5),
+        (6, 7),
+        (7, 8),
+        (8, 9),
+        (10, 11),
+        (11, 12),
+        (12, 7),
+        (7, 13),
+        (13, 14),
+        (14, 15),
     ),
 )
 
 LSP = JointSet(
     name="lsp",
     names=(
-        "r_ankle", "r_knee", "r_hip", "l_hip", "l_knee", "l_ankle",
-        "r_wrist", "r_elbow", "r_shoulder", "l_shoulder", "l_elbow", "l_wrist",
-        "neck", "head_top",
+        "r_ankle",
+        "r_knee",
+        "r_hip",
+        "l_hip",
+        "l_knee",
+        "l_ankle",
+        "r_wrist",
+        "r_elbow",
+        "r_shoulder",
+        "l_shoulder",
+        "l_elbow",
+        "l_wrist",
+        "neck",
+        "head_top",
     ),
     flip_pairs=((0, 5), (1, 4), (2, 3), (6, 11), (7, 10), (8, 9)),
     skeleton=(
-        (0, 1), (1, 2), (2, 3), (3, 4), (4, 5),
-        (6, 7), (7, 8), (8, 12), (12, 9), (9, 10), (10, 11),
-        (12, 13), (2, 8), (3, 9),
+        (0, 1),
+        (1, 2),
+        (2, 3),
+        (3, 4),
+        (4, 5),
+        (6, 7),
+        (7, 8),
+        (8, 12),
+        (12, 9),
+        (9, 10),
+        (10, 11),
+        (12, 13),
+        (2, 8),
+        (3, 9),
     ),
 )
 
@@ -81,14 +128,45 @@ LSP_TO_MPII: tuple[int, ...] = (0, 1, 2, 3, 4, 5, 10, 11, 12, 13, 14, 15, 8, 9)
 COCO = JointSet(
     name="coco",
     names=(
-        "nose", "left_eye", "right_eye", "left_ear", "right_ear",
-        "left_shoulder", "right_shoulder", "left_elbow", "right_elbow", "left_wrist", "right_wrist",
-        "left_hip", "right_hip", "left_knee", "right_knee", "left_ankle", "right_ankle",
+        "nose",
+        "left_eye",
+        "right_eye",
+        "left_ear",
+        "right_ear",
+        "left_shoulder",
+        "right_shoulder",
+        "left_elbow",
+        "right_elbow",
+        "left_wrist",
+        "right_wrist",
+        "left_hip",
+        "right_hip",
+        "left_knee",
+        "right_knee",
+        "left_ankle",
+        "right_ankle",
     ),
     flip_pairs=((1, 2), (3, 4), (5, 6), (7, 8), (9, 10), (11, 12), (13, 14), (15, 16)),
     skeleton=(
-        (15, 13), (13, 11), (16, 14), (14, 12), (11, 12), (5, 11), (6, 12), (5, 6), (5, 7),
-        (6, 8), (7, 9), (8, 10), (1, 2), (0, 1), (0, 2), (1, 3), (2, 4), (3, 5), (4, 6),
+        (15, 13),
+        (13, 11),
+        (16, 14),
+        (14, 12),
+        (11, 12),
+        (5, 11),
+        (6, 12),
+        (5, 6),
+        (5, 7),
+        (6, 8),
+        (7, 9),
+        (8, 10),
+        (1, 2),
+        (0, 1),
+        (0, 2),
+        (1, 3),
+        (2, 4),
+        (3, 5),
+        (4, 6),
     ),
 )
 
@@ -121,9 +199,7 @@ def to_channel_order(values, joint_set: JointSet):
         return to_mpii_order(values, joint_set)
     values = np.asarray(values)
     if values.shape[-2] != joint_set.num_joints:
-        raise ValueError(
-            f"expected {joint_set.num_joints} {joint_set.name} joints, got shape {values.shape}"
-        )
+        raise ValueError(f"expected {joint_set.num_joints} {joint_set.name} joints, got shape {values.shape}")
     return values.copy()
 
 
@@ -142,9 +218,7 @@ def to_mpii_order(values, joint_set: JointSet):
 
     values = np.asarray(values)
     if values.shape[-2] != joint_set.num_joints:
-        raise ValueError(
-            f"expected {joint_set.num_joints} {joint_set.name} joints, got shape {values.shape}"
-        )
+        raise ValueError(f"expected {joint_set.num_joints} {joint_set.name} joints, got shape {values.shape}")
     if joint_set.name == MPII.name:
         return values.copy()
     if joint_set.name != LSP.name:

@@ -52,7 +52,9 @@ def joint_side(name: str) -> Side:
 
 
 _SIDE_COLORS: dict[Side, tuple[int, int, int]] = {
-    "left": LEFT_COLOR, "right": RIGHT_COLOR, "center": CENTER_COLOR,
+    "left": LEFT_COLOR,
+    "right": RIGHT_COLOR,
+    "center": CENTER_COLOR,
 }
 
 
@@ -127,8 +129,9 @@ def draw_skeleton(
     for a, b in joint_set.skeleton:
         if shown[a] and shown[b]:
             width = thickness if visible[a] and visible[b] else 1
-            cv2.line(canvas, _fixed(joints[a]), _fixed(joints[b]), limb_color(joint_set, a, b), width,
-                     cv2.LINE_AA, _SHIFT)
+            cv2.line(
+                canvas, _fixed(joints[a]), _fixed(joints[b]), limb_color(joint_set, a, b), width, cv2.LINE_AA, _SHIFT
+            )
     # Joints without anti-aliasing: crisp dots and rings read better at a few pixels.
     for j in np.flatnonzero(shown):
         center, color = _fixed(joints[j]), limb_color(joint_set, int(j), int(j))
@@ -172,8 +175,13 @@ def draw_persons(
             x, y, w, h = (float(v) for v in boxes[k])
             outline, size = box_corners(x, y, x + w, y + h), max(w, h)
         canvas = draw_skeleton(
-            canvas, joints[k], joint_set, scores=None if scores is None else scores[k], min_score=min_score,
-            outline=outline, size=size,
+            canvas,
+            joints[k],
+            joint_set,
+            scores=None if scores is None else scores[k],
+            min_score=min_score,
+            outline=outline,
+            size=size,
         )
     return canvas
 

@@ -49,16 +49,26 @@ def _coco_scores(net, val, size, full, subset) -> dict:  # type: ignore[no-untyp
 
     with tempfile.TemporaryDirectory() as tmp:
         folder, dets = Path(tmp) / "coco", Path(tmp) / "detections.json"
-        exported = export_coco(folder, val.num_images, image_size=val.image_size, seed=val.seed, split="val",
-                               persons=val.persons, detections=dets)
-        boxed = evaluate_model(net, COCODetections(folder, dets, input_size=size), flip=True, batch_size=32,
-                               device="cpu")
+        exported = export_coco(
+            folder,
+            val.num_images,
+            image_size=val.image_size,
+            seed=val.seed,
+            split="val",
+            persons=val.persons,
+            detections=dets,
+        )
+        boxed = evaluate_model(
+            net, COCODetections(folder, dets, input_size=size), flip=True, batch_size=32, device="cpu"
+        )
     return {
         "ap": round(float(full.metric.mean), 2),
         "ap_subset": {"persons": SUBSET_PERSONS, "value": round(float(subset.metric.mean), 2)},
-        "ap_detector": {"value": round(float(boxed.metric.mean), 2),
-                        "boxes": f"simulated detector (fpdctl data synth --layout coco --detections), "
-                                 f"{exported.num_detections} boxes"},
+        "ap_detector": {
+            "value": round(float(boxed.metric.mean), 2),
+            "boxes": f"simulated detector (fpdctl data synth --layout coco --detections), "
+            f"{exported.num_detections} boxes",
+        },
     }
 
 
@@ -80,11 +90,15 @@ def main() -> None:
     subset = evaluate_model(net, FirstPersons(val, SUBSET_PERSONS), flip=True, batch_size=32, device="cpu")
     if full.metric.metric == "oks":
         scores = _coco_scores(net, val, size, full, subset)
-        metric = ("COCO keypoint AP (pycocotools, OKS 0.50:0.95, flip test) on the synthetic COCO "
-                  "validation split, ground-truth boxes")
+        metric = (
+            "COCO keypoint AP (pycocotools, OKS 0.50:0.95, flip test) on the synthetic COCO "
+            "validation split, ground-truth boxes"
+        )
     else:
-        scores = {"pckh": round(float(full.metric.mean), 2),
-                  "pckh_subset": {"persons": SUBSET_PERSONS, "value": round(float(subset.metric.mean), 2)}}
+        scores = {
+            "pckh": round(float(full.metric.mean), 2),
+            "pckh_subset": {"persons": SUBSET_PERSONS, "value": round(float(subset.metric.mean), 2)},
+        }
         metric = "PCKh@0.5 (pooled mean, flip test) on the synthetic validation split"
     card = {
         "name": args.name,

@@ -47,16 +47,24 @@ def render(rows: list[dict]) -> str:
     lines += ["| area | cases | pass | fail | skipped |", "|---|---:|---:|---:|---:|"]
     for area in areas:
         mine = [r["outcome"] for r in rows if r["area"] == area]
-        lines.append(f"| {area or 'other'} | {len(mine)} | {mine.count('passed')} | "
-                     f"{mine.count('failed')} | {mine.count('skipped')} |")
+        lines.append(
+            f"| {area or 'other'} | {len(mine)} | {mine.count('passed')} | "
+            f"{mine.count('failed')} | {mine.count('skipped')} |"
+        )
     lines.append("")
     for area in areas:
-        lines += [f"### {area or 'other'}", "", "| What was tried | Expected | What fpdctl did | Result |",
-                  "|---|---|---|---|"]
+        lines += [
+            f"### {area or 'other'}",
+            "",
+            "| What was tried | Expected | What fpdctl did | Result |",
+            "|---|---|---|---|",
+        ]
         for row in (r for r in rows if r["area"] == area):
             observed = "; ".join(row["observed"]) or "-"
-            lines.append(f"| {_cell(row['tried'])} | {_cell(row['expected'])} | {_cell(observed)} "
-                         f"| {MARK.get(row['outcome'], row['outcome'])} |")
+            lines.append(
+                f"| {_cell(row['tried'])} | {_cell(row['expected'])} | {_cell(observed)} "
+                f"| {MARK.get(row['outcome'], row['outcome'])} |"
+            )
         lines.append("")
     lines.append(END)
     return "\n".join(lines)

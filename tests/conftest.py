@@ -85,6 +85,8 @@ def lspet400(shared_data: Path) -> Path:
 
 def pytest_addoption(parser: pytest.Parser) -> None:
     parser.addoption(
-        "--reliability-report", default=None, metavar="PATH",
+        "--reliability-report",
+        default=None,
+        metavar="PATH",
         help="write every tests/reliability case (what was tried, what happened) as JSON to PATH",
     )

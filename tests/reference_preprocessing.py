@@ -50,6 +50,7 @@ FPD_NORMALIZE_STD = [0.229, 0.224, 0.225]
 
 # --- pytorch-pose ---------------------------------------------------------------------------
 
+
 def pytorch_pose_read(path: str | Path) -> np.ndarray:
     """``scipy.misc.imread(path, mode='RGB')``: PIL's decoding, converted to RGB; uint8 [H, W, 3]."""
     with Image.open(path) as image:
@@ -81,6 +82,7 @@ def pytorch_pose_input(rgb_crop: np.ndarray, mean: torch.Tensor = PYTORCH_POSE_M
 
 
 # --- official FPD code (HRNet code base) ----------------------------------------------------
+
 
 def fpd_read(path: str | Path) -> np.ndarray:
     """``cv2.imread`` as JointsDataset calls it, with ``COLOR_RGB: False``: uint8 [H, W, 3] B, G, R."""

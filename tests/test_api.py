@@ -48,8 +48,15 @@ def test_the_readme_example_runs(tmp_path, monkeypatch, capsys) -> None:
 
 def test_import_fpdctl_stays_cheap() -> None:
     done = subprocess.run(
-        [sys.executable, "-c", "import sys, fpdctl; fpdctl.__all__; print(sorted(m for m in sys.modules if m.startswith(('torch', 'fpdctl.'))))"],
-        capture_output=True, text=True, timeout=120,
+        [
+            sys.executable,
+            "-c",
+            "import sys, fpdctl; fpdctl.__all__; "
+            "print(sorted(m for m in sys.modules if m.startswith(('torch', 'fpdctl.'))))",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "[]"

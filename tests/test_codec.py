@@ -27,8 +27,9 @@ def test_encode_golden_values() -> None:
 
 def test_weights_for_unannotated_and_outside_joints() -> None:
     codec = HeatmapCodec(256, 64)
-    joints = np.array([[10, 10, 1], [10, 10, 0], [-0.5, 10, 1], [256, 10, 1], [255.9, 255.9, 1],
-                       [np.nan, 3, 1]], np.float32)
+    joints = np.array(
+        [[10, 10, 1], [10, 10, 0], [-0.5, 10, 1], [256, 10, 1], [255.9, 255.9, 1], [np.nan, 3, 1]], np.float32
+    )
     heatmaps, weights = codec.encode(joints)
     assert weights.tolist() == [1, 0, 0, 0, 1, 0]
     assert not heatmaps[[1, 2, 3, 5]].any()

@@ -10,13 +10,13 @@ import torch
 from torch import nn
 
 import fpdctl
-from fpdctl.skeleton import LSP_TO_MPII, MPII
 from fpdctl.data.registry import build_dataset
 from fpdctl.data.transforms import PIXEL_STD, transform_points
 from fpdctl.errors import DataError, UsageError
 from fpdctl.evaluate import EvalResult, evaluate_model, predict_dataset, predictions_for_reference
 from fpdctl.metrics import EvalReference, PCKhResult
 from fpdctl.progress import Event
+from fpdctl.skeleton import LSP_TO_MPII, MPII
 from fpdctl.utils.device import resolve_device
 
 INPUT = 64  # tiny crops keep every test in seconds
@@ -57,14 +57,17 @@ def synthetic_val():  # type: ignore[no-untyped-def]
     return build_dataset("synthetic:length=6", "val", input_size=INPUT)
 
 
-@pytest.mark.parametrize(("flip", "max_heatmap_error"), [
-    # decode: argmax then a quarter-pixel step -> within 0.25 heatmap px per axis.
-    (False, math.hypot(0.25, 0.25)),
-    # flip test: the flip-back map peaks 0.25 px right of the truth (input x -> 63 - x is 0.75
-    # heatmap px left of a plain map mirror; the reference code shifts by 1); the average peaks
-    # 0.125 px right, plus the decode's 0.25 -> 0.375 in x, 0.25 in y.
-    (True, math.hypot(0.375, 0.25)),
-])
+@pytest.mark.parametrize(
+    ("flip", "max_heatmap_error"),
+    [
+        # decode: argmax then a quarter-pixel step -> within 0.25 heatmap px per axis.
+        (False, math.hypot(0.25, 0.25)),
+        # flip test: the flip-back map peaks 0.25 px right of the truth (input x -> 63 - x is 0.75
+        # heatmap px left of a plain map mirror; the reference code shifts by 1); the average peaks
+        # 0.125 px right, plus the decode's 0.25 -> 0.375 in x, 0.25 in y.
+        (True, math.hypot(0.375, 0.25)),
+    ],
+)
 def test_ground_truth_heatmaps_decode_to_the_joints(synthetic_val, flip: bool, max_heatmap_error: float) -> None:  # type: ignore[no-untyped-def]
     model = GroundTruthHeatmaps(synthetic_val)
     coords, scores = predict_dataset(model, synthetic_val, flip=flip, batch_size=4)
@@ -88,9 +91,7 @@ def test_ground_truth_heatmaps_decode_to_the_joints(synthetic_val, flip: bool, m
     in_mean = np.ones(16, dtype=bool)
     in_mean[[6, 7]] = False
     scored = reference.visible[:, in_mean]
-    assert result.metric.mean == pytest.approx(
-        100.0 * (scored & weights[:, in_mean]).sum() / scored.sum()
-    )
+    assert result.metric.mean == pytest.approx(100.0 * (scored & weights[:, in_mean]).sum() / scored.sum())
 
 
 def test_batch_size_does_not_change_predictions(synthetic_val) -> None:  # type: ignore[no-untyped-def]
@@ -120,15 +121,15 @@ def test_evaluate_model_result_and_mode_restored(synthetic_val) -> None:  # type
 
 def test_progress_callback(synthetic_val) -> None:  # type: ignore[no-untyped-def]
     events: list[Event] = []
-    predict_dataset(fpdctl.create_model("hg1x16"), synthetic_val, flip=False, batch_size=4,
-                    progress=events.append)
+    predict_dataset(fpdctl.create_model("hg1x16"), synthetic_val, flip=False, batch_size=4, progress=events.append)
     assert [(e.kind, e.done, e.total) for e in events] == [("eval.batch", 4, 6), ("eval.batch", 6, 6)]
 
 
 def test_predictions_for_lsp_reference() -> None:
     coords = np.arange(2 * 16 * 2, dtype=np.float32).reshape(2, 16, 2)
-    lsp = EvalReference(joints=np.zeros((2, 14, 2)), visible=np.ones((2, 14), bool),
-                        headboxes=None, metric="pck", joint_set="lsp")
+    lsp = EvalReference(
+        joints=np.zeros((2, 14, 2)), visible=np.ones((2, 14), bool), headboxes=None, metric="pck", joint_set="lsp"
+    )
     picked = predictions_for_reference(coords, lsp)
     assert picked.shape == (2, 14, 2)
     np.testing.assert_array_equal(picked[:, 12], coords[:, MPII.index("upper_neck")])

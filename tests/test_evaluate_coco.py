@@ -25,9 +25,9 @@ def _oracle(dataset) -> object:  # type: ignore[no-untyped-def]
 
     def run(images: np.ndarray) -> np.ndarray:
         count = images.shape[0]
-        flip = count > 1 and np.array_equal(images[count // 2:], images[: count // 2, :, :, ::-1])
+        flip = count > 1 and np.array_equal(images[count // 2 :], images[: count // 2, :, :, ::-1])
         n = count // 2 if flip else count
-        batch = targets[state["next"]: state["next"] + n]
+        batch = targets[state["next"] : state["next"] + n]
         state["next"] += n
         if not flip:
             return batch

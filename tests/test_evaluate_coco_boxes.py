@@ -17,14 +17,15 @@ import numpy as np
 import pytest
 
 from fpdctl.data.coco import COCODataset, COCODetections
-from fpdctl.models.convention import IMAGENET_MEAN, IMAGENET_STD
 from fpdctl.errors import DataError
 from fpdctl.evaluate import evaluate_model
+from fpdctl.models.convention import IMAGENET_MEAN, IMAGENET_STD
 from tests.data.coco_fixtures import PERSON_CATEGORY, person_annotation
 
 # 17 well separated RGB colours (0, 128 or 255 per channel; black, the background, left out).
-COLORS = np.array([(r, g, b) for r in (0, 128, 255) for g in (0, 128, 255) for b in (0, 128, 255)][1:18],
-                  np.float32) / 255.0
+COLORS = (
+    np.array([(r, g, b) for r in (0, 128, 255) for g in (0, 128, 255) for b in (0, 128, 255)][1:18], np.float32) / 255.0
+)
 WIDTH, HEIGHT = 200, 120
 INPUT_SIZE = 64
 
@@ -38,7 +39,7 @@ class ColourPeaks:
         std = np.asarray(IMAGENET_STD, np.float32)[None, :, None, None]
         rgb = images * std + mean
         d2 = ((rgb[:, None] - COLORS[None, :, :, None, None]) ** 2).sum(axis=2)  # [N, 17, S, S]
-        close = np.exp(-d2 / (2 * 0.15 ** 2))
+        close = np.exp(-d2 / (2 * 0.15**2))
         n, j, s, _ = close.shape
         return close.reshape(n, j, s // 4, 4, s // 4, 4).mean(axis=(3, 5))[:, None].astype(np.float32)
 
@@ -65,8 +66,7 @@ def _write_folder(root: Path) -> list[dict]:
         name = f"{image_id:012d}.png"
         cv2.imwrite(str(root / "val2017" / name), canvas)
         images.append({"id": image_id, "file_name": name, "width": WIDTH, "height": HEIGHT})
-    truth = {"info": {}, "licenses": [], "images": images, "annotations": annotations,
-             "categories": [PERSON_CATEGORY]}
+    truth = {"info": {}, "licenses": [], "images": images, "annotations": annotations, "categories": [PERSON_CATEGORY]}
     (root / "annotations" / "person_keypoints_val2017.json").write_text(json.dumps(truth))
     return annotations
 
@@ -80,23 +80,28 @@ def test_ground_truth_boxes_as_detections_give_the_ground_truth_ap(tmp_path: Pat
     truth_ap = _ap(COCODataset(tmp_path, "val", input_size=INPUT_SIZE))
     assert truth_ap > 0.3  # the fixed predictor is good, not perfect
 
-    detections = [{"image_id": a["image_id"], "category_id": 1, "bbox": a["bbox"], "score": 1.0}
-                  for a in annotations]
+    detections = [{"image_id": a["image_id"], "category_id": 1, "bbox": a["bbox"], "score": 1.0} for a in annotations]
     (tmp_path / "dets.json").write_text(json.dumps(detections))
     boxed = COCODetections(tmp_path, tmp_path / "dets.json", input_size=INPUT_SIZE)
     assert len(boxed) == len(annotations)
-    np.testing.assert_array_equal(boxed.table.centers, COCODataset(tmp_path, "val", input_size=INPUT_SIZE).table.centers)
+    np.testing.assert_array_equal(
+        boxed.table.centers, COCODataset(tmp_path, "val", input_size=INPUT_SIZE).table.centers
+    )
     assert _ap(boxed) == truth_ap
 
     # Weaker duplicates of every box: the same crops, the same predictions, OKS 1 with the
     # original, so OKS-NMS drops them and AP is unchanged.
     duplicates = detections + [{**d, "score": 0.5} for d in detections]
     (tmp_path / "dups.json").write_text(json.dumps(duplicates))
-    result = evaluate_model(ColourPeaks(), COCODetections(tmp_path, tmp_path / "dups.json", input_size=INPUT_SIZE),
-                            flip=False, batch_size=8)
+    result = evaluate_model(
+        ColourPeaks(), COCODetections(tmp_path, tmp_path / "dups.json", input_size=INPUT_SIZE), flip=False, batch_size=8
+    )
     assert result.metric.ap == truth_ap and result.metric.num_predictions == len(annotations)
-    assert result.reference.boxes() == {"source": "detections", "file": str(tmp_path / "dups.json"),  # type: ignore[union-attr]
-                                        "count": 2 * len(annotations)}
+    assert result.reference.boxes() == {
+        "source": "detections",
+        "file": str(tmp_path / "dups.json"),  # type: ignore[union-attr]
+        "count": 2 * len(annotations),
+    }
 
     # A missed person (the first box dropped) costs AP; a box scored 0 still counts (threshold 0).
     (tmp_path / "missed.json").write_text(json.dumps(detections[1:]))
@@ -105,8 +110,9 @@ def test_ground_truth_boxes_as_detections_give_the_ground_truth_ap(tmp_path: Pat
 
 def test_a_box_outside_its_image_is_named(tmp_path: Path) -> None:
     _write_folder(tmp_path)
-    (tmp_path / "d.json").write_text(json.dumps(
-        [{"image_id": 1, "category_id": 1, "bbox": [500.0, 10.0, 20.0, 20.0], "score": 0.7}]))
+    (tmp_path / "d.json").write_text(
+        json.dumps([{"image_id": 1, "category_id": 1, "bbox": [500.0, 10.0, 20.0, 20.0], "score": 0.7}])
+    )
     with pytest.raises(DataError) as info:
         COCODetections(tmp_path, tmp_path / "d.json", input_size=INPUT_SIZE)
     assert str(info.value) == (

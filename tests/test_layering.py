@@ -32,9 +32,7 @@ sys.meta_path.insert(0, _NoTorch())
 
 
 def _run_without_torch(code: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-c", BLOCK_TORCH + code], capture_output=True, text=True, timeout=120
-    )
+    return subprocess.run([sys.executable, "-c", BLOCK_TORCH + code], capture_output=True, text=True, timeout=120)
 
 
 def test_the_blocker_blocks() -> None:

@@ -17,7 +17,9 @@ NAME = "synthetic-hg2x64"
 
 def test_reference_teacher_scores_its_card() -> None:
     if not weights_path(NAME).is_file() or not weights_path(NAME).with_suffix(".json").is_file():
-        pytest.skip(f"{NAME} is not installed ({weights_path(NAME)} and its .json card are added by the reference-teacher run)")
+        pytest.skip(
+            f"{NAME} is not installed ({weights_path(NAME)} and its .json card are added by the reference-teacher run)"
+        )
     from fpdctl.data.registry import build_dataset
     from fpdctl.data.subset import FirstPersons
     from fpdctl.evaluate import evaluate_model
@@ -41,8 +43,10 @@ def test_coco_reference_teacher_scores_its_card() -> None:
     """The COCO reference model: AP on the first ``ap_subset.persons`` persons of its card's
     validation data (ground-truth boxes, flip test), to 0.01 of the card."""
     if not weights_path(COCO_NAME).is_file() or not weights_path(COCO_NAME).with_suffix(".json").is_file():
-        pytest.skip(f"{COCO_NAME} is not installed ({weights_path(COCO_NAME)} and its .json card are added by "
-                    "make reference-teacher)")
+        pytest.skip(
+            f"{COCO_NAME} is not installed ({weights_path(COCO_NAME)} and its .json card are added by "
+            "make reference-teacher)"
+        )
     from fpdctl.data.registry import build_dataset
     from fpdctl.data.subset import FirstPersons
     from fpdctl.evaluate import evaluate_model
@@ -66,9 +70,32 @@ def test_coco_reference_teacher_distills_out_of_the_box(tmp_path) -> None:  # ty
         pytest.skip(f"{COCO_NAME} is not installed")
     from fpdctl.cli.app import main
 
-    code = main(["distill", "--teacher", COCO_NAME, "--student", "hg1x16", "--data",
-                 "synthetic:layout=coco,persons=3,length=8", "--input-size", "128", "--max-steps", "1",
-                 "--batch-size", "2", "--workers", "0", "--val-limit", "4", "--device", "cpu",
-                 "--precision", "fp32", "--out", str(tmp_path / "run")])
+    code = main(
+        [
+            "distill",
+            "--teacher",
+            COCO_NAME,
+            "--student",
+            "hg1x16",
+            "--data",
+            "synthetic:layout=coco,persons=3,length=8",
+            "--input-size",
+            "128",
+            "--max-steps",
+            "1",
+            "--batch-size",
+            "2",
+            "--workers",
+            "0",
+            "--val-limit",
+            "4",
+            "--device",
+            "cpu",
+            "--precision",
+            "fp32",
+            "--out",
+            str(tmp_path / "run"),
+        ]
+    )
     assert code == 0
     assert (tmp_path / "run" / "last.safetensors").is_file()

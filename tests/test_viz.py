@@ -37,7 +37,11 @@ def test_right_is_warm_and_left_is_cool() -> None:
 
 def test_sides_come_from_the_joint_names() -> None:
     assert [joint_side(n) for n in ("l_knee", "left_knee", "Left_Eye", "r_wrist", "right_hip")] == [
-        "left", "left", "left", "right", "right",
+        "left",
+        "left",
+        "left",
+        "right",
+        "right",
     ]
     assert [joint_side(n) for n in ("pelvis", "nose", "upper_neck", "joint_3")] == ["center"] * 4
     # A limb takes a side's colour only when both its joints are on that side.

@@ -153,8 +153,7 @@ def main(argv: list[str] | None = None) -> int:
 def _unexpected(exc: BaseException) -> int:
     """Report an exception no handler expected (a bug) in one line; exit code 1."""
     typer.echo(
-        f"error: unexpected {type(exc).__name__}: {_one_line(exc)} "
-        "(set FPDCTL_DEBUG=1 for the traceback)",
+        f"error: unexpected {type(exc).__name__}: {_one_line(exc)} (set FPDCTL_DEBUG=1 for the traceback)",
         err=True,
     )
     return 1

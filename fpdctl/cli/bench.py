@@ -6,8 +6,8 @@ from typing import TYPE_CHECKING, Any, List, Optional
 
 import typer
 
-from fpdctl.cli.render import Column, check_format, check_outputs, decimals, emit, render_rows, stage_lines
 from fpdctl.cli.options import (
+    CHECKPOINT_SIZE_HELP,
     DEVICE,
     INPUT_CONVENTION,
     INPUT_MEAN,
@@ -16,8 +16,8 @@ from fpdctl.cli.options import (
     convention_override,
     warn_no_effect,
 )
+from fpdctl.cli.render import Column, check_format, check_outputs, decimals, emit, render_rows, stage_lines
 from fpdctl.deploy.backends import BACKENDS
-from fpdctl.models.spec import DEFAULT_INPUT_SIZE
 
 if TYPE_CHECKING:
     from fpdctl.deploy.bench import BenchResult
@@ -128,30 +128,45 @@ def bench_command(
     precision: Optional[str] = typer.Option(None, "--precision", help="Keep these precisions: fp32,fp16,bf16,int8."),
     fmt: str = typer.Option("table", "--format", help="table, json, csv or markdown."),
     end_to_end: bool = typer.Option(False, "--end-to-end", help="Also time pre- and post-processing."),
-    input_size: Optional[int] = typer.Option(None, "--input-size", help=f"Input side for checkpoints and names (default: the size an fpdctl checkpoint was trained at, else {DEFAULT_INPUT_SIZE})."),
+    input_size: Optional[int] = typer.Option(
+        None,
+        "--input-size",
+        help=f"Input side for checkpoints and names {CHECKPOINT_SIZE_HELP}.",
+    ),
     output: Optional[str] = typer.Option(None, "--output", "-o", help="Write the output here instead of stdout."),
     spin_us: int = typer.Option(
-        100, "--spin-us", help="Microseconds ONNX Runtime's idle threads busy-wait for the next operator (0: never).",
+        100,
+        "--spin-us",
+        help="Microseconds ONNX Runtime's idle threads busy-wait for the next operator (0: never).",
     ),
     input_convention: Optional[str] = INPUT_CONVENTION,
     input_order: Optional[str] = INPUT_ORDER,
     input_mean: Optional[str] = INPUT_MEAN,
     input_std: Optional[str] = INPUT_STD,
     accuracy: int = typer.Option(
-        0, "--accuracy", help="Score every row on this many validation persons (0: don't); needed to "
-        "recommend a reduced precision.",
+        0,
+        "--accuracy",
+        help="Score every row on this many validation persons (0: don't); needed to recommend a reduced precision.",
     ),
     accuracy_data: str = typer.Option(
-        "synthetic", "--accuracy-data", help="Validation data for --accuracy: synthetic[:K=V,...], mpii:PATH or lsp:PATH.",
+        "synthetic",
+        "--accuracy-data",
+        help="Validation data for --accuracy: synthetic[:K=V,...], mpii:PATH or lsp:PATH.",
     ),
     embed_preprocess: bool = typer.Option(
-        False, "--embed-preprocess", help="ONNX rows of a checkpoint: the graph takes uint8 crops (see fpdctl export).",
+        False,
+        "--embed-preprocess",
+        help="ONNX rows of a checkpoint: the graph takes uint8 crops (see fpdctl export).",
     ),
     embed_decode: bool = typer.Option(
-        False, "--embed-decode", help="ONNX rows of a checkpoint: the graph returns keypoints (see fpdctl export).",
+        False,
+        "--embed-decode",
+        help="ONNX rows of a checkpoint: the graph returns keypoints (see fpdctl export).",
     ),
     pixel_order: Optional[str] = typer.Option(
-        None, "--pixel-order", help="Channel order of the uint8 crops with --embed-preprocess: bgr (default) or rgb.",
+        None,
+        "--pixel-order",
+        help="Channel order of the uint8 crops with --embed-preprocess: bgr (default) or rgb.",
     ),
 ) -> None:
     from fpdctl.cli.options import parse_int_list
@@ -169,10 +184,23 @@ def bench_command(
     if backend.strip().lower() == "torch":  # (the --embed-* options are refused there, by benchmark)
         warn_no_effect(ctx, ["spin_us"], "with --backend torch (it sets ONNX Runtime's idle threads)")
     result = benchmark(
-        models, backend=backend, batches=batches, threads=threads, warmup=warmup, iters=iters,
-        duration=duration, device=device, precisions=parse_precisions(precision),
-        end_to_end=end_to_end, input_size=input_size, spin_us=spin_us, input_convention=override,
-        embedding=embedding, accuracy_samples=accuracy, accuracy_data=accuracy_data, progress=stage_lines,
+        models,
+        backend=backend,
+        batches=batches,
+        threads=threads,
+        warmup=warmup,
+        iters=iters,
+        duration=duration,
+        device=device,
+        precisions=parse_precisions(precision),
+        end_to_end=end_to_end,
+        input_size=input_size,
+        spin_us=spin_us,
+        input_convention=override,
+        embedding=embedding,
+        accuracy_samples=accuracy,
+        accuracy_data=accuracy_data,
+        progress=stage_lines,
     )
     emit(_render(result, fmt), output)
 
@@ -201,8 +229,9 @@ def _render(result: "BenchResult", fmt: str) -> str:
     )
     if result.accuracy_samples:
         caption += (
-            f"\nacc: {score_name(result.rows[0].metric) if result.rows[0].metric else 'accuracy'} on {result.accuracy_samples} "
-            f"{result.accuracy_data} validation persons (no flip test); drop: points lost against the model's fp32 reference"
+            f"\nacc: {score_name(result.rows[0].metric) if result.rows[0].metric else 'accuracy'} "
+            f"on {result.accuracy_samples} {result.accuracy_data} validation persons (no flip test); "
+            "drop: points lost against the model's fp32 reference"
         )
     caption += "".join(f"\n* {r.line()}" for r in result.recommendations)
     if result.skipped:

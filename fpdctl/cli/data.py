@@ -24,7 +24,8 @@ SYNTH_HELP = """Write synthetic persons as an MPII dataset (HRNet / official FPD
 with --layout coco, as a COCO keypoints dataset.
 
 MPII: DIR gets images/*.jpg and annot/valid.json (annot/train.json with --split
-train, both files with --split both, which train and distill can read): a list of {image, center, scale, joints [16][2], joints_vis [16]} in
+train, both files with --split both, which train and distill can read): a list of {image, center,
+scale, joints [16][2], joints_vis [16]} in
 MATLAB 1-based pixels. A val export also gets annot/gt_valid.mat (pos_gt_src,
 jnt_missing, headboxes_src), the MPII evaluation ground truth with the head
 boxes PCKh needs. Read it back with --data mpii:DIR. The same --seed and
@@ -64,23 +65,33 @@ The head box used by PCKh is outlined.
 def synth_command(
     ctx: typer.Context,
     out: Path = typer.Option(..., "--out", help="Output folder (new or empty).", file_okay=False),
-    count: int = typer.Option(..., "--count", "-n", help="Number of persons (one image each); of images with --persons above 1."),
+    count: int = typer.Option(
+        ..., "--count", "-n", help="Number of persons (one image each); of images with --persons above 1."
+    ),
     image_size: int = typer.Option(
-        256, "--image-size", help="Image side in pixels (as synthetic:image_size=N).",
+        256,
+        "--image-size",
+        help="Image side in pixels (as synthetic:image_size=N).",
     ),
     old_size: Optional[int] = old_spelling("--size"),
     seed: int = typer.Option(0, "--seed", help="Dataset seed."),
     split: str = typer.Option(
-        "val", "--split",
+        "val",
+        "--split",
         help="Synthetic split to export: train, val, or both (COUNT persons each: a folder train and distill read).",
     ),
     layout: str = typer.Option("mpii", "--layout", help="Annotation layout: mpii (16 joints) or coco (17 keypoints)."),
     persons: int = typer.Option(
-        1, "--persons", help="Most persons per image (--layout coco): above 1, COUNT images of overlapping persons.",
+        1,
+        "--persons",
+        help="Most persons per image (--layout coco): above 1, COUNT images of overlapping persons.",
     ),
     detections: Optional[Path] = typer.Option(
-        None, "--detections",
-        help="Also write a SIMULATED detector's person boxes (jittered ground truth) as a COCO detection-results .json.",
+        None,
+        "--detections",
+        help=(
+            "Also write a SIMULATED detector's person boxes (jittered ground truth) as a COCO detection-results .json."
+        ),
         dir_okay=False,
     ),
 ) -> None:
@@ -91,19 +102,30 @@ def synth_command(
     if layout != "coco" and (persons != 1 or detections is not None):
         raise UsageError("--persons and --detections need --layout coco")
     if layout == "coco":
-        result = export_coco(out, count, image_size=image_size, seed=seed, split=split,  # type: ignore[arg-type]
-                             persons=persons, detections=detections)
+        result = export_coco(
+            out,
+            count,
+            image_size=image_size,
+            seed=seed,
+            split=split,  # type: ignore[arg-type]
+            persons=persons,
+            detections=detections,
+        )
     else:
         result = export_mpii(out, count, image_size=image_size, seed=seed, split=split)  # type: ignore[arg-type]
-    folders = "images/" if result.layout == "mpii" else ", ".join(
-        f"{a.stem.rsplit('_', 1)[-1]}/" for a in result.annotations)
+    folders = (
+        "images/" if result.layout == "mpii" else ", ".join(f"{a.stem.rsplit('_', 1)[-1]}/" for a in result.annotations)
+    )
     files = ", ".join(a.relative_to(result.out_dir).as_posix() for a in result.annotations)
     if result.ground_truth is not None:
         files += ", " + result.ground_truth.relative_to(result.out_dir).as_posix()
     if persons > 1:
-        what = f"{result.count} {'train + val' if result.split == 'both' else result.split} persons in {result.num_images} images"
+        split = "train + val" if result.split == "both" else result.split
+        what = f"{result.count} {split} persons in {result.num_images} images"
     else:
-        what = f"{f'{count} train + {count} val' if result.split == 'both' else f'{result.count} {result.split}'} persons"
+        what = (
+            f"{f'{count} train + {count} val' if result.split == 'both' else f'{result.count} {result.split}'} persons"
+        )
     typer.echo(
         f"wrote {what} ({result.image_size} px, seed {result.seed}) "
         f"to {result.out_dir}: {folders}, {files}; "
@@ -119,9 +141,7 @@ def preview_command(
     output: Optional[Path] = typer.Option(None, "--output", "-o", help="PNG file to write (required).", dir_okay=False),
     old_out: Optional[Path] = old_spelling("--out", dir_okay=False),
     count: int = typer.Option(16, "--count", "-n", help="Number of samples."),
-    data: str = typer.Option(
-        "synthetic", "--data", help="synthetic[:KEY=VAL,...], mpii:PATH, lsp:PATH or coco:PATH."
-    ),
+    data: str = typer.Option("synthetic", "--data", help="synthetic[:KEY=VAL,...], mpii:PATH, lsp:PATH or coco:PATH."),
     split: str = typer.Option("val", "--split", help="train or val."),
     input_size: int = typer.Option(DEFAULT_INPUT_SIZE, "--input-size", help="Network input side in pixels."),
     start: int = typer.Option(0, "--start", help="Index of the first sample."),

@@ -7,6 +7,19 @@ from typing import TYPE_CHECKING, Any, Optional
 
 import typer
 
+from fpdctl.cli.options import (
+    CHECKPOINT_SIZE_HELP,
+    DEVICE,
+    INPUT_CONVENTION,
+    INPUT_MEAN,
+    INPUT_ORDER,
+    INPUT_STD,
+    RUN_BACKEND,
+    convention_override,
+    old_spelling,
+    renamed,
+    warn_no_effect,
+)
 from fpdctl.cli.render import (
     Column,
     ProgressBar,
@@ -17,20 +30,7 @@ from fpdctl.cli.render import (
     render_rows,
     to_json,
 )
-from fpdctl.cli.options import (
-    INPUT_CONVENTION,
-    INPUT_MEAN,
-    INPUT_ORDER,
-    INPUT_STD,
-    DEVICE,
-    RUN_BACKEND,
-    convention_override,
-    old_spelling,
-    renamed,
-    warn_no_effect,
-)
 from fpdctl.errors import UsageError
-from fpdctl.models.spec import DEFAULT_INPUT_SIZE
 
 if TYPE_CHECKING:
     from fpdctl.evaluate import EvalResult
@@ -77,8 +77,14 @@ their 0, 0.01, ..., 0.5 grid): pckh@0.1_hrnet in JSON, shown beside it.
 """
 
 _GROUP_HEADERS = (
-    ("head", "Head"), ("shoulder", "Shoulder"), ("elbow", "Elbow"), ("wrist", "Wrist"),
-    ("hip", "Hip"), ("knee", "Knee"), ("ankle", "Ankle"), ("mean", "Mean"),
+    ("head", "Head"),
+    ("shoulder", "Shoulder"),
+    ("elbow", "Elbow"),
+    ("wrist", "Wrist"),
+    ("hip", "Hip"),
+    ("knee", "Knee"),
+    ("ankle", "Ankle"),
+    ("mean", "Mean"),
     ("mean_plain", "Mean (plain)"),
 )
 _pct = decimals(2)
@@ -89,21 +95,28 @@ _pct = decimals(2)
 def eval_command(
     ctx: typer.Context,
     model: Optional[str] = typer.Argument(
-        None, metavar="MODEL_OR_CHECKPOINT",
+        None,
+        metavar="MODEL_OR_CHECKPOINT",
         help="A checkpoint file, a pretrained name such as synthetic-hg2x64 (list them: fpdctl models), "
         "or a model name such as hg4x128 (random weights).",
     ),
     predictions: Optional[Path] = typer.Option(
-        None, "--predictions", "-p", help="Prediction file to score (.mat, .npy or .json; a COCO results .json).",
+        None,
+        "--predictions",
+        "-p",
+        help="Prediction file to score (.mat, .npy or .json; a COCO results .json).",
         dir_okay=False,
     ),
     ground_truth: Optional[Path] = typer.Option(
-        None, "--ground-truth", "-g",
+        None,
+        "--ground-truth",
+        "-g",
         help="With --predictions: the official MPII ground-truth .mat, or a COCO person_keypoints_*.json.",
         dir_okay=False,
     ),
     data: Optional[str] = typer.Option(
-        None, "--data",
+        None,
+        "--data",
         help="Validation data for MODEL: synthetic[:KEY=VAL,...], mpii:PATH, lsp:PATH or coco:PATH "
         "(with --predictions: coco:PATH, the ground truth of COCO results).",
     ),
@@ -112,18 +125,22 @@ def eval_command(
     batch_size: int = typer.Option(32, "--batch-size", help="Persons per forward pass."),
     device: str = DEVICE,
     input_size: Optional[int] = typer.Option(
-        None, "--input-size",
-        help=f"Network input side in pixels (default: the size an fpdctl checkpoint was trained at, else {DEFAULT_INPUT_SIZE}).",
+        None,
+        "--input-size",
+        help=f"Network input side in pixels {CHECKPOINT_SIZE_HELP}.",
     ),
     workers: int = typer.Option(0, "--workers", help="DataLoader worker processes."),
     save_predictions: Optional[Path] = typer.Option(
-        None, "--save-predictions",
+        None,
+        "--save-predictions",
         help="Also write the predictions: .mat ('preds' N x 16 x 2, 1-based, pytorch-pose layout), "
         ".npy or .json (0-based); for COCO data a COCO results .json.",
         dir_okay=False,
     ),
     threshold: Optional[float] = typer.Option(
-        None, "--threshold", help="Normalised-distance threshold (default 0.5 for PCKh, 0.2 for PCK).",
+        None,
+        "--threshold",
+        help="Normalised-distance threshold (default 0.5 for PCKh, 0.2 for PCK).",
     ),
     per_joint: bool = typer.Option(False, "--per-joint", help="Also show the per-joint table."),
     fmt: str = typer.Option("table", "--format", help="table, json, csv or markdown."),
@@ -134,7 +151,8 @@ def eval_command(
     input_std: Optional[str] = INPUT_STD,
     backend: str = RUN_BACKEND,
     boxes: Optional[Path] = typer.Option(
-        None, "--boxes",
+        None,
+        "--boxes",
         help="With --data coco:DIR: a COCO detection-results JSON (\\[{image_id, category_id: 1, bbox \\[x, y, w, h], "
         "score}]); crop the val images at these person boxes instead of the ground-truth ones "
         "(HRNet's protocol: rescoring, OKS-NMS at 0.9).",
@@ -154,18 +172,18 @@ def eval_command(
     if predictions is not None or ground_truth is not None:
         if model is not None or (data is not None and ground_truth is not None):
             raise UsageError(
-                "give either MODEL_OR_CHECKPOINT with --data, or --predictions with "
-                "--ground-truth, not both"
+                "give either MODEL_OR_CHECKPOINT with --data, or --predictions with --ground-truth, not both"
             )
         if override is not None:
-            raise UsageError("--input-convention, --input-order, --input-mean and --input-std apply to a model, not to --predictions")
+            raise UsageError(
+                "--input-convention, --input-order, --input-mean and --input-std apply to a model, not to --predictions"
+            )
         warn_no_effect(ctx, _MODEL_RUN_OPTIONS + ("old_flip",), "with --predictions (it scores a file; no model runs)")
         _score_files(predictions, ground_truth, data, save_predictions, threshold, fmt, per_joint, output)
         return
     if model is None:
         raise UsageError(
-            "nothing to evaluate: give MODEL_OR_CHECKPOINT with --data, or --predictions with "
-            "--ground-truth"
+            "nothing to evaluate: give MODEL_OR_CHECKPOINT with --data, or --predictions with --ground-truth"
         )
     if data is None:
         raise UsageError("MODEL_OR_CHECKPOINT needs --data (synthetic, mpii:PATH, lsp:PATH or coco:PATH)")
@@ -173,8 +191,14 @@ def eval_command(
 
     _check_per_joint(per_joint, data)
     options: dict[str, Any] = dict(
-        input_size=input_size, device=device, save_predictions=save_predictions, flip=flip,
-        batch_size=batch_size, num_workers=workers, threshold=threshold, input_convention=override,
+        input_size=input_size,
+        device=device,
+        save_predictions=save_predictions,
+        flip=flip,
+        batch_size=batch_size,
+        num_workers=workers,
+        threshold=threshold,
+        input_convention=override,
     )
     from fpdctl.deploy.runtime import is_onnx_path
 
@@ -202,8 +226,14 @@ def _check_per_joint(per_joint: bool, data: str) -> None:
 
 
 def _score_files(
-    predictions: Path | None, ground_truth: Path | None, data: str | None, save_predictions: Path | None,
-    threshold: float | None, fmt: str, per_joint: bool, output: str | None,
+    predictions: Path | None,
+    ground_truth: Path | None,
+    data: str | None,
+    save_predictions: Path | None,
+    threshold: float | None,
+    fmt: str,
+    per_joint: bool,
+    output: str | None,
 ) -> None:
     """``fpdctl eval --predictions P --ground-truth G`` (or ``--data coco:DIR``): score a file."""
     if predictions is None:
@@ -250,8 +280,6 @@ def _run_notes(result: "EvalResult | None") -> list[str]:
     return notes
 
 
-
-
 def _box_notes(report: dict[str, Any]) -> list[str]:
     """Which boxes the persons were cropped at, for a COCO table's caption."""
     boxes = report.get("boxes")
@@ -276,12 +304,18 @@ def _render_coco(metric: "COCOResult", result: "EvalResult | None", fmt: str, so
         if "boxes" in report:
             row["boxes"] = report["boxes"].get("file", report["boxes"]["source"])
         return render_rows([row], [Column(k, k, show) for k in row], fmt)
-    notes = [f"{metric.num_images} images, {metric.num_predictions} persons scored",
-             *_run_notes(result), *_box_notes(report)]
-    caption = ("; ".join(notes) + ".\nCOCO keypoint AP/AR by pycocotools (OKS, thresholds 0.50:0.95), "
-               "in percent; APm/APl: medium/large persons; AR at 20 persons per image.")
-    return render_rows([report["oks"]], [Column(k, k, show) for k in report["oks"]], fmt,
-                       title=f"COCO AP: {source}", caption=caption)
+    notes = [
+        f"{metric.num_images} images, {metric.num_predictions} persons scored",
+        *_run_notes(result),
+        *_box_notes(report),
+    ]
+    caption = (
+        "; ".join(notes) + ".\nCOCO keypoint AP/AR by pycocotools (OKS, thresholds 0.50:0.95), "
+        "in percent; APm/APl: medium/large persons; AR at 20 persons per image."
+    )
+    return render_rows(
+        [report["oks"]], [Column(k, k, show) for k in report["oks"]], fmt, title=f"COCO AP: {source}", caption=caption
+    )
 
 
 def _render(metric: "MetricResult", result: "EvalResult | None", fmt: str, per_joint: bool, source: str) -> str:
@@ -299,8 +333,7 @@ def _render(metric: "MetricResult", result: "EvalResult | None", fmt: str, per_j
     if metric.metric == "pckh":
         notes.append(f"PCKh@0.1 {metric.pckh_at_0_1:.2f}")  # type: ignore[attr-defined]
         notes.append(  # what HRNet / FPD print as "Mean@0.1"
-            f"PCKh@0.1_hrnet (threshold 0.11, HRNet/FPD 'Mean@0.1') "
-            f"{metric.pckh_at_0_1_hrnet:.2f}"  # type: ignore[attr-defined]
+            f"PCKh@0.1_hrnet (threshold 0.11, HRNet/FPD 'Mean@0.1') {metric.pckh_at_0_1_hrnet:.2f}"  # type: ignore[attr-defined]
         )
         notes.append(f"AUC@0..0.5 {metric.auc:.2f}")
     else:
@@ -310,15 +343,12 @@ def _render(metric: "MetricResult", result: "EvalResult | None", fmt: str, per_j
             notes.append(f"{excluded} persons without an annotated torso not scored")
     notes += _run_notes(result)
     caption = (
-        "; ".join(notes)
-        + ".\nMean: pooled over the 14 joints (MPII toolkit, HRNet, FPD paper). Mean (plain): "
+        "; ".join(notes) + ".\nMean: pooled over the 14 joints (MPII toolkit, HRNet, FPD paper). Mean (plain): "
         "average of the 14 per-joint figures (pytorch-pose)."
     )
     text = render_rows([row], columns, fmt, title=title, caption=caption)
     if per_joint:
-        joint_rows = [
-            {"joint": j, "value": v, "count": metric.counts[j]} for j, v in metric.per_joint.items()
-        ]
+        joint_rows = [{"joint": j, "value": v, "count": metric.counts[j]} for j, v in metric.per_joint.items()]
         joint_columns = [
             Column("joint", "Joint", justify="left"),
             Column("value", name, lambda v: "-" if v != v else _pct(v)),

@@ -6,7 +6,6 @@ from typing import TYPE_CHECKING, Any, Optional
 
 import typer
 
-from fpdctl.cli.render import Column, check_format, emit, render_rows, stage_lines, to_json
 from fpdctl.cli.options import (
     INPUT_CONVENTION,
     INPUT_MEAN,
@@ -15,6 +14,7 @@ from fpdctl.cli.options import (
     convention_override,
     warn_no_effect,
 )
+from fpdctl.cli.render import Column, check_format, emit, render_rows, stage_lines, to_json
 from fpdctl.deploy.backends import EXPORT_PRECISIONS
 from fpdctl.deploy.export import DEFAULT_CALIBRATION_SAMPLES, DEFAULT_OPSET, MIN_OPSET
 from fpdctl.models.spec import DEFAULT_INPUT_SIZE
@@ -80,24 +80,31 @@ def export_command(
     opset: int = typer.Option(DEFAULT_OPSET, "--opset", help=f"ONNX opset ({MIN_OPSET} or newer)."),
     batch: str = typer.Option("dynamic", "--batch", help="'dynamic' or a fixed batch size."),
     input_size: Optional[int] = typer.Option(
-        None, "--input-size",
+        None,
+        "--input-size",
         help="Square input side in pixels, a multiple of 64 (default: the size an fpdctl checkpoint "
         f"was trained at, else {DEFAULT_INPUT_SIZE}).",
     ),
     all_stacks: bool = typer.Option(False, "--all-stacks", help="Output every stack, not only the last."),
     precision: str = typer.Option("fp32", "--precision", help=" | ".join(EXPORT_PRECISIONS)),
     calibration_data: str = typer.Option(
-        "synthetic", "--calibration-data",
+        "synthetic",
+        "--calibration-data",
         help="Images for int8 calibration (train split) and the accuracy check (val split): "
         "synthetic[:KEY=VAL,...], mpii:PATH or lsp:PATH.",
     ),
-    calibration_samples: int = typer.Option(DEFAULT_CALIBRATION_SAMPLES, "--calibration-samples", help="int8 calibration images."),
+    calibration_samples: int = typer.Option(
+        DEFAULT_CALIBRATION_SAMPLES, "--calibration-samples", help="int8 calibration images."
+    ),
     validation_samples: Optional[int] = typer.Option(
-        None, "--validation-samples",
+        None,
+        "--validation-samples",
         help="Score fp32 vs fp16/int8 on the first N validation persons (default: all, as eval; 0: skip).",
     ),
     flip: bool = typer.Option(
-        True, "--flip/--no-flip", help="Score with the flip test, as fpdctl eval does (default on).",
+        True,
+        "--flip/--no-flip",
+        help="Score with the flip test, as fpdctl eval does (default on).",
     ),
     verify: bool = typer.Option(True, "--verify/--no-verify", help="Compare with PyTorch (default on)."),
     threads: Optional[int] = typer.Option(None, "--threads", help="ONNX Runtime threads for the checks."),
@@ -108,21 +115,29 @@ def export_command(
     input_mean: Optional[str] = INPUT_MEAN,
     input_std: Optional[str] = INPUT_STD,
     embed_preprocess: bool = typer.Option(
-        False, "--embed-preprocess", help="The graph takes uint8 crops [N, S, S, 3] and normalises them itself.",
+        False,
+        "--embed-preprocess",
+        help="The graph takes uint8 crops [N, S, S, 3] and normalises them itself.",
     ),
     embed_decode: bool = typer.Option(
-        False, "--embed-decode", help="The graph returns keypoints [N, J, 2] (crop px) and scores [N, J].",
+        False,
+        "--embed-decode",
+        help="The graph returns keypoints [N, J, 2] (crop px) and scores [N, J].",
     ),
     pixel_order: Optional[str] = typer.Option(
-        None, "--pixel-order", help="Channel order of the uint8 crops with --embed-preprocess: bgr (default) or rgb.",
+        None,
+        "--pixel-order",
+        help="Channel order of the uint8 crops with --embed-preprocess: bgr (default) or rgb.",
     ),
     keep_heatmaps: bool = typer.Option(
-        False, "--keep-heatmaps", help="With --embed-decode, return the heatmaps too (a third output).",
+        False,
+        "--keep-heatmaps",
+        help="With --embed-decode, return the heatmaps too (a third output).",
     ),
 ) -> None:
     from fpdctl.deploy.backends import export_backend
-    from fpdctl.deploy.preprocess_decode import parse_embedding
     from fpdctl.deploy.export import export_onnx, parse_batch
+    from fpdctl.deploy.preprocess_decode import parse_embedding
     from fpdctl.errors import UsageError
 
     fmt = check_format(fmt)
@@ -133,17 +148,32 @@ def export_command(
     if precision != "int8":
         warn_no_effect(ctx, ["calibration_samples"], "without --precision int8 (nothing is calibrated)")
     if precision == "fp32":
-        warn_no_effect(ctx, ["calibration_data", "validation_samples"],
-                       "with --precision fp32 (no reduced precision to calibrate or score against fp32)")
+        warn_no_effect(
+            ctx,
+            ["calibration_data", "validation_samples"],
+            "with --precision fp32 (no reduced precision to calibrate or score against fp32)",
+        )
     fixed_batch = parse_batch(batch)
     if threads is not None and threads < 1:
         raise UsageError(f"--threads must be at least 1, got {threads}")
     result = export_onnx(
-        checkpoint, output, opset=opset, batch=fixed_batch, input_size=input_size,
-        all_stacks=all_stacks, precision=precision, calibration_data=calibration_data,
-        calibration_samples=calibration_samples, validation_samples=validation_samples, flip=flip,
-        verify=verify, threads=threads, exporter=exporter, input_convention=override,
-        embedding=embedding, progress=stage_lines,
+        checkpoint,
+        output,
+        opset=opset,
+        batch=fixed_batch,
+        input_size=input_size,
+        all_stacks=all_stacks,
+        precision=precision,
+        calibration_data=calibration_data,
+        calibration_samples=calibration_samples,
+        validation_samples=validation_samples,
+        flip=flip,
+        verify=verify,
+        threads=threads,
+        exporter=exporter,
+        input_convention=override,
+        embedding=embedding,
+        progress=stage_lines,
     )
     emit(_render(result, fmt))
     typer.echo(f"wrote {result.path}", err=True)
@@ -157,7 +187,8 @@ def _rows(result: "ExportResult") -> list[dict[str, Any]]:
         {
             "item": "model",
             "value": f"{info.spec.name} from {info.source} (sha256 {info.source_sha256[:12]})"
-            if info.source_sha256 else f"{info.spec.name} (random weights)",
+            if info.source_sha256
+            else f"{info.spec.name} (random weights)",
         },
         {"item": "file", "value": f"{result.path} ({result.size_bytes / 1e6:.2f} MB)"},
         {"item": "precision", "value": info.precision},
@@ -169,40 +200,48 @@ def _rows(result: "ExportResult") -> list[dict[str, Any]]:
     for label, report in (("fp32 check", result.base_verification), (f"{info.precision} check", result.verification)):
         if report is None:
             continue
-        rows.append({
-            "item": label,
-            "value": (
-                f"max abs {report.max_abs_error:.3g}, max rel {report.max_rel_error:.3g}, "
-                f"keypoints agree {100 * report.keypoint_agreement:.2f}% of {report.joints_compared} "
-                f"({report.random_samples} random + {report.image_samples} images, "
-                f"batch {', '.join(str(b) for b in report.batch_sizes)})"
-            ),
-        })
+        rows.append(
+            {
+                "item": label,
+                "value": (
+                    f"max abs {report.max_abs_error:.3g}, max rel {report.max_rel_error:.3g}, "
+                    f"keypoints agree {100 * report.keypoint_agreement:.2f}% of {report.joints_compared} "
+                    f"({report.random_samples} random + {report.image_samples} images, "
+                    f"batch {', '.join(str(b) for b in report.batch_sizes)})"
+                ),
+            }
+        )
     for check in result.embedding_checks:
-        rows.append({
-            "item": "embedded check",
-            "value": (
-                f"vs {check.reference}: keypoints within 0.5 px for {100 * check.within_tolerance:.2f}% of "
-                f"{check.joints_compared}, max {check.max_error_px:.3g} px ({check.random_crops} random + "
-                f"{check.image_crops} image crops)"
-            ),
-        })
+        rows.append(
+            {
+                "item": "embedded check",
+                "value": (
+                    f"vs {check.reference}: keypoints within 0.5 px for {100 * check.within_tolerance:.2f}% of "
+                    f"{check.joints_compared}, max {check.max_error_px:.3g} px ({check.random_crops} random + "
+                    f"{check.image_crops} image crops)"
+                ),
+            }
+        )
     if result.verification is None:
         rows.append({"item": "check", "value": "skipped (--no-verify)"})
     if result.quantization is not None:
         q = result.quantization
-        rows.append({
-            "item": "calibration",
-            "value": f"{q.calibration_samples} images of {q.calibration_data} (train), {q.method}, "
-            f"{'per-channel' if q.per_channel else 'per-tensor'} weights",
-        })
+        rows.append(
+            {
+                "item": "calibration",
+                "value": f"{q.calibration_samples} images of {q.calibration_data} (train), {q.method}, "
+                f"{'per-channel' if q.per_channel else 'per-tensor'} weights",
+            }
+        )
     if result.accuracy is not None:
         a = result.accuracy
-        rows.append({
-            "item": f"{score_name(a.metric)} ({a.samples} val persons)",
-            "value": f"fp32 {a.reference_mean:.2f}, {a.candidate_precision} {a.candidate_mean:.2f} "
-            f"(drop {a.drop:+.2f})",
-        })
+        rows.append(
+            {
+                "item": f"{score_name(a.metric)} ({a.samples} val persons)",
+                "value": f"fp32 {a.reference_mean:.2f}, {a.candidate_precision} {a.candidate_mean:.2f} "
+                f"(drop {a.drop:+.2f})",
+            }
+        )
         rows.append({"item": "accuracy protocol", "value": a.protocol})
     rows.append({"item": "time", "value": f"{result.seconds:.1f} s"})
     return rows

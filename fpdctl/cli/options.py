@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Any
 import typer
 
 from fpdctl.errors import UsageError
+from fpdctl.models.spec import DEFAULT_INPUT_SIZE
 from fpdctl.utils.device import DEFAULT_DEVICE, DEVICE_CHOICES_TEXT
 
 if TYPE_CHECKING:
@@ -36,6 +37,9 @@ def parse_int_list(text: str, option: str, minimum: int | None = None) -> list[i
 # student of distill trains in fpdctl's own convention). Typer builds a command's options from its
 # signature, so each group is four module-level defaults, and conventions() turns their values
 # into the one object the core takes.
+# The input side of a command that runs a checkpoint, a name or an export: what it was trained at.
+CHECKPOINT_SIZE_HELP = f"(default: the size an fpdctl checkpoint was trained at, else {DEFAULT_INPUT_SIZE})"
+
 CONVENTION_PANEL = "Input convention (how pixels become the network input)"
 _PRESET_HELP = (
     "Preset: native (RGB, ImageNet mean/std), pytorch-pose-mpii, pytorch-pose-lsp (RGB, the "
@@ -49,7 +53,9 @@ _STD_HELP = "Std divided by after subtracting: 3 positive numbers (1,1,1: none),
 
 def _convention_options(prefix: str, what: str) -> tuple[Any, Any, Any, Any]:
     return (
-        typer.Option(None, f"{prefix}-convention", help=_PRESET_HELP.format(what=what), rich_help_panel=CONVENTION_PANEL),
+        typer.Option(
+            None, f"{prefix}-convention", help=_PRESET_HELP.format(what=what), rich_help_panel=CONVENTION_PANEL
+        ),
         typer.Option(None, f"{prefix}-order", help=_ORDER_HELP.format(what=what), rich_help_panel=CONVENTION_PANEL),
         typer.Option(None, f"{prefix}-mean", help=_MEAN_HELP.format(what=what), rich_help_panel=CONVENTION_PANEL),
         typer.Option(None, f"{prefix}-std", help=_STD_HELP.format(what=what), rich_help_panel=CONVENTION_PANEL),
@@ -65,7 +71,11 @@ TEACHER_INPUT_CONVENTION, TEACHER_INPUT_ORDER, TEACHER_INPUT_MEAN, TEACHER_INPUT
 
 
 def convention_override(
-    preset: str | None, order: str | None, mean: str | None, std: str | None, prefix: str = INPUT_PREFIX,
+    preset: str | None,
+    order: str | None,
+    mean: str | None,
+    std: str | None,
+    prefix: str = INPUT_PREFIX,
 ) -> "ConventionOverride | None":
     """The override the flags ask for (None when none is given), checked before any loading.
 
@@ -78,9 +88,11 @@ def convention_override(
     override = ConventionOverride(preset, order, mean, std, flag_prefix=prefix)
     return override.check() if override.given else None
 
+
 # The runtime `eval` and `predict` run a model in (bench has its own, wider --backend).
 RUN_BACKEND: Any = typer.Option(
-    "auto", "--backend",
+    "auto",
+    "--backend",
     help="The backend to run MODEL on (see fpdctl bench --help): auto (a checkpoint in PyTorch, an "
     ".onnx file in ONNX Runtime), a runtime (onnxruntime, openvino) or a row such as ov-bf16.",
 )
@@ -90,13 +102,13 @@ def device_option(purpose: str = "") -> Any:
     """The ``--device`` option, with the one default every command shares (:data:`DEFAULT_DEVICE`);
     ``purpose`` starts its help ("Where --recalibrate-bn runs: ")."""
     return typer.Option(
-        DEFAULT_DEVICE, "--device",
+        DEFAULT_DEVICE,
+        "--device",
         help=f"{purpose}{DEVICE_CHOICES_TEXT} (auto: CUDA, then Apple MPS, then the CPU).",
     )
 
 
 DEVICE = device_option()
-
 
 
 # ----------------------------------------------------------------------------- old spellings

@@ -8,6 +8,7 @@ from typing import Optional
 import typer
 
 from fpdctl.cli.options import (
+    CHECKPOINT_SIZE_HELP,
     DEVICE,
     INPUT_CONVENTION,
     INPUT_MEAN,
@@ -17,7 +18,6 @@ from fpdctl.cli.options import (
     convention_override,
 )
 from fpdctl.deploy.detector import DEFAULT_DET_IOU, DEFAULT_DET_SCORE
-from fpdctl.models.spec import DEFAULT_INPUT_SIZE
 
 HELP = """Predict the keypoints of every person in each image or video frame.
 
@@ -71,14 +71,24 @@ def predict_command(
     out: Path = typer.Option(Path("predictions"), "--out", help="Output folder."),
     bbox: Optional[str] = typer.Option(None, "--bbox", help="Person box x,y,w,h in image pixels."),
     boxes: Optional[Path] = typer.Option(None, "--boxes", help="Person boxes: a COCO detection-results JSON list."),
-    annotations: Optional[Path] = typer.Option(None, "--annotations", help="COCO annotation file mapping the --boxes image_id to file names."),
-    detector: Optional[Path] = typer.Option(None, "--detector", help="Person detector: an Ultralytics YOLO .onnx export."),
-    det_score: float = typer.Option(DEFAULT_DET_SCORE, "--det-score", help="Detector person score threshold, in [0, 1]."),
+    annotations: Optional[Path] = typer.Option(
+        None, "--annotations", help="COCO annotation file mapping the --boxes image_id to file names."
+    ),
+    detector: Optional[Path] = typer.Option(
+        None, "--detector", help="Person detector: an Ultralytics YOLO .onnx export."
+    ),
+    det_score: float = typer.Option(
+        DEFAULT_DET_SCORE, "--det-score", help="Detector person score threshold, in [0, 1]."
+    ),
     det_iou: float = typer.Option(DEFAULT_DET_IOU, "--det-iou", help="Detector NMS IoU threshold, in [0, 1]."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace an earlier predict's output in --out."),
     device: str = DEVICE,
     threads: Optional[int] = typer.Option(None, "--threads", help="Intra-op threads."),
-    input_size: Optional[int] = typer.Option(None, "--input-size", help=f"Input side for checkpoints (default: the size an fpdctl checkpoint was trained at, else {DEFAULT_INPUT_SIZE})."),
+    input_size: Optional[int] = typer.Option(
+        None,
+        "--input-size",
+        help=f"Input side for checkpoints {CHECKPOINT_SIZE_HELP}.",
+    ),
     draw: bool = typer.Option(True, "--draw/--no-draw", help="Write the drawn images or video."),
     min_score: float = typer.Option(0.0, "--min-score", help="Do not draw joints scoring below this."),
     max_frames: Optional[int] = typer.Option(None, "--max-frames", help="Stop a video after this many frames."),
@@ -96,10 +106,24 @@ def predict_command(
     if threads is not None and threads < 1:
         raise UsageError(f"--threads must be at least 1, got {threads}")
     result = predict(
-        model, input_path, out_dir=out, bbox=box, boxes=boxes, annotations=annotations, detector=detector,
-        det_score=det_score, det_iou=det_iou, overwrite=overwrite, device=device, threads=threads,
-        input_size=input_size, draw=draw, min_score=min_score, max_frames=max_frames,
-        input_convention=override, backend=backend,
+        model,
+        input_path,
+        out_dir=out,
+        bbox=box,
+        boxes=boxes,
+        annotations=annotations,
+        detector=detector,
+        det_score=det_score,
+        det_iou=det_iou,
+        overwrite=overwrite,
+        device=device,
+        threads=threads,
+        input_size=input_size,
+        draw=draw,
+        min_score=min_score,
+        max_frames=max_frames,
+        input_convention=override,
+        backend=backend,
     )
     what = "frames" if result.kind == "video" else "images"
     typer.echo(

@@ -56,8 +56,15 @@ def profile_command(
             parse_int_list(blocks, "--blocks", minimum=1),
         )
     ref = model_spec(reference)
-    rows = profile(models or grid, reference=ref, input_size=input_size, batch=batch, counter=counter,
-                   measure=measure, grid=grid is not None)
+    rows = profile(
+        models or grid,
+        reference=ref,
+        input_size=input_size,
+        batch=batch,
+        counter=counter,
+        measure=measure,
+        grid=grid is not None,
+    )
     if plot:
         from fpdctl.profiling.plot import plot_cost
 
@@ -66,8 +73,7 @@ def profile_command(
     columns = _columns(batch, measure)
     caption = (
         f"{input_size}x{input_size} input; MACs per image (convolutions); reference {ref.name}; "
-        f"counter: {counter}"
-        + ("; latency measured on this CPU, eager fp32 NCHW, random weights" if measure else "")
+        f"counter: {counter}" + ("; latency measured on this CPU, eager fp32 NCHW, random weights" if measure else "")
     )
     emit(render_rows(dicts, columns, fmt, title="fpdctl profile", caption=caption), output)
     if plot:

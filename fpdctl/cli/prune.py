@@ -73,10 +73,15 @@ def prune_command(
     output: str = typer.Option(..., "--output", "-o", help="Student checkpoint to write (.safetensors)."),
     importance: str = typer.Option("bn", "--importance", help="Channel criterion: bn (|gamma|) or l1."),
     stack_strategy: str = typer.Option("first", "--stack-strategy", help="first or first-last."),
-    input_size: int = typer.Option(DEFAULT_INPUT_SIZE, "--input-size", help="Input side (MACs, BN re-estimation images)."),
+    input_size: int = typer.Option(
+        DEFAULT_INPUT_SIZE, "--input-size", help="Input side (MACs, BN re-estimation images)."
+    ),
     recalibrate_bn: int = typer.Option(
-        0, "--recalibrate-bn", help="Re-estimate BN statistics over N training batches of --data (0: off)."),
-    data: str = typer.Option("synthetic", "--data", help="Images for --recalibrate-bn: synthetic, mpii:PATH, lsp:PATH, coco:PATH."),
+        0, "--recalibrate-bn", help="Re-estimate BN statistics over N training batches of --data (0: off)."
+    ),
+    data: str = typer.Option(
+        "synthetic", "--data", help="Images for --recalibrate-bn: synthetic, mpii:PATH, lsp:PATH, coco:PATH."
+    ),
     batch_size: int = typer.Option(16, "--batch-size", help="Images per --recalibrate-bn batch."),
     device: str = device_option("Where --recalibrate-bn runs: "),
     fmt: str = typer.Option("table", "--format", help="table, json, csv or markdown."),
@@ -85,24 +90,38 @@ def prune_command(
     teacher_input_mean: Optional[str] = TEACHER_INPUT_MEAN,
     teacher_input_std: Optional[str] = TEACHER_INPUT_STD,
 ) -> None:
+    from fpdctl.models.checkpoint import checkpoint_file
     from fpdctl.models.spec import resolve_spec
     from fpdctl.prune.importance import check_importance
     from fpdctl.prune.slicing import check_stack_strategy, prune_checkpoint
-    from fpdctl.models.checkpoint import checkpoint_file
     from fpdctl.utils.io import require_file
 
     fmt = check_format(fmt)
-    override = convention_override(teacher_input_convention, teacher_input_order, teacher_input_mean,
-                                   teacher_input_std, prefix=TEACHER_INPUT_PREFIX)
+    override = convention_override(
+        teacher_input_convention,
+        teacher_input_order,
+        teacher_input_mean,
+        teacher_input_std,
+        prefix=TEACHER_INPUT_PREFIX,
+    )
     target = resolve_spec(to)
     importance = check_importance(importance)
     stack_strategy = check_stack_strategy(stack_strategy)
     teacher = str(checkpoint_file(teacher))  # a pretrained name -> its verified weights file
     require_file(teacher, "teacher checkpoint")
-    result = prune_checkpoint(teacher, target, output, importance=importance,
-                              stack_strategy=stack_strategy, input_size=input_size,
-                              recalibrate_bn=recalibrate_bn, data=data, batch_size=batch_size,
-                              device=device, input_convention=override)
+    result = prune_checkpoint(
+        teacher,
+        target,
+        output,
+        importance=importance,
+        stack_strategy=stack_strategy,
+        input_size=input_size,
+        recalibrate_bn=recalibrate_bn,
+        data=data,
+        batch_size=batch_size,
+        device=device,
+        input_convention=override,
+    )
     row = result.to_dict()
     row["stacks"] = ",".join(str(s) for s in result.stacks)
     columns = [
@@ -115,8 +134,15 @@ def prune_command(
         Column("teacher_macs", "teacher GMACs", _gmacs),
         Column("student_macs", "student GMACs", _gmacs),
     ]
-    emit(render_rows([row], columns, fmt, title="fpdctl prune",
-                     caption=f"MACs at {input_size}x{input_size}; wrote {result.output}"))
+    emit(
+        render_rows(
+            [row],
+            columns,
+            fmt,
+            title="fpdctl prune",
+            caption=f"MACs at {input_size}x{input_size}; wrote {result.output}",
+        )
+    )
 
 
 def _show_sweep_event(event: "Event") -> None:
@@ -146,8 +172,16 @@ def _render_sweep(summary: "SweepResult", fmt: str) -> str:
         rows.append(row)
     if summary.teacher is not None and fmt in ("table", "markdown"):
         t = summary.teacher
-        rows.insert(0, {"key": f"{t.model} (teacher)", "params": t.params, "macs": t.macs,
-                        "latency_ms": t.latency_ms, "score": t.score})
+        rows.insert(
+            0,
+            {
+                "key": f"{t.model} (teacher)",
+                "params": t.params,
+                "macs": t.macs,
+                "latency_ms": t.latency_ms,
+                "score": t.score,
+            },
+        )
     columns = [
         Column("key", "config", justify="left"),
         Column("params", "params", lambda v: f"{v / 1e6:.3f}M"),
@@ -165,8 +199,9 @@ def _render_sweep(summary: "SweepResult", fmt: str) -> str:
     return render_rows(rows, columns, fmt, title=f"fpdctl prune-sweep ({summary.out})", caption=caption)
 
 
-def _check_rule(max_drop: float, budget_macs: Optional[float], budget_latency: Optional[float],
-                latency: bool) -> Optional[float]:
+def _check_rule(
+    max_drop: float, budget_macs: Optional[float], budget_latency: Optional[float], latency: bool
+) -> Optional[float]:
     """Check the recommendation's options; returns --budget-macs as a MAC count (None: no budget)."""
     from fpdctl.errors import UsageError
 
@@ -183,28 +218,42 @@ def _check_rule(max_drop: float, budget_macs: Optional[float], budget_latency: O
 
 
 _BLOCKS = typer.Option(
-    "1", "--blocks",
+    "1",
+    "--blocks",
     help="Grid residual blocks per stage and/or block types (standard, mobile), comma-separated; "
-    "a block type other than the teacher's is trained from scratch (init scratch).")
-_MAX_DROP = typer.Option(1.0, "--max-drop", help="Acceptable score loss against the teacher (points of PCKh, PCK or AP).")
+    "a block type other than the teacher's is trained from scratch (init scratch).",
+)
+_MAX_DROP = typer.Option(
+    1.0, "--max-drop", help="Acceptable score loss against the teacher (points of PCKh, PCK or AP)."
+)
 
 
 # Over 80 lines only through its Typer option declarations (one per flag); the body checks the
 # options, builds SweepSettings and calls run_sweep.
 def prune_sweep_command(
-    teacher: Optional[str] = typer.Option(None, "--teacher", help="Teacher checkpoint (required unless --summary-only)."),
+    teacher: Optional[str] = typer.Option(
+        None, "--teacher", help="Teacher checkpoint (required unless --summary-only)."
+    ),
     stacks: str = typer.Option("1,2,4", "--stacks", help="Grid stacks, comma-separated."),
     channels: str = typer.Option("64,128", "--channels", help="Grid channels, comma-separated."),
     blocks: str = _BLOCKS,
     init: str = typer.Option("both", "--init", help="scratch, teacher (sliced) or both."),
     max_steps: Optional[int] = typer.Option(None, "--max-steps", help="Fine-tune steps per config (default 200)."),
-    epochs: Optional[int] = typer.Option(None, "--epochs", help="Fine-tune epochs per config (instead of --max-steps)."),
-    alpha: Optional[float] = typer.Option(None, "--alpha", help=f"Weight of the distillation term (default: {DEFAULT_ALPHA})."),
+    epochs: Optional[int] = typer.Option(
+        None, "--epochs", help="Fine-tune epochs per config (instead of --max-steps)."
+    ),
+    alpha: Optional[float] = typer.Option(
+        None, "--alpha", help=f"Weight of the distillation term (default: {DEFAULT_ALPHA})."
+    ),
     data: Optional[str] = typer.Option(
-        None, "--data", help="synthetic[:KEY=VAL,...], mpii:PATH, lsp:PATH or coco:PATH (default: synthetic)."),
+        None, "--data", help="synthetic[:KEY=VAL,...], mpii:PATH, lsp:PATH or coco:PATH (default: synthetic)."
+    ),
     input_size: Optional[int] = typer.Option(
-        None, "--input-size", help="Network input side in pixels (default: the size the teacher was trained at "
-        f"when its checkpoint or model card records it, else {DEFAULT_INPUT_SIZE})."),
+        None,
+        "--input-size",
+        help="Network input side in pixels (default: the size the teacher was trained at "
+        f"when its checkpoint or model card records it, else {DEFAULT_INPUT_SIZE}).",
+    ),
     batch_size: Optional[int] = typer.Option(None, "--batch-size", help="Fine-tune images per step (default: 16)."),
     lr: Optional[float] = typer.Option(None, "--lr", help="Fine-tune learning rate, cosine decay (default: 1e-3)."),
     seed: Optional[int] = typer.Option(None, "--seed", help="Seeds scratch weights and the fine-tune (default: 0)."),
@@ -212,10 +261,13 @@ def prune_sweep_command(
     importance: str = typer.Option("bn", "--importance", help="Slicing channel criterion: bn or l1."),
     stack_strategy: str = typer.Option("first", "--stack-strategy", help="Slicing stacks: first or first-last."),
     recalibrate_bn: int = typer.Option(
-        0, "--recalibrate-bn", help="Re-estimate a sliced student's BN statistics over N training batches first."),
+        0, "--recalibrate-bn", help="Re-estimate a sliced student's BN statistics over N training batches first."
+    ),
     max_drop: float = _MAX_DROP,
     budget_macs: Optional[float] = typer.Option(None, "--budget-macs", help="Recommend the best config under G GMACs."),
-    budget_latency: Optional[float] = typer.Option(None, "--budget-latency", help="Recommend the best config under MS ms."),
+    budget_latency: Optional[float] = typer.Option(
+        None, "--budget-latency", help="Recommend the best config under MS ms."
+    ),
     latency: bool = typer.Option(True, "--latency/--no-latency", help="Measure ONNX Runtime latency (batch 1)."),
     out: str = typer.Option("prune-sweep", "--out", help="Sweep directory (results, summary, plot)."),
     shard: Optional[str] = typer.Option(None, "--shard", help="K/N: run every N-th config starting at the K-th."),
@@ -234,8 +286,13 @@ def prune_sweep_command(
     from fpdctl.sweep.run import SweepSettings, fine_tune_config, run_sweep
 
     fmt = check_format(fmt)
-    convention_override(teacher_input_convention, teacher_input_order, teacher_input_mean, teacher_input_std,
-                        prefix=TEACHER_INPUT_PREFIX)  # bad values fail first, like every option
+    convention_override(
+        teacher_input_convention,
+        teacher_input_order,
+        teacher_input_mean,
+        teacher_input_std,
+        prefix=TEACHER_INPUT_PREFIX,
+    )  # bad values fail first, like every option
     budget = _check_rule(max_drop, budget_macs, budget_latency, latency)
     if summary_only:
         from fpdctl.utils.io import require_dir
@@ -268,20 +325,43 @@ def prune_sweep_command(
     )
     # The fine-tune's options resolve like `fpdctl distill`'s: the flags given, over the sweep's
     # recipe, over TrainConfig's defaults.
-    given = dict(data=data, input_size=input_size, max_steps=max_steps, epochs=epochs, alpha=alpha,
-                 batch_size=batch_size, lr=lr, seed=seed, val_limit=val_limit, device=device, workers=workers,
-                 teacher_input_convention=teacher_input_convention, teacher_input_order=teacher_input_order,
-                 teacher_input_mean=teacher_input_mean, teacher_input_std=teacher_input_std)
+    given = dict(
+        data=data,
+        input_size=input_size,
+        max_steps=max_steps,
+        epochs=epochs,
+        alpha=alpha,
+        batch_size=batch_size,
+        lr=lr,
+        seed=seed,
+        val_limit=val_limit,
+        device=device,
+        workers=workers,
+        teacher_input_convention=teacher_input_convention,
+        teacher_input_order=teacher_input_order,
+        teacher_input_mean=teacher_input_mean,
+        teacher_input_std=teacher_input_std,
+    )
     settings = SweepSettings(
         train=fine_tune_config(teacher, teacher_spec, given),
-        importance=importance, stack_strategy=stack_strategy, recalibrate_bn=recalibrate_bn, latency=latency,
+        importance=importance,
+        stack_strategy=stack_strategy,
+        recalibrate_bn=recalibrate_bn,
+        latency=latency,
     )
-    summary = run_sweep(settings, items, out, shard=(shard_index, shard_count), max_drop=max_drop,
-                        budget_macs=budget, budget_latency_ms=budget_latency, progress=_show_sweep_event)
+    summary = run_sweep(
+        settings,
+        items,
+        out,
+        shard=(shard_index, shard_count),
+        max_drop=max_drop,
+        budget_macs=budget,
+        budget_latency_ms=budget_latency,
+        progress=_show_sweep_event,
+    )
     emit(_render_sweep(summary, fmt))
     if summary.pending:
-        typer.echo(f"interrupted: {len(summary.pending)} config(s) left; rerun the same command to resume",
-                   err=True)
+        typer.echo(f"interrupted: {len(summary.pending)} config(s) left; rerun the same command to resume", err=True)
         raise typer.Exit(130)
 
 

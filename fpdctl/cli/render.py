@@ -11,7 +11,6 @@ import sys
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Callable, Sequence
 
-
 if TYPE_CHECKING:
     from fpdctl.progress import Event
 
@@ -58,8 +57,13 @@ def to_json(data: Any) -> str:
     return json.dumps(_json_safe(data), indent=2)
 
 
-def render_rows(rows: Sequence[dict[str, Any]], columns: Sequence[Column], fmt: str,
-                title: str | None = None, caption: str | None = None) -> str:
+def render_rows(
+    rows: Sequence[dict[str, Any]],
+    columns: Sequence[Column],
+    fmt: str,
+    title: str | None = None,
+    caption: str | None = None,
+) -> str:
     """Rows (dicts) as text in ``fmt``. JSON and CSV keep every key, raw; table/markdown use ``columns``."""
     fmt = check_format(fmt)
     if fmt == "json":

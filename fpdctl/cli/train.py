@@ -22,7 +22,6 @@ from fpdctl.cli.options import (
     TEACHER_INPUT_ORDER,
     TEACHER_INPUT_STD,
 )
-from fpdctl.errors import UsageError
 from fpdctl.models.spec import DEFAULT_INPUT_SIZE
 from fpdctl.progress import Event
 from fpdctl.train.config import DEFAULT_MODEL, MAX_DEFAULT_WORKERS, TrainConfig
@@ -74,71 +73,150 @@ _KD_LOSSES_HELP = " or ".join(f"{entry.name} ({entry.summary})" for entry in KD_
 
 # Options both commands take, in the order the help lists them.
 COMMON_OPTIONS: tuple[_Opt, ...] = (
-    _opt("data", Optional[str], "--data",
-         help="synthetic[:K=V,...], mpii:PATH, lsp:PATH or coco:PATH; COCO or synthetic:layout=coco: a model "
-         f"name without a j suffix gets 17 joints (default: {_default('data')})."),
-    _opt("input_size", Optional[int], "--input-size",
-         help=f"Input side in px; heatmaps are a quarter (default: {_default('input_size')})."),
+    _opt(
+        "data",
+        Optional[str],
+        "--data",
+        help="synthetic[:K=V,...], mpii:PATH, lsp:PATH or coco:PATH; COCO or synthetic:layout=coco: a model "
+        f"name without a j suffix gets 17 joints (default: {_default('data')}).",
+    ),
+    _opt(
+        "input_size",
+        Optional[int],
+        "--input-size",
+        help=f"Input side in px; heatmaps are a quarter (default: {_default('input_size')}).",
+    ),
     _opt("epochs", Optional[int], "--epochs", help=f"Run length in epochs (default: {_default('epochs')})."),
     _opt("max_steps", Optional[int], "--max-steps", help="Run length in optimizer steps (instead of --epochs)."),
-    _opt("batch_size", Optional[int], "--batch-size",
-         help="Images per step per process; the global batch is this x the number of processes "
-         "(torchrun --nproc_per_node N); the default is the official recipe's batch on one GPU "
-         f"(default: {_default('batch_size')})."),
+    _opt(
+        "batch_size",
+        Optional[int],
+        "--batch-size",
+        help="Images per step per process; the global batch is this x the number of processes "
+        "(torchrun --nproc_per_node N); the default is the official recipe's batch on one GPU "
+        f"(default: {_default('batch_size')}).",
+    ),
     _opt("lr", Optional[float], "--lr", help=f"Base learning rate (default: {_default('lr')})."),
-    _opt("optimizer", Optional[str], "--optimizer",
-         help=f"adam, rmsprop or sgd (default: {_default('optimizer')})."),
-    _opt("schedule", Optional[str], "--schedule",
-         help=f"step:E1,E2 (x{_default('lr_factor')} at those epochs), cosine or constant "
-         f"(default: {_default('schedule')})."),
-    _opt("weight_decay", Optional[float], "--weight-decay",
-         help=f"L2 weight decay (default: {_default('weight_decay')})."),
-    _opt("sigma", Optional[float], "--sigma",
-         help=f"Target Gaussian sigma in heatmap px (default: {_default('sigma')})."),
-    _opt("device", Optional[str], "--device",
-         help=f"auto, cpu, cuda, cuda:N or mps (default: {_default('device')})."),
-    _opt("precision", Optional[str], "--precision",
-         help="auto (CUDA: bf16 on GPUs with native bf16, compute capability 8.0+, else fp16; CPU: bf16 "
-         f"with native bf16 instructions, else fp32), bf16, fp16 or fp32 (default: {_default('precision')})."),
-    _opt("workers", Optional[int], "--workers",
-         help="DataLoader workers per process, kept for the whole run (default: the free cores, shared "
-         f"among this node's processes, less one, at most {MAX_DEFAULT_WORKERS})."),
-    _opt("seed", Optional[int], "--seed",
-         help=f"Seed of weights, data order and augmentation (default: {_default('seed')})."),
-    _opt("out", Optional[Path], "--out", field=None,
-         help="Run directory (created; must not exist unless --overwrite)."),
-    _opt("resume", Optional[Path], "--resume", field=None,
-         help="Continue the run in RUN_DIR exactly where it stopped."),
-    _opt("overwrite", bool, "--overwrite", field=None, default=False,
-         help="Replace the files of an existing run directory."),
+    _opt("optimizer", Optional[str], "--optimizer", help=f"adam, rmsprop or sgd (default: {_default('optimizer')})."),
+    _opt(
+        "schedule",
+        Optional[str],
+        "--schedule",
+        help=f"step:E1,E2 (x{_default('lr_factor')} at those epochs), cosine or constant "
+        f"(default: {_default('schedule')}).",
+    ),
+    _opt(
+        "weight_decay",
+        Optional[float],
+        "--weight-decay",
+        help=f"L2 weight decay (default: {_default('weight_decay')}).",
+    ),
+    _opt(
+        "sigma", Optional[float], "--sigma", help=f"Target Gaussian sigma in heatmap px (default: {_default('sigma')})."
+    ),
+    _opt("device", Optional[str], "--device", help=f"auto, cpu, cuda, cuda:N or mps (default: {_default('device')})."),
+    _opt(
+        "precision",
+        Optional[str],
+        "--precision",
+        help="auto (CUDA: bf16 on GPUs with native bf16, compute capability 8.0+, else fp16; CPU: bf16 "
+        f"with native bf16 instructions, else fp32), bf16, fp16 or fp32 (default: {_default('precision')}).",
+    ),
+    _opt(
+        "workers",
+        Optional[int],
+        "--workers",
+        help="DataLoader workers per process, kept for the whole run (default: the free cores, shared "
+        f"among this node's processes, less one, at most {MAX_DEFAULT_WORKERS}).",
+    ),
+    _opt(
+        "seed",
+        Optional[int],
+        "--seed",
+        help=f"Seed of weights, data order and augmentation (default: {_default('seed')}).",
+    ),
+    _opt(
+        "out", Optional[Path], "--out", field=None, help="Run directory (created; must not exist unless --overwrite)."
+    ),
+    _opt(
+        "resume", Optional[Path], "--resume", field=None, help="Continue the run in RUN_DIR exactly where it stopped."
+    ),
+    _opt(
+        "overwrite",
+        bool,
+        "--overwrite",
+        field=None,
+        default=False,
+        help="Replace the files of an existing run directory.",
+    ),
     _opt("config", Optional[Path], "--config", field=None, help="YAML or TOML file of options; flags override it."),
     _opt("preset", Optional[str], "--preset", help="A bundle of defaults: quick (small, fast demo)."),
-    _opt("eval_every", Optional[int], "--eval-every",
-         help="Validate every N steps; 0 only at the end (default: once per epoch)."),
-    _opt("log_every", Optional[int], "--log-every",
-         help=f"Log a metrics row every N steps (default: {_default('log_every')})."),
-    _opt("save_every", Optional[int], "--save-every",
-         help="Checkpoint every N steps; 0 only at the end (default: at each validation, else once per epoch)."),
+    _opt(
+        "eval_every",
+        Optional[int],
+        "--eval-every",
+        help="Validate every N steps; 0 only at the end (default: once per epoch).",
+    ),
+    _opt(
+        "log_every",
+        Optional[int],
+        "--log-every",
+        help=f"Log a metrics row every N steps (default: {_default('log_every')}).",
+    ),
+    _opt(
+        "save_every",
+        Optional[int],
+        "--save-every",
+        help="Checkpoint every N steps; 0 only at the end (default: at each validation, else once per epoch).",
+    ),
     _opt("val_limit", Optional[int], "--val-limit", help="Validate on the first N persons only."),
-    _opt("compile", Optional[bool], "--compile/--no-compile",
-         help=f"torch.compile the model (default: {_default('compile')})."),
-    _opt("channels_last", Optional[bool], "--channels-last/--no-channels-last",
-         help=f"Channels-last memory format (default: {_default('channels_last')})."),
-    _opt("flip_test", Optional[bool], "--flip-test/--no-flip-test",
-         help=f"Flip-test evaluation (default: {_default('flip_test')})."),
-    _opt("augment", Optional[bool], "--augment/--no-augment",
-         help=f"Training augmentation (default: {_default('augment')})."),
-    _opt("augment_style", Optional[str], "--augment-style",
-         help="official: the official FPD draws (scale clip(N(1,0.25),0.75,1.25), rotation "
-         "clip(N(0,30),-60,60) with p 0.6, flip 0.5, no colour jitter); uniform: uniform scale and "
-         f"rotation plus colour jitter, fpdctl's earlier recipe (default: {_default('augment_style')})."),
-    _opt("deterministic", Optional[bool], "--deterministic/--no-deterministic",
-         help="Deterministic algorithms (and no cuDNN benchmark): a CUDA run repeats and resumes bit "
-         f"for bit, somewhat slower; CPU runs are bit for bit either way (default: {_default('deterministic')})."),
-    _opt("tensorboard", Optional[bool], "--tensorboard/--no-tensorboard",
-         help="Also write TensorBoard event files (losses, learning rate, img/s, validation metrics) "
-         "into the run directory; needs pip install 'fpdctl[tensorboard]' "
-         f"(default: {_default('tensorboard')})."),
+    _opt(
+        "compile",
+        Optional[bool],
+        "--compile/--no-compile",
+        help=f"torch.compile the model (default: {_default('compile')}).",
+    ),
+    _opt(
+        "channels_last",
+        Optional[bool],
+        "--channels-last/--no-channels-last",
+        help=f"Channels-last memory format (default: {_default('channels_last')}).",
+    ),
+    _opt(
+        "flip_test",
+        Optional[bool],
+        "--flip-test/--no-flip-test",
+        help=f"Flip-test evaluation (default: {_default('flip_test')}).",
+    ),
+    _opt(
+        "augment",
+        Optional[bool],
+        "--augment/--no-augment",
+        help=f"Training augmentation (default: {_default('augment')}).",
+    ),
+    _opt(
+        "augment_style",
+        Optional[str],
+        "--augment-style",
+        help="official: the official FPD draws (scale clip(N(1,0.25),0.75,1.25), rotation "
+        "clip(N(0,30),-60,60) with p 0.6, flip 0.5, no colour jitter); uniform: uniform scale and "
+        f"rotation plus colour jitter, fpdctl's earlier recipe (default: {_default('augment_style')}).",
+    ),
+    _opt(
+        "deterministic",
+        Optional[bool],
+        "--deterministic/--no-deterministic",
+        help="Deterministic algorithms (and no cuDNN benchmark): a CUDA run repeats and resumes bit "
+        f"for bit, somewhat slower; CPU runs are bit for bit either way (default: {_default('deterministic')}).",
+    ),
+    _opt(
+        "tensorboard",
+        Optional[bool],
+        "--tensorboard/--no-tensorboard",
+        help="Also write TensorBoard event files (losses, learning rate, img/s, validation metrics) "
+        "into the run directory; needs pip install 'fpdctl[tensorboard]' "
+        f"(default: {_default('tensorboard')}).",
+    ),
 )
 
 TRAIN_OPTIONS: tuple[_Opt, ...] = (
@@ -149,37 +227,71 @@ TRAIN_OPTIONS: tuple[_Opt, ...] = (
 
 # distill's default input size is the teacher's (see resolve_config); its help says so.
 _DISTILL_INPUT_SIZE = _opt(
-    "input_size", Optional[int], "--input-size",
+    "input_size",
+    Optional[int],
+    "--input-size",
     help="Input side in px; heatmaps are a quarter (default: the size the teacher was trained at when "
     f"its checkpoint or model card records it, else {DEFAULT_INPUT_SIZE}).",
 )
 
 DISTILL_OPTIONS: tuple[_Opt, ...] = (
-    _opt("teacher", Optional[str], "--teacher",
-         help="Teacher checkpoint (.safetensors, pytorch-pose .pth.tar or official FPD .pth) or a pretrained "
-         "name such as synthetic-hg2x64 (`fpdctl models` lists them); ground-truth puts the labels' own "
-         "heatmaps in the teacher's place, the control for a distillation loss."),
+    _opt(
+        "teacher",
+        Optional[str],
+        "--teacher",
+        help="Teacher checkpoint (.safetensors, pytorch-pose .pth.tar or official FPD .pth) or a pretrained "
+        "name such as synthetic-hg2x64 (`fpdctl models` lists them); ground-truth puts the labels' own "
+        "heatmaps in the teacher's place, the control for a distillation loss.",
+    ),
     _opt("student", Optional[str], "--student", field="model", help=_model_help("distill", "Student model")),
-    _opt("alpha", Optional[float], "--alpha",
-         help=f"Weight of the distillation term in [0, 1] (default: {_default('alpha')})."),
-    _opt("student_init", Optional[str], "--student-init", field="init",
-         help="Checkpoint to initialise the student from."),
-    _opt("mask_teacher", Optional[bool], "--mask-teacher/--no-mask-teacher",
-         help=f"Mask the distillation term with the target weights, as the official code (default: "
-         f"{_default('mask_teacher')})."),
-    _opt("kd_loss", Optional[str], "--kd-loss",
-         help=f"Distillation term: {_KD_LOSSES_HELP} (default: {_default('kd_loss')})."),
-    _opt("kd_temperature", Optional[float], "--kd-temperature",
-         help="Softmax temperature of --kd-loss kl (refused with a term that does not use it); heatmaps "
-         f"peak near 1, so T < 1 sharpens (default: {_default('kd_temperature')})."),
-    _opt("alpha_schedule", Optional[str], "--alpha-schedule",
-         help="constant, or linear: alpha decays from --alpha to 0 over the run "
-         f"(default: {_default('alpha_schedule')})."),
-    _opt("unlabeled", Optional[str], "--unlabeled",
-         help="Images without labels, taught by the teacher alone: a folder of person crops, or "
-         "synthetic[:length=N]."),
-    _opt("unlabeled_ratio", Optional[float], "--unlabeled-ratio",
-         help=f"Fraction of each batch that is unlabeled, in (0, 1) (default: {_default('unlabeled_ratio')})."),
+    _opt(
+        "alpha",
+        Optional[float],
+        "--alpha",
+        help=f"Weight of the distillation term in [0, 1] (default: {_default('alpha')}).",
+    ),
+    _opt(
+        "student_init", Optional[str], "--student-init", field="init", help="Checkpoint to initialise the student from."
+    ),
+    _opt(
+        "mask_teacher",
+        Optional[bool],
+        "--mask-teacher/--no-mask-teacher",
+        help=f"Mask the distillation term with the target weights, as the official code (default: "
+        f"{_default('mask_teacher')}).",
+    ),
+    _opt(
+        "kd_loss",
+        Optional[str],
+        "--kd-loss",
+        help=f"Distillation term: {_KD_LOSSES_HELP} (default: {_default('kd_loss')}).",
+    ),
+    _opt(
+        "kd_temperature",
+        Optional[float],
+        "--kd-temperature",
+        help="Softmax temperature of --kd-loss kl (refused with a term that does not use it); heatmaps "
+        f"peak near 1, so T < 1 sharpens (default: {_default('kd_temperature')}).",
+    ),
+    _opt(
+        "alpha_schedule",
+        Optional[str],
+        "--alpha-schedule",
+        help="constant, or linear: alpha decays from --alpha to 0 over the run "
+        f"(default: {_default('alpha_schedule')}).",
+    ),
+    _opt(
+        "unlabeled",
+        Optional[str],
+        "--unlabeled",
+        help="Images without labels, taught by the teacher alone: a folder of person crops, or synthetic[:length=N].",
+    ),
+    _opt(
+        "unlabeled_ratio",
+        Optional[float],
+        "--unlabeled-ratio",
+        help=f"Fraction of each batch that is unlabeled, in (0, 1) (default: {_default('unlabeled_ratio')}).",
+    ),
     _Opt("teacher_input_convention", "teacher_input_convention", Optional[str], TEACHER_INPUT_CONVENTION),
     _Opt("teacher_input_order", "teacher_input_order", Optional[str], TEACHER_INPUT_ORDER),
     _Opt("teacher_input_mean", "teacher_input_mean", Optional[str], TEACHER_INPUT_MEAN),
@@ -197,12 +309,20 @@ def _command(command: str, options: tuple[_Opt, ...], doc: str) -> Callable[...,
     """The Typer callback of ``fpdctl <command>``: its signature is ``options``."""
 
     def callback(**values: Any) -> None:
-        _run(command, _given(options, values), out=values["out"], resume=values["resume"],
-             overwrite=values["overwrite"], config_file=values["config"])
+        _run(
+            command,
+            _given(options, values),
+            out=values["out"],
+            resume=values["resume"],
+            overwrite=values["overwrite"],
+            config_file=values["config"],
+        )
 
     callback.__signature__ = inspect.Signature(  # type: ignore[attr-defined]
-        [inspect.Parameter(opt.name, inspect.Parameter.KEYWORD_ONLY, default=opt.option, annotation=opt.annotation)
-         for opt in options]
+        [
+            inspect.Parameter(opt.name, inspect.Parameter.KEYWORD_ONLY, default=opt.option, annotation=opt.annotation)
+            for opt in options
+        ]
     )
     callback.__name__ = callback.__qualname__ = f"{command}_command"
     callback.__doc__ = doc
@@ -276,9 +396,7 @@ class _PlainReporter:
 
     def on_eval(self, log: "EvalLog") -> None:
         best = " (best)" if log.best else ""
-        self.console.print(
-            f"eval step {log.step}: {_label(log.metric)} {log.value:.2f}{best} [{log.seconds:.1f}s]"
-        )
+        self.console.print(f"eval step {log.step}: {_label(log.metric)} {log.value:.2f}{best} [{log.seconds:.1f}s]")
 
     def close(self) -> None:
         pass
@@ -308,15 +426,16 @@ class _ProgressReporter(_PlainReporter):
         super().on_start(info)
         self.progress.start()
         self.task = self.progress.add_task(
-            info.teacher and "distill" or "train", total=info.total_steps, completed=info.start_step,
-            loss="-", speed="-",
+            info.teacher and "distill" or "train",
+            total=info.total_steps,
+            completed=info.start_step,
+            loss="-",
+            speed="-",
         )
 
     def on_step(self, log: "StepLog") -> None:
         if self.task is not None:
-            self.progress.update(
-                self.task, completed=log.step, loss=f"{log.loss:.5f}", speed=f"{log.img_per_s:.1f}"
-            )
+            self.progress.update(self.task, completed=log.step, loss=f"{log.loss:.5f}", speed=f"{log.img_per_s:.1f}")
 
     def on_eval(self, log: "EvalLog") -> None:
         best = " (best)" if log.best else ""
@@ -371,15 +490,23 @@ def _render_result(result: "TrainResult") -> None:
 
 
 # --------------------------------------------------------------------------- the commands
-def _run(command: str, given: dict[str, Any], *, out: Optional[Path], resume: Optional[Path],
-         overwrite: bool, config_file: Optional[Path]) -> None:
+def _run(
+    command: str,
+    given: dict[str, Any],
+    *,
+    out: Optional[Path],
+    resume: Optional[Path],
+    overwrite: bool,
+    config_file: Optional[Path],
+) -> None:
     from fpdctl.train.api import prepare_trainer
 
     rank0 = _is_rank0()
     reporter = _make_reporter() if rank0 else None
     # Construction validates the options, the teacher, the data and the run directory and creates nothing.
-    trainer = prepare_trainer(command, given, out=out, resume=resume, overwrite=overwrite,
-                              config_file=config_file, progress=reporter)
+    trainer = prepare_trainer(
+        command, given, out=out, resume=resume, overwrite=overwrite, config_file=config_file, progress=reporter
+    )
     if rank0:
         for warning in trainer.warnings:
             typer.echo(f"warning: {warning}", err=True)
@@ -402,11 +529,13 @@ def _run(command: str, given: dict[str, Any], *, out: Optional[Path], resume: Op
 
 
 train_command = _command(
-    "train", TRAIN_OPTIONS,
+    "train",
+    TRAIN_OPTIONS,
     "Train a Stacked Hourglass on the ground truth (the official FPD MPII recipe by default).",
 )
 distill_command = _command(
-    "distill", DISTILL_OPTIONS,
+    "distill",
+    DISTILL_OPTIONS,
     "Fast Pose Distillation: train a small student with a frozen teacher's heatmaps.",
 )
 

@@ -52,6 +52,8 @@ NUM_JOINTS = COCO.num_joints
 SCALE_MARGIN = 1.25
 # Crop width / height; fpdctl's network inputs are square.
 ASPECT_RATIO = 1.0
+
+
 def clip_box(bbox: list[float], width: float, height: float) -> tuple[float, float, float, float] | None:
     """A COCO ``[x, y, w, h]`` box clipped to the image, as HRNet sanitises it; None if empty.
 
@@ -131,10 +133,12 @@ def read_coco_persons(annotation_file: str | Path) -> COCOPersons:
             areas.append(ann["area"])
     if not files:
         raise DataError(f"{source} has no person with labelled keypoints")
-    table = AnnotationTable(image_files=files, joints=np.stack(joints), centers=np.stack(centers),
-                            scales=np.asarray(scales, np.float32))
-    return COCOPersons(table, np.asarray(image_ids, np.int64), np.asarray(ann_ids, np.int64),
-                       np.asarray(areas, np.float64))
+    table = AnnotationTable(
+        image_files=files, joints=np.stack(joints), centers=np.stack(centers), scales=np.asarray(scales, np.float32)
+    )
+    return COCOPersons(
+        table, np.asarray(image_ids, np.int64), np.asarray(ann_ids, np.int64), np.asarray(areas, np.float64)
+    )
 
 
 def check_images(persons: COCOPersons, image_dir: Path, annotation_file: Path) -> None:
@@ -146,9 +150,7 @@ def check_images(persons: COCOPersons, image_dir: Path, annotation_file: Path) -
     present = set(os.listdir(image_dir))  # one listing, not one stat per person
     for k, name in enumerate(persons.table.image_files):
         if name not in present:
-            raise DataError(
-                f"{annotation_file}: image {int(persons.image_ids[k])} ({name}) not found in {image_dir}"
-            )
+            raise DataError(f"{annotation_file}: image {int(persons.image_ids[k])} ({name}) not found in {image_dir}")
 
 
 class COCODataset(FilePoseDataset):
@@ -171,8 +173,7 @@ class COCODataset(FilePoseDataset):
         self.source = find_coco_source(path, split)
         self.persons = read_coco_persons(self.source.annotation_file)
         check_images(self.persons, self.source.image_dir, self.source.annotation_file)
-        super().__init__(self.persons.table, self.source.image_dir, joint_set=COCO, metric="oks",
-                         **kwargs)
+        super().__init__(self.persons.table, self.source.image_dir, joint_set=COCO, metric="oks", **kwargs)
 
     def eval_reference(self) -> COCOReference:
         """The split's persons with what pycocotools needs to score them (no head boxes)."""
@@ -188,7 +189,9 @@ class COCODataset(FilePoseDataset):
         )
 
 
-def read_detection_persons(annotation_file: str | Path, detections_file: str | Path) -> tuple[COCOPersons, DetectionBoxes]:
+def read_detection_persons(
+    annotation_file: str | Path, detections_file: str | Path
+) -> tuple[COCOPersons, DetectionBoxes]:
     """One top-down person per detector box of ``detections_file`` (images from the annotations).
 
     Each box goes through the ground-truth boxes' crop code (:func:`clip_box`, then
@@ -222,10 +225,15 @@ def read_detection_persons(annotation_file: str | Path, detections_file: str | P
         areas.append((scale * PIXEL_STD) ** 2)
     if not files:
         raise DataError(f"{detections_file} has no person box scoring at least the threshold")
-    table = AnnotationTable(image_files=files, joints=np.zeros((len(files), NUM_JOINTS, 3), np.float32),
-                            centers=np.stack(centers), scales=np.asarray(scales, np.float32))
-    persons = COCOPersons(table, detections.image_ids.copy(), detections.record_index.copy(),
-                          np.asarray(areas, np.float64))
+    table = AnnotationTable(
+        image_files=files,
+        joints=np.zeros((len(files), NUM_JOINTS, 3), np.float32),
+        centers=np.stack(centers),
+        scales=np.asarray(scales, np.float32),
+    )
+    persons = COCOPersons(
+        table, detections.image_ids.copy(), detections.record_index.copy(), np.asarray(areas, np.float64)
+    )
     return persons, detections
 
 
@@ -240,8 +248,9 @@ class COCODetections(FilePoseDataset):
         **kwargs: :class:`~fpdctl.data.dataset.PoseDataset` options.
     """
 
-    def __init__(self, path: str | Path, detections: str | Path, split: Literal["train", "val"] = "val",
-                 **kwargs: Any) -> None:
+    def __init__(
+        self, path: str | Path, detections: str | Path, split: Literal["train", "val"] = "val", **kwargs: Any
+    ) -> None:
         if split not in SPLIT_FOLDERS:
             raise ValueError(f"split must be 'train' or 'val', got {split!r}")
         self.split = split
@@ -249,8 +258,7 @@ class COCODetections(FilePoseDataset):
         self.detections_file = Path(detections)
         self.persons, self.detections = read_detection_persons(self.source.annotation_file, detections)
         check_images(self.persons, self.source.image_dir, self.source.annotation_file)
-        super().__init__(self.persons.table, self.source.image_dir, joint_set=COCO, metric="oks",
-                         **kwargs)
+        super().__init__(self.persons.table, self.source.image_dir, joint_set=COCO, metric="oks", **kwargs)
 
     def eval_reference(self) -> COCOReference:
         """The boxes' persons: no keypoints of their own; box scores and crop areas for HRNet's

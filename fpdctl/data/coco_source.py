@@ -39,9 +39,7 @@ class COCOSource:
 def _annotation_file(root: Path, split: str) -> Path:
     """``root/annotations/person_keypoints_<split>2017.json``; InputError when absent."""
     if not root.is_dir():
-        raise InputError(
-            f"coco:PATH must be the COCO folder (holding annotations/ and the image folders), got {root}"
-        )
+        raise InputError(f"coco:PATH must be the COCO folder (holding annotations/ and the image folders), got {root}")
     annotation_file = root / ANNOTATION_PATTERN.format(SPLIT_FOLDERS[split])
     if not annotation_file.is_file():
         raise InputError(f"no COCO {split} annotations in {root}: {annotation_file} is missing")

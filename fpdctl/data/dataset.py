@@ -28,11 +28,11 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from fpdctl.codec import HeatmapCodec, heatmap_size as heatmap_side
-from fpdctl.skeleton import MPII, JointSet, channel_joint_set, to_channel_order
+from fpdctl.codec import HeatmapCodec
+from fpdctl.codec import heatmap_size as heatmap_side
 from fpdctl.data.transforms import (
-    AugmentConfig,
     Augmentation,
+    AugmentConfig,
     compose_affine,
     crop_affine,
     hflip_affine,
@@ -43,6 +43,7 @@ from fpdctl.data.transforms import (
 from fpdctl.errors import DataError
 from fpdctl.metrics.reference import EvalReference
 from fpdctl.models.spec import DEFAULT_INPUT_SIZE
+from fpdctl.skeleton import MPII, JointSet, channel_joint_set, to_channel_order
 
 # The first few bad images never stop a run, whatever the fraction: a shuffled epoch can meet a
 # corrupt file among its first samples, where any fraction would look huge.
@@ -91,7 +92,7 @@ def image_flag_block(length: int) -> torch.Tensor | None:
         _flag_pool = torch.zeros(_FLAG_POOL_BYTES, dtype=torch.uint8).share_memory_()
     if _flag_next + length > _FLAG_POOL_BYTES:
         _flag_next = 0
-    block = _flag_pool[_flag_next:_flag_next + length]
+    block = _flag_pool[_flag_next : _flag_next + length]
     _flag_next += length
     block.zero_()
     return block
@@ -358,8 +359,12 @@ class PoseDataset(Dataset):
         if reduction:
             warp = affine if reduction == 1 else compose_affine(affine, reduction_affine(reduction))
             crop = cv2.warpAffine(
-                record.image, warp, (size, size), flags=cv2.INTER_LINEAR,
-                borderMode=cv2.BORDER_CONSTANT, borderValue=(0, 0, 0),
+                record.image,
+                warp,
+                (size, size),
+                flags=cv2.INTER_LINEAR,
+                borderMode=cv2.BORDER_CONSTANT,
+                borderValue=(0, 0, 0),
             )
             image = normalize_image(crop, aug.color_gain)
         else:  # unreadable image: mean grey, which normalises to zeros
@@ -417,9 +422,7 @@ class PoseDataset(Dataset):
         headboxes = _stack_headboxes([rec.headbox for rec in records])
         return self._make_reference(joints, visible, headboxes)
 
-    def _make_reference(
-        self, joints: np.ndarray, visible: np.ndarray, headboxes: np.ndarray | None
-    ) -> EvalReference:
+    def _make_reference(self, joints: np.ndarray, visible: np.ndarray, headboxes: np.ndarray | None) -> EvalReference:
         if self.metric == "pckh" and headboxes is None:
             raise DataError(self.headbox_hint())
         return EvalReference(

@@ -136,6 +136,4 @@ class FilePoseDataset(PoseDataset):
     def eval_reference(self) -> EvalReference:
         t = self.table
         visible = (t.joints[:, :, 2] > 0) & np.isfinite(t.joints[:, :, :2]).all(axis=2)
-        return self._make_reference(
-            t.joints[:, :, :2].astype(np.float64), visible, t.headboxes
-        )
+        return self._make_reference(t.joints[:, :, :2].astype(np.float64), visible, t.headboxes)

@@ -71,7 +71,11 @@ KINDS: dict[str, DataKind] = {
     kind.name: kind
     for kind in (
         DataKind(
-            "synthetic", "fpdctl.data.synthetic:SyntheticPose", MPII, "pckh", takes_path=False,
+            "synthetic",
+            "fpdctl.data.synthetic:SyntheticPose",
+            MPII,
+            "pckh",
+            takes_path=False,
             layouts=((COCO.name, COCO, "oks"),),
         ),
         DataKind("mpii", "fpdctl.data.mpii:MPIIDataset", MPII, "pckh"),

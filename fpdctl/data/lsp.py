@@ -37,9 +37,9 @@ from typing import Any, Literal
 import numpy as np
 
 from fpdctl.data.file_dataset import AnnotationTable, FilePoseDataset
-from fpdctl.skeleton import LSP
 from fpdctl.data.transforms import PIXEL_STD
 from fpdctl.errors import DataError, InputError
+from fpdctl.skeleton import LSP
 from fpdctl.utils.matfile import load_mat
 
 NUM_JOINTS = 14
@@ -164,9 +164,7 @@ def find_lsp_parts(path: str | Path) -> list[LSPPart]:
         mats = [root / "joints.mat"] if (root / "joints.mat").is_file() else []
         mats += sorted(p for p in root.glob("*/joints.mat") if p.is_file())
     if not mats:
-        raise InputError(
-            f"no LSP data in {root}: expected joints.mat and images/ there or in a subfolder"
-        )
+        raise InputError(f"no LSP data in {root}: expected joints.mat and images/ there or in a subfolder")
     parts: dict[str, LSPPart] = {}
     for mat_path in mats:
         part = _part_from(mat_path)

@@ -61,7 +61,9 @@ RELEASE_MAT = "mpii_human_pose_v1_u12_1.mat"
 PYTORCH_POSE_JSON = "mpii_annotations.json"
 HRNET_JSON = {"train": "train.json", "val": "valid.json"}
 GROUND_TRUTH_FILES: tuple[str, ...] = (
-    "gt_valid.mat", "mpii_val_gt_tompson.mat", "detections_our_format.mat",
+    "gt_valid.mat",
+    "mpii_val_gt_tompson.mat",
+    "detections_our_format.mat",
 )
 TOMPSON_DETECTIONS = "detections.mat"
 
@@ -126,13 +128,9 @@ def _field_array(records: list[dict], key: str, shape: tuple[int, ...], path: Pa
     except KeyError as exc:
         raise DataError(f"{path}: a person has no {key!r} field") from exc
     except (TypeError, ValueError) as exc:
-        bad = next(
-            (i for i, r in enumerate(records) if np.shape(r.get(key)) != shape), None
-        )
+        bad = next((i for i, r in enumerate(records) if np.shape(r.get(key)) != shape), None)
         where = f"person {bad}" if bad is not None else "some person"
-        raise DataError(
-            f"{path}: {key!r} of {where} is not {' x '.join(map(str, shape)) or 'a number'}"
-        ) from exc
+        raise DataError(f"{path}: {key!r} of {where} is not {' x '.join(map(str, shape)) or 'a number'}") from exc
 
 
 def table_from_pytorch_pose(records: list[dict], split: str, path: Path) -> AnnotationTable:
@@ -255,9 +253,7 @@ def read_release_persons(path: Path) -> list[_ReleasePerson]:
     images = _items(annolist)
     train_flags = np.atleast_1d(np.asarray(img_train)).reshape(-1)
     if train_flags.size != len(images):
-        raise DataError(
-            f"{path}: RELEASE.img_train has {train_flags.size} entries but annolist has {len(images)}"
-        )
+        raise DataError(f"{path}: RELEASE.img_train has {train_flags.size} entries but annolist has {len(images)}")
     persons: list[_ReleasePerson] = []
     for i, (entry, is_train) in enumerate(zip(images, train_flags), start=1):
         if not is_train:
@@ -326,9 +322,7 @@ def _tompson_order(persons: list[_ReleasePerson], path: Path) -> list[int]:
     return order
 
 
-def table_from_release(
-    path: Path, split: str, split_files: Iterable[Path]
-) -> tuple[AnnotationTable, Path]:
+def table_from_release(path: Path, split: str, split_files: Iterable[Path]) -> tuple[AnnotationTable, Path]:
     """The ``split`` persons of the official release, with the file that defined the split."""
     persons = read_release_persons(path)
     split_file = next((f for f in split_files if f.is_file()), None)
@@ -349,9 +343,7 @@ def table_from_release(
         chosen = [q for q in persons if q.image_index not in val_images]
     if not chosen:
         raise DataError(f"{path} has no {split} persons")
-    centers, scales = adjust_center_scale(
-        np.stack([q.center for q in chosen]), np.array([q.scale for q in chosen])
-    )
+    centers, scales = adjust_center_scale(np.stack([q.center for q in chosen]), np.array([q.scale for q in chosen]))
     headboxes = None
     if all(q.headbox is not None for q in chosen):
         headboxes = np.stack([q.headbox for q in chosen])
@@ -407,8 +399,11 @@ def find_mpii_source(path: str | Path, split: str) -> MPIISource:
         folders = [root, root / "annot", root / "annotations"]
         annotation = None
         for folder in folders:
-            for name in (*sorted(HRNET_JSON.values(), key=lambda n: n != HRNET_JSON[split]),
-                         PYTORCH_POSE_JSON, RELEASE_MAT):
+            for name in (
+                *sorted(HRNET_JSON.values(), key=lambda n: n != HRNET_JSON[split]),
+                PYTORCH_POSE_JSON,
+                RELEASE_MAT,
+            ):
                 if (folder / name).is_file():
                     annotation = folder / name
                     break
@@ -426,9 +421,7 @@ def find_mpii_source(path: str | Path, split: str) -> MPIISource:
         if layout == "hrnet" and annotation.name != HRNET_JSON[split]:
             sibling = annotation.parent / HRNET_JSON[split]
             if not sibling.is_file():
-                raise InputError(
-                    f"the HRNet layout keeps the {split} split in {sibling}, which is missing"
-                )
+                raise InputError(f"the HRNet layout keeps the {split} split in {sibling}, which is missing")
             annotation = sibling
     else:
         raise InputError(f"{annotation} is not an MPII annotation file (.json or .mat)")
@@ -438,9 +431,7 @@ def find_mpii_source(path: str | Path, split: str) -> MPIISource:
     search = list(dict.fromkeys(search))
     image_dir = _find_image_dir(search)
     if image_dir is None:
-        raise InputError(
-            f"no images/ folder for {annotation} (looked in {', '.join(str(s) for s in search)})"
-        )
+        raise InputError(f"no images/ folder for {annotation} (looked in {', '.join(str(s) for s in search)})")
     search_dirs = tuple(dict.fromkeys(search + [folder / "annot" for folder in search]))
     return MPIISource(layout, annotation, image_dir, search_dirs)
 
@@ -508,8 +499,7 @@ class MPIIDataset(FilePoseDataset):
         gt = load_mpii_ground_truth(gt_file)
         if len(gt) != len(table):
             raise DataError(
-                f"{gt_file} has {len(gt)} persons but {self.source.annotation} has {len(table)} "
-                "validation persons"
+                f"{gt_file} has {len(gt)} persons but {self.source.annotation} has {len(table)} validation persons"
             )
         both = gt.visible & (table.joints[:, :, 2] > 0)
         diff = np.where(both, np.abs(gt.joints - table.joints[:, :, :2]).max(axis=2), 0.0)

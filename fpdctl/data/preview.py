@@ -68,9 +68,7 @@ def preview_grid(
     """
     check_count(count)
     if start < 0 or start + count > len(dataset):
-        raise UsageError(
-            f"the dataset has {len(dataset)} samples, cannot show {start}..{start + count - 1}"
-        )
+        raise UsageError(f"the dataset has {len(dataset)} samples, cannot show {start}..{start + count - 1}")
     columns = columns or math.ceil(math.sqrt(count))
     rows = math.ceil(count / columns)
     size = dataset.input_size
@@ -96,9 +94,7 @@ def preview_grid(
             headbox = transform_points(box_corners(x1, y1, x2, y2), meta["affine"])
         visible_total += int((crop[:, 2] > 0).sum())
         tile = draw_skeleton(tile, crop, joint_set, outline=headbox)
-        cv2.putText(
-            tile, str(start + k), (4, 14), cv2.FONT_HERSHEY_SIMPLEX, 0.4, (255, 255, 255), 1, cv2.LINE_AA
-        )
+        cv2.putText(tile, str(start + k), (4, 14), cv2.FONT_HERSHEY_SIMPLEX, 0.4, (255, 255, 255), 1, cv2.LINE_AA)
         r, c = divmod(k, columns)
         grid[r * size : (r + 1) * size, c * size : (c + 1) * size] = tile
     return grid, visible_total

@@ -62,9 +62,7 @@ def _accepted_options(cls: type) -> set[str]:
         if init is None:
             continue
         params = inspect.signature(init).parameters.values()
-        names |= {
-            p.name for p in params if p.kind in (p.KEYWORD_ONLY, p.POSITIONAL_OR_KEYWORD)
-        }
+        names |= {p.name for p in params if p.kind in (p.KEYWORD_ONLY, p.POSITIONAL_OR_KEYWORD)}
         if not any(p.kind is p.VAR_KEYWORD for p in params):
             break
     return names
@@ -75,9 +73,7 @@ def _check_options(kind: str, cls: type, options: dict[str, Any], exclude: set[s
     valid = sorted(_accepted_options(cls) - exclude)
     unknown = sorted(set(options) - set(valid))
     if unknown:
-        raise UsageError(
-            f"unknown {kind} option(s) {', '.join(unknown)}; valid: {', '.join(valid) or 'none'}"
-        )
+        raise UsageError(f"unknown {kind} option(s) {', '.join(unknown)}; valid: {', '.join(valid) or 'none'}")
 
 
 def build_dataset(
@@ -110,9 +106,7 @@ def build_dataset(
     spec = parse_data_spec(data)
     if split not in SPLITS:
         raise UsageError(f"split must be 'train' or 'val', got {split!r}")
-    common: dict[str, Any] = dict(
-        input_size=input_size, heatmap_size=heatmap_size, sigma=sigma, augment=augment, **kw
-    )
+    common: dict[str, Any] = dict(input_size=input_size, heatmap_size=heatmap_size, sigma=sigma, augment=augment, **kw)
     kind = KINDS[spec.kind]
     dataset_class = kind.dataset_class()
     if kind.takes_path:
@@ -120,8 +114,6 @@ def build_dataset(
     options = {SYNTHETIC_ALIASES.get(k, k): v for k, v in spec.options.items()}
     overlap = set(options) & set(common)
     if overlap:
-        raise UsageError(
-            f"{spec.kind} option(s) {', '.join(sorted(overlap))} clash with the command's own options"
-        )
+        raise UsageError(f"{spec.kind} option(s) {', '.join(sorted(overlap))} clash with the command's own options")
     _check_options(spec.kind, dataset_class, options, exclude=set(common) | {"split", "self"})
     return dataset_class(split=split, **common, **options)

@@ -17,7 +17,8 @@ import numpy as np
 
 # ImageNet statistics (RGB, 0..1 scale), defined once in fpdctl.models.convention: the samples'
 # normalisation is the NATIVE input convention (tests/models/test_convention_goldens.py).
-from fpdctl.models.convention import IMAGENET_MEAN as MEAN, IMAGENET_STD as STD
+from fpdctl.models.convention import IMAGENET_MEAN as MEAN
+from fpdctl.models.convention import IMAGENET_STD as STD
 
 # MPII expresses a person's size in units of 200 px (``scale`` = person height / 200).
 PIXEL_STD: float = 200.0

@@ -177,7 +177,9 @@ class UnlabeledView:
         self.offset = int(offset)
         self.length = len(dataset) - self.offset if length is None else int(length)
         if self.offset < 0 or self.length <= 0 or self.offset + self.length > len(dataset):
-            raise ValueError(f"samples {self.offset}..{self.offset + self.length - 1} are not in a dataset of {len(dataset)}")
+            raise ValueError(
+                f"samples {self.offset}..{self.offset + self.length - 1} are not in a dataset of {len(dataset)}"
+            )
 
     def __len__(self) -> int:
         return self.length
@@ -281,8 +283,16 @@ class MixedSampler:
     """
 
     def __init__(
-        self, labelled: EpochSampler, *, num_labelled: int, num_unlabeled: int, labelled_per_batch: int,
-        unlabeled_per_batch: int, seed: int = 0, num_replicas: int = 1, rank: int = 0,
+        self,
+        labelled: EpochSampler,
+        *,
+        num_labelled: int,
+        num_unlabeled: int,
+        labelled_per_batch: int,
+        unlabeled_per_batch: int,
+        seed: int = 0,
+        num_replicas: int = 1,
+        rank: int = 0,
     ) -> None:
         if num_unlabeled <= 0:
             raise DataError("the unlabeled set is empty")
@@ -331,7 +341,7 @@ class MixedSampler:
         labelled = list(iter(self.labelled))
         order: list[int] = []
         for b in range(self._skip // self.batch_size, self.batches):
-            order += labelled[b * n_l:(b + 1) * n_l]
+            order += labelled[b * n_l : (b + 1) * n_l]
             order += [self.num_labelled + u for u in self.unlabeled_indices(self.epoch, b)]
         return iter(order)
 

@@ -25,7 +25,6 @@ Runtime = Literal["torch", "onnxruntime", "openvino"]
 BackendPrecision = Literal["fp32", "fp16", "bf16", "int8"]
 
 
-
 @dataclass(frozen=True)
 class RuntimeKind:
     """One runtime: what it runs and the :class:`~fpdctl.deploy.runtime.Runner` that runs it.
@@ -138,53 +137,102 @@ class Backend:
 
 BACKENDS: tuple[Backend, ...] = (
     Backend(
-        "torch", "torch", "fp32", needs=("torch",), reference=True,
+        "torch",
+        "torch",
+        "fp32",
+        needs=("torch",),
+        reference=True,
         description="eager PyTorch, fp32, NCHW: the reference every other row is compared with",
     ),
     Backend(
-        "torch-cl", "torch", "fp32", channels_last=True, needs=("torch",),
+        "torch-cl",
+        "torch",
+        "fp32",
+        channels_last=True,
+        needs=("torch",),
         description="eager PyTorch, fp32, channels_last (NHWC) tensors",
     ),
     Backend(
-        "torch-bf16", "torch", "bf16", channels_last=True, needs=("torch",),
+        "torch-bf16",
+        "torch",
+        "bf16",
+        channels_last=True,
+        needs=("torch",),
         description="eager PyTorch under bf16 autocast, channels_last (fast where the CPU has "
         "AVX512-BF16 or AMX, and on recent GPUs)",
     ),
     Backend(
-        "torch-bf16-compile", "torch", "bf16", channels_last=True, compiled=True, needs=("torch",),
+        "torch-bf16-compile",
+        "torch",
+        "bf16",
+        channels_last=True,
+        compiled=True,
+        needs=("torch",),
         description="torch.compile (TorchInductor) under bf16 autocast, channels_last; compiles on "
         "first use (minutes on a small CPU)",
     ),
     Backend(
-        "torch-fp16", "torch", "fp16", channels_last=True, devices=("cuda",), needs=("torch",),
+        "torch-fp16",
+        "torch",
+        "fp16",
+        channels_last=True,
+        devices=("cuda",),
+        needs=("torch",),
         description="eager PyTorch under fp16 autocast, channels_last (CUDA only)",
     ),
     Backend(
-        "ort", "onnxruntime", "fp32", exportable=True, needs=("onnx", "onnxruntime"),
+        "ort",
+        "onnxruntime",
+        "fp32",
+        exportable=True,
+        needs=("onnx", "onnxruntime"),
         min_agreement=FP32_MIN_AGREEMENT,
         description="ONNX Runtime, fp32, all graph optimisations (NCHWc convolutions on x86)",
     ),
     Backend(
-        "ort-fp16", "onnxruntime", "fp16", exportable=True, needs=("onnx", "onnxruntime"),
+        "ort-fp16",
+        "onnxruntime",
+        "fp16",
+        exportable=True,
+        needs=("onnx", "onnxruntime"),
         description="ONNX Runtime, fp16 weights and activations, fp32 inputs and outputs",
     ),
     Backend(
-        "ort-int8", "onnxruntime", "int8", exportable=True, calibration=True,
+        "ort-int8",
+        "onnxruntime",
+        "int8",
+        exportable=True,
+        calibration=True,
         needs=("onnx", "onnxruntime"),
-        description="ONNX Runtime, static int8 (QDQ, per-channel weights, uint8 activations "
-        "calibrated on images)",
+        description="ONNX Runtime, static int8 (QDQ, per-channel weights, uint8 activations calibrated on images)",
     ),
     Backend(
-        "ov", "openvino", "fp32", devices=("cpu",), needs=("openvino",), extra="openvino",
+        "ov",
+        "openvino",
+        "fp32",
+        devices=("cpu",),
+        needs=("openvino",),
+        extra="openvino",
         description="OpenVINO CPU on the fp32 ONNX file, INFERENCE_PRECISION_HINT f32",
     ),
     Backend(
-        "ov-bf16", "openvino", "bf16", reads="fp32", devices=("cpu",), needs=("openvino",), extra="openvino",
-        description="OpenVINO CPU on the fp32 ONNX file, INFERENCE_PRECISION_HINT bf16 (CPUs with "
-        "AVX512-BF16 or AMX)",
+        "ov-bf16",
+        "openvino",
+        "bf16",
+        reads="fp32",
+        devices=("cpu",),
+        needs=("openvino",),
+        extra="openvino",
+        description="OpenVINO CPU on the fp32 ONNX file, INFERENCE_PRECISION_HINT bf16 (CPUs with AVX512-BF16 or AMX)",
     ),
     Backend(
-        "ov-int8", "openvino", "int8", calibration=True, devices=("cpu",), needs=("openvino",), extra="openvino",
+        "ov-int8",
+        "openvino",
+        "int8",
+        calibration=True,
+        devices=("cpu",),
+        needs=("openvino",),
+        extra="openvino",
         description="OpenVINO CPU on the int8 (QDQ) ONNX file of fpdctl export",
     ),
 )
@@ -287,8 +335,10 @@ def select_backends(
         # Default: fp32, except that an ONNX file's natural precision is the one it was exported in.
         wanted = precisions or ((onnx_precision or "fp32") if model_kind == "onnx" else "fp32",)
         rows += [
-            b for b in BACKENDS
-            if b.runtime == runtime and b.precision in wanted
+            b
+            for b in BACKENDS
+            if b.runtime == runtime
+            and b.precision in wanted
             # The plain groups mean the plain layout; channels_last rows are asked for by name
             # or come with a reduced precision (bf16/fp16 autocast always runs channels_last).
             and (not b.channels_last or b.precision != "fp32")
@@ -321,7 +371,10 @@ def select_backends(
 
 
 def pick_backend(
-    model_kind: Literal["torch", "onnx"], backend: str = "auto", *, device_type: str = "cpu",
+    model_kind: Literal["torch", "onnx"],
+    backend: str = "auto",
+    *,
+    device_type: str = "cpu",
     onnx_precision: str | None = None,
 ) -> Backend:
     """The one row ``fpdctl eval`` / ``predict`` run a model on (``--backend``).
@@ -344,9 +397,7 @@ def pick_backend(
     if not rows:
         raise UsageError(f"--backend {backend} has no row that runs this model on {device_type}")
     if len(rows) > 1:
-        raise UsageError(
-            f"--backend must pick one backend here; '{backend}' selects {', '.join(b.name for b in rows)}"
-        )
+        raise UsageError(f"--backend must pick one backend here; '{backend}' selects {', '.join(b.name for b in rows)}")
     return rows[0]
 
 

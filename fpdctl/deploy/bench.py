@@ -185,10 +185,21 @@ def benchmark(
         torch.set_num_threads(int(threads))
     try:
         return _benchmark(
-            models, backend=backend, batches=batches, warmup=warmup, iters=iters, duration=duration,
-            target=target, precisions=precisions, end_to_end=end_to_end, input_size=input_size,
-            calibration_samples=calibration_samples, spin_us=spin_us, progress=progress,
-            input_convention=input_convention, embedding=embedding,
+            models,
+            backend=backend,
+            batches=batches,
+            warmup=warmup,
+            iters=iters,
+            duration=duration,
+            target=target,
+            precisions=precisions,
+            end_to_end=end_to_end,
+            input_size=input_size,
+            calibration_samples=calibration_samples,
+            spin_us=spin_us,
+            progress=progress,
+            input_convention=input_convention,
+            embedding=embedding,
             accuracy=(accuracy_data, accuracy_samples) if accuracy_samples else None,
         )
     finally:
@@ -196,8 +207,13 @@ def benchmark(
 
 
 def _check_options(
-    models: Sequence[str], batches: Sequence[int], warmup: int, iters: int | None, duration: float | None,
-    threads: int | None, spin_us: int | None,
+    models: Sequence[str],
+    batches: Sequence[int],
+    warmup: int,
+    iters: int | None,
+    duration: float | None,
+    threads: int | None,
+    spin_us: int | None,
 ) -> tuple[int | None, int]:
     """Refuse bad options before any work; returns ``iters`` and ``spin_us`` with their defaults.
 
@@ -255,10 +271,22 @@ def _check_models(models: Sequence[str], input_size: int | None) -> None:
 
 
 def _benchmark(
-    models: Sequence[str], *, backend: str, batches: Sequence[int], warmup: int, iters: int | None,
-    duration: float | None, target: Any, precisions: Sequence[str] | None, end_to_end: bool,
-    input_size: int | None, calibration_samples: int, spin_us: int, progress: Progress | None,
-    input_convention: "ConventionOverride | None" = None, embedding: "Embedding | None" = None,
+    models: Sequence[str],
+    *,
+    backend: str,
+    batches: Sequence[int],
+    warmup: int,
+    iters: int | None,
+    duration: float | None,
+    target: Any,
+    precisions: Sequence[str] | None,
+    end_to_end: bool,
+    input_size: int | None,
+    calibration_samples: int,
+    spin_us: int,
+    progress: Progress | None,
+    input_convention: "ConventionOverride | None" = None,
+    embedding: "Embedding | None" = None,
     accuracy: tuple[str, int] | None = None,
 ) -> BenchResult:
     import torch
@@ -275,23 +303,44 @@ def _benchmark(
 
     with tempfile.TemporaryDirectory(prefix="fpdctl-bench-") as work_dir:
         cases, skipped = build_cases(
-            sources, backend, batches, precisions, target, thread_count, input_size,
-            Path(work_dir), calibration_samples, spin_us, progress, embedding,
+            sources,
+            backend,
+            batches,
+            precisions,
+            target,
+            thread_count,
+            input_size,
+            Path(work_dir),
+            calibration_samples,
+            spin_us,
+            progress,
+            embedding,
         )
         if not cases:
             reasons = "; ".join(skipped) if skipped else "no backend selected"
             raise UsageError(f"nothing to benchmark: {reasons}")
         _run_cases(cases, warmup, iters, duration, end_to_end, target, progress)
-        scores = {} if accuracy is None else score_cases(
-            cases, data=accuracy[0], samples=accuracy[1], say=lambda line: report(progress, "bench.stage", line),
+        scores = (
+            {}
+            if accuracy is None
+            else score_cases(
+                cases,
+                data=accuracy[0],
+                samples=accuracy[1],
+                say=lambda line: report(progress, "bench.stage", line),
+            )
         )
     rows = _rows(cases, target, thread_count, end_to_end, scores)
     recommendations = recommend(rows, scoring=accuracy is not None)
     chosen = {(r.model, r.batch, r.backend) for r in recommendations}
     rows = [replace(r, recommended=(r.model, r.batch, r.backend) in chosen) for r in rows]
     return BenchResult(
-        rows=rows, skipped=skipped, device=str(target), threads=thread_count,
-        recommendations=recommendations, accuracy_data=accuracy[0] if accuracy else "",
+        rows=rows,
+        skipped=skipped,
+        device=str(target),
+        threads=thread_count,
+        recommendations=recommendations,
+        accuracy_data=accuracy[0] if accuracy else "",
         accuracy_samples=accuracy[1] if accuracy else 0,
         timed=TIMED_END_TO_END if end_to_end else TIMED_MODEL,
         environment={
@@ -304,8 +353,13 @@ def _benchmark(
 
 
 def _run_cases(
-    cases: list[Case], warmup: int, iters: int | None, duration: float | None, end_to_end: bool,
-    target: Any, progress: Progress | None,
+    cases: list[Case],
+    warmup: int,
+    iters: int | None,
+    duration: float | None,
+    end_to_end: bool,
+    target: Any,
+    progress: Progress | None,
 ) -> None:
     import torch
 
@@ -341,7 +395,8 @@ def _run_cases(
     elapsed = [0.0] * len(cases)
     while True:
         pending = [
-            i for i, case in enumerate(cases)
+            i
+            for i, case in enumerate(cases)
             if (iters is not None and len(case.times) < iters)
             or (budget is not None and (elapsed[i] < budget or not case.times))
         ]

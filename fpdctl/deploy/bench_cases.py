@@ -47,9 +47,18 @@ class Case:
 
 
 def build_cases(
-    sources: list, backend: str, batches: Sequence[int], precisions: Sequence[str] | None,
-    target: Any, threads: int, requested_size: int | None, work: Path,
-    calibration_samples: int, spin_us: int, progress: Progress | None, embedding: "Embedding | None" = None,
+    sources: list,
+    backend: str,
+    batches: Sequence[int],
+    precisions: Sequence[str] | None,
+    target: Any,
+    threads: int,
+    requested_size: int | None,
+    work: Path,
+    calibration_samples: int,
+    spin_us: int,
+    progress: Progress | None,
+    embedding: "Embedding | None" = None,
 ) -> tuple[list[Case], list[str]]:
     """One case per model x selected row x batch, and "model row: reason" for each that cannot run.
 
@@ -64,8 +73,11 @@ def build_cases(
     exports: dict[tuple[int, str], Path] = {}  # (model, file precision): one file for ORT and OpenVINO
     for index, source in enumerate(sources):
         rows = select_backends(
-            "onnx" if source.kind == "onnx" else "torch", backend, precisions=wanted,
-            device_type=target.type, onnx_precision=source.precision,
+            "onnx" if source.kind == "onnx" else "torch",
+            backend,
+            precisions=wanted,
+            device_type=target.type,
+            onnx_precision=source.precision,
         )
         if not rows:
             skipped.append(f"{source.label}: no selected backend runs it on {target.type}")
@@ -83,8 +95,14 @@ def build_cases(
                 key = (index, row.file_precision)
                 if key not in exports:
                     exports[key] = export_for_rows(
-                        source, work / f"model{index}-{key[1]}.onnx", model_size, key[1], calibration_samples,
-                        threads, embedding, progress,
+                        source,
+                        work / f"model{index}-{key[1]}.onnx",
+                        model_size,
+                        key[1],
+                        calibration_samples,
+                        threads,
+                        embedding,
+                        progress,
                     )
                 path = exports[key]
             runner = make_runner(source, row, device=str(target), threads=threads, spin_us=spin_us, path=path)
@@ -99,7 +117,10 @@ def build_cases(
 
 
 def check_embedding(
-    models: Sequence[str], backend: str, precisions: Sequence[str] | None, embedding: "Embedding | None",
+    models: Sequence[str],
+    backend: str,
+    precisions: Sequence[str] | None,
+    embedding: "Embedding | None",
 ) -> None:
     """Raise UsageError where ``embedding`` cannot be honoured: an .onnx file (its graph is what it
     was exported as) or a PyTorch row (no graph to put pre/post-processing in). Checked before any
@@ -124,8 +145,14 @@ def check_embedding(
 
 
 def export_for_rows(
-    source: Any, path: Path, size: int, precision: str, calibration_samples: int, threads: int,
-    embedding: "Embedding | None", progress: Progress | None,
+    source: Any,
+    path: Path,
+    size: int,
+    precision: str,
+    calibration_samples: int,
+    threads: int,
+    embedding: "Embedding | None",
+    progress: Progress | None,
 ) -> Path:
     """Export a checkpoint for the ONNX rows that run files of ``precision`` (unverified: bench
     needs its speed; ``fpdctl export`` is where files are verified)."""
@@ -133,8 +160,14 @@ def export_for_rows(
 
     report(progress, "bench.stage", f"exporting {source.label} ({precision})")
     export_onnx(
-        source.net, path, input_size=size, precision=precision, calibration_samples=calibration_samples,
-        verify=False, threads=threads, embedding=embedding,
+        source.net,
+        path,
+        input_size=size,
+        precision=precision,
+        calibration_samples=calibration_samples,
+        verify=False,
+        threads=threads,
+        embedding=embedding,
     )
     return path
 
@@ -145,7 +178,10 @@ def frames(batch: int) -> list[np.ndarray]:
 
 
 def preprocess(
-    frames: list[np.ndarray], input_size: int, convention: Any, io: Any,
+    frames: list[np.ndarray],
+    input_size: int,
+    convention: Any,
+    io: Any,
 ) -> tuple[np.ndarray, list[np.ndarray]]:
     """Crop each frame to the network input (the whole frame is the person), normalise with the
     model's own input convention, and batch: what :mod:`fpdctl.pipeline` does for predict. A

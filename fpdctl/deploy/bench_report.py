@@ -102,7 +102,14 @@ class BenchRow:
 
 # CPU features that decide which reduced precision is fast (lscpu / /proc/cpuinfo flag names).
 CPU_FEATURES: tuple[str, ...] = (
-    "avx2", "avx512f", "avx512_vnni", "avx_vnni", "avx512_bf16", "amx_tile", "amx_bf16", "amx_int8",
+    "avx2",
+    "avx512f",
+    "avx512_vnni",
+    "avx_vnni",
+    "avx512_bf16",
+    "amx_tile",
+    "amx_bf16",
+    "amx_int8",
 )
 
 

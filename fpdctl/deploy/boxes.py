@@ -73,7 +73,9 @@ def read_image_names(annotations: str | os.PathLike[str]) -> dict[int, str]:
         raise DataError(f"annotation file {path} has no COCO 'images' list (id -> file_name)")
     names: dict[int, str] = {}
     for i, image in enumerate(images):
-        if not (isinstance(image, dict) and isinstance(image.get("id"), int) and isinstance(image.get("file_name"), str)):
+        if not (
+            isinstance(image, dict) and isinstance(image.get("id"), int) and isinstance(image.get("file_name"), str)
+        ):
             raise DataError(f"annotation file {path} images entry {i}: needs an integer id and a file_name")
         names[image["id"]] = image["file_name"]
     return names
@@ -113,7 +115,7 @@ def read_boxes(
     if not isinstance(data, list):
         raise DataError(
             f"boxes file {source}: expected a JSON list of detections "
-            f"([{{\"file_name\", \"bbox\", \"score\"}}, ...]), got {type(data).__name__}"
+            f'([{{"file_name", "bbox", "score"}}, ...]), got {type(data).__name__}'
         )
     ids = read_image_names(annotations) if annotations is not None else None
     known = set(image_names)
@@ -136,8 +138,10 @@ def read_boxes(
         name = entry.get("file_name")
         if name is None and "image_id" in entry:
             if ids is None:
-                raise DataError(f"{where}: names image_id {entry['image_id']!r} but no file_name; "
-                                "pass --annotations FILE (COCO images: id -> file_name)")
+                raise DataError(
+                    f"{where}: names image_id {entry['image_id']!r} but no file_name; "
+                    "pass --annotations FILE (COCO images: id -> file_name)"
+                )
             name = ids.get(entry["image_id"])
             if name is None:
                 raise DataError(f"{where}: image_id {entry['image_id']!r} is not in {annotations}")

@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -112,8 +111,13 @@ def nms(boxes: np.ndarray, scores: np.ndarray, iou: float) -> np.ndarray:
 
 
 def decode_persons(
-    output: np.ndarray, geometry: Letterbox, width: int, height: int,
-    *, score: float = DEFAULT_DET_SCORE, iou: float = DEFAULT_DET_IOU,
+    output: np.ndarray,
+    geometry: Letterbox,
+    width: int,
+    height: int,
+    *,
+    score: float = DEFAULT_DET_SCORE,
+    iou: float = DEFAULT_DET_IOU,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Person boxes in image px from a YOLOv8 / YOLO11 output.
 
@@ -164,8 +168,13 @@ class PersonDetector:
     """
 
     def __init__(
-        self, path: str | os.PathLike[str], *, score: float = DEFAULT_DET_SCORE, iou: float = DEFAULT_DET_IOU,
-        device: str = "cpu", threads: int | None = None,
+        self,
+        path: str | os.PathLike[str],
+        *,
+        score: float = DEFAULT_DET_SCORE,
+        iou: float = DEFAULT_DET_IOU,
+        device: str = "cpu",
+        threads: int | None = None,
     ) -> None:
         check_thresholds(score, iou)
         import onnxruntime as ort
@@ -177,18 +186,26 @@ class PersonDetector:
         self.score, self.iou = score, iou
         try:
             self.session = ort.InferenceSession(
-                str(self.path), session_options(threads), providers=ort_providers(device),
+                str(self.path),
+                session_options(threads),
+                providers=ort_providers(device),
             )
         except UsageError:
             raise
         except Exception as exc:  # ORT raises its own Fail/InvalidGraph/InvalidProtobuf classes
             lines = str(exc).strip().splitlines()
-            raise InputError(f"ONNX Runtime cannot load detector {self.path}: {lines[0][:300] if lines else exc}") from exc
+            raise InputError(
+                f"ONNX Runtime cannot load detector {self.path}: {lines[0][:300] if lines else exc}"
+            ) from exc
         inputs, outputs = self.session.get_inputs(), self.session.get_outputs()
         shape = list(inputs[0].shape)
         batch_ok = len(shape) == 4 and (shape[0] == 1 or not isinstance(shape[0], int))
         square = (
-            len(inputs) == 1 and batch_ok and shape[1] == 3 and isinstance(shape[2], int) and shape[2] > 0
+            len(inputs) == 1
+            and batch_ok
+            and shape[1] == 3
+            and isinstance(shape[2], int)
+            and shape[2] > 0
             and shape[2] == shape[3]
         )
         if not square:
@@ -200,8 +217,11 @@ class PersonDetector:
         self.size: int = int(shape[2])
         out_shape = list(outputs[0].shape)
         channels = out_shape[1] if len(out_shape) == 3 else None
-        if len(outputs) < 1 or len(out_shape) != 3 or (isinstance(channels, int) and channels < 5) or (
-            isinstance(out_shape[0], int) and out_shape[0] != 1
+        if (
+            len(outputs) < 1
+            or len(out_shape) != 3
+            or (isinstance(channels, int) and channels < 5)
+            or (isinstance(out_shape[0], int) and out_shape[0] != 1)
         ):
             raise InputError(
                 f"detector {self.path}: output '{outputs[0].name}' must be [1, 4 + C, A] "
@@ -225,8 +245,7 @@ class PersonDetector:
         (output,) = self.session.run([self.output_name], {self.input_name: tensor})
         if output.ndim != 3 or output.shape[0] != 1 or output.shape[1] < 5:
             raise InputError(
-                f"detector {self.path}: output '{self.output_name}' must be [1, 4 + C, A], "
-                f"got {_dims(output.shape)}"
+                f"detector {self.path}: output '{self.output_name}' must be [1, 4 + C, A], got {_dims(output.shape)}"
             )
         height, width = image.shape[:2]
         return decode_persons(output, geometry, width, height, score=self.score, iou=self.iou)

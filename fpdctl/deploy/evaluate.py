@@ -71,7 +71,9 @@ def evaluate_deployed(
     source = open_model(model, input_convention)
     exported = _exported_row(source, backend, target.type)
     row = exported or pick_backend(
-        "onnx" if source.kind == "onnx" else "torch", backend, device_type=target.type,
+        "onnx" if source.kind == "onnx" else "torch",
+        backend,
+        device_type=target.type,
         onnx_precision=source.precision if source.kind == "onnx" else None,
     )
     size = source.input_size_for(input_size)
@@ -83,8 +85,14 @@ def evaluate_deployed(
             from fpdctl.deploy.bench_cases import export_for_rows
 
             path = export_for_rows(
-                source, Path(work) / "model.onnx", size, str(exported.file_precision), BENCH_CALIBRATION_SAMPLES,
-                threads, None, None,
+                source,
+                Path(work) / "model.onnx",
+                size,
+                str(exported.file_precision),
+                BENCH_CALIBRATION_SAMPLES,
+                threads,
+                None,
+                None,
             )
         runner = make_runner(source, row, device=str(target), threads=threads, path=path)
         if runner.io != GraphIO():
@@ -93,9 +101,15 @@ def evaluate_deployed(
                 "fpdctl eval feeds normalised crops and reads heatmaps: evaluate a plain export"
             )
         result = evaluate_model(
-            runner, build_dataset(spec, "val", input_size=size), flip=flip, batch_size=runner.batch or batch_size,
-            device=target if row.runtime == "torch" else "cpu", num_workers=num_workers, threshold=threshold,
-            progress=progress, input_convention=source.input_convention,
+            runner,
+            build_dataset(spec, "val", input_size=size),
+            flip=flip,
+            batch_size=runner.batch or batch_size,
+            device=target if row.runtime == "torch" else "cpu",
+            num_workers=num_workers,
+            threshold=threshold,
+            progress=progress,
+            input_convention=source.input_convention,
         )
     result = replace(result, backend=row.name)
     if save_predictions is not None:
@@ -120,9 +134,7 @@ def _exported_row(source: Any, backend: str, device_type: str) -> "Backend | Non
     if not rows or any(row.runtime == "torch" for row in rows):
         return None
     if len(rows) > 1:  # pick_backend below sees one file precision only: say it here
-        raise UsageError(
-            f"--backend must pick one backend here; '{backend}' selects {', '.join(b.name for b in rows)}"
-        )
+        raise UsageError(f"--backend must pick one backend here; '{backend}' selects {', '.join(b.name for b in rows)}")
     return pick_backend("onnx", backend, device_type=device_type, onnx_precision=rows[0].file_precision)
 
 

@@ -36,8 +36,8 @@ from fpdctl.progress import Progress, report
 if TYPE_CHECKING:
     import onnx
 
-    from fpdctl.deploy.preprocess_decode import Embedding, KeypointCheck
     from fpdctl.deploy.metadata import OnnxModelInfo
+    from fpdctl.deploy.preprocess_decode import Embedding, KeypointCheck
     from fpdctl.deploy.quantize import QuantizationReport
     from fpdctl.deploy.runtime import OrtRunner
     from fpdctl.deploy.verify import AccuracyComparison, VerificationReport
@@ -107,7 +107,8 @@ class ExportResult:
 
 
 def _load_source(
-    model: "str | os.PathLike[str] | HourglassNet", input_convention: "ConventionOverride | None" = None,
+    model: "str | os.PathLike[str] | HourglassNet",
+    input_convention: "ConventionOverride | None" = None,
 ) -> tuple["HourglassNet", str, str]:
     """(network, source label, sha256 of the checkpoint or "") for a path, a name or a module;
     ``input_convention`` overrides the network's own (a module's attribute is set)."""
@@ -130,8 +131,14 @@ def _load_source(
 
 
 def _check_options(
-    precision: str, batch: int | None, opset: int, exporter: str, calibration_data: str,
-    calibration_samples: int, validation_samples: int | None, verify: bool,
+    precision: str,
+    batch: int | None,
+    opset: int,
+    exporter: str,
+    calibration_data: str,
+    calibration_samples: int,
+    validation_samples: int | None,
+    verify: bool,
 ) -> tuple[int | None, int]:
     """Fail on a bad option before any work; returns the parsed (batch, opset).
 
@@ -183,9 +190,15 @@ class _Export:
 
     def info(self, precision: str) -> "OnnxModelInfo":
         return model_info(
-            self.net, input_size=self.input_size, batch=self.batch, opset=self.opset,
-            all_stacks=self.all_stacks, precision=precision, source=self.source,
-            source_sha256=self.source_sha256, exporter=self.exporter,
+            self.net,
+            input_size=self.input_size,
+            batch=self.batch,
+            opset=self.opset,
+            all_stacks=self.all_stacks,
+            precision=precision,
+            source=self.source,
+            source_sha256=self.source_sha256,
+            exporter=self.exporter,
         )
 
     def runner(self, model_bytes: bytes, precision: str) -> "OrtRunner":
@@ -203,9 +216,13 @@ class _Export:
 
         self.say(f"verifying the {precision} model against PyTorch")
         result = verify_runner(
-            runner, self.net, input_size=self.input_size, precision=precision,
+            runner,
+            self.net,
+            input_size=self.input_size,
+            precision=precision,
             min_agreement=export_backend(precision).min_agreement,
-            random_samples=self.verify_random, image_samples=self.verify_images,
+            random_samples=self.verify_random,
+            image_samples=self.verify_images,
         )
         if not result.passed:
             raise VerificationError(f"{result.failure_message()}; nothing was written")
@@ -272,7 +289,14 @@ def export_onnx(
 
     start = time.perf_counter()
     batch, opset = _check_options(
-        precision, batch, opset, exporter, calibration_data, calibration_samples, validation_samples, verify,
+        precision,
+        batch,
+        opset,
+        exporter,
+        calibration_data,
+        calibration_samples,
+        validation_samples,
+        verify,
     )
     scoring = _Scoring(calibration_data, validation_samples, flip)
     embedding = embedding if embedding is not None and embedding.active else None
@@ -285,15 +309,29 @@ def export_onnx(
     input_size = resolve_input_size(model, input_size)
     net.spec.check_input_size(input_size)
     job = _Export(
-        net, input_size, batch, opset, all_stacks, exporter, source, sha256, threads, verify_random,
-        verify_images, progress, embedding,
+        net,
+        input_size,
+        batch,
+        opset,
+        all_stacks,
+        exporter,
+        source,
+        sha256,
+        threads,
+        verify_random,
+        verify_images,
+        progress,
+        embedding,
     )
     with tempfile.TemporaryDirectory(prefix="fpdctl-export-") as work_dir:
         final_bytes, checks = _export_checked(job, Path(work_dir), precision, verify, calibration_samples, scoring)
         atomic_write_bytes(output, final_bytes)
     return ExportResult(
-        path=Path(output), info=job.final_info(precision), size_bytes=len(final_bytes),
-        seconds=time.perf_counter() - start, **checks,
+        path=Path(output),
+        info=job.final_info(precision),
+        size_bytes=len(final_bytes),
+        seconds=time.perf_counter() - start,
+        **checks,
     )
 
 
@@ -311,7 +349,12 @@ class _Scoring:
 
 
 def _export_checked(
-    job: _Export, work: Path, precision: str, verify: bool, calibration_samples: int, scoring: _Scoring,
+    job: _Export,
+    work: Path,
+    precision: str,
+    verify: bool,
+    calibration_samples: int,
+    scoring: _Scoring,
 ) -> tuple[bytes, dict[str, Any]]:
     """Export, verify fp32 (the gate), reduce the precision, verify and score that.
 
@@ -333,8 +376,15 @@ def _export_checked(
         from fpdctl.deploy.preprocess_decode import embed_verified
 
         final_bytes, embedding_checks = embed_verified(
-            final_bytes, job.final_info(precision), job.embedding, job.net, verify=verify,
-            random_samples=job.verify_random, image_samples=job.verify_images, threads=job.threads, say=job.say,
+            final_bytes,
+            job.final_info(precision),
+            job.embedding,
+            job.net,
+            verify=verify,
+            random_samples=job.verify_random,
+            image_samples=job.verify_images,
+            threads=job.threads,
+            say=job.say,
         )
     return final_bytes, {
         "verification": verification,
@@ -355,8 +405,13 @@ def _export_fp32(job: _Export, work: Path) -> "onnx.ModelProto":
     path = work / "fp32.onnx"
     job.say(f"exporting {job.net.spec.name} to ONNX (opset {job.opset}, {job.exporter})")
     torch_to_onnx(
-        job.net, path, input_size=job.input_size, batch=job.batch, opset=job.opset,
-        all_stacks=job.all_stacks, exporter=job.exporter,
+        job.net,
+        path,
+        input_size=job.input_size,
+        batch=job.batch,
+        opset=job.opset,
+        all_stacks=job.all_stacks,
+        exporter=job.exporter,
     )
     model = onnx.load(str(path))
     check_opset_written(model, job.opset)
@@ -368,7 +423,11 @@ def _export_fp32(job: _Export, work: Path) -> "onnx.ModelProto":
 
 
 def _reduce_precision(
-    job: _Export, fp32_model: "onnx.ModelProto", precision: str, work: Path, calibration_data: str,
+    job: _Export,
+    fp32_model: "onnx.ModelProto",
+    precision: str,
+    work: Path,
+    calibration_data: str,
     calibration_samples: int,
 ) -> tuple[bytes, "QuantizationReport | None"]:
     """The serialised model in ``precision`` (fp32 as it is, fp16 converted, int8 calibrated).
@@ -393,14 +452,17 @@ def _reduce_precision(
     final_bytes = final_model.SerializeToString()
     if len(final_bytes) > SINGLE_FILE_LIMIT:
         raise RuntimeFailure(
-            f"the {precision} model is {len(final_bytes) / 2**30:.1f} GiB; a single-file ONNX "
-            "model must be under 2 GiB"
+            f"the {precision} model is {len(final_bytes) / 2**30:.1f} GiB; a single-file ONNX model must be under 2 GiB"
         )
     return final_bytes, quant_report
 
 
 def _quantize(
-    job: _Export, fp32_model: "onnx.ModelProto", work: Path, calibration_data: str, calibration_samples: int,
+    job: _Export,
+    fp32_model: "onnx.ModelProto",
+    work: Path,
+    calibration_data: str,
+    calibration_samples: int,
 ) -> tuple["onnx.ModelProto", "QuantizationReport"]:
     import onnx
 
@@ -417,15 +479,21 @@ def _quantize(
     job.say(f"calibrating int8 on {len(indices)} {calibration_data} images")
     out_path = work / "int8.onnx"
     quant_report = quantize_int8(
-        fp32_model, out_path,
+        fp32_model,
+        out_path,
         image_batches(dataset, indices, batch, pad=job.batch is not None, convention=job.net.input_convention),
-        work_dir=work, calibration_data=str(calibration_data),
+        work_dir=work,
+        calibration_data=str(calibration_data),
     )
     return onnx.load(str(out_path)), quant_report
 
 
 def _compare_with_fp32(
-    job: _Export, fp32_bytes: bytes, runner: "OrtRunner", precision: str, scoring: _Scoring,
+    job: _Export,
+    fp32_bytes: bytes,
+    runner: "OrtRunner",
+    precision: str,
+    scoring: _Scoring,
 ) -> "AccuracyComparison":
     """fp32 and the reduced precision scored as ``fpdctl eval`` scores each file."""
     from fpdctl.deploy.verify import compare_accuracy
@@ -436,8 +504,14 @@ def _compare_with_fp32(
         f"{persons} {scoring.data} validation persons"
     )
     return compare_accuracy(
-        job.runner(fp32_bytes, "fp32"), runner, data=scoring.data, input_size=job.input_size,
-        samples=scoring.samples, flip=scoring.flip, reference_precision="fp32", candidate_precision=precision,
+        job.runner(fp32_bytes, "fp32"),
+        runner,
+        data=scoring.data,
+        input_size=job.input_size,
+        samples=scoring.samples,
+        flip=scoring.flip,
+        reference_precision="fp32",
+        candidate_precision=precision,
         input_convention=job.net.input_convention,
     )
 

@@ -29,9 +29,27 @@ PREFIX = "fpdctl."
 # "color_order", "mean" and "std" repeat it for readers that know only those, and are what files
 # written before it existed have.
 KEYS: tuple[str, ...] = (
-    "spec", "joint_set", "joint_names", "flip_pairs", "skeleton", "input_size", "input_convention",
-    "color_order", "mean", "std", "heatmap_stride", "heatmap_size", "outputs", "precision", "batch",
-    "version", "source_sha256", "source", "opset", "exporter", "graph_io",
+    "spec",
+    "joint_set",
+    "joint_names",
+    "flip_pairs",
+    "skeleton",
+    "input_size",
+    "input_convention",
+    "color_order",
+    "mean",
+    "std",
+    "heatmap_stride",
+    "heatmap_size",
+    "outputs",
+    "precision",
+    "batch",
+    "version",
+    "source_sha256",
+    "source",
+    "opset",
+    "exporter",
+    "graph_io",
 )
 # Keys a file may lack, and how it is read then.
 _OPTIONAL_KEYS: frozenset[str] = frozenset({"input_convention", "graph_io"})
@@ -82,7 +100,9 @@ class GraphIO:
         data = json.loads(text)
         order, outputs = data.get("pixel_order"), tuple(str(o) for o in data.get("outputs", ()))
         if order not in (None, "rgb", "bgr") or outputs not in (
-            (HEATMAPS,), (KEYPOINTS, SCORES), (KEYPOINTS, SCORES, HEATMAPS)
+            (HEATMAPS,),
+            (KEYPOINTS, SCORES),
+            (KEYPOINTS, SCORES, HEATMAPS),
         ):
             raise ValueError(f"unknown graph inputs/outputs {text}")
         return cls(order, outputs)
@@ -136,7 +156,7 @@ class OnnxModelInfo:
 
     @property
     def color_order(self) -> str:
-        """"RGB" or "BGR": the network's channel order (of :attr:`input_convention`)."""
+        """ "RGB" or "BGR": the network's channel order (of :attr:`input_convention`)."""
         return self.input_convention.order.upper()
 
     @property

@@ -169,9 +169,15 @@ def prepend_preprocess(model: "onnx.ModelProto", convention: "InputConvention", 
     current = _PRE + "float"
     if pixel_order != convention.order:  # network channel c reads pixel channel 2 - c
         constants.append(numpy_helper.from_array(np.array([2, 1, 0], np.int64), _PRE + "reversed"))
-        nodes.append(helper.make_node(
-            "Gather", [current, _PRE + "reversed"], [_PRE + "reordered"], name=_PRE + "reorder", axis=1,
-        ))
+        nodes.append(
+            helper.make_node(
+                "Gather",
+                [current, _PRE + "reversed"],
+                [_PRE + "reordered"],
+                name=_PRE + "reorder",
+                axis=1,
+            )
+        )
         current = _PRE + "reordered"
     nodes += [
         helper.make_node("Div", [current, _PRE + "max_pixel_value"], [_PRE + "scaled"], name=_PRE + "scale"),
@@ -218,8 +224,9 @@ def append_decode(model: "onnx.ModelProto", input_size: int, *, keep_heatmaps: b
         return d + name
 
     def node(op: str, inputs: list[str], output: str, **attrs: Any) -> str:
-        graph.node.append(helper.make_node(op, inputs, [output if output in outputs else d + output],
-                                           name=d + output, **attrs))
+        graph.node.append(
+            helper.make_node(op, inputs, [output if output in outputs else d + output], name=d + output, **attrs)
+        )
         return output if output in outputs else d + output
 
     outputs = (KEYPOINTS_OUTPUT_NAME, SCORES_OUTPUT_NAME)
@@ -240,37 +247,56 @@ def append_decode(model: "onnx.ModelProto", input_size: int, *, keep_heatmaps: b
     px = node("Mod", [index, w], "px")
     # (index - px) / w: exact whether Div truncates (ONNX on integers) or not (OpenCV's DNN).
     py = node("Div", [node("Sub", [index, px], "row_start"), w], "py")
-    for axis, (position, size, low, high, stride) in enumerate((
-        (px, width, ("left", "Sub", one), ("right", "Add", one), input_size / width),
-        (py, height, ("up", "Sub", w), ("down", "Add", w), input_size / height),
-    )):
+    for axis, (position, size, low, high, stride) in enumerate(
+        (
+            (px, width, ("left", "Sub", one), ("right", "Add", one), input_size / width),
+            (py, height, ("up", "Sub", w), ("down", "Add", w), input_size / height),
+        )
+    ):
         name = "xy"[axis]
         below = neighbour(low[0], low[1], low[2], zero, "Max")
         above = neighbour(high[0], high[1], high[2], last, "Min")
         # 1 strictly inside the map, else 0, in integer arithmetic rather than And / Greater /
         # Less (OpenCV's DNN reads no boolean ops): min(p, 1) * min(last - p, 1) for 0 <= p <= last.
-        inside = node("Mul", [
-            node("Min", [position, one], f"{name}_after_first"),
-            node("Min", [node("Sub", [const(f"{name}_last", size - 1, np.int64), position], f"{name}_to_last"), one],
-                 f"{name}_before_last"),
-        ], f"{name}_inside")
-        step = node("Mul", [
-            node("Mul", [node("Sign", [node("Sub", [above, below], f"{name}_slope")], f"{name}_sign"), quarter],
-                 f"{name}_quarter"),
-            node("Cast", [inside], f"{name}_inside_float", to=TensorProto.FLOAT),
-        ], f"{name}_step")
-        shifted = node("Add", [node("Cast", [position], f"{name}_float", to=TensorProto.FLOAT), step],
-                       f"{name}_shifted")
+        inside = node(
+            "Mul",
+            [
+                node("Min", [position, one], f"{name}_after_first"),
+                node(
+                    "Min",
+                    [node("Sub", [const(f"{name}_last", size - 1, np.int64), position], f"{name}_to_last"), one],
+                    f"{name}_before_last",
+                ),
+            ],
+            f"{name}_inside",
+        )
+        step = node(
+            "Mul",
+            [
+                node(
+                    "Mul",
+                    [node("Sign", [node("Sub", [above, below], f"{name}_slope")], f"{name}_sign"), quarter],
+                    f"{name}_quarter",
+                ),
+                node("Cast", [inside], f"{name}_inside_float", to=TensorProto.FLOAT),
+            ],
+            f"{name}_step",
+        )
+        shifted = node(
+            "Add", [node("Cast", [position], f"{name}_float", to=TensorProto.FLOAT), step], f"{name}_shifted"
+        )
         coords.append(node("Mul", [shifted, const(f"{name}_stride", stride, np.float32)], name))
     node("Concat", coords, KEYPOINTS_OUTPUT_NAME, axis=2)
 
     kept = [graph.output[0]] if keep_heatmaps else []
     del graph.output[:]
-    graph.output.extend([
-        helper.make_tensor_value_info(KEYPOINTS_OUTPUT_NAME, TensorProto.FLOAT, [batch, joints, 2]),
-        helper.make_tensor_value_info(SCORES_OUTPUT_NAME, TensorProto.FLOAT, [batch, joints]),
-        *kept,
-    ])
+    graph.output.extend(
+        [
+            helper.make_tensor_value_info(KEYPOINTS_OUTPUT_NAME, TensorProto.FLOAT, [batch, joints, 2]),
+            helper.make_tensor_value_info(SCORES_OUTPUT_NAME, TensorProto.FLOAT, [batch, joints]),
+            *kept,
+        ]
+    )
 
 
 def copy_model(model: "onnx.ModelProto") -> "onnx.ModelProto":

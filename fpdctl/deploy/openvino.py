@@ -50,7 +50,12 @@ class OpenVinoRunner(Runner):
     """An OpenVINO CPU compiled model over an exported ONNX file, at the row's precision hint."""
 
     def __init__(
-        self, model: str | os.PathLike[str], backend: Backend, *, device: str = "cpu", threads: int | None = None,
+        self,
+        model: str | os.PathLike[str],
+        backend: Backend,
+        *,
+        device: str = "cpu",
+        threads: int | None = None,
     ) -> None:
         from fpdctl.deploy.metadata import read_props
 
@@ -85,8 +90,14 @@ class OpenVinoRunner(Runner):
 
     @classmethod
     def open(
-        cls, source: ModelSource, backend: Backend, *, device: str, threads: int | None,
-        spin_us: int | None, file: str | os.PathLike[str] | None,
+        cls,
+        source: ModelSource,
+        backend: Backend,
+        *,
+        device: str,
+        threads: int | None,
+        spin_us: int | None,
+        file: str | os.PathLike[str] | None,
     ) -> "OpenVinoRunner":
         assert file is not None  # make_runner refuses a checkpoint for this runtime
         return cls(file, backend, device=device, threads=threads)

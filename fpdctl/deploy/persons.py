@@ -232,12 +232,19 @@ class PersonSource:
     """
 
     def __init__(
-        self, *, bbox: Box | None = None, boxes: "dict[Any, list[FileBox]] | None" = None,
+        self,
+        *,
+        bbox: Box | None = None,
+        boxes: "dict[Any, list[FileBox]] | None" = None,
         detector: "PersonDetector | None" = None,
     ) -> None:
         self.bbox, self.boxes, self.detector = bbox, boxes, detector
-        self.kind = "bbox" if bbox is not None else "boxes" if boxes is not None else (
-            "detector" if detector is not None else "image"
+        self.kind = (
+            "bbox"
+            if bbox is not None
+            else "boxes"
+            if boxes is not None
+            else ("detector" if detector is not None else "image")
         )
         self.bbox_outside: list[str] = []
         self.warnings: list[str] = []
@@ -277,6 +284,9 @@ class PersonSource:
         if self.bbox_outside and self.bbox is not None:
             shown = ", ".join(self.bbox_outside[:3]) + (" ..." if len(self.bbox_outside) > 3 else "")
             box = ",".join(f"{v:g}" for v in self.bbox)
-            lines.insert(0, f"--bbox {box} lies wholly outside {len(self.bbox_outside)} image(s) or frame(s) "
-                            f"({shown}): their crops hold only padding")
+            lines.insert(
+                0,
+                f"--bbox {box} lies wholly outside {len(self.bbox_outside)} image(s) or frame(s) "
+                f"({shown}): their crops hold only padding",
+            )
         return lines

@@ -33,12 +33,11 @@ import shutil
 import tempfile
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Iterator, Sequence
+from typing import TYPE_CHECKING, Any, Iterator
 
 import numpy as np
 
 from fpdctl.deploy.detector import DEFAULT_DET_IOU, DEFAULT_DET_SCORE
-from fpdctl.errors import DataError, InputError, RuntimeFailure, UsageError
 from fpdctl.deploy.persons import (  # noqa: F401  (re-exported: predict's public names)
     Person,
     PersonBox,
@@ -48,11 +47,12 @@ from fpdctl.deploy.persons import (  # noqa: F401  (re-exported: predict's publi
     outside_image,
     parse_bbox,
 )
+from fpdctl.deploy.pose_model import PoseModel
+from fpdctl.errors import DataError, InputError, RuntimeFailure, UsageError
 from fpdctl.pipeline import Box
 from fpdctl.progress import Progress, report
 
 if TYPE_CHECKING:
-    from fpdctl.deploy.runtime import Runner
     from fpdctl.models.convention import ConventionOverride
 
 IMAGE_SUFFIXES: tuple[str, ...] = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff")
@@ -66,102 +66,8 @@ FALLBACK_FPS: float = 25.0
 FOLDER_BATCH: int = 8
 
 
-class _Model:
-    """A runner plus what feeding it needs: input size, input convention, joint set."""
-
-    def __init__(
-        self, model: str, device: str, threads: int | None, input_size: int | None,
-        input_convention: "ConventionOverride | None" = None, backend: str = "auto",
-    ) -> None:
-        from fpdctl.deploy.backends import pick_backend
-        from fpdctl.deploy.runtime import make_runner, open_model
-        from fpdctl.utils.device import resolve_device
-
-        self.source = source = open_model(model, input_convention)
-        self.input_size = source.input_size_for(input_size)
-        onnx = source.kind == "onnx"
-        run_on = str(resolve_device(device))
-        if onnx and not run_on.startswith("cuda"):
-            run_on = "cpu"  # ONNX Runtime runs on CUDA or the CPU (auto's mps is the CPU here)
-        row = pick_backend(
-            "onnx" if onnx else "torch", backend, device_type=run_on.split(":")[0],
-            onnx_precision=source.precision if onnx else None,
-        )
-        self.runner: Runner = make_runner(source, row, device=run_on, threads=threads)
-        # The model's own input convention (the checkpoint or export records it, or its format
-        # implies it; the user may override it), never a module default.
-        self.convention = source.input_convention
-        self.joint_set = source.joint_set
-
-    def crop(self, image: np.ndarray, center: np.ndarray, scale: float) -> tuple[np.ndarray, np.ndarray]:
-        """uint8 [S, S, 3] BGR crop around the person and its affine (image px -> input px)."""
-        from fpdctl.pipeline import crop
-
-        return crop(image, center, scale, self.input_size)
-
-    def keypoints(self, patches: np.ndarray, affines: Sequence[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
-        """Image-px keypoints [N, J, 2] and scores [N, J] for a batch of crops [N, S, S, 3]."""
-        from fpdctl.deploy.metadata import GraphIO
-        from fpdctl.pipeline import predict_crops
-
-        if self.runner.io == GraphIO():
-            return predict_crops(self.runner, patches, affines, self.convention)
-        # An export with pre-processing or decoding inside: it takes the crops / returns keypoints.
-        from fpdctl.data.transforms import invert_affine, transform_points
-        from fpdctl.deploy.preprocess_decode import embedded_keypoints
-
-        keypoints, scores = embedded_keypoints(self.runner, patches, self.convention)
-        return transform_points(keypoints, np.stack([invert_affine(a) for a in affines])), scores
-
-    def draw(self, image: np.ndarray, persons: Sequence[Person], min_score: float, boxed: bool) -> np.ndarray:
-        """The image with every person's skeleton drawn, and their boxes when ``boxed``."""
-        from fpdctl.viz import draw_persons
-
-        if not persons:
-            return np.ascontiguousarray(image).copy()
-        joints = np.stack([p.keypoints for p in persons])
-        scores = np.stack([p.scores for p in persons])
-        boxes = np.array([p.box for p in persons], dtype=np.float64) if boxed else None
-        return draw_persons(image, joints, self.joint_set, scores=scores, min_score=min_score, boxes=boxes)
-
-    def persons_batch(self, images: Sequence[tuple[np.ndarray, Sequence["PersonBox"]]]) -> list[list[Person]]:
-        """Every person of several images, all crops in ONE forward pass.
-
-        Args:
-            images: (uint8 BGR [H, W, 3] image, its person boxes) pairs.
-
-        Returns:
-            per image, its persons in box order.
-        """
-        crops: list[np.ndarray] = []
-        affines: list[np.ndarray] = []
-        for image, found in images:
-            for person in found:
-                patch, affine = self.crop(image, person.center, person.scale)
-                crops.append(patch)
-                affines.append(affine)
-        if not crops:
-            return [[] for _ in images]
-        coords, scores = self.keypoints(np.stack(crops), affines)
-        results: list[list[Person]] = []
-        k = 0
-        for _image, found in images:
-            results.append([
-                Person(p.box, p.score, p.center, p.scale, coords[k + n], scores[k + n]) for n, p in enumerate(found)
-            ])
-            k += len(found)
-        return results
-
-    def persons(self, image: np.ndarray, found: Sequence["PersonBox"]) -> list[Person]:
-        """Every person of one image, its K crops in one batch."""
-        return self.persons_batch([(image, found)])[0]
-
-
-PoseModel = _Model
-
-
 def input_kind(path: Path) -> str:
-    """"image", "folder" or "video" from the path; InputError for anything else."""
+    """ "image", "folder" or "video" from the path; InputError for anything else."""
     if not path.exists():
         raise InputError(f"input not found: {path}")
     if path.is_dir():
@@ -266,15 +172,24 @@ def predict(
         from fpdctl.deploy.boxes import read_boxes
 
         file_boxes = read_boxes(
-            boxes, image_names=[f.name for f in files], video=source_path.name if kind == "video" else None,
-            annotations=annotations, input_dir=str(source_path if kind == "folder" else source_path.parent),
+            boxes,
+            image_names=[f.name for f in files],
+            video=source_path.name if kind == "video" else None,
+            annotations=annotations,
+            input_dir=str(source_path if kind == "folder" else source_path.parent),
         )
     check_folder_creatable(out)  # before the model loads
     previous = _previous_outputs(out, overwrite)
     person_detector = (
-        None if detector is None
-        else PersonDetector(detector, score=det_score, iou=det_iou, device=device if device.startswith("cuda") else "cpu",
-                            threads=threads)
+        None
+        if detector is None
+        else PersonDetector(
+            detector,
+            score=det_score,
+            iou=det_iou,
+            device=device if device.startswith("cuda") else "cpu",
+            threads=threads,
+        )
     )
     people = PersonSource(bbox=bbox, boxes=file_boxes, detector=person_detector)
     import torch
@@ -285,9 +200,23 @@ def predict(
     created = not os.path.lexists(out)
     try:
         result = _predict(
-            model, source_path, kind, out, files=files, first_image=first_image, people=people, device=device,
-            threads=threads, input_size=input_size, draw=draw, min_score=min_score, max_frames=max_frames,
-            input_convention=input_convention, backend=backend, progress=progress, start=start,
+            model,
+            source_path,
+            kind,
+            out,
+            files=files,
+            first_image=first_image,
+            people=people,
+            device=device,
+            threads=threads,
+            input_size=input_size,
+            draw=draw,
+            min_score=min_score,
+            max_frames=max_frames,
+            input_convention=input_convention,
+            backend=backend,
+            progress=progress,
+            start=start,
         )
     except BaseException:
         if created and out.is_dir():  # a failed run leaves no half-written folder behind
@@ -333,14 +262,28 @@ def _previous_outputs(out: Path, overwrite: bool) -> set[str]:
 
 
 def _predict(
-    model: str, source_path: Path, kind: str, out: Path, *, files: list[Path], first_image: np.ndarray | None,
-    people: PersonSource, device: str, threads: int | None, input_size: int | None, draw: bool,
-    min_score: float, max_frames: int | None, input_convention: "ConventionOverride | None",
-    progress: Progress | None, start: float, backend: str = "auto",
+    model: str,
+    source_path: Path,
+    kind: str,
+    out: Path,
+    *,
+    files: list[Path],
+    first_image: np.ndarray | None,
+    people: PersonSource,
+    device: str,
+    threads: int | None,
+    input_size: int | None,
+    draw: bool,
+    min_score: float,
+    max_frames: int | None,
+    input_convention: "ConventionOverride | None",
+    progress: Progress | None,
+    start: float,
+    backend: str = "auto",
 ) -> PredictResult:
     from fpdctl.utils.io import atomic_write_text, ensure_parent_writable
 
-    net = _Model(model, device, threads, input_size, input_convention, backend)
+    net = PoseModel(model, device, threads, input_size, input_convention, backend)
     predictions: list[Prediction] = []
     drawn: list[Path] = []
     skipped: list[str] = []
@@ -350,18 +293,42 @@ def _predict(
             drawn.append(video_out)
     else:
         predictions, drawn, skipped = _predict_images(
-            net, source_path, kind, files, first_image, out, people, draw, min_score, progress,
+            net,
+            source_path,
+            kind,
+            files,
+            first_image,
+            out,
+            people,
+            draw,
+            min_score,
+            progress,
         )
     detector = people.detector
     result = PredictResult(
-        model=model, arch=net.source.spec.name, input=str(source_path), kind=kind,
-        input_size=net.input_size, joint_names=tuple(net.joint_set.names), skeleton=tuple(net.joint_set.skeleton),
-        predictions=predictions, json_path=out / JSON_NAME, drawn=drawn, skipped=skipped,
-        seconds=time.perf_counter() - start, input_convention=net.convention, backend=net.runner.backend.name,
+        model=model,
+        arch=net.source.spec.name,
+        input=str(source_path),
+        kind=kind,
+        input_size=net.input_size,
+        joint_names=tuple(net.joint_set.names),
+        skeleton=tuple(net.joint_set.skeleton),
+        predictions=predictions,
+        json_path=out / JSON_NAME,
+        drawn=drawn,
+        skipped=skipped,
+        seconds=time.perf_counter() - start,
+        input_convention=net.convention,
+        backend=net.runner.backend.name,
         persons_from=people.kind,
-        detector=None if detector is None else {
-            "file": str(detector.path), "input_size": detector.size, "runtime": "onnxruntime",
-            "score": detector.score, "iou": detector.iou,
+        detector=None
+        if detector is None
+        else {
+            "file": str(detector.path),
+            "input_size": detector.size,
+            "runtime": "onnxruntime",
+            "score": detector.score,
+            "iou": detector.iou,
         },
         warnings=people.all_warnings(),
     )
@@ -388,8 +355,16 @@ def _image_files(path: Path, kind: str) -> list[Path]:
 
 
 def _predict_images(
-    net: _Model, path: Path, kind: str, files: list[Path], first_image: np.ndarray | None, out: Path,
-    people: PersonSource, draw: bool, min_score: float, progress: Progress | None,
+    net: PoseModel,
+    path: Path,
+    kind: str,
+    files: list[Path],
+    first_image: np.ndarray | None,
+    out: Path,
+    people: PersonSource,
+    draw: bool,
+    min_score: float,
+    progress: Progress | None,
 ) -> tuple[list[Prediction], list[Path], list[str]]:
     import cv2
 
@@ -444,8 +419,14 @@ def _predict_images(
 
 
 def _predict_video(
-    net: _Model, path: Path, out: Path, people: PersonSource, draw: bool,
-    min_score: float, max_frames: int | None, progress: Progress | None,
+    net: PoseModel,
+    path: Path,
+    out: Path,
+    people: PersonSource,
+    draw: bool,
+    min_score: float,
+    max_frames: int | None,
+    progress: Progress | None,
 ) -> tuple[list[Prediction], Path | None]:
     import cv2
 
@@ -516,6 +497,5 @@ __all__ = [
     "keypoints_json",
     "outside_image",
     "parse_bbox",
-    "person_box",
     "predict",
 ]

@@ -28,8 +28,8 @@ if TYPE_CHECKING:
 
     from fpdctl.deploy.metadata import OnnxModelInfo
     from fpdctl.deploy.runtime import Runner
-    from fpdctl.models.hourglass import HourglassNet
     from fpdctl.models.convention import InputConvention
+    from fpdctl.models.hourglass import HourglassNet
 
 PIXEL_ORDERS: tuple[str, ...] = ("rgb", "bgr")
 # OpenCV's order: what cv2.imread and cv2.VideoCapture give a deployment.
@@ -314,14 +314,31 @@ def embed_verified(
     precision = info.precision
     crops = verification_crops(info.input_size, random_samples, image_samples)
     embedded = OrtRunner(data, export_backend(precision), threads=threads)
-    references = [(TorchRunner(net, get_backend("torch"), "cpu"), "PyTorch fp32 + Python pre/post-processing",
-                   FP32_MIN_AGREEMENT if precision == "fp32" else None)]
+    references = [
+        (
+            TorchRunner(net, get_backend("torch"), "cpu"),
+            "PyTorch fp32 + Python pre/post-processing",
+            FP32_MIN_AGREEMENT if precision == "fp32" else None,
+        )
+    ]
     if precision != "fp32":
-        references.append((OrtRunner(model_bytes, export_backend(precision), threads=threads),
-                           f"the {precision} network + Python pre/post-processing", FP32_MIN_AGREEMENT))
+        references.append(
+            (
+                OrtRunner(model_bytes, export_backend(precision), threads=threads),
+                f"the {precision} network + Python pre/post-processing",
+                FP32_MIN_AGREEMENT,
+            )
+        )
     checks = tuple(
-        check_keypoints(embedded, run, info.input_convention, crops, random_crops=random_samples,
-                        reference_label=label, min_share=gate)
+        check_keypoints(
+            embedded,
+            run,
+            info.input_convention,
+            crops,
+            random_crops=random_samples,
+            reference_label=label,
+            min_share=gate,
+        )
         for run, label, gate in references
     )
     failed = next((c for c in checks if not c.passed), None)

@@ -91,8 +91,12 @@ def bn_to_depthwise_conv(model: "onnx.ModelProto") -> int:
         new_inits.append(numpy_helper.from_array(bias.astype(np.float32), bias_name))
         new_nodes.append(
             helper.make_node(
-                "Conv", [node.input[0], weight_name, bias_name], [node.output[0]],
-                name=f"{base}_dw", group=channels, kernel_shape=[1, 1],
+                "Conv",
+                [node.input[0], weight_name, bias_name],
+                [node.output[0]],
+                name=f"{base}_dw",
+                group=channels,
+                kernel_shape=[1, 1],
             )
         )
         replaced += 1
@@ -289,7 +293,11 @@ def calibration_indices(length: int, samples: int) -> np.ndarray:
 
 
 def image_batches(
-    dataset, indices: np.ndarray, batch: int, pad: bool = False, convention: "InputConvention | None" = None,
+    dataset,
+    indices: np.ndarray,
+    batch: int,
+    pad: bool = False,
+    convention: "InputConvention | None" = None,
 ) -> Iterator[np.ndarray]:
     """Float32 [B, 3, H, W] batches of the dataset's normalised images at ``indices``.
 

@@ -38,7 +38,11 @@ class Score:
 
 
 def score_cases(
-    cases: Sequence[Any], *, data: str, samples: int, say: Any = None,
+    cases: Sequence[Any],
+    *,
+    data: str,
+    samples: int,
+    say: Any = None,
 ) -> dict[tuple[str, str], Score]:
     """Score each distinct (model, backend) of bench's cases; keyed by (model label, backend).
 
@@ -68,7 +72,11 @@ def score_cases(
             say(f"scoring {label} on {samples} {data} validation persons ({', '.join(names)})")
         count, metric, results = score_runners(
             # A deployed path runs one forward: scored as `fpdctl eval --no-flip` scores it.
-            runners, data=data, input_size=size, samples=samples, flip=False,
+            runners,
+            data=data,
+            input_size=size,
+            samples=samples,
+            flip=False,
             input_convention=source.input_convention,
         )
         values = dict(zip(names, (float(r.mean) for r in results)))
@@ -114,7 +122,7 @@ class BackendRecommendation:
             "scored": "",
             "fp32 only": "; reduced precisions not scored (add --accuracy N)",
             "not scorable": "; --accuracy cannot score these rows (their graph takes uint8 pixels or returns "
-                            "keypoints), so reduced precisions are not recommended",
+            "keypoints), so reduced precisions are not recommended",
         }[self.basis]
         return (
             f"recommended for {self.model} at batch {self.batch}: {self.backend} ({self.p50_ms:.2f} ms, "
@@ -130,7 +138,10 @@ def eligible(row: "BenchRow", max_drop: float = MAX_ACCURACY_DROP) -> bool:
 
 
 def recommend(
-    rows: Sequence["BenchRow"], max_drop: float = MAX_ACCURACY_DROP, *, scoring: bool = False,
+    rows: Sequence["BenchRow"],
+    max_drop: float = MAX_ACCURACY_DROP,
+    *,
+    scoring: bool = False,
 ) -> list[BackendRecommendation]:
     """Per model and batch size, the fastest (median) eligible row.
 
@@ -150,15 +161,18 @@ def recommend(
         best = min(candidates, key=lambda row: row.p50_ms)
         scored = any(row.accuracy_drop is not None for row in group)
         basis = "scored" if scored else "not scorable" if scoring else "fp32 only"
-        out.append(
-            BackendRecommendation(best.model, best.batch, best.backend, best.p50_ms, best.accuracy_drop, basis)
-        )
+        out.append(BackendRecommendation(best.model, best.batch, best.backend, best.p50_ms, best.accuracy_drop, basis))
     return out
 
 
 Recommendation = BackendRecommendation  # its name before the sweep's ConfigRecommendation was told apart
 
 __all__ = [
-    "MAX_ACCURACY_DROP", "BackendRecommendation", "Recommendation", "Score", "eligible", "recommend",
+    "MAX_ACCURACY_DROP",
+    "BackendRecommendation",
+    "Recommendation",
+    "Score",
+    "eligible",
+    "recommend",
     "score_cases",
 ]

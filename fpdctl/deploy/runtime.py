@@ -120,7 +120,12 @@ def open_model(model: str, input_convention: ConventionOverride | None = None) -
         if input_convention is not None:
             convention = input_convention.apply(convention)
         return ModelSource(
-            label=model, kind="onnx", spec=info.spec, path=Path(model), info=info, input_convention=convention,
+            label=model,
+            kind="onnx",
+            spec=info.spec,
+            path=Path(model),
+            info=info,
+            input_convention=convention,
         )
     from fpdctl.models.checkpoint import checkpoint_file
     from fpdctl.models.factory import create_model
@@ -129,7 +134,12 @@ def open_model(model: str, input_convention: ConventionOverride | None = None) -
     file = checkpoint_file(model)  # a pretrained name's file: its card gives the input size
     path = file if file.exists() else None
     return ModelSource(
-        label=model, kind="torch", spec=net.spec, path=path, net=net, input_convention=net.input_convention,
+        label=model,
+        kind="torch",
+        spec=net.spec,
+        path=path,
+        net=net,
+        input_convention=net.input_convention,
     )
 
 
@@ -160,8 +170,14 @@ class Runner(abc.ABC):
     @classmethod
     @abc.abstractmethod
     def open(
-        cls, source: ModelSource, backend: Backend, *, device: str, threads: int | None,
-        spin_us: int | None, file: str | os.PathLike[str] | None,
+        cls,
+        source: ModelSource,
+        backend: Backend,
+        *,
+        device: str,
+        threads: int | None,
+        spin_us: int | None,
+        file: str | os.PathLike[str] | None,
     ) -> "Runner":
         """The runner of ``source`` (or of the exported ``file``) on ``backend``
         (:func:`make_runner` checks first that the row can run here and runs this kind of model)."""
@@ -239,7 +255,10 @@ class TorchRunner(Runner):
     """Eager PyTorch under ``inference_mode``, with the row's layout and autocast precision."""
 
     def __init__(
-        self, net: "HourglassNet", backend: Backend, device: "str | torch.device" = "cpu",
+        self,
+        net: "HourglassNet",
+        backend: Backend,
+        device: "str | torch.device" = "cpu",
         all_stacks: bool = False,
     ) -> None:
         import torch
@@ -263,8 +282,14 @@ class TorchRunner(Runner):
 
     @classmethod
     def open(
-        cls, source: ModelSource, backend: Backend, *, device: str, threads: int | None,
-        spin_us: int | None, file: str | os.PathLike[str] | None,
+        cls,
+        source: ModelSource,
+        backend: Backend,
+        *,
+        device: str,
+        threads: int | None,
+        spin_us: int | None,
+        file: str | os.PathLike[str] | None,
     ) -> "TorchRunner":
         import copy
 
@@ -396,15 +421,19 @@ class OrtRunner(Runner):
         self.io = graph_io(props, "model" if isinstance(model, bytes) else str(model))
         if backend is None:
             precision = props.get("fpdctl.precision", "fp32")
-            backend = next(
-                (b for b in _ort_rows() if b.precision == precision), get_backend("ort")
-            )
+            backend = next((b for b in _ort_rows() if b.precision == precision), get_backend("ort"))
         self.backend = backend
 
     @classmethod
     def open(
-        cls, source: ModelSource, backend: Backend, *, device: str, threads: int | None,
-        spin_us: int | None, file: str | os.PathLike[str] | None,
+        cls,
+        source: ModelSource,
+        backend: Backend,
+        *,
+        device: str,
+        threads: int | None,
+        spin_us: int | None,
+        file: str | os.PathLike[str] | None,
     ) -> "OrtRunner":
         assert file is not None
         return cls(file, backend, device=device, threads=threads, spin_us=spin_us)

@@ -21,7 +21,6 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 if TYPE_CHECKING:
-
     from fpdctl.deploy.runtime import Runner
     from fpdctl.metrics import AccuracyResult
     from fpdctl.models.convention import InputConvention
@@ -100,7 +99,10 @@ def argmax_pixels(heatmaps: np.ndarray) -> np.ndarray:
 
 
 def verification_inputs(
-    input_size: int, random_samples: int, image_samples: int, seed: int = VERIFY_SEED,
+    input_size: int,
+    random_samples: int,
+    image_samples: int,
+    seed: int = VERIFY_SEED,
     convention: "InputConvention | None" = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """The fixed verification inputs.
@@ -159,7 +161,11 @@ def verify_runner(
 
     reference = TorchRunner(net, get_backend("torch"), "cpu", all_stacks=runner.all_stacks)
     random, images = verification_inputs(
-        input_size, random_samples, image_samples, seed, convention=getattr(net, "input_convention", None),
+        input_size,
+        random_samples,
+        image_samples,
+        seed,
+        convention=getattr(net, "input_convention", None),
     )
     batches = [b for b in (random, images) if b.shape[0] > 0]
     if not batches:
@@ -290,7 +296,11 @@ def score_runners(
     batch = {} if batch_size is None else {"batch_size": batch_size}
     results = [
         evaluate_model(  # type: ignore[arg-type]
-            runner, dataset, flip=flip, device="cpu", input_convention=input_convention or NATIVE,
+            runner,
+            dataset,
+            flip=flip,
+            device="cpu",
+            input_convention=input_convention or NATIVE,
             **({"batch_size": runner.batch} if runner.batch else batch),
         ).metric
         for runner in runners
@@ -326,8 +336,13 @@ def compare_accuracy(
         UsageError / InputError / DataError: a bad data spec or an unscorable split.
     """
     count, metric, results = score_runners(
-        [reference, candidate], data=data, input_size=input_size, samples=samples, flip=flip,
-        batch_size=batch_size, input_convention=input_convention,
+        [reference, candidate],
+        data=data,
+        input_size=input_size,
+        samples=samples,
+        flip=flip,
+        batch_size=batch_size,
+        input_convention=input_convention,
     )
     return AccuracyComparison(
         data=str(data),

@@ -80,7 +80,10 @@ def check_threshold(metric: str, threshold: float | None) -> None:
 
 
 def score_prediction_file(
-    predictions: str | os.PathLike[str], ground_truth: str | os.PathLike[str], *, threshold: float | None = None,
+    predictions: str | os.PathLike[str],
+    ground_truth: str | os.PathLike[str],
+    *,
+    threshold: float | None = None,
 ) -> MetricResult:
     """``fpdctl eval --predictions P --ground-truth G``: a prediction file scored against a ground
     truth, by the ground truth's kind (no torch is imported).
@@ -129,11 +132,13 @@ def evaluate_reference(
             :func:`compute_pck` / :func:`evaluate_coco_reference`.
     """
     if reference.metric == "pckh":
-        return compute_pckh(predictions, reference, inclusive=inclusive,
-                            threshold=PCKH_THRESHOLD if threshold is None else threshold)
+        return compute_pckh(
+            predictions, reference, inclusive=inclusive, threshold=PCKH_THRESHOLD if threshold is None else threshold
+        )
     if reference.metric == "pck":
-        return compute_pck(predictions, reference, inclusive=inclusive,
-                           threshold=PCK_THRESHOLD if threshold is None else threshold)
+        return compute_pck(
+            predictions, reference, inclusive=inclusive, threshold=PCK_THRESHOLD if threshold is None else threshold
+        )
     if reference.metric == COCOResult.metric and isinstance(reference, COCOReference):
         if threshold is not None:
             raise DataError("COCO AP averages over its own OKS thresholds (0.50:0.95); it takes no threshold")

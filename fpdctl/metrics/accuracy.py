@@ -16,9 +16,9 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from fpdctl.skeleton import JOINT_SETS, JointSet
 from fpdctl.errors import DataError
 from fpdctl.metrics.reference import EvalReference
+from fpdctl.skeleton import JOINT_SETS, JointSet
 
 PERCENT = 100.0
 
@@ -55,9 +55,7 @@ def joint_set_of(reference: EvalReference) -> JointSet:
     """
     joint_set = JOINT_SETS.get(reference.joint_set)
     if joint_set is None:
-        raise DataError(
-            f"unknown joint set '{reference.joint_set}' (known: {', '.join(sorted(JOINT_SETS))})"
-        )
+        raise DataError(f"unknown joint set '{reference.joint_set}' (known: {', '.join(sorted(JOINT_SETS))})")
     if reference.joints.ndim != 3 or reference.joints.shape[1:] != (joint_set.num_joints, 2):
         raise DataError(
             f"ground truth for the {joint_set.name} joint set must be N x {joint_set.num_joints} x 2, "
@@ -65,8 +63,7 @@ def joint_set_of(reference: EvalReference) -> JointSet:
         )
     if reference.visible.shape != reference.joints.shape[:2]:
         raise DataError(
-            f"ground-truth visibility must be N x {joint_set.num_joints}, "
-            f"got shape {tuple(reference.visible.shape)}"
+            f"ground-truth visibility must be N x {joint_set.num_joints}, got shape {tuple(reference.visible.shape)}"
         )
     return joint_set
 
@@ -89,13 +86,9 @@ def check_predictions(predictions: np.ndarray, reference: EvalReference, joint_s
     """
     pred = np.asarray(predictions, dtype=np.float64)
     if pred.ndim != 3 or pred.shape[1:] != (joint_set.num_joints, 2):
-        raise DataError(
-            f"predictions must be N x {joint_set.num_joints} x 2, got shape {tuple(pred.shape)}"
-        )
+        raise DataError(f"predictions must be N x {joint_set.num_joints} x 2, got shape {tuple(pred.shape)}")
     if pred.shape[0] != len(reference):
-        raise DataError(
-            f"predictions have {pred.shape[0]} persons but the ground truth has {len(reference)}"
-        )
+        raise DataError(f"predictions have {pred.shape[0]} persons but the ground truth has {len(reference)}")
     bad = ~np.isfinite(pred)
     if bad.any():
         person, joint, axis = (int(i) for i in np.argwhere(bad)[0])
@@ -252,8 +245,10 @@ def summarize(
     groups: dict[str, float] = {}
     for group, (first, second) in GROUPS:
         groups[group] = _nanmean(
-            [per_joint[joint_set.names[joint_index(joint_set, first)]],
-             per_joint[joint_set.names[joint_index(joint_set, second)]]]
+            [
+                per_joint[joint_set.names[joint_index(joint_set, first)]],
+                per_joint[joint_set.names[joint_index(joint_set, second)]],
+            ]
         )
     mean_mask = np.array([name not in EXCLUDED_FROM_MEAN for name in joint_set.names])
     groups["mean"] = pooled_rate(errors, visible, mean_mask, threshold, inclusive)

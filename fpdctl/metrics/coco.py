@@ -90,8 +90,18 @@ class COCOResult:
 
     def as_dict(self) -> dict[str, float]:
         """The ten figures under COCO's names ("AP", "AP50", ..., "ARl")."""
-        values = (self.ap, self.ap50, self.ap75, self.ap_medium, self.ap_large,
-                  self.ar, self.ar50, self.ar75, self.ar_medium, self.ar_large)
+        values = (
+            self.ap,
+            self.ap50,
+            self.ap75,
+            self.ap_medium,
+            self.ap_large,
+            self.ar,
+            self.ar50,
+            self.ar75,
+            self.ar_medium,
+            self.ar_large,
+        )
         return dict(zip(STAT_NAMES, values))
 
     @property
@@ -150,10 +160,15 @@ class COCOReference(EvalReference):
     def first(self, count: int) -> "COCOReference":
         """The first ``count`` persons (a split's prefix, as ``--val-limit`` evaluates)."""
         n = int(count)
-        return replace(self, joints=self.joints[:n], visible=self.visible[:n],
-                       image_ids=self.image_ids[:n], areas=self.areas[:n],
-                       annotation_ids=self.annotation_ids[:n],
-                       box_scores=None if self.box_scores is None else self.box_scores[:n])
+        return replace(
+            self,
+            joints=self.joints[:n],
+            visible=self.visible[:n],
+            image_ids=self.image_ids[:n],
+            areas=self.areas[:n],
+            annotation_ids=self.annotation_ids[:n],
+            box_scores=None if self.box_scores is None else self.box_scores[:n],
+        )
 
     def boxes(self) -> dict[str, Any]:
         """How the persons were boxed, for reports: ``{"source": "ground truth"}`` or
@@ -193,8 +208,7 @@ def _check_keypoints(values: Any, where: str) -> None:
         raise DataError(f"{where}: keypoints must be a list of {expected} numbers")
     if len(values) != expected:
         raise DataError(
-            f"{where} has {len(values)} keypoint values, expected {expected} "
-            f"({NUM_KEYPOINTS} keypoints x [x, y, v])"
+            f"{where} has {len(values)} keypoint values, expected {expected} ({NUM_KEYPOINTS} keypoints x [x, y, v])"
         )
     if not all(_is_number(v) for v in values):
         raise DataError(f"{where}: keypoints must be finite numbers")
@@ -240,12 +254,10 @@ def load_coco_annotations(ground_truth: str | os.PathLike[str] | dict[str, Any])
     else:
         payload = _read_json(ground_truth, "COCO annotation file")
         source = str(ground_truth)
-    if not isinstance(payload, dict) or not all(
-        isinstance(payload.get(key), list) for key in GROUND_TRUTH_KEYS
-    ):
+    if not isinstance(payload, dict) or not all(isinstance(payload.get(key), list) for key in GROUND_TRUTH_KEYS):
         raise DataError(
             f"{source} is not a COCO keypoints file: expected a JSON object with "
-            f"\"images\", \"annotations\" and \"categories\" lists, found {_found(payload)}"
+            f'"images", "annotations" and "categories" lists, found {_found(payload)}'
         )
     categories = [c for c in payload["categories"] if isinstance(c, dict)]
     person = [c for c in categories if c.get("id") == PERSON_CATEGORY_ID]
@@ -269,6 +281,7 @@ def load_coco_annotations(ground_truth: str | os.PathLike[str] | dict[str, Any])
         else:
             annotations.append(_check_annotation(ann, index, source, image_ids))
     from fpdctl.metrics.coco_checks import check_ground_truth  # ids, areas, boxes, a scorable person
+
     return check_ground_truth({**payload, "annotations": annotations}, source)
 
 
@@ -307,12 +320,14 @@ def check_results(results: Any, source: str, image_ids: set[int] | None = None) 
         _check_keypoints(record["keypoints"], name)
         if not _is_number(record["score"]):
             raise DataError(f"{name}: score must be a finite number")
-        clean.append({
-            "image_id": int(image_id),
-            "category_id": PERSON_CATEGORY_ID,
-            "keypoints": [float(v) for v in record["keypoints"]],
-            "score": float(record["score"]),
-        })
+        clean.append(
+            {
+                "image_id": int(image_id),
+                "category_id": PERSON_CATEGORY_ID,
+                "keypoints": [float(v) for v in record["keypoints"]],
+                "score": float(record["score"]),
+            }
+        )
     return clean
 
 
@@ -415,7 +430,9 @@ def evaluate_coco_reference(
 
 
 def reference_results(
-    keypoints: np.ndarray, reference: COCOReference, joint_scores: np.ndarray | None = None,
+    keypoints: np.ndarray,
+    reference: COCOReference,
+    joint_scores: np.ndarray | None = None,
 ) -> tuple[list[dict[str, Any]], list[int]]:
     """The results records of the reference's labelled persons, and their images' ids; for
     detector boxes (``reference.box_scores``), the rescored persons OKS-NMS keeps and every image
@@ -433,8 +450,7 @@ def reference_results(
 
         if joint_scores is None:
             joint_scores = np.ones((len(keypoints), NUM_KEYPOINTS))
-        records = detection_results(keypoints, joint_scores, reference.image_ids, reference.box_scores,
-                                    reference.areas)
+        records = detection_results(keypoints, joint_scores, reference.image_ids, reference.box_scores, reference.areas)
         truth = reference.ground_truth if reference.ground_truth is not None else reference.annotation_file
         if truth is None:
             raise DataError("this COCO reference has no annotation file to score against")

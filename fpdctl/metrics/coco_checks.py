@@ -19,15 +19,13 @@ from typing import Any
 
 from fpdctl.errors import DataError
 from fpdctl.metrics.coco_results import PERSON_CATEGORY_ID
+
 # A keypoint counts as labelled (and its person as scorable) when its v is above this value.
 UNLABELLED = 0
 
 
 def _positive(value: Any) -> bool:
-    return (
-        isinstance(value, (int, float)) and not isinstance(value, bool)
-        and math.isfinite(value) and value > 0
-    )
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value) and value > 0
 
 
 def _first_repeat(ids: list[Any], where: str) -> tuple[Any, int, int] | None:

@@ -43,9 +43,10 @@ from fpdctl.utils.io import require_file
 
 # COCO's per-keypoint OKS sigmas, in COCO's keypoint order (pycocotools'
 # ``Params.kpt_oks_sigmas``; HRNet's ``oks_iou`` default).
-COCO_SIGMAS = np.array(
-    [0.26, 0.25, 0.25, 0.35, 0.35, 0.79, 0.79, 0.72, 0.72, 0.62, 0.62, 1.07, 1.07, 0.87, 0.87, 0.89, 0.89]
-) / 10.0
+COCO_SIGMAS = (
+    np.array([0.26, 0.25, 0.25, 0.35, 0.35, 0.79, 0.79, 0.72, 0.72, 0.62, 0.62, 1.07, 1.07, 0.87, 0.87, 0.89, 0.89])
+    / 10.0
+)
 # HRNet's TEST.OKS_THRE: a person whose OKS with a better-scored one of its image exceeds this
 # is a duplicate and is dropped.
 OKS_NMS_THRESHOLD = 0.9
@@ -83,7 +84,9 @@ def _is_number(value: Any) -> bool:
 
 
 def check_detections(
-    records: Any, source: str, image_ids: set[int] | None = None,
+    records: Any,
+    source: str,
+    image_ids: set[int] | None = None,
     score_threshold: float = BOX_SCORE_THRESHOLD,
 ) -> DetectionBoxes:
     """Check COCO detection results and keep the person boxes scoring at least ``score_threshold``.
@@ -136,9 +139,12 @@ def check_detections(
         scores.append(float(record["score"]))
         positions.append(index)
     return DetectionBoxes(
-        source=source, image_ids=np.asarray(ids, np.int64),
-        boxes=np.asarray(boxes, np.float64).reshape(-1, 4), scores=np.asarray(scores, np.float64),
-        num_records=len(records), record_index=np.asarray(positions, np.int64),
+        source=source,
+        image_ids=np.asarray(ids, np.int64),
+        boxes=np.asarray(boxes, np.float64).reshape(-1, 4),
+        scores=np.asarray(scores, np.float64),
+        num_records=len(records),
+        record_index=np.asarray(positions, np.int64),
     )
 
 
@@ -188,7 +194,10 @@ def oks_iou(keypoints: np.ndarray, others: np.ndarray, area: float, other_areas:
 
 
 def oks_nms(
-    keypoints: np.ndarray, scores: np.ndarray, areas: np.ndarray, threshold: float = OKS_NMS_THRESHOLD,
+    keypoints: np.ndarray,
+    scores: np.ndarray,
+    areas: np.ndarray,
+    threshold: float = OKS_NMS_THRESHOLD,
 ) -> list[int]:
     """Greedy OKS non-maximum suppression of the persons of one image (HRNet's ``oks_nms``).
 

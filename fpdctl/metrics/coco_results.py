@@ -51,12 +51,14 @@ def coco_results(
     records = []
     for i in range(n):
         triplets = np.concatenate([coords[i], scores[i][:, None]], axis=1)
-        records.append({
-            "image_id": int(image_ids[i]),
-            "category_id": PERSON_CATEGORY_ID,
-            "keypoints": triplets.reshape(-1).tolist(),
-            "score": float(person[i]),
-        })
+        records.append(
+            {
+                "image_id": int(image_ids[i]),
+                "category_id": PERSON_CATEGORY_ID,
+                "keypoints": triplets.reshape(-1).tolist(),
+                "score": float(person[i]),
+            }
+        )
     return records
 
 
@@ -71,6 +73,10 @@ def person_scores(joint_scores: np.ndarray) -> np.ndarray:
 
 
 __all__ = [
-    "CONFIDENT_JOINT_SCORE", "NUM_KEYPOINTS", "PERSON_CATEGORY_ID", "VALUES_PER_KEYPOINT", "coco_results",
+    "CONFIDENT_JOINT_SCORE",
+    "NUM_KEYPOINTS",
+    "PERSON_CATEGORY_ID",
+    "VALUES_PER_KEYPOINT",
+    "coco_results",
     "person_scores",
 ]

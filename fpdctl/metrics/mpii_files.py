@@ -24,10 +24,10 @@ from typing import Any
 
 import numpy as np
 
-from fpdctl.skeleton import MPII
 from fpdctl.errors import DataError, InputError, UsageError
 from fpdctl.metrics.pckh import PCKH_THRESHOLD, PCKhResult, compute_pckh
 from fpdctl.metrics.reference import EvalReference
+from fpdctl.skeleton import MPII
 from fpdctl.utils.io import atomic_save, ensure_parent_writable, require_file
 from fpdctl.utils.matfile import load_mat
 
@@ -37,8 +37,22 @@ PREDICTION_SUFFIXES: tuple[str, ...] = (".mat", ".npy", ".json")
 
 # The official file's joint abbreviations (its ``dataset_joints``), in MPII channel order.
 MPII_MAT_JOINT_NAMES: tuple[str, ...] = (
-    "rank", "rkne", "rhip", "lhip", "lkne", "lank", "pelv", "thor",
-    "neck", "head", "rwri", "relb", "rsho", "lsho", "lelb", "lwri",
+    "rank",
+    "rkne",
+    "rhip",
+    "lhip",
+    "lkne",
+    "lank",
+    "pelv",
+    "thor",
+    "neck",
+    "head",
+    "rwri",
+    "relb",
+    "rsho",
+    "lsho",
+    "lelb",
+    "lwri",
 )
 _GT_FIELDS = ("jnt_missing", "pos_gt_src", "headboxes_src")
 _NUM_JOINTS = MPII.num_joints
@@ -73,8 +87,7 @@ def load_mpii_ground_truth(path: str | os.PathLike[str]) -> EvalReference:
     missing = [name for name in _GT_FIELDS if name not in data]
     if missing:
         raise DataError(
-            f"{file} is not an MPII ground-truth .mat: missing {', '.join(missing)} "
-            f"(expected {', '.join(_GT_FIELDS)})"
+            f"{file} is not an MPII ground-truth .mat: missing {', '.join(missing)} (expected {', '.join(_GT_FIELDS)})"
         )
     jnt_missing = _numeric(data["jnt_missing"], file, "jnt_missing")
     pos_gt = _numeric(data["pos_gt_src"], file, "pos_gt_src")
@@ -83,14 +96,14 @@ def load_mpii_ground_truth(path: str | os.PathLike[str]) -> EvalReference:
         raise DataError(f"{file}: pos_gt_src must be 16 x 2 x N, got {_shape_text(pos_gt.shape)}")
     count = pos_gt.shape[2]
     if jnt_missing.shape != (_NUM_JOINTS, count):
-        raise DataError(
-            f"{file}: jnt_missing must be 16 x {count}, got {_shape_text(jnt_missing.shape)}"
-        )
+        raise DataError(f"{file}: jnt_missing must be 16 x {count}, got {_shape_text(jnt_missing.shape)}")
     if boxes.shape != (2, 2, count):
         raise DataError(f"{file}: headboxes_src must be 2 x 2 x {count}, got {_shape_text(boxes.shape)}")
     if "dataset_joints" in data:
-        names = tuple(str(np.asarray(n).ravel()[0]) if np.size(n) else "" for n in
-                      np.asarray(data["dataset_joints"], dtype=object).ravel())
+        names = tuple(
+            str(np.asarray(n).ravel()[0]) if np.size(n) else ""
+            for n in np.asarray(data["dataset_joints"], dtype=object).ravel()
+        )
         if names != MPII_MAT_JOINT_NAMES:
             raise DataError(
                 f"{file}: dataset_joints must list the MPII order {' '.join(MPII_MAT_JOINT_NAMES)}, "
@@ -152,9 +165,7 @@ def _as_n16x2(array: np.ndarray, file: Path, name: str) -> np.ndarray:
         return array
     if array.ndim == 3 and array.shape[:2] == (_NUM_JOINTS, 2):
         return array.transpose(2, 0, 1)
-    raise DataError(
-        f"{file}: '{name}' must be N x 16 x 2 (or 16 x 2 x N), got {_shape_text(array.shape)}"
-    )
+    raise DataError(f"{file}: '{name}' must be N x 16 x 2 (or 16 x 2 x N), got {_shape_text(array.shape)}")
 
 
 def _load_mat_predictions(file: Path) -> np.ndarray:
@@ -164,8 +175,7 @@ def _load_mat_predictions(file: Path) -> np.ndarray:
             array = _as_n16x2(_numeric(data[name], file, name), file, name)
             return array - MATLAB_ORIGIN
     raise DataError(
-        f"{file} holds no predictions: expected a variable 'preds' (N x 16 x 2) or "
-        "'pos_pred_src' (16 x 2 x N)"
+        f"{file} holds no predictions: expected a variable 'preds' (N x 16 x 2) or 'pos_pred_src' (16 x 2 x N)"
     )
 
 
@@ -189,7 +199,7 @@ def _load_json_predictions(file: Path) -> np.ndarray:
         raise DataError(f"cannot parse JSON predictions {file}: {exc}") from exc
     if isinstance(payload, dict):
         if "preds" not in payload:
-            raise DataError(f"{file}: a JSON object must hold the predictions under \"preds\"")
+            raise DataError(f'{file}: a JSON object must hold the predictions under "preds"')
         payload = payload["preds"]
     layout = f"{file}: JSON predictions must be a list of N persons, each 16 [x, y] pairs"
     if not isinstance(payload, list):
@@ -233,8 +243,7 @@ def load_mpii_predictions(path: str | os.PathLike[str]) -> np.ndarray:
     if suffix == ".json":
         return _load_json_predictions(file)
     raise InputError(
-        f"unsupported predictions format '{file.suffix or file.name}': use "
-        f"{', '.join(PREDICTION_SUFFIXES)}"
+        f"unsupported predictions format '{file.suffix or file.name}': use {', '.join(PREDICTION_SUFFIXES)}"
     )
 
 
@@ -248,8 +257,7 @@ def check_prediction_output(path: str | os.PathLike[str]) -> Path:
     target = Path(path)
     if target.suffix.lower() not in PREDICTION_SUFFIXES:
         raise UsageError(
-            f"cannot save predictions as '{target.suffix or target.name}': use "
-            f"{', '.join(PREDICTION_SUFFIXES)}"
+            f"cannot save predictions as '{target.suffix or target.name}': use {', '.join(PREDICTION_SUFFIXES)}"
         )
     return ensure_parent_writable(target)
 

@@ -23,7 +23,6 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from fpdctl.skeleton import JOINT_SETS
 from fpdctl.errors import DataError, UsageError
 from fpdctl.metrics.accuracy import (
     AccuracyResult,
@@ -35,6 +34,7 @@ from fpdctl.metrics.accuracy import (
     summarize,
 )
 from fpdctl.metrics.reference import EvalReference
+from fpdctl.skeleton import JOINT_SETS
 
 # PCK@0.2: a fifth of the torso size, the threshold of the published LSP tables.
 PCK_THRESHOLD = 0.2
@@ -119,9 +119,7 @@ def compute_pck(
             "shoulder and left hip)"
         )
     visible = visible & scorable[:, None]
-    errors = normalized_errors(
-        pred, np.asarray(reference.joints, dtype=np.float64), np.where(scorable, sizes, 1.0)
-    )
+    errors = normalized_errors(pred, np.asarray(reference.joints, dtype=np.float64), np.where(scorable, sizes, 1.0))
     per_joint, groups, counts, mean_mask = summarize(errors, visible, joint_set, threshold, inclusive)
     return PCKResult(
         threshold=float(threshold),

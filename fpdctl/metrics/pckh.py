@@ -117,9 +117,7 @@ def compute_pckh(
     if reference.headboxes is None:
         raise DataError("PCKh needs head boxes, and this ground truth has none (use PCK instead)")
     if np.shape(reference.headboxes) != (len(reference), 2, 2):
-        raise DataError(
-            f"head boxes must be N x 2 x 2, got shape {tuple(np.shape(reference.headboxes))}"
-        )
+        raise DataError(f"head boxes must be N x 2 x 2, got shape {tuple(np.shape(reference.headboxes))}")
     visible = np.asarray(reference.visible, dtype=bool)
     sizes = head_sizes(reference.headboxes)
     # A person with annotated joints but no head size cannot be scored at all; the official code
@@ -128,8 +126,7 @@ def compute_pckh(
     if unusable.any():
         person = int(np.argmax(unusable))
         raise DataError(
-            f"ground-truth person {person} has an empty or invalid head box "
-            f"({int(unusable.sum())} person(s) in all)"
+            f"ground-truth person {person} has an empty or invalid head box ({int(unusable.sum())} person(s) in all)"
         )
     safe_sizes = np.where(sizes > 0, sizes, 1.0)
     errors = normalized_errors(pred, np.asarray(reference.joints, dtype=np.float64), safe_sizes)

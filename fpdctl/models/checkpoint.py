@@ -42,6 +42,14 @@ from torch import Tensor, nn
 
 from fpdctl import __version__
 from fpdctl.errors import CheckpointError, UsageError
+from fpdctl.models.checkpoint_files import (  # noqa: F401  (re-exported: their home before the split)
+    NATIVE_SUFFIX,
+    TRAIN_INPUT_SIZE_KEY,
+    checkpoint_file,
+    file_sha256,
+    resolve_input_size,
+    trained_input_size,
+)
 from fpdctl.models.convention import (
     METADATA_KEY,
     NATIVE,
@@ -54,14 +62,6 @@ from fpdctl.models.spec import (
     STANDARD,
     HourglassSpec,
     resolve_spec,
-)
-from fpdctl.models.checkpoint_files import (  # noqa: F401  (re-exported: their home before the split)
-    NATIVE_SUFFIX,
-    TRAIN_INPUT_SIZE_KEY,
-    checkpoint_file,
-    file_sha256,
-    resolve_input_size,
-    trained_input_size,
 )
 from fpdctl.utils.io import atomic_save
 
@@ -162,8 +162,7 @@ def _check_zip_crcs(file: Path, label: str) -> None:
                         pass
         except errors as exc:
             raise CheckpointError(
-                f"cannot read {label}: corrupt: the zip archive fails its integrity check "
-                f"({_first_line(exc)})"
+                f"cannot read {label}: corrupt: the zip archive fails its integrity check ({_first_line(exc)})"
             ) from exc
 
 
@@ -201,8 +200,18 @@ def torch_load_safely(file: Path, what: str = "") -> Any:
             f"({detail.group(1).strip() if detail else _first_line(exc)}); fpdctl loads checkpoints "
             "as data only and never runs code in them"
         ) from exc
-    except (RuntimeError, EOFError, OSError, ValueError, zipfile.BadZipFile, UnicodeDecodeError,
-            AttributeError, IndexError, KeyError, TypeError) as exc:
+    except (
+        RuntimeError,
+        EOFError,
+        OSError,
+        ValueError,
+        zipfile.BadZipFile,
+        UnicodeDecodeError,
+        AttributeError,
+        IndexError,
+        KeyError,
+        TypeError,
+    ) as exc:
         raise CheckpointError(
             f"cannot read {label}: corrupt, truncated or not a PyTorch checkpoint ({_first_line(exc)})"
         ) from exc
@@ -223,21 +232,16 @@ def _extract_state_dict(payload: Any, file: Path) -> tuple[dict[str, Tensor], di
     if isinstance(payload, Mapping):
         for field in _STATE_DICT_FIELDS:
             candidate = payload.get(field)
-            if isinstance(candidate, Mapping) and candidate and all(
-                isinstance(v, Tensor) for v in candidate.values()
-            ):
+            if isinstance(candidate, Mapping) and candidate and all(isinstance(v, Tensor) for v in candidate.values()):
                 meta["format"] = "pytorch-pose" if "arch" in payload else "fpd-checkpoint"
                 meta["state_dict_field"] = field
                 for info in ("epoch", "arch", "perf", "best_acc", "model"):
                     value = payload.get(info)
-                    if isinstance(value, (int, float, str)) or (
-                        isinstance(value, Tensor) and value.numel() == 1
-                    ):
+                    if isinstance(value, (int, float, str)) or (isinstance(value, Tensor) and value.numel() == 1):
                         meta[info] = str(value.item() if isinstance(value, Tensor) else value)
                 return _strip_prefixes(dict(candidate)), meta
     raise CheckpointError(
-        f"{file} holds no model weights: expected a state_dict, or a dict with one of "
-        f"{', '.join(_STATE_DICT_FIELDS)}"
+        f"{file} holds no model weights: expected a state_dict, or a dict with one of {', '.join(_STATE_DICT_FIELDS)}"
     )
 
 
@@ -248,7 +252,7 @@ def _strip_prefixes(state_dict: dict[str, Tensor]) -> dict[str, Tensor]:
         changed = False
         for prefix in _PREFIXES:
             if state_dict and all(k.startswith(prefix) for k in state_dict):
-                state_dict = {k[len(prefix):]: v for k, v in state_dict.items()}
+                state_dict = {k[len(prefix) :]: v for k, v in state_dict.items()}
                 changed = True
     return state_dict
 
@@ -328,9 +332,7 @@ def load_state_dict_strict(model: nn.Module, state_dict: Mapping[str, Tensor], s
     model.load_state_dict(full, strict=True)
 
 
-def model_from_checkpoint(
-    path: str | os.PathLike[str], spec: HourglassSpec | str | None = None
-) -> HourglassNet:
+def model_from_checkpoint(path: str | os.PathLike[str], spec: HourglassSpec | str | None = None) -> HourglassNet:
     """The weights of a checkpoint file (or a pretrained name) in a new :class:`HourglassNet`,
     in eval mode, carrying the input convention the file records or implies.
 
@@ -366,9 +368,7 @@ def _stored_convention(metadata: Mapping[str, str], path: str | os.PathLike[str]
         raise CheckpointError(f"{path}: {exc}") from exc
 
 
-def save_model(
-    model: nn.Module, path: str | os.PathLike[str], metadata: Mapping[str, str] | None = None
-) -> Path:
+def save_model(model: nn.Module, path: str | os.PathLike[str], metadata: Mapping[str, str] | None = None) -> Path:
     """Save ``model`` as a native ``.safetensors`` file, atomically, with its spec in the metadata.
 
     Args:
@@ -428,7 +428,9 @@ def describe_checkpoint(path: str | os.PathLike[str]) -> dict[str, Any]:
                 f"tensors are those of {spec.name}"
             )
     return {
-        "spec": spec, "metadata": metadata, "tensors": len(state_dict),
+        "spec": spec,
+        "metadata": metadata,
+        "tensors": len(state_dict),
         "input_convention": _stored_convention(metadata, path),
     }
 

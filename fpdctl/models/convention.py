@@ -56,12 +56,8 @@ IMAGENET_STD: tuple[float, float, float] = (0.229, 0.224, 0.225)
 # pytorch-pose's dataset means, the float32 values its data/{mpii,lsp}/mean.pth.tar hold (R, G, B).
 # Rounded to 4 places they are the (0.4404, 0.4440, 0.4327) quoted elsewhere; the exact values
 # keep fpdctl's input within 1e-6 of pytorch-pose's own.
-PYTORCH_POSE_MPII_MEAN: tuple[float, float, float] = (
-    0.440442830324173, 0.4440267086029053, 0.4326828420162201
-)
-PYTORCH_POSE_LSP_MEAN: tuple[float, float, float] = (
-    0.44420814514160156, 0.4302156865596771, 0.4039497971534729
-)
+PYTORCH_POSE_MPII_MEAN: tuple[float, float, float] = (0.440442830324173, 0.4440267086029053, 0.4326828420162201)
+PYTORCH_POSE_LSP_MEAN: tuple[float, float, float] = (0.44420814514160156, 0.4302156865596771, 0.4039497971534729)
 
 # Flag names of the user override, defined once (see parse_convention_override).
 FLAG_PRESET = "--input-convention"
@@ -112,9 +108,7 @@ def _check_mean(values: object, label: str) -> tuple[float, float, float]:
     numbers = _check_triple(values, label)
     for number in numbers:
         if not 0.0 <= number <= 1.0:
-            raise UsageError(
-                f"{label} must lie in [0, 1] (pixels are scaled to [0, 1] first), got {number:g}"
-            )
+            raise UsageError(f"{label} must lie in [0, 1] (pixels are scaled to [0, 1] first), got {number:g}")
     return numbers
 
 
@@ -227,8 +221,7 @@ class InputConvention:
             levels = np.arange(256, dtype=np.float32)[:, None]
             table = (levels / scale - mean) / std  # [256, 3], network channel order
             for channel, source in enumerate(sources):
-                np.take(table[:, channel], pixels[..., source], out=out[..., channel, :, :],
-                        mode="clip")
+                np.take(table[:, channel], pixels[..., source], out=out[..., channel, :, :], mode="clip")
             return out
         values = pixels.astype(np.float32, copy=False)
         for channel, source in enumerate(sources):
@@ -437,7 +430,11 @@ class ConventionOverride:
     def apply(self, base: InputConvention) -> InputConvention:
         """``base`` with the flags applied (:func:`parse_convention_override`)."""
         return parse_convention_override(
-            base, preset=self.preset, order=self.order, mean=self.mean, std=self.std,
+            base,
+            preset=self.preset,
+            order=self.order,
+            mean=self.mean,
+            std=self.std,
             flag_prefix=self.flag_prefix,
         )
 
@@ -451,9 +448,7 @@ class ConventionOverride:
         return self
 
 
-def conversion(
-    source: InputConvention, target: InputConvention
-) -> tuple[tuple[int, int, int], np.ndarray, np.ndarray]:
+def conversion(source: InputConvention, target: InputConvention) -> tuple[tuple[int, int, int], np.ndarray, np.ndarray]:
     """The per-channel affine that turns a ``source`` input tensor into a ``target`` one.
 
     Target channel ``c`` is ``source[channels[c]] * scale[c] + shift[c]``: undo the source's

@@ -45,9 +45,7 @@ def create_model(
     """
     if isinstance(model, str) and is_pretrained_name(model):
         net = model_from_checkpoint(model, spec)
-    elif isinstance(model, HourglassSpec) or (
-        isinstance(model, str) and not is_checkpoint_path(model)
-    ):
+    elif isinstance(model, HourglassSpec) or (isinstance(model, str) and not is_checkpoint_path(model)):
         if spec is not None:
             raise UsageError("spec= applies to a checkpoint file, not to a model name or spec")
         net = HourglassNet(resolve_spec(model))
@@ -61,7 +59,9 @@ def create_model(
 
 
 def load_model(
-    path_or_name: str | os.PathLike[str], *, input_convention: ConventionOverride | None = None,
+    path_or_name: str | os.PathLike[str],
+    *,
+    input_convention: ConventionOverride | None = None,
 ) -> HourglassNet:
     """A network in eval mode from a checkpoint file or a pretrained name: :func:`create_model`
     for files, ready for inference (``fpdctl.load_model``).

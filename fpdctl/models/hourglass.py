@@ -71,9 +71,7 @@ class Hourglass(nn.Module):
         super().__init__()
         self.depth = depth
         self.hg = nn.ModuleList(
-            nn.ModuleList(
-                _residual_stack(channels, num_blocks, depthwise) for _ in range(4 if level == 0 else 3)
-            )
+            nn.ModuleList(_residual_stack(channels, num_blocks, depthwise) for _ in range(4 if level == 0 else 3))
             for level in range(depth)
         )
 
@@ -115,8 +113,7 @@ class HourglassNet(nn.Module):
         self.hg = nn.ModuleList(Hourglass(c, b, spec.depth, dw) for _ in range(s))
         self.res = nn.ModuleList(_residual_stack(c, b, dw) for _ in range(s))
         self.fc = nn.ModuleList(
-            nn.Sequential(nn.Conv2d(c, c, kernel_size=1), nn.BatchNorm2d(c), nn.ReLU(inplace=True))
-            for _ in range(s)
+            nn.Sequential(nn.Conv2d(c, c, kernel_size=1), nn.BatchNorm2d(c), nn.ReLU(inplace=True)) for _ in range(s)
         )
         self.score = nn.ModuleList(nn.Conv2d(c, j, kernel_size=1) for _ in range(s))
         self.fc_ = nn.ModuleList(nn.Conv2d(c, c, kernel_size=1) for _ in range(s - 1))

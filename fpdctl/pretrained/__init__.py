@@ -32,14 +32,29 @@ WEIGHTS_SUFFIX = ".safetensors"
 CARD_SUFFIX = ".json"
 # Fields every model card has (the lead's reference-teacher recipe writes them all).
 CARD_FIELDS: tuple[str, ...] = (
-    "name", "model", "input_size", "command", "steps", "seed", "data", "metric", "val_persons",
-    "pckh", "pckh_subset", "sha256", "date", "machine",
+    "name",
+    "model",
+    "input_size",
+    "command",
+    "steps",
+    "seed",
+    "data",
+    "metric",
+    "val_persons",
+    "pckh",
+    "pckh_subset",
+    "sha256",
+    "date",
+    "machine",
 )
 # A COCO model's card scores COCO keypoint AP instead of PCKh: ``ap`` (percent, ground-truth
 # boxes, the whole validation split), ``ap_subset`` (``persons``, ``value``: what the test checks)
 # and ``ap_detector`` (``value``, ``boxes``: the AP on the simulated detector's boxes).
-COCO_CARD_FIELDS: tuple[str, ...] = tuple(
-    f for f in CARD_FIELDS if f not in ("pckh", "pckh_subset")) + ("ap", "ap_subset", "ap_detector")
+COCO_CARD_FIELDS: tuple[str, ...] = tuple(f for f in CARD_FIELDS if f not in ("pckh", "pckh_subset")) + (
+    "ap",
+    "ap_subset",
+    "ap_detector",
+)
 
 
 def pretrained_dir() -> Path:
@@ -87,9 +102,7 @@ def pretrained_card(name: str) -> dict[str, Any]:
     _check_name(name)
     path = pretrained_dir() / f"{name}{CARD_SUFFIX}"
     if not path.is_file():
-        raise CheckpointError(
-            f"pretrained model {name} is not installed: its model card {path} is missing"
-        )
+        raise CheckpointError(f"pretrained model {name} is not installed: its model card {path} is missing")
     try:
         card = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
@@ -107,7 +120,16 @@ def pretrained_card(name: str) -> dict[str, Any]:
 # The card's fields a listing (``fpdctl models``) shows: what the model is, how well it scores,
 # and how it was made (the command that reproduces it, the weights' hash, the date).
 LISTED_CARD_FIELDS: tuple[str, ...] = (
-    "model", "input_size", "metric", "pckh", "ap", "steps", "seed", "command", "sha256", "date",
+    "model",
+    "input_size",
+    "metric",
+    "pckh",
+    "ap",
+    "steps",
+    "seed",
+    "command",
+    "sha256",
+    "date",
 )
 
 
@@ -118,8 +140,12 @@ def describe_pretrained() -> list[dict[str, Any]]:
     loading them is what checks them."""
     rows: list[dict[str, Any]] = []
     for name in list_pretrained():
-        row: dict[str, Any] = {"name": name, "description": PRETRAINED[name], "installed": False,
-                               **dict.fromkeys(LISTED_CARD_FIELDS)}
+        row: dict[str, Any] = {
+            "name": name,
+            "description": PRETRAINED[name],
+            "installed": False,
+            **dict.fromkeys(LISTED_CARD_FIELDS),
+        }
         try:
             card = pretrained_card(name)
         except CheckpointError:
@@ -133,9 +159,7 @@ def describe_pretrained() -> list[dict[str, Any]]:
 
 def _check_name(name: str) -> None:
     if name not in PRETRAINED:
-        raise UsageError(
-            f"unknown pretrained model '{name}'; available: {', '.join(list_pretrained()) or 'none'}"
-        )
+        raise UsageError(f"unknown pretrained model '{name}'; available: {', '.join(list_pretrained()) or 'none'}")
 
 
 __all__ = [

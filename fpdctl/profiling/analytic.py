@@ -128,7 +128,13 @@ def _params(spec: HourglassSpec) -> int:
         total = bn(cin) + conv(cin, mid, 1) + bn(mid) + conv2 + bn(mid) + conv(mid, 2 * mid, 1)
         return total + (conv(cin, 2 * mid, 1) if cin != 2 * mid else 0)
 
-    stem = conv(3, c // 4, 7) + bn(c // 4) + bottleneck(c // 4, c // 4) + bottleneck(c // 2, c // 2) + bottleneck(c, c // 2)
+    stem = (
+        conv(3, c // 4, 7)
+        + bn(c // 4)
+        + bottleneck(c // 4, c // 4)
+        + bottleneck(c // 2, c // 2)
+        + bottleneck(c, c // 2)
+    )
     branches = 3 * spec.depth + 1
     per_stack = (branches + 1) * spec.blocks * bottleneck(c, c // 2) + conv(c, c, 1) + bn(c) + conv(c, j, 1)
     feedback = conv(c, c, 1) + conv(j, c, 1)

@@ -20,11 +20,23 @@ def plot_cost(rows: Sequence[ProfileRow], path: str | os.PathLike[str]) -> None:
     for row in rows:
         x, y = row.params / 1e6, row.macs / 1e9
         colour = "tab:red" if row.is_reference else "tab:blue"
-        ax.scatter([x], [y], s=70 if row.is_reference else 35, color=colour, zorder=3,
-                   edgecolors="black" if row.is_reference else "none")
+        ax.scatter(
+            [x],
+            [y],
+            s=70 if row.is_reference else 35,
+            color=colour,
+            zorder=3,
+            edgecolors="black" if row.is_reference else "none",
+        )
         label = f"{row.model} (reference)" if row.is_reference else row.model
-        ax.annotate(label, (x, y), textcoords="offset points", xytext=(5, 4), fontsize=8,
-                    fontweight="bold" if row.is_reference else "normal")
+        ax.annotate(
+            label,
+            (x, y),
+            textcoords="offset points",
+            xytext=(5, 4),
+            fontsize=8,
+            fontweight="bold" if row.is_reference else "normal",
+        )
     ax.set_xscale("log")
     ax.set_yscale("log")
     ax.set_xlabel("parameters (millions)")

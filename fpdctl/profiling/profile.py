@@ -62,8 +62,9 @@ class _Cost:
 def _cost(spec: HourglassSpec, input_size: int, batch: int, counter: Counter) -> _Cost:
     analytic = analytic_cost(spec, input_size, batch)
     if counter == "analytic":
-        return _Cost(analytic.params, analytic.macs // batch, analytic.elementwise_ops // batch,
-                     analytic.peak_activation_bytes)
+        return _Cost(
+            analytic.params, analytic.macs // batch, analytic.elementwise_ops // batch, analytic.peak_activation_bytes
+        )
     import torch
 
     from fpdctl.models.hourglass import HourglassNet
@@ -87,8 +88,9 @@ def _cost(spec: HourglassSpec, input_size: int, batch: int, counter: Counter) ->
     return _Cost(params, int(macs), analytic.elementwise_ops // batch, analytic.peak_activation_bytes)
 
 
-def measure_latency(spec: HourglassSpec, input_size: int, batch: int, iters: int = 10,
-                    warmup: int = 2, threads: int | None = None) -> tuple[float, float, int]:
+def measure_latency(
+    spec: HourglassSpec, input_size: int, batch: int, iters: int = 10, warmup: int = 2, threads: int | None = None
+) -> tuple[float, float, int]:
     """Median and p90 CPU latency (ms) of an eager fp32 NCHW forward with random weights."""
     import torch
 
@@ -168,7 +170,8 @@ def profile_specs(
     return rows
 
 
-def paper_grid(stacks: Sequence[int] = (1, 2, 4, 8), channels: Sequence[int] = (64, 128, 256),
-               blocks: Sequence[int] = (1,)) -> list[HourglassSpec]:
+def paper_grid(
+    stacks: Sequence[int] = (1, 2, 4, 8), channels: Sequence[int] = (64, 128, 256), blocks: Sequence[int] = (1,)
+) -> list[HourglassSpec]:
     """Every (stacks, channels, blocks) combination, in that nesting order."""
     return [HourglassSpec(s, c, b) for s in stacks for c in channels for b in blocks]

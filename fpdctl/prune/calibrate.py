@@ -58,8 +58,12 @@ def recalibrate_bn(
     norms = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
     momenta = [m.momentum for m in norms]
     loader = torch.utils.data.DataLoader(
-        dataset, batch_size=batch_size, shuffle=True, num_workers=num_workers,
-        generator=torch.Generator().manual_seed(seed), drop_last=len(dataset) >= batch_size,
+        dataset,
+        batch_size=batch_size,
+        shuffle=True,
+        num_workers=num_workers,
+        generator=torch.Generator().manual_seed(seed),
+        drop_last=len(dataset) >= batch_size,
     )
     for norm in norms:
         norm.reset_running_stats()

@@ -91,15 +91,11 @@ def _bottleneck_rules(
         LayerRule("conv", f"{student}.conv3", f"{teacher}.conv3", out_group, mid2),
     ]
     if has_downsample:
-        rules.append(
-            LayerRule("conv", f"{student}.downsample.0", f"{teacher}.downsample.0", out_group, in_group)
-        )
+        rules.append(LayerRule("conv", f"{student}.downsample.0", f"{teacher}.downsample.0", out_group, in_group))
     return rules
 
 
-def layer_rules(
-    student: HourglassSpec, kept_stacks: tuple[int, ...]
-) -> tuple[list[LayerRule], dict[str, Group]]:
+def layer_rules(student: HourglassSpec, kept_stacks: tuple[int, ...]) -> tuple[list[LayerRule], dict[str, Group]]:
     """Every convolution and batch norm of ``student`` with its teacher layer and channel groups.
 
     Residual blocks are taken in order: student block b of a stage is teacher block b (the first
@@ -129,16 +125,20 @@ def layer_rules(
             divisors[f"{src}.mid2"] = mid
 
     # Stem: layer1 C/4 -> (C/4) -> C/2, layer2 C/2 -> (C/2) -> C, layer3 C -> (C/2) -> C.
-    stem = (("layer1.0", STEM_C4, STEM_C2, 4, True), ("layer2.0", STEM_C2, STREAM, 2, True),
-            ("layer3.0", STREAM, STREAM, 2, False))
+    stem = (
+        ("layer1.0", STEM_C4, STEM_C2, 4, True),
+        ("layer2.0", STEM_C2, STREAM, 2, True),
+        ("layer3.0", STREAM, STREAM, 2, False),
+    )
     for name, in_group, out_group, mid, downsample in stem:
         bottleneck(name, name, in_group, out_group, downsample, mid)
     branches = [(level, branch) for level in range(student.depth) for branch in range(4 if level == 0 else 3)]
     for s, t in enumerate(kept_stacks):
         for level, branch in branches:
             for b in range(student.blocks):
-                bottleneck(f"hg.{s}.hg.{level}.{branch}.{b}", f"hg.{t}.hg.{level}.{branch}.{b}",
-                           STREAM, STREAM, False, 2)
+                bottleneck(
+                    f"hg.{s}.hg.{level}.{branch}.{b}", f"hg.{t}.hg.{level}.{branch}.{b}", STREAM, STREAM, False, 2
+                )
         for b in range(student.blocks):
             bottleneck(f"res.{s}.{b}", f"res.{t}.{b}", STREAM, STREAM, False, 2)
         head = head_group(t)

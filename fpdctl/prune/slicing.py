@@ -27,9 +27,9 @@ from fpdctl.errors import UsageError
 from fpdctl.models.convention import ConventionOverride
 from fpdctl.models.hourglass import HourglassNet, count_parameters
 from fpdctl.models.spec import DEFAULT_INPUT_SIZE, HourglassSpec, resolve_spec
-from fpdctl.utils.choices import parse_choice
 from fpdctl.prune.importance import check_importance, group_importance, select_channels
 from fpdctl.prune.layout import LayerRule, layer_rules
+from fpdctl.utils.choices import parse_choice
 
 STACK_STRATEGIES: tuple[str, ...] = ("first", "first-last")
 # Metadata keys of a sliced native checkpoint.
@@ -58,12 +58,13 @@ def check_target(teacher: HourglassSpec, target: HourglassSpec) -> None:
                 f"cannot slice {teacher.name} into {target.name}: the target has more {what} "
                 f"({want} > {have}); a slice keeps part of the teacher"
             )
-    for what, want, have in (("joints", target.joints, teacher.joints), ("depth", target.depth, teacher.depth),
-                             ("block types", target.block, teacher.block)):
+    for what, want, have in (
+        ("joints", target.joints, teacher.joints),
+        ("depth", target.depth, teacher.depth),
+        ("block types", target.block, teacher.block),
+    ):
         if want != have:
-            raise UsageError(
-                f"cannot slice {teacher.name} into {target.name}: {what} differ ({want} vs {have})"
-            )
+            raise UsageError(f"cannot slice {teacher.name} into {target.name}: {what} differ ({want} vs {have})")
 
 
 def kept_stacks(teacher_stacks: int, stacks: int, strategy: str = "first") -> tuple[int, ...]:
@@ -138,8 +139,7 @@ def plan_slice(
     rules, groups = layer_rules(spec, stacks)
     scores = group_importance(teacher_state, rules, groups, teacher.channels, importance)
     channels = {
-        name: tuple(int(i) for i in select_channels(scores[name], group.width(spec)))
-        for name, group in groups.items()
+        name: tuple(int(i) for i in select_channels(scores[name], group.width(spec))) for name, group in groups.items()
     }
     return SlicePlan(
         teacher=teacher,
@@ -318,8 +318,7 @@ def prune_checkpoint(
         student.to("cpu")
     described = plan.describe()
     described["recalibrate_bn"] = {"batches": recalibrate_bn, "data": data} if recalibrate_bn else None
-    metadata = {PRUNE_KEY: json.dumps(described, sort_keys=True),
-                "fpdctl.pruned_from": file_sha256(teacher_path)}
+    metadata = {PRUNE_KEY: json.dumps(described, sort_keys=True), "fpdctl.pruned_from": file_sha256(teacher_path)}
     save_model(student, output, metadata=metadata)
     return PruneResult(
         output=Path(output),

@@ -97,8 +97,7 @@ def split_blocks(values: Iterable[int | str]) -> tuple[list[int], list[str]]:
         if isinstance(value, str):
             if value not in BLOCK_TYPES:
                 raise UsageError(
-                    f"--blocks takes block counts (integers) and block types ({', '.join(BLOCK_TYPES)}), "
-                    f"got '{value}'"
+                    f"--blocks takes block counts (integers) and block types ({', '.join(BLOCK_TYPES)}), got '{value}'"
                 )
             if value not in types:
                 types.append(value)
@@ -148,8 +147,13 @@ def build_grid(
     """
     stacks, channels, blocks, inits = list(stacks), list(channels), list(blocks), list(inits)
     types = [teacher.block] if block_types is None else list(block_types)
-    for option, values in (("--stacks", stacks), ("--channels", channels), ("--blocks", blocks),
-                           ("--init", inits), ("--blocks (block types)", types)):
+    for option, values in (
+        ("--stacks", stacks),
+        ("--channels", channels),
+        ("--blocks", blocks),
+        ("--init", inits),
+        ("--blocks (block types)", types),
+    ):
         if not values:
             raise UsageError(f"the sweep grid is empty: {option} gives no values")
     for init in inits:

@@ -35,9 +35,7 @@ def pareto_front(costs: Sequence[float | None], values: Sequence[float | None]) 
     points = [(i, float(c), float(v)) for i, (c, v) in enumerate(zip(costs, values)) if _finite(c) and _finite(v)]
     front = []
     for i, cost, value in points:
-        dominated = any(
-            c2 <= cost and v2 >= value and (c2 < cost or v2 > value) for j, c2, v2 in points if j != i
-        )
+        dominated = any(c2 <= cost and v2 >= value and (c2 < cost or v2 > value) for j, c2, v2 in points if j != i)
         if not dominated:
             front.append((cost, i))
     return [i for _, i in sorted(front)]
@@ -105,13 +103,15 @@ def recommend(
         if not fits:
             cheapest = min(measured, key=lambda r: float(r[column]))
             return ConfigRecommendation(
-                None, criterion,
+                None,
+                criterion,
                 f"no config fits the budget of {show(limit)}; the cheapest, {cheapest['key']}, "
                 f"needs {show(float(cheapest[column]))}.",
             )
         best = min(fits, key=lambda r: (-float(r["score"]), float(r[column]), str(r["key"])))
         return ConfigRecommendation(
-            str(best["key"]), criterion,
+            str(best["key"]),
+            criterion,
             f"{best['key']} is the most accurate of the {len(fits)} config(s) within the budget of "
             f"{show(limit)}: {metric} {float(best['score']):.2f} at {show(float(best[column]))}.",
         )
@@ -121,7 +121,8 @@ def recommend(
     if teacher_score is None or not _finite(teacher_score):
         best = max(scored, key=lambda r: (float(r["score"]), -float(r["macs"])))
         return ConfigRecommendation(
-            str(best["key"]), criterion,
+            str(best["key"]),
+            criterion,
             f"the teacher has no {metric} to compare with; {best['key']} is the most accurate config "
             f"({metric} {float(best['score']):.2f}).",
         )
@@ -130,14 +131,16 @@ def recommend(
     if close:
         best = min(close, key=_cheapest_key)
         return ConfigRecommendation(
-            str(best["key"]), criterion,
+            str(best["key"]),
+            criterion,
             f"{best['key']} is the cheapest config ({float(best['macs']) / GIGA:.3g} GMACs) within "
             f"{max_drop:g} {metric} of the teacher: {float(best['score']):.2f} against "
             f"{float(teacher_score):.2f}.",
         )
     best = max(scored, key=lambda r: (float(r["score"]), -float(r["macs"])))
     return ConfigRecommendation(
-        str(best["key"]), criterion,
+        str(best["key"]),
+        criterion,
         f"no config is within {max_drop:g} {metric} of the teacher ({float(teacher_score):.2f}); "
         f"{best['key']} comes closest with {float(best['score']):.2f} at "
         f"{float(best['macs']) / GIGA:.3g} GMACs.",

@@ -12,8 +12,10 @@ from fpdctl.utils.io import atomic_path
 # One colour and marker per initialisation and block type, so sliced and scratch students, and
 # standard and mobile ones, read apart at a glance on the one front.
 STYLE: dict[tuple[str, str], tuple[str, str]] = {
-    ("teacher", STANDARD): ("tab:blue", "o"), ("scratch", STANDARD): ("tab:orange", "s"),
-    ("teacher", MOBILE): ("tab:purple", "D"), ("scratch", MOBILE): ("tab:green", "^"),
+    ("teacher", STANDARD): ("tab:blue", "o"),
+    ("scratch", STANDARD): ("tab:orange", "s"),
+    ("teacher", MOBILE): ("tab:purple", "D"),
+    ("scratch", MOBILE): ("tab:green", "^"),
 }
 INIT_LABEL: dict[str, str] = {"teacher": "sliced from the teacher", "scratch": "from scratch"}
 BLOCK_LABEL: dict[str, str] = {STANDARD: "", MOBILE: "mobile, "}
@@ -57,24 +59,53 @@ def plot_sweep(summary: SweepSummary, path: str | os.PathLike[str]) -> Path:
             continue
         xs = [r.macs / 1e9 for r in rows]
         label = f"{BLOCK_LABEL[block]}{INIT_LABEL[init]}"
-        ax.scatter(xs, [r.score for r in rows], color=colour, marker=marker, s=40, zorder=3,
-                   label=f"{label}: fine-tuned")
-        ax.scatter(xs, [r.score_zero_shot for r in rows], facecolors="none", edgecolors=colour,
-                   marker=marker, s=30, zorder=2, label=f"{label}: zero-shot")
+        ax.scatter(
+            xs, [r.score for r in rows], color=colour, marker=marker, s=40, zorder=3, label=f"{label}: fine-tuned"
+        )
+        ax.scatter(
+            xs,
+            [r.score_zero_shot for r in rows],
+            facecolors="none",
+            edgecolors=colour,
+            marker=marker,
+            s=30,
+            zorder=2,
+            label=f"{label}: zero-shot",
+        )
         for r in rows:
             ax.plot([r.macs / 1e9] * 2, [r.score_zero_shot, r.score], color=colour, alpha=0.35, lw=1)
             ax.annotate(r.model, (r.macs / 1e9, r.score), textcoords="offset points", xytext=(4, 4), fontsize=7)
     front = [by_key[k] for k in summary.pareto.get("macs", []) if k in by_key]
     if len(front) > 1:
-        ax.step([r.macs / 1e9 for r in front], [r.score for r in front], where="post", color="black",
-                lw=1, alpha=0.7, label="Pareto front")
+        ax.step(
+            [r.macs / 1e9 for r in front],
+            [r.score for r in front],
+            where="post",
+            color="black",
+            lw=1,
+            alpha=0.7,
+            label="Pareto front",
+        )
     if summary.teacher is not None:
-        ax.axhline(summary.teacher.score, color="tab:red", ls="--", lw=1,
-                   label=f"teacher {summary.teacher.model} ({summary.teacher.score:.1f})")
+        ax.axhline(
+            summary.teacher.score,
+            color="tab:red",
+            ls="--",
+            lw=1,
+            label=f"teacher {summary.teacher.model} ({summary.teacher.score:.1f})",
+        )
     pick = by_key.get(summary.recommendation.key or "")
     if pick is not None:
-        ax.scatter([pick.macs / 1e9], [pick.score], marker="*", s=260, color="gold", edgecolors="black",
-                   zorder=4, label=f"recommended: {pick.key}")
+        ax.scatter(
+            [pick.macs / 1e9],
+            [pick.score],
+            marker="*",
+            s=260,
+            color="gold",
+            edgecolors="black",
+            zorder=4,
+            label=f"recommended: {pick.key}",
+        )
     ax.set_xscale("log")
     ax.margins(x=0.12)  # room for the labels of the cheapest and dearest points
     plain = matplotlib.ticker.FuncFormatter(lambda v, _pos: f"{v:g}")

@@ -87,11 +87,23 @@ class ConfigResult:
 
     def to_dict(self) -> dict[str, Any]:
         return {
-            "key": self.key, "model": self.model, "stacks": self.stacks, "channels": self.channels,
-            "blocks": self.blocks, "block": self.block, "init": self.init, "params": self.params,
-            "macs": self.macs, "latency_ms": self.latency_ms, "metric": self.metric,
-            "score_zero_shot": self.score_zero_shot, "score": self.score, "steps": self.steps,
-            "train_seconds": self.train_seconds, "checkpoint": self.checkpoint, "settings": self.settings,
+            "key": self.key,
+            "model": self.model,
+            "stacks": self.stacks,
+            "channels": self.channels,
+            "blocks": self.blocks,
+            "block": self.block,
+            "init": self.init,
+            "params": self.params,
+            "macs": self.macs,
+            "latency_ms": self.latency_ms,
+            "metric": self.metric,
+            "score_zero_shot": self.score_zero_shot,
+            "score": self.score,
+            "steps": self.steps,
+            "train_seconds": self.train_seconds,
+            "checkpoint": self.checkpoint,
+            "settings": self.settings,
         }
 
     @classmethod
@@ -120,9 +132,15 @@ class TeacherResult:
     metric: str = LEGACY_METRIC
 
     def to_dict(self) -> dict[str, Any]:
-        return {"model": self.model, "params": self.params, "macs": self.macs,
-                "latency_ms": self.latency_ms, "metric": self.metric, "score": self.score,
-                "settings": self.settings}
+        return {
+            "model": self.model,
+            "params": self.params,
+            "macs": self.macs,
+            "latency_ms": self.latency_ms,
+            "metric": self.metric,
+            "score": self.score,
+            "settings": self.settings,
+        }
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> TeacherResult:
@@ -312,12 +330,14 @@ def summarize(
         front = pareto_front([r[cost] for r in rows], [r["score"] for r in rows])
         pareto[cost] = [rows[i]["key"] for i in front]
     recommendation = recommend(
-        rows, None if teacher is None else teacher.score, max_drop=max_drop,
-        budget_macs=budget_macs, budget_latency_ms=budget_latency_ms,
+        rows,
+        None if teacher is None else teacher.score,
+        max_drop=max_drop,
+        budget_macs=budget_macs,
+        budget_latency_ms=budget_latency_ms,
         metric=sweep_metric(results, teacher),
     )
-    summary = SweepResult(out=out_dir, teacher=teacher, results=results, pareto=pareto,
-                          recommendation=recommendation)
+    summary = SweepResult(out=out_dir, teacher=teacher, results=results, pareto=pareto, recommendation=recommendation)
     plot_path: Path | None = None
     if plot and results:
         from fpdctl.sweep.plot import plot_sweep
@@ -326,8 +346,9 @@ def summarize(
     payload = summary.to_dict()
     payload["rule"] = {"max_drop": max_drop, "budget_macs": budget_macs, "budget_latency_ms": budget_latency_ms}
     write_json(out_dir / SUMMARY_FILE, payload)
-    return SweepResult(out=out_dir, teacher=teacher, results=results, pareto=pareto,
-                       recommendation=recommendation, plot=plot_path)
+    return SweepResult(
+        out=out_dir, teacher=teacher, results=results, pareto=pareto, recommendation=recommendation, plot=plot_path
+    )
 
 
 __all__ = [

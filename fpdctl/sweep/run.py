@@ -147,8 +147,12 @@ class SweepSettings:
         }
         # How the teacher (and a student sliced from it) reads pixels changes every figure; only
         # an override is recorded, so sweeps begun before it existed still resume.
-        override = [train.teacher_input_convention, train.teacher_input_order, train.teacher_input_mean,
-                    train.teacher_input_std]
+        override = [
+            train.teacher_input_convention,
+            train.teacher_input_order,
+            train.teacher_input_mean,
+            train.teacher_input_std,
+        ]
         if any(v is not None for v in override):
             fingerprint["teacher_input"] = override
         return fingerprint
@@ -183,8 +187,7 @@ def _evaluate(model: Any, val_set: Any, config: TrainConfig) -> float:
     """The split's headline score in percent (PCKh, PCK or COCO AP)."""
     from fpdctl.evaluate import evaluate_model
 
-    result = evaluate_model(model, val_set, flip=config.flip_test, device=config.device,
-                            num_workers=config.workers)
+    result = evaluate_model(model, val_set, flip=config.flip_test, device=config.device, num_workers=config.workers)
     return float(result.metric.mean)
 
 
@@ -200,8 +203,15 @@ def _measure_latency(checkpoint: str | os.PathLike[str], input_size: int) -> flo
     """ONNX Runtime fp32 CPU latency (median ms) at batch 1, from ``fpdctl bench``'s core."""
     from fpdctl.deploy.bench import benchmark
 
-    result = benchmark([str(checkpoint)], backend="ort", batches=(1,), device="cpu",
-                       input_size=input_size, warmup=LATENCY_WARMUP, iters=LATENCY_ITERS)
+    result = benchmark(
+        [str(checkpoint)],
+        backend="ort",
+        batches=(1,),
+        device="cpu",
+        input_size=input_size,
+        warmup=LATENCY_WARMUP,
+        iters=LATENCY_ITERS,
+    )
     if not result.rows:
         raise RuntimeFailure(f"could not measure the latency of {checkpoint}: {'; '.join(result.skipped)}")
     return float(result.rows[0].p50_ms)
@@ -282,17 +292,26 @@ def run_sweep(
         report(progress, "sweep.config_start", item.key, done=position, total=len(todo), data=item)
         result = _run_config(settings, item, out_dir, fingerprint, teacher, progress)
         if result is None:
-            pending = [i.key for i in todo[position - 1:]]
+            pending = [i.key for i in todo[position - 1 :]]
             break
         ran.append(item.key)
-        report(progress, "sweep.config_end",
-               f"{result.metric} {result.score:.2f} after {result.steps} steps ({result.train_seconds:.0f} s)",
-               data=result)
-    summary = summarize(out_dir, max_drop=max_drop, budget_macs=budget_macs,
-                        budget_latency_ms=budget_latency_ms)
+        report(
+            progress,
+            "sweep.config_end",
+            f"{result.metric} {result.score:.2f} after {result.steps} steps ({result.train_seconds:.0f} s)",
+            data=result,
+        )
+    summary = summarize(out_dir, max_drop=max_drop, budget_macs=budget_macs, budget_latency_ms=budget_latency_ms)
     return SweepResult(
-        out=summary.out, teacher=summary.teacher, results=summary.results, pareto=summary.pareto,
-        recommendation=summary.recommendation, ran=ran, skipped=skipped, pending=pending, plot=summary.plot,
+        out=summary.out,
+        teacher=summary.teacher,
+        results=summary.results,
+        pareto=summary.pareto,
+        recommendation=summary.recommendation,
+        ran=ran,
+        skipped=skipped,
+        pending=pending,
+        plot=summary.plot,
     )
 
 
@@ -331,7 +350,10 @@ def _check_settings(
 
 
 def _teacher_result(
-    settings: SweepSettings, teacher: Any, fingerprint: dict[str, Any], out_dir: Path,
+    settings: SweepSettings,
+    teacher: Any,
+    fingerprint: dict[str, Any],
+    out_dir: Path,
     progress: Progress | None,
 ) -> TeacherResult:
     """The teacher's score on the sweep's validation split (cached in ``teacher.json``)."""
@@ -339,8 +361,12 @@ def _teacher_result(
 
     cached = cached_teacher(out_dir, fingerprint)
     if cached is not None:
-        report(progress, "sweep.teacher", f"teacher {cached.model}: {cached.metric} {cached.score:.2f} (cached)",
-               data=cached)
+        report(
+            progress,
+            "sweep.teacher",
+            f"teacher {cached.model}: {cached.metric} {cached.score:.2f} (cached)",
+            data=cached,
+        )
         return cached
     # The fine-tune's own validation split, so the teacher, zero-shot and fine-tuned figures
     # share one ground truth.
@@ -373,8 +399,9 @@ def initial_student(settings: SweepSettings, item: SweepItem, teacher: Any) -> A
 
     train = settings.train
     if item.init == "teacher":
-        student, _ = slice_model(teacher, item.spec, importance=settings.importance,
-                                 stack_strategy=settings.stack_strategy)
+        student, _ = slice_model(
+            teacher, item.spec, importance=settings.importance, stack_strategy=settings.stack_strategy
+        )
         if settings.recalibrate_bn:
             from fpdctl.data.registry import build_dataset
             from fpdctl.data.transforms import AugmentConfig
@@ -382,11 +409,16 @@ def initial_student(settings: SweepSettings, item: SweepItem, teacher: Any) -> A
 
             # The training split as the fine-tune sees it (augmented), like the statistics the
             # teacher's BNs were estimated on.
-            train_set = build_dataset(train.data, "train", input_size=train.input_size,
-                                      augment=AugmentConfig())
-            recalibrate_bn(student, train_set, batches=settings.recalibrate_bn,
-                           batch_size=train.batch_size, device=train.device, seed=train.seed,
-                           num_workers=train.workers)
+            train_set = build_dataset(train.data, "train", input_size=train.input_size, augment=AugmentConfig())
+            recalibrate_bn(
+                student,
+                train_set,
+                batches=settings.recalibrate_bn,
+                batch_size=train.batch_size,
+                device=train.device,
+                seed=train.seed,
+                num_workers=train.workers,
+            )
             student.to("cpu")
         return student
     # The same seed as the fine-tune, so a scratch row is reproducible from its settings.
@@ -407,15 +439,18 @@ def _trainer(
 
     def forward(event: Event) -> None:
         if event.kind == TRAIN_STEP:
-            report(progress, "sweep.train_step", event.message, done=event.done, total=event.total,
-                   data=event.data)
+            report(progress, "sweep.train_step", event.message, done=event.done, total=event.total, data=event.data)
 
     return Trainer(_train_config(settings, item, init_path, run_dir), progress=forward)
 
 
 def _run_config(
-    settings: SweepSettings, item: SweepItem, out_dir: Path, fingerprint: dict[str, Any],
-    teacher: Any, progress: Progress | None,
+    settings: SweepSettings,
+    item: SweepItem,
+    out_dir: Path,
+    fingerprint: dict[str, Any],
+    teacher: Any,
+    progress: Progress | None,
 ) -> ConfigResult | None:
     """Build, evaluate, fine-tune, measure and record one config; None if interrupted."""
     from fpdctl.models.checkpoint import save_model

@@ -16,9 +16,9 @@ from typing import Any, Mapping
 from fpdctl.errors import UsageError
 from fpdctl.progress import Progress
 from fpdctl.train.config import TrainConfig
-from fpdctl.train.sources import check_resume_changes, resolve_config
 from fpdctl.train.events import TrainResult
 from fpdctl.train.run_dir import load_run_config
+from fpdctl.train.sources import check_resume_changes, resolve_config
 from fpdctl.train.trainer import Trainer
 
 PathLike = str | os.PathLike[str]
@@ -93,8 +93,9 @@ def run_training(
 ) -> TrainResult:
     """Build the config from keyword options and train: ``run_training("distill",
     teacher="synthetic-hg2x64", model="hg1x16", max_steps=100, out="runs/fpd")``."""
-    trainer = prepare_trainer(command, options, out=out, resume=resume, overwrite=overwrite,
-                              config_file=config_file, progress=progress)
+    trainer = prepare_trainer(
+        command, options, out=out, resume=resume, overwrite=overwrite, config_file=config_file, progress=progress
+    )
     return trainer.run()
 
 

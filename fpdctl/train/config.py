@@ -14,8 +14,8 @@ import typing
 from dataclasses import dataclass, field
 from typing import Any, Mapping
 
-from fpdctl.data.unlabeled import DEFAULT_UNLABELED_RATIO, check_unlabeled
 from fpdctl.data.transforms import AUGMENT_STYLES, DEFAULT_AUGMENT_STYLE
+from fpdctl.data.unlabeled import DEFAULT_UNLABELED_RATIO, check_unlabeled
 from fpdctl.errors import UsageError
 from fpdctl.models.convention import ConventionOverride
 from fpdctl.models.spec import DEFAULT_INPUT_SIZE, STUDENT_MODEL, TEACHER_MODEL, resolve_spec
@@ -28,6 +28,7 @@ from fpdctl.train.loss import (
     KD_LOSSES,
     KdSettings,
 )
+from fpdctl.train.schedule import Schedule, parse_schedule  # noqa: F401  (re-exported)
 from fpdctl.utils.choices import match_choice
 
 OPTIMIZERS: tuple[str, ...] = ("adam", "rmsprop", "sgd")
@@ -41,8 +42,20 @@ MAX_SEED = 2**32 - 1
 # Options a resumed run may change: they affect speed, logging and length, never the arithmetic
 # of a step, so the resumed run still continues the same trajectory.
 RESUMABLE_CHANGES: frozenset[str] = frozenset(
-    {"max_steps", "epochs", "device", "workers", "log_every", "eval_every", "save_every",
-     "compile", "eval_batch_size", "out", "deterministic", "tensorboard"}
+    {
+        "max_steps",
+        "epochs",
+        "device",
+        "workers",
+        "log_every",
+        "eval_every",
+        "save_every",
+        "compile",
+        "eval_batch_size",
+        "out",
+        "deterministic",
+        "tensorboard",
+    }
 )
 
 # The official runs: 4 images per step on one GPU (``BATCH_SIZE_PER_GPU 4``, ``GPUS '(0,)'``).
@@ -70,6 +83,7 @@ def default_workers() -> int:
     except ValueError:
         local_processes = 1
     return max(0, min(cores // local_processes - 1, MAX_DEFAULT_WORKERS))
+
 
 # Config-file spellings that mean another field.
 _ALIASES: dict[str, str] = {"student": "model", "student_init": "init"}
@@ -219,8 +233,13 @@ class TrainConfig:
     @property
     def kd(self) -> KdSettings:
         """The distillation half of the loss (checked when the config is validated)."""
-        return KdSettings(alpha=self.alpha, alpha_schedule=self.alpha_schedule, kd_loss=self.kd_loss,
-                          temperature=self.kd_temperature, mask_teacher=self.mask_teacher)
+        return KdSettings(
+            alpha=self.alpha,
+            alpha_schedule=self.alpha_schedule,
+            kd_loss=self.kd_loss,
+            temperature=self.kd_temperature,
+            mask_teacher=self.mask_teacher,
+        )
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any], *, source: str = "options") -> TrainConfig:
@@ -260,7 +279,10 @@ _FIELDS: dict[str, dataclasses.Field] = {f.name: f for f in dataclasses.fields(T
 DISTILL_OPTIONS: tuple[str, ...] = tuple(f.name for f in _FIELDS.values() if f.metadata.get("distill_only"))
 # The teacher's input-convention override (distill; prune-sweep's fine-tunes), as typed.
 TEACHER_INPUT_FIELDS: tuple[str, ...] = (
-    "teacher_input_convention", "teacher_input_order", "teacher_input_mean", "teacher_input_std",
+    "teacher_input_convention",
+    "teacher_input_order",
+    "teacher_input_mean",
+    "teacher_input_std",
 )
 
 
@@ -328,7 +350,9 @@ def _coerce(name: str, value: Any, source: str) -> Any:
 
 # The options whose value is one of a few names.
 _CHOICES: dict[str, tuple[str, ...]] = {
-    "optimizer": OPTIMIZERS, "precision": TRAIN_PRECISIONS, "augment_style": AUGMENT_STYLES,
+    "optimizer": OPTIMIZERS,
+    "precision": TRAIN_PRECISIONS,
+    "augment_style": AUGMENT_STYLES,
     "kd_loss": KD_LOSSES,
 }
 
@@ -361,8 +385,11 @@ def teacher_input_override(config: TrainConfig) -> ConventionOverride | None:
         UsageError: a bad value, naming its flag.
     """
     override = ConventionOverride(
-        config.teacher_input_convention, config.teacher_input_order, config.teacher_input_mean,
-        config.teacher_input_std, flag_prefix="--teacher-input",
+        config.teacher_input_convention,
+        config.teacher_input_order,
+        config.teacher_input_mean,
+        config.teacher_input_std,
+        flag_prefix="--teacher-input",
     )
     return override.check() if override.given else None
 
@@ -383,7 +410,9 @@ def validate_config(config: TrainConfig) -> None:
     teacher_input_override(config)
     if config.teacher == GROUND_TRUTH_TEACHER:
         if config.unlabeled is not None:
-            raise UsageError("--unlabeled needs a teacher network; --teacher ground-truth has no maps for unlabeled images")
+            raise UsageError(
+                "--unlabeled needs a teacher network; --teacher ground-truth has no maps for unlabeled images"
+            )
         if any(getattr(config, name) is not None for name in TEACHER_INPUT_FIELDS):
             raise UsageError("--teacher-input-* options need a teacher network, not --teacher ground-truth")
     if not math.isfinite(config.lr):
@@ -403,9 +432,7 @@ def validate_config(config: TrainConfig) -> None:
     if config.precision not in TRAIN_PRECISIONS:
         raise UsageError(f"precision must be one of {', '.join(TRAIN_PRECISIONS)}, got '{config.precision}'")
     if config.augment_style not in AUGMENT_STYLES:
-        raise UsageError(
-            f"augment style must be one of {', '.join(AUGMENT_STYLES)}, got '{config.augment_style}'"
-        )
+        raise UsageError(f"augment style must be one of {', '.join(AUGMENT_STYLES)}, got '{config.augment_style}'")
     for name in ("momentum", "weight_decay"):
         value = getattr(config, name)
         if not (value >= 0 and math.isfinite(value)):  # also rejects NaN
@@ -449,56 +476,6 @@ def check_tensorboard() -> None:
 
     if importlib.util.find_spec("tensorboard") is None:
         raise UsageError(f"--tensorboard needs the tensorboard package: {TENSORBOARD_EXTRA}")
-
-
-@dataclass(frozen=True)
-class Schedule:
-    """A learning-rate schedule as a multiplier of the base rate.
-
-    Attributes:
-        kind: "step", "cosine" or "constant".
-        milestones: epochs at which "step" multiplies the rate by ``factor`` (sorted).
-        factor: the step multiplier.
-    """
-
-    kind: str
-    milestones: tuple[float, ...] = field(default_factory=tuple)
-    factor: float = 0.1
-
-    def multiplier(self, step: int, steps_per_epoch: int, total_steps: int) -> float:
-        """The learning-rate multiplier for optimizer step ``step`` (0-based).
-
-        "step" counts epochs as ``step / steps_per_epoch`` so a milestone at epoch 90 applies from
-        the first step of epoch 90; "cosine" decays from 1 to 0 over ``total_steps``.
-        """
-        if self.kind == "constant":
-            return 1.0
-        if self.kind == "cosine":
-            progress = min(max(step / max(total_steps, 1), 0.0), 1.0)
-            return 0.5 * (1.0 + math.cos(math.pi * progress))
-        epoch = step / max(steps_per_epoch, 1)
-        passed = sum(1 for m in self.milestones if epoch >= m)
-        return self.factor**passed
-
-
-def parse_schedule(text: str, factor: float = 0.1) -> Schedule:
-    """Parse ``step:90,120``, ``cosine`` or ``constant``.
-
-    Raises:
-        UsageError: any other form.
-    """
-    value = str(text).strip().lower()
-    if value in ("cosine", "constant"):
-        return Schedule(kind=value, factor=factor)
-    kind, sep, rest = value.partition(":")
-    if kind == "step" and sep:
-        try:
-            milestones = tuple(float(x) for x in rest.split(",") if x.strip())
-        except ValueError:
-            milestones = ()
-        if milestones and all(m > 0 for m in milestones):
-            return Schedule(kind="step", milestones=tuple(sorted(milestones)), factor=factor)
-    raise UsageError(f"--schedule must be step:E1,E2,... (epochs), cosine or constant, got {text!r}")
 
 
 __all__ = [

@@ -56,8 +56,7 @@ def env_dist_info() -> DistInfo:
         local = int(os.environ.get("LOCAL_RANK", str(rank)))
     except ValueError as exc:
         raise RuntimeFailure(f"bad torchrun environment: {exc}") from exc
-    return DistInfo(rank=rank, world_size=max(world, 1), local_rank=local,
-                    launched="TORCHELASTIC_RUN_ID" in os.environ)
+    return DistInfo(rank=rank, world_size=max(world, 1), local_rank=local, launched="TORCHELASTIC_RUN_ID" in os.environ)
 
 
 def init_distributed(info: DistInfo, device: torch.device) -> str | None:
@@ -117,8 +116,9 @@ class StepTotals:
     skipped_images: int = 0
 
 
-def reduce_step(loss: torch.Tensor, gt_loss: torch.Tensor, kd_loss: torch.Tensor | None, *,
-                stop: bool, skipped: int = 0) -> StepTotals:
+def reduce_step(
+    loss: torch.Tensor, gt_loss: torch.Tensor, kd_loss: torch.Tensor | None, *, stop: bool, skipped: int = 0
+) -> StepTotals:
     """Sum one step's loss terms and flags over all processes, so that every process sees the
     same figures and stops (or diverges) at the same step.
 
@@ -136,8 +136,14 @@ def reduce_step(loss: torch.Tensor, gt_loss: torch.Tensor, kd_loss: torch.Tensor
     parts = [loss, gt_loss, loss.new_zeros(()) if kd_loss is None else kd_loss]
     if not is_initialized():
         values = torch.stack([p.detach() for p in parts]).tolist()
-        return StepTotals(values[0], values[1], values[2], non_finite=int(not math.isfinite(values[0])),
-                          stop_requests=int(stop), skipped_images=int(skipped))
+        return StepTotals(
+            values[0],
+            values[1],
+            values[2],
+            non_finite=int(not math.isfinite(values[0])),
+            stop_requests=int(stop),
+            skipped_images=int(skipped),
+        )
     device = loss.device
     flags = [
         ~torch.isfinite(loss.detach()),
@@ -146,8 +152,14 @@ def reduce_step(loss: torch.Tensor, gt_loss: torch.Tensor, kd_loss: torch.Tensor
     ]
     packed = torch.stack([p.detach().double() for p in parts] + [f.double() for f in flags])
     total = all_reduce_sum(packed).tolist()
-    return StepTotals(total[0], total[1], total[2], non_finite=int(total[3]),
-                      stop_requests=int(total[4]), skipped_images=int(total[5]))
+    return StepTotals(
+        total[0],
+        total[1],
+        total[2],
+        non_finite=int(total[3]),
+        stop_requests=int(total[4]),
+        skipped_images=int(total[5]),
+    )
 
 
 def gather_strings(items: list[str]) -> list[str]:
@@ -188,9 +200,7 @@ class ResumableSampler(DistributedSampler):
         self, dataset: Sized, *, num_replicas: int = 1, rank: int = 0, seed: int = 0, shuffle: bool = True
     ) -> None:
         # drop_last: every rank gets the same number of samples and no padding duplicates.
-        super().__init__(
-            dataset, num_replicas=num_replicas, rank=rank, shuffle=shuffle, seed=seed, drop_last=True
-        )
+        super().__init__(dataset, num_replicas=num_replicas, rank=rank, shuffle=shuffle, seed=seed, drop_last=True)
         self._skip = 0
 
     def set_epoch(self, epoch: int, skip: int = 0) -> None:
@@ -200,7 +210,7 @@ class ResumableSampler(DistributedSampler):
 
     def __iter__(self) -> Iterator[int]:
         indices = list(super().__iter__())
-        return iter(indices[self._skip:])
+        return iter(indices[self._skip :])
 
     def __len__(self) -> int:
         return max(self.num_samples - self._skip, 0)

@@ -19,8 +19,7 @@ import json
 import math
 import time
 from dataclasses import dataclass
-from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any, Iterator
 
 import torch
 from torch import nn
@@ -28,10 +27,9 @@ from torch import nn
 from fpdctl.errors import RuntimeFailure, TrainingDiverged
 from fpdctl.models.checkpoint import save_model, unwrap_model
 from fpdctl.models.hourglass import HourglassNet
-from fpdctl.progress import Progress, report
-from fpdctl.train.config import TrainConfig
+from fpdctl.progress import report
+from fpdctl.train.context import RunContext  # noqa: F401  (re-exported)
 from fpdctl.train.distributed import (
-    DistInfo,
     EpochSamples,
     EpochTaggedSampler,
     StepTotals,
@@ -48,8 +46,7 @@ from fpdctl.train.events import (
     SkippedLog,
     StepLog,
 )
-from fpdctl.train.loss import KdSettings, LossTerms
-from fpdctl.train.precision import TrainPrecision
+from fpdctl.train.loss import LossTerms
 from fpdctl.train.run_dir import (
     BEST_FILE,
     CURVES_FILE,
@@ -71,51 +68,6 @@ from fpdctl.utils.io import atomic_write_text
 PLOT_INTERVAL_S = 60.0
 # Batches each persistent DataLoader worker prepares ahead of the step that needs them.
 PREFETCH_BATCHES = 4
-
-
-@dataclass(frozen=True)
-class RunContext:
-    """What the step loop needs of its run, fixed for the whole run (the trainer builds it).
-
-    Attributes:
-        config: the run's options.
-        device: where the student trains.
-        dist: this process's place in the job.
-        precision: the run's autocast settings.
-        run_dir: the run directory.
-        steps_per_epoch: optimizer steps per epoch (per process).
-        total_steps: the step the run ends at.
-        kd: the distillation loss settings (alpha checked once, when the config was built).
-        teacher: the frozen teacher network, or None.
-        teacher_name: the teacher's model name, ``ground-truth`` for the label control, None
-            without a teacher.
-        labels_as_teacher: ``--teacher ground-truth``: the labels fill the teacher's place.
-        model_name: the trained model's name (plot titles, eval.json).
-        metric_name: the validation metric ("pckh", "pck", "oks").
-        train_set: the training set (with ``set_epoch``); sampler: its resumable sampler.
-        val_set: the validation set.
-        progress: receives the events (rank 0), or None.
-        stop_requested: whether a signal or a handler asked the run to stop after this step.
-    """
-
-    config: TrainConfig
-    device: torch.device
-    dist: DistInfo
-    precision: TrainPrecision
-    run_dir: Path
-    steps_per_epoch: int
-    total_steps: int
-    kd: KdSettings
-    teacher: HourglassNet | None
-    teacher_name: str | None
-    labels_as_teacher: bool
-    model_name: str
-    metric_name: str
-    train_set: Any
-    sampler: Any
-    val_set: Any
-    progress: Progress | None
-    stop_requested: Callable[[], bool]
 
 
 @dataclass
@@ -215,8 +167,7 @@ class TrainLoop:
         if self._train_loader is None:
             if getattr(run.train_set, "set_epoch", None) is None:
                 raise RuntimeFailure(
-                    f"{type(run.train_set).__name__} has no set_epoch(): augmentation cannot be "
-                    "made reproducible"
+                    f"{type(run.train_set).__name__} has no set_epoch(): augmentation cannot be made reproducible"
                 )
             # Worker seeds: only what augmentation does not key by (seed, epoch, index) uses them.
             generator = torch.Generator()
@@ -268,9 +219,16 @@ class TrainLoop:
             labelled = labelled.to(self.device, non_blocking=self.pin)
         run = self.run
         terms = compute_losses(
-            self.model, run.teacher, images, target, weight,
-            precision=run.precision, kd=run.kd, alpha=run.kd.alpha_at(self.state.step, run.total_steps),
-            labelled=labelled, labels_as_teacher=run.labels_as_teacher,
+            self.model,
+            run.teacher,
+            images,
+            target,
+            weight,
+            precision=run.precision,
+            kd=run.kd,
+            alpha=run.kd.alpha_at(self.state.step, run.total_steps),
+            labelled=labelled,
+            labels_as_teacher=run.labels_as_teacher,
         )
         return terms, int(images.shape[0])
 
@@ -288,8 +246,7 @@ class TrainLoop:
         errors = [e for e in meta.get("image_error", ())] if isinstance(meta, dict) else []
         skipped = [e for e in errors if e]
         # The step's one host-device synchronisation (the skipped count rides along).
-        totals = reduce_step(terms.total, terms.gt, terms.kd, stop=self.run.stop_requested(),
-                             skipped=len(skipped))
+        totals = reduce_step(terms.total, terms.gt, terms.kd, stop=self.run.stop_requested(), skipped=len(skipped))
         if totals.skipped_images:
             self._record_skipped(gather_strings(skipped))
         if totals.non_finite:
@@ -306,8 +263,9 @@ class TrainLoop:
         step = self.state.step + 1
         new = self.skipped.add(step, errors)
         if new:
-            self._report(TRAIN_SKIPPED, SkippedLog(step=step, new=tuple(new), total=len(self.skipped),
-                                                   file=self.skipped.path))
+            self._report(
+                TRAIN_SKIPPED, SkippedLog(step=step, new=tuple(new), total=len(self.skipped), file=self.skipped.path)
+            )
 
     # ------------------------------------------------------------------ the loop
     def train(self) -> str:
@@ -379,9 +337,7 @@ class TrainLoop:
             kept = f"the last good checkpoint ({self.run.run_dir / LAST_FILE}, step {self.saved_step}) is kept"
         else:
             kept = "no checkpoint had been written yet"
-        raise TrainingDiverged(
-            f"training diverged: the loss is {value} at step {step}; {kept}; try a lower --lr"
-        )
+        raise TrainingDiverged(f"training diverged: the loss is {value} at step {step}; {kept}; try a lower --lr")
 
     # ------------------------------------------------------------------ logging and validation
     def _log(self, lr: float, *, epoch_frac: float, evaluate: bool) -> None:
@@ -459,8 +415,12 @@ class TrainLoop:
             state.best_metric, state.best_step = value, state.step
             state.extra["best_eval"] = result.metric.to_dict()
             save_model(self.student, run.run_dir / BEST_FILE, weights_metadata(self.cfg, state.step, value))
-        self._report(TRAIN_EVAL, EvalLog(step=state.step, metric=run.metric_name, value=value, best=best,
-                                         seconds=time.perf_counter() - start))
+        self._report(
+            TRAIN_EVAL,
+            EvalLog(
+                step=state.step, metric=run.metric_name, value=value, best=best, seconds=time.perf_counter() - start
+            ),
+        )
         return result.metric
 
     def _plot(self, *, force: bool = False) -> None:
@@ -471,8 +431,11 @@ class TrainLoop:
         if not force and now - self._last_plot < PLOT_INTERVAL_S:
             return
         self._last_plot = now
-        plot_curves(self.metrics.rows, self.run.run_dir / CURVES_FILE,
-                    title=f"{self.cfg.command} {self.run.model_name} ({self.run.run_dir.name})")
+        plot_curves(
+            self.metrics.rows,
+            self.run.run_dir / CURVES_FILE,
+            title=f"{self.cfg.command} {self.run.model_name} ({self.run.run_dir.name})",
+        )
 
     # ------------------------------------------------------------------ checkpoints
     def _write_state(self) -> None:

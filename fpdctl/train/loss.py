@@ -92,9 +92,7 @@ def check_kd_options(kd_loss: str, temperature: float, alpha_schedule: str) -> N
     if not (value > 0 and math.isfinite(value)):  # also rejects NaN
         raise UsageError(f"kd temperature must be a finite number > 0, got {temperature:g}")
     if alpha_schedule not in ALPHA_SCHEDULES:
-        raise UsageError(
-            f"alpha schedule must be one of {', '.join(ALPHA_SCHEDULES)}, got '{alpha_schedule}'"
-        )
+        raise UsageError(f"alpha schedule must be one of {', '.join(ALPHA_SCHEDULES)}, got '{alpha_schedule}'")
 
 
 def scheduled_alpha(alpha: float, schedule: str, step: int, total_steps: int) -> float:
@@ -120,8 +118,7 @@ def _stacked(pred: Tensor, reference: Tensor, weight: Tensor | None) -> Tensor:
     n, _, j, h, w = stacked.shape
     if tuple(reference.shape) != (n, j, h, w):
         raise ValueError(
-            f"reference heatmaps {tuple(reference.shape)} do not match the prediction's "
-            f"[N, J, H, W] = {(n, j, h, w)}"
+            f"reference heatmaps {tuple(reference.shape)} do not match the prediction's [N, J, H, W] = {(n, j, h, w)}"
         )
     if weight is not None and tuple(weight.shape) != (n, j):
         raise ValueError(f"weight must be [N, J] = {(n, j)}, got {tuple(weight.shape)}")
@@ -149,7 +146,10 @@ def joints_mse(pred: Tensor, reference: Tensor, weight: Tensor | None = None) ->
 
 
 def joints_kl(
-    pred: Tensor, reference: Tensor, weight: Tensor | None = None, *,
+    pred: Tensor,
+    reference: Tensor,
+    weight: Tensor | None = None,
+    *,
     temperature: float = DEFAULT_KD_TEMPERATURE,
 ) -> Tensor:
     """KL(reference || pred) between spatially soft-maxed heatmaps, summed over stacks.
@@ -255,12 +255,27 @@ class KdSettings:
         return scheduled_alpha(self.alpha, self.alpha_schedule, step, total_steps)
 
     def terms(
-        self, student: Tensor, target: Tensor, target_weight: Tensor, teacher: Tensor | None, *,
-        alpha: float, labelled: Tensor | None = None,
+        self,
+        student: Tensor,
+        target: Tensor,
+        target_weight: Tensor,
+        teacher: Tensor | None,
+        *,
+        alpha: float,
+        labelled: Tensor | None = None,
     ) -> LossTerms:
         """The batch's loss with this step's ``alpha`` (already checked: see :func:`fpd_loss`)."""
-        return _fpd_terms(student, target, target_weight, teacher, alpha=alpha, mask_teacher=self.mask_teacher,
-                          kd=KD_LOSS_TABLE[self.kd_loss], temperature=self.temperature, labelled=labelled)
+        return _fpd_terms(
+            student,
+            target,
+            target_weight,
+            teacher,
+            alpha=alpha,
+            mask_teacher=self.mask_teacher,
+            kd=KD_LOSS_TABLE[self.kd_loss],
+            temperature=self.temperature,
+            labelled=labelled,
+        )
 
 
 def fpd_loss(
@@ -299,13 +314,30 @@ def fpd_loss(
     kd = kd_loss_entry(kd_loss)
     if teacher is not None:
         alpha = check_alpha(alpha)
-    return _fpd_terms(student, target, target_weight, teacher, alpha=alpha, mask_teacher=mask_teacher, kd=kd,
-                      temperature=temperature, labelled=labelled)
+    return _fpd_terms(
+        student,
+        target,
+        target_weight,
+        teacher,
+        alpha=alpha,
+        mask_teacher=mask_teacher,
+        kd=kd,
+        temperature=temperature,
+        labelled=labelled,
+    )
 
 
 def _fpd_terms(
-    student: Tensor, target: Tensor, target_weight: Tensor, teacher: Tensor | None, *, alpha: float,
-    mask_teacher: bool, kd: KdLoss, temperature: float, labelled: Tensor | None,
+    student: Tensor,
+    target: Tensor,
+    target_weight: Tensor,
+    teacher: Tensor | None,
+    *,
+    alpha: float,
+    mask_teacher: bool,
+    kd: KdLoss,
+    temperature: float,
+    labelled: Tensor | None,
 ) -> LossTerms:
     """:func:`fpd_loss` on options already checked."""
     if student.dim() != 5:

@@ -120,8 +120,12 @@ def arithmetic_mode(deterministic: bool) -> Iterator[None]:
     set it), so a CUDA run repeats, and resumes, bit for bit on the same GPU and software.
     """
     cudnn = torch.backends.cudnn
-    before = (cudnn.benchmark, cudnn.deterministic, torch.are_deterministic_algorithms_enabled(),
-              os.environ.get("CUBLAS_WORKSPACE_CONFIG"))
+    before = (
+        cudnn.benchmark,
+        cudnn.deterministic,
+        torch.are_deterministic_algorithms_enabled(),
+        os.environ.get("CUBLAS_WORKSPACE_CONFIG"),
+    )
     cudnn.benchmark = not deterministic
     cudnn.deterministic = deterministic
     if deterministic:

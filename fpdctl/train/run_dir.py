@@ -38,7 +38,14 @@ STATE_FILE = "state.pt"
 CURVES_FILE = "curves.png"
 EVAL_FILE = "eval.json"
 RUN_FILES: tuple[str, ...] = (
-    CONFIG_FILE, METRICS_FILE, BEST_FILE, LAST_FILE, STATE_FILE, CURVES_FILE, EVAL_FILE, SKIPPED_FILE,
+    CONFIG_FILE,
+    METRICS_FILE,
+    BEST_FILE,
+    LAST_FILE,
+    STATE_FILE,
+    CURVES_FILE,
+    EVAL_FILE,
+    SKIPPED_FILE,
 )
 # The columns of metrics.csv before the validation column (``val_pckh`` or ``val_pck``).
 TRAIN_COLUMNS: tuple[str, ...] = ("step", "epoch", "loss", "gt_loss", "kd_loss", "lr", "img_per_s")
@@ -161,8 +168,7 @@ def check_run_dir(out: Path, *, resume: bool, overwrite: bool) -> None:
     if out.is_dir() and any(out.iterdir()):
         if not overwrite:
             raise UsageError(
-                f"run directory {out} already exists; pass --resume {out} to continue it or "
-                "--overwrite to start again"
+                f"run directory {out} already exists; pass --resume {out} to continue it or --overwrite to start again"
             )
         if not (out / CONFIG_FILE).is_file():
             raise UsageError(

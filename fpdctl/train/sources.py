@@ -105,7 +105,9 @@ def resolve_config(
         preset_values = dict(PRESETS[preset_name])
 
     layers = (
-        (preset_values, f"preset {preset_name}"), (file_values, str(config_file)), (cli_values, None),
+        (preset_values, f"preset {preset_name}"),
+        (file_values, str(config_file)),
+        (cli_values, None),
     )
     if command == "train":
         for values, source in layers:
@@ -133,8 +135,10 @@ def resolve_config(
     # Absolute paths, so a run resumed from another working directory finds the same files
     # (a pretrained name, such as synthetic-hg2x64, stays a name).
     for name in ("teacher", "init", "out"):
-        if merged.get(name) and not is_pretrained_name(str(merged[name])) and not (
-            name == "teacher" and merged[name] == GROUND_TRUTH_TEACHER
+        if (
+            merged.get(name)
+            and not is_pretrained_name(str(merged[name]))
+            and not (name == "teacher" and merged[name] == GROUND_TRUTH_TEACHER)
         ):
             merged[name] = os.path.abspath(os.path.expanduser(str(merged[name])))
     if merged.get("unlabeled"):

@@ -56,9 +56,7 @@ def restore_rng_state(state: dict[str, Any]) -> None:
     torch.set_rng_state(state["torch"].to(torch.uint8))
     nps = state["numpy"]
     key = nps["key"].numpy().astype(np.uint32)
-    np.random.set_state(
-        (nps["algorithm"], key, int(nps["pos"]), int(nps["has_gauss"]), float(nps["cached_gaussian"]))
-    )
+    np.random.set_state((nps["algorithm"], key, int(nps["pos"]), int(nps["has_gauss"]), float(nps["cached_gaussian"])))
     pys = state["python"]
     random.setstate((int(pys["version"]), tuple(int(x) for x in pys["internal"]), pys["gauss"]))
     if "cuda" in state and torch.cuda.is_available():
@@ -148,9 +146,7 @@ def load_state(path: str | os.PathLike[str]) -> TrainState:
     if not isinstance(payload, dict) or payload.get("format") != STATE_FORMAT:
         raise CheckpointError(f"{file} is not an fpdctl training state")
     if int(payload.get("version", 0)) > STATE_VERSION:
-        raise CheckpointError(
-            f"{file} was written by a newer fpdctl (state version {payload['version']})"
-        )
+        raise CheckpointError(f"{file} was written by a newer fpdctl (state version {payload['version']})")
     return TrainState(
         step=int(payload["step"]),
         epoch=int(payload["epoch"]),

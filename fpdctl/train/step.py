@@ -15,7 +15,6 @@ from fpdctl.train.config import TrainConfig
 from fpdctl.train.loss import KdSettings, LossTerms
 from fpdctl.train.precision import TrainPrecision
 
-
 _DEFAULT_KD = KdSettings()
 
 
@@ -65,12 +64,12 @@ def compute_losses(
         outputs = model(images)
     if teacher_maps is not None and teacher_maps.shape[-2:] != outputs.shape[-2:]:
         raise UsageError(
-            f"teacher heatmaps are {tuple(teacher_maps.shape[-2:])} but the student's are "
-            f"{tuple(outputs.shape[-2:])}"
+            f"teacher heatmaps are {tuple(teacher_maps.shape[-2:])} but the student's are {tuple(outputs.shape[-2:])}"
         )
     kd = _DEFAULT_KD if kd is None else kd
-    return kd.terms(outputs, target, weight, teacher_maps, alpha=kd.alpha if alpha is None else alpha,
-                    labelled=labelled)
+    return kd.terms(
+        outputs, target, weight, teacher_maps, alpha=kd.alpha if alpha is None else alpha, labelled=labelled
+    )
 
 
 def apply_gradients(loss: Tensor, optimizer: torch.optim.Optimizer, scaler: torch.amp.GradScaler) -> None:
@@ -105,12 +104,8 @@ def make_optimizer(config: TrainConfig, model: nn.Module, *, fused: bool = False
         return torch.optim.Adam(params, lr=config.lr, weight_decay=config.weight_decay, **extra)
     if config.optimizer == "rmsprop":
         # pytorch-pose's default optimizer for the hourglass.
-        return torch.optim.RMSprop(
-            params, lr=config.lr, momentum=config.momentum, weight_decay=config.weight_decay
-        )
-    return torch.optim.SGD(
-        params, lr=config.lr, momentum=config.momentum, weight_decay=config.weight_decay, **extra
-    )
+        return torch.optim.RMSprop(params, lr=config.lr, momentum=config.momentum, weight_decay=config.weight_decay)
+    return torch.optim.SGD(params, lr=config.lr, momentum=config.momentum, weight_decay=config.weight_decay, **extra)
 
 
 __all__ = ["FUSED_OPTIMIZERS", "apply_gradients", "compute_losses", "make_optimizer"]

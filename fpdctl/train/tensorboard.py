@@ -23,7 +23,7 @@ def scalar_tag(column: str) -> str:
     """The TensorBoard tag of a ``metrics.csv`` column: ``val_pckh`` -> ``val/pckh``, ``lr`` ->
     ``train/lr``."""
     if column.startswith(_VAL_PREFIX):
-        return "val/" + column[len(_VAL_PREFIX):]
+        return "val/" + column[len(_VAL_PREFIX) :]
     return "train/" + column
 
 

@@ -28,6 +28,7 @@ import torch
 from torch import nn
 
 from fpdctl.codec import heatmap_size
+from fpdctl.data.registry import spec_for_data
 from fpdctl.errors import CheckpointError, UsageError
 from fpdctl.models.checkpoint import (
     checkpoint_file,
@@ -39,7 +40,6 @@ from fpdctl.models.convention import NATIVE, InputConvention
 from fpdctl.models.factory import create_model
 from fpdctl.models.hourglass import HourglassNet, count_parameters
 from fpdctl.models.input_adapter import adapt_input
-from fpdctl.data.registry import spec_for_data
 from fpdctl.models.spec import HourglassSpec
 from fpdctl.progress import Progress, report
 from fpdctl.train.config import Schedule, TrainConfig, parse_schedule, teacher_input_override
@@ -52,8 +52,8 @@ from fpdctl.train.distributed import (
     shutdown_distributed,
 )
 from fpdctl.train.events import TRAIN_END, TRAIN_START, RunInfo, TrainResult
-from fpdctl.train.loss import GROUND_TRUTH_TEACHER
 from fpdctl.train.loop import RunContext, TrainLoop
+from fpdctl.train.loss import GROUND_TRUTH_TEACHER
 from fpdctl.train.precision import TrainPrecision, arithmetic_mode, resolve_precision
 from fpdctl.train.run_dir import (
     METRICS_FILE,
@@ -125,8 +125,12 @@ class Trainer:
         self.backend: str | None = None  # the process group joined by run(), if any
         if resume and (self.run_dir / STATE_FILE).is_file():
             self._resume_state = load_state(self.run_dir / STATE_FILE)
-            check_same_world(self._resume_state, self.dist.world_size,
-                             config.batch_size * self.dist.world_size, self.run_dir / STATE_FILE)
+            check_same_world(
+                self._resume_state,
+                self.dist.world_size,
+                config.batch_size * self.dist.world_size,
+                self.run_dir / STATE_FILE,
+            )
         self.schedule: Schedule = parse_schedule(config.schedule, config.lr_factor)
         # The data's joints (a name without a j suffix takes them; COCO: 17), so the teacher
         # check below compares with what is trained.
@@ -151,7 +155,8 @@ class Trainer:
             init_file = require_file(checkpoint_file(config.init), "initial checkpoint")
             self._init_model = create_model(init_file, spec=self.spec)
             self.init_info = {
-                "path": config.init, "sha256": file_sha256(init_file),
+                "path": config.init,
+                "sha256": file_sha256(init_file),
                 "input_convention": self._init_model.input_convention.to_dict(),
             }
             self._check_init_convention(self._init_model.input_convention)
@@ -183,7 +188,12 @@ class Trainer:
         except UsageError as exc:
             raise UsageError(f"teacher {tspec.name}: {exc}") from None
         # Both networks emit input/4 heatmaps; a different stride would be a different family.
-        self.teacher_info = {"path": str(path), "sha256": file_sha256(file), "spec": tspec.to_dict(), "name": tspec.name}
+        self.teacher_info = {
+            "path": str(path),
+            "sha256": file_sha256(file),
+            "spec": tspec.to_dict(),
+            "name": tspec.name,
+        }
         self.teacher_info["input_convention"] = teacher.input_convention.to_dict()
         self._check_teacher_input_size(path)
         self._check_teacher_sigma(teacher.input_convention)
@@ -234,9 +244,7 @@ class Trainer:
 
         cfg = self.config
         augment = AugmentConfig.for_style(cfg.augment_style) if cfg.augment else None
-        self.train_set = build_dataset(
-            cfg.data, "train", input_size=cfg.input_size, sigma=cfg.sigma, augment=augment
-        )
+        self.train_set = build_dataset(cfg.data, "train", input_size=cfg.input_size, sigma=cfg.sigma, augment=augment)
         check_model_joints(self.spec.joints, self.train_set.channel_joint_set)
         val_set = build_dataset(cfg.data, "val", input_size=cfg.input_size, sigma=cfg.sigma, augment=None)
         self.val_set = FirstPersons(val_set, cfg.val_limit) if cfg.val_limit else val_set
@@ -266,15 +274,24 @@ class Trainer:
 
         cfg = self.config
         unlabeled = build_unlabeled(
-            cfg.unlabeled, cfg.data, joint_set=self.train_set.channel_joint_set,
-            input_size=cfg.input_size, sigma=cfg.sigma, augment=augment,
+            cfg.unlabeled,
+            cfg.data,
+            joint_set=self.train_set.channel_joint_set,
+            input_size=cfg.input_size,
+            sigma=cfg.sigma,
+            augment=augment,
         )
         n_labelled, n_unlabeled = split_batch(cfg.batch_size, cfg.unlabeled_ratio)
         self.train_set = MixedDataset(self.train_set, unlabeled)
         self.sampler = MixedSampler(
-            self.sampler, num_labelled=self.num_labelled, num_unlabeled=len(unlabeled),
-            labelled_per_batch=n_labelled, unlabeled_per_batch=n_unlabeled, seed=cfg.seed,
-            num_replicas=self.dist.world_size, rank=self.dist.rank,
+            self.sampler,
+            num_labelled=self.num_labelled,
+            num_unlabeled=len(unlabeled),
+            labelled_per_batch=n_labelled,
+            unlabeled_per_batch=n_unlabeled,
+            seed=cfg.seed,
+            num_replicas=self.dist.world_size,
+            rank=self.dist.rank,
         )
 
     # ------------------------------------------------------------------ stopping
@@ -388,7 +405,14 @@ class Trainer:
         model = self._wrap(student)
         metrics = self._prepare_run_dir(state.step)
         loop = TrainLoop(
-            self._run_context(), model, student, optimizer, scheduler, scaler, metrics, state,
+            self._run_context(),
+            model,
+            student,
+            optimizer,
+            scheduler,
+            scaler,
+            metrics,
+            state,
             saved_step=state.step if self.resume and not restarted else None,
         )
         return loop, restarted
@@ -447,9 +471,7 @@ class Trainer:
             from torch.nn.parallel import DistributedDataParallel
 
             device = self.device
-            model = DistributedDataParallel(
-                student, device_ids=[device.index] if device.type == "cuda" else None
-            )
+            model = DistributedDataParallel(student, device_ids=[device.index] if device.type == "cuda" else None)
         if self.config.compile:
             model = torch.compile(model)  # type: ignore[assignment]
         return model
@@ -460,9 +482,14 @@ class Trainer:
         if self.dist.is_main:
             prepare_run_dir(self.run_dir, clear=self.overwrite and not self.resume)
             write_run_config(
-                self.run_dir, self.config, resolved=self._resolved(), spec=self.spec,
-                teacher=self.teacher_info, init=self.init_info,
-                resumed_at=step if self.resume else None, warnings=self.warnings,
+                self.run_dir,
+                self.config,
+                resolved=self._resolved(),
+                spec=self.spec,
+                teacher=self.teacher_info,
+                init=self.init_info,
+                resumed_at=step if self.resume else None,
+                warnings=self.warnings,
             )
             metrics.start(step if self.resume else None)
         barrier()

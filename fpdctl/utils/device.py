@@ -51,8 +51,7 @@ def resolve_device(device: "str | torch.device" = "auto") -> "torch.device":
         raise UsageError(f"--device must be {DEVICE_CHOICES_TEXT}, got {device!r}")
     if not torch.cuda.is_available():
         raise UsageError(
-            f"--device {text}: CUDA is not available (this torch build or machine has no GPU; "
-            "use auto or cpu)"
+            f"--device {text}: CUDA is not available (this torch build or machine has no GPU; use auto or cpu)"
         )
     index = int(match.group(1) or 0)
     count = torch.cuda.device_count()

@@ -25,10 +25,18 @@ DISK_FULL_ERRNOS: frozenset[int] = frozenset({errno.ENOSPC, errno.EFBIG, errno.E
 # Errors that mean "this path cannot be used as given": too long, a loop of links, a file where a
 # folder should be, missing, not permitted. An OSError with one of these that no command turned
 # into an InputError is still the user's to fix: main() reports it as an input error (exit 2).
-PATH_ERRNOS: frozenset[int] = frozenset({
-    errno.ENAMETOOLONG, errno.ELOOP, errno.ENOTDIR, errno.EISDIR, errno.ENOENT, errno.EACCES,
-    errno.EPERM, errno.EROFS,
-})
+PATH_ERRNOS: frozenset[int] = frozenset(
+    {
+        errno.ENAMETOOLONG,
+        errno.ELOOP,
+        errno.ENOTDIR,
+        errno.EISDIR,
+        errno.ENOENT,
+        errno.EACCES,
+        errno.EPERM,
+        errno.EROFS,
+    }
+)
 # A path longer than this is shown by its two ends in an error line.
 SHOWN_PATH_CHARS = 120
 

@@ -36,8 +36,7 @@ def test_the_users_openmp_setting_wins(clean_openmp_env: pytest.MonkeyPatch, nam
 def test_the_spin_count_is_set_before_torch_loads() -> None:
     # libgomp reads GOMP_SPINCOUNT once, when torch loads it: the CLI must not import torch before
     # main() has run.
-    code = ("import sys, fpdctl.cli.app as app; loaded = 'torch' in sys.modules; "
-            "app.main(['--version']); print(loaded)")
+    code = "import sys, fpdctl.cli.app as app; loaded = 'torch' in sys.modules; app.main(['--version']); print(loaded)"
     env = {k: v for k, v in os.environ.items() if k not in ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT")}
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=60)
     assert out.returncode == 0, out.stderr

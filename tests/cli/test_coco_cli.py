@@ -15,8 +15,20 @@ import pytest
 from fpdctl.cli.app import main
 from fpdctl.skeleton import COCO
 
-TINY = ("--input-size", "64", "--batch-size", "2", "--max-steps", "2", "--workers", "0",
-        "--device", "cpu", "--precision", "fp32")
+TINY = (
+    "--input-size",
+    "64",
+    "--batch-size",
+    "2",
+    "--max-steps",
+    "2",
+    "--workers",
+    "0",
+    "--device",
+    "cpu",
+    "--precision",
+    "fp32",
+)
 EVAL = ("--input-size", "64", "--device", "cpu", "--workers", "0")
 
 
@@ -32,11 +44,14 @@ def coco_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("coco") / "coco"
     stdout = io.StringIO()
     with contextlib.redirect_stdout(stdout):
-        code = main(["data", "synth", "--layout", "coco", "--split", "both", "--count", "4",
-                     "--size", "64", "--out", str(out)])
+        code = main(
+            ["data", "synth", "--layout", "coco", "--split", "both", "--count", "4", "--size", "64", "--out", str(out)]
+        )
     assert code == 0
-    assert stdout.getvalue().startswith(f"wrote 4 train + 4 val persons (64 px, seed 0) to {out}: "
-                                        "train2017/, val2017/, annotations/person_keypoints_train2017.json")
+    assert stdout.getvalue().startswith(
+        f"wrote 4 train + 4 val persons (64 px, seed 0) to {out}: "
+        "train2017/, val2017/, annotations/person_keypoints_train2017.json"
+    )
     return out
 
 
@@ -67,17 +82,43 @@ def test_distill_on_coco_and_the_joint_checks(
     coco_dir: Path, coco_run: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     teacher = coco_run / "last.safetensors"
-    code, out, err = run(capsys, "distill", "--teacher", teacher, "--student", "hg1x8", "--data",
-                         f"coco:{coco_dir}", *TINY, "--out", tmp_path / "student")
+    code, out, err = run(
+        capsys,
+        "distill",
+        "--teacher",
+        teacher,
+        "--student",
+        "hg1x8",
+        "--data",
+        f"coco:{coco_dir}",
+        *TINY,
+        "--out",
+        tmp_path / "student",
+    )
     assert code == 0, err
     assert "distill hg1x16j17 -> hg1x8j17" in out and "best AP" in out
     # A 17-joint teacher cannot teach on 16-joint data, nor can a model named with 16 joints train on COCO.
-    code, out, err = run(capsys, "distill", "--teacher", teacher, "--student", "hg1x8", "--data",
-                         "synthetic:length=4", *TINY, "--out", tmp_path / "mismatch")
+    code, out, err = run(
+        capsys,
+        "distill",
+        "--teacher",
+        teacher,
+        "--student",
+        "hg1x8",
+        "--data",
+        "synthetic:length=4",
+        *TINY,
+        "--out",
+        tmp_path / "mismatch",
+    )
     assert (code, out) == (2, "")
-    assert err.strip() == "error: the teacher predicts 17 joints but the student hg1x8 predicts 16; FPD needs the same joints"
-    code, out, err = run(capsys, "train", "--model", "hg1x8j16", "--data", f"coco:{coco_dir}", *TINY,
-                         "--out", tmp_path / "named")
+    assert (
+        err.strip()
+        == "error: the teacher predicts 17 joints but the student hg1x8 predicts 16; FPD needs the same joints"
+    )
+    code, out, err = run(
+        capsys, "train", "--model", "hg1x8j16", "--data", f"coco:{coco_dir}", *TINY, "--out", tmp_path / "named"
+    )
     assert code == 2
     assert err.strip() == (
         f"error: model hg1x8j16 predicts 16 joints but coco:{coco_dir} has the 17 COCO joints; leave the j "
@@ -98,7 +139,17 @@ def test_eval_prints_the_ap_table_and_scores_its_saved_results(
     assert code == 0, err
     header = next(line for line in out.splitlines() if "AP50" in line)
     assert [c.strip() for c in header.strip("┃ ").split("┃")] == [
-        "AP", "AP50", "AP75", "APm", "APl", "AR", "AR50", "AR75", "ARm", "ARl"]
+        "AP",
+        "AP50",
+        "AP75",
+        "APm",
+        "APl",
+        "AR",
+        "AR50",
+        "AR75",
+        "ARm",
+        "ARl",
+    ]
     assert "4 images, 4 persons scored; 4 images at 64 px" in " ".join(out.split())
     assert f"wrote {results}" in err
     code, out, err = run(capsys, "eval", model, "--data", f"coco:{coco_dir}", *EVAL, "--format", "markdown")
@@ -136,8 +187,14 @@ def test_scoring_coco_results_runs_without_torch(coco_dir: Path, tmp_path: Path)
 
     payload = json.loads((coco_dir / "annotations" / "person_keypoints_val2017.json").read_text())
     results = tmp_path / "truth.json"
-    results.write_text(json.dumps([{"image_id": a["image_id"], "category_id": 1, "keypoints": a["keypoints"],
-                                    "score": 1.0} for a in payload["annotations"]]))
+    results.write_text(
+        json.dumps(
+            [
+                {"image_id": a["image_id"], "category_id": 1, "keypoints": a["keypoints"], "score": 1.0}
+                for a in payload["annotations"]
+            ]
+        )
+    )
     done = _run_without_torch(
         "from fpdctl.cli.app import main\n"
         f"code = main(['eval', '--predictions', {str(results)!r}, '--data', {f'coco:{coco_dir}'!r}, "
@@ -151,8 +208,9 @@ def test_scoring_coco_results_runs_without_torch(coco_dir: Path, tmp_path: Path)
 
 
 def test_eval_synthetic_coco_layout_directly(capsys: pytest.CaptureFixture[str]) -> None:
-    code, out, err = run(capsys, "eval", "hg1x16", "--data", "synthetic:layout=coco,length=3", *EVAL,
-                         "--no-flip", "--format", "csv")
+    code, out, err = run(
+        capsys, "eval", "hg1x16", "--data", "synthetic:layout=coco,length=3", *EVAL, "--no-flip", "--format", "csv"
+    )
     assert code == 0, err
     header, row = out.strip().splitlines()
     assert header.split(",")[:6] == ["AP", "AP50", "AP75", "APm", "APl", "AR"]
@@ -184,8 +242,10 @@ def test_a_missing_image(coco_dir: Path, tmp_path: Path, capsys: pytest.CaptureF
     broken, annotation, payload = _broken_copy(coco_dir, tmp_path)
     image = payload["images"][2]
     (broken / "val2017" / image["file_name"]).unlink()
-    for args in (("eval", "hg1x16", "--data", f"coco:{broken}", *EVAL),
-                 ("train", "--model", "hg1x16", "--data", f"coco:{broken}", *TINY, "--out", tmp_path / "run")):
+    for args in (
+        ("eval", "hg1x16", "--data", f"coco:{broken}", *EVAL),
+        ("train", "--model", "hg1x16", "--data", f"coco:{broken}", *TINY, "--out", tmp_path / "run"),
+    ):
         code, out, err = run(capsys, *args)
         assert (code, out) == (2, ""), err
         assert err.strip() == (
@@ -203,8 +263,7 @@ def test_an_annotation_with_the_wrong_keypoint_count(
     code, out, err = run(capsys, "eval", "hg1x16", "--data", f"coco:{broken}", *EVAL)
     assert (code, out) == (2, "")
     assert err.strip() == (
-        f"error: {annotation}: annotation 2 (image 2) has 48 keypoint values, expected 51 "
-        "(17 keypoints x [x, y, v])"
+        f"error: {annotation}: annotation 2 (image 2) has 48 keypoint values, expected 51 (17 keypoints x [x, y, v])"
     )
 
 
@@ -214,34 +273,56 @@ def test_a_json_that_is_not_coco(coco_dir: Path, tmp_path: Path, capsys: pytest.
     code, out, err = run(capsys, "eval", "hg1x16", "--data", f"coco:{broken}", *EVAL)
     assert (code, out) == (2, "")
     assert err.strip() == (
-        f"error: {annotation} is not a COCO keypoints file: expected a JSON object with \"images\", "
-        "\"annotations\" and \"categories\" lists, found a list"
+        f'error: {annotation} is not a COCO keypoints file: expected a JSON object with "images", '
+        '"annotations" and "categories" lists, found a list'
     )
 
 
 def test_bad_results_and_options(coco_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     results = tmp_path / "results.json"
-    results.write_text(json.dumps([{"image_id": 1, "category_id": 1, "keypoints": [0.0] * 51, "score": 1.0},
-                                   {"image_id": 99, "category_id": 1, "keypoints": [0.0] * 51, "score": 1.0}]))
+    results.write_text(
+        json.dumps(
+            [
+                {"image_id": 1, "category_id": 1, "keypoints": [0.0] * 51, "score": 1.0},
+                {"image_id": 99, "category_id": 1, "keypoints": [0.0] * 51, "score": 1.0},
+            ]
+        )
+    )
     cases = [
-        (("eval", "-p", results, "--data", f"coco:{coco_dir}"),
-         f"error: {results}: result 1 (image 99): no such image in the ground truth"),
-        (("eval", "-p", results, "--data", "synthetic"),
-         "error: --predictions with --data scores COCO results against coco:DIR, got 'synthetic'; "
-         "score MPII predictions with --ground-truth"),
-        (("eval", "-p", results, "--data", f"coco:{coco_dir}", "--threshold", "0.5"),
-         "error: --threshold applies to PCKh and PCK; COCO AP averages over OKS 0.50:0.95"),
-        (("eval", "hg1x16", "--data", f"coco:{coco_dir}", *EVAL, "--threshold", "0.5"),
-         "error: --threshold applies to PCKh and PCK; COCO AP averages over OKS 0.50:0.95"),
-        (("eval", "hg1x16", "--data", f"coco:{coco_dir}", *EVAL, "--save-predictions", tmp_path / "p.mat"),
-         "error: COCO predictions are saved as a COCO results .json file, got '.mat'"),
-        (("eval", "hg1x16", "--data", f"coco:{coco_dir}", *EVAL, "--per-joint"),
-         "error: --per-joint applies to PCKh and PCK; COCO AP has no per-joint figure"),
-        (("eval", "hg1x16j16", "--data", f"coco:{coco_dir}", *EVAL),
-         f"error: model hg1x16j16 predicts 16 joints but coco:{coco_dir} has the 17 COCO joints; leave the j "
-         "suffix out of the model name (the data's joints) or write j17"),
-        (("eval", "-p", results),
-         "error: --predictions needs --ground-truth (an MPII .mat or a COCO .json) or --data coco:DIR"),
+        (
+            ("eval", "-p", results, "--data", f"coco:{coco_dir}"),
+            f"error: {results}: result 1 (image 99): no such image in the ground truth",
+        ),
+        (
+            ("eval", "-p", results, "--data", "synthetic"),
+            "error: --predictions with --data scores COCO results against coco:DIR, got 'synthetic'; "
+            "score MPII predictions with --ground-truth",
+        ),
+        (
+            ("eval", "-p", results, "--data", f"coco:{coco_dir}", "--threshold", "0.5"),
+            "error: --threshold applies to PCKh and PCK; COCO AP averages over OKS 0.50:0.95",
+        ),
+        (
+            ("eval", "hg1x16", "--data", f"coco:{coco_dir}", *EVAL, "--threshold", "0.5"),
+            "error: --threshold applies to PCKh and PCK; COCO AP averages over OKS 0.50:0.95",
+        ),
+        (
+            ("eval", "hg1x16", "--data", f"coco:{coco_dir}", *EVAL, "--save-predictions", tmp_path / "p.mat"),
+            "error: COCO predictions are saved as a COCO results .json file, got '.mat'",
+        ),
+        (
+            ("eval", "hg1x16", "--data", f"coco:{coco_dir}", *EVAL, "--per-joint"),
+            "error: --per-joint applies to PCKh and PCK; COCO AP has no per-joint figure",
+        ),
+        (
+            ("eval", "hg1x16j16", "--data", f"coco:{coco_dir}", *EVAL),
+            f"error: model hg1x16j16 predicts 16 joints but coco:{coco_dir} has the 17 COCO joints; leave the j "
+            "suffix out of the model name (the data's joints) or write j17",
+        ),
+        (
+            ("eval", "-p", results),
+            "error: --predictions needs --ground-truth (an MPII .mat or a COCO .json) or --data coco:DIR",
+        ),
     ]
     for args, message in cases:
         code, out, err = run(capsys, *args)

@@ -30,8 +30,9 @@ MENTION = re.compile(r"\bfpdctl((?:[ \t]+[^\s`|,;]+)+)")
 
 
 def _is_prose(word: str) -> bool:
-    """"fpdctl demo: ..." (a title), "fpdctl's", "fpdctl eval's pipeline", "fpdctl ..."."""
+    """ "fpdctl demo: ..." (a title), "fpdctl's", "fpdctl eval's pipeline", "fpdctl ..."."""
     return word.endswith(":") or "'" in word or word == "..." or word.strip(".,;:()") in PROSE_WORDS
+
 
 @dataclass(frozen=True)
 class Mention:
@@ -72,8 +73,11 @@ def _mentions() -> list[Mention]:
     for path in DOCUMENTS:
         for part in _code_parts(path.read_text(encoding="utf-8")):
             for line in part.splitlines():
-                found += [Mention(str(path.relative_to(ROOT)), "fpdctl" + m.group(1))
-                          for m in MENTION.finditer(line) if not _is_prose(m.group(1).split()[0])]
+                found += [
+                    Mention(str(path.relative_to(ROOT)), "fpdctl" + m.group(1))
+                    for m in MENTION.finditer(line)
+                    if not _is_prose(m.group(1).split()[0])
+                ]
     for where, text in _help_texts().items():
         for line in text.splitlines():
             for m in MENTION.finditer(line):

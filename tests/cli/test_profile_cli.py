@@ -19,8 +19,19 @@ def test_profile_json_default_grid(capsys):
     rows = json.loads(out)
     assert [r["model"] for r in rows][:3] == ["hg1x64", "hg1x128", "hg1x256"]
     student = next(r for r in rows if r["model"] == "hg4x128")
-    for key in ("model", "stacks", "channels", "blocks", "input_size", "batch", "params", "macs",
-                "flops", "weights_mb", "activations_mb"):
+    for key in (
+        "model",
+        "stacks",
+        "channels",
+        "blocks",
+        "input_size",
+        "batch",
+        "params",
+        "macs",
+        "flops",
+        "weights_mb",
+        "activations_mb",
+    ):
         assert key in student
     assert student["params"] == 3_287_936 and isinstance(student["macs"], int)
     assert student["flops"] == 2 * student["macs"] and student["input_size"] == 256

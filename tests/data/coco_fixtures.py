@@ -17,18 +17,52 @@ import numpy as np
 from tests.data.formats import write_jpeg
 
 KEYPOINT_NAMES: list[str] = [
-    "nose", "left_eye", "right_eye", "left_ear", "right_ear", "left_shoulder", "right_shoulder",
-    "left_elbow", "right_elbow", "left_wrist", "right_wrist", "left_hip", "right_hip",
-    "left_knee", "right_knee", "left_ankle", "right_ankle",
+    "nose",
+    "left_eye",
+    "right_eye",
+    "left_ear",
+    "right_ear",
+    "left_shoulder",
+    "right_shoulder",
+    "left_elbow",
+    "right_elbow",
+    "left_wrist",
+    "right_wrist",
+    "left_hip",
+    "right_hip",
+    "left_knee",
+    "right_knee",
+    "left_ankle",
+    "right_ankle",
 ]
 # The official file's skeleton, 1-based.
 SKELETON_1_BASED: list[list[int]] = [
-    [16, 14], [14, 12], [17, 15], [15, 13], [12, 13], [6, 12], [7, 13], [6, 7], [6, 8], [7, 9],
-    [8, 10], [9, 11], [2, 3], [1, 2], [1, 3], [2, 4], [3, 5], [4, 6], [5, 7],
+    [16, 14],
+    [14, 12],
+    [17, 15],
+    [15, 13],
+    [12, 13],
+    [6, 12],
+    [7, 13],
+    [6, 7],
+    [6, 8],
+    [7, 9],
+    [8, 10],
+    [9, 11],
+    [2, 3],
+    [1, 2],
+    [1, 3],
+    [2, 4],
+    [3, 5],
+    [4, 6],
+    [5, 7],
 ]
 PERSON_CATEGORY: dict[str, Any] = {
-    "supercategory": "person", "id": 1, "name": "person",
-    "keypoints": KEYPOINT_NAMES, "skeleton": SKELETON_1_BASED,
+    "supercategory": "person",
+    "id": 1,
+    "name": "person",
+    "keypoints": KEYPOINT_NAMES,
+    "skeleton": SKELETON_1_BASED,
 }
 IMAGE_SIZE = (200, 160)  # width, height
 
@@ -63,9 +97,7 @@ def person_annotation(
     }
 
 
-def random_person(
-    rng: np.random.Generator, box: list[float], hidden: int = 2, unlabelled: int = 2
-) -> np.ndarray:
+def random_person(rng: np.random.Generator, box: list[float], hidden: int = 2, unlabelled: int = 2) -> np.ndarray:
     """17 keypoints inside ``box`` ([x, y, w, h]): most visible (v 2), some v 1, some unlabelled."""
     x, y, w, h = box
     kps = np.zeros((17, 3))
@@ -94,18 +126,31 @@ def make_ground_truth(seed: int = 0) -> dict[str, Any]:
     images, annotations = [], []
     ann_id = 100
     for image_id, image_boxes in boxes.items():
-        images.append({
-            "license": 1, "file_name": image_file_name(image_id), "coco_url": "",
-            "height": height, "width": width, "date_captured": "2013-11-14 17:02:52",
-            "flickr_url": "", "id": image_id,
-        })
+        images.append(
+            {
+                "license": 1,
+                "file_name": image_file_name(image_id),
+                "coco_url": "",
+                "height": height,
+                "width": width,
+                "date_captured": "2013-11-14 17:02:52",
+                "flickr_url": "",
+                "id": image_id,
+            }
+        )
         for box in image_boxes:
             ann_id += 1
             annotations.append(person_annotation(ann_id, image_id, random_person(rng, box), box))
-    annotations.append(person_annotation(  # a crowd: keypoints all zero, iscrowd 1
-        200, 2, np.zeros((17, 3)), [0.0, 100.0, 60.0, 50.0], iscrowd=1))
-    annotations.append(person_annotation(  # a person box with no labelled keypoint
-        201, 2, np.zeros((17, 3)), [150.0, 100.0, 30.0, 40.0]))
+    annotations.append(
+        person_annotation(  # a crowd: keypoints all zero, iscrowd 1
+            200, 2, np.zeros((17, 3)), [0.0, 100.0, 60.0, 50.0], iscrowd=1
+        )
+    )
+    annotations.append(
+        person_annotation(  # a person box with no labelled keypoint
+            201, 2, np.zeros((17, 3)), [150.0, 100.0, 30.0, 40.0]
+        )
+    )
     return {
         "info": {"description": "fpdctl test COCO", "version": "1.0", "year": 2017},
         "licenses": [{"url": "", "id": 1, "name": "test"}],

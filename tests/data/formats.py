@@ -68,27 +68,39 @@ def write_release_mat(path: Path, images: list[Image]) -> None:
                 for j, (x, y, vis) in sorted(person.joints.items())
             ]
             x1, y1, x2, y2 = person.headbox
-            rects.append({
-                "x1": float(x1), "y1": float(y1), "x2": float(x2), "y2": float(y2),
-                "annopoints": {"point": _struct_array(points, ("id", "x", "y", "is_visible"))},
-                "scale": np.zeros((0, 0)) if person.scale is None else float(person.scale),
-                "objpos": np.zeros((0, 0)) if person.objpos is None
-                else {"x": float(person.objpos[0]), "y": float(person.objpos[1])},
-            })
+            rects.append(
+                {
+                    "x1": float(x1),
+                    "y1": float(y1),
+                    "x2": float(x2),
+                    "y2": float(y2),
+                    "annopoints": {"point": _struct_array(points, ("id", "x", "y", "is_visible"))},
+                    "scale": np.zeros((0, 0)) if person.scale is None else float(person.scale),
+                    "objpos": np.zeros((0, 0))
+                    if person.objpos is None
+                    else {"x": float(person.objpos[0]), "y": float(person.objpos[1])},
+                }
+            )
         annorect = (
             _struct_array(rects, ("x1", "y1", "x2", "y2", "annopoints", "scale", "objpos"))
-            if rects else np.zeros((0, 0))
+            if rects
+            else np.zeros((0, 0))
         )
-        annolist_rows.append({
-            "image": {"name": image.name}, "annorect": annorect,
-            "frame_sec": np.zeros((0, 0)), "vididx": np.zeros((0, 0)),
-        })
+        annolist_rows.append(
+            {
+                "image": {"name": image.name},
+                "annorect": annorect,
+                "frame_sec": np.zeros((0, 0)),
+                "vididx": np.zeros((0, 0)),
+            }
+        )
     release = {
         "annolist": _struct_array(annolist_rows, ("image", "annorect", "frame_sec", "vididx")),
         "img_train": np.array([[int(im.train) for im in images]], dtype=np.uint8),
         "single_person": np.empty((len(images), 1), dtype=object),
-        "act": _struct_array([{"cat_name": "", "act_name": "", "act_id": -1.0} for _ in images],
-                             ("cat_name", "act_name", "act_id")),
+        "act": _struct_array(
+            [{"cat_name": "", "act_name": "", "act_id": -1.0} for _ in images], ("cat_name", "act_name", "act_id")
+        ),
         "video_list": np.array([["dummy"]], dtype=object),
     }
     for k in range(len(images)):
@@ -116,10 +128,30 @@ def write_ground_truth(path: Path, persons: list[Person]) -> None:
         pos[:, :, k] = xy
         missing[:, k] = ~annotated
         boxes[:, :, k] = np.array(person.headbox).reshape(2, 2)
-    names = np.array([["rank", "rkne", "rhip", "lhip", "lkne", "lank", "pelv", "thor", "neck",
-                       "head", "rwri", "relb", "rsho", "lsho", "lelb", "lwri"]], dtype=object)
-    savemat(str(path), {"dataset_joints": names, "pos_gt_src": pos, "jnt_missing": missing,
-                        "headboxes_src": boxes})
+    names = np.array(
+        [
+            [
+                "rank",
+                "rkne",
+                "rhip",
+                "lhip",
+                "lkne",
+                "lank",
+                "pelv",
+                "thor",
+                "neck",
+                "head",
+                "rwri",
+                "relb",
+                "rsho",
+                "lsho",
+                "lelb",
+                "lwri",
+            ]
+        ],
+        dtype=object,
+    )
+    savemat(str(path), {"dataset_joints": names, "pos_gt_src": pos, "jnt_missing": missing, "headboxes_src": boxes})
 
 
 def _is_visible(vis: Any) -> float:
@@ -134,19 +166,33 @@ def pytorch_pose_entry(name: str, person: Person, is_validation: bool) -> dict[s
     for j, (x, y, vis) in person.joints.items():
         joint_self[j] = [x, y, _is_visible(vis)]
     return {
-        "dataset": "MPI", "isValidation": float(is_validation), "img_paths": name,
-        "img_width": 320.0, "img_height": 240.0, "objpos": list(person.objpos),
-        "joint_self": joint_self, "scale_provided": person.scale,
-        "joint_others": [], "scale_provided_other": [], "objpos_other": [],
-        "annolist_index": 1.0, "people_index": 1.0, "numOtherPeople": 0.0,
+        "dataset": "MPI",
+        "isValidation": float(is_validation),
+        "img_paths": name,
+        "img_width": 320.0,
+        "img_height": 240.0,
+        "objpos": list(person.objpos),
+        "joint_self": joint_self,
+        "scale_provided": person.scale,
+        "joint_others": [],
+        "scale_provided_other": [],
+        "objpos_other": [],
+        "annolist_index": 1.0,
+        "people_index": 1.0,
+        "numOtherPeople": 0.0,
     }
 
 
 def hrnet_entry(name: str, person: Person) -> dict[str, Any]:
     xy, annotated = joints_array(person)
     joints = np.where(annotated[:, None], xy, -1.0)
-    return {"image": name, "center": list(person.objpos), "scale": person.scale,
-            "joints": joints.tolist(), "joints_vis": annotated.astype(int).tolist()}
+    return {
+        "image": name,
+        "center": list(person.objpos),
+        "scale": person.scale,
+        "joints": joints.tolist(),
+        "joints_vis": annotated.astype(int).tolist(),
+    }
 
 
 def write_json(path: Path, data: Any) -> None:
@@ -161,8 +207,9 @@ def write_lsp_mat(path: Path, joints: np.ndarray, layout: str) -> None:
     savemat(str(path), {"joints": arr})
 
 
-def write_hrnet_mpii(root: Path, *, corrupt: str | None = None, ground_truth: bool = True,
-                     train: int = 8, val: int = 4) -> Path:
+def write_hrnet_mpii(
+    root: Path, *, corrupt: str | None = None, ground_truth: bool = True, train: int = 8, val: int = 4
+) -> Path:
     """A tiny MPII folder in the HRNet layout: ``train`` persons on train0.jpg..., ``val`` on
     val0.jpg... (160 x 140 px), annot/{train,valid}.json and annot/gt_valid.mat.
 

@@ -104,9 +104,7 @@ def test_missing_image_names_it(tmp_path: Path) -> None:
     annotation_file = write_coco_dataset(tmp_path, "val", skip_images=(3,))
     with pytest.raises(DataError) as info:
         COCODataset(tmp_path, "val")
-    assert str(info.value) == (
-        f"{annotation_file}: image 3 (000000000003.jpg) not found in {tmp_path / 'val2017'}"
-    )
+    assert str(info.value) == (f"{annotation_file}: image 3 (000000000003.jpg) not found in {tmp_path / 'val2017'}")
 
 
 def test_wrong_keypoint_count_names_file_and_annotation(tmp_path: Path) -> None:
@@ -116,8 +114,7 @@ def test_wrong_keypoint_count_names_file_and_annotation(tmp_path: Path) -> None:
     with pytest.raises(DataError) as info:
         COCODataset(tmp_path, "val")
     assert str(info.value) == (
-        f"{annotation_file}: annotation 102 (image 1) has 54 keypoint values, expected 51 "
-        "(17 keypoints x [x, y, v])"
+        f"{annotation_file}: annotation 102 (image 1) has 54 keypoint values, expected 51 (17 keypoints x [x, y, v])"
     )
 
 
@@ -127,8 +124,8 @@ def test_json_that_is_not_coco(tmp_path: Path) -> None:
     with pytest.raises(DataError) as info:
         COCODataset(tmp_path, "val")
     assert str(info.value) == (
-        f"{annotation_file} is not a COCO keypoints file: expected a JSON object with \"images\", "
-        "\"annotations\" and \"categories\" lists, found an object with keys annotations, images"
+        f'{annotation_file} is not a COCO keypoints file: expected a JSON object with "images", '
+        '"annotations" and "categories" lists, found an object with keys annotations, images'
     )
 
 
@@ -142,6 +139,5 @@ def test_missing_folders(tmp_path: Path) -> None:
     with pytest.raises(InputError) as info:
         COCODataset(tmp_path, "val")
     assert str(info.value) == (
-        f"no COCO val images in {tmp_path}: expected {tmp_path / 'val2017'} or "
-        f"{tmp_path / 'images' / 'val2017'}"
+        f"no COCO val images in {tmp_path}: expected {tmp_path / 'val2017'} or {tmp_path / 'images' / 'val2017'}"
     )

@@ -11,7 +11,6 @@ import torch
 
 from fpdctl.data.dataset import BAD_IMAGE_GRACE, PoseDataset, Record, choose_reduction, read_image, reduction_affine
 from fpdctl.data.file_dataset import AnnotationTable, FilePoseDataset
-from fpdctl.skeleton import LSP, LSP_TO_MPII, MPII
 from fpdctl.data.transforms import (
     AugmentConfig,
     compose_affine,
@@ -21,6 +20,7 @@ from fpdctl.data.transforms import (
     transform_points,
 )
 from fpdctl.errors import DataError
+from fpdctl.skeleton import LSP, LSP_TO_MPII, MPII
 from tests.data.formats import write_jpeg
 
 INPUT = 128
@@ -47,8 +47,14 @@ def _marked_record(joints_xy: np.ndarray, size=(300, 220), center=(150.0, 110.0)
     for x, y in joints_xy.astype(int):
         image[y - 2 : y + 3, x - 2 : x + 3] = 250
     joints = np.concatenate([joints_xy, np.ones((len(joints_xy), 1))], axis=1).astype(np.float32)
-    return Record(image=image, joints=joints, center=np.array(center, np.float32), scale=scale,
-                  headbox=np.array([[0, 0], [10, 10]], np.float32), image_id="marked")
+    return Record(
+        image=image,
+        joints=joints,
+        center=np.array(center, np.float32),
+        scale=scale,
+        headbox=np.array([[0, 0], [10, 10]], np.float32),
+        image_id="marked",
+    )
 
 
 JOINTS = np.array([[60 + 12 * k, 40 + 9 * k] for k in range(16)], np.float32)
@@ -85,8 +91,9 @@ def test_image_and_joints_share_one_affine(seed: int, flip_prob: float) -> None:
     all_joints[[0, 5, 9]] = joints
     record = _marked_record(all_joints)
     record.joints[[j for j in range(16) if j not in (0, 5, 9)], 2] = 0
-    ds = ArrayPoseDataset([record], input_size=INPUT,
-                          augment=AugmentConfig(rotation_prob=1.0, color=0.0, flip_prob=flip_prob))
+    ds = ArrayPoseDataset(
+        [record], input_size=INPUT, augment=AugmentConfig(rotation_prob=1.0, color=0.0, flip_prob=flip_prob)
+    )
     sample = ds[0]
     assert sample["meta"]["flipped"] == (flip_prob == 1.0)
     crop = denormalize_image(sample["image"].numpy()).astype(float).sum(axis=2)
@@ -113,8 +120,9 @@ def _mark_centroid(crop: np.ndarray, point: np.ndarray, radius: float = 6.0) -> 
 def test_flipped_sample_is_the_mirror_of_the_plain_one() -> None:
     record = _marked_record(JOINTS)
     plain = ArrayPoseDataset([record], input_size=INPUT)[0]
-    ds = ArrayPoseDataset([record], input_size=INPUT,
-                          augment=AugmentConfig(scale=0.0, rotation=0.0, flip_prob=1.0, color=0.0))
+    ds = ArrayPoseDataset(
+        [record], input_size=INPUT, augment=AugmentConfig(scale=0.0, rotation=0.0, flip_prob=1.0, color=0.0)
+    )
     flipped = ds[0]
     assert flipped["meta"]["flipped"] and not plain["meta"]["flipped"]
     mirror = torch.flip(plain["image"], dims=[2])
@@ -177,7 +185,17 @@ def test_eval_reference_and_missing_headboxes() -> None:
 
 
 def test_choose_reduction_golden() -> None:
-    assert [choose_reduction(z) for z in (1.5, 1.0, 0.6, 0.5, 0.3, 0.25, 0.2, 0.125, 0.01)] == [1, 1, 1, 2, 2, 4, 4, 8, 8]
+    assert [choose_reduction(z) for z in (1.5, 1.0, 0.6, 0.5, 0.3, 0.25, 0.2, 0.125, 0.01)] == [
+        1,
+        1,
+        1,
+        2,
+        2,
+        4,
+        4,
+        8,
+        8,
+    ]
 
 
 def test_reduction_affine_matches_block_averaging() -> None:
@@ -198,8 +216,9 @@ def _file_dataset(folder: Path, names: list[str], scale: float, **kwargs) -> Fil
     joints = np.zeros((n, 16, 3), np.float32)
     joints[:, :, :2] = JOINTS * 3 + [200, 60]
     joints[:, :, 2] = 1
-    table = AnnotationTable(image_files=names, joints=joints, centers=np.tile([640.0, 360.0], (n, 1)),
-                            scales=np.full(n, scale))
+    table = AnnotationTable(
+        image_files=names, joints=joints, centers=np.tile([640.0, 360.0], (n, 1)), scales=np.full(n, scale)
+    )
     return FilePoseDataset(table, folder, **kwargs)
 
 
@@ -209,13 +228,15 @@ def test_reduced_decode_matches_full_decode(tmp_path: Path) -> None:
     ds = _file_dataset(tmp_path, ["big.jpg"], scale=3.5, input_size=256)
     assert choose_reduction(256 / (3.5 * 200)) == 2
     sample = ds[0]
-    full = cv2.warpAffine(read_image(tmp_path / "big.jpg"), sample["meta"]["affine"], (256, 256),
-                          flags=cv2.INTER_LINEAR)
+    full = cv2.warpAffine(
+        read_image(tmp_path / "big.jpg"), sample["meta"]["affine"], (256, 256), flags=cv2.INTER_LINEAR
+    )
     reduced = denormalize_image(sample["image"].numpy())
     diff = np.abs(full.astype(float) - reduced.astype(float))
     assert diff.mean() < 2.0
-    back = transform_points(transform_points(np.array([[640.0, 360.0]]), sample["meta"]["affine"]),
-                            invert_affine(sample["meta"]["affine"]))
+    back = transform_points(
+        transform_points(np.array([[640.0, 360.0]]), sample["meta"]["affine"]), invert_affine(sample["meta"]["affine"])
+    )
     np.testing.assert_allclose(back, [[640, 360]], atol=1e-3)
 
 
@@ -228,7 +249,11 @@ def test_bad_images_are_counted_and_replaced(tmp_path: Path) -> None:
     samples = [ds[k] for k in range(5)]
     assert (ds.bad_images, ds.images_seen) == (1, 5)
     assert [x["meta"]["image_error"] for x in samples] == [
-        "", f"cannot decode image: {tmp_path / 'corrupt.jpg'}", "", "", ""
+        "",
+        f"cannot decode image: {tmp_path / 'corrupt.jpg'}",
+        "",
+        "",
+        "",
     ]
     assert not samples[1]["image"].any() and not samples[1]["target_weight"].any()
     assert not samples[1]["target"].any()

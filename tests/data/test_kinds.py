@@ -18,7 +18,10 @@ def test_every_row_names_an_importable_dataset_class() -> None:
 
     classes = {name: kind.dataset_class() for name, kind in KINDS.items()}
     assert classes == {
-        "synthetic": SyntheticPose, "mpii": MPIIDataset, "lsp": LSPDataset, "coco": COCODataset,
+        "synthetic": SyntheticPose,
+        "mpii": MPIIDataset,
+        "lsp": LSPDataset,
+        "coco": COCODataset,
     }
 
 
@@ -42,9 +45,7 @@ def test_the_synthetic_layout_option_switches_joints_and_metric() -> None:
 def test_the_error_lists_the_forms_of_the_table(tmp_path) -> None:
     with pytest.raises(UsageError) as info:
         parse_data_spec("imagenet:/x")
-    assert str(info.value) == (
-        "--data must be synthetic, mpii:PATH, lsp:PATH or coco:PATH, got 'imagenet:/x'"
-    )
+    assert str(info.value) == ("--data must be synthetic, mpii:PATH, lsp:PATH or coco:PATH, got 'imagenet:/x'")
     with pytest.raises(UsageError):
         parse_data_spec("mpii")
     with pytest.raises(InputError, match="lsp data not found"):

@@ -8,10 +8,10 @@ import numpy as np
 import pytest
 
 from fpdctl.codec import HeatmapCodec
-from fpdctl.skeleton import LSP_TO_MPII, MPII
 from fpdctl.data.lsp import BOX_MARGIN, LSPDataset, boxes_from_joints, read_lsp_joints
 from fpdctl.data.transforms import invert_affine, transform_points
 from fpdctl.errors import DataError, InputError
+from fpdctl.skeleton import LSP_TO_MPII, MPII
 from tests.data.formats import write_jpeg, write_lsp_mat
 
 W, H = 120, 160
@@ -69,7 +69,9 @@ def test_lsp_and_lspet_together_give_the_standard_split(tmp_path: Path) -> None:
     train, val = LSPDataset(tmp_path, "train"), LSPDataset(tmp_path, "val")
     names = [str(Path(f).relative_to(tmp_path)) for f in train.table.image_files]
     assert names == [f"lspet_dataset/images/im{k:05d}.jpg" for k in range(1, 6)] + [
-        "lsp_dataset/images/im0001.jpg", "lsp_dataset/images/im0002.jpg"]
+        "lsp_dataset/images/im0001.jpg",
+        "lsp_dataset/images/im0002.jpg",
+    ]
     assert [Path(f).name for f in val.table.image_files] == ["im0003.jpg", "im0004.jpg"]
 
 
@@ -111,7 +113,9 @@ def test_missing_inputs(tmp_path: Path) -> None:
         LSPDataset(tmp_path, "train")
     (tmp_path / "images").mkdir()
     write_jpeg(tmp_path / "images" / "im0001.jpg", W, H)  # LSP naming for LSPET data
-    with pytest.raises(InputError, match=r"is LSPET data, whose images are named im00001.jpg, ...; .*im00001.jpg is missing"):
+    with pytest.raises(
+        InputError, match=r"is LSPET data, whose images are named im00001.jpg, ...; .*im00001.jpg is missing"
+    ):
         LSPDataset(tmp_path, "train")
 
 

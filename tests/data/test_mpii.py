@@ -136,8 +136,12 @@ def test_release_ground_truth_of_other_persons_is_refused(tmp_path: Path) -> Non
 
 
 def _pytorch_pose_dir(tmp_path: Path, with_gt: bool) -> Path:
-    entries = [pytorch_pose_entry("000000004.jpg", P6, True), pytorch_pose_entry("000000002.jpg", P3, False),
-               pytorch_pose_entry("000000001.jpg", P1, True), pytorch_pose_entry("000000006.jpg", P7, False)]
+    entries = [
+        pytorch_pose_entry("000000004.jpg", P6, True),
+        pytorch_pose_entry("000000002.jpg", P3, False),
+        pytorch_pose_entry("000000001.jpg", P1, True),
+        pytorch_pose_entry("000000006.jpg", P7, False),
+    ]
     write_json(tmp_path / "mpii" / "mpii_annotations.json", entries)
     _write_images(tmp_path / "mpii")
     if with_gt:
@@ -226,11 +230,17 @@ def test_wrong_mat_layout(tmp_path: Path) -> None:
 
     savemat(str(tmp_path / "mpii_human_pose_v1_u12_1.mat"), {"annolist": np.zeros(3)})
     (tmp_path / "images").mkdir()
-    with pytest.raises(DataError, match=r"is not the MPII release: expected a struct RELEASE with annolist "
-                                        r"and img_train \(mpii_human_pose_v1_u12_1.mat\), found annolist"):
+    with pytest.raises(
+        DataError,
+        match=r"is not the MPII release: expected a struct RELEASE with annolist "
+        r"and img_train \(mpii_human_pose_v1_u12_1.mat\), found annolist",
+    ):
         MPIIDataset(tmp_path, "train")
-    with pytest.raises(DataError, match=r"is not an MPII ground-truth \.mat: missing jnt_missing, pos_gt_src, "
-                                        r"headboxes_src"):
+    with pytest.raises(
+        DataError,
+        match=r"is not an MPII ground-truth \.mat: missing jnt_missing, pos_gt_src, "
+        r"headboxes_src",
+    ):
         load_mpii_ground_truth(tmp_path / "mpii_human_pose_v1_u12_1.mat")
 
 
@@ -258,9 +268,13 @@ def test_real_validation_ground_truth(mpii_val_gt: Path, tmp_path: Path) -> None
     assert gt.visible.sum() == int((raw["jnt_missing"] == 0).sum())
     np.testing.assert_allclose(gt.joints[5], raw["pos_gt_src"][:, :, 5] - 1)
     entries = [
-        {"image": f"{k:09d}.jpg", "center": [100.0, 100.0], "scale": 1.0,
-         "joints": np.where(gt.visible[k][:, None], gt.joints[k] + 1, -1).tolist(),
-         "joints_vis": gt.visible[k].astype(int).tolist()}
+        {
+            "image": f"{k:09d}.jpg",
+            "center": [100.0, 100.0],
+            "scale": 1.0,
+            "joints": np.where(gt.visible[k][:, None], gt.joints[k] + 1, -1).tolist(),
+            "joints_vis": gt.visible[k].astype(int).tolist(),
+        }
         for k in range(len(gt))
     ]
     write_json(tmp_path / "annot" / "valid.json", entries)
@@ -290,7 +304,9 @@ def test_scoring_uses_the_attached_ground_truth_not_the_json_copy(tmp_path: Path
     from fpdctl.metrics import compute_pckh
 
     moved = [
-        dataclasses.replace(p, joints={j: (x + 0.4, y, v) for j, (x, y, v) in p.joints.items() if not (p is P6 and j == 9)})
+        dataclasses.replace(
+            p, joints={j: (x + 0.4, y, v) for j, (x, y, v) in p.joints.items() if not (p is P6 and j == 9)}
+        )
         for p in VAL
     ]
     root = _hrnet_dir(tmp_path, moved)

@@ -23,8 +23,22 @@ def test_parse_valid_specs(tmp_path: Path) -> None:
     assert str(parse_data_spec(f"lsp:{tmp_path}")) == f"lsp:{tmp_path}"
 
 
-@pytest.mark.parametrize("data", ["foo", "", "mpii", "mpii:", "lsp: ", "foo:/x", "synthetic:size",
-                                  "synthetic:=3", "synthetic:a=1,a=2", "synthetic:a b=1", "Synthetic"])
+@pytest.mark.parametrize(
+    "data",
+    [
+        "foo",
+        "",
+        "mpii",
+        "mpii:",
+        "lsp: ",
+        "foo:/x",
+        "synthetic:size",
+        "synthetic:=3",
+        "synthetic:a=1,a=2",
+        "synthetic:a b=1",
+        "Synthetic",
+    ],
+)
 def test_bad_specs(data: str) -> None:
     with pytest.raises(UsageError) as info:
         parse_data_spec(data)

@@ -18,21 +18,21 @@ from scipy.io import loadmat
 
 from fpdctl.cli.app import main
 from fpdctl.data import synthetic
-from fpdctl.data.synthetic import export as synthetic_export
-from fpdctl.data.synthetic import render as synthetic_render
-from fpdctl.skeleton import MPII
 from fpdctl.data.mpii import MPIIDataset
 from fpdctl.data.registry import build_dataset
 from fpdctl.data.synthetic import (
-    HEADBOX_MARGIN,
     HEAD_WIDTH_RATIO,
+    HEADBOX_MARGIN,
     STANDING_HEIGHT,
     SyntheticPose,
     export_mpii,
     head_box,
     synthetic_record,
 )
+from fpdctl.data.synthetic import export as synthetic_export
+from fpdctl.data.synthetic import texture as synthetic_texture
 from fpdctl.errors import InputError, UsageError
+from fpdctl.skeleton import MPII
 
 SIZE = 64
 Layouts = list[synthetic.SyntheticLayout]
@@ -73,7 +73,7 @@ def test_no_hidden_state_between_samples() -> None:
     before = _digest(3)
     for index in (0, 9, 3):
         synthetic_record(4, "train", index, 96)
-    synthetic_render._tiles.cache_clear()
+    synthetic_texture.background_tiles.cache_clear()
     assert _digest(3) == before
 
 
@@ -90,9 +90,7 @@ def test_identical_in_a_fresh_process() -> None:
         "print(h.hexdigest())\n"
     )
     env = dict(os.environ, PYTHONHASHSEED="12345")
-    out = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True
-    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True)
     # This process has already rendered other sizes and indices (filled caches) before index 3.
     synthetic_record(0, "val", 7, 96)
     assert out.stdout.strip() == _digest(3)
@@ -335,10 +333,7 @@ def test_export_round_trips_through_the_mpii_loader(tmp_path: Path) -> None:
         assert a.image.shape == b.image.shape
         # JPEG (quality 95, chroma subsampled) of a noisy 64 px image: close to its own rendering,
         # not identical, and much closer than to any other sample's.
-        errors = [
-            np.abs(a.image.astype(int) - generated.load_record(k).image.astype(int)).mean()
-            for k in range(6)
-        ]
+        errors = [np.abs(a.image.astype(int) - generated.load_record(k).image.astype(int)).mean() for k in range(6)]
         assert errors[i] < 15.0 and errors[i] < 0.5 * min(e for k, e in enumerate(errors) if k != i)
         visible += int(vis.sum())
     assert result.visible_joints == visible
@@ -377,13 +372,9 @@ def test_both_splits_in_one_folder_read_back_as_a_whole_dataset(tmp_path: Path) 
 
 def test_synth_cli(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
     out = tmp_path / "cli"
-    code, stdout, err = run(
-        capsys, "data", "synth", "--out", out, "--count", 4, "--image-size", SIZE, "--seed", 1
-    )
+    code, stdout, err = run(capsys, "data", "synth", "--out", out, "--count", 4, "--image-size", SIZE, "--seed", 1)
     assert code == 0, err
-    assert stdout.startswith(
-        f"wrote 4 val persons ({SIZE} px, seed 1) to {out}: images/, annot/valid.json, "
-    )
+    assert stdout.startswith(f"wrote 4 val persons ({SIZE} px, seed 1) to {out}: images/, annot/valid.json, ")
     assert len(list((out / "images").glob("*.jpg"))) == 4
 
 
@@ -408,9 +399,7 @@ def test_synth_cli_bad_values(
     assert list(tmp_path.iterdir()) == []
 
 
-def test_synth_refuses_a_non_empty_folder_or_a_file(
-    capsys: pytest.CaptureFixture[str], tmp_path: Path
-) -> None:
+def test_synth_refuses_a_non_empty_folder_or_a_file(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
     busy = tmp_path / "busy"
     busy.mkdir()
     (busy / "keep.txt").write_text("mine")

@@ -15,7 +15,7 @@ from fpdctl.data.coco import COCODataset
 from fpdctl.data.registry import build_dataset, data_joint_set, data_metric, spec_for_data
 from fpdctl.data.synthetic import SyntheticPose, export_coco, synthetic_record
 from fpdctl.data.synthetic.coco import BODY_KEYPOINTS, coco_keypoints, face_points
-from fpdctl.data.synthetic.pose import HEAD_TOP, UPPER_NECK, Body, SyntheticLayout
+from fpdctl.data.synthetic.pose import HEAD_TOP, Body, SyntheticLayout
 from fpdctl.data.transforms import AugmentConfig
 from fpdctl.errors import UsageError
 from fpdctl.metrics.coco import evaluate_coco, evaluate_coco_reference, load_coco_annotations
@@ -27,8 +27,14 @@ def _upright_head(yaw: float, size: int = 100) -> SyntheticLayout:
     joints = np.full((MPII.num_joints, 2), 50.0)
     joints[HEAD_TOP] = (50.0, 30.0)
     body = Body(joints=joints, torso=30.0, yaw=yaw, widths=1.0, near_left=False, arms_behind=(False, False))
-    return SyntheticLayout(image_size=size, body=body, visible=np.ones(MPII.num_joints, bool),
-                           center=np.zeros(2, np.float32), scale=1.0, headbox=np.zeros((2, 2), np.float32))
+    return SyntheticLayout(
+        image_size=size,
+        body=body,
+        visible=np.ones(MPII.num_joints, bool),
+        center=np.zeros(2, np.float32),
+        scale=1.0,
+        headbox=np.zeros((2, 2), np.float32),
+    )
 
 
 def test_face_points_by_hand() -> None:
@@ -158,8 +164,10 @@ def test_export_reads_back_as_the_same_persons(tmp_path: Path) -> None:
             np.testing.assert_array_equal(a.center, b.center)
             assert a.scale == b.scale and a.image_id == f"{b.image_id}.jpg"
         # The file's ground truth, scored against itself, is AP 1.
-        records = [{"image_id": ann["image_id"], "category_id": 1, "keypoints": ann["keypoints"], "score": 1.0}
-                   for ann in payload["annotations"]]
+        records = [
+            {"image_id": ann["image_id"], "category_id": 1, "keypoints": ann["keypoints"], "score": 1.0}
+            for ann in payload["annotations"]
+        ]
         assert evaluate_coco(annotation, records).ap == 1.0
     with pytest.raises(UsageError, match=r"^--count must be a positive integer, got 0$"):
         export_coco(tmp_path / "none", 0)

@@ -67,7 +67,7 @@ def test_occlusion_flags_follow_the_later_persons_pixels() -> None:
         assert not (keypoints[-1][:, 2] == OCCLUDED).any()  # nobody stands in front of the last one
         for i, person in enumerate(keypoints):
             later = np.zeros((128, 128), bool)
-            for front in layouts[i + 1:]:
+            for front in layouts[i + 1 :]:
                 later |= body_mask(front.body, 128)
             for x, y, v in person:
                 if v == 0:
@@ -126,20 +126,58 @@ def test_crowd_export_reads_back_and_the_simulated_detector(tmp_path: Path) -> N
 
 def test_cli_crowds_detections_and_eval_on_them(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     out, dets = tmp_path / "c", tmp_path / "c" / "dets.json"
-    assert main(["data", "synth", "--layout", "coco", "--persons", "3", "--count", "6", "--size", "64",
-                 "--out", str(out), "--detections", str(dets)]) == 0
+    assert (
+        main(
+            [
+                "data",
+                "synth",
+                "--layout",
+                "coco",
+                "--persons",
+                "3",
+                "--count",
+                "6",
+                "--size",
+                "64",
+                "--out",
+                str(out),
+                "--detections",
+                str(dets),
+            ]
+        )
+        == 0
+    )
     printed = capsys.readouterr().out.splitlines()
     n = len(SyntheticPose("val", length=6, image_size=64, layout="coco", persons=3))
     assert printed[0].startswith(f"wrote {n} val persons in 6 images (64 px, seed 0) to {out}: val2017/")
     count = len(json.loads(dets.read_text()))
     assert printed[1] == f"wrote {dets}: {count} simulated detector boxes"
-    assert main(["eval", "hg1x16", "--input-size", "64", "--device", "cpu", "--data", f"coco:{out}",
-                 "--boxes", str(dets), "--format", "json"]) == 0
+    assert (
+        main(
+            [
+                "eval",
+                "hg1x16",
+                "--input-size",
+                "64",
+                "--device",
+                "cpu",
+                "--data",
+                f"coco:{out}",
+                "--boxes",
+                str(dets),
+                "--format",
+                "json",
+            ]
+        )
+        == 0
+    )
     report = json.loads(capsys.readouterr().out)
     assert report["boxes"] == {"source": "detections", "file": str(dets), "count": count}
     assert report["images"] == 6 and report["predictions"] <= count
-    assert main(["eval", "hg1x16", "--input-size", "64", "--device", "cpu", "--data", f"coco:{out}",
-                 "--format", "json"]) == 0
+    assert (
+        main(["eval", "hg1x16", "--input-size", "64", "--device", "cpu", "--data", f"coco:{out}", "--format", "json"])
+        == 0
+    )
     assert json.loads(capsys.readouterr().out)["boxes"] == {"source": "ground truth"}
     assert main(["data", "synth", "--persons", "2", "--count", "2", "--out", str(tmp_path / "m")]) == 2
     assert capsys.readouterr().err == "error: --persons and --detections need --layout coco\n"

@@ -45,7 +45,9 @@ def test_rotation_matches_opencv_convention() -> None:
 
 def test_invert_and_batched_transform_round_trip() -> None:
     rng = np.random.default_rng(0)
-    affines = np.stack([crop_affine(rng.uniform(0, 500, 2), rng.uniform(0.5, 4), rng.uniform(-40, 40), 256) for _ in range(4)])
+    affines = np.stack(
+        [crop_affine(rng.uniform(0, 500, 2), rng.uniform(0.5, 4), rng.uniform(-40, 40), 256) for _ in range(4)]
+    )
     points = rng.uniform(0, 600, (4, 16, 2))
     mapped = transform_points(points, affines)
     for k in range(4):
@@ -109,8 +111,14 @@ def _official_reference(seed: int, count: int) -> list[tuple[float, float, bool]
 
 def test_official_draws_are_the_official_codes() -> None:
     config = AugmentConfig()  # the default is the official recipe
-    assert (config.style, config.scale, config.rotation, config.rotation_prob, config.flip_prob,
-            config.color) == ("official", 0.25, 30.0, 0.6, 0.5, 0.0)
+    assert (config.style, config.scale, config.rotation, config.rotation_prob, config.flip_prob, config.color) == (
+        "official",
+        0.25,
+        30.0,
+        0.6,
+        0.5,
+        0.0,
+    )
     assert AugmentConfig.for_style("official") == config
     rng = np.random.default_rng(2024)
     draws = [sample_augmentation(config, rng) for _ in range(500)]
@@ -158,8 +166,9 @@ def test_probabilities_of_zero_and_one() -> None:
     assert all(d.rotation != 0.0 and d.flip for d in always)
 
 
-@pytest.mark.parametrize("kwargs", [{"scale": 1.0}, {"rotation": -1}, {"flip_prob": 1.5}, {"color": -0.1},
-                                    {"style": "gaussian"}])
+@pytest.mark.parametrize(
+    "kwargs", [{"scale": 1.0}, {"rotation": -1}, {"flip_prob": 1.5}, {"color": -0.1}, {"style": "gaussian"}]
+)
 def test_augment_config_validation(kwargs) -> None:
     with pytest.raises(ValueError):
         AugmentConfig(**kwargs)

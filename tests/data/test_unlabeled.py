@@ -102,12 +102,28 @@ def test_synthetic_unlabeled_images_follow_the_labelled_ones() -> None:
     assert build_unlabeled("synthetic:length=3", "synthetic", input_size=64).offset == 20000
 
 
-def _mixed(ratio: float = 0.5, *, batch: int = 4, labelled: int = 10, unlabeled: int = 7,
-           world: int = 1, rank: int = 0, seed: int = 3) -> MixedSampler:
+def _mixed(
+    ratio: float = 0.5,
+    *,
+    batch: int = 4,
+    labelled: int = 10,
+    unlabeled: int = 7,
+    world: int = 1,
+    rank: int = 0,
+    seed: int = 3,
+) -> MixedSampler:
     n_l, n_u = split_batch(batch, ratio)
     base = ResumableSampler(range(labelled), num_replicas=world, rank=rank, seed=seed)
-    return MixedSampler(base, num_labelled=labelled, num_unlabeled=unlabeled, labelled_per_batch=n_l,
-                        unlabeled_per_batch=n_u, seed=seed, num_replicas=world, rank=rank)
+    return MixedSampler(
+        base,
+        num_labelled=labelled,
+        num_unlabeled=unlabeled,
+        labelled_per_batch=n_l,
+        unlabeled_per_batch=n_u,
+        seed=seed,
+        num_replicas=world,
+        rank=rank,
+    )
 
 
 def test_mixed_sampler_batches() -> None:
@@ -115,7 +131,7 @@ def test_mixed_sampler_batches() -> None:
     assert sampler.batches == 5 and sampler.num_samples == 20 and len(sampler) == 20
     sampler.set_epoch(0)
     order = list(sampler)
-    batches = [order[i:i + 4] for i in range(0, 20, 4)]
+    batches = [order[i : i + 4] for i in range(0, 20, 4)]
     assert all(b[0] < 10 and b[1] < 10 and b[2] >= 10 and b[3] >= 10 for b in batches)
     assert sorted(i for b in batches for i in b[:2]) == list(range(10))  # the labelled epoch
     # The unlabeled stream: each permutation of the 7 images used in full before the next.
@@ -144,8 +160,8 @@ def test_mixed_sampler_gives_processes_different_unlabeled_images() -> None:
     firsts = [_epoch(s, 0) for s in ranks]
     assert ranks[0].batches == 3  # 6 labelled per rank, 2 per batch
     for b in range(3):
-        u0 = set(firsts[0][b * 4 + 2: b * 4 + 4])
-        u1 = set(firsts[1][b * 4 + 2: b * 4 + 4])
+        u0 = set(firsts[0][b * 4 + 2 : b * 4 + 4])
+        u1 = set(firsts[1][b * 4 + 2 : b * 4 + 4])
         assert not u0 & u1
 
 

@@ -24,11 +24,14 @@ def fp32_export(tmp_path_factory: pytest.TempPathFactory, tiny_checkpoint: Path)
 def embedded_export(tmp_path_factory: pytest.TempPathFactory, tiny_checkpoint: Path):
     """(ExportResult, path) of an fp32 export with both --embed-preprocess and --embed-decode
     (uint8 BGR crops in, keypoints and scores out), verified."""
-    from fpdctl.deploy.preprocess_decode import Embedding
     from fpdctl.deploy.export import export_onnx
+    from fpdctl.deploy.preprocess_decode import Embedding
 
     path = tmp_path_factory.mktemp("embedded") / "hg1x16_embedded.onnx"
     result = export_onnx(
-        tiny_checkpoint, path, input_size=INPUT_SIZE, embedding=Embedding(preprocess=True, decode=True),
+        tiny_checkpoint,
+        path,
+        input_size=INPUT_SIZE,
+        embedding=Embedding(preprocess=True, decode=True),
     )
     return result, path

@@ -46,8 +46,16 @@ def test_torch_group_keeps_the_eager_reference_beside_other_rows():
 
 def test_all_on_cpu_skips_cuda_only_rows():
     assert names(select_backends("torch", "all")) == [
-        "torch", "torch-cl", "torch-bf16", "torch-bf16-compile", "ort", "ort-fp16", "ort-int8",
-        "ov", "ov-bf16", "ov-int8",
+        "torch",
+        "torch-cl",
+        "torch-bf16",
+        "torch-bf16-compile",
+        "ort",
+        "ort-fp16",
+        "ort-int8",
+        "ov",
+        "ov-bf16",
+        "ov-int8",
     ]
     assert "torch-fp16" in names(select_backends("torch", "all", device_type="cuda"))
     # An ONNX file runs in ONNX Runtime, in the precision it was exported in.
@@ -60,9 +68,13 @@ def test_precision_filter_and_explicit_names():
 
 
 def test_bad_backend_names():
-    with pytest.raises(UsageError, match=r"unknown backend 'tensorrt'; expected auto, torch, onnxruntime, openvino, all"):
+    with pytest.raises(
+        UsageError, match=r"unknown backend 'tensorrt'; expected auto, torch, onnxruntime, openvino, all"
+    ):
         select_backends("torch", "tensorrt")
-    with pytest.raises(UsageError, match="backend torch-cl runs a checkpoint; an .onnx file runs in onnxruntime or openvino"):
+    with pytest.raises(
+        UsageError, match="backend torch-cl runs a checkpoint; an .onnx file runs in onnxruntime or openvino"
+    ):
         select_backends("onnx", "torch-cl")
     with pytest.raises(UsageError, match="backend torch runs a checkpoint"):
         select_backends("onnx", "torch")
@@ -89,7 +101,11 @@ def test_openvino_rows_run_exported_files():
     assert names(select_backends("onnx", "all", onnx_precision="int8")) == ["ort-int8", "ov-int8"]
     assert names(select_backends("onnx", "ov-bf16,ort")) == ["ort", "ov-bf16"]
     # A checkpoint: exported on the fly, one file per precision.
-    assert names(select_backends("torch", "openvino", precisions=("fp32", "bf16", "int8"))) == ["ov", "ov-bf16", "ov-int8"]
+    assert names(select_backends("torch", "openvino", precisions=("fp32", "bf16", "int8"))) == [
+        "ov",
+        "ov-bf16",
+        "ov-int8",
+    ]
     assert names(select_backends("torch", "openvino", device_type="cuda")) == []
 
 
@@ -104,7 +120,9 @@ def test_unavailable_rows_say_why_in_one_line(monkeypatch):
     import shutil
 
     real_find_spec = importlib.util.find_spec
-    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "openvino" else real_find_spec(name, *a))
+    monkeypatch.setattr(
+        importlib.util, "find_spec", lambda name, *a: None if name == "openvino" else real_find_spec(name, *a)
+    )
     assert get_backend("ov").unavailable() == "needs openvino, which is not installed (pip install 'fpdctl[openvino]')"
     assert get_backend("ort").unavailable() is None
     monkeypatch.setattr(shutil, "which", lambda name: None)

@@ -27,22 +27,53 @@ def _check_row(row):
 
 
 def test_bench_json_rows(capsys, tiny_checkpoint):
-    rows = _bench_json(capsys, str(tiny_checkpoint), "--input-size", "64", "--iters", "3", "--warmup", "1", "--batch", "1,2", "--threads", "1")
+    rows = _bench_json(
+        capsys,
+        str(tiny_checkpoint),
+        "--input-size",
+        "64",
+        "--iters",
+        "3",
+        "--warmup",
+        "1",
+        "--batch",
+        "1,2",
+        "--threads",
+        "1",
+    )
     assert [(r["backend"], r["batch"], r["iters"]) for r in rows] == [("torch", 1, 3), ("torch", 2, 3)]
     for row in rows:
         _check_row(row)
-        assert (row["arch"], row["precision"], row["memory_format"], row["timed"]) == ("hg1x16", "fp32", "nchw", "model")
+        assert (row["arch"], row["precision"], row["memory_format"], row["timed"]) == (
+            "hg1x16",
+            "fp32",
+            "nchw",
+            "model",
+        )
         assert row["speedup"] is None and row["vs_reference"] == 1.0
     # hg1x16 at 64 px: a fixed count, by hand from the architecture, is 0.0214 GMACs per image.
-    from fpdctl.profiling.analytic import analytic_cost
     from fpdctl.models.spec import HourglassSpec
+    from fpdctl.profiling.analytic import analytic_cost
 
     assert rows[0]["gmacs"] == pytest.approx(analytic_cost(HourglassSpec(1, 16), 64).macs / 1e9)
 
 
 def test_two_models_end_to_end(capsys, tiny_checkpoint, fp32_export):
     _, onnx_path = fp32_export
-    rows = _bench_json(capsys, str(tiny_checkpoint), str(onnx_path), "--iters", "3", "--warmup", "1", "--end-to-end", "--input-size", "64", "--threads", "1")
+    rows = _bench_json(
+        capsys,
+        str(tiny_checkpoint),
+        str(onnx_path),
+        "--iters",
+        "3",
+        "--warmup",
+        "1",
+        "--end-to-end",
+        "--input-size",
+        "64",
+        "--threads",
+        "1",
+    )
     assert [(r["model"], r["backend"]) for r in rows] == [(str(tiny_checkpoint), "torch"), (str(onnx_path), "ort")]
     for row in rows:
         _check_row(row)
@@ -109,7 +140,9 @@ def test_missing_openvino_skips_its_rows_with_one_line(monkeypatch, fp32_export)
 
     _, path = fp32_export
     real_find_spec = importlib.util.find_spec
-    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "openvino" else real_find_spec(name, *a))
+    monkeypatch.setattr(
+        importlib.util, "find_spec", lambda name, *a: None if name == "openvino" else real_find_spec(name, *a)
+    )
     result = benchmark([str(path)], backend="ort,ov", iters=1, warmup=0, threads=1)
     assert [r.backend for r in result.rows] == ["ort"]
     assert result.skipped == [f"{path} ov: needs openvino, which is not installed (pip install 'fpdctl[openvino]')"]
@@ -122,7 +155,9 @@ def test_every_row_says_what_it_timed(capsys, fp32_export, embedded_export):
         ("ort", "model", "normalised float input -> heatmaps"),
         ("ort", "model+in-graph pre/decode", "uint8 BGR crops -> keypoints, scores"),
     ]
-    rows = _bench_json(capsys, str(plain), str(embedded), "--iters", "2", "--warmup", "1", "--threads", "1", "--end-to-end")
+    rows = _bench_json(
+        capsys, str(plain), str(embedded), "--iters", "2", "--warmup", "1", "--threads", "1", "--end-to-end"
+    )
     assert [r["timed"] for r in rows] == ["end-to-end", "end-to-end"]
     for row in rows:
         _check_row(row)
@@ -131,8 +166,23 @@ def test_every_row_says_what_it_timed(capsys, fp32_export, embedded_export):
 
 def test_embed_flags_in_bench(capsys, tiny_checkpoint):
     rows = _bench_json(
-        capsys, str(tiny_checkpoint), "--input-size", "64", "--backend", "ort", "--embed-preprocess", "--embed-decode",
-        "--pixel-order", "rgb", "--iters", "2", "--warmup", "1", "--threads", "1", "--end-to-end",
+        capsys,
+        str(tiny_checkpoint),
+        "--input-size",
+        "64",
+        "--backend",
+        "ort",
+        "--embed-preprocess",
+        "--embed-decode",
+        "--pixel-order",
+        "rgb",
+        "--iters",
+        "2",
+        "--warmup",
+        "1",
+        "--threads",
+        "1",
+        "--end-to-end",
     )
     assert [(r["backend"], r["graph"]) for r in rows] == [("ort", "uint8 RGB crops -> keypoints, scores")]
 
@@ -140,17 +190,27 @@ def test_embed_flags_in_bench(capsys, tiny_checkpoint):
 @pytest.mark.parametrize(
     "args, message",
     [
-        (["hg1x16", "--embed-decode"], "error: --embed-preprocess/--embed-decode need an ONNX backend (onnxruntime or "
-         "openvino); backend torch runs the PyTorch model"),
-        (["{onnx}", "--embed-preprocess"], "error: --embed-preprocess/--embed-decode apply to checkpoints bench exports"),
-        (["hg1x16", "--backend", "ort", "--embed-preprocess", "--pixel-order", "xyz"],
-         "error: --pixel-order must be 'rgb' or 'bgr', got 'xyz'"),
+        (
+            ["hg1x16", "--embed-decode"],
+            "error: --embed-preprocess/--embed-decode need an ONNX backend (onnxruntime or "
+            "openvino); backend torch runs the PyTorch model",
+        ),
+        (
+            ["{onnx}", "--embed-preprocess"],
+            "error: --embed-preprocess/--embed-decode apply to checkpoints bench exports",
+        ),
+        (
+            ["hg1x16", "--backend", "ort", "--embed-preprocess", "--pixel-order", "xyz"],
+            "error: --pixel-order must be 'rgb' or 'bgr', got 'xyz'",
+        ),
         (["hg1x16", "--accuracy", "-1"], "error: --accuracy must be 0 or more, got -1"),
     ],
 )
 def test_bad_embed_and_accuracy_options(capsys, fp32_export, args, message):
     args = [a.replace("{onnx}", str(fp32_export[1])) for a in args]
-    code = main(["bench", *args, "--input-size", "64", "--iters", "1"] if "{onnx}" not in " ".join(args) else ["bench", *args])
+    code = main(
+        ["bench", *args, "--input-size", "64", "--iters", "1"] if "{onnx}" not in " ".join(args) else ["bench", *args]
+    )
     err = [line for line in capsys.readouterr().err.strip().splitlines() if not line.endswith("...")]
     assert code == 2
     assert len(err) == 1 and err[0].startswith(message), err
@@ -158,8 +218,15 @@ def test_bad_embed_and_accuracy_options(capsys, fp32_export, args, message):
 
 def test_accuracy_and_the_recommendation(tiny_checkpoint):
     result = benchmark(
-        [str(tiny_checkpoint)], backend="torch,ort,ort-int8", batches=(1, 2), iters=2, warmup=1, threads=1,
-        input_size=64, accuracy_samples=8, accuracy_data="synthetic:length=8",
+        [str(tiny_checkpoint)],
+        backend="torch,ort,ort-int8",
+        batches=(1, 2),
+        iters=2,
+        warmup=1,
+        threads=1,
+        input_size=64,
+        accuracy_samples=8,
+        accuracy_data="synthetic:length=8",
     )
     rows = {(r.backend, r.batch): r for r in result.rows}
     assert rows[("torch", 1)].accuracy_drop == 0.0 and rows[("torch", 1)].metric == "pckh"

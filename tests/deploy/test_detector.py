@@ -37,7 +37,9 @@ def reference_letterbox(image: np.ndarray, size: int) -> tuple[np.ndarray, float
     return out, r, (left, top)
 
 
-@pytest.mark.parametrize(("h", "w", "size"), [(300, 480, 64), (480, 300, 64), (101, 77, 96), (64, 64, 64), (33, 190, 128)])
+@pytest.mark.parametrize(
+    ("h", "w", "size"), [(300, 480, 64), (480, 300, 64), (101, 77, 96), (64, 64, 64), (33, 190, 128)]
+)
 def test_letterbox_matches_ultralytics_arithmetic(h, w, size):
     rng = np.random.default_rng(h * w)
     image = rng.integers(0, 255, (h, w, 3), dtype=np.uint8)
@@ -66,7 +68,8 @@ def _yolo_graph(path, output: np.ndarray, size: int, *, input_shape=None, output
         helper.make_node("Add", ["const", "nothing"], ["output0"]),
     ]
     graph = helper.make_graph(
-        nodes, "yolo_like",
+        nodes,
+        "yolo_like",
         [helper.make_tensor_value_info("images", TensorProto.FLOAT, input_shape)],
         [helper.make_tensor_value_info("output0", TensorProto.FLOAT, output_shape)],
         initializer=[
@@ -120,7 +123,11 @@ def test_nms_class_filter_and_score_threshold(tmp_path):
     horse = (250.0, 50.0, 150.0, 150.0)  # best class is 1: not a person, even at person 0.6
     faint = (400.0, 100.0, 60.0, 150.0)  # person score 0.2
     output = _anchors(
-        [person, duplicate, horse, faint], [(0.9, 0.0), (0.85, 0.0), (0.6, 0.95), (0.2, 0.0)], W, H, S,
+        [person, duplicate, horse, faint],
+        [(0.9, 0.0), (0.85, 0.0), (0.6, 0.95), (0.2, 0.0)],
+        W,
+        H,
+        S,
     )
     _yolo_graph(tmp_path / "det.onnx", output, S)
     image = np.zeros((H, W, 3), np.uint8)

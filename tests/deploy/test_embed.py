@@ -12,10 +12,10 @@ from onnx import TensorProto, helper
 
 from fpdctl.cli.app import main
 from fpdctl.codec import HeatmapCodec
-from fpdctl.deploy.preprocess_decode import Embedding, parse_embedding, verification_crops
 from fpdctl.deploy.export import export_onnx
 from fpdctl.deploy.metadata import GraphIO, read_info
 from fpdctl.deploy.onnx_graph import append_decode, prepend_preprocess
+from fpdctl.deploy.preprocess_decode import Embedding, parse_embedding, verification_crops
 from fpdctl.deploy.runtime import OrtRunner
 from fpdctl.errors import UsageError
 from fpdctl.models.convention import FPD_OFFICIAL, NATIVE, PYTORCH_POSE_MPII
@@ -30,7 +30,8 @@ def _session(model):
 def _identity(dims, name_in="input", name_out="heatmaps"):
     """A graph whose 'network' is Identity: the embedded nodes can be checked on their own."""
     graph = helper.make_graph(
-        [helper.make_node("Identity", [name_in], [name_out])], "identity",
+        [helper.make_node("Identity", [name_in], [name_out])],
+        "identity",
         [helper.make_tensor_value_info(name_in, TensorProto.FLOAT, dims)],
         [helper.make_tensor_value_info(name_out, TensorProto.FLOAT, dims)],
     )
@@ -94,8 +95,9 @@ def test_decode_nodes_golden_by_hand():
     model = _identity([1, 4, 5, 5])
     append_decode(model, 20, keep_heatmaps=True)
     keypoints, scores, heatmaps = _session(model).run(None, {"input": maps})
-    expected = np.array([[[(2 + 0.25) * 4, (2 - 0.25) * 4], [4 * 4, 0 * 4], [1 * 4, (3 + 0.25) * 4],
-                          [1 * 4, 1 * 4]]], np.float32)
+    expected = np.array(
+        [[[(2 + 0.25) * 4, (2 - 0.25) * 4], [4 * 4, 0 * 4], [1 * 4, (3 + 0.25) * 4], [1 * 4, 1 * 4]]], np.float32
+    )
     np.testing.assert_array_equal(keypoints, expected)
     np.testing.assert_array_equal(scores, np.array([[1.0, 0.9, 0.7, 0.6]], np.float32))
     np.testing.assert_array_equal(heatmaps, maps)
@@ -195,10 +197,23 @@ def test_int8_quantises_only_the_network(tmp_path):
 
 def test_cli_export_with_both_flags(tmp_path, capsys, tiny_checkpoint):
     out = tmp_path / "e.onnx"
-    code = main([
-        "export", str(tiny_checkpoint), "-o", str(out), "--input-size", "64", "--embed-preprocess",
-        "--embed-decode", "--pixel-order", "RGB", "--keep-heatmaps", "--format", "json",
-    ])
+    code = main(
+        [
+            "export",
+            str(tiny_checkpoint),
+            "-o",
+            str(out),
+            "--input-size",
+            "64",
+            "--embed-preprocess",
+            "--embed-decode",
+            "--pixel-order",
+            "RGB",
+            "--keep-heatmaps",
+            "--format",
+            "json",
+        ]
+    )
     captured = capsys.readouterr()
     assert code == 0, captured.err
     report = json.loads(captured.out)
@@ -213,8 +228,10 @@ def test_cli_export_with_both_flags(tmp_path, capsys, tiny_checkpoint):
         (["--embed-preprocess", "--pixel-order", "rbg"], "error: --pixel-order must be 'rgb' or 'bgr', got 'rbg'"),
         (["--pixel-order", "rgb"], "error: --pixel-order applies with --embed-preprocess"),
         (["--keep-heatmaps"], "error: --keep-heatmaps applies with --embed-decode"),
-        (["--embed-decode", "--all-stacks"],
-         "error: --embed-decode decodes the final stack; it does not combine with --all-stacks"),
+        (
+            ["--embed-decode", "--all-stacks"],
+            "error: --embed-decode decodes the final stack; it does not combine with --all-stacks",
+        ),
     ],
 )
 def test_bad_embed_options(tmp_path, capsys, tiny_checkpoint, args, message):

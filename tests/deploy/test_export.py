@@ -12,7 +12,6 @@ import torch
 
 from fpdctl import __version__
 from fpdctl.cli.app import main
-from fpdctl.skeleton import MPII
 from fpdctl.data.transforms import MEAN, STD
 from fpdctl.deploy.backends import get_backend
 from fpdctl.deploy.export import export_onnx, parse_batch
@@ -20,6 +19,7 @@ from fpdctl.deploy.metadata import read_info
 from fpdctl.deploy.runtime import OrtRunner, TorchRunner
 from fpdctl.errors import UsageError
 from fpdctl.models.convention import NATIVE
+from fpdctl.skeleton import MPII
 from tests.conftest import HEATMAP_SIZE, INPUT_SIZE, make_net
 
 
@@ -157,7 +157,11 @@ def test_int8_export_reports_pckh_against_fp32(tmp_path, tiny_net):
 
     path = tmp_path / "int8.onnx"
     result = export_onnx(
-        tiny_net, path, input_size=INPUT_SIZE, precision="int8", calibration_samples=24,
+        tiny_net,
+        path,
+        input_size=INPUT_SIZE,
+        precision="int8",
+        calibration_samples=24,
         validation_samples=40,
     )
     q = result.quantization
@@ -191,8 +195,13 @@ def test_export_reports_what_eval_gives_each_file(tmp_path, tiny_checkpoint):
     export_onnx(tiny_checkpoint, fp32_file, input_size=INPUT_SIZE)
     for flip in (True, False):
         result = export_onnx(
-            tiny_checkpoint, int8_file, input_size=INPUT_SIZE, precision="int8", calibration_data=data,
-            calibration_samples=8, flip=flip,
+            tiny_checkpoint,
+            int8_file,
+            input_size=INPUT_SIZE,
+            precision="int8",
+            calibration_data=data,
+            calibration_samples=8,
+            flip=flip,
         )
         acc = result.accuracy
         assert (acc.samples, acc.flip, acc.whole_split) == (48, flip, True)
@@ -210,9 +219,7 @@ def test_a_wrong_graph_fails_verification_and_writes_nothing(tmp_path, monkeypat
 
     real_export = export_module.torch_to_onnx
     other = make_net(seed=99)
-    monkeypatch.setattr(
-        export_module, "torch_to_onnx", lambda net, path, **kw: real_export(other, path, **kw)
-    )
+    monkeypatch.setattr(export_module, "torch_to_onnx", lambda net, path, **kw: real_export(other, path, **kw))
     out = tmp_path / "out"
     code = main(["export", str(tiny_checkpoint), "-o", str(out / "m.onnx"), "--input-size", "64"])
     err = capsys.readouterr().err.strip().splitlines()
@@ -259,7 +266,9 @@ def test_bad_checkpoints_and_output_paths(tmp_path, capsys, tiny_checkpoint):
     bad_out = blocker / "m.onnx"  # its folder is a file: cannot be created
     cases.append(([str(tiny_checkpoint), "-o", str(bad_out)], f"error: cannot create output folder {blocker}"))
     cases.append(([str(tiny_checkpoint), "-o", str(tmp_path)], f"error: output path is a directory: {tmp_path}"))
-    cases.append((["model.onnx", "-o", str(out)], "error: model.onnx is already an ONNX model; export takes a checkpoint"))
+    cases.append(
+        (["model.onnx", "-o", str(out)], "error: model.onnx is already an ONNX model; export takes a checkpoint")
+    )
     for args, message in cases:
         code = main(["export", *args, "--input-size", "64"])
         err = capsys.readouterr().err.strip().splitlines()
@@ -290,11 +299,28 @@ def test_torch_runner_layouts_agree(tiny_net):
 def test_int8_calibrated_on_real_lsp_images(tmp_path, capsys, lspet400, tiny_checkpoint):
     """--calibration-data lsp:PATH: calibration on LSPET's train split, PCK on its val split."""
     out = tmp_path / "lsp_int8.onnx"
-    code = main([
-        "export", str(tiny_checkpoint), "-o", str(out), "--input-size", "64", "--precision", "int8",
-        "--calibration-data", f"lsp:{lspet400}", "--calibration-samples", "16",
-        "--validation-samples", "20", "--threads", "1", "--format", "json",
-    ])
+    code = main(
+        [
+            "export",
+            str(tiny_checkpoint),
+            "-o",
+            str(out),
+            "--input-size",
+            "64",
+            "--precision",
+            "int8",
+            "--calibration-data",
+            f"lsp:{lspet400}",
+            "--calibration-samples",
+            "16",
+            "--validation-samples",
+            "20",
+            "--threads",
+            "1",
+            "--format",
+            "json",
+        ]
+    )
     captured = capsys.readouterr()
     assert code == 0, captured.err
     report = json.loads(captured.out)
@@ -315,5 +341,9 @@ def test_a_checkpoint_exports_at_the_size_it_was_trained_at(tmp_path) -> None:
     assert result.info.input_size == 64
     graph_input = onnx.load(str(tmp_path / "m.onnx")).graph.input[0].type.tensor_type.shape.dim
     assert [d.dim_value for d in graph_input][2:] == [64, 64]
-    assert export_onnx(trained, tmp_path / "m128.onnx", input_size=128, verify=False,
-                       exporter="torchscript").info.input_size == 128
+    assert (
+        export_onnx(
+            trained, tmp_path / "m128.onnx", input_size=128, verify=False, exporter="torchscript"
+        ).info.input_size
+        == 128
+    )

@@ -102,8 +102,20 @@ def test_predict_equals_the_network_fed_its_projects_preprocessing(
 
         # The command end to end: the keypoints it writes are the oracle's.
         out = tmp_path / f"{kind}-{index}"
-        code = main(["predict", str(checkpoints[kind]), str(photo), "--bbox", ",".join(repr(v) for v in box),
-                     "--input-size", str(INPUT_SIZE), "--out", str(out), "--no-draw"])
+        code = main(
+            [
+                "predict",
+                str(checkpoints[kind]),
+                str(photo),
+                "--bbox",
+                ",".join(repr(v) for v in box),
+                "--input-size",
+                str(INPUT_SIZE),
+                "--out",
+                str(out),
+                "--no-draw",
+            ]
+        )
         assert code == 0, capsys.readouterr().err
         report = json.loads((out / "keypoints.json").read_text())
         assert report["input_convention"] == KINDS[kind].to_dict()
@@ -137,25 +149,48 @@ def test_eval_feeds_each_person_its_projects_input(kind, checkpoints, net, lspet
         np.testing.assert_allclose(result.coords[index], coords[0], rtol=0, atol=1e-3)
         np.testing.assert_allclose(result.scores[index], scores[0], rtol=0, atol=1e-5)
 
-    code = main(["eval", str(checkpoints[kind]), "--data", f"lsp:{lspet400}", "--input-size", str(INPUT_SIZE),
-                 "--no-flip", "--device", "cpu", "--format", "json"])
+    code = main(
+        [
+            "eval",
+            str(checkpoints[kind]),
+            "--data",
+            f"lsp:{lspet400}",
+            "--input-size",
+            str(INPUT_SIZE),
+            "--no-flip",
+            "--device",
+            "cpu",
+            "--format",
+            "json",
+        ]
+    )
     out = capsys.readouterr().out
     assert code == 0
     assert json.loads(out)["input_convention"] == KINDS[kind].to_dict()
-    whole = evaluate_checkpoint(str(checkpoints[kind]), f"lsp:{lspet400}", input_size=INPUT_SIZE, flip=False,
-                                device="cpu")
+    whole = evaluate_checkpoint(
+        str(checkpoints[kind]), f"lsp:{lspet400}", input_size=INPUT_SIZE, flip=False, device="cpu"
+    )
     assert json.loads(out)["pck"]["mean"] == pytest.approx(whole.metric.groups["mean"], abs=1e-9)
 
 
-def test_an_export_records_the_checkpoints_convention_and_predicts_alike(checkpoints, lspet400, tmp_path, capsys) -> None:
+def test_an_export_records_the_checkpoints_convention_and_predicts_alike(
+    checkpoints, lspet400, tmp_path, capsys
+) -> None:
     """The ONNX file of a pytorch-pose checkpoint records PYTORCH_POSE_MPII; ``fpdctl predict``
     on the file gives the checkpoint's keypoints (the convention travels with the export)."""
     from fpdctl.deploy.export import export_onnx
     from fpdctl.deploy.metadata import read_info
 
     onnx_path = tmp_path / "pp.onnx"
-    result = export_onnx(checkpoints["pytorch-pose"], onnx_path, input_size=INPUT_SIZE, exporter="torchscript",
-                         verify_random=1, verify_images=2, threads=1)
+    result = export_onnx(
+        checkpoints["pytorch-pose"],
+        onnx_path,
+        input_size=INPUT_SIZE,
+        exporter="torchscript",
+        verify_random=1,
+        verify_images=2,
+        threads=1,
+    )
     assert result.verification.passed and result.verification.image_keypoint_agreement == 1.0
     assert read_info(onnx_path).input_convention is PYTORCH_POSE_MPII
     assert result.to_dict()["input_convention"] == PYTORCH_POSE_MPII.to_dict()
@@ -164,12 +199,28 @@ def test_an_export_records_the_checkpoints_convention_and_predicts_alike(checkpo
     reports = []
     for model in (checkpoints["pytorch-pose"], onnx_path):
         out = tmp_path / f"out-{model.suffix.lstrip('.')}"
-        assert main(["predict", str(model), str(photo), "--bbox", box, "--input-size", str(INPUT_SIZE),
-                     "--out", str(out), "--no-draw"]) == 0, capsys.readouterr().err
+        assert (
+            main(
+                [
+                    "predict",
+                    str(model),
+                    str(photo),
+                    "--bbox",
+                    box,
+                    "--input-size",
+                    str(INPUT_SIZE),
+                    "--out",
+                    str(out),
+                    "--no-draw",
+                ]
+            )
+            == 0
+        ), capsys.readouterr().err
         reports.append(json.loads((out / "keypoints.json").read_text()))
     assert reports[0]["input_convention"] == reports[1]["input_convention"] == PYTORCH_POSE_MPII.to_dict()
-    for ours, theirs in zip(reports[0]["results"][0]["persons"][0]["keypoints"],
-                            reports[1]["results"][0]["persons"][0]["keypoints"]):
+    for ours, theirs in zip(
+        reports[0]["results"][0]["persons"][0]["keypoints"], reports[1]["results"][0]["persons"][0]["keypoints"]
+    ):
         assert abs(ours["x"] - theirs["x"]) < 1e-2 and abs(ours["y"] - theirs["y"]) < 1e-2
         assert abs(ours["score"] - theirs["score"]) < 1e-4
 

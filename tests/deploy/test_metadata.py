@@ -18,11 +18,23 @@ CUSTOM = InputConvention("rgb", (0.5, 0.5, 0.5), (0.25, 0.25, 0.25))
 
 def _info(**changes):
     values = dict(
-        spec=HourglassSpec(2, 32, joints=14), joint_set="lsp", joint_names=tuple(f"j{i}" for i in range(14)),
-        flip_pairs=((0, 5),), skeleton=((0, 1), (1, 2)), input_size=128,
-        input_convention=CUSTOM, heatmap_stride=4, heatmap_size=32,
-        outputs="all_stacks", precision="int8", batch=4, version="9.9", source_sha256="ab" * 32,
-        source="ckpt.pth", opset=21, exporter="torchscript",
+        spec=HourglassSpec(2, 32, joints=14),
+        joint_set="lsp",
+        joint_names=tuple(f"j{i}" for i in range(14)),
+        flip_pairs=((0, 5),),
+        skeleton=((0, 1), (1, 2)),
+        input_size=128,
+        input_convention=CUSTOM,
+        heatmap_stride=4,
+        heatmap_size=32,
+        outputs="all_stacks",
+        precision="int8",
+        batch=4,
+        version="9.9",
+        source_sha256="ab" * 32,
+        source="ckpt.pth",
+        opset=21,
+        exporter="torchscript",
     )
     values.update(changes)
     return OnnxModelInfo(**values)
@@ -30,7 +42,8 @@ def _info(**changes):
 
 def _identity_model():
     graph = helper.make_graph(
-        [helper.make_node("Identity", ["x"], ["y"])], "g",
+        [helper.make_node("Identity", ["x"], ["y"])],
+        "g",
         [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 3, 8, 8])],
         [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 3, 8, 8])],
     )
@@ -73,11 +86,15 @@ def test_foreign_and_broken_files(tmp_path):
     with pytest.raises(InputError, match="'fpdctl.input_convention': input order must be 'rgb' or 'bgr', got 'xyz'"):
         OnnxModelInfo.from_props(props)
     with pytest.raises(InputError, match="expected an ONNX model with one image input"):
-        bad = helper.make_model(helper.make_graph(
-            [helper.make_node("Identity", ["x"], ["y"])], "g",
-            [helper.make_tensor_value_info("x", TensorProto.FLOAT, [4])],
-            [helper.make_tensor_value_info("y", TensorProto.FLOAT, [4])],
-        ), opset_imports=[helper.make_opsetid("", 18)])
+        bad = helper.make_model(
+            helper.make_graph(
+                [helper.make_node("Identity", ["x"], ["y"])],
+                "g",
+                [helper.make_tensor_value_info("x", TensorProto.FLOAT, [4])],
+                [helper.make_tensor_value_info("y", TensorProto.FLOAT, [4])],
+            ),
+            opset_imports=[helper.make_opsetid("", 18)],
+        )
         OrtRunner(bad.SerializeToString())
 
 
@@ -97,7 +114,10 @@ def test_input_convention_is_recorded_whole_and_repeated_for_other_readers():
     props = info.to_props()
     assert json.loads(props[METADATA_KEY]) == FPD_OFFICIAL.to_dict()
     assert (props["fpdctl.color_order"], json.loads(props["fpdctl.mean"]), json.loads(props["fpdctl.std"])) == (
-        "BGR", list(FPD_OFFICIAL.mean), list(FPD_OFFICIAL.std))
+        "BGR",
+        list(FPD_OFFICIAL.mean),
+        list(FPD_OFFICIAL.std),
+    )
     back = OnnxModelInfo.from_props(props)
     assert back.input_convention is FPD_OFFICIAL and back.input_convention.train_sigma == 2.0
     assert (back.color_order, back.mean, back.std) == ("BGR", FPD_OFFICIAL.mean, FPD_OFFICIAL.std)

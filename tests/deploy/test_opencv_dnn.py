@@ -12,9 +12,9 @@ import numpy as np
 import onnxruntime as ort
 import pytest
 
-from fpdctl.deploy.preprocess_decode import Embedding
 from fpdctl.deploy.export import export_onnx
 from fpdctl.deploy.onnx_graph import KEYPOINTS_OUTPUT_NAME, SCORES_OUTPUT_NAME
+from fpdctl.deploy.preprocess_decode import Embedding
 from tests.conftest import INPUT_SIZE
 
 # The version export's help names as checked.
@@ -71,8 +71,9 @@ def test_heatmap_exports_match_onnx_runtime(kind: str, tiny_checkpoint: Path, tm
 
 
 @pytest.mark.parametrize("preprocess, keep_heatmaps", [(False, False), (False, True), (True, False)])
-def test_decode_exports_match_onnx_runtime(preprocess: bool, keep_heatmaps: bool, tiny_checkpoint: Path,
-                                           tmp_path: Path):
+def test_decode_exports_match_onnx_runtime(
+    preprocess: bool, keep_heatmaps: bool, tiny_checkpoint: Path, tmp_path: Path
+):
     """The embedded decode reads in OpenCV (no boolean ops; the row index exact under float Div)
     and gives ONNX Runtime's keypoints to the bit and its scores to float rounding."""
     embedding = Embedding(preprocess=preprocess, decode=True, keep_heatmaps=keep_heatmaps)
@@ -102,12 +103,14 @@ def test_decode_nodes_give_the_codec_in_every_runtime(tmp_path: Path):
 
     side, joints = INPUT_SIZE // 4, 16
     maps = np.random.default_rng(5).standard_normal((2, joints, side, side)).astype(np.float32)
-    for j, (y, x) in enumerate([(0, 0), (0, side - 1), (side - 1, 0), (side - 1, side - 1),
-                                (0, 7), (9, 0), (side - 1, 3), (5, side - 1)]):
+    for j, (y, x) in enumerate(
+        [(0, 0), (0, side - 1), (side - 1, 0), (side - 1, side - 1), (0, 7), (9, 0), (side - 1, 3), (5, side - 1)]
+    ):
         maps[:, j, y, x] = 10.0
     dims = [2, joints, side, side]
     graph = helper.make_graph(
-        [helper.make_node("Identity", ["input"], ["heatmaps"])], "identity",
+        [helper.make_node("Identity", ["input"], ["heatmaps"])],
+        "identity",
         [helper.make_tensor_value_info("input", TensorProto.FLOAT, dims)],
         [helper.make_tensor_value_info("heatmaps", TensorProto.FLOAT, dims)],
     )
@@ -130,8 +133,10 @@ def test_decode_nodes_give_the_codec_in_every_runtime(tmp_path: Path):
     if ov is not None:
         compiled = ov.Core().compile_model(str(path), "CPU")
         result = compiled([maps])
-        outputs["openvino"] = [result[compiled.output(KEYPOINTS_OUTPUT_NAME)],
-                               result[compiled.output(SCORES_OUTPUT_NAME)]]
+        outputs["openvino"] = [
+            result[compiled.output(KEYPOINTS_OUTPUT_NAME)],
+            result[compiled.output(SCORES_OUTPUT_NAME)],
+        ]
     for runtime, (keypoints, scores) in outputs.items():
         np.testing.assert_array_equal(np.asarray(keypoints).reshape(expected[0].shape), expected[0], err_msg=runtime)
         np.testing.assert_array_equal(np.asarray(scores).reshape(expected[1].shape), expected[1], err_msg=runtime)

@@ -9,11 +9,11 @@ import torch
 
 from fpdctl.cli.app import main
 from fpdctl.codec import decode_heatmaps
-from fpdctl.skeleton import MPII
 from fpdctl.data.synthetic import SyntheticPose
 from fpdctl.deploy.predict import JSON_NAME, parse_bbox, predict
-from fpdctl.pipeline import person_box
 from fpdctl.errors import UsageError
+from fpdctl.pipeline import person_box
+from fpdctl.skeleton import MPII
 from tests.conftest import INPUT_SIZE
 
 
@@ -69,8 +69,15 @@ def test_bbox_follows_the_person(tmp_path, tiny_checkpoint):
         frames.append((file, (x, y)))
     points = []
     for file, (x, y) in frames:
-        result = predict(str(tiny_checkpoint), file, out_dir=tmp_path / f"out_{x}", bbox=(x, y, 64, 64),
-                         threads=1, input_size=INPUT_SIZE, draw=False)
+        result = predict(
+            str(tiny_checkpoint),
+            file,
+            out_dir=tmp_path / f"out_{x}",
+            bbox=(x, y, 64, 64),
+            threads=1,
+            input_size=INPUT_SIZE,
+            draw=False,
+        )
         assert result.drawn == [] and result.predictions[0].box == (x, y, 64, 64)
         points.append(result.predictions[0].keypoints)
     np.testing.assert_allclose(points[0] - points[1], np.broadcast_to([90.0, 30.0], points[0].shape), atol=1e-3)
@@ -104,8 +111,13 @@ def test_folder_skips_unreadable_images(tmp_path, capsys, fp32_export):
     assert "skipped broken.jpg: cannot decode image" in captured.err
     saved = json.loads((out / JSON_NAME).read_text())
     assert [r["file"] for r in saved["results"]] == ["p0.jpg", "p1.jpg"]
-    assert saved["skipped"] == [s for s in saved["skipped"] if s.startswith("broken.jpg: ")] and len(saved["skipped"]) == 1
-    assert all(len(r["persons"]) == 1 and len(r["persons"][0]["keypoints"]) == 16 and (r["width"], r["height"]) == (96, 96) for r in saved["results"])
+    assert (
+        saved["skipped"] == [s for s in saved["skipped"] if s.startswith("broken.jpg: ")] and len(saved["skipped"]) == 1
+    )
+    assert all(
+        len(r["persons"]) == 1 and len(r["persons"][0]["keypoints"]) == 16 and (r["width"], r["height"]) == (96, 96)
+        for r in saved["results"]
+    )
     assert sorted(p.name for p in out.iterdir()) == [JSON_NAME, "p0.jpg", "p1.jpg"]
 
 
@@ -133,8 +145,15 @@ def test_video(tmp_path, tiny_checkpoint):
     assert len(frames) == 3 and frames[0].shape == (80, 96, 3)
     saved = json.loads((out / JSON_NAME).read_text())
     assert [r["frame"] for r in saved["results"]] == [0, 1, 2] and saved["results"][0]["file"] == "clip.mp4"
-    short = predict(str(tiny_checkpoint), video, out_dir=tmp_path / "short", threads=1, input_size=INPUT_SIZE,
-                    max_frames=2, draw=False)
+    short = predict(
+        str(tiny_checkpoint),
+        video,
+        out_dir=tmp_path / "short",
+        threads=1,
+        input_size=INPUT_SIZE,
+        max_frames=2,
+        draw=False,
+    )
     assert len(short.predictions) == 2 and sorted(p.name for p in (tmp_path / "short").iterdir()) == [JSON_NAME]
 
 

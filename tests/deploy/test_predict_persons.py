@@ -37,8 +37,10 @@ def _write_boxes(path, entries):
 
 
 def _entries(name, spots=SPOTS):
-    return [{"file_name": name, "bbox": [x, y, 64, 64], "score": 0.9 - 0.1 * i, "category_id": 1}
-            for i, (x, y) in enumerate(spots)]
+    return [
+        {"file_name": name, "bbox": [x, y, 64, 64], "score": 0.9 - 0.1 * i, "category_id": 1}
+        for i, (x, y) in enumerate(spots)
+    ]
 
 
 def _run(ckpt, source, out, **kwargs):
@@ -56,17 +58,28 @@ def test_every_box_is_a_person_and_batching_changes_nothing(tmp_path, tiny_check
         center, scale = box_center_scale((x, y, 64, 64))  # the COCO top-down crop
         assert person.box == (x, y, 64, 64) and person.box_score == pytest.approx(0.9 - 0.1 * i)
         np.testing.assert_allclose(person.center, center) and pytest.approx(scale) == person.scale
-        alone = _run(tiny_checkpoint, folder, tmp_path / f"alone{i}", draw=False,
-                     boxes=_write_boxes(tmp_path / f"one{i}.json", _entries("crowd.png")[i : i + 1]))
+        alone = _run(
+            tiny_checkpoint,
+            folder,
+            tmp_path / f"alone{i}",
+            draw=False,
+            boxes=_write_boxes(tmp_path / f"one{i}.json", _entries("crowd.png")[i : i + 1]),
+        )
         np.testing.assert_allclose(person.keypoints, alone.predictions[0].keypoints, atol=1e-3)
         np.testing.assert_allclose(person.scores, alone.predictions[0].scores, atol=1e-5)
     # The same synthetic person placed elsewhere: its keypoints move with its box.
     (tmp_path / "m").mkdir()
     moved = _crowd(tmp_path / "m", spots=[(200, 10)] + SPOTS[1:])  # its crop holds no neighbour
-    again = _run(tiny_checkpoint, moved, tmp_path / "moved", draw=False,
-                 boxes=_write_boxes(tmp_path / "moved.json", _entries("crowd.png", [(200, 10)])))
-    np.testing.assert_allclose(again.predictions[0].keypoints - image.persons[0].keypoints,
-                               np.broadcast_to([190.0, -10.0], (16, 2)), atol=1e-3)
+    again = _run(
+        tiny_checkpoint,
+        moved,
+        tmp_path / "moved",
+        draw=False,
+        boxes=_write_boxes(tmp_path / "moved.json", _entries("crowd.png", [(200, 10)])),
+    )
+    np.testing.assert_allclose(
+        again.predictions[0].keypoints - image.persons[0].keypoints, np.broadcast_to([190.0, -10.0], (16, 2)), atol=1e-3
+    )
     saved = json.loads((tmp_path / "out" / JSON_NAME).read_text())
     entry = saved["results"][0]
     assert saved["persons_from"] == "boxes" and saved["backend"] == "torch"
@@ -95,8 +108,9 @@ def test_all_persons_of_an_image_run_in_one_batch(tmp_path, tiny_checkpoint, mon
         return real(run, patches, affines, convention)
 
     monkeypatch.setattr(fpdctl.pipeline, "predict_crops", spy)
-    result = _run(tiny_checkpoint, folder, tmp_path / "out", draw=False,
-                  boxes=_write_boxes(tmp_path / "boxes.json", entries))
+    result = _run(
+        tiny_checkpoint, folder, tmp_path / "out", draw=False, boxes=_write_boxes(tmp_path / "boxes.json", entries)
+    )
     # a's 3 persons wait for more (FOLDER_BATCH 8), b has none, c's 10 join them: one call of 13.
     assert sizes == [13]
     assert [len(p.persons) for p in result.predictions] == [3, 0, 10]
@@ -109,10 +123,21 @@ def test_image_ids_through_an_annotation_file(tmp_path, tiny_checkpoint):
     annotations = tmp_path / "ann.json"
     annotations.write_text(json.dumps({"images": [{"id": 7, "file_name": "crowd.png"}]}))
     entries = [{"image_id": 7, "bbox": [x, y, 64, 64], "score": 1.0} for x, y in SPOTS[:2]]
-    by_id = _run(tiny_checkpoint, folder, tmp_path / "a", draw=False, annotations=annotations,
-                 boxes=_write_boxes(tmp_path / "ids.json", entries))
-    by_name = _run(tiny_checkpoint, folder, tmp_path / "b", draw=False,
-                   boxes=_write_boxes(tmp_path / "names.json", _entries("crowd.png", SPOTS[:2])))
+    by_id = _run(
+        tiny_checkpoint,
+        folder,
+        tmp_path / "a",
+        draw=False,
+        annotations=annotations,
+        boxes=_write_boxes(tmp_path / "ids.json", entries),
+    )
+    by_name = _run(
+        tiny_checkpoint,
+        folder,
+        tmp_path / "b",
+        draw=False,
+        boxes=_write_boxes(tmp_path / "names.json", _entries("crowd.png", SPOTS[:2])),
+    )
     for a, b in zip(by_id.predictions[0].persons, by_name.predictions[0].persons):
         np.testing.assert_array_equal(a.keypoints, b.keypoints)
 
@@ -122,8 +147,13 @@ def test_detector_and_the_same_boxes_from_a_file_agree(tmp_path, tiny_checkpoint
     truth = [(float(x), float(y), 64.0, 64.0) for x, y in SPOTS]
     _yolo_graph(tmp_path / "det.onnx", _anchors(truth, [(0.9,), (0.8,), (0.7,)], 300, 200, 96), 96)
     detected = _run(tiny_checkpoint, folder, tmp_path / "d", detector=tmp_path / "det.onnx")
-    filed = _run(tiny_checkpoint, folder, tmp_path / "f", draw=False,
-                 boxes=_write_boxes(tmp_path / "boxes.json", _entries("crowd.png")))
+    filed = _run(
+        tiny_checkpoint,
+        folder,
+        tmp_path / "f",
+        draw=False,
+        boxes=_write_boxes(tmp_path / "boxes.json", _entries("crowd.png")),
+    )
     assert detected.persons_from == "detector" and detected.detector["input_size"] == 96
     for a, b in zip(detected.predictions[0].persons, filed.predictions[0].persons):
         np.testing.assert_allclose(a.box, b.box, atol=1e-3)
@@ -159,8 +189,7 @@ def test_out_must_be_empty_unless_overwrite(tmp_path, tiny_checkpoint, capsys):
     _run(tiny_checkpoint, folder, out, overwrite=True)  # the stale drawing of second.png goes
     assert sorted(p.name for p in out.iterdir()) == ["crowd.png", JSON_NAME]
     (out / "mine.txt").write_text("a user's file")
-    code = main(["predict", str(tiny_checkpoint), str(folder), "--out", str(out), "--overwrite",
-                 "--input-size", "64"])
+    code = main(["predict", str(tiny_checkpoint), str(folder), "--out", str(out), "--overwrite", "--input-size", "64"])
     err = capsys.readouterr().err.strip().splitlines()
     assert code == 2 and err == [
         f"error: --out {out} holds files predict did not write (mine.txt); --overwrite replaces only "
@@ -185,9 +214,23 @@ def test_unreadable_input_creates_nothing(tmp_path, tiny_checkpoint, capsys):
 def test_bbox_outside_the_image_warns_once(tmp_path, tiny_checkpoint, capsys):
     folder = _crowd(tmp_path)
     cv2.imwrite(str(folder / "b.png"), np.zeros((100, 100, 3), np.uint8))
-    code = main(["predict", str(tiny_checkpoint), str(folder), "--out", str(tmp_path / "out"),
-                 "--input-size", "64", "--bbox", "500,10,20,20", "--no-draw"])
+    code = main(
+        [
+            "predict",
+            str(tiny_checkpoint),
+            str(folder),
+            "--out",
+            str(tmp_path / "out"),
+            "--input-size",
+            "64",
+            "--bbox",
+            "500,10,20,20",
+            "--no-draw",
+        ]
+    )
     err = capsys.readouterr().err.strip().splitlines()
     assert code == 0
-    assert err == ["warning: --bbox 500,10,20,20 lies wholly outside 2 image(s) or frame(s) (b.png, crowd.png): "
-                   "their crops hold only padding"]
+    assert err == [
+        "warning: --bbox 500,10,20,20 lies wholly outside 2 image(s) or frame(s) (b.png, crowd.png): "
+        "their crops hold only padding"
+    ]

@@ -20,8 +20,7 @@ def _bn_graph(rng, channels=5, eps=1e-3):
     var = rng.uniform(0.05, 4.0, channels).astype(np.float32)
     weight = rng.normal(0, 1, (3, channels, 1, 1)).astype(np.float32)
     inits = [
-        numpy_helper.from_array(a, n)
-        for a, n in ((gamma, "g"), (beta, "b"), (mean, "m"), (var, "v"), (weight, "w"))
+        numpy_helper.from_array(a, n) for a, n in ((gamma, "g"), (beta, "b"), (mean, "m"), (var, "v"), (weight, "w"))
     ]
     nodes = [
         helper.make_node("BatchNormalization", ["x", "g", "b", "m", "v"], ["bn"], epsilon=eps),
@@ -29,8 +28,11 @@ def _bn_graph(rng, channels=5, eps=1e-3):
         helper.make_node("Conv", ["r", "w"], ["y"]),
     ]
     graph = helper.make_graph(
-        nodes, "bn", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [2, channels, 4, 4])],
-        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [2, 3, 4, 4])], inits,
+        nodes,
+        "bn",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [2, channels, 4, 4])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [2, 3, 4, 4])],
+        inits,
     )
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)])
     return model, (gamma, beta, mean, var, eps)

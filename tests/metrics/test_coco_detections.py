@@ -38,7 +38,7 @@ def test_oks_iou_by_hand() -> None:
     # Only the nose moves, by d with d^2 = 2 * s^2 * (2 sigma)^2, so its term is exp(-1); the
     # other 16 keypoints coincide (exp(0) = 1). s^2 is the mean of the two areas.
     a = _person(0.0)
-    area = 100.0 ** 2
+    area = 100.0**2
     d = math.sqrt(2.0 * area * (2 * 0.026) ** 2)
     b = a.copy()
     b[0, 0] += d
@@ -51,7 +51,7 @@ def test_oks_iou_by_hand() -> None:
 def test_oks_nms_suppresses_a_duplicate() -> None:
     # Person 0 and its near-duplicate 2 (OKS 0.963 > 0.9) in one image, with person 1 far away.
     # Scores: 2 is the best, so 2 is kept and 0 dropped; 1 is kept.
-    area = 100.0 ** 2
+    area = 100.0**2
     a = _person(0.0)
     dup = a.copy()
     dup[0, 0] += math.sqrt(2.0 * area * (2 * 0.026) ** 2)
@@ -74,21 +74,26 @@ def test_rescoring_by_hand() -> None:
 
 
 def test_detection_results_rescore_then_prune_per_image() -> None:
-    area = 100.0 ** 2
+    area = 100.0**2
     a = _person(0.0)
     # Image 1: a person and its exact duplicate from a weaker box; image 2: the same pose, kept
     # (OKS-NMS runs per image).
     keypoints = np.stack([a, a, a])
     joint_scores = np.full((3, 17), 0.8)
-    records = detection_results(keypoints, joint_scores, np.array([1, 1, 2]), np.array([0.5, 0.9, 0.4]),
-                                np.full(3, area))
+    records = detection_results(
+        keypoints, joint_scores, np.array([1, 1, 2]), np.array([0.5, 0.9, 0.4]), np.full(3, area)
+    )
     assert [(r["image_id"], round(r["score"], 6)) for r in records] == [(1, 0.72), (2, 0.32)]
     assert records[0]["keypoints"][:3] == [0.0, 50.0, 0.8]
 
 
 def _det(image_id: object = 1, category_id: object = 1, bbox: object = None, score: object = 0.9) -> dict:
-    return {"image_id": image_id, "category_id": category_id,
-            "bbox": [10.0, 20.0, 30.0, 40.0] if bbox is None else bbox, "score": score}
+    return {
+        "image_id": image_id,
+        "category_id": category_id,
+        "bbox": [10.0, 20.0, 30.0, 40.0] if bbox is None else bbox,
+        "score": score,
+    }
 
 
 def test_detections_are_read_and_thresholded(tmp_path: Path) -> None:
@@ -105,11 +110,18 @@ def test_detections_are_read_and_thresholded(tmp_path: Path) -> None:
     [
         (_det(image_id=7), "F: detection 1 (image 7): no such image in the annotations"),
         (_det(category_id=2), "F: detection 1 (image 1): category_id is 2, only persons (category 1) have keypoints"),
-        (_det(bbox=[1.0, 2.0, -3.0, 4.0]),
-         "F: detection 1 (image 1): bbox [1.0, 2.0, -3.0, 4.0] has no area (width and height must be positive)"),
-        (_det(bbox=[1.0, 2.0, 3.0, 0.0]),
-         "F: detection 1 (image 1): bbox [1.0, 2.0, 3.0, 0.0] has no area (width and height must be positive)"),
-        (_det(bbox=[1.0, 2.0, 3.0]), "F: detection 1 (image 1): bbox must be [x, y, width, height], four finite numbers"),
+        (
+            _det(bbox=[1.0, 2.0, -3.0, 4.0]),
+            "F: detection 1 (image 1): bbox [1.0, 2.0, -3.0, 4.0] has no area (width and height must be positive)",
+        ),
+        (
+            _det(bbox=[1.0, 2.0, 3.0, 0.0]),
+            "F: detection 1 (image 1): bbox [1.0, 2.0, 3.0, 0.0] has no area (width and height must be positive)",
+        ),
+        (
+            _det(bbox=[1.0, 2.0, 3.0]),
+            "F: detection 1 (image 1): bbox must be [x, y, width, height], four finite numbers",
+        ),
         (_det(score="high"), "F: detection 1 (image 1): score must be a finite number"),
         ({"image_id": 1}, "F: detection 1 must be an object with image_id, category_id, bbox, score"),
     ],

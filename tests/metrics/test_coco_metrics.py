@@ -121,8 +121,8 @@ def test_json_that_is_not_coco(tmp_path: Path) -> None:
     with pytest.raises(DataError) as info:
         load_coco_annotations(path)
     assert str(info.value) == (
-        f"{path} is not a COCO keypoints file: expected a JSON object with \"images\", "
-        "\"annotations\" and \"categories\" lists, found a list"
+        f'{path} is not a COCO keypoints file: expected a JSON object with "images", '
+        '"annotations" and "categories" lists, found a list'
     )
     path.write_text("{not json")
     with pytest.raises(DataError, match=f"cannot parse COCO annotation file {path} as JSON: "):
@@ -172,9 +172,20 @@ def test_result_in_percent_and_the_headline() -> None:
     assert result.metric == "oks" and result.mean == 50.0 and result.num_persons == 4
     report = result.to_dict()
     assert report == {
-        "oks": {"AP": 50.0, "AP50": 75.0, "AP75": 25.0, "APm": None, "APl": 50.0, "AR": 60.0,
-                "AR50": 80.0, "AR75": 40.0, "ARm": None, "ARl": 60.0},
-        "images": 3, "predictions": 4,
+        "oks": {
+            "AP": 50.0,
+            "AP50": 75.0,
+            "AP75": 25.0,
+            "APm": None,
+            "APl": 50.0,
+            "AR": 60.0,
+            "AR50": 80.0,
+            "AR75": 40.0,
+            "ARm": None,
+            "ARl": 60.0,
+        },
+        "images": 3,
+        "predictions": 4,
     }
     assert headline_score(report, "oks") == 50.0
     assert headline_score({"pckh": {"mean": 81.5}}, "pckh") == 81.5
@@ -193,8 +204,12 @@ def test_evaluate_reference_dispatches_to_pycocotools(tmp_path: Path) -> None:
     persons = [a for a in gt["annotations"] if a["num_keypoints"] and not a["iscrowd"]]
     keypoints = np.array([a["keypoints"] for a in persons], np.float64).reshape(-1, 17, 3)
     reference = COCOReference(
-        joints=keypoints[:, :, :2], visible=keypoints[:, :, 2] > 0, headboxes=None, annotation_file=file,
-        image_ids=np.array([a["image_id"] for a in persons]), areas=np.array([a["area"] for a in persons]),
+        joints=keypoints[:, :, :2],
+        visible=keypoints[:, :, 2] > 0,
+        headboxes=None,
+        annotation_file=file,
+        image_ids=np.array([a["image_id"] for a in persons]),
+        areas=np.array([a["area"] for a in persons]),
         annotation_ids=np.array([a["id"] for a in persons]),
     )
     shifted = reference.joints + 3.0

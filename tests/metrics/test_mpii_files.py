@@ -10,7 +10,6 @@ import pytest
 from scipy.io import loadmat, savemat
 
 from fpdctl.errors import DataError, InputError, UsageError
-from fpdctl.metrics.reference import EvalReference
 from fpdctl.metrics.mpii_files import (
     MPII_MAT_JOINT_NAMES,
     evaluate_mpii_prediction_files,
@@ -18,6 +17,7 @@ from fpdctl.metrics.mpii_files import (
     load_mpii_predictions,
     save_predictions,
 )
+from fpdctl.metrics.reference import EvalReference
 
 
 def write_gt_mat(path: Path, n: int = 4, seed: int = 0) -> dict[str, np.ndarray]:
@@ -175,7 +175,9 @@ def test_ground_truth_writer_round_trips(tmp_path: Path) -> None:
     np.testing.assert_array_equal(again.visible, ref.visible)
     np.testing.assert_allclose(again.joints, ref.joints)
     no_boxes = EvalReference(joints=ref.joints, visible=ref.visible, headboxes=None, metric="pckh")
-    with pytest.raises(DataError, match="needs N x 16 x 2 joints and head boxes, got joints 4 x 16 x 2 and no head boxes"):
+    with pytest.raises(
+        DataError, match="needs N x 16 x 2 joints and head boxes, got joints 4 x 16 x 2 and no head boxes"
+    ):
         write_mpii_ground_truth(tmp_path / "x.mat", no_boxes)
 
 
@@ -185,6 +187,11 @@ def test_the_old_module_keeps_the_old_names() -> None:
 
     assert old.load_predictions is mpii_files.load_mpii_predictions
     assert old.evaluate_prediction_files is mpii_files.evaluate_mpii_prediction_files
-    for name in ("MATLAB_ORIGIN", "save_predictions", "check_prediction_output",
-                 "load_mpii_ground_truth", "write_mpii_ground_truth"):
+    for name in (
+        "MATLAB_ORIGIN",
+        "save_predictions",
+        "check_prediction_output",
+        "load_mpii_ground_truth",
+        "write_mpii_ground_truth",
+    ):
         assert getattr(old, name) is getattr(mpii_files, name), name

@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from fpdctl.skeleton import LSP, LSP_TO_MPII, MPII
 from fpdctl.errors import DataError
 from fpdctl.metrics import EvalReference, PCKResult, compute_pck, evaluate_reference, torso_sizes
+from fpdctl.skeleton import LSP, LSP_TO_MPII, MPII
 
 L_SHO, R_HIP = LSP.index("l_shoulder"), LSP.index("r_hip")
 R_SHO, L_HIP = LSP.index("r_shoulder"), LSP.index("l_hip")
@@ -106,15 +106,27 @@ def test_evaluate_reference_dispatches_on_metric() -> None:
 def test_pck_bad_input() -> None:
     pred, ref = _lsp_case()
     with pytest.raises(DataError, match=r"^predictions have 4 persons but the ground truth has 2$"):
-        compute_pck(pred, EvalReference(joints=ref.joints[:2], visible=ref.visible[:2],
-                                        headboxes=None, metric="pck", joint_set="lsp"))
+        compute_pck(
+            pred,
+            EvalReference(
+                joints=ref.joints[:2], visible=ref.visible[:2], headboxes=None, metric="pck", joint_set="lsp"
+            ),
+        )
     no_torso = ref.visible.copy()
     no_torso[:, [L_SHO, L_HIP]] = False
     with pytest.raises(DataError, match="no ground-truth person has an annotated torso"):
-        compute_pck(pred, EvalReference(joints=ref.joints, visible=no_torso, headboxes=None,
-                                        metric="pck", joint_set="lsp"))
+        compute_pck(
+            pred, EvalReference(joints=ref.joints, visible=no_torso, headboxes=None, metric="pck", joint_set="lsp")
+        )
     with pytest.raises(DataError, match=r"must be N x 14 x 2, got shape \(3, 16, 2\)"):
-        compute_pck(np.zeros((3, 16, 2)), EvalReference(
-            joints=np.zeros((3, 16, 2)), visible=np.ones((3, 16), bool), headboxes=None,
-            metric="pck", joint_set="lsp"))
+        compute_pck(
+            np.zeros((3, 16, 2)),
+            EvalReference(
+                joints=np.zeros((3, 16, 2)),
+                visible=np.ones((3, 16), bool),
+                headboxes=None,
+                metric="pck",
+                joint_set="lsp",
+            ),
+        )
     assert MPII.num_joints == 16

@@ -8,10 +8,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from fpdctl.skeleton import MPII
 from fpdctl.errors import DataError, UsageError
 from fpdctl.metrics import EvalReference, PCKhResult, compute_pckh, head_sizes
 from fpdctl.metrics.mpii_files import load_mpii_ground_truth, load_mpii_predictions
+from fpdctl.skeleton import MPII
 
 # ---------------------------------------------------------------------------------------------
 # Official reproduction. mpii_val_gt_tompson.mat is pytorch-pose's detections_our_format.mat:
@@ -40,8 +40,13 @@ GOLDEN_HRNET_MEAN_AT_0_1 = 100.0 * 12735 / 38430  # 33.1382
 GOLDEN_AUC = 55.7812
 
 _MAT_PAIRS = {
-    "head": (8, 9), "shoulder": (12, 13), "elbow": (11, 14), "wrist": (10, 15),
-    "hip": (2, 3), "knee": (1, 4), "ankle": (0, 5),
+    "head": (8, 9),
+    "shoulder": (12, 13),
+    "elbow": (11, 14),
+    "wrist": (10, 15),
+    "hip": (2, 3),
+    "knee": (1, 4),
+    "ankle": (0, 5),
 }
 _NOT_IN_MEAN = (6, 7)  # pelvis, thorax
 
@@ -102,8 +107,10 @@ def test_official_mpii_reproduction(official: tuple[np.ndarray, EvalReference], 
     assert isinstance(result, PCKhResult)
     for key, value in GOLDEN_GROUPS.items():
         assert result.groups[key] == pytest.approx(value, abs=5e-3), key  # to 0.01 as printed
-    assert result.mean == result.groups["mean"] == pytest.approx(
-        100.0 * GOLDEN_POOLED_HITS / GOLDEN_POOLED_VISIBLE, abs=1e-9
+    assert (
+        result.mean
+        == result.groups["mean"]
+        == pytest.approx(100.0 * GOLDEN_POOLED_HITS / GOLDEN_POOLED_VISIBLE, abs=1e-9)
     )
     assert result.mean_plain == pytest.approx(GOLDEN_GROUPS["mean_plain"], abs=5e-5)
     assert result.per_joint["head_top"] == pytest.approx(GOLDEN_HEAD_TOP, abs=5e-5)
@@ -146,19 +153,22 @@ def test_auc_matches_a_sorted_error_computation(official: tuple[np.ndarray, Eval
 # ---------------------------------------------------------------------------------------------
 # Hand-computed cases: 3 persons, head sizes 6, 12 and 6 px (boxes 6x8, 12x16, 6x8: diagonals
 # 10, 20, 10, times SC_BIAS 0.6), so PCKh@0.5 allows 3, 6 and 3 px.
-R_ANKLE, L_ANKLE, PELVIS, THORAX, NECK, HEAD_TOP = (MPII.index(n) for n in (
-    "r_ankle", "l_ankle", "pelvis", "thorax", "upper_neck", "head_top"))
+R_ANKLE, L_ANKLE, PELVIS, THORAX, NECK, HEAD_TOP = (
+    MPII.index(n) for n in ("r_ankle", "l_ankle", "pelvis", "thorax", "upper_neck", "head_top")
+)
 
 
 def _hand_case() -> tuple[np.ndarray, EvalReference]:
     rng = np.random.default_rng(7)
     gt = rng.uniform(20.0, 200.0, size=(3, 16, 2)).round()
     visible = np.ones((3, 16), dtype=bool)
-    boxes = np.array([
-        [[0.0, 0.0], [6.0, 8.0]],
-        [[5.0, 5.0], [17.0, 21.0]],
-        [[10.0, 10.0], [16.0, 18.0]],
-    ])
+    boxes = np.array(
+        [
+            [[0.0, 0.0], [6.0, 8.0]],
+            [[5.0, 5.0], [17.0, 21.0]],
+            [[10.0, 10.0], [16.0, 18.0]],
+        ]
+    )
     dx = np.zeros((3, 16))
     dx[0, R_ANKLE], dx[1, R_ANKLE], dx[2, R_ANKLE] = 3.0, 7.0, 0.0  # boundary hit, miss, hit
     visible[0, L_ANKLE] = False
@@ -230,9 +240,7 @@ def test_never_visible_joint_is_nan_and_skipped() -> None:
 def test_to_dict_layout() -> None:
     pred, ref = _hand_case()
     data = compute_pckh(pred, ref).to_dict()
-    assert list(data["pckh"]) == [
-        "head", "shoulder", "elbow", "wrist", "hip", "knee", "ankle", "mean", "mean_plain"
-    ]
+    assert list(data["pckh"]) == ["head", "shoulder", "elbow", "wrist", "hip", "knee", "ankle", "mean", "mean_plain"]
     assert list(data["per_joint"]) == list(MPII.names)
     assert data["pckh@0.1"] == pytest.approx(100.0 * 34 / 39)
     assert data["persons"] == 3 and data["threshold"] == 0.5

@@ -24,8 +24,7 @@ class MobileRefBottleneck(nn.Module):
         self.bn1 = nn.BatchNorm2d(inplanes)
         self.conv1 = nn.Conv2d(inplanes, planes, kernel_size=1, bias=True)
         self.bn2 = nn.BatchNorm2d(planes)
-        self.conv2 = nn.Conv2d(planes, planes, kernel_size=3, padding=1, bias=True,
-                               groups=planes if mobile else 1)
+        self.conv2 = nn.Conv2d(planes, planes, kernel_size=3, padding=1, bias=True, groups=planes if mobile else 1)
         self.bn3 = nn.BatchNorm2d(planes)
         self.conv3 = nn.Conv2d(planes, planes * 2, kernel_size=1, bias=True)
         self.relu = nn.ReLU(inplace=True)

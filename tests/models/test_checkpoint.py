@@ -66,8 +66,14 @@ def test_official_fpd_checkpoints(tmp_path):
     sd = ref.state_dict()
     assert sd["conv1.weight"].shape == (8, 3, 7, 7)
     torch.save(
-        {"epoch": 3, "model": "get_pose_net", "state_dict": {f"module.{k}": v for k, v in sd.items()},
-         "best_state_dict": sd, "perf": 0.5, "optimizer": {}},
+        {
+            "epoch": 3,
+            "model": "get_pose_net",
+            "state_dict": {f"module.{k}": v for k, v in sd.items()},
+            "best_state_dict": sd,
+            "perf": 0.5,
+            "optimizer": {},
+        },
         tmp_path / "checkpoint.pth",
     )
     torch.save(sd, tmp_path / "model_best.pth")
@@ -102,7 +108,10 @@ def test_native_round_trip_with_metadata(tmp_path):
 
 def test_spec_mismatch_names_first_tensor(tmp_path):
     save_model(create_model("hg1x16"), tmp_path / "m.safetensors")
-    with pytest.raises(CheckpointError, match=r"does not fit hg1x32: tensor 'conv1.weight' has shape \(4, 3, 7, 7\), expected \(8, 3, 7, 7\)"):
+    with pytest.raises(
+        CheckpointError,
+        match=r"does not fit hg1x32: tensor 'conv1.weight' has shape \(4, 3, 7, 7\), expected \(8, 3, 7, 7\)",
+    ):
         create_model(tmp_path / "m.safetensors", spec="hg1x32")
 
 
@@ -119,7 +128,9 @@ def test_refuses_code_running_pickle(tmp_path, monkeypatch):
     torch.save({"state_dict": _Payload()}, tmp_path / "evil_zip.pth")
     with pytest.raises(CheckpointError, match="not a plain-data PyTorch checkpoint .* never runs code"):
         create_model(path)
-    with pytest.raises(CheckpointError, match=r"refusing to load .*: it references posix\.system, which would run code"):
+    with pytest.raises(
+        CheckpointError, match=r"refusing to load .*: it references posix\.system, which would run code"
+    ):
         create_model(tmp_path / "evil_zip.pth")
     assert not (tmp_path / "PWNED_BY_CHECKPOINT").exists()
 

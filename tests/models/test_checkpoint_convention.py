@@ -30,12 +30,23 @@ def write_foreign(net: torch.nn.Module, folder: Path, kind: str) -> Path:
     wrapped = {f"module.{k}": v for k, v in state.items()}  # DataParallel
     if kind == "pytorch-pose":
         path = folder / "checkpoint.pth.tar"
-        payload = {"epoch": 3, "arch": "hg", "state_dict": wrapped, "best_acc": torch.tensor(0.71),
-                   "optimizer": {"state": {}, "param_groups": []}}
+        payload = {
+            "epoch": 3,
+            "arch": "hg",
+            "state_dict": wrapped,
+            "best_acc": torch.tensor(0.71),
+            "optimizer": {"state": {}, "param_groups": []},
+        }
     elif kind == "fpd-checkpoint":
         path = folder / "checkpoint.pth"
-        payload = {"epoch": 3, "model": "get_pose_net", "state_dict": wrapped, "best_state_dict": state,
-                   "perf": 0.71, "optimizer": {"state": {}, "param_groups": []}}
+        payload = {
+            "epoch": 3,
+            "model": "get_pose_net",
+            "state_dict": wrapped,
+            "best_state_dict": state,
+            "perf": 0.71,
+            "optimizer": {"state": {}, "param_groups": []},
+        }
     else:
         path = folder / "model_best.pth"
         payload = state
@@ -98,8 +109,7 @@ def test_a_damaged_stored_convention_is_a_checkpoint_error(tmp_path) -> None:
     with pytest.raises(CheckpointError) as info:
         create_model(bad)
     assert str(info.value) == (
-        f"{bad}: '{METADATA_KEY}' metadata: input mean must lie in [0, 1] (pixels are scaled to [0, 1] "
-        "first), got 2"
+        f"{bad}: '{METADATA_KEY}' metadata: input mean must lie in [0, 1] (pixels are scaled to [0, 1] first), got 2"
     )
 
 
@@ -110,6 +120,7 @@ def test_a_slice_inherits_the_teachers_convention_and_records_it(tmp_path) -> No
     student, _ = slice_model(teacher, "hg1x16")
     assert student.input_convention is FPD_OFFICIAL
     out = tmp_path / "student.safetensors"
-    prune_checkpoint(tmp_path / "checkpoint.pth", "hg1x16", out, input_size=64,
-                     input_convention=ConventionOverride(preset="native"))
+    prune_checkpoint(
+        tmp_path / "checkpoint.pth", "hg1x16", out, input_size=64, input_convention=ConventionOverride(preset="native")
+    )
     assert create_model(out).input_convention is NATIVE  # the override, recorded

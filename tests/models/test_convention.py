@@ -30,6 +30,7 @@ def _random_rgb(shape: tuple[int, ...] = (5, 7, 3), seed: int = 0) -> np.ndarray
 
 # --- presets ---------------------------------------------------------------------------------
 
+
 def test_presets_hold_the_documented_values() -> None:
     assert (NATIVE.order, NATIVE.mean, NATIVE.std) == ("rgb", (0.485, 0.456, 0.406), (0.229, 0.224, 0.225))
     assert PYTORCH_POSE_MPII.order == "rgb" and PYTORCH_POSE_MPII.std == (1.0, 1.0, 1.0)
@@ -65,6 +66,7 @@ def test_describe_is_one_line_per_preset() -> None:
 
 
 # --- normalize -------------------------------------------------------------------------------
+
 
 def test_normalize_pure_red_by_hand() -> None:
     red = np.zeros((2, 3, 3), np.uint8)
@@ -110,9 +112,7 @@ def test_batch_matches_one_by_one() -> None:
         assert out.shape == (4, 3, 5, 6) and out.dtype == np.float32
         for i in range(4):
             np.testing.assert_array_equal(out[i], preset.normalize(batch[i]))
-        np.testing.assert_array_equal(
-            preset.normalize_batch(batch[..., ::-1], source_order="bgr"), out
-        )
+        np.testing.assert_array_equal(preset.normalize_batch(batch[..., ::-1], source_order="bgr"), out)
 
 
 @pytest.mark.parametrize("shape", [(5, 7), (5, 7, 4), (2, 5, 7, 3)])
@@ -129,6 +129,7 @@ def test_normalize_refuses_an_unknown_source_order() -> None:
 
 
 # --- serialisation ---------------------------------------------------------------------------
+
 
 def test_dict_round_trip_keeps_everything() -> None:
     for preset in PRESETS.values():
@@ -155,9 +156,15 @@ def test_from_dict_defaults_the_optional_keys() -> None:
     ("data", "message"),
     [
         ({"order": "rgb", "mean": [0.5] * 3}, "header: missing key 'std'"),
-        ({"order": "rgb", "mean": [0.5] * 3, "std": [0, 1, 1]}, "header: input std must be positive (1 divides by nothing), got 0"),
+        (
+            {"order": "rgb", "mean": [0.5] * 3, "std": [0, 1, 1]},
+            "header: input std must be positive (1 divides by nothing), got 0",
+        ),
         ({"order": "yuv", "mean": [0.5] * 3, "std": [1] * 3}, "header: input order must be 'rgb' or 'bgr', got 'yuv'"),
-        ({"order": "rgb", "mean": [0.5] * 2, "std": [1] * 3}, "header: input mean takes 3 numbers (one per channel), got 2"),
+        (
+            {"order": "rgb", "mean": [0.5] * 2, "std": [1] * 3},
+            "header: input mean takes 3 numbers (one per channel), got 2",
+        ),
         ([1, 2], "header: expected a JSON object, got list"),
     ],
 )
@@ -173,6 +180,7 @@ def test_from_json_refuses_bad_json() -> None:
 
 
 # --- inference from the checkpoint kind ------------------------------------------------------
+
 
 @pytest.mark.parametrize(
     ("kind", "preset"),
@@ -231,6 +239,7 @@ def test_infer_convention_matches_what_read_checkpoint_reports(tmp_path) -> None
 
 # --- user overrides --------------------------------------------------------------------------
 
+
 def test_no_override_keeps_the_inferred_convention() -> None:
     assert parse_convention_override(PYTORCH_POSE_MPII) is PYTORCH_POSE_MPII
 
@@ -267,7 +276,10 @@ def test_field_overrides_make_a_custom_convention() -> None:
         ({"mean": "0.4,x,0.4"}, "--input-mean: 'x' is not a number (in '0.4,x,0.4')"),
         ({"mean": "0.4,nan,0.4"}, "--input-mean must be finite, got nan"),
         ({"std": "1,inf,1"}, "--input-std must be finite, got inf"),
-        ({"preset": "caffe"}, "--input-convention must be one of native, pytorch-pose-mpii, pytorch-pose-lsp, fpd-official; got 'caffe'"),
+        (
+            {"preset": "caffe"},
+            "--input-convention must be one of native, pytorch-pose-mpii, pytorch-pose-lsp, fpd-official; got 'caffe'",
+        ),
     ],
 )
 def test_bad_override_messages(flags: dict[str, object], message: str) -> None:

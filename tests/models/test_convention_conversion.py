@@ -120,6 +120,7 @@ def test_adapter_feeds_the_network_its_own_convention() -> None:
 
 # --- the override object ------------------------------------------------------------------------
 
+
 def test_override_object() -> None:
     assert not ConventionOverride().given
     override = ConventionOverride(mean="0.4442,0.4302,0.4039")
@@ -133,15 +134,23 @@ def test_override_object() -> None:
     ("override", "message"),
     [
         (ConventionOverride(std="0,1,1"), "--input-std must be positive (1 divides by nothing), got 0"),
-        (ConventionOverride(std="1,1,0", flag_prefix="--teacher-input"),
-         "--teacher-input-std must be positive (1 divides by nothing), got 0"),
-        (ConventionOverride(mean="0.5,0.5,1.5", flag_prefix="--teacher-input"),
-         "--teacher-input-mean must lie in [0, 1] (pixels are scaled to [0, 1] first), got 1.5"),
-        (ConventionOverride(order="rbg", flag_prefix="--teacher-input"),
-         "--teacher-input-order must be 'rgb' or 'bgr', got 'rbg'"),
-        (ConventionOverride(preset="caffe", flag_prefix="--teacher-input"),
-         "--teacher-input-convention must be one of native, pytorch-pose-mpii, pytorch-pose-lsp, "
-         "fpd-official; got 'caffe'"),
+        (
+            ConventionOverride(std="1,1,0", flag_prefix="--teacher-input"),
+            "--teacher-input-std must be positive (1 divides by nothing), got 0",
+        ),
+        (
+            ConventionOverride(mean="0.5,0.5,1.5", flag_prefix="--teacher-input"),
+            "--teacher-input-mean must lie in [0, 1] (pixels are scaled to [0, 1] first), got 1.5",
+        ),
+        (
+            ConventionOverride(order="rbg", flag_prefix="--teacher-input"),
+            "--teacher-input-order must be 'rgb' or 'bgr', got 'rbg'",
+        ),
+        (
+            ConventionOverride(preset="caffe", flag_prefix="--teacher-input"),
+            "--teacher-input-convention must be one of native, pytorch-pose-mpii, pytorch-pose-lsp, "
+            "fpd-official; got 'caffe'",
+        ),
     ],
 )
 def test_override_check_names_the_flag(override: ConventionOverride, message: str) -> None:
@@ -151,6 +160,7 @@ def test_override_check_names_the_flag(override: ConventionOverride, message: st
 
 
 # --- one normalisation path ---------------------------------------------------------------------
+
 
 @pytest.mark.parametrize("convention", CONVENTIONS[:-1], ids=IDS[:-1])
 def test_pipeline_normalise_is_the_conventions_own(convention) -> None:

@@ -76,9 +76,7 @@ def test_fpd_official_golden(crop_rgb: np.ndarray, crop_bgr: np.ndarray) -> None
     expected = ref.fpd_input(crop_bgr).numpy()
     np.testing.assert_allclose(FPD_OFFICIAL.normalize(crop_rgb), expected, rtol=0, atol=TOLERANCE)
     # From OpenCV's BGR directly (how fpdctl's pipeline reads images), the same tensor.
-    np.testing.assert_allclose(
-        FPD_OFFICIAL.normalize(crop_bgr, source_order="bgr"), expected, rtol=0, atol=TOLERANCE
-    )
+    np.testing.assert_allclose(FPD_OFFICIAL.normalize(crop_bgr, source_order="bgr"), expected, rtol=0, atol=TOLERANCE)
 
 
 def test_batched_goldens(crop_rgb: np.ndarray, crop_bgr: np.ndarray) -> None:

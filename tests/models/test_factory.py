@@ -18,7 +18,8 @@ from fpdctl.models.spec import HourglassSpec
 
 
 def test_every_published_name_is_the_factory_function() -> None:
-    from fpdctl.models.checkpoint import create_model as old_create, load_model as old_load
+    from fpdctl.models.checkpoint import create_model as old_create
+    from fpdctl.models.checkpoint import load_model as old_load
 
     for create in (fpdctl.create_model, fpdctl.models.create_model, checkpoint.create_model, old_create):
         assert create is factory.create_model
@@ -43,7 +44,9 @@ def test_factory_round_trip_through_a_file(tmp_path: Path) -> None:
         assert torch.equal(loaded.state_dict()[key], tensor), key
     # a file is what checkpoint.model_from_checkpoint reads: the same weights, in eval mode
     direct = checkpoint.model_from_checkpoint(path)
-    assert not direct.training and torch.equal(direct.state_dict()["score.0.weight"], net.state_dict()["score.0.weight"])
+    assert not direct.training and torch.equal(
+        direct.state_dict()["score.0.weight"], net.state_dict()["score.0.weight"]
+    )
     with pytest.raises(UsageError, match="spec= applies to a checkpoint file"):
         factory.create_model("hg1x16", spec="hg1x16")
 

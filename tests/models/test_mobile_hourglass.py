@@ -87,8 +87,11 @@ def test_reimplementation_checkpoint_loads_with_same_outputs(tmp_path, legacy):
 def test_standard_and_mobile_weights_do_not_cross_load(tmp_path):
     path = tmp_path / "model_best.pth.tar"
     torch.save({"arch": "hg", "state_dict": _reference(stacks=1).state_dict()}, path)
-    with pytest.raises(CheckpointError, match=r"does not fit hg1x16: tensor 'layer1\.0\.conv2\.weight' "
-                                              r"has shape \(4, 1, 3, 3\), expected \(4, 4, 3, 3\)"):
+    with pytest.raises(
+        CheckpointError,
+        match=r"does not fit hg1x16: tensor 'layer1\.0\.conv2\.weight' "
+        r"has shape \(4, 1, 3, 3\), expected \(4, 4, 3, 3\)",
+    ):
         create_model(path, spec="hg1x16")
     assert create_model(path, spec="hg1x16m").spec.block == "mobile"
 
@@ -125,9 +128,7 @@ def test_mobile_names_round_trip(name, spec):
 def test_standard_spec_serialises_as_before_block_types():
     # Checkpoints and ONNX files of standard models keep the exact spec JSON they always had, and
     # files written before block types existed (no "block") load as standard.
-    assert HourglassSpec(4, 128).to_json() == (
-        '{"blocks": 1, "channels": 128, "depth": 4, "joints": 16, "stacks": 4}'
-    )
+    assert HourglassSpec(4, 128).to_json() == ('{"blocks": 1, "channels": 128, "depth": 4, "joints": 16, "stacks": 4}')
     assert HourglassSpec.from_json('{"stacks": 4, "channels": 128, "blocks": 1}').block == "standard"
     assert HourglassSpec(4, 128, block="mobile").to_dict()["block"] == "mobile"
 

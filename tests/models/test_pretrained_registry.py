@@ -39,10 +39,20 @@ def write_entry(folder: Path, name: str = NAME, **card_changes: object) -> Path:
     """A registry entry in ``folder``: an hg1x16 checkpoint and its card (input 64 px)."""
     weights = save_model(make_net("hg1x16", seed=4), folder / f"{name}.safetensors")
     card = {
-        "name": name, "model": "hg1x16", "input_size": 64, "command": "fpdctl train ...", "steps": 10,
-        "seed": 0, "data": "synthetic", "metric": "pckh", "val_persons": 500, "pckh": 12.5,
-        "pckh_subset": {"persons": 8, "value": 10.0}, "sha256": file_sha256(weights),
-        "date": "2025-01-01", "machine": "test",
+        "name": name,
+        "model": "hg1x16",
+        "input_size": 64,
+        "command": "fpdctl train ...",
+        "steps": 10,
+        "seed": 0,
+        "data": "synthetic",
+        "metric": "pckh",
+        "val_persons": 500,
+        "pckh": 12.5,
+        "pckh_subset": {"persons": 8, "value": 10.0},
+        "sha256": file_sha256(weights),
+        "date": "2025-01-01",
+        "machine": "test",
     }
     card.update(card_changes)
     (folder / f"{name}.json").write_text(json.dumps(card))
@@ -106,7 +116,9 @@ def test_missing_files_say_not_installed(registry: Path) -> None:
     write_entry(registry).unlink()
     with pytest.raises(CheckpointError) as info:
         create_model(NAME)
-    assert str(info.value) == f"pretrained model {NAME} is not installed: {registry / (NAME + '.safetensors')} is missing"
+    assert (
+        str(info.value) == f"pretrained model {NAME} is not installed: {registry / (NAME + '.safetensors')} is missing"
+    )
 
 
 def test_bad_cards_are_refused(registry: Path) -> None:
@@ -142,11 +154,18 @@ def test_listing(registry: Path) -> None:
     weights = write_entry(registry)
     rows = {row["name"]: row for row in describe_pretrained()}
     assert {k: rows[NAME][k] for k in ("installed", "model", "input_size", "pckh", "steps")} == {
-        "installed": True, "model": "hg1x16", "input_size": 64, "pckh": 12.5, "steps": 10,
+        "installed": True,
+        "model": "hg1x16",
+        "input_size": 64,
+        "pckh": 12.5,
+        "steps": 10,
     }
     # The README's promise: the listing holds the card's command, the weights' hash and the date.
     assert {k: rows[NAME][k] for k in ("command", "sha256", "date", "seed")} == {
-        "command": "fpdctl train ...", "sha256": file_sha256(weights), "date": "2025-01-01", "seed": 0,
+        "command": "fpdctl train ...",
+        "sha256": file_sha256(weights),
+        "date": "2025-01-01",
+        "seed": 0,
     }
 
 
@@ -160,8 +179,7 @@ def test_cli_reaches_the_name(registry: Path, capsys: pytest.CaptureFixture[str]
     assert [r for r in listed["pretrained"] if r["name"] == NAME][0]["installed"] is True
     assert "hg4x128" in listed["architectures"]
     # eval by name, at the card's input size (64: the tiny net would refuse nothing else here).
-    assert main(["eval", NAME, "--data", "synthetic:length=4", "--no-flip", "--device", "cpu",
-                 "--format", "json"]) == 0
+    assert main(["eval", NAME, "--data", "synthetic:length=4", "--no-flip", "--device", "cpu", "--format", "json"]) == 0
     report = json.loads(capsys.readouterr().out)
     assert report["persons"] == 4
     # predict / bench open models through open_model: the name is its file, with its input size.

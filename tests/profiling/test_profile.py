@@ -54,7 +54,9 @@ def test_analytic_equals_meta_counter(spec, size, batch):
     meta = count_cost(model, (batch, 3, size, size))
     closed = analytic_cost(spec, size, batch)
     assert (closed.macs, closed.elementwise_ops, closed.peak_activation_bytes) == (
-        meta.macs, meta.elementwise_ops, meta.peak_activation_bytes
+        meta.macs,
+        meta.elementwise_ops,
+        meta.peak_activation_bytes,
     )
     assert closed.params == count_parameters(model)
 

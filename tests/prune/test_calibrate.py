@@ -39,16 +39,16 @@ def test_statistics_are_the_average_over_the_batches_seen() -> None:
     torch.testing.assert_close(model.bn1.running_mean, features.mean(dim=(0, 2, 3)), rtol=1e-5, atol=1e-6)
     # One batch of everything: the running variance is that batch's unbiased variance.
     recalibrate_bn(model, _Images(images), batches=5, batch_size=6)
-    torch.testing.assert_close(model.bn1.running_var, features.var(dim=(0, 2, 3), unbiased=True),
-                               rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(model.bn1.running_var, features.var(dim=(0, 2, 3), unbiased=True), rtol=1e-5, atol=1e-6)
     # Deeper BNs see the sliced network's own activations: the first bottleneck's bn1 reads
     # relu(bn1(conv1 x)), normalised with the batch's own (biased) statistics during the pass.
     bn = model.bn1
     mean = features.mean(dim=(0, 2, 3), keepdim=True)
     var = features.var(dim=(0, 2, 3), unbiased=False, keepdim=True)
     with torch.no_grad():
-        stem = torch.relu((features - mean) / torch.sqrt(var + bn.eps) * bn.weight[:, None, None]
-                          + bn.bias[:, None, None])
+        stem = torch.relu(
+            (features - mean) / torch.sqrt(var + bn.eps) * bn.weight[:, None, None] + bn.bias[:, None, None]
+        )
     torch.testing.assert_close(model.layer1[0].bn1.running_mean, stem.mean(dim=(0, 2, 3)), rtol=1e-5, atol=1e-6)
 
 

@@ -94,8 +94,14 @@ def test_l1_keeps_the_filters_with_the_largest_weights(teacher: HourglassNet) ->
 
 def test_sliced_checkpoint_round_trips(teacher: HourglassNet, image: torch.Tensor, tmp_path) -> None:
     teacher_file = save_model(teacher, tmp_path / "teacher.safetensors")
-    result = prune_checkpoint(teacher_file, "hg2x16d2", tmp_path / "student.safetensors",
-                              importance="bn", stack_strategy="first-last", input_size=INPUT)
+    result = prune_checkpoint(
+        teacher_file,
+        "hg2x16d2",
+        tmp_path / "student.safetensors",
+        importance="bn",
+        stack_strategy="first-last",
+        input_size=INPUT,
+    )
     assert result.stacks == (0, 2)
     assert result.student_params == count_parameters(create_model("hg2x16d2"))
     assert result.student_macs == analytic_cost(HourglassSpec(2, 16, depth=2), INPUT).macs
@@ -175,8 +181,9 @@ def test_fewer_channels_keep_the_function_when_the_dropped_ones_are_silent(
     channels["stream"] = tuple(sorted(set(range(32)) - set(channels["stream"])))[:16]
     from fpdctl.prune.slicing import SlicePlan, slice_state_dict
 
-    wrong_plan = SlicePlan(plan.teacher, plan.target, plan.stacks, plan.importance, plan.stack_strategy,
-                           channels, plan.rules)
+    wrong_plan = SlicePlan(
+        plan.teacher, plan.target, plan.stacks, plan.importance, plan.stack_strategy, channels, plan.rules
+    )
     wrong = HourglassNet(plan.target).eval()
     wrong.load_state_dict(slice_state_dict(teacher.state_dict(), wrong_plan))
     with torch.no_grad():
@@ -222,12 +229,21 @@ def test_kept_stacks() -> None:
 @pytest.mark.parametrize(
     ("target", "message"),
     [
-        ("hg4x32b2d2", "cannot slice hg3x32b2d2 into hg4x32b2d2: the target has more stacks (4 > 3); "
-                       "a slice keeps part of the teacher"),
-        ("hg2x64b2d2", "cannot slice hg3x32b2d2 into hg2x64b2d2: the target has more channels (64 > 32); "
-                       "a slice keeps part of the teacher"),
-        ("hg2x16b3d2", "cannot slice hg3x32b2d2 into hg2x16b3d2: the target has more blocks (3 > 2); "
-                       "a slice keeps part of the teacher"),
+        (
+            "hg4x32b2d2",
+            "cannot slice hg3x32b2d2 into hg4x32b2d2: the target has more stacks (4 > 3); "
+            "a slice keeps part of the teacher",
+        ),
+        (
+            "hg2x64b2d2",
+            "cannot slice hg3x32b2d2 into hg2x64b2d2: the target has more channels (64 > 32); "
+            "a slice keeps part of the teacher",
+        ),
+        (
+            "hg2x16b3d2",
+            "cannot slice hg3x32b2d2 into hg2x16b3d2: the target has more blocks (3 > 2); "
+            "a slice keeps part of the teacher",
+        ),
         ("hg2x16b2j14d2", "cannot slice hg3x32b2d2 into hg2x16b2j14d2: joints differ (14 vs 16)"),
         ("hg2x16b2", "cannot slice hg3x32b2d2 into hg2x16b2: depth differ (4 vs 2)"),
         ("hg2x16b2d2m", "cannot slice hg3x32b2d2 into hg2x16b2d2m: block types differ (mobile vs standard)"),
@@ -243,15 +259,25 @@ def test_default_depth_family_slices_to_the_target_parameter_count() -> None:
     # The registered family (depth 4): hg2x32 -> hg1x16, no forward pass needed.
     student, plan = slice_model(create_model("hg2x32").eval(), "hg1x16", stack_strategy="first-last")
     assert plan.stacks == (1,)
-    assert count_parameters(student) == count_parameters(create_model("hg1x16")) == analytic_cost(
-        HourglassSpec(1, 16), 64).params
+    assert (
+        count_parameters(student)
+        == count_parameters(create_model("hg1x16"))
+        == analytic_cost(HourglassSpec(1, 16), 64).params
+    )
 
 
 def test_prune_with_bn_recalibration_changes_only_the_statistics(teacher: HourglassNet, tmp_path) -> None:
     teacher_file = save_model(teacher, tmp_path / "teacher.safetensors")
     plain = prune_checkpoint(teacher_file, "hg1x16d2", tmp_path / "plain.safetensors", input_size=INPUT)
-    recal = prune_checkpoint(teacher_file, "hg1x16d2", tmp_path / "recal.safetensors", input_size=INPUT,
-                             recalibrate_bn=2, data="synthetic:size=4", batch_size=2)
+    recal = prune_checkpoint(
+        teacher_file,
+        "hg1x16d2",
+        tmp_path / "recal.safetensors",
+        input_size=INPUT,
+        recalibrate_bn=2,
+        data="synthetic:size=4",
+        batch_size=2,
+    )
     before, _ = read_checkpoint(plain.output)
     after, meta = read_checkpoint(recal.output)
     assert json.loads(meta[PRUNE_KEY])["recalibrate_bn"] == {"batches": 2, "data": "synthetic:size=4"}
@@ -313,17 +339,16 @@ def test_mobile_fewer_channels_keep_the_function_when_the_dropped_ones_are_silen
     channels = dict(plan.channels)
     group = "hg.1.hg.0.3.0.mid1"
     channels[group] = tuple(sorted(set(range(16)) - set(channels[group])))[:8]
-    wrong_plan = SlicePlan(plan.teacher, plan.target, plan.stacks, plan.importance, plan.stack_strategy,
-                           channels, plan.rules)
+    wrong_plan = SlicePlan(
+        plan.teacher, plan.target, plan.stacks, plan.importance, plan.stack_strategy, channels, plan.rules
+    )
     wrong = HourglassNet(plan.target).eval()
     wrong.load_state_dict(slice_state_dict(mobile_teacher.state_dict(), wrong_plan))
     with torch.no_grad():
         assert (wrong(image) - expected).abs().max() > 1e-2
 
 
-def test_mobile_first_k_stacks_equal_the_teachers_kth_stack(
-    mobile_teacher: HourglassNet, image: torch.Tensor
-) -> None:
+def test_mobile_first_k_stacks_equal_the_teachers_kth_stack(mobile_teacher: HourglassNet, image: torch.Tensor) -> None:
     with torch.no_grad():
         full = mobile_teacher(image)
         student, _ = slice_model(mobile_teacher, HourglassSpec(2, 32, blocks=2, depth=2, block="mobile"))
@@ -332,8 +357,9 @@ def test_mobile_first_k_stacks_equal_the_teachers_kth_stack(
 
 def test_mobile_sliced_checkpoint_round_trips(mobile_teacher: HourglassNet, image: torch.Tensor, tmp_path) -> None:
     teacher_file = save_model(mobile_teacher, tmp_path / "teacher.safetensors")
-    result = prune_checkpoint(teacher_file, "hg2x16d2m", tmp_path / "student.safetensors",
-                              stack_strategy="first-last", input_size=INPUT)
+    result = prune_checkpoint(
+        teacher_file, "hg2x16d2m", tmp_path / "student.safetensors", stack_strategy="first-last", input_size=INPUT
+    )
     assert result.student == "hg2x16d2m" and result.stacks == (0, 2)
     assert result.student_macs == analytic_cost(HourglassSpec(2, 16, depth=2, block="mobile"), INPUT).macs
     loaded = create_model(result.output)

@@ -46,9 +46,28 @@ AREA = "bad checkpoint"
 SENTINEL = b"sentinel: fpdctl must not replace this file\n"
 # Tiny runs: 1-stack 16-channel hourglass, 64 px input, a handful of synthetic persons.
 DATA = "synthetic:length=16"
-TINY_TRAIN = ["--input-size", "64", "--batch-size", "4", "--workers", "0", "--val-limit", "4",
-              "--precision", "fp32", "--log-every", "1", "--eval-every", "0", "--data", DATA,
-              "--device", "cpu", "--max-steps", "1"]
+TINY_TRAIN = [
+    "--input-size",
+    "64",
+    "--batch-size",
+    "4",
+    "--workers",
+    "0",
+    "--val-limit",
+    "4",
+    "--precision",
+    "fp32",
+    "--log-every",
+    "1",
+    "--eval-every",
+    "0",
+    "--data",
+    DATA,
+    "--device",
+    "cpu",
+    "--max-steps",
+    "1",
+]
 
 
 # ------------------------------------------------------------------------------- real files
@@ -67,11 +86,14 @@ def _resnet_like_state_dict() -> dict[str, torch.Tensor]:
     g = torch.Generator().manual_seed(3)
     return {
         "conv1.weight": torch.randn(8, 3, 7, 7, generator=g),
-        "bn1.weight": torch.ones(8), "bn1.bias": torch.zeros(8),
-        "bn1.running_mean": torch.zeros(8), "bn1.running_var": torch.ones(8),
+        "bn1.weight": torch.ones(8),
+        "bn1.bias": torch.zeros(8),
+        "bn1.running_mean": torch.zeros(8),
+        "bn1.running_var": torch.ones(8),
         "layer1.0.conv1.weight": torch.randn(8, 8, 1, 1, generator=g),
         "layer1.0.conv2.weight": torch.randn(8, 8, 3, 3, generator=g),
-        "fc.weight": torch.randn(10, 8, generator=g), "fc.bias": torch.zeros(10),
+        "fc.weight": torch.randn(10, 8, generator=g),
+        "fc.bias": torch.zeros(10),
     }
 
 
@@ -91,14 +113,19 @@ def write_checkpoint(fmt: str, state_dict: dict[str, Any], path: Path, spec_json
         save_file(tensors, str(path), metadata={SPEC_KEY: spec_json} if spec_json else None)
     elif fmt in ("pth.tar-zip", "pth.tar-legacy"):
         payload = {
-            "epoch": 12, "arch": "hg", "best_acc": torch.tensor(0.5),
+            "epoch": 12,
+            "arch": "hg",
+            "best_acc": torch.tensor(0.5),
             "state_dict": {f"module.{k}": v for k, v in state_dict.items()},
             "optimizer": {"state": {}, "param_groups": [{"lr": 2.5e-4, "params": [0]}]},
         }
         torch.save(payload, path, _use_new_zipfile_serialization=fmt == "pth.tar-zip")
     elif fmt == "fpd-checkpoint.pth":
         payload = {
-            "epoch": 3, "model": "get_pose_net", "perf": 0.5, "optimizer": {},
+            "epoch": 3,
+            "model": "get_pose_net",
+            "perf": 0.5,
+            "optimizer": {},
             "state_dict": {f"module.{k}": v for k, v in state_dict.items()},
             "best_state_dict": state_dict,
         }
@@ -132,8 +159,21 @@ def assets(tmp_path_factory: pytest.TempPathFactory) -> Assets:
 
     runs = root / "runs"
     assert main(["train", "--model", "hg1x16", *TINY_TRAIN, "--out", str(runs / "train")]) == 0
-    assert main(["distill", "--teacher", str(good["safetensors"]), "--student", "hg1x8", *TINY_TRAIN,
-                 "--out", str(runs / "distill")]) == 0
+    assert (
+        main(
+            [
+                "distill",
+                "--teacher",
+                str(good["safetensors"]),
+                "--student",
+                "hg1x8",
+                *TINY_TRAIN,
+                "--out",
+                str(runs / "distill"),
+            ]
+        )
+        == 0
+    )
     for run in ("train", "distill"):
         assert {"config.json", "state.pt", "last.safetensors"} <= {p.name for p in (runs / run).iterdir()}
 
@@ -312,69 +352,182 @@ def _eval_out(case: Path, assets: Assets) -> None:
 
 COMMANDS = {
     "eval": Command(
-        "eval", "eval CKPT --data synthetic --save-predictions P -o R",
-        lambda c, d, a: ["eval", str(c), "--data", DATA, "--input-size", "64", "--format", "json",
-                         "-o", str(d / "report.json"), "--save-predictions", str(d / "preds.npy")],
+        "eval",
+        "eval CKPT --data synthetic --save-predictions P -o R",
+        lambda c, d, a: [
+            "eval",
+            str(c),
+            "--data",
+            DATA,
+            "--input-size",
+            "64",
+            "--format",
+            "json",
+            "-o",
+            str(d / "report.json"),
+            "--save-predictions",
+            str(d / "preds.npy"),
+        ],
         _eval_out,
     ),
     "export": Command(
-        "export", "export CKPT -o model.onnx",
+        "export",
+        "export CKPT -o model.onnx",
         lambda c, d, a: ["export", str(c), "-o", str(d / "model.onnx"), "--input-size", "64"],
         _one_file("model.onnx"),
     ),
     "export-int8": Command(
-        "export-int8", "export CKPT --precision int8 -o model.onnx",
-        lambda c, d, a: ["export", str(c), "-o", str(d / "model.onnx"), "--input-size", "64",
-                         "--precision", "int8", "--calibration-data", DATA, "--calibration-samples", "4",
-                         "--validation-samples", "0"],
+        "export-int8",
+        "export CKPT --precision int8 -o model.onnx",
+        lambda c, d, a: [
+            "export",
+            str(c),
+            "-o",
+            str(d / "model.onnx"),
+            "--input-size",
+            "64",
+            "--precision",
+            "int8",
+            "--calibration-data",
+            DATA,
+            "--calibration-samples",
+            "4",
+            "--validation-samples",
+            "0",
+        ],
         _one_file("model.onnx"),
     ),
     "bench": Command(
-        "bench", "bench CKPT -o bench.txt",
-        lambda c, d, a: ["bench", str(c), "--input-size", "64", "--iters", "1", "--warmup", "0",
-                         "-o", str(d / "bench.txt")],
+        "bench",
+        "bench CKPT -o bench.txt",
+        lambda c, d, a: [
+            "bench",
+            str(c),
+            "--input-size",
+            "64",
+            "--iters",
+            "1",
+            "--warmup",
+            "0",
+            "-o",
+            str(d / "bench.txt"),
+        ],
         _one_file("bench.txt"),
     ),
     "predict": Command(
-        "predict", "predict CKPT image.png --out DIR",
-        lambda c, d, a: ["predict", str(c), str(a.image), "--out", str(d / "pred"), "--input-size", "64",
-                         "--overwrite"],
+        "predict",
+        "predict CKPT image.png --out DIR",
+        lambda c, d, a: [
+            "predict",
+            str(c),
+            str(a.image),
+            "--out",
+            str(d / "pred"),
+            "--input-size",
+            "64",
+            "--overwrite",
+        ],
         _predict_out,
     ),
     "profile": Command(
-        "profile", "profile CKPT -o profile.txt",
+        "profile",
+        "profile CKPT -o profile.txt",
         lambda c, d, a: ["profile", str(c), "--input-size", "64", "-o", str(d / "profile.txt")],
         _one_file("profile.txt"),
     ),
     "distill-teacher": Command(
-        "distill-teacher", "distill --teacher CKPT --out RUN --overwrite",
-        lambda c, d, a: ["distill", "--teacher", str(c), "--student", "hg1x16", *TINY_TRAIN,
-                         "--out", str(d / "run"), "--overwrite"],
+        "distill-teacher",
+        "distill --teacher CKPT --out RUN --overwrite",
+        lambda c, d, a: [
+            "distill",
+            "--teacher",
+            str(c),
+            "--student",
+            "hg1x16",
+            *TINY_TRAIN,
+            "--out",
+            str(d / "run"),
+            "--overwrite",
+        ],
         _run_dir,
     ),
     "distill-student-init": Command(
-        "distill-student-init", "distill --student-init CKPT --out RUN --overwrite",
-        lambda c, d, a: ["distill", "--teacher", str(a.good["safetensors"]), "--student", "hg1x16",
-                         "--student-init", str(c), *TINY_TRAIN, "--out", str(d / "run"), "--overwrite"],
+        "distill-student-init",
+        "distill --student-init CKPT --out RUN --overwrite",
+        lambda c, d, a: [
+            "distill",
+            "--teacher",
+            str(a.good["safetensors"]),
+            "--student",
+            "hg1x16",
+            "--student-init",
+            str(c),
+            *TINY_TRAIN,
+            "--out",
+            str(d / "run"),
+            "--overwrite",
+        ],
         _run_dir,
     ),
     "train-init": Command(
-        "train-init", "train --init CKPT --out RUN --overwrite",
-        lambda c, d, a: ["train", "--model", "hg1x16", "--init", str(c), *TINY_TRAIN,
-                         "--out", str(d / "run"), "--overwrite"],
+        "train-init",
+        "train --init CKPT --out RUN --overwrite",
+        lambda c, d, a: [
+            "train",
+            "--model",
+            "hg1x16",
+            "--init",
+            str(c),
+            *TINY_TRAIN,
+            "--out",
+            str(d / "run"),
+            "--overwrite",
+        ],
         _run_dir,
     ),
     "prune": Command(
-        "prune", "prune --teacher CKPT --to hg1x8 -o student.safetensors",
-        lambda c, d, a: ["prune", "--teacher", str(c), "--to", "hg1x8", "--input-size", "64",
-                         "-o", str(d / "student.safetensors")],
+        "prune",
+        "prune --teacher CKPT --to hg1x8 -o student.safetensors",
+        lambda c, d, a: [
+            "prune",
+            "--teacher",
+            str(c),
+            "--to",
+            "hg1x8",
+            "--input-size",
+            "64",
+            "-o",
+            str(d / "student.safetensors"),
+        ],
         _one_file("student.safetensors"),
     ),
     "prune-sweep": Command(
-        "prune-sweep", "prune-sweep --teacher CKPT --out SWEEP",
-        lambda c, d, a: ["prune-sweep", "--teacher", str(c), "--stacks", "1", "--channels", "8",
-                         "--max-steps", "1", "--data", DATA, "--input-size", "64", "--batch-size", "4",
-                         "--workers", "0", "--device", "cpu", "--no-latency", "--out", str(d / "sweep")],
+        "prune-sweep",
+        "prune-sweep --teacher CKPT --out SWEEP",
+        lambda c, d, a: [
+            "prune-sweep",
+            "--teacher",
+            str(c),
+            "--stacks",
+            "1",
+            "--channels",
+            "8",
+            "--max-steps",
+            "1",
+            "--data",
+            DATA,
+            "--input-size",
+            "64",
+            "--batch-size",
+            "4",
+            "--workers",
+            "0",
+            "--device",
+            "cpu",
+            "--no-latency",
+            "--out",
+            str(d / "sweep"),
+        ],
         _sweep_out,
     ),
 }
@@ -406,8 +559,14 @@ COMMAND_CASES = [
 
 
 def _run_case(
-    reliability: Any, capfd: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, tmp_path: Path,
-    assets: Assets, command: Command, kind: Kind, fmt: str,
+    reliability: Any,
+    capfd: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+    assets: Assets,
+    command: Command,
+    kind: Kind,
+    fmt: str,
 ) -> None:
     reliability.describe(
         AREA,
@@ -432,8 +591,14 @@ def _run_case(
 
 @pytest.mark.parametrize(("command", "kind", "fmt"), COMMAND_CASES)
 def test_command_refuses_bad_checkpoint(
-    reliability: Any, capfd: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, tmp_path: Path,
-    assets: Assets, command: str, kind: str, fmt: str,
+    reliability: Any,
+    capfd: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+    assets: Assets,
+    command: str,
+    kind: str,
+    fmt: str,
 ) -> None:
     _run_case(reliability, capfd, monkeypatch, tmp_path, assets, COMMANDS[command], KINDS[kind], fmt)
 
@@ -449,9 +614,7 @@ STATE_KINDS = {
     "empty": ("0-byte file", r"is empty \(0 bytes\)"),
     "directory": ("a directory in its place", r"is not a file"),
     "code": ("pickle whose __reduce__ runs code", r"would run code"),
-    "model-checkpoint": (
-        "a model checkpoint (pytorch-pose .pth.tar) copied over it", r"not an fpdctl training state"
-    ),
+    "model-checkpoint": ("a model checkpoint (pytorch-pose .pth.tar) copied over it", r"not an fpdctl training state"),
     "other-size": ("the state.pt of a run of another student size", r"does not fit"),
 }
 
@@ -473,8 +636,15 @@ def make_bad_state(kind: str, run: str, state: Path, assets: Assets, marker: Pat
     elif kind == "directory":
         state.mkdir()
     elif kind == "code":
-        torch.save({"format": "fpdctl-train-state", "version": 1, "step": 1,
-                    "model": CodePayload(os.system, f"touch {marker}")}, state)
+        torch.save(
+            {
+                "format": "fpdctl-train-state",
+                "version": 1,
+                "step": 1,
+                "model": CodePayload(os.system, f"touch {marker}"),
+            },
+            state,
+        )
     elif kind == "model-checkpoint":
         shutil.copyfile(assets.good["pth.tar-zip"], state)
     elif kind == "other-size":
@@ -487,12 +657,18 @@ def make_bad_state(kind: str, run: str, state: Path, assets: Assets, marker: Pat
 @pytest.mark.parametrize("run", list(RUNS))
 @pytest.mark.parametrize("kind", list(STATE_KINDS))
 def test_resume_refuses_bad_state(
-    reliability: Any, capfd: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, tmp_path: Path,
-    assets: Assets, run: str, kind: str,
+    reliability: Any,
+    capfd: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+    assets: Assets,
+    run: str,
+    kind: str,
 ) -> None:
     label, pattern = STATE_KINDS[kind]
     reliability.describe(
-        AREA, f"fpdctl {run} --resume RUN, RUN/state.pt = {label}",
+        AREA,
+        f"fpdctl {run} --resume RUN, RUN/state.pt = {label}",
         "exit 2, one 'error:' line naming state.pt, no traceback, no code run, run directory untouched",
     )
     marker = tmp_path.parent / f"{tmp_path.name}-PWNED"
@@ -525,23 +701,27 @@ FORMAT_CASES = [
 
 @pytest.mark.parametrize(("kind", "fmt"), FORMAT_CASES)
 def test_every_format(
-    reliability: Any, capfd: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, tmp_path: Path,
-    assets: Assets, kind: str, fmt: str,
+    reliability: Any,
+    capfd: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+    assets: Assets,
+    kind: str,
+    fmt: str,
 ) -> None:
     """Every kind of damage in every format fpdctl reads, through `fpdctl eval` (model mode)."""
     _run_case(reliability, capfd, monkeypatch, tmp_path, assets, COMMANDS["eval"], KINDS[kind], fmt)
 
 
-def test_legacy_corruption_inside_a_tensor_is_undetectable(
-    reliability: Any, tmp_path: Path, assets: Assets
-) -> None:
+def test_legacy_corruption_inside_a_tensor_is_undetectable(reliability: Any, tmp_path: Path, assets: Assets) -> None:
     """Known limit: the legacy (pre-1.6) serialization stores raw tensor bytes with no checksum,
     so bytes overwritten inside a tensor load as other weights. The zip format (CRC-32 per
     member) and fpdctl's own .safetensors (fpdctl.crc32) are checked; see test_every_format."""
     from fpdctl.models.factory import create_model
 
     reliability.describe(
-        AREA, "create_model(<pth.tar-legacy 256 bytes overwritten inside a tensor>)",
+        AREA,
+        "create_model(<pth.tar-legacy 256 bytes overwritten inside a tensor>)",
         "known limit: loads (the legacy format has no checksum); the weights differ",
     )
     bad = tmp_path / "model_best.pth.tar"
@@ -553,7 +733,7 @@ def test_legacy_corruption_inside_a_tensor_is_undetectable(
     at = data.find(largest)
     assert at > 0, "the largest tensor's bytes are not stored verbatim"
     middle = at + len(largest) // 2 - 128
-    bad.write_bytes(data[:middle] + _overwrite_middle(data[middle:middle + 256]) + data[middle + 256:])
+    bad.write_bytes(data[:middle] + _overwrite_middle(data[middle : middle + 256]) + data[middle + 256 :])
     bad_sd = create_model(bad).state_dict()
     differ = [k for k in good_sd if not torch.equal(good_sd[k], bad_sd[k])]
     reliability.observe(f"loads; {len(differ)} tensor(s) differ from the undamaged file")
@@ -580,26 +760,51 @@ def _bad_spec_header(assets: Assets, path: Path) -> Path:
 
 WRONG_ARCH = [
     # (id, command, what the file is, how to make it, argv from (file, case, assets), the pattern)
-    ("distill-student-init-hg1x32", "distill-student-init", "hg1x32 (the student is hg1x16)",
-     lambda a, p: Path(shutil.copyfile(a.good_hg1x32, p)),
-     r"does not fit hg1x16: tensor 'conv1.weight' has shape \(8, 3, 7, 7\), expected \(4, 3, 7, 7\)"),
-    ("train-init-hg1x32-pth.tar", "train-init", "pytorch-pose hg1x32 (the model is hg1x16)",
-     lambda a, p: write_checkpoint("pth.tar-zip", create_model("hg1x32").state_dict(), p),
-     r"does not fit hg1x16: tensor 'conv1.weight' has shape \(8, 3, 7, 7\), expected \(4, 3, 7, 7\)"),
-    ("eval-mislabelled", "eval", "spec header hg1x16 over hg1x32 tensors", _mislabelled,
-     r"does not fit hg1x16"),
-    ("export-mislabelled", "export", "spec header hg1x16 over hg1x32 tensors", _mislabelled,
-     r"does not fit hg1x16"),
-    ("profile-mislabelled", "profile", "spec header hg1x16 over hg1x32 tensors", _mislabelled,
-     r"does not fit hg1x16"),
-    ("prune-sweep-mislabelled", "prune-sweep", "spec header hg1x16 over hg1x32 tensors", _mislabelled,
-     r"does not fit hg1x16"),
-    ("eval-bad-spec-header", "eval", "an fpdctl.spec header that is not a spec", _bad_spec_header,
-     r"invalid 'fpdctl.spec' metadata"),
-    ("profile-bad-spec-header", "profile", "an fpdctl.spec header that is not a spec", _bad_spec_header,
-     r"invalid 'fpdctl.spec' metadata"),
-    ("prune-bad-spec-header", "prune", "an fpdctl.spec header that is not a spec", _bad_spec_header,
-     r"invalid 'fpdctl.spec' metadata"),
+    (
+        "distill-student-init-hg1x32",
+        "distill-student-init",
+        "hg1x32 (the student is hg1x16)",
+        lambda a, p: Path(shutil.copyfile(a.good_hg1x32, p)),
+        r"does not fit hg1x16: tensor 'conv1.weight' has shape \(8, 3, 7, 7\), expected \(4, 3, 7, 7\)",
+    ),
+    (
+        "train-init-hg1x32-pth.tar",
+        "train-init",
+        "pytorch-pose hg1x32 (the model is hg1x16)",
+        lambda a, p: write_checkpoint("pth.tar-zip", create_model("hg1x32").state_dict(), p),
+        r"does not fit hg1x16: tensor 'conv1.weight' has shape \(8, 3, 7, 7\), expected \(4, 3, 7, 7\)",
+    ),
+    ("eval-mislabelled", "eval", "spec header hg1x16 over hg1x32 tensors", _mislabelled, r"does not fit hg1x16"),
+    ("export-mislabelled", "export", "spec header hg1x16 over hg1x32 tensors", _mislabelled, r"does not fit hg1x16"),
+    ("profile-mislabelled", "profile", "spec header hg1x16 over hg1x32 tensors", _mislabelled, r"does not fit hg1x16"),
+    (
+        "prune-sweep-mislabelled",
+        "prune-sweep",
+        "spec header hg1x16 over hg1x32 tensors",
+        _mislabelled,
+        r"does not fit hg1x16",
+    ),
+    (
+        "eval-bad-spec-header",
+        "eval",
+        "an fpdctl.spec header that is not a spec",
+        _bad_spec_header,
+        r"invalid 'fpdctl.spec' metadata",
+    ),
+    (
+        "profile-bad-spec-header",
+        "profile",
+        "an fpdctl.spec header that is not a spec",
+        _bad_spec_header,
+        r"invalid 'fpdctl.spec' metadata",
+    ),
+    (
+        "prune-bad-spec-header",
+        "prune",
+        "an fpdctl.spec header that is not a spec",
+        _bad_spec_header,
+        r"invalid 'fpdctl.spec' metadata",
+    ),
 ]
 
 
@@ -608,12 +813,20 @@ WRONG_ARCH = [
     [pytest.param(*case[1:], id=case[0]) for case in WRONG_ARCH],
 )
 def test_wrong_architecture(
-    reliability: Any, capfd: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, tmp_path: Path,
-    assets: Assets, command: str, label: str, make: Callable[[Assets, Path], Path], pattern: str,
+    reliability: Any,
+    capfd: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+    assets: Assets,
+    command: str,
+    label: str,
+    make: Callable[[Assets, Path], Path],
+    pattern: str,
 ) -> None:
     cmd = COMMANDS[command]
     reliability.describe(
-        AREA, f"fpdctl {cmd.tried.replace('CKPT', f'<{label}>')}",
+        AREA,
+        f"fpdctl {cmd.tried.replace('CKPT', f'<{label}>')}",
         "exit 2, one 'error:' line naming the file and the mismatch, outputs untouched",
     )
     monkeypatch.chdir(tmp_path)
@@ -635,12 +848,17 @@ def test_wrong_architecture(
 # ------------------------------------------------------------------------------- damaged teacher
 @pytest.mark.parametrize("kind", ["corrupt", "truncated-half", "code"])
 def test_distill_resume_with_a_damaged_teacher(
-    reliability: Any, capfd: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, tmp_path: Path,
-    assets: Assets, kind: str,
+    reliability: Any,
+    capfd: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+    assets: Assets,
+    kind: str,
 ) -> None:
     """The run's teacher file was damaged after the run started: --resume must refuse it."""
     reliability.describe(
-        AREA, f"fpdctl distill --resume RUN, the run's teacher = <safetensors/pth.tar {KINDS[kind].label}>",
+        AREA,
+        f"fpdctl distill --resume RUN, the run's teacher = <safetensors/pth.tar {KINDS[kind].label}>",
         "exit 2, one 'error:' line naming the teacher, no code run, run directory untouched",
     )
     marker = tmp_path.parent / f"{tmp_path.name}-PWNED"
@@ -667,8 +885,24 @@ def test_distill_resume_with_a_damaged_teacher(
 @pytest.fixture(scope="module")
 def onnx_model(assets: Assets) -> Path:
     path = assets.root / "model.onnx"
-    assert main(["export", str(assets.good["safetensors"]), "-o", str(path), "--input-size", "64",
-                 "--no-verify", "--exporter", "torchscript", "--format", "json"]) == 0
+    assert (
+        main(
+            [
+                "export",
+                str(assets.good["safetensors"]),
+                "-o",
+                str(path),
+                "--input-size",
+                "64",
+                "--no-verify",
+                "--exporter",
+                "torchscript",
+                "--format",
+                "json",
+            ]
+        )
+        == 0
+    )
     return path
 
 
@@ -683,14 +917,21 @@ ONNX_KINDS = {
 @pytest.mark.parametrize("command", ["bench", "predict"])
 @pytest.mark.parametrize("kind", list(ONNX_KINDS))
 def test_bad_onnx_model(
-    reliability: Any, capfd: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, tmp_path: Path,
-    assets: Assets, onnx_model: Path, command: str, kind: str,
+    reliability: Any,
+    capfd: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+    assets: Assets,
+    onnx_model: Path,
+    command: str,
+    kind: str,
 ) -> None:
     """bench and predict also take the .onnx files `fpdctl export` writes."""
     label, damage = ONNX_KINDS[kind]
     cmd = COMMANDS[command]
     reliability.describe(
-        AREA, f"fpdctl {cmd.tried.replace('CKPT', f'<.onnx {label}>')}",
+        AREA,
+        f"fpdctl {cmd.tried.replace('CKPT', f'<.onnx {label}>')}",
         "exit 2, one 'error:' line naming the file, no traceback, outputs untouched",
     )
     monkeypatch.chdir(tmp_path)
@@ -715,12 +956,11 @@ def test_bad_onnx_model(
 
 # ------------------------------------------------------------------------------- fresh interpreter
 @pytest.mark.parametrize("fmt", ["pth.tar-zip", "pth.tar-legacy"])
-def test_code_pickle_in_a_fresh_process(
-    reliability: Any, tmp_path: Path, assets: Assets, fmt: str
-) -> None:
+def test_code_pickle_in_a_fresh_process(reliability: Any, tmp_path: Path, assets: Assets, fmt: str) -> None:
     """The console script in a new interpreter: no test-process state can hide a payload that runs."""
     reliability.describe(
-        AREA, f"fpdctl (console script) distill --teacher <{fmt} pickle whose __reduce__ runs code>",
+        AREA,
+        f"fpdctl (console script) distill --teacher <{fmt} pickle whose __reduce__ runs code>",
         "exit 2, one 'error:' line, no traceback, the payload's marker file never appears",
     )
     marker = tmp_path / "PWNED"
@@ -734,7 +974,11 @@ def test_code_pickle_in_a_fresh_process(
     env = {**os.environ, "OMP_NUM_THREADS": "1", "FPDCTL_DEBUG": ""}
     proc = subprocess.run(
         [str(script), *COMMANDS["distill-teacher"].argv(bad, case, assets)],
-        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120,
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     observe(reliability, proc.returncode, proc.stderr)
     check_refusal(proc.returncode, proc.stdout, proc.stderr, bad, KINDS["code"].pattern)
@@ -748,7 +992,8 @@ def test_control_code_payload_is_live(reliability: Any, tmp_path: Path, assets: 
     """Control: the code pickles really run their payload when loaded unsafely, so the
     marker-file checks above can fail."""
     reliability.describe(
-        AREA, "control: torch.load(weights_only=False) of the zip and legacy code pickles",
+        AREA,
+        "control: torch.load(weights_only=False) of the zip and legacy code pickles",
         "the payload runs (creates its marker file): the 'no code run' checks can fail",
     )
     for fmt in ("pth.tar-zip", "pth.tar-legacy"):
@@ -760,13 +1005,17 @@ def test_control_code_payload_is_live(reliability: Any, tmp_path: Path, assets: 
 
 
 def test_control_good_checkpoint_overwrites_the_outputs(
-    reliability: Any, capfd: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, tmp_path: Path,
+    reliability: Any,
+    capfd: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
     assets: Assets,
 ) -> None:
     """Control: with a good checkpoint the same eval command replaces the sentinel outputs, so
     the 'outputs untouched' checks above can fail."""
     reliability.describe(
-        AREA, "control: fpdctl eval <good checkpoint> --save-predictions P -o R",
+        AREA,
+        "control: fpdctl eval <good checkpoint> --save-predictions P -o R",
         "exit 0 and both pre-created outputs replaced: the snapshot check sees it",
     )
     monkeypatch.chdir(tmp_path)

@@ -29,34 +29,62 @@ def coco_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 CASES = [
-    ("unknown image", [GOOD, {**GOOD, "image_id": 99}],
-     "error: {f}: detection 1 (image 99): no such image in the annotations"),
-    ("negative width", [{**GOOD, "bbox": [4.0, 4.0, -40.0, 50.0]}],
-     "error: {f}: detection 0 (image 1): bbox [4.0, 4.0, -40.0, 50.0] has no area (width and height must be positive)"),
-    ("zero height", [GOOD, {**GOOD, "image_id": 2, "bbox": [4.0, 4.0, 40.0, 0]}],
-     "error: {f}: detection 1 (image 2): bbox [4.0, 4.0, 40.0, 0] has no area (width and height must be positive)"),
-    ("not a person", [{**GOOD, "category_id": 18}],
-     "error: {f}: detection 0 (image 1): category_id is 18, only persons (category 1) have keypoints"),
-    ("outside the image", [{**GOOD, "bbox": [100.0, 4.0, 10.0, 10.0]}],
-     "error: {f}: detection 0 (image 1): bbox [100.0, 4.0, 10.0, 10.0] has no pixel in the 64 x 64 image"),
-    ("not a list", {"annotations": []},
-     "error: {f} is not a COCO detection results file: expected a JSON list of {{image_id, category_id, bbox, "
-     "score}}, found an object"),
+    (
+        "unknown image",
+        [GOOD, {**GOOD, "image_id": 99}],
+        "error: {f}: detection 1 (image 99): no such image in the annotations",
+    ),
+    (
+        "negative width",
+        [{**GOOD, "bbox": [4.0, 4.0, -40.0, 50.0]}],
+        "error: {f}: detection 0 (image 1): bbox [4.0, 4.0, -40.0, 50.0] has no area "
+        "(width and height must be positive)",
+    ),
+    (
+        "zero height",
+        [GOOD, {**GOOD, "image_id": 2, "bbox": [4.0, 4.0, 40.0, 0]}],
+        "error: {f}: detection 1 (image 2): bbox [4.0, 4.0, 40.0, 0] has no area (width and height must be positive)",
+    ),
+    (
+        "not a person",
+        [{**GOOD, "category_id": 18}],
+        "error: {f}: detection 0 (image 1): category_id is 18, only persons (category 1) have keypoints",
+    ),
+    (
+        "outside the image",
+        [{**GOOD, "bbox": [100.0, 4.0, 10.0, 10.0]}],
+        "error: {f}: detection 0 (image 1): bbox [100.0, 4.0, 10.0, 10.0] has no pixel in the 64 x 64 image",
+    ),
+    (
+        "not a list",
+        {"annotations": []},
+        "error: {f} is not a COCO detection results file: expected a JSON list of {{image_id, category_id, bbox, "
+        "score}}, found an object",
+    ),
 ]
 
 
 @pytest.mark.parametrize(("name", "payload", "line"), CASES, ids=[c[0] for c in CASES])
 def test_a_bad_detections_file(
-    name: str, payload: object, line: str, coco_dir: Path, tmp_path: Path,
-    capfd: pytest.CaptureFixture[str], reliability,  # type: ignore[no-untyped-def]
+    name: str,
+    payload: object,
+    line: str,
+    coco_dir: Path,
+    tmp_path: Path,
+    capfd: pytest.CaptureFixture[str],
+    reliability,  # type: ignore[no-untyped-def]
 ) -> None:
-    reliability.describe(AREA, f"fpdctl eval --data coco:DIR --boxes dets.json ({name})",
-                         "exit 2, one line naming the file and the entry")
+    reliability.describe(
+        AREA,
+        f"fpdctl eval --data coco:DIR --boxes dets.json ({name})",
+        "exit 2, one line naming the file and the entry",
+    )
     dets = tmp_path / "dets.json"
     dets.write_text(json.dumps(payload))
     capfd.readouterr()
-    code = main(["eval", "hg1x16", "--input-size", "64", "--device", "cpu", "--data", f"coco:{coco_dir}",
-                 "--boxes", str(dets)])
+    code = main(
+        ["eval", "hg1x16", "--input-size", "64", "--device", "cpu", "--data", f"coco:{coco_dir}", "--boxes", str(dets)]
+    )
     out, err = capfd.readouterr()
     reliability.observe(f"exit {code}: {err.strip().replace(str(tmp_path) + '/', '')}")
     assert code == 2 and out == "" and "Traceback" not in err
@@ -72,5 +100,7 @@ def test_boxes_need_a_coco_folder(tmp_path: Path, capfd: pytest.CaptureFixture[s
     out, err = capfd.readouterr()
     reliability.observe(f"exit {code}: {err.strip()}")
     assert code == 2 and out == ""
-    assert err == ("error: --boxes crops the images of a COCO folder at detector boxes: it needs --data "
-                   "coco:DIR, got 'synthetic:length=4'\n")
+    assert err == (
+        "error: --boxes crops the images of a COCO folder at detector boxes: it needs --data "
+        "coco:DIR, got 'synthetic:length=4'\n"
+    )

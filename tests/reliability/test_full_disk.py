@@ -41,14 +41,30 @@ ENOSPC_TEXT = os.strerror(errno.ENOSPC)  # "No space left on device"
 
 def _tiny(command: str, teacher: Path | None = None) -> list[str]:
     model = ["--teacher", str(teacher), "--student", "hg1x64"] if teacher else ["--model", "hg1x64"]
-    return [command, *model, "--input-size", "64", "--batch-size", "4", "--workers", "0",
-            "--val-limit", "4", "--precision", "fp32", "--log-every", "1", "--eval-every", "0",
-            "--save-every", "3", "--no-flip-test"]
+    return [
+        command,
+        *model,
+        "--input-size",
+        "64",
+        "--batch-size",
+        "4",
+        "--workers",
+        "0",
+        "--val-limit",
+        "4",
+        "--precision",
+        "fp32",
+        "--log-every",
+        "1",
+        "--eval-every",
+        "0",
+        "--save-every",
+        "3",
+        "--no-flip-test",
+    ]
 
 
-def _fpdctl(
-    args: list[str], limit: int | None = None, tmpdir: Path | None = None
-) -> subprocess.CompletedProcess[str]:
+def _fpdctl(args: list[str], limit: int | None = None, tmpdir: Path | None = None) -> subprocess.CompletedProcess[str]:
     """Run the real ``fpdctl`` in a child, under a file-size limit of ``limit`` bytes if given
     (and with its temporary files in ``tmpdir`` if given)."""
 
@@ -60,15 +76,18 @@ def _fpdctl(
     if tmpdir is not None:
         env["TMPDIR"] = str(tmpdir)
     return subprocess.run(
-        [sys.executable, "-m", "fpdctl", *args], env=env, capture_output=True, text=True,
-        timeout=TIMEOUT_S, preexec_fn=lower_limit,
+        [sys.executable, "-m", "fpdctl", *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=TIMEOUT_S,
+        preexec_fn=lower_limit,
     )
 
 
 def _hashes(folder: Path, names: tuple[str, ...] = CHECKPOINT_FILES) -> dict[str, str]:
     return {
-        name: hashlib.sha256((folder / name).read_bytes()).hexdigest()
-        for name in names if (folder / name).exists()
+        name: hashlib.sha256((folder / name).read_bytes()).hexdigest() for name in names if (folder / name).exists()
     }
 
 
@@ -125,8 +144,7 @@ def test_checkpoint_save_past_a_file_size_limit_keeps_the_previous_checkpoint(
         "full disk",
         f"fpdctl {command} --resume RUN --max-steps 6 (checkpoint at step 3) under a "
         f"{limit} B file-size limit (RLIMIT_FSIZE), state.pt needs {state_size} B",
-        "exit 1, one 'error: could not write RUN/state.pt: ...' line, step-3 checkpoint intact, "
-        "no temporary file",
+        "exit 1, one 'error: could not write RUN/state.pt: ...' line, step-3 checkpoint intact, no temporary file",
     )
     before = _hashes(run)
     done = _fpdctl([command, "--resume", str(run), "--max-steps", "6"], limit=limit)
@@ -139,9 +157,7 @@ def test_checkpoint_save_past_a_file_size_limit_keeps_the_previous_checkpoint(
     reliability.observe("state.pt (step 3), last/best.safetensors, eval.json unchanged (sha256); no temporaries")
 
 
-def test_first_checkpoint_past_a_file_size_limit_leaves_nothing_half_written(
-    tmp_path: Path, reliability: Any
-) -> None:
+def test_first_checkpoint_past_a_file_size_limit_leaves_nothing_half_written(tmp_path: Path, reliability: Any) -> None:
     run = tmp_path / "run"
     limit = MIB + MIB // 2
     reliability.describe(
@@ -160,8 +176,7 @@ def test_first_checkpoint_past_a_file_size_limit_leaves_nothing_half_written(
     assert again.returncode == 0, again.stderr
     assert "starting over: the run stopped before its first checkpoint" in again.stdout
     assert load_state(run / "state.pt").step == 3
-    reliability.observe("no checkpoint, no temporaries; --resume said it was starting over and "
-                        "finished at step 3")
+    reliability.observe("no checkpoint, no temporaries; --resume said it was starting over and finished at step 3")
 
 
 def test_export_past_a_file_size_limit(tmp_path: Path, reliability: Any) -> None:
@@ -175,8 +190,11 @@ def test_export_past_a_file_size_limit(tmp_path: Path, reliability: Any) -> None
         f"under a {limit} B file-size limit",
         "exit 1, one 'error: ... could not write PATH: File too large' line, no model.onnx",
     )
-    done = _fpdctl(["export", "hg1x16", "--input-size", "64", "--no-verify", "--exporter", "torchscript",
-                    "-o", str(output)], limit=limit, tmpdir=scratch)
+    done = _fpdctl(
+        ["export", "hg1x16", "--input-size", "64", "--no-verify", "--exporter", "torchscript", "-o", str(output)],
+        limit=limit,
+        tmpdir=scratch,
+    )
     # The exporter writes its fp32 graph to a temporary folder first; that write fails first.
     lines = [line for line in done.stderr.splitlines() if line.startswith("error")]
     assert done.returncode == 1 and len(lines) == 1, done.stderr
@@ -199,9 +217,24 @@ def test_save_predictions_past_a_file_size_limit(tmp_path: Path, reliability: An
         f"report.txt under a {limit} B file-size limit",
         "exit 1, one 'error: could not write PATH: File too large' line, no partial preds.json",
     )
-    done = _fpdctl(["eval", "hg1x16", "--data", "synthetic:size=2000", "--input-size", "64",
-                    "--no-flip", "--batch-size", "250", "--save-predictions", str(predictions),
-                    "-o", str(report)], limit=limit)
+    done = _fpdctl(
+        [
+            "eval",
+            "hg1x16",
+            "--data",
+            "synthetic:size=2000",
+            "--input-size",
+            "64",
+            "--no-flip",
+            "--batch-size",
+            "250",
+            "--save-predictions",
+            str(predictions),
+            "-o",
+            str(report),
+        ],
+        limit=limit,
+    )
     _assert_one_error_line(done, f"error: could not write {predictions}: {EFBIG_TEXT}")
     reliability.observe(_error_text(done, DIR=tmp_path))
     assert sorted(p.name for p in tmp_path.iterdir()) == []
@@ -219,8 +252,11 @@ def tmpfs(tmp_path: Path) -> Iterator[Callable[[int], Path]]:
         point.mkdir()
         if os.geteuid() != 0 or shutil.which("mount") is None:
             pytest.skip("mounting a tmpfs needs root")
-        done = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size},mode=0755", "tmpfs", str(point)],
-                              capture_output=True, text=True)
+        done = subprocess.run(
+            ["mount", "-t", "tmpfs", "-o", f"size={size},mode=0755", "tmpfs", str(point)],
+            capture_output=True,
+            text=True,
+        )
         if done.returncode != 0:
             pytest.skip(f"cannot mount a tmpfs here: {done.stderr.strip()}")
         mounted.append(point)
@@ -275,14 +311,21 @@ def test_checkpoint_save_on_a_full_tmpfs_keeps_the_previous_checkpoint(
 @pytest.mark.parametrize(
     ("what", "name", "args"),
     [
-        ("eval --output", "report.txt",
-         ["eval", "hg1x16", "--data", "synthetic:size=8", "--input-size", "64", "-o", "{path}"]),
-        ("eval --save-predictions", "preds.npy",
-         ["eval", "hg1x16", "--data", "synthetic:size=8", "--input-size", "64",
-          "--save-predictions", "{path}"]),
-        ("export -o", "model.onnx",
-         ["export", "hg1x16", "--input-size", "64", "--no-verify", "--exporter", "torchscript",
-          "-o", "{path}"]),
+        (
+            "eval --output",
+            "report.txt",
+            ["eval", "hg1x16", "--data", "synthetic:size=8", "--input-size", "64", "-o", "{path}"],
+        ),
+        (
+            "eval --save-predictions",
+            "preds.npy",
+            ["eval", "hg1x16", "--data", "synthetic:size=8", "--input-size", "64", "--save-predictions", "{path}"],
+        ),
+        (
+            "export -o",
+            "model.onnx",
+            ["export", "hg1x16", "--input-size", "64", "--no-verify", "--exporter", "torchscript", "-o", "{path}"],
+        ),
     ],
     ids=["eval-output", "eval-save-predictions", "export"],
 )
@@ -295,8 +338,7 @@ def test_output_on_a_full_tmpfs(
     reliability.describe(
         "full disk",
         f"fpdctl {what} {name} on a full tmpfs",
-        f"exit 1, one 'error: could not write PATH/{name}: No space left on device' line, no "
-        "partial file",
+        f"exit 1, one 'error: could not write PATH/{name}: No space left on device' line, no partial file",
     )
     done = _fpdctl([a.replace("{path}", str(path)) for a in args])
     _assert_one_error_line(done, f"error: could not write {path}: {ENOSPC_TEXT}")

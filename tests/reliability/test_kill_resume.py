@@ -45,7 +45,7 @@ METRIC_COLUMNS = ("step", "epoch", "loss", "gt_loss", "kd_loss", "lr", "val_pckh
 # The test-side launcher: ``python launcher.py MOMENT FPDCTL_ARGS...`` installs the hook named
 # MOMENT, then runs the real CLI. Exit code 3 means a hook found the process in an unexpected
 # state (so the test fails instead of testing the wrong moment).
-LAUNCHER = r'''
+LAUNCHER = r"""
 import os
 import resource
 import signal
@@ -191,7 +191,7 @@ else:
 from fpdctl.cli.app import run
 
 run()
-'''
+"""
 
 
 @dataclass(frozen=True)
@@ -206,16 +206,22 @@ class Moment:
 
 
 MOMENTS: tuple[Moment, ...] = (
-    Moment("loader-started", "killed before the first step, DataLoader worker just started "
-           "(--workers 1)", None, extra=("--workers", "1")),
+    Moment(
+        "loader-started",
+        "killed before the first step, DataLoader worker just started (--workers 1)",
+        None,
+        extra=("--workers", "1"),
+    ),
     Moment("mid-step", "killed mid-step 5: after backward, before optimizer.step", 3),
     Moment("state-half-written", "killed writing state.pt at step 6, half its bytes on disk", 3),
-    Moment("weights-half-written", "killed inside safetensors' write of last.safetensors at "
-           "step 6, half its bytes on disk (SIGXFSZ)", 6, signal=signal.SIGXFSZ),
-    Moment("state-before-rename", "killed at step 6 with the temporary state.pt complete, "
-           "before os.replace", 3),
-    Moment("between-files", "killed at step 6 after state.pt was renamed, before "
-           "last.safetensors", 6),
+    Moment(
+        "weights-half-written",
+        "killed inside safetensors' write of last.safetensors at step 6, half its bytes on disk (SIGXFSZ)",
+        6,
+        signal=signal.SIGXFSZ,
+    ),
+    Moment("state-before-rename", "killed at step 6 with the temporary state.pt complete, before os.replace", 3),
+    Moment("between-files", "killed at step 6 after state.pt was renamed, before last.safetensors", 6),
     Moment("mid-eval", "killed between the 2 batches of the step-8 validation", 6),
     Moment("mid-final-eval", "killed between the 2 batches of the final evaluation", 12),
     Moment("after-save", "killed right after the step-9 checkpoint was saved", 9),
@@ -265,8 +271,7 @@ def _start(args: list[str], log: Path) -> subprocess.Popen[bytes]:
     Not a pipe: a DataLoader worker that outlived its killed parent would hold the pipe open.
     """
     with open(log, "wb") as handle:
-        return subprocess.Popen(args, env=_env(), stdout=subprocess.DEVNULL, stderr=handle,
-                                start_new_session=True)
+        return subprocess.Popen(args, env=_env(), stdout=subprocess.DEVNULL, stderr=handle, start_new_session=True)
 
 
 def _group_members(pgid: int) -> list[int]:
@@ -305,10 +310,31 @@ def reference(tmp_path_factory: pytest.TempPathFactory, tiny_checkpoint: Path) -
     launcher = root / "launcher.py"
     launcher.write_text(LAUNCHER, encoding="utf-8")
     common = [
-        "distill", "--teacher", str(teacher), "--student", "hg1x16", "--config", str(config),
-        "--input-size", "64", "--batch-size", "4", "--workers", "0", "--val-limit", "8",
-        "--precision", "fp32", "--log-every", "1", "--max-steps", str(TOTAL_STEPS),
-        "--eval-every", "4", "--save-every", "3",
+        "distill",
+        "--teacher",
+        str(teacher),
+        "--student",
+        "hg1x16",
+        "--config",
+        str(config),
+        "--input-size",
+        "64",
+        "--batch-size",
+        "4",
+        "--workers",
+        "0",
+        "--val-limit",
+        "8",
+        "--precision",
+        "fp32",
+        "--log-every",
+        "1",
+        "--max-steps",
+        str(TOTAL_STEPS),
+        "--eval-every",
+        "4",
+        "--save-every",
+        "3",
     ]
     run = root / "reference"
     proc = _start([sys.executable, "-m", "fpdctl", *common, "--out", str(run)], root / "reference.log")
@@ -355,7 +381,10 @@ def _resume_and_compare(run: Path, ref: Reference, killed_at: int | None) -> str
     """Resume with a plain ``fpdctl distill --resume``; assert it ends as the uninterrupted run."""
     done = subprocess.run(
         [sys.executable, "-m", "fpdctl", "distill", "--resume", str(run)],
-        env=_env(), capture_output=True, text=True, timeout=TIMEOUT_S,
+        env=_env(),
+        capture_output=True,
+        text=True,
+        timeout=TIMEOUT_S,
     )
     assert done.returncode == 0, done.stderr
     assert "Traceback" not in done.stderr
@@ -415,12 +444,10 @@ def test_kill_at_a_precise_moment_then_resume(
     reliability.describe(
         "kill -9",
         f"fpdctl distill (12 steps) {moment.tried}; then fpdctl distill --resume RUN",
-        "no corrupt or missing checkpoint; resume exits 0 at step 12 with the uninterrupted "
-        "run's weights bit for bit",
+        "no corrupt or missing checkpoint; resume exits 0 at step 12 with the uninterrupted run's weights bit for bit",
     )
     run = tmp_path / "run"
-    args = [sys.executable, str(reference.launcher), moment.hook, *reference.common, *moment.extra,
-            "--out", str(run)]
+    args = [sys.executable, str(reference.launcher), moment.hook, *reference.common, *moment.extra, "--out", str(run)]
     victim = _start(args, tmp_path / "victim.log")
     returncode, err = _wait_for_run(victim, tmp_path / "victim.log")
     assert returncode == -moment.signal, f"exit {returncode}: {err}"
@@ -448,20 +475,16 @@ def test_kill_at_a_precise_moment_then_resume(
 
 
 @pytest.mark.parametrize("seed", _params(RANDOM_SEEDS, [str(s) for s in RANDOM_SEEDS], {str(RANDOM_SEEDS[0])}))
-def test_kill_at_a_random_moment_then_resume(
-    reference: Reference, tmp_path: Path, reliability: Any, seed: int
-) -> None:
+def test_kill_at_a_random_moment_then_resume(reference: Reference, tmp_path: Path, reliability: Any, seed: int) -> None:
     delay = random.Random(seed).uniform(0.05, 0.85) * reference.run_seconds
     reliability.describe(
         "kill -9",
         f"fpdctl distill (12 steps) killed from outside (SIGKILL) at a seeded random time "
         f"(seed {seed}: {delay / reference.run_seconds:.0%} of the run); then --resume RUN",
-        "no corrupt or missing checkpoint; resume exits 0 at step 12 with the uninterrupted "
-        "run's weights bit for bit",
+        "no corrupt or missing checkpoint; resume exits 0 at step 12 with the uninterrupted run's weights bit for bit",
     )
     run = tmp_path / "run"
-    victim = _start([sys.executable, "-m", "fpdctl", *reference.common, "--out", str(run)],
-                    tmp_path / "victim.log")
+    victim = _start([sys.executable, "-m", "fpdctl", *reference.common, "--out", str(run)], tmp_path / "victim.log")
     deadline = time.monotonic() + TIMEOUT_S
     while not (run / "config.json").exists() and victim.poll() is None and time.monotonic() < deadline:
         time.sleep(0.005)

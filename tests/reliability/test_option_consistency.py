@@ -61,10 +61,14 @@ RENAMED = [
 
 
 @pytest.mark.parametrize("command, new, old", RENAMED, ids=[f"{c} {o}" for c, _, o in RENAMED])
-def test_old_spelling_is_a_hidden_alias(command: str, new: str, old: str, reliability: Any,
-                                        capsys: pytest.CaptureFixture[str]) -> None:
-    reliability.describe(AREA, f"fpdctl {command} --help; {old} next to {new}",
-                         f"{new} shown, {old} hidden but accepted; both at once: exit 2, one line")
+def test_old_spelling_is_a_hidden_alias(
+    command: str, new: str, old: str, reliability: Any, capsys: pytest.CaptureFixture[str]
+) -> None:
+    reliability.describe(
+        AREA,
+        f"fpdctl {command} --help; {old} next to {new}",
+        f"{new} shown, {old} hidden but accepted; both at once: exit 2, one line",
+    )
     params = _params(command)
     assert not params[new].hidden and params[old].hidden
     code, out, _ = _run(capsys, *command.split(), "--help")
@@ -74,10 +78,14 @@ def test_old_spelling_is_a_hidden_alias(command: str, new: str, old: str, reliab
     reliability.observe(f"--help shows {new}, not {old}")
 
 
-def test_eval_flip_spellings_give_the_same_result(reliability: Any, model: Path,
-                                                  capsys: pytest.CaptureFixture[str]) -> None:
-    reliability.describe(AREA, "eval --no-flip-test, eval --no-flip (old), eval --no-flip --flip-test",
-                         "the first two: the same JSON, flip off; the third: exit 2, one line")
+def test_eval_flip_spellings_give_the_same_result(
+    reliability: Any, model: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    reliability.describe(
+        AREA,
+        "eval --no-flip-test, eval --no-flip (old), eval --no-flip --flip-test",
+        "the first two: the same JSON, flip off; the third: exit 2, one line",
+    )
     reports = {}
     for flag in ("--no-flip-test", "--no-flip", "--flip-test"):
         code, out, err = _run(capsys, "eval", model, *_EVAL, flag, "--format", "markdown")
@@ -92,10 +100,14 @@ def test_eval_flip_spellings_give_the_same_result(reliability: Any, model: Path,
     assert line == "error: --flip is the old spelling of --flip-test: give only --flip-test"
 
 
-def test_data_synth_image_size_and_its_old_spelling(reliability: Any, tmp_path: Path,
-                                                    capsys: pytest.CaptureFixture[str]) -> None:
-    reliability.describe(AREA, "data synth --image-size 64; --size 64 (old); -o DIR",
-                         "the same files from both spellings; -o is no folder option: exit 2")
+def test_data_synth_image_size_and_its_old_spelling(
+    reliability: Any, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    reliability.describe(
+        AREA,
+        "data synth --image-size 64; --size 64 (old); -o DIR",
+        "the same files from both spellings; -o is no folder option: exit 2",
+    )
     written = {}
     for flag in ("--image-size", "--size"):
         out_dir = tmp_path / flag.strip("-")
@@ -131,10 +143,12 @@ def test_minus_o_is_the_one_file_a_command_writes(reliability: Any) -> None:
     assert "data synth" not in owners  # its --out is a folder
 
 
-def test_data_preview_output_and_its_old_spelling(reliability: Any, tmp_path: Path,
-                                                  capsys: pytest.CaptureFixture[str]) -> None:
-    reliability.describe(AREA, "data preview -o P.png; --out P.png (old); neither",
-                         "the same PNG; neither: exit 2, one line")
+def test_data_preview_output_and_its_old_spelling(
+    reliability: Any, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    reliability.describe(
+        AREA, "data preview -o P.png; --out P.png (old); neither", "the same PNG; neither: exit 2, one line"
+    )
     pngs = []
     for flag in ("-o", "--out"):
         png = tmp_path / f"{flag.strip('-')}.png"
@@ -149,19 +163,50 @@ def test_data_preview_output_and_its_old_spelling(reliability: Any, tmp_path: Pa
 
 # ----------------------------------------------------------------------------- case
 def test_choice_options_match_any_case(reliability: Any, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    reliability.describe(AREA, "data synth --layout COCO --split VAL; models --format JSON; "
-                         "export --embed-preprocess --pixel-order RGB --precision FP32",
-                         "accepted as coco, val, json, rgb, fp32 (was: --layout COCO refused)")
-    code, out, err = _run(capsys, "data", "synth", "--out", tmp_path / "coco", "--count", "2", "--image-size", "64",
-                          "--layout", "COCO", "--split", "VAL")
+    reliability.describe(
+        AREA,
+        "data synth --layout COCO --split VAL; models --format JSON; "
+        "export --embed-preprocess --pixel-order RGB --precision FP32",
+        "accepted as coco, val, json, rgb, fp32 (was: --layout COCO refused)",
+    )
+    code, out, err = _run(
+        capsys,
+        "data",
+        "synth",
+        "--out",
+        tmp_path / "coco",
+        "--count",
+        "2",
+        "--image-size",
+        "64",
+        "--layout",
+        "COCO",
+        "--split",
+        "VAL",
+    )
     assert code == 0, err
     assert (tmp_path / "coco" / "annotations" / "person_keypoints_val2017.json").is_file()
     code, out, err = _run(capsys, "models", "--format", "JSON")
     assert code == 0, err
     assert "pretrained" in json.loads(out)
     onnx_path = tmp_path / "rgb.onnx"
-    code, out, err = _run(capsys, "export", "hg1x16", "-o", onnx_path, "--input-size", "64", "--no-verify",
-                          "--embed-preprocess", "--pixel-order", "RGB", "--precision", "FP32", "--format", "Json")
+    code, out, err = _run(
+        capsys,
+        "export",
+        "hg1x16",
+        "-o",
+        onnx_path,
+        "--input-size",
+        "64",
+        "--no-verify",
+        "--embed-preprocess",
+        "--pixel-order",
+        "RGB",
+        "--precision",
+        "FP32",
+        "--format",
+        "Json",
+    )
     assert code == 0, err
     report = json.loads(out)
     assert report["precision"] == "fp32" and report["graph_io"]["pixel_order"] == "rgb"
@@ -180,8 +225,9 @@ def test_one_helper_matches_every_choice(reliability: Any) -> None:
     from fpdctl.train.config import coerce_options
     from fpdctl.utils.choices import match_choice, parse_choice
 
-    reliability.describe(AREA, "BN, First-Last, Teacher, RGB, Native, ADAM, BF16, Uniform, MSE",
-                         "each matched to its lower-case choice")
+    reliability.describe(
+        AREA, "BN, First-Last, Teacher, RGB, Native, ADAM, BF16, Uniform, MSE", "each matched to its lower-case choice"
+    )
     assert parse_choice(" Markdown ", ("table", "markdown"), "--format") == "markdown"
     assert match_choice("COCO", ("mpii", "coco")) == "coco" and match_choice("lsp", ("mpii", "coco")) is None
     assert check_importance("BN") == "bn" and check_stack_strategy("First-Last") == "first-last"
@@ -191,17 +237,22 @@ def test_one_helper_matches_every_choice(reliability: Any) -> None:
 
     convention = ConventionOverride("Native", "BGR", None, None).check().apply(NATIVE)
     assert convention.order == "bgr"
-    options = coerce_options({"optimizer": "ADAM", "precision": "BF16", "augment-style": "Uniform",
-                              "kd_loss": "MSE"}, source="test")
+    options = coerce_options(
+        {"optimizer": "ADAM", "precision": "BF16", "augment-style": "Uniform", "kd_loss": "MSE"}, source="test"
+    )
     assert options == {"optimizer": "adam", "precision": "bf16", "augment_style": "uniform", "kd_loss": "mse"}
     reliability.observe("all matched")
 
 
 # ----------------------------------------------------------------------------- no effect
-def test_eval_options_without_effect_on_a_prediction_file(reliability: Any, tmp_path: Path,
-                                                          capsys: pytest.CaptureFixture[str]) -> None:
-    reliability.describe(AREA, "eval --predictions R --ground-truth G --device cpu --no-flip-test --batch-size 8",
-                         "scores as without them; one warning line per option that runs nothing")
+def test_eval_options_without_effect_on_a_prediction_file(
+    reliability: Any, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    reliability.describe(
+        AREA,
+        "eval --predictions R --ground-truth G --device cpu --no-flip-test --batch-size 8",
+        "scores as without them; one warning line per option that runs nothing",
+    )
     gt, results = tmp_path / "gt.json", tmp_path / "results.json"
     gt.write_text(json.dumps(make_ground_truth()))
     results.write_text(json.dumps(ground_truth_as_results(make_ground_truth())))
@@ -220,13 +271,17 @@ def test_eval_options_without_effect_on_a_prediction_file(reliability: Any, tmp_
 
 
 def test_eval_per_joint_with_json(reliability: Any, model: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    reliability.describe(AREA, "eval MODEL --per-joint --format json",
-                         "the same JSON as without --per-joint (it always holds per_joint); one warning line")
+    reliability.describe(
+        AREA,
+        "eval MODEL --per-joint --format json",
+        "the same JSON as without --per-joint (it always holds per_joint); one warning line",
+    )
     code, plain, err = _run(capsys, "eval", model, *_EVAL, "--no-flip-test")
     assert code == 0, err
     code, out, err = _run(capsys, "eval", model, *_EVAL, "--no-flip-test", "--per-joint")
     reliability.observe(f"exit {code}: {err.strip()}")
     assert code == 0
+
     def strip(text: str) -> dict[str, Any]:  # less the timings, which differ between runs
         return {k: v for k, v in json.loads(text).items() if k not in ("seconds", "images_per_second")}
 
@@ -234,12 +289,30 @@ def test_eval_per_joint_with_json(reliability: Any, model: Path, capsys: pytest.
     assert err.strip() == "warning: --per-joint has no effect with --format json (its per_joint field is always there)"
 
 
-def test_export_calibration_options_without_int8(reliability: Any, tmp_path: Path,
-                                                 capsys: pytest.CaptureFixture[str]) -> None:
-    reliability.describe(AREA, "export --precision fp32 --calibration-samples 8 --calibration-data synthetic "
-                         "--validation-samples 4", "written as without them; one warning line per option")
-    code, _, err = _run(capsys, "export", "hg1x16", "-o", tmp_path / "m.onnx", "--input-size", "64", "--no-verify",
-                        "--calibration-samples", "8", "--calibration-data", "synthetic", "--validation-samples", "4")
+def test_export_calibration_options_without_int8(
+    reliability: Any, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    reliability.describe(
+        AREA,
+        "export --precision fp32 --calibration-samples 8 --calibration-data synthetic --validation-samples 4",
+        "written as without them; one warning line per option",
+    )
+    code, _, err = _run(
+        capsys,
+        "export",
+        "hg1x16",
+        "-o",
+        tmp_path / "m.onnx",
+        "--input-size",
+        "64",
+        "--no-verify",
+        "--calibration-samples",
+        "8",
+        "--calibration-data",
+        "synthetic",
+        "--validation-samples",
+        "4",
+    )
     warnings = [line for line in err.splitlines() if line.startswith("warning:")]
     reliability.observe(f"exit {code}: {' | '.join(warnings)}")
     assert code == 0, err
@@ -254,10 +327,28 @@ def test_export_calibration_options_without_int8(reliability: Any, tmp_path: Pat
 
 
 def test_bench_accuracy_data_without_accuracy(reliability: Any, capsys: pytest.CaptureFixture[str]) -> None:
-    reliability.describe(AREA, "bench MODEL --accuracy-data synthetic (no --accuracy)",
-                         "benchmarks as usual; one warning line")
-    code, _, err = _run(capsys, "bench", "hg1x16", "--input-size", "64", "--backend", "torch", "--device", "cpu",
-                        "--iters", "1", "--warmup", "0", "--accuracy-data", "synthetic", "--format", "json")
+    reliability.describe(
+        AREA, "bench MODEL --accuracy-data synthetic (no --accuracy)", "benchmarks as usual; one warning line"
+    )
+    code, _, err = _run(
+        capsys,
+        "bench",
+        "hg1x16",
+        "--input-size",
+        "64",
+        "--backend",
+        "torch",
+        "--device",
+        "cpu",
+        "--iters",
+        "1",
+        "--warmup",
+        "0",
+        "--accuracy-data",
+        "synthetic",
+        "--format",
+        "json",
+    )
     warnings = [line for line in err.splitlines() if line.startswith("warning:")]
     reliability.observe(f"exit {code}: {' | '.join(warnings)}")
     assert code == 0, err
@@ -265,10 +356,28 @@ def test_bench_accuracy_data_without_accuracy(reliability: Any, capsys: pytest.C
 
 
 def test_bench_onnx_options_on_torch_rows(reliability: Any, capsys: pytest.CaptureFixture[str]) -> None:
-    reliability.describe(AREA, "bench MODEL --backend torch --spin-us 0",
-                         "benchmarks the PyTorch row; one warning line")
-    code, out, err = _run(capsys, "bench", "hg1x16", "--input-size", "64", "--backend", "torch", "--device", "cpu",
-                          "--iters", "1", "--warmup", "0", "--spin-us", "0", "--format", "json")
+    reliability.describe(
+        AREA, "bench MODEL --backend torch --spin-us 0", "benchmarks the PyTorch row; one warning line"
+    )
+    code, out, err = _run(
+        capsys,
+        "bench",
+        "hg1x16",
+        "--input-size",
+        "64",
+        "--backend",
+        "torch",
+        "--device",
+        "cpu",
+        "--iters",
+        "1",
+        "--warmup",
+        "0",
+        "--spin-us",
+        "0",
+        "--format",
+        "json",
+    )
     warnings = [line for line in err.splitlines() if line.startswith("warning:")]
     reliability.observe(f"exit {code}: {' | '.join(warnings)}")
     assert code == 0, err
@@ -281,4 +390,3 @@ def test_no_warning_where_the_option_matters(reliability: Any, model: Path, caps
     code, _, err = _run(capsys, "eval", model, *_EVAL, "--no-flip-test", "--batch-size", "2")
     reliability.observe(f"exit {code}; stderr {err.strip()!r}")
     assert code == 0 and "warning" not in err
-

@@ -72,14 +72,14 @@ def test_bad_person_boxes(name: str, scene: dict[str, Path], tiny_checkpoint: Pa
     root = scene["root"]
     line = expected.format(root=root)
     reliability.describe(
-        "bad person boxes", f"fpdctl predict MODEL images/ ({name})",
+        "bad person boxes",
+        f"fpdctl predict MODEL images/ ({name})",
         "exit 2, one 'error:' line naming the file and the entry, no output folder",
     )
     out = root / "out"
     args = make_args(root)
     capfd.readouterr()
-    code = main(["predict", str(tiny_checkpoint), str(scene["images"]), "--out", str(out),
-                 "--input-size", "64", *args])
+    code = main(["predict", str(tiny_checkpoint), str(scene["images"]), "--out", str(out), "--input-size", "64", *args])
     captured = capfd.readouterr()
     lines = captured.err.strip().splitlines()
     reliability.observe(f"exit {code}: {' | '.join(lines).replace(str(root) + '/', '')}")

@@ -14,7 +14,6 @@ exit code, or wrong advice), each tried the way a new user would.
 
 from __future__ import annotations
 
-import copy
 import json
 import math
 import shutil
@@ -76,15 +75,18 @@ COCO_CASES: dict[str, tuple[str, Callable[[dict[str, Any]], None], str]] = {
     "repeated annotation id": (
         "two person annotations share id 101 (pycocotools keeps one: perfect results scored AP 89.36)",
         _repeat_annotation_id,
-        ": annotation id 101 appears twice (annotations[0] and annotations[1]); pycocotools would keep only one of them",
+        ": annotation id 101 appears twice (annotations[0] and annotations[1]); "
+        "pycocotools would keep only one of them",
     ),
     "NaN area": (
         "annotation 101 has area NaN (pycocotools took it out of every area range: APl 100)",
-        _nan_area, ": annotation 101 (image 1): area must be a finite number > 0, got nan",
+        _nan_area,
+        ": annotation 101 (image 1): area must be a finite number > 0, got nan",
     ),
     "zero area": (
         "annotation 103 has area 0 (OKS divides by it)",
-        _zero_area, ": annotation 103 (image 2): area must be a finite number > 0, got 0",
+        _zero_area,
+        ": annotation 103 (image 2): area must be a finite number > 0, got 0",
     ),
     "box without height": (
         "annotation 103's bbox has height 0",
@@ -121,16 +123,21 @@ def perfect_results(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.mark.parametrize("entry", ENTRY_POINTS)
 @pytest.mark.parametrize("case", list(COCO_CASES))
 def test_coco_ground_truth_pycocotools_would_misscore(
-    reliability: Any, tmp_path: Path, capsys: pytest.CaptureFixture[str], perfect_results: Path,
-    case: str, entry: str,
+    reliability: Any,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    perfect_results: Path,
+    case: str,
+    entry: str,
 ) -> None:
     tried, mutate, expected = COCO_CASES[case]
     gt = make_ground_truth()
     mutate(gt)
     root = tmp_path / "coco"
     annotation = write_coco_dataset(root, ground_truth=gt)
-    reliability.describe(f"{AREA}: COCO ground truth", f"eval {entry}: {tried}",
-                         "exit 2, one line naming the file and the record")
+    reliability.describe(
+        f"{AREA}: COCO ground truth", f"eval {entry}: {tried}", "exit 2, one line naming the file and the record"
+    )
     before = sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*"))
     if entry == "--ground-truth":
         args: tuple[object, ...] = ("--predictions", perfect_results, "--ground-truth", annotation)
@@ -147,11 +154,15 @@ def test_coco_ground_truth_pycocotools_would_misscore(
 
 
 def test_control_the_good_ground_truth_scores_100(
-    reliability: Any, tmp_path: Path, capsys: pytest.CaptureFixture[str], perfect_results: Path,
+    reliability: Any,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    perfect_results: Path,
 ) -> None:
     """The same files, unbroken: perfect results score AP 100 on both entry points."""
-    reliability.describe(f"{AREA}: COCO ground truth", "control: the unbroken ground truth, perfect results",
-                         "exit 0, AP 100")
+    reliability.describe(
+        f"{AREA}: COCO ground truth", "control: the unbroken ground truth, perfect results", "exit 0, AP 100"
+    )
     root = tmp_path / "coco"
     annotation = write_coco_dataset(root)
     for source in (("--ground-truth", annotation), ("--data", f"coco:{root}")):
@@ -175,11 +186,17 @@ LONG_PATH_COMMANDS: dict[str, tuple[str, ...]] = {
 
 @pytest.mark.parametrize("command", list(LONG_PATH_COMMANDS))
 def test_a_path_too_long_is_an_input_error(
-    reliability: Any, tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch,
+    reliability: Any,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
     command: str,
 ) -> None:
-    reliability.describe(f"{AREA}: path", f"{command} with a 5,000-character file name",
-                         "exit 2, one line, the name shortened (was 'unexpected OSError', exit 1)")
+    reliability.describe(
+        f"{AREA}: path",
+        f"{command} with a 5,000-character file name",
+        "exit 2, one line, the name shortened (was 'unexpected OSError', exit 1)",
+    )
     monkeypatch.chdir(tmp_path)
     pred = tmp_path / "given.json"  # valid as either file: the long name is the only problem
     pred.write_text(json.dumps(make_ground_truth()))
@@ -195,40 +212,55 @@ def test_a_path_too_long_is_an_input_error(
 
 # ----------------------------------------------------------------------------- bench --accuracy
 def test_bench_accuracy_on_an_embedded_decode_export_says_why_nothing_was_scored(
-    reliability: Any, tmp_path: Path, capsys: pytest.CaptureFixture[str],
+    reliability: Any,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
-    reliability.describe(f"{AREA}: bench advice", "bench --accuracy 30 on an --embed-decode .onnx",
-                         "the recommendation says the rows cannot be scored (was: 'add --accuracy N')")
+    reliability.describe(
+        f"{AREA}: bench advice",
+        "bench --accuracy 30 on an --embed-decode .onnx",
+        "the recommendation says the rows cannot be scored (was: 'add --accuracy N')",
+    )
     onnx = tmp_path / "decode.onnx"
     code, _, err = _run(capsys, "export", "hg1x16", "--input-size", "64", "--embed-decode", "-o", onnx)
     assert code == 0, err
-    code, out, err = _run(capsys, "bench", onnx, "--accuracy", "30", "--iters", "2", "--warmup", "0",
-                          "--format", "markdown")
+    code, out, err = _run(
+        capsys, "bench", onnx, "--accuracy", "30", "--iters", "2", "--warmup", "0", "--format", "markdown"
+    )
     assert code == 0, err
     text = " ".join(out.split())
-    reliability.observe(f"exit {code}: " + text[text.index("recommended"):][:160])
+    reliability.observe(f"exit {code}: " + text[text.index("recommended") :][:160])
     assert "add --accuracy N" not in text
-    assert ("--accuracy cannot score these rows (their graph takes uint8 pixels or returns keypoints), "
-            "so reduced precisions are not recommended") in text
+    assert (
+        "--accuracy cannot score these rows (their graph takes uint8 pixels or returns keypoints), "
+        "so reduced precisions are not recommended"
+    ) in text
 
 
 # ----------------------------------------------------------------------------- eval --backend
 def test_eval_a_checkpoint_on_an_onnx_backend_and_the_json_names_it(
-    reliability: Any, tmp_path: Path, capsys: pytest.CaptureFixture[str], tiny_checkpoint: Path,
+    reliability: Any,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    tiny_checkpoint: Path,
 ) -> None:
-    reliability.describe(f"{AREA}: eval backend", "eval CHECKPOINT --backend ort --format json",
-                         "runs the exported checkpoint (as bench does); JSON says backend 'ort'")
+    reliability.describe(
+        f"{AREA}: eval backend",
+        "eval CHECKPOINT --backend ort --format json",
+        "runs the exported checkpoint (as bench does); JSON says backend 'ort'",
+    )
     checkpoint = tmp_path / "teacher.safetensors"
     shutil.copyfile(tiny_checkpoint, checkpoint)
-    common = ("--data", "synthetic:length=8", "--input-size", "64", "--device", "cpu", "--no-flip",
-              "--format", "json")
+    common = ("--data", "synthetic:length=8", "--input-size", "64", "--device", "cpu", "--no-flip", "--format", "json")
     reports = {}
     for backend in ("torch", "ort"):
         code, out, err = _run(capsys, "eval", checkpoint, *common, "--backend", backend)
         assert code == 0, err
         reports[backend] = json.loads(out)
-    reliability.observe(f"torch: mean {reports['torch']['pckh']['mean']:.2f}; "
-                        f"ort: mean {reports['ort']['pckh']['mean']:.2f}, backend {reports['ort']['backend']}")
+    reliability.observe(
+        f"torch: mean {reports['torch']['pckh']['mean']:.2f}; "
+        f"ort: mean {reports['ort']['pckh']['mean']:.2f}, backend {reports['ort']['backend']}"
+    )
     assert reports["torch"]["backend"] == "torch" and reports["ort"]["backend"] == "ort"
     assert reports["ort"]["pckh"]["mean"] == pytest.approx(reports["torch"]["pckh"]["mean"], abs=1.0)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["teacher.safetensors"]

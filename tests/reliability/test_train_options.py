@@ -25,8 +25,26 @@ import pytest
 from fpdctl.cli.app import main
 
 # A tiny run: the option under test is the only problem.
-RUN = ["--data", "synthetic:length=16", "--input-size", "64", "--batch-size", "4", "--workers", "0",
-       "--val-limit", "8", "--precision", "fp32", "--device", "cpu", "--max-steps", "1", "--eval-every", "0"]
+RUN = [
+    "--data",
+    "synthetic:length=16",
+    "--input-size",
+    "64",
+    "--batch-size",
+    "4",
+    "--workers",
+    "0",
+    "--val-limit",
+    "8",
+    "--precision",
+    "fp32",
+    "--device",
+    "cpu",
+    "--max-steps",
+    "1",
+    "--eval-every",
+    "0",
+]
 
 
 def _run(argv: list[str], capfd: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
@@ -46,43 +64,59 @@ def _one_error_line(code: int, out: str, err: str, expected: str, work: Path) ->
 
 @pytest.mark.parametrize(
     ("text", "flag"),
-    [("alpha: 0.9\n", "--alpha"), ("mask_teacher: false\n", "--mask-teacher"),
-     ("kd-loss: kl\n", "--kd-loss"), ("teacher: ground-truth\n", "--teacher")],
+    [
+        ("alpha: 0.9\n", "--alpha"),
+        ("mask_teacher: false\n", "--mask-teacher"),
+        ("kd-loss: kl\n", "--kd-loss"),
+        ("teacher: ground-truth\n", "--teacher"),
+    ],
     ids=["alpha", "mask_teacher", "kd_loss", "teacher"],
 )
 def test_train_refuses_distill_options_in_a_config_file(
-    text: str, flag: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
-    capfd: pytest.CaptureFixture[str], reliability,  # type: ignore[no-untyped-def]
+    text: str,
+    flag: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capfd: pytest.CaptureFixture[str],
+    reliability,  # type: ignore[no-untyped-def]
 ) -> None:
-    reliability.describe("bad option", f"fpdctl train --config c.yaml with {text.strip()!r}",
-                         f"exit 2, one line: {flag} is a distill option (in c.yaml); use `fpdctl distill`")
+    reliability.describe(
+        "bad option",
+        f"fpdctl train --config c.yaml with {text.strip()!r}",
+        f"exit 2, one line: {flag} is a distill option (in c.yaml); use `fpdctl distill`",
+    )
     monkeypatch.chdir(tmp_path)
     (tmp_path / "c.yaml").write_text(text)
     code, out, err = _run(["train", "--model", "hg1x16", "--config", "c.yaml", *RUN, "--out", "r"], capfd)
     reliability.observe(f"exit {code}: {err.strip()}")
-    _one_error_line(code, out, err, f"error: {flag} is a distill option (in c.yaml); use `fpdctl distill`",
-                    tmp_path)
+    _one_error_line(code, out, err, f"error: {flag} is a distill option (in c.yaml); use `fpdctl distill`", tmp_path)
 
 
 def test_train_refuses_distill_options_in_a_preset(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capfd: pytest.CaptureFixture[str],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capfd: pytest.CaptureFixture[str],
     reliability,  # type: ignore[no-untyped-def]
 ) -> None:
     """No shipped preset holds a distillation option; one that did is refused for train."""
     from fpdctl.train import config
 
-    reliability.describe("bad option", "fpdctl train --preset P, P holding alpha",
-                         "exit 2, one line: --alpha is a distill option (in preset P); use `fpdctl distill`")
+    reliability.describe(
+        "bad option",
+        "fpdctl train --preset P, P holding alpha",
+        "exit 2, one line: --alpha is a distill option (in preset P); use `fpdctl distill`",
+    )
     monkeypatch.setitem(config.PRESETS, "kd", {"alpha": 0.9})
     monkeypatch.chdir(tmp_path)
     code, out, err = _run(["train", "--model", "hg1x16", "--preset", "kd", *RUN, "--out", "r"], capfd)
     reliability.observe(f"exit {code}: {err.strip()}")
-    _one_error_line(code, out, err, "error: --alpha is a distill option (in preset kd); use `fpdctl distill`",
-                    tmp_path)
+    _one_error_line(code, out, err, "error: --alpha is a distill option (in preset kd); use `fpdctl distill`", tmp_path)
 
 
 def test_train_has_no_distill_flags(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capfd: pytest.CaptureFixture[str],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capfd: pytest.CaptureFixture[str],
     reliability,  # type: ignore[no-untyped-def]
 ) -> None:
     reliability.describe("bad option", "fpdctl train --alpha 0.9", "exit 2, one line: No such option: --alpha")
@@ -95,13 +129,20 @@ def test_train_has_no_distill_flags(
 
 @pytest.mark.parametrize("source", ["flag", "config file"])
 def test_kd_temperature_without_a_term_that_uses_it_is_refused(
-    source: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capfd: pytest.CaptureFixture[str],
-    tiny_checkpoint: Path, reliability,  # type: ignore[no-untyped-def]
+    source: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capfd: pytest.CaptureFixture[str],
+    tiny_checkpoint: Path,
+    reliability,  # type: ignore[no-untyped-def]
 ) -> None:
     where = " (in c.yaml)" if source == "config file" else ""
     line = f"error: --kd-temperature{where} has no effect with --kd-loss mse; only --kd-loss kl uses it"
-    reliability.describe("bad option", f"fpdctl distill --kd-temperature 0.5 ({source}) with --kd-loss mse",
-                         f"exit 2, one line: {line[7:]}")
+    reliability.describe(
+        "bad option",
+        f"fpdctl distill --kd-temperature 0.5 ({source}) with --kd-loss mse",
+        f"exit 2, one line: {line[7:]}",
+    )
     monkeypatch.chdir(tmp_path)
     extra = ["--kd-temperature", "0.5"]
     if source == "config file":
@@ -119,12 +160,15 @@ def test_kd_temperature_without_a_term_that_uses_it_is_refused(
 
 
 def test_tensorboard_flag_without_the_package_names_the_extra(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capfd: pytest.CaptureFixture[str],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capfd: pytest.CaptureFixture[str],
     reliability,  # type: ignore[no-untyped-def]
 ) -> None:
     line = "error: --tensorboard needs the tensorboard package: pip install 'fpdctl[tensorboard]'"
-    reliability.describe("missing extra", "fpdctl train --tensorboard without the tensorboard package",
-                         f"exit 2, one line: {line[7:]}")
+    reliability.describe(
+        "missing extra", "fpdctl train --tensorboard without the tensorboard package", f"exit 2, one line: {line[7:]}"
+    )
     monkeypatch.setitem(sys.modules, "tensorboard", None)  # as if not installed: find_spec says None
     monkeypatch.chdir(tmp_path)
     code, out, err = _run(["train", "--model", "hg1x16", *RUN, "--tensorboard", "--out", "r"], capfd)
@@ -133,7 +177,9 @@ def test_tensorboard_flag_without_the_package_names_the_extra(
 
 
 def test_distill_trains_at_the_teachers_input_size(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capfd: pytest.CaptureFixture[str],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capfd: pytest.CaptureFixture[str],
     reliability,  # type: ignore[no-untyped-def]
 ) -> None:
     from fpdctl.pretrained import pretrained_card
@@ -141,37 +187,46 @@ def test_distill_trains_at_the_teachers_input_size(
     trained = int(pretrained_card("synthetic-hg2x64")["input_size"])
     assert trained == 128
     reliability.describe(
-        "silent wrong answer", "fpdctl distill --teacher synthetic-hg2x64 with no --input-size",
+        "silent wrong answer",
+        "fpdctl distill --teacher synthetic-hg2x64 with no --input-size",
         "trains at the teacher's 128 px (config.json); an explicit --input-size 64: one warning line, recorded",
     )
     monkeypatch.chdir(tmp_path)
     run = [a for a in RUN if a not in ("--input-size", "64")]
-    code, out, err = _run(["distill", "--teacher", "synthetic-hg2x64", "--student", "hg1x16", *run,
-                           "--out", "default"], capfd)
+    code, out, err = _run(
+        ["distill", "--teacher", "synthetic-hg2x64", "--student", "hg1x16", *run, "--out", "default"], capfd
+    )
     assert code == 0, err
     saved = json.loads((tmp_path / "default" / "config.json").read_text())
     assert saved["options"]["input_size"] == trained
     assert saved["teacher"]["trained_input_size"] == trained and saved["warnings"] == []
     assert "warning" not in err
 
-    code, out, err = _run(["distill", "--teacher", "synthetic-hg2x64", "--student", "hg1x16", *RUN,
-                           "--out", "explicit"], capfd)
+    code, out, err = _run(
+        ["distill", "--teacher", "synthetic-hg2x64", "--student", "hg1x16", *RUN, "--out", "explicit"], capfd
+    )
     assert code == 0, err
     warnings = [line for line in err.splitlines() if line.startswith("warning:")]
     reliability.observe(f"default: input_size {saved['options']['input_size']}; explicit 64: {warnings}")
-    expected = ("the teacher was trained at 128 px and --input-size is 64: its heatmaps at 64 px may be far "
-                "from what it learned (leave --input-size out to train at 128)")
+    expected = (
+        "the teacher was trained at 128 px and --input-size is 64: its heatmaps at 64 px may be far "
+        "from what it learned (leave --input-size out to train at 128)"
+    )
     assert warnings == [f"warning: {expected}"]
     explicit = json.loads((tmp_path / "explicit" / "config.json").read_text())
     assert explicit["options"]["input_size"] == 64 and explicit["warnings"] == [expected]
 
 
 def test_unlabeled_bad_file_read_many_times_counts_once(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capfd: pytest.CaptureFixture[str],
-    tiny_checkpoint: Path, reliability,  # type: ignore[no-untyped-def]
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capfd: pytest.CaptureFixture[str],
+    tiny_checkpoint: Path,
+    reliability,  # type: ignore[no-untyped-def]
 ) -> None:
     reliability.describe(
-        "bad input", "fpdctl distill --unlabeled DIR: 3 images + 1 unreadable file, 16 steps (each read ~8 times)",
+        "bad input",
+        "fpdctl distill --unlabeled DIR: 3 images + 1 unreadable file, 16 steps (each read ~8 times)",
         "exit 0; the file is counted and listed once",
     )
     folder = tmp_path / "imgs"
@@ -182,8 +237,21 @@ def test_unlabeled_bad_file_read_many_times_counts_once(
     (folder / "bad.png").write_bytes(b"not a png")
     monkeypatch.chdir(tmp_path)
     run = [a if a != "1" else "16" for a in RUN]  # --max-steps 16: 32 unlabeled reads of 4 files
-    code, out, err = _run(["distill", "--teacher", str(tiny_checkpoint), "--student", "hg1x16", *run,
-                           "--unlabeled", str(folder), "--out", "r"], capfd)
+    code, out, err = _run(
+        [
+            "distill",
+            "--teacher",
+            str(tiny_checkpoint),
+            "--student",
+            "hg1x16",
+            *run,
+            "--unlabeled",
+            str(folder),
+            "--out",
+            "r",
+        ],
+        capfd,
+    )
     reliability.observe(f"exit {code}: {err.strip().splitlines()[-1] if err.strip() else ''}")
     assert code == 0, err
     listed = (tmp_path / "r" / "skipped_images.txt").read_text().splitlines()
@@ -213,8 +281,11 @@ def test_prune_sweep_fine_tunes_at_the_teachers_input_size(reliability) -> None:
     from fpdctl.models.factory import create_model
     from fpdctl.sweep.run import fine_tune_config
 
-    reliability.describe("silent wrong answer", "fpdctl prune-sweep --teacher synthetic-hg2x64 with no --input-size",
-                         "fine-tunes at the teacher's 128 px; --input-size 64 still wins")
+    reliability.describe(
+        "silent wrong answer",
+        "fpdctl prune-sweep --teacher synthetic-hg2x64 with no --input-size",
+        "fine-tunes at the teacher's 128 px; --input-size 64 still wins",
+    )
     spec = create_model("synthetic-hg2x64").spec
     default = fine_tune_config("synthetic-hg2x64", spec, {}).input_size
     explicit = fine_tune_config("synthetic-hg2x64", spec, {"input_size": 64}).input_size

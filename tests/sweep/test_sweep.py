@@ -38,8 +38,16 @@ SWEEP_FIELDS = {"importance", "stack_strategy", "recalibrate_bn", "latency"}
 
 
 def _settings(teacher: Path, **changes: object) -> SweepSettings:
-    train: dict[str, object] = dict(data="synthetic:size=8", input_size=INPUT, max_steps=1, batch_size=2,
-                                    val_limit=4, flip_test=False, device="cpu", workers=0)
+    train: dict[str, object] = dict(
+        data="synthetic:size=8",
+        input_size=INPUT,
+        max_steps=1,
+        batch_size=2,
+        val_limit=4,
+        flip_test=False,
+        device="cpu",
+        workers=0,
+    )
     own: dict[str, object] = dict(latency=False)
     for name, value in changes.items():
         (own if name in SWEEP_FIELDS else train)[name] = value
@@ -53,8 +61,9 @@ def shard_events() -> tuple[list[Event], list[Event]]:
 
 
 @pytest.fixture(scope="module")
-def sharded_sweep(teacher_file: Path, tmp_path_factory: pytest.TempPathFactory,
-                  shard_events: tuple[list[Event], list[Event]]):
+def sharded_sweep(
+    teacher_file: Path, tmp_path_factory: pytest.TempPathFactory, shard_events: tuple[list[Event], list[Event]]
+):
     """A two-config sweep (scratch and sliced hg2x16d2) run as two shards into one directory."""
     out = tmp_path_factory.mktemp("sweep") / "out"
     grid = build_grid(TEACHER, [2], [16], [1], INITS)
@@ -69,7 +78,8 @@ def test_progress_events_of_a_sweep(sharded_sweep, shard_events: tuple[list[Even
     kinds = [e.kind for e in first_events]
     steps = [e for e in first_events if e.kind == "sweep.train_step"]
     assert kinds == ["sweep.teacher", "sweep.config_start", "sweep.zero_shot"] + ["sweep.train_step"] * len(steps) + [
-        "sweep.config_end"]
+        "sweep.config_end"
+    ]
     teacher, start, zero_shot, *_, end = first_events
     assert teacher.data == first.teacher and not teacher.message.endswith("(cached)")
     assert teacher.message == f"teacher hg2x16d2: PCKh {first.teacher.score:.2f}"
@@ -87,8 +97,19 @@ def test_the_fine_tune_recipe_is_train_config_under_the_sweep_recipe(teacher_fil
     assert (recipe.max_steps, recipe.lr, recipe.schedule) == (200, 1e-3, "cosine")
     assert (recipe.command, recipe.model, recipe.teacher) == ("distill", "hg2x16d2", str(teacher_file))
     defaults = TrainConfig()
-    for name in ("alpha", "batch_size", "data", "seed", "sigma", "device", "workers", "val_limit", "flip_test",
-                 "epochs", "optimizer"):
+    for name in (
+        "alpha",
+        "batch_size",
+        "data",
+        "seed",
+        "sigma",
+        "device",
+        "workers",
+        "val_limit",
+        "flip_test",
+        "epochs",
+        "optimizer",
+    ):
         assert getattr(recipe, name) == getattr(defaults, name), name
     by_epochs = fine_tune_config(str(teacher_file), TEACHER, {"input_size": INPUT, "epochs": 2, "max_steps": None})
     assert (by_epochs.max_steps, by_epochs.epochs, by_epochs.lr) == (None, 2, 1e-3)
@@ -150,16 +171,16 @@ def test_a_directory_of_another_sweep_is_refused(sharded_sweep, teacher_file: Pa
         run_sweep(_settings(teacher_file, max_steps=2), grid, out)
     path = out / CONFIGS_DIR / "hg2x16d2-scratch.json"
     assert str(info.value) == (
-        f"{path} was made with max_steps=1, this sweep has 2; a sweep directory holds one sweep: "
-        "use another --out"
+        f"{path} was made with max_steps=1, this sweep has 2; a sweep directory holds one sweep: use another --out"
     )
 
 
 def test_summary_only_applies_a_budget(sharded_sweep, capsys: pytest.CaptureFixture[str]) -> None:
     out, _, _, second = sharded_sweep
     macs = second.results[0].macs
-    code = main(["prune-sweep", "--summary-only", "--out", str(out), "--budget-macs",
-                 str(macs / 1e9 / 2), "--format", "json"])
+    code = main(
+        ["prune-sweep", "--summary-only", "--out", str(out), "--budget-macs", str(macs / 1e9 / 2), "--format", "json"]
+    )
     assert code == 0
     summary = json.loads((out / SUMMARY_FILE).read_text())
     assert summary["recommendation"]["key"] is None
@@ -181,8 +202,13 @@ def test_shards_cover_the_grid_exactly_once() -> None:
         assert max(map(len, parts)) - min(map(len, parts)) <= 1
         # Round-robin over the sorted grid, whatever order the grid was given in.
         assert [shard_items(list(reversed(grid)), k, count) for k in range(1, count + 1)] == parts
-    assert [i.key for i in shard_items(grid, 2, 5)] == [grid[1].key, grid[6].key, grid[11].key,
-                                                         grid[16].key, grid[21].key]
+    assert [i.key for i in shard_items(grid, 2, 5)] == [
+        grid[1].key,
+        grid[6].key,
+        grid[11].key,
+        grid[16].key,
+        grid[21].key,
+    ]
 
 
 def test_parse_shard_and_inits() -> None:
@@ -200,23 +226,39 @@ def test_parse_shard_and_inits() -> None:
         (["--shard", "3/2"], "error: --shard 3/2: K must be between 1 and 2"),
         (["--shard", "0/2"], "error: --shard 0/2: K must be between 1 and 2"),
         (["--shard", "x"], "error: --shard must be K/N with 1 <= K <= N (e.g. 2/4), got 'x'"),
-        (["--stacks", "3"], "error: cannot slice hg2x16d2 into hg3x8d2: the target has more stacks "
-                            "(3 > 2); a slice keeps part of the teacher"),
-        (["--channels", "8,32"], "error: cannot slice hg2x16d2 into hg1x32d2: the target has more "
-                                 "channels (32 > 16); a slice keeps part of the teacher"),
+        (
+            ["--stacks", "3"],
+            "error: cannot slice hg2x16d2 into hg3x8d2: the target has more stacks "
+            "(3 > 2); a slice keeps part of the teacher",
+        ),
+        (
+            ["--channels", "8,32"],
+            "error: cannot slice hg2x16d2 into hg1x32d2: the target has more "
+            "channels (32 > 16); a slice keeps part of the teacher",
+        ),
         (["--stacks", ""], "error: --stacks must be a comma-separated list of integers, got ''"),
         (["--init", ","], "error: --init must be scratch, teacher or both, got ','"),
         (["--init", "random"], "error: --init must be scratch, teacher or both, got 'random'"),
         (["--max-steps", "5", "--epochs", "1"], "error: give --max-steps or --epochs, not both"),
-        (["--budget-macs", "1", "--budget-latency", "3"],
-         "error: give --budget-macs or --budget-latency, not both"),
+        (["--budget-macs", "1", "--budget-latency", "3"], "error: give --budget-macs or --budget-latency, not both"),
     ],
 )
 def test_bad_sweep_input_is_one_line_and_exit_2(
     teacher_file: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], args: list[str], message: str
 ) -> None:
-    base = ["prune-sweep", "--teacher", str(teacher_file), "--stacks", "1", "--channels", "8",
-            "--input-size", str(INPUT), "--out", str(tmp_path / "out")]
+    base = [
+        "prune-sweep",
+        "--teacher",
+        str(teacher_file),
+        "--stacks",
+        "1",
+        "--channels",
+        "8",
+        "--input-size",
+        str(INPUT),
+        "--out",
+        str(tmp_path / "out"),
+    ]
     code = main(base + args)
     err = capsys.readouterr().err
     assert code == 2
@@ -228,8 +270,21 @@ def test_prune_cli_writes_a_student_and_refuses_a_larger_target(
     teacher_file: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     out = tmp_path / "student.safetensors"
-    code = main(["prune", "--teacher", str(teacher_file), "--to", "hg1x8d2", "-o", str(out),
-                 "--input-size", str(INPUT), "--format", "json"])
+    code = main(
+        [
+            "prune",
+            "--teacher",
+            str(teacher_file),
+            "--to",
+            "hg1x8d2",
+            "-o",
+            str(out),
+            "--input-size",
+            str(INPUT),
+            "--format",
+            "json",
+        ]
+    )
     assert code == 0
     row = json.loads(capsys.readouterr().out)[0]
     assert row["student"] == "hg1x8d2" and row["stacks"] == "0"
@@ -261,16 +316,19 @@ def _row(key: str, macs: float, score: float, latency: float | None = None, para
 
 
 def test_recommendation_rules() -> None:
-    rows = [_row("a", 1e9, 60.0, 5.0), _row("b", 2e9, 69.5, 9.0), _row("c", 4e9, 71.0, 20.0),
-            _row("d", 3e9, 69.8, 12.0)]
+    rows = [
+        _row("a", 1e9, 60.0, 5.0),
+        _row("b", 2e9, 69.5, 9.0),
+        _row("c", 4e9, 71.0, 20.0),
+        _row("d", 3e9, 69.8, 12.0),
+    ]
     pick = recommend(rows, 70.0, max_drop=1.0)
     assert pick.key == "b" and pick.criterion == "max-drop"
     assert pick.reason == "b is the cheapest config (2 GMACs) within 1 PCKh of the teacher: 69.50 against 70.00."
     assert recommend(rows, 70.0, max_drop=0.0).key == "c"
     far = recommend(rows, 80.0, max_drop=1.0)
     assert far.key == "c"
-    assert far.reason == ("no config is within 1 PCKh of the teacher (80.00); c comes closest with "
-                          "71.00 at 4 GMACs.")
+    assert far.reason == ("no config is within 1 PCKh of the teacher (80.00); c comes closest with 71.00 at 4 GMACs.")
     assert recommend(rows, 70.0, budget_macs=3.5e9).key == "d"
     assert recommend(rows, 70.0, budget_latency_ms=10.0).key == "b"
     none = recommend(rows, 70.0, budget_latency_ms=1.0)
@@ -293,8 +351,12 @@ def test_fine_tune_options_reach_the_trainer(teacher_file: Path, tmp_path: Path)
     from fpdctl.sweep.run import _train_config
 
     item = SweepItem(1, 8, 1, "teacher", depth=2)
-    by_epochs = _train_config(_settings(teacher_file, max_steps=None, epochs=3, alpha=0.3), item,
-                              tmp_path / "init.safetensors", tmp_path / "run")
+    by_epochs = _train_config(
+        _settings(teacher_file, max_steps=None, epochs=3, alpha=0.3),
+        item,
+        tmp_path / "init.safetensors",
+        tmp_path / "run",
+    )
     assert (by_epochs.max_steps, by_epochs.epochs) == (None, 3)
     assert by_epochs.command == "distill" and by_epochs.model == "hg1x8d2"
     assert by_epochs.teacher == str(teacher_file) and by_epochs.alpha == 0.3

@@ -32,31 +32,42 @@ def test_block_types_join_the_grid_and_other_types_start_from_scratch() -> None:
     # A mobile teacher slices mobile students; its standard students start from scratch.
     mobile_teacher = STANDARD_TEACHER.replace(block="mobile")
     assert [item.key for item in build_grid(mobile_teacher, [1], [8], [1], INITS, ["standard", "mobile"])] == [
-        "hg1x8d2m-scratch", "hg1x8d2-scratch", "hg1x8d2m-teacher"]
+        "hg1x8d2m-scratch",
+        "hg1x8d2-scratch",
+        "hg1x8d2m-teacher",
+    ]
     # No block types given: the teacher's own, as before block types existed.
     assert build_grid(STANDARD_TEACHER, [1], [8], [1], INITS) == [
-        SweepItem(1, 8, 1, "scratch", 16, 2), SweepItem(1, 8, 1, "teacher", 16, 2)]
+        SweepItem(1, 8, 1, "scratch", 16, 2),
+        SweepItem(1, 8, 1, "teacher", 16, 2),
+    ]
     # A scratch student of another type is still no larger than the teacher.
     with pytest.raises(UsageError, match=r"^cannot slice hg2x16d2m into hg1x32d2m: the target has more channels"):
         build_grid(STANDARD_TEACHER, [1], [32], [1], ["scratch"], ["mobile"])
 
 
-@pytest.mark.parametrize(("text", "parsed"), [
-    ("1", ([1], None)),
-    ("1,2", ([1, 2], None)),
-    ("standard,mobile", ([1], ["standard", "mobile"])),
-    ("2, Mobile", ([2], ["mobile"])),
-    ("mobile,mobile,1", ([1], ["mobile"])),
-])
+@pytest.mark.parametrize(
+    ("text", "parsed"),
+    [
+        ("1", ([1], None)),
+        ("1,2", ([1, 2], None)),
+        ("standard,mobile", ([1], ["standard", "mobile"])),
+        ("2, Mobile", ([2], ["mobile"])),
+        ("mobile,mobile,1", ([1], ["mobile"])),
+    ],
+)
 def test_parse_blocks(text: str, parsed: tuple[list[int], list[str] | None]) -> None:
     assert parse_blocks(text) == parsed
 
 
-@pytest.mark.parametrize(("text", "message"), [
-    ("tiny", "--blocks takes block counts (integers) and block types (standard, mobile), got 'tiny'"),
-    ("0", "--blocks values must be at least 1, got 0"),
-    (",", "--blocks must be a comma-separated list of block counts or block types (standard, mobile), got ','"),
-])
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("tiny", "--blocks takes block counts (integers) and block types (standard, mobile), got 'tiny'"),
+        ("0", "--blocks values must be at least 1, got 0"),
+        (",", "--blocks must be a comma-separated list of block counts or block types (standard, mobile), got ','"),
+    ],
+)
 def test_parse_blocks_refuses(text: str, message: str) -> None:
     with pytest.raises(UsageError) as info:
         parse_blocks(text)
@@ -71,15 +82,30 @@ def test_sweep_help_says_other_block_types_train_from_scratch(capsys: pytest.Cap
 
 
 def test_result_files_written_before_named_scores_read_as_pckh(tmp_path: Path) -> None:
-    legacy = {"key": "hg1x8-teacher", "model": "hg1x8", "stacks": 1, "channels": 8, "blocks": 1,
-              "init": "teacher", "params": 10, "macs": 20, "latency_ms": None, "pckh_zero_shot": 12.5,
-              "pckh": 40.0, "steps": 3, "train_seconds": 1.0, "checkpoint": "runs/x", "settings": {}}
+    legacy = {
+        "key": "hg1x8-teacher",
+        "model": "hg1x8",
+        "stacks": 1,
+        "channels": 8,
+        "blocks": 1,
+        "init": "teacher",
+        "params": 10,
+        "macs": 20,
+        "latency_ms": None,
+        "pckh_zero_shot": 12.5,
+        "pckh": 40.0,
+        "steps": 3,
+        "train_seconds": 1.0,
+        "checkpoint": "runs/x",
+        "settings": {},
+    }
     (tmp_path / CONFIGS_DIR).mkdir()
     (tmp_path / CONFIGS_DIR / "hg1x8-teacher.json").write_text(json.dumps(legacy))
     (row,) = read_results(tmp_path)
     assert (row.score_zero_shot, row.score, row.metric, row.block) == (12.5, 40.0, "PCKh", "standard")
-    teacher = TeacherResult.from_dict({"model": "hg2x16", "params": 1, "macs": 2, "latency_ms": None,
-                                       "pckh": 55.0, "settings": {}})
+    teacher = TeacherResult.from_dict(
+        {"model": "hg2x16", "params": 1, "macs": 2, "latency_ms": None, "pckh": 55.0, "settings": {}}
+    )
     assert (teacher.score, teacher.metric) == (55.0, "PCKh")
     assert ConfigResult.from_dict(row.to_dict()) == row
 
@@ -94,18 +120,49 @@ def test_a_coco_sweep_names_its_score_ap_and_fronts_standard_and_mobile_students
     coco_teacher: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     out = tmp_path / "sweep"
-    code = main(["prune-sweep", "--teacher", str(coco_teacher), "--stacks", "1", "--channels", "8",
-                 "--blocks", "standard,mobile", "--init", "teacher", "--input-size", str(INPUT),
-                 "--data", "synthetic:layout=coco,length=4", "--val-limit", "4", "--batch-size", "2",
-                 "--max-steps", "1", "--workers", "0", "--device", "cpu", "--no-latency",
-                 "--out", str(out), "--format", "markdown"])
+    code = main(
+        [
+            "prune-sweep",
+            "--teacher",
+            str(coco_teacher),
+            "--stacks",
+            "1",
+            "--channels",
+            "8",
+            "--blocks",
+            "standard,mobile",
+            "--init",
+            "teacher",
+            "--input-size",
+            str(INPUT),
+            "--data",
+            "synthetic:layout=coco,length=4",
+            "--val-limit",
+            "4",
+            "--batch-size",
+            "2",
+            "--max-steps",
+            "1",
+            "--workers",
+            "0",
+            "--device",
+            "cpu",
+            "--no-latency",
+            "--out",
+            str(out),
+            "--format",
+            "markdown",
+        ]
+    )
     captured = capsys.readouterr()
     assert code == 0, captured.err
     header = next(line for line in captured.out.splitlines() if line.startswith("| config"))
     assert "| AP zero-shot | AP |" in header and "PCKh" not in captured.out
     rows = read_results(out)
     assert [(r.key, r.init, r.block, r.metric) for r in rows] == [
-        ("hg1x8j17d2m-scratch", "scratch", "mobile", "AP"), ("hg1x8j17d2-teacher", "teacher", "standard", "AP")]
+        ("hg1x8j17d2m-scratch", "scratch", "mobile", "AP"),
+        ("hg1x8j17d2-teacher", "teacher", "standard", "AP"),
+    ]
     assert all(0.0 <= r.score <= 100.0 for r in rows)
     summary = summarize(out)
     assert summary.metric == "AP" and summary.teacher is not None and summary.teacher.metric == "AP"
@@ -119,9 +176,28 @@ def test_a_coco_sweep_names_its_score_ap_and_fronts_standard_and_mobile_students
 def test_a_teacher_of_other_joints_than_the_data_is_refused(
     coco_teacher: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    code = main(["prune-sweep", "--teacher", str(coco_teacher), "--stacks", "1", "--channels", "8",
-                 "--input-size", str(INPUT), "--data", "synthetic:length=4", "--max-steps", "1",
-                 "--device", "cpu", "--no-latency", "--out", str(tmp_path / "sweep")])
+    code = main(
+        [
+            "prune-sweep",
+            "--teacher",
+            str(coco_teacher),
+            "--stacks",
+            "1",
+            "--channels",
+            "8",
+            "--input-size",
+            str(INPUT),
+            "--data",
+            "synthetic:length=4",
+            "--max-steps",
+            "1",
+            "--device",
+            "cpu",
+            "--no-latency",
+            "--out",
+            str(tmp_path / "sweep"),
+        ]
+    )
     assert code == 2
     assert capsys.readouterr().err.strip() == (
         "error: the teacher hg2x16j17d2 predicts 17 joints but synthetic:length=4 has the 16 MPII joints; "

@@ -18,8 +18,20 @@ from fpdctl.cli.app import main
 from fpdctl.models.checkpoint import read_checkpoint, save_model
 from fpdctl.models.factory import create_model
 
-TINY = ["--input-size", "64", "--batch-size", "4", "--workers", "0", "--val-limit", "8",
-        "--precision", "fp32", "--log-every", "1"]
+TINY = [
+    "--input-size",
+    "64",
+    "--batch-size",
+    "4",
+    "--workers",
+    "0",
+    "--val-limit",
+    "8",
+    "--precision",
+    "fp32",
+    "--log-every",
+    "1",
+]
 
 
 @pytest.fixture(scope="module")
@@ -48,8 +60,7 @@ def test_bad_option_exits_2_and_creates_nothing(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], tiny_checkpoint: Path, extra: list[str], message: str
 ) -> None:
     out = tmp_path / "run"
-    code = main(["distill", "--teacher", str(tiny_checkpoint), "--student", "hg1x16", *TINY, *extra,
-                 "--out", str(out)])
+    code = main(["distill", "--teacher", str(tiny_checkpoint), "--student", "hg1x16", *TINY, *extra, "--out", str(out)])
     assert code == 2
     assert _error(capsys) == message
     assert not out.exists()
@@ -78,16 +89,13 @@ def test_teacher_student_joint_mismatch(
     assert not out.exists()
 
 
-def test_existing_run_directory_needs_resume_or_overwrite(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
+def test_existing_run_directory_needs_resume_or_overwrite(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     out = tmp_path / "run"
     out.mkdir()
     (out / "notes.txt").write_text("mine")
     assert main(["train", "--model", "hg1x16", *TINY, "--max-steps", "1", "--out", str(out)]) == 2
     assert _error(capsys) == (
-        f"error: run directory {out} already exists; pass --resume {out} to continue it or "
-        "--overwrite to start again"
+        f"error: run directory {out} already exists; pass --resume {out} to continue it or --overwrite to start again"
     )
     # --overwrite never deletes a folder that is not a run directory.
     assert main(["train", "--model", "hg1x16", *TINY, "--max-steps", "1", "--overwrite", "--out", str(out)]) == 2
@@ -151,13 +159,27 @@ def _last_step(metrics: Path) -> int:
 
 
 def test_sigkill_then_resume_gives_the_uninterrupted_weights(tmp_path: Path, tiny_checkpoint: Path) -> None:
-    common = ["distill", "--teacher", str(tiny_checkpoint), "--student", "hg1x16", *TINY,
-              "--max-steps", "12", "--eval-every", "0", "--save-every", "1"]
-    full = subprocess.Popen(_fpdctl(*common, "--out", str(tmp_path / "full")), env=_env(),
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    common = [
+        "distill",
+        "--teacher",
+        str(tiny_checkpoint),
+        "--student",
+        "hg1x16",
+        *TINY,
+        "--max-steps",
+        "12",
+        "--eval-every",
+        "0",
+        "--save-every",
+        "1",
+    ]
+    full = subprocess.Popen(
+        _fpdctl(*common, "--out", str(tmp_path / "full")), env=_env(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+    )
     cut = tmp_path / "cut"
-    victim = subprocess.Popen(_fpdctl(*common, "--out", str(cut)), env=_env(),
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    victim = subprocess.Popen(
+        _fpdctl(*common, "--out", str(cut)), env=_env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
     deadline = time.monotonic() + 120
     while _last_step(cut / "metrics.csv") < 5 and victim.poll() is None and time.monotonic() < deadline:
         time.sleep(0.02)
@@ -167,8 +189,9 @@ def test_sigkill_then_resume_gives_the_uninterrupted_weights(tmp_path: Path, tin
     killed_at = torch.load(cut / "state.pt", weights_only=True)["step"]
     assert 1 <= killed_at < 12
 
-    resumed = subprocess.run(_fpdctl("distill", "--resume", str(cut)), env=_env(),
-                             capture_output=True, text=True, timeout=300)
+    resumed = subprocess.run(
+        _fpdctl("distill", "--resume", str(cut)), env=_env(), capture_output=True, text=True, timeout=300
+    )
     assert resumed.returncode == 0, resumed.stderr
     assert f"resuming at step {killed_at}" in resumed.stdout
     assert full.wait(timeout=300) == 0, full.stderr.read() if full.stderr else ""

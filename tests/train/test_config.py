@@ -134,17 +134,20 @@ def test_example_configs_are_valid(name: str) -> None:
     path = Path(__file__).resolve().parents[2] / "configs" / name
     cfg = resolve_config("distill", {"teacher": "t.pth", "out": "run"}, config_file=path)
     if name == "fpd_mpii.yaml":
-        assert (cfg.model, cfg.input_size, cfg.epochs, cfg.lr, cfg.schedule) == ("hg4x128", 256, 140, 2.5e-4, "step:90,120")
+        assert (cfg.model, cfg.input_size, cfg.epochs, cfg.lr, cfg.schedule) == (
+            "hg4x128",
+            256,
+            140,
+            2.5e-4,
+            "step:90,120",
+        )
     else:
         assert (cfg.preset, cfg.input_size, cfg.max_steps) == ("quick", 128, 300)
 
 
 def test_options_loss_rules_and_events_import_without_torch() -> None:
     # The CLI reads options and renders events before (or without) loading torch.
-    code = (
-        "import sys, fpdctl.train.config, fpdctl.train.loss, fpdctl.train.events; "
-        "print('torch' in sys.modules)"
-    )
+    code = "import sys, fpdctl.train.config, fpdctl.train.loss, fpdctl.train.events; print('torch' in sys.modules)"
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "False"

@@ -17,21 +17,33 @@ from fpdctl.errors import UsageError
 from fpdctl.models.checkpoint import read_checkpoint, save_model
 from fpdctl.pretrained import PRETRAINED, PRETRAINED_DIR_ENV
 from fpdctl.progress import Event
-from fpdctl.train.sources import check_resume_changes, resolve_config
 from fpdctl.train.events import TRAIN_STEP
 from fpdctl.train.run_dir import load_run_config
+from fpdctl.train.sources import check_resume_changes, resolve_config
 from fpdctl.train.trainer import Trainer
 from tests.conftest import make_net
 from tests.models.test_pretrained_registry import NAME, write_entry
 
 TINY: dict[str, Any] = {
-    "model": "hg1x16", "input_size": 64, "batch_size": 4, "workers": 0, "val_limit": 4,
-    "eval_batch_size": 8, "precision": "fp32", "log_every": 1, "data": "synthetic:length=16",
-    "eval_every": 0, "save_every": 0,
+    "model": "hg1x16",
+    "input_size": 64,
+    "batch_size": 4,
+    "workers": 0,
+    "val_limit": 4,
+    "eval_batch_size": 8,
+    "precision": "fp32",
+    "log_every": 1,
+    "data": "synthetic:length=16",
+    "eval_every": 0,
+    "save_every": 0,
 }
 VARIANTS: dict[str, Any] = {
-    "kd_loss": "kl", "kd_temperature": 0.2, "alpha_schedule": "linear", "alpha": 0.8,
-    "unlabeled": "synthetic:length=12", "unlabeled_ratio": 0.5,
+    "kd_loss": "kl",
+    "kd_temperature": 0.2,
+    "alpha_schedule": "linear",
+    "alpha": 0.8,
+    "unlabeled": "synthetic:length=12",
+    "unlabeled_ratio": 0.5,
 }
 
 
@@ -88,8 +100,9 @@ def test_variants_resume_exactly_and_use_the_schedule(tmp_path: Path, teacher_ck
 
 
 def test_unlabeled_images_have_no_ground_truth_in_the_batch(tmp_path: Path, teacher_ckpt: Path) -> None:
-    cfg = resolve_config("distill", {**TINY, **VARIANTS, "teacher": str(teacher_ckpt), "max_steps": 1,
-                                     "out": str(tmp_path / "run")})
+    cfg = resolve_config(
+        "distill", {**TINY, **VARIANTS, "teacher": str(teacher_ckpt), "max_steps": 1, "out": str(tmp_path / "run")}
+    )
     trainer = Trainer(cfg)
     trainer.sampler.set_epoch(0)
     trainer.train_set.set_epoch(0, cfg.seed)
@@ -100,8 +113,12 @@ def test_unlabeled_images_have_no_ground_truth_in_the_batch(tmp_path: Path, teac
 
 
 def test_distill_only_options_and_ratio_without_images() -> None:
-    for name, value in (("kd_loss", "kl"), ("alpha_schedule", "linear"), ("unlabeled", "synthetic"),
-                        ("kd_temperature", 0.5)):
+    for name, value in (
+        ("kd_loss", "kl"),
+        ("alpha_schedule", "linear"),
+        ("unlabeled", "synthetic"),
+        ("kd_temperature", 0.5),
+    ):
         flag = "--" + name.replace("_", "-")
         with pytest.raises(UsageError, match=f"^{flag} is a distill option; use `fpdctl distill`$"):
             resolve_config("train", {name: value, "out": "run"})
@@ -135,8 +152,17 @@ def test_ground_truth_teacher_is_the_labels_in_the_teacher_term(tmp_path: Path) 
     from fpdctl.train.precision import resolve_precision
     from fpdctl.train.step import compute_losses
 
-    cfg = resolve_config("distill", {**TINY, "teacher": "ground-truth", "kd_loss": "kl", "kd_temperature": 0.5,
-                                     "max_steps": 2, "out": str(tmp_path / "gt")})
+    cfg = resolve_config(
+        "distill",
+        {
+            **TINY,
+            "teacher": "ground-truth",
+            "kd_loss": "kl",
+            "kd_temperature": 0.5,
+            "max_steps": 2,
+            "out": str(tmp_path / "gt"),
+        },
+    )
     assert cfg.teacher == "ground-truth"  # a name, not made into a path
     trainer = Trainer(cfg)
     assert trainer.teacher is None and trainer.labels_as_teacher and trainer.teacher_name == "ground-truth"
@@ -153,8 +179,16 @@ def test_ground_truth_teacher_is_the_labels_in_the_teacher_term(tmp_path: Path) 
     images = torch.rand(2, 3, 64, 64, generator=gen)
     target = torch.rand(2, 16, 16, 16, generator=gen)
     weight = torch.tensor([[1.0] * 15 + [0.0], [1.0] * 16])
-    terms = compute_losses(model, None, images, target, weight, precision=resolve_precision("fp32", torch.device("cpu")),
-                           kd=KdSettings(alpha=0.25, kd_loss="kl", temperature=0.5), labels_as_teacher=True)
+    terms = compute_losses(
+        model,
+        None,
+        images,
+        target,
+        weight,
+        precision=resolve_precision("fp32", torch.device("cpu")),
+        kd=KdSettings(alpha=0.25, kd_loss="kl", temperature=0.5),
+        labels_as_teacher=True,
+    )
     with torch.no_grad():
         outputs = model(images)
     expected_kd = joints_kl(outputs, target, weight, temperature=0.5).item()

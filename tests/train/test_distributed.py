@@ -10,7 +10,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
 import torch
 
 from fpdctl.data.registry import build_dataset
@@ -35,7 +34,7 @@ def _emulate_two_ranks(teacher_path: Path) -> dict[str, torch.Tensor]:
     generator = torch.Generator()
     generator.manual_seed(SEED + 0)
     order = torch.randperm(len(dataset), generator=generator).tolist()
-    shards = [order[r: (len(order) // 2) * 2: 2] for r in (0, 1)]
+    shards = [order[r : (len(order) // 2) * 2 : 2] for r in (0, 1)]
 
     teacher = create_model(teacher_path)
     torch.manual_seed(SEED)
@@ -46,7 +45,7 @@ def _emulate_two_ranks(teacher_path: Path) -> dict[str, torch.Tensor]:
         rank1.load_state_dict(rank0.state_dict())  # DDP's buffer broadcast (and equal weights)
         grads = []
         for rank, model in ((0, rank0), (1, rank1)):
-            items = [dataset[i] for i in shards[rank][step * BATCH: (step + 1) * BATCH]]
+            items = [dataset[i] for i in shards[rank][step * BATCH : (step + 1) * BATCH]]
             images = torch.stack([s["image"] for s in items])
             target = torch.stack([s["target"] for s in items])
             weight = torch.stack([s["target_weight"] for s in items])
@@ -64,11 +63,44 @@ def test_torchrun_two_processes_gloo(tmp_path: Path, tiny_checkpoint: Path) -> N
     teacher_path = tiny_checkpoint
     out = tmp_path / "run"
     command = [
-        sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
-        "-m", "fpdctl", "distill", "--teacher", str(teacher_path), "--student", "hg1x16",
-        "--alpha", str(ALPHA), "--input-size", "64", "--batch-size", str(BATCH), "--max-steps", str(STEPS),
-        "--workers", "0", "--precision", "fp32", "--no-channels-last", "--seed", str(SEED),
-        "--val-limit", "4", "--eval-every", "0", "--log-every", "1", "--device", "cpu", "--out", str(out),
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--standalone",
+        "--nproc_per_node",
+        "2",
+        "-m",
+        "fpdctl",
+        "distill",
+        "--teacher",
+        str(teacher_path),
+        "--student",
+        "hg1x16",
+        "--alpha",
+        str(ALPHA),
+        "--input-size",
+        "64",
+        "--batch-size",
+        str(BATCH),
+        "--max-steps",
+        str(STEPS),
+        "--workers",
+        "0",
+        "--precision",
+        "fp32",
+        "--no-channels-last",
+        "--seed",
+        str(SEED),
+        "--val-limit",
+        "4",
+        "--eval-every",
+        "0",
+        "--log-every",
+        "1",
+        "--device",
+        "cpu",
+        "--out",
+        str(out),
     ]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=240)

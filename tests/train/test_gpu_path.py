@@ -19,18 +19,25 @@ import fpdctl.train.config as config_module
 from fpdctl.errors import UsageError
 from fpdctl.models.checkpoint import read_checkpoint, save_model
 from fpdctl.train.config import default_workers
-from fpdctl.train.sources import resolve_config
 from fpdctl.train.distributed import DistInfo, ResumableSampler
 from fpdctl.train.loop import TrainLoop
 from fpdctl.train.precision import arithmetic_mode, resolve_precision
 from fpdctl.train.run_dir import load_run_config
+from fpdctl.train.sources import resolve_config
 from fpdctl.train.state import load_state
 from fpdctl.train.trainer import Trainer
 from tests.conftest import make_net
 
 TINY: dict[str, Any] = {
-    "model": "hg1x16", "input_size": 64, "batch_size": 4, "workers": 0, "val_limit": 8,
-    "eval_batch_size": 8, "precision": "fp32", "log_every": 1, "data": "synthetic:length=16",
+    "model": "hg1x16",
+    "input_size": 64,
+    "batch_size": 4,
+    "workers": 0,
+    "val_limit": 8,
+    "eval_batch_size": 8,
+    "precision": "fp32",
+    "log_every": 1,
+    "data": "synthetic:length=16",
 }
 
 
@@ -89,8 +96,9 @@ def test_precision_is_chosen_after_set_device(monkeypatch: pytest.MonkeyPatch, t
     cuda = _CudaRecorder(monkeypatch, (7, 5))
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
     monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
-    cfg = resolve_config("train", {**TINY, "device": "cuda", "precision": "auto", "max_steps": 1,
-                                   "out": str(tmp_path / "run")})
+    cfg = resolve_config(
+        "train", {**TINY, "device": "cuda", "precision": "auto", "max_steps": 1, "out": str(tmp_path / "run")}
+    )
     trainer = Trainer(cfg, dist_info=DistInfo(rank=1, world_size=2, local_rank=1))
     assert trainer.device == torch.device("cuda", 1) and trainer.precision is None
     assert cuda.calls == []
@@ -101,8 +109,12 @@ def test_precision_is_chosen_after_set_device(monkeypatch: pytest.MonkeyPatch, t
 
 def test_arithmetic_mode_sets_and_restores() -> None:
     cudnn = torch.backends.cudnn
-    before = (cudnn.benchmark, cudnn.deterministic, torch.are_deterministic_algorithms_enabled(),
-              os.environ.get("CUBLAS_WORKSPACE_CONFIG"))
+    before = (
+        cudnn.benchmark,
+        cudnn.deterministic,
+        torch.are_deterministic_algorithms_enabled(),
+        os.environ.get("CUBLAS_WORKSPACE_CONFIG"),
+    )
     with arithmetic_mode(False):
         assert cudnn.benchmark and not cudnn.deterministic  # fixed input sizes: benchmark once
         assert not torch.are_deterministic_algorithms_enabled()
@@ -110,8 +122,12 @@ def test_arithmetic_mode_sets_and_restores() -> None:
         assert not cudnn.benchmark and cudnn.deterministic
         assert torch.are_deterministic_algorithms_enabled()
         assert os.environ["CUBLAS_WORKSPACE_CONFIG"] in (":4096:8", before[3])
-    after = (cudnn.benchmark, cudnn.deterministic, torch.are_deterministic_algorithms_enabled(),
-             os.environ.get("CUBLAS_WORKSPACE_CONFIG"))
+    after = (
+        cudnn.benchmark,
+        cudnn.deterministic,
+        torch.are_deterministic_algorithms_enabled(),
+        os.environ.get("CUBLAS_WORKSPACE_CONFIG"),
+    )
     assert after == before
 
 
@@ -129,8 +145,9 @@ class _SyncCounter:
         for name in _SYNCS:
             original = getattr(torch.Tensor, name)
 
-            def wrapper(tensor: torch.Tensor, *args: Any, _original: Any = original, _name: str = name,
-                        **kwargs: Any) -> Any:
+            def wrapper(
+                tensor: torch.Tensor, *args: Any, _original: Any = original, _name: str = name, **kwargs: Any
+            ) -> Any:
                 if self.active:
                     caller = sys._getframe(1).f_globals.get("__name__", "")
                     if not only_fpdctl or caller.startswith("fpdctl"):
@@ -141,8 +158,9 @@ class _SyncCounter:
 
 
 @pytest.mark.parametrize("precision", ["fp32", "bf16"])
-def test_one_host_read_per_step(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, teacher_ckpt: Path,
-                                precision: str) -> None:
+def test_one_host_read_per_step(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, teacher_ckpt: Path, precision: str
+) -> None:
     """A distillation step reads back exactly one tensor: the stacked loss terms and flags."""
     counter = _SyncCounter(monkeypatch, only_fpdctl=True)
     per_step: list[list[str]] = []
@@ -158,8 +176,17 @@ def test_one_host_read_per_step(monkeypatch: pytest.MonkeyPatch, tmp_path: Path,
             per_step.append(counter.calls)
 
     monkeypatch.setattr(TrainLoop, "_step", counted)
-    cfg = resolve_config("distill", {**TINY, "teacher": str(teacher_ckpt), "precision": precision,
-                                     "max_steps": 3, "eval_every": 0, "out": str(tmp_path / "run")})
+    cfg = resolve_config(
+        "distill",
+        {
+            **TINY,
+            "teacher": str(teacher_ckpt),
+            "precision": precision,
+            "max_steps": 3,
+            "eval_every": 0,
+            "out": str(tmp_path / "run"),
+        },
+    )
     Trainer(cfg).run()
     assert per_step == [["tolist in fpdctl.train.distributed"]] * 3
 
@@ -223,8 +250,18 @@ def test_persistent_workers_reshuffle_each_epoch(monkeypatch: pytest.MonkeyPatch
         return real_step(loop, batch)
 
     monkeypatch.setattr(TrainLoop, "_step", record)
-    cfg = resolve_config("train", {**TINY, "data": "synthetic:length=8", "workers": 1, "seed": 5,
-                                   "max_steps": 6, "eval_every": 0, "out": str(tmp_path / "run")})
+    cfg = resolve_config(
+        "train",
+        {
+            **TINY,
+            "data": "synthetic:length=8",
+            "workers": 1,
+            "seed": 5,
+            "max_steps": 6,
+            "eval_every": 0,
+            "out": str(tmp_path / "run"),
+        },
+    )
     trainer = Trainer(cfg)
     trainer.run()
     assert started == [1, 1]  # training's one loader (all epochs), then the final evaluation's
@@ -253,8 +290,9 @@ def test_validation_runs_under_the_runs_autocast(monkeypatch: pytest.MonkeyPatch
         return real(*args, **kwargs)
 
     monkeypatch.setattr(evaluate_module, "evaluate_model", spy)
-    cfg = resolve_config("train", {**TINY, "precision": "bf16", "max_steps": 2, "eval_every": 1,
-                                   "out": str(tmp_path / "run")})
+    cfg = resolve_config(
+        "train", {**TINY, "precision": "bf16", "max_steps": 2, "eval_every": 1, "out": str(tmp_path / "run")}
+    )
     result = Trainer(cfg).run()
     assert modes == [(True, torch.bfloat16)] * 2  # the step-1 validation and the final one
     assert result.final_eval is not None and 0.0 <= result.final_eval["pckh"]["mean"] <= 100.0
@@ -282,17 +320,43 @@ def test_resume_on_another_world_size_from_the_command_line(
     from fpdctl.cli.app import main
 
     out = tmp_path / "run"
-    assert main(["train", "--model", "hg1x16", "--data", "synthetic:length=16", "--input-size", "64",
-                 "--batch-size", "4", "--workers", "0", "--val-limit", "8", "--precision", "fp32",
-                 "--max-steps", "2", "--eval-every", "0", "--out", str(out)]) == 0
+    assert (
+        main(
+            [
+                "train",
+                "--model",
+                "hg1x16",
+                "--data",
+                "synthetic:length=16",
+                "--input-size",
+                "64",
+                "--batch-size",
+                "4",
+                "--workers",
+                "0",
+                "--val-limit",
+                "8",
+                "--precision",
+                "fp32",
+                "--max-steps",
+                "2",
+                "--eval-every",
+                "0",
+                "--out",
+                str(out),
+            ]
+        )
+        == 0
+    )
     capsys.readouterr()
     before = {p.name: p.stat().st_mtime_ns for p in out.iterdir()}
     monkeypatch.setenv("WORLD_SIZE", "2")
     monkeypatch.setenv("RANK", "0")
     assert main(["train", "--resume", str(out), "--max-steps", "4"]) == 2
     err = capsys.readouterr().err
-    assert err.count("\n") == 1 and err.startswith(f"error: cannot resume {out / 'state.pt'}: it was "
-                                                  "trained with 1 process(es)")
+    assert err.count("\n") == 1 and err.startswith(
+        f"error: cannot resume {out / 'state.pt'}: it was trained with 1 process(es)"
+    )
     assert {p.name: p.stat().st_mtime_ns for p in out.iterdir()} == before  # nothing touched
 
 
@@ -309,8 +373,9 @@ def test_deterministic_run_is_bit_identical_on_cpu(monkeypatch: pytest.MonkeyPat
     weights = []
     for deterministic in (True, False):
         out = tmp_path / f"run-{deterministic}"
-        cfg = resolve_config("train", {**TINY, "max_steps": 3, "eval_every": 0, "deterministic": deterministic,
-                                       "out": str(out)})
+        cfg = resolve_config(
+            "train", {**TINY, "max_steps": 3, "eval_every": 0, "deterministic": deterministic, "out": str(out)}
+        )
         Trainer(cfg).run()
         weights.append(read_checkpoint(out / "last.safetensors")[0])
         assert load_run_config(out).deterministic is deterministic

@@ -22,8 +22,8 @@ import typer.main
 from fpdctl.cli.app import app
 from fpdctl.errors import UsageError
 from fpdctl.train.config import TrainConfig, coerce_options, default_workers
-from fpdctl.train.sources import resolve_config
 from fpdctl.train.loss import KD_LOSS_TABLE, KD_LOSSES, fpd_loss, joints_kl, joints_mse
+from fpdctl.train.sources import resolve_config
 
 # Defaults the help states in words: the value each stands for, per command and option.
 WORDED: dict[str, Any] = {
@@ -83,9 +83,23 @@ def test_every_default_in_the_help_is_what_the_run_records(command: str, tmp_pat
         assert recorded[field] == _as_value(text), f"--{dest}: help says {text!r}, the run records {recorded[field]!r}"
     # Every option with a default in TrainConfig says it (or is a path or switch without one).
     fields = {f.name: f for f in dataclasses.fields(TrainConfig)}
-    silent = {"max_steps", "val_limit", "preset", "init", "teacher", "unlabeled", "out", "resume", "config",
-              "overwrite", "student_init", "teacher_input_convention", "teacher_input_order",
-              "teacher_input_mean", "teacher_input_std"}
+    silent = {
+        "max_steps",
+        "val_limit",
+        "preset",
+        "init",
+        "teacher",
+        "unlabeled",
+        "out",
+        "resume",
+        "config",
+        "overwrite",
+        "student_init",
+        "teacher_input_convention",
+        "teacher_input_order",
+        "teacher_input_mean",
+        "teacher_input_std",
+    }
     for param in _command(command).params:
         field = FIELD.get(param.name, param.name)
         if param.name not in silent and field in fields:
@@ -172,8 +186,18 @@ def test_run_training_builds_the_config_from_keyword_options(tmp_path: Path) -> 
 
     from fpdctl.train.api import build_config, run_training
 
-    options = dict(model="hg1x16", data="synthetic:length=8", input_size=64, batch_size=4, workers=0, val_limit=4,
-                   precision="fp32", device="cpu", max_steps=1, eval_every=0)
+    options = dict(
+        model="hg1x16",
+        data="synthetic:length=8",
+        input_size=64,
+        batch_size=4,
+        workers=0,
+        val_limit=4,
+        precision="fp32",
+        device="cpu",
+        max_steps=1,
+        eval_every=0,
+    )
     result = run_training("train", out=tmp_path / "run", **options)
     assert (result.status, result.steps) == ("completed", 1)
     recorded = json.loads((tmp_path / "run" / "config.json").read_text())["options"]

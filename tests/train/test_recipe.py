@@ -13,22 +13,33 @@ from fpdctl.data.transforms import AugmentConfig
 from fpdctl.errors import DataError, UsageError
 from fpdctl.progress import Event
 from fpdctl.train.config import TrainConfig
-from fpdctl.train.sources import check_resume_changes, resolve_config
 from fpdctl.train.events import TRAIN_SKIPPED, SkippedLog
 from fpdctl.train.run_dir import load_run_config
+from fpdctl.train.sources import check_resume_changes, resolve_config
 from fpdctl.train.trainer import Trainer
 from tests.data.formats import write_hrnet_mpii
 
 TINY: dict[str, Any] = {
-    "model": "hg1x16", "input_size": 64, "workers": 0, "val_limit": 8, "eval_batch_size": 8,
-    "precision": "fp32", "log_every": 1, "data": "synthetic:length=16",
+    "model": "hg1x16",
+    "input_size": 64,
+    "workers": 0,
+    "val_limit": 8,
+    "eval_batch_size": 8,
+    "precision": "fp32",
+    "log_every": 1,
+    "data": "synthetic:length=16",
 }
 
 
 def test_defaults_are_the_official_recipe(tmp_path: Path) -> None:
     cfg = resolve_config("distill", {"teacher": "t.safetensors", "out": str(tmp_path / "run")})
     assert (cfg.batch_size, cfg.augment_style, cfg.lr, cfg.epochs, cfg.schedule, cfg.sigma) == (
-        4, "official", 2.5e-4, 140, "step:90,120", 2.0
+        4,
+        "official",
+        2.5e-4,
+        140,
+        "step:90,120",
+        2.0,
     )
     trainer = Trainer(resolve_config("train", {**TINY, "max_steps": 1, "out": str(tmp_path / "run")}))
     assert trainer.train_set.augment == AugmentConfig() == AugmentConfig.for_style("official")
@@ -37,8 +48,9 @@ def test_defaults_are_the_official_recipe(tmp_path: Path) -> None:
 
 def test_augment_style_is_stored_and_kept_on_resume(tmp_path: Path) -> None:
     out = tmp_path / "run"
-    cfg = resolve_config("train", {**TINY, "augment_style": "uniform", "max_steps": 1, "eval_every": 0,
-                                   "out": str(out)})
+    cfg = resolve_config(
+        "train", {**TINY, "augment_style": "uniform", "max_steps": 1, "eval_every": 0, "out": str(out)}
+    )
     Trainer(cfg).run()
     saved = load_run_config(out)
     assert json.loads((out / "config.json").read_text())["options"]["augment_style"] == "uniform"
@@ -48,8 +60,7 @@ def test_augment_style_is_stored_and_kept_on_resume(tmp_path: Path) -> None:
     with pytest.raises(UsageError) as info:
         check_resume_changes(saved, {"augment_style": "official"})
     assert str(info.value) == (
-        "--augment-style cannot change when resuming (the run used 'uniform'); start a new run "
-        "with --out instead"
+        "--augment-style cannot change when resuming (the run used 'uniform'); start a new run with --out instead"
     )
 
 
@@ -87,8 +98,7 @@ def test_batch_size_help_says_per_process() -> None:
 def test_missing_ground_truth_fails_when_the_run_is_built(tmp_path: Path) -> None:
     data = write_hrnet_mpii(tmp_path / "mpii", ground_truth=False)
     out = tmp_path / "run"
-    cfg = resolve_config("train", {**TINY, "data": f"mpii:{data}", "batch_size": 4, "max_steps": 100,
-                                   "out": str(out)})
+    cfg = resolve_config("train", {**TINY, "data": f"mpii:{data}", "batch_size": 4, "max_steps": 100, "out": str(out)})
     with pytest.raises(DataError) as info:
         Trainer(cfg)  # not at the first validation, an epoch later
     assert str(info.value) == (
@@ -103,8 +113,9 @@ def test_unreadable_training_images_are_named(tmp_path: Path) -> None:
     grace), names it once in skipped_images.txt, reports a train.skipped event and counts it."""
     data = write_hrnet_mpii(tmp_path / "mpii", corrupt="train3.jpg")
     out = tmp_path / "run"
-    cfg = resolve_config("train", {**TINY, "data": f"mpii:{data}", "batch_size": 4, "max_steps": 4,
-                                   "eval_every": 0, "out": str(out)})
+    cfg = resolve_config(
+        "train", {**TINY, "data": f"mpii:{data}", "batch_size": 4, "max_steps": 4, "eval_every": 0, "out": str(out)}
+    )
     events: list[Event] = []
     result = Trainer(cfg, progress=events.append).run()
     assert result.status == "completed" and result.skipped_images == 1

@@ -22,11 +22,40 @@ from tests.conftest import INPUT_SIZE, make_net
 from tests.models.test_checkpoint_convention import write_foreign
 
 TOLERANCE = 1e-5
-RUN = {"model": "hg1x16", "data": "synthetic:length=16", "input_size": INPUT_SIZE, "batch_size": 4,
-       "workers": 0, "precision": "fp32", "device": "cpu", "max_steps": 1, "val_limit": 4, "eval_every": 0}
-TINY = ["--student", "hg1x16", "--data", "synthetic:length=16", "--input-size", str(INPUT_SIZE),
-        "--batch-size", "4", "--workers", "0", "--precision", "fp32", "--device", "cpu", "--max-steps", "1",
-        "--val-limit", "4", "--eval-every", "0"]
+RUN = {
+    "model": "hg1x16",
+    "data": "synthetic:length=16",
+    "input_size": INPUT_SIZE,
+    "batch_size": 4,
+    "workers": 0,
+    "precision": "fp32",
+    "device": "cpu",
+    "max_steps": 1,
+    "val_limit": 4,
+    "eval_every": 0,
+}
+TINY = [
+    "--student",
+    "hg1x16",
+    "--data",
+    "synthetic:length=16",
+    "--input-size",
+    str(INPUT_SIZE),
+    "--batch-size",
+    "4",
+    "--workers",
+    "0",
+    "--precision",
+    "fp32",
+    "--device",
+    "cpu",
+    "--max-steps",
+    "1",
+    "--val-limit",
+    "4",
+    "--eval-every",
+    "0",
+]
 
 
 @pytest.fixture(scope="module")
@@ -101,7 +130,9 @@ def test_a_teacher_trained_at_another_sigma_gets_one_warning_line(
         "its heatmaps are narrower than the targets the student also learns"
     ]
     # At the teacher's own sigma: nothing to say.
-    code = main(["distill", "--teacher", str(pytorch_pose_teacher), *TINY, "--sigma", "1", "--out", str(tmp_path / "b")])
+    code = main(
+        ["distill", "--teacher", str(pytorch_pose_teacher), *TINY, "--sigma", "1", "--out", str(tmp_path / "b")]
+    )
     err = capsys.readouterr().err
     assert code == 0 and _warnings(err) == []
 
@@ -110,8 +141,20 @@ def test_teacher_override_flags_reach_the_run(
     tmp_path: Path, pytorch_pose_teacher: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     out = tmp_path / "run"
-    code = main(["distill", "--teacher", str(pytorch_pose_teacher), *TINY, "--sigma", "1",
-                 "--teacher-input-mean", "0.4442,0.4302,0.4039", "--out", str(out)])
+    code = main(
+        [
+            "distill",
+            "--teacher",
+            str(pytorch_pose_teacher),
+            *TINY,
+            "--sigma",
+            "1",
+            "--teacher-input-mean",
+            "0.4442,0.4302,0.4039",
+            "--out",
+            str(out),
+        ]
+    )
     assert code == 0, capsys.readouterr().err
     config = json.loads((out / "config.json").read_text())
     assert config["options"]["teacher_input_mean"] == "0.4442,0.4302,0.4039"

@@ -12,9 +12,28 @@ from fpdctl.cli.app import main
 
 pytest.importorskip("tensorboard", reason="tensorboard is not installed (pip install 'fpdctl[tensorboard]')")
 
-RUN = ["--data", "synthetic:length=16", "--input-size", "64", "--batch-size", "4", "--workers", "0",
-       "--val-limit", "8", "--precision", "fp32", "--device", "cpu", "--max-steps", "4", "--log-every", "2",
-       "--eval-every", "2"]
+RUN = [
+    "--data",
+    "synthetic:length=16",
+    "--input-size",
+    "64",
+    "--batch-size",
+    "4",
+    "--workers",
+    "0",
+    "--val-limit",
+    "8",
+    "--precision",
+    "fp32",
+    "--device",
+    "cpu",
+    "--max-steps",
+    "4",
+    "--log-every",
+    "2",
+    "--eval-every",
+    "2",
+]
 
 
 def _events(run_dir: Path) -> dict[str, list[tuple[int, float]]]:
@@ -27,13 +46,23 @@ def _events(run_dir: Path) -> dict[str, list[tuple[int, float]]]:
 
 def test_distill_writes_losses_lr_speed_and_validation_as_scalars(tmp_path: Path, tiny_checkpoint: Path) -> None:
     run_dir = tmp_path / "run"
-    code = main(["distill", "--teacher", str(tiny_checkpoint), "--student", "hg1x16", *RUN, "--tensorboard",
-                 "--out", str(run_dir)])
+    code = main(
+        [
+            "distill",
+            "--teacher",
+            str(tiny_checkpoint),
+            "--student",
+            "hg1x16",
+            *RUN,
+            "--tensorboard",
+            "--out",
+            str(run_dir),
+        ]
+    )
     assert code == 0
     assert list(run_dir.glob("events.out.tfevents.*")), "no event file"
     events = _events(run_dir)
-    assert set(events) == {"train/loss", "train/gt_loss", "train/kd_loss", "train/lr", "train/img_per_s",
-                           "val/pckh"}
+    assert set(events) == {"train/loss", "train/gt_loss", "train/kd_loss", "train/lr", "train/img_per_s", "val/pckh"}
     with (run_dir / "metrics.csv").open() as handle:
         rows = list(csv.DictReader(handle))
     assert [int(r["step"]) for r in rows] == [2, 4]

@@ -17,9 +17,9 @@ from fpdctl.errors import TrainingDiverged
 from fpdctl.models.checkpoint import read_checkpoint, save_model
 from fpdctl.models.factory import create_model
 from fpdctl.progress import Event
-from fpdctl.train.sources import resolve_config
 from fpdctl.train.events import TRAIN_CHECKPOINT, TRAIN_STEP, EvalLog, RunInfo, StepLog
 from fpdctl.train.run_dir import load_run_config
+from fpdctl.train.sources import resolve_config
 from fpdctl.train.trainer import Trainer
 from tests.conftest import make_net
 
@@ -61,7 +61,9 @@ def test_distill_run_directory_and_frozen_teacher(tmp_path: Path, teacher_ckpt: 
     assert events[0].data.teacher == "hg2x16" and events[0].data.total_steps == 4
     assert events[-1].kind == "train.end" and events[-1].data is result
     assert all(e.total == 4 for e in events)
-    by_kind = {kind: [e.done for e in events if e.kind == kind] for kind in ("train.step", "train.eval", "train.checkpoint")}
+    by_kind = {
+        kind: [e.done for e in events if e.kind == kind] for kind in ("train.step", "train.eval", "train.checkpoint")
+    }
     assert by_kind == {"train.step": [1, 2, 3, 4], "train.eval": [2, 4], "train.checkpoint": [2, 4]}
     assert all(isinstance(e.data, StepLog) and e.data.step == e.done for e in events if e.kind == "train.step")
     assert all(isinstance(e.data, EvalLog) for e in events if e.kind == "train.eval")
@@ -76,8 +78,15 @@ def test_distill_run_directory_and_frozen_teacher(tmp_path: Path, teacher_ckpt: 
         assert torch.equal(value, original[key]), key
 
     names = {p.name for p in out.iterdir()}
-    assert {"config.json", "metrics.csv", "best.safetensors", "last.safetensors", "state.pt",
-            "curves.png", "eval.json"} <= names
+    assert {
+        "config.json",
+        "metrics.csv",
+        "best.safetensors",
+        "last.safetensors",
+        "state.pt",
+        "curves.png",
+        "eval.json",
+    } <= names
     assert not [n for n in names if n.endswith(".tmp")]
 
     with open(out / "metrics.csv", newline="") as handle:

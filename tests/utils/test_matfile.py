@@ -36,7 +36,9 @@ def test_missing_file_is_an_input_error(tmp_path: Path) -> None:
 
 def test_junk_is_one_data_error_line(tmp_path: Path) -> None:
     (tmp_path / "junk.mat").write_bytes(b"not a mat file at all, just some bytes" * 10)
-    with pytest.raises(DataError, match=r"^cannot read predictions file .*junk\.mat: not a MATLAB \.mat file \(") as info:
+    with pytest.raises(
+        DataError, match=r"^cannot read predictions file .*junk\.mat: not a MATLAB \.mat file \("
+    ) as info:
         load_mat(tmp_path / "junk.mat", "predictions file")
     assert "\n" not in str(info.value)
 
@@ -45,7 +47,13 @@ def test_matlab_v73_is_refused_by_name(tmp_path: Path) -> None:
     # MATLAB v7.3 files are HDF5 behind a 128-byte MATLAB header whose version field is 0x0200.
     header = b"MATLAB 7.3 MAT-file, Platform: GLNXA64".ljust(116, b" ") + b"\0" * 8 + b"\x00\x02IM"
     (tmp_path / "v73.mat").write_bytes(header + b"\0" * 512)
-    with pytest.raises(DataError, match=r"^cannot read MPII release file .*v73\.mat: MATLAB v7\.3 \(HDF5\) files are not supported; save it with -v7$"):
+    with pytest.raises(
+        DataError,
+        match=(
+            r"^cannot read MPII release file .*v73\.mat: "
+            r"MATLAB v7\.3 \(HDF5\) files are not supported; save it with -v7$"
+        ),
+    ):
         load_mat(tmp_path / "v73.mat", "MPII release file")
 
 

@@ -160,13 +160,18 @@ def coco_annotation(layout: SyntheticLayout, keypoints: np.ndarray, image_id: in
 def person_category() -> dict[str, Any]:
     """COCO's person category: keypoint names and the 1-based skeleton of the release."""
     return {
-        "supercategory": "person", "id": PERSON_CATEGORY_ID, "name": "person",
-        "keypoints": list(COCO.names), "skeleton": [[a + 1, b + 1] for a, b in COCO.skeleton],
+        "supercategory": "person",
+        "id": PERSON_CATEGORY_ID,
+        "name": "person",
+        "keypoints": list(COCO.names),
+        "skeleton": [[a + 1, b + 1] for a, b in COCO.skeleton],
     }
 
 
 def coco_ground_truth(
-    images: list[dict[str, Any]], annotations: list[dict[str, Any]], description: str,
+    images: list[dict[str, Any]],
+    annotations: list[dict[str, Any]],
+    description: str,
 ) -> dict[str, Any]:
     """A ``person_keypoints_*.json`` payload of the given images and annotations."""
     return {

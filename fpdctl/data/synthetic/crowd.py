@@ -59,7 +59,12 @@ def crowd_size(seed: int, split: str, image: int, persons: int) -> int:
 
 @functools.lru_cache(maxsize=256)
 def crowd_layouts(
-    seed: int, split: str, image: int, persons: int, image_size: int, config: SyntheticConfig,
+    seed: int,
+    split: str,
+    image: int,
+    persons: int,
+    image_size: int,
+    config: SyntheticConfig,
 ) -> tuple[SyntheticLayout, ...]:
     """The layouts of image ``image``'s persons, back to front (see the module docstring)."""
     count = crowd_size(seed, split, image, persons)

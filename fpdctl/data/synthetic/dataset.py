@@ -45,14 +45,8 @@ def check_sample_args(seed: int, split: str, image_size: int) -> None:
         raise UsageError(f"split must be train or val, got {split!r}")
     if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
         raise UsageError(f"synthetic seed must be a non-negative integer, got {seed!r}")
-    if (
-        isinstance(image_size, bool)
-        or not isinstance(image_size, (int, np.integer))
-        or image_size < MIN_IMAGE_SIZE
-    ):
-        raise UsageError(
-            f"synthetic image size must be an integer of at least {MIN_IMAGE_SIZE}, got {image_size!r}"
-        )
+    if isinstance(image_size, bool) or not isinstance(image_size, (int, np.integer)) or image_size < MIN_IMAGE_SIZE:
+        raise UsageError(f"synthetic image size must be an integer of at least {MIN_IMAGE_SIZE}, got {image_size!r}")
 
 
 def check_persons(persons: int, layout: str) -> None:
@@ -62,14 +56,13 @@ def check_persons(persons: int, layout: str) -> None:
     if isinstance(persons, bool) or not isinstance(persons, (int, np.integer)) or not 1 <= persons <= MAX_PERSONS:
         raise UsageError(f"synthetic persons must be an integer from 1 to {MAX_PERSONS}, got {persons!r}")
     if persons > 1 and layout != COCO.name:
-        raise UsageError(
-            f"synthetic persons={persons} draws crowds, annotated in COCO's layout only: add layout=coco"
-        )
+        raise UsageError(f"synthetic persons={persons} draws crowds, annotated in COCO's layout only: add layout=coco")
 
 
 @functools.lru_cache(maxsize=4)
-def _crowd_image(seed: int, split: str, image: int, persons: int, image_size: int,
-                 config: SyntheticConfig) -> np.ndarray:
+def _crowd_image(
+    seed: int, split: str, image: int, persons: int, image_size: int, config: SyntheticConfig
+) -> np.ndarray:
     """The pixels of a crowd image (the last few kept: its persons are consecutive samples)."""
     from fpdctl.data.synthetic.crowd import crowd_layouts
     from fpdctl.data.synthetic.render import render_scene
@@ -79,8 +72,9 @@ def _crowd_image(seed: int, split: str, image: int, persons: int, image_size: in
 
 
 @functools.lru_cache(maxsize=64)
-def _crowd_keypoints_cached(seed: int, split: str, image: int, persons: int, image_size: int,
-                            config: SyntheticConfig) -> tuple[np.ndarray, ...]:
+def _crowd_keypoints_cached(
+    seed: int, split: str, image: int, persons: int, image_size: int, config: SyntheticConfig
+) -> tuple[np.ndarray, ...]:
     from fpdctl.data.synthetic.crowd import crowd_keypoints, crowd_layouts
 
     return tuple(crowd_keypoints(crowd_layouts(seed, split, image, persons, image_size, config)))
@@ -135,8 +129,14 @@ def synthetic_record(
         keypoints = coco_keypoints(figure)
         keypoints[:, 2] = keypoints[:, 2] > 0  # a Record's vis is 1 or 0; COCO's file says 2
         # float32 like the COCO loader's table, so the exported folder reads back identically.
-        return Record(image=image, joints=keypoints, center=center, scale=float(np.float32(scale)),
-                      headbox=None, image_id=image_id)
+        return Record(
+            image=image,
+            joints=keypoints,
+            center=center,
+            scale=float(np.float32(scale)),
+            headbox=None,
+            image_id=image_id,
+        )
     return Record(
         image=image,
         joints=figure.joints_with_visibility(),
@@ -247,16 +247,18 @@ class SyntheticPose(PoseDataset):
         if self.persons > 1:
             return self._crowd_record(index, render=False)
         index = self._check_index(index)
-        return synthetic_record(self.seed, self.split, index, self.image_size, self.config, render=False,
-                                layout=self.annotation_layout)
+        return synthetic_record(
+            self.seed, self.split, index, self.image_size, self.config, render=False, layout=self.annotation_layout
+        )
 
     def load_record(self, index: int) -> Record:
         """The Record of sample ``index`` with its rendered uint8 [S, S, 3] BGR image."""
         if self.persons > 1:
             return self._crowd_record(index, render=True)
         index = self._check_index(index)
-        return synthetic_record(self.seed, self.split, index, self.image_size, self.config,
-                                layout=self.annotation_layout)
+        return synthetic_record(
+            self.seed, self.split, index, self.image_size, self.config, layout=self.annotation_layout
+        )
 
     def image(self, image: int) -> np.ndarray:
         """Image ``image`` of the split (uint8 [S, S, 3] BGR), every person of a crowd drawn."""
@@ -271,13 +273,20 @@ class SyntheticPose(PoseDataset):
 
         image, person = self._where(index)
         layouts = self._crowd(image)
-        keypoints = _crowd_keypoints_cached(self.seed, self.split, image, self.persons, self.image_size,
-                                            self.config)[person].copy()
+        keypoints = _crowd_keypoints_cached(self.seed, self.split, image, self.persons, self.image_size, self.config)[
+            person
+        ].copy()
         keypoints[:, 2] = keypoints[:, 2] > 0
         center, scale = person_crop(person_bbox(layouts[person]), self.image_size)
         pixels = self.image(image) if render else None
-        return Record(image=pixels, joints=keypoints, center=center, scale=float(np.float32(scale)),
-                      headbox=None, image_id=f"synthetic-{self.split}-{self.seed}-{image:06d}")
+        return Record(
+            image=pixels,
+            joints=keypoints,
+            center=center,
+            scale=float(np.float32(scale)),
+            headbox=None,
+            image_id=f"synthetic-{self.split}-{self.seed}-{image:06d}",
+        )
 
     def coco_ground_truth(self) -> dict[str, Any]:
         """The split in COCO's layout as a ``person_keypoints_*.json`` payload: image ``k + 1``
@@ -288,14 +297,19 @@ class SyntheticPose(PoseDataset):
         images, annotations = [], []
         for index in range(self.length):
             image_id = index + 1
-            images.append({"id": image_id, "file_name": f"synthetic-{self.split}-{self.seed}-{index:06d}.jpg",
-                           "width": self.image_size, "height": self.image_size})
+            images.append(
+                {
+                    "id": image_id,
+                    "file_name": f"synthetic-{self.split}-{self.seed}-{index:06d}.jpg",
+                    "width": self.image_size,
+                    "height": self.image_size,
+                }
+            )
             if self.persons == 1:
                 figure = self.layout(index)
                 annotations.append(coco_annotation(figure, coco_keypoints(figure), image_id))
                 continue
-            crowd = _crowd_keypoints_cached(self.seed, self.split, index, self.persons, self.image_size,
-                                            self.config)
+            crowd = _crowd_keypoints_cached(self.seed, self.split, index, self.persons, self.image_size, self.config)
             for figure, keypoints in zip(self._crowd(index), crowd):
                 annotation = coco_annotation(figure, keypoints, image_id)
                 annotation["id"] = len(annotations) + 1
@@ -310,12 +324,13 @@ class SyntheticPose(PoseDataset):
             return super().eval_reference()
         truth = self.coco_ground_truth()
         n = len(self)
-        keypoints = np.array([a["keypoints"] for a in truth["annotations"]], np.float64).reshape(
-            n, COCO.num_joints, 3)
+        keypoints = np.array([a["keypoints"] for a in truth["annotations"]], np.float64).reshape(n, COCO.num_joints, 3)
         return COCOReference(
-            joints=keypoints[:, :, :2], visible=keypoints[:, :, 2] > 0, headboxes=None,
+            joints=keypoints[:, :, :2],
+            visible=keypoints[:, :, 2] > 0,
+            headboxes=None,
             image_ids=np.array([a["image_id"] for a in truth["annotations"]], np.int64),
             annotation_ids=np.arange(1, n + 1, dtype=np.int64),
-            areas=np.array([a["area"] for a in truth["annotations"]], np.float64), ground_truth=truth,
+            areas=np.array([a["area"] for a in truth["annotations"]], np.float64),
+            ground_truth=truth,
         )
-

@@ -68,9 +68,9 @@ def simulate_detections(truth: dict[str, Any], seed: int, split: str) -> list[di
         by_image[annotation["image_id"]].append(annotation)
     sizes = {image["id"]: float(image["width"]) for image in truth["images"]}
     out: list[dict[str, Any]] = []
-    for image_id, annotations in by_image.items():
+    for image_id, persons in by_image.items():
         size = sizes[image_id]
-        for annotation in annotations:
+        for annotation in persons:
             x, y, w, h = annotation["bbox"]
             miss, dx, dy, sw, sh, score = rng.random(), *rng.normal(0.0, 1.0, 4), rng.uniform(*TRUE_SCORE)
             if miss < MISS_RATE or w <= 0 or h <= 0:
@@ -78,19 +78,25 @@ def simulate_detections(truth: dict[str, Any], seed: int, split: str) -> list[di
             shift = math.hypot(CENTER_JITTER * dx, CENTER_JITTER * dy)
             cx, cy = x + w / 2.0 + CENTER_JITTER * dx * w, y + h / 2.0 + CENTER_JITTER * dy * h
             w2, h2 = w * math.exp(SIZE_JITTER * sw), h * math.exp(SIZE_JITTER * sh)
-            out.append({
-                "image_id": image_id, "category_id": PERSON_CATEGORY_ID,
-                "bbox": _clip(cx - w2 / 2.0, cy - h2 / 2.0, w2, h2, size),
-                "score": round(float(max(0.01, score - JITTER_PENALTY * shift)), 4),
-            })
+            out.append(
+                {
+                    "image_id": image_id,
+                    "category_id": PERSON_CATEGORY_ID,
+                    "bbox": _clip(cx - w2 / 2.0, cy - h2 / 2.0, w2, h2, size),
+                    "score": round(float(max(0.01, score - JITTER_PENALTY * shift)), 4),
+                }
+            )
         if rng.random() < FALSE_POSITIVE_RATE:
             side = rng.uniform(*FALSE_SIDE) * size
             x, y = rng.uniform(0.0, size - side, 2)
-            out.append({
-                "image_id": image_id, "category_id": PERSON_CATEGORY_ID,
-                "bbox": _clip(float(x), float(y), side * 0.5, side, size),
-                "score": round(float(rng.uniform(*FALSE_SCORE)), 4),
-            })
+            out.append(
+                {
+                    "image_id": image_id,
+                    "category_id": PERSON_CATEGORY_ID,
+                    "bbox": _clip(float(x), float(y), side * 0.5, side, size),
+                    "score": round(float(rng.uniform(*FALSE_SCORE)), 4),
+                }
+            )
     return out
 
 

@@ -67,7 +67,6 @@ class SynthExportResult:
         return self.count * self.num_joints
 
 
-
 @contextmanager
 def _staged_folder(out: Path) -> Iterator[Path]:
     """A temporary folder beside ``out`` that becomes ``out`` when the block ends without error.
@@ -85,6 +84,7 @@ def _staged_folder(out: Path) -> Iterator[Path]:
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
+
 
 def _check_out_dir(out_dir: Path) -> None:
     if out_dir.exists():
@@ -152,7 +152,13 @@ def export_mpii(
 
 
 def _write_split(
-    tmp: Path, out: Path, split: Split, count: int, image_size: int, seed: int, config: SyntheticConfig,
+    tmp: Path,
+    out: Path,
+    split: Split,
+    count: int,
+    image_size: int,
+    seed: int,
+    config: SyntheticConfig,
 ) -> tuple[Path, Path | None, int]:
     """One split's images and annotations into the folder being built: (annotation, gt, visible)."""
     from fpdctl.data.mpii import CENTER_SHIFT_Y, HRNET_JSON
@@ -163,9 +169,7 @@ def _write_split(
     for index in range(count):
         record = synthetic_record(seed, split, index, image_size, config)
         name = f"{record.image_id}.jpg"
-        written = cv2.imwrite(
-            str(tmp / "images" / name), record.image, [cv2.IMWRITE_JPEG_QUALITY, JPEG_QUALITY]
-        )
+        written = cv2.imwrite(str(tmp / "images" / name), record.image, [cv2.IMWRITE_JPEG_QUALITY, JPEG_QUALITY])
         if not written:
             raise RuntimeFailure(f"could not write {out / 'images' / name}")
         raw_scale = record.scale / SCALE_MARGIN
@@ -238,7 +242,6 @@ def export_coco(
         RuntimeFailure: writing failed (disk full, ...).
     """
     from fpdctl.data.coco_source import ANNOTATION_PATTERN, SPLIT_FOLDERS
-
     from fpdctl.data.synthetic.dataset import check_persons
     from fpdctl.data.synthetic.detector import simulate_detections
 
@@ -258,14 +261,16 @@ def export_coco(
     with _staged_folder(out) as tmp:
         (tmp / "annotations").mkdir()
         for one in splits:
-            dataset = SyntheticPose(one, length=int(count), seed=seed, image_size=image_size, config=config,
-                                    layout="coco", persons=persons)
+            dataset = SyntheticPose(
+                one, length=int(count), seed=seed, image_size=image_size, config=config, layout="coco", persons=persons
+            )
             truth = dataset.coco_ground_truth()
             folder = tmp / SPLIT_FOLDERS[one]
             folder.mkdir()
             for index, image in enumerate(truth["images"]):
-                if not cv2.imwrite(str(folder / image["file_name"]), dataset.image(index),
-                                   [cv2.IMWRITE_JPEG_QUALITY, JPEG_QUALITY]):
+                if not cv2.imwrite(
+                    str(folder / image["file_name"]), dataset.image(index), [cv2.IMWRITE_JPEG_QUALITY, JPEG_QUALITY]
+                ):
                     raise RuntimeFailure(f"could not write {out / folder.name / image['file_name']}")
             name = ANNOTATION_PATTERN.format(SPLIT_FOLDERS[one])
             (tmp / name).write_text(json.dumps(truth), encoding="utf-8")
@@ -278,8 +283,18 @@ def export_coco(
 
         atomic_write_text(target, json.dumps(boxes))
     return SynthExportResult(
-        out_dir=out, split=split, count=total, image_size=image_size, seed=seed,
-        annotation=annotations[-1], ground_truth=None, visible_joints=visible,
-        annotations=tuple(annotations), layout="coco", num_joints=COCO.num_joints,
-        num_images=count * len(splits), detections=target, num_detections=len(boxes),
+        out_dir=out,
+        split=split,
+        count=total,
+        image_size=image_size,
+        seed=seed,
+        annotation=annotations[-1],
+        ground_truth=None,
+        visible_joints=visible,
+        annotations=tuple(annotations),
+        layout="coco",
+        num_joints=COCO.num_joints,
+        num_images=count * len(splits),
+        detections=target,
+        num_detections=len(boxes),
     )

@@ -30,12 +30,43 @@ LAYOUT_STREAM = 0
 SCENE_STREAM = 1
 
 # MPII joint indices, named for the kinematic code below.
-(R_ANKLE, R_KNEE, R_HIP, L_HIP, L_KNEE, L_ANKLE, PELVIS, THORAX, UPPER_NECK, HEAD_TOP,
- R_WRIST, R_ELBOW, R_SHOULDER, L_SHOULDER, L_ELBOW, L_WRIST) = (
+(
+    R_ANKLE,
+    R_KNEE,
+    R_HIP,
+    L_HIP,
+    L_KNEE,
+    L_ANKLE,
+    PELVIS,
+    THORAX,
+    UPPER_NECK,
+    HEAD_TOP,
+    R_WRIST,
+    R_ELBOW,
+    R_SHOULDER,
+    L_SHOULDER,
+    L_ELBOW,
+    L_WRIST,
+) = (
     MPII.index(name)
-    for name in ("r_ankle", "r_knee", "r_hip", "l_hip", "l_knee", "l_ankle", "pelvis", "thorax",
-                 "upper_neck", "head_top", "r_wrist", "r_elbow", "r_shoulder", "l_shoulder",
-                 "l_elbow", "l_wrist")
+    for name in (
+        "r_ankle",
+        "r_knee",
+        "r_hip",
+        "l_hip",
+        "l_knee",
+        "l_ankle",
+        "pelvis",
+        "thorax",
+        "upper_neck",
+        "head_top",
+        "r_wrist",
+        "r_elbow",
+        "r_shoulder",
+        "l_shoulder",
+        "l_elbow",
+        "l_wrist",
+    )
 )
 NUM_JOINTS = MPII.num_joints
 
@@ -143,8 +174,7 @@ class Occluder:
         hx, hy = self.half_size
         local = ((-hx, -hy), (hx, -hy), (hx, hy), (-hx, hy))
         return np.array(
-            [(self.center[0] + x * cos_t - y * sin_t, self.center[1] + x * sin_t + y * cos_t)
-             for x, y in local]
+            [(self.center[0] + x * cos_t - y * sin_t, self.center[1] + x * sin_t + y * cos_t) for x, y in local]
         )
 
 
@@ -472,4 +502,3 @@ def sample_layout(
         headbox=headbox,
         occluders=tuple(occluders),
     )
-

@@ -9,7 +9,6 @@ not depend on the machine's SIMD flavour.
 
 from __future__ import annotations
 
-import functools
 import math
 from dataclasses import dataclass
 
@@ -54,6 +53,7 @@ from fpdctl.data.synthetic.pose import (
     moved,
     sample_body,
 )
+from fpdctl.data.synthetic.texture import background_tiles
 
 # Drawing uses 4 fractional bits so small figures keep sub-pixel geometry.
 _SHIFT = 4
@@ -63,61 +63,15 @@ _ONE = float(1 << _SHIFT)
 SIDE_TINT = 0.07
 
 _SKIN_TONES_BGR = (
-    (189, 224, 255), (160, 200, 240), (125, 170, 225), (100, 145, 200),
-    (80, 120, 175), (60, 90, 140), (45, 65, 105), (140, 180, 230),
+    (189, 224, 255),
+    (160, 200, 240),
+    (125, 170, 225),
+    (100, 145, 200),
+    (80, 120, 175),
+    (60, 90, 140),
+    (45, 65, 105),
+    (140, 180, 230),
 )
-
-_TEXTURE_TILES = 16
-# Sensor noise levels: each noise tile sums three uniforms in [0, amplitude].
-_NOISE_AMPLITUDES = (4, 8, 14)
-
-
-@functools.lru_cache(maxsize=4)
-def _tiles(image_size: int) -> tuple[tuple[np.ndarray, ...], tuple[np.ndarray, ...]]:
-    """Background textures and noise fields, built once per image size (per process).
-
-    A background is the sum of random windows of two texture tiles, so every background differs
-    while costing one saturating add (OpenCV's scalar and LUT paths are several times slower).
-    Textures hold values 0..127 so that sums stay in range. Tiles come from a fixed seed, integer
-    arithmetic and bit-exact resizes.
-
-    Returns:
-        (textures, noises): uint8 [T, T, 3] each, T = image_size + min(image_size, 256).
-    """
-    side = image_size + min(image_size, 256)
-    rng = np.random.default_rng([0x5EED, image_size])
-    textures = []
-    for kind in range(_TEXTURE_TILES):
-        # Mix of blob sizes: a few large smooth blobs to fine grain, with random weights.
-        mix = np.zeros((side, side), dtype=np.int32)
-        total = 0
-        for cells in (3, 9, 27, side // 3):
-            weight = int(rng.integers(1, 5))
-            grid = rng.integers(0, 256, size=(cells, cells), dtype=np.uint8)
-            smooth = cv2.resize(grid, (side, side), interpolation=cv2.INTER_LINEAR)
-            mix += weight * smooth.astype(np.int32)
-            total += weight
-        level = (mix // total).astype(np.uint8)
-        if kind % 4 == 1:  # stripes (walls, fences, fabric)
-            step = int(rng.integers(6, 24))
-            for x in range(0, 2 * side, step):
-                shade, width = int(rng.integers(0, 256)), int(rng.integers(1, 4))
-                cv2.line(level, (x, 0), (x - side, side), shade, width)
-        elif kind % 4 == 3:  # tiles and windows
-            step = int(rng.integers(16, 64))
-            for x in range(0, side, step):
-                cv2.line(level, (x, 0), (x, side), int(rng.integers(0, 256)), 2)
-                cv2.line(level, (0, x), (side, x), int(rng.integers(0, 256)), 2)
-        low = rng.integers(0, 256, size=3).astype(np.int32)
-        high = rng.integers(0, 256, size=3).astype(np.int32)
-        m = level.astype(np.int32)[:, :, None]
-        textures.append(((low * (255 - m) + high * m) // 510).astype(np.uint8))
-    noises = []
-    for amplitude in _NOISE_AMPLITUDES:
-        # Irwin-Hall (sum of uniforms) noise: near-Gaussian, exact integers.
-        parts = rng.integers(0, amplitude + 1, size=(3, side, side, 3), dtype=np.int32)
-        noises.append(parts.sum(axis=0).astype(np.uint8))
-    return tuple(textures), tuple(noises)
 
 
 def _fixed(points: np.ndarray) -> np.ndarray:
@@ -156,9 +110,7 @@ class _LimbShapes:
     radii: list  # K proximal cap radii, fixed point
 
 
-def _limb_shapes(
-    p: np.ndarray, q: np.ndarray, widths: np.ndarray, light: tuple[float, float]
-) -> _LimbShapes:
+def _limb_shapes(p: np.ndarray, q: np.ndarray, widths: np.ndarray, light: tuple[float, float]) -> _LimbShapes:
     """Tapered quads from p (width w1) to q (width w2), with a narrower core shifted to the light.
 
     Args:
@@ -175,8 +127,12 @@ def _limb_shapes(
     shift = n * (0.22 * (n[:, 0] * light[0] + n[:, 1] * light[1]))[:, None]
     core_p, core_q = p + shift * widths[:, :1], q + shift * widths[:, 1:]
     inner = np.stack(
-        [core_p + n * (0.6 * half_p), core_q + n * (0.6 * half_q), core_q - n * (0.6 * half_q),
-         core_p - n * (0.6 * half_p)],
+        [
+            core_p + n * (0.6 * half_p),
+            core_q + n * (0.6 * half_q),
+            core_q - n * (0.6 * half_q),
+            core_p - n * (0.6 * half_p),
+        ],
         axis=1,
     )
     return _LimbShapes(
@@ -196,10 +152,14 @@ def _draw_limb(image: np.ndarray, shapes: _LimbShapes, k: int, color: tuple[int,
 
 # The limbs of a body: (proximal joint, distal joint, (proximal, distal) width in torso lengths).
 _BODY_LIMBS = (
-    (R_SHOULDER, R_ELBOW, UPPER_ARM_WIDTH), (R_ELBOW, R_WRIST, FOREARM_WIDTH),
-    (L_SHOULDER, L_ELBOW, UPPER_ARM_WIDTH), (L_ELBOW, L_WRIST, FOREARM_WIDTH),
-    (R_HIP, R_KNEE, THIGH_WIDTH), (R_KNEE, R_ANKLE, SHIN_WIDTH),
-    (L_HIP, L_KNEE, THIGH_WIDTH), (L_KNEE, L_ANKLE, SHIN_WIDTH),
+    (R_SHOULDER, R_ELBOW, UPPER_ARM_WIDTH),
+    (R_ELBOW, R_WRIST, FOREARM_WIDTH),
+    (L_SHOULDER, L_ELBOW, UPPER_ARM_WIDTH),
+    (L_ELBOW, L_WRIST, FOREARM_WIDTH),
+    (R_HIP, R_KNEE, THIGH_WIDTH),
+    (R_KNEE, R_ANKLE, SHIN_WIDTH),
+    (L_HIP, L_KNEE, THIGH_WIDTH),
+    (L_KNEE, L_ANKLE, SHIN_WIDTH),
     (THORAX, UPPER_NECK, (NECK_WIDTH, 0.9 * NECK_WIDTH)),
 )
 _LIMB_FROM = np.array([limb[0] for limb in _BODY_LIMBS])
@@ -259,9 +219,14 @@ def _draw_torso(
     hx, hy = tx + 0.06 * t * ux, ty + 0.06 * t * uy  # shoulder line
     bx, by = px - 0.04 * t * ux, py - 0.04 * t * uy  # hip line
     hexagon = np.array(
-        [(hx + nx * top, hy + ny * top), (mx + nx * waist, my + ny * waist),
-         (bx + nx * bottom, by + ny * bottom), (bx - nx * bottom, by - ny * bottom),
-         (mx - nx * waist, my - ny * waist), (hx - nx * top, hy - ny * top)]
+        [
+            (hx + nx * top, hy + ny * top),
+            (mx + nx * waist, my + ny * waist),
+            (bx + nx * bottom, by + ny * bottom),
+            (bx - nx * bottom, by - ny * bottom),
+            (mx - nx * waist, my - ny * waist),
+            (hx - nx * top, hy - ny * top),
+        ]
     )
     cv2.fillConvexPoly(image, _fixed(hexagon), _scaled(shirt, 0.75), cv2.LINE_8, _SHIFT)
     lit = 0.25 * top * (nx * light[0] + ny * light[1])
@@ -282,8 +247,16 @@ def _draw_head(image: np.ndarray, body: Body, outfit: _Outfit) -> None:
     angle = math.degrees(math.atan2(vy, vx))
     half_width = 0.5 * HEAD_WIDTH_RATIO * head_len
     cv2.ellipse(
-        image, _pt(cx, cy), (int(0.5 * head_len * _ONE), int(half_width * _ONE)), angle, 0.0, 360.0,
-        outfit.hair, -1, cv2.LINE_8, _SHIFT,
+        image,
+        _pt(cx, cy),
+        (int(0.5 * head_len * _ONE), int(half_width * _ONE)),
+        angle,
+        0.0,
+        360.0,
+        outfit.hair,
+        -1,
+        cv2.LINE_8,
+        _SHIFT,
     )
     facing_signed = math.cos(body.yaw)
     if facing_signed > -0.25:
@@ -292,9 +265,7 @@ def _draw_head(image: np.ndarray, body: Body, outfit: _Outfit) -> None:
         fy = cy - 0.08 * vy + vx / head_len * across
         face_width = (0.25 + 0.13 * max(0.0, facing_signed)) * head_len
         face_axes = (int(0.36 * head_len * _ONE), int(face_width * _ONE))
-        cv2.ellipse(
-            image, _pt(fx, fy), face_axes, angle, 0.0, 360.0, outfit.skin, -1, cv2.LINE_8, _SHIFT
-        )
+        cv2.ellipse(image, _pt(fx, fy), face_axes, angle, 0.0, 360.0, outfit.skin, -1, cv2.LINE_8, _SHIFT)
 
 
 def draw_body(image: np.ndarray, body: Body, outfit: _Outfit, light: tuple[float, float]) -> None:
@@ -330,8 +301,16 @@ def draw_body(image: np.ndarray, body: Body, outfit: _Outfit, light: tuple[float
         ax, ay = j[_ANKLE[side]]
         axes = (int((0.08 + 0.1 * abs(forward)) * t * _ONE), int(0.07 * t * _ONE))
         cv2.ellipse(
-            image, _pt(ax + forward * 0.18 * t, ay + 0.05 * t), axes, 0.0, 0.0, 360.0,
-            _scaled(cloth, 0.5), -1, cv2.LINE_8, _SHIFT,
+            image,
+            _pt(ax + forward * 0.18 * t, ay + 0.05 * t),
+            axes,
+            0.0,
+            0.0,
+            360.0,
+            _scaled(cloth, 0.5),
+            -1,
+            cv2.LINE_8,
+            _SHIFT,
         )
 
     if behind[far]:
@@ -391,10 +370,13 @@ def _draw_distractors(
         return
     size = image.shape[0]
     palette = (
-        outfit.shirt, outfit.trousers, outfit.skin,
-        _tinted(outfit.shirt, 1.0), _tinted(outfit.trousers, -1.0),
+        outfit.shirt,
+        outfit.trousers,
+        outfit.skin,
+        _tinted(outfit.shirt, 1.0),
+        _tinted(outfit.trousers, -1.0),
     )
-    starts, mids, ends, widths, colors, two = [], [], [], [], [], []
+    starts, ends, widths, colors, two = [], [], [], [], []
     for _ in range(count):
         pick, leg_like, x, y, a, l1, bend, l2, second = draws.block(9)
         w = THIGH_WIDTH if leg_like < 0.4 else UPPER_ARM_WIDTH
@@ -452,8 +434,14 @@ def render_layout(
 
 
 # A fixed outfit for :func:`body_mask`: every colour it draws (shaded, tinted) stays above 0.
-_MASK_OUTFIT = _Outfit(skin=(200, 200, 200), hair=(200, 200, 200), shirt=(200, 200, 200),
-                       trousers=(200, 200, 200), long_sleeves=True, long_trousers=True)
+_MASK_OUTFIT = _Outfit(
+    skin=(200, 200, 200),
+    hair=(200, 200, 200),
+    shirt=(200, 200, 200),
+    trousers=(200, 200, 200),
+    long_sleeves=True,
+    long_trousers=True,
+)
 
 
 def body_mask(body: Body, image_size: int) -> np.ndarray:
@@ -485,7 +473,7 @@ def render_scene(
     layout = layouts[0]
     draws = Draws(rng)
     size = layout.image_size
-    textures, noises = _tiles(size)
+    textures, noises = background_tiles(size)
     span = textures[0].shape[0] - size
     first = draws.i(0, len(textures) - 1)
     second = (first + draws.i(1, len(textures) - 1)) % len(textures)  # a different tile
@@ -532,4 +520,3 @@ def render_scene(
         kernel = 3 if draws.p(0.6) else 5
         image = cv2.GaussianBlur(image, (kernel, kernel), 0)
     return image
-
