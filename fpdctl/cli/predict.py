@@ -37,7 +37,8 @@ The persons (one source at most):
                   a COCO file whose "images" map ids to file names); for a
                   video, "frame" (0-based); category_id, if given, must be 1
   --detector DET  an Ultralytics YOLOv8/YOLO11 ONNX export (`yolo export
-                  format=onnx`), run with ONNX Runtime; class 0 = person
+                  format=onnx`), run with ONNX Runtime (OpenVINO when
+                  --backend runs the pose model there); class 0 = person
 
 Boxes are cropped as COCO top-down models crop them (box centre, longer side
 x 1.25); all persons of an image run as one batch. An image with no box

@@ -31,6 +31,8 @@ from fpdctl.errors import InputError, UsageError
 # Ultralytics' defaults for `predict`: confidence threshold, NMS IoU threshold, max boxes kept.
 DEFAULT_DET_SCORE: float = 0.25
 DEFAULT_DET_IOU: float = 0.7
+# Where the detector runs: ONNX Runtime, or OpenVINO when the pose model runs there.
+DETECTOR_RUNTIMES: tuple[str, ...] = ("onnxruntime", "openvino")
 MAX_DETECTIONS: int = 300
 # The COCO / Ultralytics class index of "person".
 PERSON_CLASS: int = 0
@@ -153,13 +155,16 @@ def _dims(shape: Any) -> str:
 
 
 class PersonDetector:
-    """An Ultralytics YOLO ONNX export, run with ONNX Runtime, that finds persons in images.
+    """An Ultralytics YOLO ONNX export that finds persons in images, run with ONNX Runtime or,
+    where the pose model runs on OpenVINO, with OpenVINO (fp32). The graph's layout is read once
+    through ONNX Runtime either way.
 
     Args:
         path: the .onnx file.
         score: the person score threshold; iou: the NMS IoU threshold.
         device: "cpu" or "cuda[:N]" (the ONNX Runtime provider).
         threads: intra-op threads.
+        runtime: "onnxruntime" or "openvino" (:data:`DETECTOR_RUNTIMES`).
 
     Raises:
         InputError: a missing file, one ONNX Runtime cannot load, or a graph whose input is not
@@ -175,8 +180,11 @@ class PersonDetector:
         iou: float = DEFAULT_DET_IOU,
         device: str = "cpu",
         threads: int | None = None,
+        runtime: str = "onnxruntime",
     ) -> None:
         check_thresholds(score, iou)
+        if runtime not in DETECTOR_RUNTIMES:
+            raise UsageError(f"detector runtime must be one of {', '.join(DETECTOR_RUNTIMES)}, got {runtime!r}")
         import onnxruntime as ort
 
         from fpdctl.deploy.runtime import ort_providers, session_options
@@ -228,6 +236,12 @@ class PersonDetector:
                 f"(box cx, cy, w, h and C class scores per anchor), got {_dims(out_shape)}"
             )
         self.output_name = outputs[0].name
+        self.runtime = runtime
+        self._compiled: Any = None
+        if runtime == "openvino":
+            from fpdctl.deploy.openvino import compile_onnx
+
+            self._compiled = compile_onnx(self.path, threads)
 
     def prepare(self, image: np.ndarray) -> tuple[np.ndarray, Letterbox]:
         """uint8 BGR [H, W, 3] -> float32 [1, 3, S, S] RGB in 0..1, and the letterbox geometry."""
@@ -242,13 +256,29 @@ class PersonDetector:
             InputError: the graph's output at run time is not [1, 4 + C, A].
         """
         tensor, geometry = self.prepare(image)
-        (output,) = self.session.run([self.output_name], {self.input_name: tensor})
+        if self._compiled is not None:
+            output = np.asarray(self._compiled([tensor])[self._compiled.output(self.output_name)])
+        else:
+            (output,) = self.session.run([self.output_name], {self.input_name: tensor})
         if output.ndim != 3 or output.shape[0] != 1 or output.shape[1] < 5:
             raise InputError(
                 f"detector {self.path}: output '{self.output_name}' must be [1, 4 + C, A], got {_dims(output.shape)}"
             )
         height, width = image.shape[:2]
         return decode_persons(output, geometry, width, height, score=self.score, iou=self.iou)
+
+
+def detector_runtime(backend: str) -> str:
+    """Where the detector runs for predict's ``--backend``: OpenVINO when the pose model's rows
+    are OpenVINO's (``ov``, ``ov-bf16``, ``ov-int8``, ``openvino``), else ONNX Runtime."""
+    from fpdctl.deploy.backends import BACKENDS
+
+    names = [n.strip() for n in str(backend).split(",") if n.strip()]
+    by_name = {row.name: row for row in BACKENDS}
+    rows = [by_name[n] for n in names if n in by_name]
+    if names == ["openvino"] or (rows and len(rows) == len(names) and all(r.runtime == "openvino" for r in rows)):
+        return "openvino"
+    return "onnxruntime"
 
 
 def check_thresholds(score: float, iou: float) -> None:

@@ -46,6 +46,26 @@ def bf16_unavailable() -> str | None:
     return "this CPU has no bf16 (OpenVINO's CPU plugin lists no BF16 capability; it would run f32)"
 
 
+def compile_onnx(model: str | os.PathLike[str], threads: int | None = None, precision_hint: str = "f32") -> Any:
+    """An ONNX file compiled by OpenVINO's CPU plugin, one stream (latency), at ``precision_hint``.
+
+    Raises:
+        InputError: OpenVINO cannot read or compile the file.
+    """
+    config: dict[str, Any] = {
+        "INFERENCE_PRECISION_HINT": precision_hint,
+        "PERFORMANCE_HINT": "LATENCY",  # one stream: the whole CPU on each request
+    }
+    if threads:
+        config["INFERENCE_NUM_THREADS"] = int(threads)
+    core = _core()
+    try:
+        return core.compile_model(core.read_model(str(model)), "CPU", config)
+    except Exception as exc:  # OpenVINO raises RuntimeError subclasses for any unreadable model
+        lines = str(exc).strip().splitlines()
+        raise InputError(f"OpenVINO cannot load {model}: {lines[0][:300] if lines else exc}") from exc
+
+
 class OpenVinoRunner(Runner):
     """An OpenVINO CPU compiled model over an exported ONNX file, at the row's precision hint."""
 
@@ -65,18 +85,7 @@ class OpenVinoRunner(Runner):
             raise UsageError(f"backend {backend.name} runs on the CPU (OpenVINO's CPU plugin), not on {device}")
         self.backend, self.device = backend, "cpu"
         self.io = graph_io(read_props(model), str(model))
-        config: dict[str, Any] = {
-            "INFERENCE_PRECISION_HINT": PRECISION_HINTS[backend.precision],
-            "PERFORMANCE_HINT": "LATENCY",  # one stream: the whole CPU on each request
-        }
-        if threads:
-            config["INFERENCE_NUM_THREADS"] = int(threads)
-        core = _core()
-        try:
-            compiled = core.compile_model(core.read_model(str(model)), "CPU", config)
-        except Exception as exc:  # OpenVINO raises RuntimeError subclasses for any unreadable model
-            lines = str(exc).strip().splitlines()
-            raise InputError(f"OpenVINO cannot load {model}: {lines[0][:300] if lines else exc}") from exc
+        compiled = compile_onnx(model, threads, PRECISION_HINTS[backend.precision])
         self.compiled = compiled
         self.request = compiled.create_infer_request()
         self.output_ports = list(compiled.outputs)

@@ -37,7 +37,7 @@ from typing import TYPE_CHECKING, Any, Iterator
 
 import numpy as np
 
-from fpdctl.deploy.detector import DEFAULT_DET_IOU, DEFAULT_DET_SCORE
+from fpdctl.deploy.detector import DEFAULT_DET_IOU, DEFAULT_DET_SCORE, detector_runtime
 from fpdctl.deploy.persons import (  # noqa: F401  (re-exported: predict's public names)
     Person,
     PersonBox,
@@ -189,6 +189,7 @@ def predict(
             iou=det_iou,
             device=device if device.startswith("cuda") else "cpu",
             threads=threads,
+            runtime=detector_runtime(backend),
         )
     )
     people = PersonSource(bbox=bbox, boxes=file_boxes, detector=person_detector)

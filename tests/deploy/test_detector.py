@@ -176,3 +176,34 @@ def test_bad_layouts_are_one_line_input_errors(tmp_path):
         PersonDetector(tmp_path / "missing.onnx")
     with pytest.raises(UsageError, match=r"--det-iou must lie in \[0, 1\], got 1.5"):
         PersonDetector(tmp_path / "rect.onnx", iou=1.5)
+
+
+def test_openvino_finds_the_same_boxes_as_onnx_runtime(tmp_path):
+    """Where the pose model runs on OpenVINO the detector runs there too, with the same boxes."""
+    pytest.importorskip("openvino")
+    from fpdctl.deploy.detector import detector_runtime
+
+    truth = [(40.0, 30.0, 100.0, 200.0), (300.0, 10.0, 120.0, 250.0)]
+    _yolo_graph(tmp_path / "det.onnx", _anchors(truth, [(0.9, 0.1), (0.8, 0.05)], W, H, S), S)
+    image = np.zeros((H, W, 3), np.uint8)
+    ort_boxes, ort_scores = PersonDetector(tmp_path / "det.onnx")(image)
+    ov = PersonDetector(tmp_path / "det.onnx", runtime=detector_runtime("ov"))
+    assert ov.runtime == "openvino"
+    ov_boxes, ov_scores = ov(image)
+    np.testing.assert_allclose(ov_boxes, ort_boxes, atol=1e-4)
+    np.testing.assert_allclose(ov_scores, ort_scores, atol=1e-6)
+    np.testing.assert_allclose(ov_boxes, truth, atol=1.0)
+
+
+def test_the_detector_follows_the_pose_models_runtime():
+    from fpdctl.deploy.detector import detector_runtime
+
+    assert [detector_runtime(b) for b in ("auto", "ort", "torch", "ov", "ov-int8", "openvino", "ov,ort")] == [
+        "onnxruntime",
+        "onnxruntime",
+        "onnxruntime",
+        "openvino",
+        "openvino",
+        "openvino",
+        "onnxruntime",
+    ]
