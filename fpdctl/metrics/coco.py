@@ -38,6 +38,7 @@ from fpdctl.metrics.coco_results import (  # the names the other COCO modules sh
     NUM_KEYPOINTS,
     PERSON_CATEGORY_ID,
     VALUES_PER_KEYPOINT,
+    check_record,
     coco_results,
     person_scores,  # noqa: F401
 )
@@ -306,17 +307,16 @@ def check_results(results: Any, source: str, image_ids: set[int] | None = None) 
         )
     clean = []
     for index, record in enumerate(results):
-        name = f"{source}: result {index}"
-        if not isinstance(record, dict) or not all(key in record for key in RESULT_KEYS):
-            raise DataError(f"{name} must be an object with {', '.join(RESULT_KEYS)}")
+        name = check_record(
+            record,
+            index,
+            source=source,
+            what="result",
+            keys=RESULT_KEYS,
+            image_ids=image_ids,
+            images_from="the ground truth",
+        )
         image_id = record["image_id"]
-        name = f"{name} (image {image_id})"
-        if not isinstance(image_id, int) or isinstance(image_id, bool):
-            raise DataError(f"{name}: image_id must be an integer")
-        if image_ids is not None and image_id not in image_ids:
-            raise DataError(f"{name}: no such image in the ground truth")
-        if record["category_id"] != PERSON_CATEGORY_ID:
-            raise DataError(f"{name}: category_id must be {PERSON_CATEGORY_ID} (person)")
         _check_keypoints(record["keypoints"], name)
         if not _is_number(record["score"]):
             raise DataError(f"{name}: score must be a finite number")

@@ -35,7 +35,7 @@ import numpy as np
 from fpdctl.errors import DataError
 from fpdctl.metrics.coco_results import (
     NUM_KEYPOINTS,
-    PERSON_CATEGORY_ID,
+    check_record,
     coco_results,
     person_scores,
 )
@@ -111,20 +111,16 @@ def check_detections(
         )
     ids, boxes, scores, positions = [], [], [], []
     for index, record in enumerate(records):
-        name = f"{source}: detection {index}"
-        if not isinstance(record, dict) or not all(key in record for key in DETECTION_KEYS):
-            raise DataError(f"{name} must be an object with {', '.join(DETECTION_KEYS)}")
+        name = check_record(
+            record,
+            index,
+            source=source,
+            what="detection",
+            keys=DETECTION_KEYS,
+            image_ids=image_ids,
+            images_from="the annotations",
+        )
         image_id = record["image_id"]
-        name = f"{name} (image {image_id})"
-        if not isinstance(image_id, int) or isinstance(image_id, bool):
-            raise DataError(f"{name}: image_id must be an integer")
-        if image_ids is not None and image_id not in image_ids:
-            raise DataError(f"{name}: no such image in the annotations")
-        if record["category_id"] != PERSON_CATEGORY_ID:
-            raise DataError(
-                f"{name}: category_id is {record['category_id']!r}, only persons "
-                f"(category {PERSON_CATEGORY_ID}) have keypoints"
-            )
         bbox = record["bbox"]
         if not isinstance(bbox, list) or len(bbox) != 4 or not all(_is_number(v) for v in bbox):
             raise DataError(f"{name}: bbox must be [x, y, width, height], four finite numbers")

@@ -72,8 +72,50 @@ def person_scores(joint_scores: np.ndarray) -> np.ndarray:
     return np.where(counts > 0, totals / np.maximum(counts, 1), 0.0)
 
 
+def check_record(
+    record: Any,
+    index: int,
+    *,
+    source: str,
+    what: str,
+    keys: Sequence[str],
+    image_ids: "set[int] | None",
+    images_from: str,
+) -> str:
+    """The checks every record of a COCO results-like list shares (results, detections): an
+    object with ``keys``, an integer ``image_id`` among ``image_ids`` (None: not checked), the
+    person category.
+
+    Args:
+        what: how a record is called in errors ("result", "detection").
+        images_from: what ``image_ids`` came from, for the unknown-image error.
+
+    Returns:
+        The record's name for further errors: ``SOURCE: WHAT INDEX (image ID)``.
+
+    Raises:
+        DataError: the first failed check, in one line naming ``source`` and the record.
+    """
+    name = f"{source}: {what} {index}"
+    if not isinstance(record, dict) or not all(key in record for key in keys):
+        raise DataError(f"{name} must be an object with {', '.join(keys)}")
+    image_id = record["image_id"]
+    name = f"{name} (image {image_id})"
+    if not isinstance(image_id, int) or isinstance(image_id, bool):
+        raise DataError(f"{name}: image_id must be an integer")
+    if image_ids is not None and image_id not in image_ids:
+        raise DataError(f"{name}: no such image in {images_from}")
+    if record["category_id"] != PERSON_CATEGORY_ID:
+        raise DataError(
+            f"{name}: category_id is {record['category_id']!r}, only persons "
+            f"(category {PERSON_CATEGORY_ID}) have keypoints"
+        )
+    return name
+
+
 __all__ = [
     "CONFIDENT_JOINT_SCORE",
+    "check_record",
     "NUM_KEYPOINTS",
     "PERSON_CATEGORY_ID",
     "VALUES_PER_KEYPOINT",
