@@ -37,7 +37,7 @@ from fpdctl.metrics import (
 )
 from fpdctl.models.convention import NATIVE, ConventionOverride, InputConvention
 from fpdctl.models.input_adapter import convert_tensor
-from fpdctl.pipeline import ArrayRunner, last_stack, to_image
+from fpdctl.pipeline import INFERENCE_BATCH_SIZE, ArrayRunner, last_stack, to_image
 from fpdctl.progress import Progress, report
 from fpdctl.skeleton import JOINT_SETS, LSP, LSP_TO_MPII, MPII, JointSet, channel_joint_set
 from fpdctl.utils.device import resolve_device
@@ -196,7 +196,7 @@ def predict_dataset(
     dataset: torch.utils.data.Dataset,
     *,
     flip: bool = True,
-    batch_size: int = 32,
+    batch_size: int = INFERENCE_BATCH_SIZE,
     device: str | torch.device = "cpu",
     num_workers: int = 0,
     progress: Progress | None = None,
@@ -295,7 +295,7 @@ def evaluate_model(
     dataset: torch.utils.data.Dataset,
     *,
     flip: bool = True,
-    batch_size: int = 32,
+    batch_size: int = INFERENCE_BATCH_SIZE,
     device: str | torch.device = "cpu",
     num_workers: int = 0,
     threshold: float | None = None,
@@ -363,7 +363,7 @@ def evaluate_checkpoint(
     device: str = "auto",
     save_predictions: str | Path | None = None,
     flip: bool = True,
-    batch_size: int = 32,
+    batch_size: int = INFERENCE_BATCH_SIZE,
     num_workers: int = 0,
     threshold: float | None = None,
     progress: Progress | None = None,

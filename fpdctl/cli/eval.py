@@ -31,6 +31,7 @@ from fpdctl.cli.render import (
     to_json,
 )
 from fpdctl.errors import UsageError
+from fpdctl.pipeline import INFERENCE_BATCH_SIZE
 
 if TYPE_CHECKING:
     from fpdctl.evaluate import EvalResult
@@ -122,7 +123,7 @@ def eval_command(
     ),
     flip: bool = typer.Option(True, "--flip-test/--no-flip-test", help="Average with the mirrored input (flip test)."),
     old_flip: Optional[bool] = old_spelling("--flip/--no-flip"),
-    batch_size: int = typer.Option(32, "--batch-size", help="Persons per forward pass."),
+    batch_size: int = typer.Option(INFERENCE_BATCH_SIZE, "--batch-size", help="Persons per forward pass."),
     device: str = DEVICE,
     input_size: Optional[int] = typer.Option(
         None,

@@ -12,6 +12,8 @@ from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from fpdctl.pipeline import INFERENCE_BATCH_SIZE
+
 if TYPE_CHECKING:
     import os
 
@@ -29,7 +31,7 @@ def evaluate_deployed(
     threads: int | None = None,
     save_predictions: "str | os.PathLike[str] | None" = None,
     flip: bool = True,
-    batch_size: int = 32,
+    batch_size: int = INFERENCE_BATCH_SIZE,
     num_workers: int = 0,
     threshold: float | None = None,
     progress: Any = None,

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Sequence
 import numpy as np
 
 from fpdctl.deploy.persons import Person
+from fpdctl.pipeline import INFERENCE_BATCH_SIZE, check_batch_size
 
 if TYPE_CHECKING:
     from fpdctl.deploy.persons import PersonBox
@@ -26,11 +27,14 @@ class PoseModel:
         input_size: int | None,
         input_convention: "ConventionOverride | None" = None,
         backend: str = "auto",
+        batch_size: int = INFERENCE_BATCH_SIZE,
     ) -> None:
         from fpdctl.deploy.backends import pick_backend
         from fpdctl.deploy.runtime import make_runner, open_model
         from fpdctl.utils.device import resolve_device
 
+        # Crops per forward pass (persons_batch): memory is bounded by it, not by the crowd.
+        self.batch_size = check_batch_size(batch_size)
         self.source = source = open_model(model, input_convention)
         self.input_size = source.input_size_for(input_size)
         onnx = source.kind == "onnx"
@@ -80,36 +84,44 @@ class PoseModel:
         boxes = np.array([p.box for p in persons], dtype=np.float64) if boxed else None
         return draw_persons(image, joints, self.joint_set, scores=scores, min_score=min_score, boxes=boxes)
 
-    def persons_batch(self, images: Sequence[tuple[np.ndarray, Sequence["PersonBox"]]]) -> list[list[Person]]:
-        """Every person of several images, all crops in ONE forward pass.
+    def persons_batch(
+        self,
+        images: Sequence[tuple[np.ndarray, Sequence["PersonBox"]]],
+        batch_size: int | None = None,
+    ) -> list[list[Person]]:
+        """Every person of several images, cropped and run in chunks of ``batch_size`` crops.
+
+        The one place persons are cropped and run: only one chunk of crops (and its heatmaps)
+        exists at a time, so memory does not grow with the number of boxes. Each crop is
+        independent of the others, so the keypoints do not depend on ``batch_size``.
 
         Args:
             images: (uint8 BGR [H, W, 3] image, its person boxes) pairs.
+            batch_size: crops per forward pass; None: this model's :attr:`batch_size`.
 
         Returns:
             per image, its persons in box order.
         """
-        crops: list[np.ndarray] = []
-        affines: list[np.ndarray] = []
-        for image, found in images:
-            for person in found:
-                patch, affine = self.crop(image, person.center, person.scale)
+        size = self.batch_size if batch_size is None else check_batch_size(batch_size)
+        # (image index, box) of every person, in order: the chunks cut this flat list.
+        todo = [(i, person) for i, (_image, found) in enumerate(images) for person in found]
+        results: list[list[Person]] = [[] for _ in images]
+        for start in range(0, len(todo), size):
+            chunk = todo[start : start + size]
+            crops, affines = [], []
+            for i, person in chunk:
+                patch, affine = self.crop(images[i][0], person.center, person.scale)
                 crops.append(patch)
                 affines.append(affine)
-        if not crops:
-            return [[] for _ in images]
-        coords, scores = self.keypoints(np.stack(crops), affines)
-        results: list[list[Person]] = []
-        k = 0
-        for _image, found in images:
-            results.append(
-                [Person(p.box, p.score, p.center, p.scale, coords[k + n], scores[k + n]) for n, p in enumerate(found)]
-            )
-            k += len(found)
+            coords, scores = self.keypoints(np.stack(crops), affines)
+            del crops
+            for n, (i, p) in enumerate(chunk):
+                # Copies: a view would keep the whole chunk's arrays alive.
+                results[i].append(Person(p.box, p.score, p.center, p.scale, coords[n].copy(), scores[n].copy()))
         return results
 
     def persons(self, image: np.ndarray, found: Sequence["PersonBox"]) -> list[Person]:
-        """Every person of one image, its K crops in one batch."""
+        """Every person of one image, in chunks of :attr:`batch_size` crops."""
         return self.persons_batch([(image, found)])[0]
 
 

@@ -183,7 +183,7 @@ def test_out_must_be_empty_unless_overwrite(tmp_path, tiny_checkpoint, capsys):
     out = tmp_path / "out"
     _run(tiny_checkpoint, folder, out)
     assert sorted(p.name for p in out.iterdir()) == ["crowd.png", JSON_NAME, "second.png"]
-    with pytest.raises(UsageError, match=f"--out {out} is not empty; pass --overwrite"):
+    with pytest.raises(UsageError, match=f"out_dir {out} is not empty; set overwrite"):
         _run(tiny_checkpoint, folder, out)
     (folder / "second.png").unlink()
     _run(tiny_checkpoint, folder, out, overwrite=True)  # the stale drawing of second.png goes
@@ -192,7 +192,7 @@ def test_out_must_be_empty_unless_overwrite(tmp_path, tiny_checkpoint, capsys):
     code = main(["predict", str(tiny_checkpoint), str(folder), "--out", str(out), "--overwrite", "--input-size", "64"])
     err = capsys.readouterr().err.strip().splitlines()
     assert code == 2 and err == [
-        f"error: --out {out} holds files predict did not write (mine.txt); --overwrite replaces only "
+        f"error: out_dir {out} holds files predict did not write (mine.txt); overwrite replaces only "
         "predict's own output: give an empty or new folder"
     ]
     assert sorted(p.name for p in out.iterdir()) == ["crowd.png", JSON_NAME, "mine.txt"]
