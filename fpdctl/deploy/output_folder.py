@@ -36,7 +36,7 @@ import shutil
 import stat
 from pathlib import Path
 
-from fpdctl.errors import RuntimeFailure, UsageError
+from fpdctl.errors import FpdError, RuntimeFailure, UsageError
 
 JSON_NAME = "keypoints.json"
 # Between the folder's name and the stage's random part (see the module docstring).
@@ -117,6 +117,7 @@ class StagedFolder:
     def __init__(self, target: Path) -> None:
         # The real folder (a link to a folder is followed), so the stage sits on its file system.
         self.target = Path(os.path.realpath(target))
+        self.shown = Path(target)  # as the caller gave it, for messages
         self.parent = self.target.parent
         self.path: Path | None = None
         self._lock: int | None = None
@@ -125,13 +126,13 @@ class StagedFolder:
     def __enter__(self) -> "StagedFolder":
         if os.path.ismount(self.target):
             raise UsageError(
-                f"out_dir {self.target} is a mount point: predict replaces its output folder whole; "
+                f"out_dir {self.shown} is a mount point: predict replaces its output folder whole; "
                 "give a folder inside it"
             )
         self.parent.mkdir(parents=True, exist_ok=True)
         if not os.access(self.parent, os.W_OK | os.X_OK):
             raise UsageError(
-                f"out_dir {self.target}: its parent folder is not writable (predict builds the new output beside it)"
+                f"out_dir {self.shown}: its parent folder is not writable (predict builds the new output beside it)"
             )
         remove_stale_stages(self.target)
         for _ in range(8):
@@ -141,7 +142,9 @@ class StagedFolder:
             except FileExistsError:
                 continue
             except OSError as exc:
-                raise RuntimeFailure(f"could not create a folder beside {self.target}: {exc.strerror or exc}") from exc
+                raise RuntimeFailure(
+                    f"could not create a folder beside out_dir {self.shown}: {exc.strerror or exc}"
+                ) from exc
             self._lock = _lock_dir(stage, wait=True)
             # A cleaner may have taken a fresh stage for a dead one before this lock: start over.
             if self._lock is not None and _same_dir(self._lock, stage):
@@ -150,13 +153,17 @@ class StagedFolder:
                     os.chmod(stage, stat.S_IMODE(os.stat(self.target).st_mode))
                 return self
             self._unlock()
-        raise RuntimeFailure(f"could not create a folder beside {self.target}")
+        raise RuntimeFailure(f"could not create a folder beside out_dir {self.shown}")
 
-    def __exit__(self, *exc: object) -> None:
-        if self.path is not None:  # not committed: the run failed or was interrupted
-            shutil.rmtree(self.path, ignore_errors=True)
+    def __exit__(self, kind: type[BaseException] | None, error: BaseException | None, trace: object) -> None:
+        stage = self.path
+        if stage is not None:  # not committed: the run failed or was interrupted
+            shutil.rmtree(stage, ignore_errors=True)
             self.path = None
         self._unlock()
+        if stage is not None and isinstance(error, FpdError) and str(stage) in str(error):
+            # The user knows the folder they gave, not the hidden stage: name theirs.
+            raise type(error)(str(error).replace(str(stage), str(self.shown))) from error
 
     def commit(self, previous: set[str]) -> None:
         """Swap the stage in for ``target``; remove the earlier output's files (``previous``).
@@ -182,7 +189,7 @@ class StagedFolder:
                     os.rename(old, self.target)
                     raise
         except OSError as exc:
-            raise RuntimeFailure(f"could not replace out_dir {self.target}: {exc.strerror or exc}") from exc
+            raise RuntimeFailure(f"could not replace out_dir {self.shown}: {exc.strerror or exc}") from exc
         self.path = None
         _fsync_dir(self.parent)
         if old is not None:
@@ -201,7 +208,7 @@ class StagedFolder:
         try:
             old.rmdir()
         except OSError:
-            self.warnings.append(f"files added to {self.target} during the run were kept in {old}")
+            self.warnings.append(f"files added to {self.shown} during the run were kept in {old}")
 
     def _unlock(self) -> None:
         if self._lock is not None:
