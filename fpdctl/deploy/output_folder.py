@@ -121,6 +121,7 @@ class StagedFolder:
         self.parent = self.target.parent
         self.path: Path | None = None
         self._lock: int | None = None
+        self._made: list[Path] = []
         self.warnings: list[str] = []
 
     def __enter__(self) -> "StagedFolder":
@@ -129,7 +130,27 @@ class StagedFolder:
                 f"out_dir {self.shown} is a mount point: predict replaces its output folder whole; "
                 "give a folder inside it"
             )
-        self.parent.mkdir(parents=True, exist_ok=True)
+        here = os.path.realpath(os.getcwd())
+        if here == str(self.target) or here.startswith(str(self.target) + os.sep):
+            raise UsageError(
+                f"out_dir {self.shown} holds the current folder: predict replaces its output folder whole; "
+                "give another folder"
+            )
+        # The folders above out_dir that do not exist yet: made now, removed again if the run fails.
+        missing = []
+        above = self.parent
+        while not os.path.lexists(above) and above != above.parent:
+            missing.append(above)
+            above = above.parent
+        self._made = missing
+        try:
+            self.parent.mkdir(parents=True, exist_ok=True)
+            return self._make_stage()
+        except BaseException:
+            self._remove_made()
+            raise
+
+    def _make_stage(self) -> "StagedFolder":
         if not os.access(self.parent, os.W_OK | os.X_OK):
             raise UsageError(
                 f"out_dir {self.shown}: its parent folder is not writable (predict builds the new output beside it)"
@@ -160,10 +181,17 @@ class StagedFolder:
         if stage is not None:  # not committed: the run failed or was interrupted
             shutil.rmtree(stage, ignore_errors=True)
             self.path = None
+            self._remove_made()
         self._unlock()
         if stage is not None and isinstance(error, FpdError) and str(stage) in str(error):
             # The user knows the folder they gave, not the hidden stage: name theirs.
             raise type(error)(str(error).replace(str(stage), str(self.shown))) from error
+
+    def _remove_made(self) -> None:
+        for made in self._made:  # innermost first; only while still empty
+            with contextlib.suppress(OSError):
+                made.rmdir()
+        self._made = []
 
     def commit(self, previous: set[str]) -> None:
         """Swap the stage in for ``target``; remove the earlier output's files (``previous``).

@@ -155,3 +155,25 @@ def test_without_an_atomic_exchange_two_renames_swap(tmp_path: Path, monkeypatch
         stage.commit(previous)
     assert {p.name: p.read_bytes() for p in out.iterdir()} == {"a.png": b"new a", JSON_NAME: b'{"written": ["a.png"]}'}
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out"]
+
+
+def test_a_failed_run_removes_the_folders_it_made(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from fpdctl.cli.app import main
+
+    images = _images(tmp_path / "images", ("a.png",))
+    missing = tmp_path / "missing.safetensors"
+    out = tmp_path / "made" / "for" / "out"
+    code = main(["predict", str(missing), str(images), "--out", str(out), "--input-size", "64"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(err) == 1 and str(missing) in err[0], err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["images"]
+
+
+def test_out_dir_holding_the_current_folder_is_refused(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    out = tmp_path / "out"
+    (out / "sub").mkdir(parents=True)
+    monkeypatch.chdir(out / "sub")
+    with pytest.raises(UsageError, match=rf"^out_dir {out} holds the current folder"):
+        with StagedFolder(out):
+            pass
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out"]
