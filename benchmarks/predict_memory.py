@@ -79,7 +79,14 @@ def _rss_mb(pid: int) -> float | None:
 
 
 def run_case(
-    model_path: Path, image: Path, boxes: Path, out: Path, batch_size: int, threads: int, time_limit: float, cap_mb: float
+    model_path: Path,
+    image: Path,
+    boxes: Path,
+    out: Path,
+    batch_size: int,
+    threads: int,
+    time_limit: float,
+    cap_mb: float,
 ) -> tuple[float, float, str, int]:
     """(peak RSS MB, seconds, status, exit code) of one predict process."""
     command = [sys.executable, "-m", "fpdctl", "predict", str(model_path), str(image), "--boxes", str(boxes)]
