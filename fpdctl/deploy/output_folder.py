@@ -202,6 +202,16 @@ class StagedFolder:
         stage = self.path
         assert stage is not None, "commit() outside the with block"
         _fsync_dir(stage)
+        # Hold the old output's lock too: once swapped out it sits under a stage's name, and no
+        # other run may take it for a dead stage while its files are removed.
+        old_lock = _lock_dir(self.target, wait=False) if os.path.isdir(self.target) else None
+        try:
+            self._swap(stage, previous)
+        finally:
+            if old_lock is not None:
+                os.close(old_lock)
+
+    def _swap(self, stage: Path, previous: set[str]) -> None:
         try:
             if not os.path.lexists(self.target):
                 os.rename(stage, self.target)
@@ -227,15 +237,15 @@ class StagedFolder:
         """Remove the earlier output's listed files and its folder. A file that appeared there
         during the run (no run lists it) goes back into ``target`` if the new output has no file
         of that name; otherwise the old folder stays, with a warning."""
-        for name in sorted(os.listdir(old)):
-            path = old / name
-            if name in previous and stat.S_ISREG(os.lstat(path).st_mode):
-                path.unlink()
-            elif not os.path.lexists(self.target / name):
-                os.rename(path, self.target / name)
         try:
+            for name in sorted(os.listdir(old)):
+                path = old / name
+                if name in previous and stat.S_ISREG(os.lstat(path).st_mode):
+                    path.unlink()
+                elif not os.path.lexists(self.target / name):
+                    os.rename(path, self.target / name)
             old.rmdir()
-        except OSError:
+        except OSError:  # the new output is in place: what is left of the old one is reported
             self.warnings.append(f"files added to {self.shown} during the run were kept in {old}")
 
     def _unlock(self) -> None:
