@@ -114,13 +114,16 @@ def predict(
         model: a checkpoint, an .onnx file from ``fpdctl export``, or a model name.
         input_path: an image, a folder of images, or a video.
         out_dir: output folder (created; must not be the input folder; must be empty or hold
-            only an earlier predict's files, replaced with ``overwrite``).
+            only an earlier predict's files, replaced with ``overwrite``). The run writes into a
+            hidden folder beside it and swaps it in whole at the end; a failed run leaves it as
+            it was (:mod:`fpdctl.deploy.output_folder`).
         bbox: (x, y, w, h) of the one person in image px, for every image; None: the whole image.
         boxes: a detections file (:mod:`fpdctl.deploy.boxes`): every box is a person.
         annotations: a COCO annotation file mapping the boxes' ``image_id`` to file names.
         detector: an Ultralytics YOLO .onnx person detector (:mod:`fpdctl.deploy.detector`).
         det_score, det_iou: the detector's score and NMS IoU thresholds.
-        overwrite: replace an earlier predict's output in ``out_dir``.
+        overwrite: replace an earlier predict's output in ``out_dir``: the plain files inside
+            it that its keypoints.json lists (``written``); a list naming anything else is refused.
         device: "cpu", "cuda", ... (PyTorch models; ONNX models use the matching provider).
         threads: intra-op threads.
         input_size: network input side for checkpoints and names (default 256).
@@ -137,7 +140,8 @@ def predict(
 
     Raises:
         InputError / DataError: missing or unreadable input, a bad boxes file or detector;
-        UsageError: bad options; RuntimeFailure: an output could not be written.
+        UsageError: bad options, or an ``out_dir`` that may not be replaced; RuntimeFailure: an
+            output could not be written.
     """
     from fpdctl.deploy.detector import PersonDetector, check_thresholds
     from fpdctl.utils.io import check_folder_creatable, require_file
