@@ -340,8 +340,8 @@ def session_options(threads: int | None = None, *, spin_us: int | None = DEFAULT
     execution (a chain of convolutions has no parallel branches worth a second scheduler), one
     inter-op thread and ``threads`` intra-op threads, and no memory-pattern planning: with it,
     the second run of a shape allocates one more block the size of all its activations beside
-    the arena the first run filled, which ORT never returns (hg4x128 at 256 px, batch 32: 1.08
-    GB peak for predict instead of 0.75; batch 1 and 8 ran no slower without it).
+    the arena the first run filled, which ORT never returns (hg4x128 at 256 px, 200 boxes in chunks of
+    32: 1.08 GB peak for predict instead of 0.76; batch 1 and 8 ran no slower without it).
 
     Args:
         threads: intra-op threads (None: ORT's default, one per physical core).
