@@ -141,7 +141,9 @@ def main() -> None:
     golden = {
         "ultralytics": ultralytics.__version__,
         "imgsz": IMGSZ,
-        "images": {k: {"shape": list(v.shape), "sha256": hashlib.sha256(v.tobytes()).hexdigest()} for k, v in images.items()},
+        "images": {
+            k: {"shape": list(v.shape), "sha256": hashlib.sha256(v.tobytes()).hexdigest()} for k, v in images.items()
+        },
         "models": {},
     }
     work = Path("/tmp/ulv_export")

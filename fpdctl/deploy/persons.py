@@ -22,7 +22,7 @@ from fpdctl.pipeline import Box, person_box
 
 if TYPE_CHECKING:
     from fpdctl.deploy.boxes import FileBox
-    from fpdctl.deploy.detector import PersonDetector
+    from fpdctl.deploy.detector import Detector
     from fpdctl.models.convention import InputConvention
 
 
@@ -236,7 +236,7 @@ class PersonSource:
         *,
         bbox: Box | None = None,
         boxes: "dict[Any, list[FileBox]] | None" = None,
-        detector: "PersonDetector | None" = None,
+        detector: "Detector | None" = None,
     ) -> None:
         self.bbox, self.boxes, self.detector = bbox, boxes, detector
         self.kind = (

@@ -37,7 +37,7 @@ from typing import TYPE_CHECKING, Any, Iterator
 
 import numpy as np
 
-from fpdctl.deploy.detector import DEFAULT_DET_IOU, DEFAULT_DET_SCORE, detector_runtime
+from fpdctl.deploy.detector import DEFAULT_DET_IOU, DEFAULT_DET_SCORE
 from fpdctl.deploy.persons import (  # noqa: F401  (re-exported: predict's public names)
     Person,
     PersonBox,
@@ -134,7 +134,7 @@ def predict(
         InputError / DataError: missing or unreadable input, a bad boxes file or detector;
         UsageError: bad options; RuntimeFailure: an output could not be written.
     """
-    from fpdctl.deploy.detector import PersonDetector, check_thresholds
+    from fpdctl.deploy.detector import Detector, check_thresholds
     from fpdctl.utils.io import check_folder_creatable, require_file
 
     start = time.perf_counter()
@@ -183,13 +183,13 @@ def predict(
     person_detector = (
         None
         if detector is None
-        else PersonDetector(
+        else Detector(
             detector,
+            backend=backend,
+            device=device,
             score=det_score,
             iou=det_iou,
-            device=device if device.startswith("cuda") else "cpu",
             threads=threads,
-            runtime=detector_runtime(backend),
         )
     )
     people = PersonSource(bbox=bbox, boxes=file_boxes, detector=person_detector)
@@ -327,7 +327,8 @@ def _predict(
         else {
             "file": str(detector.path),
             "input_size": detector.size,
-            "runtime": "onnxruntime",
+            "runtime": detector.runtime,
+            "boxes_without_area": detector.dropped,
             "score": detector.score,
             "iou": detector.iou,
         },
