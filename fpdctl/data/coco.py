@@ -32,6 +32,7 @@ from typing import Any, Literal
 
 import numpy as np
 
+from fpdctl.boxes import PIXEL_STD, box_center_scale, clip_box
 from fpdctl.data.coco_source import (  # noqa: F401  (re-exported: where a split lives)
     ANNOTATION_PATTERN,
     IMAGE_LAYOUTS,
@@ -41,42 +42,14 @@ from fpdctl.data.coco_source import (  # noqa: F401  (re-exported: where a split
     find_coco_source,
 )
 from fpdctl.data.file_dataset import AnnotationTable, FilePoseDataset
-from fpdctl.data.transforms import PIXEL_STD
 from fpdctl.errors import DataError
 from fpdctl.metrics.coco import PERSON_CATEGORY_ID, COCOReference, load_coco_annotations
 from fpdctl.metrics.coco_detections import DetectionBoxes, load_detections
 from fpdctl.skeleton import COCO
 
 NUM_JOINTS = COCO.num_joints
-# HRNet's enlargement of a ground-truth box, so the crop keeps some context around the person.
-SCALE_MARGIN = 1.25
 # Crop width / height; fpdctl's network inputs are square.
 ASPECT_RATIO = 1.0
-
-
-def clip_box(bbox: list[float], width: float, height: float) -> tuple[float, float, float, float] | None:
-    """A COCO ``[x, y, w, h]`` box clipped to the image, as HRNet sanitises it; None if empty.
-
-    The far edge is ``x + w - 1`` (the last pixel the box covers), capped at ``width - 1``.
-    """
-    x, y, w, h = (float(v) for v in bbox)
-    x1, y1 = max(0.0, x), max(0.0, y)
-    x2 = min(width - 1.0, x1 + max(0.0, w - 1.0))
-    y2 = min(height - 1.0, y1 + max(0.0, h - 1.0))
-    if x2 < x1 or y2 < y1:
-        return None
-    return x1, y1, x2 - x1, y2 - y1
-
-
-def box_center_scale(box: tuple[float, float, float, float]) -> tuple[np.ndarray, float]:
-    """Centre (float32 [2]) and scale (units of 200 px) of the square crop around a person box."""
-    x, y, w, h = box
-    center = np.array([x + w * 0.5, y + h * 0.5], dtype=np.float32)
-    if w > ASPECT_RATIO * h:
-        h = w / ASPECT_RATIO
-    else:
-        w = h * ASPECT_RATIO
-    return center, float(max(w, h) * SCALE_MARGIN / PIXEL_STD)
 
 
 @dataclass
@@ -123,7 +96,7 @@ def read_coco_persons(annotation_file: str | Path) -> COCOPersons:
             if not (keypoints[:, 2] > 0).any() or box is None or not ann["area"] > 0:
                 continue
             keypoints[:, 2] = keypoints[:, 2] > 0
-            center, scale = box_center_scale(box)
+            center, scale = box_center_scale(box, ASPECT_RATIO)
             files.append(name)
             joints.append(keypoints)
             centers.append(center)
@@ -218,7 +191,7 @@ def read_detection_persons(
                 f"{detections_file}: detection {int(detections.record_index[k])} (image {image_id}): bbox "
                 f"{detections.boxes[k].tolist()} has no pixel in the {width:g} x {height:g} image"
             )
-        center, scale = box_center_scale(box)
+        center, scale = box_center_scale(box, ASPECT_RATIO)
         files.append(name)
         centers.append(center)
         scales.append(scale)

@@ -26,6 +26,7 @@ from typing import Any
 
 import numpy as np
 
+from fpdctl.boxes import iou_nms
 from fpdctl.errors import InputError, UsageError
 
 # Ultralytics' defaults for `predict`: confidence threshold, NMS IoU threshold, max boxes kept.
@@ -83,35 +84,6 @@ def letterbox(image: np.ndarray, size: int) -> tuple[np.ndarray, Letterbox]:
     return padded, Letterbox(ratio, left, top, size)
 
 
-def box_iou(box: np.ndarray, others: np.ndarray) -> np.ndarray:
-    """IoU of one ``[4]`` box with ``[N, 4]`` boxes, all ``(x1, y1, x2, y2)``."""
-    x1 = np.maximum(box[0], others[:, 0])
-    y1 = np.maximum(box[1], others[:, 1])
-    x2 = np.minimum(box[2], others[:, 2])
-    y2 = np.minimum(box[3], others[:, 3])
-    inter = np.clip(x2 - x1, 0, None) * np.clip(y2 - y1, 0, None)
-    area = (box[2] - box[0]) * (box[3] - box[1])
-    areas = (others[:, 2] - others[:, 0]) * (others[:, 3] - others[:, 1])
-    return inter / np.maximum(area + areas - inter, 1e-9)
-
-
-def nms(boxes: np.ndarray, scores: np.ndarray, iou: float) -> np.ndarray:
-    """Greedy non-maximum suppression (torchvision's ``nms``): indices kept, best score first.
-
-    Args:
-        boxes: float [N, 4] ``(x1, y1, x2, y2)``; scores: float [N].
-        iou: a box is suppressed when its IoU with a kept, higher-scoring box is above this.
-    """
-    order = np.argsort(-scores, kind="stable")
-    keep: list[int] = []
-    while order.size:
-        best = int(order[0])
-        keep.append(best)
-        rest = order[1:]
-        order = rest[box_iou(boxes[best], boxes[rest]) <= iou]
-    return np.asarray(keep, dtype=np.int64)
-
-
 def decode_persons(
     output: np.ndarray,
     geometry: Letterbox,
@@ -141,7 +113,7 @@ def decode_persons(
     keep = (best == PERSON_CLASS) & (person > score)
     cx, cy, w, h = pred[:4, keep]
     corners = np.stack([cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2], axis=1)
-    chosen = nms(corners, person[keep], iou)[:MAX_DETECTIONS]
+    chosen = iou_nms(corners, person[keep], iou)[:MAX_DETECTIONS]
     corners, scores = corners[chosen], person[keep][chosen]
     # Ultralytics' scale_boxes: remove the padding, undo the scale, clip to the image.
     corners[:, [0, 2]] = np.clip((corners[:, [0, 2]] - geometry.left) / geometry.ratio, 0, width)
@@ -296,9 +268,7 @@ __all__ = [
     "PAD_VALUE",
     "PERSON_CLASS",
     "PersonDetector",
-    "box_iou",
     "check_thresholds",
     "decode_persons",
     "letterbox",
-    "nms",
 ]

@@ -32,6 +32,7 @@ from typing import Any
 
 import numpy as np
 
+from fpdctl.boxes import nms
 from fpdctl.errors import DataError
 from fpdctl.metrics.coco_results import (
     NUM_KEYPOINTS,
@@ -197,8 +198,9 @@ def oks_nms(
 ) -> list[int]:
     """Greedy OKS non-maximum suppression of the persons of one image (HRNet's ``oks_nms``).
 
-    The best-scored remaining person is kept, and every remaining person whose OKS with it is
-    above ``threshold`` is dropped; repeat. Ties keep the earlier person first (stable order).
+    :func:`fpdctl.boxes.nms` with HRNet's :func:`oks_iou` as the overlap: the best-scored
+    remaining person is kept, and every remaining person whose OKS with it is above ``threshold``
+    is dropped; repeat. Ties keep the earlier person first (stable order).
 
     Args:
         keypoints: float [N, 17, 2]. scores: float [N]. areas: float [N] (px^2).
@@ -208,16 +210,12 @@ def oks_nms(
         The indices kept, best score first.
     """
     coords = np.asarray(keypoints, np.float64)
-    order = np.argsort(-np.asarray(scores, np.float64), kind="stable")
     areas = np.asarray(areas, np.float64)
-    keep: list[int] = []
-    while order.size:
-        best = int(order[0])
-        keep.append(best)
-        rest = order[1:]
-        overlap = oks_iou(coords[best], coords[rest], areas[best], areas[rest])
-        order = rest[overlap <= threshold]
-    return keep
+
+    def overlap(best: int, rest: np.ndarray) -> np.ndarray:
+        return oks_iou(coords[best], coords[rest], areas[best], areas[rest])
+
+    return nms(scores, overlap, threshold).tolist()
 
 
 def detection_results(

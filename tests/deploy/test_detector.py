@@ -18,7 +18,6 @@ from fpdctl.deploy.detector import (
     PersonDetector,
     decode_persons,
     letterbox,
-    nms,
 )
 from fpdctl.errors import InputError, UsageError
 
@@ -141,11 +140,7 @@ def test_nms_class_filter_and_score_threshold(tmp_path):
     assert len(boxes) == 2
 
 
-def test_nms_and_decode_by_hand():
-    corners = np.array([[0, 0, 10, 10], [1, 0, 11, 10], [20, 20, 30, 30]], np.float32)
-    # IoU(0, 1) = 90 / 110 = 0.818
-    assert nms(corners, np.array([0.5, 0.9, 0.7]), 0.8).tolist() == [1, 2]
-    assert nms(corners, np.array([0.5, 0.9, 0.7]), 0.85).tolist() == [1, 2, 0]
+def test_decode_by_hand():
     from fpdctl.deploy.detector import Letterbox
 
     output = np.array([[[20.0], [30.0], [8.0], [10.0], [0.5]]], np.float32)  # one anchor, C = 1

@@ -16,7 +16,7 @@ from typing import Literal
 import cv2
 import numpy as np
 
-from fpdctl.data.mpii import SCALE_MARGIN
+from fpdctl.boxes import SCALE_MARGIN
 from fpdctl.data.synthetic.dataset import SyntheticPose, check_sample_args, synthetic_record
 from fpdctl.data.synthetic.pose import DEFAULT_CONFIG, NUM_JOINTS, Split, SyntheticConfig
 from fpdctl.errors import InputError, RuntimeFailure, UsageError
