@@ -35,13 +35,18 @@ The persons (one source at most):
                   [{"file_name": "a.jpg", "bbox": \\[x, y, w, h], "score": .9}]
                   file_name relative to INPUT (or image_id with --annotations,
                   a COCO file whose "images" map ids to file names); for a
-                  video, "frame" (0-based); category_id, if given, must be 1
+                  video, "frame" (0-based, or 1-based with --frame-base 1);
+                  category_id, if given, must be 1. Boxes scoring under
+                  --det-score and entries for images INPUT does not hold are
+                  skipped and counted
   --detector DET  an Ultralytics YOLOv8/YOLO11 ONNX export (`yolo export
                   format=onnx`), run with ONNX Runtime (OpenVINO when
                   --backend runs the pose model there); class 0 = person
 
-Boxes are cropped as COCO top-down models crop them (box centre, longer side
-x 1.25); all persons of an image run as one batch. An image with no box
+Boxes are clipped to the image and cropped as `eval --boxes` and COCO
+top-down models crop them (box centre, longer side x 1.25); a box that is not
+finite, thinner than 1 px or with no area in its image is skipped and
+counted. All persons of an image run as one batch. An image with no box
 gets an empty list of persons.
 
 Writes, in --out (empty or new; --overwrite replaces an earlier predict's
@@ -79,9 +84,14 @@ def predict_command(
         None, "--detector", help="Person detector: an Ultralytics YOLO .onnx export."
     ),
     det_score: float = typer.Option(
-        DEFAULT_DET_SCORE, "--det-score", help="Detector person score threshold, in [0, 1]."
+        DEFAULT_DET_SCORE,
+        "--det-score",
+        help="Person score threshold, in [0, 1], of the detector and of --boxes (lower boxes are skipped).",
     ),
     det_iou: float = typer.Option(DEFAULT_DET_IOU, "--det-iou", help="Detector NMS IoU threshold, in [0, 1]."),
+    frame_base: int = typer.Option(
+        0, "--frame-base", help="What a video's --boxes file numbers the first frame: 0, or 1 (MOT files)."
+    ),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace an earlier predict's output in --out."),
     device: str = DEVICE,
     threads: Optional[int] = typer.Option(None, "--threads", help="Intra-op threads."),
@@ -116,6 +126,7 @@ def predict_command(
         detector=detector,
         det_score=det_score,
         det_iou=det_iou,
+        frame_base=frame_base,
         overwrite=overwrite,
         device=device,
         threads=threads,

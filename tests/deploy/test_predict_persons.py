@@ -6,8 +6,8 @@ import cv2
 import numpy as np
 import pytest
 
+from fpdctl.boxes import box_center_scale, clip_box
 from fpdctl.cli.app import main
-from fpdctl.data.coco import box_center_scale
 from fpdctl.data.synthetic import SyntheticPose
 from fpdctl.deploy.predict import JSON_NAME, predict
 from fpdctl.errors import UsageError
@@ -55,7 +55,7 @@ def test_every_box_is_a_person_and_batching_changes_nothing(tmp_path, tiny_check
     assert len(image.persons) == 3 and result.num_persons == 3 and result.persons_from == "boxes"
     for i, (x, y) in enumerate(SPOTS):
         person = image.persons[i]
-        center, scale = box_center_scale((x, y, 64, 64))  # the COCO top-down crop
+        center, scale = box_center_scale(clip_box((x, y, 64, 64), 300, 200))  # the COCO top-down crop
         assert person.box == (x, y, 64, 64) and person.box_score == pytest.approx(0.9 - 0.1 * i)
         np.testing.assert_allclose(person.center, center) and pytest.approx(scale) == person.scale
         alone = _run(
@@ -211,7 +211,7 @@ def test_unreadable_input_creates_nothing(tmp_path, tiny_checkpoint, capsys):
         assert not out.exists()
 
 
-def test_bbox_outside_the_image_warns_once(tmp_path, tiny_checkpoint, capsys):
+def test_bbox_outside_the_image_is_no_person_and_warns_once(tmp_path, tiny_checkpoint, capsys):
     folder = _crowd(tmp_path)
     cv2.imwrite(str(folder / "b.png"), np.zeros((100, 100, 3), np.uint8))
     code = main(
@@ -231,6 +231,9 @@ def test_bbox_outside_the_image_warns_once(tmp_path, tiny_checkpoint, capsys):
     err = capsys.readouterr().err.strip().splitlines()
     assert code == 0
     assert err == [
-        "warning: --bbox 500,10,20,20 lies wholly outside 2 image(s) or frame(s) (b.png, crowd.png): "
-        "their crops hold only padding"
+        "warning: bbox 500,10,20,20 has no area in the image (2 image(s) or frame(s): b.png, crowd.png): "
+        "no person there"
     ]
+    saved = json.loads((tmp_path / "out" / JSON_NAME).read_text())
+    assert [len(r["persons"]) for r in saved["results"]] == [0, 0]
+    assert saved["skipped_boxes"] == {"no area in the image": 2}
