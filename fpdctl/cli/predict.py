@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import Optional
 
@@ -18,6 +19,7 @@ from fpdctl.cli.options import (
     convention_override,
 )
 from fpdctl.deploy.detector import DEFAULT_DET_IOU, DEFAULT_DET_SCORE
+from fpdctl.errors import UsageError
 
 HELP = """Predict the keypoints of every person in each image or video frame.
 
@@ -71,6 +73,26 @@ keypoints.json says which was used (input_convention).
 """
 
 
+def parse_bbox(text: Optional[str]) -> Optional[tuple[float, float, float, float]]:
+    """``"x,y,w,h"`` (image px, top-left corner and size) -> a tuple; None -> None.
+
+    Raises:
+        UsageError: not four numbers, or a width or height that is not positive.
+    """
+    if text is None:
+        return None
+    parts = [p.strip() for p in str(text).split(",")]
+    try:
+        values = [float(p) for p in parts]
+    except ValueError:
+        values = []
+    if len(values) != 4 or not all(math.isfinite(v) for v in values):
+        raise UsageError(f"--bbox must be x,y,w,h (four numbers, image pixels), got '{text}'")
+    if values[2] <= 0 or values[3] <= 0:
+        raise UsageError(f"--bbox width and height must be positive, got '{text}'")
+    return values[0], values[1], values[2], values[3]
+
+
 def predict_command(
     model: str = typer.Argument(..., metavar="MODEL", help="Checkpoint, .onnx file or model name."),
     input_path: Path = typer.Argument(..., metavar="INPUT", help="Image, folder of images, or video."),
@@ -109,7 +131,7 @@ def predict_command(
     input_std: Optional[str] = INPUT_STD,
     backend: str = RUN_BACKEND,
 ) -> None:
-    from fpdctl.deploy.predict import parse_bbox, predict
+    from fpdctl.deploy.predict import predict
     from fpdctl.errors import UsageError
 
     override = convention_override(input_convention, input_order, input_mean, input_std)

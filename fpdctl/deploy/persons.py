@@ -17,32 +17,11 @@ from typing import TYPE_CHECKING, Any, Sequence
 import numpy as np
 
 from fpdctl.boxes import NO_AREA, NOT_FINITE, REFUSALS, TOO_SMALL, Box, box_center_scale, check_box, image_center_scale
-from fpdctl.errors import UsageError
 
 if TYPE_CHECKING:
     from fpdctl.deploy.boxes import BoxesFile
     from fpdctl.deploy.detector import PersonDetector
     from fpdctl.models.convention import InputConvention
-
-
-def parse_bbox(text: str | None) -> Box | None:
-    """``"x,y,w,h"`` (image px, top-left corner and size) -> a tuple; None -> None.
-
-    Raises:
-        UsageError: not four numbers, or a width or height that is not positive.
-    """
-    if text is None:
-        return None
-    parts = [p.strip() for p in str(text).split(",")]
-    try:
-        values = [float(p) for p in parts]
-    except ValueError:
-        values = []
-    if len(values) != 4 or not all(np.isfinite(values)):
-        raise UsageError(f"--bbox must be x,y,w,h (four numbers, image pixels), got '{text}'")
-    if values[2] <= 0 or values[3] <= 0:
-        raise UsageError(f"--bbox width and height must be positive, got '{text}'")
-    return values[0], values[1], values[2], values[3]
 
 
 def _rounded(values: Any, digits: int = 3) -> list[float]:

@@ -44,7 +44,6 @@ from fpdctl.deploy.persons import (  # noqa: F401  (re-exported: predict's publi
     PersonSource,
     Prediction,
     PredictResult,
-    parse_bbox,
 )
 from fpdctl.deploy.pose_model import PoseModel
 from fpdctl.errors import DataError, InputError, RuntimeFailure, UsageError
@@ -502,6 +501,5 @@ __all__ = [
     "Prediction",
     "input_kind",
     "keypoints_json",
-    "parse_bbox",
     "predict",
 ]

@@ -8,9 +8,10 @@ import pytest
 import torch
 
 from fpdctl.cli.app import main
+from fpdctl.cli.predict import parse_bbox
 from fpdctl.codec import decode_heatmaps
 from fpdctl.data.synthetic import SyntheticPose
-from fpdctl.deploy.predict import JSON_NAME, parse_bbox, predict
+from fpdctl.deploy.predict import JSON_NAME, predict
 from fpdctl.errors import DataError, UsageError
 from fpdctl.pipeline import person_box
 from fpdctl.skeleton import MPII

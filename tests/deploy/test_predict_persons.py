@@ -256,7 +256,11 @@ def test_a_one_based_video_file_with_frame_base_1(tmp_path, tiny_checkpoint):
         for p, q in zip(x.persons, y.persons):
             np.testing.assert_array_equal(p.keypoints, q.keypoints)
     # Read 0-based, the same 1-based file names a frame past the end: refused, not dropped.
-    with pytest.raises(DataError, match=r"detection 1 names frame 3, past the end of clip.mp4 \(3 frames, numbered 0..2 with frame_base=0\); 3 boxes"):
+    with pytest.raises(
+        DataError,
+        match=r"detection 1 names frame 3, past the end of clip.mp4 \(3 frames, numbered 0..2 "
+        r"with frame_base=0\); 3 boxes",
+    ):
         _run(tiny_checkpoint, video, tmp_path / "c", draw=False, boxes=tmp_path / "1.json")
     assert not (tmp_path / "c").exists()
     with pytest.raises(UsageError, match="frame_base must be 0 or 1, got 2"):
