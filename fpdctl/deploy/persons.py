@@ -199,6 +199,8 @@ class PersonBox:
 # Why a box was skipped, beside fpdctl.boxes' refusals (PredictResult.skipped_boxes' keys).
 BELOW_SCORE = "below det_score"
 UNKNOWN_IMAGE = "image not in the input"
+# Warning lines name this many images (or boxes) of each kind, then "...".
+SHOWN = 3
 
 
 class PersonSource:
@@ -240,12 +242,14 @@ class PersonSource:
                 self.skipped[BELOW_SCORE] = boxes.below_score
             if boxes.unknown_images:
                 self.skipped[UNKNOWN_IMAGE] = sum(boxes.unknown_images.values())
-        # reason -> where (the first few), for the warning lines.
+        # reason -> where (the first SHOWN, and whether there were more), for the warning lines.
         self._where: dict[str, list[str]] = {}
 
     def _skip(self, reason: str, where: str) -> None:
         self.skipped[reason] = self.skipped.get(reason, 0) + 1
-        self._where.setdefault(reason, []).append(where)
+        seen = self._where.setdefault(reason, [])
+        if len(seen) < SHOWN:
+            seen.append(where)
 
     def find(self, image: np.ndarray, key: Any, label: str) -> list[PersonBox]:
         """The persons to crop in ``image`` (``key``: its name in the boxes file, or frame index;
@@ -289,23 +293,23 @@ class PersonSource:
             lines.append(f"{self.skipped[BELOW_SCORE]} box(es) scoring under det_score: skipped")
         if self.boxes is not None and self.boxes.unknown_images:
             names = sorted(self.boxes.unknown_images)
-            shown = ", ".join(names[:3]) + (" ..." if len(names) > 3 else "")
+            shown = ", ".join(names[:SHOWN]) + (" ..." if len(names) > SHOWN else "")
             lines.append(
                 f"{self.skipped[UNKNOWN_IMAGE]} box(es) of {len(names)} image(s) the input does not hold "
                 f"({shown}): skipped"
             )
         for reason in REFUSALS:
-            where = self._where.get(reason)
-            if not where:
+            count = self.skipped.get(reason, 0)
+            if not count:
                 continue
-            shown = ", ".join(where[:3]) + (" ..." if len(where) > 3 else "")
+            shown = ", ".join(self._where[reason]) + (" ..." if count > SHOWN else "")
             if self.bbox is not None:
                 box = ",".join(f"{v:g}" for v in self.bbox)
                 lines.append(
-                    f"bbox {box} {_BBOX_PHRASES[reason]} ({len(where)} image(s) or frame(s): {shown}): no person there"
+                    f"bbox {box} {_BBOX_PHRASES[reason]} ({count} image(s) or frame(s): {shown}): no person there"
                 )
             else:
-                lines.append(f"{len(where)} box(es) {_BOX_PHRASES[reason]} ({shown}): skipped")
+                lines.append(f"{count} box(es) {_BOX_PHRASES[reason]} ({shown}): skipped")
         return lines
 
 
