@@ -17,6 +17,7 @@ from fpdctl.cli.options import (
     INPUT_STD,
     RUN_BACKEND,
     convention_override,
+    warn_no_effect,
 )
 from fpdctl.deploy.detector import DEFAULT_DET_IOU, DEFAULT_DET_SCORE
 from fpdctl.errors import UsageError
@@ -94,6 +95,7 @@ def parse_bbox(text: Optional[str]) -> Optional[tuple[float, float, float, float
 
 
 def predict_command(
+    ctx: typer.Context,
     model: str = typer.Argument(..., metavar="MODEL", help="Checkpoint, .onnx file or model name."),
     input_path: Path = typer.Argument(..., metavar="INPUT", help="Image, folder of images, or video."),
     out: Path = typer.Option(Path("predictions"), "--out", help="Output folder."),
@@ -136,6 +138,10 @@ def predict_command(
 
     override = convention_override(input_convention, input_order, input_mean, input_std)
     box = parse_bbox(bbox)
+    if boxes is not None:
+        warn_no_effect(ctx, ["det_iou"], "with --boxes (a boxes file's boxes are not suppressed)")
+    if boxes is None:
+        warn_no_effect(ctx, ["frame_base"], "without --boxes (it numbers a boxes file's frames)")
     if threads is not None and threads < 1:
         raise UsageError(f"--threads must be at least 1, got {threads}")
     result = predict(

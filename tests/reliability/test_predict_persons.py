@@ -209,3 +209,38 @@ def test_bad_video_frames(name: str, clip: Path, tiny_checkpoint: Path, capfd, r
     assert "Traceback" not in captured.out + captured.err
     assert code == 2 and lines == [expected.format(root=root)], captured.err
     assert not out.exists()
+
+
+NO_EFFECT = {
+    "--det-iou with --boxes": (
+        ["--boxes", "{boxes}", "--det-iou", "0.5"],
+        "warning: --det-iou has no effect with --boxes (a boxes file's boxes are not suppressed)",
+    ),
+    "--frame-base without --boxes": (
+        ["--frame-base", "1"],
+        "warning: --frame-base has no effect without --boxes (it numbers a boxes file's frames)",
+    ),
+}
+
+
+@pytest.mark.parametrize("name", list(NO_EFFECT))
+def test_box_options_without_effect_warn(
+    name: str, scene: dict[str, Path], tiny_checkpoint: Path, capfd, reliability
+) -> None:  # type: ignore[no-untyped-def]
+    args, expected = NO_EFFECT[name]
+    root = scene["root"]
+    reliability.describe(
+        "bad person boxes",
+        f"fpdctl predict MODEL images/ {' '.join(args).replace('{boxes}', 'boxes.json')}",
+        "exit 0, one 'warning:' line saying the option changes nothing",
+    )
+    boxes = _boxes(root, [GOOD])
+    capfd.readouterr()
+    code = main(
+        ["predict", str(tiny_checkpoint), str(scene["images"]), "--out", str(root / "out"), "--input-size", "64"]
+        + [a.replace("{boxes}", str(boxes)) for a in args]
+        + ["--no-draw"]
+    )
+    lines = capfd.readouterr().err.strip().splitlines()
+    reliability.observe(f"exit {code}: {' | '.join(lines)}")
+    assert code == 0 and lines == [expected]
