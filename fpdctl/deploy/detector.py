@@ -21,8 +21,8 @@ and any other shape are refused on one line that names what was seen.
 
 Decoding follows Ultralytics' ``non_max_suppression`` for a ``predict(classes=[0])``: an anchor is
 a person when its best class is class 0 and that score is above the threshold; greedy NMS by
-IoU; at most :data:`MAX_DETECTIONS` boxes. Boxes map back to image px exactly as the current
-Ultralytics release's ``scale_boxes`` does (its own per-axis gain and rounded padding, not the
+IoU (:func:`fpdctl.boxes.iou_nms`); at most :data:`MAX_DETECTIONS` boxes. Boxes map back to image
+px exactly as the current Ultralytics release's ``scale_boxes`` does (its own per-axis gain and rounded padding, not the
 letterbox ratio) and are clipped to the image (``clip_boxes``); a box with no area left (one in
 the letterbox padding, say) is dropped and counted (:attr:`Detector.dropped`).
 
@@ -40,6 +40,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 
+from fpdctl.boxes import iou_nms
 from fpdctl.errors import InputError, UsageError
 
 if TYPE_CHECKING:
@@ -129,35 +130,6 @@ def letterbox(image: np.ndarray, size: int) -> tuple[np.ndarray, Letterbox]:
         geometry.new_height, geometry.new_width, 3
     )
     return padded, geometry
-
-
-def box_iou(box: np.ndarray, others: np.ndarray) -> np.ndarray:
-    """IoU of one ``[4]`` box with ``[N, 4]`` boxes, all ``(x1, y1, x2, y2)``."""
-    x1 = np.maximum(box[0], others[:, 0])
-    y1 = np.maximum(box[1], others[:, 1])
-    x2 = np.minimum(box[2], others[:, 2])
-    y2 = np.minimum(box[3], others[:, 3])
-    inter = np.clip(x2 - x1, 0, None) * np.clip(y2 - y1, 0, None)
-    area = (box[2] - box[0]) * (box[3] - box[1])
-    areas = (others[:, 2] - others[:, 0]) * (others[:, 3] - others[:, 1])
-    return inter / np.maximum(area + areas - inter, 1e-9)
-
-
-def nms(boxes: np.ndarray, scores: np.ndarray, iou: float) -> np.ndarray:
-    """Greedy non-maximum suppression (torchvision's ``nms``): indices kept, best score first.
-
-    Args:
-        boxes: float [N, 4] ``(x1, y1, x2, y2)``; scores: float [N].
-        iou: a box is suppressed when its IoU with a kept, higher-scoring box is above this.
-    """
-    order = np.argsort(-scores, kind="stable")
-    keep: list[int] = []
-    while order.size:
-        best = int(order[0])
-        keep.append(best)
-        rest = order[1:]
-        order = rest[box_iou(boxes[best], boxes[rest]) <= iou]
-    return np.asarray(keep, dtype=np.int64)
 
 
 @dataclass(frozen=True)
@@ -337,7 +309,7 @@ def decode(
         keep = keep[np.argsort(-person[keep], kind="stable")[:MAX_NMS]]
     xy, half = pred[keep, :2], pred[keep, 2:4] / np.float32(2)
     corners = np.concatenate([xy - half, xy + half], axis=1)
-    chosen = nms(corners, person[keep], iou)[:MAX_DETECTIONS]
+    chosen = iou_nms(corners, person[keep], iou)[:MAX_DETECTIONS]
     return corners[chosen], person[keep][chosen]
 
 
@@ -551,11 +523,9 @@ __all__ = [
     "Layout",
     "Letterbox",
     "anchor_counts",
-    "box_iou",
     "check_thresholds",
     "decode",
     "detector_backend",
     "letterbox",
-    "nms",
     "read_layout",
 ]

@@ -9,12 +9,12 @@ Where the persons come from (:class:`PersonSource`), one of:
 
 * the whole frame (the default): one person, centre at the image centre, side the longer image
   side;
-* ``bbox`` (x, y, w, h): one person; the crop is centred on the box, its side the box's longer
-  side times the datasets' 1.25 margin (:func:`~fpdctl.pipeline.person_box`);
+* ``bbox`` (x, y, w, h): one person in every image;
 * a boxes file (:mod:`fpdctl.deploy.boxes`) or a person detector (:mod:`fpdctl.deploy.detector`):
-  every box is a person, cropped with the COCO top-down convention
-  (:func:`fpdctl.data.coco.box_center_scale`, as HRNet crops detection boxes). An image with no
-  box has no persons.
+  every box is a person. An image with no box has no persons.
+
+Every box is checked, clipped to its image and cropped by :mod:`fpdctl.boxes`, as ``eval --boxes``
+crops (a box that is not finite, thinner than 1 px or outside its image is skipped and counted).
 
 Outputs (in the output folder): ``keypoints.json``, one entry per image or frame with its list of
 ``persons`` (box, box score, crop centre and scale, keypoints in image px with heatmap peak
@@ -44,8 +44,6 @@ from fpdctl.deploy.persons import (  # noqa: F401  (re-exported: predict's publi
     PersonSource,
     Prediction,
     PredictResult,
-    outside_image,
-    parse_bbox,
 )
 from fpdctl.deploy.pose_model import PoseModel
 from fpdctl.errors import DataError, InputError, RuntimeFailure, UsageError
@@ -94,6 +92,7 @@ def predict(
     detector: str | os.PathLike[str] | None = None,
     det_score: float = DEFAULT_DET_SCORE,
     det_iou: float = DEFAULT_DET_IOU,
+    frame_base: int = 0,
     overwrite: bool = False,
     device: str = "cpu",
     threads: int | None = None,
@@ -116,7 +115,9 @@ def predict(
         boxes: a detections file (:mod:`fpdctl.deploy.boxes`): every box is a person.
         annotations: a COCO annotation file mapping the boxes' ``image_id`` to file names.
         detector: an Ultralytics YOLO .onnx person detector (:mod:`fpdctl.deploy.detector`).
-        det_score, det_iou: the detector's score and NMS IoU thresholds.
+        det_score, det_iou: the detector's score and NMS IoU thresholds; ``det_score`` also
+            skips the boxes of a boxes file scoring under it (counted in ``skipped_boxes``).
+        frame_base: what a boxes file numbers a video's first frame: 0, or 1 (MOT's files).
         overwrite: replace an earlier predict's output in ``out_dir``.
         device: "cpu", "cuda", ... (PyTorch models; ONNX models use the matching provider).
         threads: intra-op threads.
@@ -176,7 +177,8 @@ def predict(
             image_names=[f.name for f in files],
             video=source_path.name if kind == "video" else None,
             annotations=annotations,
-            input_dir=str(source_path if kind == "folder" else source_path.parent),
+            det_score=det_score,
+            frame_base=frame_base,
         )
     check_folder_creatable(out)  # before the model loads
     previous = _previous_outputs(out, overwrite)
@@ -333,6 +335,7 @@ def _predict(
             "iou": detector.iou,
         },
         warnings=people.all_warnings(),
+        skipped_boxes=dict(people.skipped),
     )
     atomic_write_text(ensure_parent_writable(result.json_path), keypoints_json(result.to_dict()))
     return result
@@ -469,6 +472,8 @@ def _predict_video(
             report(progress, "predict.item", done=index, total=total)
         if not predictions:
             raise DataError(f"no frames could be read from {path}")
+        if max_frames is None or index < max_frames:  # the whole video was read
+            people.check_frames(index, path.name)
         if writer is not None:
             writer.release()
             writer = None
@@ -497,7 +502,5 @@ __all__ = [
     "Prediction",
     "input_kind",
     "keypoints_json",
-    "outside_image",
-    "parse_bbox",
     "predict",
 ]

@@ -31,7 +31,6 @@ from fpdctl.deploy.detector import (
     decode,
     detector_backend,
     letterbox,
-    nms,
     read_layout,
 )
 from fpdctl.errors import InputError, UsageError
@@ -396,11 +395,7 @@ def test_nms_class_filter_and_score_threshold(tmp_path):
     assert len(boxes) == 2
 
 
-def test_nms_and_decode_by_hand():
-    corners = np.array([[0, 0, 10, 10], [1, 0, 11, 10], [20, 20, 30, 30]], np.float32)
-    # IoU(0, 1) = 90 / 110 = 0.818
-    assert nms(corners, np.array([0.5, 0.9, 0.7]), 0.8).tolist() == [1, 2]
-    assert nms(corners, np.array([0.5, 0.9, 0.7]), 0.85).tolist() == [1, 2, 0]
+def test_decode_by_hand():
     output = np.zeros((1, 5, 84), np.float32)
     output[0, :, 0] = (20.0, 30.0, 8.0, 10.0, 0.5)  # one anchor, C = 1
     layout = read_layout([output.shape], 64)

@@ -53,7 +53,8 @@ CASES = [
     (
         "outside the image",
         [{**GOOD, "bbox": [100.0, 4.0, 10.0, 10.0]}],
-        "error: {f}: detection 0 (image 1): bbox [100.0, 4.0, 10.0, 10.0] has no pixel in the 64 x 64 image",
+        "error: {f}: detection 0 (image 1): bbox [100.0, 4.0, 10.0, 10.0] refused: no area in the image "
+        "(a 64 x 64 image)",
     ),
     (
         "not a list",

@@ -14,7 +14,7 @@ from typing import Literal
 
 import numpy as np
 
-from fpdctl.data.mpii import SCALE_MARGIN
+from fpdctl.boxes import SCALE_MARGIN
 from fpdctl.data.transforms import PIXEL_STD
 from fpdctl.skeleton import MPII
 
