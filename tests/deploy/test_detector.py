@@ -519,8 +519,12 @@ def test_openvino_finds_the_same_boxes_as_onnx_runtime(tmp_path):
     pytest.importorskip("openvino")
     _yolo_graph(tmp_path / "det.onnx", _anchors(TRUTH, SCORES, W, H, S), S)
     ov = Detector(tmp_path / "det.onnx", backend="ov-int8")
-    assert ov.runtime == "openvino" and ov.backend.name == "ov"
+    assert ov.runtime == "openvino" and ov.backend.name == "ov" and ov.device == "cpu"
     _check_truth(ov)
+    _yolo_graph(tmp_path / "half.onnx", _anchors(TRUTH, SCORES, W, H, S), S, half=True)
+    boxes, scores = Detector(tmp_path / "half.onnx", backend="openvino")(np.zeros((H, W, 3), np.uint8))
+    np.testing.assert_allclose(scores, [0.9, 0.8, 0.6], atol=1e-3)
+    np.testing.assert_allclose(boxes, TRUTH, atol=0.5)
 
 
 def test_keypoints_json_records_the_runtime_the_detector_ran_on(tmp_path, tiny_checkpoint):
