@@ -149,10 +149,6 @@ class Layout:
     extra: int = 0
     task: str = "detect"
 
-    def describe(self) -> str:
-        head = {"anchors": "[1, 4 + C, A]", "anchors-transposed": "[1, A, 4 + C]", "yolov5": "YOLOv5 [1, 3A, 5 + C]"}
-        return f"{self.task} {head.get(self.kind, 'end-to-end [1, N, 6]')}, C = {self.classes}"
-
 
 @dataclass(frozen=True)
 class ExportInfo:
@@ -384,7 +380,17 @@ class Detector:
         self.dropped = 0
 
     def prepare(self, image: np.ndarray) -> tuple[np.ndarray, Letterbox]:
-        """uint8 BGR [H, W, 3] -> [1, 3, S, S] RGB in 0..1 (the input's float type), and the geometry."""
+        """uint8 BGR [H, W, 3] -> [1, 3, S, S] RGB in 0..1 (the input's float type), and the geometry.
+
+        Raises:
+            UsageError: ``image`` is not a uint8 [H, W, 3] array with H, W >= 1.
+        """
+        shape = getattr(image, "shape", None)
+        if getattr(image, "dtype", None) != np.uint8 or shape is None or len(shape) != 3 or shape[2] != 3 or 0 in shape:
+            raise UsageError(
+                f"image must be a uint8 [H, W, 3] BGR array, got {getattr(image, 'dtype', type(image).__name__)} "
+                f"{list(shape) if shape is not None else ''}".rstrip()
+            )
         boxed, geometry = letterbox(image, self.size)
         tensor = boxed[:, :, ::-1].transpose(2, 0, 1)[None].astype(np.float32) / np.float32(255.0)
         return np.ascontiguousarray(tensor, dtype=self.input_dtype), geometry

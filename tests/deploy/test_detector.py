@@ -14,6 +14,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import re
 from pathlib import Path
 
 import cv2
@@ -470,6 +471,14 @@ def test_bad_files_and_thresholds(tmp_path):
         Detector(tmp_path / "det.onnx", score=float("nan"))
     with pytest.raises(UsageError, match="unknown backend 'onnx'"):
         Detector(tmp_path / "det.onnx", backend="onnx")
+
+
+def test_images_that_are_not_uint8_bgr_are_refused(tmp_path):
+    _yolo_graph(tmp_path / "det.onnx", _good(), S)
+    detector = Detector(tmp_path / "det.onnx")
+    for image, seen in ((np.zeros((8, 8), np.uint8), "uint8 [8, 8]"), (np.zeros((8, 8, 3)), "float64 [8, 8, 3]")):
+        with pytest.raises(UsageError, match=rf"^image must be a uint8 \[H, W, 3\] BGR array, got {re.escape(seen)}$"):
+            detector(image)
 
 
 def test_nan_output_is_an_error_naming_the_detector(tmp_path):
