@@ -388,7 +388,7 @@ class Detector:
         shape = getattr(image, "shape", None)
         if getattr(image, "dtype", None) != np.uint8 or shape is None or len(shape) != 3 or shape[2] != 3 or 0 in shape:
             raise UsageError(
-                f"image must be a uint8 [H, W, 3] BGR array, got {getattr(image, 'dtype', type(image).__name__)} "
+                f"`image` must be a uint8 [H, W, 3] BGR array, got {getattr(image, 'dtype', type(image).__name__)} "
                 f"{list(shape) if shape is not None else ''}".rstrip()
             )
         boxed, geometry = letterbox(image, self.size)
@@ -494,7 +494,7 @@ def _detector_device(device: str, runtime: str) -> str:
         return "cpu"
     if text.startswith("cuda"):
         return text
-    raise UsageError(f"device must be auto, cpu or cuda[:N], got {device!r}")
+    raise UsageError(f"`device` must be auto, cpu or cuda[:N], got {device!r}")
 
 
 def _open_runner(path: os.PathLike[str], backend: "Backend", device: str, threads: int | None, where: str) -> Any:
@@ -515,7 +515,7 @@ def check_thresholds(score: float, iou: float, *, names: tuple[str, str] = ("det
     """Raises UsageError unless both thresholds lie in [0, 1] (``names``: the caller's parameters)."""
     for name, value in zip(names, (score, iou)):
         if not (0.0 <= value <= 1.0):  # also refuses NaN
-            raise UsageError(f"{name} must lie in [0, 1], got {value}")
+            raise UsageError(f"`{name}` must lie in [0, 1], got {value}")
 
 
 __all__ = [

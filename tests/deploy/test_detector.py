@@ -465,9 +465,9 @@ def test_bad_files_and_thresholds(tmp_path):
     with pytest.raises(InputError, match="detector not found"):
         Detector(tmp_path / "missing.onnx")
     _yolo_graph(tmp_path / "det.onnx", _good(), S)
-    with pytest.raises(UsageError, match=r"^iou must lie in \[0, 1\], got 1.5$"):
+    with pytest.raises(UsageError, match=r"^`iou` must lie in \[0, 1\], got 1.5$"):
         Detector(tmp_path / "det.onnx", iou=1.5)
-    with pytest.raises(UsageError, match=r"^score must lie in \[0, 1\], got nan$"):
+    with pytest.raises(UsageError, match=r"^`score` must lie in \[0, 1\], got nan$"):
         Detector(tmp_path / "det.onnx", score=float("nan"))
     with pytest.raises(UsageError, match="unknown backend 'onnx'"):
         Detector(tmp_path / "det.onnx", backend="onnx")
@@ -477,7 +477,9 @@ def test_images_that_are_not_uint8_bgr_are_refused(tmp_path):
     _yolo_graph(tmp_path / "det.onnx", _good(), S)
     detector = Detector(tmp_path / "det.onnx")
     for image, seen in ((np.zeros((8, 8), np.uint8), "uint8 [8, 8]"), (np.zeros((8, 8, 3)), "float64 [8, 8, 3]")):
-        with pytest.raises(UsageError, match=rf"^image must be a uint8 \[H, W, 3\] BGR array, got {re.escape(seen)}$"):
+        with pytest.raises(
+            UsageError, match=rf"^`image` must be a uint8 \[H, W, 3\] BGR array, got {re.escape(seen)}$"
+        ):
             detector(image)
 
 
