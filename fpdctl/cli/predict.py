@@ -99,7 +99,8 @@ def predict_command(
     input_std: Optional[str] = INPUT_STD,
     backend: str = RUN_BACKEND,
 ) -> None:
-    from fpdctl.deploy.predict import parse_bbox, predict
+    from fpdctl.deploy.persons import parse_bbox
+    from fpdctl.deploy.predict import predict
     from fpdctl.errors import UsageError
 
     override = convention_override(input_convention, input_order, input_mean, input_std)

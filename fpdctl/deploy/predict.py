@@ -38,14 +38,11 @@ from typing import TYPE_CHECKING, Any, Iterator
 import numpy as np
 
 from fpdctl.deploy.detector import DEFAULT_DET_IOU, DEFAULT_DET_SCORE, detector_runtime
-from fpdctl.deploy.persons import (  # noqa: F401  (re-exported: predict's public names)
-    Person,
+from fpdctl.deploy.persons import (
     PersonBox,
     PersonSource,
     Prediction,
     PredictResult,
-    outside_image,
-    parse_bbox,
 )
 from fpdctl.deploy.pose_model import PoseModel
 from fpdctl.errors import DataError, InputError, RuntimeFailure, UsageError
@@ -488,15 +485,8 @@ __all__ = [
     "IMAGE_SUFFIXES",
     "JSON_NAME",
     "VIDEO_SUFFIXES",
-    "Person",
-    "PersonBox",
-    "PersonSource",
     "PoseModel",
-    "PredictResult",
-    "Prediction",
     "input_kind",
     "keypoints_json",
-    "outside_image",
-    "parse_bbox",
     "predict",
 ]

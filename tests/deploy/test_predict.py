@@ -10,7 +10,8 @@ import torch
 from fpdctl.cli.app import main
 from fpdctl.codec import decode_heatmaps
 from fpdctl.data.synthetic import SyntheticPose
-from fpdctl.deploy.predict import JSON_NAME, parse_bbox, predict
+from fpdctl.deploy.persons import parse_bbox
+from fpdctl.deploy.predict import JSON_NAME, predict
 from fpdctl.errors import UsageError
 from fpdctl.pipeline import person_box
 from fpdctl.skeleton import MPII
