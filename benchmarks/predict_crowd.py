@@ -64,7 +64,8 @@ def main() -> None:
 
     from fpdctl.deploy.boxes import BoxesFile, FileBox
     from fpdctl.deploy.export import export_onnx
-    from fpdctl.deploy.predict import PersonSource, PoseModel
+    from fpdctl.deploy.persons import PersonSource
+    from fpdctl.deploy.predict import PoseModel
 
     with tempfile.TemporaryDirectory() as tmp:
         onnx_path = Path(tmp) / f"{MODEL}.onnx"

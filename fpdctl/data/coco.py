@@ -33,12 +33,8 @@ from typing import Any, Literal
 import numpy as np
 
 from fpdctl.boxes import PIXEL_STD, box_center_scale, check_box, clip_box
-from fpdctl.data.coco_source import (  # noqa: F401  (re-exported: where a split lives)
-    ANNOTATION_PATTERN,
-    IMAGE_LAYOUTS,
+from fpdctl.data.coco_source import (
     SPLIT_FOLDERS,
-    COCOSource,
-    Layout,
     find_coco_source,
 )
 from fpdctl.data.file_dataset import AnnotationTable, FilePoseDataset

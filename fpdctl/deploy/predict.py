@@ -37,9 +37,9 @@ from typing import TYPE_CHECKING, Any, Iterator
 
 import numpy as np
 
+from fpdctl.boxes import Box
 from fpdctl.deploy.detector import DEFAULT_DET_IOU, DEFAULT_DET_SCORE
-from fpdctl.deploy.persons import (  # noqa: F401  (re-exported: predict's public names)
-    Person,
+from fpdctl.deploy.persons import (
     PersonBox,
     PersonSource,
     Prediction,
@@ -47,7 +47,6 @@ from fpdctl.deploy.persons import (  # noqa: F401  (re-exported: predict's publi
 )
 from fpdctl.deploy.pose_model import PoseModel
 from fpdctl.errors import DataError, InputError, RuntimeFailure, UsageError
-from fpdctl.pipeline import Box
 from fpdctl.progress import Progress, report
 
 if TYPE_CHECKING:
@@ -494,12 +493,7 @@ __all__ = [
     "IMAGE_SUFFIXES",
     "JSON_NAME",
     "VIDEO_SUFFIXES",
-    "Person",
-    "PersonBox",
-    "PersonSource",
     "PoseModel",
-    "PredictResult",
-    "Prediction",
     "input_kind",
     "keypoints_json",
     "predict",

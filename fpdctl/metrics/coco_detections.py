@@ -8,7 +8,7 @@ follow:
    [x, y, w, h], "score"}``. Boxes scoring below :data:`BOX_SCORE_THRESHOLD` (``TEST.IMAGE_THRE``
    = 0.0) are dropped; every other box becomes one top-down crop.
 2. **Rescoring.** A person's score is its box score times the mean of its joint scores (heatmap
-   peaks) above :data:`~fpdctl.metrics.coco.CONFIDENT_JOINT_SCORE` (``TEST.IN_VIS_THRE`` = 0.2),
+   peaks) above :data:`~fpdctl.metrics.coco_results.CONFIDENT_JOINT_SCORE` (``TEST.IN_VIS_THRE`` = 0.2),
    0 when no joint is that confident (:func:`rescore`).
 3. **OKS-NMS** per image at :data:`OKS_NMS_THRESHOLD` (``TEST.OKS_THRE`` = 0.9): greedily, in
    decreasing rescored order, a person is kept and every remaining person whose OKS with it

@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 
 from fpdctl.data.coco import COCODataset
-from fpdctl.data.registry import build_dataset, parse_data_spec
+from fpdctl.data.kinds import parse_data_spec
+from fpdctl.data.registry import build_dataset
 from fpdctl.data.transforms import sample_augmentation
 from fpdctl.errors import DataError, InputError
 from fpdctl.metrics.coco import COCOReference, evaluate_coco, evaluate_coco_reference
