@@ -360,6 +360,11 @@ class Detector:
             and shape[2] > 0
             and shape[2] == shape[3]
         )
+        if len(shape) == 4 and not all(isinstance(d, int) for d in shape[2:]):
+            raise InputError(
+                f"{where}: input '{name}' {_dims(shape)} has no fixed size (a dynamic=True export, which "
+                "Ultralytics letterboxes to a stride-multiple rectangle); export it with dynamic=False and an imgsz"
+            )
         if signature.inputs != 1 or not square:
             raise InputError(
                 f"{where}: input '{name}' must be [1, 3, S, S] with a fixed S (Ultralytics YOLO ONNX export), "

@@ -443,6 +443,11 @@ REFUSALS = {
         r"input 'images' must be \[1, 3, S, S\] with a fixed S \(Ultralytics YOLO ONNX export\), got \[1, 3, 64, 96\]",
     ),
     "grey input": (dict(output=_good(), input_shape=[1, 1, 64, 64]), r"got \[1, 1, 64, 64\]"),
+    "dynamic input": (
+        dict(output=_good(), input_shape=["batch", 3, "height", "width"]),
+        r"input 'images' \[\?, 3, \?, \?\] has no fixed size \(a dynamic=True export, which Ultralytics letterboxes "
+        r"to a stride-multiple rectangle\); export it with dynamic=False and an imgsz",
+    ),
 }
 
 
