@@ -53,7 +53,8 @@ def evaluate_deployed(
         UsageError: a backend that cannot run the model, or an export with pre-processing or
             decoding inside (evaluation feeds normalised crops and reads heatmaps).
     """
-    from fpdctl.data.registry import build_dataset, data_joint_set, parse_data_spec
+    from fpdctl.data.kinds import data_joint_set, parse_data_spec
+    from fpdctl.data.registry import build_dataset
     from fpdctl.deploy.backends import pick_backend
     from fpdctl.deploy.metadata import GraphIO
     from fpdctl.deploy.runtime import make_runner, open_model

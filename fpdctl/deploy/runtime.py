@@ -78,7 +78,7 @@ class ModelSource:
                     f"{requested} does not apply to it"
                 )
             return self.info.input_size
-        from fpdctl.models.checkpoint import resolve_input_size
+        from fpdctl.models.checkpoint_files import resolve_input_size
 
         size = resolve_input_size(self.path, requested)
         self.spec.check_input_size(size)
@@ -127,7 +127,7 @@ def open_model(model: str, input_convention: ConventionOverride | None = None) -
             info=info,
             input_convention=convention,
         )
-    from fpdctl.models.checkpoint import checkpoint_file
+    from fpdctl.models.checkpoint_files import checkpoint_file
     from fpdctl.models.factory import create_model
 
     net = create_model(model, input_convention=input_convention).eval()

@@ -8,10 +8,11 @@ import pytest
 import torch
 
 from fpdctl.cli.app import main
+from fpdctl.cli.predict import parse_bbox
 from fpdctl.codec import decode_heatmaps
 from fpdctl.data.synthetic import SyntheticPose
-from fpdctl.deploy.predict import JSON_NAME, parse_bbox, predict
-from fpdctl.errors import UsageError
+from fpdctl.deploy.predict import JSON_NAME, predict
+from fpdctl.errors import DataError, UsageError
 from fpdctl.pipeline import person_box
 from fpdctl.skeleton import MPII
 from tests.conftest import INPUT_SIZE
@@ -160,8 +161,16 @@ def test_video(tmp_path, tiny_checkpoint):
 def test_person_box():
     center, scale, box = person_box(300, 200, None)
     assert center.tolist() == [149.5, 99.5] and scale == 1.5 and box == (0.0, 0.0, 300.0, 200.0)
-    center, scale, _ = person_box(300, 200, (10, 20, 40, 80))
-    assert center.tolist() == [29.5, 59.5] and scale == pytest.approx(80 * 1.25 / 200)
+    # The box's pixels x 10..49, y 20..99: centre (29.5, 59.5), side 79 x 1.25 (fpdctl.boxes).
+    center, scale, box = person_box(300, 200, (10, 20, 40, 80))
+    assert center.tolist() == [29.5, 59.5] and scale == pytest.approx(79 * 1.25 / 200) and box == (10, 20, 40, 80)
+    # Running off the right: clipped to x 280..299 first, then centred.
+    center, scale, _ = person_box(300, 200, (280, 20, 40, 80))
+    assert center.tolist() == [289.5, 59.5] and scale == pytest.approx(79 * 1.25 / 200)
+    with pytest.raises(
+        DataError, match=r"bbox \[400, 20, 40, 80\] refused: no area in the image \(a 300 x 200 image\)"
+    ):
+        person_box(300, 200, (400, 20, 40, 80))
 
 
 def test_parse_bbox():
@@ -183,7 +192,7 @@ def test_bad_inputs_are_one_line_exit_2(tmp_path, capsys, tiny_checkpoint):
         ([str(tmp_path / "nope.jpg")], f"error: input not found: {tmp_path / 'nope.jpg'}"),
         ([str(text)], f"error: cannot tell what {text} is: expected an image"),
         ([str(folder / "a.png"), "--bbox", "1,2,3"], "error: --bbox must be x,y,w,h"),
-        ([str(folder), "--out", str(folder)], "error: out_dir must not be the input folder"),
+        ([str(folder), "--out", str(folder)], "error: `out_dir` must not be the input folder"),
         ([str(tmp_path)], f"error: no images (.jpg, .jpeg, .png, .bmp, .webp, .tif, .tiff) in {tmp_path}"),
     ]
     for args, message in cases:

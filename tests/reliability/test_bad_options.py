@@ -928,14 +928,14 @@ CASES: list[Case] = [
         "--batch-size",
         NEGATIVE,
         "--batch-size -1",
-        "error: batch_size must be a whole number of at least 1, got -1",
+        "error: `batch_size` must be a whole number of at least 1, got -1",
     ),
     C(
         "predict",
         "--batch-size",
         ZERO,
         "--batch-size 0",
-        "error: batch_size must be a whole number of at least 1, got 0",
+        "error: `batch_size` must be a whole number of at least 1, got 0",
     ),
     T("predict", "--batch-size"),
     C(
