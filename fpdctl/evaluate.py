@@ -167,9 +167,9 @@ def _check_channels(heatmaps: torch.Tensor, joint_set: JointSet) -> None:
 
 def _check_loader_options(batch_size: int, num_workers: int) -> None:
     if batch_size < 1:
-        raise UsageError(f"--batch-size must be at least 1, got {batch_size}")
+        raise UsageError(f"`batch_size` must be at least 1, got {batch_size}", params="batch_size")
     if num_workers < 0:
-        raise UsageError(f"--workers must be 0 or more, got {num_workers}")
+        raise UsageError(f"`num_workers` must be 0 or more, got {num_workers}", params="num_workers")
 
 
 def _refuse_unreadable(batch: dict) -> None:
@@ -412,7 +412,8 @@ def evaluate_checkpoint(
     check_threshold(COCOResult.metric if coco else "pckh", threshold)
     if boxes is not None and spec.kind != "coco":
         raise UsageError(
-            f"--boxes crops the images of a COCO folder at detector boxes: it needs --data coco:DIR, got {data!r}"
+            f"`boxes` crops the images of a COCO folder at detector boxes: it needs `data` coco:DIR, got {data!r}",
+            params=("boxes", "data"),
         )
     if boxes is not None:  # a missing file fails before the network is built
         from fpdctl.utils.io import require_file

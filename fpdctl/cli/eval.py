@@ -88,6 +88,8 @@ _GROUP_HEADERS = (
     ("mean_plain", "Mean (plain)"),
 )
 _pct = decimals(2)
+# The core's parameters that eval spells otherwise (fpdctl.cli.app.flag_table).
+CORE_PARAMS = {"eval": {"num_workers": "workers"}}
 
 
 # Over 80 lines only through its Typer option declarations (one per flag); the body parses, calls

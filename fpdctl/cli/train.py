@@ -300,6 +300,13 @@ DISTILL_OPTIONS: tuple[_Opt, ...] = (
 )
 
 
+# The TrainConfig fields whose option has another name, for errors that name the field.
+CORE_PARAMS = {
+    command: {opt.field: opt.name for opt in options if opt.field and opt.field != opt.name}
+    for command, options in (("train", TRAIN_OPTIONS), ("distill", DISTILL_OPTIONS))
+}
+
+
 def _given(options: tuple[_Opt, ...], values: dict[str, Any]) -> dict[str, Any]:
     """The TrainConfig fields actually given on the command line (Typer passes None for the others)."""
     return {opt.field: values[opt.name] for opt in options if opt.field and values[opt.name] is not None}

@@ -109,7 +109,7 @@ class DataSpec:
 
 def _bad_spec(data: str) -> UsageError:
     forms = [kind.form for kind in KINDS.values()]
-    return UsageError(f"--data must be {', '.join(forms[:-1])} or {forms[-1]}, got {data!r}")
+    return UsageError(f"`data` must be {', '.join(forms[:-1])} or {forms[-1]}, got {data!r}", params="data")
 
 
 def _convert(value: str) -> Any:

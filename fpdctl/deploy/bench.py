@@ -170,7 +170,7 @@ def benchmark(
 
     iters, spin_us = _check_options(models, batches, warmup, iters, duration, threads, spin_us)
     if accuracy_samples < 0:
-        raise UsageError(f"--accuracy must be 0 or more, got {accuracy_samples}")
+        raise UsageError(f"`accuracy_samples` must be 0 or more, got {accuracy_samples}", params="accuracy_samples")
     if accuracy_samples:
         from fpdctl.data.registry import parse_data_spec
 
@@ -223,17 +223,17 @@ def _check_options(
     if not models:
         raise UsageError("give at least one MODEL")
     if not batches or any(int(b) < 1 for b in batches):
-        raise UsageError(f"--batch values must be positive integers, got {list(batches)}")
+        raise UsageError(f"`batches` must be positive integers, got {list(batches)}", params="batches")
     if warmup < 0:
-        raise UsageError(f"--warmup must be 0 or more, got {warmup}")
+        raise UsageError(f"`warmup` must be 0 or more, got {warmup}", params="warmup")
     if iters is not None and duration is not None:
-        raise UsageError("give --iters or --duration, not both")
+        raise UsageError("give `iters` or `duration`, not both", params=("iters", "duration"))
     if iters is not None and iters < 1:
-        raise UsageError(f"--iters must be at least 1, got {iters}")
+        raise UsageError(f"`iters` must be at least 1, got {iters}", params="iters")
     if duration is not None and not (duration > 0 and math.isfinite(duration)):
-        raise UsageError(f"--duration must be a positive number of seconds, got {duration}")
+        raise UsageError(f"`duration` must be a positive number of seconds, got {duration}", params="duration")
     if threads is not None and threads < 1:
-        raise UsageError(f"--threads must be at least 1, got {threads}")
+        raise UsageError(f"`threads` must be at least 1, got {threads}", params="threads")
     if iters is None and duration is None:
         iters = DEFAULT_ITERS
     if spin_us is None:
@@ -241,7 +241,7 @@ def _check_options(
 
         spin_us = DEFAULT_SPIN_US
     if spin_us < 0:
-        raise UsageError(f"--spin-us must be 0 or more, got {spin_us}")
+        raise UsageError(f"`spin_us` must be 0 or more, got {spin_us}", params="spin_us")
     return iters, spin_us
 
 
@@ -260,7 +260,7 @@ def _check_models(models: Sequence[str], input_size: int | None) -> None:
     from fpdctl.utils.io import require_file
 
     if input_size is not None and input_size <= 0:
-        raise UsageError(f"--input-size must be positive, got {input_size}")
+        raise UsageError(f"`input_size` must be positive, got {input_size}", params="input_size")
     for name in models:
         if is_onnx_path(name):
             require_file(name, "ONNX model")

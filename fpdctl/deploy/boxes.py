@@ -140,7 +140,8 @@ def read_boxes(
             if ids is None:
                 raise DataError(
                     f"{where}: names image_id {entry['image_id']!r} but no file_name; "
-                    "pass --annotations FILE (COCO images: id -> file_name)"
+                    "pass `annotations` FILE (COCO images: id -> file_name)",
+                    params="annotations",
                 )
             name = ids.get(entry["image_id"])
             if name is None:
@@ -156,7 +157,7 @@ def read_boxes(
             key: Any = frame
         else:
             if name is None:
-                raise DataError(f"{where}: needs file_name (or image_id with --annotations)")
+                raise DataError(f"{where}: needs file_name (or image_id with `annotations`)", params="annotations")
             if name not in known:
                 raise DataError(f"{where}: image '{name}' not found in {input_dir}")
             key = name

@@ -134,7 +134,10 @@ def _exported_row(source: Any, backend: str, device_type: str) -> "Backend | Non
     if not rows or any(row.runtime == "torch" for row in rows):
         return None
     if len(rows) > 1:  # pick_backend below sees one file precision only: say it here
-        raise UsageError(f"--backend must pick one backend here; '{backend}' selects {', '.join(b.name for b in rows)}")
+        raise UsageError(
+            f"`backend` must pick one backend here; '{backend}' selects {', '.join(b.name for b in rows)}",
+            params="backend",
+        )
     return pick_backend("onnx", backend, device_type=device_type, onnx_precision=rows[0].file_precision)
 
 

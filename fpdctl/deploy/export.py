@@ -151,9 +151,13 @@ def _check_options(
     if exporter not in EXPORTERS:
         raise UsageError(f"exporter must be one of {', '.join(EXPORTERS)}, got '{exporter}'")
     if calibration_samples < 1:
-        raise UsageError(f"--calibration-samples must be at least 1, got {calibration_samples}")
+        raise UsageError(
+            f"`calibration_samples` must be at least 1, got {calibration_samples}", params="calibration_samples"
+        )
     if validation_samples is not None and validation_samples < 0:
-        raise UsageError(f"--validation-samples must be 0 or more, got {validation_samples}")
+        raise UsageError(
+            f"`validation_samples` must be 0 or more, got {validation_samples}", params="validation_samples"
+        )
     if precision != "fp32" or (verify and validation_samples != 0):
         from fpdctl.data.registry import parse_data_spec
 
@@ -471,7 +475,7 @@ def _quantize(
 
     dataset = build_dataset(calibration_data, "train", input_size=job.input_size)
     if len(dataset) == 0:
-        raise UsageError(f"--calibration-data {calibration_data} has no training images")
+        raise UsageError(f"`calibration_data` {calibration_data} has no training images", params="calibration_data")
     indices = calibration_indices(len(dataset), calibration_samples)
     # Ranges are averaged over calibration batches: one image per batch averages per-image
     # ranges (a fixed-batch graph can only take its own batch size).

@@ -40,9 +40,9 @@ def parse_bbox(text: str | None) -> Box | None:
     except ValueError:
         values = []
     if len(values) != 4 or not all(np.isfinite(values)):
-        raise UsageError(f"--bbox must be x,y,w,h (four numbers, image pixels), got '{text}'")
+        raise UsageError(f"`bbox` must be x,y,w,h (four numbers, image pixels), got '{text}'", params="bbox")
     if values[2] <= 0 or values[3] <= 0:
-        raise UsageError(f"--bbox width and height must be positive, got '{text}'")
+        raise UsageError(f"`bbox` width and height must be positive, got '{text}'", params="bbox")
     return values[0], values[1], values[2], values[3]
 
 

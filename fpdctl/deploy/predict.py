@@ -144,24 +144,29 @@ def predict(
         if path is not None:
             require_file(path, what)
     if boxes is not None and detector is not None:
-        raise UsageError("--boxes and --detector exclude each other: give one source of person boxes")
+        raise UsageError(
+            "`boxes` and `detector` exclude each other: give one source of person boxes", params=("boxes", "detector")
+        )
     if bbox is not None and (boxes is not None or detector is not None):
-        raise UsageError(f"--bbox is one person for every image; it excludes --{'boxes' if boxes else 'detector'}")
+        other = "boxes" if boxes else "detector"
+        raise UsageError(f"bbox is one person for every image; it excludes `{other}`", params=("bbox", other))
     if annotations is not None and boxes is None:
-        raise UsageError("--annotations maps the image ids of a --boxes file; it needs --boxes")
+        raise UsageError(
+            "`annotations` maps the image ids of a `boxes` file; it needs `boxes`", params=("annotations", "boxes")
+        )
     if max_frames is not None and max_frames < 1:
-        raise UsageError(f"--max-frames must be at least 1, got {max_frames}")
+        raise UsageError(f"`max_frames` must be at least 1, got {max_frames}", params="max_frames")
     if not math.isfinite(min_score):  # NaN would silently draw nothing
-        raise UsageError(f"--min-score must be a finite number, got {min_score}")
+        raise UsageError(f"`min_score` must be a finite number, got {min_score}", params="min_score")
     check_thresholds(det_score, det_iou)
     kind = input_kind(source_path)
     if kind == "folder" and draw and out.resolve() == source_path.resolve():
-        raise UsageError("--out must not be the input folder (the drawn images would replace the inputs)")
+        raise UsageError("`out` must not be the input folder (the drawn images would replace the inputs)", params="out")
     files = _image_files(source_path, kind) if kind != "video" else []
     if draw:
         for image_file in files:
             if (out / image_file.name).resolve() == image_file.resolve():
-                raise UsageError(f"--out would overwrite the input image {image_file}")
+                raise UsageError(f"`out` would overwrite the input image {image_file}", params="out")
     first_image = None
     if kind == "image":  # an unreadable single image fails before anything is created
         from fpdctl.data.dataset import read_image
@@ -244,7 +249,10 @@ def _previous_outputs(out: Path, overwrite: bool) -> set[str]:
     if not present:
         return set()
     if not overwrite:
-        raise UsageError(f"--out {out} is not empty; pass --overwrite to replace an earlier predict's output there")
+        raise UsageError(
+            f"`out` {out} is not empty; pass `overwrite` to replace an earlier predict's output there",
+            params=("out", "overwrite"),
+        )
     owned: set[str] = set()
     try:
         manifest = json.loads((out / JSON_NAME).read_text(encoding="utf-8"))
@@ -256,8 +264,9 @@ def _previous_outputs(out: Path, overwrite: bool) -> set[str]:
     if foreign:
         shown = ", ".join(foreign[:3]) + (f" and {len(foreign) - 3} more" if len(foreign) > 3 else "")
         raise UsageError(
-            f"--out {out} holds files predict did not write ({shown}); --overwrite replaces only "
-            f"predict's own output: give an empty or new folder"
+            f"`out` {out} holds files predict did not write ({shown}); `overwrite` replaces only "
+            f"predict's own output: give an empty or new folder",
+            params=("out", "overwrite"),
         )
     return owned
 

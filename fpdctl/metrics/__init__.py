@@ -76,7 +76,7 @@ def check_threshold(metric: str, threshold: float | None) -> None:
         UsageError: naming the option.
     """
     if threshold is not None and metric == COCOResult.metric:
-        raise UsageError("--threshold applies to PCKh and PCK; COCO AP averages over OKS 0.50:0.95")
+        raise UsageError("`threshold` applies to PCKh and PCK; COCO AP averages over OKS 0.50:0.95", params="threshold")
 
 
 def score_prediction_file(

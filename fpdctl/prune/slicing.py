@@ -298,7 +298,7 @@ def prune_checkpoint(
     stack_strategy = check_stack_strategy(stack_strategy)
     spec.check_input_size(input_size)
     if recalibrate_bn < 0:
-        raise UsageError(f"--recalibrate-bn must be 0 or more batches, got {recalibrate_bn}")
+        raise UsageError(f"`recalibrate_bn` must be 0 or more batches, got {recalibrate_bn}", params="recalibrate_bn")
     if batch_size < 1:  # checked even when --recalibrate-bn is off: a bad value is never ignored
         raise UsageError(f"batch size must be positive, got {batch_size}")
     from fpdctl.data.registry import parse_data_spec

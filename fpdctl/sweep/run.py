@@ -339,12 +339,14 @@ def _check_settings(
     if not items:
         raise UsageError("the sweep grid is empty")
     if settings.recalibrate_bn < 0:
-        raise UsageError(f"--recalibrate-bn must be 0 or more batches, got {settings.recalibrate_bn}")
+        raise UsageError(
+            f"`recalibrate_bn` must be 0 or more batches, got {settings.recalibrate_bn}", params="recalibrate_bn"
+        )
     if max_drop < 0 or not math.isfinite(max_drop):
-        raise UsageError(f"--max-drop must be a non-negative number, got {max_drop:g}")
+        raise UsageError(f"`max_drop` must be a non-negative number, got {max_drop:g}", params="max_drop")
     out_dir = Path(out)
     if out_dir.exists() and not out_dir.is_dir():
-        raise UsageError(f"--out {out_dir} exists and is not a directory")
+        raise UsageError(f"`out` {out_dir} exists and is not a directory", params="out")
     check_folder_creatable(out_dir)  # before the teacher's evaluation, not after
     return out_dir
 

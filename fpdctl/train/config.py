@@ -304,13 +304,9 @@ def _field_types() -> dict[str, tuple[type, bool]]:
 _TYPES: dict[str, tuple[type, bool]] = _field_types()
 
 
-def option_flag(name: str) -> str:
-    return "--" + name.replace("_", "-")
-
-
 def _coerce(name: str, value: Any, source: str) -> Any:
     def bad(kind: str) -> UsageError:
-        return UsageError(f"{option_flag(name)} must be {kind}, got {value!r} (in {source})")
+        return UsageError(f"`{name}` must be {kind}, got {value!r} (in {source})", params=name)
 
     kind, optional = _TYPES[name]
     if value is None:
@@ -389,7 +385,7 @@ def teacher_input_override(config: TrainConfig) -> ConventionOverride | None:
         config.teacher_input_order,
         config.teacher_input_mean,
         config.teacher_input_std,
-        flag_prefix="--teacher-input",
+        param_prefix="teacher_input",
     )
     return override.check() if override.given else None
 
@@ -406,15 +402,20 @@ def validate_config(config: TrainConfig) -> None:
     if config.tensorboard:
         check_tensorboard()
     if config.command == "distill" and not config.teacher:
-        raise UsageError("distill needs --teacher CKPT")
+        raise UsageError("distill needs `teacher` CKPT", params="teacher")
     teacher_input_override(config)
     if config.teacher == GROUND_TRUTH_TEACHER:
         if config.unlabeled is not None:
             raise UsageError(
-                "--unlabeled needs a teacher network; --teacher ground-truth has no maps for unlabeled images"
+                "`unlabeled` needs a teacher network; `teacher` ground-truth has no maps for unlabeled images",
+                params=("unlabeled", "teacher"),
             )
         if any(getattr(config, name) is not None for name in TEACHER_INPUT_FIELDS):
-            raise UsageError("--teacher-input-* options need a teacher network, not --teacher ground-truth")
+            raise UsageError(
+                "`teacher_input_convention`, `teacher_input_order`, `teacher_input_mean` and `teacher_input_std` "
+                "need a teacher network, not `teacher` ground-truth",
+                params=(*TEACHER_INPUT_FIELDS, "teacher"),
+            )
     if not math.isfinite(config.lr):
         raise UsageError(f"lr must be a finite number, got {config.lr:g}")
     if not config.lr > 0:
@@ -475,7 +476,7 @@ def check_tensorboard() -> None:
     import importlib.util
 
     if importlib.util.find_spec("tensorboard") is None:
-        raise UsageError(f"--tensorboard needs the tensorboard package: {TENSORBOARD_EXTRA}")
+        raise UsageError(f"`tensorboard` needs the tensorboard package: {TENSORBOARD_EXTRA}", params="tensorboard")
 
 
 __all__ = [
@@ -499,7 +500,6 @@ __all__ = [
     "check_tensorboard",
     "coerce_options",
     "default_workers",
-    "option_flag",
     "parse_schedule",
     "teacher_input_override",
     "validate_config",

@@ -337,7 +337,9 @@ class TrainLoop:
             kept = f"the last good checkpoint ({self.run.run_dir / LAST_FILE}, step {self.saved_step}) is kept"
         else:
             kept = "no checkpoint had been written yet"
-        raise TrainingDiverged(f"training diverged: the loss is {value} at step {step}; {kept}; try a lower --lr")
+        raise TrainingDiverged(
+            f"training diverged: the loss is {value} at step {step}; {kept}; try a lower `lr`", params="lr"
+        )
 
     # ------------------------------------------------------------------ logging and validation
     def _log(self, lr: float, *, epoch_frac: float, evaluate: bool) -> None:

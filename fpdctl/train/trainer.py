@@ -102,7 +102,7 @@ class Trainer:
         from fpdctl.utils.device import resolve_device
 
         if not config.out:
-            raise UsageError("--out RUN_DIR is required")
+            raise UsageError("`out` RUN_DIR is required", params="out")
         self.config = config
         self.progress = progress
         self.resume = resume
