@@ -138,7 +138,7 @@ def test_predictions_for_lsp_reference() -> None:
 
 def test_bad_arguments(synthetic_val) -> None:  # type: ignore[no-untyped-def]
     model = fpdctl.create_model("hg1x16")
-    with pytest.raises(UsageError, match="^--batch-size must be at least 1, got 0$"):
+    with pytest.raises(UsageError, match="^`batch_size` must be at least 1, got 0$"):
         predict_dataset(model, synthetic_val, batch_size=0)
     with pytest.raises(UsageError, match="the model predicts 14 joints"):
         predict_dataset(fpdctl.create_model("hg1x16j14"), synthetic_val, flip=False)
@@ -158,11 +158,11 @@ def test_lsp_split_scores_pck(lspet400) -> None:  # type: ignore[no-untyped-def]
 def test_resolve_device_cpu_and_errors() -> None:
     assert resolve_device("cpu") == torch.device("cpu")
     assert resolve_device(torch.device("cpu")) == torch.device("cpu")
-    with pytest.raises(UsageError, match=r"^--device must be auto, cpu, cuda, cuda:N or mps, got 'tpu'$"):
+    with pytest.raises(UsageError, match=r"^`device` must be auto, cpu, cuda, cuda:N or mps, got 'tpu'$"):
         resolve_device("tpu")
     if not torch.cuda.is_available():
         assert resolve_device("auto").type in ("cpu", "mps")
-        with pytest.raises(UsageError, match=r"^--device cuda:1: CUDA is not available"):
+        with pytest.raises(UsageError, match=r"^`device` cuda:1: CUDA is not available"):
             resolve_device("cuda:1")
     else:
         assert resolve_device("auto") == torch.device("cuda", 0)

@@ -88,12 +88,8 @@ def _command_path(args: list[str]) -> list[str]:
     return path
 
 
-def flag_table(path: list[str]) -> dict[str, str]:
-    """Parameter name -> flag of the command ``path`` names, read from its options (the one table
-    of them) and its :data:`CORE_PARAMS`: ``{"max_frames": "--max-frames", ...}``."""
-    command: Any = typer.main.get_command(app)
-    for name in path:
-        command = command.commands[name]
+def _own_flags(command: Any, path: list[str]) -> dict[str, str]:
+    """Parameter name -> flag of one command, from its options and its :data:`CORE_PARAMS`."""
     flags: dict[str, str] = {}
     for param in command.params:
         if getattr(param, "param_type_name", "") == "option" and not getattr(param, "hidden", False) and param.name:
@@ -102,6 +98,29 @@ def flag_table(path: list[str]) -> dict[str, str]:
     for core, own in CORE_PARAMS.get(" ".join(path), {}).items():
         if own in flags:
             flags[core] = flags[own]
+    return flags
+
+
+def _all_commands(command: Any, path: list[str]) -> "list[tuple[list[str], Any]]":
+    subs = getattr(command, "commands", None)
+    if subs is None:
+        return [(path, command)]
+    return [found for name, sub in subs.items() for found in _all_commands(sub, [*path, name])]
+
+
+def flag_table(path: list[str]) -> dict[str, str]:
+    """Parameter name -> flag for errors of the command ``path`` names: its own options (the one
+    table of them) and :data:`CORE_PARAMS`, then any other command's for a parameter it lacks
+    (``train`` refusing distill's ``alpha`` names ``--alpha``): ``{"max_frames": "--max-frames"}``."""
+    root: Any = typer.main.get_command(app)
+    command = root
+    for name in path:
+        command = command.commands[name]
+    flags: dict[str, str] = {}
+    for other_path, other in _all_commands(root, []):
+        for name, flag in _own_flags(other, other_path).items():
+            flags.setdefault(name, flag)
+    flags.update(_own_flags(command, path))
     return flags
 
 

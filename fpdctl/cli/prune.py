@@ -365,6 +365,10 @@ def prune_sweep_command(
         raise typer.Exit(130)
 
 
+# The core's parameters that prune-sweep spells otherwise (fpdctl.cli.app.flag_table).
+CORE_PARAMS = {"prune-sweep": {"inits": "init", "block_types": "blocks"}}
+
+
 def register(app: typer.Typer) -> None:
     app.command("prune", help=PRUNE_HELP)(prune_command)
     app.command("prune-sweep", help=SWEEP_HELP)(prune_sweep_command)

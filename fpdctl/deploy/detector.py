@@ -283,9 +283,9 @@ def detector_runtime(backend: str) -> str:
 
 def check_thresholds(score: float, iou: float) -> None:
     """Raises UsageError unless both thresholds lie in [0, 1]."""
-    for name, value in (("--det-score", score), ("--det-iou", iou)):
+    for name, value in (("det_score", score), ("det_iou", iou)):
         if not (0.0 <= value <= 1.0):  # also refuses NaN
-            raise UsageError(f"{name} must lie in [0, 1], got {value}")
+            raise UsageError(f"`{name}` must lie in [0, 1], got {value}", params=name)
 
 
 __all__ = [

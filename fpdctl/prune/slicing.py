@@ -38,7 +38,7 @@ PRUNE_KEY = "fpdctl.prune"
 
 def check_stack_strategy(strategy: str) -> str:
     """The strategy ``strategy`` names, in any case (UsageError listing the strategies otherwise)."""
-    return parse_choice(strategy, STACK_STRATEGIES, "--stack-strategy")
+    return parse_choice(strategy, STACK_STRATEGIES, "stack_strategy")
 
 
 def check_target(teacher: HourglassSpec, target: HourglassSpec) -> None:

@@ -150,14 +150,14 @@ def build_grid(
     stacks, channels, blocks, inits = list(stacks), list(channels), list(blocks), list(inits)
     types = [teacher.block] if block_types is None else list(block_types)
     for option, values in (
-        ("--stacks", stacks),
-        ("--channels", channels),
-        ("--blocks", blocks),
-        ("--init", inits),
-        ("--blocks (block types)", types),
+        ("stacks", stacks),
+        ("channels", channels),
+        ("blocks", blocks),
+        ("inits", inits),
+        ("block_types", types),
     ):
         if not values:
-            raise UsageError(f"the sweep grid is empty: {option} gives no values")
+            raise UsageError(f"the sweep grid is empty: `{option}` gives no values", params=option)
     for init in inits:
         if init not in INITS:
             raise UsageError(f"`init` must be scratch, teacher or both, got '{init}'", params="init")

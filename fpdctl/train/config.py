@@ -410,11 +410,10 @@ def validate_config(config: TrainConfig) -> None:
                 "`unlabeled` needs a teacher network; `teacher` ground-truth has no maps for unlabeled images",
                 params=("unlabeled", "teacher"),
             )
-        if any(getattr(config, name) is not None for name in TEACHER_INPUT_FIELDS):
+        given = [name for name in TEACHER_INPUT_FIELDS if getattr(config, name) is not None]
+        if given:
             raise UsageError(
-                "`teacher_input_convention`, `teacher_input_order`, `teacher_input_mean` and `teacher_input_std` "
-                "need a teacher network, not `teacher` ground-truth",
-                params=(*TEACHER_INPUT_FIELDS, "teacher"),
+                f"`{given[0]}` needs a teacher network, not `teacher` ground-truth", params=(given[0], "teacher")
             )
     if not math.isfinite(config.lr):
         raise UsageError(f"lr must be a finite number, got {config.lr:g}")

@@ -164,8 +164,8 @@ def _refuse_unused_kd_options(merged: Mapping[str, Any], layers: Any) -> None:
                 where = f" (in {source})" if source else ""
                 users = [e.name for e in KD_LOSS_TABLE.values() if name in e.options]
                 raise UsageError(
-                    f"`{name}`{where} has no effect with kd_loss {entry.name}; "
-                    f"only kd_loss {' or '.join(users)} uses it",
+                    f"`{name}`{where} has no effect with `kd_loss` {entry.name}; "
+                    f"only `kd_loss` {' or '.join(users)} uses it",
                     params=(name, "kd_loss"),
                 )
 

@@ -174,7 +174,7 @@ def test_bad_layouts_are_one_line_input_errors(tmp_path):
         PersonDetector(tmp_path / "junk.onnx")
     with pytest.raises(InputError, match="detector not found"):
         PersonDetector(tmp_path / "missing.onnx")
-    with pytest.raises(UsageError, match=r"--det-iou must lie in \[0, 1\], got 1.5"):
+    with pytest.raises(UsageError, match=r"`det_iou` must lie in \[0, 1\], got 1.5"):
         PersonDetector(tmp_path / "rect.onnx", iou=1.5)
 
 

@@ -246,7 +246,7 @@ def test_parse_embedding():
     assert parse_embedding(True, pixel_order=" RGB ").pixel_order == "rgb"
     assert parse_embedding(True, True, keep_heatmaps=True).io == GraphIO("bgr", ("keypoints", "scores", "heatmaps"))
     assert parse_embedding(False, True).io == GraphIO(None, ("keypoints", "scores"))
-    with pytest.raises(UsageError, match="--pixel-order must be 'rgb' or 'bgr'"):
+    with pytest.raises(UsageError, match="`pixel_order` must be 'rgb' or 'bgr'"):
         Embedding(True, pixel_order="xyz")
 
 

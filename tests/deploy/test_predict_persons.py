@@ -183,7 +183,7 @@ def test_out_must_be_empty_unless_overwrite(tmp_path, tiny_checkpoint, capsys):
     out = tmp_path / "out"
     _run(tiny_checkpoint, folder, out)
     assert sorted(p.name for p in out.iterdir()) == ["crowd.png", JSON_NAME, "second.png"]
-    with pytest.raises(UsageError, match=f"--out {out} is not empty; pass --overwrite"):
+    with pytest.raises(UsageError, match=f"`out` {out} is not empty; pass `overwrite`"):
         _run(tiny_checkpoint, folder, out)
     (folder / "second.png").unlink()
     _run(tiny_checkpoint, folder, out, overwrite=True)  # the stale drawing of second.png goes

@@ -216,7 +216,7 @@ def test_parse_shard_and_inits() -> None:
     assert parse_shard("2/4") == (2, 4)
     assert parse_inits("both") == ("scratch", "teacher")
     assert parse_inits("teacher") == ("teacher",)
-    with pytest.raises(UsageError, match=r"^the sweep grid is empty: --channels gives no values$"):
+    with pytest.raises(UsageError, match=r"^the sweep grid is empty: `channels` gives no values$"):
         build_grid(TEACHER, [1], [], [1], INITS)
 
 

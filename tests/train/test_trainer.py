@@ -203,5 +203,5 @@ def test_precision_resolution_on_cpu() -> None:
     assert resolve_precision("fp16", cpu).scaler and resolve_precision("fp16", cpu).dtype == torch.float16
     assert resolve_precision("bf16", cpu).dtype == torch.bfloat16 and not resolve_precision("bf16", cpu).scaler
     assert resolve_precision("fp32", cpu).dtype is None
-    with pytest.raises(UsageError, match="--precision must be"):
+    with pytest.raises(UsageError, match="`precision` must be"):
         resolve_precision("int8", cpu)
