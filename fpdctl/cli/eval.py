@@ -122,8 +122,10 @@ def eval_command(
         help="Validation data for MODEL: synthetic[:KEY=VAL,...], mpii:PATH, lsp:PATH or coco:PATH "
         "(with --predictions: coco:PATH, the ground truth of COCO results).",
     ),
-    flip: bool = typer.Option(True, "--flip-test/--no-flip-test", help="Average with the mirrored input (flip test)."),
-    old_flip: Optional[bool] = old_spelling("--flip/--no-flip"),
+    flip_test: bool = typer.Option(
+        True, "--flip-test/--no-flip-test", help="Average with the mirrored input (flip test)."
+    ),
+    old_flip_test: Optional[bool] = old_spelling("--flip/--no-flip"),
     batch_size: int = typer.Option(32, "--batch-size", help="Persons per forward pass."),
     device: str = DEVICE,
     input_size: Optional[int] = typer.Option(
@@ -161,7 +163,7 @@ def eval_command(
         dir_okay=False,
     ),
 ) -> None:
-    flip = renamed(ctx, flip, old_flip, param="flip", flag="--flip-test", old_flag="--flip")
+    flip_test = renamed(ctx, flip_test, old_flip_test, param="flip_test", flag="--flip-test", old_flag="--flip")
     fmt = check_format(fmt)
     check_outputs(output)
     override = convention_override(input_convention, input_order, input_mean, input_std)
@@ -180,7 +182,9 @@ def eval_command(
             raise UsageError(
                 "--input-convention, --input-order, --input-mean and --input-std apply to a model, not to --predictions"
             )
-        warn_no_effect(ctx, _MODEL_RUN_OPTIONS + ("old_flip",), "with --predictions (it scores a file; no model runs)")
+        warn_no_effect(
+            ctx, _MODEL_RUN_OPTIONS + ("old_flip_test",), "with --predictions (it scores a file; no model runs)"
+        )
         _score_files(predictions, ground_truth, data, save_predictions, threshold, fmt, per_joint, output)
         return
     if model is None:
@@ -196,7 +200,7 @@ def eval_command(
         input_size=input_size,
         device=device,
         save_predictions=save_predictions,
-        flip=flip,
+        flip_test=flip_test,
         batch_size=batch_size,
         num_workers=workers,
         threshold=threshold,
@@ -216,7 +220,7 @@ def eval_command(
 
 
 # What only a model run reads: given with --predictions they change nothing.
-_MODEL_RUN_OPTIONS = ("flip", "batch_size", "device", "input_size", "workers", "backend")
+_MODEL_RUN_OPTIONS = ("flip_test", "batch_size", "device", "input_size", "workers", "backend")
 
 
 def _check_per_joint(per_joint: bool, data: str) -> None:
@@ -260,7 +264,7 @@ def _report(metric: "MetricResult", result: "EvalResult | None") -> dict[str, An
         report["backend"] = result.backend
         report["input_size"] = result.input_size
         report["seconds"] = round(result.seconds, 4)
-        report["images_per_second"] = round(result.images_per_second, 3)
+        report["persons_per_second"] = round(result.persons_per_second, 3)
         if result.input_convention is not None:
             report["input_convention"] = result.input_convention.to_dict()
         boxes = getattr(result.reference, "boxes", None)  # COCO's reference says which boxes
@@ -274,8 +278,8 @@ def _run_notes(result: "EvalResult | None") -> list[str]:
     if result is None:
         return []
     notes = [
-        f"{result.num_images} images at {result.input_size} px in {result.seconds:.2f} s "
-        f"({result.images_per_second:.1f}/s) on {result.device}, flip test {'on' if result.flip else 'off'}"
+        f"{result.num_persons} persons at {result.input_size} px in {result.seconds:.2f} s "
+        f"({result.persons_per_second:.1f}/s) on {result.device}, flip test {'on' if result.flip_test else 'off'}"
     ]
     if result.input_convention is not None:
         notes.append(f"input {result.input_convention.describe()}")

@@ -28,7 +28,7 @@ def evaluate_deployed(
     device: str = "cpu",
     threads: int | None = None,
     save_predictions: "str | os.PathLike[str] | None" = None,
-    flip: bool = True,
+    flip_test: bool = True,
     batch_size: int = 32,
     num_workers: int = 0,
     threshold: float | None = None,
@@ -44,7 +44,7 @@ def evaluate_deployed(
         data: the ``--data`` spec whose validation split is scored.
         backend: a row name or a runtime (:func:`~fpdctl.deploy.backends.pick_backend`).
         threads: ONNX Runtime / OpenVINO threads.
-        input_size, device, save_predictions, flip, batch_size, num_workers, threshold, progress,
+        input_size, device, save_predictions, flip_test, batch_size, num_workers, threshold, progress,
         input_convention: as :func:`~fpdctl.evaluate.evaluate_checkpoint`.
 
     Raises:
@@ -103,7 +103,7 @@ def evaluate_deployed(
         result = evaluate_model(
             runner,
             build_dataset(spec, "val", input_size=size),
-            flip=flip,
+            flip_test=flip_test,
             batch_size=runner.batch or batch_size,
             device=target if row.runtime == "torch" else "cpu",
             num_workers=num_workers,

@@ -245,7 +245,7 @@ def export_onnx(
     calibration_data: str = "synthetic",
     calibration_samples: int = DEFAULT_CALIBRATION_SAMPLES,
     validation_samples: int | None = None,
-    flip: bool = True,
+    flip_test: bool = True,
     verify: bool = True,
     verify_random: int = 4,
     verify_images: int = 8,
@@ -272,8 +272,8 @@ def export_onnx(
         calibration_samples: int8 calibration images.
         validation_samples: score fp32 and fp16/int8 on the first this many validation persons
             (None: the whole split, as ``fpdctl eval``; 0: skip the accuracy check).
-        flip: score with the flip test, as ``fpdctl eval`` does (False: a deployed single forward,
-            ``fpdctl eval --no-flip``). Either way the figures are eval's for the two files.
+        flip_test: score with the flip test, as ``fpdctl eval`` does (False: a deployed single forward,
+            ``fpdctl eval --no-flip-test``). Either way the figures are eval's for the two files.
         verify: run the PyTorch comparison (and the accuracy comparison).
         verify_random, verify_images: inputs of each kind for the comparison.
         threads: ONNX Runtime intra-op threads for the checks (None: ORT's default).
@@ -302,7 +302,7 @@ def export_onnx(
         validation_samples,
         verify,
     )
-    scoring = _Scoring(calibration_data, validation_samples, flip)
+    scoring = _Scoring(calibration_data, validation_samples, flip_test)
     embedding = embedding if embedding is not None and embedding.active else None
     if embedding is not None:
         embedding.check(all_stacks)
@@ -345,7 +345,7 @@ class _Scoring:
 
     data: str
     samples: int | None
-    flip: bool
+    flip_test: bool
 
     @property
     def active(self) -> bool:
@@ -504,7 +504,7 @@ def _compare_with_fp32(
 
     persons = "all" if scoring.samples is None else f"the first {scoring.samples}"
     job.say(
-        f"scoring fp32 and {precision} as fpdctl eval does (flip test {'on' if scoring.flip else 'off'}) on "
+        f"scoring fp32 and {precision} as fpdctl eval does (flip test {'on' if scoring.flip_test else 'off'}) on "
         f"{persons} {scoring.data} validation persons"
     )
     return compare_accuracy(
@@ -513,7 +513,7 @@ def _compare_with_fp32(
         data=scoring.data,
         input_size=job.input_size,
         samples=scoring.samples,
-        flip=scoring.flip,
+        flip_test=scoring.flip_test,
         reference_precision="fp32",
         candidate_precision=precision,
         input_convention=job.net.input_convention,

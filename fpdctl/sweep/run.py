@@ -187,7 +187,9 @@ def _evaluate(model: Any, val_set: Any, config: TrainConfig) -> float:
     """The split's headline score in percent (PCKh, PCK or COCO AP)."""
     from fpdctl.evaluate import evaluate_model
 
-    result = evaluate_model(model, val_set, flip=config.flip_test, device=config.device, num_workers=config.workers)
+    result = evaluate_model(
+        model, val_set, flip_test=config.flip_test, device=config.device, num_workers=config.workers
+    )
     return float(result.metric.mean)
 
 

@@ -137,7 +137,7 @@ class TrainLoop:
             self.skipped.load()  # a resumed run keeps the list of its earlier part
         self.tensorboard: TensorBoardLog | None = None
         if self.cfg.tensorboard and run.dist.is_main:
-            self.tensorboard = TensorBoardLog(run.run_dir, purge_step=saved_step)
+            self.tensorboard = TensorBoardLog(run.run_dir, resumed_at=saved_step)
         self.window = _Window()
         self._reset_window()
 
@@ -406,7 +406,7 @@ class TrainLoop:
             result = evaluate_model(
                 unwrap_model(self.model),
                 run.val_set,
-                flip=self.cfg.flip_test,
+                flip_test=self.cfg.flip_test,
                 batch_size=self.cfg.eval_batch_size,
                 device=self.device,
                 num_workers=self.cfg.workers,

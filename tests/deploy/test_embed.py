@@ -252,7 +252,7 @@ def test_parse_embedding():
 
 def test_eval_refuses_an_embedded_export_in_one_line(capsys, embedded_export):
     _, path = embedded_export
-    code = main(["eval", str(path), "--data", "synthetic:length=4", "--no-flip"])
+    code = main(["eval", str(path), "--data", "synthetic:length=4", "--no-flip-test"])
     err = capsys.readouterr().err.strip().splitlines()
     assert code == 2 and len(err) == 1, err
     assert err[0] == (
