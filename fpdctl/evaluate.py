@@ -26,6 +26,7 @@ import torch
 from torch import nn
 
 from fpdctl.codec import HeatmapCodec, flip_back
+from fpdctl.data.kinds import DataSpec
 from fpdctl.errors import DataError, UsageError
 from fpdctl.metrics import (
     COCOReference,
@@ -358,7 +359,7 @@ def evaluate_model(
 
 def evaluate_checkpoint(
     model: str,
-    data: str,
+    data: "str | DataSpec",
     *,
     input_size: int | None = None,
     device: str = "auto",
@@ -379,7 +380,8 @@ def evaluate_checkpoint(
     ``fpdctl.evaluate(...)``) is the one entry point that picks between the two.
 
     Args:
-        model: a checkpoint file or a model name.
+        data: ``synthetic[:KEY=VAL,...]``, ``mpii:PATH``, ``lsp:PATH`` or ``coco:PATH``, or that
+            string parsed (:class:`~fpdctl.data.kinds.DataSpec`, passed on as it is).
         data: ``synthetic[:KEY=VAL,...]``, ``mpii:PATH``, ``lsp:PATH`` or ``coco:PATH``.
         input_size: the network's input side (None: the size the checkpoint was trained at, else
             the default).
@@ -413,7 +415,7 @@ def evaluate_checkpoint(
     check_threshold(COCOResult.metric if coco else "pckh", threshold)
     if boxes is not None and spec.kind != "coco":
         raise UsageError(
-            f"`boxes` crops the images of a COCO folder at detector boxes: it needs `data` coco:DIR, got {data!r}",
+            f"`boxes` crops the images of a COCO folder at detector boxes: it needs `data` coco:DIR, got '{spec}'",
             params=("boxes", "data"),
         )
     if boxes is not None:  # a missing file fails before the network is built

@@ -169,23 +169,12 @@ def eval_command(
     override = convention_override(input_convention, input_order, input_mean, input_std)
     if per_joint and fmt == "json":
         warn_no_effect(ctx, ["per_joint"], "with --format json (its per_joint field is always there)")
-    if threshold is not None and not (threshold > 0 and threshold < float("inf")):
-        raise UsageError(f"--threshold must be a positive number, got {threshold}")
-    if boxes is not None and (predictions is not None or ground_truth is not None):
-        raise UsageError("--boxes applies to a model on --data coco:DIR, not to --predictions")
-    if predictions is not None or ground_truth is not None:
-        if model is not None or (data is not None and ground_truth is not None):
-            raise UsageError(
-                "give either MODEL_OR_CHECKPOINT with --data, or --predictions with --ground-truth, not both"
-            )
-        if override is not None:
-            raise UsageError(
-                "--input-convention, --input-order, --input-mean and --input-std apply to a model, not to --predictions"
-            )
+    if predictions is not None or ground_truth is not None:  # the other form: a file is scored
+        _check_file_form(model, data, ground_truth, boxes, override, save_predictions)
         warn_no_effect(
             ctx, _MODEL_RUN_OPTIONS + ("old_flip_test",), "with --predictions (it scores a file; no model runs)"
         )
-        _score_files(predictions, ground_truth, data, save_predictions, threshold, fmt, per_joint, output)
+        _score_files(predictions, ground_truth, data, threshold, fmt, per_joint, output)
         return
     if model is None:
         raise UsageError(
@@ -194,8 +183,11 @@ def eval_command(
     if data is None:
         raise UsageError("MODEL_OR_CHECKPOINT needs --data (synthetic, mpii:PATH, lsp:PATH or coco:PATH)")
     from fpdctl.api import evaluate
+    from fpdctl.data.kinds import data_metric, parse_data_spec
 
-    _check_per_joint(per_joint, data)
+    spec = parse_data_spec(data)  # parsed once, here; the core passes the spec on
+    if per_joint and data_metric(spec) == "oks":  # before the network runs: AP has no per-joint figure
+        raise UsageError("--per-joint applies to PCKh and PCK; COCO AP has no per-joint figure")
     options: dict[str, Any] = dict(
         input_size=input_size,
         device=device,
@@ -206,14 +198,10 @@ def eval_command(
         threshold=threshold,
         input_convention=override,
     )
-    from fpdctl.deploy.runtime import is_onnx_path
-
-    deployed = backend != "auto" or is_onnx_path(model)
-    if boxes is not None and deployed:
-        raise UsageError("--boxes runs a PyTorch checkpoint or pretrained name (--backend auto), not an exported model")
+    if boxes is not None:
+        options["boxes"] = boxes
     with ProgressBar("evaluating", enabled=fmt == "table" and output is None) as progress:
-        extra = {"boxes": boxes} if boxes is not None else {}
-        result = evaluate(model, data, backend=backend, progress=progress, **extra, **options)
+        result = evaluate(model, spec, backend=backend, progress=progress, **options)
     emit(_render(result.metric, result, fmt, per_joint, source=f"{model} on {data}"), output)
     if save_predictions is not None:
         typer.echo(f"wrote {save_predictions}", err=True)
@@ -223,19 +211,32 @@ def eval_command(
 _MODEL_RUN_OPTIONS = ("flip_test", "batch_size", "device", "input_size", "workers", "backend")
 
 
-def _check_per_joint(per_joint: bool, data: str) -> None:
-    """Refuse --per-joint for COCO data, before the network runs: AP has no per-joint figure."""
-    from fpdctl.data.registry import data_metric
-
-    if per_joint and data_metric(data) == "oks":
-        raise UsageError("--per-joint applies to PCKh and PCK; COCO AP has no per-joint figure")
+def _check_file_form(
+    model: str | None,
+    data: str | None,
+    ground_truth: Path | None,
+    boxes: Path | None,
+    override: Any,
+    save_predictions: Path | None,
+) -> None:
+    """Refuse what does not go with ``--predictions`` / ``--ground-truth`` (eval's second form,
+    which scores a file): the options of the first form, which runs a model."""
+    if boxes is not None:
+        raise UsageError("--boxes applies to a model on --data coco:DIR, not to --predictions")
+    if model is not None or (data is not None and ground_truth is not None):
+        raise UsageError("give either MODEL_OR_CHECKPOINT with --data, or --predictions with --ground-truth, not both")
+    if override is not None:
+        raise UsageError(
+            "--input-convention, --input-order, --input-mean and --input-std apply to a model, not to --predictions"
+        )
+    if save_predictions is not None:
+        raise UsageError("--save-predictions applies to model evaluation only")
 
 
 def _score_files(
     predictions: Path | None,
     ground_truth: Path | None,
     data: str | None,
-    save_predictions: Path | None,
     threshold: float | None,
     fmt: str,
     per_joint: bool,
@@ -244,8 +245,6 @@ def _score_files(
     """``fpdctl eval --predictions P --ground-truth G`` (or ``--data coco:DIR``): score a file."""
     if predictions is None:
         raise UsageError("--ground-truth needs --predictions (the prediction file to score)")
-    if save_predictions is not None:
-        raise UsageError("--save-predictions applies to model evaluation only")
     from fpdctl.metrics import score_prediction_file
 
     if ground_truth is None and data is None:

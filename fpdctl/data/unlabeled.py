@@ -30,6 +30,7 @@ from typing import Any, Iterator, Protocol
 
 import numpy as np
 
+from fpdctl.data.kinds import DataSpec
 from fpdctl.errors import DataError, InputError, UsageError
 
 # The fraction of each batch that is unlabeled when --unlabeled is given without a ratio.
@@ -201,7 +202,9 @@ class UnlabeledView:
         return sample
 
 
-def build_unlabeled(text: str, labelled_data: str, *, joint_set: Any = None, **kwargs: Any) -> UnlabeledView:
+def build_unlabeled(
+    text: str, labelled_data: "str | DataSpec", *, joint_set: Any = None, **kwargs: Any
+) -> UnlabeledView:
     """The unlabeled set ``--unlabeled`` names.
 
     Args:

@@ -53,6 +53,7 @@ from fpdctl.progress import Progress, report
 from fpdctl.utils.memory import peak_rss_mb, reset_peak_rss, rss_mb
 
 if TYPE_CHECKING:
+    from fpdctl.data.kinds import DataSpec
     from fpdctl.deploy.preprocess_decode import Embedding
     from fpdctl.deploy.recommend import BackendRecommendation
     from fpdctl.models.convention import ConventionOverride
@@ -126,7 +127,7 @@ def benchmark(
     input_convention: "ConventionOverride | None" = None,
     embedding: "Embedding | None" = None,
     accuracy_samples: int = 0,
-    accuracy_data: str = "synthetic",
+    accuracy_data: "str | DataSpec" = "synthetic",
     progress: Progress | None = None,
 ) -> BenchResult:
     """Measure every model on every selected backend at every batch size.
@@ -174,7 +175,7 @@ def benchmark(
     if accuracy_samples:
         from fpdctl.data.registry import parse_data_spec
 
-        parse_data_spec(accuracy_data)  # a bad spec fails before minutes of timing
+        accuracy_data = parse_data_spec(accuracy_data)  # parsed once; a bad spec fails before minutes of timing
     _check_models(models, input_size)
     check_embedding(models, backend, precisions, embedding)
     target = resolve_device(device)
@@ -287,7 +288,7 @@ def _benchmark(
     progress: Progress | None,
     input_convention: "ConventionOverride | None" = None,
     embedding: "Embedding | None" = None,
-    accuracy: tuple[str, int] | None = None,
+    accuracy: "tuple[str | DataSpec, int] | None" = None,
 ) -> BenchResult:
     import torch
 
@@ -340,7 +341,7 @@ def _benchmark(
         device=str(target),
         threads=thread_count,
         recommendations=recommendations,
-        accuracy_data=accuracy[0] if accuracy else "",
+        accuracy_data=str(accuracy[0]) if accuracy else "",
         accuracy_samples=accuracy[1] if accuracy else 0,
         timed=TIMED_END_TO_END if end_to_end else TIMED_MODEL,
         environment={

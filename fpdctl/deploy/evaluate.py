@@ -15,13 +15,14 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     import os
 
+    from fpdctl.data.kinds import DataSpec
     from fpdctl.deploy.backends import Backend
     from fpdctl.evaluate import EvalResult
 
 
 def evaluate_deployed(
     model: str,
-    data: str,
+    data: "str | DataSpec",
     *,
     backend: str = "auto",
     input_size: int | None = None,
@@ -34,6 +35,7 @@ def evaluate_deployed(
     threshold: float | None = None,
     progress: Any = None,
     input_convention: Any = None,
+    boxes: "str | os.PathLike[str] | None" = None,
 ) -> "EvalResult":
     """``fpdctl eval MODEL --backend B``: a model scored on one row of the backend table (an .onnx
     file in ONNX Runtime or OpenVINO, at any precision hint; a checkpoint in a PyTorch row), by
@@ -46,20 +48,29 @@ def evaluate_deployed(
         threads: ONNX Runtime / OpenVINO threads.
         input_size, device, save_predictions, flip_test, batch_size, num_workers, threshold, progress,
         input_convention: as :func:`~fpdctl.evaluate.evaluate_checkpoint`.
+        boxes: refused: detector boxes are cropped by the PyTorch path only
+            (:func:`~fpdctl.evaluate.evaluate_checkpoint`).
 
     Raises:
         UsageError: a backend that cannot run the model, or an export with pre-processing or
             decoding inside (evaluation feeds normalised crops and reads heatmaps).
     """
-    from fpdctl.data.registry import build_dataset, data_joint_set, parse_data_spec
+    from fpdctl.data.registry import build_dataset, data_joint_set, data_metric, parse_data_spec
     from fpdctl.deploy.backends import pick_backend
     from fpdctl.deploy.metadata import GraphIO
     from fpdctl.deploy.runtime import make_runner, open_model
     from fpdctl.errors import UsageError
     from fpdctl.evaluate import check_model_joints, evaluate_model, write_predictions
+    from fpdctl.metrics import check_threshold
     from fpdctl.utils.device import resolve_device
 
     spec = parse_data_spec(data)
+    if boxes is not None:
+        raise UsageError(
+            "`boxes` runs a PyTorch checkpoint or pretrained name (`backend` auto), not an exported model",
+            params=("boxes", "backend"),
+        )
+    check_threshold(data_metric(spec), threshold)
     # "auto" picks the GPU for PyTorch; an .onnx file runs on the CPU unless told otherwise.
     target = resolve_device("cpu" if device == "auto" and str(model).lower().endswith(".onnx") else device)
     if save_predictions is not None:  # fail before the network runs, not after

@@ -36,6 +36,7 @@ from fpdctl.progress import Progress, report
 if TYPE_CHECKING:
     import onnx
 
+    from fpdctl.data.kinds import DataSpec
     from fpdctl.deploy.metadata import OnnxModelInfo
     from fpdctl.deploy.preprocess_decode import Embedding, KeypointCheck
     from fpdctl.deploy.quantize import QuantizationReport
@@ -135,12 +136,12 @@ def _check_options(
     batch: int | None,
     opset: int,
     exporter: str,
-    calibration_data: str,
+    calibration_data: "str | DataSpec",
     calibration_samples: int,
     validation_samples: int | None,
     verify: bool,
-) -> tuple[int | None, int]:
-    """Fail on a bad option before any work; returns the parsed (batch, opset).
+) -> "tuple[int | None, int, str | DataSpec]":
+    """Fail on a bad option before any work; returns the parsed (batch, opset, calibration data).
 
     Raises:
         UsageError: the first bad option, in the order of the signature of :func:`export_onnx`.
@@ -161,8 +162,8 @@ def _check_options(
     if precision != "fp32" or (verify and validation_samples != 0):
         from fpdctl.data.registry import parse_data_spec
 
-        parse_data_spec(calibration_data)  # a bad spec fails before minutes of work
-    return batch, opset
+        calibration_data = parse_data_spec(calibration_data)  # once; a bad spec fails before minutes of work
+    return batch, opset, calibration_data
 
 
 @dataclass(frozen=True)
@@ -242,7 +243,7 @@ def export_onnx(
     input_size: int | None = None,
     all_stacks: bool = False,
     precision: str = "fp32",
-    calibration_data: str = "synthetic",
+    calibration_data: "str | DataSpec" = "synthetic",
     calibration_samples: int = DEFAULT_CALIBRATION_SAMPLES,
     validation_samples: int | None = None,
     flip_test: bool = True,
@@ -292,7 +293,7 @@ def export_onnx(
     from fpdctl.utils.io import atomic_write_bytes, ensure_parent_writable
 
     start = time.perf_counter()
-    batch, opset = _check_options(
+    batch, opset, calibration_data = _check_options(
         precision,
         batch,
         opset,
@@ -343,7 +344,7 @@ def export_onnx(
 class _Scoring:
     """The accuracy check's protocol: ``fpdctl eval``'s on ``data`` (None persons: all of them)."""
 
-    data: str
+    data: "str | DataSpec"
     samples: int | None
     flip_test: bool
 

@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 if TYPE_CHECKING:
+    from fpdctl.data.kinds import DataSpec
     from fpdctl.deploy.runtime import Runner
     from fpdctl.metrics import AccuracyResult
     from fpdctl.models.convention import InputConvention
@@ -210,7 +211,7 @@ class AccuracyComparison:
         reference, candidate: the full results (per joint, per part, both means).
     """
 
-    data: str
+    data: "str | DataSpec"
     split: str
     samples: int
     metric: str
@@ -246,7 +247,7 @@ class AccuracyComparison:
 
     def to_dict(self) -> dict[str, Any]:
         return {
-            "data": self.data,
+            "data": str(self.data),
             "split": self.split,
             "samples": self.samples,
             "metric": self.metric,

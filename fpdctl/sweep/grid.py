@@ -160,7 +160,7 @@ def build_grid(
             raise UsageError(f"the sweep grid is empty: `{option}` gives no values", params=option)
     for init in inits:
         if init not in INITS:
-            raise UsageError(f"`init` must be scratch, teacher or both, got '{init}'", params="init")
+            raise UsageError(f"`inits` must be scratch or teacher, got '{init}'", params="inits")
     items = set()
     for s in stacks:
         for c in channels:

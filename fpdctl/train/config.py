@@ -7,6 +7,7 @@ Where a value comes from (presets, config files, flags) and how the layers merge
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 import os
 import types
@@ -14,6 +15,7 @@ import typing
 from dataclasses import dataclass, field
 from typing import Any, Mapping
 
+from fpdctl.data.kinds import DataSpec, parse_data_spec
 from fpdctl.data.transforms import AUGMENT_STYLES, DEFAULT_AUGMENT_STYLE
 from fpdctl.data.unlabeled import DEFAULT_UNLABELED_RATIO, check_unlabeled
 from fpdctl.errors import UsageError
@@ -224,7 +226,16 @@ class TrainConfig:
         return dataclasses.asdict(self)
 
     def replace(self, **changes: Any) -> TrainConfig:
-        return dataclasses.replace(self, **changes)
+        new = dataclasses.replace(self, **changes)
+        if "data" not in changes and "data_spec" in self.__dict__:  # the same data: not parsed again
+            new.__dict__["data_spec"] = self.__dict__["data_spec"]
+        return new
+
+    @functools.cached_property
+    def data_spec(self) -> DataSpec:
+        """``data`` parsed, once per config (its PATH checked then): what the trainer and the
+        sweep build their datasets from."""
+        return parse_data_spec(self.data)
 
     @property
     def distill(self) -> bool:
