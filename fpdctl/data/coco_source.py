@@ -75,7 +75,7 @@ def coco_ground_truth_file(data: str, split: str = "val") -> Path:
     if spec.kind != "coco" or spec.path is None:
         raise UsageError(
             f"`predictions` with `data` scores COCO results against coco:DIR, got {data!r}; "
-            "score MPII `predictions` with `ground_truth`",
+            "score MPII predictions with `ground_truth`",
             params=("predictions", "data", "ground_truth"),
         )
     return _annotation_file(spec.path, split)

@@ -64,10 +64,15 @@ PYTORCH_POSE_LSP_MEAN: tuple[float, float, float] = (0.44420814514160156, 0.4302
 OVERRIDE_PARAMS: tuple[str, str, str, str] = ("convention", "order", "mean", "std")
 
 
+def _quoted(label: str) -> str:
+    """A parameter's name as errors quote it (```input_mean```); a description stays prose."""
+    return f"`{label}`" if label.isidentifier() else label
+
+
 def _check_order(order: object, label: str) -> str:
     text = match_choice(order, CHANNEL_ORDERS) if isinstance(order, str) else None
     if text is None:
-        raise UsageError(f"`{label}` must be 'rgb' or 'bgr', got {order!r}", params=label)
+        raise UsageError(f"{_quoted(label)} must be 'rgb' or 'bgr', got {order!r}", params=label)
     return text
 
 
@@ -78,7 +83,7 @@ def _parse_triple(value: str | Sequence[float], label: str) -> tuple[float, ...]
         parts = []
     if len(parts) != 3:
         raise UsageError(
-            f"`{label}` takes 3 comma-separated numbers (one per channel), got {len(parts)}: {_shown(value)}",
+            f"{_quoted(label)} takes 3 comma-separated numbers (one per channel), got {len(parts)}: {_shown(value)}",
             params=label,
         )
     numbers = []
@@ -86,7 +91,7 @@ def _parse_triple(value: str | Sequence[float], label: str) -> tuple[float, ...]
         try:
             numbers.append(float(part))
         except (TypeError, ValueError):
-            raise UsageError(f"`{label}`: '{part}' is not a number (in {_shown(value)})", params=label) from None
+            raise UsageError(f"{_quoted(label)}: '{part}' is not a number (in {_shown(value)})", params=label) from None
     return tuple(numbers)
 
 
@@ -96,9 +101,9 @@ def _check_triple(values: object, label: str) -> tuple[float, float, float]:
     try:
         items = list(values)  # type: ignore[call-overload]
     except TypeError:
-        raise UsageError(f"`{label}` takes 3 numbers (one per channel), got {values!r}", params=label) from None
+        raise UsageError(f"{_quoted(label)} takes 3 numbers (one per channel), got {values!r}", params=label) from None
     if len(items) != 3:
-        raise UsageError(f"`{label}` takes 3 numbers (one per channel), got {len(items)}", params=label)
+        raise UsageError(f"{_quoted(label)} takes 3 numbers (one per channel), got {len(items)}", params=label)
     numbers = tuple(_finite(item, label) for item in items)
     return numbers  # type: ignore[return-value]
 
@@ -108,7 +113,7 @@ def _check_mean(values: object, label: str) -> tuple[float, float, float]:
     for number in numbers:
         if not 0.0 <= number <= 1.0:
             raise UsageError(
-                f"`{label}` must lie in [0, 1] (pixels are scaled to [0, 1] first), got {number:g}", params=label
+                f"{_quoted(label)} must lie in [0, 1] (pixels are scaled to [0, 1] first), got {number:g}", params=label
             )
     return numbers
 
@@ -117,7 +122,7 @@ def _check_std(values: object, label: str) -> tuple[float, float, float]:
     numbers = _check_triple(values, label)
     for number in numbers:
         if number <= 0.0:
-            raise UsageError(f"`{label}` must be positive (1 divides by nothing), got {number:g}", params=label)
+            raise UsageError(f"{_quoted(label)} must be positive (1 divides by nothing), got {number:g}", params=label)
     return numbers
 
 
@@ -125,9 +130,9 @@ def _finite(value: object, label: str) -> float:
     try:
         number = float(value)  # type: ignore[arg-type]
     except (TypeError, ValueError):
-        raise UsageError(f"`{label}`: {value!r} is not a number", params=label) from None
+        raise UsageError(f"{_quoted(label)}: {value!r} is not a number", params=label) from None
     if not math.isfinite(number):
-        raise UsageError(f"`{label}` must be finite, got {number}", params=label)
+        raise UsageError(f"{_quoted(label)} must be finite, got {number}", params=label)
     return number
 
 

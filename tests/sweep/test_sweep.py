@@ -171,7 +171,7 @@ def test_a_directory_of_another_sweep_is_refused(sharded_sweep, teacher_file: Pa
         run_sweep(_settings(teacher_file, max_steps=2), grid, out)
     path = out / CONFIGS_DIR / "hg2x16d2-scratch.json"
     assert str(info.value) == (
-        f"{path} was made with max_steps=1, this sweep has 2; a sweep directory holds one sweep: use another --out"
+        f"{path} was made with max_steps=1, this sweep has 2; a sweep directory holds one sweep: use another `out`"
     )
 
 

@@ -119,8 +119,7 @@ def test_distill_only_options_and_ratio_without_images() -> None:
         ("unlabeled", "synthetic"),
         ("kd_temperature", 0.5),
     ):
-        flag = "--" + name.replace("_", "-")
-        with pytest.raises(UsageError, match=f"^{flag} is a distill option; use `fpdctl distill`$"):
+        with pytest.raises(UsageError, match=f"^`{name}` is a distill option; use `fpdctl distill`$"):
             resolve_config("train", {name: value, "out": "run"})
     with pytest.raises(UsageError, match="^`unlabeled_ratio` needs `unlabeled` DIR or `unlabeled` synthetic$"):
         resolve_config("distill", {"teacher": "t.pth", "unlabeled_ratio": 0.5, "out": "run"})

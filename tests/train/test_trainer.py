@@ -182,7 +182,7 @@ def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(tmp_path: Path) -> No
     poison.trainer = trainer
     message = (
         r"^training diverged: the loss is nan at step 3; the last good checkpoint "
-        r"\(.*last\.safetensors, step 2\) is kept; try a lower --lr$"
+        r"\(.*last\.safetensors, step 2\) is kept; try a lower `lr`$"
     )
     with pytest.raises(TrainingDiverged, match=message):
         trainer.run()
