@@ -263,8 +263,8 @@ def prune_sweep_command(
     teacher_input_std: Optional[str] = TEACHER_INPUT_STD,
 ) -> None:
     from fpdctl.errors import UsageError
+    from fpdctl.sweep.api import prune_sweep, sweep_summary
     from fpdctl.sweep.grid import parse_blocks, parse_inits, parse_shard
-    from fpdctl.sweep.run import prune_sweep, sweep_summary
 
     fmt = check_format(fmt)
     convention_override(

@@ -239,7 +239,7 @@ def test_parse_shard_and_inits() -> None:
         (["--stacks", ""], "error: --stacks must be a comma-separated list of integers, got ''"),
         (["--init", ","], "error: --init must be scratch, teacher or both, got ','"),
         (["--init", "random"], "error: --init must be scratch, teacher or both, got 'random'"),
-        (["--max-steps", "5", "--epochs", "1"], "error: give --max-steps or --epochs, not both"),
+        (["--max-steps", "5", "--epochs", "1"], "error: give --epochs or --max-steps, not both"),
         (["--budget-macs", "1", "--budget-latency", "3"], "error: give --budget-macs or --budget-latency, not both"),
     ],
 )
