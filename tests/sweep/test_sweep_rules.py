@@ -66,7 +66,10 @@ def test_a_summary_needs_finished_configs(tmp_path: Path) -> None:
             "error: --budget-latency needs latency measurements; measure --latency",
         ),
         (["--stacks", "0"], "error: --stacks values must be at least 1, got 0"),
-        (["--max-steps", "2", "--epochs", "1"], "error: give --epochs or --max-steps, not both"),
+        (
+            ["--stacks", "1", "--channels", "8", "--max-steps", "2", "--epochs", "1"],
+            "error: give --epochs or --max-steps, not both",
+        ),
     ],
 )
 def test_the_command_shows_the_core_rules_in_its_flags(
