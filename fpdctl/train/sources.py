@@ -184,7 +184,7 @@ def check_resume_changes(saved: TrainConfig, cli: Mapping[str, Any]) -> TrainCon
             continue
         if name not in RESUMABLE_CHANGES:
             raise UsageError(
-                f"`{name}` cannot change when resuming (the run used {old!r}); start a new run with out instead",
+                f"`{name}` cannot change when resuming (the run used {old!r}); start a new run with `out` instead",
                 params=(name, "out"),
             )
         changes[name] = value
