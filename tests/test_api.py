@@ -32,7 +32,7 @@ def test_the_readme_example_runs(tmp_path, monkeypatch, capsys) -> None:
     assert run.status == "completed" and run.steps == 20
     assert run.run_dir == tmp_path / "runs" / "api-student" and (run.run_dir / "last.safetensors").is_file()
     assert run.metric == "pckh" and 0.0 <= run.final_eval["pckh"]["mean"] <= 100.0
-    assert score.num_images == 64 and score.flip and score.input_size == 128
+    assert score.num_persons == 64 and score.flip_test and score.input_size == 128
     assert onnx.path == Path("api-student.onnx") and (tmp_path / "api-student.onnx").is_file()
     # The API scores exactly what the command prints.
     from fpdctl.cli.app import main
@@ -75,8 +75,8 @@ def test_evaluate_is_the_module_and_the_function_in_any_order() -> None:
     from fpdctl.evaluate import evaluate_model
 
     assert fpdctl.evaluate is evaluate_module and evaluate_module.evaluate_model is evaluate_model
-    result = fpdctl.evaluate("hg1x16", data="synthetic:size=3", input_size=64, flip=False)
-    assert result.num_images == 3 and result.flip is False
+    result = fpdctl.evaluate("hg1x16", data="synthetic:size=3", input_size=64, flip_test=False)
+    assert result.num_persons == 3 and result.flip_test is False
 
 
 def test_load_model_gives_the_shipped_teacher_in_eval_mode() -> None:

@@ -499,7 +499,7 @@ def _detector_device(device: str, runtime: str) -> str:
         return "cpu"
     if text.startswith("cuda"):
         return text
-    raise UsageError(f"`device` must be auto, cpu or cuda[:N], got {device!r}")
+    raise UsageError(f"`device` must be auto, cpu or cuda[:N], got {device!r}", params="device")
 
 
 def _open_runner(path: os.PathLike[str], backend: "Backend", device: str, threads: int | None, where: str) -> Any:
@@ -520,7 +520,7 @@ def check_thresholds(score: float, iou: float, *, names: tuple[str, str] = ("det
     """Raises UsageError unless both thresholds lie in [0, 1] (``names``: the caller's parameters)."""
     for name, value in zip(names, (score, iou)):
         if not (0.0 <= value <= 1.0):  # also refuses NaN
-            raise UsageError(f"`{name}` must lie in [0, 1], got {value}")
+            raise UsageError(f"`{name}` must lie in [0, 1], got {value}", params=name)
 
 
 __all__ = [

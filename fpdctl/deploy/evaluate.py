@@ -17,25 +17,27 @@ from fpdctl.pipeline import INFERENCE_BATCH_SIZE
 if TYPE_CHECKING:
     import os
 
+    from fpdctl.data.kinds import DataSpec
     from fpdctl.deploy.backends import Backend
     from fpdctl.evaluate import EvalResult
 
 
 def evaluate_deployed(
     model: str,
-    data: str,
+    data: "str | DataSpec",
     *,
     backend: str = "auto",
     input_size: int | None = None,
     device: str = "cpu",
     threads: int | None = None,
     save_predictions: "str | os.PathLike[str] | None" = None,
-    flip: bool = True,
+    flip_test: bool = True,
     batch_size: int = INFERENCE_BATCH_SIZE,
     num_workers: int = 0,
     threshold: float | None = None,
     progress: Any = None,
     input_convention: Any = None,
+    boxes: "str | os.PathLike[str] | None" = None,
 ) -> "EvalResult":
     """``fpdctl eval MODEL --backend B``: a model scored on one row of the backend table (an .onnx
     file in ONNX Runtime or OpenVINO, at any precision hint; a checkpoint in a PyTorch row), by
@@ -46,23 +48,32 @@ def evaluate_deployed(
         data: the ``--data`` spec whose validation split is scored.
         backend: a row name or a runtime (:func:`~fpdctl.deploy.backends.pick_backend`).
         threads: ONNX Runtime / OpenVINO threads.
-        input_size, device, save_predictions, flip, batch_size, num_workers, threshold, progress,
+        input_size, device, save_predictions, flip_test, batch_size, num_workers, threshold, progress,
         input_convention: as :func:`~fpdctl.evaluate.evaluate_checkpoint`.
+        boxes: refused: detector boxes are cropped by the PyTorch path only
+            (:func:`~fpdctl.evaluate.evaluate_checkpoint`).
 
     Raises:
         UsageError: a backend that cannot run the model, or an export with pre-processing or
             decoding inside (evaluation feeds normalised crops and reads heatmaps).
     """
-    from fpdctl.data.kinds import data_joint_set, parse_data_spec
+    from fpdctl.data.kinds import data_joint_set, data_metric, parse_data_spec
     from fpdctl.data.registry import build_dataset
     from fpdctl.deploy.backends import pick_backend
     from fpdctl.deploy.metadata import GraphIO
     from fpdctl.deploy.runtime import make_runner, open_model
     from fpdctl.errors import UsageError
     from fpdctl.evaluate import check_model_joints, evaluate_model, write_predictions
+    from fpdctl.metrics import check_threshold
     from fpdctl.utils.device import resolve_device
 
     spec = parse_data_spec(data)
+    if boxes is not None:
+        raise UsageError(
+            "`boxes` runs a PyTorch checkpoint or pretrained name (`backend` auto), not an exported model",
+            params=("boxes", "backend"),
+        )
+    check_threshold(data_metric(spec), threshold)
     # "auto" picks the GPU for PyTorch; an .onnx file runs on the CPU unless told otherwise.
     target = resolve_device("cpu" if device == "auto" and str(model).lower().endswith(".onnx") else device)
     if save_predictions is not None:  # fail before the network runs, not after
@@ -106,7 +117,7 @@ def evaluate_deployed(
         result = evaluate_model(
             runner,
             build_dataset(spec, "val", input_size=size),
-            flip=flip,
+            flip_test=flip_test,
             batch_size=runner.batch or batch_size,
             device=target if row.runtime == "torch" else "cpu",
             num_workers=num_workers,
@@ -137,7 +148,10 @@ def _exported_row(source: Any, backend: str, device_type: str) -> "Backend | Non
     if not rows or any(row.runtime == "torch" for row in rows):
         return None
     if len(rows) > 1:  # pick_backend below sees one file precision only: say it here
-        raise UsageError(f"--backend must pick one backend here; '{backend}' selects {', '.join(b.name for b in rows)}")
+        raise UsageError(
+            f"`backend` must pick one backend here; '{backend}' selects {', '.join(b.name for b in rows)}",
+            params="backend",
+        )
     return pick_backend("onnx", backend, device_type=device_type, onnx_precision=rows[0].file_precision)
 
 

@@ -154,25 +154,32 @@ def predict(
         if path is not None:
             require_file(path, what)
     if boxes is not None and detector is not None:
-        raise UsageError("--boxes and --detector exclude each other: give one source of person boxes")
+        raise UsageError(
+            "`boxes` and `detector` exclude each other: give one source of person boxes", params=("boxes", "detector")
+        )
     if bbox is not None and (boxes is not None or detector is not None):
-        raise UsageError(f"--bbox is one person for every image; it excludes --{'boxes' if boxes else 'detector'}")
+        other = "boxes" if boxes else "detector"
+        raise UsageError(f"bbox is one person for every image; it excludes `{other}`", params=("bbox", other))
     if annotations is not None and boxes is None:
-        raise UsageError("--annotations maps the image ids of a --boxes file; it needs --boxes")
+        raise UsageError(
+            "`annotations` maps the image ids of a `boxes` file; it needs `boxes`", params=("annotations", "boxes")
+        )
     check_batch_size(batch_size)
     if max_frames is not None and max_frames < 1:
-        raise UsageError(f"--max-frames must be at least 1, got {max_frames}")
+        raise UsageError(f"`max_frames` must be at least 1, got {max_frames}", params="max_frames")
     if not math.isfinite(min_score):  # NaN would silently draw nothing
-        raise UsageError(f"--min-score must be a finite number, got {min_score}")
+        raise UsageError(f"`min_score` must be a finite number, got {min_score}", params="min_score")
     check_thresholds(det_score, det_iou)
     kind = input_kind(source_path)
     if kind == "folder" and draw and out.resolve() == source_path.resolve():
-        raise UsageError("`out_dir` must not be the input folder (the drawn images would replace the inputs)")
+        raise UsageError(
+            "`out_dir` must not be the input folder (the drawn images would replace the inputs)", params="out_dir"
+        )
     files = _image_files(source_path, kind) if kind != "video" else []
     if draw:
         for image_file in files:
             if (out / image_file.name).resolve() == image_file.resolve():
-                raise UsageError(f"`out_dir` would overwrite the input image {image_file}")
+                raise UsageError(f"`out_dir` would overwrite the input image {image_file}", params="out_dir")
     first_image = None
     if kind == "image":  # an unreadable single image fails before anything is created
         from fpdctl.data.dataset import read_image

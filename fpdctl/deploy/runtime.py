@@ -74,8 +74,9 @@ class ModelSource:
         if self.info is not None:
             if requested is not None and requested != self.info.input_size:
                 raise UsageError(
-                    f"{self.label} was exported for {self.info.input_size} px inputs; --input-size "
-                    f"{requested} does not apply to it"
+                    f"{self.label} was exported for {self.info.input_size} px inputs; `input_size` "
+                    f"{requested} does not apply to it",
+                    params="input_size",
                 )
             return self.info.input_size
         from fpdctl.models.checkpoint_files import resolve_input_size
@@ -351,7 +352,7 @@ def session_options(threads: int | None = None, *, spin_us: int | None = DEFAULT
     import onnxruntime as ort
 
     if spin_us is not None and spin_us < 0:
-        raise UsageError(f"--spin-us must be 0 or more, got {spin_us}")
+        raise UsageError(f"`spin_us` must be 0 or more, got {spin_us}", params="spin_us")
     options = ort.SessionOptions()
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
     options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
@@ -378,8 +379,9 @@ def ort_providers(device: str) -> list[str]:
     if device.startswith("cuda"):
         if "CUDAExecutionProvider" not in ort.get_available_providers():
             raise UsageError(
-                "--device cuda: this onnxruntime build has no CUDAExecutionProvider "
-                "(install onnxruntime-gpu, or use --device cpu)"
+                "`device` cuda: this onnxruntime build has no CUDAExecutionProvider "
+                "(install onnxruntime-gpu, or use `device` cpu)",
+                params="device",
             )
         return ["CUDAExecutionProvider", "CPUExecutionProvider"]
     return ["CPUExecutionProvider"]
@@ -478,8 +480,9 @@ def heatmaps_of(outputs: dict[str, np.ndarray]) -> np.ndarray:
     """
     if HEATMAPS not in outputs:
         raise UsageError(
-            "this ONNX file returns keypoints, not heatmaps (exported with --embed-decode); "
-            "export it with --keep-heatmaps for this"
+            "this ONNX file returns keypoints, not heatmaps (exported with `embed_decode`); "
+            "export it with `keep_heatmaps` for this",
+            params=("embed_decode", "keep_heatmaps"),
         )
     return np.asarray(outputs[HEATMAPS], dtype=np.float32)
 

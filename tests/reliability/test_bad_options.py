@@ -507,7 +507,7 @@ CASES: list[Case] = [
         "--teacher",
         RANGE,
         "--teacher ground-truth --teacher-input-convention fpd-official",
-        "error: --teacher-input-* options need a teacher network, not --teacher ground-truth",
+        "error: --teacher-input-convention needs a teacher network, not --teacher ground-truth",
     ),
     C(
         "distill",
