@@ -175,9 +175,9 @@ def test_person_box():
 
 def test_parse_bbox():
     assert parse_bbox("1, 2.5,30,40") == (1.0, 2.5, 30.0, 40.0)
-    with pytest.raises(UsageError, match=r"`bbox` must be x,y,w,h \(four numbers, image pixels\), got '1,2,3'"):
+    with pytest.raises(UsageError, match=r"--bbox must be x,y,w,h \(four numbers, image pixels\), got '1,2,3'"):
         parse_bbox("1,2,3")
-    with pytest.raises(UsageError, match="`bbox` width and height must be positive"):
+    with pytest.raises(UsageError, match="--bbox width and height must be positive"):
         parse_bbox("1,2,0,4")
 
 
