@@ -374,7 +374,7 @@ def evaluate_checkpoint(
     weights) and score it on the validation split of ``data``, in PyTorch.
 
     Its counterpart for an exported file or another row of the backend table is
-    :func:`fpdctl.deploy.evaluate.evaluate_deployed`; :func:`fpdctl.api.evaluate` (``fpdctl eval``,
+    :meth:`fpdctl.deploy.pose.Pose.val`; :func:`fpdctl.api.evaluate` (``fpdctl eval``,
     ``fpdctl.evaluate(...)``) is the one entry point that picks between the two.
 
     Args:

@@ -50,11 +50,13 @@ from fpdctl.deploy.bench_report import (  # noqa: F401  (re-exported: their home
 )
 from fpdctl.errors import UsageError
 from fpdctl.progress import Progress, report
+from fpdctl.utils.device import DEFAULT_DEVICE
 from fpdctl.utils.memory import peak_rss_mb, reset_peak_rss, rss_mb
 
 if TYPE_CHECKING:
     from fpdctl.deploy.preprocess_decode import Embedding
     from fpdctl.deploy.recommend import BackendRecommendation
+    from fpdctl.deploy.runtime import ModelSource
     from fpdctl.models.convention import ConventionOverride
 
 DEFAULT_ITERS = 30
@@ -109,7 +111,7 @@ def _percentile(values: np.ndarray, q: float) -> float:
 # Over 80 lines only through its signature and docstring (one entry per option); the body checks
 # the options and calls _benchmark.
 def benchmark(
-    models: Sequence[str],
+    models: "Sequence[str | ModelSource]",
     *,
     backend: str = "auto",
     batches: Sequence[int] = (1,),
@@ -117,7 +119,7 @@ def benchmark(
     warmup: int = 5,
     iters: int | None = None,
     duration: float | None = None,
-    device: str = "cpu",
+    device: str = DEFAULT_DEVICE,
     precisions: Sequence[str] | None = None,
     end_to_end: bool = False,
     input_size: int | None = None,
@@ -132,7 +134,8 @@ def benchmark(
     """Measure every model on every selected backend at every batch size.
 
     Args:
-        models: checkpoints, .onnx files or model names (random weights).
+        models: checkpoints, .onnx files or model names (random weights), or models already
+            opened (:class:`~fpdctl.deploy.runtime.ModelSource`, as ``fpdctl.Pose.bench`` gives).
         backend: "auto", "torch", "onnxruntime", "all" or comma-separated backend names (see
             :func:`~fpdctl.deploy.backends.select_backends`).
         batches: batch sizes.
@@ -141,7 +144,8 @@ def benchmark(
         warmup: untimed iterations per case (they also measure peak memory).
         iters: timed iterations per case (default :data:`DEFAULT_ITERS` without ``duration``).
         duration: instead of ``iters``, time each case for about this many seconds.
-        device: "auto", "cpu", "cuda" or "cuda:N".
+        device: "auto", "cpu", "cuda" or "cuda:N"; each row runs where the library's one device
+            rule puts its runtime (:func:`~fpdctl.deploy.placement.run_device`).
         precisions: keep backends of these precisions (None: fp32, or all with "all").
         end_to_end: also time pre- and post-processing, separately.
         input_size: input side for checkpoints and names (default: the size a checkpoint was
@@ -176,7 +180,7 @@ def benchmark(
 
         parse_data_spec(accuracy_data)  # a bad spec fails before minutes of timing
     _check_models(models, input_size)
-    check_embedding(models, backend, precisions, embedding)
+    check_embedding([m for m in models if isinstance(m, str)], backend, precisions, embedding)
     target = resolve_device(device)
     if target.type not in ("cpu", "cuda"):
         raise UsageError(f"bench runs on cpu or cuda, not {target.type}")
@@ -192,6 +196,7 @@ def benchmark(
             iters=iters,
             duration=duration,
             target=target,
+            device=device,
             precisions=precisions,
             end_to_end=end_to_end,
             input_size=input_size,
@@ -262,6 +267,8 @@ def _check_models(models: Sequence[str], input_size: int | None) -> None:
     if input_size is not None and input_size <= 0:
         raise UsageError(f"--input-size must be positive, got {input_size}")
     for name in models:
+        if not isinstance(name, str):  # already opened
+            continue
         if is_onnx_path(name):
             require_file(name, "ONNX model")
         elif is_checkpoint_path(name) or is_pretrained_name(name):
@@ -279,6 +286,7 @@ def _benchmark(
     iters: int | None,
     duration: float | None,
     target: Any,
+    device: str,
     precisions: Sequence[str] | None,
     end_to_end: bool,
     input_size: int | None,
@@ -298,6 +306,9 @@ def _benchmark(
 
     sources = []
     for name in models:
+        if not isinstance(name, str):  # a model already opened (fpdctl.Pose.bench)
+            sources.append(name)
+            continue
         report(progress, "bench.stage", f"loading {name}")
         sources.append(open_model(name, input_convention))
 
@@ -307,7 +318,7 @@ def _benchmark(
             backend,
             batches,
             precisions,
-            target,
+            device,
             thread_count,
             input_size,
             Path(work_dir),
@@ -460,7 +471,7 @@ def _rows(cases: list[Case], target: Any, threads: int, end_to_end: bool, scores
                 runtime=case.backend.runtime,
                 precision=case.backend.precision,
                 memory_format=case.backend.memory_format,
-                device=str(target),
+                device=case.runner.device,
                 batch=case.batch,
                 threads=threads,
                 input_size=case.input_size,

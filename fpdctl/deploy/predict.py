@@ -47,12 +47,14 @@ from fpdctl.deploy.persons import (  # noqa: F401  (re-exported: predict's publi
     outside_image,
     parse_bbox,
 )
-from fpdctl.deploy.pose_model import PoseModel
+from fpdctl.deploy.pose import DEFAULT_BATCH_SIZE, Pose
 from fpdctl.errors import DataError, InputError, RuntimeFailure, UsageError
 from fpdctl.pipeline import Box
 from fpdctl.progress import Progress, report
+from fpdctl.utils.device import DEFAULT_DEVICE
 
 if TYPE_CHECKING:
+    from fpdctl.deploy.pose_result import DetectorLike
     from fpdctl.models.convention import ConventionOverride
 
 IMAGE_SUFFIXES: tuple[str, ...] = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff")
@@ -84,18 +86,18 @@ def input_kind(path: Path) -> str:
 
 
 def predict(
-    model: str,
+    model: "str | Pose",
     input_path: str | os.PathLike[str],
     *,
     out_dir: str | os.PathLike[str] = "predictions",
     bbox: Box | None = None,
     boxes: str | os.PathLike[str] | None = None,
     annotations: str | os.PathLike[str] | None = None,
-    detector: str | os.PathLike[str] | None = None,
+    detector: "str | os.PathLike[str] | DetectorLike | None" = None,
     det_score: float = DEFAULT_DET_SCORE,
     det_iou: float = DEFAULT_DET_IOU,
     overwrite: bool = False,
-    device: str = "cpu",
+    device: str = DEFAULT_DEVICE,
     threads: int | None = None,
     input_size: int | None = None,
     draw: bool = True,
@@ -103,22 +105,26 @@ def predict(
     max_frames: int | None = None,
     input_convention: "ConventionOverride | None" = None,
     backend: str = "auto",
+    batch_size: int = DEFAULT_BATCH_SIZE,
     progress: Progress | None = None,
 ) -> PredictResult:
     """Predict keypoints for every person of each image or frame and write them (and drawings).
 
     Args:
-        model: a checkpoint, an .onnx file from ``fpdctl export``, or a model name.
+        model: a checkpoint, an .onnx file from ``fpdctl export``, a model name, or a model
+            already opened (:class:`~fpdctl.deploy.pose.Pose`: ``device``, ``threads``,
+            ``input_size``, ``input_convention`` and ``backend`` are then its own).
         input_path: an image, a folder of images, or a video.
         out_dir: output folder (created; must not be the input folder; must be empty or hold
             only an earlier predict's files, replaced with ``overwrite``).
         bbox: (x, y, w, h) of the one person in image px, for every image; None: the whole image.
         boxes: a detections file (:mod:`fpdctl.deploy.boxes`): every box is a person.
         annotations: a COCO annotation file mapping the boxes' ``image_id`` to file names.
-        detector: an Ultralytics YOLO .onnx person detector (:mod:`fpdctl.deploy.detector`).
+        detector: an Ultralytics YOLO .onnx person detector (:mod:`fpdctl.deploy.detector`), or
+            any callable image -> (boxes [N, 4] x, y, w, h, scores [N]).
         det_score, det_iou: the detector's score and NMS IoU thresholds.
         overwrite: replace an earlier predict's output in ``out_dir``.
-        device: "cpu", "cuda", ... (PyTorch models; ONNX models use the matching provider).
+        device: "auto", "cpu", "cuda", ... (:func:`~fpdctl.deploy.placement.run_device`).
         threads: intra-op threads.
         input_size: network input side for checkpoints and names (default 256).
         draw: write the drawn images / video.
@@ -127,6 +133,7 @@ def predict(
         input_convention: override flags applied to the model's own input convention.
         backend: the backend row to run on (:func:`~fpdctl.deploy.backends.pick_backend`): auto,
             a runtime (onnxruntime, openvino for an .onnx file) or a row name such as ov-bf16.
+        batch_size: crops per forward pass (:meth:`Pose.__call__`).
         progress: gets a "predict.item" event after each image or frame (``done`` of ``total``;
             total 0 when a video does not say).
 
@@ -135,13 +142,14 @@ def predict(
         UsageError: bad options; RuntimeFailure: an output could not be written.
     """
     from fpdctl.deploy.detector import PersonDetector, check_thresholds
+    from fpdctl.deploy.placement import run_device
     from fpdctl.utils.io import check_folder_creatable, require_file
 
     start = time.perf_counter()
     source_path = Path(input_path)
     out = Path(out_dir)
     for path, what in ((boxes, "boxes file"), (annotations, "annotation file"), (detector, "detector")):
-        if path is not None:
+        if path is not None and not callable(path):
             require_file(path, what)
     if boxes is not None and detector is not None:
         raise UsageError("--boxes and --detector exclude each other: give one source of person boxes")
@@ -183,11 +191,13 @@ def predict(
     person_detector = (
         None
         if detector is None
+        else detector
+        if callable(detector)
         else PersonDetector(
             detector,
             score=det_score,
             iou=det_iou,
-            device=device if device.startswith("cuda") else "cpu",
+            device=run_device(device, detector_runtime(backend)),
             threads=threads,
             runtime=detector_runtime(backend),
         )
@@ -216,6 +226,7 @@ def predict(
             max_frames=max_frames,
             input_convention=input_convention,
             backend=backend,
+            batch_size=batch_size,
             progress=progress,
             start=start,
         )
@@ -263,7 +274,7 @@ def _previous_outputs(out: Path, overwrite: bool) -> set[str]:
 
 
 def _predict(
-    model: str,
+    model: "str | Pose",
     source_path: Path,
     kind: str,
     out: Path,
@@ -281,15 +292,22 @@ def _predict(
     progress: Progress | None,
     start: float,
     backend: str = "auto",
+    batch_size: int = DEFAULT_BATCH_SIZE,
 ) -> PredictResult:
     from fpdctl.utils.io import atomic_write_text, ensure_parent_writable
 
-    net = PoseModel(model, device, threads, input_size, input_convention, backend)
+    net = (
+        model
+        if isinstance(model, Pose)
+        else Pose(model, backend, device, input_size, threads=threads, input_convention=input_convention)
+    )
     predictions: list[Prediction] = []
     drawn: list[Path] = []
     skipped: list[str] = []
     if kind == "video":
-        predictions, video_out = _predict_video(net, source_path, out, people, draw, min_score, max_frames, progress)
+        predictions, video_out = _predict_video(
+            net, source_path, out, people, draw, min_score, max_frames, progress, batch_size
+        )
         if video_out is not None:
             drawn.append(video_out)
     else:
@@ -304,11 +322,12 @@ def _predict(
             draw,
             min_score,
             progress,
+            batch_size,
         )
     detector = people.detector
     result = PredictResult(
-        model=model,
-        arch=net.source.spec.name,
+        model=str(model.source.label if isinstance(model, Pose) else model),
+        arch=net.spec.name,
         input=str(source_path),
         kind=kind,
         input_size=net.input_size,
@@ -320,10 +339,12 @@ def _predict(
         skipped=skipped,
         seconds=time.perf_counter() - start,
         input_convention=net.convention,
-        backend=net.runner.backend.name,
+        backend=net.backend.name,
         persons_from=people.kind,
         detector=None
         if detector is None
+        else {"file": repr(detector)}
+        if not hasattr(detector, "path")  # a callable the caller gave
         else {
             "file": str(detector.path),
             "input_size": detector.size,
@@ -356,7 +377,7 @@ def _image_files(path: Path, kind: str) -> list[Path]:
 
 
 def _predict_images(
-    net: PoseModel,
+    net: Pose,
     path: Path,
     kind: str,
     files: list[Path],
@@ -366,6 +387,7 @@ def _predict_images(
     draw: bool,
     min_score: float,
     progress: Progress | None,
+    batch_size: int = DEFAULT_BATCH_SIZE,
 ) -> tuple[list[Prediction], list[Path], list[str]]:
     import cv2
 
@@ -393,12 +415,16 @@ def _predict_images(
     def flush() -> None:
         if not pending:
             return
-        found = net.persons_batch([(image, boxes) for _file, image, boxes in pending])
-        for (file, image, _boxes), persons in zip(pending, found):
+        found = net.run(
+            [(image, file.name) for file, image, _boxes in pending],
+            [boxes for _file, _image, boxes in pending],
+            batch_size=batch_size,
+        )
+        for (file, image, _boxes), result in zip(pending, found):
             h, w = image.shape[:2]
-            predictions.append(Prediction(file.name, None, w, h, tuple(persons)))
+            predictions.append(Prediction(file.name, None, w, h, result.persons))
             if draw:
-                canvas = net.draw(image, persons, min_score, boxed)
+                canvas = result.plot(min_score, boxed)
                 target = out / file.name
                 suffix = file.suffix.lower() if file.suffix.lower() in IMAGE_SUFFIXES else ".png"
                 ok, encoded = cv2.imencode(suffix, canvas)
@@ -420,7 +446,7 @@ def _predict_images(
 
 
 def _predict_video(
-    net: PoseModel,
+    net: Pose,
     path: Path,
     out: Path,
     people: PersonSource,
@@ -428,6 +454,7 @@ def _predict_video(
     min_score: float,
     max_frames: int | None,
     progress: Progress | None,
+    batch_size: int = DEFAULT_BATCH_SIZE,
 ) -> tuple[list[Prediction], Path | None]:
     import cv2
 
@@ -452,8 +479,9 @@ def _predict_video(
             if not ok or frame is None:
                 break
             h, w = frame.shape[:2]
-            persons = net.persons(frame, people.find(frame, index, f"{path.name} frame {index}"))
-            predictions.append(Prediction(path.name, index, w, h, tuple(persons)))
+            found = people.find(frame, index, f"{path.name} frame {index}")
+            result = net.run([(frame, path.name)], [found], batch_size=batch_size, frames=[index])[0]
+            predictions.append(Prediction(path.name, index, w, h, result.persons))
             if draw:
                 if writer is None:
                     # The container is chosen from the file name, so the temporary file keeps .mp4.
@@ -463,7 +491,7 @@ def _predict_video(
                     writer = cv2.VideoWriter(str(tmp_file), cv2.VideoWriter_fourcc(*VIDEO_FOURCC), fps, (w, h))
                     if not writer.isOpened():
                         raise RuntimeFailure(f"OpenCV cannot write {VIDEO_FOURCC} video to {target}")
-                writer.write(net.draw(frame, persons, min_score, boxed))
+                writer.write(result.plot(min_score, boxed))
             index += 1
             report(progress, "predict.item", done=index, total=total)
         if not predictions:
@@ -491,7 +519,6 @@ __all__ = [
     "Person",
     "PersonBox",
     "PersonSource",
-    "PoseModel",
     "PredictResult",
     "Prediction",
     "input_kind",
