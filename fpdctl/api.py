@@ -375,15 +375,22 @@ def predict(
             ``input_convention`` are its own).
         source: an image, a folder of images or a video.
         out: the output folder.
+        backend, device, threads, input_size, input_convention: as :class:`Pose`.
         the others: as :func:`fpdctl.deploy.predict.predict`.
 
     Returns:
         :class:`~fpdctl.deploy.persons.PredictResult`.
     """
-    if not isinstance(model, Pose):
-        model = Pose(model, backend, device, input_size, threads=threads, input_convention=input_convention)
+    from functools import partial
+
+    # Opened once the inputs are checked: a bad input fails before the model loads.
+    pose = (
+        model
+        if isinstance(model, Pose)
+        else partial(Pose, model, backend, device, input_size, threads=threads, input_convention=input_convention)
+    )
     return predict_files(
-        model,
+        pose,
         source,
         out_dir=out,
         bbox=bbox,
@@ -393,12 +400,9 @@ def predict(
         det_score=det_score,
         det_iou=det_iou,
         overwrite=overwrite,
-        device=model.device,
-        threads=model.threads,
         draw=draw,
         min_score=min_score,
         max_frames=max_frames,
-        backend=model.backend.name,
         batch_size=batch_size,
         progress=progress,
     )

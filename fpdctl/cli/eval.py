@@ -190,24 +190,22 @@ def eval_command(
     from fpdctl.api import evaluate
 
     _check_per_joint(per_joint, data)
-    options: dict[str, Any] = dict(
-        input_size=input_size,
-        device=device,
-        save_predictions=save_predictions,
-        flip=flip,
-        batch_size=batch_size,
-        num_workers=workers,
-        threshold=threshold,
-        input_convention=override,
-    )
-    from fpdctl.deploy.runtime import is_onnx_path
-
-    deployed = backend != "auto" or is_onnx_path(model)
-    if boxes is not None and deployed:
-        raise UsageError("--boxes runs a PyTorch checkpoint or pretrained name (--backend auto), not an exported model")
     with ProgressBar("evaluating", enabled=fmt == "table" and output is None) as progress:
-        extra = {"boxes": boxes} if boxes is not None else {}
-        result = evaluate(model, data, backend=backend, progress=progress, **extra, **options)
+        result = evaluate(
+            model,
+            data,
+            backend=backend,
+            device=device,
+            input_size=input_size,
+            boxes=boxes,
+            flip_test=flip,
+            batch_size=batch_size,
+            num_workers=workers,
+            threshold=threshold,
+            save_predictions=save_predictions,
+            input_convention=override,
+            progress=progress,
+        )
     emit(_render(result.metric, result, fmt, per_joint, source=f"{model} on {data}"), output)
     if save_predictions is not None:
         typer.echo(f"wrote {save_predictions}", err=True)

@@ -99,7 +99,8 @@ def predict_command(
     input_std: Optional[str] = INPUT_STD,
     backend: str = RUN_BACKEND,
 ) -> None:
-    from fpdctl.deploy.predict import parse_bbox, predict
+    from fpdctl.api import predict
+    from fpdctl.deploy.predict import parse_bbox
     from fpdctl.errors import UsageError
 
     override = convention_override(input_convention, input_order, input_mean, input_std)
@@ -109,7 +110,7 @@ def predict_command(
     result = predict(
         model,
         input_path,
-        out_dir=out,
+        out,
         bbox=box,
         boxes=boxes,
         annotations=annotations,

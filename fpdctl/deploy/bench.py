@@ -48,6 +48,7 @@ from fpdctl.deploy.bench_report import (  # noqa: F401  (re-exported: their home
     cpu_features,
     environment,
 )
+from fpdctl.deploy.placement import ROW_CALIBRATION_SAMPLES
 from fpdctl.errors import UsageError
 from fpdctl.progress import Progress, report
 from fpdctl.utils.device import DEFAULT_DEVICE
@@ -62,9 +63,8 @@ if TYPE_CHECKING:
 DEFAULT_ITERS = 30
 # Cases take turns in rounds of this many consecutive timed iterations each.
 ROUND_ITERS = 5
-# Calibration images for an int8 export made on the fly by `bench --backend all` (a bench needs a
-# representative speed, not the best accuracy: range estimates settle within a few dozen images).
-BENCH_CALIBRATION_SAMPLES = 32
+# Calibration images for an int8 export made on the fly by `bench --backend all`.
+BENCH_CALIBRATION_SAMPLES = ROW_CALIBRATION_SAMPLES
 
 
 @dataclass(frozen=True)

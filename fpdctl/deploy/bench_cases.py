@@ -18,7 +18,7 @@ import numpy as np
 from fpdctl.deploy.backends import RUNTIME_KINDS, Backend, select_backends
 from fpdctl.deploy.placement import open_runner, run_device
 from fpdctl.errors import UsageError
-from fpdctl.progress import Progress, report
+from fpdctl.progress import Progress
 
 if TYPE_CHECKING:
     from fpdctl.deploy.preprocess_decode import Embedding
@@ -146,34 +146,6 @@ def check_embedding(
         )
 
 
-def export_for_rows(
-    source: Any,
-    path: Path,
-    size: int,
-    precision: str,
-    calibration_samples: int,
-    threads: int,
-    embedding: "Embedding | None",
-    progress: Progress | None,
-) -> Path:
-    """Export a checkpoint for the ONNX rows that run files of ``precision`` (unverified: bench
-    needs its speed; ``fpdctl export`` is where files are verified)."""
-    from fpdctl.deploy.export import export_onnx
-
-    report(progress, "bench.stage", f"exporting {source.label} ({precision})")
-    export_onnx(
-        source.net,
-        path,
-        input_size=size,
-        precision=precision,
-        calibration_samples=calibration_samples,
-        verify=False,
-        threads=threads,
-        embedding=embedding,
-    )
-    return path
-
-
 def frames(batch: int) -> list[np.ndarray]:
     rng = np.random.default_rng(0)
     return [rng.integers(0, 256, (FRAME_HEIGHT, FRAME_WIDTH, 3), dtype=np.uint8) for _ in range(batch)]
@@ -220,7 +192,6 @@ __all__ = [
     "Case",
     "build_cases",
     "check_embedding",
-    "export_for_rows",
     "frames",
     "postprocess",
     "preprocess",

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Literal
 
 from fpdctl.deploy.backends import ONNX_RUNTIMES, RUNTIME_KINDS, Backend, get_backend, pick_backend, select_backends
 from fpdctl.errors import UsageError
+from fpdctl.progress import report
 
 if TYPE_CHECKING:
     import torch
@@ -21,6 +22,12 @@ if TYPE_CHECKING:
     from fpdctl.deploy.runtime import ModelSource, Runner
     from fpdctl.models.convention import ConventionOverride
     from fpdctl.progress import Progress
+
+
+# Calibration images for an int8 export made on the fly for an ONNX row (`bench --backend all`,
+# a checkpoint evaluated on ort-int8): a representative speed, not the best accuracy, is what
+# such an export is for, and range estimates settle within a few dozen images.
+ROW_CALIBRATION_SAMPLES = 32
 
 
 def run_device(device: str, runtime: str) -> str:
@@ -133,7 +140,7 @@ def open_runner(
         threads: ONNX Runtime / OpenVINO intra-op threads (and the export's checks).
         spin_us: ONNX Runtime's idle-thread spin (None: its default).
         work_dir, exports: where exports go and which exist already (see above).
-        calibration_samples: int8 calibration images (None: bench's default).
+        calibration_samples: int8 calibration images (None: :data:`ROW_CALIBRATION_SAMPLES`).
         embedding: pre-processing / decoding put in the exported graph.
         progress: gets a "bench.stage" event before an export.
 
@@ -147,11 +154,8 @@ def open_runner(
     spin = DEFAULT_SPIN_US if spin_us is None else spin_us
     if source.kind == "onnx" or row.file_precision is None:
         return make_runner(source, row, device=device, threads=threads, spin_us=spin)
-    from fpdctl.deploy.bench import BENCH_CALIBRATION_SAMPLES
-    from fpdctl.deploy.bench_cases import export_for_rows
-
     precision = str(row.file_precision)
-    samples = BENCH_CALIBRATION_SAMPLES if calibration_samples is None else calibration_samples
+    samples = ROW_CALIBRATION_SAMPLES if calibration_samples is None else calibration_samples
     if work_dir is None:
         with tempfile.TemporaryDirectory(prefix="fpdctl-open-") as work:
             path = export_for_rows(
@@ -207,4 +211,32 @@ def open_source(
     )
 
 
-__all__ = ["open_runner", "open_source", "place_model", "run_device"]
+def export_for_rows(
+    source: "ModelSource",
+    path: Path,
+    size: int,
+    precision: str,
+    calibration_samples: int,
+    threads: int,
+    embedding: "Embedding | None",
+    progress: "Progress | None",
+) -> Path:
+    """Export a checkpoint for the ONNX rows that run files of ``precision`` (unverified: bench
+    needs its speed; ``fpdctl export`` is where files are verified)."""
+    from fpdctl.deploy.export import export_onnx
+
+    report(progress, "bench.stage", f"exporting {source.label} ({precision})")
+    export_onnx(
+        source.net,
+        path,
+        input_size=size,
+        precision=precision,
+        calibration_samples=calibration_samples,
+        verify=False,
+        threads=threads,
+        embedding=embedding,
+    )
+    return path
+
+
+__all__ = ["ROW_CALIBRATION_SAMPLES", "export_for_rows", "open_runner", "open_source", "place_model", "run_device"]

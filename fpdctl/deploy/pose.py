@@ -24,7 +24,7 @@ import numpy as np
 
 from fpdctl.deploy.bench import benchmark
 from fpdctl.deploy.export import export_onnx
-from fpdctl.deploy.pose_result import PoseResult, load_image, person_boxes
+from fpdctl.deploy.pose_result import DEFAULT_BATCH_SIZE, PoseResult, load_image, person_boxes
 from fpdctl.errors import UsageError
 from fpdctl.evaluate import evaluate_model
 
@@ -51,10 +51,6 @@ def _default(function: Callable[..., Any], name: str) -> Any:
     """The default of ``function``'s parameter ``name``: each default is defined once, in the
     core function that uses it, and the methods here read it from there."""
     return inspect.signature(function).parameters[name].default
-
-
-# Crops per forward pass: the evaluation's batch (fpdctl.evaluate.evaluate_model).
-DEFAULT_BATCH_SIZE: int = _default(evaluate_model, "batch_size")
 
 
 class Pose:
@@ -300,6 +296,10 @@ class Pose:
             if not isinstance(source, (str, os.PathLike)):
                 raise UsageError("with out, source must be a path to an image, a folder of images or a video")
             file_boxes = boxes if isinstance(boxes, (str, os.PathLike)) else None
+            if boxes is not None and file_boxes is None and not callable(boxes):
+                raise UsageError(
+                    "with out, boxes must be a detections file or a detector (one list does not fit a folder)"
+                )
             return predict(
                 self,
                 source,
@@ -385,9 +385,11 @@ class Pose:
         from fpdctl.data.registry import build_dataset, data_joint_set, parse_data_spec
         from fpdctl.deploy.metadata import GraphIO
         from fpdctl.evaluate import check_model_joints, write_predictions
+        from fpdctl.metrics import check_threshold
 
         spec = parse_data_spec(data)
         channels = data_joint_set(spec)
+        check_threshold("oks" if channels.name == "coco" else "pckh", threshold)  # before the network runs
         if boxes is not None and spec.kind != "coco":
             raise UsageError(
                 f"boxes crops the images of a COCO folder at detector boxes: it needs coco:DIR data, got {data!r}"

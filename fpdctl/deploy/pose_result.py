@@ -10,6 +10,7 @@ person (:func:`fpdctl.pipeline.person_box`).
 
 from __future__ import annotations
 
+import inspect
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,9 +20,13 @@ import numpy as np
 
 from fpdctl.deploy.persons import Person, PersonBox, Prediction
 from fpdctl.errors import DataError, InputError, UsageError
+from fpdctl.evaluate import evaluate_model
 
 if TYPE_CHECKING:
     from fpdctl.skeleton import JointSet
+
+# Crops per forward pass: the evaluation's batch (defined by fpdctl.evaluate.evaluate_model).
+DEFAULT_BATCH_SIZE: int = inspect.signature(evaluate_model).parameters["batch_size"].default
 
 # An image: a uint8 BGR [H, W, 3] array (cv2.imread's layout) or a path to an image file.
 ImageLike = "np.ndarray | str | os.PathLike[str]"
@@ -201,4 +206,4 @@ def read_frames(path: Path, max_frames: int | None = None) -> Iterator[tuple[int
         capture.release()
 
 
-__all__ = ["DetectorLike", "ImageLike", "PoseResult", "load_image", "person_boxes", "read_frames"]
+__all__ = ["DEFAULT_BATCH_SIZE", "DetectorLike", "ImageLike", "PoseResult", "load_image", "person_boxes", "read_frames"]

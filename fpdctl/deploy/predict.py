@@ -33,7 +33,7 @@ import shutil
 import tempfile
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Iterator
+from typing import TYPE_CHECKING, Any, Callable, Iterator
 
 import numpy as np
 
@@ -47,15 +47,14 @@ from fpdctl.deploy.persons import (  # noqa: F401  (re-exported: predict's publi
     outside_image,
     parse_bbox,
 )
-from fpdctl.deploy.pose import DEFAULT_BATCH_SIZE, Pose
+from fpdctl.deploy.pose_result import DEFAULT_BATCH_SIZE
 from fpdctl.errors import DataError, InputError, RuntimeFailure, UsageError
 from fpdctl.pipeline import Box
 from fpdctl.progress import Progress, report
-from fpdctl.utils.device import DEFAULT_DEVICE
 
 if TYPE_CHECKING:
+    from fpdctl.deploy.pose import Pose
     from fpdctl.deploy.pose_result import DetectorLike
-    from fpdctl.models.convention import ConventionOverride
 
 IMAGE_SUFFIXES: tuple[str, ...] = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff")
 VIDEO_SUFFIXES: tuple[str, ...] = (".mp4", ".avi", ".mov", ".mkv", ".m4v", ".webm", ".mpg", ".mpeg")
@@ -86,7 +85,7 @@ def input_kind(path: Path) -> str:
 
 
 def predict(
-    model: "str | Pose",
+    model: "Pose | Callable[[], Pose]",
     input_path: str | os.PathLike[str],
     *,
     out_dir: str | os.PathLike[str] = "predictions",
@@ -97,23 +96,19 @@ def predict(
     det_score: float = DEFAULT_DET_SCORE,
     det_iou: float = DEFAULT_DET_IOU,
     overwrite: bool = False,
-    device: str = DEFAULT_DEVICE,
-    threads: int | None = None,
-    input_size: int | None = None,
     draw: bool = True,
     min_score: float = 0.0,
     max_frames: int | None = None,
-    input_convention: "ConventionOverride | None" = None,
-    backend: str = "auto",
     batch_size: int = DEFAULT_BATCH_SIZE,
     progress: Progress | None = None,
 ) -> PredictResult:
     """Predict keypoints for every person of each image or frame and write them (and drawings).
 
     Args:
-        model: a checkpoint, an .onnx file from ``fpdctl export``, a model name, or a model
-            already opened (:class:`~fpdctl.deploy.pose.Pose`: ``device``, ``threads``,
-            ``input_size``, ``input_convention`` and ``backend`` are then its own).
+        model: the pose model (:class:`~fpdctl.deploy.pose.Pose`: its backend, device, threads
+            and input size), or a function that opens it, called once the inputs and the output
+            folder are checked (so a bad input fails before a model loads). ``fpdctl.predict``
+            takes a model file or name.
         input_path: an image, a folder of images, or a video.
         out_dir: output folder (created; must not be the input folder; must be empty or hold
             only an earlier predict's files, replaced with ``overwrite``).
@@ -124,15 +119,9 @@ def predict(
             any callable image -> (boxes [N, 4] x, y, w, h, scores [N]).
         det_score, det_iou: the detector's score and NMS IoU thresholds.
         overwrite: replace an earlier predict's output in ``out_dir``.
-        device: "auto", "cpu", "cuda", ... (:func:`~fpdctl.deploy.placement.run_device`).
-        threads: intra-op threads.
-        input_size: network input side for checkpoints and names (default 256).
         draw: write the drawn images / video.
         min_score: joints below this heatmap peak are not drawn (they are still in the JSON).
         max_frames: stop a video after this many frames.
-        input_convention: override flags applied to the model's own input convention.
-        backend: the backend row to run on (:func:`~fpdctl.deploy.backends.pick_backend`): auto,
-            a runtime (onnxruntime, openvino for an .onnx file) or a row name such as ov-bf16.
         batch_size: crops per forward pass (:meth:`Pose.__call__`).
         progress: gets a "predict.item" event after each image or frame (``done`` of ``total``;
             total 0 when a video does not say).
@@ -188,6 +177,8 @@ def predict(
         )
     check_folder_creatable(out)  # before the model loads
     previous = _previous_outputs(out, overwrite)
+    pose = model() if callable(model) and not hasattr(model, "run") else model
+    backend, threads = pose.backend.name, pose.threads
     person_detector = (
         None
         if detector is None
@@ -197,7 +188,7 @@ def predict(
             detector,
             score=det_score,
             iou=det_iou,
-            device=run_device(device, detector_runtime(backend)),
+            device=run_device(pose.device, detector_runtime(backend)),
             threads=threads,
             runtime=detector_runtime(backend),
         )
@@ -211,21 +202,16 @@ def predict(
     created = not os.path.lexists(out)
     try:
         result = _predict(
-            model,
+            pose,
             source_path,
             kind,
             out,
             files=files,
             first_image=first_image,
             people=people,
-            device=device,
-            threads=threads,
-            input_size=input_size,
             draw=draw,
             min_score=min_score,
             max_frames=max_frames,
-            input_convention=input_convention,
-            backend=backend,
             batch_size=batch_size,
             progress=progress,
             start=start,
@@ -274,7 +260,7 @@ def _previous_outputs(out: Path, overwrite: bool) -> set[str]:
 
 
 def _predict(
-    model: "str | Pose",
+    net: "Pose",
     source_path: Path,
     kind: str,
     out: Path,
@@ -282,25 +268,15 @@ def _predict(
     files: list[Path],
     first_image: np.ndarray | None,
     people: PersonSource,
-    device: str,
-    threads: int | None,
-    input_size: int | None,
     draw: bool,
     min_score: float,
     max_frames: int | None,
-    input_convention: "ConventionOverride | None",
     progress: Progress | None,
     start: float,
-    backend: str = "auto",
     batch_size: int = DEFAULT_BATCH_SIZE,
 ) -> PredictResult:
     from fpdctl.utils.io import atomic_write_text, ensure_parent_writable
 
-    net = (
-        model
-        if isinstance(model, Pose)
-        else Pose(model, backend, device, input_size, threads=threads, input_convention=input_convention)
-    )
     predictions: list[Prediction] = []
     drawn: list[Path] = []
     skipped: list[str] = []
@@ -326,7 +302,7 @@ def _predict(
         )
     detector = people.detector
     result = PredictResult(
-        model=str(model.source.label if isinstance(model, Pose) else model),
+        model=net.source.label,
         arch=net.spec.name,
         input=str(source_path),
         kind=kind,
@@ -377,7 +353,7 @@ def _image_files(path: Path, kind: str) -> list[Path]:
 
 
 def _predict_images(
-    net: Pose,
+    net: "Pose",
     path: Path,
     kind: str,
     files: list[Path],
@@ -446,7 +422,7 @@ def _predict_images(
 
 
 def _predict_video(
-    net: Pose,
+    net: "Pose",
     path: Path,
     out: Path,
     people: PersonSource,
