@@ -104,7 +104,9 @@ def place_model(
         rows = select_backends("torch", backend, device_type=device_type)
         rows = [row for row in rows if row.runtime != "torch"]
         if len(rows) > 1:  # pick_backend below sees one file precision only: say it here
-            raise UsageError(f"backend must pick one row here; '{backend}' selects {', '.join(b.name for b in rows)}")
+            raise UsageError(
+                f"backend must pick one backend here; '{backend}' selects {', '.join(b.name for b in rows)}"
+            )
         file_precision = rows[0].file_precision if rows else None
         return pick_backend("onnx", backend, device_type=device_type, onnx_precision=file_precision), where
     return pick_backend(model_kind, backend, device_type=device_type, onnx_precision=onnx_precision), where

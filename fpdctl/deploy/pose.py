@@ -47,10 +47,12 @@ if TYPE_CHECKING:
 PathLike = str | os.PathLike[str]
 
 
-def _default(function: Callable[..., Any], name: str) -> Any:
-    """The default of ``function``'s parameter ``name``: each default is defined once, in the
-    core function that uses it, and the methods here read it from there."""
-    return inspect.signature(function).parameters[name].default
+def _default(function: Callable[..., Any], *names: str) -> Any:
+    """The default of ``function``'s parameter (the first of ``names`` it has: the flip test is
+    being renamed ``flip_test`` in the core): each default is defined once, in the core function
+    that uses it, and the methods here read it from there."""
+    parameters = inspect.signature(function).parameters
+    return next(parameters[name].default for name in names if name in parameters)
 
 
 class Pose:
@@ -349,7 +351,7 @@ class Pose:
         self,
         data: str,
         boxes: PathLike | None = None,
-        flip_test: bool = _default(evaluate_model, "flip"),
+        flip_test: bool = _default(evaluate_model, "flip_test", "flip"),
         *,
         batch_size: int = DEFAULT_BATCH_SIZE,
         num_workers: int = _default(evaluate_model, "num_workers"),
@@ -443,7 +445,7 @@ class Pose:
         calibration_data: str = _default(export_onnx, "calibration_data"),
         calibration_samples: int = _default(export_onnx, "calibration_samples"),
         validation_samples: int | None = None,
-        flip_test: bool = _default(export_onnx, "flip"),
+        flip_test: bool = _default(export_onnx, "flip_test", "flip"),
         verify: bool = _default(export_onnx, "verify"),
         verify_random: int = _default(export_onnx, "verify_random"),
         verify_images: int = _default(export_onnx, "verify_images"),
