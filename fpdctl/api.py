@@ -53,7 +53,7 @@ def _default(function: Callable[..., Any], name: str) -> Any:
     return inspect.signature(function).parameters[name].default
 
 
-def model_spec(model: "str | os.PathLike[str] | HourglassSpec") -> "HourglassSpec":
+def model_spec(model: str | os.PathLike[str] | HourglassSpec) -> HourglassSpec:
     """The architecture of a model name, a pretrained name or a checkpoint file (read from its
     tensors; the weights are not loaded into a network).
 
@@ -74,16 +74,16 @@ def model_spec(model: "str | os.PathLike[str] | HourglassSpec") -> "HourglassSpe
 
 
 def profile(
-    models: "Sequence[str | os.PathLike[str] | HourglassSpec] | None" = None,
+    models: Sequence[str | os.PathLike[str] | HourglassSpec] | None = None,
     *,
-    reference: "str | HourglassSpec | None" = None,
+    reference: str | HourglassSpec | None = None,
     grid: bool = False,
     input_size: int = _default(profile_specs, "input_size"),
     batch: int = _default(profile_specs, "batch"),
     counter: str = _default(profile_specs, "counter"),
     measure: bool = False,
     measure_iters: int = _default(profile_specs, "measure_iters"),
-) -> "list[ProfileRow]":
+) -> list[ProfileRow]:
     """``fpdctl profile``: params, MACs and activation memory (optionally measured latency) of
     models.
 
@@ -118,7 +118,7 @@ def profile(
 
 
 def evaluate(
-    model: "PathLike | torch.nn.Module",
+    model: PathLike | torch.nn.Module,
     data: str,
     *,
     backend: str = "auto",
@@ -131,9 +131,9 @@ def evaluate(
     threshold: float | None = None,
     save_predictions: PathLike | None = None,
     threads: int | None = None,
-    input_convention: "ConventionOverride | None" = None,
-    progress: "Progress | None" = None,
-) -> "EvalResult":
+    input_convention: ConventionOverride | None = None,
+    progress: Progress | None = None,
+) -> EvalResult:
     """``fpdctl eval MODEL --data DATA``: a model scored on the validation split of ``data``:
     ``Pose(model, backend, device, input_size).val(data, boxes, flip_test, ...)``.
 
@@ -174,7 +174,7 @@ def evaluate(
     )
 
 
-def _train(command: str, config: PathLike | None, resume: bool, overwrite: bool, options: dict) -> "TrainResult":
+def _train(command: str, config: PathLike | None, resume: bool, overwrite: bool, options: dict) -> TrainResult:
     from fpdctl.train.api import run_training
 
     given = {k: (os.fspath(v) if isinstance(v, os.PathLike) else v) for k, v in options.items() if v is not None}
@@ -195,7 +195,7 @@ def train(
     resume: bool = False,
     overwrite: bool = False,
     **options: Any,
-) -> "TrainResult":
+) -> TrainResult:
     """``fpdctl train``: train a model on ground truth alone.
 
     Args:
@@ -219,7 +219,7 @@ def distill(
     resume: bool = False,
     overwrite: bool = False,
     **options: Any,
-) -> "TrainResult":
+) -> TrainResult:
     """``fpdctl distill``: train a student with Fast Pose Distillation from a teacher.
 
     Args:
@@ -234,7 +234,7 @@ def distill(
 
 
 def export(
-    model: "PathLike | torch.nn.Module",
+    model: PathLike | torch.nn.Module,
     output: PathLike,
     *,
     precision: str = _default(Pose.export, "precision"),
@@ -251,10 +251,10 @@ def export(
     verify_images: int = _default(Pose.export, "verify_images"),
     threads: int | None = None,
     exporter: str = _default(Pose.export, "exporter"),
-    input_convention: "ConventionOverride | None" = None,
-    embedding: "Embedding | None" = None,
-    progress: "Progress | None" = None,
-) -> "ExportResult":
+    input_convention: ConventionOverride | None = None,
+    embedding: Embedding | None = None,
+    progress: Progress | None = None,
+) -> ExportResult:
     """``fpdctl export``: a checkpoint, name or network to a verified ONNX file:
     ``Pose(model, "torch", "cpu", input_size).export(output, ...)``.
 
@@ -303,12 +303,12 @@ def bench(
     input_size: int | None = None,
     calibration_samples: int = _default(benchmark, "calibration_samples"),
     spin_us: int | None = None,
-    input_convention: "ConventionOverride | None" = None,
-    embedding: "Embedding | None" = None,
+    input_convention: ConventionOverride | None = None,
+    embedding: Embedding | None = None,
     accuracy_samples: int = _default(benchmark, "accuracy_samples"),
     accuracy_data: str = _default(benchmark, "accuracy_data"),
-    progress: "Progress | None" = None,
-) -> "BenchResult":
+    progress: Progress | None = None,
+) -> BenchResult:
     """``fpdctl bench``: latency, throughput and memory of models on backends (one model:
     :meth:`Pose.bench <fpdctl.deploy.pose.Pose.bench>`).
 
@@ -343,14 +343,14 @@ def bench(
 
 
 def predict(
-    model: "PathLike | torch.nn.Module | Pose",
+    model: PathLike | torch.nn.Module | Pose,
     source: PathLike,
     out: PathLike = _default(predict_files, "out_dir"),
     *,
-    bbox: "Box | None" = None,
+    bbox: Box | None = None,
     boxes: PathLike | None = None,
     annotations: PathLike | None = None,
-    detector: "PathLike | DetectorLike | None" = None,
+    detector: PathLike | DetectorLike | None = None,
     det_score: float = _default(predict_files, "det_score"),
     det_iou: float = _default(predict_files, "det_iou"),
     overwrite: bool = False,
@@ -362,9 +362,9 @@ def predict(
     min_score: float = _default(predict_files, "min_score"),
     max_frames: int | None = None,
     batch_size: int = DEFAULT_BATCH_SIZE,
-    input_convention: "ConventionOverride | None" = None,
-    progress: "Progress | None" = None,
-) -> "PredictResult":
+    input_convention: ConventionOverride | None = None,
+    progress: Progress | None = None,
+) -> PredictResult:
     """``fpdctl predict``: keypoints of every person of an image, a folder of images or a video,
     written to ``out`` (keypoints.json and the drawn inputs). In memory, without files:
     ``fpdctl.Pose(model)(images, boxes)``.

@@ -91,7 +91,7 @@ _pct = decimals(2)
 
 
 # Over 80 lines only through its Typer option declarations (one per flag); the body parses, calls
-# evaluate_checkpoint or the file scorer, and renders.
+# fpdctl.api.evaluate or the file scorer, and renders.
 def eval_command(
     ctx: typer.Context,
     model: Optional[str] = typer.Argument(

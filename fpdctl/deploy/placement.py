@@ -113,19 +113,19 @@ def place_model(
 
 
 def open_runner(
-    source: "ModelSource",
+    source: ModelSource,
     row: Backend,
     *,
     device: str,
     input_size: int,
     threads: int | None = None,
     spin_us: int | None = None,
-    work_dir: "str | os.PathLike[str] | None" = None,
+    work_dir: str | os.PathLike[str] | None = None,
     exports: dict[str, Path] | None = None,
     calibration_samples: int | None = None,
-    embedding: "Embedding | None" = None,
-    progress: "Progress | None" = None,
-) -> "Runner":
+    embedding: Embedding | None = None,
+    progress: Progress | None = None,
+) -> Runner:
     """The runner of ``source`` on ``row``: the one place a model is opened on a backend.
 
     A checkpoint (or network) on an ONNX row is first exported at ``input_size`` in the row's
@@ -180,8 +180,8 @@ def open_runner(
 
 
 def open_source(
-    model: "str | os.PathLike[str] | torch.nn.Module", input_convention: "ConventionOverride | None" = None
-) -> "ModelSource":
+    model: str | os.PathLike[str] | torch.nn.Module, input_convention: ConventionOverride | None = None
+) -> ModelSource:
     """A model argument (checkpoint, pretrained or model name, .onnx file, or a network) opened
     once: its spec, joints, input convention and, for a checkpoint, its network.
 
@@ -214,14 +214,14 @@ def open_source(
 
 
 def export_for_rows(
-    source: "ModelSource",
+    source: ModelSource,
     path: Path,
     size: int,
     precision: str,
     calibration_samples: int,
     threads: int,
-    embedding: "Embedding | None",
-    progress: "Progress | None",
+    embedding: Embedding | None,
+    progress: Progress | None,
 ) -> Path:
     """Export a checkpoint for the ONNX rows that run files of ``precision`` (unverified: bench
     needs its speed; ``fpdctl export`` is where files are verified)."""

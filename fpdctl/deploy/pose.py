@@ -86,13 +86,13 @@ class Pose:
 
     def __init__(
         self,
-        model: "PathLike | torch.nn.Module",
+        model: PathLike | torch.nn.Module,
         backend: str = "auto",
         device: str = "auto",
         input_size: int | None = None,
         *,
         threads: int | None = None,
-        input_convention: "ConventionOverride | None" = None,
+        input_convention: ConventionOverride | None = None,
     ) -> None:
         from fpdctl.deploy.placement import open_runner, open_source, place_model
 
@@ -113,11 +113,11 @@ class Pose:
         self.device: str = where
 
     @property
-    def spec(self) -> "HourglassSpec":
+    def spec(self) -> HourglassSpec:
         return self.source.spec
 
     @property
-    def joint_set(self) -> "JointSet":
+    def joint_set(self) -> JointSet:
         return self.source.joint_set
 
     @property
@@ -125,7 +125,7 @@ class Pose:
         return tuple(self.joint_set.names)
 
     @property
-    def convention(self) -> "InputConvention":
+    def convention(self) -> InputConvention:
         return self.source.input_convention
 
     def __repr__(self) -> str:
@@ -138,7 +138,7 @@ class Pose:
 
     def __call__(
         self,
-        images: "ImageLike | Sequence[ImageLike]",
+        images: ImageLike | Sequence[ImageLike],
         boxes: Any = None,
         *,
         batch_size: int = DEFAULT_BATCH_SIZE,
@@ -254,7 +254,7 @@ class Pose:
 
     def predict(
         self,
-        source: "ImageLike | Sequence[ImageLike]",
+        source: ImageLike | Sequence[ImageLike],
         out: PathLike | None = None,
         stream: bool = False,
         *,
@@ -264,8 +264,8 @@ class Pose:
         overwrite: bool = False,
         draw: bool = True,
         min_score: float = 0.0,
-        progress: "Progress | None" = None,
-    ) -> "list[PoseResult] | Iterator[PoseResult] | PredictResult":
+        progress: Progress | None = None,
+    ) -> list[PoseResult] | Iterator[PoseResult] | PredictResult:
         """Keypoints of every image of ``source``: an image, a folder of images or a video (a
         path), or arrays.
 
@@ -357,8 +357,8 @@ class Pose:
         num_workers: int = _default(evaluate_model, "num_workers"),
         threshold: float | None = None,
         save_predictions: PathLike | None = None,
-        progress: "Progress | None" = None,
-    ) -> "EvalResult":
+        progress: Progress | None = None,
+    ) -> EvalResult:
         """The model scored on the validation split of ``data``, on its own backend and device
         (``fpdctl eval``): PCKh for MPII and synthetic data, PCK@0.2 for LSP, COCO AP for COCO.
 
@@ -450,9 +450,9 @@ class Pose:
         verify_random: int = _default(export_onnx, "verify_random"),
         verify_images: int = _default(export_onnx, "verify_images"),
         exporter: str = _default(export_onnx, "exporter"),
-        embedding: "Embedding | None" = None,
-        progress: "Progress | None" = None,
-    ) -> "ExportResult":
+        embedding: Embedding | None = None,
+        progress: Progress | None = None,
+    ) -> ExportResult:
         """The network exported at this Pose's input size to a verified ONNX file (``fpdctl
         export``; :func:`~fpdctl.deploy.export.export_onnx` says what each option does).
 
@@ -501,8 +501,8 @@ class Pose:
         spin_us: int | None = None,
         accuracy_samples: int = _default(benchmark, "accuracy_samples"),
         accuracy_data: str = _default(benchmark, "accuracy_data"),
-        progress: "Progress | None" = None,
-    ) -> "BenchResult":
+        progress: Progress | None = None,
+    ) -> BenchResult:
         """Latency, throughput and memory of this model (``fpdctl bench``;
         :func:`~fpdctl.deploy.bench.benchmark` says what each option does).
 

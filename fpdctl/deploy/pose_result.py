@@ -56,7 +56,7 @@ class PoseResult:
     scales: np.ndarray
     keypoints: np.ndarray
     scores: np.ndarray
-    joint_set: "JointSet"
+    joint_set: JointSet
     source: str = ""
     frame: int | None = None
 
