@@ -129,9 +129,10 @@ def model_cases(student_net, teacher_net, threads: int, work: Path, size: int, w
     import onnx
 
     from fpdctl.deploy.backends import get_backend
-    from fpdctl.deploy.export import export_onnx, torch_to_onnx
+    from fpdctl.deploy.export import export_onnx
     from fpdctl.deploy.onnx_graph import take_last_stack_directly
     from fpdctl.deploy.runtime import TorchRunner
+    from fpdctl.deploy.torch_onnx import torch_to_onnx
     from fpdctl.profiling.analytic import analytic_cost
 
     image = np.random.default_rng(0).standard_normal((1, 3, size, size)).astype(np.float32)

@@ -227,7 +227,7 @@ def main() -> None:
 
     import torch
 
-    from fpdctl.deploy.bench import environment
+    from fpdctl.deploy.bench_report import environment
     from fpdctl.deploy.verify import score_runners
     from fpdctl.models.factory import create_model
 

@@ -62,10 +62,10 @@ def main() -> None:
     parser.add_argument("--write-example", type=Path, default=None)
     args = parser.parse_args()
 
-    from fpdctl.deploy.boxes import FileBox
+    from fpdctl.deploy.boxes import BoxesFile, FileBox
     from fpdctl.deploy.export import export_onnx
+    from fpdctl.deploy.persons import PersonSource
     from fpdctl.deploy.pose import Pose
-    from fpdctl.deploy.predict import PersonSource
 
     with tempfile.TemporaryDirectory() as tmp:
         onnx_path = Path(tmp) / f"{MODEL}.onnx"
@@ -75,7 +75,8 @@ def main() -> None:
         scenes = {}
         for k in KS:
             image, boxes = crowd(k)
-            source = PersonSource(boxes={0: [FileBox(b, 1.0, i) for i, b in enumerate(boxes)]})
+            file_boxes = BoxesFile(Path("crowd.json"), {0: [FileBox(b, 1.0, i) for i, b in enumerate(boxes)]})
+            source = PersonSource(boxes=file_boxes)
             scenes[k] = (image, source)
             net.run([(image, "")], [source.find(image, 0, "warmup")])  # warm-up (ORT plans its buffers)
 

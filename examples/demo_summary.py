@@ -15,7 +15,8 @@ import sys
 from pathlib import Path
 
 from fpdctl.cli.render import Column, render_rows
-from fpdctl.models.checkpoint import checkpoint_file, describe_checkpoint
+from fpdctl.models.checkpoint import describe_checkpoint
+from fpdctl.models.checkpoint_files import checkpoint_file
 from fpdctl.profiling.analytic import analytic_cost
 from fpdctl.utils.io import atomic_write_text
 

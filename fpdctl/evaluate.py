@@ -397,10 +397,11 @@ def evaluate_checkpoint(
     Raises:
         UsageError / InputError / CheckpointError / DataError: bad options, model, data or output.
     """
-    from fpdctl.data.registry import build_dataset, data_joint_set, parse_data_spec, spec_for_data
+    from fpdctl.data.kinds import data_joint_set, parse_data_spec
+    from fpdctl.data.registry import build_dataset, spec_for_data
     from fpdctl.metrics.coco import check_results_output
     from fpdctl.metrics.mpii_files import check_prediction_output
-    from fpdctl.models.checkpoint import resolve_input_size
+    from fpdctl.models.checkpoint_files import resolve_input_size
     from fpdctl.models.factory import create_model
     from fpdctl.models.spec import is_checkpoint_path
     from fpdctl.pretrained import is_pretrained_name

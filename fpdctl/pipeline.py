@@ -27,36 +27,37 @@ from typing import Any
 
 import numpy as np
 
+from fpdctl.boxes import Box, box_center_scale, check_box, image_center_scale
 from fpdctl.codec import HeatmapCodec
-from fpdctl.data.transforms import PIXEL_STD, crop_affine, invert_affine, transform_points
-from fpdctl.errors import UsageError
+from fpdctl.data.transforms import crop_affine, invert_affine, transform_points
+from fpdctl.errors import DataError, UsageError
 from fpdctl.models.convention import BGR, InputConvention
 
 # A runner in the numpy sense: float32 [N, 3, S, S] normalised images -> float32 heatmaps
 # ([N, J, h, w], or [N, S, J, h, w] with every stack). deploy.runtime.Runner is one.
 ArrayRunner = Callable[[np.ndarray], np.ndarray]
-Box = tuple[float, float, float, float]
 
 
 def person_box(width: int, height: int, bbox: Box | None) -> tuple[np.ndarray, float, Box]:
     """The crop centre, scale (units of 200 px) and the (x, y, w, h) box it came from.
 
-    With a box ``(x, y, w, h)`` the crop is centred on the box and its side is the box's longer
-    side times the datasets' 1.25 margin (a tight box would otherwise cut off hands and feet);
-    without one, the whole image is one person: centre at the image centre, side the longer image
-    side. Pixel centres are integers (pixel (0, 0) covers [-0.5, 0.5]^2), so a box covering pixels
-    ``x .. x + w - 1`` is centred at ``x + (w - 1) / 2``.
-    """
-    from fpdctl.data.mpii import SCALE_MARGIN
+    With a box ``(x, y, w, h)``, the crop of every person box (:mod:`fpdctl.boxes`): the box is
+    checked and clipped to the image (:func:`~fpdctl.boxes.check_box`), then squared and enlarged
+    by the datasets' 1.25 margin around its centre (:func:`~fpdctl.boxes.box_center_scale`), as
+    evaluation crops a detector's box. Without one, the whole image is one person
+    (:func:`~fpdctl.boxes.image_center_scale`).
 
+    Raises:
+        DataError: a box that is not finite, smaller than 1 px, or has no area in the image.
+    """
     if bbox is None:
-        box: Box = (0.0, 0.0, float(width), float(height))
-        side = float(max(width, height))
-    else:
-        box = bbox
-        side = max(bbox[2], bbox[3]) * SCALE_MARGIN
-    center = np.array([box[0] + (box[2] - 1) / 2.0, box[1] + (box[3] - 1) / 2.0], dtype=np.float32)
-    return center, side / PIXEL_STD, box
+        center, scale = image_center_scale(width, height)
+        return center, scale, (0.0, 0.0, float(width), float(height))
+    check = check_box(bbox, width, height)
+    if check.clipped is None:
+        raise DataError(f"bbox {list(bbox)} refused: {check.reason} (a {width} x {height} image)")
+    center, scale = box_center_scale(check.clipped)
+    return center, scale, tuple(float(v) for v in bbox)  # type: ignore[return-value]
 
 
 def crop(image: np.ndarray, center: np.ndarray, scale: float, input_size: int) -> tuple[np.ndarray, np.ndarray]:

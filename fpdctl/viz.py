@@ -36,6 +36,9 @@ RADIUS_FRACTION = 1 / 110
 # OpenCV takes integer coordinates; this many fractional bits keep sub-pixel positions.
 _SHIFT = 4
 _SCALE = 1 << _SHIFT
+# Points farther than this (px) from the image are not drawn, and outlines are clipped to the
+# image (plus a pixel), so their fixed-point coordinates stay well inside OpenCV's int32.
+_DRAWABLE = 1 << 20
 
 _LEFT_PREFIXES = ("l_", "left_")
 _RIGHT_PREFIXES = ("r_", "right_")
@@ -98,9 +101,10 @@ def draw_skeleton(
         scores: optional float [J] confidences, compared with ``min_score``.
         min_score: the lowest score drawn.
         outline: optional float [N, 2] closed polygon drawn as a thin line (a person box, a head
-            box; see :func:`box_corners`).
+            box; see :func:`box_corners`), clipped to the image.
         size: the length in px that line width and joint radius scale with (a person's box
-            side when one image holds several persons); None: the image's longer side.
+            side when one image holds several persons, at most the image's longer side); None:
+            the image's longer side.
 
     Returns:
         uint8 [H, W, 3] BGR.
@@ -114,17 +118,22 @@ def draw_skeleton(
             f"got shape {joints.shape}"
         )
     canvas = np.ascontiguousarray(image).copy()
-    longest = max(canvas.shape[:2]) if size is None else max(float(size), 1.0)
+    # A person box is never drawn thicker than one as large as the image (a huge box's lines would
+    # exceed OpenCV's thickness limit).
+    longest = max(canvas.shape[:2]) if size is None else min(max(float(size), 1.0), max(canvas.shape[:2]))
     thickness = max(1, round(longest * LINE_FRACTION))
     radius = max(2, round(longest * RADIUS_FRACTION))
 
-    shown = np.isfinite(joints[:, :2]).all(axis=1)
+    shown = np.isfinite(joints[:, :2]).all(axis=1) & (np.abs(joints[:, :2]) < _DRAWABLE).all(axis=1)
     if scores is not None:
         shown &= np.asarray(scores) >= min_score
     visible = shown if joints.shape[1] == 2 else shown & (joints[:, 2] > 0)
 
     if outline is not None:
-        corners = np.rint(np.asarray(outline, np.float64) * _SCALE).astype(np.int32)
+        # A box running far off the image (a detector's [0, 0, 1e7, 1e7]) is drawn along its edge.
+        height, width = canvas.shape[:2]
+        edge = np.clip(np.nan_to_num(np.asarray(outline, np.float64)), -1.0, [width, height])
+        corners = np.rint(edge * _SCALE).astype(np.int32)
         cv2.polylines(canvas, [corners], True, BOX_COLOR, 1, cv2.LINE_AA, _SHIFT)
     for a, b in joint_set.skeleton:
         if shown[a] and shown[b]:

@@ -10,8 +10,9 @@ import torch
 from torch import nn
 
 import fpdctl
+from fpdctl.boxes import PIXEL_STD
 from fpdctl.data.registry import build_dataset
-from fpdctl.data.transforms import PIXEL_STD, transform_points
+from fpdctl.data.transforms import transform_points
 from fpdctl.errors import DataError, UsageError
 from fpdctl.evaluate import EvalResult, evaluate_model, predict_dataset, predictions_for_reference
 from fpdctl.metrics import EvalReference, PCKhResult

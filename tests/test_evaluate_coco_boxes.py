@@ -116,6 +116,6 @@ def test_a_box_outside_its_image_is_named(tmp_path: Path) -> None:
     with pytest.raises(DataError) as info:
         COCODetections(tmp_path, tmp_path / "d.json", input_size=INPUT_SIZE)
     assert str(info.value) == (
-        f"{tmp_path / 'd.json'}: detection 0 (image 1): bbox [500.0, 10.0, 20.0, 20.0] has no pixel "
-        "in the 200 x 120 image"
+        f"{tmp_path / 'd.json'}: detection 0 (image 1): bbox [500.0, 10.0, 20.0, 20.0] refused: "
+        "no area in the image (a 200 x 120 image)"
     )

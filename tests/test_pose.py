@@ -40,7 +40,7 @@ def onnx_file(tiny_checkpoint, tmp_path_factory):
 
 
 def test_a_loaded_network_remembers_the_size_it_was_trained_at(tmp_path) -> None:
-    from fpdctl.models.checkpoint import resolve_input_size
+    from fpdctl.models.checkpoint_files import resolve_input_size
 
     net = fpdctl.load_model("synthetic-hg2x64")  # its model card says 128 px
     assert net.input_size == 128 and resolve_input_size(net) == 128
@@ -130,7 +130,7 @@ def test_an_export_is_scored_on_detector_boxes_as_its_checkpoint(tmp_path) -> No
     )
     np.testing.assert_allclose(deployed.coords, reference.coords, atol=1e-3)
     assert deployed.metric.ap == pytest.approx(reference.metric.ap, abs=1e-6)
-    with pytest.raises(UsageError, match="^boxes crops the images of a COCO folder"):
+    with pytest.raises(UsageError, match="^`boxes` crops the images of a COCO folder"):
         fpdctl.evaluate(tmp_path / "coco.onnx", "synthetic:size=4", boxes=tmp_path / "dets.json")
 
 
@@ -201,15 +201,17 @@ def test_to_dict_and_plot(torch_pose) -> None:
 
 
 def test_bad_images_and_boxes_are_named(torch_pose) -> None:
-    with pytest.raises(
-        UsageError, match=r"^an image must be a uint8 BGR \[H, W, 3\] array .* got float32 \[4, 4, 3\]$"
-    ):
+    with pytest.raises(UsageError, match=r"^`images` must be uint8 BGR \[H, W, 3\] arrays .* got float32 \[4, 4, 3\]$"):
         torch_pose(np.zeros((4, 4, 3), np.float32))
     with pytest.raises(UsageError, match=r"got shape \[2, 3\]$"):
         torch_pose(_image(), BOXES[:, :3])
-    with pytest.raises(UsageError, match="positive w and h"):
+    with pytest.raises(
+        UsageError, match=r"^`boxes`\[0\] \(0, 0, -5, 10\) is refused in the 160 x 120 image: smaller than 1 px$"
+    ):
         torch_pose(_image(), [[0, 0, -5, 10]])
-    with pytest.raises(UsageError, match="^boxes for 2 images must be a list of 2"):
+    with pytest.raises(UsageError, match="is refused in the 160 x 120 image: no area in the image$"):
+        torch_pose(_image(), [[10, 10, 20, 20], [500, 10, 20, 20]])
+    with pytest.raises(UsageError, match="^`boxes` for 2 images must be a list of 2"):
         torch_pose([_image(), _image()], BOXES)
 
 
@@ -240,7 +242,7 @@ def test_stream_yields_each_frame_of_a_video(torch_pose, tmp_path) -> None:
     assert inspect.isgenerator(stream)
     frames = [(r.source, r.frame, len(r)) for r in stream]
     assert frames == [("clip.mp4", 0, 1), ("clip.mp4", 1, 1), ("clip.mp4", 2, 1)]
-    with pytest.raises(UsageError, match="^stream=True yields results without writing files"):
+    with pytest.raises(UsageError, match="^`stream` yields results without writing files"):
         torch_pose.predict(video, out=tmp_path / "o", stream=True)
 
 

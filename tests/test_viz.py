@@ -122,3 +122,18 @@ def test_any_joint_set_draws_with_its_own_limbs_and_sides(joint_set: JointSet) -
 def test_wrong_joint_count_is_a_clear_error() -> None:
     with pytest.raises(ValueError, match=r"expected 14 lsp joints as \[J, 2\] or \[J, 3\], got shape \(16, 2\)"):
         draw_skeleton(np.zeros((8, 8, 3), np.uint8), np.zeros((16, 2)), LSP)
+
+
+def test_a_huge_box_is_drawn_along_the_image_edge() -> None:
+    """A detector's [0, 0, 1e7, 1e7] once stopped OpenCV (thickness and int32 limits): it is drawn
+    clipped to the image, with the lines of a person as large as the image."""
+    from fpdctl.viz import draw_persons
+
+    image = np.zeros((60, 80, 3), np.uint8)
+    joints = np.full((1, MPII.num_joints, 2), 30.0)
+    huge = draw_persons(image, joints, MPII, boxes=np.array([[0.0, 0.0, 1e7, 1e7]]))
+    whole = draw_persons(image, joints, MPII, boxes=np.array([[0.0, 0.0, 79.0, 59.0]]))
+    assert huge[0, 40].min() > 100 and huge[30, 0].min() > 100  # grey on the top and left edges
+    np.testing.assert_array_equal(huge[5:55, 5:75], whole[5:55, 5:75])  # the same skeleton inside
+    far = np.full((1, MPII.num_joints, 2), 1e12)  # a point far off the image is not drawn
+    assert not draw_persons(image, far, MPII).any()

@@ -217,7 +217,7 @@ _MODEL_RUN_OPTIONS = ("flip", "batch_size", "device", "input_size", "workers", "
 
 def _check_per_joint(per_joint: bool, data: str) -> None:
     """Refuse --per-joint for COCO data, before the network runs: AP has no per-joint figure."""
-    from fpdctl.data.registry import data_metric
+    from fpdctl.data.kinds import data_metric
 
     if per_joint and data_metric(data) == "oks":
         raise UsageError("--per-joint applies to PCKh and PCK; COCO AP has no per-joint figure")

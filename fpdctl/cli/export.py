@@ -16,7 +16,8 @@ from fpdctl.cli.options import (
 )
 from fpdctl.cli.render import Column, check_format, emit, render_rows, stage_lines, to_json
 from fpdctl.deploy.backends import EXPORT_PRECISIONS
-from fpdctl.deploy.export import DEFAULT_CALIBRATION_SAMPLES, DEFAULT_OPSET, MIN_OPSET
+from fpdctl.deploy.export import DEFAULT_CALIBRATION_SAMPLES
+from fpdctl.deploy.torch_onnx import DEFAULT_OPSET, MIN_OPSET
 from fpdctl.models.spec import DEFAULT_INPUT_SIZE
 from fpdctl.utils.choices import parse_choice
 
@@ -136,8 +137,9 @@ def export_command(
     ),
 ) -> None:
     from fpdctl.deploy.backends import export_backend
-    from fpdctl.deploy.export import export_onnx, parse_batch
+    from fpdctl.deploy.export import export_onnx
     from fpdctl.deploy.preprocess_decode import parse_embedding
+    from fpdctl.deploy.torch_onnx import parse_batch
     from fpdctl.errors import UsageError
 
     fmt = check_format(fmt)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import Optional
 
@@ -16,8 +17,10 @@ from fpdctl.cli.options import (
     INPUT_STD,
     RUN_BACKEND,
     convention_override,
+    warn_no_effect,
 )
 from fpdctl.deploy.detector import DEFAULT_DET_IOU, DEFAULT_DET_SCORE
+from fpdctl.errors import UsageError
 
 HELP = """Predict the keypoints of every person in each image or video frame.
 
@@ -35,13 +38,18 @@ The persons (one source at most):
                   [{"file_name": "a.jpg", "bbox": \\[x, y, w, h], "score": .9}]
                   file_name relative to INPUT (or image_id with --annotations,
                   a COCO file whose "images" map ids to file names); for a
-                  video, "frame" (0-based); category_id, if given, must be 1
+                  video, "frame" (0-based, or 1-based with --frame-base 1);
+                  category_id, if given, must be 1. Boxes scoring under
+                  --det-score and entries for images INPUT does not hold are
+                  skipped and counted
   --detector DET  an Ultralytics YOLOv8/YOLO11 ONNX export (`yolo export
                   format=onnx`), run with ONNX Runtime (OpenVINO when
                   --backend runs the pose model there); class 0 = person
 
-Boxes are cropped as COCO top-down models crop them (box centre, longer side
-x 1.25); all persons of an image run as one batch. An image with no box
+Boxes are clipped to the image and cropped as `eval --boxes` and COCO
+top-down models crop them (box centre, longer side x 1.25); a box that is not
+finite, thinner than 1 px or with no area in its image is skipped and
+counted. All persons of an image run as one batch. An image with no box
 gets an empty list of persons.
 
 Writes, in --out (empty or new; --overwrite replaces an earlier predict's
@@ -66,7 +74,28 @@ keypoints.json says which was used (input_convention).
 """
 
 
+def parse_bbox(text: Optional[str]) -> Optional[tuple[float, float, float, float]]:
+    """``"x,y,w,h"`` (image px, top-left corner and size) -> a tuple; None -> None.
+
+    Raises:
+        UsageError: not four numbers, or a width or height that is not positive.
+    """
+    if text is None:
+        return None
+    parts = [p.strip() for p in str(text).split(",")]
+    try:
+        values = [float(p) for p in parts]
+    except ValueError:
+        values = []
+    if len(values) != 4 or not all(math.isfinite(v) for v in values):
+        raise UsageError(f"--bbox must be x,y,w,h (four numbers, image pixels), got '{text}'")
+    if values[2] <= 0 or values[3] <= 0:
+        raise UsageError(f"--bbox width and height must be positive, got '{text}'")
+    return values[0], values[1], values[2], values[3]
+
+
 def predict_command(
+    ctx: typer.Context,
     model: str = typer.Argument(..., metavar="MODEL", help="Checkpoint, .onnx file or model name."),
     input_path: Path = typer.Argument(..., metavar="INPUT", help="Image, folder of images, or video."),
     out: Path = typer.Option(Path("predictions"), "--out", help="Output folder."),
@@ -79,9 +108,14 @@ def predict_command(
         None, "--detector", help="Person detector: an Ultralytics YOLO .onnx export."
     ),
     det_score: float = typer.Option(
-        DEFAULT_DET_SCORE, "--det-score", help="Detector person score threshold, in [0, 1]."
+        DEFAULT_DET_SCORE,
+        "--det-score",
+        help="Person score threshold, in [0, 1], of the detector and of --boxes (lower boxes are skipped).",
     ),
     det_iou: float = typer.Option(DEFAULT_DET_IOU, "--det-iou", help="Detector NMS IoU threshold, in [0, 1]."),
+    frame_base: int = typer.Option(
+        0, "--frame-base", help="What a video's --boxes file numbers the first frame: 0, or 1 (MOT files)."
+    ),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace an earlier predict's output in --out."),
     device: str = DEVICE,
     threads: Optional[int] = typer.Option(None, "--threads", help="Intra-op threads."),
@@ -100,11 +134,14 @@ def predict_command(
     backend: str = RUN_BACKEND,
 ) -> None:
     from fpdctl.api import predict
-    from fpdctl.deploy.predict import parse_bbox
     from fpdctl.errors import UsageError
 
     override = convention_override(input_convention, input_order, input_mean, input_std)
     box = parse_bbox(bbox)
+    if boxes is not None:
+        warn_no_effect(ctx, ["det_iou"], "with --boxes (a boxes file's boxes are not suppressed)")
+    if boxes is None:
+        warn_no_effect(ctx, ["frame_base"], "without --boxes (it numbers a boxes file's frames)")
     if threads is not None and threads < 1:
         raise UsageError(f"--threads must be at least 1, got {threads}")
     result = predict(
@@ -117,6 +154,7 @@ def predict_command(
         detector=detector,
         det_score=det_score,
         det_iou=det_iou,
+        frame_base=frame_base,
         overwrite=overwrite,
         device=device,
         threads=threads,

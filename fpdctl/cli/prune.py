@@ -90,7 +90,7 @@ def prune_command(
     teacher_input_mean: Optional[str] = TEACHER_INPUT_MEAN,
     teacher_input_std: Optional[str] = TEACHER_INPUT_STD,
 ) -> None:
-    from fpdctl.models.checkpoint import checkpoint_file
+    from fpdctl.models.checkpoint_files import checkpoint_file
     from fpdctl.models.spec import resolve_spec
     from fpdctl.prune.importance import check_importance
     from fpdctl.prune.slicing import check_stack_strategy, prune_checkpoint
@@ -308,7 +308,8 @@ def prune_sweep_command(
     if max_steps is not None and epochs is not None:
         raise UsageError("give --max-steps or --epochs, not both")
     shard_index, shard_count = parse_shard(shard)
-    from fpdctl.models.checkpoint import checkpoint_file, describe_checkpoint
+    from fpdctl.models.checkpoint import describe_checkpoint
+    from fpdctl.models.checkpoint_files import checkpoint_file
     from fpdctl.utils.io import require_file
 
     teacher = str(checkpoint_file(teacher))  # a pretrained name -> its verified weights file

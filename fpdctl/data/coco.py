@@ -15,7 +15,7 @@ Persons (as HRNet's ``lib/dataset/coco.py`` and mmpose take them from the ground
 * the person box is the annotation's ``bbox`` clipped to the image (its far edge on the last
   pixel, ``x + w - 1``); ``center`` is the box centre; the box is widened or heightened to the crop's
   aspect ratio (square here: fpdctl crops are ``input_size`` x ``input_size``) and enlarged by
-  ``SCALE_MARGIN`` = 1.25, so ``scale = 1.25 * max(w, h) / 200``;
+  ``fpdctl.boxes.SCALE_MARGIN`` = 1.25, so ``scale = 1.25 * max(w, h) / 200``;
 * a keypoint counts as annotated when its v > 0 (labelled, visible or not).
 
 Coordinates are COCO's image px, used as they are. The evaluation reference
@@ -32,51 +32,20 @@ from typing import Any, Literal
 
 import numpy as np
 
-from fpdctl.data.coco_source import (  # noqa: F401  (re-exported: where a split lives)
-    ANNOTATION_PATTERN,
-    IMAGE_LAYOUTS,
+from fpdctl.boxes import PIXEL_STD, box_center_scale, check_box, clip_box
+from fpdctl.data.coco_source import (
     SPLIT_FOLDERS,
-    COCOSource,
-    Layout,
     find_coco_source,
 )
 from fpdctl.data.file_dataset import AnnotationTable, FilePoseDataset
-from fpdctl.data.transforms import PIXEL_STD
 from fpdctl.errors import DataError
 from fpdctl.metrics.coco import PERSON_CATEGORY_ID, COCOReference, load_coco_annotations
 from fpdctl.metrics.coco_detections import DetectionBoxes, load_detections
 from fpdctl.skeleton import COCO
 
 NUM_JOINTS = COCO.num_joints
-# HRNet's enlargement of a ground-truth box, so the crop keeps some context around the person.
-SCALE_MARGIN = 1.25
 # Crop width / height; fpdctl's network inputs are square.
 ASPECT_RATIO = 1.0
-
-
-def clip_box(bbox: list[float], width: float, height: float) -> tuple[float, float, float, float] | None:
-    """A COCO ``[x, y, w, h]`` box clipped to the image, as HRNet sanitises it; None if empty.
-
-    The far edge is ``x + w - 1`` (the last pixel the box covers), capped at ``width - 1``.
-    """
-    x, y, w, h = (float(v) for v in bbox)
-    x1, y1 = max(0.0, x), max(0.0, y)
-    x2 = min(width - 1.0, x1 + max(0.0, w - 1.0))
-    y2 = min(height - 1.0, y1 + max(0.0, h - 1.0))
-    if x2 < x1 or y2 < y1:
-        return None
-    return x1, y1, x2 - x1, y2 - y1
-
-
-def box_center_scale(box: tuple[float, float, float, float]) -> tuple[np.ndarray, float]:
-    """Centre (float32 [2]) and scale (units of 200 px) of the square crop around a person box."""
-    x, y, w, h = box
-    center = np.array([x + w * 0.5, y + h * 0.5], dtype=np.float32)
-    if w > ASPECT_RATIO * h:
-        h = w / ASPECT_RATIO
-    else:
-        w = h * ASPECT_RATIO
-    return center, float(max(w, h) * SCALE_MARGIN / PIXEL_STD)
 
 
 @dataclass
@@ -123,7 +92,7 @@ def read_coco_persons(annotation_file: str | Path) -> COCOPersons:
             if not (keypoints[:, 2] > 0).any() or box is None or not ann["area"] > 0:
                 continue
             keypoints[:, 2] = keypoints[:, 2] > 0
-            center, scale = box_center_scale(box)
+            center, scale = box_center_scale(box, ASPECT_RATIO)
             files.append(name)
             joints.append(keypoints)
             centers.append(center)
@@ -194,15 +163,18 @@ def read_detection_persons(
 ) -> tuple[COCOPersons, DetectionBoxes]:
     """One top-down person per detector box of ``detections_file`` (images from the annotations).
 
-    Each box goes through the ground-truth boxes' crop code (:func:`clip_box`, then
-    :func:`box_center_scale`), so a detection equal to a ground-truth box gives the same crop.
-    (HRNet crops a detection box unclipped; the two differ only for boxes running off the image
-    and by the last-pixel convention of the far edge.) A person's ``area`` is its crop box's,
-    ``(scale x 200)^2``, as HRNet gives OKS-NMS; its annotation id is its position in the file.
+    Each box goes through the crop code of every person box (:func:`fpdctl.boxes.check_box`,
+    then :func:`fpdctl.boxes.box_center_scale`), the ground truth's and ``predict --boxes``'s, so a
+    detection equal to a ground-truth box gives the same crop, and ``predict --boxes`` crops the
+    same file's boxes the same way. (HRNet crops a detection box unclipped; the two differ only
+    for boxes running off the image and by the last-pixel convention of the far edge.) A
+    person's ``area`` is its crop box's, ``(scale x 200)^2``, as HRNet gives OKS-NMS; its
+    annotation id is its position in the file.
 
     Raises:
-        InputError: a missing file. DataError: a bad annotation or detection (named), a box with
-            no pixel in its image, or no box at all.
+        InputError: a missing file. DataError: a bad annotation or detection (named), a box the
+            one rule refuses (not finite, smaller than 1 px, no area in its image), or no box at
+            all.
     """
     source = Path(annotation_file)
     gt = load_coco_annotations(source)
@@ -212,13 +184,13 @@ def read_detection_persons(
     for k in range(len(detections)):
         image_id = int(detections.image_ids[k])
         name, width, height = images[image_id]
-        box = clip_box(detections.boxes[k].tolist(), width, height)
-        if box is None:
+        check = check_box(detections.boxes[k], width, height)
+        if check.clipped is None:
             raise DataError(
                 f"{detections_file}: detection {int(detections.record_index[k])} (image {image_id}): bbox "
-                f"{detections.boxes[k].tolist()} has no pixel in the {width:g} x {height:g} image"
+                f"{detections.boxes[k].tolist()} refused: {check.reason} (a {width:g} x {height:g} image)"
             )
-        center, scale = box_center_scale(box)
+        center, scale = box_center_scale(check.clipped, ASPECT_RATIO)
         files.append(name)
         centers.append(center)
         scales.append(scale)

@@ -1,6 +1,6 @@
 """Pose datasets read from annotation files (MPII, LSP, COCO): the arrays a file loader
 produces (:class:`AnnotationTable`) and the dataset over them (:class:`FilePoseDataset`). The
-``.mat`` reader is :func:`fpdctl.utils.matfile.load_mat`, still importable from here.
+``.mat`` reader is :func:`fpdctl.utils.matfile.load_mat`.
 """
 
 from __future__ import annotations
@@ -11,12 +11,11 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from fpdctl.boxes import PIXEL_STD
 from fpdctl.data.dataset import PoseDataset, Record, choose_reduction, image_flag_block, read_image
-from fpdctl.data.transforms import PIXEL_STD
 from fpdctl.errors import DataError
 from fpdctl.metrics.reference import EvalReference
 from fpdctl.skeleton import MPII, JointSet
-from fpdctl.utils.matfile import load_mat  # noqa: F401  (re-exported: its home before utils.matfile)
 
 
 @dataclass

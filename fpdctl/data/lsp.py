@@ -36,8 +36,8 @@ from typing import Any, Literal
 
 import numpy as np
 
+from fpdctl.boxes import PIXEL_STD
 from fpdctl.data.file_dataset import AnnotationTable, FilePoseDataset
-from fpdctl.data.transforms import PIXEL_STD
 from fpdctl.errors import DataError, InputError
 from fpdctl.skeleton import LSP
 from fpdctl.utils.matfile import load_mat

@@ -41,6 +41,7 @@ from typing import Any, Iterable, Literal
 
 import numpy as np
 
+from fpdctl.boxes import SCALE_MARGIN
 from fpdctl.data.file_dataset import AnnotationTable, FilePoseDataset
 from fpdctl.errors import DataError, InputError
 from fpdctl.metrics.mpii_files import MATLAB_ORIGIN, load_mpii_ground_truth
@@ -50,9 +51,8 @@ from fpdctl.utils.matfile import load_mat
 
 NUM_JOINTS = MPII.num_joints
 # The pytorch-pose / HRNet centre and scale adjustment: move the centre down 15 px per unit of
-# scale and enlarge the box by a quarter, so crops keep the feet and hands.
+# scale and enlarge the box by a quarter (fpdctl.boxes.SCALE_MARGIN), so crops keep the feet and hands.
 CENTER_SHIFT_Y = 15.0
-SCALE_MARGIN = 1.25
 # Largest joint disagreement (px) allowed when lining up a ground-truth file with annotations;
 # the files store coordinates in single precision and JSON with 3 decimals.
 LINE_UP_TOLERANCE_PX = 0.5

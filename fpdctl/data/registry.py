@@ -14,13 +14,12 @@ from __future__ import annotations
 import inspect
 from typing import TYPE_CHECKING, Any, Literal
 
-from fpdctl.data.kinds import (  # noqa: F401  (re-exported: their home before the split)
+from fpdctl.data.kinds import (
     KINDS,
     SPLITS,
     SYNTHETIC_ALIASES,
     DataSpec,
     data_joint_set,
-    data_metric,
     parse_data_spec,
 )
 from fpdctl.errors import UsageError

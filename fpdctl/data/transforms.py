@@ -15,13 +15,13 @@ from dataclasses import dataclass
 
 import numpy as np
 
+# A person's size is in units of PIXEL_STD = 200 px (defined with the box geometry).
+from fpdctl.boxes import PIXEL_STD
+
 # ImageNet statistics (RGB, 0..1 scale), defined once in fpdctl.models.convention: the samples'
 # normalisation is the NATIVE input convention (tests/models/test_convention_goldens.py).
 from fpdctl.models.convention import IMAGENET_MEAN as MEAN
 from fpdctl.models.convention import IMAGENET_STD as STD
-
-# MPII expresses a person's size in units of 200 px (``scale`` = person height / 200).
-PIXEL_STD: float = 200.0
 
 _MEAN_BGR_255 = np.array(MEAN[::-1], dtype=np.float32) * 255.0
 _INV_STD_BGR_255 = 1.0 / (np.array(STD[::-1], dtype=np.float32) * 255.0)

@@ -139,8 +139,8 @@ def image_folder_dataset(folder: str | os.PathLike[str], *, joint_set: Any = Non
     """
     from PIL import Image
 
+    from fpdctl.boxes import PIXEL_STD
     from fpdctl.data.file_dataset import AnnotationTable, FilePoseDataset
-    from fpdctl.data.transforms import PIXEL_STD
     from fpdctl.skeleton import MPII
 
     joint_set = joint_set or MPII
@@ -212,7 +212,7 @@ def build_unlabeled(text: str, labelled_data: str, *, joint_set: Any = None, **k
     """
     if not is_synthetic(text):
         return UnlabeledView(image_folder_dataset(text, joint_set=joint_set, **kwargs))
-    from fpdctl.data.registry import SYNTHETIC_ALIASES, parse_data_spec
+    from fpdctl.data.kinds import SYNTHETIC_ALIASES, parse_data_spec
     from fpdctl.data.synthetic import DEFAULT_LENGTHS, SyntheticPose
 
     length = _synthetic_length(text) or DEFAULT_LENGTHS["train"]

@@ -8,7 +8,7 @@ Modules:
     openvino: the OpenVINO runner (optional extra), on the same ONNX files.
     export: checkpoint -> ONNX, with verification.
     onnx_graph: the surgery export does on the exported graph.
-    embed: pre-processing and decoding inside the graph (uint8 crops in, keypoints out), checked
+    preprocess_decode: pre-processing and decoding inside the graph (uint8 crops in, keypoints out), checked
         against the Python pipeline.
     verify: export vs PyTorch, and fp32 vs reduced-precision accuracy.
     quantize: fp16 conversion and static int8 quantisation.
@@ -35,10 +35,10 @@ _LAZY = {
     "export_onnx": "fpdctl.deploy.export",
     "VerificationReport": "fpdctl.deploy.verify",
     "AccuracyComparison": "fpdctl.deploy.verify",
-    "BenchRow": "fpdctl.deploy.bench",
+    "BenchRow": "fpdctl.deploy.bench_report",
     "BenchResult": "fpdctl.deploy.bench",
     "benchmark": "fpdctl.deploy.bench",
-    "PredictResult": "fpdctl.deploy.predict",
+    "PredictResult": "fpdctl.deploy.persons",
     "predict": "fpdctl.deploy.predict",
 }
 

@@ -39,13 +39,11 @@ from typing import TYPE_CHECKING, Any, Sequence
 import numpy as np
 
 from fpdctl.deploy.bench_cases import Case, build_cases, check_embedding, frames, postprocess, preprocess
-from fpdctl.deploy.bench_report import (  # noqa: F401  (re-exported: their home before the split)
-    CPU_FEATURES,
+from fpdctl.deploy.bench_report import (
     TIMED_END_TO_END,
     TIMED_MODEL,
     TIMED_MODEL_EMBEDDED,
     BenchRow,
-    cpu_features,
     environment,
 )
 from fpdctl.deploy.placement import ROW_CALIBRATION_SAMPLES
@@ -176,7 +174,7 @@ def benchmark(
     if accuracy_samples < 0:
         raise UsageError(f"--accuracy must be 0 or more, got {accuracy_samples}")
     if accuracy_samples:
-        from fpdctl.data.registry import parse_data_spec
+        from fpdctl.data.kinds import parse_data_spec
 
         parse_data_spec(accuracy_data)  # a bad spec fails before minutes of timing
     _check_models(models, input_size)
@@ -259,7 +257,7 @@ def _check_models(models: Sequence[str], input_size: int | None) -> None:
         InputError: a missing file; UsageError: an unknown name or a bad input size.
     """
     from fpdctl.deploy.runtime import is_onnx_path
-    from fpdctl.models.checkpoint import checkpoint_file, resolve_input_size
+    from fpdctl.models.checkpoint_files import checkpoint_file, resolve_input_size
     from fpdctl.models.spec import is_checkpoint_path, resolve_spec
     from fpdctl.pretrained import is_pretrained_name
     from fpdctl.utils.io import require_file
@@ -525,14 +523,8 @@ def _with_ratios(rows: list[BenchRow]) -> list[BenchRow]:
 
 __all__ = [
     "BENCH_CALIBRATION_SAMPLES",
-    "CPU_FEATURES",
     "DEFAULT_ITERS",
     "ROUND_ITERS",
-    "TIMED_END_TO_END",
-    "TIMED_MODEL",
     "BenchResult",
-    "BenchRow",
     "benchmark",
-    "cpu_features",
-    "environment",
 ]

@@ -1,4 +1,6 @@
-"""Person boxes from a detections file: a JSON list in COCO's detection-results form.
+"""Person boxes from a detections file for ``predict``: a JSON list in COCO's detection-results
+form, read by the one detections reader (:func:`fpdctl.metrics.coco_detections.load_detections`)
+and grouped here by image or video frame.
 
 Each entry is one person::
 
@@ -8,14 +10,19 @@ Each entry is one person::
 
 * the image: ``file_name``, relative to the INPUT folder (for a single image INPUT, its own
   name), or ``image_id`` with an annotation file whose COCO ``images`` list maps ids to file
-  names (``--annotations``);
-* a video: ``frame`` (0-based); ``file_name``, if given, must be the video's name;
+  names (``annotations``). Entries naming an image INPUT does not hold are skipped and counted
+  (a file for a whole dataset serves any subset of it);
+* a video: ``frame``, counted from ``frame_base`` (0, or 1 as MOT files count); ``file_name``, if
+  given, must be the video's name. A frame past the video's end is refused when the video has
+  been read (:meth:`BoxesFile.check_frames`);
 * ``bbox``: ``[x, y, w, h]`` in image px, width and height positive;
-* ``score``: the detector's score (optional, reported as ``box_score``);
+* ``score``: the detector's score (optional, reported as ``box_score``); a box scoring under
+  ``det_score`` is skipped and counted;
 * ``category_id``: optional; if given it must be 1 (COCO's person).
 
-Every problem is a :class:`~fpdctl.errors.DataError` naming the file and the entry (0-based, as
-in the JSON list), raised before the model is loaded.
+Every malformed entry is a :class:`~fpdctl.errors.DataError` naming the file and the entry
+(0-based, as in the JSON list), raised before the model is loaded. Where a box lies in its image
+is checked per image, with the rule every crop follows (:func:`fpdctl.boxes.check_box`).
 """
 
 from __future__ import annotations
@@ -23,14 +30,15 @@ from __future__ import annotations
 import json
 import math
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Sequence
 
-from fpdctl.errors import DataError, InputError
+from fpdctl.errors import DataError, InputError, UsageError
+from fpdctl.metrics.coco_detections import BOX_KEYS, MISSING, load_detections
 
-# COCO's category id of "person" (detection results of other categories are refused).
-PERSON_CATEGORY_ID = 1
+# Where video frames are counted from: 0 (fpdctl's own frame indices), or 1 (MOT's files).
+FRAME_BASES: tuple[int, ...] = (0, 1)
 
 
 @dataclass(frozen=True)
@@ -46,6 +54,42 @@ class FileBox:
     box: tuple[float, float, float, float]
     score: float | None
     entry: int
+
+
+@dataclass(frozen=True)
+class BoxesFile:
+    """A detections file's persons for one INPUT.
+
+    Attributes:
+        source: the file.
+        persons: image name (or 0-based frame index) -> its persons in file order. An image
+            with no entry is not a key (it has no persons).
+        unknown_images: image name -> entries naming it, for images INPUT does not hold (skipped).
+        below_score: entries skipped for scoring under ``det_score``.
+        frame_base: what the file's first frame is numbered.
+    """
+
+    source: Path
+    persons: dict[Any, list[FileBox]]
+    unknown_images: dict[str, int] = field(default_factory=dict)
+    below_score: int = 0
+    frame_base: int = 0
+
+    def check_frames(self, frames: int, video: str) -> None:
+        """Refuse boxes for frames past the end of a video that has ``frames`` frames.
+
+        Raises:
+            DataError: naming the first such entry, the video's length and ``frame_base``.
+        """
+        beyond = [box for frame, boxes in self.persons.items() if frame >= frames for box in boxes]
+        if beyond:
+            first = min(beyond, key=lambda b: b.entry)
+            frame = next(k for k, v in self.persons.items() if first in v) + self.frame_base
+            raise DataError(
+                f"{self.source}: detection {first.entry} names frame {frame}, past the end of {video} "
+                f"({frames} frames, numbered {self.frame_base}..{frames - 1 + self.frame_base} "
+                f"with frame_base={self.frame_base}); {len(beyond)} boxes are past the end"
+            )
 
 
 def _load_json(path: Path, what: str) -> Any:
@@ -81,18 +125,15 @@ def read_image_names(annotations: str | os.PathLike[str]) -> dict[int, str]:
     return names
 
 
-def _number(value: Any) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
-
-
 def read_boxes(
     path: str | os.PathLike[str],
     *,
     image_names: Sequence[str] = (),
     video: str | None = None,
     annotations: str | os.PathLike[str] | None = None,
-    input_dir: str = "the input",
-) -> dict[Any, list[FileBox]]:
+    det_score: float = 0.0,
+    frame_base: int = 0,
+) -> BoxesFile:
     """The persons of a detections file, grouped by image (or video frame).
 
     Args:
@@ -100,69 +141,59 @@ def read_boxes(
         image_names: the INPUT's images, relative to INPUT (an image or folder INPUT).
         video: the video's file name (a video INPUT); then entries are keyed by frame.
         annotations: a COCO annotation file mapping ``image_id`` to ``file_name``.
-        input_dir: where the images are, for the error naming a missing one.
-
-    Returns:
-        image name (or frame index) -> its persons in file order. An image with no entry is not
-        a key (it has no persons).
+        det_score: boxes scoring under it are skipped (and counted).
+        frame_base: the number of a video's first frame in the file, 0 or 1.
 
     Raises:
         InputError: a missing file. DataError: a malformed file or entry (one line naming the
-        file and the entry).
+        file and the entry). UsageError: a ``frame_base`` other than 0 or 1.
     """
+    if frame_base not in FRAME_BASES:
+        raise UsageError(f"frame_base must be 0 or 1, got {frame_base!r}")
     source = Path(path)
-    data = _load_json(source, "boxes file")
-    if not isinstance(data, list):
-        raise DataError(
-            f"boxes file {source}: expected a JSON list of detections "
-            f'([{{"file_name", "bbox", "score"}}, ...]), got {type(data).__name__}'
-        )
+    detections = load_detections(source, score_threshold=-math.inf, keys=BOX_KEYS)
     ids = read_image_names(annotations) if annotations is not None else None
     known = set(image_names)
     persons: dict[Any, list[FileBox]] = {}
-    for i, entry in enumerate(data):
-        where = f"boxes file {source} entry {i}"
-        if not isinstance(entry, dict):
-            raise DataError(f"{where}: expected an object with bbox and file_name (or image_id)")
-        category = entry.get("category_id", PERSON_CATEGORY_ID)
-        if category != PERSON_CATEGORY_ID:
-            raise DataError(f"{where}: category_id {category!r} is not a person ({PERSON_CATEGORY_ID})")
-        bbox = entry.get("bbox")
-        if not (isinstance(bbox, list) and len(bbox) == 4 and all(_number(v) for v in bbox)):
-            raise DataError(f"{where}: bbox must be [x, y, w, h] (four numbers, image px), got {bbox!r}")
-        if bbox[2] <= 0 or bbox[3] <= 0:
-            raise DataError(f"{where}: bbox width and height must be positive, got {bbox}")
-        score = entry.get("score")
-        if score is not None and not _number(score):
-            raise DataError(f"{where}: score must be a number, got {score!r}")
-        name = entry.get("file_name")
-        if name is None and "image_id" in entry:
+    unknown: dict[str, int] = {}
+    below = 0
+    for k in range(len(detections)):
+        i = int(detections.record_index[k])
+        where = f"{source}: detection {i}"
+        name = detections.file_names[k]
+        image_id = int(detections.image_ids[k])
+        if name is None and image_id != MISSING:
             if ids is None:
                 raise DataError(
-                    f"{where}: names image_id {entry['image_id']!r} but no file_name; "
-                    "pass --annotations FILE (COCO images: id -> file_name)"
+                    f"{where}: names image_id {image_id} but no file_name; "
+                    "give an annotation file (annotations: COCO images, id -> file_name)"
                 )
-            name = ids.get(entry["image_id"])
+            name = ids.get(image_id)
             if name is None:
-                raise DataError(f"{where}: image_id {entry['image_id']!r} is not in {annotations}")
-        if name is not None and not isinstance(name, str):
-            raise DataError(f"{where}: file_name must be a string, got {name!r}")
+                raise DataError(f"{where}: image_id {image_id} is not in {annotations}")
         if video is not None:
-            frame = entry.get("frame")
-            if not (isinstance(frame, int) and not isinstance(frame, bool) and frame >= 0):
-                raise DataError(f"{where}: a video's entries need frame (an integer, 0 or more), got {frame!r}")
+            frame = int(detections.frames[k])
+            if frame == MISSING:
+                raise DataError(f"{where}: a video's entries need frame (an integer, {frame_base} or more)")
+            if frame < frame_base:
+                raise DataError(f"{where}: frame {frame} is before the first frame ({frame_base}, frame_base)")
             if name is not None and name != video:
                 raise DataError(f"{where}: file_name '{name}' is not the input video '{video}'")
-            key: Any = frame
+            key: Any = frame - frame_base
         else:
             if name is None:
-                raise DataError(f"{where}: needs file_name (or image_id with --annotations)")
+                raise DataError(f"{where}: needs file_name (or image_id and an annotation file)")
             if name not in known:
-                raise DataError(f"{where}: image '{name}' not found in {input_dir}")
+                unknown[name] = unknown.get(name, 0) + 1
+                continue
             key = name
-        box = (float(bbox[0]), float(bbox[1]), float(bbox[2]), float(bbox[3]))
-        persons.setdefault(key, []).append(FileBox(box, None if score is None else float(score), i))
-    return persons
+        score = None if math.isnan(detections.scores[k]) else float(detections.scores[k])
+        if score is not None and score < det_score:
+            below += 1
+            continue
+        box = tuple(float(v) for v in detections.boxes[k])
+        persons.setdefault(key, []).append(FileBox(box, score, i))  # type: ignore[arg-type]
+    return BoxesFile(source, persons, unknown, below, frame_base)
 
 
-__all__ = ["PERSON_CATEGORY_ID", "FileBox", "read_boxes", "read_image_names"]
+__all__ = ["FRAME_BASES", "BoxesFile", "FileBox", "read_boxes", "read_image_names"]

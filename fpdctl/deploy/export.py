@@ -18,14 +18,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from fpdctl.deploy.backends import EXPORT_PRECISIONS, export_backend
-from fpdctl.deploy.torch_onnx import (  # noqa: F401  (re-exported: their home before the split)
+from fpdctl.deploy.torch_onnx import (
     DEFAULT_OPSET,
     EXPORTERS,
-    INPUT_NAME,
-    MIN_OPSET,
-    OUTPUT_NAME,
     check_opset,
-    final_stack_module,
     model_info,
     parse_batch,
     torch_to_onnx,
@@ -112,7 +108,7 @@ def _load_source(
 ) -> tuple["HourglassNet", str, str]:
     """(network, source label, sha256 of the checkpoint or "") for a path, a name or a module;
     ``input_convention`` overrides the network's own (a module's attribute is set)."""
-    from fpdctl.models.checkpoint import checkpoint_file, file_sha256
+    from fpdctl.models.checkpoint_files import checkpoint_file, file_sha256
     from fpdctl.models.factory import create_model
     from fpdctl.models.hourglass import HourglassNet
 
@@ -155,7 +151,7 @@ def _check_options(
     if validation_samples is not None and validation_samples < 0:
         raise UsageError(f"--validation-samples must be 0 or more, got {validation_samples}")
     if precision != "fp32" or (verify and validation_samples != 0):
-        from fpdctl.data.registry import parse_data_spec
+        from fpdctl.data.kinds import parse_data_spec
 
         parse_data_spec(calibration_data)  # a bad spec fails before minutes of work
     return batch, opset
@@ -304,7 +300,7 @@ def export_onnx(
         embedding.check(all_stacks)
     ensure_parent_writable(output)
     net, source, sha256 = _load_source(model, input_convention)
-    from fpdctl.models.checkpoint import resolve_input_size
+    from fpdctl.models.checkpoint_files import resolve_input_size
 
     input_size = resolve_input_size(model, input_size)
     net.spec.check_input_size(input_size)
@@ -518,17 +514,7 @@ def _compare_with_fp32(
 
 __all__ = [
     "DEFAULT_CALIBRATION_SAMPLES",
-    "DEFAULT_OPSET",
-    "EXPORTERS",
     "EXPORT_PRECISIONS",
-    "INPUT_NAME",
-    "MIN_OPSET",
-    "OUTPUT_NAME",
     "ExportResult",
-    "check_opset",
     "export_onnx",
-    "final_stack_module",
-    "model_info",
-    "parse_batch",
-    "torch_to_onnx",
 ]

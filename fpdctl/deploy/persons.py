@@ -2,11 +2,10 @@
 and the persons it returns (:class:`Person`, :class:`Prediction`, :class:`PredictResult`).
 
 Where the persons come from, one of: the whole frame (one person, centre at the image centre,
-side the longer image side); ``bbox`` (x, y, w, h: one person, the crop centred on the box, its
-side the box's longer side times the datasets' 1.25 margin, :func:`~fpdctl.pipeline.person_box`);
-a boxes file (:mod:`fpdctl.deploy.boxes`) or a person detector (:mod:`fpdctl.deploy.detector`),
-where every box is a person cropped with the COCO top-down convention
-(:func:`fpdctl.data.coco.box_center_scale`, as HRNet crops detection boxes).
+side the longer image side, :func:`fpdctl.boxes.image_center_scale`); ``bbox`` (x, y, w, h: one
+person for every image); a boxes file (:mod:`fpdctl.deploy.boxes`) or a person detector
+(:mod:`fpdctl.deploy.detector`), where every box is a person. Every box is checked, clipped to
+its image and cropped by :mod:`fpdctl.boxes`, the geometry ``eval --boxes`` crops with.
 """
 
 from __future__ import annotations
@@ -17,33 +16,12 @@ from typing import TYPE_CHECKING, Any, Sequence
 
 import numpy as np
 
-from fpdctl.errors import UsageError
-from fpdctl.pipeline import Box, person_box
+from fpdctl.boxes import NO_AREA, NOT_FINITE, REFUSALS, TOO_SMALL, Box, box_center_scale, check_box, image_center_scale
 
 if TYPE_CHECKING:
-    from fpdctl.deploy.boxes import FileBox
-    from fpdctl.deploy.detector import PersonDetector
+    from fpdctl.deploy.boxes import BoxesFile
+    from fpdctl.deploy.detector import Detector
     from fpdctl.models.convention import InputConvention
-
-
-def parse_bbox(text: str | None) -> Box | None:
-    """``"x,y,w,h"`` (image px, top-left corner and size) -> a tuple; None -> None.
-
-    Raises:
-        UsageError: not four numbers, or a width or height that is not positive.
-    """
-    if text is None:
-        return None
-    parts = [p.strip() for p in str(text).split(",")]
-    try:
-        values = [float(p) for p in parts]
-    except ValueError:
-        values = []
-    if len(values) != 4 or not all(np.isfinite(values)):
-        raise UsageError(f"--bbox must be x,y,w,h (four numbers, image pixels), got '{text}'")
-    if values[2] <= 0 or values[3] <= 0:
-        raise UsageError(f"--bbox width and height must be positive, got '{text}'")
-    return values[0], values[1], values[2], values[3]
 
 
 def _rounded(values: Any, digits: int = 3) -> list[float]:
@@ -156,7 +134,8 @@ class PredictResult:
         backend: the backend row the pose model ran on ("torch", "ort", "ov-fp32" ...).
         persons_from: "image", "bbox", "boxes" or "detector" (:class:`PersonSource`).
         detector: the detector's file and settings, when one ran.
-        warnings: lines for the user (a box outside its image ...).
+        warnings: lines for the user (boxes skipped, and why ...).
+        skipped_boxes: reason -> boxes skipped for it (:attr:`PersonSource.skipped`).
     """
 
     model: str
@@ -176,6 +155,7 @@ class PredictResult:
     persons_from: str = "image"
     detector: dict[str, Any] | None = None
     warnings: list[str] = field(default_factory=list)
+    skipped_boxes: dict[str, int] = field(default_factory=dict)
 
     @property
     def num_persons(self) -> int:
@@ -201,6 +181,7 @@ class PredictResult:
             "skeleton": [list(p) for p in self.skeleton],
             "results": [p.to_dict(self.joint_names) for p in self.predictions],
             "skipped": list(self.skipped),
+            "skipped_boxes": dict(self.skipped_boxes),
             "written": [p.name for p in self.drawn],
         }
 
@@ -215,28 +196,37 @@ class PersonBox:
     scale: float
 
 
-def outside_image(box: Box, width: int, height: int) -> bool:
-    """True when the box ``(x, y, w, h)`` shares no pixel with a ``width`` x ``height`` image."""
-    x, y, w, h = box
-    return x + w <= 0 or y + h <= 0 or x >= width or y >= height
+# Why a box was skipped, beside fpdctl.boxes' refusals (PredictResult.skipped_boxes' keys).
+BELOW_SCORE = "below det_score"
+UNKNOWN_IMAGE = "image not in the input"
+# Warning lines name this many images (or boxes) of each kind, then "...".
+SHOWN = 3
 
 
 class PersonSource:
-    """Where each image's persons come from: the whole image, one --bbox, a boxes file or a
+    """Where each image's persons come from: the whole image, one ``bbox``, a boxes file or a
     detector (exactly one; see the module docstring).
+
+    Every box goes through :func:`fpdctl.boxes.check_box`: a box that is not finite, thinner than
+    1 px, or has no area in its image is skipped and counted (:attr:`skipped`); the others are
+    clipped to the image and cropped by :func:`fpdctl.boxes.box_center_scale`.
 
     Args:
         bbox: one box for every image.
-        boxes: a boxes file's persons by image name or video frame (:func:`~fpdctl.deploy.boxes.read_boxes`).
+        boxes: a boxes file's persons (:func:`~fpdctl.deploy.boxes.read_boxes`).
         detector: a person detector.
+
+    Attributes:
+        skipped: reason -> boxes skipped for it (:data:`BELOW_SCORE`, :data:`UNKNOWN_IMAGE`, and
+            :data:`fpdctl.boxes.REFUSALS`).
     """
 
     def __init__(
         self,
         *,
         bbox: Box | None = None,
-        boxes: "dict[Any, list[FileBox]] | None" = None,
-        detector: "PersonDetector | None" = None,
+        boxes: "BoxesFile | None" = None,
+        detector: "Detector | None" = None,
     ) -> None:
         self.bbox, self.boxes, self.detector = bbox, boxes, detector
         self.kind = (
@@ -246,47 +236,83 @@ class PersonSource:
             if boxes is not None
             else ("detector" if detector is not None else "image")
         )
-        self.bbox_outside: list[str] = []
-        self.warnings: list[str] = []
+        self.skipped: dict[str, int] = {}
+        if boxes is not None:
+            if boxes.below_score:
+                self.skipped[BELOW_SCORE] = boxes.below_score
+            if boxes.unknown_images:
+                self.skipped[UNKNOWN_IMAGE] = sum(boxes.unknown_images.values())
+        # reason -> where (the first SHOWN, and whether there were more), for the warning lines.
+        self._where: dict[str, list[str]] = {}
+
+    def _skip(self, reason: str, where: str) -> None:
+        self.skipped[reason] = self.skipped.get(reason, 0) + 1
+        seen = self._where.setdefault(reason, [])
+        if len(seen) < SHOWN:
+            seen.append(where)
 
     def find(self, image: np.ndarray, key: Any, label: str) -> list[PersonBox]:
         """The persons to crop in ``image`` (``key``: its name in the boxes file, or frame index;
         ``label``: how warnings name it)."""
-        from fpdctl.data.coco import box_center_scale
-
         height, width = image.shape[:2]
-        if self.kind in ("image", "bbox"):
-            if self.bbox is not None and outside_image(self.bbox, width, height):
-                self.bbox_outside.append(label)
-            center, scale, box = person_box(width, height, self.bbox)
-            return [PersonBox(box, None, center, scale)]
-        if self.detector is not None:
+        if self.kind == "image":
+            center, scale = image_center_scale(width, height)
+            return [PersonBox((0.0, 0.0, float(width), float(height)), None, center, scale)]
+        found: list[tuple[Box, float | None, str]]
+        if self.bbox is not None:
+            found = [(self.bbox, None, label)]
+        elif self.detector is not None:
             boxes, scores = self.detector(image)
-            found = [(tuple(float(v) for v in b), float(s)) for b, s in zip(boxes, scores)]
+            found = [(tuple(float(v) for v in b), float(s), label) for b, s in zip(boxes, scores)]  # type: ignore[misc]
         else:
-            found = []
-            for entry in (self.boxes or {}).get(key, []):
-                if outside_image(entry.box, width, height):
-                    self.warnings.append(
-                        f"{label}: box of entry {entry.entry} lies wholly outside the {width}x{height} image; skipped"
-                    )
-                    continue
-                found.append((entry.box, entry.score))
+            entries = self.boxes.persons.get(key, []) if self.boxes is not None else []
+            found = [(entry.box, entry.score, f"{label} (detection {entry.entry})") for entry in entries]
         persons = []
-        for box, score in found:
-            center, scale = box_center_scale(box)  # type: ignore[arg-type]
-            persons.append(PersonBox(box, score, center, scale))  # type: ignore[arg-type]
+        for box, score, where in found:
+            check = check_box(box, width, height)
+            if check.clipped is None:
+                self._skip(str(check.reason), where)
+                continue
+            center, scale = box_center_scale(check.clipped)
+            persons.append(PersonBox(box, score, center, scale))
         return persons
 
+    def check_frames(self, frames: int, video: str) -> None:
+        """After a whole video was read (``frames`` frames): refuse boxes past its end.
+
+        Raises:
+            DataError: a boxes file names a frame the video does not have.
+        """
+        if self.boxes is not None:
+            self.boxes.check_frames(frames, video)
+
     def all_warnings(self) -> list[str]:
-        """The warning lines of the run (one for a --bbox outside any number of images)."""
-        lines = list(self.warnings)
-        if self.bbox_outside and self.bbox is not None:
-            shown = ", ".join(self.bbox_outside[:3]) + (" ..." if len(self.bbox_outside) > 3 else "")
-            box = ",".join(f"{v:g}" for v in self.bbox)
-            lines.insert(
-                0,
-                f"--bbox {box} lies wholly outside {len(self.bbox_outside)} image(s) or frame(s) "
-                f"({shown}): their crops hold only padding",
+        """The warning lines of the run: one per reason boxes were skipped, with a count."""
+        lines = []
+        if BELOW_SCORE in self.skipped:
+            lines.append(f"{self.skipped[BELOW_SCORE]} box(es) scoring under det_score: skipped")
+        if self.boxes is not None and self.boxes.unknown_images:
+            names = sorted(self.boxes.unknown_images)
+            shown = ", ".join(names[:SHOWN]) + (" ..." if len(names) > SHOWN else "")
+            lines.append(
+                f"{self.skipped[UNKNOWN_IMAGE]} box(es) of {len(names)} image(s) the input does not hold "
+                f"({shown}): skipped"
             )
+        for reason in REFUSALS:
+            count = self.skipped.get(reason, 0)
+            if not count:
+                continue
+            shown = ", ".join(self._where[reason]) + (" ..." if count > SHOWN else "")
+            if self.bbox is not None:
+                box = ",".join(f"{v:g}" for v in self.bbox)
+                lines.append(
+                    f"bbox {box} {_BBOX_PHRASES[reason]} ({count} image(s) or frame(s): {shown}): no person there"
+                )
+            else:
+                lines.append(f"{count} box(es) {_BOX_PHRASES[reason]} ({shown}): skipped")
         return lines
+
+
+# fpdctl.boxes' refusals in the warning lines, for the boxes of a file or detector and for bbox.
+_BOX_PHRASES = {NO_AREA: "with no area in their image", TOO_SMALL: "smaller than 1 px", NOT_FINITE: "not finite"}
+_BBOX_PHRASES = {NO_AREA: "has no area in the image", TOO_SMALL: "is smaller than 1 px", NOT_FINITE: "is not finite"}

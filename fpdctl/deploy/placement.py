@@ -105,7 +105,7 @@ def place_model(
         rows = [row for row in rows if row.runtime != "torch"]
         if len(rows) > 1:  # pick_backend below sees one file precision only: say it here
             raise UsageError(
-                f"backend must pick one backend here; '{backend}' selects {', '.join(b.name for b in rows)}"
+                f"`backend` must pick one backend here; '{backend}' selects {', '.join(b.name for b in rows)}"
             )
         file_precision = rows[0].file_precision if rows else None
         return pick_backend("onnx", backend, device_type=device_type, onnx_precision=file_precision), where
@@ -199,7 +199,7 @@ def open_source(
     net = unwrap_model(model)
     if not isinstance(getattr(net, "spec", None), HourglassSpec):
         raise UsageError(
-            f"model must be a checkpoint, a pretrained or model name, an .onnx file or an fpdctl "
+            f"`model` must be a checkpoint, a pretrained or model name, an .onnx file or an fpdctl "
             f"HourglassNet, got {type(model).__name__}"
         )
     if input_convention is not None:

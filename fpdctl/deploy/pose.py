@@ -8,9 +8,8 @@ ONNX file (:meth:`Pose.export`) and through a benchmark (:meth:`Pose.bench`)::
     drawn = results[0].plot()
 
 Persons are cropped the top-down way (:mod:`fpdctl.pipeline`): around a box ``(x, y, w, h)`` in
-image px with the COCO convention (:func:`fpdctl.data.coco.box_center_scale`, as HRNet crops
-detection boxes and ``fpdctl predict --boxes`` does), or, without boxes, the whole image as one
-person. All crops of a call run in batches of ``batch_size``.
+image px by the one box rule of eval and predict (:mod:`fpdctl.boxes`), or, without boxes, the
+whole image as one person. All crops of a call run in batches of ``batch_size``.
 """
 
 from __future__ import annotations
@@ -164,13 +163,13 @@ class Pose:
             UnreadableImage: a path that cannot be read.
         """
         if batch_size < 1:
-            raise UsageError(f"batch_size must be at least 1, got {batch_size}")
+            raise UsageError(f"`batch_size` must be at least 1, got {batch_size}")
         many = isinstance(images, (list, tuple)) or (isinstance(images, np.ndarray) and images.ndim == 4)
         items = list(images) if many else [images]  # type: ignore[arg-type]
         if many and boxes is not None and not callable(boxes):
             if not isinstance(boxes, (list, tuple)) or len(boxes) != len(items):
                 raise UsageError(
-                    f"boxes for {len(items)} images must be a list of {len(items)} per-image entries "
+                    f"`boxes` for {len(items)} images must be a list of {len(items)} per-image entries "
                     "(or one detector, or None)"
                 )
             per_image = list(boxes)
@@ -292,15 +291,15 @@ class Pose:
         """
         if out is not None:
             if stream:
-                raise UsageError("stream=True yields results without writing files; give out=None, or stream=False")
+                raise UsageError("`stream` yields results without writing files; give `out` None, or `stream` False")
             from fpdctl.deploy.predict import predict
 
             if not isinstance(source, (str, os.PathLike)):
-                raise UsageError("with out, source must be a path to an image, a folder of images or a video")
+                raise UsageError("with `out`, `source` must be a path to an image, a folder of images or a video")
             file_boxes = boxes if isinstance(boxes, (str, os.PathLike)) else None
             if boxes is not None and file_boxes is None and not callable(boxes):
                 raise UsageError(
-                    "with out, boxes must be a detections file or a detector (one list does not fit a folder)"
+                    "with `out`, `boxes` must be a detections file or a detector (one list does not fit a folder)"
                 )
             return predict(
                 self,
@@ -320,9 +319,9 @@ class Pose:
 
     def _stream(self, source: Any, boxes: Any, max_frames: int | None, batch_size: int) -> Iterator[PoseResult]:
         if max_frames is not None and max_frames < 1:
-            raise UsageError(f"max_frames must be at least 1, got {max_frames}")
+            raise UsageError(f"`max_frames` must be at least 1, got {max_frames}")
         if isinstance(boxes, (str, os.PathLike)):
-            raise UsageError("a detections file as boxes needs out (it is read as fpdctl predict reads it)")
+            raise UsageError("a detections file as `boxes` needs `out` (it is read as predict reads it)")
         if not isinstance(source, (str, os.PathLike)):
             items = source if isinstance(source, (list, tuple)) else [source]
             per_image = boxes if isinstance(boxes, (list, tuple)) and isinstance(source, (list, tuple)) else None
@@ -384,7 +383,8 @@ class Pose:
         """
         from dataclasses import replace
 
-        from fpdctl.data.registry import build_dataset, data_joint_set, parse_data_spec
+        from fpdctl.data.kinds import data_joint_set, parse_data_spec
+        from fpdctl.data.registry import build_dataset
         from fpdctl.deploy.metadata import GraphIO
         from fpdctl.evaluate import check_model_joints, write_predictions
         from fpdctl.metrics import check_threshold
@@ -394,7 +394,7 @@ class Pose:
         check_threshold("oks" if channels.name == "coco" else "pckh", threshold)  # before the network runs
         if boxes is not None and spec.kind != "coco":
             raise UsageError(
-                f"boxes crops the images of a COCO folder at detector boxes: it needs coco:DIR data, got {data!r}"
+                f"`boxes` crops the images of a COCO folder at detector boxes: it needs `data` coco:DIR, got {data!r}"
             )
         if boxes is not None:  # a missing file fails before the network runs
             from fpdctl.utils.io import require_file

@@ -3,9 +3,9 @@ images as arrays or paths, the persons' boxes in the forms a caller has them (an
 detection list, a detector), and :class:`PoseResult`, one image's persons as arrays.
 
 Boxes are (x, y, w, h) in image px, as COCO, ``fpdctl predict --bbox`` and ``--boxes``; each is
-cropped with the COCO top-down convention (:func:`fpdctl.data.coco.box_center_scale`, as HRNet
-crops detection boxes and ``fpdctl predict --boxes`` does). Without boxes the whole image is one
-person (:func:`fpdctl.pipeline.person_box`).
+cropped by the one box rule of eval and predict (:mod:`fpdctl.boxes`: clipped to the image, then
+centred and scaled as HRNet crops detection boxes). Without boxes the whole image is one person
+(:func:`fpdctl.boxes.image_center_scale`).
 """
 
 from __future__ import annotations
@@ -125,7 +125,7 @@ def load_image(image: Any) -> tuple[np.ndarray, str]:
     array = np.asarray(image)
     if array.dtype != np.uint8 or array.ndim != 3 or array.shape[2] != 3:
         raise UsageError(
-            f"an image must be a uint8 BGR [H, W, 3] array (as cv2.imread gives) or a path, got "
+            f"`images` must be uint8 BGR [H, W, 3] arrays (as cv2.imread gives) or paths, got "
             f"{array.dtype} {list(array.shape)}"
         )
     return array, ""
@@ -134,17 +134,22 @@ def load_image(image: Any) -> tuple[np.ndarray, str]:
 def person_boxes(image: np.ndarray, boxes: Any) -> list[PersonBox]:
     """The persons to crop in ``image`` from one image's ``boxes`` (see :meth:`Pose.__call__`).
 
-    Raises:
-        UsageError: boxes that are not [N, 4] / [N, 5] finite numbers with positive sides.
-    """
-    from fpdctl.data.coco import box_center_scale
-    from fpdctl.pipeline import person_box
+    Every box goes through the one box rule of eval and predict (:func:`fpdctl.boxes.check_box`:
+    clipped to the image, then centred and scaled): a box the rule refuses (not finite, under
+    1 px, no area in the image) is an error for boxes given as numbers, and is skipped (as
+    ``fpdctl predict`` skips it) for a detector's.
 
+    Raises:
+        UsageError: boxes that are not [N, 4] / [N, 5] numbers, or a box the rule refuses.
+    """
+    from fpdctl.boxes import box_center_scale, check_box, image_center_scale
+
+    height, width = image.shape[:2]
     if boxes is None:
-        height, width = image.shape[:2]
-        center, scale, box = person_box(width, height, None)
-        return [PersonBox(box, None, center, scale)]
-    if callable(boxes):
+        center, scale = image_center_scale(width, height)
+        return [PersonBox((0.0, 0.0, float(width), float(height)), None, center, scale)]
+    detected = callable(boxes)
+    if detected:
         found, scores = boxes(image)
         rows = np.concatenate(
             [np.asarray(found, np.float64).reshape(-1, 4), np.asarray(scores, np.float64).reshape(-1, 1)], axis=1
@@ -155,28 +160,32 @@ def person_boxes(image: np.ndarray, boxes: Any) -> list[PersonBox]:
         try:
             rows = np.array([[*b["bbox"], b.get("score", np.nan)] for b in boxes], np.float64)
         except (KeyError, TypeError, ValueError) as exc:
-            raise UsageError(f"each detection in boxes needs a 'bbox' [x, y, w, h] (and a 'score'): {exc}") from exc
+            raise UsageError(f"each detection in `boxes` needs a 'bbox' [x, y, w, h] (and a 'score'): {exc}") from exc
     else:
         try:
             rows = np.asarray(boxes, np.float64)
         except (TypeError, ValueError) as exc:
-            raise UsageError(f"boxes must be an [N, 4] array of x, y, w, h in image px: {exc}") from exc
+            raise UsageError(f"`boxes` must be an [N, 4] array of x, y, w, h in image px: {exc}") from exc
         if rows.ndim == 1 and rows.size in (4, 5):
             rows = rows[None]
         if rows.size == 0:
             return []
     if rows.ndim != 2 or rows.shape[1] not in (4, 5):
         raise UsageError(
-            "boxes must be an [N, 4] array of x, y, w, h in image px (or [N, 5] with scores), "
+            "`boxes` must be an [N, 4] array of x, y, w, h in image px (or [N, 5] with scores), "
             f"got shape {list(rows.shape)}"
         )
-    if not np.isfinite(rows[:, :4]).all() or (rows[:, 2:4] <= 0).any():
-        raise UsageError("boxes must be finite x, y, w, h with positive w and h (image px)")
     persons = []
-    for row in rows:
+    for index, row in enumerate(rows):
         box = (float(row[0]), float(row[1]), float(row[2]), float(row[3]))
+        check = check_box(box, width, height)
+        if check.clipped is None:
+            if detected:
+                continue
+            shown = ", ".join(f"{v:g}" for v in box)
+            raise UsageError(f"`boxes`[{index}] ({shown}) is refused in the {width} x {height} image: {check.reason}")
         score = None if rows.shape[1] == 4 or np.isnan(row[4]) else float(row[4])
-        center, scale = box_center_scale(box)
+        center, scale = box_center_scale(check.clipped)
         persons.append(PersonBox(box, score, center, scale))
     return persons
 

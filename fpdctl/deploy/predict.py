@@ -9,12 +9,12 @@ Where the persons come from (:class:`PersonSource`), one of:
 
 * the whole frame (the default): one person, centre at the image centre, side the longer image
   side;
-* ``bbox`` (x, y, w, h): one person; the crop is centred on the box, its side the box's longer
-  side times the datasets' 1.25 margin (:func:`~fpdctl.pipeline.person_box`);
+* ``bbox`` (x, y, w, h): one person in every image;
 * a boxes file (:mod:`fpdctl.deploy.boxes`) or a person detector (:mod:`fpdctl.deploy.detector`):
-  every box is a person, cropped with the COCO top-down convention
-  (:func:`fpdctl.data.coco.box_center_scale`, as HRNet crops detection boxes). An image with no
-  box has no persons.
+  every box is a person. An image with no box has no persons.
+
+Every box is checked, clipped to its image and cropped by :mod:`fpdctl.boxes`, as ``eval --boxes``
+crops (a box that is not finite, thinner than 1 px or outside its image is skipped and counted).
 
 Outputs (in the output folder): ``keypoints.json``, one entry per image or frame with its list of
 ``persons`` (box, box score, crop centre and scale, keypoints in image px with heatmap peak
@@ -37,19 +37,16 @@ from typing import TYPE_CHECKING, Any, Callable, Iterator
 
 import numpy as np
 
-from fpdctl.deploy.detector import DEFAULT_DET_IOU, DEFAULT_DET_SCORE, detector_runtime
-from fpdctl.deploy.persons import (  # noqa: F401  (re-exported: predict's public names)
-    Person,
+from fpdctl.boxes import Box
+from fpdctl.deploy.detector import DEFAULT_DET_IOU, DEFAULT_DET_SCORE
+from fpdctl.deploy.persons import (
     PersonBox,
     PersonSource,
     Prediction,
     PredictResult,
-    outside_image,
-    parse_bbox,
 )
 from fpdctl.deploy.pose_result import DEFAULT_BATCH_SIZE
 from fpdctl.errors import DataError, InputError, RuntimeFailure, UsageError
-from fpdctl.pipeline import Box
 from fpdctl.progress import Progress, report
 
 if TYPE_CHECKING:
@@ -95,6 +92,7 @@ def predict(
     detector: "str | os.PathLike[str] | DetectorLike | None" = None,
     det_score: float = DEFAULT_DET_SCORE,
     det_iou: float = DEFAULT_DET_IOU,
+    frame_base: int = 0,
     overwrite: bool = False,
     draw: bool = True,
     min_score: float = 0.0,
@@ -117,7 +115,9 @@ def predict(
         annotations: a COCO annotation file mapping the boxes' ``image_id`` to file names.
         detector: an Ultralytics YOLO .onnx person detector (:mod:`fpdctl.deploy.detector`), or
             any callable image -> (boxes [N, 4] x, y, w, h, scores [N]).
-        det_score, det_iou: the detector's score and NMS IoU thresholds.
+        det_score, det_iou: the detector's score and NMS IoU thresholds; ``det_score`` also
+            skips the boxes of a boxes file scoring under it (counted in ``skipped_boxes``).
+        frame_base: what a boxes file numbers a video's first frame: 0, or 1 (MOT's files).
         overwrite: replace an earlier predict's output in ``out_dir``.
         draw: write the drawn images / video.
         min_score: joints below this heatmap peak are not drawn (they are still in the JSON).
@@ -130,8 +130,7 @@ def predict(
         InputError / DataError: missing or unreadable input, a bad boxes file or detector;
         UsageError: bad options; RuntimeFailure: an output could not be written.
     """
-    from fpdctl.deploy.detector import PersonDetector, check_thresholds
-    from fpdctl.deploy.placement import run_device
+    from fpdctl.deploy.detector import Detector, check_thresholds
     from fpdctl.utils.io import check_folder_creatable, require_file
 
     start = time.perf_counter()
@@ -173,7 +172,8 @@ def predict(
             image_names=[f.name for f in files],
             video=source_path.name if kind == "video" else None,
             annotations=annotations,
-            input_dir=str(source_path if kind == "folder" else source_path.parent),
+            det_score=det_score,
+            frame_base=frame_base,
         )
     check_folder_creatable(out)  # before the model loads
     previous = _previous_outputs(out, overwrite)
@@ -184,13 +184,13 @@ def predict(
         if detector is None
         else detector
         if callable(detector)
-        else PersonDetector(
+        else Detector(
             detector,
+            backend=backend,
+            device=pose.device,
             score=det_score,
             iou=det_iou,
-            device=run_device(pose.device, detector_runtime(backend)),
             threads=threads,
-            runtime=detector_runtime(backend),
         )
     )
     people = PersonSource(bbox=bbox, boxes=file_boxes, detector=person_detector)
@@ -324,11 +324,13 @@ def _predict(
         else {
             "file": str(detector.path),
             "input_size": detector.size,
-            "runtime": "onnxruntime",
+            "runtime": detector.runtime,
+            "boxes_without_area": detector.dropped,
             "score": detector.score,
             "iou": detector.iou,
         },
         warnings=people.all_warnings(),
+        skipped_boxes=dict(people.skipped),
     )
     atomic_write_text(ensure_parent_writable(result.json_path), keypoints_json(result.to_dict()))
     return result
@@ -472,6 +474,8 @@ def _predict_video(
             report(progress, "predict.item", done=index, total=total)
         if not predictions:
             raise DataError(f"no frames could be read from {path}")
+        if max_frames is None or index < max_frames:  # the whole video was read
+            people.check_frames(index, path.name)
         if writer is not None:
             writer.release()
             writer = None
@@ -492,14 +496,7 @@ __all__ = [
     "IMAGE_SUFFIXES",
     "JSON_NAME",
     "VIDEO_SUFFIXES",
-    "Person",
-    "PersonBox",
-    "PersonSource",
-    "PredictResult",
-    "Prediction",
     "input_kind",
     "keypoints_json",
-    "outside_image",
-    "parse_bbox",
     "predict",
 ]

@@ -165,12 +165,9 @@ def recommend(
     return out
 
 
-Recommendation = BackendRecommendation  # its name before the sweep's ConfigRecommendation was told apart
-
 __all__ = [
     "MAX_ACCURACY_DROP",
     "BackendRecommendation",
-    "Recommendation",
     "Score",
     "eligible",
     "recommend",

@@ -78,7 +78,7 @@ class ModelSource:
                     f"{requested} does not apply to it"
                 )
             return self.info.input_size
-        from fpdctl.models.checkpoint import resolve_input_size
+        from fpdctl.models.checkpoint_files import resolve_input_size
 
         # The network remembers the size its file records (create_model), also one given as a module.
         size = resolve_input_size(self.net if self.net is not None else self.path, requested)
@@ -128,7 +128,7 @@ def open_model(model: str, input_convention: ConventionOverride | None = None) -
             info=info,
             input_convention=convention,
         )
-    from fpdctl.models.checkpoint import checkpoint_file
+    from fpdctl.models.checkpoint_files import checkpoint_file
     from fpdctl.models.factory import create_model
 
     net = create_model(model, input_convention=input_convention).eval()

@@ -33,14 +33,12 @@ import numpy as np
 
 from fpdctl.errors import DataError, UsageError
 from fpdctl.metrics.accuracy import PERCENT
-from fpdctl.metrics.coco_results import (  # the names the other COCO modules share, re-exported
-    CONFIDENT_JOINT_SCORE,  # noqa: F401
+from fpdctl.metrics.coco_results import (
     NUM_KEYPOINTS,
     PERSON_CATEGORY_ID,
     VALUES_PER_KEYPOINT,
     check_record,
     coco_results,
-    person_scores,  # noqa: F401
 )
 from fpdctl.metrics.reference import EvalReference
 from fpdctl.skeleton import COCO

@@ -8,7 +8,7 @@ follow:
    [x, y, w, h], "score"}``. Boxes scoring below :data:`BOX_SCORE_THRESHOLD` (``TEST.IMAGE_THRE``
    = 0.0) are dropped; every other box becomes one top-down crop.
 2. **Rescoring.** A person's score is its box score times the mean of its joint scores (heatmap
-   peaks) above :data:`~fpdctl.metrics.coco.CONFIDENT_JOINT_SCORE` (``TEST.IN_VIS_THRE`` = 0.2),
+   peaks) above :data:`~fpdctl.metrics.coco_results.CONFIDENT_JOINT_SCORE` (``TEST.IN_VIS_THRE`` = 0.2),
    0 when no joint is that confident (:func:`rescore`).
 3. **OKS-NMS** per image at :data:`OKS_NMS_THRESHOLD` (``TEST.OKS_THRE`` = 0.9): greedily, in
    decreasing rescored order, a person is kept and every remaining person whose OKS with it
@@ -26,13 +26,14 @@ from __future__ import annotations
 import json
 import math
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from fpdctl.errors import DataError
+from fpdctl.boxes import nms
+from fpdctl.errors import DataError, InputError
 from fpdctl.metrics.coco_results import (
     NUM_KEYPOINTS,
     check_record,
@@ -52,8 +53,12 @@ COCO_SIGMAS = (
 OKS_NMS_THRESHOLD = 0.9
 # HRNet's TEST.IMAGE_THRE: boxes scoring below this are not cropped.
 BOX_SCORE_THRESHOLD = 0.0
-# The fields of a detection record.
+# The fields of a detection record ``fpdctl eval --boxes`` needs; ``predict --boxes`` needs only
+# the bbox and names the image by ``file_name`` (or ``image_id``) or a video's ``frame``.
 DETECTION_KEYS: tuple[str, ...] = ("image_id", "category_id", "bbox", "score")
+BOX_KEYS: tuple[str, ...] = ("bbox",)
+# Where a record has no image id or frame.
+MISSING = -1
 
 
 @dataclass(frozen=True)
@@ -62,10 +67,14 @@ class DetectionBoxes:
 
     Attributes:
         source: the file (or how the records were named).
-        image_ids: int64 [N]. boxes: float64 [N, 4] COCO ``[x, y, w, h]`` in image px.
-        scores: float64 [N] box scores.
+        image_ids: int64 [N] (:data:`MISSING` where a record has none).
+        boxes: float64 [N, 4] COCO ``[x, y, w, h]`` in image px.
+        scores: float64 [N] box scores (NaN where a record has none).
         num_records: records in the file, before the score threshold.
         record_index: int64 [N], each box's position in the file (for messages).
+        file_names: each box's ``file_name``, None where a record has none.
+        frames: int64 [N], each box's video ``frame`` as written (:data:`MISSING` where none).
+        num_below: boxes dropped for scoring under the threshold.
     """
 
     source: str
@@ -74,6 +83,9 @@ class DetectionBoxes:
     scores: np.ndarray
     num_records: int
     record_index: np.ndarray
+    file_names: tuple[str | None, ...] = ()
+    frames: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
+    num_below: int = 0
 
     def __len__(self) -> int:
         return int(self.image_ids.shape[0])
@@ -88,52 +100,70 @@ def check_detections(
     source: str,
     image_ids: set[int] | None = None,
     score_threshold: float = BOX_SCORE_THRESHOLD,
+    *,
+    keys: tuple[str, ...] = DETECTION_KEYS,
 ) -> DetectionBoxes:
-    """Check COCO detection results and keep the person boxes scoring at least ``score_threshold``.
+    """Check COCO detection results and keep the person boxes scoring at least ``score_threshold``:
+    the one reader of detection files, for ``eval --boxes`` and ``predict --boxes``.
 
     Args:
-        records: a list of ``{"image_id", "category_id", "bbox": [x, y, w, h], "score"}``.
+        records: a list of ``{"image_id", "category_id", "bbox": [x, y, w, h], "score"}``
+            (optionally ``file_name`` and a video's ``frame``).
         source: how to name them in errors (the file).
         image_ids: the ground truth's image ids, to check against (None: not checked).
-        score_threshold: boxes scoring below it are dropped (HRNet's ``TEST.IMAGE_THRE``).
+        score_threshold: scored boxes below it are dropped (HRNet's ``TEST.IMAGE_THRE``) and
+            counted (``num_below``); a box without a score is kept.
+        keys: the fields every record must have (:data:`DETECTION_KEYS` for evaluation,
+            :data:`BOX_KEYS` for prediction); the others are checked when present.
 
     Raises:
         DataError: not a list, or a bad record (one line naming ``source`` and the record): a
             missing field, an image that is not in the ground truth, a category other than
             person, a box that is not four finite numbers or has no positive width and height,
-            a score that is not a finite number.
+            a score that is not a finite number, a file name that is not a string, a frame that
+            is not an integer of 0 or more.
     """
     if not isinstance(records, list):
         kind = "an object" if isinstance(records, dict) else type(records).__name__
         raise DataError(
             f"{source} is not a COCO detection results file: expected a JSON list of "
-            f"{{image_id, category_id, bbox, score}}, found {kind}"
+            f"{{{', '.join(keys if keys != BOX_KEYS else ('file_name', 'bbox', 'score'))}}}, found {kind}"
         )
-    ids, boxes, scores, positions = [], [], [], []
+    ids, boxes, scores, positions, names, frames = [], [], [], [], [], []
+    below = 0
     for index, record in enumerate(records):
         name = check_record(
             record,
             index,
             source=source,
             what="detection",
-            keys=DETECTION_KEYS,
+            keys=keys,
             image_ids=image_ids,
             images_from="the annotations",
         )
-        image_id = record["image_id"]
         bbox = record["bbox"]
         if not isinstance(bbox, list) or len(bbox) != 4 or not all(_is_number(v) for v in bbox):
             raise DataError(f"{name}: bbox must be [x, y, width, height], four finite numbers")
         if not (bbox[2] > 0 and bbox[3] > 0):
             raise DataError(f"{name}: bbox {bbox} has no area (width and height must be positive)")
-        if not _is_number(record["score"]):
+        score = record.get("score")
+        if "score" in record and not _is_number(score):
             raise DataError(f"{name}: score must be a finite number")
-        if record["score"] < score_threshold:
+        file_name = record.get("file_name")
+        if file_name is not None and not isinstance(file_name, str):
+            raise DataError(f"{name}: file_name must be a string, got {file_name!r}")
+        frame = record.get("frame", MISSING)
+        if "frame" in record and not (isinstance(frame, int) and not isinstance(frame, bool) and frame >= 0):
+            raise DataError(f"{name}: frame must be an integer, 0 or more, got {frame!r}")
+        if score is not None and score < score_threshold:
+            below += 1
             continue
-        ids.append(image_id)
+        ids.append(record.get("image_id", MISSING))
         boxes.append([float(v) for v in bbox])
-        scores.append(float(record["score"]))
+        scores.append(math.nan if score is None else float(score))
         positions.append(index)
+        names.append(file_name)
+        frames.append(frame)
     return DetectionBoxes(
         source=source,
         image_ids=np.asarray(ids, np.int64),
@@ -141,10 +171,19 @@ def check_detections(
         scores=np.asarray(scores, np.float64),
         num_records=len(records),
         record_index=np.asarray(positions, np.int64),
+        file_names=tuple(names),
+        frames=np.asarray(frames, np.int64),
+        num_below=below,
     )
 
 
-def load_detections(path: str | os.PathLike[str], image_ids: set[int] | None = None) -> DetectionBoxes:
+def load_detections(
+    path: str | os.PathLike[str],
+    image_ids: set[int] | None = None,
+    score_threshold: float = BOX_SCORE_THRESHOLD,
+    *,
+    keys: tuple[str, ...] = DETECTION_KEYS,
+) -> DetectionBoxes:
     """Read a COCO detection-results JSON (see :func:`check_detections`).
 
     Raises:
@@ -155,7 +194,9 @@ def load_detections(path: str | os.PathLike[str], image_ids: set[int] | None = N
         payload = json.loads(file.read_text(encoding="utf-8"))
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise DataError(f"cannot parse detections file {file} as JSON: {exc}") from exc
-    return check_detections(payload, str(path), image_ids)
+    except OSError as exc:
+        raise InputError(f"cannot read detections file {file}: {exc.strerror or exc}") from exc
+    return check_detections(payload, str(path), image_ids, score_threshold, keys=keys)
 
 
 def rescore(box_scores: np.ndarray, joint_scores: np.ndarray) -> np.ndarray:
@@ -197,8 +238,9 @@ def oks_nms(
 ) -> list[int]:
     """Greedy OKS non-maximum suppression of the persons of one image (HRNet's ``oks_nms``).
 
-    The best-scored remaining person is kept, and every remaining person whose OKS with it is
-    above ``threshold`` is dropped; repeat. Ties keep the earlier person first (stable order).
+    :func:`fpdctl.boxes.nms` with HRNet's :func:`oks_iou` as the overlap: the best-scored
+    remaining person is kept, and every remaining person whose OKS with it is above ``threshold``
+    is dropped; repeat. Ties keep the earlier person first (stable order).
 
     Args:
         keypoints: float [N, 17, 2]. scores: float [N]. areas: float [N] (px^2).
@@ -208,16 +250,12 @@ def oks_nms(
         The indices kept, best score first.
     """
     coords = np.asarray(keypoints, np.float64)
-    order = np.argsort(-np.asarray(scores, np.float64), kind="stable")
     areas = np.asarray(areas, np.float64)
-    keep: list[int] = []
-    while order.size:
-        best = int(order[0])
-        keep.append(best)
-        rest = order[1:]
-        overlap = oks_iou(coords[best], coords[rest], areas[best], areas[rest])
-        order = rest[overlap <= threshold]
-    return keep
+
+    def overlap(best: int, rest: np.ndarray) -> np.ndarray:
+        return oks_iou(coords[best], coords[rest], areas[best], areas[rest])
+
+    return nms(scores, overlap, threshold).tolist()
 
 
 def detection_results(
@@ -265,7 +303,9 @@ def boxes_report(source: Path | str | None, count: int | None) -> dict[str, Any]
 
 
 __all__ = [
+    "BOX_KEYS",
     "BOX_SCORE_THRESHOLD",
+    "DETECTION_KEYS",
     "COCO_SIGMAS",
     "DetectionBoxes",
     "OKS_NMS_THRESHOLD",

@@ -84,7 +84,8 @@ def check_record(
 ) -> str:
     """The checks every record of a COCO results-like list shares (results, detections): an
     object with ``keys``, an integer ``image_id`` among ``image_ids`` (None: not checked), the
-    person category.
+    person category. ``image_id`` and ``category_id`` are checked when present (``keys`` says
+    which must be).
 
     Args:
         what: how a record is called in errors ("result", "detection").
@@ -99,13 +100,14 @@ def check_record(
     name = f"{source}: {what} {index}"
     if not isinstance(record, dict) or not all(key in record for key in keys):
         raise DataError(f"{name} must be an object with {', '.join(keys)}")
-    image_id = record["image_id"]
-    name = f"{name} (image {image_id})"
-    if not isinstance(image_id, int) or isinstance(image_id, bool):
-        raise DataError(f"{name}: image_id must be an integer")
-    if image_ids is not None and image_id not in image_ids:
-        raise DataError(f"{name}: no such image in {images_from}")
-    if record["category_id"] != PERSON_CATEGORY_ID:
+    if "image_id" in record:
+        image_id = record["image_id"]
+        name = f"{name} (image {image_id})"
+        if not isinstance(image_id, int) or isinstance(image_id, bool):
+            raise DataError(f"{name}: image_id must be an integer")
+        if image_ids is not None and image_id not in image_ids:
+            raise DataError(f"{name}: no such image in {images_from}")
+    if record.get("category_id", PERSON_CATEGORY_ID) != PERSON_CATEGORY_ID:
         raise DataError(
             f"{name}: category_id is {record['category_id']!r}, only persons "
             f"(category {PERSON_CATEGORY_ID}) have keypoints"

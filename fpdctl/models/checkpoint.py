@@ -17,9 +17,7 @@ input, :mod:`fpdctl.models.convention`): a native file records it in its header
 format implies it (pytorch-pose: its MPII mean, no std; the official FPD code: BGR). The loaded
 network carries it as ``net.input_convention``, and :func:`save_model` writes it back.
 The one way to get a network from a name, a spec or a file is
-:func:`fpdctl.models.factory.create_model`; ``create_model`` and ``load_model`` are still
-importable from here, where they lived before (resolved on first use, :func:`__getattr__`, since
-the factory imports this module).
+:func:`fpdctl.models.factory.create_model` (and :func:`~fpdctl.models.factory.load_model`).
 
 Damage is caught before any weight is used: every member of a zip checkpoint is checked against
 its CRC-32, and native files against the ``fpdctl.crc32`` of their tensors (written by
@@ -42,13 +40,10 @@ from torch import Tensor, nn
 
 from fpdctl import __version__
 from fpdctl.errors import CheckpointError, UsageError
-from fpdctl.models.checkpoint_files import (  # noqa: F401  (re-exported: their home before the split)
+from fpdctl.models.checkpoint_files import (
     NATIVE_SUFFIX,
     TRAIN_INPUT_SIZE_KEY,
     checkpoint_file,
-    file_sha256,
-    resolve_input_size,
-    trained_input_size,
 )
 from fpdctl.models.convention import (
     METADATA_KEY,
@@ -438,31 +433,14 @@ def describe_checkpoint(path: str | os.PathLike[str]) -> dict[str, Any]:
     }
 
 
-def __getattr__(name: str) -> Any:
-    """``create_model`` and ``load_model``, from the factory they moved to (PEP 562): their old
-    home stays importable without this module importing the one above it."""
-    if name in _MOVED_TO_FACTORY:
-        import importlib
-
-        return getattr(importlib.import_module("fpdctl.models.factory"), name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
-
-_MOVED_TO_FACTORY = frozenset({"create_model", "load_model"})
-
 __all__ = [
-    "TRAIN_INPUT_SIZE_KEY",
-    "checkpoint_file",
     "describe_checkpoint",
-    "file_sha256",
     "infer_spec",
     "load_state_dict_strict",
     "model_from_checkpoint",
     "read_checkpoint",
-    "resolve_input_size",
     "save_model",
     "tensors_crc32",
     "torch_load_safely",
-    "trained_input_size",
     "unwrap_model",
 ]

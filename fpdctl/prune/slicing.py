@@ -289,7 +289,8 @@ def prune_checkpoint(
     Raises:
         CheckpointError: unreadable teacher; UsageError: a target that does not fit in it.
     """
-    from fpdctl.models.checkpoint import file_sha256, save_model
+    from fpdctl.models.checkpoint import save_model
+    from fpdctl.models.checkpoint_files import file_sha256
     from fpdctl.models.factory import create_model
     from fpdctl.profiling.analytic import analytic_cost
 
@@ -301,7 +302,7 @@ def prune_checkpoint(
         raise UsageError(f"--recalibrate-bn must be 0 or more batches, got {recalibrate_bn}")
     if batch_size < 1:  # checked even when --recalibrate-bn is off: a bad value is never ignored
         raise UsageError(f"batch size must be positive, got {batch_size}")
-    from fpdctl.data.registry import parse_data_spec
+    from fpdctl.data.kinds import parse_data_spec
     from fpdctl.utils.io import check_output_file
 
     parse_data_spec(data)  # a missing --data folder fails now, with or without --recalibrate-bn

@@ -145,6 +145,3 @@ def recommend(
         f"{best['key']} comes closest with {float(best['score']):.2f} at "
         f"{float(best['macs']) / GIGA:.3g} GMACs.",
     )
-
-
-Recommendation = ConfigRecommendation  # its name before bench's BackendRecommendation was told apart

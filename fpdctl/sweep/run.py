@@ -193,7 +193,7 @@ def _evaluate(model: Any, val_set: Any, config: TrainConfig) -> float:
 
 def score_name_of(config: TrainConfig) -> str:
     """The name of the score a sweep on ``config.data`` records: PCKh, PCK or AP."""
-    from fpdctl.data.registry import data_metric
+    from fpdctl.data.kinds import data_metric
     from fpdctl.metrics import score_name
 
     return score_name(data_metric(config.data))
@@ -263,7 +263,7 @@ def run_sweep(
         UsageError: bad settings, or a directory holding another sweep's results.
         CheckpointError: an unreadable teacher.
     """
-    from fpdctl.models.checkpoint import file_sha256
+    from fpdctl.models.checkpoint_files import file_sha256
     from fpdctl.models.factory import create_model
 
     out_dir = _check_settings(settings, items, out, max_drop)
@@ -317,7 +317,7 @@ def run_sweep(
 
 def _check_teacher_joints(teacher: HourglassSpec, data: str) -> None:
     """Refuse a teacher whose heatmaps are not the data's joints (students have the teacher's)."""
-    from fpdctl.data.registry import data_joint_set
+    from fpdctl.data.kinds import data_joint_set
 
     channels = data_joint_set(data)
     if teacher.joints != channels.num_joints:

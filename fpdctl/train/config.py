@@ -28,7 +28,7 @@ from fpdctl.train.loss import (
     KD_LOSSES,
     KdSettings,
 )
-from fpdctl.train.schedule import Schedule, parse_schedule  # noqa: F401  (re-exported)
+from fpdctl.train.schedule import parse_schedule
 from fpdctl.utils.choices import match_choice
 
 OPTIMIZERS: tuple[str, ...] = ("adam", "rmsprop", "sgd")
@@ -492,7 +492,6 @@ __all__ = [
     "OPTIMIZERS",
     "PRESETS",
     "RESUMABLE_CHANGES",
-    "Schedule",
     "TRAIN_PRECISIONS",
     "TENSORBOARD_EXTRA",
     "TrainConfig",
@@ -500,7 +499,6 @@ __all__ = [
     "coerce_options",
     "default_workers",
     "option_flag",
-    "parse_schedule",
     "teacher_input_override",
     "validate_config",
 ]

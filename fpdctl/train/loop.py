@@ -19,7 +19,8 @@ import json
 import math
 import time
 from dataclasses import dataclass
-from typing import Any, Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Callable, Iterator
 
 import torch
 from torch import nn
@@ -28,7 +29,6 @@ from fpdctl.errors import RuntimeFailure, TrainingDiverged
 from fpdctl.models.checkpoint import save_model, unwrap_model
 from fpdctl.models.hourglass import HourglassNet
 from fpdctl.progress import report
-from fpdctl.train.context import RunContext  # noqa: F401  (re-exported)
 from fpdctl.train.distributed import (
     EpochSamples,
     EpochTaggedSampler,
@@ -63,11 +63,78 @@ from fpdctl.train.step import apply_gradients, compute_losses
 from fpdctl.train.tensorboard import TensorBoardLog
 from fpdctl.utils.io import atomic_write_text
 
+if TYPE_CHECKING:
+    from torch.utils.data import Dataset
+
+    from fpdctl.data.unlabeled import MixedSampler
+    from fpdctl.progress import Progress
+    from fpdctl.train.config import TrainConfig
+    from fpdctl.train.distributed import DistInfo, ResumableSampler
+    from fpdctl.train.loss import KdSettings
+    from fpdctl.train.precision import TrainPrecision
+
 # Drawing curves.png costs about a second of CPU: during a run it is redrawn at an evaluation
 # at most this often (and always at the end or on interruption).
 PLOT_INTERVAL_S = 60.0
 # Batches each persistent DataLoader worker prepares ahead of the step that needs them.
 PREFETCH_BATCHES = 4
+
+
+@dataclass(frozen=True)
+class RunContext:
+    """The run's fixed settings and frozen parts, as the step loop needs them (the trainer
+    builds it once; the loop never sees the trainer).
+
+    Attributes:
+        config: the run's options.
+        device: where the student trains.
+        dist: this process's place in the job.
+        precision: the run's autocast settings.
+        run_dir: the run directory.
+        steps_per_epoch: optimizer steps per epoch (per process).
+        total_steps: the step the run ends at.
+        kd: the distillation loss settings (alpha checked once, when the config was built).
+        teacher: the frozen teacher network, or None.
+        teacher_name: the teacher's model name, ``ground-truth`` for the label control, None
+            without a teacher.
+        labels_as_teacher: the labels fill the teacher's place (the label control).
+        model_name: the trained model's name (plot titles, eval.json).
+        metric_name: the validation metric ("pckh", "pck", "oks").
+        progress: receives the events (rank 0), or None.
+        stop_requested: whether a signal or a handler asked the run to stop after this step.
+    """
+
+    config: TrainConfig
+    device: torch.device
+    dist: DistInfo
+    precision: TrainPrecision
+    run_dir: Path
+    steps_per_epoch: int
+    total_steps: int
+    kd: KdSettings
+    teacher: HourglassNet | None
+    teacher_name: str | None
+    labels_as_teacher: bool
+    model_name: str
+    metric_name: str
+    progress: Progress | None
+    stop_requested: Callable[[], bool]
+
+
+@dataclass
+class RunData:
+    """The data the loop draws from. Not frozen: the loop moves the sampler (and the training
+    set's augmentation seed) to each epoch in place.
+
+    Attributes:
+        train_set: the training set (``set_epoch`` re-seeds its augmentation).
+        sampler: its resumable sampler (labelled only, or labelled and unlabelled mixed).
+        val_set: the validation set.
+    """
+
+    train_set: Dataset
+    sampler: ResumableSampler | MixedSampler
+    val_set: Dataset
 
 
 @dataclass
@@ -87,11 +154,12 @@ class TrainLoop:
     starts at to the end of the run or a stop request.
 
     The trainer builds everything (data, model, optimizer, run directory) and hands it over as a
-    :class:`RunContext` and the update machinery; the loop reports its events through the
+    :class:`RunContext`, the :class:`RunData` and the update machinery; the loop reports its events through the
     context's progress.
 
     Args:
         run: the run's fixed settings and parts.
+        data: the training and validation data, and the sampler.
         model: the module to call (the student, possibly DDP- or compile-wrapped).
         student: the bare student (what is saved).
         optimizer, scheduler, scaler: the step's update machinery.
@@ -103,6 +171,7 @@ class TrainLoop:
     def __init__(
         self,
         run: RunContext,
+        data: RunData,
         model: nn.Module,
         student: HourglassNet,
         optimizer: torch.optim.Optimizer,
@@ -113,6 +182,7 @@ class TrainLoop:
         saved_step: int | None = None,
     ) -> None:
         self.run = run
+        self.data = data
         self.cfg = run.config
         self.model = model
         self.student = student
@@ -162,21 +232,21 @@ class TrainLoop:
         reshuffles, and each index carries its epoch into the workers (:class:`EpochSamples`), so
         the batches are those of a fresh loader per epoch, exactly.
         """
-        cfg, run = self.cfg, self.run
-        run.sampler.set_epoch(epoch, skip_batches * cfg.batch_size)
+        cfg = self.cfg
+        self.data.sampler.set_epoch(epoch, skip_batches * cfg.batch_size)
         if self._train_loader is None:
-            if getattr(run.train_set, "set_epoch", None) is None:
+            if getattr(self.data.train_set, "set_epoch", None) is None:
                 raise RuntimeFailure(
-                    f"{type(run.train_set).__name__} has no set_epoch(): augmentation cannot be made reproducible"
+                    f"{type(self.data.train_set).__name__} has no set_epoch(): augmentation cannot be made reproducible"
                 )
             # Worker seeds: only what augmentation does not key by (seed, epoch, index) uses them.
             generator = torch.Generator()
             generator.manual_seed(cfg.seed * 1_000_003 + epoch)
             workers = cfg.workers
             self._train_loader = torch.utils.data.DataLoader(
-                EpochSamples(run.train_set, cfg.seed),
+                EpochSamples(self.data.train_set, cfg.seed),
                 batch_size=cfg.batch_size,
-                sampler=EpochTaggedSampler(run.sampler),
+                sampler=EpochTaggedSampler(self.data.sampler),
                 num_workers=workers,
                 pin_memory=self.pin,
                 drop_last=True,
@@ -403,7 +473,7 @@ class TrainLoop:
         with run.precision.autocast(self.device):
             result = evaluate_model(
                 unwrap_model(self.model),
-                run.val_set,
+                self.data.val_set,
                 flip=self.cfg.flip_test,
                 batch_size=self.cfg.eval_batch_size,
                 device=self.device,
@@ -484,7 +554,7 @@ class TrainLoop:
             "teacher": run.teacher_name,
             "data": self.cfg.data,
             "split": "val",
-            "persons": len(run.val_set),
+            "persons": len(self.data.val_set),
             "flip_test": self.cfg.flip_test,
             "metric": run.metric_name,
             "final": {"step": state.step, "checkpoint": LAST_FILE, **final},
@@ -503,4 +573,4 @@ class TrainLoop:
         return final
 
 
-__all__ = ["PLOT_INTERVAL_S", "RunContext", "TrainLoop"]
+__all__ = ["PLOT_INTERVAL_S", "RunContext", "RunData", "TrainLoop"]

@@ -24,7 +24,7 @@ import torch
 
 from fpdctl import __version__
 from fpdctl.errors import CheckpointError, RuntimeFailure, UsageError
-from fpdctl.models.checkpoint import TRAIN_INPUT_SIZE_KEY
+from fpdctl.models.checkpoint_files import TRAIN_INPUT_SIZE_KEY
 from fpdctl.models.spec import HourglassSpec
 from fpdctl.train.config import TrainConfig
 from fpdctl.train.skipped import SKIPPED_FILE

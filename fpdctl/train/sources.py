@@ -125,7 +125,7 @@ def resolve_config(
         merged.update(values)
     if command == "distill" and "input_size" not in merged and merged.get("teacher"):
         # The size the teacher learned at (its header or model card), as eval and export do.
-        from fpdctl.models.checkpoint import trained_input_size
+        from fpdctl.models.checkpoint_files import trained_input_size
 
         teacher = str(merged["teacher"])
         if teacher != GROUND_TRUTH_TEACHER:

@@ -30,19 +30,15 @@ from torch import nn
 from fpdctl.codec import heatmap_size
 from fpdctl.data.registry import spec_for_data
 from fpdctl.errors import CheckpointError, UsageError
-from fpdctl.models.checkpoint import (
-    checkpoint_file,
-    file_sha256,
-    load_state_dict_strict,
-    trained_input_size,
-)
+from fpdctl.models.checkpoint import load_state_dict_strict
+from fpdctl.models.checkpoint_files import checkpoint_file, file_sha256, trained_input_size
 from fpdctl.models.convention import NATIVE, InputConvention
 from fpdctl.models.factory import create_model
 from fpdctl.models.hourglass import HourglassNet, count_parameters
 from fpdctl.models.input_adapter import adapt_input
 from fpdctl.models.spec import HourglassSpec
 from fpdctl.progress import Progress, report
-from fpdctl.train.config import Schedule, TrainConfig, parse_schedule, teacher_input_override
+from fpdctl.train.config import TrainConfig, teacher_input_override
 from fpdctl.train.distributed import (
     DistInfo,
     ResumableSampler,
@@ -52,7 +48,7 @@ from fpdctl.train.distributed import (
     shutdown_distributed,
 )
 from fpdctl.train.events import TRAIN_END, TRAIN_START, RunInfo, TrainResult
-from fpdctl.train.loop import RunContext, TrainLoop
+from fpdctl.train.loop import RunContext, RunData, TrainLoop
 from fpdctl.train.loss import GROUND_TRUTH_TEACHER
 from fpdctl.train.precision import TrainPrecision, arithmetic_mode, resolve_precision
 from fpdctl.train.run_dir import (
@@ -65,6 +61,7 @@ from fpdctl.train.run_dir import (
     prepare_run_dir,
     write_run_config,
 )
+from fpdctl.train.schedule import Schedule, parse_schedule
 from fpdctl.train.signals import stop_signals_handled
 from fpdctl.train.state import TrainState, check_same_world, load_state, restore_rng_state
 from fpdctl.train.step import make_optimizer
@@ -406,6 +403,7 @@ class Trainer:
         metrics = self._prepare_run_dir(state.step)
         loop = TrainLoop(
             self._run_context(),
+            RunData(self.train_set, self.sampler, self.val_set),
             model,
             student,
             optimizer,
@@ -434,9 +432,6 @@ class Trainer:
             labels_as_teacher=self.labels_as_teacher,
             model_name=self.spec.name,
             metric_name=self.metric_name,
-            train_set=self.train_set,
-            sampler=self.sampler,
-            val_set=self.val_set,
             progress=self.progress,
             stop_requested=lambda: self.stop_requested,
         )

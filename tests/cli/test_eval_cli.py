@@ -341,7 +341,8 @@ def test_help_names_the_pooled_mean(capsys: pytest.CaptureFixture[str]) -> None:
 def test_a_checkpoint_is_scored_at_the_size_it_was_trained_at(
     capsys: pytest.CaptureFixture[str], tmp_path: Path
 ) -> None:
-    from fpdctl.models.checkpoint import TRAIN_INPUT_SIZE_KEY, save_model, trained_input_size
+    from fpdctl.models.checkpoint import save_model
+    from fpdctl.models.checkpoint_files import TRAIN_INPUT_SIZE_KEY, trained_input_size
     from fpdctl.models.factory import create_model
 
     trained = save_model(create_model("hg1x16"), tmp_path / "m.safetensors", {TRAIN_INPUT_SIZE_KEY: "64"})

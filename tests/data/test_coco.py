@@ -8,8 +8,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from fpdctl.data.coco import COCODataset, box_center_scale, clip_box
-from fpdctl.data.registry import build_dataset, parse_data_spec
+from fpdctl.data.coco import COCODataset
+from fpdctl.data.kinds import parse_data_spec
+from fpdctl.data.registry import build_dataset
 from fpdctl.data.transforms import sample_augmentation
 from fpdctl.errors import DataError, InputError
 from fpdctl.metrics.coco import COCOReference, evaluate_coco, evaluate_coco_reference
@@ -43,21 +44,6 @@ def test_both_layouts_load_the_usable_persons(tmp_path: Path, layout: str, folde
     np.testing.assert_array_equal(record.joints[:, :2], kps[:, :2])
     np.testing.assert_array_equal(record.joints[:, 2], (kps[:, 2] > 0).astype(np.float32))
     assert record.headbox is None
-
-
-def test_person_boxes_follow_hrnet() -> None:
-    # bbox [20, 30, 41, 81]: last pixels x 60, y 110 -> box 40 x 80, centre (40, 70); square
-    # crop of side 80, enlarged 1.25 -> 100 px = scale 0.5.
-    box = clip_box([20.0, 30.0, 41.0, 81.0], 200, 160)
-    assert box == (20.0, 30.0, 40.0, 80.0)
-    center, scale = box_center_scale(box)
-    assert center.tolist() == [40.0, 70.0] and scale == 0.5
-    # Partly outside a 200 x 160 image: clipped to x 150..199, y 40..159.
-    assert clip_box([150.0, 40.0, 70.0, 130.0], 200, 160) == (150.0, 40.0, 49.0, 119.0)
-    assert clip_box([-10.0, -5.0, 30.0, 20.0], 200, 160) == (0.0, 0.0, 29.0, 19.0)
-    assert clip_box([250.0, 10.0, 30.0, 20.0], 200, 160) is None
-    center, scale = box_center_scale((10.0, 20.0, 60.0, 20.0))  # wide box: its width decides
-    assert center.tolist() == [40.0, 30.0] and scale == pytest.approx(60 * 1.25 / 200)
 
 
 def test_dataset_boxes_and_crop(tmp_path: Path) -> None:

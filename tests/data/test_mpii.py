@@ -7,9 +7,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from fpdctl.boxes import SCALE_MARGIN
 from fpdctl.data.mpii import (
     CENTER_SHIFT_Y,
-    SCALE_MARGIN,
     MPIIDataset,
     read_release_persons,
 )

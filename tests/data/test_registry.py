@@ -7,8 +7,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from fpdctl.data.kinds import DataSpec, parse_data_spec
 from fpdctl.data.lsp import LSPDataset
-from fpdctl.data.registry import DataSpec, build_dataset, parse_data_spec
+from fpdctl.data.registry import build_dataset
 from fpdctl.data.transforms import AugmentConfig
 from fpdctl.errors import InputError, UsageError
 from tests.data.formats import write_jpeg, write_lsp_mat

@@ -12,7 +12,8 @@ import pytest
 
 from fpdctl.codec import decode_heatmaps
 from fpdctl.data.coco import COCODataset
-from fpdctl.data.registry import build_dataset, data_joint_set, data_metric, spec_for_data
+from fpdctl.data.kinds import data_joint_set, data_metric
+from fpdctl.data.registry import build_dataset, spec_for_data
 from fpdctl.data.synthetic import SyntheticPose, export_coco, synthetic_record
 from fpdctl.data.synthetic.coco import BODY_KEYPOINTS, coco_keypoints, face_points
 from fpdctl.data.synthetic.pose import HEAD_TOP, Body, SyntheticLayout

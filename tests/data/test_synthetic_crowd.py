@@ -15,8 +15,8 @@ from fpdctl.data.coco import COCODataset
 from fpdctl.data.registry import build_dataset
 from fpdctl.data.synthetic import SyntheticPose, export_coco
 from fpdctl.data.synthetic.crowd import OCCLUDED, crowd_keypoints, crowd_layouts, crowd_size
-from fpdctl.data.synthetic.detector import MISS_RATE, simulate_detections
 from fpdctl.data.synthetic.render import body_mask
+from fpdctl.data.synthetic.simulated_detections import MISS_RATE, simulate_detections
 from fpdctl.errors import UsageError
 from fpdctl.metrics.coco import evaluate_coco_reference
 from fpdctl.metrics.coco_detections import check_detections

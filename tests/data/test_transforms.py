@@ -8,9 +8,9 @@ import cv2
 import numpy as np
 import pytest
 
+from fpdctl.boxes import PIXEL_STD
 from fpdctl.data.transforms import (
     MEAN,
-    PIXEL_STD,
     STD,
     AugmentConfig,
     compose_affine,

@@ -9,8 +9,9 @@ import numpy as np
 import pytest
 import torch
 
+from fpdctl.boxes import PIXEL_STD
 from fpdctl.data.registry import build_dataset
-from fpdctl.data.transforms import PIXEL_STD, AugmentConfig
+from fpdctl.data.transforms import AugmentConfig
 from fpdctl.data.unlabeled import (
     MixedDataset,
     MixedSampler,

@@ -122,7 +122,8 @@ def test_bad_options(capsys, args, message):
 def test_checkpoint_runs_at_its_trained_input_size(tmp_path, tiny_net):
     """Like eval, export and predict, bench runs a checkpoint at the size it was trained at (its
     header) unless --input-size says otherwise; a name or a plain checkpoint at the default."""
-    from fpdctl.models.checkpoint import TRAIN_INPUT_SIZE_KEY, save_model
+    from fpdctl.models.checkpoint import save_model
+    from fpdctl.models.checkpoint_files import TRAIN_INPUT_SIZE_KEY
     from fpdctl.models.spec import DEFAULT_INPUT_SIZE
 
     trained = save_model(tiny_net, tmp_path / "trained64.safetensors", {TRAIN_INPUT_SIZE_KEY: "64"})

@@ -14,9 +14,10 @@ from fpdctl import __version__
 from fpdctl.cli.app import main
 from fpdctl.data.transforms import MEAN, STD
 from fpdctl.deploy.backends import get_backend
-from fpdctl.deploy.export import export_onnx, parse_batch
+from fpdctl.deploy.export import export_onnx
 from fpdctl.deploy.metadata import read_info
 from fpdctl.deploy.runtime import OrtRunner, TorchRunner
+from fpdctl.deploy.torch_onnx import parse_batch
 from fpdctl.errors import UsageError
 from fpdctl.models.convention import NATIVE
 from fpdctl.skeleton import MPII
@@ -333,7 +334,8 @@ def test_int8_calibrated_on_real_lsp_images(tmp_path, capsys, lspet400, tiny_che
 
 def test_a_checkpoint_exports_at_the_size_it_was_trained_at(tmp_path) -> None:
     from fpdctl.deploy.export import export_onnx
-    from fpdctl.models.checkpoint import TRAIN_INPUT_SIZE_KEY, save_model
+    from fpdctl.models.checkpoint import save_model
+    from fpdctl.models.checkpoint_files import TRAIN_INPUT_SIZE_KEY
     from fpdctl.models.factory import create_model
 
     trained = save_model(create_model("hg1x16"), tmp_path / "m.safetensors", {TRAIN_INPUT_SIZE_KEY: "64"})

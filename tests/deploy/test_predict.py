@@ -9,10 +9,11 @@ import torch
 
 from fpdctl.api import predict
 from fpdctl.cli.app import main
+from fpdctl.cli.predict import parse_bbox
 from fpdctl.codec import decode_heatmaps
 from fpdctl.data.synthetic import SyntheticPose
-from fpdctl.deploy.predict import JSON_NAME, parse_bbox
-from fpdctl.errors import UsageError
+from fpdctl.deploy.predict import JSON_NAME
+from fpdctl.errors import DataError, UsageError
 from fpdctl.pipeline import person_box
 from fpdctl.skeleton import MPII
 from tests.conftest import INPUT_SIZE
@@ -161,8 +162,16 @@ def test_video(tmp_path, tiny_checkpoint):
 def test_person_box():
     center, scale, box = person_box(300, 200, None)
     assert center.tolist() == [149.5, 99.5] and scale == 1.5 and box == (0.0, 0.0, 300.0, 200.0)
-    center, scale, _ = person_box(300, 200, (10, 20, 40, 80))
-    assert center.tolist() == [29.5, 59.5] and scale == pytest.approx(80 * 1.25 / 200)
+    # The box's pixels x 10..49, y 20..99: centre (29.5, 59.5), side 79 x 1.25 (fpdctl.boxes).
+    center, scale, box = person_box(300, 200, (10, 20, 40, 80))
+    assert center.tolist() == [29.5, 59.5] and scale == pytest.approx(79 * 1.25 / 200) and box == (10, 20, 40, 80)
+    # Running off the right: clipped to x 280..299 first, then centred.
+    center, scale, _ = person_box(300, 200, (280, 20, 40, 80))
+    assert center.tolist() == [289.5, 59.5] and scale == pytest.approx(79 * 1.25 / 200)
+    with pytest.raises(
+        DataError, match=r"bbox \[400, 20, 40, 80\] refused: no area in the image \(a 300 x 200 image\)"
+    ):
+        person_box(300, 200, (400, 20, 40, 80))
 
 
 def test_parse_bbox():

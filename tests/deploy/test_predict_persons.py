@@ -7,11 +7,11 @@ import numpy as np
 import pytest
 
 from fpdctl.api import predict
+from fpdctl.boxes import box_center_scale, clip_box
 from fpdctl.cli.app import main
-from fpdctl.data.coco import box_center_scale
 from fpdctl.data.synthetic import SyntheticPose
 from fpdctl.deploy.predict import JSON_NAME
-from fpdctl.errors import UsageError
+from fpdctl.errors import DataError, UsageError
 from tests.conftest import INPUT_SIZE
 from tests.deploy.test_detector import _anchors, _yolo_graph
 
@@ -56,7 +56,7 @@ def test_every_box_is_a_person_and_batching_changes_nothing(tmp_path, tiny_check
     assert len(image.persons) == 3 and result.num_persons == 3 and result.persons_from == "boxes"
     for i, (x, y) in enumerate(SPOTS):
         person = image.persons[i]
-        center, scale = box_center_scale((x, y, 64, 64))  # the COCO top-down crop
+        center, scale = box_center_scale(clip_box((x, y, 64, 64), 300, 200))  # the COCO top-down crop
         assert person.box == (x, y, 64, 64) and person.box_score == pytest.approx(0.9 - 0.1 * i)
         np.testing.assert_allclose(person.center, center) and pytest.approx(scale) == person.scale
         alone = _run(
@@ -212,7 +212,7 @@ def test_unreadable_input_creates_nothing(tmp_path, tiny_checkpoint, capsys):
         assert not out.exists()
 
 
-def test_bbox_outside_the_image_warns_once(tmp_path, tiny_checkpoint, capsys):
+def test_bbox_outside_the_image_is_no_person_and_warns_once(tmp_path, tiny_checkpoint, capsys):
     folder = _crowd(tmp_path)
     cv2.imwrite(str(folder / "b.png"), np.zeros((100, 100, 3), np.uint8))
     code = main(
@@ -232,6 +232,57 @@ def test_bbox_outside_the_image_warns_once(tmp_path, tiny_checkpoint, capsys):
     err = capsys.readouterr().err.strip().splitlines()
     assert code == 0
     assert err == [
-        "warning: --bbox 500,10,20,20 lies wholly outside 2 image(s) or frame(s) (b.png, crowd.png): "
-        "their crops hold only padding"
+        "warning: bbox 500,10,20,20 has no area in the image (2 image(s) or frame(s): b.png, crowd.png): "
+        "no person there"
     ]
+    saved = json.loads((tmp_path / "out" / JSON_NAME).read_text())
+    assert [len(r["persons"]) for r in saved["results"]] == [0, 0]
+    assert saved["skipped_boxes"] == {"no area in the image": 2}
+
+
+def test_a_one_based_video_file_with_frame_base_1(tmp_path, tiny_checkpoint):
+    video = tmp_path / "clip.mp4"
+    writer = cv2.VideoWriter(str(video), cv2.VideoWriter_fourcc(*"mp4v"), 10.0, (300, 200))
+    for _ in range(3):
+        writer.write(cv2.imread(str(_crowd(tmp_path) / "crowd.png")))
+    writer.release()
+    zero = [{"frame": 0, "bbox": [10, 20, 64, 64]}] + [{"frame": 2, "bbox": [x, y, 64, 64]} for x, y in SPOTS]
+    one = [{**entry, "frame": entry["frame"] + 1} for entry in zero]  # MOT's numbering
+    a = _run(tiny_checkpoint, video, tmp_path / "a", draw=False, boxes=_write_boxes(tmp_path / "0.json", zero))
+    b = _run(
+        tiny_checkpoint, video, tmp_path / "b", draw=False, boxes=_write_boxes(tmp_path / "1.json", one), frame_base=1
+    )
+    assert [len(p.persons) for p in b.predictions] == [len(p.persons) for p in a.predictions] == [1, 0, 3]
+    for x, y in zip(a.predictions, b.predictions):
+        for p, q in zip(x.persons, y.persons):
+            np.testing.assert_array_equal(p.keypoints, q.keypoints)
+    # Read 0-based, the same 1-based file names a frame past the end: refused, not dropped.
+    with pytest.raises(
+        DataError,
+        match=r"detection 1 names frame 3, past the end of clip.mp4 \(3 frames, numbered 0..2 "
+        r"with frame_base=0\); 3 boxes",
+    ):
+        _run(tiny_checkpoint, video, tmp_path / "c", draw=False, boxes=tmp_path / "1.json")
+    assert not (tmp_path / "c").exists()
+    with pytest.raises(UsageError, match="frame_base must be 0 or 1, got 2"):
+        _run(tiny_checkpoint, video, tmp_path / "d", draw=False, boxes=tmp_path / "1.json", frame_base=2)
+
+
+def test_det_score_skips_boxes_of_a_file_and_counts_them(tmp_path, tiny_checkpoint):
+    folder = _crowd(tmp_path)
+    entries = _entries("crowd.png")  # scores 0.9, 0.8, 0.7
+    entries[1]["score"] = 0.1
+    entries += [{"file_name": "crowd.png", "bbox": [5, 5, 30, 30]}]  # no score: kept
+    entries += [{"file_name": "zidane.jpg", "bbox": [5, 5, 30, 30], "score": 0.05}]  # not in INPUT
+    boxes = _write_boxes(tmp_path / "boxes.json", entries)
+    kept = _run(tiny_checkpoint, folder, tmp_path / "a", draw=False, boxes=boxes)
+    assert [p.box_score for p in kept.predictions[0].persons] == [0.9, 0.7, None]
+    assert kept.skipped_boxes == {"below det_score": 1, "image not in the input": 1}
+    assert kept.warnings == [
+        "1 box(es) scoring under det_score: skipped",
+        "1 box(es) of 1 image(s) the input does not hold (zidane.jpg): skipped",
+    ]
+    every = _run(tiny_checkpoint, folder, tmp_path / "b", draw=False, boxes=boxes, det_score=0.0)
+    assert len(every.predictions[0].persons) == 4 and every.skipped_boxes == {"image not in the input": 1}
+    saved = json.loads((tmp_path / "a" / JSON_NAME).read_text())
+    assert saved["skipped_boxes"] == {"below det_score": 1, "image not in the input": 1}

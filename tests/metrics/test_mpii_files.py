@@ -181,17 +181,12 @@ def test_ground_truth_writer_round_trips(tmp_path: Path) -> None:
         write_mpii_ground_truth(tmp_path / "x.mat", no_boxes)
 
 
-def test_the_old_module_keeps_the_old_names() -> None:
-    import fpdctl.metrics.files as old
+def test_no_old_module_or_old_name_is_left() -> None:
+    import importlib
+
     from fpdctl.metrics import mpii_files
 
-    assert old.load_predictions is mpii_files.load_mpii_predictions
-    assert old.evaluate_prediction_files is mpii_files.evaluate_mpii_prediction_files
-    for name in (
-        "MATLAB_ORIGIN",
-        "save_predictions",
-        "check_prediction_output",
-        "load_mpii_ground_truth",
-        "write_mpii_ground_truth",
-    ):
-        assert getattr(old, name) is getattr(mpii_files, name), name
+    for module in ("fpdctl.metrics.files", "fpdctl.deploy.embed"):
+        with pytest.raises(ModuleNotFoundError):
+            importlib.import_module(module)
+    assert not hasattr(mpii_files, "load_predictions") and not hasattr(mpii_files, "evaluate_prediction_files")

@@ -192,7 +192,7 @@ def test_create_model_is_the_one_way_from_a_name_a_spec_or_a_file(tmp_path, monk
 
 
 def test_resolve_input_size(tmp_path):
-    from fpdctl.models.checkpoint import TRAIN_INPUT_SIZE_KEY, resolve_input_size, trained_input_size
+    from fpdctl.models.checkpoint_files import TRAIN_INPUT_SIZE_KEY, resolve_input_size, trained_input_size
     from fpdctl.models.spec import DEFAULT_INPUT_SIZE
 
     net = create_model("hg1x16")

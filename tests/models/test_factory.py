@@ -18,13 +18,12 @@ from fpdctl.models.spec import HourglassSpec
 
 
 def test_every_published_name_is_the_factory_function() -> None:
-    from fpdctl.models.checkpoint import create_model as old_create
-    from fpdctl.models.checkpoint import load_model as old_load
-
-    for create in (fpdctl.create_model, fpdctl.models.create_model, checkpoint.create_model, old_create):
+    for create in (fpdctl.create_model, fpdctl.models.create_model):
         assert create is factory.create_model
-    for load in (fpdctl.load_model, fpdctl.models.load_model, checkpoint.load_model, old_load):
+    for load in (fpdctl.load_model, fpdctl.models.load_model):
         assert load is factory.load_model
+    # their old home keeps no alias (issue 27: no compatibility shims at 0.1.0)
+    assert not hasattr(checkpoint, "create_model") and not hasattr(checkpoint, "load_model")
 
 
 def test_unknown_attributes_still_raise() -> None:

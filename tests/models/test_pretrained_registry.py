@@ -13,13 +13,8 @@ import pytest
 import torch
 
 from fpdctl.errors import CheckpointError, UsageError
-from fpdctl.models.checkpoint import (
-    checkpoint_file,
-    file_sha256,
-    read_checkpoint,
-    resolve_input_size,
-    save_model,
-)
+from fpdctl.models.checkpoint import read_checkpoint, save_model
+from fpdctl.models.checkpoint_files import checkpoint_file, file_sha256, resolve_input_size
 from fpdctl.models.factory import create_model
 from fpdctl.pretrained import (
     CARD_FIELDS,

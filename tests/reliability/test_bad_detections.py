@@ -2,7 +2,8 @@
 detections file in one line naming the file and the entry, exit 2, before the network runs.
 
 Cases: an image id the annotations do not have, a negative-width box, a zero-height box, a
-category other than person, a box wholly outside its image, a file that is not a list, and
+category other than person, a box wholly outside its image, a box of 1e-6 px (the rule predict
+skips such boxes by, fpdctl.boxes.check_box), a file that is not a list, and
 --boxes with data that is not a COCO folder.
 """
 
@@ -53,7 +54,13 @@ CASES = [
     (
         "outside the image",
         [{**GOOD, "bbox": [100.0, 4.0, 10.0, 10.0]}],
-        "error: {f}: detection 0 (image 1): bbox [100.0, 4.0, 10.0, 10.0] has no pixel in the 64 x 64 image",
+        "error: {f}: detection 0 (image 1): bbox [100.0, 4.0, 10.0, 10.0] refused: no area in the image "
+        "(a 64 x 64 image)",
+    ),
+    (
+        "a box of 1e-6 px",
+        [GOOD, {**GOOD, "bbox": [4.0, 4.0, 1e-6, 1e-6]}],
+        "error: {f}: detection 1 (image 1): bbox [4.0, 4.0, 1e-06, 1e-06] refused: smaller than 1 px (a 64 x 64 image)",
     ),
     (
         "not a list",
@@ -101,6 +108,6 @@ def test_boxes_need_a_coco_folder(tmp_path: Path, capfd: pytest.CaptureFixture[s
     reliability.observe(f"exit {code}: {err.strip()}")
     assert code == 2 and out == ""
     assert err == (
-        "error: boxes crops the images of a COCO folder at detector boxes: it needs coco:DIR data, "
+        "error: `boxes` crops the images of a COCO folder at detector boxes: it needs `data` coco:DIR, "
         "got 'synthetic:length=4'\n"
     )

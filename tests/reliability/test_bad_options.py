@@ -219,7 +219,7 @@ def _backend(command: str) -> list[Case]:
         "--backend",
         RANGE,
         "--backend ort,ort-int8",
-        "error: backend must pick one backend here; 'ort,ort-int8' selects ort, ort-int8",
+        "error: `backend` must pick one backend here; 'ort,ort-int8' selects ort, ort-int8",
     )
     return [
         C(

@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 
 from fpdctl.errors import InputError, UsageError
-from fpdctl.train.config import PRESETS, TrainConfig, parse_schedule
+from fpdctl.train.config import PRESETS, TrainConfig
+from fpdctl.train.schedule import parse_schedule
 from fpdctl.train.sources import check_resume_changes, load_config_file, resolve_config
 
 

@@ -140,7 +140,7 @@ def test_teacher_and_init_by_pretrained_name(tmp_path: Path, monkeypatch: pytest
     trainer = Trainer(cfg)
     assert trainer.teacher is not None and trainer.teacher.spec.name == "hg1x16"
     assert trainer.teacher_info is not None and trainer.teacher_info["path"] == NAME
-    from fpdctl.models.checkpoint import file_sha256
+    from fpdctl.models.checkpoint_files import file_sha256
 
     assert trainer.teacher_info["sha256"] == trainer.init_info["sha256"] == file_sha256(weights)
 

@@ -26,7 +26,7 @@ The person box is the bounding box of every synthetic joint and face point, enla
 ``area`` is a segmentation's; the synthetic figure has no mask, so the area is
 ``PERSON_AREA_FRACTION`` of the box (an approximation: it sets OKS's scale and the medium / large
 split). The crop is the one the COCO loader derives from that box
-(:func:`fpdctl.data.coco.box_center_scale`), so ``synthetic:layout=coco`` and the exported folder
+(:func:`fpdctl.boxes.box_center_scale`), so ``synthetic:layout=coco`` and the exported folder
 read back with ``coco:DIR`` give the same Records.
 """
 
@@ -37,7 +37,7 @@ from typing import Any
 
 import numpy as np
 
-from fpdctl.data.coco import box_center_scale, clip_box
+from fpdctl.boxes import box_center_scale, clip_box
 from fpdctl.data.synthetic.pose import HEAD_TOP, HEAD_WIDTH_RATIO, UPPER_NECK, SyntheticLayout
 from fpdctl.metrics.coco import PERSON_CATEGORY_ID
 from fpdctl.skeleton import COCO, MPII

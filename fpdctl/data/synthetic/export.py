@@ -16,7 +16,7 @@ from typing import Literal
 import cv2
 import numpy as np
 
-from fpdctl.data.mpii import SCALE_MARGIN
+from fpdctl.boxes import SCALE_MARGIN
 from fpdctl.data.synthetic.dataset import SyntheticPose, check_sample_args, synthetic_record
 from fpdctl.data.synthetic.pose import DEFAULT_CONFIG, NUM_JOINTS, Split, SyntheticConfig
 from fpdctl.errors import InputError, RuntimeFailure, UsageError
@@ -228,7 +228,7 @@ def export_coco(
     With ``persons`` > 1, ``count`` images of 1..``persons`` persons each (crowds,
     :mod:`fpdctl.data.synthetic.crowd`). ``detections``: also write a SIMULATED detector's boxes
     for the last split written (val with ``split="both"``) as a COCO detection-results JSON
-    (:mod:`fpdctl.data.synthetic.detector`), for ``fpdctl eval --boxes``.
+    (:mod:`fpdctl.data.synthetic.simulated_detections`), for ``fpdctl eval --boxes``.
 
     Layout (the official release's): ``annotations/person_keypoints_<split>2017.json`` (images,
     one person annotation per image, the person category) and the images in ``<split>2017/``; the
@@ -243,7 +243,7 @@ def export_coco(
     """
     from fpdctl.data.coco_source import ANNOTATION_PATTERN, SPLIT_FOLDERS
     from fpdctl.data.synthetic.dataset import check_persons
-    from fpdctl.data.synthetic.detector import simulate_detections
+    from fpdctl.data.synthetic.simulated_detections import simulate_detections
 
     splits = _check_export_args(count, split, seed, image_size)
     check_persons(persons, "coco")

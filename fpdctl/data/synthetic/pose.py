@@ -14,8 +14,7 @@ from typing import Literal
 
 import numpy as np
 
-from fpdctl.data.mpii import SCALE_MARGIN
-from fpdctl.data.transforms import PIXEL_STD
+from fpdctl.boxes import PIXEL_STD, SCALE_MARGIN
 from fpdctl.skeleton import MPII
 
 Split = Literal["train", "val"]
