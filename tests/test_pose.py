@@ -298,3 +298,21 @@ def test_the_api_has_real_signatures_with_the_core_defaults() -> None:
     )
     assert "flip_test" in inspect.signature(fpdctl.api.evaluate).parameters
     assert fpdctl.Pose is Pose and fpdctl.PoseResult.__name__ == "PoseResult"
+
+
+def test_array_boxes_are_cropped_as_eval_and_predict_crop_them(torch_pose, tmp_path) -> None:
+    """The one box rule (fpdctl.boxes): boxes off the image, huge and fractional ones give
+    Pose.__call__ the centres and scales eval --boxes gives them."""
+    from fpdctl.data.coco import COCODetections
+    from tests.deploy.test_boxes_crops import BOXES as EDGE_BOXES
+    from tests.test_evaluate_coco_boxes import _write_folder
+
+    _write_folder(tmp_path)
+    records = [{"image_id": 1, "category_id": 1, "bbox": box, "score": 0.9} for box in EDGE_BOXES]
+    (tmp_path / "dets.json").write_text(json.dumps(records))
+    evaluated = COCODetections(tmp_path, tmp_path / "dets.json", input_size=INPUT_SIZE)
+    image = cv2.imread(str(tmp_path / "val2017" / "000000000001.png"))
+    result = torch_pose(image, np.array(EDGE_BOXES))[0]
+    np.testing.assert_array_equal(result.centers, evaluated.table.centers)
+    np.testing.assert_array_equal(result.scales, np.asarray(evaluated.table.scales, np.float32))
+    np.testing.assert_array_equal(result.boxes, EDGE_BOXES)  # the boxes as given, not clipped

@@ -222,7 +222,7 @@ class Pose:
                 PoseResult(
                     image=image,
                     boxes=np.array([p.box for p in found], np.float64).reshape(n, 4),
-                    box_scores=np.array([np.nan if p.score is None else p.score for p in found], np.float32),
+                    box_scores=np.array([np.nan if p.score is None else p.score for p in found], np.float64),
                     centers=np.array([p.center for p in found], np.float32).reshape(n, 2),
                     scales=np.array([p.scale for p in found], np.float32),
                     keypoints=coords[k : k + n],

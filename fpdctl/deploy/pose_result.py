@@ -41,7 +41,7 @@ class PoseResult:
     Attributes:
         image: the uint8 BGR [H, W, 3] image they were found in.
         boxes: float64 [P, 4] person boxes (x, y, w, h) in image px (the whole image without boxes).
-        box_scores: float32 [P] the detector's (or boxes') score of each box; NaN where none was given.
+        box_scores: float64 [P] the detector's (or boxes') score of each box; NaN where none was given.
         centers: float32 [P, 2] crop centres in image px; scales: float32 [P] crop side / 200 px.
         keypoints: float32 [P, J, 2] (x, y) in image px, 0-based.
         scores: float32 [P, J] heatmap peak of each joint.
