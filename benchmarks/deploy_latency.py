@@ -28,7 +28,7 @@ Cases:
 
 Accuracy (with ``--student``, a trained checkpoint): PCKh@0.5 on the synthetic validation split of
 ONNX Runtime fp32, int8 and fp16 exports and of PyTorch under bf16 autocast, at the input size
-the student was trained at, without the flip test (``fpdctl eval --no-flip``: a deployed model
+the student was trained at, without the flip test (``fpdctl eval --no-flip-test``: a deployed model
 runs one forward; the figures in docs/BENCHMARKS.md were measured so). Latency does not depend on
 the weights, so random weights are used for the teacher (and for the student without
 ``--student``).
@@ -241,7 +241,7 @@ def accuracy(checkpoint: str, size: int, samples: int, threads: int, work: Path,
             data="synthetic",
             input_size=size,
             samples=samples,
-            flip=False,
+            flip_test=False,
             candidate_precision=precision,
         )
         out["fp32"] = result.reference_mean
@@ -250,7 +250,7 @@ def accuracy(checkpoint: str, size: int, samples: int, threads: int, work: Path,
     log("scoring PyTorch bf16 autocast")
     bf16 = TorchRunner(copy.deepcopy(net), get_backend("torch-bf16"), "cpu")
     result = compare_accuracy(
-        fp32, bf16, data="synthetic", input_size=size, samples=samples, flip=False, candidate_precision="bf16"
+        fp32, bf16, data="synthetic", input_size=size, samples=samples, flip_test=False, candidate_precision="bf16"
     )
     out["bf16"] = result.candidate_mean
     out["bf16_drop"] = result.drop

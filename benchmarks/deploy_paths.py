@@ -255,7 +255,7 @@ def main() -> None:
             data="synthetic",
             input_size=opts.input_size,
             samples=opts.validation_samples,
-            flip=False,
+            flip_test=False,
             batch_size=8,
             input_convention=source.input_convention,
         )

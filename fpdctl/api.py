@@ -22,14 +22,16 @@ import os
 from typing import TYPE_CHECKING, Any, Callable, Sequence
 
 from fpdctl.deploy.bench import benchmark
-from fpdctl.deploy.pose import DEFAULT_BATCH_SIZE, Pose
+from fpdctl.deploy.pose import Pose
 from fpdctl.deploy.predict import predict as predict_files
+from fpdctl.pipeline import INFERENCE_BATCH_SIZE
 from fpdctl.profiling.profile import profile_specs
 from fpdctl.utils.device import DEFAULT_DEVICE
 
 if TYPE_CHECKING:
     import torch
 
+    from fpdctl.data.kinds import DataSpec
     from fpdctl.deploy.bench import BenchResult
     from fpdctl.deploy.export import ExportResult
     from fpdctl.deploy.persons import PredictResult
@@ -119,14 +121,14 @@ def profile(
 
 def evaluate(
     model: PathLike | torch.nn.Module,
-    data: str,
+    data: str | DataSpec,
     *,
     backend: str = "auto",
     device: str = DEFAULT_DEVICE,
     input_size: int | None = None,
     boxes: PathLike | None = None,
     flip_test: bool = _default(Pose.val, "flip_test"),
-    batch_size: int = DEFAULT_BATCH_SIZE,
+    batch_size: int = INFERENCE_BATCH_SIZE,
     num_workers: int = _default(Pose.val, "num_workers"),
     threshold: float | None = None,
     save_predictions: PathLike | None = None,
@@ -362,7 +364,7 @@ def predict(
     draw: bool = _default(predict_files, "draw"),
     min_score: float = _default(predict_files, "min_score"),
     max_frames: int | None = None,
-    batch_size: int = DEFAULT_BATCH_SIZE,
+    batch_size: int = INFERENCE_BATCH_SIZE,
     input_convention: ConventionOverride | None = None,
     progress: Progress | None = None,
 ) -> PredictResult:

@@ -26,6 +26,7 @@ import torch
 from torch import nn
 
 from fpdctl.codec import HeatmapCodec, flip_back
+from fpdctl.data.kinds import DataSpec
 from fpdctl.errors import DataError, UsageError
 from fpdctl.metrics import (
     COCOReference,
@@ -37,7 +38,7 @@ from fpdctl.metrics import (
 )
 from fpdctl.models.convention import NATIVE, ConventionOverride, InputConvention
 from fpdctl.models.input_adapter import convert_tensor
-from fpdctl.pipeline import ArrayRunner, last_stack, to_image
+from fpdctl.pipeline import INFERENCE_BATCH_SIZE, ArrayRunner, last_stack, to_image
 from fpdctl.progress import Progress, report
 from fpdctl.skeleton import JOINT_SETS, LSP, LSP_TO_MPII, MPII, JointSet, channel_joint_set
 from fpdctl.utils.device import resolve_device
@@ -56,7 +57,7 @@ class EvalResult:
             dataset's channel order (MPII's 16, or COCO's 17).
         scores: float32 [N, J] heatmap peak values.
         seconds: wall time of the prediction loop (data loading, network, decoding).
-        flip: whether the flip test was used.
+        flip_test: whether the flip test was used.
         device: the device the network ran on, e.g. "cpu" or "cuda:0".
         input_size: the network's input side in px (the dataset's), when it says.
         input_convention: how the model's inputs were normalised (its own convention, or the
@@ -71,7 +72,7 @@ class EvalResult:
     coords: np.ndarray
     scores: np.ndarray
     seconds: float
-    flip: bool
+    flip_test: bool
     device: str
     input_size: int | None = None
     input_convention: InputConvention | None = None
@@ -79,12 +80,13 @@ class EvalResult:
     backend: str = "torch"
 
     @property
-    def num_images(self) -> int:
+    def num_persons(self) -> int:
+        """The persons scored (one crop each; an image may hold several)."""
         return int(self.coords.shape[0])
 
     @property
-    def images_per_second(self) -> float:
-        return self.num_images / self.seconds if self.seconds > 0 else float("nan")
+    def persons_per_second(self) -> float:
+        return self.num_persons / self.seconds if self.seconds > 0 else float("nan")
 
 
 def _input_memory_format(model: Model) -> torch.memory_format:
@@ -128,10 +130,10 @@ def _run(model: Model, images: torch.Tensor) -> torch.Tensor:
     return torch.from_numpy(last_stack(model(images.detach().float().cpu().numpy())))
 
 
-def _heatmaps(model: Model, images: torch.Tensor, flip: bool, joint_set: JointSet) -> torch.Tensor:
+def _heatmaps(model: Model, images: torch.Tensor, flip_test: bool, joint_set: JointSet) -> torch.Tensor:
     """The final heatmaps, averaged with those of the mirrored input for the flip test
     (``joint_set``: the channels', whose left/right pairs the mirror swaps)."""
-    if not flip:
+    if not flip_test:
         return _run(model, images)
     count = images.shape[0]
     # One pass over the batch and its mirror keeps the GPU busier than two.
@@ -167,9 +169,9 @@ def _check_channels(heatmaps: torch.Tensor, joint_set: JointSet) -> None:
 
 def _check_loader_options(batch_size: int, num_workers: int) -> None:
     if batch_size < 1:
-        raise UsageError(f"--batch-size must be at least 1, got {batch_size}")
+        raise UsageError(f"`batch_size` must be at least 1, got {batch_size}", params="batch_size")
     if num_workers < 0:
-        raise UsageError(f"--workers must be 0 or more, got {num_workers}")
+        raise UsageError(f"`num_workers` must be 0 or more, got {num_workers}", params="num_workers")
 
 
 def _refuse_unreadable(batch: dict) -> None:
@@ -195,8 +197,8 @@ def predict_dataset(
     model: Model,
     dataset: torch.utils.data.Dataset,
     *,
-    flip: bool = True,
-    batch_size: int = 32,
+    flip_test: bool = True,
+    batch_size: int = INFERENCE_BATCH_SIZE,
     device: str | torch.device = "cpu",
     num_workers: int = 0,
     progress: Progress | None = None,
@@ -212,7 +214,7 @@ def predict_dataset(
         model: a torch module returning [N, S, J, h, w] heatmaps (the last stack is used), or a
             numpy runner (float32 [N, 3, S, S] -> heatmaps); J is the dataset's channel count.
         dataset: samples with "image" [3, H, W] and meta["affine"] [2, 3] (original -> input px).
-        flip: average with the heatmaps of the mirrored input (the flip test).
+        flip_test: average with the heatmaps of the mirrored input (the flip test).
         batch_size: persons per forward pass (the flip test doubles the pass).
         device: "auto", "cpu", "cuda", "cuda:N", "mps" or a torch.device.
         num_workers: DataLoader worker processes.
@@ -253,7 +255,7 @@ def predict_dataset(
             _refuse_unreadable(batch)
             images = batch["image"].to(target, non_blocking=True).contiguous(memory_format=memory_format)
             images = convert_tensor(images, NATIVE, convention)
-            heatmaps = _heatmaps(model, images, flip, channels)
+            heatmaps = _heatmaps(model, images, flip_test, channels)
             _check_channels(heatmaps, channels)
             index = batch["meta"]["index"].numpy().astype(np.int64)
             affines = batch["meta"]["affine"].numpy().astype(np.float64)
@@ -294,8 +296,8 @@ def evaluate_model(
     model: Model,
     dataset: torch.utils.data.Dataset,
     *,
-    flip: bool = True,
-    batch_size: int = 32,
+    flip_test: bool = True,
+    batch_size: int = INFERENCE_BATCH_SIZE,
     device: str | torch.device = "cpu",
     num_workers: int = 0,
     threshold: float | None = None,
@@ -305,7 +307,7 @@ def evaluate_model(
     """Predict a dataset split and score it with the dataset's metric.
 
     Args:
-        model, dataset, flip, batch_size, device, num_workers, progress, input_convention: as
+        model, dataset, flip_test, batch_size, device, num_workers, progress, input_convention: as
             :func:`predict_dataset`.
         threshold: metric threshold; None for the standard one (PCKh@0.5, PCK@0.2; COCO AP
             takes none).
@@ -328,7 +330,7 @@ def evaluate_model(
     coords, scores = predict_dataset(
         model,
         dataset,
-        flip=flip,
+        flip_test=flip_test,
         batch_size=batch_size,
         device=target,
         num_workers=num_workers,
@@ -347,7 +349,7 @@ def evaluate_model(
         coords=coords,
         scores=scores,
         seconds=seconds,
-        flip=flip,
+        flip_test=flip_test,
         device=str(target),
         input_size=getattr(dataset, "input_size", None),
         input_convention=convention,
@@ -357,13 +359,13 @@ def evaluate_model(
 
 def evaluate_checkpoint(
     model: str,
-    data: str,
+    data: "str | DataSpec",
     *,
     input_size: int | None = None,
     device: str = "auto",
     save_predictions: str | Path | None = None,
-    flip: bool = True,
-    batch_size: int = 32,
+    flip_test: bool = True,
+    batch_size: int = INFERENCE_BATCH_SIZE,
     num_workers: int = 0,
     threshold: float | None = None,
     progress: Progress | None = None,
@@ -378,7 +380,8 @@ def evaluate_checkpoint(
     path it replaced (the tests compare the two).
 
     Args:
-        model: a checkpoint file or a model name.
+        data: ``synthetic[:KEY=VAL,...]``, ``mpii:PATH``, ``lsp:PATH`` or ``coco:PATH``, or that
+            string parsed (:class:`~fpdctl.data.kinds.DataSpec`, passed on as it is).
         data: ``synthetic[:KEY=VAL,...]``, ``mpii:PATH``, ``lsp:PATH`` or ``coco:PATH``.
         input_size: the network's input side (None: the size the checkpoint was trained at, else
             the default).
@@ -387,7 +390,7 @@ def evaluate_checkpoint(
         save_predictions: also write the predictions there (.mat, .npy or .json; for COCO data
             a COCO results .json, heatmap peaks as keypoint scores); the path is checked before
             the network runs.
-        flip, batch_size, num_workers, threshold, progress: as :func:`evaluate_model`.
+        flip_test, batch_size, num_workers, threshold, progress: as :func:`evaluate_model`.
         input_convention: override flags applied to the convention the checkpoint records or
             implies (:func:`~fpdctl.models.factory.create_model`).
         boxes: a COCO detection-results JSON: crop the val images at these person boxes instead
@@ -413,7 +416,8 @@ def evaluate_checkpoint(
     check_threshold(COCOResult.metric if coco else "pckh", threshold)
     if boxes is not None and spec.kind != "coco":
         raise UsageError(
-            f"--boxes crops the images of a COCO folder at detector boxes: it needs --data coco:DIR, got {data!r}"
+            f"`boxes` crops the images of a COCO folder at detector boxes: it needs `data` coco:DIR, got '{spec}'",
+            params=("boxes", "data"),
         )
     if boxes is not None:  # a missing file fails before the network is built
         from fpdctl.utils.io import require_file
@@ -439,7 +443,7 @@ def evaluate_checkpoint(
     result = evaluate_model(
         net,
         dataset,
-        flip=flip,
+        flip_test=flip_test,
         batch_size=batch_size,
         device=target,
         num_workers=num_workers,

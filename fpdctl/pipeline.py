@@ -36,6 +36,16 @@ from fpdctl.models.convention import BGR, InputConvention
 # A runner in the numpy sense: float32 [N, 3, S, S] normalised images -> float32 heatmaps
 # ([N, J, h, w], or [N, S, J, h, w] with every stack). deploy.runtime.Runner is one.
 ArrayRunner = Callable[[np.ndarray], np.ndarray]
+# Persons per forward pass of evaluation and prediction (one chunk of crops): memory stays
+# bounded by it however many persons an image or a dataset holds.
+INFERENCE_BATCH_SIZE: int = 32
+
+
+def check_batch_size(batch_size: object) -> int:
+    """``batch_size`` if it is a whole number of at least 1, else a one-line UsageError."""
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+        raise UsageError(f"`batch_size` must be a whole number of at least 1, got {batch_size!r}")
+    return batch_size
 
 
 def person_box(width: int, height: int, bbox: Box | None) -> tuple[np.ndarray, float, Box]:
@@ -166,7 +176,9 @@ def predict_crops(
 
 
 __all__ = [
+    "INFERENCE_BATCH_SIZE",
     "ArrayRunner",
+    "check_batch_size",
     "crop",
     "last_stack",
     "normalise",

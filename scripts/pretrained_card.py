@@ -59,7 +59,7 @@ def _coco_scores(net, val, size, full, subset) -> dict:  # type: ignore[no-untyp
             detections=dets,
         )
         boxed = evaluate_model(
-            net, COCODetections(folder, dets, input_size=size), flip=True, batch_size=32, device="cpu"
+            net, COCODetections(folder, dets, input_size=size), flip_test=True, batch_size=32, device="cpu"
         )
     return {
         "ap": round(float(full.metric.mean), 2),
@@ -86,8 +86,8 @@ def main() -> None:
     size = int(options["input_size"])
     net = create_model(target)
     val = build_dataset(options["data"], "val", input_size=size)
-    full = evaluate_model(net, val, flip=True, batch_size=32, device="cpu")
-    subset = evaluate_model(net, FirstPersons(val, SUBSET_PERSONS), flip=True, batch_size=32, device="cpu")
+    full = evaluate_model(net, val, flip_test=True, batch_size=32, device="cpu")
+    subset = evaluate_model(net, FirstPersons(val, SUBSET_PERSONS), flip_test=True, batch_size=32, device="cpu")
     if full.metric.metric == "oks":
         scores = _coco_scores(net, val, size, full, subset)
         metric = (

@@ -37,7 +37,7 @@ def test_the_readme_pose_example_runs_on_pytorch_and_onnx_runtime(tmp_path, monk
     assert result.keypoints.shape == (2, 16, 2) and result.scores.shape == (2, 16)
     np.testing.assert_array_equal(result.boxes, namespace["boxes"])
     assert namespace["drawn"].shape == (240, 320, 3) and (namespace["drawn"] != 0).any()
-    assert score.num_images == 64 and score.flip and score.input_size == 128 and score.backend == "torch"
+    assert score.num_persons == 64 and score.flip_test and score.input_size == 128 and score.backend == "torch"
     assert onnx.info.input_size == 128 and (tmp_path / "teacher.onnx").is_file()
 
     exec(compile(ort_block, str(README), "exec"), namespace)  # noqa: S102
@@ -55,7 +55,7 @@ def test_the_readme_example_runs(tmp_path, monkeypatch, capsys) -> None:
     assert run.status == "completed" and run.steps == 20
     assert run.run_dir == tmp_path / "runs" / "api-student" and (run.run_dir / "last.safetensors").is_file()
     assert run.metric == "pckh" and 0.0 <= run.final_eval["pckh"]["mean"] <= 100.0
-    assert score.num_images == 64 and score.flip and score.input_size == 128
+    assert score.num_persons == 64 and score.flip_test and score.input_size == 128
     assert onnx.path == Path("api-student.onnx") and (tmp_path / "api-student.onnx").is_file()
     # The API scores exactly what the command prints.
     from fpdctl.cli.app import main
@@ -99,7 +99,7 @@ def test_evaluate_is_the_module_and_the_function_in_any_order() -> None:
 
     assert fpdctl.evaluate is evaluate_module and evaluate_module.evaluate_model is evaluate_model
     result = fpdctl.evaluate("hg1x16", data="synthetic:size=3", input_size=64, flip_test=False)
-    assert result.num_images == 3 and result.flip is False
+    assert result.num_persons == 3 and result.flip_test is False
 
 
 def test_load_model_gives_the_shipped_teacher_in_eval_mode() -> None:

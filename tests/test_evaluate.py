@@ -71,7 +71,7 @@ def synthetic_val():  # type: ignore[no-untyped-def]
 )
 def test_ground_truth_heatmaps_decode_to_the_joints(synthetic_val, flip: bool, max_heatmap_error: float) -> None:  # type: ignore[no-untyped-def]
     model = GroundTruthHeatmaps(synthetic_val)
-    coords, scores = predict_dataset(model, synthetic_val, flip=flip, batch_size=4)
+    coords, scores = predict_dataset(model, synthetic_val, flip_test=flip, batch_size=4)
     assert coords.shape == (6, 16, 2) and scores.shape == (6, 16)
     reference = synthetic_val.eval_reference()
     stride = INPUT / synthetic_val.heatmap_size
@@ -87,7 +87,7 @@ def test_ground_truth_heatmaps_decode_to_the_joints(synthetic_val, flip: bool, m
             checked += 1
     assert checked > 50
     # Every annotated joint inside its crop is found within the bound, far inside PCKh@0.5.
-    result = evaluate_model(model, synthetic_val, flip=flip, batch_size=4)
+    result = evaluate_model(model, synthetic_val, flip_test=flip, batch_size=4)
     weights = np.stack([synthetic_val[i]["target_weight"].numpy() for i in range(6)]) > 0
     in_mean = np.ones(16, dtype=bool)
     in_mean[[6, 7]] = False
@@ -98,8 +98,8 @@ def test_ground_truth_heatmaps_decode_to_the_joints(synthetic_val, flip: bool, m
 def test_batch_size_does_not_change_predictions(synthetic_val) -> None:  # type: ignore[no-untyped-def]
     torch.manual_seed(0)
     model = fpdctl.create_model("hg1x16")
-    a, sa = predict_dataset(model, synthetic_val, flip=True, batch_size=4)
-    b, sb = predict_dataset(model, synthetic_val, flip=True, batch_size=1)
+    a, sa = predict_dataset(model, synthetic_val, flip_test=True, batch_size=4)
+    b, sb = predict_dataset(model, synthetic_val, flip_test=True, batch_size=1)
     np.testing.assert_allclose(a, b, atol=1e-3)
     np.testing.assert_allclose(sa, sb, atol=1e-5)
 
@@ -108,11 +108,11 @@ def test_evaluate_model_result_and_mode_restored(synthetic_val) -> None:  # type
     torch.manual_seed(0)
     model = fpdctl.create_model("hg1x16")
     model.train()
-    result = evaluate_model(model, synthetic_val, flip=False, batch_size=3)
+    result = evaluate_model(model, synthetic_val, flip_test=False, batch_size=3)
     assert model.training  # a training loop gets its model back in train mode
     assert isinstance(result, EvalResult) and isinstance(result.metric, PCKhResult)
-    assert result.num_images == 6 and result.seconds > 0 and result.device == "cpu"
-    assert result.coords.shape == (6, 16, 2) and not result.flip
+    assert result.num_persons == 6 and result.seconds > 0 and result.device == "cpu"
+    assert result.coords.shape == (6, 16, 2) and not result.flip_test
     # The metric is exactly that of the returned predictions.
     from fpdctl.metrics import compute_pckh
 
@@ -122,7 +122,7 @@ def test_evaluate_model_result_and_mode_restored(synthetic_val) -> None:  # type
 
 def test_progress_callback(synthetic_val) -> None:  # type: ignore[no-untyped-def]
     events: list[Event] = []
-    predict_dataset(fpdctl.create_model("hg1x16"), synthetic_val, flip=False, batch_size=4, progress=events.append)
+    predict_dataset(fpdctl.create_model("hg1x16"), synthetic_val, flip_test=False, batch_size=4, progress=events.append)
     assert [(e.kind, e.done, e.total) for e in events] == [("eval.batch", 4, 6), ("eval.batch", 6, 6)]
 
 
@@ -139,10 +139,10 @@ def test_predictions_for_lsp_reference() -> None:
 
 def test_bad_arguments(synthetic_val) -> None:  # type: ignore[no-untyped-def]
     model = fpdctl.create_model("hg1x16")
-    with pytest.raises(UsageError, match="^--batch-size must be at least 1, got 0$"):
+    with pytest.raises(UsageError, match="^`batch_size` must be at least 1, got 0$"):
         predict_dataset(model, synthetic_val, batch_size=0)
     with pytest.raises(UsageError, match="the model predicts 14 joints"):
-        predict_dataset(fpdctl.create_model("hg1x16j14"), synthetic_val, flip=False)
+        predict_dataset(fpdctl.create_model("hg1x16j14"), synthetic_val, flip_test=False)
 
 
 def test_lsp_split_scores_pck(lspet400) -> None:  # type: ignore[no-untyped-def]
@@ -150,7 +150,7 @@ def test_lsp_split_scores_pck(lspet400) -> None:  # type: ignore[no-untyped-def]
     dataset = build_dataset(f"lsp:{lspet400}", "val", input_size=INPUT)
     reference = dataset.eval_reference()
     assert reference.metric == "pck" and reference.joint_set == "lsp"
-    result = evaluate_model(fpdctl.create_model("hg1x16"), dataset, flip=False, batch_size=16)
+    result = evaluate_model(fpdctl.create_model("hg1x16"), dataset, flip_test=False, batch_size=16)
     assert result.metric.metric == "pck" and result.metric.threshold == 0.2
     assert list(result.metric.per_joint) == list(dataset.joint_set.names)
 
@@ -159,11 +159,11 @@ def test_lsp_split_scores_pck(lspet400) -> None:  # type: ignore[no-untyped-def]
 def test_resolve_device_cpu_and_errors() -> None:
     assert resolve_device("cpu") == torch.device("cpu")
     assert resolve_device(torch.device("cpu")) == torch.device("cpu")
-    with pytest.raises(UsageError, match=r"^--device must be auto, cpu, cuda, cuda:N or mps, got 'tpu'$"):
+    with pytest.raises(UsageError, match=r"^`device` must be auto, cpu, cuda, cuda:N or mps, got 'tpu'$"):
         resolve_device("tpu")
     if not torch.cuda.is_available():
         assert resolve_device("auto").type in ("cpu", "mps")
-        with pytest.raises(UsageError, match=r"^--device cuda:1: CUDA is not available"):
+        with pytest.raises(UsageError, match=r"^`device` cuda:1: CUDA is not available"):
             resolve_device("cuda:1")
     else:
         assert resolve_device("auto") == torch.device("cuda", 0)

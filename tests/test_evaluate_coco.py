@@ -41,8 +41,8 @@ def _oracle(dataset) -> object:  # type: ignore[no-untyped-def]
 
 def test_the_flip_test_swaps_coco_pairs() -> None:
     dataset = build_dataset("synthetic:layout=coco,length=6,seed=5", "val", input_size=64)
-    plain, plain_scores = predict_dataset(_oracle(dataset), dataset, flip=False, batch_size=4)
-    flipped, _ = predict_dataset(_oracle(dataset), dataset, flip=True, batch_size=4)
+    plain, plain_scores = predict_dataset(_oracle(dataset), dataset, flip_test=False, batch_size=4)
+    flipped, _ = predict_dataset(_oracle(dataset), dataset, flip_test=True, batch_size=4)
     assert plain.shape == (6, 17, 2) and plain_scores.shape == (6, 17)
     reference = dataset.eval_reference()
     # The averaged maps are the targets again (bar the border column), so the joints agree.
@@ -56,7 +56,7 @@ def test_the_flip_test_swaps_coco_pairs() -> None:
 
 def test_evaluate_model_scores_coco_ap_with_peak_scores() -> None:
     dataset = build_dataset("synthetic:layout=coco,length=6,seed=5", "val", input_size=64)
-    result = evaluate_model(_oracle(dataset), dataset, flip=False, batch_size=3)
+    result = evaluate_model(_oracle(dataset), dataset, flip_test=False, batch_size=3)
     assert isinstance(result.metric, COCOResult) and result.reference is not None
     assert predictions_for_reference(result.coords, result.reference) is result.coords
     # The same figure as scoring the predictions directly, and the oracle is right at OKS 0.5.
@@ -67,16 +67,16 @@ def test_evaluate_model_scores_coco_ap_with_peak_scores() -> None:
     assert headline_score(report, "oks") == pytest.approx(result.metric.mean)
     assert report["oks"]["AP50"] == 100.0 and score_name("oks") == "AP"
     with pytest.raises(UsageError, match="COCO AP averages over OKS 0.50:0.95"):
-        evaluate_model(_oracle(dataset), dataset, flip=False, threshold=0.5)
+        evaluate_model(_oracle(dataset), dataset, flip_test=False, threshold=0.5)
 
 
 def test_a_model_with_other_joints_is_refused() -> None:
     dataset = build_dataset("synthetic:layout=coco,length=2", "val", input_size=64)
     torch.manual_seed(0)
     with pytest.raises(UsageError) as info:
-        evaluate_model(create_model("hg1x16"), dataset, flip=True, batch_size=2)
+        evaluate_model(create_model("hg1x16"), dataset, flip_test=True, batch_size=2)
     assert str(info.value) == "the model predicts 16 joints but the data has the 17 COCO joints"
     mpii = build_dataset("synthetic:length=2", "val", input_size=64)
     with pytest.raises(UsageError) as info:
-        evaluate_model(create_model("hg1x16j17"), mpii, flip=False, batch_size=2)
+        evaluate_model(create_model("hg1x16j17"), mpii, flip_test=False, batch_size=2)
     assert str(info.value) == "the model predicts 17 joints but the data has the 16 MPII joints"

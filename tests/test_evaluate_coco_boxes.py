@@ -72,7 +72,7 @@ def _write_folder(root: Path) -> list[dict]:
 
 
 def _ap(dataset: object) -> float:
-    return evaluate_model(ColourPeaks(), dataset, flip=False, batch_size=8).metric.ap  # type: ignore[arg-type]
+    return evaluate_model(ColourPeaks(), dataset, flip_test=False, batch_size=8).metric.ap  # type: ignore[arg-type]
 
 
 def test_ground_truth_boxes_as_detections_give_the_ground_truth_ap(tmp_path: Path) -> None:
@@ -94,7 +94,10 @@ def test_ground_truth_boxes_as_detections_give_the_ground_truth_ap(tmp_path: Pat
     duplicates = detections + [{**d, "score": 0.5} for d in detections]
     (tmp_path / "dups.json").write_text(json.dumps(duplicates))
     result = evaluate_model(
-        ColourPeaks(), COCODetections(tmp_path, tmp_path / "dups.json", input_size=INPUT_SIZE), flip=False, batch_size=8
+        ColourPeaks(),
+        COCODetections(tmp_path, tmp_path / "dups.json", input_size=INPUT_SIZE),
+        flip_test=False,
+        batch_size=8,
     )
     assert result.metric.ap == truth_ap and result.metric.num_predictions == len(annotations)
     assert result.reference.boxes() == {

@@ -116,7 +116,7 @@ def test_an_export_is_scored_on_detector_boxes_as_its_checkpoint(tmp_path) -> No
     # TypeError before: fpdctl.evaluate took no boxes for an .onnx file.
     deployed = fpdctl.evaluate(tmp_path / "coco.onnx", data, boxes=tmp_path / "dets.json", flip_test=False)
     reference = evaluate_checkpoint(
-        str(tmp_path / "coco.safetensors"), data, boxes=tmp_path / "dets.json", input_size=INPUT_SIZE, flip=False
+        str(tmp_path / "coco.safetensors"), data, boxes=tmp_path / "dets.json", input_size=INPUT_SIZE, flip_test=False
     )
     assert deployed.backend == "ort" and deployed.metric.num_predictions == len(annotations)
     assert (

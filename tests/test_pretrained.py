@@ -32,7 +32,7 @@ def test_reference_teacher_scores_its_card() -> None:
     val = build_dataset(card["data"], "val", input_size=int(card["input_size"]))
     persons = FirstPersons(val, int(subset["persons"]))
     assert len(persons) == int(subset["persons"])
-    result = evaluate_model(net, persons, flip=True, batch_size=32, device="cpu")
+    result = evaluate_model(net, persons, flip_test=True, batch_size=32, device="cpu")
     assert float(result.metric.mean) == pytest.approx(float(subset["value"]), abs=0.01)
 
 
@@ -58,7 +58,7 @@ def test_coco_reference_teacher_scores_its_card() -> None:
     subset = card["ap_subset"]
     val = build_dataset(card["data"], "val", input_size=int(card["input_size"]))
     persons = FirstPersons(val, int(subset["persons"]))
-    result = evaluate_model(net, persons, flip=True, batch_size=32, device="cpu")
+    result = evaluate_model(net, persons, flip_test=True, batch_size=32, device="cpu")
     assert result.metric.metric == "oks"
     assert float(result.metric.mean) == pytest.approx(float(subset["value"]), abs=0.01)
 

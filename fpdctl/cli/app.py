@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import importlib
 import os
+import re
 import sys
+from typing import Any
 
 import typer
 from typer.exceptions import Abort, Exit, TyperException
@@ -59,8 +61,88 @@ def _root(
     """Fast Pose Distillation toolkit."""
 
 
+# A command's core parameters named otherwise than its own (``num_workers`` for ``--workers``):
+# each module may declare ``CORE_PARAMS = {command: {core name: command parameter}}``.
+CORE_PARAMS: dict[str, dict[str, str]] = {}
 for _name in COMMAND_MODULES:
-    importlib.import_module(f"fpdctl.cli.{_name}").register(app)
+    _module = importlib.import_module(f"fpdctl.cli.{_name}")
+    _module.register(app)
+    CORE_PARAMS.update(getattr(_module, "CORE_PARAMS", {}))
+
+
+# ----------------------------------------------------------------------------- errors in flags
+def _command_path(args: list[str]) -> list[str]:
+    """The (sub)command names ``args`` run, e.g. ``["data", "synth"]``; root options take no value."""
+    command: Any = typer.main.get_command(app)
+    path: list[str] = []
+    for arg in args:
+        if not hasattr(command, "commands"):  # not a group
+            break
+        if arg.startswith("-"):
+            continue
+        sub = command.commands.get(arg)
+        if sub is None:
+            break
+        path.append(arg)
+        command = sub
+    return path
+
+
+def _own_flags(command: Any, path: list[str]) -> dict[str, str]:
+    """Parameter name -> flag of one command, from its options and its :data:`CORE_PARAMS`."""
+    flags: dict[str, str] = {}
+    for param in command.params:
+        if getattr(param, "param_type_name", "") == "option" and not getattr(param, "hidden", False) and param.name:
+            long = [opt for opt in param.opts if opt.startswith("--")]
+            flags[param.name] = (long or param.opts)[0]
+    for core, own in CORE_PARAMS.get(" ".join(path), {}).items():
+        if own in flags:
+            flags[core] = flags[own]
+    return flags
+
+
+def _all_commands(command: Any, path: list[str]) -> "list[tuple[list[str], Any]]":
+    subs = getattr(command, "commands", None)
+    if subs is None:
+        return [(path, command)]
+    return [found for name, sub in subs.items() for found in _all_commands(sub, [*path, name])]
+
+
+def flag_table(path: list[str]) -> dict[str, str]:
+    """Parameter name -> flag for errors of the command ``path`` names: its own options (the one
+    table of them) and :data:`CORE_PARAMS`, then any other command's for a parameter it lacks
+    (``train`` refusing distill's ``alpha`` names ``--alpha``): ``{"max_frames": "--max-frames"}``."""
+    root: Any = typer.main.get_command(app)
+    command = root
+    for name in path:
+        command = command.commands[name]
+    flags: dict[str, str] = {}
+    for other_path, other in _all_commands(root, []):
+        for name, flag in _own_flags(other, other_path).items():
+            flags.setdefault(name, flag)
+    flags.update(_own_flags(command, path))
+    return flags
+
+
+_QUOTED_PARAM = re.compile(r"`([A-Za-z_][A-Za-z0-9_]*)`")
+
+
+def in_flags(message: str, flags: dict[str, str]) -> str:
+    """``message`` with each parameter it quotes (```max_frames```) written as the command's flag
+    (``--max-frames``); a parameter the command has no flag for keeps its quoted name."""
+    return _QUOTED_PARAM.sub(lambda m: flags.get(m.group(1), m.group(0)), message)
+
+
+def _error_line(exc: FpdError, args: list[str]) -> str:
+    """The one line of a library error, in the flags of the command that ran."""
+    line = _one_line(exc)
+    if "`" not in line:
+        return line
+    try:
+        flags = flag_table(_command_path(args))
+    except Exception:  # the message is right in the core's words; never lose it to a lookup
+        return line
+    return in_flags(line, flags)
 
 
 def _debug() -> bool:
@@ -125,7 +207,7 @@ def main(argv: list[str] | None = None) -> int:
         return 130
     except FpdError as exc:
         _print_traceback_if_debugging()
-        typer.echo(f"error: {_one_line(exc)}", err=True)
+        typer.echo(f"error: {_error_line(exc, args)}", err=True)
         return exc.exit_code
     except TyperException as exc:  # Click-style usage errors: unknown option, bad value...
         if type(exc).__name__ == "NoArgsIsHelpError":

@@ -239,6 +239,10 @@ def _render(result: "BenchResult", fmt: str) -> str:
     return render_rows(rows, columns, fmt, title="fpdctl bench", caption=caption)
 
 
+# The core's parameters that bench spells otherwise (fpdctl.cli.app.flag_table).
+CORE_PARAMS = {"bench": {"accuracy_samples": "accuracy", "batches": "batch"}}
+
+
 def register(app: typer.Typer) -> None:
     app.command("bench", help=HELP, short_help="Latency, throughput and memory on PyTorch, ONNX Runtime and OpenVINO.")(
         bench_command

@@ -31,6 +31,7 @@ from fpdctl.cli.render import (
     to_json,
 )
 from fpdctl.errors import UsageError
+from fpdctl.pipeline import INFERENCE_BATCH_SIZE
 
 if TYPE_CHECKING:
     from fpdctl.evaluate import EvalResult
@@ -88,6 +89,8 @@ _GROUP_HEADERS = (
     ("mean_plain", "Mean (plain)"),
 )
 _pct = decimals(2)
+# The core's parameters that eval spells otherwise (fpdctl.cli.app.flag_table).
+CORE_PARAMS = {"eval": {"num_workers": "workers"}}
 
 
 # Over 80 lines only through its Typer option declarations (one per flag); the body parses, calls
@@ -120,9 +123,11 @@ def eval_command(
         help="Validation data for MODEL: synthetic[:KEY=VAL,...], mpii:PATH, lsp:PATH or coco:PATH "
         "(with --predictions: coco:PATH, the ground truth of COCO results).",
     ),
-    flip: bool = typer.Option(True, "--flip-test/--no-flip-test", help="Average with the mirrored input (flip test)."),
-    old_flip: Optional[bool] = old_spelling("--flip/--no-flip"),
-    batch_size: int = typer.Option(32, "--batch-size", help="Persons per forward pass."),
+    flip_test: bool = typer.Option(
+        True, "--flip-test/--no-flip-test", help="Average with the mirrored input (flip test)."
+    ),
+    old_flip_test: Optional[bool] = old_spelling("--flip/--no-flip"),
+    batch_size: int = typer.Option(INFERENCE_BATCH_SIZE, "--batch-size", help="Persons per forward pass."),
     device: str = DEVICE,
     input_size: Optional[int] = typer.Option(
         None,
@@ -159,27 +164,18 @@ def eval_command(
         dir_okay=False,
     ),
 ) -> None:
-    flip = renamed(ctx, flip, old_flip, param="flip", flag="--flip-test", old_flag="--flip")
+    flip_test = renamed(ctx, flip_test, old_flip_test, param="flip_test", flag="--flip-test", old_flag="--flip")
     fmt = check_format(fmt)
     check_outputs(output)
     override = convention_override(input_convention, input_order, input_mean, input_std)
     if per_joint and fmt == "json":
         warn_no_effect(ctx, ["per_joint"], "with --format json (its per_joint field is always there)")
-    if threshold is not None and not (threshold > 0 and threshold < float("inf")):
-        raise UsageError(f"--threshold must be a positive number, got {threshold}")
-    if boxes is not None and (predictions is not None or ground_truth is not None):
-        raise UsageError("--boxes applies to a model on --data coco:DIR, not to --predictions")
-    if predictions is not None or ground_truth is not None:
-        if model is not None or (data is not None and ground_truth is not None):
-            raise UsageError(
-                "give either MODEL_OR_CHECKPOINT with --data, or --predictions with --ground-truth, not both"
-            )
-        if override is not None:
-            raise UsageError(
-                "--input-convention, --input-order, --input-mean and --input-std apply to a model, not to --predictions"
-            )
-        warn_no_effect(ctx, _MODEL_RUN_OPTIONS + ("old_flip",), "with --predictions (it scores a file; no model runs)")
-        _score_files(predictions, ground_truth, data, save_predictions, threshold, fmt, per_joint, output)
+    if predictions is not None or ground_truth is not None:  # the other form: a file is scored
+        _check_file_form(model, data, ground_truth, boxes, override, save_predictions)
+        warn_no_effect(
+            ctx, _MODEL_RUN_OPTIONS + ("old_flip_test",), "with --predictions (it scores a file; no model runs)"
+        )
+        _score_files(predictions, ground_truth, data, threshold, fmt, per_joint, output)
         return
     if model is None:
         raise UsageError(
@@ -188,17 +184,20 @@ def eval_command(
     if data is None:
         raise UsageError("MODEL_OR_CHECKPOINT needs --data (synthetic, mpii:PATH, lsp:PATH or coco:PATH)")
     from fpdctl.api import evaluate
+    from fpdctl.data.kinds import data_metric, parse_data_spec
 
-    _check_per_joint(per_joint, data)
+    spec = parse_data_spec(data)  # parsed once, here; the core passes the spec on
+    if per_joint and data_metric(spec) == "oks":  # before the network runs: AP has no per-joint figure
+        raise UsageError("--per-joint applies to PCKh and PCK; COCO AP has no per-joint figure")
     with ProgressBar("evaluating", enabled=fmt == "table" and output is None) as progress:
         result = evaluate(
             model,
-            data,
+            spec,
             backend=backend,
             device=device,
             input_size=input_size,
             boxes=boxes,
-            flip_test=flip,
+            flip_test=flip_test,
             batch_size=batch_size,
             num_workers=workers,
             threshold=threshold,
@@ -212,22 +211,35 @@ def eval_command(
 
 
 # What only a model run reads: given with --predictions they change nothing.
-_MODEL_RUN_OPTIONS = ("flip", "batch_size", "device", "input_size", "workers", "backend")
+_MODEL_RUN_OPTIONS = ("flip_test", "batch_size", "device", "input_size", "workers", "backend")
 
 
-def _check_per_joint(per_joint: bool, data: str) -> None:
-    """Refuse --per-joint for COCO data, before the network runs: AP has no per-joint figure."""
-    from fpdctl.data.kinds import data_metric
-
-    if per_joint and data_metric(data) == "oks":
-        raise UsageError("--per-joint applies to PCKh and PCK; COCO AP has no per-joint figure")
+def _check_file_form(
+    model: str | None,
+    data: str | None,
+    ground_truth: Path | None,
+    boxes: Path | None,
+    override: Any,
+    save_predictions: Path | None,
+) -> None:
+    """Refuse what does not go with ``--predictions`` / ``--ground-truth`` (eval's second form,
+    which scores a file): the options of the first form, which runs a model."""
+    if boxes is not None:
+        raise UsageError("--boxes applies to a model on --data coco:DIR, not to --predictions")
+    if model is not None or (data is not None and ground_truth is not None):
+        raise UsageError("give either MODEL_OR_CHECKPOINT with --data, or --predictions with --ground-truth, not both")
+    if override is not None:
+        raise UsageError(
+            "--input-convention, --input-order, --input-mean and --input-std apply to a model, not to --predictions"
+        )
+    if save_predictions is not None:
+        raise UsageError("--save-predictions applies to model evaluation only")
 
 
 def _score_files(
     predictions: Path | None,
     ground_truth: Path | None,
     data: str | None,
-    save_predictions: Path | None,
     threshold: float | None,
     fmt: str,
     per_joint: bool,
@@ -236,8 +248,6 @@ def _score_files(
     """``fpdctl eval --predictions P --ground-truth G`` (or ``--data coco:DIR``): score a file."""
     if predictions is None:
         raise UsageError("--ground-truth needs --predictions (the prediction file to score)")
-    if save_predictions is not None:
-        raise UsageError("--save-predictions applies to model evaluation only")
     from fpdctl.metrics import score_prediction_file
 
     if ground_truth is None and data is None:
@@ -256,7 +266,7 @@ def _report(metric: "MetricResult", result: "EvalResult | None") -> dict[str, An
         report["backend"] = result.backend
         report["input_size"] = result.input_size
         report["seconds"] = round(result.seconds, 4)
-        report["images_per_second"] = round(result.images_per_second, 3)
+        report["persons_per_second"] = round(result.persons_per_second, 3)
         if result.input_convention is not None:
             report["input_convention"] = result.input_convention.to_dict()
         boxes = getattr(result.reference, "boxes", None)  # COCO's reference says which boxes
@@ -270,8 +280,8 @@ def _run_notes(result: "EvalResult | None") -> list[str]:
     if result is None:
         return []
     notes = [
-        f"{result.num_images} images at {result.input_size} px in {result.seconds:.2f} s "
-        f"({result.images_per_second:.1f}/s) on {result.device}, flip test {'on' if result.flip else 'off'}"
+        f"{result.num_persons} persons at {result.input_size} px in {result.seconds:.2f} s "
+        f"({result.persons_per_second:.1f}/s) on {result.device}, flip test {'on' if result.flip_test else 'off'}"
     ]
     if result.input_convention is not None:
         notes.append(f"input {result.input_convention.describe()}")

@@ -12,6 +12,8 @@ from fpdctl.cli.options import (
     INPUT_ORDER,
     INPUT_STD,
     convention_override,
+    old_spelling,
+    renamed,
     warn_no_effect,
 )
 from fpdctl.cli.render import Column, check_format, emit, render_rows, stage_lines, to_json
@@ -50,7 +52,7 @@ fp16 and int8 are verified too, and scored against fp32 the way
 `fpdctl eval FILE --data DATA` scores a file (the same function and defaults:
 flip test on, the whole --calibration-data validation split), so each figure
 is the one eval prints for that file; --validation-samples N scores the
-first N persons, --no-flip one forward per person (a deployed model's).
+first N persons, --no-flip-test one forward per person (a deployed model's).
 The output names the protocol.
 
 int8: ONNX Runtime static quantisation (QDQ, per-channel int8 weights,
@@ -102,11 +104,12 @@ def export_command(
         "--validation-samples",
         help="Score fp32 vs fp16/int8 on the first N validation persons (default: all, as eval; 0: skip).",
     ),
-    flip: bool = typer.Option(
+    flip_test: bool = typer.Option(
         True,
-        "--flip/--no-flip",
+        "--flip-test/--no-flip-test",
         help="Score with the flip test, as fpdctl eval does (default on).",
     ),
+    old_flip_test: Optional[bool] = old_spelling("--flip/--no-flip"),
     verify: bool = typer.Option(True, "--verify/--no-verify", help="Compare with PyTorch (default on)."),
     threads: Optional[int] = typer.Option(None, "--threads", help="ONNX Runtime threads for the checks."),
     exporter: str = typer.Option("dynamo", "--exporter", help="dynamo (default) or torchscript.", hidden=True),
@@ -143,6 +146,7 @@ def export_command(
     from fpdctl.errors import UsageError
 
     fmt = check_format(fmt)
+    flip_test = renamed(ctx, flip_test, old_flip_test, param="flip_test", flag="--flip-test", old_flag="--flip")
     override = convention_override(input_convention, input_order, input_mean, input_std)
     embedding = parse_embedding(embed_preprocess, embed_decode, pixel_order, keep_heatmaps, all_stacks=all_stacks)
     precision = parse_choice(precision, EXPORT_PRECISIONS, "--precision")
@@ -169,7 +173,7 @@ def export_command(
         calibration_data=calibration_data,
         calibration_samples=calibration_samples,
         validation_samples=validation_samples,
-        flip=flip,
+        flip_test=flip_test,
         verify=verify,
         threads=threads,
         exporter=exporter,

@@ -62,11 +62,11 @@ def _convention_options(prefix: str, what: str) -> tuple[Any, Any, Any, Any]:
     )
 
 
-INPUT_PREFIX = "--input"
-TEACHER_INPUT_PREFIX = "--teacher-input"
-INPUT_CONVENTION, INPUT_ORDER, INPUT_MEAN, INPUT_STD = _convention_options(INPUT_PREFIX, "model")
+INPUT_PREFIX = "input"  # the parameters input_convention... (flags --input-convention...)
+TEACHER_INPUT_PREFIX = "teacher_input"
+INPUT_CONVENTION, INPUT_ORDER, INPUT_MEAN, INPUT_STD = _convention_options("--input", "model")
 TEACHER_INPUT_CONVENTION, TEACHER_INPUT_ORDER, TEACHER_INPUT_MEAN, TEACHER_INPUT_STD = _convention_options(
-    TEACHER_INPUT_PREFIX, "teacher"
+    "--teacher-input", "teacher"
 )
 
 
@@ -80,12 +80,12 @@ def convention_override(
     """The override the flags ask for (None when none is given), checked before any loading.
 
     Raises:
-        UsageError: one line naming the bad flag (unknown preset or order, a wrong count, a mean
+        UsageError: one line naming the bad value (unknown preset or order, a wrong count, a mean
             outside [0, 1], a std of 0 or less).
     """
     from fpdctl.models.convention import ConventionOverride
 
-    override = ConventionOverride(preset, order, mean, std, flag_prefix=prefix)
+    override = ConventionOverride(preset, order, mean, std, param_prefix=prefix)
     return override.check() if override.given else None
 
 

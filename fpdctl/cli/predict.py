@@ -21,6 +21,7 @@ from fpdctl.cli.options import (
 )
 from fpdctl.deploy.detector import DEFAULT_DET_IOU, DEFAULT_DET_SCORE
 from fpdctl.errors import UsageError
+from fpdctl.pipeline import INFERENCE_BATCH_SIZE
 
 HELP = """Predict the keypoints of every person in each image or video frame.
 
@@ -49,18 +50,23 @@ The persons (one source at most):
 Boxes are clipped to the image and cropped as `eval --boxes` and COCO
 top-down models crop them (box centre, longer side x 1.25); a box that is not
 finite, thinner than 1 px or with no area in its image is skipped and
-counted. All persons of an image run as one batch. An image with no box
-gets an empty list of persons.
+counted. The boxes run --batch-size crops at a time, so memory stays flat
+however many boxes an image has. An image with no box gets an empty list of
+persons.
 
 Writes, in --out (empty or new; --overwrite replaces an earlier predict's
-output and nothing else): keypoints.json and the input with every skeleton
-(and box) drawn: one image per input image, or STEM_pose.mp4 (mp4v) for a
-video. keypoints.json has one entry per image or frame:
+output and nothing else; a folder holding other files is refused):
+keypoints.json and the input with every skeleton (and box) drawn: one image
+per input image, or STEM_pose.mp4 (mp4v) for a video. keypoints.json has
+one entry per image or frame:
 
 \b
   {"file": "a.jpg", "frame": null, "width": W, "height": H, "persons": [
     {"box": \\[x, y, w, h], "box_score": 0.9 or null, "center": \\[cx, cy],
      "scale": s, "keypoints": [{"name": "r_ankle", "x": .., "y": .., "score": ..}, ...]}]}
+
+The run writes into a hidden folder beside --out and swaps it in at the end:
+a failed or interrupted run leaves --out as it was.
 
 A single person (whole frame or --bbox) is a list of one, box_score null.
 Coordinates are 0-based image px; the file also says which backend ran
@@ -132,6 +138,9 @@ def predict_command(
     input_mean: Optional[str] = INPUT_MEAN,
     input_std: Optional[str] = INPUT_STD,
     backend: str = RUN_BACKEND,
+    batch_size: int = typer.Option(
+        INFERENCE_BATCH_SIZE, "--batch-size", help="Persons per forward pass (bounds memory in crowds)."
+    ),
 ) -> None:
     from fpdctl.api import predict
     from fpdctl.errors import UsageError
@@ -164,6 +173,7 @@ def predict_command(
         max_frames=max_frames,
         input_convention=override,
         backend=backend,
+        batch_size=batch_size,
     )
     what = "frames" if result.kind == "video" else "images"
     typer.echo(

@@ -199,24 +199,6 @@ def _render_sweep(summary: "SweepResult", fmt: str) -> str:
     return render_rows(rows, columns, fmt, title=f"fpdctl prune-sweep ({summary.out})", caption=caption)
 
 
-def _check_rule(
-    max_drop: float, budget_macs: Optional[float], budget_latency: Optional[float], latency: bool
-) -> Optional[float]:
-    """Check the recommendation's options; returns --budget-macs as a MAC count (None: no budget)."""
-    from fpdctl.errors import UsageError
-
-    if budget_macs is not None and budget_latency is not None:
-        raise UsageError("give --budget-macs or --budget-latency, not both")
-    for name, value in (("--budget-macs", budget_macs), ("--budget-latency", budget_latency)):
-        if value is not None and not value > 0:
-            raise UsageError(f"{name} must be positive, got {value:g}")
-    if budget_latency is not None and not latency:
-        raise UsageError("--budget-latency needs latency measurements; drop --no-latency")
-    if max_drop < 0:
-        raise UsageError(f"--max-drop must be a non-negative number, got {max_drop:g}")
-    return None if budget_macs is None else budget_macs * 1e9
-
-
 _BLOCKS = typer.Option(
     "1",
     "--blocks",
@@ -228,8 +210,8 @@ _MAX_DROP = typer.Option(
 )
 
 
-# Over 80 lines only through its Typer option declarations (one per flag); the body checks the
-# options, builds SweepSettings and calls run_sweep.
+# Over 80 lines only through its Typer option declarations (one per flag); the body parses the
+# text options and calls prune_sweep (or sweep_summary), which hold every rule.
 def prune_sweep_command(
     teacher: Optional[str] = typer.Option(
         None, "--teacher", help="Teacher checkpoint (required unless --summary-only)."
@@ -281,9 +263,8 @@ def prune_sweep_command(
     teacher_input_std: Optional[str] = TEACHER_INPUT_STD,
 ) -> None:
     from fpdctl.errors import UsageError
-    from fpdctl.sweep.grid import build_grid, parse_blocks, parse_inits, parse_shard
-    from fpdctl.sweep.results import summarize
-    from fpdctl.sweep.run import SweepSettings, fine_tune_config, run_sweep
+    from fpdctl.sweep.api import prune_sweep, sweep_summary
+    from fpdctl.sweep.grid import parse_blocks, parse_inits, parse_shard
 
     fmt = check_format(fmt)
     convention_override(
@@ -293,40 +274,14 @@ def prune_sweep_command(
         teacher_input_std,
         prefix=TEACHER_INPUT_PREFIX,
     )  # bad values fail first, like every option
-    budget = _check_rule(max_drop, budget_macs, budget_latency, latency)
+    rule = dict(max_drop=max_drop, budget_gmacs=budget_macs, budget_latency_ms=budget_latency)
     if summary_only:
-        from fpdctl.utils.io import require_dir
-
-        require_dir(out, "sweep directory")
-        summary = summarize(out, max_drop=max_drop, budget_macs=budget, budget_latency_ms=budget_latency)
-        if not summary.results:
-            raise UsageError(f"{out} holds no finished configs")
-        emit(_render_sweep(summary, fmt))
+        emit(_render_sweep(sweep_summary(out, **rule), fmt))
         return
     if teacher is None:
         raise UsageError("--teacher CKPT is required (or --summary-only)")
-    if max_steps is not None and epochs is not None:
-        raise UsageError("give --max-steps or --epochs, not both")
-    shard_index, shard_count = parse_shard(shard)
-    from fpdctl.models.checkpoint import describe_checkpoint
-    from fpdctl.models.checkpoint_files import checkpoint_file
-    from fpdctl.utils.io import require_file
-
-    teacher = str(checkpoint_file(teacher))  # a pretrained name -> its verified weights file
-    require_file(teacher, "teacher checkpoint")
-    teacher_spec = describe_checkpoint(teacher)["spec"]
     block_counts, block_types = parse_blocks(blocks)
-    items = build_grid(
-        teacher_spec,
-        parse_int_list(stacks, "--stacks", minimum=1),
-        parse_int_list(channels, "--channels", minimum=4),
-        block_counts,
-        parse_inits(init),
-        block_types,
-    )
-    # The fine-tune's options resolve like `fpdctl distill`'s: the flags given, over the sweep's
-    # recipe, over TrainConfig's defaults.
-    given = dict(
+    fine_tune = dict(
         data=data,
         input_size=input_size,
         max_steps=max_steps,
@@ -343,27 +298,37 @@ def prune_sweep_command(
         teacher_input_mean=teacher_input_mean,
         teacher_input_std=teacher_input_std,
     )
-    settings = SweepSettings(
-        train=fine_tune_config(teacher, teacher_spec, given),
+    summary = prune_sweep(
+        teacher,
+        out,
+        stacks=parse_int_list(stacks, "--stacks"),
+        channels=parse_int_list(channels, "--channels"),
+        blocks=[*block_counts, *(block_types or [])],
+        inits=parse_inits(init),
+        fine_tune=fine_tune,
         importance=importance,
         stack_strategy=stack_strategy,
         recalibrate_bn=recalibrate_bn,
         latency=latency,
-    )
-    summary = run_sweep(
-        settings,
-        items,
-        out,
-        shard=(shard_index, shard_count),
-        max_drop=max_drop,
-        budget_macs=budget,
-        budget_latency_ms=budget_latency,
+        shard=parse_shard(shard),
         progress=_show_sweep_event,
+        **rule,
     )
     emit(_render_sweep(summary, fmt))
     if summary.pending:
         typer.echo(f"interrupted: {len(summary.pending)} config(s) left; rerun the same command to resume", err=True)
         raise typer.Exit(130)
+
+
+# The core's parameters that prune-sweep spells otherwise (fpdctl.cli.app.flag_table).
+CORE_PARAMS = {
+    "prune-sweep": {
+        "inits": "init",
+        "block_types": "blocks",
+        "budget_gmacs": "budget_macs",
+        "budget_latency_ms": "budget_latency",
+    }
+}
 
 
 def register(app: typer.Typer) -> None:

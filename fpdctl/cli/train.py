@@ -1,8 +1,7 @@
 """``fpdctl train`` and ``fpdctl distill``: parse options, run the trainer, render its events.
 
-Everything heavy (torch, the trainer, the data) is imported inside the commands so that
-``fpdctl --help`` stays fast; the event kinds and payloads (:mod:`fpdctl.train.events`) are
-torch-free.
+Everything heavy (torch, the trainer, the data) is imported inside the commands so that ``fpdctl
+--help`` stays fast; the event kinds and payloads (:mod:`fpdctl.train.events`) are torch-free.
 """
 
 from __future__ import annotations
@@ -298,6 +297,11 @@ DISTILL_OPTIONS: tuple[_Opt, ...] = (
     _Opt("teacher_input_std", "teacher_input_std", Optional[str], TEACHER_INPUT_STD),
     *(_DISTILL_INPUT_SIZE if opt.name == "input_size" else opt for opt in COMMON_OPTIONS),
 )
+
+
+# TrainConfig fields whose option has another name (distill's --student-init sets init), for errors.
+_BY_COMMAND = (("train", TRAIN_OPTIONS), ("distill", DISTILL_OPTIONS))
+CORE_PARAMS = {c: {o.field: o.name for o in opts if o.field not in (None, o.name)} for c, opts in _BY_COMMAND}
 
 
 def _given(options: tuple[_Opt, ...], values: dict[str, Any]) -> dict[str, Any]:

@@ -74,7 +74,8 @@ def coco_ground_truth_file(data: str, split: str = "val") -> Path:
     spec = parse_data_spec(data)
     if spec.kind != "coco" or spec.path is None:
         raise UsageError(
-            f"--predictions with --data scores COCO results against coco:DIR, got {data!r}; "
-            "score MPII predictions with --ground-truth"
+            f"`predictions` with `data` scores COCO results against coco:DIR, got {data!r}; "
+            "score MPII predictions with `ground_truth`",
+            params=("predictions", "data", "ground_truth"),
         )
     return _annotation_file(spec.path, split)

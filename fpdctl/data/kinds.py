@@ -109,7 +109,7 @@ class DataSpec:
 
 def _bad_spec(data: str) -> UsageError:
     forms = [kind.form for kind in KINDS.values()]
-    return UsageError(f"--data must be {', '.join(forms[:-1])} or {forms[-1]}, got {data!r}")
+    return UsageError(f"`data` must be {', '.join(forms[:-1])} or {forms[-1]}, got {data!r}", params="data")
 
 
 def _convert(value: str) -> Any:
@@ -131,7 +131,12 @@ def parse_data_spec(data: str | DataSpec) -> DataSpec:
     """
     if isinstance(data, DataSpec):
         return data
-    text = str(data).strip()
+    return _parse_text(str(data))
+
+
+def _parse_text(data: str) -> DataSpec:
+    """The one parser of a ``--data`` string (PATH checked here, once per parse)."""
+    text = data.strip()
     name, sep, rest = text.partition(":")
     kind = KINDS.get(name)
     if kind is None:

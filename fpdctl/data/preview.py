@@ -51,7 +51,7 @@ class PreviewResult:
 def check_count(count: int) -> int:
     """Return ``count`` if a preview can show that many samples, else raise UsageError."""
     if count <= 0 or count > MAX_PREVIEW:
-        raise UsageError(f"--count must be between 1 and {MAX_PREVIEW}, got {count}")
+        raise UsageError(f"`count` must be between 1 and {MAX_PREVIEW}, got {count}", params="count")
     return count
 
 
@@ -110,7 +110,7 @@ def save_preview(
     """
     out = Path(path)
     if out.suffix.lower() != ".png":
-        raise UsageError(f"--out must be a .png file, got {out}")
+        raise UsageError(f"`out` must be a .png file, got {out}", params="out")
     columns = math.ceil(math.sqrt(check_count(count)))
     grid, visible = preview_grid(dataset, count, start=start, columns=columns)
     ok, encoded = cv2.imencode(".png", grid)

@@ -30,6 +30,7 @@ from typing import Any, Iterator, Protocol
 
 import numpy as np
 
+from fpdctl.data.kinds import DataSpec
 from fpdctl.errors import DataError, InputError, UsageError
 
 # The fraction of each batch that is unlabeled when --unlabeled is given without a ratio.
@@ -58,7 +59,9 @@ def _synthetic_length(text: str) -> int | None:
             length = 0
         if length > 0:
             return length
-    raise UsageError(f"--unlabeled must be a folder of images, synthetic or synthetic:length=N, got {text!r}")
+    raise UsageError(
+        f"`unlabeled` must be a folder of images, synthetic or synthetic:length=N, got {text!r}", params="unlabeled"
+    )
 
 
 def is_synthetic(text: str) -> bool:
@@ -84,8 +87,9 @@ def split_batch(batch_size: int, ratio: float) -> tuple[int, int]:
     unlabeled = int(math.floor(batch_size * value + 0.5))
     if not 0 < unlabeled < batch_size:
         raise UsageError(
-            f"--unlabeled-ratio {value:g} of a batch of {batch_size} leaves "
-            f"{'no unlabeled' if unlabeled <= 0 else 'no labelled'} image; change the ratio or the batch size"
+            f"`unlabeled_ratio` {value:g} of a batch of {batch_size} leaves "
+            f"{'no unlabeled' if unlabeled <= 0 else 'no labelled'} image; change the ratio or the batch size",
+            params="unlabeled_ratio",
         )
     return batch_size - unlabeled, unlabeled
 
@@ -105,7 +109,9 @@ def check_unlabeled(text: str, ratio: float, batch_size: int) -> None:
     if not folder.exists():
         raise InputError(f"unlabeled image folder not found: {folder}")
     if not folder.is_dir():
-        raise InputError(f"--unlabeled {folder} is not a folder (give a folder of images, or synthetic)")
+        raise InputError(
+            f"`unlabeled` {folder} is not a folder (give a folder of images, or synthetic)", params="unlabeled"
+        )
 
 
 def image_files(folder: str | os.PathLike[str]) -> list[Path]:
@@ -196,7 +202,9 @@ class UnlabeledView:
         return sample
 
 
-def build_unlabeled(text: str, labelled_data: str, *, joint_set: Any = None, **kwargs: Any) -> UnlabeledView:
+def build_unlabeled(
+    text: str, labelled_data: "str | DataSpec", *, joint_set: Any = None, **kwargs: Any
+) -> UnlabeledView:
     """The unlabeled set ``--unlabeled`` names.
 
     Args:

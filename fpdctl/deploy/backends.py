@@ -265,7 +265,9 @@ def export_backend(precision: str) -> Backend:
     for backend in BACKENDS:
         if backend.exportable and backend.precision == precision:
             return backend
-    raise UsageError(f"--precision must be one of {', '.join(EXPORT_PRECISIONS)}, got '{precision}'")
+    raise UsageError(
+        f"`precision` must be one of {', '.join(EXPORT_PRECISIONS)}, got '{precision}'", params="precision"
+    )
 
 
 def parse_precisions(text: str | None) -> tuple[str, ...] | None:
@@ -279,7 +281,10 @@ def parse_precisions(text: str | None) -> tuple[str, ...] | None:
     values = tuple(p.strip().lower() for p in text.split(",") if p.strip())
     bad = [p for p in values if p not in BACKEND_PRECISIONS]
     if bad or not values:
-        raise UsageError(f"--precision must be a comma-separated list of {', '.join(BACKEND_PRECISIONS)}, got '{text}'")
+        raise UsageError(
+            f"`precision` must be a comma-separated list of {', '.join(BACKEND_PRECISIONS)}, got '{text}'",
+            params="precision",
+        )
     return values
 
 
@@ -315,7 +320,7 @@ def select_backends(
     """
     names = [n.strip() for n in backend.split(",") if n.strip()]
     if not names:
-        raise UsageError("--backend must not be empty")
+        raise UsageError("`backend` must not be empty", params="backend")
     explicit: list[Backend] = []
     groups: list[str] = []
     for name in names:
@@ -395,9 +400,12 @@ def pick_backend(
                 "(fpdctl export) and give the .onnx file"
             )
     if not rows:
-        raise UsageError(f"--backend {backend} has no row that runs this model on {device_type}")
+        raise UsageError(f"`backend` {backend} has no row that runs this model on {device_type}", params="backend")
     if len(rows) > 1:
-        raise UsageError(f"--backend must pick one backend here; '{backend}' selects {', '.join(b.name for b in rows)}")
+        raise UsageError(
+            f"`backend` must pick one backend here; '{backend}' selects {', '.join(b.name for b in rows)}",
+            params="backend",
+        )
     return rows[0]
 
 

@@ -53,6 +53,7 @@ from fpdctl.utils.device import DEFAULT_DEVICE
 from fpdctl.utils.memory import peak_rss_mb, reset_peak_rss, rss_mb
 
 if TYPE_CHECKING:
+    from fpdctl.data.kinds import DataSpec
     from fpdctl.deploy.preprocess_decode import Embedding
     from fpdctl.deploy.recommend import BackendRecommendation
     from fpdctl.deploy.runtime import ModelSource
@@ -126,7 +127,7 @@ def benchmark(
     input_convention: "ConventionOverride | None" = None,
     embedding: "Embedding | None" = None,
     accuracy_samples: int = 0,
-    accuracy_data: str = "synthetic",
+    accuracy_data: "str | DataSpec" = "synthetic",
     progress: Progress | None = None,
 ) -> BenchResult:
     """Measure every model on every selected backend at every batch size.
@@ -172,11 +173,11 @@ def benchmark(
 
     iters, spin_us = _check_options(models, batches, warmup, iters, duration, threads, spin_us)
     if accuracy_samples < 0:
-        raise UsageError(f"--accuracy must be 0 or more, got {accuracy_samples}")
+        raise UsageError(f"`accuracy_samples` must be 0 or more, got {accuracy_samples}", params="accuracy_samples")
     if accuracy_samples:
         from fpdctl.data.kinds import parse_data_spec
 
-        parse_data_spec(accuracy_data)  # a bad spec fails before minutes of timing
+        accuracy_data = parse_data_spec(accuracy_data)  # parsed once; a bad spec fails before minutes of timing
     _check_models(models, input_size)
     check_embedding([m for m in models if isinstance(m, str)], backend, precisions, embedding)
     target = resolve_device(device)
@@ -226,17 +227,17 @@ def _check_options(
     if not models:
         raise UsageError("give at least one MODEL")
     if not batches or any(int(b) < 1 for b in batches):
-        raise UsageError(f"--batch values must be positive integers, got {list(batches)}")
+        raise UsageError(f"`batches` must be positive integers, got {list(batches)}", params="batches")
     if warmup < 0:
-        raise UsageError(f"--warmup must be 0 or more, got {warmup}")
+        raise UsageError(f"`warmup` must be 0 or more, got {warmup}", params="warmup")
     if iters is not None and duration is not None:
-        raise UsageError("give --iters or --duration, not both")
+        raise UsageError("give `iters` or `duration`, not both", params=("iters", "duration"))
     if iters is not None and iters < 1:
-        raise UsageError(f"--iters must be at least 1, got {iters}")
+        raise UsageError(f"`iters` must be at least 1, got {iters}", params="iters")
     if duration is not None and not (duration > 0 and math.isfinite(duration)):
-        raise UsageError(f"--duration must be a positive number of seconds, got {duration}")
+        raise UsageError(f"`duration` must be a positive number of seconds, got {duration}", params="duration")
     if threads is not None and threads < 1:
-        raise UsageError(f"--threads must be at least 1, got {threads}")
+        raise UsageError(f"`threads` must be at least 1, got {threads}", params="threads")
     if iters is None and duration is None:
         iters = DEFAULT_ITERS
     if spin_us is None:
@@ -244,7 +245,7 @@ def _check_options(
 
         spin_us = DEFAULT_SPIN_US
     if spin_us < 0:
-        raise UsageError(f"--spin-us must be 0 or more, got {spin_us}")
+        raise UsageError(f"`spin_us` must be 0 or more, got {spin_us}", params="spin_us")
     return iters, spin_us
 
 
@@ -263,7 +264,7 @@ def _check_models(models: Sequence[str], input_size: int | None) -> None:
     from fpdctl.utils.io import require_file
 
     if input_size is not None and input_size <= 0:
-        raise UsageError(f"--input-size must be positive, got {input_size}")
+        raise UsageError(f"`input_size` must be positive, got {input_size}", params="input_size")
     for name in models:
         if not isinstance(name, str):  # already opened
             continue
@@ -293,7 +294,7 @@ def _benchmark(
     progress: Progress | None,
     input_convention: "ConventionOverride | None" = None,
     embedding: "Embedding | None" = None,
-    accuracy: tuple[str, int] | None = None,
+    accuracy: "tuple[str | DataSpec, int] | None" = None,
 ) -> BenchResult:
     import torch
 
@@ -349,7 +350,7 @@ def _benchmark(
         device=str(target),
         threads=thread_count,
         recommendations=recommendations,
-        accuracy_data=accuracy[0] if accuracy else "",
+        accuracy_data=str(accuracy[0]) if accuracy else "",
         accuracy_samples=accuracy[1] if accuracy else 0,
         timed=TIMED_END_TO_END if end_to_end else TIMED_MODEL,
         environment={

@@ -134,15 +134,17 @@ def check_embedding(
     for name in models:
         if is_onnx_path(name):
             raise UsageError(
-                f"--embed-preprocess/--embed-decode apply to checkpoints bench exports; {name} is an "
-                "ONNX file with its own inputs and outputs (export it with the flags instead)"
+                f"`embed_preprocess`/`embed_decode` apply to checkpoints bench exports; {name} is an "
+                "ONNX file with its own inputs and outputs (export it with them instead)",
+                params=("embed_preprocess", "embed_decode"),
             )
     rows = select_backends("torch", backend, precisions=tuple(precisions) if precisions else None)
     torch_rows = [row.name for row in rows if row.runtime == "torch"]
     if torch_rows:
         raise UsageError(
-            f"--embed-preprocess/--embed-decode need an ONNX backend (onnxruntime or openvino); backend "
-            f"{torch_rows[0]} runs the PyTorch model, which has no graph to embed them in"
+            f"`embed_preprocess`/`embed_decode` need an ONNX backend (onnxruntime or openvino); backend "
+            f"{torch_rows[0]} runs the PyTorch model, which has no graph to embed them in",
+            params=("embed_preprocess", "embed_decode"),
         )
 
 

@@ -166,7 +166,8 @@ def read_boxes(
             if ids is None:
                 raise DataError(
                     f"{where}: names image_id {image_id} but no file_name; "
-                    "give an annotation file (annotations: COCO images, id -> file_name)"
+                    "pass `annotations` FILE (COCO images: id -> file_name)",
+                    params="annotations",
                 )
             name = ids.get(image_id)
             if name is None:
@@ -182,7 +183,7 @@ def read_boxes(
             key: Any = frame - frame_base
         else:
             if name is None:
-                raise DataError(f"{where}: needs file_name (or image_id and an annotation file)")
+                raise DataError(f"{where}: needs file_name (or image_id with `annotations`)", params="annotations")
             if name not in known:
                 unknown[name] = unknown.get(name, 0) + 1
                 continue

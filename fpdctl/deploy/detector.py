@@ -506,7 +506,7 @@ def check_thresholds(score: float, iou: float, *, names: tuple[str, str] = ("det
     """Raises UsageError unless both thresholds lie in [0, 1] (``names``: the caller's parameters)."""
     for name, value in zip(names, (score, iou)):
         if not (0.0 <= value <= 1.0):  # also refuses NaN
-            raise UsageError(f"`{name}` must lie in [0, 1], got {value}")
+            raise UsageError(f"`{name}` must lie in [0, 1], got {value}", params=name)
 
 
 __all__ = [

@@ -32,6 +32,7 @@ from fpdctl.progress import Progress, report
 if TYPE_CHECKING:
     import onnx
 
+    from fpdctl.data.kinds import DataSpec
     from fpdctl.deploy.metadata import OnnxModelInfo
     from fpdctl.deploy.preprocess_decode import Embedding, KeypointCheck
     from fpdctl.deploy.quantize import QuantizationReport
@@ -131,12 +132,12 @@ def _check_options(
     batch: int | None,
     opset: int,
     exporter: str,
-    calibration_data: str,
+    calibration_data: "str | DataSpec",
     calibration_samples: int,
     validation_samples: int | None,
     verify: bool,
-) -> tuple[int | None, int]:
-    """Fail on a bad option before any work; returns the parsed (batch, opset).
+) -> "tuple[int | None, int, str | DataSpec]":
+    """Fail on a bad option before any work; returns the parsed (batch, opset, calibration data).
 
     Raises:
         UsageError: the first bad option, in the order of the signature of :func:`export_onnx`.
@@ -147,14 +148,18 @@ def _check_options(
     if exporter not in EXPORTERS:
         raise UsageError(f"exporter must be one of {', '.join(EXPORTERS)}, got '{exporter}'")
     if calibration_samples < 1:
-        raise UsageError(f"--calibration-samples must be at least 1, got {calibration_samples}")
+        raise UsageError(
+            f"`calibration_samples` must be at least 1, got {calibration_samples}", params="calibration_samples"
+        )
     if validation_samples is not None and validation_samples < 0:
-        raise UsageError(f"--validation-samples must be 0 or more, got {validation_samples}")
+        raise UsageError(
+            f"`validation_samples` must be 0 or more, got {validation_samples}", params="validation_samples"
+        )
     if precision != "fp32" or (verify and validation_samples != 0):
         from fpdctl.data.kinds import parse_data_spec
 
-        parse_data_spec(calibration_data)  # a bad spec fails before minutes of work
-    return batch, opset
+        calibration_data = parse_data_spec(calibration_data)  # once; a bad spec fails before minutes of work
+    return batch, opset, calibration_data
 
 
 @dataclass(frozen=True)
@@ -234,10 +239,10 @@ def export_onnx(
     input_size: int | None = None,
     all_stacks: bool = False,
     precision: str = "fp32",
-    calibration_data: str = "synthetic",
+    calibration_data: "str | DataSpec" = "synthetic",
     calibration_samples: int = DEFAULT_CALIBRATION_SAMPLES,
     validation_samples: int | None = None,
-    flip: bool = True,
+    flip_test: bool = True,
     verify: bool = True,
     verify_random: int = 4,
     verify_images: int = 8,
@@ -264,8 +269,8 @@ def export_onnx(
         calibration_samples: int8 calibration images.
         validation_samples: score fp32 and fp16/int8 on the first this many validation persons
             (None: the whole split, as ``fpdctl eval``; 0: skip the accuracy check).
-        flip: score with the flip test, as ``fpdctl eval`` does (False: a deployed single forward,
-            ``fpdctl eval --no-flip``). Either way the figures are eval's for the two files.
+        flip_test: score with the flip test, as ``fpdctl eval`` does (False: a deployed single forward,
+            ``fpdctl eval --no-flip-test``). Either way the figures are eval's for the two files.
         verify: run the PyTorch comparison (and the accuracy comparison).
         verify_random, verify_images: inputs of each kind for the comparison.
         threads: ONNX Runtime intra-op threads for the checks (None: ORT's default).
@@ -284,7 +289,7 @@ def export_onnx(
     from fpdctl.utils.io import atomic_write_bytes, ensure_parent_writable
 
     start = time.perf_counter()
-    batch, opset = _check_options(
+    batch, opset, calibration_data = _check_options(
         precision,
         batch,
         opset,
@@ -294,7 +299,7 @@ def export_onnx(
         validation_samples,
         verify,
     )
-    scoring = _Scoring(calibration_data, validation_samples, flip)
+    scoring = _Scoring(calibration_data, validation_samples, flip_test)
     embedding = embedding if embedding is not None and embedding.active else None
     if embedding is not None:
         embedding.check(all_stacks)
@@ -335,9 +340,9 @@ def export_onnx(
 class _Scoring:
     """The accuracy check's protocol: ``fpdctl eval``'s on ``data`` (None persons: all of them)."""
 
-    data: str
+    data: "str | DataSpec"
     samples: int | None
-    flip: bool
+    flip_test: bool
 
     @property
     def active(self) -> bool:
@@ -467,7 +472,7 @@ def _quantize(
 
     dataset = build_dataset(calibration_data, "train", input_size=job.input_size)
     if len(dataset) == 0:
-        raise UsageError(f"--calibration-data {calibration_data} has no training images")
+        raise UsageError(f"`calibration_data` {calibration_data} has no training images", params="calibration_data")
     indices = calibration_indices(len(dataset), calibration_samples)
     # Ranges are averaged over calibration batches: one image per batch averages per-image
     # ranges (a fixed-batch graph can only take its own batch size).
@@ -496,7 +501,7 @@ def _compare_with_fp32(
 
     persons = "all" if scoring.samples is None else f"the first {scoring.samples}"
     job.say(
-        f"scoring fp32 and {precision} as fpdctl eval does (flip test {'on' if scoring.flip else 'off'}) on "
+        f"scoring fp32 and {precision} as fpdctl eval does (flip test {'on' if scoring.flip_test else 'off'}) on "
         f"{persons} {scoring.data} validation persons"
     )
     return compare_accuracy(
@@ -505,7 +510,7 @@ def _compare_with_fp32(
         data=scoring.data,
         input_size=job.input_size,
         samples=scoring.samples,
-        flip=scoring.flip,
+        flip_test=scoring.flip_test,
         reference_precision="fp32",
         candidate_precision=precision,
         input_convention=job.net.input_convention,

@@ -105,7 +105,8 @@ def place_model(
         rows = [row for row in rows if row.runtime != "torch"]
         if len(rows) > 1:  # pick_backend below sees one file precision only: say it here
             raise UsageError(
-                f"`backend` must pick one backend here; '{backend}' selects {', '.join(b.name for b in rows)}"
+                f"`backend` must pick one backend here; '{backend}' selects {', '.join(b.name for b in rows)}",
+                params="backend",
             )
         file_precision = rows[0].file_precision if rows else None
         return pick_backend("onnx", backend, device_type=device_type, onnx_precision=file_precision), where
@@ -200,7 +201,8 @@ def open_source(
     if not isinstance(getattr(net, "spec", None), HourglassSpec):
         raise UsageError(
             f"`model` must be a checkpoint, a pretrained or model name, an .onnx file or an fpdctl "
-            f"HourglassNet, got {type(model).__name__}"
+            f"HourglassNet, got {type(model).__name__}",
+            params="model",
         )
     if input_convention is not None:
         net.input_convention = input_convention.apply(net.input_convention)

@@ -23,13 +23,15 @@ import numpy as np
 
 from fpdctl.deploy.bench import benchmark
 from fpdctl.deploy.export import export_onnx
-from fpdctl.deploy.pose_result import DEFAULT_BATCH_SIZE, PoseResult, load_image, person_boxes
+from fpdctl.deploy.pose_result import PoseResult, load_image, person_boxes
 from fpdctl.errors import UsageError
 from fpdctl.evaluate import evaluate_model
+from fpdctl.pipeline import INFERENCE_BATCH_SIZE, check_batch_size
 
 if TYPE_CHECKING:
     import torch
 
+    from fpdctl.data.kinds import DataSpec
     from fpdctl.deploy.backends import Backend
     from fpdctl.deploy.bench import BenchResult
     from fpdctl.deploy.export import ExportResult
@@ -46,12 +48,10 @@ if TYPE_CHECKING:
 PathLike = str | os.PathLike[str]
 
 
-def _default(function: Callable[..., Any], *names: str) -> Any:
-    """The default of ``function``'s parameter (the first of ``names`` it has: the flip test is
-    being renamed ``flip_test`` in the core): each default is defined once, in the core function
-    that uses it, and the methods here read it from there."""
-    parameters = inspect.signature(function).parameters
-    return next(parameters[name].default for name in names if name in parameters)
+def _default(function: Callable[..., Any], name: str) -> Any:
+    """The default of ``function``'s parameter ``name``: each default is defined once, in the
+    core function that uses it, and the methods here read it from there."""
+    return inspect.signature(function).parameters[name].default
 
 
 class Pose:
@@ -140,7 +140,7 @@ class Pose:
         images: ImageLike | Sequence[ImageLike],
         boxes: Any = None,
         *,
-        batch_size: int = DEFAULT_BATCH_SIZE,
+        batch_size: int = INFERENCE_BATCH_SIZE,
     ) -> list[PoseResult]:
         """Keypoints of every person in one or several images.
 
@@ -162,15 +162,15 @@ class Pose:
             UsageError: an image that is not uint8 [H, W, 3], or malformed boxes;
             UnreadableImage: a path that cannot be read.
         """
-        if batch_size < 1:
-            raise UsageError(f"`batch_size` must be at least 1, got {batch_size}")
+        check_batch_size(batch_size)
         many = isinstance(images, (list, tuple)) or (isinstance(images, np.ndarray) and images.ndim == 4)
         items = list(images) if many else [images]  # type: ignore[arg-type]
         if many and boxes is not None and not callable(boxes):
             if not isinstance(boxes, (list, tuple)) or len(boxes) != len(items):
                 raise UsageError(
                     f"`boxes` for {len(items)} images must be a list of {len(items)} per-image entries "
-                    "(or one detector, or None)"
+                    "(or one detector, or None)",
+                    params="boxes",
                 )
             per_image = list(boxes)
         else:
@@ -184,7 +184,7 @@ class Pose:
         images: Sequence[tuple[np.ndarray, str]],
         persons: Sequence[Sequence[PersonBox]],
         *,
-        batch_size: int = DEFAULT_BATCH_SIZE,
+        batch_size: int = INFERENCE_BATCH_SIZE,
         frames: Sequence[int | None] | None = None,
     ) -> list[PoseResult]:
         """Keypoints of given crops: the step :meth:`__call__` and ``fpdctl predict`` share.
@@ -192,28 +192,25 @@ class Pose:
         Args:
             images: (uint8 BGR [H, W, 3] image, its name) pairs.
             persons: per image, the persons to crop (:class:`~fpdctl.deploy.persons.PersonBox`).
-            batch_size: crops per forward pass.
+            batch_size: crops per forward pass: the one place crops are batched. Crops are made
+                per chunk, so only one chunk of crops (and its heatmaps) exists at a time and
+                memory does not grow with the number of boxes; each crop is independent of the
+                others, so the keypoints do not depend on ``batch_size``.
             frames: per image, its frame index in a video (None: not a video).
         """
         from fpdctl.pipeline import crop
 
-        crops: list[np.ndarray] = []
-        affines: list[np.ndarray] = []
-        for (image, _name), found in zip(images, persons):
-            for person in found:
-                patch, affine = crop(image, person.center, person.scale, self.input_size)
-                crops.append(patch)
-                affines.append(affine)
+        size = check_batch_size(batch_size)
+        # (image, person) of every person, in order: the chunks cut this flat list.
+        todo = [(image, person) for (image, _name), found in zip(images, persons) for person in found]
         joints = len(self.joint_set.names)
-        coords = np.zeros((0, joints, 2), np.float32)
-        peaks = np.zeros((0, joints), np.float32)
-        if crops:
-            parts = [
-                self._keypoints(np.stack(crops[k : k + batch_size]), affines[k : k + batch_size])
-                for k in range(0, len(crops), batch_size)
-            ]
-            coords = np.concatenate([c for c, _ in parts]).astype(np.float32)
-            peaks = np.concatenate([s for _, s in parts]).astype(np.float32)
+        coords = np.zeros((len(todo), joints, 2), np.float32)
+        peaks = np.zeros((len(todo), joints), np.float32)
+        for start in range(0, len(todo), size):
+            chunk = [crop(image, p.center, p.scale, self.input_size) for image, p in todo[start : start + size]]
+            found_xy, found_peaks = self._keypoints(np.stack([c for c, _ in chunk]), [a for _, a in chunk])
+            coords[start : start + len(chunk)] = found_xy
+            peaks[start : start + len(chunk)] = found_peaks
         results: list[PoseResult] = []
         k = 0
         for index, ((image, name), found) in enumerate(zip(images, persons)):
@@ -225,8 +222,8 @@ class Pose:
                     box_scores=np.array([np.nan if p.score is None else p.score for p in found], np.float64),
                     centers=np.array([p.center for p in found], np.float32).reshape(n, 2),
                     scales=np.array([p.scale for p in found], np.float32),
-                    keypoints=coords[k : k + n],
-                    scores=peaks[k : k + n],
+                    keypoints=coords[k : k + n].copy(),  # copies: a view keeps every person's alive
+                    scores=peaks[k : k + n].copy(),
                     joint_set=self.joint_set,
                     source=name,
                     frame=None if frames is None else frames[index],
@@ -259,7 +256,7 @@ class Pose:
         *,
         boxes: Any = None,
         max_frames: int | None = None,
-        batch_size: int = DEFAULT_BATCH_SIZE,
+        batch_size: int = INFERENCE_BATCH_SIZE,
         overwrite: bool = False,
         draw: bool = True,
         min_score: float = 0.0,
@@ -291,15 +288,22 @@ class Pose:
         """
         if out is not None:
             if stream:
-                raise UsageError("`stream` yields results without writing files; give `out` None, or `stream` False")
+                raise UsageError(
+                    "`stream` yields results without writing files; give `out` None, or `stream` False",
+                    params=("stream", "out"),
+                )
             from fpdctl.deploy.predict import predict
 
             if not isinstance(source, (str, os.PathLike)):
-                raise UsageError("with `out`, `source` must be a path to an image, a folder of images or a video")
+                raise UsageError(
+                    "with `out`, `source` must be a path to an image, a folder of images or a video",
+                    params=("out", "source"),
+                )
             file_boxes = boxes if isinstance(boxes, (str, os.PathLike)) else None
             if boxes is not None and file_boxes is None and not callable(boxes):
                 raise UsageError(
-                    "with `out`, `boxes` must be a detections file or a detector (one list does not fit a folder)"
+                    "with `out`, `boxes` must be a detections file or a detector (one list does not fit a folder)",
+                    params=("out", "boxes"),
                 )
             return predict(
                 self,
@@ -319,9 +323,11 @@ class Pose:
 
     def _stream(self, source: Any, boxes: Any, max_frames: int | None, batch_size: int) -> Iterator[PoseResult]:
         if max_frames is not None and max_frames < 1:
-            raise UsageError(f"`max_frames` must be at least 1, got {max_frames}")
+            raise UsageError(f"`max_frames` must be at least 1, got {max_frames}", params="max_frames")
         if isinstance(boxes, (str, os.PathLike)):
-            raise UsageError("a detections file as `boxes` needs `out` (it is read as predict reads it)")
+            raise UsageError(
+                "a detections file as `boxes` needs `out` (it is read as predict reads it)", params=("boxes", "out")
+            )
         if not isinstance(source, (str, os.PathLike)):
             items = source if isinstance(source, (list, tuple)) else [source]
             per_image = boxes if isinstance(boxes, (list, tuple)) and isinstance(source, (list, tuple)) else None
@@ -348,11 +354,11 @@ class Pose:
 
     def val(
         self,
-        data: str,
+        data: "str | DataSpec",
         boxes: PathLike | None = None,
-        flip_test: bool = _default(evaluate_model, "flip_test", "flip"),
+        flip_test: bool = _default(evaluate_model, "flip_test"),
         *,
-        batch_size: int = DEFAULT_BATCH_SIZE,
+        batch_size: int = INFERENCE_BATCH_SIZE,
         num_workers: int = _default(evaluate_model, "num_workers"),
         threshold: float | None = None,
         save_predictions: PathLike | None = None,
@@ -383,7 +389,7 @@ class Pose:
         """
         from dataclasses import replace
 
-        from fpdctl.data.kinds import data_joint_set, parse_data_spec
+        from fpdctl.data.kinds import data_joint_set, data_metric, parse_data_spec
         from fpdctl.data.registry import build_dataset
         from fpdctl.deploy.metadata import GraphIO
         from fpdctl.evaluate import check_model_joints, write_predictions
@@ -391,10 +397,11 @@ class Pose:
 
         spec = parse_data_spec(data)
         channels = data_joint_set(spec)
-        check_threshold("oks" if channels.name == "coco" else "pckh", threshold)  # before the network runs
+        check_threshold(data_metric(spec), threshold)  # before the network runs
         if boxes is not None and spec.kind != "coco":
             raise UsageError(
-                f"`boxes` crops the images of a COCO folder at detector boxes: it needs `data` coco:DIR, got {data!r}"
+                f"`boxes` crops the images of a COCO folder at detector boxes: it needs `data` coco:DIR, got '{spec}'",
+                params=("boxes", "data"),
             )
         if boxes is not None:  # a missing file fails before the network runs
             from fpdctl.utils.io import require_file
@@ -421,7 +428,7 @@ class Pose:
         result = evaluate_model(
             self.runner,
             dataset,
-            flip=flip_test,
+            flip_test=flip_test,
             batch_size=self.runner.batch or batch_size,
             device=self.device if self.backend.runtime == "torch" else "cpu",
             num_workers=num_workers,
@@ -445,7 +452,7 @@ class Pose:
         calibration_data: str = _default(export_onnx, "calibration_data"),
         calibration_samples: int = _default(export_onnx, "calibration_samples"),
         validation_samples: int | None = None,
-        flip_test: bool = _default(export_onnx, "flip_test", "flip"),
+        flip_test: bool = _default(export_onnx, "flip_test"),
         verify: bool = _default(export_onnx, "verify"),
         verify_random: int = _default(export_onnx, "verify_random"),
         verify_images: int = _default(export_onnx, "verify_images"),
@@ -478,7 +485,7 @@ class Pose:
             calibration_data=calibration_data,
             calibration_samples=calibration_samples,
             validation_samples=validation_samples,
-            flip=flip_test,
+            flip_test=flip_test,
             verify=verify,
             verify_random=verify_random,
             verify_images=verify_images,
@@ -535,4 +542,4 @@ def _image_suffixes() -> tuple[str, ...]:
     return IMAGE_SUFFIXES
 
 
-__all__ = ["DEFAULT_BATCH_SIZE", "Pose", "PoseResult"]
+__all__ = ["Pose", "PoseResult"]

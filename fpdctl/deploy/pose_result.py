@@ -10,7 +10,6 @@ centred and scaled as HRNet crops detection boxes). Without boxes the whole imag
 
 from __future__ import annotations
 
-import inspect
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,13 +19,10 @@ import numpy as np
 
 from fpdctl.deploy.persons import Person, PersonBox, Prediction
 from fpdctl.errors import DataError, InputError, UsageError
-from fpdctl.evaluate import evaluate_model
 
 if TYPE_CHECKING:
     from fpdctl.skeleton import JointSet
 
-# Crops per forward pass: the evaluation's batch (defined by fpdctl.evaluate.evaluate_model).
-DEFAULT_BATCH_SIZE: int = inspect.signature(evaluate_model).parameters["batch_size"].default
 
 # An image: a uint8 BGR [H, W, 3] array (cv2.imread's layout) or a path to an image file.
 ImageLike = "np.ndarray | str | os.PathLike[str]"
@@ -126,7 +122,8 @@ def load_image(image: Any) -> tuple[np.ndarray, str]:
     if array.dtype != np.uint8 or array.ndim != 3 or array.shape[2] != 3:
         raise UsageError(
             f"`images` must be uint8 BGR [H, W, 3] arrays (as cv2.imread gives) or paths, got "
-            f"{array.dtype} {list(array.shape)}"
+            f"{array.dtype} {list(array.shape)}",
+            params="images",
         )
     return array, ""
 
@@ -160,12 +157,16 @@ def person_boxes(image: np.ndarray, boxes: Any) -> list[PersonBox]:
         try:
             rows = np.array([[*b["bbox"], b.get("score", np.nan)] for b in boxes], np.float64)
         except (KeyError, TypeError, ValueError) as exc:
-            raise UsageError(f"each detection in `boxes` needs a 'bbox' [x, y, w, h] (and a 'score'): {exc}") from exc
+            raise UsageError(
+                f"each detection in `boxes` needs a 'bbox' [x, y, w, h] (and a 'score'): {exc}", params="boxes"
+            ) from exc
     else:
         try:
             rows = np.asarray(boxes, np.float64)
         except (TypeError, ValueError) as exc:
-            raise UsageError(f"`boxes` must be an [N, 4] array of x, y, w, h in image px: {exc}") from exc
+            raise UsageError(
+                f"`boxes` must be an [N, 4] array of x, y, w, h in image px: {exc}", params="boxes"
+            ) from exc
         if rows.ndim == 1 and rows.size in (4, 5):
             rows = rows[None]
         if rows.size == 0:
@@ -173,7 +174,8 @@ def person_boxes(image: np.ndarray, boxes: Any) -> list[PersonBox]:
     if rows.ndim != 2 or rows.shape[1] not in (4, 5):
         raise UsageError(
             "`boxes` must be an [N, 4] array of x, y, w, h in image px (or [N, 5] with scores), "
-            f"got shape {list(rows.shape)}"
+            f"got shape {list(rows.shape)}",
+            params="boxes",
         )
     persons = []
     for index, row in enumerate(rows):
@@ -183,7 +185,9 @@ def person_boxes(image: np.ndarray, boxes: Any) -> list[PersonBox]:
             if detected:
                 continue
             shown = ", ".join(f"{v:g}" for v in box)
-            raise UsageError(f"`boxes`[{index}] ({shown}) is refused in the {width} x {height} image: {check.reason}")
+            raise UsageError(
+                f"`boxes`[{index}] ({shown}) is refused in the {width} x {height} image: {check.reason}", params="boxes"
+            )
         score = None if rows.shape[1] == 4 or np.isnan(row[4]) else float(row[4])
         center, scale = box_center_scale(check.clipped)
         persons.append(PersonBox(box, score, center, scale))
@@ -215,4 +219,4 @@ def read_frames(path: Path, max_frames: int | None = None) -> Iterator[tuple[int
         capture.release()
 
 
-__all__ = ["DEFAULT_BATCH_SIZE", "DetectorLike", "ImageLike", "PoseResult", "load_image", "person_boxes", "read_frames"]
+__all__ = ["DetectorLike", "ImageLike", "PoseResult", "load_image", "person_boxes", "read_frames"]

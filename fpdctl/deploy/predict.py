@@ -3,7 +3,8 @@
 Each person goes through the top-down pipeline (:mod:`fpdctl.pipeline`): cropped around its box
 the way the validation pipeline crops a dataset sample, normalised with the model's own input
 convention, run through the model's final stack, decoded by the heatmap codec and mapped back to
-image pixels. All persons of an image (or frame) run as ONE batch.
+image pixels. The persons of an image (or frame) run in chunks of ``batch_size`` crops
+(:meth:`Pose.run <fpdctl.deploy.pose.Pose.run>`).
 
 Where the persons come from (:class:`PersonSource`), one of:
 
@@ -20,17 +21,18 @@ Outputs (in the output folder): ``keypoints.json``, one entry per image or frame
 ``persons`` (box, box score, crop centre and scale, keypoints in image px with heatmap peak
 scores), and the input drawn with every skeleton: ``NAME`` for each image, ``STEM_pose.mp4``
 (mp4v) for a video. keypoints.json lists the files the run wrote (``written``): a later run with
-``overwrite`` replaces exactly those and refuses a folder holding anything else. Every file is
-written to a temporary name and renamed; a run that fails removes the folder it created.
+``overwrite`` replaces exactly those and refuses a folder holding anything else, or a manifest
+naming anything but plain files of the folder. A run writes into a hidden folder beside the
+output folder and swaps it in whole at the end, so a failed or killed run leaves the output
+folder as it was (:mod:`fpdctl.deploy.output_folder`).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import os
-import shutil
-import tempfile
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Iterator
@@ -39,14 +41,15 @@ import numpy as np
 
 from fpdctl.boxes import Box
 from fpdctl.deploy.detector import DEFAULT_DET_IOU, DEFAULT_DET_SCORE
+from fpdctl.deploy.output_folder import JSON_NAME, StagedFolder, previous_outputs
 from fpdctl.deploy.persons import (
     PersonBox,
     PersonSource,
     Prediction,
     PredictResult,
 )
-from fpdctl.deploy.pose_result import DEFAULT_BATCH_SIZE
 from fpdctl.errors import DataError, InputError, RuntimeFailure, UsageError
+from fpdctl.pipeline import INFERENCE_BATCH_SIZE, check_batch_size
 from fpdctl.progress import Progress, report
 
 if TYPE_CHECKING:
@@ -55,12 +58,11 @@ if TYPE_CHECKING:
 
 IMAGE_SUFFIXES: tuple[str, ...] = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff")
 VIDEO_SUFFIXES: tuple[str, ...] = (".mp4", ".avi", ".mov", ".mkv", ".m4v", ".webm", ".mpg", ".mpeg")
-JSON_NAME = "keypoints.json"
 VIDEO_FOURCC = "mp4v"
 # Frames per second written when a video does not report its own.
 FALLBACK_FPS: float = 25.0
-# Persons per forward pass for folders: images are gathered until their persons reach this (an
-# image's persons always run together, however many). Video frames run one at a time, in order.
+# Folders: images are gathered until their persons reach this many (fewer images held at once),
+# then run together in chunks of batch_size. Video frames run one at a time, in order.
 FOLDER_BATCH: int = 8
 
 
@@ -97,7 +99,7 @@ def predict(
     draw: bool = True,
     min_score: float = 0.0,
     max_frames: int | None = None,
-    batch_size: int = DEFAULT_BATCH_SIZE,
+    batch_size: int = INFERENCE_BATCH_SIZE,
     progress: Progress | None = None,
 ) -> PredictResult:
     """Predict keypoints for every person of each image or frame and write them (and drawings).
@@ -109,7 +111,9 @@ def predict(
             takes a model file or name.
         input_path: an image, a folder of images, or a video.
         out_dir: output folder (created; must not be the input folder; must be empty or hold
-            only an earlier predict's files, replaced with ``overwrite``).
+            only an earlier predict's files, replaced with ``overwrite``). The run writes into a
+            hidden folder beside it and swaps it in whole at the end; a failed run leaves it as
+            it was (:mod:`fpdctl.deploy.output_folder`).
         bbox: (x, y, w, h) of the one person in image px, for every image; None: the whole image.
         boxes: a detections file (:mod:`fpdctl.deploy.boxes`): every box is a person.
         annotations: a COCO annotation file mapping the boxes' ``image_id`` to file names.
@@ -118,17 +122,21 @@ def predict(
         det_score, det_iou: the detector's score and NMS IoU thresholds; ``det_score`` also
             skips the boxes of a boxes file scoring under it (counted in ``skipped_boxes``).
         frame_base: what a boxes file numbers a video's first frame: 0, or 1 (MOT's files).
-        overwrite: replace an earlier predict's output in ``out_dir``.
+        overwrite: replace an earlier predict's output in ``out_dir``: the plain files inside
+            it that its keypoints.json lists (``written``); a list naming anything else is refused.
         draw: write the drawn images / video.
         min_score: joints below this heatmap peak are not drawn (they are still in the JSON).
         max_frames: stop a video after this many frames.
-        batch_size: crops per forward pass (:meth:`Pose.__call__`).
+        batch_size: persons per forward pass: a crowded image runs in chunks of this many, so
+            memory stays bounded whatever the number of boxes (crops are made per chunk,
+            :meth:`Pose.run <fpdctl.deploy.pose.Pose.run>`).
         progress: gets a "predict.item" event after each image or frame (``done`` of ``total``;
             total 0 when a video does not say).
 
     Raises:
         InputError / DataError: missing or unreadable input, a bad boxes file or detector;
-        UsageError: bad options; RuntimeFailure: an output could not be written.
+        UsageError: bad options, or an ``out_dir`` that may not be replaced; RuntimeFailure: an
+            output could not be written.
     """
     from fpdctl.deploy.detector import Detector, check_thresholds
     from fpdctl.utils.io import check_folder_creatable, require_file
@@ -140,24 +148,32 @@ def predict(
         if path is not None and not callable(path):
             require_file(path, what)
     if boxes is not None and detector is not None:
-        raise UsageError("--boxes and --detector exclude each other: give one source of person boxes")
+        raise UsageError(
+            "`boxes` and `detector` exclude each other: give one source of person boxes", params=("boxes", "detector")
+        )
     if bbox is not None and (boxes is not None or detector is not None):
-        raise UsageError(f"--bbox is one person for every image; it excludes --{'boxes' if boxes else 'detector'}")
+        other = "boxes" if boxes else "detector"
+        raise UsageError(f"bbox is one person for every image; it excludes `{other}`", params=("bbox", other))
     if annotations is not None and boxes is None:
-        raise UsageError("--annotations maps the image ids of a --boxes file; it needs --boxes")
+        raise UsageError(
+            "`annotations` maps the image ids of a `boxes` file; it needs `boxes`", params=("annotations", "boxes")
+        )
+    check_batch_size(batch_size)
     if max_frames is not None and max_frames < 1:
-        raise UsageError(f"--max-frames must be at least 1, got {max_frames}")
+        raise UsageError(f"`max_frames` must be at least 1, got {max_frames}", params="max_frames")
     if not math.isfinite(min_score):  # NaN would silently draw nothing
-        raise UsageError(f"--min-score must be a finite number, got {min_score}")
+        raise UsageError(f"`min_score` must be a finite number, got {min_score}", params="min_score")
     check_thresholds(det_score, det_iou)
     kind = input_kind(source_path)
     if kind == "folder" and draw and out.resolve() == source_path.resolve():
-        raise UsageError("--out must not be the input folder (the drawn images would replace the inputs)")
+        raise UsageError(
+            "`out_dir` must not be the input folder (the drawn images would replace the inputs)", params="out_dir"
+        )
     files = _image_files(source_path, kind) if kind != "video" else []
     if draw:
         for image_file in files:
             if (out / image_file.name).resolve() == image_file.resolve():
-                raise UsageError(f"--out would overwrite the input image {image_file}")
+                raise UsageError(f"`out_dir` would overwrite the input image {image_file}", params="out_dir")
     first_image = None
     if kind == "image":  # an unreadable single image fails before anything is created
         from fpdctl.data.dataset import read_image
@@ -176,7 +192,7 @@ def predict(
             frame_base=frame_base,
         )
     check_folder_creatable(out)  # before the model loads
-    previous = _previous_outputs(out, overwrite)
+    previous = previous_outputs(out, overwrite)
     pose = model() if callable(model) and not hasattr(model, "run") else model
     backend, threads = pose.backend.name, pose.threads
     person_detector = (
@@ -199,64 +215,35 @@ def predict(
     previous_threads = torch.get_num_threads()
     if threads is not None:
         torch.set_num_threads(threads)
-    created = not os.path.lexists(out)
     try:
-        result = _predict(
-            pose,
-            source_path,
-            kind,
-            out,
-            files=files,
-            first_image=first_image,
-            people=people,
-            draw=draw,
-            min_score=min_score,
-            max_frames=max_frames,
-            batch_size=batch_size,
-            progress=progress,
-            start=start,
-        )
-    except BaseException:
-        if created and out.is_dir():  # a failed run leaves no half-written folder behind
-            shutil.rmtree(out, ignore_errors=True)
-        raise
+        # The run writes into a stage beside out_dir, swapped in whole at the end: a failed or
+        # killed run leaves out_dir as it was (fpdctl.deploy.output_folder).
+        with StagedFolder(out) as stage:
+            assert stage.path is not None
+            result = _predict(
+                pose,
+                source_path,
+                kind,
+                stage.path,
+                files=files,
+                first_image=first_image,
+                people=people,
+                draw=draw,
+                min_score=min_score,
+                max_frames=max_frames,
+                batch_size=batch_size,
+                progress=progress,
+                start=start,
+            )
+            stage.commit(previous)
     finally:
         torch.set_num_threads(previous_threads)  # a library call must not leave torch changed
-    for stale in previous - {JSON_NAME} - {p.name for p in result.drawn}:
-        (out / stale).unlink(missing_ok=True)  # an earlier run's drawing this run did not redo
-    return result
-
-
-def _previous_outputs(out: Path, overwrite: bool) -> set[str]:
-    """The names of an earlier predict's files in ``out`` (to replace), or nothing for an empty
-    or new folder.
-
-    Raises:
-        UsageError: ``out`` is not empty and ``overwrite`` is off, or it holds files that
-            predict's manifest (keypoints.json's ``written``) does not list.
-    """
-    if not out.is_dir():
-        return set()
-    present = sorted(p.name for p in out.iterdir())
-    if not present:
-        return set()
-    if not overwrite:
-        raise UsageError(f"--out {out} is not empty; pass --overwrite to replace an earlier predict's output there")
-    owned: set[str] = set()
-    try:
-        manifest = json.loads((out / JSON_NAME).read_text(encoding="utf-8"))
-        if isinstance(manifest, dict) and isinstance(manifest.get("written"), list):
-            owned = {JSON_NAME, *(str(n) for n in manifest["written"])}
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
-        pass
-    foreign = [name for name in present if name not in owned]
-    if foreign:
-        shown = ", ".join(foreign[:3]) + (f" and {len(foreign) - 3} more" if len(foreign) > 3 else "")
-        raise UsageError(
-            f"--out {out} holds files predict did not write ({shown}); --overwrite replaces only "
-            f"predict's own output: give an empty or new folder"
-        )
-    return owned
+    return dataclasses.replace(
+        result,
+        json_path=out / JSON_NAME,
+        drawn=[out / p.name for p in result.drawn],
+        warnings=[*result.warnings, *stage.warnings],
+    )
 
 
 def _predict(
@@ -273,7 +260,7 @@ def _predict(
     max_frames: int | None,
     progress: Progress | None,
     start: float,
-    batch_size: int = DEFAULT_BATCH_SIZE,
+    batch_size: int = INFERENCE_BATCH_SIZE,
 ) -> PredictResult:
     from fpdctl.utils.io import atomic_write_text, ensure_parent_writable
 
@@ -365,7 +352,7 @@ def _predict_images(
     draw: bool,
     min_score: float,
     progress: Progress | None,
-    batch_size: int = DEFAULT_BATCH_SIZE,
+    batch_size: int = INFERENCE_BATCH_SIZE,
 ) -> tuple[list[Prediction], list[Path], list[str]]:
     import cv2
 
@@ -432,7 +419,7 @@ def _predict_video(
     min_score: float,
     max_frames: int | None,
     progress: Progress | None,
-    batch_size: int = DEFAULT_BATCH_SIZE,
+    batch_size: int = INFERENCE_BATCH_SIZE,
 ) -> tuple[list[Prediction], Path | None]:
     import cv2
 
@@ -444,11 +431,9 @@ def _predict_video(
     fps = capture.get(cv2.CAP_PROP_FPS)
     fps = fps if fps and np.isfinite(fps) and fps > 0 else FALLBACK_FPS
     total = int(capture.get(cv2.CAP_PROP_FRAME_COUNT) or 0)
-    target = out / f"{path.stem}_pose.mp4"
+    target = out / f"{path.stem}_pose.mp4"  # out is the run's own stage: written in place
     boxed = people.kind != "image"
     writer = None
-    tmp_dir = None
-    tmp_file = None
     predictions: list[Prediction] = []
     try:
         index = 0
@@ -462,11 +447,8 @@ def _predict_video(
             predictions.append(Prediction(path.name, index, w, h, result.persons))
             if draw:
                 if writer is None:
-                    # The container is chosen from the file name, so the temporary file keeps .mp4.
                     ensure_parent_writable(target)
-                    tmp_dir = tempfile.mkdtemp(prefix=f".{path.stem}.", dir=out)
-                    tmp_file = Path(tmp_dir) / target.name
-                    writer = cv2.VideoWriter(str(tmp_file), cv2.VideoWriter_fourcc(*VIDEO_FOURCC), fps, (w, h))
+                    writer = cv2.VideoWriter(str(target), cv2.VideoWriter_fourcc(*VIDEO_FOURCC), fps, (w, h))
                     if not writer.isOpened():
                         raise RuntimeFailure(f"OpenCV cannot write {VIDEO_FOURCC} video to {target}")
                 writer.write(result.plot(min_score, boxed))
@@ -479,17 +461,12 @@ def _predict_video(
         if writer is not None:
             writer.release()
             writer = None
-            os.replace(tmp_file, target)  # type: ignore[arg-type]
             return predictions, target
         return predictions, None
     finally:
         capture.release()
         if writer is not None:
             writer.release()
-        if tmp_dir is not None:
-            for leftover in Path(tmp_dir).iterdir():
-                leftover.unlink(missing_ok=True)
-            os.rmdir(tmp_dir)
 
 
 __all__ = [

@@ -34,11 +34,11 @@ if TYPE_CHECKING:
 PIXEL_ORDERS: tuple[str, ...] = ("rgb", "bgr")
 # OpenCV's order: what cv2.imread and cv2.VideoCapture give a deployment.
 DEFAULT_PIXEL_ORDER = "bgr"
-# The option names, defined once (the CLI's and the error messages').
-FLAG_PREPROCESS = "--embed-preprocess"
-FLAG_DECODE = "--embed-decode"
-FLAG_PIXEL_ORDER = "--pixel-order"
-FLAG_KEEP_HEATMAPS = "--keep-heatmaps"
+# The parameter names the error messages use, defined once (the CLI shows each as its flag).
+FLAG_PREPROCESS = "embed_preprocess"
+FLAG_DECODE = "embed_decode"
+FLAG_PIXEL_ORDER = "pixel_order"
+FLAG_KEEP_HEATMAPS = "keep_heatmaps"
 # An embedded graph's keypoint agrees with the reference within this many crop pixels (half a
 # pixel: well under the decode's own quarter-heatmap-pixel = one-crop-pixel resolution).
 KEYPOINT_TOLERANCE_PX: float = 0.5
@@ -62,16 +62,22 @@ class Embedding:
 
     def __post_init__(self) -> None:
         if self.pixel_order not in PIXEL_ORDERS:
-            raise UsageError(f"{FLAG_PIXEL_ORDER} must be 'rgb' or 'bgr', got '{self.pixel_order}'")
+            raise UsageError(
+                f"`{FLAG_PIXEL_ORDER}` must be 'rgb' or 'bgr', got '{self.pixel_order}'", params=FLAG_PIXEL_ORDER
+            )
         if self.keep_heatmaps and not self.decode:
             raise UsageError(
-                f"{FLAG_KEEP_HEATMAPS} applies with {FLAG_DECODE} (without it the graph returns heatmaps only)"
+                f"`{FLAG_KEEP_HEATMAPS}` applies with `{FLAG_DECODE}` (without it the graph returns heatmaps only)",
+                params=(FLAG_KEEP_HEATMAPS, FLAG_DECODE),
             )
 
     def check(self, all_stacks: bool) -> None:
         """Raise UsageError if the embedding does not combine with the export's other options."""
         if self.decode and all_stacks:
-            raise UsageError(f"{FLAG_DECODE} decodes the final stack; it does not combine with --all-stacks")
+            raise UsageError(
+                f"`{FLAG_DECODE}` decodes the final stack; it does not combine with `all_stacks`",
+                params=(FLAG_DECODE, "all_stacks"),
+            )
 
     @property
     def active(self) -> bool:
@@ -104,10 +110,13 @@ def parse_embedding(
     if pixel_order is not None:
         order = match_choice(pixel_order, PIXEL_ORDERS)
         if order is None:
-            raise UsageError(f"{FLAG_PIXEL_ORDER} must be 'rgb' or 'bgr', got '{pixel_order}'")
+            raise UsageError(
+                f"`{FLAG_PIXEL_ORDER}` must be 'rgb' or 'bgr', got '{pixel_order}'", params=FLAG_PIXEL_ORDER
+            )
         if not preprocess:
             raise UsageError(
-                f"{FLAG_PIXEL_ORDER} applies with {FLAG_PREPROCESS} (the order of the uint8 crops the graph takes)"
+                f"`{FLAG_PIXEL_ORDER}` applies with `{FLAG_PREPROCESS}` (the order of the uint8 crops the graph takes)",
+                params=(FLAG_PIXEL_ORDER, FLAG_PREPROCESS),
             )
     embedding = Embedding(preprocess, decode, order, keep_heatmaps)
     embedding.check(all_stacks)

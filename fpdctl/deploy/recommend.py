@@ -71,12 +71,12 @@ def score_cases(
         if say is not None:
             say(f"scoring {label} on {samples} {data} validation persons ({', '.join(names)})")
         count, metric, results = score_runners(
-            # A deployed path runs one forward: scored as `fpdctl eval --no-flip` scores it.
+            # A deployed path runs one forward: scored as `fpdctl eval --no-flip-test` scores it.
             runners,
             data=data,
             input_size=size,
             samples=samples,
-            flip=False,
+            flip_test=False,
             input_convention=source.input_convention,
         )
         values = dict(zip(names, (float(r.mean) for r in results)))

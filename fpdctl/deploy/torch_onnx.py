@@ -56,9 +56,9 @@ def parse_batch(text: str | int | None) -> int | None:
         try:
             value = int(word)
         except ValueError:
-            raise UsageError(f"--batch must be 'dynamic' or a positive integer, got '{text}'") from None
+            raise UsageError(f"`batch` must be 'dynamic' or a positive integer, got '{text}'", params="batch") from None
     if value < 1:
-        raise UsageError(f"--batch must be 'dynamic' or a positive integer, got '{text}'")
+        raise UsageError(f"`batch` must be 'dynamic' or a positive integer, got '{text}'", params="batch")
     return value
 
 
@@ -68,7 +68,7 @@ def check_opset(opset: int) -> int:
 
     highest = onnx.defs.onnx_opset_version()
     if not MIN_OPSET <= int(opset) <= highest:
-        raise UsageError(f"--opset must be between {MIN_OPSET} and {highest}, got {opset}")
+        raise UsageError(f"`opset` must be between {MIN_OPSET} and {highest}, got {opset}", params="opset")
     return int(opset)
 
 

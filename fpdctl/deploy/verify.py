@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 if TYPE_CHECKING:
+    from fpdctl.data.kinds import DataSpec
     from fpdctl.deploy.runtime import Runner
     from fpdctl.metrics import AccuracyResult
     from fpdctl.models.convention import InputConvention
@@ -210,7 +211,7 @@ class AccuracyComparison:
         reference, candidate: the full results (per joint, per part, both means).
     """
 
-    data: str
+    data: "str | DataSpec"
     split: str
     samples: int
     metric: str
@@ -218,16 +219,16 @@ class AccuracyComparison:
     candidate_precision: str
     reference: "AccuracyResult"
     candidate: "AccuracyResult"
-    flip: bool = True
+    flip_test: bool = True
     whole_split: bool = True
 
     @property
     def protocol(self) -> str:
         """How the figures were measured, in one line (they are what ``fpdctl eval`` gives the
-        files, with ``--no-flip`` where the flip test is off)."""
+        files, with ``--no-flip-test`` where the flip test is off)."""
         persons = f"all {self.samples}" if self.whole_split else f"the first {self.samples}"
         return (
-            f"fpdctl eval pipeline, flip test {'on' if self.flip else 'off'}, {persons} persons of "
+            f"fpdctl eval pipeline, flip test {'on' if self.flip_test else 'off'}, {persons} persons of "
             f"the {self.data} {self.split} split"
         )
 
@@ -246,7 +247,7 @@ class AccuracyComparison:
 
     def to_dict(self) -> dict[str, Any]:
         return {
-            "data": self.data,
+            "data": str(self.data),
             "split": self.split,
             "samples": self.samples,
             "metric": self.metric,
@@ -255,7 +256,7 @@ class AccuracyComparison:
             "reference_mean": self.reference_mean,
             "candidate_mean": self.candidate_mean,
             "drop": self.drop,
-            "flip": self.flip,
+            "flip_test": self.flip_test,
             "whole_split": self.whole_split,
             "protocol": self.protocol,
             "reference": self.reference.to_dict(),
@@ -269,7 +270,7 @@ def score_runners(
     data: str,
     input_size: int,
     samples: int | None = None,
-    flip: bool = True,
+    flip_test: bool = True,
     batch_size: int | None = None,
     input_convention: "InputConvention | None" = None,
 ) -> tuple[int, str, "list[AccuracyResult]"]:
@@ -278,7 +279,7 @@ def score_runners(
 
     Args:
         samples: score only the first this many persons (None: the whole split, as eval does).
-        flip: the flip test (eval's default); off for a deployed single forward.
+        flip_test: the flip test (eval's default); off for a deployed single forward.
         batch_size: persons per forward (None: eval's); a fixed-batch runner takes its own.
         input_convention: the runners' (None: NATIVE): the dataset's crops are converted to it.
 
@@ -298,7 +299,7 @@ def score_runners(
         evaluate_model(  # type: ignore[arg-type]
             runner,
             dataset,
-            flip=flip,
+            flip_test=flip_test,
             device="cpu",
             input_convention=input_convention or NATIVE,
             **({"batch_size": runner.batch} if runner.batch else batch),
@@ -315,7 +316,7 @@ def compare_accuracy(
     data: str,
     input_size: int,
     samples: int | None = None,
-    flip: bool = True,
+    flip_test: bool = True,
     reference_precision: str = "fp32",
     candidate_precision: str = "int8",
     batch_size: int | None = None,
@@ -329,7 +330,7 @@ def compare_accuracy(
 
     Args:
         samples: only the first this many persons (None: the whole split, as eval).
-        flip: the flip test (on, as eval); off for what a deployed single forward scores.
+        flip_test: the flip test (on, as eval); off for what a deployed single forward scores.
         batch_size, input_convention: as :func:`score_runners`.
 
     Raises:
@@ -340,7 +341,7 @@ def compare_accuracy(
         data=data,
         input_size=input_size,
         samples=samples,
-        flip=flip,
+        flip_test=flip_test,
         batch_size=batch_size,
         input_convention=input_convention,
     )
@@ -353,7 +354,7 @@ def compare_accuracy(
         candidate_precision=candidate_precision,
         reference=results[0],
         candidate=results[1],
-        flip=flip,
+        flip_test=flip_test,
         whole_split=samples is None,
     )
 

@@ -7,6 +7,7 @@ imports on first use).
 
 from __future__ import annotations
 
+import math
 import os
 from pathlib import Path
 from typing import Any, Union
@@ -70,13 +71,16 @@ def headline_score(report: dict[str, Any], metric: str) -> float:
 
 
 def check_threshold(metric: str, threshold: float | None) -> None:
-    """Refuse a threshold for COCO AP, which averages over its own OKS thresholds.
+    """Refuse a threshold that is not a positive number, or any threshold for COCO AP, which
+    averages over its own OKS thresholds.
 
     Raises:
-        UsageError: naming the option.
+        UsageError: naming the parameter.
     """
+    if threshold is not None and not (threshold > 0 and math.isfinite(threshold)):
+        raise UsageError(f"`threshold` must be a positive number, got {threshold}", params="threshold")
     if threshold is not None and metric == COCOResult.metric:
-        raise UsageError("--threshold applies to PCKh and PCK; COCO AP averages over OKS 0.50:0.95")
+        raise UsageError("`threshold` applies to PCKh and PCK; COCO AP averages over OKS 0.50:0.95", params="threshold")
 
 
 def score_prediction_file(

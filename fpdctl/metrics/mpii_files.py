@@ -317,7 +317,7 @@ def evaluate_mpii_prediction_files(
             :func:`~fpdctl.metrics.pckh.compute_pckh`.
     """
     if not (isinstance(threshold, (int, float)) and math.isfinite(threshold) and threshold > 0):
-        raise UsageError(f"--threshold must be a positive number, got {threshold}")
+        raise UsageError(f"`threshold` must be a positive number, got {threshold}", params="threshold")
     coords = load_mpii_predictions(predictions)
     reference = load_mpii_ground_truth(ground_truth)
     return compute_pckh(coords, reference, threshold=threshold, inclusive=inclusive)

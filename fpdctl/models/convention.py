@@ -59,17 +59,20 @@ IMAGENET_STD: tuple[float, float, float] = (0.229, 0.224, 0.225)
 PYTORCH_POSE_MPII_MEAN: tuple[float, float, float] = (0.440442830324173, 0.4440267086029053, 0.4326828420162201)
 PYTORCH_POSE_LSP_MEAN: tuple[float, float, float] = (0.44420814514160156, 0.4302156865596771, 0.4039497971534729)
 
-# Flag names of the user override, defined once (see parse_convention_override).
-FLAG_PRESET = "--input-convention"
-FLAG_ORDER = "--input-order"
-FLAG_MEAN = "--input-mean"
-FLAG_STD = "--input-std"
+# The parameters of the user override, under a prefix (``input_`` for a model, ``teacher_input_``
+# for a teacher), defined once (see parse_convention_override).
+OVERRIDE_PARAMS: tuple[str, str, str, str] = ("convention", "order", "mean", "std")
+
+
+def _quoted(label: str) -> str:
+    """A parameter's name as errors quote it (```input_mean```); a description stays prose."""
+    return f"`{label}`" if label.isidentifier() else label
 
 
 def _check_order(order: object, label: str) -> str:
     text = match_choice(order, CHANNEL_ORDERS) if isinstance(order, str) else None
     if text is None:
-        raise UsageError(f"{label} must be 'rgb' or 'bgr', got {order!r}")
+        raise UsageError(f"{_quoted(label)} must be 'rgb' or 'bgr', got {order!r}", params=label)
     return text
 
 
@@ -80,14 +83,15 @@ def _parse_triple(value: str | Sequence[float], label: str) -> tuple[float, ...]
         parts = []
     if len(parts) != 3:
         raise UsageError(
-            f"{label} takes 3 comma-separated numbers (one per channel), got {len(parts)}: {_shown(value)}"
+            f"{_quoted(label)} takes 3 comma-separated numbers (one per channel), got {len(parts)}: {_shown(value)}",
+            params=label,
         )
     numbers = []
     for part in parts:
         try:
             numbers.append(float(part))
         except (TypeError, ValueError):
-            raise UsageError(f"{label}: '{part}' is not a number (in {_shown(value)})") from None
+            raise UsageError(f"{_quoted(label)}: '{part}' is not a number (in {_shown(value)})", params=label) from None
     return tuple(numbers)
 
 
@@ -97,9 +101,9 @@ def _check_triple(values: object, label: str) -> tuple[float, float, float]:
     try:
         items = list(values)  # type: ignore[call-overload]
     except TypeError:
-        raise UsageError(f"{label} takes 3 numbers (one per channel), got {values!r}") from None
+        raise UsageError(f"{_quoted(label)} takes 3 numbers (one per channel), got {values!r}", params=label) from None
     if len(items) != 3:
-        raise UsageError(f"{label} takes 3 numbers (one per channel), got {len(items)}")
+        raise UsageError(f"{_quoted(label)} takes 3 numbers (one per channel), got {len(items)}", params=label)
     numbers = tuple(_finite(item, label) for item in items)
     return numbers  # type: ignore[return-value]
 
@@ -108,7 +112,9 @@ def _check_mean(values: object, label: str) -> tuple[float, float, float]:
     numbers = _check_triple(values, label)
     for number in numbers:
         if not 0.0 <= number <= 1.0:
-            raise UsageError(f"{label} must lie in [0, 1] (pixels are scaled to [0, 1] first), got {number:g}")
+            raise UsageError(
+                f"{_quoted(label)} must lie in [0, 1] (pixels are scaled to [0, 1] first), got {number:g}", params=label
+            )
     return numbers
 
 
@@ -116,7 +122,7 @@ def _check_std(values: object, label: str) -> tuple[float, float, float]:
     numbers = _check_triple(values, label)
     for number in numbers:
         if number <= 0.0:
-            raise UsageError(f"{label} must be positive (1 divides by nothing), got {number:g}")
+            raise UsageError(f"{_quoted(label)} must be positive (1 divides by nothing), got {number:g}", params=label)
     return numbers
 
 
@@ -124,9 +130,9 @@ def _finite(value: object, label: str) -> float:
     try:
         number = float(value)  # type: ignore[arg-type]
     except (TypeError, ValueError):
-        raise UsageError(f"{label}: {value!r} is not a number") from None
+        raise UsageError(f"{_quoted(label)}: {value!r} is not a number", params=label) from None
     if not math.isfinite(number):
-        raise UsageError(f"{label} must be finite, got {number}")
+        raise UsageError(f"{_quoted(label)} must be finite, got {number}", params=label)
     return number
 
 
@@ -353,9 +359,9 @@ def parse_convention_override(
     order: str | None = None,
     mean: str | Sequence[float] | None = None,
     std: str | Sequence[float] | None = None,
-    flag_prefix: str = "--input",
+    param_prefix: str = "input",
 ) -> InputConvention:
-    """Apply a user's override flags to the convention a model would get.
+    """Apply a user's override to the convention a model would get.
 
     The flags (every command that loads a model): ``--input-convention NAME`` (a preset: native,
     pytorch-pose-mpii, pytorch-pose-lsp, fpd-official), then ``--input-order rgb|bgr``,
@@ -367,8 +373,8 @@ def parse_convention_override(
         base: the convention inferred from the checkpoint.
         preset: a name from :data:`PRESETS`, or None.
         order, mean, std: the flag values (strings as typed, or 3 numbers), or None.
-        flag_prefix: how the errors name the flags: ``--input`` (``--input-mean``...), or
-            ``--teacher-input`` for the teacher of distill, prune and prune-sweep.
+        param_prefix: how the errors name the values: ``input`` (``input_mean``...), or
+            ``teacher_input`` for the teacher of distill, prune and prune-sweep.
 
     Returns:
         ``base`` when nothing is given; the preset when only it is given; else a convention named
@@ -378,12 +384,12 @@ def parse_convention_override(
         UsageError: one line naming the flag: an unknown preset or order, a wrong count of
             values, a value that is not a finite number, a mean outside [0, 1], a std <= 0.
     """
-    flags = _flag_names(flag_prefix)
+    flags = _param_names(param_prefix)
     result = base
     if preset is not None:
         found = PRESETS.get(match_choice(preset, PRESETS) or "")
         if found is None:
-            raise UsageError(f"{flags[0]} must be one of {', '.join(PRESETS)}; got '{preset}'")
+            raise UsageError(f"`{flags[0]}` must be one of {', '.join(PRESETS)}; got '{preset}'", params=flags[0])
         result = found
     changes: dict[str, Any] = {}
     if order is not None:
@@ -397,10 +403,10 @@ def parse_convention_override(
     return result
 
 
-def _flag_names(prefix: str) -> tuple[str, str, str, str]:
-    """The four override flags under ``prefix``: ``--input`` gives :data:`FLAG_PRESET`,
-    :data:`FLAG_ORDER`, :data:`FLAG_MEAN` and :data:`FLAG_STD`."""
-    return tuple(flag.replace("--input", prefix, 1) for flag in (FLAG_PRESET, FLAG_ORDER, FLAG_MEAN, FLAG_STD))  # type: ignore[return-value]
+def _param_names(prefix: str) -> tuple[str, str, str, str]:
+    """The four override parameters under ``prefix``: ``input`` gives ``input_convention``,
+    ``input_order``, ``input_mean`` and ``input_std``."""
+    return tuple(f"{prefix}_{name}" for name in OVERRIDE_PARAMS)  # type: ignore[return-value]
 
 
 @dataclass(frozen=True)
@@ -413,14 +419,14 @@ class ConventionOverride:
 
     Attributes:
         preset, order, mean, std: the flag values, None where not given.
-        flag_prefix: how errors name the flags (``--input`` or ``--teacher-input``).
+        param_prefix: how errors name the values (``input`` or ``teacher_input``).
     """
 
     preset: str | None = None
     order: str | None = None
     mean: str | None = None
     std: str | None = None
-    flag_prefix: str = field(default="--input", compare=False)
+    param_prefix: str = field(default="input", compare=False)
 
     @property
     def given(self) -> bool:
@@ -435,7 +441,7 @@ class ConventionOverride:
             order=self.order,
             mean=self.mean,
             std=self.std,
-            flag_prefix=self.flag_prefix,
+            param_prefix=self.param_prefix,
         )
 
     def check(self) -> ConventionOverride:

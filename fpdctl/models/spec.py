@@ -144,7 +144,7 @@ class HourglassSpec:
         if match is None:
             raise UsageError(
                 f"unknown model name '{name}': expected hg{{stacks}}x{{channels}}[b{{blocks}}], "
-                "e.g. hg8x256, hg4x128, hg2x64b2, hg2x256m (see `fpdctl profile --help`)"
+                "e.g. hg8x256, hg4x128, hg2x64b2, hg2x256m (the grid of `fpdctl profile`)"
             )
         parts = {k: int(v) for k, v in match.groupdict().items() if v is not None and k != "m"}
         return cls(

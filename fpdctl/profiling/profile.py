@@ -81,7 +81,9 @@ def _cost(spec: HourglassSpec, input_size: int, batch: int, counter: Counter) ->
     try:
         import thop  # type: ignore[import-not-found]
     except ImportError as exc:
-        raise UsageError("--counter thop needs the optional extra: pip install 'fpdctl[thop]'") from exc
+        raise UsageError(
+            "`counter` thop needs the optional extra: pip install 'fpdctl[thop]'", params="counter"
+        ) from exc
     real = HourglassNet(spec).eval()
     with torch.inference_mode():
         macs, _ = thop.profile(real, inputs=(torch.zeros(1, 3, input_size, input_size),), verbose=False)

@@ -52,7 +52,7 @@ def recalibrate_bn(
         The number of images seen.
     """
     if batches < 1:
-        raise UsageError(f"--recalibrate-bn must be at least 1 batch, got {batches}")
+        raise UsageError(f"`recalibrate_bn` must be at least 1 batch, got {batches}", params="recalibrate_bn")
     if batch_size < 1:
         raise UsageError(f"batch size must be positive, got {batch_size}")
     norms = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]

@@ -29,7 +29,7 @@ IMPORTANCE_KINDS: tuple[str, ...] = ("bn", "l1")
 
 def check_importance(kind: str) -> str:
     """The importance kind ``kind`` names, in any case (UsageError listing the kinds otherwise)."""
-    return parse_choice(kind, IMPORTANCE_KINDS, "--importance")
+    return parse_choice(kind, IMPORTANCE_KINDS, "importance")
 
 
 def _tensor(state_dict: Mapping[str, Tensor], key: str) -> np.ndarray:

@@ -38,7 +38,7 @@ PRUNE_KEY = "fpdctl.prune"
 
 def check_stack_strategy(strategy: str) -> str:
     """The strategy ``strategy`` names, in any case (UsageError listing the strategies otherwise)."""
-    return parse_choice(strategy, STACK_STRATEGIES, "--stack-strategy")
+    return parse_choice(strategy, STACK_STRATEGIES, "stack_strategy")
 
 
 def check_target(teacher: HourglassSpec, target: HourglassSpec) -> None:
@@ -299,13 +299,13 @@ def prune_checkpoint(
     stack_strategy = check_stack_strategy(stack_strategy)
     spec.check_input_size(input_size)
     if recalibrate_bn < 0:
-        raise UsageError(f"--recalibrate-bn must be 0 or more batches, got {recalibrate_bn}")
+        raise UsageError(f"`recalibrate_bn` must be 0 or more batches, got {recalibrate_bn}", params="recalibrate_bn")
     if batch_size < 1:  # checked even when --recalibrate-bn is off: a bad value is never ignored
         raise UsageError(f"batch size must be positive, got {batch_size}")
     from fpdctl.data.kinds import parse_data_spec
     from fpdctl.utils.io import check_output_file
 
-    parse_data_spec(data)  # a missing --data folder fails now, with or without --recalibrate-bn
+    data_spec = parse_data_spec(data)  # once; a missing folder fails now, with or without recalibrate_bn
     check_output_file(output)  # before loading and slicing the teacher
     teacher = create_model(Path(teacher_path), input_convention=input_convention)
     student, plan = slice_model(teacher, spec, importance=importance, stack_strategy=stack_strategy)
@@ -314,11 +314,11 @@ def prune_checkpoint(
         from fpdctl.data.transforms import AugmentConfig
         from fpdctl.prune.calibrate import recalibrate_bn as recalibrate
 
-        train_set = build_dataset(data, "train", input_size=input_size, augment=AugmentConfig())
+        train_set = build_dataset(data_spec, "train", input_size=input_size, augment=AugmentConfig())
         recalibrate(student, train_set, batches=recalibrate_bn, batch_size=batch_size, device=device, seed=seed)
         student.to("cpu")
     described = plan.describe()
-    described["recalibrate_bn"] = {"batches": recalibrate_bn, "data": data} if recalibrate_bn else None
+    described["recalibrate_bn"] = {"batches": recalibrate_bn, "data": str(data_spec)} if recalibrate_bn else None
     metadata = {PRUNE_KEY: json.dumps(described, sort_keys=True), "fpdctl.pruned_from": file_sha256(teacher_path)}
     save_model(student, output, metadata=metadata)
     return PruneResult(

@@ -72,8 +72,9 @@ def parse_blocks(text: str) -> tuple[list[int], list[str] | None]:
     parts = [p.strip() for p in str(text).split(",") if p.strip()]
     if not parts:
         raise UsageError(
-            f"--blocks must be a comma-separated list of block counts or block types "
-            f"({', '.join(BLOCK_TYPES)}), got '{text}'"
+            f"`blocks` must be a comma-separated list of block counts or block types "
+            f"({', '.join(BLOCK_TYPES)}), got '{text}'",
+            params="blocks",
         )
     values: list[int | str] = []
     for part in parts:
@@ -97,13 +98,14 @@ def split_blocks(values: Iterable[int | str]) -> tuple[list[int], list[str]]:
         if isinstance(value, str):
             if value not in BLOCK_TYPES:
                 raise UsageError(
-                    f"--blocks takes block counts (integers) and block types ({', '.join(BLOCK_TYPES)}), got '{value}'"
+                    f"`blocks` takes block counts (integers) and block types ({', '.join(BLOCK_TYPES)}), got '{value}'",
+                    params="blocks",
                 )
             if value not in types:
                 types.append(value)
         else:
             if value < 1:
-                raise UsageError(f"--blocks values must be at least 1, got {value}")
+                raise UsageError(f"`blocks` values must be at least 1, got {value}", params="blocks")
             counts.append(value)
     return counts, types
 
@@ -112,14 +114,14 @@ def parse_inits(text: str) -> tuple[str, ...]:
     """``scratch``, ``teacher`` or ``both`` (also a comma list) -> the inits to run."""
     parts = [p.strip() for p in str(text).split(",") if p.strip()]
     if not parts:
-        raise UsageError(f"--init must be scratch, teacher or both, got '{text}'")
+        raise UsageError(f"`init` must be scratch, teacher or both, got '{text}'", params="init")
     out: list[str] = []
     for part in parts:
         part = match_choice(part, (*INITS, "both")) or part
         names = INITS if part == "both" else (part,)
         for name in names:
             if name not in INITS:
-                raise UsageError(f"--init must be scratch, teacher or both, got '{text}'")
+                raise UsageError(f"`init` must be scratch, teacher or both, got '{text}'", params="init")
             if name not in out:
                 out.append(name)
     return tuple(out)
@@ -148,17 +150,17 @@ def build_grid(
     stacks, channels, blocks, inits = list(stacks), list(channels), list(blocks), list(inits)
     types = [teacher.block] if block_types is None else list(block_types)
     for option, values in (
-        ("--stacks", stacks),
-        ("--channels", channels),
-        ("--blocks", blocks),
-        ("--init", inits),
-        ("--blocks (block types)", types),
+        ("stacks", stacks),
+        ("channels", channels),
+        ("blocks", blocks),
+        ("inits", inits),
+        ("block_types", types),
     ):
         if not values:
-            raise UsageError(f"the sweep grid is empty: {option} gives no values")
+            raise UsageError(f"the sweep grid is empty: `{option}` gives no values", params=option)
     for init in inits:
         if init not in INITS:
-            raise UsageError(f"--init must be scratch, teacher or both, got '{init}'")
+            raise UsageError(f"`inits` must be scratch or teacher, got '{init}'", params="inits")
     items = set()
     for s in stacks:
         for c in channels:
@@ -187,16 +189,16 @@ def parse_shard(text: str | None) -> tuple[int, int]:
         index = count = 0
         sep = ""
     if not sep or count < 1:
-        raise UsageError(f"--shard must be K/N with 1 <= K <= N (e.g. 2/4), got '{text}'")
+        raise UsageError(f"`shard` must be K/N with 1 <= K <= N (e.g. 2/4), got '{text}'", params="shard")
     if not 1 <= index <= count:
-        raise UsageError(f"--shard {text}: K must be between 1 and {count}")
+        raise UsageError(f"`shard` {text}: K must be between 1 and {count}", params="shard")
     return index, count
 
 
 def shard_items(items: Sequence[SweepItem], index: int, count: int) -> list[SweepItem]:
     """The K-th of N round-robin slices of the sorted grid (items K-1, K-1+N, K-1+2N...)."""
     if not 1 <= index <= count:
-        raise UsageError(f"--shard {index}/{count}: K must be between 1 and {count}")
+        raise UsageError(f"`shard` {index}/{count}: K must be between 1 and {count}", params="shard")
     ordered = sorted(items)
     return [item for i, item in enumerate(ordered) if i % count == index - 1]
 

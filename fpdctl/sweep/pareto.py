@@ -11,6 +11,8 @@ import math
 from dataclasses import dataclass
 from typing import Any, Mapping, Sequence
 
+from fpdctl.errors import UsageError
+
 # Cost columns a front or a budget can use, with how a sentence names them.
 COSTS: dict[str, str] = {"macs": "MACs", "latency_ms": "latency"}
 GIGA = 1e9
@@ -62,6 +64,35 @@ class ConfigRecommendation:
 def _cheapest_key(row: Mapping[str, Any]) -> tuple[float, float, float, str]:
     # Cheaper first, then fewer parameters, then more accurate, then the key for a stable order.
     return (float(row["macs"]), float(row["params"]), -float(row["score"]), str(row["key"]))
+
+
+def check_rule(
+    max_drop: float,
+    budget_gmacs: float | None = None,
+    budget_latency_ms: float | None = None,
+    *,
+    latency: bool = True,
+) -> None:
+    """Refuse a recommendation rule that cannot pick: both budgets, a budget of 0 or less, a
+    latency budget without latency measurements, a negative or infinite ``max_drop``.
+
+    Raises:
+        UsageError: naming the parameters, in one line.
+    """
+    if budget_gmacs is not None and budget_latency_ms is not None:
+        raise UsageError(
+            "give `budget_gmacs` or `budget_latency_ms`, not both", params=("budget_gmacs", "budget_latency_ms")
+        )
+    for name, value in (("budget_gmacs", budget_gmacs), ("budget_latency_ms", budget_latency_ms)):
+        if value is not None and not value > 0:
+            raise UsageError(f"`{name}` must be positive, got {value:g}", params=name)
+    if budget_latency_ms is not None and not latency:
+        raise UsageError(
+            "`budget_latency_ms` needs latency measurements; measure `latency`",
+            params=("budget_latency_ms", "latency"),
+        )
+    if not (max_drop >= 0 and math.isfinite(max_drop)):
+        raise UsageError(f"`max_drop` must be a non-negative number, got {max_drop:g}", params="max_drop")
 
 
 def recommend(

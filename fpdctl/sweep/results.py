@@ -275,7 +275,8 @@ def check_one_sweep(out: str | os.PathLike[str], fingerprint: dict[str, Any]) ->
             if found.get(name) != value:
                 raise UsageError(
                     f"{path} was made with {name}={found.get(name)!r}, this sweep has {value!r}; "
-                    "a sweep directory holds one sweep: use another --out"
+                    "a sweep directory holds one sweep: use another `out`",
+                    params="out",
                 )
 
 

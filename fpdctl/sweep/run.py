@@ -35,6 +35,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
+from fpdctl.data.kinds import DataSpec
 from fpdctl.errors import RuntimeFailure, UsageError
 from fpdctl.models.spec import HourglassSpec
 from fpdctl.progress import Event, Progress, report
@@ -179,7 +180,7 @@ def validation_set(config: TrainConfig) -> Any:
     from fpdctl.data.registry import build_dataset
     from fpdctl.data.subset import FirstPersons
 
-    val_set = build_dataset(config.data, "val", input_size=config.input_size, sigma=config.sigma, augment=None)
+    val_set = build_dataset(config.data_spec, "val", input_size=config.input_size, sigma=config.sigma, augment=None)
     return FirstPersons(val_set, config.val_limit) if config.val_limit else val_set
 
 
@@ -187,7 +188,9 @@ def _evaluate(model: Any, val_set: Any, config: TrainConfig) -> float:
     """The split's headline score in percent (PCKh, PCK or COCO AP)."""
     from fpdctl.evaluate import evaluate_model
 
-    result = evaluate_model(model, val_set, flip=config.flip_test, device=config.device, num_workers=config.workers)
+    result = evaluate_model(
+        model, val_set, flip_test=config.flip_test, device=config.device, num_workers=config.workers
+    )
     return float(result.metric.mean)
 
 
@@ -196,7 +199,7 @@ def score_name_of(config: TrainConfig) -> str:
     from fpdctl.data.kinds import data_metric
     from fpdctl.metrics import score_name
 
-    return score_name(data_metric(config.data))
+    return score_name(data_metric(config.data_spec))
 
 
 def _measure_latency(checkpoint: str | os.PathLike[str], input_size: int) -> float:
@@ -273,7 +276,7 @@ def run_sweep(
     for item in items:
         check_student(teacher.spec, item.spec, item.init)
     teacher.spec.check_input_size(settings.train.input_size)
-    _check_teacher_joints(teacher.spec, settings.train.data)
+    _check_teacher_joints(teacher.spec, settings.train.data_spec)
     fingerprint = settings.fingerprint(file_sha256(settings.teacher))
     mine = shard_items(items, *shard)
 
@@ -315,7 +318,7 @@ def run_sweep(
     )
 
 
-def _check_teacher_joints(teacher: HourglassSpec, data: str) -> None:
+def _check_teacher_joints(teacher: HourglassSpec, data: "str | DataSpec") -> None:
     """Refuse a teacher whose heatmaps are not the data's joints (students have the teacher's)."""
     from fpdctl.data.kinds import data_joint_set
 
@@ -339,12 +342,14 @@ def _check_settings(
     if not items:
         raise UsageError("the sweep grid is empty")
     if settings.recalibrate_bn < 0:
-        raise UsageError(f"--recalibrate-bn must be 0 or more batches, got {settings.recalibrate_bn}")
+        raise UsageError(
+            f"`recalibrate_bn` must be 0 or more batches, got {settings.recalibrate_bn}", params="recalibrate_bn"
+        )
     if max_drop < 0 or not math.isfinite(max_drop):
-        raise UsageError(f"--max-drop must be a non-negative number, got {max_drop:g}")
+        raise UsageError(f"`max_drop` must be a non-negative number, got {max_drop:g}", params="max_drop")
     out_dir = Path(out)
     if out_dir.exists() and not out_dir.is_dir():
-        raise UsageError(f"--out {out_dir} exists and is not a directory")
+        raise UsageError(f"`out` {out_dir} exists and is not a directory", params="out")
     check_folder_creatable(out_dir)  # before the teacher's evaluation, not after
     return out_dir
 
@@ -409,7 +414,7 @@ def initial_student(settings: SweepSettings, item: SweepItem, teacher: Any) -> A
 
             # The training split as the fine-tune sees it (augmented), like the statistics the
             # teacher's BNs were estimated on.
-            train_set = build_dataset(train.data, "train", input_size=train.input_size, augment=AugmentConfig())
+            train_set = build_dataset(train.data_spec, "train", input_size=train.input_size, augment=AugmentConfig())
             recalibrate_bn(
                 student,
                 train_set,

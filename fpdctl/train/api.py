@@ -49,17 +49,21 @@ def build_config(
     given = {k: v for k, v in options.items() if v is not None}
     if resume is not None:
         if overwrite:
-            raise UsageError("--resume and --overwrite cannot be used together")
+            raise UsageError("`resume` and `overwrite` cannot be used together", params=("resume", "overwrite"))
         if config_file is not None:
-            raise UsageError("--config cannot be used with --resume (the run keeps its options)")
+            raise UsageError(
+                "`config` cannot be used with `resume` (the run keeps its options)", params=("config", "resume")
+            )
         if out is not None and Path(out).resolve() != Path(resume).resolve():
-            raise UsageError(f"--out {out} differs from --resume {resume}; give only --resume")
+            raise UsageError(
+                f"`out` {out} differs from `resume` {resume}; give only `resume`", params=("out", "resume")
+            )
         saved = load_run_config(resume)
         if saved.command != command:
             raise UsageError(f"{resume} is a `fpdctl {saved.command}` run; resume it with that command")
         return check_resume_changes(saved, {**given, "out": str(resume)})
     if out is None:
-        raise UsageError("--out RUN_DIR is required (or --resume RUN_DIR)")
+        raise UsageError("`out` RUN_DIR is required (or `resume` RUN_DIR)", params=("out", "resume"))
     return resolve_config(command, {**given, "out": str(out)}, config_file=config_file)
 
 

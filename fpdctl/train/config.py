@@ -7,6 +7,7 @@ Where a value comes from (presets, config files, flags) and how the layers merge
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 import os
 import types
@@ -14,6 +15,7 @@ import typing
 from dataclasses import dataclass, field
 from typing import Any, Mapping
 
+from fpdctl.data.kinds import DataSpec, parse_data_spec
 from fpdctl.data.transforms import AUGMENT_STYLES, DEFAULT_AUGMENT_STYLE
 from fpdctl.data.unlabeled import DEFAULT_UNLABELED_RATIO, check_unlabeled
 from fpdctl.errors import UsageError
@@ -224,7 +226,16 @@ class TrainConfig:
         return dataclasses.asdict(self)
 
     def replace(self, **changes: Any) -> TrainConfig:
-        return dataclasses.replace(self, **changes)
+        new = dataclasses.replace(self, **changes)
+        if "data" not in changes and "data_spec" in self.__dict__:  # the same data: not parsed again
+            new.__dict__["data_spec"] = self.__dict__["data_spec"]
+        return new
+
+    @functools.cached_property
+    def data_spec(self) -> DataSpec:
+        """``data`` parsed, once per config (its PATH checked then): what the trainer and the
+        sweep build their datasets from."""
+        return parse_data_spec(self.data)
 
     @property
     def distill(self) -> bool:
@@ -304,13 +315,9 @@ def _field_types() -> dict[str, tuple[type, bool]]:
 _TYPES: dict[str, tuple[type, bool]] = _field_types()
 
 
-def option_flag(name: str) -> str:
-    return "--" + name.replace("_", "-")
-
-
 def _coerce(name: str, value: Any, source: str) -> Any:
     def bad(kind: str) -> UsageError:
-        return UsageError(f"{option_flag(name)} must be {kind}, got {value!r} (in {source})")
+        return UsageError(f"`{name}` must be {kind}, got {value!r} (in {source})", params=name)
 
     kind, optional = _TYPES[name]
     if value is None:
@@ -389,7 +396,7 @@ def teacher_input_override(config: TrainConfig) -> ConventionOverride | None:
         config.teacher_input_order,
         config.teacher_input_mean,
         config.teacher_input_std,
-        flag_prefix="--teacher-input",
+        param_prefix="teacher_input",
     )
     return override.check() if override.given else None
 
@@ -406,15 +413,19 @@ def validate_config(config: TrainConfig) -> None:
     if config.tensorboard:
         check_tensorboard()
     if config.command == "distill" and not config.teacher:
-        raise UsageError("distill needs --teacher CKPT")
+        raise UsageError("distill needs `teacher` CKPT", params="teacher")
     teacher_input_override(config)
     if config.teacher == GROUND_TRUTH_TEACHER:
         if config.unlabeled is not None:
             raise UsageError(
-                "--unlabeled needs a teacher network; --teacher ground-truth has no maps for unlabeled images"
+                "`unlabeled` needs a teacher network; `teacher` ground-truth has no maps for unlabeled images",
+                params=("unlabeled", "teacher"),
             )
-        if any(getattr(config, name) is not None for name in TEACHER_INPUT_FIELDS):
-            raise UsageError("--teacher-input-* options need a teacher network, not --teacher ground-truth")
+        given = [name for name in TEACHER_INPUT_FIELDS if getattr(config, name) is not None]
+        if given:
+            raise UsageError(
+                f"`{given[0]}` needs a teacher network, not `teacher` ground-truth", params=(given[0], "teacher")
+            )
     if not math.isfinite(config.lr):
         raise UsageError(f"lr must be a finite number, got {config.lr:g}")
     if not config.lr > 0:
@@ -475,7 +486,7 @@ def check_tensorboard() -> None:
     import importlib.util
 
     if importlib.util.find_spec("tensorboard") is None:
-        raise UsageError(f"--tensorboard needs the tensorboard package: {TENSORBOARD_EXTRA}")
+        raise UsageError(f"`tensorboard` needs the tensorboard package: {TENSORBOARD_EXTRA}", params="tensorboard")
 
 
 __all__ = [
@@ -498,7 +509,6 @@ __all__ = [
     "check_tensorboard",
     "coerce_options",
     "default_workers",
-    "option_flag",
     "teacher_input_override",
     "validate_config",
 ]

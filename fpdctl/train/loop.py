@@ -207,7 +207,7 @@ class TrainLoop:
             self.skipped.load()  # a resumed run keeps the list of its earlier part
         self.tensorboard: TensorBoardLog | None = None
         if self.cfg.tensorboard and run.dist.is_main:
-            self.tensorboard = TensorBoardLog(run.run_dir, purge_step=saved_step)
+            self.tensorboard = TensorBoardLog(run.run_dir, resumed_at=saved_step)
         self.window = _Window()
         self._reset_window()
 
@@ -407,7 +407,9 @@ class TrainLoop:
             kept = f"the last good checkpoint ({self.run.run_dir / LAST_FILE}, step {self.saved_step}) is kept"
         else:
             kept = "no checkpoint had been written yet"
-        raise TrainingDiverged(f"training diverged: the loss is {value} at step {step}; {kept}; try a lower --lr")
+        raise TrainingDiverged(
+            f"training diverged: the loss is {value} at step {step}; {kept}; try a lower `lr`", params="lr"
+        )
 
     # ------------------------------------------------------------------ logging and validation
     def _log(self, lr: float, *, epoch_frac: float, evaluate: bool) -> None:
@@ -474,7 +476,7 @@ class TrainLoop:
             result = evaluate_model(
                 unwrap_model(self.model),
                 self.data.val_set,
-                flip=self.cfg.flip_test,
+                flip_test=self.cfg.flip_test,
                 batch_size=self.cfg.eval_batch_size,
                 device=self.device,
                 num_workers=self.cfg.workers,

@@ -11,6 +11,7 @@ import os
 from pathlib import Path
 from typing import Any, Iterable, Mapping
 
+from fpdctl.metrics import score_name
 from fpdctl.utils.io import atomic_save
 
 
@@ -63,7 +64,7 @@ def plot_curves(rows: list[Mapping[str, Any]], path: str | os.PathLike[str], tit
     for name in val_names:
         steps, values = _column(rows, name)
         if values:
-            ax_val.plot(steps, values, "o-", label=name)
+            ax_val.plot(steps, values, "o-", label=score_name(name[len("val_") :]))
     ax_val.set_xlabel("step")
     ax_val.set_ylabel("accuracy (%)")
     ax_val.grid(True, alpha=0.3)

@@ -82,7 +82,7 @@ def resolve_precision(name: str, device: torch.device) -> TrainPrecision:
         UsageError: bf16 requested on a GPU without native bf16, or an unknown name.
     """
     if name not in ("auto", "bf16", "fp16", "fp32"):
-        raise UsageError(f"--precision must be auto, bf16, fp16 or fp32, got {name!r}")
+        raise UsageError(f"`precision` must be auto, bf16, fp16 or fp32, got {name!r}", params="precision")
     native = None
     if device.type == "cuda" and name in ("auto", "bf16"):
         native = cuda_native_bf16(device)
@@ -97,8 +97,9 @@ def resolve_precision(name: str, device: torch.device) -> TrainPrecision:
         if native is False:
             major, minor = torch.cuda.get_device_capability(device)
             raise UsageError(
-                f"--precision bf16: this GPU (compute capability {major}.{minor}) has no native "
-                "bf16, which needs 8.0 or higher; use fp16 (or auto) or fp32"
+                f"`precision` bf16: this GPU (compute capability {major}.{minor}) has no native "
+                "bf16, which needs 8.0 or higher; use fp16 (or auto) or fp32",
+                params="precision",
             )
         return TrainPrecision("bf16", torch.bfloat16, scaler=False)
     if name == "fp16":

@@ -142,7 +142,8 @@ def load_run_config(run_dir: str | os.PathLike[str]) -> TrainConfig:
     if not (folder / STATE_FILE).is_file() and (folder / LAST_FILE).is_file():
         raise CheckpointError(
             f"{folder} has {LAST_FILE} but no {STATE_FILE} to resume from; start a new run "
-            f"(--overwrite, or --student-init {folder / LAST_FILE} with a new --out)"
+            f"(`overwrite`, or `init` {folder / LAST_FILE} with a new `out`)",
+            params=("overwrite", "init", "out"),
         )
     try:
         data = json.loads(config_path.read_text(encoding="utf-8"))
@@ -163,17 +164,19 @@ def check_run_dir(out: Path, *, resume: bool, overwrite: bool) -> None:
     if resume:
         return
     if out.exists() and not out.is_dir():
-        raise UsageError(f"--out {out} exists and is not a directory")
+        raise UsageError(f"`out` {out} exists and is not a directory", params="out")
     check_folder_creatable(out)
     if out.is_dir() and any(out.iterdir()):
         if not overwrite:
             raise UsageError(
-                f"run directory {out} already exists; pass --resume {out} to continue it or --overwrite to start again"
+                f"run directory {out} already exists; pass `resume` {out} to continue it or `overwrite` to start again",
+                params=("resume", "overwrite"),
             )
         if not (out / CONFIG_FILE).is_file():
             raise UsageError(
-                f"--overwrite: {out} is not an fpdctl run directory (no {CONFIG_FILE}); "
-                "refusing to delete anything in it"
+                f"`overwrite`: {out} is not an fpdctl run directory (no {CONFIG_FILE}); "
+                "refusing to delete anything in it",
+                params="overwrite",
             )
 
 

@@ -55,7 +55,7 @@ def parse_schedule(text: str, factor: float = 0.1) -> Schedule:
             milestones = ()
         if milestones and all(m > 0 for m in milestones):
             return Schedule(kind="step", milestones=tuple(sorted(milestones)), factor=factor)
-    raise UsageError(f"--schedule must be step:E1,E2,... (epochs), cosine or constant, got {text!r}")
+    raise UsageError(f"`schedule` must be step:E1,E2,... (epochs), cosine or constant, got {text!r}", params="schedule")
 
 
 __all__ = ["Schedule", "parse_schedule"]

@@ -23,7 +23,6 @@ from fpdctl.train.config import (
     RESUMABLE_CHANGES,
     TrainConfig,
     coerce_options,
-    option_flag,
     validate_config,
 )
 from fpdctl.train.loss import DEFAULT_KD_LOSS, GROUND_TRUTH_TEACHER, KD_LOSS_TABLE, KD_TERM_OPTIONS, kd_loss_entry
@@ -93,7 +92,7 @@ def resolve_config(
         raise UsageError(f"command must be train or distill, got {command!r}")
     cli_values = coerce_options({k: v for k, v in cli.items() if v is not None}, source="the command line")
     if "epochs" in cli_values and "max_steps" in cli_values:
-        raise UsageError("give --epochs or --max-steps, not both")
+        raise UsageError("give `epochs` or `max_steps`, not both", params=("epochs", "max_steps"))
     file_values = load_config_file(config_file) if config_file is not None else {}
     if "command" in file_values:
         raise UsageError(f"unknown option 'command' in {config_file}")
@@ -114,7 +113,7 @@ def resolve_config(
             for name in DISTILL_OPTIONS:
                 if values.get(name) is not None:
                     where = f" (in {source})" if source else ""
-                    raise UsageError(f"{option_flag(name)} is a distill option{where}; use `fpdctl distill`")
+                    raise UsageError(f"`{name}` is a distill option{where}; use `fpdctl distill`", params=name)
     merged: dict[str, Any] = {"command": command, "model": DEFAULT_MODEL[command]}
     for values, _ in layers:
         # --epochs and --max-steps are one setting (the run's length): a higher layer that
@@ -131,7 +130,9 @@ def resolve_config(
         if teacher != GROUND_TRUTH_TEACHER:
             merged["input_size"] = trained_input_size(teacher) or DEFAULT_INPUT_SIZE
     if "unlabeled_ratio" in merged and not merged.get("unlabeled"):
-        raise UsageError("--unlabeled-ratio needs --unlabeled DIR or --unlabeled synthetic")
+        raise UsageError(
+            "`unlabeled_ratio` needs `unlabeled` DIR or `unlabeled` synthetic", params=("unlabeled_ratio", "unlabeled")
+        )
     # Absolute paths, so a run resumed from another working directory finds the same files
     # (a pretrained name, such as synthetic-hg2x64, stays a name).
     for name in ("teacher", "init", "out"):
@@ -163,8 +164,9 @@ def _refuse_unused_kd_options(merged: Mapping[str, Any], layers: Any) -> None:
                 where = f" (in {source})" if source else ""
                 users = [e.name for e in KD_LOSS_TABLE.values() if name in e.options]
                 raise UsageError(
-                    f"{option_flag(name)}{where} has no effect with --kd-loss {entry.name}; "
-                    f"only --kd-loss {' or '.join(users)} uses it"
+                    f"`{name}`{where} has no effect with `kd_loss` {entry.name}; "
+                    f"only `kd_loss` {' or '.join(users)} uses it",
+                    params=(name, "kd_loss"),
                 )
 
 
@@ -182,8 +184,8 @@ def check_resume_changes(saved: TrainConfig, cli: Mapping[str, Any]) -> TrainCon
             continue
         if name not in RESUMABLE_CHANGES:
             raise UsageError(
-                f"{option_flag(name)} cannot change when resuming (the run used {old!r}); "
-                "start a new run with --out instead"
+                f"`{name}` cannot change when resuming (the run used {old!r}); start a new run with `out` instead",
+                params=(name, "out"),
             )
         changes[name] = value
     if "epochs" in changes and "max_steps" not in given:

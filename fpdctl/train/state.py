@@ -184,7 +184,8 @@ def check_same_world(state: TrainState, world_size: int, global_batch: int, path
         f"cannot resume {path}: it was trained with {state.world_size} process(es) (global batch "
         f"{state.global_batch}) and this run has {world_size} (global batch {global_batch}); "
         f"resume it with {state.world_size} process(es) (torchrun --nproc_per_node "
-        f"{state.world_size} on one node), or start a new run with --out"
+        f"{state.world_size} on one node), or start a new run with `out`",
+        params="out",
     )
 
 

@@ -3,7 +3,9 @@
 ``metrics.csv`` and ``curves.png`` stay the run's record; the event files are for watching runs
 side by side (``tensorboard --logdir runs/``). Each logged row becomes one scalar per column at
 its step: ``train/loss``, ``train/gt_loss``, ``train/kd_loss`` (distillation), ``train/lr``,
-``train/img_per_s`` and ``val/<metric>`` (``val/pckh``...) at each validation and at the end.
+``train/img_per_s`` and ``val/<score>`` at each validation and at the end, the score named as the
+console names it (``val/PCKh``, ``val/PCK``, ``val/AP`` for COCO's OKS, from the ``val_pckh``,
+``val_pck``, ``val_oks`` columns).
 Only rank 0 writes. The writer is torch's :class:`~torch.utils.tensorboard.SummaryWriter`, which
 needs the ``tensorboard`` package (``pip install 'fpdctl[tensorboard]'``); the config check
 (:func:`fpdctl.train.config.check_tensorboard`) refuses the flag without it, before the run starts.
@@ -20,10 +22,12 @@ _VAL_PREFIX = "val_"
 
 
 def scalar_tag(column: str) -> str:
-    """The TensorBoard tag of a ``metrics.csv`` column: ``val_pckh`` -> ``val/pckh``, ``lr`` ->
-    ``train/lr``."""
+    """The TensorBoard tag of a ``metrics.csv`` column: ``val_oks`` -> ``val/AP``, ``val_pckh`` ->
+    ``val/PCKh``, ``lr`` -> ``train/lr``."""
+    from fpdctl.metrics import score_name
+
     if column.startswith(_VAL_PREFIX):
-        return "val/" + column[len(_VAL_PREFIX) :]
+        return "val/" + score_name(column[len(_VAL_PREFIX) :])
     return "train/" + column
 
 
@@ -32,13 +36,17 @@ class TensorBoardLog:
 
     Args:
         run_dir: the run directory (the event files go there, beside metrics.csv).
-        purge_step: a resumed run's checkpoint step: events a previous attempt wrote after it
-            are hidden, as metrics.csv drops its rows past the checkpoint.
+        resumed_at: a resumed run's checkpoint step: events a previous attempt wrote after it
+            are hidden, as metrics.csv drops its rows past the checkpoint; those at the step
+            itself stay (the run continues from step ``resumed_at + 1``).
     """
 
-    def __init__(self, run_dir: Path, *, purge_step: int | None = None) -> None:
+    def __init__(self, run_dir: Path, *, resumed_at: int | None = None) -> None:
         from torch.utils.tensorboard import SummaryWriter
 
+        # TensorBoard's reader drops every event at or after a restart marker's step, so the
+        # marker goes one past the checkpoint: the checkpoint's own row was logged before it.
+        purge_step = None if resumed_at is None else resumed_at + 1
         self.writer = SummaryWriter(log_dir=str(run_dir), purge_step=purge_step)
 
     def add_scalar(self, column: str, value: float, step: int) -> None:

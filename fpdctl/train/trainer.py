@@ -99,7 +99,7 @@ class Trainer:
         from fpdctl.utils.device import resolve_device
 
         if not config.out:
-            raise UsageError("--out RUN_DIR is required")
+            raise UsageError("`out` RUN_DIR is required", params="out")
         self.config = config
         self.progress = progress
         self.resume = resume
@@ -131,7 +131,7 @@ class Trainer:
         self.schedule: Schedule = parse_schedule(config.schedule, config.lr_factor)
         # The data's joints (a name without a j suffix takes them; COCO: 17), so the teacher
         # check below compares with what is trained.
-        self.spec: HourglassSpec = spec_for_data(config.model, config.data)
+        self.spec: HourglassSpec = spec_for_data(config.model, config.data_spec)
 
         # One line each for the CLI (stderr): settings that work but are probably not meant.
         self.warnings: list[str] = []
@@ -241,9 +241,11 @@ class Trainer:
 
         cfg = self.config
         augment = AugmentConfig.for_style(cfg.augment_style) if cfg.augment else None
-        self.train_set = build_dataset(cfg.data, "train", input_size=cfg.input_size, sigma=cfg.sigma, augment=augment)
+        self.train_set = build_dataset(
+            cfg.data_spec, "train", input_size=cfg.input_size, sigma=cfg.sigma, augment=augment
+        )
         check_model_joints(self.spec.joints, self.train_set.channel_joint_set)
-        val_set = build_dataset(cfg.data, "val", input_size=cfg.input_size, sigma=cfg.sigma, augment=None)
+        val_set = build_dataset(cfg.data_spec, "val", input_size=cfg.input_size, sigma=cfg.sigma, augment=None)
         self.val_set = FirstPersons(val_set, cfg.val_limit) if cfg.val_limit else val_set
         # The validation ground truth now: missing head boxes or a missing ground-truth file
         # fail when the run is built, not at the first validation an epoch later.
@@ -272,7 +274,7 @@ class Trainer:
         cfg = self.config
         unlabeled = build_unlabeled(
             cfg.unlabeled,
-            cfg.data,
+            cfg.data_spec,
             joint_set=self.train_set.channel_joint_set,
             input_size=cfg.input_size,
             sigma=cfg.sigma,

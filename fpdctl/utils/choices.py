@@ -18,13 +18,17 @@ def match_choice(value: str, choices: Iterable[str]) -> str | None:
 def parse_choice(value: str, choices: Iterable[str], option: str) -> str:
     """The choice ``value`` names (see :func:`match_choice`), in the choice's spelling.
 
+    Args:
+        option: the parameter's name (the library), or the flag (the CLI, which alone has flags).
+
     Raises:
-        UsageError: ``{option} must be one of a, b, c, got 'value'``.
+        UsageError: ```option` must be one of a, b, c, got 'value'``.
     """
     names = tuple(choices)
     choice = match_choice(value, names)
     if choice is None:
-        raise UsageError(f"{option} must be one of {', '.join(names)}, got '{value}'")
+        shown = option if option.startswith("-") else f"`{option}`"
+        raise UsageError(f"{shown} must be one of {', '.join(names)}, got '{value}'", params=option.lstrip("-"))
     return choice
 
 

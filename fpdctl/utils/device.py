@@ -44,17 +44,18 @@ def resolve_device(device: "str | torch.device" = "auto") -> "torch.device":
         return torch.device("cpu")
     if text == "mps":
         if not _mps_available(torch):
-            raise UsageError("--device mps is not available on this machine (use auto or cpu)")
+            raise UsageError("`device` mps is not available on this machine (use auto or cpu)", params="device")
         return torch.device("mps")
     match = _CUDA_RE.match(text)
     if match is None:
-        raise UsageError(f"--device must be {DEVICE_CHOICES_TEXT}, got {device!r}")
+        raise UsageError(f"`device` must be {DEVICE_CHOICES_TEXT}, got {device!r}", params="device")
     if not torch.cuda.is_available():
         raise UsageError(
-            f"--device {text}: CUDA is not available (this torch build or machine has no GPU; use auto or cpu)"
+            f"`device` {text}: CUDA is not available (this torch build or machine has no GPU; use auto or cpu)",
+            params="device",
         )
     index = int(match.group(1) or 0)
     count = torch.cuda.device_count()
     if index >= count:
-        raise UsageError(f"--device {text}: this machine has {count} CUDA device(s) (0..{count - 1})")
+        raise UsageError(f"`device` {text}: this machine has {count} CUDA device(s) (0..{count - 1})", params="device")
     return torch.device("cuda", index)

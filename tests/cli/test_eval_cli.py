@@ -145,7 +145,7 @@ def test_model_on_synthetic_data(capsys: pytest.CaptureFixture[str], tmp_path: P
     assert code == 0, err
     report = json.loads(out)
     assert report["persons"] == 4 and set(report["pckh"]) == set(GOLDEN)
-    assert report["seconds"] > 0 and report["images_per_second"] > 0
+    assert report["seconds"] > 0 and report["persons_per_second"] > 0
     assert all(0.0 <= v <= 100.0 for v in report["pckh"].values())
     assert f"wrote {out_file}" in err
     preds = loadmat(str(out_file))["preds"]
@@ -169,7 +169,7 @@ def test_model_table(capsys: pytest.CaptureFixture[str]) -> None:
         "synthetic:length=2",
         "--input-size",
         "64",
-        "--no-flip",
+        "--no-flip-test",
         "--device",
         "cpu",
         "--per-joint",
@@ -315,7 +315,7 @@ def test_model_on_lsp_reports_pck(capsys: pytest.CaptureFixture[str], lspet400: 
         f"lsp:{lspet400}",
         "--input-size",
         "64",
-        "--no-flip",
+        "--no-flip-test",
         "--batch-size",
         "50",
         "--device",
@@ -420,7 +420,7 @@ def test_eval_json_reports_the_convention_used(capsys) -> None:
             "synthetic:length=4",
             "--input-size",
             "64",
-            "--no-flip",
+            "--no-flip-test",
             "--device",
             "cpu",
             "--format",

@@ -45,7 +45,7 @@ def test_the_synthetic_layout_option_switches_joints_and_metric() -> None:
 def test_the_error_lists_the_forms_of_the_table(tmp_path) -> None:
     with pytest.raises(UsageError) as info:
         parse_data_spec("imagenet:/x")
-    assert str(info.value) == ("--data must be synthetic, mpii:PATH, lsp:PATH or coco:PATH, got 'imagenet:/x'")
+    assert str(info.value) == ("`data` must be synthetic, mpii:PATH, lsp:PATH or coco:PATH, got 'imagenet:/x'")
     with pytest.raises(UsageError):
         parse_data_spec("mpii")
     with pytest.raises(InputError, match="lsp data not found"):

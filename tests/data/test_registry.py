@@ -43,7 +43,7 @@ def test_parse_valid_specs(tmp_path: Path) -> None:
 def test_bad_specs(data: str) -> None:
     with pytest.raises(UsageError) as info:
         parse_data_spec(data)
-    assert str(info.value) == f"--data must be synthetic, mpii:PATH, lsp:PATH or coco:PATH, got {data!r}"
+    assert str(info.value) == f"`data` must be synthetic, mpii:PATH, lsp:PATH or coco:PATH, got {data!r}"
     assert not isinstance(info.value, InputError)
 
 

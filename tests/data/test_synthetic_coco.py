@@ -170,6 +170,6 @@ def test_export_reads_back_as_the_same_persons(tmp_path: Path) -> None:
             for ann in payload["annotations"]
         ]
         assert evaluate_coco(annotation, records).ap == 1.0
-    with pytest.raises(UsageError, match=r"^--count must be a positive integer, got 0$"):
+    with pytest.raises(UsageError, match=r"^`count` must be a positive integer, got 0$"):
         export_coco(tmp_path / "none", 0)
     assert not (tmp_path / "none").exists()

@@ -35,9 +35,9 @@ def test_split_batch() -> None:
         split_batch(16, 1.0)
     with pytest.raises(UsageError, match=r"unlabeled ratio must be in \(0, 1\), got nan"):
         split_batch(16, float("nan"))
-    with pytest.raises(UsageError, match="--unlabeled-ratio 0.1 of a batch of 4 leaves no unlabeled image"):
+    with pytest.raises(UsageError, match="`unlabeled_ratio` 0.1 of a batch of 4 leaves no unlabeled image"):
         split_batch(4, 0.1)
-    with pytest.raises(UsageError, match="--unlabeled-ratio 0.9 of a batch of 4 leaves no labelled image"):
+    with pytest.raises(UsageError, match="`unlabeled_ratio` 0.9 of a batch of 4 leaves no labelled image"):
         split_batch(4, 0.9)
 
 
@@ -46,7 +46,7 @@ def test_spec_checks(tmp_path: Path) -> None:
     check_unlabeled("synthetic:length=100", 0.5, 16)
     check_unlabeled(str(tmp_path), 0.5, 16)
     for bad in ("synthetic:length=0", "synthetic:seed=3", "synthetic:length=x"):
-        with pytest.raises(UsageError, match="--unlabeled must be a folder of images, synthetic or synthetic:length=N"):
+        with pytest.raises(UsageError, match="`unlabeled` must be a folder of images, synthetic or synthetic:length=N"):
             check_unlabeled(bad, 0.5, 16)
     with pytest.raises(InputError, match="unlabeled image folder not found: "):
         check_unlabeled(str(tmp_path / "missing"), 0.5, 16)

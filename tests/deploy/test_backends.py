@@ -29,7 +29,7 @@ def test_table_drives_export_precisions():
 
 
 def test_export_backend_refuses_other_precisions():
-    with pytest.raises(UsageError, match=r"--precision must be one of fp32, fp16, int8, got 'bf16'"):
+    with pytest.raises(UsageError, match=r"`precision` must be one of fp32, fp16, int8, got 'bf16'"):
         export_backend("bf16")
 
 
@@ -84,7 +84,7 @@ def test_bad_backend_names():
 def test_parse_precisions():
     assert parse_precisions(None) is None
     assert parse_precisions("fp32, INT8") == ("fp32", "int8")
-    with pytest.raises(UsageError, match="--precision must be a comma-separated list"):
+    with pytest.raises(UsageError, match="`precision` must be a comma-separated list"):
         parse_precisions("fp8")
 
 
@@ -140,9 +140,9 @@ def test_pick_backend_for_eval_and_predict():
     assert pick_backend("onnx", "ov-bf16").name == "ov-bf16"
     with pytest.raises(UsageError, match="^backend ort runs an exported .onnx file; export the checkpoint first"):
         pick_backend("torch", "onnxruntime")
-    with pytest.raises(UsageError, match="^--backend must pick one backend here; 'all' selects ort, ov, ov-bf16$"):
+    with pytest.raises(UsageError, match="^`backend` must pick one backend here; 'all' selects ort, ov, ov-bf16$"):
         pick_backend("onnx", "all")
-    with pytest.raises(UsageError, match="^--backend openvino has no row that runs this model on cuda$"):
+    with pytest.raises(UsageError, match="^`backend` openvino has no row that runs this model on cuda$"):
         pick_backend("onnx", "openvino", device_type="cuda")
 
 

@@ -246,13 +246,13 @@ def test_parse_embedding():
     assert parse_embedding(True, pixel_order=" RGB ").pixel_order == "rgb"
     assert parse_embedding(True, True, keep_heatmaps=True).io == GraphIO("bgr", ("keypoints", "scores", "heatmaps"))
     assert parse_embedding(False, True).io == GraphIO(None, ("keypoints", "scores"))
-    with pytest.raises(UsageError, match="--pixel-order must be 'rgb' or 'bgr'"):
+    with pytest.raises(UsageError, match="`pixel_order` must be 'rgb' or 'bgr'"):
         Embedding(True, pixel_order="xyz")
 
 
 def test_eval_refuses_an_embedded_export_in_one_line(capsys, embedded_export):
     _, path = embedded_export
-    code = main(["eval", str(path), "--data", "synthetic:length=4", "--no-flip"])
+    code = main(["eval", str(path), "--data", "synthetic:length=4", "--no-flip-test"])
     err = capsys.readouterr().err.strip().splitlines()
     assert code == 2 and len(err) == 1, err
     assert err[0] == (

@@ -179,7 +179,7 @@ def test_int8_export_reports_pckh_against_fp32(tmp_path, tiny_net):
     # eval's defaults (the flip test on).
     dataset = FirstPersons(build_dataset("synthetic", "val", input_size=INPUT_SIZE), 40)
     expected = evaluate_model(tiny_net, dataset).metric
-    assert acc.flip and not acc.whole_split
+    assert acc.flip_test and not acc.whole_split
     assert acc.protocol == "fpdctl eval pipeline, flip test on, the first 40 persons of the synthetic val split"
     assert acc.reference_mean == pytest.approx(expected.mean, abs=1e-9)
     assert acc.reference.per_joint == pytest.approx(expected.per_joint, nan_ok=True)
@@ -188,7 +188,7 @@ def test_int8_export_reports_pckh_against_fp32(tmp_path, tiny_net):
 
 def test_export_reports_what_eval_gives_each_file(tmp_path, tiny_checkpoint):
     """One protocol: export's fp32 and int8 figures are `fpdctl eval`'s on the two files, on the
-    same persons (the whole split, flip test on); with --no-flip, eval's --no-flip figures."""
+    same persons (the whole split, flip test on); with --no-flip-test, eval's --no-flip-test figures."""
     from fpdctl.api import evaluate
 
     data = "synthetic:size=48"
@@ -202,10 +202,10 @@ def test_export_reports_what_eval_gives_each_file(tmp_path, tiny_checkpoint):
             precision="int8",
             calibration_data=data,
             calibration_samples=8,
-            flip=flip,
+            flip_test=flip,
         )
         acc = result.accuracy
-        assert (acc.samples, acc.flip, acc.whole_split) == (48, flip, True)
+        assert (acc.samples, acc.flip_test, acc.whole_split) == (48, flip, True)
         assert acc.protocol.endswith(f"flip test {'on' if flip else 'off'}, all 48 persons of the {data} val split")
         fp32 = evaluate(fp32_file, data, flip_test=flip).metric
         int8 = evaluate(int8_file, data, flip_test=flip).metric

@@ -136,7 +136,7 @@ def test_eval_feeds_each_person_its_projects_input(kind, checkpoints, net, lspet
     from fpdctl.models.factory import create_model
 
     dataset = FirstPersons(build_dataset(f"lsp:{lspet400}", "val", input_size=INPUT_SIZE), 6)
-    result = evaluate_model(create_model(checkpoints[kind]), dataset, flip=False, batch_size=3)
+    result = evaluate_model(create_model(checkpoints[kind]), dataset, flip_test=False, batch_size=3)
     assert result.input_convention is KINDS[kind]
     for i in range(len(dataset)):
         sample = dataset[i]
@@ -157,7 +157,7 @@ def test_eval_feeds_each_person_its_projects_input(kind, checkpoints, net, lspet
             f"lsp:{lspet400}",
             "--input-size",
             str(INPUT_SIZE),
-            "--no-flip",
+            "--no-flip-test",
             "--device",
             "cpu",
             "--format",
@@ -168,7 +168,7 @@ def test_eval_feeds_each_person_its_projects_input(kind, checkpoints, net, lspet
     assert code == 0
     assert json.loads(out)["input_convention"] == KINDS[kind].to_dict()
     whole = evaluate_checkpoint(
-        str(checkpoints[kind]), f"lsp:{lspet400}", input_size=INPUT_SIZE, flip=False, device="cpu"
+        str(checkpoints[kind]), f"lsp:{lspet400}", input_size=INPUT_SIZE, flip_test=False, device="cpu"
     )
     assert json.loads(out)["pck"]["mean"] == pytest.approx(whole.metric.groups["mean"], abs=1e-9)
 

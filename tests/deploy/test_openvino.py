@@ -66,7 +66,7 @@ def test_bench_eval_and_predict_run_it(capsys, tmp_path, fp32_export, lspet400):
     assert result.environment["openvino"]
 
     def eval_json(*args):
-        code = main(["eval", str(path), "--data", "synthetic:length=8", "--no-flip", "--format", "json", *args])
+        code = main(["eval", str(path), "--data", "synthetic:length=8", "--no-flip-test", "--format", "json", *args])
         captured = capsys.readouterr()
         assert code == 0, captured.err
         return json.loads(captured.out)

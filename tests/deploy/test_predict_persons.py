@@ -92,15 +92,15 @@ def test_every_box_is_a_person_and_batching_changes_nothing(tmp_path, tiny_check
         assert not np.array_equal(drawn[y : y + 64, x : x + 64], original[y : y + 64, x : x + 64])
 
 
-def test_all_persons_of_an_image_run_in_one_batch(tmp_path, tiny_checkpoint, monkeypatch):
+def test_persons_run_in_chunks_of_batch_size_with_the_same_keypoints(tmp_path, tiny_checkpoint, monkeypatch):
     import fpdctl.pipeline
 
-    folder = tmp_path / "images"
-    folder.mkdir()
-    for name in ("a.png", "b.png", "c.png"):
-        cv2.imwrite(str(folder / name), np.zeros((200, 300, 3), np.uint8))
-    entries = [{"file_name": "a.png", "bbox": [10, 10, 40, 80], "score": 0.5}] * 3
-    entries += [{"file_name": "c.png", "bbox": [5 * k, 10, 40, 80], "score": 0.5} for k in range(10)]
+    folder = _crowd(tmp_path)
+    for name in ("a.png", "b.png"):
+        cv2.imwrite(str(folder / name), cv2.imread(str(folder / "crowd.png"))[::-1])
+    entries = [{"file_name": "a.png", "bbox": [10 + 3 * k, 10, 40, 80], "score": 0.5} for k in range(3)]
+    entries += [{"file_name": "crowd.png", "bbox": [10 + 9 * k, 5 + 4 * k, 60, 70], "score": 0.5} for k in range(10)]
+    boxes = _write_boxes(tmp_path / "boxes.json", entries)
     sizes = []
     real = fpdctl.pipeline.predict_crops
 
@@ -109,14 +109,38 @@ def test_all_persons_of_an_image_run_in_one_batch(tmp_path, tiny_checkpoint, mon
         return real(run, patches, affines, convention)
 
     monkeypatch.setattr(fpdctl.pipeline, "predict_crops", spy)
-    result = _run(
-        tiny_checkpoint, folder, tmp_path / "out", draw=False, boxes=_write_boxes(tmp_path / "boxes.json", entries)
-    )
-    # a's 3 persons wait for more (FOLDER_BATCH 8), b has none, c's 10 join them: one call of 13.
-    assert sizes == [13]
-    assert [len(p.persons) for p in result.predictions] == [3, 0, 10]
-    saved = json.loads((tmp_path / "out" / JSON_NAME).read_text())
+    runs = {}
+    # a's 3 persons wait for more (FOLDER_BATCH 8), b has none, crowd's 10 join them: 13 crops,
+    # run in chunks of batch_size.
+    for batch_size, chunks in ((32, [13]), (7, [7, 6]), (1, [1] * 13)):
+        sizes.clear()
+        runs[batch_size] = _run(
+            tiny_checkpoint, folder, tmp_path / f"out{batch_size}", draw=False, boxes=boxes, batch_size=batch_size
+        )
+        assert sizes == chunks, batch_size
+    assert [len(p.persons) for p in runs[32].predictions] == [3, 0, 10]
+    # Each crop runs through the network on its own: the chunks change no keypoint. The heatmap
+    # peaks (scores) may differ in the last float bit, as the CPU's convolution kernels sum in
+    # an order that depends on the batch.
+    for batch_size in (7, 1):
+        for ours, theirs in zip(runs[batch_size].predictions, runs[32].predictions):
+            for a, b in zip(ours.persons, theirs.persons, strict=True):
+                np.testing.assert_array_equal(a.keypoints, b.keypoints)
+                np.testing.assert_allclose(a.scores, b.scores, rtol=0, atol=1e-6)
+    saved = json.loads((tmp_path / "out32" / JSON_NAME).read_text())
     assert saved["results"][1] == {"file": "b.png", "frame": None, "width": 300, "height": 200, "persons": []}
+
+
+def test_batch_size_must_be_a_positive_whole_number(tmp_path, tiny_checkpoint, capsys):
+    folder = _crowd(tmp_path)
+    for bad in (0, -3, 2.5, True):
+        with pytest.raises(UsageError, match=rf"^`batch_size` must be a whole number of at least 1, got {bad!r}$"):
+            _run(tiny_checkpoint, folder, tmp_path / "out", batch_size=bad)
+    assert not (tmp_path / "out").exists()
+    code = main(["predict", str(tiny_checkpoint), str(folder), "--out", str(tmp_path / "o"), "--batch-size", "0"])
+    assert code == 2 and capsys.readouterr().err.strip().splitlines() == [
+        "error: `batch_size` must be a whole number of at least 1, got 0"
+    ]
 
 
 def test_image_ids_through_an_annotation_file(tmp_path, tiny_checkpoint):
@@ -184,7 +208,7 @@ def test_out_must_be_empty_unless_overwrite(tmp_path, tiny_checkpoint, capsys):
     out = tmp_path / "out"
     _run(tiny_checkpoint, folder, out)
     assert sorted(p.name for p in out.iterdir()) == ["crowd.png", JSON_NAME, "second.png"]
-    with pytest.raises(UsageError, match=f"--out {out} is not empty; pass --overwrite"):
+    with pytest.raises(UsageError, match=f"`out_dir` {out} is not empty; set `overwrite`"):
         _run(tiny_checkpoint, folder, out)
     (folder / "second.png").unlink()
     _run(tiny_checkpoint, folder, out, overwrite=True)  # the stale drawing of second.png goes
@@ -193,7 +217,7 @@ def test_out_must_be_empty_unless_overwrite(tmp_path, tiny_checkpoint, capsys):
     code = main(["predict", str(tiny_checkpoint), str(folder), "--out", str(out), "--overwrite", "--input-size", "64"])
     err = capsys.readouterr().err.strip().splitlines()
     assert code == 2 and err == [
-        f"error: --out {out} holds files predict did not write (mine.txt); --overwrite replaces only "
+        f"error: `out_dir` {out} holds files predict did not write (mine.txt); `overwrite` replaces only "
         "predict's own output: give an empty or new folder"
     ]
     assert sorted(p.name for p in out.iterdir()) == ["crowd.png", JSON_NAME, "mine.txt"]

@@ -96,7 +96,7 @@ def test_override_applies_to_what_the_file_implies(tmp_path) -> None:
     assert mean_only.input_convention.train_sigma == 1.0  # pytorch-pose's sigma is kept
     named = create_model("hg1x16", input_convention=ConventionOverride(order="bgr"))
     assert named.input_convention == FPD_OFFICIAL
-    with pytest.raises(UsageError, match="--input-std must be positive"):
+    with pytest.raises(UsageError, match="`input_std` must be positive"):
         create_model(path, input_convention=ConventionOverride(std="0,1,1"))
 
 

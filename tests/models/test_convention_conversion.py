@@ -133,30 +133,31 @@ def test_override_object() -> None:
 @pytest.mark.parametrize(
     ("override", "message"),
     [
-        (ConventionOverride(std="0,1,1"), "--input-std must be positive (1 divides by nothing), got 0"),
+        (ConventionOverride(std="0,1,1"), "`input_std` must be positive (1 divides by nothing), got 0"),
         (
-            ConventionOverride(std="1,1,0", flag_prefix="--teacher-input"),
-            "--teacher-input-std must be positive (1 divides by nothing), got 0",
+            ConventionOverride(std="1,1,0", param_prefix="teacher_input"),
+            "`teacher_input_std` must be positive (1 divides by nothing), got 0",
         ),
         (
-            ConventionOverride(mean="0.5,0.5,1.5", flag_prefix="--teacher-input"),
-            "--teacher-input-mean must lie in [0, 1] (pixels are scaled to [0, 1] first), got 1.5",
+            ConventionOverride(mean="0.5,0.5,1.5", param_prefix="teacher_input"),
+            "`teacher_input_mean` must lie in [0, 1] (pixels are scaled to [0, 1] first), got 1.5",
         ),
         (
-            ConventionOverride(order="rbg", flag_prefix="--teacher-input"),
-            "--teacher-input-order must be 'rgb' or 'bgr', got 'rbg'",
+            ConventionOverride(order="rbg", param_prefix="teacher_input"),
+            "`teacher_input_order` must be 'rgb' or 'bgr', got 'rbg'",
         ),
         (
-            ConventionOverride(preset="caffe", flag_prefix="--teacher-input"),
-            "--teacher-input-convention must be one of native, pytorch-pose-mpii, pytorch-pose-lsp, "
+            ConventionOverride(preset="caffe", param_prefix="teacher_input"),
+            "`teacher_input_convention` must be one of native, pytorch-pose-mpii, pytorch-pose-lsp, "
             "fpd-official; got 'caffe'",
         ),
     ],
 )
-def test_override_check_names_the_flag(override: ConventionOverride, message: str) -> None:
+def test_override_check_names_the_parameter(override: ConventionOverride, message: str) -> None:
     with pytest.raises(UsageError) as info:
         override.check()
     assert str(info.value) == message
+    assert info.value.params == (message.split()[0].strip("`"),)
 
 
 # --- one normalisation path ---------------------------------------------------------------------

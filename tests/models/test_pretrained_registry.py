@@ -174,7 +174,10 @@ def test_cli_reaches_the_name(registry: Path, capsys: pytest.CaptureFixture[str]
     assert [r for r in listed["pretrained"] if r["name"] == NAME][0]["installed"] is True
     assert "hg4x128" in listed["architectures"]
     # eval by name, at the card's input size (64: the tiny net would refuse nothing else here).
-    assert main(["eval", NAME, "--data", "synthetic:length=4", "--no-flip", "--device", "cpu", "--format", "json"]) == 0
+    assert (
+        main(["eval", NAME, "--data", "synthetic:length=4", "--no-flip-test", "--device", "cpu", "--format", "json"])
+        == 0
+    )
     report = json.loads(capsys.readouterr().out)
     assert report["persons"] == 4
     # predict / bench open models through open_model: the name is its file, with its input size.

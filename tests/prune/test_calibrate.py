@@ -53,7 +53,7 @@ def test_statistics_are_the_average_over_the_batches_seen() -> None:
 
 
 def test_zero_batches_is_refused() -> None:
-    with pytest.raises(UsageError, match=r"^--recalibrate-bn must be at least 1 batch, got 0$"):
+    with pytest.raises(UsageError, match=r"^`recalibrate_bn` must be at least 1 batch, got 0$"):
         recalibrate_bn(create_model(HourglassSpec(1, 8, depth=2)), _Images(torch.zeros(2, 3, 32, 32)), batches=0)
 
 

@@ -108,6 +108,6 @@ def test_boxes_need_a_coco_folder(tmp_path: Path, capfd: pytest.CaptureFixture[s
     reliability.observe(f"exit {code}: {err.strip()}")
     assert code == 2 and out == ""
     assert err == (
-        "error: `boxes` crops the images of a COCO folder at detector boxes: it needs `data` coco:DIR, "
-        "got 'synthetic:length=4'\n"
+        "error: --boxes crops the images of a COCO folder at detector boxes: it needs --data "
+        "coco:DIR, got 'synthetic:length=4'\n"
     )

@@ -219,7 +219,7 @@ def _backend(command: str) -> list[Case]:
         "--backend",
         RANGE,
         "--backend ort,ort-int8",
-        "error: `backend` must pick one backend here; 'ort,ort-int8' selects ort, ort-int8",
+        "error: --backend must pick one backend here; 'ort,ort-int8' selects ort, ort-int8",
     )
     return [
         C(
@@ -496,7 +496,7 @@ CASES: list[Case] = [
         "--teacher",
         RANGE,
         "--teacher ground-truth --teacher-input-convention fpd-official",
-        "error: --teacher-input-* options need a teacher network, not --teacher ground-truth",
+        "error: --teacher-input-convention needs a teacher network, not --teacher ground-truth",
     ),
     C(
         "distill",
@@ -912,6 +912,21 @@ CASES: list[Case] = [
     C("predict", "--max-frames", NEGATIVE, "--max-frames -1", "error: --max-frames must be at least 1, got -1"),
     C("predict", "--max-frames", ZERO, "--max-frames 0", "error: --max-frames must be at least 1, got 0"),
     T("predict", "--max-frames"),
+    C(
+        "predict",
+        "--batch-size",
+        NEGATIVE,
+        "--batch-size -1",
+        "error: `batch_size` must be a whole number of at least 1, got -1",
+    ),
+    C(
+        "predict",
+        "--batch-size",
+        ZERO,
+        "--batch-size 0",
+        "error: `batch_size` must be a whole number of at least 1, got 0",
+    ),
+    T("predict", "--batch-size"),
     C(
         "predict",
         "--bbox",

@@ -225,7 +225,7 @@ def test_save_predictions_past_a_file_size_limit(tmp_path: Path, reliability: An
             "synthetic:size=2000",
             "--input-size",
             "64",
-            "--no-flip",
+            "--no-flip-test",
             "--batch-size",
             "250",
             "--save-predictions",

@@ -55,6 +55,8 @@ def _params(command: str) -> dict[str, Any]:
 RENAMED = [
     ("eval", "--flip-test", "--flip"),
     ("eval", "--no-flip-test", "--no-flip"),
+    ("export", "--flip-test", "--flip"),
+    ("export", "--no-flip-test", "--no-flip"),
     ("data synth", "--image-size", "--size"),
     ("data preview", "--output", "--out"),
 ]
@@ -76,6 +78,39 @@ def test_old_spelling_is_a_hidden_alias(
     shown = set(re.findall(r"--[a-z][a-z-]*", out))
     assert new in shown and old not in shown
     reliability.observe(f"--help shows {new}, not {old}")
+
+
+def test_export_flip_spellings_are_one_option(
+    reliability: Any, model: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    reliability.describe(
+        AREA,
+        "export --no-flip --flip-test (the old and the new spelling of the flip test at once)",
+        "exit 2, one line; nothing written",
+    )
+    out = tmp_path / "m.onnx"
+    code, stdout, err = _run(capsys, "export", model, "-o", out, "--no-flip", "--flip-test")
+    line = err.strip()
+    reliability.observe(f"exit {code}: {line}")
+    assert (code, stdout) == (2, "") and not out.exists()
+    assert line == "error: --flip is the old spelling of --flip-test: give only --flip-test"
+
+
+def test_one_flip_test_parameter_in_the_library() -> None:
+    """Every library function that can run the flip test calls it ``flip_test``, as the CLI's
+    --flip-test and TrainConfig do."""
+    import inspect
+
+    from fpdctl.deploy.evaluate import evaluate_deployed
+    from fpdctl.deploy.export import export_onnx
+    from fpdctl.evaluate import EvalResult, evaluate_checkpoint, evaluate_model, predict_dataset
+    from fpdctl.train.config import TrainConfig
+
+    for function in (evaluate_checkpoint, evaluate_deployed, evaluate_model, predict_dataset, export_onnx):
+        names = inspect.signature(function).parameters
+        assert "flip_test" in names and "flip" not in names, function.__name__
+    assert "flip_test" in EvalResult.__dataclass_fields__ and "flip" not in EvalResult.__dataclass_fields__
+    assert "flip_test" in TrainConfig.__dataclass_fields__
 
 
 def test_eval_flip_spellings_give_the_same_result(
@@ -283,7 +318,7 @@ def test_eval_per_joint_with_json(reliability: Any, model: Path, capsys: pytest.
     assert code == 0
 
     def strip(text: str) -> dict[str, Any]:  # less the timings, which differ between runs
-        return {k: v for k, v in json.loads(text).items() if k not in ("seconds", "images_per_second")}
+        return {k: v for k, v in json.loads(text).items() if k not in ("seconds", "persons_per_second")}
 
     assert strip(out) == strip(plain) and len(json.loads(out)["per_joint"]) == 16
     assert err.strip() == "warning: --per-joint has no effect with --format json (its per_joint field is always there)"

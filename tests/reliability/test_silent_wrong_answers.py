@@ -144,7 +144,7 @@ def test_coco_ground_truth_pycocotools_would_misscore(
     elif entry == "--data coco:DIR":
         args = ("--predictions", perfect_results, "--data", f"coco:{root}")
     else:
-        args = ("hg1x16j17", "--data", f"coco:{root}", "--input-size", "64", "--device", "cpu", "--no-flip")
+        args = ("hg1x16j17", "--data", f"coco:{root}", "--input-size", "64", "--device", "cpu", "--no-flip-test")
     code, out, err = _run(capsys, "eval", *args, "--format", "json")
     line = _one_error_line(err)
     reliability.observe(f"exit {code}: {line}")
@@ -251,7 +251,17 @@ def test_eval_a_checkpoint_on_an_onnx_backend_and_the_json_names_it(
     )
     checkpoint = tmp_path / "teacher.safetensors"
     shutil.copyfile(tiny_checkpoint, checkpoint)
-    common = ("--data", "synthetic:length=8", "--input-size", "64", "--device", "cpu", "--no-flip", "--format", "json")
+    common = (
+        "--data",
+        "synthetic:length=8",
+        "--input-size",
+        "64",
+        "--device",
+        "cpu",
+        "--no-flip-test",
+        "--format",
+        "json",
+    )
     reports = {}
     for backend in ("torch", "ort"):
         code, out, err = _run(capsys, "eval", checkpoint, *common, "--backend", backend)

@@ -171,7 +171,7 @@ def test_a_directory_of_another_sweep_is_refused(sharded_sweep, teacher_file: Pa
         run_sweep(_settings(teacher_file, max_steps=2), grid, out)
     path = out / CONFIGS_DIR / "hg2x16d2-scratch.json"
     assert str(info.value) == (
-        f"{path} was made with max_steps=1, this sweep has 2; a sweep directory holds one sweep: use another --out"
+        f"{path} was made with max_steps=1, this sweep has 2; a sweep directory holds one sweep: use another `out`"
     )
 
 
@@ -216,7 +216,7 @@ def test_parse_shard_and_inits() -> None:
     assert parse_shard("2/4") == (2, 4)
     assert parse_inits("both") == ("scratch", "teacher")
     assert parse_inits("teacher") == ("teacher",)
-    with pytest.raises(UsageError, match=r"^the sweep grid is empty: --channels gives no values$"):
+    with pytest.raises(UsageError, match=r"^the sweep grid is empty: `channels` gives no values$"):
         build_grid(TEACHER, [1], [], [1], INITS)
 
 
@@ -239,7 +239,7 @@ def test_parse_shard_and_inits() -> None:
         (["--stacks", ""], "error: --stacks must be a comma-separated list of integers, got ''"),
         (["--init", ","], "error: --init must be scratch, teacher or both, got ','"),
         (["--init", "random"], "error: --init must be scratch, teacher or both, got 'random'"),
-        (["--max-steps", "5", "--epochs", "1"], "error: give --max-steps or --epochs, not both"),
+        (["--max-steps", "5", "--epochs", "1"], "error: give --epochs or --max-steps, not both"),
         (["--budget-macs", "1", "--budget-latency", "3"], "error: give --budget-macs or --budget-latency, not both"),
     ],
 )

@@ -63,9 +63,9 @@ def test_parse_blocks(text: str, parsed: tuple[list[int], list[str] | None]) -> 
 @pytest.mark.parametrize(
     ("text", "message"),
     [
-        ("tiny", "--blocks takes block counts (integers) and block types (standard, mobile), got 'tiny'"),
-        ("0", "--blocks values must be at least 1, got 0"),
-        (",", "--blocks must be a comma-separated list of block counts or block types (standard, mobile), got ','"),
+        ("tiny", "`blocks` takes block counts (integers) and block types (standard, mobile), got 'tiny'"),
+        ("0", "`blocks` values must be at least 1, got 0"),
+        (",", "`blocks` must be a comma-separated list of block counts or block types (standard, mobile), got ','"),
     ],
 )
 def test_parse_blocks_refuses(text: str, message: str) -> None:

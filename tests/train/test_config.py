@@ -40,7 +40,7 @@ def test_epochs_and_max_steps_are_one_setting(tmp_path: Path) -> None:
     # --epochs on the command line replaces the file's --max-steps.
     cfg = resolve_config("train", {"epochs": 3, "out": "run"}, config_file=file)
     assert (cfg.epochs, cfg.max_steps) == (3, None)
-    with pytest.raises(UsageError, match="give --epochs or --max-steps, not both"):
+    with pytest.raises(UsageError, match="give `epochs` or `max_steps`, not both"):
         resolve_config("train", {"epochs": 3, "max_steps": 5, "out": "run"})
 
 
@@ -61,7 +61,7 @@ def test_unknown_key_is_named(tmp_path: Path) -> None:
 def test_wrong_value_type_and_unparsable_file(tmp_path: Path) -> None:
     file = tmp_path / "bad.yaml"
     file.write_text("batch_size: eight\n")
-    with pytest.raises(UsageError, match=r"--batch-size must be an integer, got 'eight'"):
+    with pytest.raises(UsageError, match=r"`batch_size` must be an integer, got 'eight'"):
         load_config_file(file)
     broken = tmp_path / "broken.toml"
     broken.write_text("lr = = 1\n")
@@ -91,7 +91,7 @@ def test_bad_values(options: dict, message: str) -> None:
 
 
 def test_teacher_is_refused_for_plain_training() -> None:
-    with pytest.raises(UsageError, match="--teacher is a distill option"):
+    with pytest.raises(UsageError, match="`teacher` is a distill option"):
         resolve_config("train", {"teacher": "t.pth", "out": "run"})
 
 
@@ -111,7 +111,7 @@ def test_cosine_and_constant_schedules() -> None:
     assert cosine.multiplier(100, 10, 100) == pytest.approx(0.0, abs=1e-12)
     assert parse_schedule("constant").multiplier(12345, 10, 100) == 1.0
     for bad in ("step:", "step:a,b", "linear", "step:-3"):
-        with pytest.raises(UsageError, match="--schedule must be"):
+        with pytest.raises(UsageError, match="`schedule` must be"):
             parse_schedule(bad)
 
 
@@ -121,7 +121,7 @@ def test_resume_may_change_length_but_not_arithmetic() -> None:
     assert (longer.max_steps, longer.workers, longer.lr) == (20, 0, saved.lr)
     same = check_resume_changes(saved, {"lr": saved.lr})
     assert same == saved
-    with pytest.raises(UsageError, match=r"--lr cannot change when resuming \(the run used 0.00025\)"):
+    with pytest.raises(UsageError, match=r"`lr` cannot change when resuming \(the run used 0.00025\)"):
         check_resume_changes(saved, {"lr": 0.1})
 
 

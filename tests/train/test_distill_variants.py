@@ -93,9 +93,9 @@ def test_variants_resume_exactly_and_use_the_schedule(tmp_path: Path, teacher_ck
         assert torch.equal(a[key], b[key]), key
     assert [r["loss"] for r in _rows(full_dir)] == [r["loss"] for r in _rows(cut_dir)]
     # A resumed run keeps them: changing one is refused.
-    with pytest.raises(UsageError, match=r"--kd-loss cannot change when resuming \(the run used 'kl'\)"):
+    with pytest.raises(UsageError, match=r"`kd_loss` cannot change when resuming \(the run used 'kl'\)"):
         check_resume_changes(saved, {"kd_loss": "mse"})
-    with pytest.raises(UsageError, match="--unlabeled-ratio cannot change when resuming"):
+    with pytest.raises(UsageError, match="`unlabeled_ratio` cannot change when resuming"):
         check_resume_changes(saved, {"unlabeled_ratio": 0.25})
 
 
@@ -119,10 +119,9 @@ def test_distill_only_options_and_ratio_without_images() -> None:
         ("unlabeled", "synthetic"),
         ("kd_temperature", 0.5),
     ):
-        flag = "--" + name.replace("_", "-")
-        with pytest.raises(UsageError, match=f"^{flag} is a distill option; use `fpdctl distill`$"):
+        with pytest.raises(UsageError, match=f"^`{name}` is a distill option; use `fpdctl distill`$"):
             resolve_config("train", {name: value, "out": "run"})
-    with pytest.raises(UsageError, match="^--unlabeled-ratio needs --unlabeled DIR or --unlabeled synthetic$"):
+    with pytest.raises(UsageError, match="^`unlabeled_ratio` needs `unlabeled` DIR or `unlabeled` synthetic$"):
         resolve_config("distill", {"teacher": "t.pth", "unlabeled_ratio": 0.5, "out": "run"})
     cfg = resolve_config("distill", {"teacher": "t.pth", "out": "run"})
     assert (cfg.kd_loss, cfg.kd_temperature, cfg.alpha_schedule, cfg.unlabeled) == ("mse", 1.0, "constant", None)
@@ -197,7 +196,7 @@ def test_ground_truth_teacher_is_the_labels_in_the_teacher_term(tmp_path: Path) 
 
 
 def test_ground_truth_teacher_refuses_what_needs_a_network() -> None:
-    with pytest.raises(UsageError, match="^--unlabeled needs a teacher network; --teacher ground-truth has no maps"):
+    with pytest.raises(UsageError, match="^`unlabeled` needs a teacher network; `teacher` ground-truth has no maps"):
         resolve_config("distill", {"teacher": "ground-truth", "unlabeled": "synthetic", "out": "run"})
-    with pytest.raises(UsageError, match=r"^--teacher-input-\* options need a teacher network"):
+    with pytest.raises(UsageError, match=r"^`teacher_input_convention` needs a teacher network"):
         resolve_config("distill", {"teacher": "ground-truth", "teacher_input_convention": "fpd-official", "out": "run"})

@@ -86,7 +86,7 @@ def test_bf16_on_a_gpu_without_native_bf16_is_refused(monkeypatch: pytest.Monkey
     with pytest.raises(UsageError) as info:
         resolve_precision("bf16", torch.device("cuda", 0))
     assert str(info.value) == (
-        "--precision bf16: this GPU (compute capability 7.0) has no native bf16, which needs 8.0 "
+        "`precision` bf16: this GPU (compute capability 7.0) has no native bf16, which needs 8.0 "
         "or higher; use fp16 (or auto) or fp32"
     )
 
@@ -310,7 +310,7 @@ def test_state_records_the_world_and_resume_on_another_is_refused(tmp_path: Path
     assert str(info.value) == (
         f"cannot resume {out / 'state.pt'}: it was trained with 1 process(es) (global batch 4) and "
         "this run has 2 (global batch 8); resume it with 1 process(es) (torchrun --nproc_per_node 1 "
-        "on one node), or start a new run with --out"
+        "on one node), or start a new run with `out`"
     )
 
 

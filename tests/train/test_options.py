@@ -147,7 +147,7 @@ def test_config_types_come_from_trainconfig_annotations() -> None:
         else:
             with pytest.raises(UsageError, match="must be set"):
                 coerce_options({field.name: None}, source="t")
-    with pytest.raises(UsageError, match=r"^--epochs must be an integer, got 'ten' \(in c.yaml\)$"):
+    with pytest.raises(UsageError, match=r"^`epochs` must be an integer, got 'ten' \(in c.yaml\)$"):
         coerce_options({"epochs": "ten"}, source="c.yaml")
 
 
@@ -202,9 +202,9 @@ def test_run_training_builds_the_config_from_keyword_options(tmp_path: Path) -> 
     assert (result.status, result.steps) == ("completed", 1)
     recorded = json.loads((tmp_path / "run" / "config.json").read_text())["options"]
     assert {k: recorded[k] for k in options} == options
-    with pytest.raises(UsageError, match="^--alpha is a distill option; use `fpdctl distill`$"):
+    with pytest.raises(UsageError, match="^`alpha` is a distill option; use `fpdctl distill`$"):
         build_config("train", {"alpha": 0.9}, out=tmp_path / "other")
-    with pytest.raises(UsageError, match="^--resume and --overwrite cannot be used together$"):
+    with pytest.raises(UsageError, match="^`resume` and `overwrite` cannot be used together$"):
         build_config("train", {}, resume=tmp_path / "run", overwrite=True)
     resumed = build_config("train", {"max_steps": 3}, resume=tmp_path / "run")
     assert (resumed.max_steps, resumed.model) == (3, "hg1x16")

@@ -60,7 +60,7 @@ def test_augment_style_is_stored_and_kept_on_resume(tmp_path: Path) -> None:
     with pytest.raises(UsageError) as info:
         check_resume_changes(saved, {"augment_style": "official"})
     assert str(info.value) == (
-        "--augment-style cannot change when resuming (the run used 'uniform'); start a new run with --out instead"
+        "`augment_style` cannot change when resuming (the run used 'uniform'); start a new run with `out` instead"
     )
 
 

@@ -62,7 +62,7 @@ def test_distill_writes_losses_lr_speed_and_validation_as_scalars(tmp_path: Path
     assert code == 0
     assert list(run_dir.glob("events.out.tfevents.*")), "no event file"
     events = _events(run_dir)
-    assert set(events) == {"train/loss", "train/gt_loss", "train/kd_loss", "train/lr", "train/img_per_s", "val/pckh"}
+    assert set(events) == {"train/loss", "train/gt_loss", "train/kd_loss", "train/lr", "train/img_per_s", "val/PCKh"}
     with (run_dir / "metrics.csv").open() as handle:
         rows = list(csv.DictReader(handle))
     assert [int(r["step"]) for r in rows] == [2, 4]
@@ -72,8 +72,8 @@ def test_distill_writes_losses_lr_speed_and_validation_as_scalars(tmp_path: Path
         # metrics.csv writes 6 significant digits, event files float32.
         assert [value for _, value in logged] == pytest.approx([float(r[column]) for r in rows], rel=1e-5)
     # Step 2's validation, then the final model's figure at step 4 (the csv's last row holds it).
-    assert [step for step, _ in events["val/pckh"]] == [2, 4]
-    assert [v for _, v in events["val/pckh"]] == pytest.approx([float(r["val_pckh"]) for r in rows], abs=1e-4)
+    assert [step for step, _ in events["val/PCKh"]] == [2, 4]
+    assert [v for _, v in events["val/PCKh"]] == pytest.approx([float(r["val_pckh"]) for r in rows], abs=1e-4)
 
 
 def test_train_without_the_flag_writes_no_event_file(tmp_path: Path) -> None:
@@ -82,3 +82,30 @@ def test_train_without_the_flag_writes_no_event_file(tmp_path: Path) -> None:
     assert (run_dir / "metrics.csv").is_file() and (run_dir / "curves.png").is_file()
     assert not list(run_dir.glob("events.out.tfevents.*"))
     assert not (run_dir / "config.json").read_text().count('"tensorboard": true')
+
+
+def test_a_resumed_run_keeps_every_logged_step(tmp_path: Path) -> None:
+    """The checkpoint's own step survives --resume: TensorBoard holds each metrics.csv row once
+    (before, the restart marker hid the scalars of the step the run had stopped at)."""
+    run_dir = tmp_path / "run"
+    assert main(["train", "--model", "hg1x16", *RUN, "--tensorboard", "--out", str(run_dir)]) == 0
+    assert main(["train", "--resume", str(run_dir), "--max-steps", "6"]) == 0
+    with (run_dir / "metrics.csv").open() as handle:
+        rows = list(csv.DictReader(handle))
+    assert [int(r["step"]) for r in rows] == [2, 4, 6]
+    events = _events(run_dir)
+    assert [step for step, _ in events["train/loss"]] == [2, 4, 6]
+    assert [v for _, v in events["train/loss"]] == pytest.approx([float(r["loss"]) for r in rows], rel=1e-5)
+    assert [step for step, _ in events["val/PCKh"]] == [2, 4, 6]
+
+
+def test_validation_scores_are_named_as_the_console_names_them() -> None:
+    """COCO's OKS score is AP in TensorBoard too (the console's and eval's name), not val_oks."""
+    from fpdctl.train.tensorboard import scalar_tag
+
+    assert [scalar_tag(c) for c in ("val_oks", "val_pckh", "val_pck", "loss")] == [
+        "val/AP",
+        "val/PCKh",
+        "val/PCK",
+        "train/loss",
+    ]

@@ -182,7 +182,7 @@ def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(tmp_path: Path) -> No
     poison.trainer = trainer
     message = (
         r"^training diverged: the loss is nan at step 3; the last good checkpoint "
-        r"\(.*last\.safetensors, step 2\) is kept; try a lower --lr$"
+        r"\(.*last\.safetensors, step 2\) is kept; try a lower `lr`$"
     )
     with pytest.raises(TrainingDiverged, match=message):
         trainer.run()
@@ -203,5 +203,5 @@ def test_precision_resolution_on_cpu() -> None:
     assert resolve_precision("fp16", cpu).scaler and resolve_precision("fp16", cpu).dtype == torch.float16
     assert resolve_precision("bf16", cpu).dtype == torch.bfloat16 and not resolve_precision("bf16", cpu).scaler
     assert resolve_precision("fp32", cpu).dtype is None
-    with pytest.raises(UsageError, match="--precision must be"):
+    with pytest.raises(UsageError, match="`precision` must be"):
         resolve_precision("int8", cpu)

@@ -203,9 +203,9 @@ def _write_split(
 def _check_export_args(count: int, split: str, seed: int, image_size: int) -> tuple[Split, ...]:
     """The splits to write; UsageError for a bad count, split, seed or image size."""
     if isinstance(count, bool) or not isinstance(count, (int, np.integer)) or count <= 0:
-        raise UsageError(f"--count must be a positive integer, got {count!r}")
+        raise UsageError(f"`count` must be a positive integer, got {count!r}", params="count")
     if split not in ("train", "val", "both"):
-        raise UsageError(f"--split must be train, val or both, got '{split}'")
+        raise UsageError(f"`split` must be train, val or both, got '{split}'", params="split")
     splits: tuple[Split, ...] = ("train", "val") if split == "both" else (split,)  # type: ignore[assignment]
     for one in splits:
         check_sample_args(seed, one, image_size)
@@ -254,7 +254,10 @@ def export_coco(
 
         target = Path(detections)
         if target.suffix.lower() != ".json":
-            raise UsageError(f"--detections is written as a COCO detection results .json file, got '{target.name}'")
+            raise UsageError(
+                f"`detections` is written as a COCO detection results .json file, got '{target.name}'",
+                params="detections",
+            )
         ensure_parent_writable(target)
     _check_out_dir(out)
     annotations, visible, total, boxes = [], 0, 0, []
