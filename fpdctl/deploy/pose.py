@@ -354,7 +354,7 @@ class Pose:
 
     def val(
         self,
-        data: "str | DataSpec",
+        data: str | DataSpec,
         boxes: PathLike | None = None,
         flip_test: bool = _default(evaluate_model, "flip_test"),
         *,
