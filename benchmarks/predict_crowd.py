@@ -5,12 +5,12 @@ Prints a table and writes JSON (default benchmarks/results/predict_crowd.json).
     python benchmarks/predict_crowd.py [--rounds 9] [--images 8] [--threads 1] [--write-example DIR]
 
 The model: the shipped ``synthetic-hg2x64`` (128 px input), exported by ``fpdctl export`` to ONNX
-fp32 and run with ONNX Runtime (backend row ``ort``), through predict's own model object
-(:class:`fpdctl.deploy.predict.PoseModel`). The crowd: K persons of fpdctl's synthetic renderer
+fp32 and run with ONNX Runtime (backend row ``ort``), through the model object predict runs
+(:class:`fpdctl.Pose <fpdctl.deploy.pose.Pose>`). The crowd: K persons of fpdctl's synthetic renderer
 (validation split, 128 px) pasted on a 512 x 512 black canvas in a 4 x 4 grid, with their cells as
 the person boxes (the boxes a ``--boxes`` file would give). Per image, what predict does for it:
 the K boxes -> the COCO crops -> ONE batch of K through the network -> decode -> image px
-(:meth:`PoseModel.persons`); the image is already decoded (file reading and drawing excluded).
+(:meth:`Pose.run`); the image is already decoded (file reading and drawing excluded).
 
 Rounds: each round times ``--images`` images at every K, the Ks interleaved in a rotating order
 so that load from other jobs hits all alike. Reported: the median over rounds and the spread
@@ -65,20 +65,20 @@ def main() -> None:
     from fpdctl.deploy.boxes import BoxesFile, FileBox
     from fpdctl.deploy.export import export_onnx
     from fpdctl.deploy.persons import PersonSource
-    from fpdctl.deploy.predict import PoseModel
+    from fpdctl.deploy.pose import Pose
 
     with tempfile.TemporaryDirectory() as tmp:
         onnx_path = Path(tmp) / f"{MODEL}.onnx"
         export_onnx(MODEL, onnx_path, input_size=INPUT_SIZE, threads=args.threads)
-        net = PoseModel(str(onnx_path), "cpu", args.threads, None)
-        assert net.runner.backend.name == "ort", net.runner.backend.name
+        net = Pose(onnx_path, device="cpu", threads=args.threads)
+        assert net.backend.name == "ort", net.backend.name
         scenes = {}
         for k in KS:
             image, boxes = crowd(k)
             file_boxes = BoxesFile(Path("crowd.json"), {0: [FileBox(b, 1.0, i) for i, b in enumerate(boxes)]})
             source = PersonSource(boxes=file_boxes)
             scenes[k] = (image, source)
-            net.persons(image, source.find(image, 0, "warmup"))  # warm-up (ORT plans its buffers)
+            net.run([(image, "")], [source.find(image, 0, "warmup")])  # warm-up (ORT plans its buffers)
 
         seconds: dict[int, list[float]] = {k: [] for k in KS}
         for r in range(args.rounds):
@@ -87,7 +87,7 @@ def main() -> None:
                 image, source = scenes[k]
                 start = time.perf_counter()
                 for _ in range(args.images):
-                    persons = net.persons(image, source.find(image, 0, "crowd"))
+                    persons = net.run([(image, "")], [source.find(image, 0, "crowd")])[0].persons
                 seconds[k].append((time.perf_counter() - start) / args.images)
                 assert len(persons) == k
 
@@ -149,7 +149,7 @@ def write_example(onnx_path: str, folder: Path) -> None:
     """The README's picture: 4 persons with a boxes file, drawn by predict."""
     import cv2
 
-    from fpdctl.deploy.predict import predict
+    from fpdctl.api import predict
 
     folder.mkdir(parents=True, exist_ok=True)
     image, boxes = crowd(16)
@@ -159,7 +159,7 @@ def write_example(onnx_path: str, folder: Path) -> None:
         cv2.imwrite(str(source), image)
         entries = [{"file_name": "crowd.png", "bbox": list(b), "score": 1.0, "category_id": 1} for b in boxes[:8]]
         (Path(tmp) / "boxes.json").write_text(json.dumps(entries))
-        predict(onnx_path, source, out_dir=Path(tmp) / "out", boxes=Path(tmp) / "boxes.json", threads=1)
+        predict(onnx_path, source, out=Path(tmp) / "out", boxes=Path(tmp) / "boxes.json", threads=1)
         drawn = cv2.imread(str(Path(tmp) / "out" / "crowd.png"))
     cv2.imwrite(str(folder / "predict_crowd.jpg"), drawn, [cv2.IMWRITE_JPEG_QUALITY, 85])
 

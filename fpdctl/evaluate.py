@@ -375,9 +375,9 @@ def evaluate_checkpoint(
     """``fpdctl eval MODEL --data DATA``: load a checkpoint (or a named model, with random
     weights) and score it on the validation split of ``data``, in PyTorch.
 
-    Its counterpart for an exported file or another row of the backend table is
-    :func:`fpdctl.deploy.evaluate.evaluate_deployed`; :func:`fpdctl.api.evaluate` (``fpdctl eval``,
-    ``fpdctl.evaluate(...)``) is the one entry point that picks between the two.
+    ``fpdctl eval`` and ``fpdctl.evaluate(...)`` (:func:`fpdctl.api.evaluate`) score every kind of
+    model, on every backend, with :meth:`fpdctl.deploy.pose.Pose.val`; this is the PyTorch-only
+    path it replaced (the tests compare the two).
 
     Args:
         data: ``synthetic[:KEY=VAL,...]``, ``mpii:PATH``, ``lsp:PATH`` or ``coco:PATH``, or that

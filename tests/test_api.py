@@ -15,19 +15,42 @@ import fpdctl
 README = Path(__file__).resolve().parents[1] / "README.md"
 
 
-def readme_example() -> str:
-    """The one python code block of README.md's "Python API" section."""
+def readme_examples() -> list[str]:
+    """The python code blocks of README.md's "Python API" section: ``Pose`` on PyTorch, the
+    same on ONNX Runtime, then the commands as functions."""
     text = README.read_text()
     section = text.split("## Python API", 1)[1].split("\n## ", 1)[0]
     blocks = re.findall(r"```python\n(.*?)```", section, flags=re.S)
-    assert len(blocks) == 1, "the Python API section holds exactly one python block"
-    return blocks[0]
+    assert len(blocks) == 3, "the Python API section holds three python blocks"
+    return blocks
+
+
+def test_the_readme_pose_example_runs_on_pytorch_and_onnx_runtime(tmp_path, monkeypatch) -> None:
+    import numpy as np
+
+    monkeypatch.chdir(tmp_path)
+    namespace: dict = {}
+    torch_block, ort_block, _ = readme_examples()
+    exec(compile(torch_block, str(README), "exec"), namespace)  # noqa: S102  (our own README)
+    pose, result, score, onnx = namespace["pose"], namespace["result"], namespace["score"], namespace["onnx"]
+    assert (pose.backend.name, pose.input_size, pose.spec.name) == ("torch", 128, "hg2x64")
+    assert result.keypoints.shape == (2, 16, 2) and result.scores.shape == (2, 16)
+    np.testing.assert_array_equal(result.boxes, namespace["boxes"])
+    assert namespace["drawn"].shape == (240, 320, 3) and (namespace["drawn"] != 0).any()
+    assert score.num_persons == 64 and score.flip_test and score.input_size == 128 and score.backend == "torch"
+    assert onnx.info.input_size == 128 and (tmp_path / "teacher.onnx").is_file()
+
+    exec(compile(ort_block, str(README), "exec"), namespace)  # noqa: S102
+    deployed, on_ort = namespace["deployed"], namespace["on_ort"]
+    assert (deployed.backend.name, deployed.input_size) == ("ort", 128)
+    np.testing.assert_allclose(on_ort.keypoints, result.keypoints, atol=1e-3)
+    assert deployed.val("synthetic:size=64").metric.mean == pytest.approx(score.metric.mean, abs=1e-6)
 
 
 def test_the_readme_example_runs(tmp_path, monkeypatch, capsys) -> None:
     monkeypatch.chdir(tmp_path)
     namespace: dict = {}
-    exec(compile(readme_example(), str(README), "exec"), namespace)  # noqa: S102  (our own README)
+    exec(compile(readme_examples()[2], str(README), "exec"), namespace)  # noqa: S102  (our own README)
     run, score, onnx = namespace["run"], namespace["score"], namespace["onnx"]
     assert run.status == "completed" and run.steps == 20
     assert run.run_dir == tmp_path / "runs" / "api-student" and (run.run_dir / "last.safetensors").is_file()

@@ -169,9 +169,9 @@ def bench_command(
         help="Channel order of the uint8 crops with --embed-preprocess: bgr (default) or rgb.",
     ),
 ) -> None:
+    from fpdctl.api import bench
     from fpdctl.cli.options import parse_int_list
     from fpdctl.deploy.backends import parse_precisions
-    from fpdctl.deploy.bench import benchmark
     from fpdctl.deploy.preprocess_decode import parse_embedding
 
     fmt = check_format(fmt)
@@ -183,8 +183,8 @@ def bench_command(
         warn_no_effect(ctx, ["accuracy_data"], "without --accuracy N (no row is scored)")
     if backend.strip().lower() == "torch":  # (the --embed-* options are refused there, by benchmark)
         warn_no_effect(ctx, ["spin_us"], "with --backend torch (it sets ONNX Runtime's idle threads)")
-    result = benchmark(
-        models,
+    result = bench(
+        *models,
         backend=backend,
         batches=batches,
         threads=threads,

@@ -94,7 +94,7 @@ CORE_PARAMS = {"eval": {"num_workers": "workers"}}
 
 
 # Over 80 lines only through its Typer option declarations (one per flag); the body parses, calls
-# evaluate_checkpoint or the file scorer, and renders.
+# fpdctl.api.evaluate or the file scorer, and renders.
 def eval_command(
     ctx: typer.Context,
     model: Optional[str] = typer.Argument(
@@ -189,20 +189,22 @@ def eval_command(
     spec = parse_data_spec(data)  # parsed once, here; the core passes the spec on
     if per_joint and data_metric(spec) == "oks":  # before the network runs: AP has no per-joint figure
         raise UsageError("--per-joint applies to PCKh and PCK; COCO AP has no per-joint figure")
-    options: dict[str, Any] = dict(
-        input_size=input_size,
-        device=device,
-        save_predictions=save_predictions,
-        flip_test=flip_test,
-        batch_size=batch_size,
-        num_workers=workers,
-        threshold=threshold,
-        input_convention=override,
-    )
-    if boxes is not None:
-        options["boxes"] = boxes
     with ProgressBar("evaluating", enabled=fmt == "table" and output is None) as progress:
-        result = evaluate(model, spec, backend=backend, progress=progress, **options)
+        result = evaluate(
+            model,
+            spec,
+            backend=backend,
+            device=device,
+            input_size=input_size,
+            boxes=boxes,
+            flip_test=flip_test,
+            batch_size=batch_size,
+            num_workers=workers,
+            threshold=threshold,
+            save_predictions=save_predictions,
+            input_convention=override,
+            progress=progress,
+        )
     emit(_render(result.metric, result, fmt, per_joint, source=f"{model} on {data}"), output)
     if save_predictions is not None:
         typer.echo(f"wrote {save_predictions}", err=True)

@@ -142,7 +142,7 @@ def predict_command(
         INFERENCE_BATCH_SIZE, "--batch-size", help="Persons per forward pass (bounds memory in crowds)."
     ),
 ) -> None:
-    from fpdctl.deploy.predict import predict
+    from fpdctl.api import predict
     from fpdctl.errors import UsageError
 
     override = convention_override(input_convention, input_order, input_mean, input_std)
@@ -156,7 +156,7 @@ def predict_command(
     result = predict(
         model,
         input_path,
-        out_dir=out,
+        out,
         bbox=box,
         boxes=boxes,
         annotations=annotations,

@@ -295,7 +295,7 @@ def select_backends(
     backend: str = "auto",
     *,
     precisions: tuple[str, ...] | None = None,
-    device_type: str = "cpu",
+    device_type: str | None = "cpu",
     onnx_precision: str | None = None,
 ) -> list[Backend]:
     """The rows ``fpdctl bench`` runs for one model.
@@ -309,7 +309,7 @@ def select_backends(
             for "all" and explicit names). The eager fp32 NCHW reference row is always kept for
             torch-runnable models when another torch row is selected, so every torch figure
             has its baseline beside it.
-        device_type: "cpu" or "cuda"; rows that cannot run there are dropped.
+        device_type: "cpu" or "cuda"; rows that cannot run there are dropped (None: none is).
         onnx_precision: the precision an .onnx file was exported in (its metadata).
 
     Returns:
@@ -363,7 +363,7 @@ def select_backends(
         # An ONNX file has one precision: the one it was exported in (OpenVINO's bf16 hint runs
         # on the fp32 file).
         rows = [b for b in rows if b.file_precision == (onnx_precision or "fp32")]
-    rows = [b for b in rows if device_type in b.devices]
+    rows = [b for b in rows if device_type is None or device_type in b.devices]
     if model_kind == "torch" and any(b.runtime == "torch" for b in rows):
         rows.append(BACKENDS[0])  # the reference: eager fp32 NCHW
     seen: set[str] = set()

@@ -46,22 +46,24 @@ from fpdctl.deploy.bench_report import (
     BenchRow,
     environment,
 )
+from fpdctl.deploy.placement import ROW_CALIBRATION_SAMPLES
 from fpdctl.errors import UsageError
 from fpdctl.progress import Progress, report
+from fpdctl.utils.device import DEFAULT_DEVICE
 from fpdctl.utils.memory import peak_rss_mb, reset_peak_rss, rss_mb
 
 if TYPE_CHECKING:
     from fpdctl.data.kinds import DataSpec
     from fpdctl.deploy.preprocess_decode import Embedding
     from fpdctl.deploy.recommend import BackendRecommendation
+    from fpdctl.deploy.runtime import ModelSource
     from fpdctl.models.convention import ConventionOverride
 
 DEFAULT_ITERS = 30
 # Cases take turns in rounds of this many consecutive timed iterations each.
 ROUND_ITERS = 5
-# Calibration images for an int8 export made on the fly by `bench --backend all` (a bench needs a
-# representative speed, not the best accuracy: range estimates settle within a few dozen images).
-BENCH_CALIBRATION_SAMPLES = 32
+# Calibration images for an int8 export made on the fly by `bench --backend all`.
+BENCH_CALIBRATION_SAMPLES = ROW_CALIBRATION_SAMPLES
 
 
 @dataclass(frozen=True)
@@ -108,7 +110,7 @@ def _percentile(values: np.ndarray, q: float) -> float:
 # Over 80 lines only through its signature and docstring (one entry per option); the body checks
 # the options and calls _benchmark.
 def benchmark(
-    models: Sequence[str],
+    models: "Sequence[str | ModelSource]",
     *,
     backend: str = "auto",
     batches: Sequence[int] = (1,),
@@ -116,7 +118,7 @@ def benchmark(
     warmup: int = 5,
     iters: int | None = None,
     duration: float | None = None,
-    device: str = "cpu",
+    device: str = DEFAULT_DEVICE,
     precisions: Sequence[str] | None = None,
     end_to_end: bool = False,
     input_size: int | None = None,
@@ -131,7 +133,8 @@ def benchmark(
     """Measure every model on every selected backend at every batch size.
 
     Args:
-        models: checkpoints, .onnx files or model names (random weights).
+        models: checkpoints, .onnx files or model names (random weights), or models already
+            opened (:class:`~fpdctl.deploy.runtime.ModelSource`, as ``fpdctl.Pose.bench`` gives).
         backend: "auto", "torch", "onnxruntime", "all" or comma-separated backend names (see
             :func:`~fpdctl.deploy.backends.select_backends`).
         batches: batch sizes.
@@ -140,7 +143,8 @@ def benchmark(
         warmup: untimed iterations per case (they also measure peak memory).
         iters: timed iterations per case (default :data:`DEFAULT_ITERS` without ``duration``).
         duration: instead of ``iters``, time each case for about this many seconds.
-        device: "auto", "cpu", "cuda" or "cuda:N".
+        device: "auto", "cpu", "cuda" or "cuda:N"; each row runs where the library's one device
+            rule puts its runtime (:func:`~fpdctl.deploy.placement.run_device`).
         precisions: keep backends of these precisions (None: fp32, or all with "all").
         end_to_end: also time pre- and post-processing, separately.
         input_size: input side for checkpoints and names (default: the size a checkpoint was
@@ -175,7 +179,7 @@ def benchmark(
 
         accuracy_data = parse_data_spec(accuracy_data)  # parsed once; a bad spec fails before minutes of timing
     _check_models(models, input_size)
-    check_embedding(models, backend, precisions, embedding)
+    check_embedding([m for m in models if isinstance(m, str)], backend, precisions, embedding)
     target = resolve_device(device)
     if target.type not in ("cpu", "cuda"):
         raise UsageError(f"bench runs on cpu or cuda, not {target.type}")
@@ -191,6 +195,7 @@ def benchmark(
             iters=iters,
             duration=duration,
             target=target,
+            device=device,
             precisions=precisions,
             end_to_end=end_to_end,
             input_size=input_size,
@@ -261,6 +266,8 @@ def _check_models(models: Sequence[str], input_size: int | None) -> None:
     if input_size is not None and input_size <= 0:
         raise UsageError(f"`input_size` must be positive, got {input_size}", params="input_size")
     for name in models:
+        if not isinstance(name, str):  # already opened
+            continue
         if is_onnx_path(name):
             require_file(name, "ONNX model")
         elif is_checkpoint_path(name) or is_pretrained_name(name):
@@ -278,6 +285,7 @@ def _benchmark(
     iters: int | None,
     duration: float | None,
     target: Any,
+    device: str,
     precisions: Sequence[str] | None,
     end_to_end: bool,
     input_size: int | None,
@@ -297,6 +305,9 @@ def _benchmark(
 
     sources = []
     for name in models:
+        if not isinstance(name, str):  # a model already opened (fpdctl.Pose.bench)
+            sources.append(name)
+            continue
         report(progress, "bench.stage", f"loading {name}")
         sources.append(open_model(name, input_convention))
 
@@ -306,7 +317,7 @@ def _benchmark(
             backend,
             batches,
             precisions,
-            target,
+            device,
             thread_count,
             input_size,
             Path(work_dir),
@@ -459,7 +470,7 @@ def _rows(cases: list[Case], target: Any, threads: int, end_to_end: bool, scores
                 runtime=case.backend.runtime,
                 precision=case.backend.precision,
                 memory_format=case.backend.memory_format,
-                device=str(target),
+                device=case.runner.device,
                 batch=case.batch,
                 threads=threads,
                 input_size=case.input_size,

@@ -15,9 +15,10 @@ from typing import TYPE_CHECKING, Any, Sequence
 
 import numpy as np
 
-from fpdctl.deploy.backends import Backend, select_backends
+from fpdctl.deploy.backends import RUNTIME_KINDS, Backend, select_backends
+from fpdctl.deploy.placement import open_runner, run_device
 from fpdctl.errors import UsageError
-from fpdctl.progress import Progress, report
+from fpdctl.progress import Progress
 
 if TYPE_CHECKING:
     from fpdctl.deploy.preprocess_decode import Embedding
@@ -51,7 +52,7 @@ def build_cases(
     backend: str,
     batches: Sequence[int],
     precisions: Sequence[str] | None,
-    target: Any,
+    device: str,
     threads: int,
     requested_size: int | None,
     work: Path,
@@ -62,25 +63,28 @@ def build_cases(
 ) -> tuple[list[Case], list[str]]:
     """One case per model x selected row x batch, and "model row: reason" for each that cannot run.
 
-    A checkpoint's ONNX rows run a file bench exports, once per file precision (ONNX Runtime and
-    OpenVINO time the same file); PyTorch rows run the network itself.
+    Each row runs where the library's one device rule puts its runtime for ``device``
+    (:func:`~fpdctl.deploy.placement.run_device`). A checkpoint's ONNX rows run a file bench
+    exports, once per file precision (ONNX Runtime and OpenVINO time the same file); PyTorch rows
+    run the network itself (:func:`~fpdctl.deploy.placement.open_runner`).
     """
-    from fpdctl.deploy.runtime import make_runner
-
     cases: list[Case] = []
     skipped: list[str] = []
     wanted = tuple(precisions) if precisions else None
-    exports: dict[tuple[int, str], Path] = {}  # (model, file precision): one file for ORT and OpenVINO
     for index, source in enumerate(sources):
-        rows = select_backends(
-            "onnx" if source.kind == "onnx" else "torch",
-            backend,
-            precisions=wanted,
-            device_type=target.type,
-            onnx_precision=source.precision,
-        )
+        kind = "onnx" if source.kind == "onnx" else "torch"
+        where = {runtime: run_device(device, runtime) for runtime in RUNTIME_KINDS}
+        rows = [
+            row
+            for row in select_backends(
+                kind, backend, precisions=wanted, device_type=None, onnx_precision=source.precision
+            )
+            if where[row.runtime].split(":")[0] in row.devices
+        ]
         if not rows:
-            skipped.append(f"{source.label}: no selected backend runs it on {target.type}")
+            skipped.append(f"{source.label}: no selected backend runs it on {device}")
+        folder = work / f"model{index}"
+        exports: dict[str, Path] = {}  # file precision -> one file for ORT and OpenVINO
         for row in rows:
             reason = row.unavailable()
             if reason is not None:
@@ -88,24 +92,22 @@ def build_cases(
                 continue
             # The size asked for, else an export's own or the size the checkpoint was trained at.
             model_size = source.input_size_for(requested_size)
-            path = None
             if source.kind != "onnx":
                 source.spec.check_input_size(model_size)
-            if source.kind != "onnx" and row.file_precision is not None:
-                key = (index, row.file_precision)
-                if key not in exports:
-                    exports[key] = export_for_rows(
-                        source,
-                        work / f"model{index}-{key[1]}.onnx",
-                        model_size,
-                        key[1],
-                        calibration_samples,
-                        threads,
-                        embedding,
-                        progress,
-                    )
-                path = exports[key]
-            runner = make_runner(source, row, device=str(target), threads=threads, spin_us=spin_us, path=path)
+                folder.mkdir(exist_ok=True)
+            runner = open_runner(
+                source,
+                row,
+                device=where[row.runtime],
+                input_size=model_size,
+                threads=threads,
+                spin_us=spin_us,
+                work_dir=folder,
+                exports=exports,
+                calibration_samples=calibration_samples,
+                embedding=embedding,
+                progress=progress,
+            )
             for batch in batches:
                 if runner.batch is not None and runner.batch != batch:
                     skipped.append(
@@ -144,34 +146,6 @@ def check_embedding(
             f"{torch_rows[0]} runs the PyTorch model, which has no graph to embed them in",
             params=("embed_preprocess", "embed_decode"),
         )
-
-
-def export_for_rows(
-    source: Any,
-    path: Path,
-    size: int,
-    precision: str,
-    calibration_samples: int,
-    threads: int,
-    embedding: "Embedding | None",
-    progress: Progress | None,
-) -> Path:
-    """Export a checkpoint for the ONNX rows that run files of ``precision`` (unverified: bench
-    needs its speed; ``fpdctl export`` is where files are verified)."""
-    from fpdctl.deploy.export import export_onnx
-
-    report(progress, "bench.stage", f"exporting {source.label} ({precision})")
-    export_onnx(
-        source.net,
-        path,
-        input_size=size,
-        precision=precision,
-        calibration_samples=calibration_samples,
-        verify=False,
-        threads=threads,
-        embedding=embedding,
-    )
-    return path
 
 
 def frames(batch: int) -> list[np.ndarray]:
@@ -220,7 +194,6 @@ __all__ = [
     "Case",
     "build_cases",
     "check_embedding",
-    "export_for_rows",
     "frames",
     "postprocess",
     "preprocess",

@@ -380,7 +380,9 @@ class Detector:
         self.layout = read_layout(signature.outputs, self.size, self.info, where=where)
         self.backend = detector_backend(backend)
         self.runtime: str = self.backend.runtime
-        self.device = _detector_device(device, self.runtime)
+        from fpdctl.deploy.placement import run_device
+
+        self.device = run_device(device, self.runtime)  # the library's one device rule
         self.runner = _open_runner(self.path, self.backend, self.device, threads, where)
         self.dropped = 0
 
@@ -484,22 +486,6 @@ def detector_backend(backend: str = "auto") -> "Backend":
         bool(rows) and len(rows) == len(names) and all(r.runtime == "openvino" for r in rows)
     )
     return get_backend("ov" if openvino else "ort")
-
-
-def _detector_device(device: str, runtime: str) -> str:
-    """``auto``: CUDA where ONNX Runtime has its CUDA provider, else the CPU; OpenVINO: the CPU."""
-    text = str(device).strip().lower()
-    if text == "auto":
-        if runtime != "onnxruntime":
-            return "cpu"
-        import onnxruntime as ort
-
-        return "cuda" if "CUDAExecutionProvider" in ort.get_available_providers() else "cpu"
-    if text in ("cpu", "mps"):  # ONNX Runtime and OpenVINO run on the CPU where torch would use MPS
-        return "cpu"
-    if text.startswith("cuda"):
-        return text
-    raise UsageError(f"`device` must be auto, cpu or cuda[:N], got {device!r}", params="device")
 
 
 def _open_runner(path: os.PathLike[str], backend: "Backend", device: str, threads: int | None, where: str) -> Any:

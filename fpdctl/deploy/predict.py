@@ -4,7 +4,7 @@ Each person goes through the top-down pipeline (:mod:`fpdctl.pipeline`): cropped
 the way the validation pipeline crops a dataset sample, normalised with the model's own input
 convention, run through the model's final stack, decoded by the heatmap codec and mapped back to
 image pixels. The persons of an image (or frame) run in chunks of ``batch_size`` crops
-(:meth:`PoseModel.persons_batch`).
+(:meth:`Pose.run <fpdctl.deploy.pose.Pose.run>`).
 
 Where the persons come from (:class:`PersonSource`), one of:
 
@@ -35,7 +35,7 @@ import math
 import os
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Iterator
+from typing import TYPE_CHECKING, Any, Callable, Iterator
 
 import numpy as np
 
@@ -48,13 +48,13 @@ from fpdctl.deploy.persons import (
     Prediction,
     PredictResult,
 )
-from fpdctl.deploy.pose_model import PoseModel
 from fpdctl.errors import DataError, InputError, RuntimeFailure, UsageError
 from fpdctl.pipeline import INFERENCE_BATCH_SIZE, check_batch_size
 from fpdctl.progress import Progress, report
 
 if TYPE_CHECKING:
-    from fpdctl.models.convention import ConventionOverride
+    from fpdctl.deploy.pose import Pose
+    from fpdctl.deploy.pose_result import DetectorLike
 
 IMAGE_SUFFIXES: tuple[str, ...] = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff")
 VIDEO_SUFFIXES: tuple[str, ...] = (".mp4", ".avi", ".mov", ".mkv", ".m4v", ".webm", ".mpg", ".mpeg")
@@ -84,33 +84,31 @@ def input_kind(path: Path) -> str:
 
 
 def predict(
-    model: str,
+    model: "Pose | Callable[[], Pose]",
     input_path: str | os.PathLike[str],
     *,
     out_dir: str | os.PathLike[str] = "predictions",
     bbox: Box | None = None,
     boxes: str | os.PathLike[str] | None = None,
     annotations: str | os.PathLike[str] | None = None,
-    detector: str | os.PathLike[str] | None = None,
+    detector: "str | os.PathLike[str] | DetectorLike | None" = None,
     det_score: float = DEFAULT_DET_SCORE,
     det_iou: float = DEFAULT_DET_IOU,
     frame_base: int = 0,
     overwrite: bool = False,
-    device: str = "cpu",
-    threads: int | None = None,
-    input_size: int | None = None,
     draw: bool = True,
     min_score: float = 0.0,
     max_frames: int | None = None,
-    input_convention: "ConventionOverride | None" = None,
-    backend: str = "auto",
-    progress: Progress | None = None,
     batch_size: int = INFERENCE_BATCH_SIZE,
+    progress: Progress | None = None,
 ) -> PredictResult:
     """Predict keypoints for every person of each image or frame and write them (and drawings).
 
     Args:
-        model: a checkpoint, an .onnx file from ``fpdctl export``, or a model name.
+        model: the pose model (:class:`~fpdctl.deploy.pose.Pose`: its backend, device, threads
+            and input size), or a function that opens it, called once the inputs and the output
+            folder are checked (so a bad input fails before a model loads). ``fpdctl.predict``
+            takes a model file or name.
         input_path: an image, a folder of images, or a video.
         out_dir: output folder (created; must not be the input folder; must be empty or hold
             only an earlier predict's files, replaced with ``overwrite``). The run writes into a
@@ -119,25 +117,21 @@ def predict(
         bbox: (x, y, w, h) of the one person in image px, for every image; None: the whole image.
         boxes: a detections file (:mod:`fpdctl.deploy.boxes`): every box is a person.
         annotations: a COCO annotation file mapping the boxes' ``image_id`` to file names.
-        detector: an Ultralytics YOLO .onnx person detector (:mod:`fpdctl.deploy.detector`).
+        detector: an Ultralytics YOLO .onnx person detector (:mod:`fpdctl.deploy.detector`), or
+            any callable image -> (boxes [N, 4] x, y, w, h, scores [N]).
         det_score, det_iou: the detector's score and NMS IoU thresholds; ``det_score`` also
             skips the boxes of a boxes file scoring under it (counted in ``skipped_boxes``).
         frame_base: what a boxes file numbers a video's first frame: 0, or 1 (MOT's files).
         overwrite: replace an earlier predict's output in ``out_dir``: the plain files inside
             it that its keypoints.json lists (``written``); a list naming anything else is refused.
-        device: "cpu", "cuda", ... (PyTorch models; ONNX models use the matching provider).
-        threads: intra-op threads.
-        input_size: network input side for checkpoints and names (default 256).
         draw: write the drawn images / video.
         min_score: joints below this heatmap peak are not drawn (they are still in the JSON).
         max_frames: stop a video after this many frames.
-        input_convention: override flags applied to the model's own input convention.
-        backend: the backend row to run on (:func:`~fpdctl.deploy.backends.pick_backend`): auto,
-            a runtime (onnxruntime, openvino for an .onnx file) or a row name such as ov-bf16.
+        batch_size: persons per forward pass: a crowded image runs in chunks of this many, so
+            memory stays bounded whatever the number of boxes (crops are made per chunk,
+            :meth:`Pose.run <fpdctl.deploy.pose.Pose.run>`).
         progress: gets a "predict.item" event after each image or frame (``done`` of ``total``;
             total 0 when a video does not say).
-        batch_size: persons per forward pass: a crowded image runs in chunks of this many, so
-            memory stays bounded whatever the number of boxes (crops are made per chunk).
 
     Raises:
         InputError / DataError: missing or unreadable input, a bad boxes file or detector;
@@ -151,7 +145,7 @@ def predict(
     source_path = Path(input_path)
     out = Path(out_dir)
     for path, what in ((boxes, "boxes file"), (annotations, "annotation file"), (detector, "detector")):
-        if path is not None:
+        if path is not None and not callable(path):
             require_file(path, what)
     if boxes is not None and detector is not None:
         raise UsageError(
@@ -199,13 +193,17 @@ def predict(
         )
     check_folder_creatable(out)  # before the model loads
     previous = previous_outputs(out, overwrite)
+    pose = model() if callable(model) and not hasattr(model, "run") else model
+    backend, threads = pose.backend.name, pose.threads
     person_detector = (
         None
         if detector is None
+        else detector
+        if callable(detector)
         else Detector(
             detector,
             backend=backend,
-            device=device,
+            device=pose.device,
             score=det_score,
             iou=det_iou,
             threads=threads,
@@ -223,24 +221,19 @@ def predict(
         with StagedFolder(out) as stage:
             assert stage.path is not None
             result = _predict(
-                model,
+                pose,
                 source_path,
                 kind,
                 stage.path,
                 files=files,
                 first_image=first_image,
                 people=people,
-                device=device,
-                threads=threads,
-                input_size=input_size,
                 draw=draw,
                 min_score=min_score,
                 max_frames=max_frames,
-                input_convention=input_convention,
-                backend=backend,
+                batch_size=batch_size,
                 progress=progress,
                 start=start,
-                batch_size=batch_size,
             )
             stage.commit(previous)
     finally:
@@ -254,7 +247,7 @@ def predict(
 
 
 def _predict(
-    model: str,
+    net: "Pose",
     source_path: Path,
     kind: str,
     out: Path,
@@ -262,26 +255,22 @@ def _predict(
     files: list[Path],
     first_image: np.ndarray | None,
     people: PersonSource,
-    device: str,
-    threads: int | None,
-    input_size: int | None,
     draw: bool,
     min_score: float,
     max_frames: int | None,
-    input_convention: "ConventionOverride | None",
     progress: Progress | None,
     start: float,
-    backend: str = "auto",
     batch_size: int = INFERENCE_BATCH_SIZE,
 ) -> PredictResult:
     from fpdctl.utils.io import atomic_write_text, ensure_parent_writable
 
-    net = PoseModel(model, device, threads, input_size, input_convention, backend, batch_size=batch_size)
     predictions: list[Prediction] = []
     drawn: list[Path] = []
     skipped: list[str] = []
     if kind == "video":
-        predictions, video_out = _predict_video(net, source_path, out, people, draw, min_score, max_frames, progress)
+        predictions, video_out = _predict_video(
+            net, source_path, out, people, draw, min_score, max_frames, progress, batch_size
+        )
         if video_out is not None:
             drawn.append(video_out)
     else:
@@ -296,11 +285,12 @@ def _predict(
             draw,
             min_score,
             progress,
+            batch_size,
         )
     detector = people.detector
     result = PredictResult(
-        model=model,
-        arch=net.source.spec.name,
+        model=net.source.label,
+        arch=net.spec.name,
         input=str(source_path),
         kind=kind,
         input_size=net.input_size,
@@ -312,10 +302,12 @@ def _predict(
         skipped=skipped,
         seconds=time.perf_counter() - start,
         input_convention=net.convention,
-        backend=net.runner.backend.name,
+        backend=net.backend.name,
         persons_from=people.kind,
         detector=None
         if detector is None
+        else {"file": repr(detector)}
+        if not hasattr(detector, "path")  # a callable the caller gave
         else {
             "file": str(detector.path),
             "input_size": detector.size,
@@ -350,7 +342,7 @@ def _image_files(path: Path, kind: str) -> list[Path]:
 
 
 def _predict_images(
-    net: PoseModel,
+    net: "Pose",
     path: Path,
     kind: str,
     files: list[Path],
@@ -360,6 +352,7 @@ def _predict_images(
     draw: bool,
     min_score: float,
     progress: Progress | None,
+    batch_size: int = INFERENCE_BATCH_SIZE,
 ) -> tuple[list[Prediction], list[Path], list[str]]:
     import cv2
 
@@ -387,12 +380,16 @@ def _predict_images(
     def flush() -> None:
         if not pending:
             return
-        found = net.persons_batch([(image, boxes) for _file, image, boxes in pending])
-        for (file, image, _boxes), persons in zip(pending, found):
+        found = net.run(
+            [(image, file.name) for file, image, _boxes in pending],
+            [boxes for _file, _image, boxes in pending],
+            batch_size=batch_size,
+        )
+        for (file, image, _boxes), result in zip(pending, found):
             h, w = image.shape[:2]
-            predictions.append(Prediction(file.name, None, w, h, tuple(persons)))
+            predictions.append(Prediction(file.name, None, w, h, result.persons))
             if draw:
-                canvas = net.draw(image, persons, min_score, boxed)
+                canvas = result.plot(min_score, boxed)
                 target = out / file.name
                 suffix = file.suffix.lower() if file.suffix.lower() in IMAGE_SUFFIXES else ".png"
                 ok, encoded = cv2.imencode(suffix, canvas)
@@ -414,7 +411,7 @@ def _predict_images(
 
 
 def _predict_video(
-    net: PoseModel,
+    net: "Pose",
     path: Path,
     out: Path,
     people: PersonSource,
@@ -422,6 +419,7 @@ def _predict_video(
     min_score: float,
     max_frames: int | None,
     progress: Progress | None,
+    batch_size: int = INFERENCE_BATCH_SIZE,
 ) -> tuple[list[Prediction], Path | None]:
     import cv2
 
@@ -444,15 +442,16 @@ def _predict_video(
             if not ok or frame is None:
                 break
             h, w = frame.shape[:2]
-            persons = net.persons(frame, people.find(frame, index, f"{path.name} frame {index}"))
-            predictions.append(Prediction(path.name, index, w, h, tuple(persons)))
+            found = people.find(frame, index, f"{path.name} frame {index}")
+            result = net.run([(frame, path.name)], [found], batch_size=batch_size, frames=[index])[0]
+            predictions.append(Prediction(path.name, index, w, h, result.persons))
             if draw:
                 if writer is None:
                     ensure_parent_writable(target)
                     writer = cv2.VideoWriter(str(target), cv2.VideoWriter_fourcc(*VIDEO_FOURCC), fps, (w, h))
                     if not writer.isOpened():
                         raise RuntimeFailure(f"OpenCV cannot write {VIDEO_FOURCC} video to {target}")
-                writer.write(net.draw(frame, persons, min_score, boxed))
+                writer.write(result.plot(min_score, boxed))
             index += 1
             report(progress, "predict.item", done=index, total=total)
         if not predictions:
@@ -474,7 +473,6 @@ __all__ = [
     "IMAGE_SUFFIXES",
     "JSON_NAME",
     "VIDEO_SUFFIXES",
-    "PoseModel",
     "input_kind",
     "keypoints_json",
     "predict",

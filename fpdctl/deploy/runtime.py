@@ -81,7 +81,8 @@ class ModelSource:
             return self.info.input_size
         from fpdctl.models.checkpoint_files import resolve_input_size
 
-        size = resolve_input_size(self.path, requested)
+        # The network remembers the size its file records (create_model), also one given as a module.
+        size = resolve_input_size(self.net if self.net is not None else self.path, requested)
         self.spec.check_input_size(size)
         return size
 

@@ -42,6 +42,7 @@ from fpdctl import __version__
 from fpdctl.errors import CheckpointError, UsageError
 from fpdctl.models.checkpoint_files import (
     NATIVE_SUFFIX,
+    TRAIN_INPUT_SIZE_KEY,
     checkpoint_file,
 )
 from fpdctl.models.convention import (
@@ -369,7 +370,8 @@ def save_model(model: nn.Module, path: str | os.PathLike[str], metadata: Mapping
         model: an :class:`HourglassNet` (or anything wrapping one as ``.module``).
         path: target file; ``.safetensors`` is the expected suffix.
         metadata: extra string fields to store (e.g. training step, source hash). The model's
-            ``input_convention`` is stored too (``fpdctl.input_convention``).
+            ``input_convention`` is stored too (``fpdctl.input_convention``), and its
+            ``input_size`` when it has one (the trained size; ``metadata`` may set it).
     """
     from safetensors.torch import save_file
 
@@ -379,6 +381,8 @@ def save_model(model: nn.Module, path: str | os.PathLike[str], metadata: Mapping
         raise UsageError("save_model expects an fpdctl HourglassNet (a module with a .spec)")
     convention: InputConvention = getattr(net, "input_convention", NATIVE)
     header = {SPEC_KEY: spec.to_json(), VERSION_KEY: __version__, METADATA_KEY: convention.to_json()}
+    if getattr(net, "input_size", None):  # the size it was trained at travels with it
+        header[TRAIN_INPUT_SIZE_KEY] = str(int(net.input_size))
     if metadata:
         header.update({str(k): str(v) for k, v in metadata.items()})
     tensors = {k: v.detach().to("cpu").contiguous() for k, v in net.state_dict().items()}

@@ -87,11 +87,15 @@ def resolve_input_size(model: object, input_size: int | None = None) -> int:
     else :data:`~fpdctl.models.spec.DEFAULT_INPUT_SIZE`.
 
     Args:
-        model: a checkpoint path, a model name, or anything else (a loaded module: no record).
+        model: a checkpoint path, a model name, or a network (its ``input_size`` attribute, which
+            :func:`~fpdctl.models.factory.create_model` sets from the file it read).
         input_size: the size asked for, or None.
     """
     if input_size is not None:
         return int(input_size)
+    if not isinstance(model, (str, os.PathLike)):
+        remembered = getattr(getattr(model, "module", model), "input_size", None)  # DDP wraps as .module
+        return int(remembered) if isinstance(remembered, int) and remembered > 0 else DEFAULT_INPUT_SIZE
     return trained_input_size(model) or DEFAULT_INPUT_SIZE
 
 

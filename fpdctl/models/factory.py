@@ -10,6 +10,7 @@ import os
 
 from fpdctl.errors import UsageError
 from fpdctl.models.checkpoint import model_from_checkpoint
+from fpdctl.models.checkpoint_files import trained_input_size
 from fpdctl.models.convention import ConventionOverride
 from fpdctl.models.hourglass import HourglassNet
 from fpdctl.models.spec import HourglassSpec, is_checkpoint_path, resolve_spec
@@ -39,12 +40,19 @@ def create_model(
             records or implies (NATIVE for a name or a spec). The result is the network's
             ``input_convention`` attribute.
 
+    The network also remembers the input side it was trained at, as its ``input_size``
+    attribute (like timm's ``pretrained_cfg``): a pretrained name's model card, a native
+    checkpoint's header, else None (a name, a spec, a foreign checkpoint). So
+    :func:`~fpdctl.models.checkpoint.resolve_input_size` and every command that takes a network
+    (``fpdctl.export(fpdctl.load_model(x))``) run it at that size without reading the file again.
+
     Raises:
         UsageError: an unknown name, or ``spec`` given with a name or a spec.
         CheckpointError: a missing, unreadable or unsafe checkpoint, or one that does not fit.
     """
     if isinstance(model, str) and is_pretrained_name(model):
         net = model_from_checkpoint(model, spec)
+        net.input_size = trained_input_size(model)
     elif isinstance(model, HourglassSpec) or (isinstance(model, str) and not is_checkpoint_path(model)):
         if spec is not None:
             raise UsageError("spec= applies to a checkpoint file, not to a model name or spec")
@@ -53,6 +61,7 @@ def create_model(
         raise UsageError(f"expected a model name, HourglassSpec or checkpoint path, got {type(model).__name__}")
     else:
         net = model_from_checkpoint(model, spec)
+        net.input_size = trained_input_size(model)
     if input_convention is not None:
         net.input_convention = input_convention.apply(net.input_convention)
     return net

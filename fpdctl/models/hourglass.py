@@ -100,6 +100,9 @@ class HourglassNet(nn.Module):
         self.spec = spec
         # How pixels become this network's input: part of what the model is (saved with it).
         self.input_convention: InputConvention = NATIVE
+        # The input side it was trained at, when the file it came from says (as timm's
+        # pretrained_cfg): set by create_model, read by resolve_input_size, saved by save_model.
+        self.input_size: int | None = None
         c = spec.channels
         dw = spec.block == MOBILE
         self.conv1 = nn.Conv2d(3, c // 4, kernel_size=7, stride=2, padding=3)

@@ -11,11 +11,12 @@ import cv2
 import numpy as np
 import pytest
 
+from fpdctl.api import predict
 from fpdctl.boxes import box_center_scale, clip_box
 from fpdctl.data.coco import COCODetections
 from fpdctl.deploy.boxes import read_boxes
 from fpdctl.deploy.persons import PersonSource
-from fpdctl.deploy.predict import JSON_NAME, predict
+from fpdctl.deploy.predict import JSON_NAME
 from fpdctl.models.convention import NATIVE
 from fpdctl.pipeline import crop, normalise, person_box
 from tests.test_evaluate_coco_boxes import HEIGHT, WIDTH, _write_folder
@@ -84,7 +85,7 @@ def test_predict_writes_the_crops_eval_uses(coco: dict[str, Path], tiny_checkpoi
     result = predict(
         str(tiny_checkpoint),
         coco["root"] / "val2017",
-        out_dir=tmp_path / "out",
+        out=tmp_path / "out",
         boxes=coco["dets"],
         annotations=coco["annotations"],
         det_score=0.0,

@@ -544,7 +544,7 @@ def test_openvino_finds_the_same_boxes_as_onnx_runtime(tmp_path):
 
 
 def test_keypoints_json_records_the_runtime_the_detector_ran_on(tmp_path, tiny_checkpoint):
-    from fpdctl.deploy.predict import predict
+    from fpdctl.api import predict
 
     folder = tmp_path / "images"
     folder.mkdir()
@@ -555,7 +555,7 @@ def test_keypoints_json_records_the_runtime_the_detector_ran_on(tmp_path, tiny_c
     result = predict(
         str(tiny_checkpoint),
         folder,
-        out_dir=tmp_path / "out",
+        out=tmp_path / "out",
         detector=tmp_path / "det.onnx",
         input_size=64,
         draw=False,

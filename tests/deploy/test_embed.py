@@ -257,7 +257,7 @@ def test_eval_refuses_an_embedded_export_in_one_line(capsys, embedded_export):
     assert code == 2 and len(err) == 1, err
     assert err[0] == (
         f"error: {path} was exported with pre-processing or decoding inside (uint8 BGR crops -> keypoints, "
-        "scores); fpdctl eval feeds normalised crops and reads heatmaps: evaluate a plain export"
+        "scores); evaluation feeds normalised crops and reads heatmaps: evaluate a plain export"
     )
 
 

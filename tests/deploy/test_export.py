@@ -189,7 +189,7 @@ def test_int8_export_reports_pckh_against_fp32(tmp_path, tiny_net):
 def test_export_reports_what_eval_gives_each_file(tmp_path, tiny_checkpoint):
     """One protocol: export's fp32 and int8 figures are `fpdctl eval`'s on the two files, on the
     same persons (the whole split, flip test on); with --no-flip-test, eval's --no-flip-test figures."""
-    from fpdctl.deploy.evaluate import evaluate_deployed
+    from fpdctl.api import evaluate
 
     data = "synthetic:size=48"
     fp32_file, int8_file = tmp_path / "fp32.onnx", tmp_path / "int8.onnx"
@@ -207,8 +207,8 @@ def test_export_reports_what_eval_gives_each_file(tmp_path, tiny_checkpoint):
         acc = result.accuracy
         assert (acc.samples, acc.flip_test, acc.whole_split) == (48, flip, True)
         assert acc.protocol.endswith(f"flip test {'on' if flip else 'off'}, all 48 persons of the {data} val split")
-        fp32 = evaluate_deployed(str(fp32_file), data, flip_test=flip).metric
-        int8 = evaluate_deployed(str(int8_file), data, flip_test=flip).metric
+        fp32 = evaluate(fp32_file, data, flip_test=flip).metric
+        int8 = evaluate(int8_file, data, flip_test=flip).metric
         assert acc.reference_mean == fp32.mean and acc.candidate_mean == int8.mean
         assert acc.reference.per_joint == pytest.approx(fp32.per_joint, nan_ok=True, abs=0)
 

@@ -10,8 +10,9 @@ import cv2
 import numpy as np
 import pytest
 
+from fpdctl.api import predict
 from fpdctl.deploy.output_folder import STAGE_TAG, StagedFolder, previous_outputs, remove_stale_stages
-from fpdctl.deploy.predict import JSON_NAME, predict
+from fpdctl.deploy.predict import JSON_NAME
 from fpdctl.errors import UsageError
 from tests.conftest import INPUT_SIZE
 
@@ -30,7 +31,7 @@ def _images(folder: Path, names: tuple[str, ...]) -> Path:
 
 
 def _run(ckpt: Path, source: Path, out: Path, **kwargs):  # type: ignore[no-untyped-def]
-    return predict(str(ckpt), source, out_dir=out, threads=1, input_size=INPUT_SIZE, **kwargs)
+    return predict(str(ckpt), source, out=out, threads=1, input_size=INPUT_SIZE, **kwargs)
 
 
 def test_a_run_interrupted_mid_way_leaves_the_old_output(tmp_path: Path, tiny_checkpoint: Path) -> None:

@@ -7,11 +7,12 @@ import numpy as np
 import pytest
 import torch
 
+from fpdctl.api import predict
 from fpdctl.cli.app import main
 from fpdctl.cli.predict import parse_bbox
 from fpdctl.codec import decode_heatmaps
 from fpdctl.data.synthetic import SyntheticPose
-from fpdctl.deploy.predict import JSON_NAME, predict
+from fpdctl.deploy.predict import JSON_NAME
 from fpdctl.errors import DataError, UsageError
 from fpdctl.pipeline import person_box
 from fpdctl.skeleton import MPII
@@ -33,7 +34,7 @@ def test_image_keypoints_golden(tmp_path, tiny_checkpoint, tiny_net):
     image = _synthetic_image()
     path = tmp_path / "person.png"
     cv2.imwrite(str(path), image)
-    result = predict(str(tiny_checkpoint), path, out_dir=tmp_path / "out", threads=1, input_size=INPUT_SIZE)
+    result = predict(str(tiny_checkpoint), path, out=tmp_path / "out", threads=1, input_size=INPUT_SIZE)
 
     shift = np.float32([[1, 0, 0.5], [0, 1, 0.5]])
     crop = cv2.warpAffine(image, shift, (64, 64), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT)
@@ -73,7 +74,7 @@ def test_bbox_follows_the_person(tmp_path, tiny_checkpoint):
         result = predict(
             str(tiny_checkpoint),
             file,
-            out_dir=tmp_path / f"out_{x}",
+            out=tmp_path / f"out_{x}",
             bbox=(x, y, 64, 64),
             threads=1,
             input_size=INPUT_SIZE,
@@ -87,8 +88,8 @@ def test_bbox_follows_the_person(tmp_path, tiny_checkpoint):
 def test_onnx_and_checkpoint_agree_on_a_real_image(tmp_path, lspet400, tiny_checkpoint, fp32_export):
     _, onnx_path = fp32_export
     image = lspet400 / "images" / "im00001.jpg"
-    from_torch = predict(str(tiny_checkpoint), image, out_dir=tmp_path / "t", threads=1, input_size=INPUT_SIZE)
-    from_onnx = predict(str(onnx_path), image, out_dir=tmp_path / "o", threads=1)
+    from_torch = predict(str(tiny_checkpoint), image, out=tmp_path / "t", threads=1, input_size=INPUT_SIZE)
+    from_onnx = predict(str(onnx_path), image, out=tmp_path / "o", threads=1)
     a, b = from_torch.predictions[0], from_onnx.predictions[0]
     h, w = cv2.imread(str(image)).shape[:2]
     assert (a.width, a.height) == (w, h) and a.scale == pytest.approx(max(w, h) / 200)
@@ -132,7 +133,7 @@ def test_video(tmp_path, tiny_checkpoint):
         writer.write(frame)
     writer.release()
     out = tmp_path / "out"
-    result = predict(str(tiny_checkpoint), video, out_dir=out, threads=1, input_size=INPUT_SIZE)
+    result = predict(str(tiny_checkpoint), video, out=out, threads=1, input_size=INPUT_SIZE)
     assert result.kind == "video" and [p.frame for p in result.predictions] == [0, 1, 2]
     assert sorted(p.name for p in out.iterdir()) == ["clip_pose.mp4", JSON_NAME]  # no temp left
     capture = cv2.VideoCapture(str(out / "clip_pose.mp4"))
@@ -149,7 +150,7 @@ def test_video(tmp_path, tiny_checkpoint):
     short = predict(
         str(tiny_checkpoint),
         video,
-        out_dir=tmp_path / "short",
+        out=tmp_path / "short",
         threads=1,
         input_size=INPUT_SIZE,
         max_frames=2,

@@ -6,10 +6,11 @@ import cv2
 import numpy as np
 import pytest
 
+from fpdctl.api import predict
 from fpdctl.boxes import box_center_scale, clip_box
 from fpdctl.cli.app import main
 from fpdctl.data.synthetic import SyntheticPose
-from fpdctl.deploy.predict import JSON_NAME, predict
+from fpdctl.deploy.predict import JSON_NAME
 from fpdctl.errors import DataError, UsageError
 from tests.conftest import INPUT_SIZE
 from tests.deploy.test_detector import _anchors, _yolo_graph
@@ -44,7 +45,7 @@ def _entries(name, spots=SPOTS):
 
 
 def _run(ckpt, source, out, **kwargs):
-    return predict(str(ckpt), source, out_dir=out, threads=1, input_size=INPUT_SIZE, **kwargs)
+    return predict(str(ckpt), source, out=out, threads=1, input_size=INPUT_SIZE, **kwargs)
 
 
 def test_every_box_is_a_person_and_batching_changes_nothing(tmp_path, tiny_checkpoint):

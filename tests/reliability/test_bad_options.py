@@ -212,25 +212,14 @@ def _convention(command: str, prefix: str = "--input") -> list[Case]:
 
 
 def _backend(command: str) -> list[Case]:
-    """--backend of eval and predict: an unknown name, and (predict) an ONNX row for a checkpoint;
-    eval runs a checkpoint on an ONNX row as bench does (issue 24), so two ONNX rows there."""
-    onnx_row = (
-        C(
-            command,
-            "--backend",
-            RANGE,
-            "--backend ort",
-            "error: backend ort runs an exported .onnx file; export the checkpoint first (fpdctl export) and "
-            "give the .onnx file",
-        )
-        if command != "eval"
-        else C(
-            command,
-            "--backend",
-            RANGE,
-            "--backend ort,ort-int8",
-            "error: --backend must pick one backend here; 'ort,ort-int8' selects ort, ort-int8",
-        )
+    """--backend of eval and predict: an unknown name, and two ONNX rows for a checkpoint (both
+    run a checkpoint on one ONNX row as bench does, exporting it for the row: fpdctl.Pose)."""
+    onnx_row = C(
+        command,
+        "--backend",
+        RANGE,
+        "--backend ort,ort-int8",
+        "error: --backend must pick one backend here; 'ort,ort-int8' selects ort, ort-int8",
     )
     return [
         C(

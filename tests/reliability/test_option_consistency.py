@@ -101,12 +101,22 @@ def test_one_flip_test_parameter_in_the_library() -> None:
     --flip-test and TrainConfig do."""
     import inspect
 
-    from fpdctl.deploy.evaluate import evaluate_deployed
+    import fpdctl.api
     from fpdctl.deploy.export import export_onnx
+    from fpdctl.deploy.pose import Pose
     from fpdctl.evaluate import EvalResult, evaluate_checkpoint, evaluate_model, predict_dataset
     from fpdctl.train.config import TrainConfig
 
-    for function in (evaluate_checkpoint, evaluate_deployed, evaluate_model, predict_dataset, export_onnx):
+    for function in (
+        evaluate_checkpoint,
+        evaluate_model,
+        predict_dataset,
+        export_onnx,
+        Pose.val,
+        Pose.export,
+        fpdctl.api.evaluate,
+        fpdctl.api.export,
+    ):
         names = inspect.signature(function).parameters
         assert "flip_test" in names and "flip" not in names, function.__name__
     assert "flip_test" in EvalResult.__dataclass_fields__ and "flip" not in EvalResult.__dataclass_fields__
