@@ -347,7 +347,7 @@ def bench(
 def predict(
     model: PathLike | torch.nn.Module | Pose,
     source: PathLike,
-    out: PathLike = _default(predict_files, "out_dir"),
+    out: PathLike = _default(predict_files, "out"),
     *,
     bbox: Box | None = None,
     boxes: PathLike | None = None,
@@ -395,7 +395,7 @@ def predict(
     return predict_files(
         pose,
         source,
-        out_dir=out,
+        out=out,
         bbox=bbox,
         boxes=boxes,
         annotations=annotations,

@@ -143,6 +143,7 @@ def predict_command(
     ),
 ) -> None:
     from fpdctl.api import predict
+    from fpdctl.deploy.boxes import check_frame_base
     from fpdctl.errors import UsageError
 
     override = convention_override(input_convention, input_order, input_mean, input_std)
@@ -150,6 +151,7 @@ def predict_command(
     if boxes is not None:
         warn_no_effect(ctx, ["det_iou"], "with --boxes (a boxes file's boxes are not suppressed)")
     if boxes is None:
+        check_frame_base(frame_base)  # a bad value is refused before it is called unused
         warn_no_effect(ctx, ["frame_base"], "without --boxes (it numbers a boxes file's frames)")
     if threads is not None and threads < 1:
         raise UsageError(f"--threads must be at least 1, got {threads}")

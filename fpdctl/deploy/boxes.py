@@ -125,6 +125,13 @@ def read_image_names(annotations: str | os.PathLike[str]) -> dict[int, str]:
     return names
 
 
+def check_frame_base(frame_base: int) -> None:
+    """Raises UsageError unless ``frame_base`` is 0 or 1 (what a video's boxes file numbers its
+    first frame)."""
+    if frame_base not in FRAME_BASES:
+        raise UsageError(f"`frame_base` must be 0 or 1, got {frame_base!r}", params="frame_base")
+
+
 def read_boxes(
     path: str | os.PathLike[str],
     *,
@@ -148,8 +155,7 @@ def read_boxes(
         InputError: a missing file. DataError: a malformed file or entry (one line naming the
         file and the entry). UsageError: a ``frame_base`` other than 0 or 1.
     """
-    if frame_base not in FRAME_BASES:
-        raise UsageError(f"frame_base must be 0 or 1, got {frame_base!r}")
+    check_frame_base(frame_base)
     source = Path(path)
     detections = load_detections(source, score_threshold=-math.inf, keys=BOX_KEYS)
     ids = read_image_names(annotations) if annotations is not None else None

@@ -12,14 +12,14 @@ The rule: a command writes only inside the folder it was given, and replaces it 
 * **Staging.** A run writes into a hidden sibling folder, ``.NAME.fpdctl-XXXXXXXX`` beside
   ``NAME`` (the same parent, hence the same file system), and holds an exclusive ``flock`` on it
   for as long as it lives (the kernel drops the lock when the process dies, even by kill -9).
-* **The swap.** A new folder is renamed to ``out_dir``. An existing one is exchanged with the
+* **The swap.** A new folder is renamed to ``out``. An existing one is exchanged with the
   stage in ONE system call (Linux ``renameat2(RENAME_EXCHANGE)``), so at every moment
-  ``out_dir`` is either the old output or the new one, complete. The old output, now under the
+  ``out`` is either the old output or the new one, complete. The old output, now under the
   stage's name, then loses the files it listed and is removed. Where the exchange is not
   available (another OS, a file system without it) two renames do it: old out of the way, new
   in; a kill between the two leaves the old output under the hidden name.
-* **Failures and kills.** A run that fails removes its stage; ``out_dir`` is as it was. A run
-  killed mid-way leaves its stage behind; the next run on the same ``out_dir`` removes every
+* **Failures and kills.** A run that fails removes its stage; ``out`` is as it was. A run
+  killed mid-way leaves its stage behind; the next run on the same ``out`` removes every
   stage whose lock nobody holds, and ignores the rest (a run still going).
 """
 
@@ -61,12 +61,12 @@ def previous_outputs(out: Path, overwrite: bool) -> set[str]:
     if not present:
         return set()
     if not overwrite:
-        raise UsageError(f"`out_dir` {out} is not empty; set `overwrite` to replace an earlier predict's output there")
+        raise UsageError(f"`out` {out} is not empty; set `overwrite` to replace an earlier predict's output there")
     owned: set[str] = set()
     manifest_path = out / JSON_NAME
     try:
         if manifest_path.is_symlink():
-            raise UsageError(f"`out_dir` {out}: {JSON_NAME} is a symbolic link, not predict's manifest; not replaced")
+            raise UsageError(f"`out` {out}: {JSON_NAME} is a symbolic link, not predict's manifest; not replaced")
         manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
         if isinstance(manifest, dict) and isinstance(manifest.get("written"), list):
             owned = {JSON_NAME, *(_owned_name(out, entry) for entry in manifest["written"])}
@@ -76,7 +76,7 @@ def previous_outputs(out: Path, overwrite: bool) -> set[str]:
     if foreign:
         shown = ", ".join(foreign[:3]) + (f" and {len(foreign) - 3} more" if len(foreign) > 3 else "")
         raise UsageError(
-            f"`out_dir` {out} holds files predict did not write ({shown}); `overwrite` replaces only "
+            f"`out` {out} holds files predict did not write ({shown}); `overwrite` replaces only "
             f"predict's own output: give an empty or new folder"
         )
     return owned
@@ -100,8 +100,8 @@ def _owned_name(out: Path, entry: object) -> str:
             bad = "is not a plain file"
     if bad is not None:
         raise UsageError(
-            f"`out_dir` {out}: its {JSON_NAME} lists {json.dumps(entry)}, which {bad}; "
-            "`overwrite` replaces only plain files inside `out_dir`: nothing was changed"
+            f"`out` {out}: its {JSON_NAME} lists {json.dumps(entry)}, which {bad}; "
+            "`overwrite` replaces only plain files inside `out`: nothing was changed"
         )
     return entry  # type: ignore[return-value]
 
@@ -127,16 +127,16 @@ class StagedFolder:
     def __enter__(self) -> "StagedFolder":
         if os.path.ismount(self.target):
             raise UsageError(
-                f"`out_dir` {self.shown} is a mount point: predict replaces its output folder whole; "
+                f"`out` {self.shown} is a mount point: predict replaces its output folder whole; "
                 "give a folder inside it"
             )
         here = os.path.realpath(os.getcwd())
         if here == str(self.target) or here.startswith(str(self.target) + os.sep):
             raise UsageError(
-                f"`out_dir` {self.shown} holds the current folder: predict replaces its output folder whole; "
+                f"`out` {self.shown} holds the current folder: predict replaces its output folder whole; "
                 "give another folder"
             )
-        # The folders above out_dir that do not exist yet: made now, removed again if the run fails.
+        # The folders above out that do not exist yet: made now, removed again if the run fails.
         missing = []
         above = self.parent
         while not os.path.lexists(above) and above != above.parent:
@@ -153,7 +153,7 @@ class StagedFolder:
     def _make_stage(self) -> "StagedFolder":
         if not os.access(self.parent, os.W_OK | os.X_OK):
             raise UsageError(
-                f"`out_dir` {self.shown}: its parent folder is not writable (predict builds the new output beside it)"
+                f"`out` {self.shown}: its parent folder is not writable (predict builds the new output beside it)"
             )
         remove_stale_stages(self.target)
         for _ in range(8):
@@ -164,7 +164,7 @@ class StagedFolder:
                 continue
             except OSError as exc:
                 raise RuntimeFailure(
-                    f"could not create a folder beside `out_dir` {self.shown}: {exc.strerror or exc}"
+                    f"could not create a folder beside `out` {self.shown}: {exc.strerror or exc}"
                 ) from exc
             self._lock = _lock_dir(stage, wait=True)
             # A cleaner may have taken a fresh stage for a dead one before this lock: start over.
@@ -174,7 +174,7 @@ class StagedFolder:
                     os.chmod(stage, stat.S_IMODE(os.stat(self.target).st_mode))
                 return self
             self._unlock()
-        raise RuntimeFailure(f"could not create a folder beside `out_dir` {self.shown}")
+        raise RuntimeFailure(f"could not create a folder beside `out` {self.shown}")
 
     def __exit__(self, kind: type[BaseException] | None, error: BaseException | None, trace: object) -> None:
         stage = self.path
@@ -227,7 +227,7 @@ class StagedFolder:
                     os.rename(old, self.target)
                     raise
         except OSError as exc:
-            raise RuntimeFailure(f"could not replace `out_dir` {self.shown}: {exc.strerror or exc}") from exc
+            raise RuntimeFailure(f"could not replace `out` {self.shown}: {exc.strerror or exc}") from exc
         self.path = None
         _fsync_dir(self.parent)
         if old is not None:

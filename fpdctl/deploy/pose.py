@@ -308,7 +308,7 @@ class Pose:
             return predict(
                 self,
                 source,
-                out_dir=out,
+                out=out,
                 boxes=file_boxes,
                 detector=boxes if callable(boxes) else None,
                 overwrite=overwrite,

@@ -87,7 +87,7 @@ def predict(
     model: "Pose | Callable[[], Pose]",
     input_path: str | os.PathLike[str],
     *,
-    out_dir: str | os.PathLike[str] = "predictions",
+    out: str | os.PathLike[str] = "predictions",
     bbox: Box | None = None,
     boxes: str | os.PathLike[str] | None = None,
     annotations: str | os.PathLike[str] | None = None,
@@ -110,7 +110,7 @@ def predict(
             folder are checked (so a bad input fails before a model loads). ``fpdctl.predict``
             takes a model file or name.
         input_path: an image, a folder of images, or a video.
-        out_dir: output folder (created; must not be the input folder; must be empty or hold
+        out: output folder (created; must not be the input folder; must be empty or hold
             only an earlier predict's files, replaced with ``overwrite``). The run writes into a
             hidden folder beside it and swaps it in whole at the end; a failed run leaves it as
             it was (:mod:`fpdctl.deploy.output_folder`).
@@ -122,7 +122,7 @@ def predict(
         det_score, det_iou: the detector's score and NMS IoU thresholds; ``det_score`` also
             skips the boxes of a boxes file scoring under it (counted in ``skipped_boxes``).
         frame_base: what a boxes file numbers a video's first frame: 0, or 1 (MOT's files).
-        overwrite: replace an earlier predict's output in ``out_dir``: the plain files inside
+        overwrite: replace an earlier predict's output in ``out``: the plain files inside
             it that its keypoints.json lists (``written``); a list naming anything else is refused.
         draw: write the drawn images / video.
         min_score: joints below this heatmap peak are not drawn (they are still in the JSON).
@@ -135,15 +135,16 @@ def predict(
 
     Raises:
         InputError / DataError: missing or unreadable input, a bad boxes file or detector;
-        UsageError: bad options, or an ``out_dir`` that may not be replaced; RuntimeFailure: an
+        UsageError: bad options, or an ``out`` that may not be replaced; RuntimeFailure: an
             output could not be written.
     """
+    from fpdctl.deploy.boxes import check_frame_base
     from fpdctl.deploy.detector import Detector, check_thresholds
     from fpdctl.utils.io import check_folder_creatable, require_file
 
     start = time.perf_counter()
     source_path = Path(input_path)
-    out = Path(out_dir)
+    out = Path(out)
     for path, what in ((boxes, "boxes file"), (annotations, "annotation file"), (detector, "detector")):
         if path is not None and not callable(path):
             require_file(path, what)
@@ -153,12 +154,13 @@ def predict(
         )
     if bbox is not None and (boxes is not None or detector is not None):
         other = "boxes" if boxes else "detector"
-        raise UsageError(f"bbox is one person for every image; it excludes `{other}`", params=("bbox", other))
+        raise UsageError(f"`bbox` is one person for every image; it excludes `{other}`", params=("bbox", other))
     if annotations is not None and boxes is None:
         raise UsageError(
             "`annotations` maps the image ids of a `boxes` file; it needs `boxes`", params=("annotations", "boxes")
         )
     check_batch_size(batch_size)
+    check_frame_base(frame_base)
     if max_frames is not None and max_frames < 1:
         raise UsageError(f"`max_frames` must be at least 1, got {max_frames}", params="max_frames")
     if not math.isfinite(min_score):  # NaN would silently draw nothing
@@ -166,14 +168,12 @@ def predict(
     check_thresholds(det_score, det_iou)
     kind = input_kind(source_path)
     if kind == "folder" and draw and out.resolve() == source_path.resolve():
-        raise UsageError(
-            "`out_dir` must not be the input folder (the drawn images would replace the inputs)", params="out_dir"
-        )
+        raise UsageError("`out` must not be the input folder (the drawn images would replace the inputs)", params="out")
     files = _image_files(source_path, kind) if kind != "video" else []
     if draw:
         for image_file in files:
             if (out / image_file.name).resolve() == image_file.resolve():
-                raise UsageError(f"`out_dir` would overwrite the input image {image_file}", params="out_dir")
+                raise UsageError(f"`out` would overwrite the input image {image_file}", params="out")
     first_image = None
     if kind == "image":  # an unreadable single image fails before anything is created
         from fpdctl.data.dataset import read_image
@@ -216,8 +216,8 @@ def predict(
     if threads is not None:
         torch.set_num_threads(threads)
     try:
-        # The run writes into a stage beside out_dir, swapped in whole at the end: a failed or
-        # killed run leaves out_dir as it was (fpdctl.deploy.output_folder).
+        # The run writes into a stage beside out, swapped in whole at the end: a failed or
+        # killed run leaves out as it was (fpdctl.deploy.output_folder).
         with StagedFolder(out) as stage:
             assert stage.path is not None
             result = _predict(

@@ -135,7 +135,7 @@ def test_a_manifest_that_is_a_link_is_refused(tmp_path: Path) -> None:
     out.mkdir()
     (tmp_path / "elsewhere.json").write_text(json.dumps({"written": []}))
     (out / JSON_NAME).symlink_to(tmp_path / "elsewhere.json")
-    with pytest.raises(UsageError, match=rf"^`out_dir` {out}: keypoints.json is a symbolic link"):
+    with pytest.raises(UsageError, match=rf"^`out` {out}: keypoints.json is a symbolic link"):
         previous_outputs(out, overwrite=True)
 
 
@@ -174,7 +174,7 @@ def test_out_dir_holding_the_current_folder_is_refused(tmp_path: Path, monkeypat
     out = tmp_path / "out"
     (out / "sub").mkdir(parents=True)
     monkeypatch.chdir(out / "sub")
-    with pytest.raises(UsageError, match=rf"^`out_dir` {out} holds the current folder"):
+    with pytest.raises(UsageError, match=rf"^`out` {out} holds the current folder"):
         with StagedFolder(out):
             pass
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out"]

@@ -193,7 +193,7 @@ def test_bad_inputs_are_one_line_exit_2(tmp_path, capsys, tiny_checkpoint):
         ([str(tmp_path / "nope.jpg")], f"error: input not found: {tmp_path / 'nope.jpg'}"),
         ([str(text)], f"error: cannot tell what {text} is: expected an image"),
         ([str(folder / "a.png"), "--bbox", "1,2,3"], "error: --bbox must be x,y,w,h"),
-        ([str(folder), "--out", str(folder)], "error: `out_dir` must not be the input folder"),
+        ([str(folder), "--out", str(folder)], "error: --out must not be the input folder"),
         ([str(tmp_path)], f"error: no images (.jpg, .jpeg, .png, .bmp, .webp, .tif, .tiff) in {tmp_path}"),
     ]
     for args, message in cases:

@@ -139,7 +139,7 @@ def test_batch_size_must_be_a_positive_whole_number(tmp_path, tiny_checkpoint, c
     assert not (tmp_path / "out").exists()
     code = main(["predict", str(tiny_checkpoint), str(folder), "--out", str(tmp_path / "o"), "--batch-size", "0"])
     assert code == 2 and capsys.readouterr().err.strip().splitlines() == [
-        "error: `batch_size` must be a whole number of at least 1, got 0"
+        "error: --batch-size must be a whole number of at least 1, got 0"
     ]
 
 
@@ -208,7 +208,7 @@ def test_out_must_be_empty_unless_overwrite(tmp_path, tiny_checkpoint, capsys):
     out = tmp_path / "out"
     _run(tiny_checkpoint, folder, out)
     assert sorted(p.name for p in out.iterdir()) == ["crowd.png", JSON_NAME, "second.png"]
-    with pytest.raises(UsageError, match=f"`out_dir` {out} is not empty; set `overwrite`"):
+    with pytest.raises(UsageError, match=f"`out` {out} is not empty; set `overwrite`"):
         _run(tiny_checkpoint, folder, out)
     (folder / "second.png").unlink()
     _run(tiny_checkpoint, folder, out, overwrite=True)  # the stale drawing of second.png goes
@@ -217,7 +217,7 @@ def test_out_must_be_empty_unless_overwrite(tmp_path, tiny_checkpoint, capsys):
     code = main(["predict", str(tiny_checkpoint), str(folder), "--out", str(out), "--overwrite", "--input-size", "64"])
     err = capsys.readouterr().err.strip().splitlines()
     assert code == 2 and err == [
-        f"error: `out_dir` {out} holds files predict did not write (mine.txt); `overwrite` replaces only "
+        f"error: --out {out} holds files predict did not write (mine.txt); --overwrite replaces only "
         "predict's own output: give an empty or new folder"
     ]
     assert sorted(p.name for p in out.iterdir()) == ["crowd.png", JSON_NAME, "mine.txt"]
@@ -288,7 +288,7 @@ def test_a_one_based_video_file_with_frame_base_1(tmp_path, tiny_checkpoint):
     ):
         _run(tiny_checkpoint, video, tmp_path / "c", draw=False, boxes=tmp_path / "1.json")
     assert not (tmp_path / "c").exists()
-    with pytest.raises(UsageError, match="frame_base must be 0 or 1, got 2"):
+    with pytest.raises(UsageError, match="`frame_base` must be 0 or 1, got 2"):
         _run(tiny_checkpoint, video, tmp_path / "d", draw=False, boxes=tmp_path / "1.json", frame_base=2)
 
 

@@ -917,16 +917,19 @@ CASES: list[Case] = [
         "--batch-size",
         NEGATIVE,
         "--batch-size -1",
-        "error: `batch_size` must be a whole number of at least 1, got -1",
+        "error: --batch-size must be a whole number of at least 1, got -1",
     ),
     C(
         "predict",
         "--batch-size",
         ZERO,
         "--batch-size 0",
-        "error: `batch_size` must be a whole number of at least 1, got 0",
+        "error: --batch-size must be a whole number of at least 1, got 0",
     ),
     T("predict", "--batch-size"),
+    C("predict", "--frame-base", NEGATIVE, "--frame-base -1", "error: --frame-base must be 0 or 1, got -1"),
+    C("predict", "--frame-base", RANGE, "--frame-base 2", "error: --frame-base must be 0 or 1, got 2"),
+    T("predict", "--frame-base"),
     C(
         "predict",
         "--bbox",
@@ -1113,6 +1116,7 @@ CASES: list[Case] = [
 
 # Where zero is a meaningful value, not a mistake (so the table has no "zero" case for it).
 ZERO_IS_VALID: dict[tuple[str, str], str] = {
+    ("predict", "--frame-base"): "0 is the default numbering (0-based frames)",
     **{(cmd, "--eval-every"): "0 validates only at the end" for cmd in ("train", "distill")},
     **{(cmd, "--save-every"): "0 checkpoints only at the end" for cmd in ("train", "distill")},
     **{(cmd, "--workers"): "0 loads data in the main process" for cmd in ("train", "distill", "eval", "prune-sweep")},

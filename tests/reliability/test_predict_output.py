@@ -189,8 +189,8 @@ def test_a_manifest_naming_anything_but_its_own_files_is_refused(
     err = capfd.readouterr().err.strip().splitlines()
     reliability.observe(f"exit {code}: {' | '.join(err).replace(str(earlier['root']) + '/', '')}")
     assert code == 2 and err == [
-        f"error: `out_dir` {out}: its keypoints.json lists {json.dumps(entry)}, {why}; `overwrite` replaces only "
-        "plain files inside `out_dir`: nothing was changed"
+        f"error: --out {out}: its keypoints.json lists {json.dumps(entry)}, {why}; --overwrite replaces only "
+        "plain files inside --out: nothing was changed"
     ]
     assert _tree(out) == before and precious.read_bytes() == beside
     assert _stages(out) == []
