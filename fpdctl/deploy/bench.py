@@ -47,6 +47,7 @@ from fpdctl.deploy.bench_report import (  # noqa: F401  (re-exported: their home
     BenchRow,
     cpu_features,
     environment,
+    instruction_set,
 )
 from fpdctl.errors import UsageError
 from fpdctl.progress import Progress, report
@@ -333,7 +334,8 @@ def _benchmark(
     rows = _rows(cases, target, thread_count, end_to_end, scores)
     recommendations = recommend(rows, scoring=accuracy is not None)
     chosen = {(r.model, r.batch, r.backend) for r in recommendations}
-    rows = [replace(r, recommended=(r.model, r.batch, r.backend) in chosen) for r in rows]
+    isa = instruction_set()
+    rows = [replace(r, recommended=(r.model, r.batch, r.backend) in chosen, isa=isa) for r in rows]
     return BenchResult(
         rows=rows,
         skipped=skipped,

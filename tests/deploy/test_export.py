@@ -14,8 +14,10 @@ from fpdctl import __version__
 from fpdctl.cli.app import main
 from fpdctl.data.transforms import MEAN, STD
 from fpdctl.deploy.backends import get_backend
+from fpdctl.deploy.bench_report import instruction_set
 from fpdctl.deploy.export import export_onnx, parse_batch
 from fpdctl.deploy.metadata import read_info
+from fpdctl.deploy.quantize import pair_sum_bound
 from fpdctl.deploy.runtime import OrtRunner, TorchRunner
 from fpdctl.errors import UsageError
 from fpdctl.models.convention import NATIVE
@@ -168,6 +170,11 @@ def test_int8_export_reports_pckh_against_fp32(tmp_path, tiny_net):
     assert q.calibration_samples == 24 and q.per_channel and q.calibration_data == "synthetic"
     # hg1x16: 3 stem bottlenecks + 13 hourglass + 1 head residual, one pre-activation BN each.
     assert q.bn_converted == 17
+    # 7-bit weights: no pair of u8 x s8 products can leave int16, so CPUs without VNNI (whose
+    # kernels add pairs in int16) give this file's results too; the bound is the written file's.
+    assert q.reduce_range and q.int16_safe
+    assert q.pair_sum_bound == pair_sum_bound(onnx.load(str(path))) <= 255 * 128
+    assert result.to_dict()["isa"] == result.isa == instruction_set() != ""
     ops = {n.op_type for n in onnx.load(str(path)).graph.node}
     assert {"QuantizeLinear", "DequantizeLinear", "Conv"} <= ops and "BatchNormalization" not in ops
     acc = result.accuracy
