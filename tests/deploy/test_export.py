@@ -192,6 +192,9 @@ def test_int8_export_reports_pckh_against_fp32(tmp_path, tiny_net):
     assert result.verification.finite and read_info(path).precision == "int8"
 
 
+# Over 20 s in a full run on two busy cores: test_int8_export_reports_pckh_against_fp32
+# checks the fp32 figure against eval's in the default run.
+@pytest.mark.slow
 def test_export_reports_what_eval_gives_each_file(tmp_path, tiny_checkpoint):
     """One protocol: export's fp32 and int8 figures are `fpdctl eval`'s on the two files, on the
     same persons (the whole split, flip test on); with --no-flip, eval's --no-flip figures."""
