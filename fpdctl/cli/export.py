@@ -252,7 +252,8 @@ def _rows(result: "ExportResult") -> list[dict[str, Any]]:
         )
         rows.append({"item": "accuracy protocol", "value": a.protocol})
     if result.isa:
-        rows.append({"item": "checked on", "value": f"{result.isa} ({INSTRUCTION_SETS.get(result.isa, 'not x86')})"})
+        what = f" ({INSTRUCTION_SETS.get(result.isa, 'not x86')})" if info.precision == "int8" else ""
+        rows.append({"item": "checked on", "value": f"{result.isa}{what}"})
     rows.append({"item": "time", "value": f"{result.seconds:.1f} s"})
     return rows
 
