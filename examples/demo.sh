@@ -15,7 +15,8 @@ STEPS=${STEPS:-500}        # the student's training, with FPD and alone
 SEED=${SEED:-0}
 VAL=synthetic              # the whole synthetic validation split (500 persons) for every PCKh
 # Every training step in fp32: `--precision auto` picks bf16 autocast on CPUs with AVX-512 BF16 or
-# AMX and fp32 elsewhere, so the demo's figures would depend on the CPU.
+# AMX and fp32 elsewhere. fp32 still rounds differently with AVX-512 and AVX2 kernels, so the
+# students' PCKh differs by tenths between the two kinds of CPU (README, "Quickstart").
 PRECISION=fp32
 rm -rf "$OUT"
 mkdir -p "$OUT"
