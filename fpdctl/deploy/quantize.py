@@ -31,7 +31,8 @@ int8 recipe (ONNX Runtime, QDQ format):
    saturates once two weights of an output channel reach 129 in magnitude: 255 x 129 > 32,767.
    ONNX Runtime's quantisation docs name this and recommend ``reduce_range`` there. Full 8-bit
    weights scored the shipped teacher 89.58 on AVX-512 VNNI but 89.15 on AVX2 (fp32 89.56); 7-bit
-   weights score 89.53 on both. :func:`pair_sum_bound` checks the condition on a written file.
+   weights score 89.53 on both, with bit-identical heatmaps (AVX2 emulated by ``qemu-x86_64 -cpu
+   Haswell``, which reproduces the 89.15). :func:`pair_sum_bound` checks the condition on a file.
 """
 
 from __future__ import annotations
