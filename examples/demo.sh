@@ -14,10 +14,14 @@ SWEEP_STEPS=${SWEEP_STEPS:-40}
 STEPS=${STEPS:-500}        # the student's training, with FPD and alone
 SEED=${SEED:-0}
 VAL=synthetic              # the whole synthetic validation split (500 persons) for every PCKh
-# Every training step in fp32: `--precision auto` picks bf16 autocast on CPUs with AVX-512 BF16 or
-# AMX and fp32 elsewhere. fp32 still rounds differently with AVX-512 and AVX2 kernels, so the
-# students' PCKh differs by tenths between the two kinds of CPU (README, "Quickstart").
+# The same figures on every x86 CPU with AVX2: every training step in fp32 (`--precision auto`
+# picks bf16 autocast on CPUs with AVX-512 BF16 or AMX, fp32 elsewhere), and on the AVX2 kernels of
+# PyTorch, oneDNN and MKL even where AVX-512 is there: AVX-512 kernels add in other orders, and 500
+# steps turn a seventh-digit difference into tenths of a PCKh point. An environment that sets
+# these variables keeps its own.
 PRECISION=fp32
+export ATEN_CPU_CAPABILITY=${ATEN_CPU_CAPABILITY:-avx2} ONEDNN_MAX_CPU_ISA=${ONEDNN_MAX_CPU_ISA:-AVX2}
+export MKL_CBWR=${MKL_CBWR:-AVX2} MKL_ENABLE_INSTRUCTIONS=${MKL_ENABLE_INSTRUCTIONS:-AVX2}
 rm -rf "$OUT"
 mkdir -p "$OUT"
 step() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
