@@ -14,6 +14,14 @@ SWEEP_STEPS=${SWEEP_STEPS:-40}
 STEPS=${STEPS:-500}        # the student's training, with FPD and alone
 SEED=${SEED:-0}
 VAL=synthetic              # the whole synthetic validation split (500 persons) for every PCKh
+# The same figures on every x86 CPU with AVX2: every training step in fp32 (`--precision auto`
+# picks bf16 autocast on CPUs with AVX-512 BF16 or AMX, fp32 elsewhere), and on the AVX2 kernels of
+# PyTorch, oneDNN and MKL even where AVX-512 is there: AVX-512 kernels add in other orders, and 500
+# steps turn a seventh-digit difference into tenths of a PCKh point. An environment that sets
+# these variables keeps its own.
+PRECISION=fp32
+export ATEN_CPU_CAPABILITY=${ATEN_CPU_CAPABILITY:-avx2} ONEDNN_MAX_CPU_ISA=${ONEDNN_MAX_CPU_ISA:-AVX2}
+export MKL_CBWR=${MKL_CBWR:-AVX2} MKL_ENABLE_INSTRUCTIONS=${MKL_ENABLE_INSTRUCTIONS:-AVX2}
 rm -rf "$OUT"
 mkdir -p "$OUT"
 step() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
@@ -30,7 +38,7 @@ $FPDCTL eval $TEACHER --data $VAL --format json --output "$OUT/eval_teacher.json
 step "3. prune-sweep: which student under 0.03 GMACs? (sliced from the teacher vs scratch, $SWEEP_STEPS FPD steps each)"
 # The paper's student is the teacher at half the stacks and half the width: hg1x32 for hg2x64.
 $FPDCTL prune-sweep --teacher $TEACHER --stacks 1 --channels 32,64 --init both \
-  --max-steps "$SWEEP_STEPS" --input-size $SIZE --val-limit 200 --budget-macs 0.03 --out "$OUT/sweep"
+  --max-steps "$SWEEP_STEPS" --precision $PRECISION --input-size $SIZE --val-limit 200 --budget-macs 0.03 --out "$OUT/sweep"
 STUDENT=$($PY -c "import json,sys; r=json.load(open(sys.argv[1]))['recommendation']; print(r.get('model') or 'hg1x32')" "$OUT/sweep/summary.json")
 KIND=$($PY -c "import json,sys; r=json.load(open(sys.argv[1]))['recommendation']; print(r.get('init') or 'scratch')" "$OUT/sweep/summary.json")
 INIT=""
@@ -44,7 +52,7 @@ echo "recommended student: $STUDENT, init: $KIND"
 
 step "4. the same student, $STEPS steps, seed $SEED, twice: distilled from the teacher (FPD) and alone"
 COMMON=(--input-size $SIZE --batch-size 16 --lr 1e-3 --schedule cosine --max-steps "$STEPS" --seed "$SEED"
-        --data synthetic --workers 1 --eval-every 0 --val-limit 100)
+        --precision $PRECISION --data synthetic --workers 1 --eval-every 0 --val-limit 100)
 # Both runs at once, one core each: same data order and augmentation, only the loss differs.
 OMP_NUM_THREADS=1 $FPDCTL distill --teacher $TEACHER --student "$STUDENT" ${INIT:+--student-init "$INIT"} \
   --alpha 0.5 "${COMMON[@]}" --out "$OUT/student_fpd" > "$OUT/student_fpd.log" 2>&1 &

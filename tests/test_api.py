@@ -47,6 +47,9 @@ def test_the_readme_pose_example_runs_on_pytorch_and_onnx_runtime(tmp_path, monk
     assert deployed.val("synthetic:size=64").metric.mean == pytest.approx(score.metric.mean, abs=1e-6)
 
 
+# Over 20 s in a full run on two busy cores: the README's API example as written. The default run
+# makes the same calls on a tiny model (test_distill_evaluate_export_through_the_api).
+@pytest.mark.slow
 def test_the_readme_example_runs(tmp_path, monkeypatch, capsys) -> None:
     monkeypatch.chdir(tmp_path)
     namespace: dict = {}
@@ -67,6 +70,27 @@ def test_the_readme_example_runs(tmp_path, monkeypatch, capsys) -> None:
     assert code == 0
     assert json.loads(capsys.readouterr().out)["pckh"]["mean"] == pytest.approx(score.metric.mean, abs=1e-9)
     assert namespace["teacher"].training is False
+
+
+def test_distill_evaluate_export_through_the_api(tmp_path, tiny_checkpoint) -> None:
+    """The README example's calls, tiny: distill, evaluate and export from the top level."""
+    run = fpdctl.distill(
+        teacher=str(tiny_checkpoint),
+        student="hg1x16",
+        data="synthetic:length=8",
+        input_size=64,
+        max_steps=2,
+        batch_size=4,
+        eval_every=0,
+        val_limit=4,
+        workers=0,
+        out=str(tmp_path / "run"),
+    )
+    assert run.status == "completed" and run.steps == 2 and (run.run_dir / "last.safetensors").is_file()
+    score = fpdctl.evaluate(run.run_dir / "last.safetensors", data="synthetic:size=4")
+    assert score.num_images == 4 and score.flip and score.input_size == 64
+    onnx = fpdctl.export(run.run_dir / "last.safetensors", tmp_path / "student.onnx")
+    assert onnx.path == tmp_path / "student.onnx" and onnx.info.spec.name == "hg1x16" and onnx.path.is_file()
 
 
 def test_import_fpdctl_stays_cheap() -> None:

@@ -206,6 +206,7 @@ def bench_command(
 
 
 def _render(result: "BenchResult", fmt: str) -> str:
+    from fpdctl.deploy.bench_report import INSTRUCTION_SETS
     from fpdctl.metrics import score_name
 
     rows: list[dict[str, Any]] = [r.to_dict() for r in result.rows]
@@ -226,6 +227,7 @@ def _render(result: "BenchResult", fmt: str) -> str:
         f" (threads spin {env.get('onnxruntime_spin_us', '')} us)"
         + (f", openvino {env['openvino']}" if env.get("openvino") else "")
         + f"; CPU features: {env.get('cpu_flags') or 'none known'}"
+        + (f"; instruction set: {env['isa']} ({INSTRUCTION_SETS.get(env['isa'], 'not x86')})" if env.get("isa") else "")
     )
     if result.accuracy_samples:
         caption += (

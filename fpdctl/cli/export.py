@@ -186,6 +186,7 @@ def export_command(
 
 
 def _rows(result: "ExportResult") -> list[dict[str, Any]]:
+    from fpdctl.deploy.bench_report import INSTRUCTION_SETS
     from fpdctl.metrics import score_name
 
     info = result.info
@@ -236,7 +237,14 @@ def _rows(result: "ExportResult") -> list[dict[str, Any]]:
             {
                 "item": "calibration",
                 "value": f"{q.calibration_samples} images of {q.calibration_data} (train), {q.method}, "
-                f"{'per-channel' if q.per_channel else 'per-tensor'} weights",
+                f"{'per-channel' if q.per_channel else 'per-tensor'} {7 if q.reduce_range else 8}-bit weights",
+            }
+        )
+        rows.append(
+            {
+                "item": "CPUs without VNNI",
+                "value": f"{'same results' if q.int16_safe else 'may differ'}: largest u8 x s8 pair sum "
+                f"{q.pair_sum_bound:,} ({'within' if q.int16_safe else 'beyond'} int16's 32,767)",
             }
         )
     if result.accuracy is not None:
@@ -249,6 +257,9 @@ def _rows(result: "ExportResult") -> list[dict[str, Any]]:
             }
         )
         rows.append({"item": "accuracy protocol", "value": a.protocol})
+    if result.isa:
+        what = f" ({INSTRUCTION_SETS.get(result.isa, 'not x86')})" if info.precision == "int8" else ""
+        rows.append({"item": "checked on", "value": f"{result.isa}{what}"})
     rows.append({"item": "time", "value": f"{result.seconds:.1f} s"})
     return rows
 

@@ -255,6 +255,9 @@ def prune_sweep_command(
     shard: Optional[str] = typer.Option(None, "--shard", help="K/N: run every N-th config starting at the K-th."),
     summary_only: bool = typer.Option(False, "--summary-only", help="Only rebuild the summary of --out."),
     device: Optional[str] = typer.Option(None, "--device", help="auto, cpu, cuda, cuda:N or mps (default: auto)."),
+    precision: Optional[str] = typer.Option(
+        None, "--precision", help="Fine-tune arithmetic, as fpdctl distill's: auto, bf16, fp16 or fp32 (default: auto)."
+    ),
     workers: Optional[int] = typer.Option(None, "--workers", help="DataLoader worker processes (default: 2)."),
     fmt: str = typer.Option("table", "--format", help="table, json, csv or markdown."),
     teacher_input_convention: Optional[str] = TEACHER_INPUT_CONVENTION,
@@ -292,6 +295,7 @@ def prune_sweep_command(
         seed=seed,
         val_limit=val_limit,
         device=device,
+        precision=precision,
         workers=workers,
         teacher_input_convention=teacher_input_convention,
         teacher_input_order=teacher_input_order,

@@ -45,6 +45,7 @@ from fpdctl.deploy.bench_report import (
     TIMED_MODEL_EMBEDDED,
     BenchRow,
     environment,
+    instruction_set,
 )
 from fpdctl.deploy.placement import ROW_CALIBRATION_SAMPLES
 from fpdctl.errors import UsageError
@@ -343,7 +344,8 @@ def _benchmark(
     rows = _rows(cases, target, thread_count, end_to_end, scores)
     recommendations = recommend(rows, scoring=accuracy is not None)
     chosen = {(r.model, r.batch, r.backend) for r in recommendations}
-    rows = [replace(r, recommended=(r.model, r.batch, r.backend) in chosen) for r in rows]
+    isa = instruction_set()
+    rows = [replace(r, recommended=(r.model, r.batch, r.backend) in chosen, isa=isa) for r in rows]
     return BenchResult(
         rows=rows,
         skipped=skipped,

@@ -59,6 +59,7 @@ class BenchRow:
             and its loss against the model's fp32 reference (positive: worse); else "" / None.
         recommended: the fastest row of this model and batch that loses at most
             :data:`~fpdctl.deploy.recommend.MAX_ACCURACY_DROP` (see :mod:`fpdctl.deploy.recommend`).
+        isa: the instruction set the row was measured on (:func:`instruction_set`).
     """
 
     model: str
@@ -95,6 +96,7 @@ class BenchRow:
     accuracy: float | None = None
     accuracy_drop: float | None = None
     recommended: bool = False
+    isa: str = ""
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -121,6 +123,45 @@ def cpu_features() -> str:
         return ""
     flags = next((line.split(":", 1)[1].split() for line in text.splitlines() if line.startswith("flags")), [])
     return " ".join(f for f in CPU_FEATURES if f in flags)
+
+
+# What ``instruction_set`` may return, best first, with what it means for an int8 (u8 x s8) file:
+# with VNNI or AMX every product is summed in int32; below them ONNX Runtime's kernels add pairs
+# of u8 x s8 products in int16 (vpmaddubsw), which saturates unless the weights are 7-bit.
+INSTRUCTION_SETS: dict[str, str] = {
+    "AMX": "int8 sums in int32",
+    "AVX512-VNNI": "int8 sums in int32",
+    "AVX-VNNI": "int8 sums in int32",
+    "AVX512": "no VNNI: int8 pair sums in int16",
+    "AVX2": "no VNNI: int8 pair sums in int16",
+    "pre-AVX2": "no VNNI: int8 pair sums in int16",
+}
+
+
+def instruction_set() -> str:
+    """The best x86 instruction set ONNX Runtime and PyTorch can use on this CPU (a key of
+    :data:`INSTRUCTION_SETS`), or the machine's name on other architectures ("arm64"...).
+
+    Read from the CPUID instruction (PyTorch's probes), not /proc/cpuinfo, so that it is right
+    under an emulator that hides features (``qemu-x86_64 -cpu Haswell``), where /proc/cpuinfo still
+    shows the host. AVX-VNNI without AVX-512 has no PyTorch probe; it comes from /proc/cpuinfo.
+    """
+    import torch
+
+    machine = platform.machine().lower()
+    if machine not in ("x86_64", "amd64", "i386", "i686"):
+        return machine or "unknown"
+    cpu = torch.cpu
+    probes = (
+        ("AMX", "_is_amx_tile_supported"),
+        ("AVX512-VNNI", "_is_vnni_supported"),
+        ("AVX512", "_is_avx512_supported"),
+        ("AVX2", "_is_avx2_supported"),
+    )
+    found = {name for name, probe in probes if getattr(cpu, probe, lambda: False)()}
+    if "AVX2" in found and "AVX512" not in found and "avx_vnni" in cpu_features().split():
+        found.add("AVX-VNNI")
+    return next((name for name in INSTRUCTION_SETS if name in found), "pre-AVX2")
 
 
 def environment(threads: int) -> dict[str, str]:
@@ -150,6 +191,7 @@ def environment(threads: int) -> dict[str, str]:
         "onnxruntime": onnxruntime.__version__,
         "openvino": openvino,
         "cpu_flags": cpu_features(),
+        "isa": instruction_set(),
         "python": platform.python_version(),
         "cpu": cpu,
         "cpu_count": str(os.cpu_count()),
@@ -161,10 +203,12 @@ def environment(threads: int) -> dict[str, str]:
 
 __all__ = [
     "CPU_FEATURES",
+    "INSTRUCTION_SETS",
     "TIMED_END_TO_END",
     "TIMED_MODEL",
     "TIMED_MODEL_EMBEDDED",
     "BenchRow",
     "cpu_features",
     "environment",
+    "instruction_set",
 ]

@@ -63,6 +63,9 @@ class ExportResult:
         quantization: how the int8 model was calibrated.
         embedding_checks: the embedded pre/post-processing against the Python pipeline (see
             :func:`~fpdctl.deploy.preprocess_decode.embed_verified`); empty without an embedding.
+        isa: the instruction set the checks ran on
+            (:func:`~fpdctl.deploy.bench_report.instruction_set`): an int8 file's figures are this
+            CPU's.
     """
 
     path: Path
@@ -74,6 +77,7 @@ class ExportResult:
     accuracy: "AccuracyComparison | None" = None
     quantization: "QuantizationReport | None" = None
     embedding_checks: "tuple[KeypointCheck, ...]" = ()
+    isa: str = ""
 
     def to_dict(self) -> dict[str, Any]:
         from dataclasses import asdict
@@ -100,6 +104,7 @@ class ExportResult:
             "quantization": None if self.quantization is None else asdict(self.quantization),
             "graph_io": {"pixel_order": info.io.pixel_order, "outputs": list(info.io.outputs)},
             "embedding_checks": [check.to_dict() for check in self.embedding_checks],
+            "isa": self.isa,
         }
 
 
@@ -286,6 +291,7 @@ def export_onnx(
         path; VerificationError: the export disagrees with PyTorch (nothing is written);
         RuntimeFailure: the exporter or the quantiser failed.
     """
+    from fpdctl.deploy.bench_report import instruction_set
     from fpdctl.utils.io import atomic_write_bytes, ensure_parent_writable
 
     start = time.perf_counter()
@@ -332,6 +338,7 @@ def export_onnx(
         info=job.final_info(precision),
         size_bytes=len(final_bytes),
         seconds=time.perf_counter() - start,
+        isa=instruction_set(),
         **checks,
     )
 

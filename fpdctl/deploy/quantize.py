@@ -25,6 +25,14 @@ int8 recipe (ONNX Runtime, QDQ format):
    VNNI path). The head convolutions that produce the heatmap outputs stay fp32: an 8-bit
    heatmap has so few levels near its peak that neighbouring pixels tie and the argmax, which is
    the prediction, snaps to the first of them.
+5. Weights in 7 bits (``reduce_range``: -64..64), so that one file gives the same figures on
+   every x86 CPU. With VNNI (or AMX) ONNX Runtime sums each u8 x s8 product in int32; without it
+   (AVX2, AVX-512 before VNNI) it adds pairs of products in int16 first (``vpmaddubsw``), which
+   saturates once two weights of an output channel reach 129 in magnitude: 255 x 129 > 32,767.
+   ONNX Runtime's quantisation docs name this and recommend ``reduce_range`` there. Full 8-bit
+   weights scored the shipped teacher 89.58 on AVX-512 VNNI but 89.15 on AVX2 (fp32 89.56); 7-bit
+   weights score 89.53 on both, with bit-identical heatmaps (AVX2 emulated by ``qemu-x86_64 -cpu
+   Haswell``, which reproduces the 89.15). :func:`pair_sum_bound` checks the condition on a file.
 """
 
 from __future__ import annotations
@@ -44,6 +52,10 @@ if TYPE_CHECKING:
 
     from fpdctl.models.convention import InputConvention
 
+# The int16 sum of two u8 x s8 products (vpmaddubsw) that ONNX Runtime's int8 kernels use on
+# x86 CPUs without VNNI: a pair sum beyond INT16_MAX saturates there.
+INT16_MAX: int = 2**15 - 1
+UINT8_MAX: int = 255
 # ONNX's default when a BatchNormalization node has no epsilon attribute.
 ONNX_BN_DEFAULT_EPSILON: float = 1e-5
 
@@ -146,6 +158,43 @@ def output_head_nodes(model: "onnx.ModelProto") -> list[str]:
     return names
 
 
+def pair_sum_bound(model: "onnx.ModelProto") -> int:
+    """The largest |a1 w1 + a2 w2| the int8 convolutions of a QDQ model can form: two uint8
+    activations (0..255) times two int8 weights of one output channel.
+
+    ONNX Runtime's u8 x s8 kernels without VNNI add such pairs in int16, so a model whose bound is
+    at most :data:`INT16_MAX` gives the same results on every x86 CPU. Which two weights are paired
+    depends on the kernel's packing; the bound takes each channel's two largest, the worst case.
+    Convolutions whose input is not uint8 or whose weight is not an int8 initialiser are skipped
+    (0 for a model without any).
+    """
+    from onnx import TensorProto, numpy_helper
+
+    inits = {init.name: init for init in model.graph.initializer}
+    producer = {out: node for node in model.graph.node for out in node.output}
+
+    def dequantized(tensor: str) -> "onnx.NodeProto | None":
+        node = producer.get(tensor)
+        return node if node is not None and node.op_type == "DequantizeLinear" else None
+
+    def uint8_input(node: "onnx.NodeProto") -> bool:
+        zero_point = inits.get(node.input[2]) if len(node.input) > 2 else None
+        return zero_point is not None and zero_point.data_type == TensorProto.UINT8
+
+    bound = 0
+    for node in model.graph.node:
+        if node.op_type != "Conv":
+            continue
+        x, w = dequantized(node.input[0]), dequantized(node.input[1])
+        weight = inits.get(w.input[0]) if w is not None else None
+        if x is None or not uint8_input(x) or weight is None or weight.data_type != TensorProto.INT8:
+            continue
+        magnitudes = np.abs(numpy_helper.to_array(weight).astype(np.int64)).reshape(weight.dims[0], -1)
+        top_two = np.sort(magnitudes, axis=1)[:, -2:].sum(axis=1)
+        bound = max(bound, int(top_two.max()) * UINT8_MAX)
+    return bound
+
+
 def convert_fp16(model: "onnx.ModelProto") -> "onnx.ModelProto":
     """Weights and activations in fp16, inputs and outputs kept fp32 (Cast nodes at the edges).
 
@@ -177,6 +226,9 @@ class QuantizationReport:
         method: the calibration method ("minmax-average": the per-image min / max, averaged).
         bn_converted: BatchNormalization nodes turned into depthwise convolutions first.
         fp32_nodes: nodes left in fp32 (the heatmap heads).
+        reduce_range: 7-bit weights (see the module notes).
+        pair_sum_bound: :func:`pair_sum_bound` of the written model; at most :data:`INT16_MAX`,
+            the file scores the same on CPUs with and without VNNI.
     """
 
     calibration_data: str
@@ -185,6 +237,13 @@ class QuantizationReport:
     method: str
     bn_converted: int
     fp32_nodes: tuple[str, ...]
+    reduce_range: bool = True
+    pair_sum_bound: int = 0
+
+    @property
+    def int16_safe(self) -> bool:
+        """Whether no pair of products can saturate on a CPU without VNNI."""
+        return self.pair_sum_bound <= INT16_MAX
 
 
 def quantize_int8(
@@ -195,6 +254,7 @@ def quantize_int8(
     work_dir: str | os.PathLike[str],
     calibration_data: str = "synthetic",
     per_channel: bool = True,
+    reduce_range: bool = True,
 ) -> QuantizationReport:
     """Statically quantise an fp32 hourglass export to int8 (QDQ) and save it.
 
@@ -206,6 +266,8 @@ def quantize_int8(
         work_dir: a scratch folder for the intermediate models.
         calibration_data: the spec the batches came from (for the report).
         per_channel: per-output-channel weight scales.
+        reduce_range: 7-bit weights, safe from int16 saturation on every x86 CPU (see the
+            module notes); False: the full 8 bits, for CPUs with VNNI only.
 
     Raises:
         RuntimeFailure: no calibration images, or ONNX Runtime's quantiser failed.
@@ -237,6 +299,7 @@ def quantize_int8(
             reader,
             quant_format=QuantFormat.QDQ,
             per_channel=per_channel,
+            reduce_range=reduce_range,
             activation_type=QuantType.QUInt8,
             weight_type=QuantType.QInt8,
             calibrate_method=CalibrationMethod.MinMax,
@@ -255,6 +318,7 @@ def quantize_int8(
         quant_logger.setLevel(level)
     if reader.images == 0:
         raise RuntimeFailure("int8 calibration got no images")
+    bound = pair_sum_bound(onnx.load(str(output_path)))
     return QuantizationReport(
         calibration_data=calibration_data,
         calibration_samples=reader.images,
@@ -262,6 +326,8 @@ def quantize_int8(
         method="minmax-average",
         bn_converted=converted,
         fp32_nodes=tuple(head),
+        reduce_range=reduce_range,
+        pair_sum_bound=bound,
     )
 
 
@@ -315,6 +381,7 @@ def image_batches(
 
 
 __all__ = [
+    "INT16_MAX",
     "QuantizationReport",
     "bn_to_depthwise_conv",
     "calibration_indices",
@@ -322,5 +389,6 @@ __all__ = [
     "image_batches",
     "name_nodes",
     "output_head_nodes",
+    "pair_sum_bound",
     "quantize_int8",
 ]

@@ -13,9 +13,13 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[2]
 
 
+# Over 20 s in a full run on two busy cores: every section of the GPU check, in a subprocess.
+@pytest.mark.slow
 def test_dry_run(tmp_path: Path) -> None:
     blocker = tmp_path / "blocked" / "pycocotools"
     blocker.mkdir(parents=True)

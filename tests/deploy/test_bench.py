@@ -6,6 +6,7 @@ import pytest
 
 from fpdctl.cli.app import main
 from fpdctl.deploy.bench import benchmark
+from fpdctl.deploy.bench_report import INSTRUCTION_SETS, instruction_set
 
 REQUIRED = ("model", "backend", "batch", "p50_ms", "p90_ms", "p99_ms", "mean_ms", "img_per_s", "peak_mem_mb")
 
@@ -91,6 +92,33 @@ def test_checkpoint_on_both_runtimes(tiny_net):
     assert ort_row.runtime == "onnxruntime" and ort_row.vs_reference == pytest.approx(torch_row.p50_ms / ort_row.p50_ms)
     assert result.environment["onnxruntime"] and result.threads >= 1 and result.skipped == []
     assert result.environment["onnxruntime_spin_us"] == "100"
+    # Every row names the instruction set it was measured on, as the environment does.
+    assert [r.isa for r in result.rows] == [result.environment["isa"]] * 2 == [instruction_set()] * 2
+
+
+def test_instruction_set_follows_cpuid():
+    """The CPUID probes decide, best first (an emulator's ``-cpu Haswell`` gives AVX2 although the
+    host's /proc/cpuinfo lists AVX-512); the description says whether int8 sums pairs in int16."""
+    import platform
+
+    import torch
+
+    isa = instruction_set()
+    if platform.machine().lower() not in ("x86_64", "amd64"):
+        assert isa == platform.machine().lower()
+        return
+    if torch.cpu._is_amx_tile_supported():
+        expected = {"AMX"}
+    elif torch.cpu._is_vnni_supported():
+        expected = {"AVX512-VNNI"}
+    elif torch.cpu._is_avx512_supported():
+        expected = {"AVX512"}
+    elif torch.cpu._is_avx2_supported():
+        expected = {"AVX2", "AVX-VNNI"}
+    else:
+        expected = {"pre-AVX2"}
+    assert isa in expected
+    assert INSTRUCTION_SETS[isa].startswith("no VNNI") == (isa in ("AVX512", "AVX2", "pre-AVX2"))
 
 
 def test_duration_mode():

@@ -19,6 +19,12 @@ from tests.conftest import INPUT_SIZE
 
 # The version export's help names as checked.
 OPENCV_CHECKED = "4.14.0"
+# How far OpenCV's heatmaps may be from ONNX Runtime's, per kind. fp32: float rounding. int8: the
+# two runtimes requantise activations with their own rounding, and one 8-bit step early in the
+# network moves a heatmap (peak about 1.0) by a few hundredths: 0.016 with export's 7-bit weights,
+# the same to every digit on AVX-512 VNNI and on AVX2 (qemu -cpu Haswell). Full 8-bit weights on
+# AVX2 saturate ONNX Runtime's int16 pair sums and gave 0.28, which this bound still catches.
+TOLERANCE = {"fp32": 1e-4, "preprocess": 1e-4, "int8": 0.05}
 
 
 def _export(tmp_path: Path, checkpoint: Path, name: str, **options) -> Path:
@@ -57,7 +63,11 @@ def test_opencv_version_is_the_one_checked():
     assert cv2.__version__ == OPENCV_CHECKED
 
 
-@pytest.mark.parametrize("kind", ["fp32", "int8", "preprocess"])
+# Each export takes 20-45 s on two busy cores: the default run keeps int8 (the one kind whose
+# agreement depends on the CPU) and the fp32 decode export below; -m slow runs the rest.
+@pytest.mark.parametrize(
+    "kind", [pytest.param("fp32", marks=pytest.mark.slow), "int8", pytest.param("preprocess", marks=pytest.mark.slow)]
+)
 def test_heatmap_exports_match_onnx_runtime(kind: str, tiny_checkpoint: Path, tmp_path: Path):
     options = {
         "fp32": {},
@@ -67,10 +77,17 @@ def test_heatmap_exports_match_onnx_runtime(kind: str, tiny_checkpoint: Path, tm
     path = _export(tmp_path, tiny_checkpoint, kind, **options)
     worst = _compare(path, takes_pixels=kind == "preprocess")
     assert list(worst) == ["heatmaps"]
-    assert worst["heatmaps"] < 1e-4, worst
+    assert worst["heatmaps"] < TOLERANCE[kind], worst
 
 
-@pytest.mark.parametrize("preprocess, keep_heatmaps", [(False, False), (False, True), (True, False)])
+@pytest.mark.parametrize(
+    "preprocess, keep_heatmaps",
+    [
+        (False, False),
+        pytest.param(False, True, marks=pytest.mark.slow),
+        pytest.param(True, False, marks=pytest.mark.slow),
+    ],
+)
 def test_decode_exports_match_onnx_runtime(
     preprocess: bool, keep_heatmaps: bool, tiny_checkpoint: Path, tmp_path: Path
 ):
@@ -85,6 +102,7 @@ def test_decode_exports_match_onnx_runtime(
     assert worst[SCORES_OUTPUT_NAME] < 1e-5, worst
 
 
+@pytest.mark.slow  # an fp16 export, 45 s on two busy cores
 def test_fp16_export_is_not_read_by_opencv(tiny_checkpoint: Path, tmp_path: Path):
     """The limitation export's help states: OpenCV's DNN cannot build the float16 Conv."""
     path = _export(tmp_path, tiny_checkpoint, "fp16", precision="fp16")

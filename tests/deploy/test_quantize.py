@@ -5,10 +5,12 @@ import onnxruntime as ort
 from onnx import TensorProto, helper, numpy_helper
 
 from fpdctl.deploy.quantize import (
+    INT16_MAX,
     bn_to_depthwise_conv,
     calibration_indices,
     name_nodes,
     output_head_nodes,
+    pair_sum_bound,
 )
 
 
@@ -81,3 +83,40 @@ def test_output_head_stops_at_the_last_convolution():
 def test_calibration_indices_spread_over_the_split():
     np.testing.assert_array_equal(calibration_indices(10, 3), [0, 4, 9])
     np.testing.assert_array_equal(calibration_indices(4, 100), [0, 1, 2, 3])
+
+
+def _qdq_conv(weights: np.ndarray, activation=TensorProto.UINT8, weight=TensorProto.INT8, group=1):
+    """x (float) -> Q/DQ in ``activation`` -> Conv with the DequantizeLinear of ``weights`` -> y."""
+    out_channels = weights.shape[0]
+    zero = np.zeros(out_channels, np.int8 if weight == TensorProto.INT8 else np.uint8)
+    inits = [
+        helper.make_tensor("wq", weight, weights.shape, weights.astype(np.int64).ravel().tolist()),
+        numpy_helper.from_array(np.full(out_channels, 0.01, np.float32), "ws"),
+        numpy_helper.from_array(zero, "wz"),
+        numpy_helper.from_array(np.array(0.05, np.float32), "xs"),
+        helper.make_tensor("xz", activation, [], [0]),
+    ]
+    nodes = [
+        helper.make_node("QuantizeLinear", ["x", "xs", "xz"], ["xq"]),
+        helper.make_node("DequantizeLinear", ["xq", "xs", "xz"], ["xd"]),
+        helper.make_node("DequantizeLinear", ["wq", "ws", "wz"], ["wd"], axis=0),
+        helper.make_node("Conv", ["xd", "wd"], ["y"], group=group),
+    ]
+    graph = helper.make_graph(nodes, "qdq", [], [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)], inits)
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)])
+
+
+def test_pair_sum_bound_takes_each_channels_two_largest_weights():
+    """By hand: 255 (the largest uint8 activation) x the two largest |w| of the worst channel."""
+    weights = np.zeros((2, 3, 1, 1), np.int64)
+    weights[0, :, 0, 0] = [127, -127, 5]  # 8-bit weights: 255 x 254 = 64,770, beyond int16
+    weights[1, :, 0, 0] = [10, 20, -30]
+    assert pair_sum_bound(_qdq_conv(weights)) == 255 * 254 > INT16_MAX
+    weights[0, :, 0, 0] = [64, -64, 5]  # 7-bit weights (reduce_range): 255 x 128 = 32,640
+    assert pair_sum_bound(_qdq_conv(weights)) == 32_640 <= INT16_MAX
+    # A depthwise convolution has one weight per output channel: no pair to saturate.
+    depthwise = np.array([127, -127, 90], np.int64).reshape(3, 1, 1, 1)
+    assert pair_sum_bound(_qdq_conv(depthwise, group=3)) == 255 * 127
+    # Only u8 x s8 convolutions can saturate: s8 activations or u8 weights are not counted.
+    assert pair_sum_bound(_qdq_conv(weights, activation=TensorProto.INT8)) == 0
+    assert pair_sum_bound(_qdq_conv(np.abs(weights), weight=TensorProto.UINT8)) == 0

@@ -616,6 +616,13 @@ CASES: list[Case] = [
     C("prune-sweep", "--max-steps", NEGATIVE, "--max-steps -1", "error: max steps must be positive, got -1"),
     C("prune-sweep", "--max-steps", ZERO, "--max-steps 0", "error: max steps must be positive, got 0"),
     T("prune-sweep", "--max-steps"),
+    C(
+        "prune-sweep",
+        "--precision",
+        RANGE,
+        "--precision fp8",
+        "error: precision must be one of auto, bf16, fp16, fp32, got 'fp8'",
+    ),
     C("prune-sweep", "--epochs", NEGATIVE, "--epochs -1", "error: epochs must be positive, got -1", _SWEEP_NO_LENGTH),
     C("prune-sweep", "--epochs", ZERO, "--epochs 0", "error: epochs must be positive, got 0", _SWEEP_NO_LENGTH),
     T("prune-sweep", "--epochs", _SWEEP_NO_LENGTH),

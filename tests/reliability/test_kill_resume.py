@@ -423,10 +423,11 @@ def _describe_files(facts: dict[str, Any]) -> str:
     return "after the kill every checkpoint loads: " + ", ".join(parts)
 
 
-# About 12 s a case on two busy cores: the default suite kills at five moments (one per kind of
-# fix: no checkpoint yet, mid-step, a half-written torch and safetensors file, mid-evaluation)
-# and once at random; ``-m slow`` adds the rest.
-DEFAULT_MOMENTS = {"loader-started", "mid-step", "state-half-written", "weights-half-written", "mid-eval"}
+# 35 to 38 s a case in a full run on two busy cores, over the 20 s of a slow test: the default
+# suite kills once, mid-step (the commonest kill), and ``-m slow`` adds the other moments (one per
+# kind of fix: no checkpoint yet, a half-written torch and safetensors file, mid-evaluation...)
+# and the random ones. tests/reliability/test_full_disk.py covers half-written files by default.
+DEFAULT_MOMENTS = {"mid-step"}
 
 
 def _params(values: tuple[Any, ...], ids: list[str], default_ids: set[str]) -> list[Any]:
@@ -474,7 +475,7 @@ def test_kill_at_a_precise_moment_then_resume(
     reliability.observe(_resume_and_compare(run, reference, facts["state_step"]))
 
 
-@pytest.mark.parametrize("seed", _params(RANDOM_SEEDS, [str(s) for s in RANDOM_SEEDS], {str(RANDOM_SEEDS[0])}))
+@pytest.mark.parametrize("seed", _params(RANDOM_SEEDS, [str(s) for s in RANDOM_SEEDS], set()))
 def test_kill_at_a_random_moment_then_resume(reference: Reference, tmp_path: Path, reliability: Any, seed: int) -> None:
     delay = random.Random(seed).uniform(0.05, 0.85) * reference.run_seconds
     reliability.describe(

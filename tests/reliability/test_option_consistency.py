@@ -334,6 +334,8 @@ def test_eval_per_joint_with_json(reliability: Any, model: Path, capsys: pytest.
     assert err.strip() == "warning: --per-joint has no effect with --format json (its per_joint field is always there)"
 
 
+# Over 20 s in a full run on two busy cores: several full exports.
+@pytest.mark.slow
 def test_export_calibration_options_without_int8(
     reliability: Any, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

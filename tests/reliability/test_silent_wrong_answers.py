@@ -211,6 +211,8 @@ def test_a_path_too_long_is_an_input_error(
 
 
 # ----------------------------------------------------------------------------- bench --accuracy
+# Over 20 s in a full run on two busy cores: an export, then bench with --accuracy.
+@pytest.mark.slow
 def test_bench_accuracy_on_an_embedded_decode_export_says_why_nothing_was_scored(
     reliability: Any,
     tmp_path: Path,
@@ -238,6 +240,8 @@ def test_bench_accuracy_on_an_embedded_decode_export_says_why_nothing_was_scored
 
 
 # ----------------------------------------------------------------------------- eval --backend
+# Over 20 s in a full run on two busy cores: a checkpoint exported on the fly, then scored.
+@pytest.mark.slow
 def test_eval_a_checkpoint_on_an_onnx_backend_and_the_json_names_it(
     reliability: Any,
     tmp_path: Path,

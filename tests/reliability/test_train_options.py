@@ -176,6 +176,9 @@ def test_tensorboard_flag_without_the_package_names_the_extra(
     _one_error_line(code, out, err, line, tmp_path)
 
 
+# Over 20 s in a full run on two busy cores: two distill runs; prune-sweep's twin check and
+# tests/train/test_options.py stay in the default run.
+@pytest.mark.slow
 def test_distill_trains_at_the_teachers_input_size(
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
@@ -217,6 +220,9 @@ def test_distill_trains_at_the_teachers_input_size(
     assert explicit["options"]["input_size"] == 64 and explicit["warnings"] == [expected]
 
 
+# Over 20 s in a full run on two busy cores: a 16-step distill;
+# test_dataset_counts_distinct_samples_not_reads checks the counting in the default run.
+@pytest.mark.slow
 def test_unlabeled_bad_file_read_many_times_counts_once(
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
