@@ -358,13 +358,6 @@ def _train_cases(cmd: str) -> list[Case]:
             "--data synthetic:label_noise=heavy",
             "error: synthetic label_noise must be one of none, coco, coco2, got 'heavy'",
         ),
-        C(
-            cmd,
-            "--data",
-            RANGE,
-            "--data synthetic:layout=coco,label_noise=coco",
-            "error: synthetic label_noise applies to the mpii layout with one person per image",
-        ),
         C(cmd, "--config", MISSING, "--config {missing}.yaml", "error: config file not found: {missing}.yaml"),
         C(cmd, "--resume", MISSING, "--resume {missing}", "error: run directory not found: {missing}", base=()),
         C(
