@@ -128,6 +128,7 @@ class Results:
     """The results JSON, rewritten (atomically) each time a row finishes."""
 
     def __init__(self, path: Path, base: dict[str, Any], arms: list[str], seeds: list[int]) -> None:
+        seeds = sorted(seeds)  # the lists are by seed whatever order the seeds run in
         self.path, self.seeds = path, seeds
         old = json.loads(path.read_text()) if path.is_file() else {}
         keep = old.get("schedule") == base["schedule"] and old.get("seeds") == seeds
@@ -290,7 +291,7 @@ def base_payload(args: argparse.Namespace, mode: str, teacher_pckh: float) -> di
         "schedule": schedule_of(args),
         "teacher": args.teacher,
         "teacher_pckh": teacher_pckh,
-        "seeds": args.seeds,
+        "seeds": sorted(args.seeds),
         "machine": {"processor": paired._cpu_name(), "cpus": os.cpu_count()},
         "paper": PAPER,
         "one_schedule_shares": ONE_SCHEDULE,
@@ -408,7 +409,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--mode", choices=("protocol", "noise"), default="protocol")
     parser.add_argument("--teacher", default="synthetic-hg2x64")
     parser.add_argument("--student", default="hg1x64")
-    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3, 4])
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3, 4], help="in the order they run")
     parser.add_argument("--steps", type=int, default=4000, help="steps of each schedule (both stages)")
     parser.add_argument("--curve-points", type=int, default=4, help="validations per run during training")
     parser.add_argument("--batch-size", type=int, default=16)
