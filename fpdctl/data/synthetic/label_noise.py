@@ -201,7 +201,7 @@ def self_occluded(layout: SyntheticLayout) -> np.ndarray:
     ends = [R_ELBOW, R_WRIST, L_ELBOW, L_WRIST, R_KNEE, R_ANKLE, L_KNEE, L_ANKLE]
     covered = np.zeros(NUM_JOINTS, dtype=bool)
     for k, (members, _) in enumerate(groups):
-        idx = [j for j in members]
+        idx = list(members)
         points = joints[idx]
         hit = np.zeros(len(idx), dtype=bool)
         for later_k in range(k + 1, len(groups)):
