@@ -66,6 +66,7 @@ PAPER = {"teacher": 90.520, "alone": 87.934, "fpd_scratch": 87.598, "fpd_two_sch
 # fpdctl's one-schedule shares (docs/RESULTS.md 1.3 and 1.7), the analogue of the FPD* row.
 ONE_SCHEDULE = {"hg1x32 sliced, 4,000 steps (1.3)": 0.047, "hg1x64 sliced, 1,000 steps (1.7)": 0.022}
 MAX_STORED_BYTES = 1 << 20
+DEFAULT_SEEDS = [0, 1, 2, 3, 4]
 LOCK = threading.Lock()
 
 
@@ -85,7 +86,7 @@ def score(checkpoint: Path, report: Path, args: argparse.Namespace, log: Path) -
     """PCKh@0.5 (pooled mean) of ``checkpoint`` by ``fpdctl eval``: flip test on, the whole
     validation split of ``--eval-data``; the report is cached in ``report``."""
     if not report.is_file():
-        partial = report.with_suffix(".partial.json")
+        partial = report.with_suffix(f".{os.getpid()}.partial.json")  # invocations may run side by side
         fpdctl(
             [
                 "eval",
@@ -125,22 +126,59 @@ def command_of(head: list[str], seed: int, args: argparse.Namespace, data: str, 
 
 
 class Results:
-    """The results JSON, rewritten (atomically) each time a row finishes."""
+    """The results JSON, rewritten (atomically) each time a row finishes.
 
-    def __init__(self, path: Path, base: dict[str, Any], arms: list[str], seeds: list[int]) -> None:
-        seeds = sorted(seeds)  # the lists are by seed whatever order the seeds run in
-        self.path, self.seeds = path, seeds
-        old = json.loads(path.read_text()) if path.is_file() else {}
-        keep = old.get("schedule") == base["schedule"] and old.get("seeds") == seeds
-        self.data = {**base, "runs": old.get("runs", {}) if keep else {}}
+    Several invocations may run at once (say ``--seeds 0`` beside ``--seeds 1 2 3 4``): each write
+    takes an exclusive lock and first merges in the rows the others have written since.
+    """
+
+    def __init__(self, path: Path, base: dict[str, Any], arms: list[str], lock: Path) -> None:
+        seeds = base["seeds"]  # the lists are by seed whatever order the seeds run in
+        self.path, self.seeds, self.arms, self.lock = path, seeds, arms, lock
+        self.data = {**base, "commands": [base["command"]], "runs": {}}
         for arm in arms:
-            self.data[arm] = old.get(arm, [None] * len(seeds)) if keep else [None] * len(seeds)
+            self.data[arm] = [None] * len(seeds)
+        with self._locked():
+            self._merge()
+            self.save()
+
+    def _locked(self):
+        import contextlib
+        import fcntl
+
+        @contextlib.contextmanager
+        def hold():
+            with LOCK, open(self.lock, "a") as handle:
+                fcntl.flock(handle, fcntl.LOCK_EX)
+                try:
+                    yield
+                finally:
+                    fcntl.flock(handle, fcntl.LOCK_UN)
+
+        return hold()
+
+    def _merge(self) -> None:
+        """Take in the rows already on disk for the same schedule and seeds."""
+        old = json.loads(self.path.read_text()) if self.path.is_file() else {}
+        if old.get("schedule") != self.data["schedule"] or old.get("seeds") != self.seeds:
+            return
+        for arm in self.arms:
+            for k, value in enumerate(old.get(arm) or []):
+                if value is not None and self.data[arm][k] is None:
+                    self.data[arm][k] = value
+        for arm, rows in old.get("runs", {}).items():
+            for seed, row in rows.items():
+                self.data["runs"].setdefault(arm, {}).setdefault(seed, row)
+        commands = old.get("commands") or ([old["command"]] if "command" in old else [])
+        self.data["commands"] = commands + [c for c in self.data["commands"] if c not in commands]
+        self.data["command"] = self.data["commands"][0]
 
     def get(self, arm: str, seed: int) -> float | None:
         return self.data[arm][self.seeds.index(seed)]
 
     def put(self, arm: str, seed: int, pckh: float, **info: Any) -> None:
-        with LOCK:
+        with self._locked():
+            self._merge()
             self.data[arm][self.seeds.index(seed)] = pckh
             self.data["runs"].setdefault(arm, {})[str(seed)] = {"pckh": pckh, **info}
             self.data["date"] = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
@@ -148,7 +186,7 @@ class Results:
 
     def save(self) -> None:
         self.data["summary"] = summarize(self.data)
-        tmp = self.path.with_suffix(".tmp")
+        tmp = self.path.with_suffix(f".{os.getpid()}.tmp")
         tmp.write_text(json.dumps(self.data, indent=2) + "\n")
         tmp.replace(self.path)
 
@@ -248,9 +286,19 @@ def stage1(seed: int, args: argparse.Namespace, results: Results | None, out: Pa
     return checkpoint, pckh
 
 
-def arm_run(arm: str, head: list[str], seed: int, args: argparse.Namespace, data: str, results: Results, out: Path):
-    """One run of a second-stage or one-schedule arm, scored and recorded."""
-    run = out / f"{arm}-{args.student}-s{seed}"
+def arm_run(
+    arm: str,
+    head: list[str],
+    seed: int,
+    args: argparse.Namespace,
+    data: str,
+    results: Results,
+    out: Path,
+    tag: str = "",
+):
+    """One run of a second-stage or one-schedule arm, scored and recorded (``tag``: more of the
+    run directory's name, e.g. the noise model)."""
+    run = out / f"{arm}{tag}-{args.student}-s{seed}"
     log = out / "logs" / f"{run.name}.log"
     if results.get(arm, seed) is not None and not (run / "final-eval.json").is_file():
         return  # recorded in an earlier session whose run directory is gone
@@ -291,7 +339,9 @@ def base_payload(args: argparse.Namespace, mode: str, teacher_pckh: float) -> di
         "schedule": schedule_of(args),
         "teacher": args.teacher,
         "teacher_pckh": teacher_pckh,
-        "seeds": sorted(args.seeds),
+        # Every list covers seeds 0-4 (and any other run), so invocations with different --seeds
+        # (say 0 beside 1 2 3 4) share one file.
+        "seeds": sorted(set(DEFAULT_SEEDS) | set(args.seeds)),
         "machine": {"processor": paired._cpu_name(), "cpus": os.cpu_count()},
         "paper": PAPER,
         "one_schedule_shares": ONE_SCHEDULE,
@@ -304,9 +354,8 @@ def run_protocol(args: argparse.Namespace, out: Path) -> Results:
         Path(args.json),
         base_payload(args, "protocol", teacher),
         ["stage1", "continued_alone", "continued_fpd"],
-        args.seeds,
+        lock=out / "results.lock",
     )
-    results.save()
 
     def one_seed(seed: int) -> None:
         print(f"[{time.strftime('%H:%M:%S')}] seed {seed}", flush=True)
@@ -346,8 +395,8 @@ def run_noise(args: argparse.Namespace, out: Path) -> Results:
         "command": command_of(["train", "--model", args.noise_teacher_model], 0, teacher_args, noisy_data, teacher_run),
     }
     base["clean_teacher_pckh"] = clean_teacher
-    results = Results(Path(args.json), base, ["noisy_alone", "noisy_fpd", "clean_alone", "clean_fpd"], args.seeds)
-    results.save()
+    arms = ["noisy_alone", "noisy_fpd", "clean_alone", "clean_fpd"]
+    results = Results(Path(args.json), base, arms, lock=out / "results.lock")
 
     def one_seed(seed: int) -> None:
         print(f"[{time.strftime('%H:%M:%S')}] seed {seed}", flush=True)
@@ -355,8 +404,9 @@ def run_noise(args: argparse.Namespace, out: Path) -> Results:
         if results.get("clean_alone", seed) is None:
             results.put("clean_alone", seed, clean_alone, source="protocol mode's stage 1")
         fpd = ["distill", "--student", args.student, "--alpha", "0.5"]
-        arm_run("noisy_alone", ["train", "--model", args.student], seed, args, noisy_data, results, out)
-        arm_run("noisy_fpd", [*fpd, "--teacher", str(noisy_teacher_ckpt)], seed, args, noisy_data, results, out)
+        tag = f"-{args.noise}"
+        arm_run("noisy_alone", ["train", "--model", args.student], seed, args, noisy_data, results, out, tag)
+        arm_run("noisy_fpd", [*fpd, "--teacher", str(noisy_teacher_ckpt)], seed, args, noisy_data, results, out, tag)
         arm_run("clean_fpd", [*fpd, "--teacher", args.teacher], seed, args, args.data, results, out)
 
     with ThreadPoolExecutor(max_workers=max(args.jobs, 1)) as pool:
@@ -409,7 +459,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--mode", choices=("protocol", "noise"), default="protocol")
     parser.add_argument("--teacher", default="synthetic-hg2x64")
     parser.add_argument("--student", default="hg1x64")
-    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3, 4], help="in the order they run")
+    parser.add_argument("--seeds", type=int, nargs="+", default=DEFAULT_SEEDS, help="in the order they run")
     parser.add_argument("--steps", type=int, default=4000, help="steps of each schedule (both stages)")
     parser.add_argument("--curve-points", type=int, default=4, help="validations per run during training")
     parser.add_argument("--batch-size", type=int, default=16)
@@ -431,7 +481,8 @@ def main(argv: list[str] | None = None) -> int:
     )
     args = parser.parse_args(argv)
     if args.json is None:
-        name = "fpd_protocol_experiment" if args.mode == "protocol" else "fpd_label_noise_experiment"
+        noise = "" if args.noise == "coco" else f"_{args.noise}"
+        name = "fpd_protocol_experiment" if args.mode == "protocol" else f"fpd_label_noise{noise}_experiment"
         args.json = f"benchmarks/results/{name}.json"
     out = Path(args.out)
     (out / "logs").mkdir(parents=True, exist_ok=True)
