@@ -183,7 +183,7 @@ def test_default_lengths_and_bad_arguments() -> None:
 def test_data_spec_options() -> None:
     dataset = build_dataset("synthetic:seed=3,length=5,image_size=80", "val", input_size=SIZE)
     assert (len(dataset), dataset.seed, dataset.image_size) == (5, 3, 80)
-    unknown = r"^unknown synthetic option\(s\) colour; valid: .*image_size, layout, length"
+    unknown = r"^unknown synthetic option\(s\) colour; valid: .*image_size, label_noise, layout, length"
     with pytest.raises(UsageError, match=unknown):
         build_dataset("synthetic:colour=1", "val", input_size=SIZE)
     with pytest.raises(UsageError, match="synthetic config must be a SyntheticConfig, got 'hard'"):

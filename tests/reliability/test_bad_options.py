@@ -340,6 +340,13 @@ def _train_cases(cmd: str) -> list[Case]:
             "--data synthetic:layout=lsp",
             "error: synthetic layout must be one of mpii, coco, got 'lsp'",
         ),
+        C(
+            cmd,
+            "--data",
+            RANGE,
+            "--data synthetic:label_noise=heavy",
+            "error: synthetic label_noise must be one of none, coco, coco2, got 'heavy'",
+        ),
         C(cmd, "--config", MISSING, "--config {missing}.yaml", "error: config file not found: {missing}.yaml"),
         C(cmd, "--resume", MISSING, "--resume {missing}", "error: run directory not found: {missing}", base=()),
         C(

@@ -11,12 +11,19 @@ see :mod:`fpdctl.data.synthetic.coco`).
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 from typing import Any
 
 import numpy as np
 
 from fpdctl.data.dataset import PoseDataset, Record
+from fpdctl.data.synthetic.label_noise import (
+    DEFAULT_LABEL_NOISE,
+    LABEL_NOISE_STREAM,
+    label_noise_model,
+    noisy_joints,
+)
 from fpdctl.data.synthetic.pose import (
     DEFAULT_CONFIG,
     DEFAULT_LENGTHS,
@@ -160,6 +167,12 @@ class SyntheticPose(PoseDataset):
         persons: the most persons in one image (COCO layout only): 1, the default, is one person
             per image; above 1, ``length`` images of 1..``persons`` persons each, every person a
             sample of its own (:mod:`fpdctl.data.synthetic.crowd`).
+        label_noise: annotator-like noise on the training split's labels (MPII layout, one
+            person per image): "none" (exact labels, the default), "coco" (COCO's measured
+            per-keypoint spread, 5 % of limbs side-swapped, half the self-occluded joints
+            unlabelled) or "coco2" (twice the spread and swaps); see
+            :mod:`fpdctl.data.synthetic.label_noise`. Seeded per sample; the val split's labels
+            stay exact whatever it says.
         **kwargs: PoseDataset options (input_size, heatmap_size, sigma, augment, max_bad_fraction).
     """
 
@@ -176,6 +189,7 @@ class SyntheticPose(PoseDataset):
         config: SyntheticConfig = DEFAULT_CONFIG,
         layout: str = MPII.name,
         persons: int = 1,
+        label_noise: str = DEFAULT_LABEL_NOISE,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -194,6 +208,12 @@ class SyntheticPose(PoseDataset):
         if not isinstance(config, SyntheticConfig):
             raise UsageError(f"synthetic config must be a SyntheticConfig, got {config!r}")
         check_persons(persons, layout)
+        noise = label_noise_model(label_noise)
+        if noise is not None and (layout != MPII.name or persons != 1):
+            raise UsageError("synthetic label_noise applies to the mpii layout with one person per image")
+        self.label_noise = label_noise
+        # Validation labels stay exact: the noise is the training annotations'.
+        self._noise = noise if split == "train" else None
         self.split = split
         self.length = length
         self.seed = seed
@@ -247,18 +267,28 @@ class SyntheticPose(PoseDataset):
         if self.persons > 1:
             return self._crowd_record(index, render=False)
         index = self._check_index(index)
-        return synthetic_record(
+        record = synthetic_record(
             self.seed, self.split, index, self.image_size, self.config, render=False, layout=self.annotation_layout
         )
+        return self._with_noise(index, record)
 
     def load_record(self, index: int) -> Record:
         """The Record of sample ``index`` with its rendered uint8 [S, S, 3] BGR image."""
         if self.persons > 1:
             return self._crowd_record(index, render=True)
         index = self._check_index(index)
-        return synthetic_record(
+        record = synthetic_record(
             self.seed, self.split, index, self.image_size, self.config, layout=self.annotation_layout
         )
+        return self._with_noise(index, record)
+
+    def _with_noise(self, index: int, record: Record) -> Record:
+        """``record`` with this split's label noise (itself when there is none)."""
+        if self._noise is None:
+            return record
+        rng = sample_rng(self.seed, self.split, index, LABEL_NOISE_STREAM)
+        joints = noisy_joints(self.layout(index), record.joints, self._noise, rng)
+        return dataclasses.replace(record, joints=joints)
 
     def image(self, image: int) -> np.ndarray:
         """Image ``image`` of the split (uint8 [S, S, 3] BGR), every person of a crowd drawn."""
