@@ -22,13 +22,9 @@ def test_a_threshold_must_be_a_positive_number(threshold: float, capsys: pytest.
     assert capsys.readouterr().err.strip() == f"error: --threshold must be a positive number, got {threshold}"
 
 
-def test_detector_boxes_need_the_pytorch_path(tiny_checkpoint: Path, tmp_path: Path) -> None:
-    """An exported model with ``boxes``: one clear UsageError (before, a TypeError)."""
-    from fpdctl.deploy.evaluate import evaluate_deployed
+def test_a_deployed_model_meets_the_same_threshold_rule(tiny_checkpoint: Path) -> None:
+    """The ONNX Runtime path of ``fpdctl.evaluate`` refuses what the PyTorch path refuses."""
+    import fpdctl
 
-    boxes = tmp_path / "boxes.json"
-    boxes.write_text("[]")
-    with pytest.raises(UsageError, match=r"^`boxes` runs a PyTorch checkpoint or pretrained name \(`backend` auto\)"):
-        evaluate_deployed(str(tiny_checkpoint), "synthetic:length=2", backend="ort", boxes=boxes)
     with pytest.raises(UsageError, match=r"^`threshold` must be a positive number, got -1$"):
-        evaluate_deployed(str(tiny_checkpoint), "synthetic:length=2", backend="ort", threshold=-1)
+        fpdctl.evaluate(str(tiny_checkpoint), "synthetic:length=2", backend="ort", threshold=-1)

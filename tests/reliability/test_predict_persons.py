@@ -56,7 +56,7 @@ CASES = {
     ),
     "frame base 2": (
         lambda r: ["--boxes", str(_boxes(r, [GOOD])), "--frame-base", "2"],
-        "error: frame_base must be 0 or 1, got 2",
+        "error: --frame-base must be 0 or 1, got 2",
     ),
     "detector output not [1, 4 + C, A]": (
         lambda r: ["--detector", str(r / "flat_output.onnx")],

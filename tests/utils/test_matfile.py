@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 from scipy.io import savemat
 
-import fpdctl.data.file_dataset
+import fpdctl.data.lsp
+import fpdctl.data.mpii
 from fpdctl.errors import DataError, InputError
 from fpdctl.metrics import mpii_files
 from fpdctl.utils.matfile import load_mat
@@ -58,5 +59,5 @@ def test_matlab_v73_is_refused_by_name(tmp_path: Path) -> None:
 
 
 def test_data_and_metrics_share_it() -> None:
-    assert fpdctl.data.file_dataset.load_mat is load_mat  # the old import path still works
+    assert fpdctl.data.mpii.load_mat is load_mat and fpdctl.data.lsp.load_mat is load_mat
     assert mpii_files.load_mat is load_mat
