@@ -52,9 +52,9 @@ from torch import nn
 from benchmarks.train_throughput import _official_joints_mse
 from fpdctl.models.checkpoint import read_checkpoint, save_model
 from fpdctl.models.factory import create_model
-from fpdctl.train.distributed import reduce_step
-from fpdctl.train.precision import TrainPrecision, resolve_precision
-from fpdctl.train.step import apply_gradients, compute_losses
+from fpdctl.training.distributed import reduce_step
+from fpdctl.training.precision import TrainPrecision, resolve_precision
+from fpdctl.training.step import apply_gradients, compute_losses
 
 GOAL_IMG_PER_S = 1000.0
 GOAL_SPEEDUP = 4.0

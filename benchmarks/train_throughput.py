@@ -37,8 +37,8 @@ import torch
 from torch import nn
 
 from fpdctl.models.factory import create_model
-from fpdctl.train.precision import TrainPrecision, resolve_precision
-from fpdctl.train.step import apply_gradients, compute_losses
+from fpdctl.training.precision import TrainPrecision, resolve_precision
+from fpdctl.training.step import apply_gradients, compute_losses
 
 
 def _official_joints_mse(output: torch.Tensor, target: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:

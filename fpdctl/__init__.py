@@ -8,8 +8,8 @@ imported lazily (PEP 562) so that ``import fpdctl`` (and ``fpdctl --help``) does
     result = fpdctl.evaluate("student.onnx", data="synthetic")
     print(result.metric.mean)
 
-``fpdctl.evaluate`` and ``fpdctl.train`` are, for now, also the modules of those names, made
-callable (see ``_CALLABLE_MODULES``).
+Every public name is a plain function or class (no module is made callable): the evaluation code
+lives in :mod:`fpdctl.evaluation`, training in :mod:`fpdctl.training`.
 """
 
 from __future__ import annotations
@@ -53,12 +53,6 @@ _LAZY = {
     "predict": "fpdctl.api",
     "train": "fpdctl.api",
 }
-# TEMPORARY, until the module fpdctl/evaluate.py and the package fpdctl/train/ are renamed: while
-# they exist, importing either binds fpdctl.evaluate / fpdctl.train to the module, so those two
-# are still the modules made callable (fpdctl.utils.callable_module), whose call is the
-# fpdctl.api function above. After the rename this table and make_callable go, and the names
-# resolve through _LAZY like the others.
-_CALLABLE_MODULES = {"evaluate": "fpdctl.evaluate", "train": "fpdctl.train"}
 
 # Only the models for type checkers: naming fpdctl.api here would put every package above the
 # low-level modules that read __version__ from this one (the layering contracts forbid that).
@@ -71,8 +65,6 @@ if TYPE_CHECKING:
 def __getattr__(name: str) -> Any:
     import importlib
 
-    if name in _CALLABLE_MODULES:
-        return importlib.import_module(_CALLABLE_MODULES[name])
     module = _LAZY.get(name)
     if module is None:
         raise AttributeError(f"module 'fpdctl' has no attribute {name!r}")

@@ -37,13 +37,13 @@ if TYPE_CHECKING:
     from fpdctl.deploy.persons import PredictResult
     from fpdctl.deploy.pose_result import DetectorLike
     from fpdctl.deploy.preprocess_decode import Embedding
-    from fpdctl.evaluate import EvalResult
+    from fpdctl.evaluation import EvalResult
     from fpdctl.models.convention import ConventionOverride
     from fpdctl.models.spec import HourglassSpec
     from fpdctl.pipeline import Box
     from fpdctl.profiling.profile import ProfileRow
     from fpdctl.progress import Progress
-    from fpdctl.train.events import TrainResult
+    from fpdctl.training.events import TrainResult
 
 PathLike = str | os.PathLike[str]
 
@@ -151,7 +151,7 @@ def evaluate(
             on every backend).
 
     Returns:
-        :class:`~fpdctl.evaluate.EvalResult`: the metric (``result.metric.mean``), predictions
+        :class:`~fpdctl.evaluation.EvalResult`: the metric (``result.metric.mean``), predictions
         and timing.
     """
     if isinstance(model, (str, os.PathLike)):
@@ -177,7 +177,7 @@ def evaluate(
 
 
 def _train(command: str, config: PathLike | None, resume: bool, overwrite: bool, options: dict) -> TrainResult:
-    from fpdctl.train.api import run_training
+    from fpdctl.training.api import run_training
 
     given = {k: (os.fspath(v) if isinstance(v, os.PathLike) else v) for k, v in options.items() if v is not None}
     out = given.pop("out", None)
@@ -205,11 +205,11 @@ def train(
         resume: continue the run in ``out``.
         overwrite: replace an existing run in ``out``.
         **options: the options of ``fpdctl train`` by their field names in
-            :class:`~fpdctl.train.config.TrainConfig` (``out``, ``model``, ``data``, ``max_steps``,
+            :class:`~fpdctl.training.config.TrainConfig` (``out``, ``model``, ``data``, ``max_steps``,
             ``batch_size``, ``lr``, ...), each defaulting to the command's default.
 
     Returns:
-        :class:`~fpdctl.train.events.TrainResult`: ``run_dir``, ``status``, ``final_eval`` (the
+        :class:`~fpdctl.training.events.TrainResult`: ``run_dir``, ``status``, ``final_eval`` (the
         final model's metrics), ``best_metric`` and the run's files.
     """
     return _train("train", config, resume, overwrite, options)
@@ -230,7 +230,7 @@ def distill(
             ``alpha``, ``out``, ``max_steps``, ...), each defaulting to the command's default.
 
     Returns:
-        :class:`~fpdctl.train.events.TrainResult`, as :func:`train`.
+        :class:`~fpdctl.training.events.TrainResult`, as :func:`train`.
     """
     return _train("distill", config, resume, overwrite, options)
 

@@ -15,7 +15,7 @@ The stages, each a function so that a caller can time or batch them apart (``fpd
 4. :func:`to_image`: decode the heatmaps with :class:`~fpdctl.codec.HeatmapCodec` (input px) and
    map the points back to image px through the inverse of each crop's affine.
 
-:func:`predict_crops` chains 2 to 4. Evaluation (:mod:`fpdctl.evaluate`) takes its crops,
+:func:`predict_crops` chains 2 to 4. Evaluation (:mod:`fpdctl.evaluation`) takes its crops,
 already cropped and normalised (NATIVE), from the dataset, converts them to the model's
 convention (:func:`~fpdctl.models.input_adapter.convert_tensor`), runs 3 with the flip test, then 4.
 """

@@ -27,7 +27,7 @@ from pathlib import Path
 
 from fpdctl.data.registry import build_dataset
 from fpdctl.data.subset import FirstPersons
-from fpdctl.evaluate import evaluate_model
+from fpdctl.evaluation import evaluate_model
 from fpdctl.models.factory import create_model
 from fpdctl.utils.io import atomic_write_text
 

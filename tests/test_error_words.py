@@ -120,7 +120,7 @@ def test_a_cli_error_names_the_flag(args: list[str], line: str, capsys: pytest.C
 
 
 def test_a_python_error_names_the_parameter() -> None:
-    from fpdctl.evaluate import evaluate_checkpoint
+    from fpdctl.evaluation import evaluate_checkpoint
 
     with pytest.raises(UsageError, match=r"^`batch_size` must be at least 1, got 0$"):
         evaluate_checkpoint("hg1x16", "synthetic", batch_size=0)

@@ -14,7 +14,7 @@ from fpdctl.boxes import PIXEL_STD
 from fpdctl.data.registry import build_dataset
 from fpdctl.data.transforms import transform_points
 from fpdctl.errors import DataError, UsageError
-from fpdctl.evaluate import EvalResult, evaluate_model, predict_dataset, predictions_for_reference
+from fpdctl.evaluation import EvalResult, evaluate_model, predict_dataset, predictions_for_reference
 from fpdctl.metrics import EvalReference, PCKhResult
 from fpdctl.progress import Event
 from fpdctl.skeleton import LSP_TO_MPII, MPII

@@ -9,7 +9,7 @@ import torch
 
 from fpdctl.data.registry import build_dataset
 from fpdctl.errors import UsageError
-from fpdctl.evaluate import evaluate_model, predict_dataset, predictions_for_reference
+from fpdctl.evaluation import evaluate_model, predict_dataset, predictions_for_reference
 from fpdctl.metrics import COCOResult, evaluate_coco_reference, headline_score, score_name
 from fpdctl.models.factory import create_model
 from fpdctl.skeleton import COCO

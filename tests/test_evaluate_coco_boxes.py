@@ -18,7 +18,7 @@ import pytest
 
 from fpdctl.data.coco import COCODataset, COCODetections
 from fpdctl.errors import DataError
-from fpdctl.evaluate import evaluate_model
+from fpdctl.evaluation import evaluate_model
 from fpdctl.models.convention import IMAGENET_MEAN, IMAGENET_STD
 from tests.data.coco_fixtures import PERSON_CATEGORY, person_annotation
 

@@ -13,7 +13,7 @@ from fpdctl.errors import UsageError
 
 @pytest.mark.parametrize("threshold", [-1.0, 0.0, float("inf"), float("nan")])
 def test_a_threshold_must_be_a_positive_number(threshold: float, capsys: pytest.CaptureFixture[str]) -> None:
-    from fpdctl.evaluate import evaluate_checkpoint
+    from fpdctl.evaluation import evaluate_checkpoint
 
     with pytest.raises(UsageError, match=rf"^`threshold` must be a positive number, got {threshold}$"):
         evaluate_checkpoint("hg1x16", "synthetic:length=2", input_size=64, device="cpu", threshold=threshold)

@@ -24,7 +24,7 @@ def test_last_stack_of_every_layout() -> None:
 
 def test_the_old_names_are_the_one_function() -> None:
     from fpdctl.deploy.torch_onnx import final_stack_module, last_stack_module
-    from fpdctl.train.loss import final_stack
+    from fpdctl.training.loss import final_stack
 
     assert final_stack is last_stack
     assert final_stack_module is last_stack_module

@@ -100,7 +100,7 @@ def test_a_checkpoint_and_its_export_run_on_the_same_device(tiny_checkpoint, onn
 
 
 def test_an_export_is_scored_on_detector_boxes_as_its_checkpoint(tmp_path) -> None:
-    from fpdctl.evaluate import evaluate_checkpoint
+    from fpdctl.evaluation import evaluate_checkpoint
     from fpdctl.models.spec import HourglassSpec
     from tests.conftest import make_net
     from tests.test_evaluate_coco_boxes import _write_folder

@@ -22,7 +22,7 @@ def test_reference_teacher_scores_its_card() -> None:
         )
     from fpdctl.data.registry import build_dataset
     from fpdctl.data.subset import FirstPersons
-    from fpdctl.evaluate import evaluate_model
+    from fpdctl.evaluation import evaluate_model
     from fpdctl.models.factory import create_model
 
     card = pretrained_card(NAME)
@@ -49,7 +49,7 @@ def test_coco_reference_teacher_scores_its_card() -> None:
         )
     from fpdctl.data.registry import build_dataset
     from fpdctl.data.subset import FirstPersons
-    from fpdctl.evaluate import evaluate_model
+    from fpdctl.evaluation import evaluate_model
     from fpdctl.models.factory import create_model
 
     card = pretrained_card(COCO_NAME)

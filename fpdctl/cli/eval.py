@@ -34,7 +34,7 @@ from fpdctl.errors import UsageError
 from fpdctl.pipeline import INFERENCE_BATCH_SIZE
 
 if TYPE_CHECKING:
-    from fpdctl.evaluate import EvalResult
+    from fpdctl.evaluation import EvalResult
     from fpdctl.metrics import AccuracyResult, COCOResult, MetricResult
 
 HELP = """Accuracy of pose predictions: MPII PCKh@0.5, LSP PCK@0.2 or COCO keypoint AP.

@@ -18,7 +18,7 @@ from fpdctl.cli.options import (
 )
 from fpdctl.cli.render import Column, check_format, emit, render_rows
 from fpdctl.models.spec import DEFAULT_INPUT_SIZE
-from fpdctl.train.loss import DEFAULT_ALPHA
+from fpdctl.training.loss import DEFAULT_ALPHA
 
 if TYPE_CHECKING:
     from fpdctl.progress import Event

@@ -1,7 +1,7 @@
 """``fpdctl train`` and ``fpdctl distill``: parse options, run the trainer, render its events.
 
 Everything heavy (torch, the trainer, the data) is imported inside the commands so that ``fpdctl
---help`` stays fast; the event kinds and payloads (:mod:`fpdctl.train.events`) are torch-free.
+--help`` stays fast; the event kinds and payloads (:mod:`fpdctl.training.events`) are torch-free.
 """
 
 from __future__ import annotations
@@ -23,12 +23,12 @@ from fpdctl.cli.options import (
 )
 from fpdctl.models.spec import DEFAULT_INPUT_SIZE
 from fpdctl.progress import Event
-from fpdctl.train.config import DEFAULT_MODEL, MAX_DEFAULT_WORKERS, TrainConfig
-from fpdctl.train.events import TRAIN_EVAL, TRAIN_SKIPPED, TRAIN_START, TRAIN_STEP
-from fpdctl.train.loss import KD_LOSS_TABLE
+from fpdctl.training.config import DEFAULT_MODEL, MAX_DEFAULT_WORKERS, TrainConfig
+from fpdctl.training.events import TRAIN_EVAL, TRAIN_SKIPPED, TRAIN_START, TRAIN_STEP
+from fpdctl.training.loss import KD_LOSS_TABLE
 
 if TYPE_CHECKING:
-    from fpdctl.train.events import EvalLog, RunInfo, SkippedLog, StepLog, TrainResult
+    from fpdctl.training.events import EvalLog, RunInfo, SkippedLog, StepLog, TrainResult
 
 
 # --------------------------------------------------------------------------- the options
@@ -486,7 +486,7 @@ def _render_result(result: "TrainResult") -> None:
     speed = "no steps left to train" if math.isnan(result.img_per_s) else f"{result.img_per_s:.1f} img/s"
     console.print(f"done in {_fmt_seconds(result.seconds)} ({speed}); run directory: {result.run_dir}")
     if result.skipped_images:
-        from fpdctl.train.skipped import SKIPPED_FILE
+        from fpdctl.training.skipped import SKIPPED_FILE
 
         typer.echo(
             f"warning: {result.skipped_images} image(s) could not be read and were skipped; "
@@ -505,7 +505,7 @@ def _run(
     overwrite: bool,
     config_file: Optional[Path],
 ) -> None:
-    from fpdctl.train.api import prepare_trainer
+    from fpdctl.training.api import prepare_trainer
 
     rank0 = _is_rank0()
     reporter = _make_reporter() if rank0 else None

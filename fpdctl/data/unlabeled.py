@@ -10,7 +10,7 @@ synthetic training split's length.
 
 Unlabeled samples go through the same augmentation as the labelled ones and arrive with all-zero
 targets and target weights and ``labelled`` False, so the loss gives them the teacher's term only
-(:func:`fpdctl.train.loss.fpd_loss`). :class:`MixedDataset` puts both sets behind one index
+(:func:`fpdctl.training.loss.fpd_loss`). :class:`MixedDataset` puts both sets behind one index
 space and :class:`MixedSampler` fills each batch with a fixed number of each: the labelled part
 walks the labelled set's epoch permutation exactly as without unlabeled images, the unlabeled
 part walks one endless stream of permutations of the unlabeled set (block ``k`` seeded by

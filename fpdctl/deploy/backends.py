@@ -21,7 +21,7 @@ from typing import Literal
 from fpdctl.errors import UsageError
 
 Runtime = Literal["torch", "onnxruntime", "openvino"]
-# The numeric precision a backend runs a model at (training's is fpdctl.train.precision).
+# The numeric precision a backend runs a model at (training's is fpdctl.training.precision).
 BackendPrecision = Literal["fp32", "fp16", "bf16", "int8"]
 
 

@@ -25,7 +25,7 @@ from fpdctl.deploy.bench import benchmark
 from fpdctl.deploy.export import export_onnx
 from fpdctl.deploy.pose_result import PoseResult, load_image, person_boxes
 from fpdctl.errors import UsageError
-from fpdctl.evaluate import evaluate_model
+from fpdctl.evaluation import evaluate_model
 from fpdctl.pipeline import INFERENCE_BATCH_SIZE, check_batch_size
 
 if TYPE_CHECKING:
@@ -39,7 +39,7 @@ if TYPE_CHECKING:
     from fpdctl.deploy.pose_result import ImageLike
     from fpdctl.deploy.preprocess_decode import Embedding
     from fpdctl.deploy.runtime import ModelSource, Runner
-    from fpdctl.evaluate import EvalResult
+    from fpdctl.evaluation import EvalResult
     from fpdctl.models.convention import ConventionOverride, InputConvention
     from fpdctl.models.spec import HourglassSpec
     from fpdctl.progress import Progress
@@ -381,7 +381,7 @@ class Pose:
             progress: gets an event per batch.
 
         Returns:
-            :class:`~fpdctl.evaluate.EvalResult` (``result.metric.mean``, ``.ap`` for COCO).
+            :class:`~fpdctl.evaluation.EvalResult` (``result.metric.mean``, ``.ap`` for COCO).
 
         Raises:
             UsageError: boxes without COCO data, an export with pre-processing or decoding
@@ -392,7 +392,7 @@ class Pose:
         from fpdctl.data.kinds import data_joint_set, data_metric, parse_data_spec
         from fpdctl.data.registry import build_dataset
         from fpdctl.deploy.metadata import GraphIO
-        from fpdctl.evaluate import check_model_joints, write_predictions
+        from fpdctl.evaluation import check_model_joints, write_predictions
         from fpdctl.metrics import check_threshold
 
         spec = parse_data_spec(data)

@@ -8,7 +8,7 @@ Two checks, both on fixed inputs so a result can be reproduced:
   often both put a joint at the same heatmap pixel (argmax) - the decoded keypoint is a function
   of that pixel and its neighbours.
 * :func:`compare_accuracy` scores two runners (fp32 and reduced precision) with the evaluation
-  pipeline and defaults of ``fpdctl eval`` (:func:`fpdctl.evaluate.evaluate_model`, the flip test
+  pipeline and defaults of ``fpdctl eval`` (:func:`fpdctl.evaluation.evaluate_model`, the flip test
   on, the whole validation split) for the accuracy cost of fp16 / int8 in the metric users quote
   (PCKh or PCK): the figures are those ``fpdctl eval`` gives each file.
 """
@@ -274,7 +274,7 @@ def score_runners(
     batch_size: int | None = None,
     input_convention: "InputConvention | None" = None,
 ) -> tuple[int, str, "list[AccuracyResult]"]:
-    """Score runners on ``data``'s validation split with :func:`fpdctl.evaluate.evaluate_model`,
+    """Score runners on ``data``'s validation split with :func:`fpdctl.evaluation.evaluate_model`,
     the function ``fpdctl eval`` scores with, and its defaults.
 
     Args:
@@ -288,7 +288,7 @@ def score_runners(
     """
     from fpdctl.data.registry import build_dataset
     from fpdctl.data.subset import FirstPersons
-    from fpdctl.evaluate import evaluate_model
+    from fpdctl.evaluation import evaluate_model
     from fpdctl.models.convention import NATIVE
 
     dataset = build_dataset(data, "val", input_size=input_size)
@@ -324,7 +324,7 @@ def compare_accuracy(
 ) -> AccuracyComparison:
     """Score two runners on ``data``'s validation split the way ``fpdctl eval`` scores a file.
 
-    Both go through :func:`fpdctl.evaluate.evaluate_model` (the pipeline of ``fpdctl eval``: crop,
+    Both go through :func:`fpdctl.evaluation.evaluate_model` (the pipeline of ``fpdctl eval``: crop,
     final stack, the flip test, decode, inverse affine, the dataset's metric) with eval's
     defaults, so each figure is what ``fpdctl eval FILE --data DATA`` prints for that file.
 

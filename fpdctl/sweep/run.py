@@ -7,7 +7,7 @@ initialisation (``scratch``: random weights; ``teacher``: sliced from the teache
 1. builds the student and saves it as the fine-tune's ``--init`` checkpoint,
 2. evaluates it at once (zero-shot score) on the fine-tune's own validation split,
 3. runs a short FPD fine-tune from the teacher with the project's trainer
-   (:class:`fpdctl.train.trainer.Trainer`; the trainer evaluates the final model),
+   (:class:`fpdctl.training.trainer.Trainer`; the trainer evaluates the final model),
 4. records params and MACs (closed form) and the ONNX Runtime latency at batch 1
    (:mod:`fpdctl.deploy`), and writes ``configs/<key>.json`` atomically
    (:mod:`fpdctl.sweep.results` describes the directory).
@@ -56,8 +56,8 @@ from fpdctl.sweep.results import (
     summarize,
     write_json,
 )
-from fpdctl.train.config import TrainConfig, teacher_input_override, validate_config
-from fpdctl.train.sources import resolve_config
+from fpdctl.training.config import TrainConfig, teacher_input_override, validate_config
+from fpdctl.training.sources import resolve_config
 from fpdctl.utils.io import check_folder_creatable
 
 # Latency needs only a stable median, not a benchmark: a few warm-up and timed runs per model.
@@ -186,7 +186,7 @@ def validation_set(config: TrainConfig) -> Any:
 
 def _evaluate(model: Any, val_set: Any, config: TrainConfig) -> float:
     """The split's headline score in percent (PCKh, PCK or COCO AP)."""
-    from fpdctl.evaluate import evaluate_model
+    from fpdctl.evaluation import evaluate_model
 
     result = evaluate_model(
         model, val_set, flip_test=config.flip_test, device=config.device, num_workers=config.workers
@@ -439,8 +439,8 @@ def _trainer(
 ) -> Any:
     """The project's trainer for one fine-tune (construction checks everything, writes nothing);
     its ``train.step`` events go on as ``sweep.train_step``."""
-    from fpdctl.train.events import TRAIN_STEP
-    from fpdctl.train.trainer import Trainer
+    from fpdctl.training.events import TRAIN_STEP
+    from fpdctl.training.trainer import Trainer
 
     def forward(event: Event) -> None:
         if event.kind == TRAIN_STEP:
@@ -460,7 +460,7 @@ def _run_config(
     """Build, evaluate, fine-tune, measure and record one config; None if interrupted."""
     from fpdctl.models.checkpoint import save_model
     from fpdctl.models.hourglass import count_parameters
-    from fpdctl.train.run_dir import LAST_FILE
+    from fpdctl.training.run_dir import LAST_FILE
 
     student = initial_student(settings, item, teacher)
     init_path = out_dir / STUDENTS_DIR / f"{item.key}.safetensors"

@@ -45,7 +45,7 @@ def test_eval_parses_its_data_once(parses: list[str], capsys: pytest.CaptureFixt
 
 
 def test_the_core_passes_a_parsed_spec_on(parses: list[str]) -> None:
-    from fpdctl.evaluate import evaluate_checkpoint
+    from fpdctl.evaluation import evaluate_checkpoint
 
     spec = DataSpec("synthetic", None, {"length": 4})
     result = evaluate_checkpoint("hg1x16", spec, input_size=64, device="cpu", flip_test=False)

@@ -23,7 +23,7 @@ from fpdctl.data.unlabeled import (
     split_batch,
 )
 from fpdctl.errors import InputError, UsageError
-from fpdctl.train.distributed import ResumableSampler
+from fpdctl.training.distributed import ResumableSampler
 
 
 def test_split_batch() -> None:

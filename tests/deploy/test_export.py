@@ -156,7 +156,7 @@ def test_fp16_export(tmp_path, tiny_net):
 def test_int8_export_reports_pckh_against_fp32(tmp_path, tiny_net):
     from fpdctl.data.registry import build_dataset
     from fpdctl.data.subset import FirstPersons
-    from fpdctl.evaluate import evaluate_model
+    from fpdctl.evaluation import evaluate_model
 
     path = tmp_path / "int8.onnx"
     result = export_onnx(

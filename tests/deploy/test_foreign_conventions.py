@@ -132,7 +132,7 @@ def test_eval_feeds_each_person_its_projects_input(kind, checkpoints, net, lspet
     from fpdctl.data.registry import build_dataset
     from fpdctl.data.subset import FirstPersons
     from fpdctl.data.transforms import denormalize_image
-    from fpdctl.evaluate import evaluate_checkpoint, evaluate_model
+    from fpdctl.evaluation import evaluate_checkpoint, evaluate_model
     from fpdctl.models.factory import create_model
 
     dataset = FirstPersons(build_dataset(f"lsp:{lspet400}", "val", input_size=INPUT_SIZE), 6)

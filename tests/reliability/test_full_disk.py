@@ -30,7 +30,7 @@ from typing import Any, Callable, Iterator
 
 import pytest
 
-from fpdctl.train.state import load_state
+from fpdctl.training.state import load_state
 
 TIMEOUT_S = 240
 MIB = 1 << 20

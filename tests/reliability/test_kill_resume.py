@@ -32,7 +32,7 @@ import pytest
 import torch
 
 from fpdctl.models.checkpoint import read_checkpoint
-from fpdctl.train.state import load_state
+from fpdctl.training.state import load_state
 
 TOTAL_STEPS = 12
 TIMEOUT_S = 240
@@ -103,7 +103,7 @@ elif moment == "mid-step":
 elif moment == "state-half-written":
     # The second state.pt save (step 6): torch.save's real writer stops after half the bytes
     # (a file-size limit makes its next write fail), then the process is killed.
-    import fpdctl.train.state as state_module
+    import fpdctl.training.state as state_module
 
     real_save = state_module.atomic_save
 
@@ -168,7 +168,7 @@ elif moment in ("state-before-rename", "between-files", "after-save"):
 
 elif moment in ("mid-eval", "mid-final-eval"):
     # Between the two batches of the step-8 validation, or of the final evaluation.
-    import fpdctl.evaluate as evaluate_module
+    import fpdctl.evaluation as evaluate_module
 
     real_predict = evaluate_module.predict_dataset
     wanted = 2 if moment == "mid-eval" else 3
@@ -365,7 +365,7 @@ def _check_killed_run(run: Path) -> dict[str, Any]:
     for name in WEIGHT_FILES:
         if (run / name).exists():
             tensors, meta = read_checkpoint(run / name)
-            facts[name] = int(meta["fpdctl.train.step"])
+            facts[name] = int(meta["fpdctl.training.step"])
             if name == "last.safetensors":
                 # state.pt is written first: the weights never run ahead of the resume point,
                 # and at the same step they are the state's own weights.

@@ -104,8 +104,8 @@ def test_one_flip_test_parameter_in_the_library() -> None:
     import fpdctl.api
     from fpdctl.deploy.export import export_onnx
     from fpdctl.deploy.pose import Pose
-    from fpdctl.evaluate import EvalResult, evaluate_checkpoint, evaluate_model, predict_dataset
-    from fpdctl.train.config import TrainConfig
+    from fpdctl.evaluation import EvalResult, evaluate_checkpoint, evaluate_model, predict_dataset
+    from fpdctl.training.config import TrainConfig
 
     for function in (
         evaluate_checkpoint,
@@ -267,7 +267,7 @@ def test_one_helper_matches_every_choice(reliability: Any) -> None:
     from fpdctl.prune.importance import check_importance
     from fpdctl.prune.slicing import check_stack_strategy
     from fpdctl.sweep.grid import parse_inits
-    from fpdctl.train.config import coerce_options
+    from fpdctl.training.config import coerce_options
     from fpdctl.utils.choices import match_choice, parse_choice
 
     reliability.describe(

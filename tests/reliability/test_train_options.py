@@ -99,7 +99,7 @@ def test_train_refuses_distill_options_in_a_preset(
     reliability,  # type: ignore[no-untyped-def]
 ) -> None:
     """No shipped preset holds a distillation option; one that did is refused for train."""
-    from fpdctl.train import config
+    from fpdctl.training import config
 
     reliability.describe(
         "bad option",
@@ -153,7 +153,7 @@ def test_kd_temperature_without_a_term_that_uses_it_is_refused(
     reliability.observe(f"exit {code}: {err.strip()}")
     _one_error_line(code, out, err, line, tmp_path)
     # With the term that reads it, the same option is taken.
-    from fpdctl.train.sources import resolve_config
+    from fpdctl.training.sources import resolve_config
 
     config = resolve_config("distill", {"teacher": "t.pth", "kd_loss": "kl", "kd_temperature": 0.5, "out": "r"})
     assert config.kd.temperature == 0.5
@@ -177,7 +177,7 @@ def test_tensorboard_flag_without_the_package_names_the_extra(
 
 
 # Over 20 s in a full run on two busy cores: two distill runs; prune-sweep's twin check and
-# tests/train/test_options.py stay in the default run.
+# tests/training/test_options.py stay in the default run.
 @pytest.mark.slow
 def test_distill_trains_at_the_teachers_input_size(
     tmp_path: Path,

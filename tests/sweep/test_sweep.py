@@ -21,7 +21,7 @@ from fpdctl.sweep.grid import INITS, build_grid, parse_inits, parse_shard, shard
 from fpdctl.sweep.pareto import pareto_front, recommend
 from fpdctl.sweep.results import CONFIGS_DIR, PLOT_FILE, RUNS_DIR, SUMMARY_FILE, summarize
 from fpdctl.sweep.run import SweepSettings, fine_tune_config, run_sweep
-from fpdctl.train.config import TrainConfig
+from fpdctl.training.config import TrainConfig
 
 INPUT = 32  # depth-2 hourglasses: the smallest input the family allows
 TEACHER = HourglassSpec(2, 16, depth=2)

@@ -15,7 +15,7 @@ from fpdctl.data.unlabeled import absolute_unlabeled
 from fpdctl.errors import InputError, UsageError
 from fpdctl.models.spec import DEFAULT_INPUT_SIZE
 from fpdctl.pretrained import is_pretrained_name
-from fpdctl.train.config import (
+from fpdctl.training.config import (
     COMMANDS,
     DEFAULT_MODEL,
     DISTILL_OPTIONS,
@@ -25,7 +25,7 @@ from fpdctl.train.config import (
     coerce_options,
     validate_config,
 )
-from fpdctl.train.loss import DEFAULT_KD_LOSS, GROUND_TRUTH_TEACHER, KD_LOSS_TABLE, KD_TERM_OPTIONS, kd_loss_entry
+from fpdctl.training.loss import DEFAULT_KD_LOSS, GROUND_TRUTH_TEACHER, KD_LOSS_TABLE, KD_TERM_OPTIONS, kd_loss_entry
 from fpdctl.utils.io import require_file
 
 

@@ -68,8 +68,8 @@ def test_teacher_heatmaps_in_a_distill_step_equal_its_heatmaps_in_the_pipeline(
 ) -> None:
     from fpdctl.data.transforms import denormalize_image
     from fpdctl.pipeline import last_stack, normalise
-    from fpdctl.train.sources import resolve_config
-    from fpdctl.train.trainer import Trainer
+    from fpdctl.training.sources import resolve_config
+    from fpdctl.training.trainer import Trainer
 
     out = tmp_path / "run"
     trainer = Trainer(resolve_config("distill", {**RUN, "teacher": str(pytorch_pose_teacher), "out": str(out)}))
@@ -172,8 +172,8 @@ def test_teacher_override_flags_reach_the_run(
 
 def test_init_from_a_foreign_checkpoint_trains_native_and_says_so(tmp_path: Path, pytorch_pose_teacher: Path) -> None:
     """``--init`` takes the weights; training feeds NATIVE, which the student then records."""
-    from fpdctl.train.sources import resolve_config
-    from fpdctl.train.trainer import Trainer
+    from fpdctl.training.sources import resolve_config
+    from fpdctl.training.trainer import Trainer
 
     out = tmp_path / "run"
     trainer = Trainer(resolve_config("train", {**RUN, "init": str(pytorch_pose_teacher), "out": str(out)}))

@@ -21,9 +21,9 @@ import typer.main
 
 from fpdctl.cli.app import app
 from fpdctl.errors import UsageError
-from fpdctl.train.config import TrainConfig, coerce_options, default_workers
-from fpdctl.train.loss import KD_LOSS_TABLE, KD_LOSSES, fpd_loss, joints_kl, joints_mse
-from fpdctl.train.sources import resolve_config
+from fpdctl.training.config import TrainConfig, coerce_options, default_workers
+from fpdctl.training.loss import KD_LOSS_TABLE, KD_LOSSES, fpd_loss, joints_kl, joints_mse
+from fpdctl.training.sources import resolve_config
 
 # Defaults the help states in words: the value each stands for, per command and option.
 WORDED: dict[str, Any] = {
@@ -170,7 +170,7 @@ def test_kd_losses_are_one_table() -> None:
 
 
 def test_alpha_is_checked_when_the_config_is_built_not_per_step() -> None:
-    from fpdctl.train.loss import KdSettings
+    from fpdctl.training.loss import KdSettings
 
     with pytest.raises(UsageError, match=r"^alpha must be in \[0, 1\], got 1.5$"):
         resolve_config("distill", {"teacher": "t.pth", "alpha": 1.5, "out": "r"})
@@ -184,7 +184,7 @@ def test_run_training_builds_the_config_from_keyword_options(tmp_path: Path) -> 
     """The core entry point the CLI and the Python API share: keyword options in, a run out."""
     import json
 
-    from fpdctl.train.api import build_config, run_training
+    from fpdctl.training.api import build_config, run_training
 
     options = dict(
         model="hg1x16",

@@ -17,10 +17,10 @@ from fpdctl.errors import TrainingDiverged
 from fpdctl.models.checkpoint import read_checkpoint, save_model
 from fpdctl.models.factory import create_model
 from fpdctl.progress import Event
-from fpdctl.train.events import TRAIN_CHECKPOINT, TRAIN_STEP, EvalLog, RunInfo, StepLog
-from fpdctl.train.run_dir import load_run_config
-from fpdctl.train.sources import resolve_config
-from fpdctl.train.trainer import Trainer
+from fpdctl.training.events import TRAIN_CHECKPOINT, TRAIN_STEP, EvalLog, RunInfo, StepLog
+from fpdctl.training.run_dir import load_run_config
+from fpdctl.training.sources import resolve_config
+from fpdctl.training.trainer import Trainer
 from tests.conftest import make_net
 
 TINY: dict[str, Any] = {
@@ -195,7 +195,7 @@ def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(tmp_path: Path) -> No
 
 def test_precision_resolution_on_cpu() -> None:
     from fpdctl.errors import UsageError
-    from fpdctl.train.precision import cpu_supports_bf16, resolve_precision
+    from fpdctl.training.precision import cpu_supports_bf16, resolve_precision
 
     cpu = torch.device("cpu")
     auto = resolve_precision("auto", cpu)

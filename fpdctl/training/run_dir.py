@@ -26,8 +26,8 @@ from fpdctl import __version__
 from fpdctl.errors import CheckpointError, RuntimeFailure, UsageError
 from fpdctl.models.checkpoint_files import TRAIN_INPUT_SIZE_KEY
 from fpdctl.models.spec import HourglassSpec
-from fpdctl.train.config import TrainConfig
-from fpdctl.train.skipped import SKIPPED_FILE
+from fpdctl.training.config import TrainConfig
+from fpdctl.training.skipped import SKIPPED_FILE
 from fpdctl.utils.io import atomic_write_text, check_folder_creatable, require_dir
 
 CONFIG_FILE = "config.json"
@@ -273,13 +273,13 @@ def weights_metadata(config: TrainConfig, step: int, value: float | None) -> dic
         value: the validation figure of these weights, if measured.
     """
     meta = {
-        "fpdctl.train.command": config.command,
-        "fpdctl.train.step": str(step),
-        "fpdctl.train.seed": str(config.seed),
+        "fpdctl.training.command": config.command,
+        "fpdctl.training.step": str(step),
+        "fpdctl.training.seed": str(config.seed),
         TRAIN_INPUT_SIZE_KEY: str(config.input_size),
     }
     if value is not None:
-        meta["fpdctl.train.val_metric"] = f"{value:.4f}"
+        meta["fpdctl.training.val_metric"] = f"{value:.4f}"
     return meta
 
 

@@ -12,11 +12,11 @@ import pytest
 from fpdctl.data.transforms import AugmentConfig
 from fpdctl.errors import DataError, UsageError
 from fpdctl.progress import Event
-from fpdctl.train.config import TrainConfig
-from fpdctl.train.events import TRAIN_SKIPPED, SkippedLog
-from fpdctl.train.run_dir import load_run_config
-from fpdctl.train.sources import check_resume_changes, resolve_config
-from fpdctl.train.trainer import Trainer
+from fpdctl.training.config import TrainConfig
+from fpdctl.training.events import TRAIN_SKIPPED, SkippedLog
+from fpdctl.training.run_dir import load_run_config
+from fpdctl.training.sources import check_resume_changes, resolve_config
+from fpdctl.training.trainer import Trainer
 from tests.data.formats import write_hrnet_mpii
 
 TINY: dict[str, Any] = {

@@ -480,8 +480,3 @@ __all__ = [
     "predictions_for_reference",
     "write_predictions",
 ]
-
-# `fpdctl.evaluate(model, data)`, the Python API's call, is this module called (see make_callable).
-from fpdctl.utils.callable_module import make_callable  # noqa: E402
-
-make_callable(__name__, "fpdctl.api:evaluate")

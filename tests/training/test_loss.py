@@ -8,7 +8,7 @@ import torch
 from torch import nn
 
 from fpdctl.errors import UsageError
-from fpdctl.train.loss import check_kd_options, fpd_loss, joints_kl, joints_mse, scheduled_alpha
+from fpdctl.training.loss import check_kd_options, fpd_loss, joints_kl, joints_mse, scheduled_alpha
 
 
 def _tiny() -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:

@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 
 from fpdctl.errors import InputError, UsageError
-from fpdctl.train.config import PRESETS, TrainConfig
-from fpdctl.train.schedule import parse_schedule
-from fpdctl.train.sources import check_resume_changes, load_config_file, resolve_config
+from fpdctl.training.config import PRESETS, TrainConfig
+from fpdctl.training.schedule import parse_schedule
+from fpdctl.training.sources import check_resume_changes, load_config_file, resolve_config
 
 
 def test_defaults_are_the_official_fpd_mpii_recipe() -> None:
@@ -148,7 +148,10 @@ def test_example_configs_are_valid(name: str) -> None:
 
 def test_options_loss_rules_and_events_import_without_torch() -> None:
     # The CLI reads options and renders events before (or without) loading torch.
-    code = "import sys, fpdctl.train.config, fpdctl.train.loss, fpdctl.train.events; print('torch' in sys.modules)"
+    code = (
+        "import sys, fpdctl.training.config, fpdctl.training.loss, fpdctl.training.events; "
+        "print('torch' in sys.modules)"
+    )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "False"

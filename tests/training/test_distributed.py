@@ -16,8 +16,8 @@ from fpdctl.data.registry import build_dataset
 from fpdctl.data.transforms import AugmentConfig
 from fpdctl.models.checkpoint import read_checkpoint
 from fpdctl.models.factory import create_model
-from fpdctl.train.distributed import ResumableSampler, StepTotals, reduce_step
-from fpdctl.train.loss import fpd_loss
+from fpdctl.training.distributed import ResumableSampler, StepTotals, reduce_step
+from fpdctl.training.loss import fpd_loss
 
 SEED, STEPS, BATCH, ALPHA = 3, 3, 2, 0.5
 

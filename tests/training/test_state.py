@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from fpdctl.errors import CheckpointError, InputError
-from fpdctl.train.state import TrainState, capture_rng_state, load_state, restore_rng_state, save_state
+from fpdctl.training.state import TrainState, capture_rng_state, load_state, restore_rng_state, save_state
 
 
 def _draws() -> tuple[torch.Tensor, np.ndarray, float, float]:

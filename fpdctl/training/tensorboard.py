@@ -8,7 +8,7 @@ console names it (``val/PCKh``, ``val/PCK``, ``val/AP`` for COCO's OKS, from the
 ``val_pck``, ``val_oks`` columns).
 Only rank 0 writes. The writer is torch's :class:`~torch.utils.tensorboard.SummaryWriter`, which
 needs the ``tensorboard`` package (``pip install 'fpdctl[tensorboard]'``); the config check
-(:func:`fpdctl.train.config.check_tensorboard`) refuses the flag without it, before the run starts.
+(:func:`fpdctl.training.config.check_tensorboard`) refuses the flag without it, before the run starts.
 """
 
 from __future__ import annotations

@@ -15,17 +15,17 @@ from typing import Any
 import pytest
 import torch
 
-import fpdctl.train.config as config_module
+import fpdctl.training.config as config_module
 from fpdctl.errors import UsageError
 from fpdctl.models.checkpoint import read_checkpoint, save_model
-from fpdctl.train.config import default_workers
-from fpdctl.train.distributed import DistInfo, ResumableSampler
-from fpdctl.train.loop import TrainLoop
-from fpdctl.train.precision import arithmetic_mode, resolve_precision
-from fpdctl.train.run_dir import load_run_config
-from fpdctl.train.sources import resolve_config
-from fpdctl.train.state import load_state
-from fpdctl.train.trainer import Trainer
+from fpdctl.training.config import default_workers
+from fpdctl.training.distributed import DistInfo, ResumableSampler
+from fpdctl.training.loop import TrainLoop
+from fpdctl.training.precision import arithmetic_mode, resolve_precision
+from fpdctl.training.run_dir import load_run_config
+from fpdctl.training.sources import resolve_config
+from fpdctl.training.state import load_state
+from fpdctl.training.trainer import Trainer
 from tests.conftest import make_net
 
 TINY: dict[str, Any] = {
@@ -188,7 +188,7 @@ def test_one_host_read_per_step(
         },
     )
     Trainer(cfg).run()
-    assert per_step == [["tolist in fpdctl.train.distributed"]] * 3
+    assert per_step == [["tolist in fpdctl.training.distributed"]] * 3
 
 
 @pytest.mark.parametrize(("fused", "reads"), [(True, 0), (False, 1)])
@@ -197,7 +197,7 @@ def test_fused_optimizer_lets_the_grad_scaler_step_without_a_host_read(
 ) -> None:
     """fp16: GradScaler reads its inf check back unless the optimizer is fused (the trainer
     asks for fused Adam / SGD on CUDA)."""
-    from fpdctl.train.step import apply_gradients, make_optimizer
+    from fpdctl.training.step import apply_gradients, make_optimizer
 
     cfg = resolve_config("train", {**TINY, "out": "unused"})
     net = torch.nn.Linear(4, 2)
@@ -280,7 +280,7 @@ def test_persistent_workers_reshuffle_each_epoch(monkeypatch: pytest.MonkeyPatch
 
 
 def test_validation_runs_under_the_runs_autocast(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    import fpdctl.evaluate as evaluate_module
+    import fpdctl.evaluation as evaluate_module
 
     modes: list[tuple[bool, torch.dtype]] = []
     real = evaluate_module.evaluate_model

@@ -11,9 +11,9 @@ from torch import Tensor, nn
 
 from fpdctl.errors import UsageError
 from fpdctl.pipeline import last_stack
-from fpdctl.train.config import TrainConfig
-from fpdctl.train.loss import KdSettings, LossTerms
-from fpdctl.train.precision import TrainPrecision
+from fpdctl.training.config import TrainConfig
+from fpdctl.training.loss import KdSettings, LossTerms
+from fpdctl.training.precision import TrainPrecision
 
 _DEFAULT_KD = KdSettings()
 
@@ -44,7 +44,7 @@ def compute_losses(
         precision: autocast settings.
         kd: the distillation settings, checked when built (default: the paper's).
         alpha: this step's distillation weight (:meth:`KdSettings.alpha_at`); None: ``kd.alpha``.
-        labelled: see :func:`~fpdctl.train.loss.fpd_loss`.
+        labelled: see :func:`~fpdctl.training.loss.fpd_loss`.
         labels_as_teacher: ``--teacher ground-truth``: ``target`` fills the teacher's place in
             the distillation term (``teacher`` must be None).
 
@@ -77,7 +77,7 @@ def apply_gradients(loss: Tensor, optimizer: torch.optim.Optimizer, scaler: torc
 
     Reads nothing back to the host when the scaler is off (bf16, fp32) or the optimizer is fused
     (see :data:`FUSED_OPTIMIZERS`), so the step's one synchronisation stays
-    :func:`~fpdctl.train.distributed.reduce_step`'s.
+    :func:`~fpdctl.training.distributed.reduce_step`'s.
     """
     optimizer.zero_grad(set_to_none=True)
     scaler.scale(loss).backward()

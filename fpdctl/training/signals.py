@@ -28,7 +28,7 @@ def stop_signals_handled(handler: Callable[[int, Any], None]) -> Iterator[None]:
     """Route SIGINT and SIGTERM to ``handler`` inside the block, then restore the old handlers.
 
     Python delivers signals to the main thread only: from any other thread this installs
-    nothing (the run can still be stopped with :meth:`~fpdctl.train.trainer.Trainer.request_stop`).
+    nothing (the run can still be stopped with :meth:`~fpdctl.training.trainer.Trainer.request_stop`).
     """
     previous: dict[int, Any] = {}
     if threading.current_thread() is threading.main_thread():

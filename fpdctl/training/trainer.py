@@ -2,8 +2,8 @@
 
 :class:`Trainer` checks the options, the teacher and the data when it is built (creating nothing
 on disk), then :meth:`Trainer.run` creates the run directory, builds the model and optimizer,
-restores a resume point and hands over to the step loop (:class:`~fpdctl.train.loop.TrainLoop`).
-What happens is reported as :mod:`fpdctl.progress` events (:mod:`fpdctl.train.events`); the
+restores a resume point and hands over to the step loop (:class:`~fpdctl.training.loop.TrainLoop`).
+What happens is reported as :mod:`fpdctl.progress` events (:mod:`fpdctl.training.events`); the
 trainer itself never prints.
 
 The teacher (distillation) is a plain module: frozen, in eval mode, run under
@@ -38,8 +38,8 @@ from fpdctl.models.hourglass import HourglassNet, count_parameters
 from fpdctl.models.input_adapter import adapt_input
 from fpdctl.models.spec import HourglassSpec
 from fpdctl.progress import Progress, report
-from fpdctl.train.config import TrainConfig, teacher_input_override
-from fpdctl.train.distributed import (
+from fpdctl.training.config import TrainConfig, teacher_input_override
+from fpdctl.training.distributed import (
     DistInfo,
     ResumableSampler,
     barrier,
@@ -47,11 +47,11 @@ from fpdctl.train.distributed import (
     init_distributed,
     shutdown_distributed,
 )
-from fpdctl.train.events import TRAIN_END, TRAIN_START, RunInfo, TrainResult
-from fpdctl.train.loop import RunContext, RunData, TrainLoop
-from fpdctl.train.loss import GROUND_TRUTH_TEACHER
-from fpdctl.train.precision import TrainPrecision, arithmetic_mode, resolve_precision
-from fpdctl.train.run_dir import (
+from fpdctl.training.events import TRAIN_END, TRAIN_START, RunInfo, TrainResult
+from fpdctl.training.loop import RunContext, RunData, TrainLoop
+from fpdctl.training.loss import GROUND_TRUTH_TEACHER
+from fpdctl.training.precision import TrainPrecision, arithmetic_mode, resolve_precision
+from fpdctl.training.run_dir import (
     METRICS_FILE,
     RUN_FILES,
     STATE_FILE,
@@ -61,10 +61,10 @@ from fpdctl.train.run_dir import (
     prepare_run_dir,
     write_run_config,
 )
-from fpdctl.train.schedule import Schedule, parse_schedule
-from fpdctl.train.signals import stop_signals_handled
-from fpdctl.train.state import TrainState, check_same_world, load_state, restore_rng_state
-from fpdctl.train.step import make_optimizer
+from fpdctl.training.schedule import Schedule, parse_schedule
+from fpdctl.training.signals import stop_signals_handled
+from fpdctl.training.state import TrainState, check_same_world, load_state, restore_rng_state
+from fpdctl.training.step import make_optimizer
 from fpdctl.utils.io import require_file
 
 
@@ -76,7 +76,7 @@ class Trainer:
 
     Args:
         config: validated options (``config.out`` must be set).
-        progress: receives the run's events (rank 0 only), see :mod:`fpdctl.train.events`.
+        progress: receives the run's events (rank 0 only), see :mod:`fpdctl.training.events`.
         resume: continue the run in ``config.out`` from its ``state.pt``.
         overwrite: replace the run files of an existing run directory.
         dist_info: the process's place in a torchrun job (default: from the environment).
@@ -237,7 +237,7 @@ class Trainer:
         from fpdctl.data.registry import build_dataset
         from fpdctl.data.subset import FirstPersons
         from fpdctl.data.transforms import AugmentConfig
-        from fpdctl.evaluate import check_model_joints
+        from fpdctl.evaluation import check_model_joints
 
         cfg = self.config
         augment = AugmentConfig.for_style(cfg.augment_style) if cfg.augment else None

@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from fpdctl.train.signals import SIGNAL_EXIT_CODES
+from fpdctl.training.signals import SIGNAL_EXIT_CODES
 
 TRAIN_START = "train.start"
 TRAIN_STEP = "train.step"

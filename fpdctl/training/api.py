@@ -1,8 +1,8 @@
 """The core entry point of ``fpdctl train`` and ``fpdctl distill``: options in, a run out.
 
-:func:`prepare_trainer` builds the :class:`~fpdctl.train.config.TrainConfig` from keyword
+:func:`prepare_trainer` builds the :class:`~fpdctl.training.config.TrainConfig` from keyword
 options (the command line's, a config file, a preset; or a resumed run's own, with the changes a
-resume allows) and a :class:`~fpdctl.train.trainer.Trainer` that has checked everything and
+resume allows) and a :class:`~fpdctl.training.trainer.Trainer` that has checked everything and
 created nothing. :func:`run_training` does both and trains. The CLI and the Python API call these;
 neither prints.
 """
@@ -15,11 +15,11 @@ from typing import Any, Mapping
 
 from fpdctl.errors import UsageError
 from fpdctl.progress import Progress
-from fpdctl.train.config import TrainConfig
-from fpdctl.train.events import TrainResult
-from fpdctl.train.run_dir import load_run_config
-from fpdctl.train.sources import check_resume_changes, resolve_config
-from fpdctl.train.trainer import Trainer
+from fpdctl.training.config import TrainConfig
+from fpdctl.training.events import TrainResult
+from fpdctl.training.run_dir import load_run_config
+from fpdctl.training.sources import check_resume_changes, resolve_config
+from fpdctl.training.trainer import Trainer
 
 PathLike = str | os.PathLike[str]
 

@@ -1,7 +1,7 @@
 """Training options: one frozen dataclass, its presets, its checks and the learning-rate schedule.
 
 Where a value comes from (presets, config files, flags) and how the layers merge is
-:mod:`fpdctl.train.sources`; this module is what every layer is checked against.
+:mod:`fpdctl.training.sources`; this module is what every layer is checked against.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from fpdctl.data.unlabeled import DEFAULT_UNLABELED_RATIO, check_unlabeled
 from fpdctl.errors import UsageError
 from fpdctl.models.convention import ConventionOverride
 from fpdctl.models.spec import DEFAULT_INPUT_SIZE, STUDENT_MODEL, TEACHER_MODEL, resolve_spec
-from fpdctl.train.loss import (
+from fpdctl.training.loss import (
     DEFAULT_ALPHA,
     DEFAULT_ALPHA_SCHEDULE,
     DEFAULT_KD_LOSS,
@@ -30,11 +30,11 @@ from fpdctl.train.loss import (
     KD_LOSSES,
     KdSettings,
 )
-from fpdctl.train.schedule import parse_schedule
+from fpdctl.training.schedule import parse_schedule
 from fpdctl.utils.choices import match_choice
 
 OPTIMIZERS: tuple[str, ...] = ("adam", "rmsprop", "sgd")
-# Training precisions (autocast), see fpdctl.train.precision; export precisions are another set.
+# Training precisions (autocast), see fpdctl.training.precision; export precisions are another set.
 TRAIN_PRECISIONS: tuple[str, ...] = ("auto", "bf16", "fp16", "fp32")
 COMMANDS: tuple[str, ...] = ("train", "distill")
 # Seeds are 32-bit, as numpy's; the trainer's per-epoch generator seeds (seed * 1_000_003 +

@@ -1,15 +1,15 @@
 """The step loop of one training run: steps, logged windows, validations and checkpoints.
 
 What makes a run exactly resumable: the data order of epoch ``e`` is a permutation seeded by
-``seed + e`` (:class:`~fpdctl.train.distributed.ResumableSampler`), each sample's augmentation
+``seed + e`` (:class:`~fpdctl.training.distributed.ResumableSampler`), each sample's augmentation
 draws from ``default_rng([seed, e, index])`` (``PoseDataset.set_epoch``; the epoch travels with
-each index into the persistent DataLoader workers, :class:`~fpdctl.train.distributed.EpochSamples`),
+each index into the persistent DataLoader workers, :class:`~fpdctl.training.distributed.EpochSamples`),
 and ``state.pt`` holds the weights, optimizer, scheduler, grad-scaler and RNG states of one step
 in one atomically written file. A resumed run skips the batches its epoch already consumed and
 continues bit-for-bit on a CPU (same thread count); on CUDA with ``--deterministic``.
 
 Speed: one DataLoader with persistent, prefetching workers serves the whole run; a step reads
-one tensor back from the device (:func:`~fpdctl.train.distributed.reduce_step`); validation runs
+one tensor back from the device (:func:`~fpdctl.training.distributed.reduce_step`); validation runs
 under the run's autocast.
 """
 
@@ -29,7 +29,7 @@ from fpdctl.errors import RuntimeFailure, TrainingDiverged
 from fpdctl.models.checkpoint import save_model, unwrap_model
 from fpdctl.models.hourglass import HourglassNet
 from fpdctl.progress import report
-from fpdctl.train.distributed import (
+from fpdctl.training.distributed import (
     EpochSamples,
     EpochTaggedSampler,
     StepTotals,
@@ -37,7 +37,7 @@ from fpdctl.train.distributed import (
     gather_strings,
     reduce_step,
 )
-from fpdctl.train.events import (
+from fpdctl.training.events import (
     TRAIN_CHECKPOINT,
     TRAIN_EVAL,
     TRAIN_SKIPPED,
@@ -46,8 +46,8 @@ from fpdctl.train.events import (
     SkippedLog,
     StepLog,
 )
-from fpdctl.train.loss import LossTerms
-from fpdctl.train.run_dir import (
+from fpdctl.training.loss import LossTerms
+from fpdctl.training.run_dir import (
     BEST_FILE,
     CURVES_FILE,
     EVAL_FILE,
@@ -56,11 +56,11 @@ from fpdctl.train.run_dir import (
     MetricsLog,
     weights_metadata,
 )
-from fpdctl.train.signals import worker_init
-from fpdctl.train.skipped import SkippedImages
-from fpdctl.train.state import TrainState, capture_rng_state, save_state
-from fpdctl.train.step import apply_gradients, compute_losses
-from fpdctl.train.tensorboard import TensorBoardLog
+from fpdctl.training.signals import worker_init
+from fpdctl.training.skipped import SkippedImages
+from fpdctl.training.state import TrainState, capture_rng_state, save_state
+from fpdctl.training.step import apply_gradients, compute_losses
+from fpdctl.training.tensorboard import TensorBoardLog
 from fpdctl.utils.io import atomic_write_text
 
 if TYPE_CHECKING:
@@ -68,10 +68,10 @@ if TYPE_CHECKING:
 
     from fpdctl.data.unlabeled import MixedSampler
     from fpdctl.progress import Progress
-    from fpdctl.train.config import TrainConfig
-    from fpdctl.train.distributed import DistInfo, ResumableSampler
-    from fpdctl.train.loss import KdSettings
-    from fpdctl.train.precision import TrainPrecision
+    from fpdctl.training.config import TrainConfig
+    from fpdctl.training.distributed import DistInfo, ResumableSampler
+    from fpdctl.training.loss import KdSettings
+    from fpdctl.training.precision import TrainPrecision
 
 # Drawing curves.png costs about a second of CPU: during a run it is redrawn at an evaluation
 # at most this often (and always at the end or on interruption).
@@ -150,7 +150,7 @@ class _Window:
 
 
 class TrainLoop:
-    """The steps of one :meth:`Trainer.run <fpdctl.train.trainer.Trainer.run>`, from the state it
+    """The steps of one :meth:`Trainer.run <fpdctl.training.trainer.Trainer.run>`, from the state it
     starts at to the end of the run or a stop request.
 
     The trainer builds everything (data, model, optimizer, run directory) and hands it over as a
@@ -467,7 +467,7 @@ class TrainLoop:
         Returns:
             The metric result (PCKh or PCK) of the current weights.
         """
-        from fpdctl.evaluate import evaluate_model
+        from fpdctl.evaluation import evaluate_model
 
         run, state = self.run, self.state
         start = time.perf_counter()
@@ -497,7 +497,7 @@ class TrainLoop:
 
     def _plot(self, *, force: bool = False) -> None:
         """Redraw curves.png: always at the end, during the run at most once a minute."""
-        from fpdctl.train.plots import plot_curves
+        from fpdctl.training.plots import plot_curves
 
         now = time.monotonic()
         if not force and now - self._last_plot < PLOT_INTERVAL_S:

@@ -42,7 +42,7 @@ from fpdctl.pipeline import last_stack
 
 if TYPE_CHECKING:
     # Only tensor methods are called here, so importing this module does not load torch:
-    # fpdctl.train.config takes DEFAULT_ALPHA and check_alpha from here and stays torch-free.
+    # fpdctl.training.config takes DEFAULT_ALPHA and check_alpha from here and stays torch-free.
     from torch import Tensor
 
 # The 1/2 of 0.5 * MSE in the official JointsMSELoss; kept so loss values compare with its logs.

@@ -101,7 +101,7 @@ def test_a_resumed_run_keeps_every_logged_step(tmp_path: Path) -> None:
 
 def test_validation_scores_are_named_as_the_console_names_them() -> None:
     """COCO's OKS score is AP in TensorBoard too (the console's and eval's name), not val_oks."""
-    from fpdctl.train.tensorboard import scalar_tag
+    from fpdctl.training.tensorboard import scalar_tag
 
     assert [scalar_tag(c) for c in ("val_oks", "val_pckh", "val_pck", "loss")] == [
         "val/AP",

@@ -17,10 +17,10 @@ from fpdctl.errors import UsageError
 from fpdctl.models.checkpoint import read_checkpoint, save_model
 from fpdctl.pretrained import PRETRAINED, PRETRAINED_DIR_ENV
 from fpdctl.progress import Event
-from fpdctl.train.events import TRAIN_STEP
-from fpdctl.train.run_dir import load_run_config
-from fpdctl.train.sources import check_resume_changes, resolve_config
-from fpdctl.train.trainer import Trainer
+from fpdctl.training.events import TRAIN_STEP
+from fpdctl.training.run_dir import load_run_config
+from fpdctl.training.sources import check_resume_changes, resolve_config
+from fpdctl.training.trainer import Trainer
 from tests.conftest import make_net
 from tests.models.test_pretrained_registry import NAME, write_entry
 
@@ -147,9 +147,9 @@ def test_teacher_and_init_by_pretrained_name(tmp_path: Path, monkeypatch: pytest
 # ----------------------------------------------------------------------------- ground-truth teacher
 def test_ground_truth_teacher_is_the_labels_in_the_teacher_term(tmp_path: Path) -> None:
     """``--teacher ground-truth``: no network; the distillation term compares with the labels."""
-    from fpdctl.train.loss import KdSettings, joints_kl
-    from fpdctl.train.precision import resolve_precision
-    from fpdctl.train.step import compute_losses
+    from fpdctl.training.loss import KdSettings, joints_kl
+    from fpdctl.training.precision import resolve_precision
+    from fpdctl.training.step import compute_losses
 
     cfg = resolve_config(
         "distill",
