@@ -88,7 +88,7 @@ def test_distill_evaluate_export_through_the_api(tmp_path, tiny_checkpoint) -> N
     )
     assert run.status == "completed" and run.steps == 2 and (run.run_dir / "last.safetensors").is_file()
     score = fpdctl.evaluate(run.run_dir / "last.safetensors", data="synthetic:size=4")
-    assert score.num_images == 4 and score.flip and score.input_size == 64
+    assert score.num_persons == 4 and score.flip_test and score.input_size == 64
     onnx = fpdctl.export(run.run_dir / "last.safetensors", tmp_path / "student.onnx")
     assert onnx.path == tmp_path / "student.onnx" and onnx.info.spec.name == "hg1x16" and onnx.path.is_file()
 
