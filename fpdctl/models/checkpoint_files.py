@@ -51,7 +51,7 @@ def file_sha256(path: str | os.PathLike[str], chunk: int = 1 << 20) -> str:
 
 
 # Written by the trainer into every checkpoint it saves: the input side the model learned at.
-TRAIN_INPUT_SIZE_KEY = "fpdctl.training.input_size"
+TRAIN_INPUT_SIZE_KEY = "fpdctl.train.input_size"
 
 
 def trained_input_size(model: object) -> int | None:

@@ -264,6 +264,21 @@ def _versions() -> dict[str, str]:
     }
 
 
+STEP_KEY = "fpdctl.train.step"
+
+
+def weights_step(path: Path) -> int | None:
+    """The training step ``last.safetensors`` (or ``best.safetensors``) was written at, from its
+    header; None for a missing or unreadable file, or one without the entry."""
+    from safetensors import safe_open
+
+    try:
+        with safe_open(str(path), "pt") as handle:
+            return int((handle.metadata() or {})[STEP_KEY])
+    except Exception:  # missing, damaged or foreign: the caller rewrites the file
+        return None
+
+
 def weights_metadata(config: TrainConfig, step: int, value: float | None) -> dict[str, str]:
     """The metadata of ``last.safetensors`` / ``best.safetensors`` written at ``step``.
 
@@ -273,17 +288,19 @@ def weights_metadata(config: TrainConfig, step: int, value: float | None) -> dic
         value: the validation figure of these weights, if measured.
     """
     meta = {
-        "fpdctl.training.command": config.command,
-        "fpdctl.training.step": str(step),
-        "fpdctl.training.seed": str(config.seed),
+        "fpdctl.train.command": config.command,
+        STEP_KEY: str(step),
+        "fpdctl.train.seed": str(config.seed),
         TRAIN_INPUT_SIZE_KEY: str(config.input_size),
     }
     if value is not None:
-        meta["fpdctl.training.val_metric"] = f"{value:.4f}"
+        meta["fpdctl.train.val_metric"] = f"{value:.4f}"
     return meta
 
 
 __all__ = [
+    "STEP_KEY",
+    "weights_step",
     "BEST_FILE",
     "CONFIG_FILE",
     "CURVES_FILE",

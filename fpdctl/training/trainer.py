@@ -52,6 +52,7 @@ from fpdctl.training.loop import RunContext, RunData, TrainLoop
 from fpdctl.training.loss import GROUND_TRUTH_TEACHER
 from fpdctl.training.precision import TrainPrecision, arithmetic_mode, resolve_precision
 from fpdctl.training.run_dir import (
+    LAST_FILE,
     METRICS_FILE,
     RUN_FILES,
     STATE_FILE,
@@ -59,6 +60,7 @@ from fpdctl.training.run_dir import (
     MetricsLog,
     check_run_dir,
     prepare_run_dir,
+    weights_step,
     write_run_config,
 )
 from fpdctl.training.schedule import Schedule, parse_schedule
@@ -413,7 +415,11 @@ class Trainer:
             scaler,
             metrics,
             state,
-            saved_step=state.step if self.resume and not restarted else None,
+            # A kill between state.pt and last.safetensors leaves the user copy behind the resume
+            # point: then the loop writes it again, even if no step is left to run.
+            saved_step=state.step
+            if self.resume and not restarted and weights_step(self.run_dir / LAST_FILE) == state.step
+            else None,
         )
         return loop, restarted
 

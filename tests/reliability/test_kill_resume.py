@@ -365,7 +365,7 @@ def _check_killed_run(run: Path) -> dict[str, Any]:
     for name in WEIGHT_FILES:
         if (run / name).exists():
             tensors, meta = read_checkpoint(run / name)
-            facts[name] = int(meta["fpdctl.training.step"])
+            facts[name] = int(meta["fpdctl.train.step"])
             if name == "last.safetensors":
                 # state.pt is written first: the weights never run ahead of the resume point,
                 # and at the same step they are the state's own weights.

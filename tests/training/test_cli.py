@@ -233,3 +233,25 @@ def test_overwrite_and_resume_rules(tmp_path: Path, capsys: pytest.CaptureFixtur
     empty.mkdir()
     assert main(["train", "--resume", str(empty)]) == 2
     assert _error(capsys) == f"error: {empty} is not an fpdctl run directory (no config.json)"
+
+
+def test_resume_rewrites_a_last_checkpoint_behind_the_resume_point(tmp_path: Path) -> None:
+    """A kill between state.pt (written first) and last.safetensors leaves the user copy a step
+    behind; the resumed run, with no step left to train, writes it again (a seeded kill in the
+    reliability suite found this)."""
+    from safetensors.torch import save_file
+
+    from fpdctl.training.run_dir import STEP_KEY, weights_step
+    from fpdctl.training.state import load_state
+
+    out = tmp_path / "run"
+    assert main(["train", "--model", "hg1x16", *TINY, "--max-steps", "2", "--eval-every", "0", "--out", str(out)]) == 0
+    done, meta = read_checkpoint(out / "last.safetensors")
+    behind = {k: torch.zeros_like(v) for k, v in done.items()}  # what the killed run left: older weights
+    save_file(behind, str(out / "last.safetensors"), metadata={**meta, STEP_KEY: "1"})
+    assert weights_step(out / "last.safetensors") == 1
+    assert main(["train", "--resume", str(out)]) == 0
+    again, meta = read_checkpoint(out / "last.safetensors")
+    state = load_state(out / "state.pt")
+    assert meta[STEP_KEY] == "2" and state.step == 2
+    assert all(torch.equal(again[k], done[k]) for k in done)
