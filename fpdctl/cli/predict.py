@@ -43,8 +43,11 @@ The persons (one source at most):
                   category_id, if given, must be 1. Boxes scoring under
                   --det-score and entries for images INPUT does not hold are
                   skipped and counted
-  --detector DET  an Ultralytics YOLOv8/YOLO11 ONNX export (`yolo export
-                  format=onnx`), run with ONNX Runtime (OpenVINO when
+  --detector DET  an Ultralytics ONNX export (`yolo export format=onnx`):
+                  YOLOv8/11 heads [1,4+C,A] or transposed, YOLOv5 [1,A,5+C],
+                  end-to-end [1,N,6] (nms=True, YOLOv10, YOLO26) or a pose
+                  head (read as persons); segmentation, classify and OBB
+                  heads are refused. Run with ONNX Runtime (OpenVINO when
                   --backend runs the pose model there); class 0 = person
 
 Boxes are clipped to the image and cropped as `eval --boxes` and COCO
@@ -111,7 +114,7 @@ def predict_command(
         None, "--annotations", help="COCO annotation file mapping the --boxes image_id to file names."
     ),
     detector: Optional[Path] = typer.Option(
-        None, "--detector", help="Person detector: an Ultralytics YOLO .onnx export."
+        None, "--detector", help="Person detector: an Ultralytics YOLO .onnx export (v5, v8/11, v10, YOLO26; detect or pose)."
     ),
     det_score: float = typer.Option(
         DEFAULT_DET_SCORE,
