@@ -114,7 +114,9 @@ def predict_command(
         None, "--annotations", help="COCO annotation file mapping the --boxes image_id to file names."
     ),
     detector: Optional[Path] = typer.Option(
-        None, "--detector", help="Person detector: an Ultralytics YOLO .onnx export (v5, v8/11, v10, YOLO26; detect or pose)."
+        None,
+        "--detector",
+        help="Person detector: an Ultralytics YOLO .onnx export (v5, v8/11, v10, YOLO26; detect or pose).",
     ),
     det_score: float = typer.Option(
         DEFAULT_DET_SCORE,
