@@ -514,8 +514,11 @@ def _run(
         command, given, out=out, resume=resume, overwrite=overwrite, config_file=config_file, progress=reporter
     )
     if rank0:
+        from fpdctl.cli.app import flag_table, in_flags
+
+        flags = flag_table([command])  # the core names parameters; this command's user reads flags
         for warning in trainer.warnings:
-            typer.echo(f"warning: {warning}", err=True)
+            typer.echo(f"warning: {in_flags(warning, flags)}", err=True)
     try:
         result = trainer.run()
     finally:

@@ -212,8 +212,8 @@ class Trainer:
         size = self.config.input_size
         if trained is not None and trained != size:
             self.warnings.append(
-                f"the teacher was trained at {trained} px and --input-size is {size}: its heatmaps at "
-                f"{size} px may be far from what it learned (leave --input-size out to train at {trained})"
+                f"the teacher was trained at {trained} px and `input_size` is {size}: its heatmaps at "
+                f"{size} px may be far from what it learned (leave `input_size` out to train at {trained})"
             )
 
     def _check_teacher_sigma(self, convention: InputConvention) -> None:
@@ -223,7 +223,7 @@ class Trainer:
             return
         shape = "narrower" if trained < sigma else "wider"
         self.warnings.append(
-            f"the teacher was trained with heatmap sigma {trained:g} ({convention.name}) and --sigma "
+            f"the teacher was trained with heatmap sigma {trained:g} ({convention.name}) and `sigma` "
             f"is {sigma:g}: its heatmaps are {shape} than the targets the student also learns"
         )
 
@@ -231,7 +231,7 @@ class Trainer:
         """Warn when the initial weights were trained in another input convention."""
         if convention != NATIVE:
             self.warnings.append(
-                f"--init was trained in the {convention.describe()} input convention; training "
+                f"`init` was trained in the {convention.describe()} input convention; training "
                 f"feeds {NATIVE.describe()}, so its weights start on inputs they have not seen"
             )
 

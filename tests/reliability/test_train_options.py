@@ -212,10 +212,10 @@ def test_distill_trains_at_the_teachers_input_size(
     warnings = [line for line in err.splitlines() if line.startswith("warning:")]
     reliability.observe(f"default: input_size {saved['options']['input_size']}; explicit 64: {warnings}")
     expected = (
-        "the teacher was trained at 128 px and --input-size is 64: its heatmaps at 64 px may be far "
-        "from what it learned (leave --input-size out to train at 128)"
+        "the teacher was trained at 128 px and `input_size` is 64: its heatmaps at 64 px may be far "
+        "from what it learned (leave `input_size` out to train at 128)"
     )
-    assert warnings == [f"warning: {expected}"]
+    assert warnings == [f"warning: {expected.replace('`input_size`', '--input-size')}"]
     explicit = json.loads((tmp_path / "explicit" / "config.json").read_text())
     assert explicit["options"]["input_size"] == 64 and explicit["warnings"] == [expected]
 

@@ -178,7 +178,7 @@ def test_init_from_a_foreign_checkpoint_trains_native_and_says_so(tmp_path: Path
     out = tmp_path / "run"
     trainer = Trainer(resolve_config("train", {**RUN, "init": str(pytorch_pose_teacher), "out": str(out)}))
     assert trainer.warnings == [
-        f"--init was trained in the {PYTORCH_POSE_MPII.describe()} input convention; training feeds "
+        f"`init` was trained in the {PYTORCH_POSE_MPII.describe()} input convention; training feeds "
         f"{NATIVE.describe()}, so its weights start on inputs they have not seen"
     ]
     assert trainer.run().status == "completed"
