@@ -235,7 +235,11 @@ def _render(result: "BenchResult", fmt: str) -> str:
             f"on {result.accuracy_samples} {result.accuracy_data} validation persons (no flip test); "
             "drop: points lost against the model's fp32 reference"
         )
-    caption += "".join(f"\n* {r.line()}" for r in result.recommendations)
+    if result.recommendations:
+        from fpdctl.cli.app import flag_table, in_flags
+
+        flags = flag_table(["bench"])  # the core names parameters; the caption names bench's flags
+        caption += "".join(f"\n* {in_flags(r.line(), flags)}" for r in result.recommendations)
     if result.skipped:
         caption += "\nskipped: " + "; ".join(result.skipped)
     return render_rows(rows, columns, fmt, title="fpdctl bench", caption=caption)

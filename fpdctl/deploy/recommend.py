@@ -120,8 +120,8 @@ class BackendRecommendation:
         loss = "fp32" if self.drop is None else f"{0.0 - self.drop + 0.0:+.2f} points vs fp32"
         note = {
             "scored": "",
-            "fp32 only": "; reduced precisions not scored (add --accuracy N)",
-            "not scorable": "; --accuracy cannot score these rows (their graph takes uint8 pixels or returns "
+            "fp32 only": "; reduced precisions not scored (set `accuracy_samples`)",
+            "not scorable": "; `accuracy_samples` cannot score these rows (their graph takes uint8 pixels or returns "
             "keypoints), so reduced precisions are not recommended",
         }[self.basis]
         return (

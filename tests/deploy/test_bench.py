@@ -283,7 +283,7 @@ def test_recommend_rules():
     bf16 = replace(base, backend="ov-bf16", precision="bf16", p50_ms=7.0)
     # Unscored: only fp32 qualifies, and the line says why.
     (only,) = recommend([fp32, int8, bf16])
-    assert (only.backend, only.basis) == ("ort", "fp32 only") and "add --accuracy N" in only.line()
+    assert (only.backend, only.basis) == ("ort", "fp32 only") and "set `accuracy_samples`" in only.line()
     # Scored: the fastest within 0.5 points (drops above it never qualify, gains always do).
     scored = [replace(fp32, accuracy_drop=0.0), replace(int8, accuracy_drop=0.6), replace(bf16, accuracy_drop=0.5)]
     (best,) = recommend(scored)

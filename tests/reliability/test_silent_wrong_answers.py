@@ -232,7 +232,7 @@ def test_bench_accuracy_on_an_embedded_decode_export_says_why_nothing_was_scored
     assert code == 0, err
     text = " ".join(out.split())
     reliability.observe(f"exit {code}: " + text[text.index("recommended") :][:160])
-    assert "add --accuracy N" not in text
+    assert "set --accuracy" not in text
     assert (
         "--accuracy cannot score these rows (their graph takes uint8 pixels or returns keypoints), "
         "so reduced precisions are not recommended"
