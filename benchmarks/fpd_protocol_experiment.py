@@ -19,16 +19,26 @@ only the loss differs. Per seed it reports the paper's measure ``(FPD - stage1) 
 stage1)`` (the official 43 %) and the teacher's own share ``(FPD - continued alone) / (teacher -
 continued alone)``, with means, 95 % t-intervals and wins.
 
-``--mode noise``: the README's open hypothesis, that the paper's gain comes from smoothing
-annotation noise. A teacher (``--noise-teacher-model``, the reference teacher's recipe) trained on
-``synthetic:label_noise=NOISE``; per seed, one schedule from scratch on the same noisy labels,
-the student alone and with FPD from that teacher; and, on the exact labels, FPD from the shipped
-teacher (the exact-label student alone is protocol mode's stage 1, reused). It reports the
-teacher's share under noise against the share without it, per seed.
+``--demo``: the same protocol at the demo's size and recipe (issue 29, item 4): hg1x32 sliced from
+the teacher (``fpdctl prune``), 500 steps a schedule, fp32 on the AVX2 kernels, the demo's
+training flags. It adds the demo's own arm, ``one_schedule_fpd`` (FPD from the same sliced weights,
+one schedule), so one seed list tells which protocol shows FPD more clearly within the demo's
+time, and records each run's wall time (``--init sliced`` and ``--one-schedule`` give the same for
+any student).
 
-Every row is scored by ``fpdctl eval`` on the final weights (the same function for every row and
+``--mode noise``: the README's open hypothesis, that the paper's gain comes from smoothing
+annotation noise, tested where the README states it (section 1.7's student close to its teacher).
+A teacher (``--noise-teacher-model``, the reference teacher's recipe) is trained on
+``synthetic:label_noise=NOISE``; then ``fpd_gap_experiment.py`` (1.7's design) runs on those noisy
+labels: per seed the student sliced from the noisy teacher, trained alone and with FPD from it,
+one schedule. The exact-label condition is the same design with the shipped teacher, taken from
+``--clean-json`` (1.7's results) when its recipe matches, else run. It reports the teacher's share
+under noise against the share without it, per seed, and what the noise costs the student alone.
+
+Protocol-mode rows are scored by ``fpdctl eval`` on the final weights (the same function for every row and
 the teacher, flip test on, the whole synthetic validation split, whose labels are exact in both
-modes), written to ``RUN/final-eval.json``. A run whose final eval exists is not trained again, an
+modes), written to ``RUN/final-eval.json``; noise-mode rows by the trainer's final validation on
+the same 500 persons, as in 1.7. A run whose final eval exists is not trained again, an
 interrupted one is resumed (``--resume``), and each finished row is written to the results JSON at
 once, so the command can be stopped and started again across sessions. Stage-1 checkpoints (under
 1 MB for small students) and their evals are kept under ``--store``, so stage 2 can run in a later
@@ -38,7 +48,9 @@ Usage::
 
     nice -n 19 env OMP_NUM_THREADS=1 python benchmarks/fpd_protocol_experiment.py \\
         --out runs/fpd-protocol --student hg1x64 --steps 4000 --jobs 2
-    python benchmarks/fpd_protocol_experiment.py --out runs/fpd-protocol --mode noise --steps 4000
+    python benchmarks/fpd_protocol_experiment.py --out runs/fpd-noise --mode noise --student hg1x64 \
+        --steps 1000 --curve-points 2 --workers 1 --jobs 2
+    python benchmarks/fpd_protocol_experiment.py --out runs/demo-protocol --demo --jobs 2
     python benchmarks/fpd_protocol_experiment.py --out /tmp/smoke --student hg1x16 --steps 4 --seeds 0 \\
         --input-size 64 --val-limit 8 --store /tmp/smoke/store --json /tmp/smoke/r.json
 """
@@ -67,6 +79,26 @@ PAPER = {"teacher": 90.520, "alone": 87.934, "fpd_scratch": 87.598, "fpd_two_sch
 ONE_SCHEDULE = {"hg1x32 sliced, 4,000 steps (1.3)": 0.047, "hg1x64 sliced, 1,000 steps (1.7)": 0.022}
 MAX_STORED_BYTES = 1 << 20
 DEFAULT_SEEDS = [0, 1, 2, 3, 4]
+# ``--demo``: examples/demo.sh's students (its step 4), and its kernels.
+DEMO = {
+    "student": "hg1x32",
+    "init": "sliced",
+    "one_schedule": True,
+    "steps": 500,
+    "precision": "fp32",
+    "workers": 1,
+    "val_limit": 100,
+    "curve_points": 0,
+    "augment_style": "",
+    "store": "benchmarks/results/fpd_demo_protocol",
+    "json": "benchmarks/results/fpd_demo_protocol_experiment.json",
+}
+DEMO_ENV = {
+    "ATEN_CPU_CAPABILITY": "avx2",
+    "ONEDNN_MAX_CPU_ISA": "AVX2",
+    "MKL_CBWR": "AVX2",
+    "MKL_ENABLE_INSTRUCTIONS": "AVX2",
+}
 LOCK = threading.Lock()
 
 
@@ -206,6 +238,16 @@ def share_stats(values: dict[int, float]) -> dict[str, Any]:
     return {"per_seed": values, "mean": mean, "ci95": ci, "n": len(values)}
 
 
+def difference(fpd: dict[int, float], alone: dict[int, float], seeds: list[int]) -> dict[str, Any]:
+    """FPD minus alone per seed: mean, interval, wins, and ``t`` (mean over its standard error,
+    how clearly the seeds show it)."""
+    deltas = {s: fpd[s] - alone[s] for s in seeds}
+    out = {**share_stats(deltas), "wins": sum(d > 0 for d in deltas.values())}
+    if len(deltas) > 1 and statistics.stdev(deltas.values()) > 0:
+        out["t"] = out["mean"] / (statistics.stdev(deltas.values()) / len(deltas) ** 0.5)
+    return out
+
+
 def summarize(data: dict[str, Any]) -> dict[str, Any]:
     """The measures of the mode, over the seeds where every arm they need has finished."""
     seeds = data["seeds"]
@@ -221,8 +263,12 @@ def summarize(data: dict[str, Any]) -> dict[str, Any]:
         out["paper_measure"] = share_stats(shares(fpd, s1, teacher, both))
         out["second_schedule_share"] = share_stats(shares(alone, s1, teacher, both))
         out["teacher_share"] = share_stats(shares(fpd, alone, teacher, both))
-        deltas = {s: fpd[s] - alone[s] for s in both}
-        out["fpd_minus_alone"] = {**share_stats(deltas), "wins": sum(d > 0 for d in deltas.values())}
+        out["fpd_minus_alone"] = difference(fpd, alone, both)
+        if "one_schedule_fpd" in data:  # the FPD* analogue: one schedule from stage 1's own init
+            one = col("one_schedule_fpd")
+            paired_one = sorted(set(s1) & set(one))
+            out["one_schedule_share"] = share_stats(shares(one, s1, teacher, paired_one))
+            out["one_schedule_fpd_minus_alone"] = difference(one, s1, paired_one)
     else:
         noisy_teacher, clean_teacher = data["teacher_pckh"], data["clean_teacher_pckh"]
         alone, fpd = col("noisy_alone"), col("noisy_fpd")
@@ -259,11 +305,14 @@ def stage1(seed: int, args: argparse.Namespace, results: Results | None, out: Pa
     """Stage 1 of ``seed``: the student alone from scratch on the exact labels, reused from the
     store when it holds it. Returns its final checkpoint and PCKh."""
     store = Path(args.store)
-    stem = f"stage1-{args.student}-{args.steps}-s{seed}"
+    sliced = "-sliced" if args.init == "sliced" else ""
+    precision = "" if args.precision == "auto" else f"-{args.precision}"
+    stem = f"stage1-{args.student}{sliced}-{args.steps}{precision}-s{seed}"
     kept, kept_eval = store / f"{stem}.safetensors", store / f"{stem}.eval.json"
     run = out / f"stage1-{args.student}-s{seed}"
     log = out / "logs" / f"{run.name}.log"
-    head = ["train", "--model", args.student]
+    head = ["train", "--model", args.student, *first_init(args, out)]
+    seconds = None  # trained in this invocation: its wall time
     if kept.is_file() and kept_eval.is_file():
         pckh = float(json.loads(kept_eval.read_text())["pckh"]["mean"])
         checkpoint = kept
@@ -272,18 +321,35 @@ def stage1(seed: int, args: argparse.Namespace, results: Results | None, out: Pa
         checkpoint = train_run(head, seed, run, args, args.data, log)
         pckh = score(checkpoint, run / "final-eval.json", args, log)
         checkpoint = store_stage1(checkpoint, run / "final-eval.json", store, stem) or checkpoint
-        print(f"    stage1 seed {seed}: {pckh:.2f} ({time.time() - started:.0f} s)", flush=True)
+        seconds = round(time.time() - started)
+        print(f"    stage1 seed {seed}: {pckh:.2f} ({seconds} s)", flush=True)
     if results is not None and results.get("stage1", seed) is None:
         results.put(
             "stage1",
             seed,
             pckh,
+            **({"seconds": seconds} if seconds is not None else {}),
             command=command_of(head, seed, args, args.data, run),
             checkpoint=str(checkpoint),
             checkpoint_sha256=_sha256(checkpoint),
             curve=paired._validation_curve(run / "metrics.csv"),
         )
     return checkpoint, pckh
+
+
+def first_init(args: argparse.Namespace, out: Path) -> list[str]:
+    """The flags that start stage 1 (and the one-schedule arm): nothing from scratch, or
+    ``--init`` the student sliced out of the teacher by ``fpdctl prune``, made once."""
+    if args.init != "sliced":
+        return []
+    sliced = out / f"sliced-{args.student}.safetensors"
+    with LOCK:
+        if not sliced.is_file():
+            partial = sliced.with_suffix(".part.safetensors")
+            prune = ["prune", "--teacher", args.teacher, "--to", args.student, "-o", str(partial)]
+            fpdctl([*prune, "--input-size", str(args.input_size)], out / "logs" / "prune.log")
+            partial.replace(sliced)
+    return ["--init", str(sliced)]
 
 
 def arm_run(
@@ -305,14 +371,16 @@ def arm_run(
     started = time.time()
     checkpoint = train_run(head, seed, run, args, data, log)
     pckh = score(checkpoint, run / "final-eval.json", args, log)
+    seconds = round(time.time() - started)
     results.put(
         arm,
         seed,
         pckh,
         command=command_of(head, seed, args, data, run),
         curve=paired._validation_curve(run / "metrics.csv"),
+        seconds=seconds,
     )
-    print(f"    {arm} seed {seed}: {pckh:.2f} ({time.time() - started:.0f} s)", flush=True)
+    print(f"    {arm} seed {seed}: {pckh:.2f} ({seconds} s)", flush=True)
 
 
 def schedule_of(args: argparse.Namespace) -> dict[str, Any]:
@@ -328,6 +396,10 @@ def schedule_of(args: argparse.Namespace) -> dict[str, Any]:
         "data": args.data,
         "val_limit_during_training": args.val_limit,
         "eval": f"fpdctl eval CHECKPOINT --data {args.eval_data} --input-size {args.input_size} (flip test on)",
+        # Named only when not the default, so the results written before these options still merge.
+        **({"init": args.init} if args.init != "scratch" else {}),
+        **({"precision": args.precision} if args.precision != "auto" else {}),
+        **({"kernels": "AVX2 (" + ", ".join(f"{k}={v}" for k, v in DEMO_ENV.items()) + ")"} if args.demo else {}),
     }
 
 
@@ -353,7 +425,7 @@ def run_protocol(args: argparse.Namespace, out: Path) -> Results:
     results = Results(
         Path(args.json),
         base_payload(args, "protocol", teacher),
-        ["stage1", "continued_alone", "continued_fpd"],
+        ["stage1", "continued_alone", "continued_fpd", *(["one_schedule_fpd"] if args.one_schedule else [])],
         lock=out / "results.lock",
     )
 
@@ -364,20 +436,52 @@ def run_protocol(args: argparse.Namespace, out: Path) -> Results:
         fpd = ["distill", "--teacher", args.teacher, "--student", args.student, "--alpha", "0.5"]
         arm_run("continued_alone", alone, seed, args, args.data, results, out)
         arm_run("continued_fpd", [*fpd, "--student-init", str(init)], seed, args, args.data, results, out)
+        if args.one_schedule:
+            start = first_init(args, out)
+            start = ["--student-init", start[1]] if start else []
+            arm_run("one_schedule_fpd", [*fpd, *start], seed, args, args.data, results, out)
 
     with ThreadPoolExecutor(max_workers=max(args.jobs, 1)) as pool:
         list(pool.map(one_seed, args.seeds))
     return results
 
 
+GAP_SCRIPT = Path(__file__).with_name("fpd_gap_experiment.py")
+# What must match for section 1.7's clean rows to stand in for this run's (``--clean-json``).
+GAP_RECIPE = ("teacher", "student", "steps", "curve_points", "batch_size", "input_size", "lr", "data", "val_limit")
+GAP_RECIPE += ("workers", "precision", "augment_style")
+
+
+def gap_condition(teacher: str, data: str, args: argparse.Namespace, out: Path, json_path: Path) -> dict[str, Any]:
+    """One condition of the noise experiment: ``fpd_gap_experiment.py`` (section 1.7's design: the
+    student sliced from ``teacher``, then alone and with FPD on ``data``, paired by seed). Returns
+    its results file, reusing it when it already holds every seed of the same recipe."""
+    options = {**{k: getattr(args, k) for k in GAP_RECIPE}, "teacher": teacher, "data": data}
+    if json_path.is_file():
+        done = json.loads(json_path.read_text())
+        if {k: done["options"].get(k) for k in GAP_RECIPE} == options and set(done["seeds"]) >= set(args.seeds):
+            return done
+    argv = [sys.executable, str(GAP_SCRIPT), "--out", str(out), "--arms", "alone,fpd", "--seeds"]
+    argv += [str(s) for s in args.seeds] + ["--jobs", str(args.jobs), "--json", str(json_path)]
+    for key in GAP_RECIPE:
+        argv += [f"--{key.replace('_', '-')}", str(options[key])]
+    print(f"[{time.strftime('%H:%M:%S')}] {shlex.join(argv[1:])}", flush=True)
+    subprocess.run(argv, check=True)
+    return json.loads(json_path.read_text())
+
+
 def run_noise(args: argparse.Namespace, out: Path) -> Results:
+    """A teacher trained on noisy labels, then section 1.7's paired design on those labels, beside
+    the same design on the exact labels (section 1.7's own results when they match the recipe)."""
     noisy_data = (
         f"{args.data}:label_noise={args.noise}" if ":" not in args.data else f"{args.data},label_noise={args.noise}"
     )
     logs = out / "logs"
-    clean_teacher = score(Path(args.teacher), out / "teacher-eval.json", args, logs / "teacher.log")
     teacher_run = out / f"noisy-teacher-{args.noise_teacher_model}-{args.noise}"
-    teacher_args = argparse.Namespace(**{**vars(args), "steps": args.noise_teacher_steps, "curve_points": 6})
+    # The reference teacher's recipe (section 1.1), data made in the training process.
+    teacher_args = argparse.Namespace(
+        **{**vars(args), "steps": args.noise_teacher_steps, "curve_points": 6, "workers": 0}
+    )
     noisy_teacher_ckpt = train_run(
         ["train", "--model", args.noise_teacher_model],
         0,
@@ -386,31 +490,28 @@ def run_noise(args: argparse.Namespace, out: Path) -> Results:
         noisy_data,
         logs / "noisy-teacher.log",
     )
-    noisy_teacher = score(noisy_teacher_ckpt, teacher_run / "final-eval.json", args, logs / "noisy-teacher.log")
-    base = base_payload(args, "noise", noisy_teacher)
+    noisy = gap_condition(str(noisy_teacher_ckpt), noisy_data, args, out / f"noisy-{args.noise}", out / "noisy.json")
+    clean_json = Path(args.clean_json) if args.clean_json else out / "clean.json"
+    clean = gap_condition(args.teacher, args.data, args, out / "clean", clean_json)
+    base = base_payload(args, "noise", noisy["teacher_pckh"])
     base["schedule"]["noise"] = args.noise
+    base["schedule"]["init"] = "sliced from each condition's teacher (fpdctl prune)"
     base["noisy_teacher"] = {
         "model": args.noise_teacher_model,
         "steps": args.noise_teacher_steps,
         "command": command_of(["train", "--model", args.noise_teacher_model], 0, teacher_args, noisy_data, teacher_run),
+        "checkpoint_sha256": _sha256(noisy_teacher_ckpt),
+        "curve": paired._validation_curve(teacher_run / "metrics.csv"),
     }
-    base["clean_teacher_pckh"] = clean_teacher
+    base["clean_teacher_pckh"] = clean["teacher_pckh"]
+    base["clean_source"] = str(clean_json)
     arms = ["noisy_alone", "noisy_fpd", "clean_alone", "clean_fpd"]
     results = Results(Path(args.json), base, arms, lock=out / "results.lock")
-
-    def one_seed(seed: int) -> None:
-        print(f"[{time.strftime('%H:%M:%S')}] seed {seed}", flush=True)
-        _, clean_alone = stage1(seed, args, None, out)  # protocol mode's stage 1: the same run
-        if results.get("clean_alone", seed) is None:
-            results.put("clean_alone", seed, clean_alone, source="protocol mode's stage 1")
-        fpd = ["distill", "--student", args.student, "--alpha", "0.5"]
-        tag = f"-{args.noise}"
-        arm_run("noisy_alone", ["train", "--model", args.student], seed, args, noisy_data, results, out, tag)
-        arm_run("noisy_fpd", [*fpd, "--teacher", str(noisy_teacher_ckpt)], seed, args, noisy_data, results, out, tag)
-        arm_run("clean_fpd", [*fpd, "--teacher", args.teacher], seed, args, args.data, results, out)
-
-    with ThreadPoolExecutor(max_workers=max(args.jobs, 1)) as pool:
-        list(pool.map(one_seed, args.seeds))
+    for condition, found in (("noisy", noisy), ("clean", clean)):
+        runs = {(r["arm"], r["seed"]): r for r in found["runs"]}
+        for (arm, seed), run in sorted(runs.items()):
+            if seed in args.seeds and results.get(f"{condition}_{arm}", seed) is None:
+                results.put(f"{condition}_{arm}", seed, run["pckh"], command=run["command"], curve=run["curve"])
     return results
 
 
@@ -425,7 +526,16 @@ def render(data: dict[str, Any]) -> str:
     seeds, lines = data["seeds"], []
     arms = [
         k
-        for k in ("stage1", "continued_alone", "continued_fpd", "noisy_alone", "noisy_fpd", "clean_alone", "clean_fpd")
+        for k in (
+            "stage1",
+            "continued_alone",
+            "continued_fpd",
+            "one_schedule_fpd",
+            "noisy_alone",
+            "noisy_fpd",
+            "clean_alone",
+            "clean_fpd",
+        )
         if k in data
     ]
     lines.append(
@@ -443,6 +553,7 @@ def render(data: dict[str, Any]) -> str:
         per_seed = ", ".join(f"s{s} {v:+.3f}" for s, v in row["per_seed"].items())
         ci = f" [{row['ci95'][0]:+.3f}, {row['ci95'][1]:+.3f}]" if row["ci95"] else ""
         extra = f", wins {row['wins']}/{row['n']}" if "wins" in row else ""
+        extra += f", t {row['t']:.2f}" if "t" in row else ""
         lines.append(f"{name}: mean {row['mean']:+.3f}{ci}{extra} (per seed {per_seed})")
     paper = data["paper"]
     official = (paper["fpd_two_schedule"] - paper["alone"]) / (paper["teacher"] - paper["alone"])
@@ -474,12 +585,24 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--noise", default="coco", help="noise mode: the label_noise value")
     parser.add_argument("--noise-teacher-model", default="hg2x64")
     parser.add_argument("--noise-teacher-steps", type=int, default=12000)
+    parser.add_argument(
+        "--clean-json",
+        default="benchmarks/results/fpd_gap_experiment.json",
+        help="noise mode: the exact-label condition's results (section 1.7's), reused when the recipe matches",
+    )
     parser.add_argument("--jobs", type=int, default=1, help="seeds at a time (one thread each)")
     parser.add_argument("--store", default="benchmarks/results/fpd_protocol", help="stage-1 checkpoints kept")
+    parser.add_argument("--init", choices=("scratch", "sliced"), default="scratch", help="stage 1 starts from")
+    parser.add_argument("--one-schedule", action="store_true", help="also FPD for one schedule from stage 1's init")
+    parser.add_argument("--demo", action="store_true", help="the demo's students, recipe and kernels (see above)")
     parser.add_argument(
         "--json", default=None, help="results file (default: benchmarks/results/fpd_MODE_experiment.json)"
     )
     args = parser.parse_args(argv)
+    if args.demo:  # the preset wins over the defaults; the JSON records what ran
+        vars(args).update(DEMO)
+        for name, value in DEMO_ENV.items():
+            os.environ.setdefault(name, value)
     if args.json is None:
         noise = "" if args.noise == "coco" else f"_{args.noise}"
         name = "fpd_protocol_experiment" if args.mode == "protocol" else f"fpd_label_noise{noise}_experiment"
