@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # `make demo`: the whole fpdctl pipeline on the built-in synthetic data, on a CPU, in minutes.
-#   profile -> the shipped reference teacher -> prune-sweep -> distill the recommended student AND
-#   train the same student alone (same steps, seed, init) -> eval -> export fp32 + int8 -> bench
-#   -> predict -> summary table (teacher, student alone, FPD student, its int8 file).
+#   profile -> the shipped reference teacher -> prune-sweep -> the recommended student trained
+#   alone AND with FPD (one schedule, same steps, seed, init) -> a second schedule from the student
+#   alone, again alone AND with FPD (the paper's two-schedule protocol, with its control) -> eval
+#   -> export fp32 + int8 -> bench -> predict -> summary table (teacher, the four students, the
+#   int8 file of the two-schedule FPD student).
 # Everything lands in the report directory ($1, default demo-output/).
 set -euo pipefail
 OUT=${1:-demo-output}
@@ -50,23 +52,33 @@ if [ "$KIND" = teacher ]; then
 fi
 echo "recommended student: $STUDENT, init: $KIND"
 
-step "4. the same student, $STEPS steps, seed $SEED, twice: distilled from the teacher (FPD) and alone"
+step "4. one schedule: the same student, $STEPS steps, seed $SEED, twice: alone and distilled from the teacher (FPD)"
 COMMON=(--input-size $SIZE --batch-size 16 --lr 1e-3 --schedule cosine --max-steps "$STEPS" --seed "$SEED"
         --precision $PRECISION --data synthetic --workers 1 --eval-every 0 --val-limit 100)
-# Both runs at once, one core each: same data order and augmentation, only the loss differs.
-OMP_NUM_THREADS=1 $FPDCTL distill --teacher $TEACHER --student "$STUDENT" ${INIT:+--student-init "$INIT"} \
-  --alpha 0.5 "${COMMON[@]}" --out "$OUT/student_fpd" > "$OUT/student_fpd.log" 2>&1 &
-FPD_PID=$!
-OMP_NUM_THREADS=1 $FPDCTL train --model "$STUDENT" ${INIT:+--init "$INIT"} "${COMMON[@]}" \
-  --out "$OUT/student_alone" > "$OUT/student_alone.log" 2>&1 || { cat "$OUT/student_alone.log"; exit 1; }
-wait $FPD_PID || { cat "$OUT/student_fpd.log"; exit 1; }
-tail -n 1 "$OUT/student_fpd.log" "$OUT/student_alone.log"
+# Two runs at once, one core each: same data order and augmentation, only the loss differs.
+pair() {  # pair INIT ALONE_DIR FPD_DIR: train alone and distil from INIT (none: from scratch)
+  local init=$1 alone=$2 fpd=$3
+  OMP_NUM_THREADS=1 $FPDCTL distill --teacher $TEACHER --student "$STUDENT" ${init:+--student-init "$init"} \
+    --alpha 0.5 "${COMMON[@]}" --out "$OUT/$fpd" > "$OUT/$fpd.log" 2>&1 &
+  local fpd_pid=$!
+  OMP_NUM_THREADS=1 $FPDCTL train --model "$STUDENT" ${init:+--init "$init"} "${COMMON[@]}" \
+    --out "$OUT/$alone" > "$OUT/$alone.log" 2>&1 || { cat "$OUT/$alone.log"; exit 1; }
+  wait $fpd_pid || { cat "$OUT/$fpd.log"; exit 1; }
+  tail -n 1 "$OUT/$fpd.log" "$OUT/$alone.log"
+}
+pair "$INIT" student_alone student_fpd_one_schedule
 
-step "5. eval both students on the synthetic validation split (PCKh@0.5, flip test)"
-$FPDCTL eval "$OUT/student_fpd/last.safetensors" --data $VAL --format json --output "$OUT/eval_student_fpd.json"
-$FPDCTL eval "$OUT/student_alone/last.safetensors" --data $VAL --format json --output "$OUT/eval_student_alone.json"
+step "5. a second schedule from the student alone ($STEPS more steps, fresh optimiser): alone (the control) and with FPD (the paper's protocol)"
+# The official code's FPD row is a trained student given a second schedule with its teacher; the
+# same second schedule without the teacher tells what the teacher itself adds (docs/RESULTS.md 1.8).
+pair "$OUT/student_alone/last.safetensors" student_alone_two_schedules student_fpd
 
-step "6. export the FPD student to ONNX: fp32 (verified against PyTorch) and int8 (calibrated)"
+step "6. eval the four students on the synthetic validation split (PCKh@0.5, flip test)"
+for run in student_alone student_fpd_one_schedule student_alone_two_schedules student_fpd; do
+  $FPDCTL eval "$OUT/$run/last.safetensors" --data $VAL --format json --output "$OUT/eval_$run.json"
+done
+
+step "7. export the two-schedule FPD student to ONNX: fp32 (verified against PyTorch) and int8 (calibrated)"
 $FPDCTL export "$OUT/student_fpd/last.safetensors" -o "$OUT/student_fp32.onnx"
 # Export's own accuracy check scores both files as `fpdctl eval` does (whole split, flip test).
 $FPDCTL export "$OUT/student_fpd/last.safetensors" -o "$OUT/student_int8.onnx" \
@@ -76,11 +88,11 @@ $FPDCTL export $TEACHER -o "$OUT/teacher_fp32.onnx"
 # The summary's int8 row: what eval gives the int8 file, as every other row.
 $FPDCTL eval "$OUT/student_int8.onnx" --data $VAL --format json --output "$OUT/eval_student_int8.json"
 
-step "7. bench: teacher against student, batch 1, ONNX Runtime (the summary shows the figures)"
+step "8. bench: teacher against student, batch 1, ONNX Runtime (the summary shows the figures)"
 $FPDCTL bench "$OUT/teacher_fp32.onnx" "$OUT/student_fp32.onnx" "$OUT/student_int8.onnx" \
   --batch 1 --iters 30 --format json --output "$OUT/bench.json"
 
-step "8. predict: keypoints drawn on a few images"
+step "9. predict: keypoints drawn on a few images"
 mkdir -p "$OUT/inputs"
 $FPDCTL data synth --out "$OUT/inputs/synth" --count 4 --size 256
 $FPDCTL predict "$OUT/student_fp32.onnx" "$OUT/inputs/synth/images" --out "$OUT/predictions"
