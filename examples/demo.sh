@@ -55,23 +55,29 @@ echo "recommended student: $STUDENT, init: $KIND"
 step "4. one schedule: the same student, $STEPS steps, seed $SEED, twice: alone and distilled from the teacher (FPD)"
 COMMON=(--input-size $SIZE --batch-size 16 --lr 1e-3 --schedule cosine --max-steps "$STEPS" --seed "$SEED"
         --precision $PRECISION --data synthetic --workers 1 --eval-every 0 --val-limit 100)
-# Two runs at once, one core each: same data order and augmentation, only the loss differs.
-pair() {  # pair INIT ALONE_DIR FPD_DIR: train alone and distil from INIT (none: from scratch)
-  local init=$1 alone=$2 fpd=$3
-  OMP_NUM_THREADS=1 $FPDCTL distill --teacher $TEACHER --student "$STUDENT" ${init:+--student-init "$init"} \
-    --alpha 0.5 "${COMMON[@]}" --out "$OUT/$fpd" > "$OUT/$fpd.log" 2>&1 &
-  local fpd_pid=$!
-  OMP_NUM_THREADS=1 $FPDCTL train --model "$STUDENT" ${init:+--init "$init"} "${COMMON[@]}" \
-    --out "$OUT/$alone" > "$OUT/$alone.log" 2>&1 || { cat "$OUT/$alone.log"; exit 1; }
-  wait $fpd_pid || { cat "$OUT/$fpd.log"; exit 1; }
-  tail -n 1 "$OUT/$fpd.log" "$OUT/$alone.log"
+# One run a core, each from INIT (none: from scratch) into $OUT/DIR, its log in $OUT/DIR.log. Both
+# runs of a pair see the same data in the same order; only the loss differs.
+fpd_run() {  # fpd_run INIT DIR
+  OMP_NUM_THREADS=1 $FPDCTL distill --teacher $TEACHER --student "$STUDENT" ${1:+--student-init "$1"} \
+    --alpha 0.5 "${COMMON[@]}" --out "$OUT/$2" > "$OUT/$2.log" 2>&1 || { cat "$OUT/$2.log"; return 1; }
 }
-pair "$INIT" student_alone student_fpd_one_schedule
+alone_run() {  # alone_run INIT DIR
+  OMP_NUM_THREADS=1 $FPDCTL train --model "$STUDENT" ${1:+--init "$1"} "${COMMON[@]}" \
+    --out "$OUT/$2" > "$OUT/$2.log" 2>&1 || { cat "$OUT/$2.log"; return 1; }
+}
+fpd_run "$INIT" student_fpd_one_schedule & ONE_SCHEDULE=$!
+alone_run "$INIT" student_alone
+tail -n 1 "$OUT/student_alone.log"
 
 step "5. a second schedule from the student alone ($STEPS more steps, fresh optimiser): alone (the control) and with FPD (the paper's protocol)"
 # The official code's FPD row is a trained student given a second schedule with its teacher; the
-# same second schedule without the teacher tells what the teacher itself adds (docs/RESULTS.md 1.8).
-pair "$OUT/student_alone/last.safetensors" student_alone_two_schedules student_fpd
+# same second schedule without the teacher tells what the teacher itself adds (docs/RESULTS.md
+# 1.8). It starts as soon as the student alone is done, beside step 4's FPD run.
+fpd_run "$OUT/student_alone/last.safetensors" student_fpd & TWO_SCHEDULES=$!
+alone_run "$OUT/student_alone/last.safetensors" student_alone_two_schedules
+wait $ONE_SCHEDULE
+wait $TWO_SCHEDULES
+tail -n 1 "$OUT/student_fpd_one_schedule.log" "$OUT/student_alone_two_schedules.log" "$OUT/student_fpd.log"
 
 step "6. eval the four students on the synthetic validation split (PCKh@0.5, flip test)"
 for run in student_alone student_fpd_one_schedule student_alone_two_schedules student_fpd; do
