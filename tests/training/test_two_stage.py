@@ -111,3 +111,24 @@ def test_both_arms_start_from_stage_one_weights_on_the_same_batch(recipe_runs: P
     fpd = _rows(recipe_runs / "runs/stage2-fpd")[0]
     assert fpd["kd_loss"] != ""  # the teacher's term is there in the FPD arm only
     assert _rows(recipe_runs / "runs/stage2-alone")[0]["kd_loss"] == ""
+
+
+def test_the_ground_truth_teacher_is_the_same_control_as_train_init(recipe_runs: Path, tmp_path: Path) -> None:
+    """The control could also be ``distill --teacher ground-truth`` (MSE, alpha 0.5): its loss is
+    0.5 * MSE(student, labels) + 0.5 * MSE(student, labels), which is ``train``'s MSE(student,
+    labels). Run from stage 1, the two give the same loss at every step and the same weights."""
+    from safetensors.torch import load_file
+
+    init = str(recipe_runs / "runs/stage1/last.safetensors")
+    head = ["--seed", "0", "--data", "synthetic:length=16", *TINY, "--max-steps", str(STAGE2_STEPS)]
+    gt = ["distill", "--teacher", "ground-truth", "--student", "hg1x16", "--student-init", init, "--alpha", "0.5"]
+    assert main([*gt, *head, "--out", str(tmp_path / "gt")]) == 0
+    assert main(["train", "--model", "hg1x16", "--init", init, *head, "--out", str(tmp_path / "alone")]) == 0
+    gt_rows, alone_rows = _rows(tmp_path / "gt"), _rows(tmp_path / "alone")
+    assert [float(r["kd_loss"]) for r in gt_rows] == pytest.approx([float(r["gt_loss"]) for r in gt_rows], rel=1e-6)
+    assert [float(r["loss"]) for r in gt_rows] == pytest.approx([float(r["loss"]) for r in alone_rows], rel=1e-6)
+    gt_weights = load_file(tmp_path / "gt" / "last.safetensors")
+    alone_weights = load_file(tmp_path / "alone" / "last.safetensors")
+    assert gt_weights.keys() == alone_weights.keys()
+    for name, tensor in alone_weights.items():
+        torch.testing.assert_close(gt_weights[name], tensor, rtol=1e-5, atol=1e-6, msg=name)
