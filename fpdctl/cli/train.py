@@ -236,7 +236,7 @@ _DISTILL_INPUT_SIZE = _opt(
 _STUDENT_INIT_HELP = (
     "Checkpoint whose weights start the student (fresh optimiser, schedule). The paper's FPD row (MPII val 89.04 "
     "against 87.93 alone: 43 % of the gap) is a trained student given a second schedule with the teacher; its "
-    "one-schedule FPD* row got 87.60. fpdctl over 5 seeds (docs/RESULTS.md 1.8): most of the 43 % comes from the "
+    "one-schedule FPD* row got 87.60. In fpdctl's 5 seeds (docs/RESULTS.md 1.8) most of the 43 % comes from the "
     "second schedule, which train --init gives without the teacher; the teacher's own share is about 5 % of "
     "the gap (2 to 5 % in one schedule)"
 )
