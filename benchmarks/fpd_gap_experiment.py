@@ -56,9 +56,11 @@ def arm_flags(arm: str, init: Path) -> list[str]:
 
 
 def slice_teacher(teacher: str, student: str, input_size: int, out: Path) -> Path:
-    """The student cut out of the teacher (its first stacks, its most important channels)."""
+    """The student cut out of the teacher (its first stacks, its most important channels), made
+    once: written under another name and renamed, so an interrupted run leaves no half file."""
     path = out / f"sliced-{student}.safetensors"
     if not path.is_file():
+        partial = path.with_suffix(".part.safetensors")
         subprocess.run(
             [
                 sys.executable,
@@ -72,11 +74,12 @@ def slice_teacher(teacher: str, student: str, input_size: int, out: Path) -> Pat
                 "--input-size",
                 str(input_size),
                 "-o",
-                str(path),
+                str(partial),
             ],
             check=True,
             stdout=subprocess.DEVNULL,
         )
+        partial.replace(path)
     return path
 
 

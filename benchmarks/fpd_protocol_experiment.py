@@ -71,6 +71,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
+import fpd_gap_experiment as gap  # the slice of the teacher
 import fpd_synthetic_experiment as paired  # the recipe flags, the t-interval, the CPU name
 
 # The official code's README, MPII val PCKh@0.5 ("Results on MPII val").
@@ -201,6 +202,8 @@ class Results:
         for arm, rows in old.get("runs", {}).items():
             for seed, row in rows.items():
                 self.data["runs"].setdefault(arm, {}).setdefault(seed, row)
+        if "date" in old:  # the last row's date, until a new row is written
+            self.data.setdefault("date", old["date"])
         commands = old.get("commands") or ([old["command"]] if "command" in old else [])
         self.data["commands"] = commands + [c for c in self.data["commands"] if c not in commands]
         self.data["command"] = self.data["commands"][0]
@@ -301,8 +304,8 @@ def store_stage1(checkpoint: Path, report: Path, store: Path, stem: str) -> Path
     return store / f"{stem}.safetensors"
 
 
-def stage1(seed: int, args: argparse.Namespace, results: Results | None, out: Path) -> tuple[Path, float]:
-    """Stage 1 of ``seed``: the student alone from scratch on the exact labels, reused from the
+def stage1(seed: int, args: argparse.Namespace, results: Results, out: Path) -> tuple[Path, float]:
+    """Stage 1 of ``seed``: the student alone (from scratch, or the slice) on the exact labels, reused from the
     store when it holds it. Returns its final checkpoint and PCKh."""
     store = Path(args.store)
     sliced = "-sliced" if args.init == "sliced" else ""
@@ -311,7 +314,8 @@ def stage1(seed: int, args: argparse.Namespace, results: Results | None, out: Pa
     kept, kept_eval = store / f"{stem}.safetensors", store / f"{stem}.eval.json"
     run = out / f"stage1-{args.student}-s{seed}"
     log = out / "logs" / f"{run.name}.log"
-    head = ["train", "--model", args.student, *first_init(args, out)]
+    start = sliced_init(args, out)
+    head = ["train", "--model", args.student, *(["--init", str(start)] if start else [])]
     seconds = None  # trained in this invocation: its wall time
     if kept.is_file() and kept_eval.is_file():
         pckh = float(json.loads(kept_eval.read_text())["pckh"]["mean"])
@@ -323,7 +327,7 @@ def stage1(seed: int, args: argparse.Namespace, results: Results | None, out: Pa
         checkpoint = store_stage1(checkpoint, run / "final-eval.json", store, stem) or checkpoint
         seconds = round(time.time() - started)
         print(f"    stage1 seed {seed}: {pckh:.2f} ({seconds} s)", flush=True)
-    if results is not None and results.get("stage1", seed) is None:
+    if results.get("stage1", seed) is None:
         results.put(
             "stage1",
             seed,
@@ -337,19 +341,13 @@ def stage1(seed: int, args: argparse.Namespace, results: Results | None, out: Pa
     return checkpoint, pckh
 
 
-def first_init(args: argparse.Namespace, out: Path) -> list[str]:
-    """The flags that start stage 1 (and the one-schedule arm): nothing from scratch, or
-    ``--init`` the student sliced out of the teacher by ``fpdctl prune``, made once."""
+def sliced_init(args: argparse.Namespace, out: Path) -> Path | None:
+    """What stage 1 (and the one-schedule arm) start from: None from scratch, or with ``--init
+    sliced`` the student cut out of the teacher (``fpdctl prune``), made once."""
     if args.init != "sliced":
-        return []
-    sliced = out / f"sliced-{args.student}.safetensors"
-    with LOCK:
-        if not sliced.is_file():
-            partial = sliced.with_suffix(".part.safetensors")
-            prune = ["prune", "--teacher", args.teacher, "--to", args.student, "-o", str(partial)]
-            fpdctl([*prune, "--input-size", str(args.input_size)], out / "logs" / "prune.log")
-            partial.replace(sliced)
-    return ["--init", str(sliced)]
+        return None
+    with LOCK:  # seeds run in threads; one of them makes the slice
+        return gap.slice_teacher(args.teacher, args.student, args.input_size, out)
 
 
 def arm_run(
@@ -360,14 +358,12 @@ def arm_run(
     data: str,
     results: Results,
     out: Path,
-    tag: str = "",
 ):
-    """One run of a second-stage or one-schedule arm, scored and recorded (``tag``: more of the
-    run directory's name, e.g. the noise model)."""
-    run = out / f"{arm}{tag}-{args.student}-s{seed}"
+    """One run of a second-stage or one-schedule arm, scored and recorded."""
+    run = out / f"{arm}-{args.student}-s{seed}"
     log = out / "logs" / f"{run.name}.log"
-    if results.get(arm, seed) is not None and not (run / "final-eval.json").is_file():
-        return  # recorded in an earlier session whose run directory is gone
+    if results.get(arm, seed) is not None:
+        return  # recorded already (its run directory may be gone): keep the row as it was measured
     started = time.time()
     checkpoint = train_run(head, seed, run, args, data, log)
     pckh = score(checkpoint, run / "final-eval.json", args, log)
@@ -437,9 +433,9 @@ def run_protocol(args: argparse.Namespace, out: Path) -> Results:
         arm_run("continued_alone", alone, seed, args, args.data, results, out)
         arm_run("continued_fpd", [*fpd, "--student-init", str(init)], seed, args, args.data, results, out)
         if args.one_schedule:
-            start = first_init(args, out)
-            start = ["--student-init", start[1]] if start else []
-            arm_run("one_schedule_fpd", [*fpd, *start], seed, args, args.data, results, out)
+            start = sliced_init(args, out)
+            from_start = ["--student-init", str(start)] if start else []
+            arm_run("one_schedule_fpd", [*fpd, *from_start], seed, args, args.data, results, out)
 
     with ThreadPoolExecutor(max_workers=max(args.jobs, 1)) as pool:
         list(pool.map(one_seed, args.seeds))
